@@ -1,0 +1,141 @@
+"""The pure fold: ledger events, in effective-time order, into positions and cash.
+
+Rules (DESIGN "Ledger semantics"): only filled/partial orders move anything; buy costs
+``q*price + fees``, sell yields ``q*price - fees``; cost basis is the weighted-average
+entry price (fees excluded, always positive): adding re-weights, reducing keeps it and
+realizes P&L, crossing zero opens the remainder at the fill price, zero disappears.
+A snapshot replaces the position set and leaves cash alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Iterable
+
+from .model import (
+    EFFECTIVE_STATUSES,
+    CashEvent,
+    CashRecorded,
+    LedgerEvent,
+    Order,
+    OrderRecorded,
+    PositionsSnapshot,
+)
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class Holding:
+    quantity: Decimal
+    cost_basis: Decimal
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class Delta:
+    """One reconciliation entry: derived state before a snapshot vs. the snapshot."""
+
+    symbol: str
+    derived_quantity: Decimal
+    derived_cost_basis: Decimal | None
+    snapshot_quantity: Decimal
+    snapshot_cost_basis: Decimal | None
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Positions and cash of one strategy at some point of its event history."""
+
+    positions: dict[str, Holding] = field(default_factory=dict)
+    cash: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+    external_flows: Decimal = ZERO
+    last_order_at: datetime | None = None
+
+    def copy(self) -> "Ledger":
+        return Ledger(
+            positions={s: Holding(h.quantity, h.cost_basis, h.updated_at) for s, h in self.positions.items()},
+            cash=self.cash,
+            realized_pnl=self.realized_pnl,
+            external_flows=self.external_flows,
+            last_order_at=self.last_order_at,
+        )
+
+    # ------------------------------------------------------------ events
+
+    def apply(self, event: LedgerEvent) -> list[Delta] | None:
+        """Apply one event; a snapshot returns its reconciliation deltas."""
+        if isinstance(event, OrderRecorded):
+            self.apply_order(event.order)
+            return None
+        if isinstance(event, CashRecorded):
+            self.apply_cash(event.cash)
+            return None
+        return self.apply_snapshot(event.snapshot)
+
+    def apply_order(self, order: Order) -> None:
+        if self.last_order_at is None or order.executed_at > self.last_order_at:
+            self.last_order_at = order.executed_at
+        if order.status not in EFFECTIVE_STATUSES:
+            return
+        qty, price = order.quantity, order.price
+        if order.side == "buy":
+            self.cash -= qty * price + order.fees
+            signed = qty
+        else:
+            self.cash += qty * price - order.fees
+            signed = -qty
+        held = self.positions.get(order.symbol)
+        old = held.quantity if held is not None else ZERO
+        new = old + signed
+        if new == 0:
+            if held is not None:
+                self.realized_pnl += (price - held.cost_basis) * old
+                del self.positions[order.symbol]
+            return
+        if held is None or old == 0:
+            self.positions[order.symbol] = Holding(new, price, order.executed_at)
+            return
+        if (old > 0) == (signed > 0):  # adding to the position: re-weight
+            basis = (abs(old) * held.cost_basis + qty * price) / abs(new)
+        elif (old > 0) == (new > 0):  # reducing: basis kept, P&L realized
+            basis = held.cost_basis
+            self.realized_pnl += (price - held.cost_basis) * (-signed)
+        else:  # crossing zero: close all, open the remainder at the fill price
+            self.realized_pnl += (price - held.cost_basis) * old
+            basis = price
+        held.quantity, held.cost_basis, held.updated_at = new, basis, order.executed_at
+
+    def apply_cash(self, cash: CashEvent) -> None:
+        self.cash += cash.amount
+        if cash.event_type in ("deposit", "withdraw"):
+            self.external_flows += cash.amount
+
+    def apply_snapshot(self, snapshot: PositionsSnapshot) -> list[Delta]:
+        new_positions = {
+            p.symbol: Holding(p.quantity, p.cost_basis, snapshot.taken_at)
+            for p in snapshot.positions
+            if p.quantity != 0
+        }
+        deltas: list[Delta] = []
+        for symbol in sorted(set(self.positions) | set(new_positions)):
+            before, after = self.positions.get(symbol), new_positions.get(symbol)
+            bq, bb = (before.quantity, before.cost_basis) if before else (ZERO, None)
+            aq, ab = (after.quantity, after.cost_basis) if after else (ZERO, None)
+            if bq != aq or bb != ab:
+                deltas.append(Delta(symbol, bq, bb, aq, ab))
+            if before is not None and after is not None and bq == aq and bb == ab:
+                after.updated_at = before.updated_at
+        self.positions = new_positions
+        return deltas
+
+
+def fold(events: Iterable[LedgerEvent], ledger: Ledger | None = None) -> Ledger:
+    """Fold events (already in effective-time, then arrival, order) onto ``ledger``."""
+    ledger = ledger if ledger is not None else Ledger()
+    for event in events:
+        ledger.apply(event)
+    return ledger

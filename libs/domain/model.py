@@ -1,0 +1,252 @@
+"""Wire and event shapes of the BotRanks ledger (spec "Data Types"), as msgspec structs.
+
+Inputs (``*In``) are what bots send; events are what the event store keeps; the plain
+names (``Order``, ``CashEvent``, ``Position``) are what the API returns. Money and
+quantities are ``Decimal`` end to end so that sums are exact to the cent.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid5
+
+import msgspec
+
+Side = Literal["buy", "sell"]
+OrderType = Literal["market", "limit", "stop", "stop_limit"]
+OrderStatus = Literal["pending", "filled", "partial", "cancelled"]
+CashEventType = Literal["deposit", "withdraw", "dividend", "interest", "fee", "adjustment"]
+
+#: Statuses whose fills move positions and cash (DESIGN "Ledger semantics").
+EFFECTIVE_STATUSES = frozenset({"filled", "partial"})
+
+MAX_BATCH = 500
+MAX_ABS_AMOUNT = Decimal("1e15")
+MAX_DETAILS_BYTES = 16 * 1024
+SYMBOL_RE = re.compile(r"^[A-Z0-9.\-:^]{1,20}$")
+
+SymbolText = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+NoteText = Annotated[str, msgspec.Meta(max_length=2000)]
+
+# uuid5 namespace for deterministic aggregate ids: idempotency by version conflict.
+ID_NAMESPACE = UUID("6f1c1e0a-3d0b-5d7e-9a55-6b2f3f6c0b11")
+
+
+class SymbolError(ValueError):
+    """A symbol that is not of the accepted form (answered with 400)."""
+
+
+def normalize_symbol(raw: str, where: str) -> str:
+    """Upper-case ``raw`` and check it against the symbol grammar."""
+    symbol = raw.strip().upper()
+    if not SYMBOL_RE.match(symbol):
+        raise SymbolError(f"Invalid symbol {raw!r} at {where}: expected 1-20 of A-Z 0-9 . - : ^")
+    return symbol
+
+
+def to_utc(ts: datetime) -> datetime:
+    """Offsets are converted to UTC; naive timestamps are read as UTC."""
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=timezone.utc)
+    return ts.astimezone(timezone.utc)
+
+
+def _check_money(value: Decimal | None, name: str, *, positive: bool = False,
+                 non_negative: bool = False) -> None:
+    if value is None:
+        return
+    if not value.is_finite():
+        raise ValueError(f"`{name}` must be a finite number")
+    if abs(value) > MAX_ABS_AMOUNT:
+        raise ValueError(f"`{name}` must be at most 1e15 in magnitude")
+    if positive and value <= 0:
+        raise ValueError(f"`{name}` must be > 0")
+    if non_negative and value < 0:
+        raise ValueError(f"`{name}` must be >= 0")
+
+
+# ---------------------------------------------------------------- inputs
+
+
+class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
+    symbol: SymbolText
+    side: Side
+    quantity: Decimal
+    executed_at: datetime | None = None
+    price: Decimal | None = None
+    fees: Decimal = Decimal(0)
+    order_type: OrderType = "market"
+    status: OrderStatus = "filled"
+    external_order_id: ExternalId | None = None
+    details: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _check_money(self.quantity, "quantity", positive=True)
+        _check_money(self.price, "price", positive=True)
+        _check_money(self.fees, "fees", non_negative=True)
+        if self.executed_at is not None:
+            self.executed_at = to_utc(self.executed_at)
+        if self.details is not None and len(msgspec.json.encode(self.details)) > MAX_DETAILS_BYTES:
+            raise ValueError("`details` must encode to at most 16 KiB of JSON")
+
+
+class OrdersBatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    orders: Annotated[list[OrderIn], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class CashIn(msgspec.Struct, forbid_unknown_fields=True):
+    event_type: CashEventType
+    amount: Decimal
+    occurred_at: datetime | None = None
+    external_id: ExternalId | None = None
+    related_symbol: SymbolText | None = None
+    note: NoteText | None = None
+
+    def __post_init__(self) -> None:
+        _check_money(self.amount, "amount")
+        if self.event_type == "deposit" and self.amount <= 0:
+            raise ValueError("`amount` of a deposit must be > 0")
+        if self.event_type == "withdraw" and self.amount >= 0:
+            raise ValueError("`amount` of a withdraw must be < 0")
+        if self.occurred_at is not None:
+            self.occurred_at = to_utc(self.occurred_at)
+
+
+class PositionIn(msgspec.Struct, forbid_unknown_fields=True):
+    symbol: SymbolText
+    quantity: Decimal
+    cost_basis: Decimal
+
+    def __post_init__(self) -> None:
+        _check_money(self.quantity, "quantity")
+        _check_money(self.cost_basis, "cost_basis")
+        if self.quantity != 0 and self.cost_basis <= 0:
+            raise ValueError("`cost_basis` must be > 0 for an open position")
+
+
+class SnapshotIn(msgspec.Struct, forbid_unknown_fields=True):
+    positions: Annotated[list[PositionIn], msgspec.Meta(max_length=10_000)]
+    log_deltas: bool = False
+    taken_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.taken_at is not None:
+            self.taken_at = to_utc(self.taken_at)
+
+
+# ---------------------------------------------------------------- events / outputs
+
+
+class Order(msgspec.Struct, kw_only=True):
+    id: UUID
+    strategy_id: UUID
+    symbol: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    fees: Decimal
+    order_type: OrderType
+    status: OrderStatus
+    executed_at: datetime
+    created_at: datetime
+    external_order_id: str | None
+    details: dict[str, Any] | None
+
+
+class CashEvent(msgspec.Struct, kw_only=True):
+    id: UUID
+    strategy_id: UUID
+    event_type: CashEventType
+    amount: Decimal
+    occurred_at: datetime
+    external_id: str | None
+    related_symbol: str | None
+    note: str | None
+    created_at: datetime
+
+
+class SnapshotPosition(msgspec.Struct):
+    symbol: str
+    quantity: Decimal
+    cost_basis: Decimal
+
+
+class PositionsSnapshot(msgspec.Struct, kw_only=True):
+    id: UUID
+    strategy_id: UUID
+    positions: list[SnapshotPosition]
+    log_deltas: bool
+    taken_at: datetime
+    created_at: datetime
+
+
+class OrderRecorded(msgspec.Struct, tag="OrderRecorded.v1"):
+    order: Order
+
+
+class CashRecorded(msgspec.Struct, tag="CashRecorded.v1"):
+    cash: CashEvent
+
+
+class PositionsSnapshotted(msgspec.Struct, tag="PositionsSnapshotted.v1"):
+    snapshot: PositionsSnapshot
+
+
+LedgerEvent = OrderRecorded | CashRecorded | PositionsSnapshotted
+
+_event_encoder = msgspec.json.Encoder(decimal_format="number")
+_event_decoder = msgspec.json.Decoder(LedgerEvent)
+
+
+def encode_event(event: LedgerEvent) -> bytes:
+    return _event_encoder.encode(event)
+
+
+def decode_event(data: bytes) -> LedgerEvent:
+    return _event_decoder.decode(data)
+
+
+def event_topic(event: LedgerEvent) -> str:
+    return type(event).__struct_config__.tag  # type: ignore[return-value]
+
+
+def effective_at(event: LedgerEvent) -> datetime:
+    """The time an event takes effect in the ledger (its fold position)."""
+    if isinstance(event, OrderRecorded):
+        return event.order.executed_at
+    if isinstance(event, CashRecorded):
+        return event.cash.occurred_at
+    return event.snapshot.taken_at
+
+
+def event_strategy(event: LedgerEvent) -> UUID:
+    if isinstance(event, OrderRecorded):
+        return event.order.strategy_id
+    if isinstance(event, CashRecorded):
+        return event.cash.strategy_id
+    return event.snapshot.strategy_id
+
+
+def order_aggregate_id(strategy_id: UUID, external_order_id: str) -> UUID:
+    return uuid5(ID_NAMESPACE, f"{strategy_id}/order/{external_order_id}")
+
+
+def cash_aggregate_id(strategy_id: UUID, external_id: str) -> UUID:
+    return uuid5(ID_NAMESPACE, f"{strategy_id}/cash/{external_id}")
+
+
+class Position(msgspec.Struct, kw_only=True):
+    id: UUID
+    strategy_id: UUID
+    symbol: str
+    quantity: Decimal
+    cost_basis: Decimal
+    updated_at: datetime
+
+
+def position_id(strategy_id: UUID, symbol: str) -> UUID:
+    return uuid5(ID_NAMESPACE, f"{strategy_id}/position/{symbol}")

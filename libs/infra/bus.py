@@ -1,0 +1,67 @@
+"""NATS JetStream naming and connection helpers shared by the relay and the projector.
+
+Stream, subject and consumer names carry the event store's ``store_id`` so that a NATS
+server that outlives a database never mistakes a new store's notification 1 for an old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import nats
+from nats.aio.client import Client
+from nats.js.api import RetentionPolicy, StreamConfig
+from nats.js.errors import NotFoundError
+
+DUPLICATE_WINDOW_S = 600.0
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """What travels on the bus: one notification of the event store."""
+
+    notification_id: int
+    originator_id: str
+    topic: str
+    state: msgspec.Raw
+
+
+def stream_name(store_id: str) -> str:
+    return f"BOTRANKS_{store_id}"
+
+
+def subject_root(store_id: str) -> str:
+    return f"botranks.{store_id}.events"
+
+
+def subject_for(store_id: str, strategy_id: str) -> str:
+    return f"{subject_root(store_id)}.{strategy_id}"
+
+
+def message_id(store_id: str, notification_id: int) -> str:
+    return f"{store_id}:{notification_id}"
+
+
+async def connect(url: str, name: str, **callbacks) -> Client:
+    """Connect with unbounded reconnects (the bus may restart under us)."""
+    return await nats.connect(
+        servers=[url], name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        connect_timeout=2, allow_reconnect=True, **callbacks,
+    )
+
+
+async def ensure_stream(nc: Client, store_id: str) -> None:
+    js = nc.jetstream()
+    config = StreamConfig(
+        name=stream_name(store_id), subjects=[f"{subject_root(store_id)}.>"],
+        retention=RetentionPolicy.LIMITS, duplicate_window=DUPLICATE_WINDOW_S,
+        max_age=7 * 24 * 3600.0,
+    )
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+        except Exception:  # created concurrently by the other side: fine if it now exists
+            await asyncio.sleep(0.1)
+            await js.stream_info(config.name)

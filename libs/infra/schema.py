@@ -1,0 +1,153 @@
+"""Schema migrations: an ordered list of DDL steps, applied once each under an advisory lock.
+
+The event store's own tables come from eventsourcing (``EventStore.create_tables``); the
+tables here are the price cache, accounts/keys, the relay's position and the read models.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+MIGRATION_LOCK = 0x42_07_5A_01
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+    CREATE TABLE botranks_meta (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        store_id text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    INSERT INTO botranks_meta (store_id) VALUES (substr(md5(random()::text || clock_timestamp()::text), 1, 12));
+
+    CREATE TABLE strategies (
+        id uuid PRIMARY KEY,
+        name text NOT NULL,
+        base_currency text NOT NULL DEFAULT 'USD',
+        benchmark text NOT NULL DEFAULT 'SPY',
+        visibility text NOT NULL DEFAULT 'private',
+        owner_id uuid,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE api_keys (
+        id uuid PRIMARY KEY,
+        strategy_id uuid NOT NULL REFERENCES strategies(id),
+        name text NOT NULL,
+        key_prefix text NOT NULL,
+        key_hash bytea NOT NULL UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        last_used_at timestamptz,
+        revoked_at timestamptz
+    );
+    CREATE INDEX api_keys_strategy_idx ON api_keys (strategy_id);
+
+    CREATE TABLE prices (
+        symbol text NOT NULL,
+        date date NOT NULL,
+        open numeric, high numeric, low numeric,
+        close numeric NOT NULL CHECK (close > 0),
+        volume numeric,
+        source text NOT NULL DEFAULT 'manual',
+        fetched_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (symbol, date)
+    );
+
+    CREATE TABLE relay_position (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        notification_id bigint NOT NULL
+    );
+    INSERT INTO relay_position (notification_id) VALUES (0);
+
+    -- read models: written only by the projector, in the same transaction as its tracking row
+    CREATE TABLE rm_orders (
+        id uuid PRIMARY KEY,
+        strategy_id uuid NOT NULL,
+        symbol text NOT NULL,
+        side text NOT NULL,
+        quantity numeric NOT NULL,
+        price numeric NOT NULL,
+        fees numeric NOT NULL,
+        order_type text NOT NULL,
+        status text NOT NULL,
+        executed_at timestamptz NOT NULL,
+        created_at timestamptz NOT NULL,
+        external_order_id text,
+        details jsonb,
+        notification_id bigint NOT NULL,
+        event bytea NOT NULL
+    );
+    CREATE INDEX rm_orders_fold_idx ON rm_orders (strategy_id, executed_at, notification_id);
+    CREATE TABLE rm_cash_events (
+        id uuid PRIMARY KEY,
+        strategy_id uuid NOT NULL,
+        event_type text NOT NULL,
+        amount numeric NOT NULL,
+        occurred_at timestamptz NOT NULL,
+        external_id text,
+        related_symbol text,
+        note text,
+        created_at timestamptz NOT NULL,
+        notification_id bigint NOT NULL,
+        event bytea NOT NULL
+    );
+    CREATE INDEX rm_cash_fold_idx ON rm_cash_events (strategy_id, occurred_at, notification_id);
+    CREATE TABLE rm_snapshots (
+        id uuid PRIMARY KEY,
+        strategy_id uuid NOT NULL,
+        taken_at timestamptz NOT NULL,
+        notification_id bigint NOT NULL,
+        event bytea NOT NULL
+    );
+    CREATE INDEX rm_snapshots_fold_idx ON rm_snapshots (strategy_id, taken_at, notification_id);
+    CREATE TABLE rm_positions (
+        strategy_id uuid NOT NULL,
+        symbol text NOT NULL,
+        quantity numeric NOT NULL,
+        cost_basis numeric NOT NULL,
+        updated_at timestamptz NOT NULL,
+        PRIMARY KEY (strategy_id, symbol)
+    );
+    CREATE TABLE rm_ledger (
+        strategy_id uuid PRIMARY KEY,
+        cash_balance numeric NOT NULL,
+        realized_pnl numeric NOT NULL,
+        external_flows numeric NOT NULL,
+        market_value numeric NOT NULL,
+        total_equity numeric NOT NULL,
+        captured_at timestamptz NOT NULL,
+        last_order_at timestamptz,
+        last_effective_at timestamptz NOT NULL,
+        last_notification_id bigint NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE rm_reconciliation_log (
+        id bigserial PRIMARY KEY,
+        strategy_id uuid NOT NULL,
+        snapshot_id uuid NOT NULL,
+        symbol text NOT NULL,
+        derived_quantity numeric NOT NULL,
+        derived_cost_basis numeric,
+        snapshot_quantity numeric NOT NULL,
+        snapshot_cost_basis numeric,
+        taken_at timestamptz NOT NULL,
+        UNIQUE (snapshot_id, symbol)
+    );
+    """),
+]
+
+
+def migrate(conn: psycopg.Connection) -> int:
+    """Apply pending migrations; returns the schema version now in force."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        current = row[0] if not isinstance(row, dict) else row["coalesce"]
+        for version, ddl in MIGRATIONS:
+            if version > current:
+                conn.execute(ddl)
+                conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                current = version
+    return current

@@ -1,0 +1,48 @@
+"""Assembly of the command API: event store and relay are built in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from litestar import Litestar, get
+
+from libs.infra.settings import Settings
+from libs.infra.store import EventStore
+from libs.infra.web import EXCEPTION_HANDLERS, ExactJSONResponse
+
+from .relay import Relay
+from .routes import LedgerCommands
+
+
+@get("/healthz", sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok", "service": "command_api"}
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        store = EventStore(settings.database_url, pool_size=4, max_overflow=16)
+        await asyncio.to_thread(store.create_tables)
+        relay = Relay(store, settings.nats_url)
+        task = asyncio.create_task(relay.run())
+        app.state.store, app.state.relay = store, relay
+        try:
+            yield
+        finally:
+            relay.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.to_thread(store.close)
+
+    return Litestar(
+        route_handlers=[LedgerCommands, healthz],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        response_class=ExactJSONResponse,
+        request_max_body_size=1024 * 1024,
+    )

@@ -1,0 +1,181 @@
+"""Command handling: validate, resolve prices, and append ledger events idempotently.
+
+Synchronous (the event store library is); the routes run these in worker threads.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from uuid import UUID
+
+from libs.domain.model import (
+    CashEvent,
+    CashIn,
+    CashRecorded,
+    LedgerEvent,
+    Order,
+    OrderRecorded,
+    OrdersBatchIn,
+    PositionsSnapshot,
+    PositionsSnapshotted,
+    SnapshotIn,
+    SnapshotPosition,
+    SymbolError,
+    cash_aggregate_id,
+    normalize_symbol,
+    order_aggregate_id,
+)
+from libs.infra.store import EventStore, IntegrityError
+from libs.infra.web import BadRequest, UnprocessableEntity
+
+MAX_FUTURE = timedelta(minutes=5)
+APPEND_ATTEMPTS = 5
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _symbol(raw: str, where: str) -> str:
+    try:
+        return normalize_symbol(raw, where)
+    except SymbolError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _not_future(ts: datetime, now: datetime, where: str) -> None:
+    if ts > now + MAX_FUTURE:
+        raise UnprocessableEntity(f"`{where}` is more than 5 minutes in the future ({_iso(ts)})")
+
+
+@dataclass
+class AppendResult:
+    accepted: list[LedgerEvent] = field(default_factory=list)
+    duplicates: list[LedgerEvent] = field(default_factory=list)
+    notification_ids: list[int] = field(default_factory=list)
+
+
+def append_idempotently(store: EventStore, candidates: list[tuple[UUID, LedgerEvent]]) -> AppendResult:
+    """Append the candidates whose aggregate ids are new; the rest come back as duplicates.
+
+    The database decides: an insert that collides with a concurrent writer fails whole,
+    after which we look up which ids now exist and try again with the others.
+    """
+    result = AppendResult()
+    order = {aggregate_id: i for i, (aggregate_id, _) in enumerate(candidates)}
+    pending = list(candidates)
+    found: dict[UUID, LedgerEvent] = {}
+    for _ in range(APPEND_ATTEMPTS):
+        if not pending:
+            break
+        try:
+            result.notification_ids = list(store.append(pending))
+            break
+        except IntegrityError:
+            found.update(store.existing([aggregate_id for aggregate_id, _ in pending]))
+            pending = [(a, e) for a, e in pending if a not in found]
+    else:
+        raise RuntimeError("could not append after repeated id conflicts")
+    accepted_ids = {a for a, _ in pending}
+    result.accepted = [e for a, e in pending]
+    result.duplicates = [found[a] for a in sorted(found, key=order.__getitem__) if a not in accepted_ids]
+    return result
+
+
+def lookup_closes(store: EventStore, wanted: set[tuple[str, datetime]]) -> dict[tuple[str, object], Decimal]:
+    """Closes for (symbol, UTC date) pairs, from the price cache."""
+    if not wanted:
+        return {}
+    symbols = [s for s, _ in wanted]
+    dates = [ts.astimezone(timezone.utc).date() for _, ts in wanted]
+    with store.cursor() as curs:
+        rows = curs.execute(
+            "SELECT p.symbol, p.date, p.close FROM prices p"
+            " JOIN unnest(%s::text[], %s::date[]) AS w(symbol, date) USING (symbol, date)",
+            (symbols, dates),
+        ).fetchall()
+    return {(r["symbol"], r["date"]): r["close"] for r in rows}
+
+
+def record_orders(store: EventStore, strategy_id: UUID, batch: OrdersBatchIn) -> tuple[list[Order], list[Order]]:
+    """Store a batch of orders; returns (accepted, duplicates). All-or-nothing on errors."""
+    now = datetime.now(timezone.utc)
+    for i, o in enumerate(batch.orders):
+        o.symbol = _symbol(o.symbol, f"orders[{i}].symbol")
+        if o.executed_at is None:
+            o.executed_at = now
+        _not_future(o.executed_at, now, f"orders[{i}].executed_at")
+    closes = lookup_closes(store, {(o.symbol, o.executed_at) for o in batch.orders if o.price is None})
+    candidates: list[tuple[UUID, LedgerEvent]] = []
+    first_by_external: dict[str, UUID] = {}
+    in_batch_dupes: list[tuple[int, UUID]] = []
+    for i, o in enumerate(batch.orders):
+        price = o.price
+        if price is None:
+            price = closes.get((o.symbol, o.executed_at.date()))
+            if price is None:
+                raise UnprocessableEntity(
+                    f"No market data available for {o.symbol} at {_iso(o.executed_at)} (orders[{i}])"
+                )
+        if o.external_order_id is not None:
+            aggregate_id = order_aggregate_id(strategy_id, o.external_order_id)
+            if o.external_order_id in first_by_external:
+                in_batch_dupes.append((i, aggregate_id))
+                continue
+            first_by_external[o.external_order_id] = aggregate_id
+        else:
+            aggregate_id = uuid.uuid4()
+        order = Order(
+            id=aggregate_id, strategy_id=strategy_id, symbol=o.symbol, side=o.side,
+            quantity=o.quantity, price=price, fees=o.fees, order_type=o.order_type,
+            status=o.status, executed_at=o.executed_at, created_at=now,
+            external_order_id=o.external_order_id, details=o.details,
+        )
+        candidates.append((aggregate_id, OrderRecorded(order)))
+    result = append_idempotently(store, candidates)
+    accepted = [e.order for e in result.accepted]  # type: ignore[union-attr]
+    duplicates = [e.order for e in result.duplicates]  # type: ignore[union-attr]
+    if in_batch_dupes:
+        by_id = {o.id: o for o in accepted + duplicates}
+        duplicates.extend(by_id[aggregate_id] for _, aggregate_id in in_batch_dupes)
+    return accepted, duplicates
+
+
+def record_cash(store: EventStore, strategy_id: UUID, cash: CashIn) -> tuple[str, CashEvent]:
+    """Store one cash event; returns ("created" | "duplicate", event)."""
+    now = datetime.now(timezone.utc)
+    occurred_at = cash.occurred_at or now
+    _not_future(occurred_at, now, "occurred_at")
+    related = _symbol(cash.related_symbol, "related_symbol") if cash.related_symbol else None
+    aggregate_id = cash_aggregate_id(strategy_id, cash.external_id) if cash.external_id else uuid.uuid4()
+    event = CashEvent(
+        id=aggregate_id, strategy_id=strategy_id, event_type=cash.event_type, amount=cash.amount,
+        occurred_at=occurred_at, external_id=cash.external_id, related_symbol=related,
+        note=cash.note, created_at=now,
+    )
+    result = append_idempotently(store, [(aggregate_id, CashRecorded(event))])
+    if result.accepted:
+        return "created", event
+    return "duplicate", result.duplicates[0].cash  # type: ignore[union-attr]
+
+
+def record_snapshot(store: EventStore, strategy_id: UUID, snapshot: SnapshotIn) -> PositionsSnapshot:
+    """Store a positions snapshot event (the projector applies it at ``taken_at``)."""
+    now = datetime.now(timezone.utc)
+    taken_at = snapshot.taken_at or now
+    _not_future(taken_at, now, "taken_at")
+    positions: dict[str, SnapshotPosition] = {}
+    for i, p in enumerate(snapshot.positions):
+        symbol = _symbol(p.symbol, f"positions[{i}].symbol")
+        if symbol in positions:
+            raise UnprocessableEntity(f"`positions[{i}].symbol` {symbol} appears twice in the snapshot")
+        positions[symbol] = SnapshotPosition(symbol, p.quantity, p.cost_basis)
+    event = PositionsSnapshot(
+        id=uuid.uuid4(), strategy_id=strategy_id, positions=list(positions.values()),
+        log_deltas=snapshot.log_deltas, taken_at=taken_at, created_at=now,
+    )
+    append_idempotently(store, [(event.id, PositionsSnapshotted(event))])
+    return event

@@ -1,0 +1,41 @@
+"""Assembly of the query API: a read-only connection pool built in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from litestar import Litestar, get
+
+from libs.infra.settings import Settings
+from libs.infra.store import EventStore
+from libs.infra.web import EXCEPTION_HANDLERS, ExactJSONResponse
+
+from .routes import StrategyQueries
+
+
+@get("/healthz", sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok", "service": "query_api"}
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        store = EventStore(settings.database_url, pool_size=4, max_overflow=16)
+        await asyncio.to_thread(store.create_tables)
+        app.state.store = store
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(store.close)
+
+    return Litestar(
+        route_handlers=[StrategyQueries, healthz],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        response_class=ExactJSONResponse,
+    )
