@@ -14,6 +14,7 @@ class Settings:
     home: Path
     rate_limit_per_minute: int = 60
     log_level: str = "info"
+    read_your_writes_timeout: float = 2.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -30,4 +31,5 @@ class Settings:
             home=Path(os.environ.get("BOTRANKS_HOME", ".botranks")).resolve(),
             rate_limit_per_minute=int(os.environ.get("BOTRANKS_RATE_LIMIT_PER_MINUTE", "60")),
             log_level=os.environ.get("BOTRANKS_LOG_LEVEL", "info"),
+            read_your_writes_timeout=float(os.environ.get("BOTRANKS_READ_YOUR_WRITES_TIMEOUT", "2.0")),
         )

@@ -12,6 +12,7 @@ from libs.infra.settings import Settings
 from libs.infra.store import EventStore
 from libs.infra.web import EXCEPTION_HANDLERS, ExactJSONResponse
 
+from .consistency import ProjectionWaiter
 from .relay import Relay
 from .routes import LedgerCommands
 
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         relay = Relay(store, settings.nats_url)
         task = asyncio.create_task(relay.run())
         app.state.store, app.state.relay = store, relay
+        app.state.waiter = ProjectionWaiter(store, settings.read_your_writes_timeout)
         try:
             yield
         finally:

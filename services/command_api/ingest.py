@@ -100,8 +100,15 @@ def lookup_closes(store: EventStore, wanted: set[tuple[str, datetime]]) -> dict[
     return {(r["symbol"], r["date"]): r["close"] for r in rows}
 
 
-def record_orders(store: EventStore, strategy_id: UUID, batch: OrdersBatchIn) -> tuple[list[Order], list[Order]]:
-    """Store a batch of orders; returns (accepted, duplicates). All-or-nothing on errors."""
+@dataclass
+class OrdersResult:
+    accepted: list[Order]
+    duplicates: list[Order]
+    notification_ids: list[int]
+
+
+def record_orders(store: EventStore, strategy_id: UUID, batch: OrdersBatchIn) -> OrdersResult:
+    """Store a batch of orders: accepted and duplicates, in request order. All-or-nothing on errors."""
     now = datetime.now(timezone.utc)
     for i, o in enumerate(batch.orders):
         o.symbol = _symbol(o.symbol, f"orders[{i}].symbol")
@@ -141,11 +148,11 @@ def record_orders(store: EventStore, strategy_id: UUID, batch: OrdersBatchIn) ->
     if in_batch_dupes:
         by_id = {o.id: o for o in accepted + duplicates}
         duplicates.extend(by_id[aggregate_id] for _, aggregate_id in in_batch_dupes)
-    return accepted, duplicates
+    return OrdersResult(accepted, duplicates, result.notification_ids)
 
 
-def record_cash(store: EventStore, strategy_id: UUID, cash: CashIn) -> tuple[str, CashEvent]:
-    """Store one cash event; returns ("created" | "duplicate", event)."""
+def record_cash(store: EventStore, strategy_id: UUID, cash: CashIn) -> tuple[str, CashEvent, list[int]]:
+    """Store one cash event; returns ("created" | "duplicate", event, notification ids)."""
     now = datetime.now(timezone.utc)
     occurred_at = cash.occurred_at or now
     _not_future(occurred_at, now, "occurred_at")
@@ -158,8 +165,8 @@ def record_cash(store: EventStore, strategy_id: UUID, cash: CashIn) -> tuple[str
     )
     result = append_idempotently(store, [(aggregate_id, CashRecorded(event))])
     if result.accepted:
-        return "created", event
-    return "duplicate", result.duplicates[0].cash  # type: ignore[union-attr]
+        return "created", event, result.notification_ids
+    return "duplicate", result.duplicates[0].cash, []  # type: ignore[union-attr]
 
 
 def record_snapshot(store: EventStore, strategy_id: UUID, snapshot: SnapshotIn) -> PositionsSnapshot:

@@ -7,42 +7,56 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from litestar import Controller, Request, post
+from anyio import to_thread
+from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 
-from libs.domain.model import CashIn, OrdersBatchIn, SnapshotIn
-from libs.infra.web import authorize, decode_body
+from libs.domain.model import CashIn, OrdersBatchIn
+from libs.infra.web import ExactJSONResponse, authorize, decode_body
 
 from . import ingest
 
 log = structlog.get_logger(service="command_api")
 
 
+async def _acknowledge(state: State, notification_ids: list[int], content: dict[str, Any]) -> Response:
+    """Publish promptly, wait (bounded) for the projection, then answer."""
+    state.relay.poke()
+    projected = await state.waiter.wait_for(max(notification_ids, default=0))
+    return ExactJSONResponse(content, status_code=200, headers={"BotRanks-Projected": "true" if projected else "false"})
+
+
 class LedgerCommands(Controller):
     path = "/api/v1/strategies/{strategy_id:uuid}"
 
-    @post("/orders", status_code=200, sync_to_thread=True, summary="Submit a batch of 1..500 orders")
-    def post_orders(self, request: Request, state: State, strategy_id: UUID, body: bytes) -> dict[str, Any]:
+    @post("/orders", summary="Submit a batch of 1..500 orders")
+    async def post_orders(self, request: Request, state: State, strategy_id: UUID, body: bytes) -> Response:
         started = time.perf_counter()
-        authorize(state.store, request.headers.get("authorization"), strategy_id)
-        batch = decode_body(body, OrdersBatchIn)
-        accepted, duplicates = ingest.record_orders(state.store, strategy_id, batch)
-        state.relay.poke()
-        log.info("orders_ingested", strategy_id=str(strategy_id), accepted=len(accepted),
-                 duplicates=len(duplicates), duration_ms=round((time.perf_counter() - started) * 1000, 2))
-        return {
-            "accepted": accepted,
-            "duplicates": duplicates,
-            "counts": {"accepted": len(accepted), "duplicates": len(duplicates)},
-        }
 
-    @post("/cash", status_code=200, sync_to_thread=True, summary="Record a cash event")
-    def post_cash(self, request: Request, state: State, strategy_id: UUID, body: bytes) -> dict[str, Any]:
+        def work():
+            authorize(state.store, request.headers.get("authorization"), strategy_id)
+            return ingest.record_orders(state.store, strategy_id, decode_body(body, OrdersBatchIn))
+
+        result = await to_thread.run_sync(work)
+        response = await _acknowledge(state, result.notification_ids, {
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "counts": {"accepted": len(result.accepted), "duplicates": len(result.duplicates)},
+        })
+        log.info("orders_ingested", strategy_id=str(strategy_id), accepted=len(result.accepted),
+                 duplicates=len(result.duplicates), duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        return response
+
+    @post("/cash", summary="Record a cash event")
+    async def post_cash(self, request: Request, state: State, strategy_id: UUID, body: bytes) -> Response:
         started = time.perf_counter()
-        authorize(state.store, request.headers.get("authorization"), strategy_id)
-        cash = decode_body(body, CashIn)
-        status, event = ingest.record_cash(state.store, strategy_id, cash)
-        state.relay.poke()
+
+        def work():
+            authorize(state.store, request.headers.get("authorization"), strategy_id)
+            return ingest.record_cash(state.store, strategy_id, decode_body(body, CashIn))
+
+        status, event, notification_ids = await to_thread.run_sync(work)
+        response = await _acknowledge(state, notification_ids, {"status": status, "event": event})
         log.info("cash_ingested", strategy_id=str(strategy_id), status=status, event_type=event.event_type,
                  duration_ms=round((time.perf_counter() - started) * 1000, 2))
-        return {"status": status, "event": event}
+        return response

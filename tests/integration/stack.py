@@ -1,0 +1,132 @@
+"""The three services as child processes, plus HTTP helpers for tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+from libs.infra import bus
+from libs.infra.embedded import free_port, wait_for_port
+from libs.infra.store import EventStore
+from libs.infra.web import create_strategy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Stack:
+    def __init__(self, database_url: str, nats_url: str, home: Path, **env: str) -> None:
+        self.database_url, self.nats_url, self.home = database_url, nats_url, home
+        self.extra_env = env
+        self.command_port, self.query_port = free_port(), free_port()
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.store = EventStore(database_url, pool_size=1, max_overflow=4)
+        self.store.create_tables()
+        self.command = httpx.Client(base_url=f"http://127.0.0.1:{self.command_port}", timeout=30)
+        self.query = httpx.Client(base_url=f"http://127.0.0.1:{self.query_port}", timeout=30)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "BOTRANKS_DATABASE_URL": self.database_url, "BOTRANKS_NATS_URL": self.nats_url,
+                "BOTRANKS_HOME": str(self.home), "BOTRANKS_LOG_LEVEL": "warning", **self.extra_env}
+
+    def _spawn(self, name: str, *args: str) -> None:
+        log = open(self.home / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env,
+                                                stdout=log, stderr=subprocess.STDOUT)
+
+    def start(self) -> None:
+        self._spawn("command_api", "services.command_api.main", "--port", str(self.command_port))
+        self._spawn("query_api", "services.query_api.main", "--port", str(self.query_port))
+        self.start_projector()
+        wait_for_port(self.command_port, 60)
+        wait_for_port(self.query_port, 60)
+
+    def start_projector(self) -> None:
+        self._spawn("projector", "services.projector.main", "run")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(sig)
+        process.wait(20)
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            self.kill(name, signal.SIGTERM)
+        self.command.close()
+        self.query.close()
+        try:
+            asyncio.run(_delete_stream(self.nats_url, self.store.store_id))
+        except Exception:
+            pass
+        self.store.close()
+
+    # ------------------------------------------------------------ helpers
+
+    def new_strategy(self, name: str = "test") -> tuple[str, dict[str, str]]:
+        strategy_id, key = create_strategy(self.store, name)
+        return str(strategy_id), {"Authorization": f"Bearer {key}"}
+
+    def post(self, strategy_id: str, what: str, payload: Any, headers: dict[str, str]) -> httpx.Response:
+        return self.command.post(f"/api/v1/strategies/{strategy_id}/{what}", json=payload, headers=headers)
+
+    def state(self, strategy_id: str, headers: dict[str, str]) -> dict[str, Any]:
+        response = self.query.get(f"/api/v1/strategies/{strategy_id}/state", headers=headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def event_count(self) -> int:
+        return self.store.max_notification_id()
+
+    def add_prices(self, rows: list[tuple[str, str, float]]) -> None:
+        with self.store.transaction() as curs:
+            curs.executemany(
+                "INSERT INTO prices (symbol, date, close, source) VALUES (%s, %s, %s, 'test')"
+                " ON CONFLICT (symbol, date) DO UPDATE SET close = EXCLUDED.close", rows)
+
+    def read_models(self) -> dict[str, list[tuple]]:
+        """Every read model, as comparable rows (timestamps of the projection itself excluded)."""
+        queries = {
+            "positions": "SELECT strategy_id, symbol, quantity, cost_basis, updated_at FROM rm_positions ORDER BY 1, 2",
+            "ledger": "SELECT strategy_id, cash_balance, realized_pnl, external_flows, market_value, total_equity,"
+                      " last_order_at, last_effective_at, last_notification_id FROM rm_ledger ORDER BY 1",
+            "orders": "SELECT id, notification_id FROM rm_orders ORDER BY 1",
+            "cash": "SELECT id, notification_id FROM rm_cash_events ORDER BY 1",
+            "reconciliation": "SELECT snapshot_id, symbol, derived_quantity, snapshot_quantity"
+                              " FROM rm_reconciliation_log ORDER BY 1, 2",
+        }
+        with self.store.cursor() as curs:
+            return {name: [tuple(r.values()) for r in curs.execute(q).fetchall()] for name, q in queries.items()}
+
+    def projected_up_to(self) -> int:
+        from services.projector.projection import tracked_position
+
+        return tracked_position(self.store)
+
+    def wait_projected(self, timeout: float = 30.0) -> None:
+        target = self.event_count()
+        wait_until(lambda: self.projected_up_to() >= target, timeout, f"projection to reach {target}")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def _delete_stream(nats_url: str, store_id: str) -> None:
+    nc = await bus.connect(nats_url, "botranks-tests")
+    try:
+        await nc.jetstream().delete_stream(bus.stream_name(store_id))
+    finally:
+        await nc.close()
