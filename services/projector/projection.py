@@ -55,10 +55,10 @@ def project(store: EventStore, notifications: Sequence[Notification]) -> int:
         fresh = sorted({n.id: n for n in notifications if n.id > current}.values(), key=lambda n: n.id)
         if not fresh:
             return 0
-        events = [(n.id, decode_event(n.state)) for n in fresh]
-        _insert_log_rows(curs, events)
+        decoded = [(n.id, decode_event(n.state), n.state) for n in fresh]
+        _insert_log_rows(curs, decoded)
         by_strategy: dict[UUID, list[tuple[int, LedgerEvent]]] = defaultdict(list)
-        for nid, event in events:
+        for nid, event, _ in decoded:
             by_strategy[event_strategy(event)].append((nid, event))
         refolds = 0
         for strategy_id, strategy_events in by_strategy.items():
@@ -70,36 +70,39 @@ def project(store: EventStore, notifications: Sequence[Notification]) -> int:
     return len(fresh)
 
 
-def _insert_log_rows(curs, events: list[tuple[int, LedgerEvent]]) -> None:
-    orders, cash, snapshots = [], [], []
-    for nid, event in events:
-        raw = msgspec.json.encode(event)
-        if isinstance(event, OrderRecorded):
-            o = event.order
-            orders.append((o.id, o.strategy_id, o.symbol, o.side, o.quantity, o.price, o.fees, o.order_type,
-                           o.status, o.executed_at, o.created_at, o.external_order_id,
-                           None if o.details is None else _json.encode(o.details).decode(), nid, raw))
-        elif isinstance(event, CashRecorded):
-            c = event.cash
-            cash.append((c.id, c.strategy_id, c.event_type, c.amount, c.occurred_at, c.external_id,
-                         c.related_symbol, c.note, c.created_at, nid, raw))
-        else:
-            s = event.snapshot
-            snapshots.append((s.id, s.strategy_id, s.taken_at, nid, raw))
-    if orders:
-        curs.executemany(
-            "INSERT INTO rm_orders (id, strategy_id, symbol, side, quantity, price, fees, order_type, status,"
-            " executed_at, created_at, external_order_id, details, notification_id, event)"
-            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::jsonb,%s,%s) ON CONFLICT (id) DO NOTHING", orders)
-    if cash:
-        curs.executemany(
-            "INSERT INTO rm_cash_events (id, strategy_id, event_type, amount, occurred_at, external_id,"
-            " related_symbol, note, created_at, notification_id, event)"
-            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO NOTHING", cash)
-    if snapshots:
-        curs.executemany(
-            "INSERT INTO rm_snapshots (id, strategy_id, taken_at, notification_id, event)"
-            " VALUES (%s,%s,%s,%s,%s) ON CONFLICT (id) DO NOTHING", snapshots)
+LOG_TABLES = {
+    OrderRecorded: ("rm_orders", "id, strategy_id, symbol, side, quantity, price, fees, order_type, status,"
+                    " executed_at, created_at, external_order_id, details, notification_id, event"),
+    CashRecorded: ("rm_cash_events", "id, strategy_id, event_type, amount, occurred_at, external_id,"
+                   " related_symbol, note, created_at, notification_id, event"),
+    PositionsSnapshotted: ("rm_snapshots", "id, strategy_id, taken_at, notification_id, event"),
+}
+
+
+def _log_row(nid: int, event: LedgerEvent, raw: bytes) -> tuple:
+    if isinstance(event, OrderRecorded):
+        o = event.order
+        details = None if o.details is None else _json.encode(o.details).decode()
+        return (o.id, o.strategy_id, o.symbol, o.side, o.quantity, o.price, o.fees, o.order_type, o.status,
+                o.executed_at, o.created_at, o.external_order_id, details, nid, raw)
+    if isinstance(event, CashRecorded):
+        c = event.cash
+        return (c.id, c.strategy_id, c.event_type, c.amount, c.occurred_at, c.external_id, c.related_symbol,
+                c.note, c.created_at, nid, raw)
+    s = event.snapshot
+    return (s.id, s.strategy_id, s.taken_at, nid, raw)
+
+
+def _insert_log_rows(curs, events: list[tuple[int, LedgerEvent, bytes]]) -> None:
+    """Append the events to the log tables with COPY (each notification arrives here once)."""
+    rows: dict[type, list[tuple]] = defaultdict(list)
+    for nid, event, raw in events:
+        rows[type(event)].append(_log_row(nid, event, raw))
+    for kind, kind_rows in rows.items():
+        table, columns = LOG_TABLES[kind]
+        with curs.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in kind_rows:
+                copy.write_row(row)
 
 
 def _key(nid: int, event: LedgerEvent) -> tuple[datetime, int]:
@@ -229,9 +232,9 @@ def rebuild(store: EventStore, batch: int = 5000) -> int:
             notifications = store.notifications_after(last, batch)
             if not notifications:
                 break
-            events = [(n.id, decode_event(n.state)) for n in notifications]
-            _insert_log_rows(curs, events)
-            for nid, event in events:
+            decoded = [(n.id, decode_event(n.state), n.state) for n in notifications]
+            _insert_log_rows(curs, decoded)
+            for nid, event, _ in decoded:
                 by_strategy[event_strategy(event)].append((nid, event))
             last, total = notifications[-1].id, total + len(notifications)
         for strategy_id, strategy_events in by_strategy.items():
