@@ -132,6 +132,50 @@ MIGRATIONS: list[tuple[int, str]] = [
         UNIQUE (snapshot_id, symbol)
     );
     """),
+    (2, """
+    -- market data: every write to `prices` also records which (symbol, from date) changed,
+    -- so the projector can re-mark the strategies concerned (an outbox it follows by id)
+    CREATE TABLE price_updates (
+        id bigserial PRIMARY KEY,
+        symbol text NOT NULL,
+        from_date date NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE projector_price_cursor (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        price_update_id bigint NOT NULL
+    );
+    INSERT INTO projector_price_cursor (price_update_id) VALUES (0);
+
+    ALTER TABLE rm_ledger ADD COLUMN state bytea;
+    ALTER TABLE rm_ledger ADD COLUMN inception_date date;
+    CREATE TABLE rm_checkpoints (
+        strategy_id uuid NOT NULL,
+        date date NOT NULL,
+        state bytea NOT NULL,
+        PRIMARY KEY (strategy_id, date)
+    );
+    CREATE TABLE rm_nav_daily (
+        strategy_id uuid NOT NULL,
+        date date NOT NULL,
+        cash numeric NOT NULL,
+        market_value numeric NOT NULL,
+        total_equity numeric NOT NULL,
+        external_flow numeric NOT NULL,
+        PRIMARY KEY (strategy_id, date)
+    );
+    CREATE TABLE rm_strategy_symbols (
+        symbol text NOT NULL,
+        strategy_id uuid NOT NULL,
+        PRIMARY KEY (symbol, strategy_id)
+    );
+    CREATE INDEX strategies_benchmark_idx ON strategies (benchmark);
+    -- what the fold made of each snapshot (the POST /positions/snapshot response)
+    ALTER TABLE rm_snapshots ADD COLUMN upserted int, ADD COLUMN removed int, ADD COLUMN reconciliation_entries int;
+    CREATE INDEX rm_orders_list_idx ON rm_orders (strategy_id, notification_id);
+    CREATE INDEX rm_cash_list_idx ON rm_cash_events (strategy_id, notification_id);
+    CREATE INDEX rm_reconciliation_list_idx ON rm_reconciliation_log (strategy_id, id);
+    """),
 ]
 
 

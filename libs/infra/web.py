@@ -10,7 +10,13 @@ from uuid import UUID
 
 import msgspec
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
 from litestar.serialization import default_serializer
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 import structlog
@@ -45,6 +51,11 @@ def error_response(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         status, detail = exc.status_code, exc.detail
         headers = exc.headers or None
+        if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
+            # name the offending parameters instead of Litestar's generic "Validation failed"
+            problems = "; ".join(f"`{e.get('key', '?')}`: {e.get('message', 'invalid')}"
+                                 for e in exc.extra if isinstance(e, dict))
+            detail = f"Invalid request parameters: {problems}" if problems else detail
     else:
         log.error("unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
         status, detail, headers = HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", None

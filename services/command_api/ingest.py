@@ -169,7 +169,7 @@ def record_cash(store: EventStore, strategy_id: UUID, cash: CashIn) -> tuple[str
     return "duplicate", result.duplicates[0].cash, []  # type: ignore[union-attr]
 
 
-def record_snapshot(store: EventStore, strategy_id: UUID, snapshot: SnapshotIn) -> PositionsSnapshot:
+def record_snapshot(store: EventStore, strategy_id: UUID, snapshot: SnapshotIn) -> tuple[PositionsSnapshot, list[int]]:
     """Store a positions snapshot event (the projector applies it at ``taken_at``)."""
     now = datetime.now(timezone.utc)
     taken_at = snapshot.taken_at or now
@@ -184,5 +184,15 @@ def record_snapshot(store: EventStore, strategy_id: UUID, snapshot: SnapshotIn) 
         id=uuid.uuid4(), strategy_id=strategy_id, positions=list(positions.values()),
         log_deltas=snapshot.log_deltas, taken_at=taken_at, created_at=now,
     )
-    append_idempotently(store, [(event.id, PositionsSnapshotted(event))])
-    return event
+    result = append_idempotently(store, [(event.id, PositionsSnapshotted(event))])
+    return event, result.notification_ids
+
+
+def snapshot_outcome(store: EventStore, snapshot_id: UUID) -> dict[str, int] | None:
+    """What the projector made of a snapshot (None until it has folded it)."""
+    with store.cursor() as curs:
+        row = curs.execute("SELECT upserted, removed, reconciliation_entries FROM rm_snapshots WHERE id = %s",
+                           (snapshot_id,)).fetchone()
+    if row is None or row["upserted"] is None:
+        return None
+    return dict(row)

@@ -19,7 +19,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from libs.infra import bus
 from libs.infra.store import EventStore
 
-from .projection import project, tracked_position
+from .projection import apply_price_updates, project, tracked_position
 
 FETCH_BATCH = 500
 FETCH_TIMEOUT_S = 0.5
@@ -59,12 +59,13 @@ class ProjectorDaemon:
             pass
 
     async def catch_up(self) -> int:
-        """Project everything the store has beyond the tracked position."""
+        """Project everything the store has beyond the tracked position, then re-mark for new prices."""
         total = 0
         while True:
             last = await asyncio.to_thread(tracked_position, self.store)
             notifications = await asyncio.to_thread(self.store.notifications_after, last, STORE_BATCH)
             if not notifications:
+                await asyncio.to_thread(apply_price_updates, self.store)
                 return total
             total += await asyncio.to_thread(project, self.store, notifications)
 

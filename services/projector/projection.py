@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, time as dtime, timezone
+from datetime import date, datetime, time as dtime, timedelta, timezone
 from decimal import Decimal
 from uuid import UUID
 
@@ -20,6 +20,7 @@ import structlog
 from eventsourcing.persistence import Tracking
 
 from libs.domain.ledger import Delta, Holding, Ledger, ZERO
+from libs.domain.nav import LedgerState, PriceBook, decode_state, derive, encode_state
 from libs.domain.model import (
     CashRecorded,
     LedgerEvent,
@@ -34,7 +35,10 @@ from libs.infra.store import EventStore, Notification
 APPLICATION_NAME = "projector"
 PROJECTOR_LOCK = 0x42_07_5A_03
 READ_MODEL_TABLES = ("rm_orders", "rm_cash_events", "rm_snapshots", "rm_positions", "rm_ledger",
-                     "rm_reconciliation_log")
+                     "rm_reconciliation_log", "rm_checkpoints", "rm_nav_daily", "rm_strategy_symbols")
+#: NAV days are marked at the close; the spec shows captured_at as 16:00 (New York close, in UTC 21:00/20:00);
+#: we write 21:00Z of the NAV date.
+CLOSE_TIME = dtime(21, 0)
 
 log = structlog.get_logger(component="projector")
 _json = msgspec.json.Encoder()
@@ -109,58 +113,146 @@ def _key(nid: int, event: LedgerEvent) -> tuple[datetime, int]:
     return effective_at(event), nid
 
 
-def _load_history(curs, strategy_id: UUID) -> list[tuple[int, LedgerEvent]]:
+def _load_history(curs, strategy_id: UUID, since: datetime | None) -> list[LedgerEvent]:
+    """A strategy's events with effective time >= since, in fold order."""
     rows = curs.execute(
-        "SELECT notification_id, event, at FROM ("
+        "SELECT event FROM ("
         " SELECT notification_id, event, executed_at AS at FROM rm_orders WHERE strategy_id = %(s)s"
         " UNION ALL SELECT notification_id, event, occurred_at FROM rm_cash_events WHERE strategy_id = %(s)s"
         " UNION ALL SELECT notification_id, event, taken_at FROM rm_snapshots WHERE strategy_id = %(s)s"
-        ") AS history ORDER BY at, notification_id",
-        {"s": strategy_id},
+        ") AS history WHERE at >= %(since)s ORDER BY at, notification_id",
+        {"s": strategy_id, "since": since or datetime.min.replace(tzinfo=timezone.utc)},
     ).fetchall()
-    return [(r["notification_id"], decode_event(bytes(r["event"]))) for r in rows]
+    return [decode_event(bytes(r["event"])) for r in rows]
+
+
+def _symbols(events: Sequence[LedgerEvent]) -> set[str]:
+    found: set[str] = set()
+    for e in events:
+        if isinstance(e, OrderRecorded):
+            found.add(e.order.symbol)
+        elif isinstance(e, PositionsSnapshotted):
+            found.update(p.symbol for p in e.snapshot.positions)
+    return found
+
+
+def _price_book(curs, symbols: set[str], after: date | None, until: date) -> PriceBook:
+    """Closes after ``after`` (all when None), plus each symbol's last close on or before it."""
+    if not symbols:
+        return PriceBook({})
+    params = {"symbols": list(symbols), "after": after or date.min, "until": until}
+    rows = curs.execute(
+        "SELECT symbol, date, close FROM prices WHERE symbol = ANY(%(symbols)s)"
+        " AND date > %(after)s AND date <= %(until)s"
+        " UNION ALL (SELECT DISTINCT ON (symbol) symbol, date, close FROM prices"
+        " WHERE symbol = ANY(%(symbols)s) AND date <= %(after)s AND date <= %(until)s ORDER BY symbol, date DESC)"
+        " ORDER BY symbol, date",
+        params,
+    ).fetchall()
+    closes: dict[str, list] = defaultdict(list)
+    for r in rows:
+        closes[r["symbol"]].append((r["date"], r["close"]))
+    return PriceBook(closes)
 
 
 def _project_strategy(curs, strategy_id: UUID, new_events: list[tuple[int, LedgerEvent]]) -> int:
-    """Fold a strategy's new events; incremental when they all come after what is folded."""
+    """Fold a strategy's new events and maintain its NAV history; returns 1 if it had to re-derive."""
+    new_events.sort(key=lambda item: _key(*item))
+    symbols = _symbols([e for _, e in new_events])
+    if symbols:
+        curs.executemany("INSERT INTO rm_strategy_symbols (symbol, strategy_id) VALUES (%s, %s)"
+                         " ON CONFLICT DO NOTHING", [(s, strategy_id) for s in sorted(symbols)])
     row = curs.execute("SELECT * FROM rm_ledger WHERE strategy_id = %s FOR UPDATE", (strategy_id,)).fetchone()
-    stored_positions = {
+    first_day = effective_at(new_events[0][1]).date()
+    last_nav = _last_nav_day(curs, strategy_id, None)
+    appended = row is None or _key(*new_events[0]) > (row["last_effective_at"], row["last_notification_id"])
+    if appended and (last_nav is None or first_day > last_nav) and (row is None or row["state"] is not None):
+        start = decode_state(row["state"]) if row is not None else LedgerState()
+        _derive_and_write(curs, strategy_id, row, start, [e for _, e in new_events], last_nav,
+                          new_last=new_events[-1])
+        return 0
+    rederive(curs, strategy_id, first_day, row=row, new_last=new_events[-1])
+    return 1
+
+
+def _last_nav_day(curs, strategy_id: UUID, before: date | None) -> date | None:
+    row = curs.execute(
+        "SELECT max(date) AS d FROM rm_nav_daily WHERE strategy_id = %s AND date < %s",
+        (strategy_id, before or date.max)).fetchone()
+    return row["d"]
+
+
+def rederive(curs, strategy_id: UUID, from_day: date, *, row=None, new_last=None) -> None:
+    """Re-derive a strategy's state, checkpoints and NAV from ``from_day`` on (the general path)."""
+    if row is None:
+        row = curs.execute("SELECT * FROM rm_ledger WHERE strategy_id = %s FOR UPDATE", (strategy_id,)).fetchone()
+    after = _last_nav_day(curs, strategy_id, from_day)
+    start = LedgerState()
+    if after is not None:
+        checkpoint = curs.execute(
+            "SELECT state FROM rm_checkpoints WHERE strategy_id = %s AND date <= %s ORDER BY date DESC LIMIT 1",
+            (strategy_id, after)).fetchone()
+        if checkpoint is not None:
+            start = decode_state(checkpoint["state"])
+            start.pending_flow, start.pending_dq = ZERO, {}  # consumed by the NAV day `after`
+    since = None if after is None else datetime.combine(after + timedelta(days=1), dtime(0), tzinfo=timezone.utc)
+    params = (strategy_id, after or date.min)
+    curs.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date > %s", params)
+    curs.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date > %s", params)
+    curs.execute("DELETE FROM rm_reconciliation_log WHERE strategy_id = %s AND taken_at >= %s",
+                 (strategy_id, since or datetime.min.replace(tzinfo=timezone.utc)))
+    _derive_and_write(curs, strategy_id, row, start, _load_history(curs, strategy_id, since), after,
+                      new_last=new_last)
+
+
+def _derive_and_write(curs, strategy_id: UUID, row, start: LedgerState, events: list[LedgerEvent],
+                      after: date | None, *, new_last) -> None:
+    today = datetime.now(timezone.utc).date()
+    bench = curs.execute("SELECT benchmark FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
+    benchmark = (bench["benchmark"] or None) if bench else None
+    held = {p.symbol for p in start.positions} | set(start.pending_dq) | _symbols(events)
+    prices = _price_book(curs, held | ({benchmark} if benchmark else set()), after, today)
+    inception = row["inception_date"] if row is not None else None
+    if events and (inception is None or effective_at(events[0]).date() < inception):
+        inception = effective_at(events[0]).date()
+    result = derive(start, events, prices, benchmark, after, today, inception)
+    if result.nav:
+        with curs.copy("COPY rm_nav_daily (strategy_id, date, cash, market_value, total_equity, external_flow)"
+                       " FROM STDIN") as copy:
+            for n in result.nav:
+                copy.write_row((strategy_id, n.date, n.cash, n.market_value, n.total_equity, n.external_flow))
+    if result.checkpoints:
+        curs.executemany(
+            "INSERT INTO rm_checkpoints (strategy_id, date, state) VALUES (%s, %s, %s)"
+            " ON CONFLICT (strategy_id, date) DO UPDATE SET state = EXCLUDED.state",
+            [(strategy_id, d, encode_state(st)) for d, st in result.checkpoints])
+    if result.reconciliation:
+        curs.executemany(
+            "INSERT INTO rm_reconciliation_log (strategy_id, snapshot_id, symbol, derived_quantity,"
+            " derived_cost_basis, snapshot_quantity, snapshot_cost_basis, taken_at)"
+            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (snapshot_id, symbol) DO NOTHING",
+            [(strategy_id, e.snapshot.id, d.symbol, d.derived_quantity, d.derived_cost_basis,
+              d.snapshot_quantity, d.snapshot_cost_basis, e.snapshot.taken_at) for e, d in result.reconciliation])
+    if result.snapshots:
+        curs.executemany("UPDATE rm_snapshots SET upserted = %s, removed = %s, reconciliation_entries = %s"
+                         " WHERE id = %s", [(u, r, n, sid) for sid, u, r, n in result.snapshots])
+    final = result.final
+    ledger = final.ledger()
+    stored = {
         r["symbol"]: Holding(r["quantity"], r["cost_basis"], r["updated_at"])
         for r in curs.execute("SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions"
                               " WHERE strategy_id = %s", (strategy_id,)).fetchall()
     }
-    new_events.sort(key=lambda item: _key(*item))
-    appended = row is None or _key(*new_events[0]) > (row["last_effective_at"], row["last_notification_id"])
-    if appended:
-        ledger = Ledger(positions={s: Holding(h.quantity, h.cost_basis, h.updated_at)
-                                   for s, h in stored_positions.items()})
-        if row is not None:
-            ledger.cash, ledger.realized_pnl = row["cash_balance"], row["realized_pnl"]
-            ledger.external_flows, ledger.last_order_at = row["external_flows"], row["last_order_at"]
-        history = new_events
+    _write_positions(curs, strategy_id, stored, ledger.positions)
+    if new_last is not None:
+        last_nid, last_event = new_last
+        last_key = _key(last_nid, last_event)
+        if row is not None and (row["last_effective_at"], row["last_notification_id"]) > last_key:
+            last_key = (row["last_effective_at"], row["last_notification_id"])
     else:
-        ledger = Ledger()
-        history = _load_history(curs, strategy_id)
-        curs.execute("DELETE FROM rm_reconciliation_log WHERE strategy_id = %s", (strategy_id,))
-    reconciliation = []
-    for _, event in history:
-        deltas = ledger.apply(event)
-        if deltas and isinstance(event, PositionsSnapshotted) and event.snapshot.log_deltas:
-            reconciliation.extend(_reconciliation_row(strategy_id, event, d) for d in deltas)
-    if reconciliation:
-        curs.executemany(
-            "INSERT INTO rm_reconciliation_log (strategy_id, snapshot_id, symbol, derived_quantity,"
-            " derived_cost_basis, snapshot_quantity, snapshot_cost_basis, taken_at)"
-            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (snapshot_id, symbol) DO NOTHING", reconciliation)
-    _write_positions(curs, strategy_id, stored_positions, ledger.positions)
-    last_nid, last_event = history[-1]
-    _write_ledger(curs, strategy_id, ledger, effective_at(last_event), last_nid)
-    return 0 if appended else 1
-
-
-def _reconciliation_row(strategy_id: UUID, event: PositionsSnapshotted, d: Delta) -> tuple:
-    return (strategy_id, event.snapshot.id, d.symbol, d.derived_quantity, d.derived_cost_basis,
-            d.snapshot_quantity, d.snapshot_cost_basis, event.snapshot.taken_at)
+        last_key = (row["last_effective_at"], row["last_notification_id"])
+    latest_nav = result.nav[-1].date if result.nav else after
+    _write_ledger(curs, strategy_id, ledger, final, prices, today, inception, last_key, latest_nav)
 
 
 def _write_positions(curs, strategy_id: UUID, before: dict[str, Holding], after: dict[str, Holding]) -> None:
@@ -181,41 +273,70 @@ def _write_positions(curs, strategy_id: UUID, before: dict[str, Holding], after:
             changed)
 
 
-def mark_to_market(curs, positions: dict[str, Holding]) -> tuple[Decimal, datetime | None]:
-    """Market value at each symbol's latest close (cost basis where none is known)."""
-    if not positions:
-        return ZERO, None
-    rows = curs.execute(
-        "SELECT DISTINCT ON (symbol) symbol, date, close FROM prices"
-        " WHERE symbol = ANY(%s) AND date <= (now() AT TIME ZONE 'UTC')::date ORDER BY symbol, date DESC",
-        (list(positions),),
-    ).fetchall()
-    closes = {r["symbol"]: (r["close"], r["date"]) for r in rows}
-    value, latest = ZERO, None
-    for symbol, holding in positions.items():
-        close, day = closes.get(symbol, (holding.cost_basis, None))
-        value += holding.quantity * close
-        if day is not None and (latest is None or day > latest):
-            latest = day
-    captured = datetime.combine(latest, dtime(21, 0), tzinfo=timezone.utc) if latest else None
-    return value, captured
+def _write_ledger(curs, strategy_id: UUID, ledger: Ledger, state: LedgerState, prices: PriceBook, today: date,
+                  inception: date | None, last_key: tuple[datetime, int], latest_nav: date | None) -> None:
+    """Current state, marked at each symbol's latest close (cost basis where none is known).
 
-
-def _write_ledger(curs, strategy_id: UUID, ledger: Ledger, last_effective: datetime, last_nid: int) -> None:
-    market_value, captured = mark_to_market(curs, ledger.positions)
+    ``captured_at`` is the close (21:00Z) of the latest priced day behind the marks, or of
+    the latest NAV day, or else the last event's time: a function of log and prices only.
+    """
+    market_value, latest = ZERO, None
+    for symbol, holding in ledger.positions.items():
+        close = prices.close(symbol, today)
+        market_value += holding.quantity * (holding.cost_basis if close is None else close)
+        if close is not None:
+            day = prices.latest([symbol], today)
+            latest = day if latest is None or day > latest else latest
+    if latest_nav is not None and (latest is None or latest_nav > latest):
+        latest = latest_nav
+    captured = datetime.combine(latest, CLOSE_TIME, tzinfo=timezone.utc) if latest else last_key[0]
     curs.execute(
         "INSERT INTO rm_ledger (strategy_id, cash_balance, realized_pnl, external_flows, market_value,"
-        " total_equity, captured_at, last_order_at, last_effective_at, last_notification_id, updated_at)"
-        " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, now()) ON CONFLICT (strategy_id) DO UPDATE SET"
+        " total_equity, captured_at, last_order_at, last_effective_at, last_notification_id, state,"
+        " inception_date, updated_at)"
+        " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, now()) ON CONFLICT (strategy_id) DO UPDATE SET"
         " cash_balance = EXCLUDED.cash_balance, realized_pnl = EXCLUDED.realized_pnl,"
         " external_flows = EXCLUDED.external_flows, market_value = EXCLUDED.market_value,"
         " total_equity = EXCLUDED.total_equity, captured_at = EXCLUDED.captured_at,"
         " last_order_at = EXCLUDED.last_order_at, last_effective_at = EXCLUDED.last_effective_at,"
-        " last_notification_id = EXCLUDED.last_notification_id, updated_at = now()",
+        " last_notification_id = EXCLUDED.last_notification_id, state = EXCLUDED.state,"
+        " inception_date = EXCLUDED.inception_date, updated_at = now()",
         (strategy_id, ledger.cash, ledger.realized_pnl, ledger.external_flows, market_value,
-         ledger.cash + market_value, captured or datetime.now(timezone.utc), ledger.last_order_at,
-         last_effective, last_nid),
+         ledger.cash + market_value, captured, ledger.last_order_at, last_key[0], last_key[1],
+         encode_state(state), inception),
     )
+
+
+def apply_price_updates(store: EventStore, limit: int = 10_000) -> int:
+    """Re-mark every strategy that holds (or benchmarks against) a symbol whose prices changed."""
+    started = time.perf_counter()
+    with store.transaction() as curs:
+        curs.execute("SELECT pg_advisory_xact_lock(%s)", (PROJECTOR_LOCK,))
+        cursor = curs.execute("SELECT price_update_id FROM projector_price_cursor").fetchone()["price_update_id"]
+        updates = curs.execute("SELECT id, symbol, from_date FROM price_updates WHERE id > %s ORDER BY id LIMIT %s",
+                               (cursor, limit)).fetchall()
+        if not updates:
+            return 0
+        earliest: dict[str, date] = {}
+        for u in updates:
+            if u["symbol"] not in earliest or u["from_date"] < earliest[u["symbol"]]:
+                earliest[u["symbol"]] = u["from_date"]
+        affected = curs.execute(
+            "SELECT strategy_id, min(from_date) AS from_date FROM ("
+            " SELECT s.strategy_id, u.from_date FROM unnest(%(sym)s::text[], %(day)s::date[]) AS u(symbol, from_date)"
+            " JOIN rm_strategy_symbols s USING (symbol)"
+            " UNION ALL SELECT l.strategy_id, u.from_date"
+            " FROM unnest(%(sym)s::text[], %(day)s::date[]) AS u(symbol, from_date)"
+            " JOIN strategies st ON st.benchmark = u.symbol JOIN rm_ledger l ON l.strategy_id = st.id"
+            ") AS touched GROUP BY strategy_id ORDER BY strategy_id",
+            {"sym": list(earliest), "day": list(earliest.values())},
+        ).fetchall()
+        for r in affected:
+            rederive(curs, r["strategy_id"], r["from_date"])
+        curs.execute("UPDATE projector_price_cursor SET price_update_id = %s", (updates[-1]["id"],))
+    log.info("remarked", price_updates=len(updates), symbols=len(earliest), strategies=len(affected),
+             duration_ms=round((time.perf_counter() - started) * 1000, 2))
+    return len(affected)
 
 
 def rebuild(store: EventStore, batch: int = 5000) -> int:
@@ -241,6 +362,9 @@ def rebuild(store: EventStore, batch: int = 5000) -> int:
             _project_strategy(curs, strategy_id, strategy_events)
         if last:
             store.tracking._insert_tracking(curs, Tracking(APPLICATION_NAME, last))
+        # NAV was just derived from the prices as they are now
+        curs.execute("UPDATE projector_price_cursor SET price_update_id ="
+                     " (SELECT coalesce(max(id), 0) FROM price_updates)")
     log.info("rebuilt", events=total, strategies=len(by_strategy),
              duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return total

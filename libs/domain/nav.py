@@ -1,0 +1,202 @@
+"""Daily NAV derivation: walk a strategy's events and the price calendar day by day.
+
+DESIGN "NAV and performance": NAV = cash + sum(quantity * close), marked at the last
+close on or before the day (a symbol with no close yet is marked at its cost basis).
+NAV days are those on which the benchmark, or a symbol held at the end of the day, has a
+bar. Events on other days (a Saturday deposit in a stock-only strategy) land in the next
+NAV day. Deposits/withdrawals and the market value a snapshot adds or removes are the
+day's external flow (valued at that NAV day's marks).
+
+``derive`` is resumable: it starts from a ``LedgerState`` (the state after the last NAV
+day before the re-derived range) and returns the new NAV rows, an end-of-day checkpoint
+for every event day, reconciliation deltas, and the final state.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import msgspec
+
+from .ledger import ZERO, Delta, Holding, Ledger
+from .model import CashRecorded, LedgerEvent, PositionsSnapshotted, effective_at
+
+
+class PriceBook:
+    """Closes by symbol, answering "last close on or before day d" by bisection."""
+
+    def __init__(self, closes: dict[str, list[tuple[date, Decimal]]]) -> None:
+        self._dates = {s: [d for d, _ in rows] for s, rows in closes.items()}
+        self._closes = {s: [c for _, c in rows] for s, rows in closes.items()}
+        self._bar_days = {s: set(ds) for s, ds in self._dates.items()}
+
+    def close(self, symbol: str, day: date) -> Decimal | None:
+        dates = self._dates.get(symbol)
+        if not dates:
+            return None
+        i = bisect.bisect_right(dates, day)
+        return self._closes[symbol][i - 1] if i else None
+
+    def has_bar(self, symbol: str, day: date) -> bool:
+        return day in self._bar_days.get(symbol, ())
+
+    def bar_days(self, symbols, start: date | None, end: date) -> set[date]:
+        days: set[date] = set()
+        for s in symbols:
+            dates = self._dates.get(s, [])
+            lo = bisect.bisect_left(dates, start) if start else 0
+            hi = bisect.bisect_right(dates, end)
+            days.update(dates[lo:hi])
+        return days
+
+    def latest(self, symbols, end: date) -> date | None:
+        best = None
+        for s in symbols:
+            dates = self._dates.get(s, [])
+            i = bisect.bisect_right(dates, end)
+            if i and (best is None or dates[i - 1] > best):
+                best = dates[i - 1]
+        return best
+
+
+class _HoldingState(msgspec.Struct, array_like=True):
+    symbol: str
+    quantity: Decimal
+    cost_basis: Decimal
+    updated_at: datetime
+
+
+class LedgerState(msgspec.Struct, kw_only=True):
+    """A ledger plus the flows pending for the next NAV day; serializable (checkpoints)."""
+
+    positions: list[_HoldingState] = []
+    cash: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+    external_flows: Decimal = ZERO
+    last_order_at: datetime | None = None
+    pending_flow: Decimal = ZERO
+    pending_dq: dict[str, Decimal] = {}
+
+    @classmethod
+    def of(cls, ledger: Ledger, pending_flow: Decimal, pending_dq: dict[str, Decimal]) -> "LedgerState":
+        return cls(
+            positions=[_HoldingState(s, h.quantity, h.cost_basis, h.updated_at) for s, h in ledger.positions.items()],
+            cash=ledger.cash, realized_pnl=ledger.realized_pnl, external_flows=ledger.external_flows,
+            last_order_at=ledger.last_order_at, pending_flow=pending_flow,
+            pending_dq={s: q for s, q in pending_dq.items() if q},
+        )
+
+    def ledger(self) -> Ledger:
+        return Ledger(
+            positions={p.symbol: Holding(p.quantity, p.cost_basis, p.updated_at) for p in self.positions},
+            cash=self.cash, realized_pnl=self.realized_pnl, external_flows=self.external_flows,
+            last_order_at=self.last_order_at,
+        )
+
+
+_state_encoder = msgspec.msgpack.Encoder(decimal_format="string")
+_state_decoder = msgspec.msgpack.Decoder(LedgerState)
+
+
+def encode_state(state: LedgerState) -> bytes:
+    return _state_encoder.encode(state)
+
+
+def decode_state(data: bytes) -> LedgerState:
+    return _state_decoder.decode(data)
+
+
+class NavRow(msgspec.Struct, array_like=True):
+    date: date
+    cash: Decimal
+    market_value: Decimal
+    total_equity: Decimal
+    external_flow: Decimal
+
+
+@dataclass
+class Derivation:
+    nav: list[NavRow] = field(default_factory=list)
+    checkpoints: list[tuple[date, LedgerState]] = field(default_factory=list)
+    reconciliation: list[tuple[PositionsSnapshotted, Delta]] = field(default_factory=list)
+    #: per snapshot: (snapshot id, upserted, removed, reconciliation entries)
+    snapshots: list[tuple[object, int, int, int]] = field(default_factory=list)
+    final: LedgerState | None = None
+
+
+def _mark(prices: PriceBook, symbol: str, day: date, fallback: Decimal) -> Decimal:
+    close = prices.close(symbol, day)
+    return fallback if close is None else close
+
+
+def derive(
+    start: LedgerState,
+    events: list[LedgerEvent],
+    prices: PriceBook,
+    benchmark: str | None,
+    after: date | None,
+    until: date,
+    inception: date | None,
+) -> Derivation:
+    """NAV rows for the days in (after, until], folding ``events`` (sorted, dated > after) onto ``start``.
+
+    ``inception`` is the strategy's first event day: no NAV day precedes it.
+    """
+    ledger = start.ledger()
+    pending_flow = start.pending_flow
+    pending_dq: dict[str, Decimal] = defaultdict(lambda: ZERO, start.pending_dq)
+    event_days = [effective_at(e).date() for e in events]
+    symbols = set(ledger.positions) | set(pending_dq) | ({benchmark} if benchmark else set())
+    for e in events:
+        if isinstance(e, PositionsSnapshotted):
+            symbols.update(p.symbol for p in e.snapshot.positions)
+        elif not isinstance(e, CashRecorded):
+            symbols.add(e.order.symbol)
+    if inception is None:
+        candidates: set[date] = set()
+    else:
+        lower = inception if after is None or after < inception else after + timedelta(days=1)
+        candidates = prices.bar_days(symbols, lower, until)
+    out = Derivation()
+    i = 0
+    for day in sorted(candidates | set(event_days)):
+        had_events = False
+        while i < len(events) and event_days[i] == day:
+            event = events[i]
+            had_events = True
+            if isinstance(event, PositionsSnapshotted):
+                before = {s: h.quantity for s, h in ledger.positions.items()}
+                deltas = ledger.apply(event)
+                for d in deltas:
+                    pending_dq[d.symbol] += d.snapshot_quantity - before.get(d.symbol, ZERO)
+                    if event.snapshot.log_deltas:
+                        out.reconciliation.append((event, d))
+                out.snapshots.append((
+                    event.snapshot.id, len(ledger.positions), len(set(before) - set(ledger.positions)),
+                    len(deltas) if event.snapshot.log_deltas else 0))
+            else:
+                ledger.apply(event)
+                if isinstance(event, CashRecorded) and event.cash.event_type in ("deposit", "withdraw"):
+                    pending_flow += event.cash.amount
+            i += 1
+        is_nav_day = day in candidates and (
+            (benchmark is not None and prices.has_bar(benchmark, day))
+            or any(prices.has_bar(s, day) for s in ledger.positions)
+        )
+        if is_nav_day:
+            market_value = sum(
+                (h.quantity * _mark(prices, s, day, h.cost_basis) for s, h in ledger.positions.items()), ZERO)
+            flow = pending_flow + sum(
+                (dq * _mark(prices, s, day, ledger.positions[s].cost_basis if s in ledger.positions else ZERO)
+                 for s, dq in pending_dq.items() if dq), ZERO)
+            out.nav.append(NavRow(day, ledger.cash, market_value, ledger.cash + market_value, flow))
+            pending_flow = ZERO
+            pending_dq.clear()
+        if had_events:
+            out.checkpoints.append((day, LedgerState.of(ledger, pending_flow, pending_dq)))
+    out.final = LedgerState.of(ledger, pending_flow, pending_dq)
+    return out
