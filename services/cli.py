@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import date
 from pathlib import Path
 
 from libs.infra.logs import configure_logging
@@ -57,6 +58,50 @@ def cmd_projector(args) -> None:
     projector_main([args.action])
 
 
+def cmd_prices_import(args) -> None:
+    from services.market_data.service import import_files
+
+    store = _store()
+    try:
+        written, errors = import_files(store, args.files)
+    finally:
+        store.close()
+    for error in errors:
+        print(error, file=sys.stderr)
+    print(json.dumps({"rows_written": written, "errors": len(errors)}))
+    if errors:
+        sys.exit(1)
+
+
+def cmd_prices_fetch(args) -> None:
+    from services.market_data.polygon import PolygonClient, PolygonError
+    from services.market_data.service import fetch
+
+    api_key = os.environ.get("BOTRANKS_POLYGON_API_KEY", "")
+    if not api_key:
+        sys.exit("BOTRANKS_POLYGON_API_KEY is not set")
+    store = _store()
+    try:
+        with PolygonClient(api_key) as client:
+            changed = fetch(store, client, [s.strip() for s in args.symbols.split(",") if s.strip()],
+                            args.from_, args.to)
+    except PolygonError as exc:
+        sys.exit(f"Polygon: {exc}")
+    finally:
+        store.close()
+    print(json.dumps({"rows_written": changed}))
+
+
+def cmd_demo(args) -> None:
+    from .demo import run_demo
+
+    store = _store()
+    try:
+        print(json.dumps(run_demo(store, args.base_url), indent=2))
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="botranks", description="BotRanks: performance ledger for trading bots")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +120,21 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("projector", help="run the projector, or rebuild every read model from the event store")
     p.add_argument("action", choices=["run", "rebuild"])
     p.set_defaults(func=cmd_projector)
+
+    p = sub.add_parser("prices", help="the price cache: import files or fetch from Polygon")
+    psub = p.add_subparsers(dest="action", required=True)
+    c = psub.add_parser("import", help="load CSV/Parquet files (symbol,date,close[,open,high,low,volume])")
+    c.add_argument("files", nargs="+")
+    c.set_defaults(func=cmd_prices_import)
+    c = psub.add_parser("fetch", help="pull daily bars from Polygon (BOTRANKS_POLYGON_API_KEY)")
+    c.add_argument("--symbols", required=True, help="comma-separated, e.g. AAPL,SPY,BTC-USD")
+    c.add_argument("--from", dest="from_", required=True, type=date.fromisoformat)
+    c.add_argument("--to", required=True, type=date.fromisoformat)
+    c.set_defaults(func=cmd_prices_fetch)
+
+    p = sub.add_parser("demo", help="load synthetic prices and replay a sample bot through the API")
+    p.add_argument("--base-url", default="http://127.0.0.1:8000", help="where `botranks up` listens")
+    p.set_defaults(func=cmd_demo)
 
     args = parser.parse_args(argv)
     configure_logging("cli", os.environ.get("BOTRANKS_LOG_LEVEL", "info"))

@@ -83,6 +83,7 @@ class System:
             Child("command_api", [py, "-m", "services.command_api.main", "--port", str(command_port)], env),
             Child("query_api", [py, "-m", "services.query_api.main", "--port", str(query_port)], env),
             Child("projector", [py, "-m", "services.projector.main", "run"], env),
+            Child("market_data", [py, "-m", "services.market_data.main"], env),
         ]
         for child in self.children:
             child.start()

@@ -26,6 +26,9 @@ from .ledger import ZERO, Delta, Holding, Ledger
 from .model import CashRecorded, LedgerEvent, PositionsSnapshotted, effective_at
 
 
+CHECKPOINT_EVERY = timedelta(days=28)
+
+
 class PriceBook:
     """Closes by symbol, answering "last close on or before day d" by bisection."""
 
@@ -141,10 +144,15 @@ def derive(
     after: date | None,
     until: date,
     inception: date | None,
+    last_checkpoint: date | None = None,
 ) -> Derivation:
-    """NAV rows for the days in (after, until], folding ``events`` (sorted, dated > after) onto ``start``.
+    """NAV rows for the days in (after, until], folding ``events`` (sorted) onto ``start``.
 
-    ``inception`` is the strategy's first event day: no NAV day precedes it.
+    ``inception`` is the strategy's first event day: no NAV day precedes it. Events dated
+    on or before ``after`` are folded without NAV rows (their flows belong to NAV days that
+    already exist). Checkpoints are sparse: an event day at least ``CHECKPOINT_EVERY`` after
+    ``last_checkpoint`` gets one (and ``last_checkpoint`` itself is refreshed when it has
+    new events), so a re-derivation folds at most that span of events before its range.
     """
     ledger = start.ledger()
     pending_flow = start.pending_flow
@@ -183,6 +191,9 @@ def derive(
                 if isinstance(event, CashRecorded) and event.cash.event_type in ("deposit", "withdraw"):
                     pending_flow += event.cash.amount
             i += 1
+        if after is not None and day <= after:
+            pending_flow = ZERO
+            pending_dq.clear()
         is_nav_day = day in candidates and (
             (benchmark is not None and prices.has_bar(benchmark, day))
             or any(prices.has_bar(s, day) for s in ledger.positions)
@@ -196,7 +207,9 @@ def derive(
             out.nav.append(NavRow(day, ledger.cash, market_value, ledger.cash + market_value, flow))
             pending_flow = ZERO
             pending_dq.clear()
-        if had_events:
+        if had_events and (last_checkpoint is None or day == last_checkpoint
+                           or day - last_checkpoint >= CHECKPOINT_EVERY):
             out.checkpoints.append((day, LedgerState.of(ledger, pending_flow, pending_dq)))
+            last_checkpoint = day
     out.final = LedgerState.of(ledger, pending_flow, pending_dq)
     return out

@@ -176,6 +176,16 @@ MIGRATIONS: list[tuple[int, str]] = [
     CREATE INDEX rm_cash_list_idx ON rm_cash_events (strategy_id, notification_id);
     CREATE INDEX rm_reconciliation_list_idx ON rm_reconciliation_log (strategy_id, id);
     """),
+    (3, """
+    -- the market-data component's own bookkeeping: what it fetched from Polygon, and when
+    CREATE TABLE market_data_symbols (
+        symbol text PRIMARY KEY,
+        fetched_from date,
+        fetched_through date,
+        refreshed_at timestamptz,
+        last_error text
+    );
+    """),
 ]
 
 

@@ -17,6 +17,7 @@ from uuid import UUID
 
 import msgspec
 import structlog
+from psycopg.rows import tuple_row
 from eventsourcing.persistence import Tracking
 
 from libs.domain.ledger import Delta, Holding, Ledger, ZERO
@@ -141,17 +142,18 @@ def _price_book(curs, symbols: set[str], after: date | None, until: date) -> Pri
     if not symbols:
         return PriceBook({})
     params = {"symbols": list(symbols), "after": after or date.min, "until": until}
-    rows = curs.execute(
-        "SELECT symbol, date, close FROM prices WHERE symbol = ANY(%(symbols)s)"
-        " AND date > %(after)s AND date <= %(until)s"
-        " UNION ALL (SELECT DISTINCT ON (symbol) symbol, date, close FROM prices"
-        " WHERE symbol = ANY(%(symbols)s) AND date <= %(after)s AND date <= %(until)s ORDER BY symbol, date DESC)"
-        " ORDER BY symbol, date",
-        params,
-    ).fetchall()
+    with curs.connection.cursor(row_factory=tuple_row) as tuples:  # thousands of rows: skip dict building
+        rows = tuples.execute(
+            "SELECT symbol, date, close FROM prices WHERE symbol = ANY(%(symbols)s)"
+            " AND date > %(after)s AND date <= %(until)s"
+            " UNION ALL (SELECT DISTINCT ON (symbol) symbol, date, close FROM prices"
+            " WHERE symbol = ANY(%(symbols)s) AND date <= %(after)s AND date <= %(until)s ORDER BY symbol, date DESC)"
+            " ORDER BY symbol, date",
+            params,
+        ).fetchall()
     closes: dict[str, list] = defaultdict(list)
-    for r in rows:
-        closes[r["symbol"]].append((r["date"], r["close"]))
+    for symbol, day, close in rows:
+        closes[symbol].append((day, close))
     return PriceBook(closes)
 
 
@@ -164,49 +166,56 @@ def _project_strategy(curs, strategy_id: UUID, new_events: list[tuple[int, Ledge
                          " ON CONFLICT DO NOTHING", [(s, strategy_id) for s in sorted(symbols)])
     row = curs.execute("SELECT * FROM rm_ledger WHERE strategy_id = %s FOR UPDATE", (strategy_id,)).fetchone()
     first_day = effective_at(new_events[0][1]).date()
-    last_nav = _last_nav_day(curs, strategy_id, None)
+    last_nav = _last_before(curs, "rm_nav_daily", strategy_id, None)
     appended = row is None or _key(*new_events[0]) > (row["last_effective_at"], row["last_notification_id"])
     if appended and (last_nav is None or first_day > last_nav) and (row is None or row["state"] is not None):
+        # the common case: new events after everything folded, on days with no NAV row yet
         start = decode_state(row["state"]) if row is not None else LedgerState()
-        _derive_and_write(curs, strategy_id, row, start, [e for _, e in new_events], last_nav,
+        last_checkpoint = _last_before(curs, "rm_checkpoints", strategy_id, None)
+        _derive_and_write(curs, strategy_id, row, start, [e for _, e in new_events], last_nav, last_checkpoint,
                           new_last=new_events[-1])
         return 0
     rederive(curs, strategy_id, first_day, row=row, new_last=new_events[-1])
     return 1
 
 
-def _last_nav_day(curs, strategy_id: UUID, before: date | None) -> date | None:
-    row = curs.execute(
-        "SELECT max(date) AS d FROM rm_nav_daily WHERE strategy_id = %s AND date < %s",
-        (strategy_id, before or date.max)).fetchone()
+def _last_before(curs, table: str, strategy_id: UUID, before: date | None) -> date | None:
+    """Latest date of a strategy's rows in rm_nav_daily / rm_checkpoints before ``before``."""
+    assert table in ("rm_nav_daily", "rm_checkpoints")
+    row = curs.execute(f"SELECT max(date) AS d FROM {table} WHERE strategy_id = %s AND date < %s",
+                       (strategy_id, before or date.max)).fetchone()
     return row["d"]
 
 
 def rederive(curs, strategy_id: UUID, from_day: date, *, row=None, new_last=None) -> None:
-    """Re-derive a strategy's state, checkpoints and NAV from ``from_day`` on (the general path)."""
+    """Re-derive a strategy's state, checkpoints and NAV from ``from_day`` on (the general path).
+
+    NAV rows after the last NAV day before ``from_day`` are rewritten; the fold restarts from
+    the latest checkpoint on or before that day.
+    """
     if row is None:
         row = curs.execute("SELECT * FROM rm_ledger WHERE strategy_id = %s FOR UPDATE", (strategy_id,)).fetchone()
-    after = _last_nav_day(curs, strategy_id, from_day)
-    start = LedgerState()
+    after = _last_before(curs, "rm_nav_daily", strategy_id, from_day)
+    start, checkpoint_day = LedgerState(), None
     if after is not None:
         checkpoint = curs.execute(
-            "SELECT state FROM rm_checkpoints WHERE strategy_id = %s AND date <= %s ORDER BY date DESC LIMIT 1",
-            (strategy_id, after)).fetchone()
+            "SELECT date, state FROM rm_checkpoints WHERE strategy_id = %s AND date <= %s"
+            " ORDER BY date DESC LIMIT 1", (strategy_id, after)).fetchone()
         if checkpoint is not None:
-            start = decode_state(checkpoint["state"])
-            start.pending_flow, start.pending_dq = ZERO, {}  # consumed by the NAV day `after`
-    since = None if after is None else datetime.combine(after + timedelta(days=1), dtime(0), tzinfo=timezone.utc)
-    params = (strategy_id, after or date.min)
-    curs.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date > %s", params)
-    curs.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date > %s", params)
+            start, checkpoint_day = decode_state(checkpoint["state"]), checkpoint["date"]
+    since = None if checkpoint_day is None else datetime.combine(
+        checkpoint_day + timedelta(days=1), dtime(0), tzinfo=timezone.utc)
+    curs.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date > %s", (strategy_id, after or date.min))
+    curs.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date > %s",
+                 (strategy_id, checkpoint_day or date.min))
     curs.execute("DELETE FROM rm_reconciliation_log WHERE strategy_id = %s AND taken_at >= %s",
                  (strategy_id, since or datetime.min.replace(tzinfo=timezone.utc)))
     _derive_and_write(curs, strategy_id, row, start, _load_history(curs, strategy_id, since), after,
-                      new_last=new_last)
+                      checkpoint_day, new_last=new_last)
 
 
 def _derive_and_write(curs, strategy_id: UUID, row, start: LedgerState, events: list[LedgerEvent],
-                      after: date | None, *, new_last) -> None:
+                      after: date | None, last_checkpoint: date | None, *, new_last) -> None:
     today = datetime.now(timezone.utc).date()
     bench = curs.execute("SELECT benchmark FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
     benchmark = (bench["benchmark"] or None) if bench else None
@@ -215,17 +224,18 @@ def _derive_and_write(curs, strategy_id: UUID, row, start: LedgerState, events: 
     inception = row["inception_date"] if row is not None else None
     if events and (inception is None or effective_at(events[0]).date() < inception):
         inception = effective_at(events[0]).date()
-    result = derive(start, events, prices, benchmark, after, today, inception)
+    result = derive(start, events, prices, benchmark, after, today, inception, last_checkpoint)
     if result.nav:
         with curs.copy("COPY rm_nav_daily (strategy_id, date, cash, market_value, total_equity, external_flow)"
                        " FROM STDIN") as copy:
             for n in result.nav:
                 copy.write_row((strategy_id, n.date, n.cash, n.market_value, n.total_equity, n.external_flow))
-    if result.checkpoints:
-        curs.executemany(
-            "INSERT INTO rm_checkpoints (strategy_id, date, state) VALUES (%s, %s, %s)"
-            " ON CONFLICT (strategy_id, date) DO UPDATE SET state = EXCLUDED.state",
-            [(strategy_id, d, encode_state(st)) for d, st in result.checkpoints])
+    if result.checkpoints:  # replace from the first re-derived event day on (COPY: no conflicts left)
+        curs.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date >= %s",
+                     (strategy_id, result.checkpoints[0][0]))
+        with curs.copy("COPY rm_checkpoints (strategy_id, date, state) FROM STDIN") as copy:
+            for d, st in result.checkpoints:
+                copy.write_row((strategy_id, d, encode_state(st)))
     if result.reconciliation:
         curs.executemany(
             "INSERT INTO rm_reconciliation_log (strategy_id, snapshot_id, symbol, derived_quantity,"

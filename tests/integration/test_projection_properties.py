@@ -26,7 +26,7 @@ from services.projector.projection import apply_price_updates, project, rebuild,
 pytestmark = pytest.mark.integration
 
 DAY0 = date(2025, 1, 6)  # a Monday
-DAYS = [DAY0 + timedelta(days=i) for i in range(28)]
+DAYS = [DAY0 + timedelta(days=i) for i in range(70)]  # spans several sparse checkpoints
 _example = itertools.count()
 
 
@@ -69,7 +69,7 @@ def scenario(draw):
     count = draw(st.integers(1, 25))
     for k in range(count):
         kind = draw(st.sampled_from(["order", "order", "order", "cash", "snapshot"]))
-        when = at(draw(st.integers(0, 27)), draw(st.integers(0, 600)))
+        when = at(draw(st.integers(0, len(DAYS) - 1)), draw(st.integers(0, 600)))
         eid = uuid.uuid4()
         if kind == "order":
             events.append(OrderRecorded(Order(

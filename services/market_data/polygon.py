@@ -1,0 +1,258 @@
+"""Polygon.io daily aggregates client (sync httpx), with pagination and polite retries.
+
+The API key travels as the ``apiKey`` query parameter (also appended to ``next_url``); it never
+appears in an error message, and a filter on the ``httpx`` logger redacts it from request logs.
+429 and 5xx answers (and transport errors) are retried with exponential backoff, honoring
+``Retry-After``; the sleep function is injectable so that tests never wait.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from urllib.parse import quote
+
+import httpx
+import msgspec
+import structlog
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from libs.domain.model import normalize_symbol
+
+from .bars import Bar
+
+__all__ = ["PolygonClient", "PolygonError", "from_polygon_ticker", "to_polygon_ticker"]
+
+log = structlog.get_logger(__name__)
+
+CRYPTO_RE = re.compile(r"^([A-Z]{2,10})-USD$")
+POLYGON_CRYPTO_RE = re.compile(r"^X:([A-Z]{2,10})USD$")
+_KEY_IN_URL = re.compile(r"(apiKey=)[^&\s\"']+", re.IGNORECASE)
+
+
+class PolygonError(RuntimeError):
+    """Polygon answered with an error (or kept failing); the message never contains the API key."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def to_polygon_ticker(symbol: str) -> str:
+    """BotRanks symbol → Polygon ticker: ``BTC-USD`` → ``X:BTCUSD``; stocks unchanged."""
+    symbol = normalize_symbol(symbol, "symbol")
+    match = CRYPTO_RE.match(symbol)
+    return f"X:{match.group(1)}USD" if match else symbol
+
+
+def from_polygon_ticker(ticker: str) -> str:
+    """Polygon ticker → BotRanks symbol: ``X:BTCUSD`` → ``BTC-USD``; stocks unchanged."""
+    ticker = ticker.strip().upper()
+    match = POLYGON_CRYPTO_RE.match(ticker)
+    return f"{match.group(1)}-USD" if match else ticker
+
+
+# ---------------------------------------------------------------- response shapes
+
+
+class _Agg(msgspec.Struct):
+    t: int
+    c: Decimal
+    o: Decimal | None = None
+    h: Decimal | None = None
+    l: Decimal | None = None  # noqa: E741 (Polygon's field name)
+    v: Decimal | None = None
+
+
+class _AggsResponse(msgspec.Struct):
+    status: str = ""
+    results: list[_Agg] | None = None
+    next_url: str | None = None
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, status_code: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class _RedactApiKey(logging.Filter):
+    """Scrubs ``apiKey=...`` from httpx's request log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(
+                _KEY_IN_URL.sub(r"\1***", str(a)) if isinstance(a, (str, httpx.URL)) else a
+                for a in (record.args if isinstance(record.args, tuple) else (record.args,))
+            )
+        if isinstance(record.msg, str) and "apiKey" in record.msg:
+            record.msg = _KEY_IN_URL.sub(r"\1***", record.msg)
+        return True
+
+
+def _install_redaction() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactApiKey) for f in logger.filters):
+        logger.addFilter(_RedactApiKey())
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+class PolygonClient:
+    """Daily bars from Polygon.io's aggregates endpoint."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = "https://api.polygon.io",
+        transport: httpx.BaseTransport | None = None,
+        max_retries: int = 5,
+        backoff_s: float = 0.5,
+        max_wait_s: float = 120.0,
+        timeout_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not api_key:
+            raise ValueError("a Polygon API key is required")
+        self._api_key = api_key
+        self._base = httpx.URL(base_url.rstrip("/") + "/")
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_wait_s = max_wait_s
+        self._sleep = sleep
+        self._client = httpx.Client(transport=transport, timeout=timeout_s,
+                                    headers={"Accept": "application/json"})
+        _install_redaction()
+
+    def close(self) -> None:
+        """Close the underlying HTTP connection pool."""
+        self._client.close()
+
+    def __enter__(self) -> PolygonClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ public
+
+    def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
+        """Adjusted daily bars of ``symbol`` from ``start`` to ``end`` (inclusive), ascending by date."""
+        symbol = normalize_symbol(symbol, "symbol")
+        if end < start:
+            return []
+        ticker = to_polygon_ticker(symbol)
+        path = f"v2/aggs/ticker/{quote(ticker, safe=':')}/range/1/day/{start.isoformat()}/{end.isoformat()}"
+        url: httpx.URL | None = self._base.join(path).copy_merge_params(
+            {"adjusted": "true", "sort": "asc", "limit": "50000"})
+        by_date: dict[date, Bar] = {}
+        pages = 0
+        while url is not None:
+            pages += 1
+            if pages > 10_000:
+                raise PolygonError(f"Polygon pagination for {symbol} did not end after 10000 pages")
+            body = self._get(url, what=f"{symbol} {start}..{end}")
+            if body.status not in ("OK", "DELAYED"):
+                raise PolygonError(f"Polygon returned status {body.status!r} for {symbol} {start}..{end}")
+            for agg in body.results or ():
+                day = datetime.fromtimestamp(agg.t / 1000, tz=timezone.utc).date()
+                if not start <= day <= end:
+                    continue
+                try:
+                    by_date[day] = Bar(symbol=symbol, date=day, close=agg.c, open=agg.o,
+                                       high=agg.h, low=agg.l, volume=agg.v)
+                except ValueError as exc:
+                    log.warning("polygon_bar_skipped", symbol=symbol, date=day.isoformat(), reason=str(exc))
+            url = self._next(body.next_url) if body.next_url else None
+        return [by_date[d] for d in sorted(by_date)]
+
+    # ------------------------------------------------------------ internals
+
+    def _next(self, next_url: str) -> httpx.URL:
+        url = self._base.join(next_url)
+        if (url.scheme, url.host, url.port) != (self._base.scheme, self._base.host, self._base.port):
+            # never send the key anywhere but the configured host
+            raise PolygonError(f"Polygon next_url points to another host ({url.host}); refusing to follow")
+        return url
+
+    def _scrub(self, text: str) -> str:
+        return _KEY_IN_URL.sub(r"\1***", text.replace(self._api_key, "***"))
+
+    def _get(self, url: httpx.URL, *, what: str) -> _AggsResponse:
+        request_url = url.copy_set_param("apiKey", self._api_key)
+
+        def attempt() -> _AggsResponse:
+            try:
+                resp = self._client.get(request_url)
+            except httpx.TransportError as exc:
+                raise _Retryable(f"{type(exc).__name__}: {self._scrub(str(exc))}") from None
+            if resp.status_code == 429 or resp.status_code >= 500:
+                raise _Retryable(f"HTTP {resp.status_code}", resp.status_code,
+                                 _parse_retry_after(resp.headers.get("Retry-After")))
+            if resp.status_code >= 400:
+                raise PolygonError(
+                    f"Polygon request for {what} failed: HTTP {resp.status_code}{self._detail(resp)}",
+                    resp.status_code)
+            try:
+                return msgspec.json.decode(resp.content, type=_AggsResponse)
+            except msgspec.DecodeError as exc:
+                raise PolygonError(f"Polygon returned an unexpected body for {what}: {exc}",
+                                   resp.status_code) from None
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Retryable),
+            sleep=self._sleep,
+            before_sleep=lambda state: log.warning(
+                "polygon_retry", what=what, attempt=state.attempt_number,
+                error=str(state.outcome.exception()) if state.outcome else None,
+                wait_s=state.next_action.sleep if state.next_action else None),
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Retryable as exc:
+            raise PolygonError(
+                f"Polygon request for {what} failed after {self.max_retries + 1} attempts: {exc}",
+                exc.status_code) from None
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self.max_wait_s)
+        return min(self.backoff_s * 2 ** (state.attempt_number - 1), self.max_wait_s)
+
+    def _detail(self, resp: httpx.Response) -> str:
+        message = ""
+        try:
+            data = resp.json()
+            if isinstance(data, dict):
+                message = str(data.get("message") or data.get("error") or data.get("status") or "")
+        except ValueError:
+            message = resp.text[:200]
+        message = self._scrub(message.strip())
+        return f": {message}" if message else ""

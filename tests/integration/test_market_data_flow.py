@@ -1,0 +1,99 @@
+"""Market data end to end: late prices re-mark NAV, the Polygon daemon fills new symbols, the demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from services.market_data.bars import Bar
+from services.market_data.polygon import PolygonClient
+from services.market_data.service import MarketDataDaemon, write_bars
+
+from .stack import ROOT, wait_until
+
+pytestmark = pytest.mark.integration
+
+DAYS = [date(2024, 6, 3) + timedelta(days=i) for i in range(14)]
+WEEKDAYS = [d for d in DAYS if d.weekday() < 5]
+
+
+def test_a_late_price_re_marks_nav_from_its_date_on(stack):
+    write_bars(stack.store, [Bar(symbol=s, date=d, close=Decimal(p + i)) for i, d in enumerate(WEEKDAYS)
+                             for s, p in (("SPY", 500), ("LATE1", 100))], "test")
+    sid, auth = stack.new_strategy()
+    stack.post(sid, "cash", {"event_type": "deposit", "amount": 10000, "occurred_at": f"{WEEKDAYS[0]}T14:00:00Z"}, auth)
+    stack.post(sid, "orders", {"orders": [{"symbol": "LATE1", "side": "buy", "quantity": 10,
+                                           "executed_at": f"{WEEKDAYS[1]}T15:00:00Z"}]}, auth)
+
+    def series():
+        r = stack.query.get(f"/api/v1/strategies/{sid}/nav", headers=auth).json()["series"]
+        return {row["date"]: Decimal(str(row["total_equity"])) for row in r}
+
+    before = series()
+    corrected = WEEKDAYS[5]
+    write_bars(stack.store, [Bar(symbol="LATE1", date=corrected, close=Decimal(200))], "test")  # a correction
+    wait_until(lambda: series()[corrected.isoformat()] != before[corrected.isoformat()], 20, "re-marking")
+    after = series()
+    for d in before:
+        if d < corrected.isoformat():
+            assert after[d] == before[d]
+    assert after[corrected.isoformat()] == before[corrected.isoformat()] + 10 * (200 - (100 + 5))
+    assert after[WEEKDAYS[6].isoformat()] == before[WEEKDAYS[6].isoformat()]  # the next close is unchanged
+
+
+def polygon_transport(requests: list[str]):
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request.url.path)
+        ticker = request.url.path.split("/")[4]
+        start = date.fromisoformat(request.url.path.split("/")[-2])
+        results = [{"t": int(datetime.combine(start + timedelta(days=i), datetime.min.time(),
+                                              timezone.utc).timestamp() * 1000),
+                    "o": 10, "h": 11, "l": 9, "c": 10 + i, "v": 1000} for i in range(3)]
+        return httpx.Response(200, json={"ticker": ticker, "status": "OK", "resultsCount": 3, "results": results})
+    return httpx.MockTransport(handler)
+
+
+def test_polygon_daemon_fetches_history_of_new_symbols_and_benchmarks(stack):
+    sid, auth = stack.new_strategy()
+    stack.post(sid, "orders", {"orders": [{"symbol": "BTC-USD", "side": "buy", "quantity": 1, "price": 30000}]}, auth)
+    stack.wait_projected()
+    requests: list[str] = []
+    today = date(2026, 1, 10)
+    client = PolygonClient("test-key", transport=polygon_transport(requests), sleep=lambda s: None)
+    daemon = MarketDataDaemon(stack.store, client, today=lambda: today)
+    daemon.tick()
+    assert any("/X:BTCUSD/range/1/day/2021-01-10/2026-01-10" in p for p in requests)
+    assert any("/SPY/" in p for p in requests)  # the strategy's benchmark
+    with stack.store.cursor() as curs:
+        rows = curs.execute("SELECT date, close FROM prices WHERE symbol = 'BTC-USD' ORDER BY date").fetchall()
+        assert [(r["date"], r["close"]) for r in rows][:2] == [(date(2021, 1, 10), 10), (date(2021, 1, 11), 11)]
+        assert curs.execute("SELECT count(*) AS n FROM price_updates WHERE symbol = 'BTC-USD'").fetchone()["n"] == 1
+    requests.clear()
+    daemon.tick()  # nothing new, and the daily refresh is not due yet
+    assert requests == []
+
+
+def test_demo_replays_a_bot_with_state_and_nav_that_agree(stack):
+    env = {**stack.env}
+    out = subprocess.run([sys.executable, "-m", "services.cli", "demo", "--base-url",
+                          f"http://127.0.0.1:{stack.command_port}"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300, check=True)
+    demo = json.loads(out.stdout[out.stdout.index("{"):])
+    auth = {"Authorization": f"Bearer {demo['api_key']}"}
+    sid = demo["strategy_id"]
+    assert demo["replayed"]["orders"] > 100 and demo["prices"]["source"] == "synthetic-demo"
+    state = stack.state(sid, auth)
+    series = stack.query.get(f"/api/v1/strategies/{sid}/nav", headers=auth).json()["series"]
+    assert len(series) > 3 * 252
+    assert series[0]["date"] == "2022-01-03" and series[0]["external_flow"] == 1000000
+    last = series[-1]
+    assert state["nav"]["total_equity"] == last["total_equity"]
+    assert state["nav"]["captured_at"].startswith(last["date"])
+    flows = sum(Decimal(str(r["external_flow"])) for r in series)
+    assert flows == Decimal(1000000 - 50000)  # the deposit and the withdrawal, nothing else

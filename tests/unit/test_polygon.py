@@ -1,0 +1,183 @@
+"""PolygonClient against recorded-looking responses through httpx.MockTransport (never the network)."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from services.market_data.polygon import (
+    PolygonClient,
+    PolygonError,
+    from_polygon_ticker,
+    to_polygon_ticker,
+)
+
+KEY = "pk_test_SECRET123"
+
+
+def ms(day: str, hour: int = 5) -> int:
+    """Polygon's `t`: epoch ms of the bar start (stocks: midnight New York, crypto: midnight UTC)."""
+    d = date.fromisoformat(day)
+    return int(datetime(d.year, d.month, d.day, hour, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def agg(day: str, c: float, hour: int = 5) -> dict:
+    return {"v": 7.09e7, "vw": c - 0.1, "o": c - 1, "c": c, "h": c + 1.5, "l": c - 2.25,
+            "t": ms(day, hour), "n": 541277}
+
+
+def page(ticker: str, results: list[dict], next_url: str | None = None, status: str = "OK") -> dict:
+    body = {"ticker": ticker, "queryCount": len(results), "resultsCount": len(results),
+            "adjusted": True, "results": results, "status": status,
+            "request_id": "6a7e466379af0a71039d60cc78e72282", "count": len(results)}
+    if next_url:
+        body["next_url"] = next_url
+    return body
+
+
+def make(handler, **kw) -> tuple[PolygonClient, list[float]]:
+    sleeps: list[float] = []
+    client = PolygonClient(KEY, transport=httpx.MockTransport(handler), sleep=sleeps.append, **kw)
+    return client, sleeps
+
+
+def test_pagination_across_two_pages_with_api_key_on_both():
+    seen: list[httpx.URL] = []
+    cursor = "https://api.polygon.io/v2/aggs/ticker/AAPL/range/1/day/1704067200000/1704499200000?cursor=bGltaXQ9Mg"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        if "cursor" not in request.url.params:
+            return httpx.Response(200, json=page("AAPL", [agg("2024-01-02", 185.64), agg("2024-01-03", 184.25)],
+                                                 next_url=cursor))
+        return httpx.Response(200, json=page("AAPL", [agg("2024-01-04", 181.91)]))
+
+    client, sleeps = make(handler)
+    bars = client.daily_bars("aapl", date(2024, 1, 1), date(2024, 1, 5))
+
+    assert [b.date for b in bars] == [date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4)]
+    assert all(b.symbol == "AAPL" for b in bars)
+    first = bars[0]
+    assert (first.close, first.open, first.high, first.low, first.volume) == (
+        Decimal("185.64"), Decimal("184.64"), Decimal("187.14"), Decimal("183.39"), Decimal("70900000.0"))
+    assert len(seen) == 2 and sleeps == []
+    assert seen[0].path == "/v2/aggs/ticker/AAPL/range/1/day/2024-01-01/2024-01-05"
+    assert dict(seen[0].params) == {"adjusted": "true", "sort": "asc", "limit": "50000", "apiKey": KEY}
+    assert seen[1].params["cursor"] == "bGltaXQ9Mg" and seen[1].params["apiKey"] == KEY
+
+
+def test_crypto_symbol_maps_both_ways():
+    assert to_polygon_ticker("BTC-USD") == "X:BTCUSD"
+    assert to_polygon_ticker("eth-usd") == "X:ETHUSD"
+    assert to_polygon_ticker("AAPL") == "AAPL"
+    assert to_polygon_ticker("BRK-B") == "BRK-B"
+    assert from_polygon_ticker("X:BTCUSD") == "BTC-USD"
+    assert from_polygon_ticker("X:DOGEUSD") == "DOGE-USD"
+    assert from_polygon_ticker("AAPL") == "AAPL"
+
+    paths: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        # crypto bars start at midnight UTC, every calendar day
+        return httpx.Response(200, json=page("X:BTCUSD", [agg("2024-01-06", 43929.1, hour=0),
+                                                          agg("2024-01-07", 43934.6, hour=0)]))
+
+    client, _ = make(handler)
+    bars = client.daily_bars("BTC-USD", date(2024, 1, 6), date(2024, 1, 7))
+    assert paths == ["/v2/aggs/ticker/X:BTCUSD/range/1/day/2024-01-06/2024-01-07"]
+    assert [(b.symbol, b.date, b.close) for b in bars] == [
+        ("BTC-USD", date(2024, 1, 6), Decimal("43929.1")), ("BTC-USD", date(2024, 1, 7), Decimal("43934.6"))]
+
+
+@pytest.mark.parametrize("status", ["OK", "DELAYED"])
+def test_no_results_is_empty(status):
+    def handler(request):
+        body = {"ticker": "AAPL", "queryCount": 0, "resultsCount": 0, "adjusted": True,
+                "status": status, "request_id": "abc", "count": 0}
+        return httpx.Response(200, json=body)
+
+    client, _ = make(handler)
+    assert client.daily_bars("AAPL", date(2024, 1, 6), date(2024, 1, 7)) == []
+
+
+def test_429_then_200_honors_retry_after():
+    calls = iter([httpx.Response(429, headers={"Retry-After": "7"},
+                                 json={"status": "ERROR", "error": "You've exceeded the maximum requests per minute"}),
+                  httpx.Response(429, json={"status": "ERROR"}),
+                  httpx.Response(200, json=page("SPY", [agg("2024-01-02", 472.65)]))])
+    client, sleeps = make(lambda request: next(calls), backoff_s=0.5)
+    bars = client.daily_bars("SPY", date(2024, 1, 2), date(2024, 1, 2))
+    assert [b.close for b in bars] == [Decimal("472.65")]
+    assert sleeps == [7.0, 1.0]  # Retry-After, then the exponential backoff of attempt 2
+
+
+def test_5xx_exhaustion_raises_polygon_error():
+    count = 0
+
+    def handler(request):
+        nonlocal count
+        count += 1
+        return httpx.Response(503, text="upstream unavailable")
+
+    client, sleeps = make(handler, max_retries=3, backoff_s=0.5)
+    with pytest.raises(PolygonError) as err:
+        client.daily_bars("SPY", date(2024, 1, 2), date(2024, 1, 3))
+    assert count == 4
+    assert sleeps == [0.5, 1.0, 2.0]
+    assert err.value.status_code == 503
+    assert "503" in str(err.value) and KEY not in str(err.value)
+
+
+def test_403_is_polygon_error_without_the_key():
+    def handler(request):
+        return httpx.Response(403, json={
+            "status": "NOT_AUTHORIZED", "request_id": "f0e1",
+            "message": f"You are not entitled to this data (key {KEY}). Please upgrade your plan at https://polygon.io/pricing"})
+
+    client, sleeps = make(handler)
+    with pytest.raises(PolygonError) as err:
+        client.daily_bars("NVDA", date(2024, 1, 2), date(2024, 1, 3))
+    message = str(err.value)
+    assert "403" in message and "not entitled" in message and "NVDA" in message
+    assert KEY not in message and KEY not in repr(err.value)
+    assert KEY not in "".join(traceback.format_exception(err.value))
+    assert err.value.status_code == 403 and sleeps == []
+
+
+def test_error_status_in_body_is_polygon_error():
+    client, _ = make(lambda r: httpx.Response(200, json={"status": "ERROR", "request_id": "x",
+                                                         "error": "bad ticker"}))
+    with pytest.raises(PolygonError):
+        client.daily_bars("AAPL", date(2024, 1, 2), date(2024, 1, 3))
+
+
+def test_next_url_to_another_host_is_not_followed():
+    def handler(request):
+        return httpx.Response(200, json=page("AAPL", [agg("2024-01-02", 185.64)],
+                                             next_url="https://evil.example/v2/aggs?cursor=x"))
+
+    client, _ = make(handler)
+    with pytest.raises(PolygonError, match="another host"):
+        client.daily_bars("AAPL", date(2024, 1, 2), date(2024, 1, 3))
+
+
+def test_httpx_request_log_redacts_key(caplog):
+    client, _ = make(lambda r: httpx.Response(200, json=page("AAPL", [])))
+    with caplog.at_level("INFO", logger="httpx"):
+        client.daily_bars("AAPL", date(2024, 1, 2), date(2024, 1, 3))
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "apiKey=***" in text and KEY not in text
+
+
+def test_response_json_shape_roundtrip():
+    # a stored response body as Polygon sends it (numbers as JSON numbers)
+    raw = json.dumps(page("KO", [agg("2024-03-15", 59.43)])).encode()
+    client, _ = make(lambda r: httpx.Response(200, content=raw, headers={"content-type": "application/json"}))
+    (bar,) = client.daily_bars("KO", date(2024, 3, 15), date(2024, 3, 15))
+    assert bar.close == Decimal("59.43") and bar.date == date(2024, 3, 15)
