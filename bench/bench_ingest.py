@@ -19,20 +19,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.integration.stack import Stack  # noqa: E402
-
-
-def fresh_database(admin_url: str) -> tuple[str, str]:
-    name = f"botranks_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(admin_url)
-    params["dbname"] = name
-    return name, make_conninfo(**params)
+from tests.integration.stack import Stack, create_database, drop_database  # noqa: E402
 
 
 def main() -> None:
@@ -44,7 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     admin = os.environ.get("BOTRANKS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     nats = os.environ.get("BOTRANKS_TEST_NATS_URL", "nats://127.0.0.1:4222")
-    name, url = fresh_database(admin)
+    name = f"botranks_bench_{uuid.uuid4().hex[:8]}"
+    url = create_database(admin, name)
     with tempfile.TemporaryDirectory() as home:
         stack = Stack(url, nats, Path(home), BOTRANKS_READ_YOUR_WRITES_TIMEOUT=str(args.read_your_writes))
         stack.start()
@@ -90,8 +79,7 @@ def main() -> None:
                   f"{latencies[int(len(latencies) * 0.99) - 1] * 1000:.0f} ms")
         finally:
             stack.stop()
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(admin, name)
 
 
 if __name__ == "__main__":

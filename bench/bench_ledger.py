@@ -21,9 +21,6 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal as D
 from pathlib import Path
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -33,6 +30,7 @@ from libs.domain.nav import LedgerState, PriceBook, derive  # noqa: E402
 from libs.infra.logs import configure_logging  # noqa: E402
 from libs.infra.store import EventStore  # noqa: E402
 from services.projector.projection import apply_price_updates, project, tracked_position  # noqa: E402
+from tests.integration.stack import create_database, drop_database  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "prices-2017-2022.csv"
 SYMBOLS = ["AAPL", "MSFT", "KO", "JPM", "XOM"]
@@ -93,11 +91,7 @@ def bench_fold(closes) -> None:
 def fresh_store() -> tuple[EventStore, str, str]:
     admin = os.environ.get("BOTRANKS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"botranks_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(admin)
-    params["dbname"] = name
-    store = EventStore(make_conninfo(**params), pool_size=2)
+    store = EventStore(create_database(admin, name), pool_size=2)
     store.create_tables()
     return store, admin, name
 
@@ -181,8 +175,7 @@ def main() -> None:
         bench_late_price(store, closes)
     finally:
         store.close()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(admin, name)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,10 @@ from urllib.parse import urlparse
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from libs.infra.embedded import NatsServer, start_postgres
 
-from .stack import Stack
+from .stack import Stack, create_database, drop_database
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -77,17 +76,12 @@ def make_database(backends):
 
     def make() -> str:
         name = f"botranks_test_{RUN_ID}_{next(_counter)}"
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
         created.append(name)
-        params = conninfo_to_dict(admin_url)
-        params["dbname"] = name
-        return make_conninfo(**params)
+        return create_database(admin_url, name)
 
     yield make
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        for name in created:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for name in created:
+        drop_database(admin_url, name)
 
 
 @pytest.fixture(scope="module")

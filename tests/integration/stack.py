@@ -130,3 +130,22 @@ async def _delete_stream(nats_url: str, store_id: str) -> None:
         await nc.jetstream().delete_stream(bus.stream_name(store_id))
     finally:
         await nc.close()
+
+
+def create_database(admin_url: str, name: str) -> str:
+    """Create database ``name`` on the server of ``admin_url``; returns its URL."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(admin_url)
+    params["dbname"] = name
+    return make_conninfo(**params)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
