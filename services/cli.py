@@ -37,7 +37,7 @@ def cmd_up(args) -> None:
 
 
 def cmd_strategy_create(args) -> None:
-    from libs.infra.web import create_strategy
+    from libs.infra.auth import create_strategy
 
     store = _store()
     try:

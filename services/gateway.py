@@ -1,12 +1,14 @@
 """The single base URL of ``botranks up``: an ASGI reverse proxy in front of the two APIs.
 
-Reads (GET/HEAD) go to query_api, everything else to command_api; ``/healthz`` answers
-200 only when both APIs and the projector are up. ``deploy/`` ships a real reverse
+Reads of the ledger (GET/HEAD under ``/api/v1``) go to query_api, everything else (ledger
+writes, accounts, strategies, API keys) to command_api; ``/healthz`` answers 200 only when
+both APIs and the projector are up; ``/schema/openapi.json`` is the union of both schemas. ``deploy/`` ships a real reverse
 proxy configuration for production; this exists so that one command runs everything.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 import httpx
@@ -21,7 +23,19 @@ class Gateway:
         self.client = httpx.AsyncClient(timeout=60.0, limits=httpx.Limits(max_connections=200))
 
     def upstream(self, method: str, path: str) -> str:
-        return self.query_url if method in ("GET", "HEAD") else self.command_url
+        if method in ("GET", "HEAD") and path.startswith("/api/v1/"):
+            return self.query_url
+        return self.command_url
+
+    async def merged_schema(self) -> bytes:
+        command, query = [(await self.client.get(base + "/schema/openapi.json")).json()
+                          for base in (self.command_url, self.query_url)]
+        for path, operations in query.get("paths", {}).items():
+            command.setdefault("paths", {}).setdefault(path, {}).update(operations)
+        for name, schema in query.get("components", {}).get("schemas", {}).items():
+            command.setdefault("components", {}).setdefault("schemas", {}).setdefault(name, schema)
+        command["info"] = {"title": "BotRanks API", "version": "1.0.0"}
+        return json.dumps(command).encode()
 
     async def healthy(self) -> bool:
         if not self.projector_alive():
@@ -51,6 +65,12 @@ class Gateway:
             ok = await self.healthy()
             body = b'{"status":"ok"}' if ok else b'{"detail":"starting or degraded"}'
             await _respond(send, 200 if ok else 503, body)
+            return
+        if path == "/schema/openapi.json" and scope["method"] == "GET":
+            try:
+                await _respond(send, 200, await self.merged_schema())
+            except httpx.HTTPError:
+                await _respond(send, 503, b'{"detail":"Service unavailable, retry with backoff"}')
             return
         chunks = []
         while True:

@@ -186,6 +186,67 @@ MIGRATIONS: list[tuple[int, str]] = [
         last_error text
     );
     """),
+    (4, """
+    CREATE TABLE users (
+        id uuid PRIMARY KEY,
+        email text NOT NULL,
+        password_hash text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE UNIQUE INDEX users_email_idx ON users (lower(email));
+    CREATE TABLE sessions (
+        id uuid PRIMARY KEY,
+        user_id uuid NOT NULL REFERENCES users(id),
+        token_hash bytea NOT NULL UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL,
+        ended_at timestamptz
+    );
+    ALTER TABLE strategies ADD CONSTRAINT strategies_owner_fk FOREIGN KEY (owner_id) REFERENCES users(id);
+    CREATE INDEX strategies_owner_idx ON strategies (owner_id);
+
+    -- sliding-window rate limit, shared by every replica: the hits of the last window per key
+    CREATE TABLE rate_windows (
+        key_id uuid PRIMARY KEY REFERENCES api_keys(id),
+        hits timestamptz[] NOT NULL DEFAULT '{}'
+    );
+
+    -- One round trip per request: key lookup, rate limit (row-locked per key), strategy check.
+    CREATE FUNCTION botranks_check_key(p_hash bytea, p_strategy uuid, p_limit int, p_window_s float8)
+    RETURNS TABLE (outcome text, remaining int, reset_s float8)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        k record;
+        now_ts timestamptz := clock_timestamp();
+        win interval := make_interval(secs => p_window_s);
+        all_hits timestamptz[];
+        recent timestamptz[];
+    BEGIN
+        SELECT id, strategy_id, revoked_at INTO k FROM api_keys WHERE key_hash = p_hash;
+        IF NOT FOUND OR k.revoked_at IS NOT NULL THEN
+            RETURN QUERY SELECT 'unauthorized'::text, 0, 0::float8;
+            RETURN;
+        END IF;
+        INSERT INTO rate_windows (key_id) VALUES (k.id) ON CONFLICT DO NOTHING;
+        SELECT hits INTO all_hits FROM rate_windows WHERE key_id = k.id FOR UPDATE;
+        recent := array(SELECT h FROM unnest(all_hits) AS h WHERE h > now_ts - win ORDER BY h);
+        IF cardinality(recent) >= p_limit THEN
+            UPDATE rate_windows SET hits = recent WHERE key_id = k.id;
+            RETURN QUERY SELECT 'limited'::text, 0, extract(epoch FROM recent[1] + win - now_ts)::float8;
+            RETURN;
+        END IF;
+        recent := recent || now_ts;
+        UPDATE rate_windows SET hits = recent WHERE key_id = k.id;
+        UPDATE api_keys SET last_used_at = now_ts
+            WHERE id = k.id AND (last_used_at IS NULL OR last_used_at < now_ts - interval '5 seconds');
+        RETURN QUERY SELECT
+            CASE WHEN NOT EXISTS (SELECT 1 FROM strategies WHERE id = p_strategy) THEN 'not_found'
+                 WHEN k.strategy_id <> p_strategy THEN 'forbidden'
+                 ELSE 'ok' END,
+            p_limit - cardinality(recent),
+            extract(epoch FROM recent[1] + win - now_ts)::float8;
+    END $$;
+    """),
 ]
 
 

@@ -15,6 +15,7 @@ class Settings:
     rate_limit_per_minute: int = 60
     log_level: str = "info"
     read_your_writes_timeout: float = 2.0
+    session_ttl_s: int = 12 * 3600
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -32,4 +33,5 @@ class Settings:
             rate_limit_per_minute=int(os.environ.get("BOTRANKS_RATE_LIMIT_PER_MINUTE", "60")),
             log_level=os.environ.get("BOTRANKS_LOG_LEVEL", "info"),
             read_your_writes_timeout=float(os.environ.get("BOTRANKS_READ_YOUR_WRITES_TIMEOUT", "2.0")),
+            session_ttl_s=int(os.environ.get("BOTRANKS_SESSION_TTL_S", str(12 * 3600))),
         )

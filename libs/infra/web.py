@@ -1,30 +1,19 @@
-"""HTTP plumbing shared by command_api and query_api: errors, exact JSON, API-key auth."""
+"""HTTP plumbing shared by command_api and query_api: errors, exact JSON, headers, OpenAPI."""
 
 from __future__ import annotations
 
-import hashlib
-import re
-import secrets
+from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import msgspec
 from litestar import MediaType, Request, Response
-from litestar.exceptions import (
-    HTTPException,
-    NotAuthorizedException,
-    NotFoundException,
-    PermissionDeniedException,
-    ValidationException,
-)
+from litestar.datastructures import ResponseHeader
+from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.plugins import OpenAPISchemaPlugin
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.serialization import default_serializer
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 import structlog
-
-from .store import EventStore
-
-KEY_PREFIX = "fq_live_"
-KEY_RE = re.compile(r"^fq_live_[A-Za-z0-9_\-]{43}$")
 
 log = structlog.get_logger()
 
@@ -46,83 +35,92 @@ class BadRequest(HTTPException):
     status_code = 400
 
 
+class Conflict(HTTPException):
+    status_code = 409
+
+
 def error_response(request: Request, exc: Exception) -> Response:
-    """The one error body of the API: exactly ``{"detail": "..."}``."""
+    """The one error body of the API: exactly ``{"detail": "..."}``.
+
+    A body that is valid JSON but breaks the schema is 422 naming the field (with the index
+    of the bad order in a batch); malformed JSON and bad query/path parameters are 400.
+    """
     if isinstance(exc, HTTPException):
         status, detail = exc.status_code, exc.detail
         headers = exc.headers or None
-        if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
-            # name the offending parameters instead of Litestar's generic "Validation failed"
-            problems = "; ".join(f"`{e.get('key', '?')}`: {e.get('message', 'invalid')}"
-                                 for e in exc.extra if isinstance(e, dict))
-            detail = f"Invalid request parameters: {problems}" if problems else detail
+        if isinstance(exc.__cause__, SerializationException):
+            detail = f"Malformed JSON body: {exc.detail}"
+        elif isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
+            problems = [e for e in exc.extra if isinstance(e, dict)]
+            if any(e.get("key") == "data" and e.get("message") == "'data'" for e in problems):  # no body at all
+                detail = "Request body is missing or empty; expected a JSON object"
+            elif problems and all(e.get("source") == "body" for e in problems):
+                status = 422
+                detail = "; ".join(_body_problem(e) for e in problems)
+            elif problems:
+                detail = "Invalid request parameters: " + "; ".join(
+                    f"`{e.get('key', '?')}`: {e.get('message', 'invalid')}" for e in problems)
     else:
         log.error("unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
         status, detail, headers = HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", None
     return Response({"detail": detail}, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
+def _body_problem(problem: dict) -> str:
+    key, message = problem.get("key") or "", str(problem.get("message", "invalid"))
+    return f"{message} (at `{key}`)" if key and key != "data" else message
+
+
 EXCEPTION_HANDLERS = {Exception: error_response}
 
-
-def decode_body(raw: bytes, type_: type) -> Any:
-    """Decode a JSON body: malformed JSON is 400, a schema violation 422 naming the field."""
-    if not raw.strip():
-        raise BadRequest("Request body is empty; expected a JSON object")
-    try:
-        return msgspec.json.decode(raw, type=type_)
-    except msgspec.ValidationError as exc:
-        raise UnprocessableEntity(str(exc).replace("`$.", "`").replace("`$`", "body")) from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"Malformed JSON: {exc}") from None
+SECURITY_HEADERS = [
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+    ResponseHeader(name="X-Frame-Options", value="DENY"),
+    ResponseHeader(name="Referrer-Policy", value="no-referrer"),
+    ResponseHeader(name="Content-Security-Policy", value="default-src 'none'; frame-ancestors 'none'"),
+    ResponseHeader(name="Cache-Control", value="no-store"),
+]
 
 
-# ---------------------------------------------------------------- API keys
+class DecimalAsNumberPlugin(OpenAPISchemaPlugin):
+    """Decimals are exact JSON numbers on the wire (see ExactJSONResponse), so say "number"."""
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is Decimal
+
+    def to_openapi_schema(self, field_definition, schema_creator) -> Schema:
+        return Schema(type=OpenAPIType.NUMBER)
 
 
-def new_api_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+def rate_limit_headers(app):
+    """ASGI middleware: RateLimit-* headers on responses to requests that passed the key guard."""
+
+    async def middleware(scope, receive, send):
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                rate = scope.get("state", {}).get("rate")
+                if rate is not None:
+                    extra = [(k.lower().encode(), v.encode()) for k, v in rate.headers().items()]
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return middleware
 
 
-def hash_api_key(plaintext: str) -> bytes:
-    # Keys carry 256 random bits, so a fast hash is safe; lookups by hash are constant-time
-    # with respect to the secret (no string comparison of plaintexts anywhere).
-    return hashlib.sha256(plaintext.encode()).digest()
-
-
-def authorize(store: EventStore, authorization: str | None, strategy_id: UUID) -> None:
-    """401 without a valid key, 404 for an unknown strategy, 403 for another strategy's key."""
-    if not authorization:
-        raise NotAuthorizedException("Missing Authorization header")
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not KEY_RE.match(token):
-        raise NotAuthorizedException("Invalid Authorization header: expected `Bearer fq_live_...`")
-    with store.cursor() as curs:
-        row = curs.execute(
-            "SELECT k.strategy_id AS key_strategy, (k.revoked_at IS NOT NULL) AS revoked,"
-            " EXISTS (SELECT 1 FROM strategies WHERE id = %s) AS strategy_exists"
-            " FROM (SELECT 1) AS one LEFT JOIN api_keys k ON k.key_hash = %s",
-            (strategy_id, hash_api_key(token)),
-        ).fetchone()
-    if row["key_strategy"] is None or row["revoked"]:
-        raise NotAuthorizedException("Invalid or revoked API key")
-    if not row["strategy_exists"]:
-        raise NotFoundException(f"Strategy {strategy_id} not found")
-    if row["key_strategy"] != strategy_id:
-        raise PermissionDeniedException("API key does not grant access to this strategy")
-
-
-def create_strategy(store: EventStore, name: str, *, benchmark: str = "SPY") -> tuple[UUID, str]:
-    """Create a strategy and its first API key; returns (strategy id, plaintext key)."""
-    import uuid
-
-    strategy_id, key_id, key = uuid.uuid4(), uuid.uuid4(), new_api_key()
-    with store.transaction() as curs:
-        curs.execute("INSERT INTO strategies (id, name, benchmark) VALUES (%s, %s, %s)",
-                     (strategy_id, name, benchmark))
-        curs.execute(
-            "INSERT INTO api_keys (id, strategy_id, name, key_prefix, key_hash) VALUES (%s, %s, %s, %s, %s)",
-            (key_id, strategy_id, "default", key[:10], hash_api_key(key)),
-        )
-    return strategy_id, key
+def api_app_kwargs() -> dict[str, Any]:
+    """Settings common to both APIs' Litestar apps."""
+    return {
+        "exception_handlers": EXCEPTION_HANDLERS,
+        "response_class": ExactJSONResponse,
+        "response_headers": SECURITY_HEADERS,
+        "plugins": [DecimalAsNumberPlugin()],
+        "request_max_body_size": 1024 * 1024,
+        "middleware": [rate_limit_headers],
+    }

@@ -1,4 +1,4 @@
-"""Assembly of the command API: event store and relay are built in the lifespan."""
+"""Assembly of the command API: event store, relay and projection waiter are built in the lifespan."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from litestar import Litestar, get
 
 from libs.infra.settings import Settings
 from libs.infra.store import EventStore
-from libs.infra.web import EXCEPTION_HANDLERS, ExactJSONResponse
+from libs.infra.web import api_app_kwargs
 
+from .account_routes import AuthRoutes, StrategyRoutes
 from .consistency import ProjectionWaiter
 from .relay import Relay
 from .routes import LedgerCommands
 
 
-@get("/healthz", sync_to_thread=False)
+@get("/healthz", sync_to_thread=False, include_in_schema=False)
 def healthz() -> dict[str, str]:
     return {"status": "ok", "service": "command_api"}
 
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await asyncio.to_thread(store.create_tables)
         relay = Relay(store, settings.nats_url)
         task = asyncio.create_task(relay.run())
-        app.state.store, app.state.relay = store, relay
+        app.state.store, app.state.relay, app.state.settings = store, relay, settings
         app.state.waiter = ProjectionWaiter(store, settings.read_your_writes_timeout)
         try:
             yield
@@ -41,10 +42,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await asyncio.gather(task, return_exceptions=True)
             await asyncio.to_thread(store.close)
 
-    return Litestar(
-        route_handlers=[LedgerCommands, healthz],
-        lifespan=[lifespan],
-        exception_handlers=EXCEPTION_HANDLERS,
-        response_class=ExactJSONResponse,
-        request_max_body_size=1024 * 1024,
-    )
+    return Litestar(route_handlers=[LedgerCommands, AuthRoutes, StrategyRoutes, healthz],
+                    lifespan=[lifespan], **api_app_kwargs())

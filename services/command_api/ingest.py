@@ -101,13 +101,13 @@ def lookup_closes(store: EventStore, wanted: set[tuple[str, datetime]]) -> dict[
 
 
 @dataclass
-class OrdersResult:
+class IngestedOrders:
     accepted: list[Order]
     duplicates: list[Order]
     notification_ids: list[int]
 
 
-def record_orders(store: EventStore, strategy_id: UUID, batch: OrdersBatchIn) -> OrdersResult:
+def record_orders(store: EventStore, strategy_id: UUID, batch: OrdersBatchIn) -> IngestedOrders:
     """Store a batch of orders: accepted and duplicates, in request order. All-or-nothing on errors."""
     now = datetime.now(timezone.utc)
     for i, o in enumerate(batch.orders):
@@ -148,7 +148,7 @@ def record_orders(store: EventStore, strategy_id: UUID, batch: OrdersBatchIn) ->
     if in_batch_dupes:
         by_id = {o.id: o for o in accepted + duplicates}
         duplicates.extend(by_id[aggregate_id] for _, aggregate_id in in_batch_dupes)
-    return OrdersResult(accepted, duplicates, result.notification_ids)
+    return IngestedOrders(accepted, duplicates, result.notification_ids)
 
 
 def record_cash(store: EventStore, strategy_id: UUID, cash: CashIn) -> tuple[str, CashEvent, list[int]]:

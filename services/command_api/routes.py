@@ -3,81 +3,95 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Literal
 from uuid import UUID
 
+import msgspec
 import structlog
 from anyio import to_thread
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Response, post
 from litestar.datastructures import State
 
-from libs.domain.model import CashIn, OrdersBatchIn, SnapshotIn
-from libs.infra.web import ExactJSONResponse, authorize, decode_body
+from libs.domain.model import CashEvent, CashIn, Order, OrdersBatchIn, SnapshotIn
+from libs.infra.auth import api_key_guard
+from libs.infra.web import ExactJSONResponse
 
 from . import ingest
 
 log = structlog.get_logger(service="command_api")
 
 
-async def _acknowledge(state: State, notification_ids: list[int], content: dict[str, Any]) -> Response:
+class Counts(msgspec.Struct):
+    accepted: int
+    duplicates: int
+
+
+class OrdersResult(msgspec.Struct):
+    accepted: list[Order]
+    duplicates: list[Order]
+    counts: Counts
+
+
+class CashResult(msgspec.Struct):
+    status: Literal["created", "duplicate"]
+    event: CashEvent
+
+
+class SnapshotResult(msgspec.Struct):
+    upserted: int
+    removed: int | None
+    reconciliation_entries: int | None
+
+
+async def _acknowledge(state: State, notification_ids: list[int], content, status_code: int = 200):
     """Publish promptly, wait (bounded) for the projection, then answer."""
     state.relay.poke()
     projected = await state.waiter.wait_for(max(notification_ids, default=0))
-    return ExactJSONResponse(content, status_code=200, headers={"BotRanks-Projected": "true" if projected else "false"})
+    return projected, ExactJSONResponse(content, status_code=status_code,
+                                        headers={"BotRanks-Projected": "true" if projected else "false"})
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
 
 
 class LedgerCommands(Controller):
     path = "/api/v1/strategies/{strategy_id:uuid}"
+    guards = [api_key_guard]
 
-    @post("/orders", summary="Submit a batch of 1..500 orders")
-    async def post_orders(self, request: Request, state: State, strategy_id: UUID, body: bytes) -> Response:
+    @post("/orders", status_code=200, summary="Submit a batch of 1..500 orders")
+    async def post_orders(self, state: State, strategy_id: UUID, data: OrdersBatchIn) -> Response[OrdersResult]:
         started = time.perf_counter()
-
-        def work():
-            authorize(state.store, request.headers.get("authorization"), strategy_id)
-            return ingest.record_orders(state.store, strategy_id, decode_body(body, OrdersBatchIn))
-
-        result = await to_thread.run_sync(work)
-        response = await _acknowledge(state, result.notification_ids, {
-            "accepted": result.accepted,
-            "duplicates": result.duplicates,
-            "counts": {"accepted": len(result.accepted), "duplicates": len(result.duplicates)},
-        })
-        log.info("orders_ingested", strategy_id=str(strategy_id), accepted=len(result.accepted),
-                 duplicates=len(result.duplicates), duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        result = await to_thread.run_sync(ingest.record_orders, state.store, strategy_id, data)
+        counts = Counts(len(result.accepted), len(result.duplicates))
+        _, response = await _acknowledge(state, result.notification_ids,
+                                         OrdersResult(result.accepted, result.duplicates, counts))
+        log.info("orders_ingested", strategy_id=str(strategy_id), accepted=counts.accepted,
+                 duplicates=counts.duplicates, duration_ms=_ms(started))
         return response
 
-    @post("/cash", summary="Record a cash event")
-    async def post_cash(self, request: Request, state: State, strategy_id: UUID, body: bytes) -> Response:
+    @post("/cash", status_code=200, summary="Record a cash event")
+    async def post_cash(self, state: State, strategy_id: UUID, data: CashIn) -> Response[CashResult]:
         started = time.perf_counter()
-
-        def work():
-            authorize(state.store, request.headers.get("authorization"), strategy_id)
-            return ingest.record_cash(state.store, strategy_id, decode_body(body, CashIn))
-
-        status, event, notification_ids = await to_thread.run_sync(work)
-        response = await _acknowledge(state, notification_ids, {"status": status, "event": event})
+        status, event, notification_ids = await to_thread.run_sync(ingest.record_cash, state.store, strategy_id, data)
+        _, response = await _acknowledge(state, notification_ids, CashResult(status, event))
         log.info("cash_ingested", strategy_id=str(strategy_id), status=status, event_type=event.event_type,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+                 duration_ms=_ms(started))
         return response
 
-    @post("/positions/snapshot", summary="Replace the position set (reconciliation)")
-    async def post_snapshot(self, request: Request, state: State, strategy_id: UUID, body: bytes) -> Response:
+    @post("/positions/snapshot", status_code=200, summary="Replace the position set (reconciliation)")
+    async def post_snapshot(self, state: State, strategy_id: UUID, data: SnapshotIn) -> Response[SnapshotResult]:
         started = time.perf_counter()
-
-        def work():
-            authorize(state.store, request.headers.get("authorization"), strategy_id)
-            return ingest.record_snapshot(state.store, strategy_id, decode_body(body, SnapshotIn))
-
-        snapshot, notification_ids = await to_thread.run_sync(work)
+        snapshot, notification_ids = await to_thread.run_sync(ingest.record_snapshot, state.store, strategy_id, data)
         state.relay.poke()
-        projected = await state.waiter.wait_for(max(notification_ids, default=0))
-        counts = await to_thread.run_sync(ingest.snapshot_outcome, state.store, snapshot.id) if projected else None
-        if counts is None:  # stored, but the projector has not folded it yet: counts unknown
-            content = {"upserted": len(snapshot.positions), "removed": None, "reconciliation_entries": None}
-            response = ExactJSONResponse(content, status_code=202, headers={"BotRanks-Projected": "false"})
+        counts = None
+        if await state.waiter.wait_for(max(notification_ids, default=0)):
+            counts = await to_thread.run_sync(ingest.snapshot_outcome, state.store, snapshot.id)
+        if counts is None:  # stored, but the projector has not folded it yet: what it replaced is unknown
+            response = ExactJSONResponse(SnapshotResult(len(snapshot.positions), None, None), status_code=202,
+                                         headers={"BotRanks-Projected": "false"})
         else:
-            response = ExactJSONResponse(counts, status_code=200, headers={"BotRanks-Projected": "true"})
+            response = ExactJSONResponse(SnapshotResult(**counts), headers={"BotRanks-Projected": "true"})
         log.info("snapshot_ingested", strategy_id=str(strategy_id), positions=len(snapshot.positions),
-                 projected=counts is not None, duration_ms=round((time.perf_counter() - started) * 1000, 2))
+                 projected=counts is not None, duration_ms=_ms(started))
         return response

@@ -10,12 +10,12 @@ from litestar import Litestar, get
 
 from libs.infra.settings import Settings
 from libs.infra.store import EventStore
-from libs.infra.web import EXCEPTION_HANDLERS, ExactJSONResponse
+from libs.infra.web import api_app_kwargs
 
 from .routes import StrategyQueries
 
 
-@get("/healthz", sync_to_thread=False)
+@get("/healthz", sync_to_thread=False, include_in_schema=False)
 def healthz() -> dict[str, str]:
     return {"status": "ok", "service": "query_api"}
 
@@ -27,15 +27,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         store = EventStore(settings.database_url, pool_size=4, max_overflow=16)
         await asyncio.to_thread(store.create_tables)
-        app.state.store = store
+        app.state.store, app.state.settings = store, settings
         try:
             yield
         finally:
             await asyncio.to_thread(store.close)
 
-    return Litestar(
-        route_handlers=[StrategyQueries, healthz],
-        lifespan=[lifespan],
-        exception_handlers=EXCEPTION_HANDLERS,
-        response_class=ExactJSONResponse,
-    )
+    return Litestar(route_handlers=[StrategyQueries, healthz], lifespan=[lifespan], **api_app_kwargs())

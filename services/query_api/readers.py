@@ -1,59 +1,98 @@
-"""Read-model queries behind the query API (SELECTs only)."""
+"""Read-model queries behind the query API (SELECTs only), returning the API's shapes."""
 
 from __future__ import annotations
 
 import base64
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from decimal import Decimal
 from uuid import UUID
 
-from libs.domain.model import OrderRecorded, Position, decode_event, position_id
+import msgspec
+
+from libs.domain.model import CashEvent, Order, OrderRecorded, Position, decode_event, position_id
 from libs.infra.store import EventStore
 
 
-def strategy_state(store: EventStore, strategy_id: UUID) -> dict[str, Any]:
-    """GET /state: positions, current NAV and last order time, as the spec shows."""
-    with store.cursor() as curs:
-        positions = curs.execute(
-            "SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions"
-            " WHERE strategy_id = %s ORDER BY symbol", (strategy_id,)).fetchall()
-        ledger = curs.execute("SELECT * FROM rm_ledger WHERE strategy_id = %s", (strategy_id,)).fetchone()
-    return {
-        "strategy_id": strategy_id,
-        "positions": [
-            Position(id=position_id(strategy_id, r["symbol"]), strategy_id=strategy_id, symbol=r["symbol"],
-                     quantity=r["quantity"], cost_basis=r["cost_basis"], updated_at=r["updated_at"])
-            for r in positions
-        ],
-        "nav": None if ledger is None else {
-            "total_equity": ledger["total_equity"],
-            "cash_balance": ledger["cash_balance"],
-            "market_value": ledger["market_value"],
-            "captured_at": ledger["captured_at"],
-        },
-        "last_order_at": None if ledger is None else ledger["last_order_at"],
-    }
+class Nav(msgspec.Struct):
+    total_equity: Decimal
+    cash_balance: Decimal
+    market_value: Decimal
+    captured_at: datetime
+
+
+class StateView(msgspec.Struct):
+    strategy_id: UUID
+    positions: list[Position]
+    nav: Nav | None
+    last_order_at: datetime | None
+
+
+class NavPoint(msgspec.Struct):
+    date: date
+    cash: Decimal
+    market_value: Decimal
+    total_equity: Decimal
+    external_flow: Decimal
+
+
+class NavSeries(msgspec.Struct):
+    strategy_id: UUID
+    series: list[NavPoint]
+
+
+class ReconciliationEntry(msgspec.Struct):
+    snapshot_id: UUID
+    symbol: str
+    derived_quantity: Decimal
+    derived_cost_basis: Decimal | None
+    snapshot_quantity: Decimal
+    snapshot_cost_basis: Decimal | None
+    taken_at: datetime
+
+
+class OrdersPage(msgspec.Struct):
+    items: list[Order]
+    next_cursor: str | None
+
+
+class CashPage(msgspec.Struct):
+    items: list[CashEvent]
+    next_cursor: str | None
+
+
+class ReconciliationPage(msgspec.Struct):
+    items: list[ReconciliationEntry]
+    next_cursor: str | None
 
 
 NAV_COLUMNS = ("date", "cash", "market_value", "total_equity", "external_flow")
 
 
-def nav_series(store: EventStore, strategy_id: UUID, start, end) -> list[dict[str, Any]]:
+def strategy_state(store: EventStore, strategy_id: UUID) -> StateView:
+    """GET /state: positions, current NAV and last order time, as the spec shows."""
+    with store.cursor() as curs:
+        positions = curs.execute(
+            "SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions"
+            " WHERE strategy_id = %s ORDER BY symbol", (strategy_id,)).fetchall()
+        ledger = curs.execute("SELECT total_equity, cash_balance, market_value, captured_at, last_order_at"
+                              " FROM rm_ledger WHERE strategy_id = %s", (strategy_id,)).fetchone()
+    return StateView(
+        strategy_id=strategy_id,
+        positions=[Position(id=position_id(strategy_id, r["symbol"]), strategy_id=strategy_id, **r) for r in positions],
+        nav=None if ledger is None else Nav(ledger["total_equity"], ledger["cash_balance"], ledger["market_value"],
+                                            ledger["captured_at"]),
+        last_order_at=None if ledger is None else ledger["last_order_at"],
+    )
+
+
+def nav_series(store: EventStore, strategy_id: UUID, start: date | None, end: date | None) -> NavSeries:
     """Daily NAV rows in [start, end] (either bound optional), oldest first."""
     with store.cursor() as curs:
-        return curs.execute(
+        rows = curs.execute(
             "SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
             " WHERE strategy_id = %s AND date >= %s AND date <= %s ORDER BY date",
             (strategy_id, start or date.min, end or date.max)).fetchall()
-
-
-def _page(rows: list[dict[str, Any]], limit: int, decode) -> dict[str, Any]:
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "items": [decode(r) for r in rows],
-        "next_cursor": encode_cursor(rows[-1]["cursor"]) if more and rows else None,
-    }
+    return NavSeries(strategy_id, [NavPoint(**r) for r in rows])
 
 
 def encode_cursor(value: int) -> str:
@@ -70,26 +109,35 @@ def decode_cursor(cursor: str | None) -> int:
     return int(raw[2:])
 
 
-def list_log(store: EventStore, strategy_id: UUID, table: str, after: int, limit: int) -> dict[str, Any]:
-    """Orders or cash events in arrival order, a page at a time."""
-    assert table in ("rm_orders", "rm_cash_events")
+def _page(curs, sql: str, strategy_id: UUID, after: int, limit: int) -> tuple[list[dict], str | None]:
+    """Rows after the cursor (``sql`` selects a ``cursor`` column), and the next cursor if more exist."""
+    rows = curs.execute(sql, (strategy_id, after, limit + 1)).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1]["cursor"]) if more and rows else None)
+
+
+def list_orders(store: EventStore, strategy_id: UUID, after: int, limit: int) -> OrdersPage:
+    """Orders in arrival order, a page at a time."""
     with store.cursor() as curs:
-        rows = curs.execute(
-            f"SELECT notification_id AS cursor, event FROM {table}"
-            " WHERE strategy_id = %s AND notification_id > %s ORDER BY notification_id LIMIT %s",
-            (strategy_id, after, limit + 1)).fetchall()
-
-    def decode(r):
-        event = decode_event(bytes(r["event"]))
-        return event.order if isinstance(event, OrderRecorded) else event.cash
-
-    return _page(rows, limit, decode)
+        rows, nxt = _page(curs, "SELECT notification_id AS cursor, event FROM rm_orders WHERE strategy_id = %s"
+                          " AND notification_id > %s ORDER BY notification_id LIMIT %s", strategy_id, after, limit)
+    return OrdersPage([decode_event(bytes(r["event"])).order for r in rows], nxt)  # type: ignore[union-attr]
 
 
-def list_reconciliation(store: EventStore, strategy_id: UUID, after: int, limit: int) -> dict[str, Any]:
+def list_cash(store: EventStore, strategy_id: UUID, after: int, limit: int) -> CashPage:
+    """Cash events in arrival order, a page at a time."""
     with store.cursor() as curs:
-        rows = curs.execute(
-            "SELECT id AS cursor, snapshot_id, symbol, derived_quantity, derived_cost_basis, snapshot_quantity,"
-            " snapshot_cost_basis, taken_at FROM rm_reconciliation_log"
-            " WHERE strategy_id = %s AND id > %s ORDER BY id LIMIT %s", (strategy_id, after, limit + 1)).fetchall()
-    return _page(rows, limit, lambda r: {k: v for k, v in r.items() if k != "cursor"})
+        rows, nxt = _page(curs, "SELECT notification_id AS cursor, event FROM rm_cash_events WHERE strategy_id = %s"
+                          " AND notification_id > %s ORDER BY notification_id LIMIT %s", strategy_id, after, limit)
+    return CashPage([decode_event(bytes(r["event"])).cash for r in rows], nxt)  # type: ignore[union-attr]
+
+
+def list_reconciliation(store: EventStore, strategy_id: UUID, after: int, limit: int) -> ReconciliationPage:
+    with store.cursor() as curs:
+        rows, nxt = _page(
+            curs, "SELECT id AS cursor, snapshot_id, symbol, derived_quantity, derived_cost_basis, snapshot_quantity,"
+            " snapshot_cost_basis, taken_at FROM rm_reconciliation_log WHERE strategy_id = %s AND id > %s"
+            " ORDER BY id LIMIT %s", strategy_id, after, limit)
+    return ReconciliationPage([ReconciliationEntry(**{k: v for k, v in r.items() if k != "cursor"}) for r in rows],
+                              nxt)

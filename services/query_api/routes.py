@@ -10,24 +10,27 @@ from typing import Any, Callable
 from uuid import UUID
 
 import structlog
+from anyio import to_thread
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 
-from libs.infra.web import BadRequest, ExactJSONResponse, UnprocessableEntity, authorize
+from libs.infra.auth import api_key_guard
+from libs.infra.web import BadRequest, ExactJSONResponse, UnprocessableEntity
 
 from . import readers
+from .readers import CashPage, NavSeries, OrdersPage, ReconciliationPage, StateView
 
 log = structlog.get_logger(service="query_api")
 
 Limit = Parameter(ge=1, le=1000, default=100, description="page size (1..1000)")
+Cursor = Parameter(default=None, max_length=200, description="next_cursor of the previous page")
 
 
-def _read(state: State, request: Request, strategy_id: UUID, what: str, fn: Callable[[], Any]) -> Any:
-    """Authorize, run one read, log one event."""
+async def _read(state: State, strategy_id: UUID, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run one read in a worker thread and log one event for it."""
     started = time.perf_counter()
-    authorize(state.store, request.headers.get("authorization"), strategy_id)
-    result = fn()
+    result = await to_thread.run_sync(fn, state.store, strategy_id, *args)
     log.info(what, strategy_id=str(strategy_id), duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return result
 
@@ -41,46 +44,40 @@ def _cursor(cursor: str | None) -> int:
 
 class StrategyQueries(Controller):
     path = "/api/v1/strategies/{strategy_id:uuid}"
+    guards = [api_key_guard]
 
-    @get("/state", sync_to_thread=True, summary="Current derived state")
-    def get_state(self, request: Request, state: State, strategy_id: UUID) -> dict[str, Any]:
-        return _read(state, request, strategy_id, "state_read",
-                     lambda: readers.strategy_state(state.store, strategy_id))
+    @get("/state", summary="Current derived state")
+    async def get_state(self, state: State, strategy_id: UUID) -> StateView:
+        return await _read(state, strategy_id, "state_read", readers.strategy_state)
 
-    @get("/nav", sync_to_thread=True, summary="Daily NAV history (JSON, or CSV with Accept: text/csv)")
-    def get_nav(self, request: Request, state: State, strategy_id: UUID,
-                from_: date | None = Parameter(query="from", default=None),
-                to: date | None = Parameter(default=None)) -> Response:
+    @get("/nav", summary="Daily NAV history (JSON, or CSV with Accept: text/csv)")
+    async def get_nav(self, request: Request, state: State, strategy_id: UUID,
+                      from_: date | None = Parameter(query="from", default=None),
+                      to: date | None = Parameter(default=None)) -> Response[NavSeries]:
         if from_ and to and from_ > to:
             raise UnprocessableEntity("`from` must not be after `to`")
-        rows = _read(state, request, strategy_id, "nav_read",
-                     lambda: readers.nav_series(state.store, strategy_id, from_, to))
+        series: NavSeries = await _read(state, strategy_id, "nav_read", readers.nav_series, from_, to)
         if "text/csv" in request.headers.get("accept", ""):
             out = io.StringIO()
             writer = csv.writer(out, lineterminator="\n")
             writer.writerow(readers.NAV_COLUMNS)
-            writer.writerows([[r[c] for c in readers.NAV_COLUMNS] for r in rows])
+            writer.writerows([[getattr(p, c) for c in readers.NAV_COLUMNS] for p in series.series])
             return Response(out.getvalue(), media_type="text/csv",
                             headers={"Content-Disposition": f'inline; filename="nav-{strategy_id}.csv"'})
-        return ExactJSONResponse({"strategy_id": strategy_id, "series": rows})
+        return ExactJSONResponse(series)
 
-    @get("/orders", sync_to_thread=True, summary="The strategy's orders, in arrival order, paginated")
-    def list_orders(self, request: Request, state: State, strategy_id: UUID, limit: int = Limit,
-                    cursor: str | None = None) -> dict[str, Any]:
-        after = _cursor(cursor)
-        return _read(state, request, strategy_id, "orders_listed",
-                     lambda: readers.list_log(state.store, strategy_id, "rm_orders", after, limit))
+    @get("/orders", summary="The strategy's orders, in arrival order, paginated")
+    async def list_orders(self, state: State, strategy_id: UUID, limit: int = Limit,
+                          cursor: str | None = Cursor) -> OrdersPage:
+        return await _read(state, strategy_id, "orders_listed", readers.list_orders, _cursor(cursor), limit)
 
-    @get("/cash", sync_to_thread=True, summary="The strategy's cash events, in arrival order, paginated")
-    def list_cash(self, request: Request, state: State, strategy_id: UUID, limit: int = Limit,
-                  cursor: str | None = None) -> dict[str, Any]:
-        after = _cursor(cursor)
-        return _read(state, request, strategy_id, "cash_listed",
-                     lambda: readers.list_log(state.store, strategy_id, "rm_cash_events", after, limit))
+    @get("/cash", summary="The strategy's cash events, in arrival order, paginated")
+    async def list_cash(self, state: State, strategy_id: UUID, limit: int = Limit,
+                        cursor: str | None = Cursor) -> CashPage:
+        return await _read(state, strategy_id, "cash_listed", readers.list_cash, _cursor(cursor), limit)
 
-    @get("/reconciliation", sync_to_thread=True, summary="Reconciliation log of snapshots sent with log_deltas")
-    def list_reconciliation(self, request: Request, state: State, strategy_id: UUID, limit: int = Limit,
-                            cursor: str | None = None) -> dict[str, Any]:
-        after = _cursor(cursor)
-        return _read(state, request, strategy_id, "reconciliation_listed",
-                     lambda: readers.list_reconciliation(state.store, strategy_id, after, limit))
+    @get("/reconciliation", summary="Reconciliation log of snapshots sent with log_deltas")
+    async def list_reconciliation(self, state: State, strategy_id: UUID, limit: int = Limit,
+                                  cursor: str | None = Cursor) -> ReconciliationPage:
+        return await _read(state, strategy_id, "reconciliation_listed", readers.list_reconciliation,
+                           _cursor(cursor), limit)

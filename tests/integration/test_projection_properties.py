@@ -20,7 +20,7 @@ from libs.domain.model import (
     CashEvent, CashRecorded, Order, OrderRecorded, PositionsSnapshot, PositionsSnapshotted, SnapshotPosition,
 )
 from libs.infra.store import EventStore
-from libs.infra.web import create_strategy
+from libs.infra.auth import create_strategy
 from services.projector.projection import apply_price_updates, project, rebuild, tracked_position
 
 pytestmark = pytest.mark.integration

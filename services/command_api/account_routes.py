@@ -1,0 +1,92 @@
+"""HTTP routes for people: register/login/logout, their strategies and the strategies' API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+import structlog
+from anyio import to_thread
+from litestar import Controller, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie, State
+from litestar.handlers import BaseRouteHandler
+
+from . import accounts
+from .accounts import ApiKeyCreated, ApiKeyIn, ApiKeyInfo, Credentials, Strategy, StrategyIn, User
+
+log = structlog.get_logger(service="command_api")
+COOKIE = "access_token"
+
+
+class LoginResult(msgspec.Struct):
+    user: User
+    expires_at: datetime
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "") == "https"
+
+
+async def session_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Signed-in users only: sets ``state.user_id`` from the session cookie."""
+    connection.state.user_id = await to_thread.run_sync(
+        accounts.session_user, connection.app.state.store, connection.cookies.get(COOKIE))
+
+
+class AuthRoutes(Controller):
+    path = "/auth"
+
+    @post("/register", status_code=201, summary="Create an account")
+    async def register(self, state: State, data: Credentials) -> User:
+        user = await to_thread.run_sync(accounts.register, state.store, data)
+        log.info("user_registered", user_id=str(user.id))
+        return user
+
+    @post("/login", status_code=200, summary="Sign in; sets the access_token session cookie")
+    async def login(self, request: Request, state: State, data: Credentials) -> Response[LoginResult]:
+        ttl = state.settings.session_ttl_s
+        token, user, expires_at = await to_thread.run_sync(accounts.login, state.store, data, ttl)
+        log.info("user_logged_in", user_id=str(user.id))
+        cookie = Cookie(key=COOKIE, value=token, httponly=True, samesite="lax", secure=_secure(request),
+                        max_age=ttl, path="/")
+        return Response(LoginResult(user, expires_at), cookies=[cookie])
+
+    @post("/logout", status_code=200, summary="End the session server-side and clear the cookie")
+    async def logout(self, request: Request, state: State) -> Response[dict[str, str]]:
+        await to_thread.run_sync(accounts.logout, state.store, request.cookies.get(COOKIE))
+        return Response({"status": "logged_out"},
+                        cookies=[Cookie(key=COOKIE, value="", max_age=0, httponly=True, samesite="lax", path="/")])
+
+
+class StrategyRoutes(Controller):
+    path = "/strategies"
+    guards = [session_guard]
+
+    @post("/", status_code=201, summary="Create a strategy owned by the signed-in user")
+    async def create(self, request: Request, state: State, data: StrategyIn) -> Strategy:
+        strategy = await to_thread.run_sync(accounts.new_strategy, state.store, request.state.user_id, data)
+        log.info("strategy_created", strategy_id=str(strategy.id), user_id=str(request.state.user_id))
+        return strategy
+
+    @get("/", summary="The signed-in user's strategies")
+    async def mine(self, request: Request, state: State) -> list[Strategy]:
+        return await to_thread.run_sync(accounts.own_strategies, state.store, request.state.user_id)
+
+    @post("/{strategy_id:uuid}/api-keys", status_code=201, summary="Create an API key (plaintext shown once)")
+    async def create_key(self, request: Request, state: State, strategy_id: UUID, data: ApiKeyIn) -> ApiKeyCreated:
+        created = await to_thread.run_sync(accounts.create_key, state.store, request.state.user_id, strategy_id, data)
+        log.info("api_key_created", strategy_id=str(strategy_id), key_id=str(created.id))
+        return created
+
+    @get("/{strategy_id:uuid}/api-keys", summary="API key metadata (never the key itself)")
+    async def list_keys(self, request: Request, state: State, strategy_id: UUID) -> list[ApiKeyInfo]:
+        return await to_thread.run_sync(accounts.list_keys, state.store, request.state.user_id, strategy_id)
+
+    @post("/{strategy_id:uuid}/api-keys/{key_id:uuid}/revoke", status_code=200,
+          summary="Revoke a key (idempotent); it answers 401 from then on")
+    async def revoke(self, request: Request, state: State, strategy_id: UUID, key_id: UUID) -> ApiKeyInfo:
+        info = await to_thread.run_sync(accounts.revoke_key, state.store, request.state.user_id, strategy_id, key_id)
+        log.info("api_key_revoked", strategy_id=str(strategy_id), key_id=str(key_id))
+        return info
