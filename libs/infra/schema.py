@@ -247,6 +247,10 @@ MIGRATIONS: list[tuple[int, str]] = [
             extract(epoch FROM recent[1] + win - now_ts)::float8;
     END $$;
     """),
+    (5, """
+    -- /performance caches on (NAV version, benchmark price version)
+    CREATE INDEX price_updates_symbol_idx ON price_updates (symbol, id);
+    """),
 ]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.datastructures import ResponseHeader
+from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
@@ -64,6 +65,24 @@ def error_response(request: Request, exc: Exception) -> Response:
         log.error("unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
         status, detail, headers = HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", None
     return Response({"detail": detail}, status_code=status, media_type=MediaType.JSON, headers=headers)
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error of the API."""
+
+    detail: str
+
+
+def error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI documentation of the error statuses a route can answer with."""
+    text = {400: "Malformed request", 401: "Missing, invalid or revoked credentials",
+            403: "Credentials do not grant access to this strategy", 404: "Strategy or resource not found",
+            409: "Conflict", 413: "Body over 1 MiB", 422: "Validation failed (names the field)",
+            429: "Rate limit exceeded (Retry-After, RateLimit-* headers)"}
+    return {code: ResponseSpec(data_container=ErrorBody, description=text[code]) for code in codes}
+
+
+LEDGER_ERRORS = error_responses(400, 401, 403, 404, 413, 422, 429)
 
 
 def _body_problem(problem: dict) -> str:

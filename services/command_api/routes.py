@@ -11,10 +11,11 @@ import structlog
 from anyio import to_thread
 from litestar import Controller, Response, post
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 
 from libs.domain.model import CashEvent, CashIn, Order, OrdersBatchIn, SnapshotIn
 from libs.infra.auth import api_key_guard
-from libs.infra.web import ExactJSONResponse
+from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse
 
 from . import ingest
 
@@ -59,7 +60,7 @@ class LedgerCommands(Controller):
     path = "/api/v1/strategies/{strategy_id:uuid}"
     guards = [api_key_guard]
 
-    @post("/orders", status_code=200, summary="Submit a batch of 1..500 orders")
+    @post("/orders", responses=LEDGER_ERRORS, status_code=200, summary="Submit a batch of 1..500 orders")
     async def post_orders(self, state: State, strategy_id: UUID, data: OrdersBatchIn) -> Response[OrdersResult]:
         started = time.perf_counter()
         result = await to_thread.run_sync(ingest.record_orders, state.store, strategy_id, data)
@@ -70,7 +71,7 @@ class LedgerCommands(Controller):
                  duplicates=counts.duplicates, duration_ms=_ms(started))
         return response
 
-    @post("/cash", status_code=200, summary="Record a cash event")
+    @post("/cash", responses=LEDGER_ERRORS, status_code=200, summary="Record a cash event")
     async def post_cash(self, state: State, strategy_id: UUID, data: CashIn) -> Response[CashResult]:
         started = time.perf_counter()
         status, event, notification_ids = await to_thread.run_sync(ingest.record_cash, state.store, strategy_id, data)
@@ -79,7 +80,8 @@ class LedgerCommands(Controller):
                  duration_ms=_ms(started))
         return response
 
-    @post("/positions/snapshot", status_code=200, summary="Replace the position set (reconciliation)")
+    @post("/positions/snapshot", responses={**LEDGER_ERRORS, 202: ResponseSpec(
+        SnapshotResult, description="Stored; the projector has not folded it yet (removed/entries null)")}, status_code=200, summary="Replace the position set (reconciliation)")
     async def post_snapshot(self, state: State, strategy_id: UUID, data: SnapshotIn) -> Response[SnapshotResult]:
         started = time.perf_counter()
         snapshot, notification_ids = await to_thread.run_sync(ingest.record_snapshot, state.store, strategy_id, data)

@@ -203,6 +203,7 @@ def rederive(curs, strategy_id: UUID, from_day: date, *, row=None, new_last=None
             " ORDER BY date DESC LIMIT 1", (strategy_id, after)).fetchone()
         if checkpoint is not None:
             start, checkpoint_day = decode_state(checkpoint["state"]), checkpoint["date"]
+            start.pending_flow, start.pending_dq = ZERO, {}  # consumed by a NAV day on or before `after`
     since = None if checkpoint_day is None else datetime.combine(
         checkpoint_day + timedelta(days=1), dtime(0), tzinfo=timezone.utc)
     curs.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date > %s", (strategy_id, after or date.min))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -12,6 +13,7 @@ from libs.infra.settings import Settings
 from libs.infra.store import EventStore
 from libs.infra.web import api_app_kwargs
 
+from . import readers
 from .routes import StrategyQueries
 
 
@@ -28,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         store = EventStore(settings.database_url, pool_size=4, max_overflow=16)
         await asyncio.to_thread(store.create_tables)
         app.state.store, app.state.settings = store, settings
+        app.state.performance = functools.lru_cache(maxsize=4096)(functools.partial(readers.performance, store))
         try:
             yield
         finally:

@@ -141,3 +141,93 @@ def list_reconciliation(store: EventStore, strategy_id: UUID, after: int, limit:
             " ORDER BY id LIMIT %s", strategy_id, after, limit)
     return ReconciliationPage([ReconciliationEntry(**{k: v for k, v in r.items() if k != "cursor"}) for r in rows],
                               nxt)
+
+
+class BenchmarkStats(msgspec.Struct):
+    symbol: str
+    beta: float | None
+    alpha_annualized: float | None
+    tracking_error_annualized: float | None
+    information_ratio: float | None
+    benchmark_total_return: float | None
+
+
+class Drawdown(msgspec.Struct):
+    max_drawdown: float | None
+    max_drawdown_duration_days: int | None
+    current_drawdown: float | None
+
+
+class Performance(msgspec.Struct):
+    """GET /performance, every field of the spec (null where undefined)."""
+
+    strategy_id: UUID
+    inception_date: date | None
+    latest_date: date | None
+    days: int | None
+    years: float | None
+    starting_equity: float | None
+    ending_equity: float | None
+    total_return: float | None
+    cagr: float | None
+    volatility_annualized: float | None
+    downside_volatility_annualized: float | None
+    sharpe_ratio: float | None
+    sortino_ratio: float | None
+    calmar_ratio: float | None
+    drawdown: Drawdown
+    monthly_returns: dict[str, float | None]
+    yearly_returns: dict[str, float | None]
+    benchmark: BenchmarkStats | None
+
+
+class PerformanceKey(msgspec.Struct, frozen=True):
+    """Everything a /performance answer depends on; it changes whenever the NAV or the benchmark does."""
+
+    strategy_id: UUID
+    nav_version: datetime | None
+    benchmark: str | None
+    benchmark_version: int | None
+    risk_free_rate: float
+
+
+def performance_key(store: EventStore, strategy_id: UUID, benchmark: str | None,
+                    risk_free_rate: float) -> tuple[PerformanceKey, bool]:
+    """The cache key, and whether the requested benchmark has any price (None = strategy default)."""
+    with store.cursor() as curs:
+        row = curs.execute(
+            "SELECT (SELECT updated_at FROM rm_ledger WHERE strategy_id = %(s)s) AS nav_version,"
+            " coalesce(%(b)s, (SELECT benchmark FROM strategies WHERE id = %(s)s)) AS benchmark", 
+            {"s": strategy_id, "b": benchmark}).fetchone()
+        symbol = row["benchmark"] or None
+        known, version = True, None
+        if symbol:
+            bench = curs.execute(
+                "SELECT EXISTS (SELECT 1 FROM prices WHERE symbol = %(b)s) AS known,"
+                " (SELECT max(id) FROM price_updates WHERE symbol = %(b)s) AS version", {"b": symbol}).fetchone()
+            known, version = bench["known"], bench["version"]
+    return PerformanceKey(strategy_id, row["nav_version"], symbol, version, risk_free_rate), known
+
+
+def performance(store: EventStore, key: PerformanceKey) -> Performance:
+    """Load the NAV series and benchmark closes, and compute every metric (pure, in libs.domain)."""
+    import polars as pl
+
+    from libs.domain.performance import compute_performance
+
+    with store.cursor() as curs:
+        rows = curs.execute("SELECT date, total_equity, external_flow FROM rm_nav_daily WHERE strategy_id = %s"
+                            " ORDER BY date", (key.strategy_id,)).fetchall()
+        closes = []
+        if key.benchmark and rows:
+            closes = curs.execute("SELECT date, close FROM prices WHERE symbol = %s AND date BETWEEN %s AND %s"
+                                  " ORDER BY date", (key.benchmark, rows[0]["date"], rows[-1]["date"])).fetchall()
+    nav = pl.DataFrame({"date": [r["date"] for r in rows], "total_equity": [float(r["total_equity"]) for r in rows],
+                        "external_flow": [float(r["external_flow"]) for r in rows]},
+                       schema={"date": pl.Date, "total_equity": pl.Float64, "external_flow": pl.Float64})
+    bench = None
+    if key.benchmark:
+        bench = pl.DataFrame({"date": [r["date"] for r in closes], "close": [float(r["close"]) for r in closes]},
+                             schema={"date": pl.Date, "close": pl.Float64})
+    result = compute_performance(nav, bench, key.benchmark, key.risk_free_rate)
+    return msgspec.convert({"strategy_id": key.strategy_id, **result}, Performance)

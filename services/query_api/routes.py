@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from datetime import date
 from typing import Any, Callable
@@ -15,11 +16,12 @@ from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 
+from libs.domain.model import SymbolError, normalize_symbol
 from libs.infra.auth import api_key_guard
-from libs.infra.web import BadRequest, ExactJSONResponse, UnprocessableEntity
+from libs.infra.web import LEDGER_ERRORS, BadRequest, ExactJSONResponse, UnprocessableEntity
 
 from . import readers
-from .readers import CashPage, NavSeries, OrdersPage, ReconciliationPage, StateView
+from .readers import CashPage, NavSeries, OrdersPage, Performance, ReconciliationPage, StateView
 
 log = structlog.get_logger(service="query_api")
 
@@ -42,15 +44,36 @@ def _cursor(cursor: str | None) -> int:
         raise BadRequest("Invalid `cursor`: pass back the next_cursor of a previous page") from None
 
 
+def _risk_free_rate(raw: str | None) -> float:
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        rate = float(raw)
+    except ValueError:
+        raise UnprocessableEntity(f"`risk_free_rate` must be a number, got {raw!r}") from None
+    if not math.isfinite(rate) or not -1 <= rate <= 1:
+        raise UnprocessableEntity(f"`risk_free_rate` must be a finite number in [-1, 1], got {raw}")
+    return rate
+
+
+def _benchmark(raw: str) -> str:
+    if not raw.strip():
+        return ""
+    try:
+        return normalize_symbol(raw, "benchmark")
+    except SymbolError:
+        raise BadRequest(f"Unresolvable benchmark symbol: {raw}") from None
+
+
 class StrategyQueries(Controller):
     path = "/api/v1/strategies/{strategy_id:uuid}"
     guards = [api_key_guard]
 
-    @get("/state", summary="Current derived state")
+    @get("/state", responses=LEDGER_ERRORS, summary="Current derived state")
     async def get_state(self, state: State, strategy_id: UUID) -> StateView:
         return await _read(state, strategy_id, "state_read", readers.strategy_state)
 
-    @get("/nav", summary="Daily NAV history (JSON, or CSV with Accept: text/csv)")
+    @get("/nav", responses=LEDGER_ERRORS, summary="Daily NAV history (JSON, or CSV with Accept: text/csv)")
     async def get_nav(self, request: Request, state: State, strategy_id: UUID,
                       from_: date | None = Parameter(query="from", default=None),
                       to: date | None = Parameter(default=None)) -> Response[NavSeries]:
@@ -66,17 +89,38 @@ class StrategyQueries(Controller):
                             headers={"Content-Disposition": f'inline; filename="nav-{strategy_id}.csv"'})
         return ExactJSONResponse(series)
 
-    @get("/orders", summary="The strategy's orders, in arrival order, paginated")
+    @get("/performance", responses=LEDGER_ERRORS, summary="Return, risk and benchmark-relative metrics")
+    async def get_performance(
+        self, state: State, strategy_id: UUID,
+        benchmark: str | None = Parameter(default=None, max_length=20,
+                                          description="symbol to compare against (default: the strategy's,"
+                                                      " SPY unless set); empty string: none"),
+        risk_free_rate: str | None = Parameter(default=None, max_length=40,
+                                               description="annualized, a number in [-1, 1], e.g. 0.045"),
+    ) -> Performance:
+        rate = _risk_free_rate(risk_free_rate)
+        symbol = None if benchmark is None else _benchmark(benchmark)
+        started = time.perf_counter()
+        key, known = await to_thread.run_sync(readers.performance_key, state.store, strategy_id, symbol, rate)
+        if not known:
+            raise BadRequest(f"Unresolvable benchmark symbol: {key.benchmark}")
+        # cached per (strategy, NAV version, benchmark and its price version, rate): any NAV change is a new key
+        body = await to_thread.run_sync(state.performance, key)
+        log.info("performance_read", strategy_id=str(strategy_id), benchmark=key.benchmark,
+                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        return body
+
+    @get("/orders", responses=LEDGER_ERRORS, summary="The strategy's orders, in arrival order, paginated")
     async def list_orders(self, state: State, strategy_id: UUID, limit: int = Limit,
                           cursor: str | None = Cursor) -> OrdersPage:
         return await _read(state, strategy_id, "orders_listed", readers.list_orders, _cursor(cursor), limit)
 
-    @get("/cash", summary="The strategy's cash events, in arrival order, paginated")
+    @get("/cash", responses=LEDGER_ERRORS, summary="The strategy's cash events, in arrival order, paginated")
     async def list_cash(self, state: State, strategy_id: UUID, limit: int = Limit,
                         cursor: str | None = Cursor) -> CashPage:
         return await _read(state, strategy_id, "cash_listed", readers.list_cash, _cursor(cursor), limit)
 
-    @get("/reconciliation", summary="Reconciliation log of snapshots sent with log_deltas")
+    @get("/reconciliation", responses=LEDGER_ERRORS, summary="Reconciliation log of snapshots sent with log_deltas")
     async def list_reconciliation(self, state: State, strategy_id: UUID, limit: int = Limit,
                                   cursor: str | None = Cursor) -> ReconciliationPage:
         return await _read(state, strategy_id, "reconciliation_listed", readers.list_reconciliation,

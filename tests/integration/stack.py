@@ -22,10 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Stack:
-    def __init__(self, database_url: str, nats_url: str, home: Path, **env: str) -> None:
+    def __init__(self, database_url: str, nats_url: str, home: Path, replicas: int = 1, **env: str) -> None:
         self.database_url, self.nats_url, self.home = database_url, nats_url, home
         self.extra_env = env
-        self.command_port, self.query_port = free_port(), free_port()
+        self.command_ports = [free_port() for _ in range(replicas)]
+        self.query_ports = [free_port() for _ in range(replicas)]
+        self.command_port, self.query_port = self.command_ports[0], self.query_ports[0]
         self.processes: dict[str, subprocess.Popen] = {}
         self.store = EventStore(database_url, pool_size=1, max_overflow=4)
         self.store.create_tables()
@@ -45,11 +47,13 @@ class Stack:
                                                 stdout=log, stderr=subprocess.STDOUT)
 
     def start(self) -> None:
-        self._spawn("command_api", "services.command_api.main", "--port", str(self.command_port))
-        self._spawn("query_api", "services.query_api.main", "--port", str(self.query_port))
+        for i, port in enumerate(self.command_ports):
+            self._spawn(f"command_api{i or ''}", "services.command_api.main", "--port", str(port))
+        for i, port in enumerate(self.query_ports):
+            self._spawn(f"query_api{i or ''}", "services.query_api.main", "--port", str(port))
         self.start_projector()
-        wait_for_port(self.command_port, 60)
-        wait_for_port(self.query_port, 60)
+        for port in self.command_ports + self.query_ports:
+            wait_for_port(port, 60)
 
     def start_projector(self) -> None:
         self._spawn("projector", "services.projector.main", "run")

@@ -132,3 +132,29 @@ def test_orders_and_cash_list_with_cursor_pagination(stack):
                            headers=auth).status_code == 400
     r = stack.query.get(f"/api/v1/strategies/{sid}/orders", params={"limit": 0}, headers=auth)
     assert r.status_code == 400 and "limit" in r.json()["detail"]
+
+
+def test_performance_parameters_and_cache_invalidation(priced):
+    stack = priced
+    sid, auth = stack.new_strategy()
+    perf = lambda **p: stack.query.get(f"/api/v1/strategies/{sid}/performance", params=p, headers=auth)  # noqa: E731
+    empty = perf().json()
+    assert empty["inception_date"] is None and empty["sharpe_ratio"] is None and empty["monthly_returns"] == {}
+    stack.post(sid, "cash", {"event_type": "deposit", "amount": 100000, "occurred_at": ts(WEEKDAYS[0], 9)}, auth)
+    stack.post(sid, "orders", {"orders": [{"symbol": "AAPL", "side": "buy", "quantity": 100,
+                                           "executed_at": ts(WEEKDAYS[0])}]}, auth)
+    first = perf().json()
+    assert first["inception_date"] == WEEKDAYS[0].isoformat() and first["benchmark"]["symbol"] == "SPY"
+    assert first["starting_equity"] == 100000 and first["total_return"] > 0
+    assert perf(benchmark="").json()["benchmark"] is None
+    assert perf(benchmark="msft").json()["benchmark"]["symbol"] == "MSFT"
+    for bad in ("NOPE", "bad symbol!"):
+        r = perf(benchmark=bad)
+        assert r.status_code == 400 and r.json()["detail"].startswith("Unresolvable benchmark symbol:")
+    for bad in ("2", "-1.5", "nan", "inf", "abc"):
+        r = perf(risk_free_rate=bad)
+        assert r.status_code == 422 and "risk_free_rate" in r.json()["detail"], (bad, r.text)
+    assert perf(risk_free_rate="0.045").json()["sharpe_ratio"] != first["sharpe_ratio"]
+    stack.post(sid, "orders", {"orders": [{"symbol": "AAPL", "side": "sell", "quantity": 50,
+                                           "executed_at": ts(WEEKDAYS[5])}]}, auth)  # the NAV changes: a new answer
+    assert perf().json() != first

@@ -97,3 +97,31 @@ def test_demo_replays_a_bot_with_state_and_nav_that_agree(stack):
     assert state["nav"]["captured_at"].startswith(last["date"])
     flows = sum(Decimal(str(r["external_flow"])) for r in series)
     assert flows == Decimal(1000000 - 50000)  # the deposit and the withdrawal, nothing else
+
+
+def test_demo_performance_equals_the_pure_function_of_its_nav(stack):
+    import polars as pl
+
+    from libs.domain.performance import compute_performance
+
+    out = subprocess.run([sys.executable, "-m", "services.cli", "demo", "--base-url",
+                          f"http://127.0.0.1:{stack.command_port}"], cwd=ROOT, env=stack.env, capture_output=True,
+                         text=True, timeout=300, check=True)
+    demo = json.loads(out.stdout[out.stdout.index("{"):])
+    auth, sid = {"Authorization": f"Bearer {demo['api_key']}"}, demo["strategy_id"]
+    series = stack.query.get(f"/api/v1/strategies/{sid}/nav", headers=auth).json()["series"]
+    nav = pl.DataFrame({"date": [date.fromisoformat(r["date"]) for r in series],
+                        "total_equity": [float(r["total_equity"]) for r in series],
+                        "external_flow": [float(r["external_flow"]) for r in series]})
+    with stack.store.cursor() as curs:
+        rows = curs.execute("SELECT date, close FROM prices WHERE symbol = 'SPY' AND date BETWEEN %s AND %s"
+                            " ORDER BY date", (nav["date"][0], nav["date"][-1])).fetchall()
+    bench = pl.DataFrame({"date": [r["date"] for r in rows], "close": [float(r["close"]) for r in rows]})
+    for rate in (0.0, 0.045):
+        expected = json.loads(json.dumps(compute_performance(nav, bench, "SPY", rate), default=str))
+        got = stack.query.get(f"/api/v1/strategies/{sid}/performance", params={"risk_free_rate": rate},
+                              headers=auth).json()
+        assert got.pop("strategy_id") == sid
+        assert got == expected
+    assert got["benchmark"]["symbol"] == "SPY" and got["sharpe_ratio"] is not None
+    assert len(got["monthly_returns"]) >= 36 and set(got["yearly_returns"]) >= {"2022", "2023", "2024", "2025"}
