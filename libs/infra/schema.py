@@ -222,6 +222,8 @@ MIGRATIONS: list[tuple[int, str]] = [
         all_hits timestamptz[];
         recent timestamptz[];
     BEGIN
+        -- bookkeeping only (hits, last_used_at): do not wait for a disk flush on every request
+        PERFORM set_config('synchronous_commit', 'off', true);
         SELECT id, strategy_id, revoked_at INTO k FROM api_keys WHERE key_hash = p_hash;
         IF NOT FOUND OR k.revoked_at IS NOT NULL THEN
             RETURN QUERY SELECT 'unauthorized'::text, 0, 0::float8;
@@ -250,6 +252,8 @@ MIGRATIONS: list[tuple[int, str]] = [
     (5, """
     -- /performance caches on (NAV version, benchmark price version)
     CREATE INDEX price_updates_symbol_idx ON price_updates (symbol, id);
+    -- rate-limit hits are ephemeral: no WAL, no fsync on the request path (a crash forgets a minute of hits)
+    ALTER TABLE rate_windows SET UNLOGGED;
     """),
 ]
 

@@ -101,12 +101,16 @@ class StrategyQueries(Controller):
         rate = _risk_free_rate(risk_free_rate)
         symbol = None if benchmark is None else _benchmark(benchmark)
         started = time.perf_counter()
-        key, known = await to_thread.run_sync(readers.performance_key, state.store, strategy_id, symbol, rate)
-        if not known:
-            raise BadRequest(f"Unresolvable benchmark symbol: {key.benchmark}")
-        # cached per (strategy, NAV version, benchmark and its price version, rate): any NAV change is a new key
-        body = await to_thread.run_sync(state.performance, key)
-        log.info("performance_read", strategy_id=str(strategy_id), benchmark=key.benchmark,
+
+        def work() -> Performance:
+            key, known = readers.performance_key(state.store, strategy_id, symbol, rate)
+            if not known:
+                raise BadRequest(f"Unresolvable benchmark symbol: {key.benchmark}")
+            # cached per (strategy, NAV version, benchmark and its price version, rate): a NAV change is a new key
+            return state.performance(key)
+
+        body = await to_thread.run_sync(work)
+        log.info("performance_read", strategy_id=str(strategy_id), benchmark=body.benchmark and body.benchmark.symbol,
                  duration_ms=round((time.perf_counter() - started) * 1000, 2))
         return body
 
