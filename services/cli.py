@@ -41,7 +41,14 @@ def cmd_strategy_create(args) -> None:
 
     store = _store()
     try:
-        strategy_id, key = create_strategy(store, args.name, benchmark=args.benchmark)
+        owner = None
+        if args.owner_email:
+            with store.cursor() as curs:
+                row = curs.execute("SELECT id FROM users WHERE lower(email) = lower(%s)", (args.owner_email,)).fetchone()
+            if row is None:
+                sys.exit(f"no account with email {args.owner_email} (register first: POST /auth/register)")
+            owner = row["id"]
+        strategy_id, key = create_strategy(store, args.name, benchmark=args.benchmark, owner_id=owner)
     finally:
         store.close()
     print(json.dumps({"strategy_id": str(strategy_id), "api_key": key}))
@@ -115,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     c = ssub.add_parser("create", help="create a strategy and print its id and first API key")
     c.add_argument("--name", required=True)
     c.add_argument("--benchmark", default="SPY")
+    c.add_argument("--owner-email", help="an account that may then manage the strategy's keys over HTTP")
     c.set_defaults(func=cmd_strategy_create)
 
     p = sub.add_parser("projector", help="run the projector, or rebuild every read model from the event store")
