@@ -77,6 +77,13 @@ def main() -> None:
             print(f"projected (all) in:       {projected:.2f} s  -> {accepted / projected:,.0f} orders/s")
             print(f"batch latency p50 / p99:  {latencies[len(latencies) // 2] * 1000:.0f} ms / "
                   f"{latencies[int(len(latencies) * 0.99) - 1] * 1000:.0f} ms")
+            ticks = os.sysconf("SC_CLK_TCK")
+            cpu = {}
+            for name, process in stack.processes.items():
+                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu[name] = (int(fields[11]) + int(fields[12])) / ticks
+            print("CPU seconds by service:   " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+                  + f", bench client {time.process_time():.1f}")
         finally:
             stack.stop()
             drop_database(admin, name)
