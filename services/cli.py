@@ -44,7 +44,8 @@ def cmd_strategy_create(args) -> None:
         owner = None
         if args.owner_email:
             with store.cursor() as curs:
-                row = curs.execute("SELECT id FROM users WHERE lower(email) = lower(%s)", (args.owner_email,)).fetchone()
+                row = curs.execute("SELECT id FROM users WHERE lower(email) = lower(%s)",
+                                   (args.owner_email,)).fetchone()
             if row is None:
                 sys.exit(f"no account with email {args.owner_email} (register first: POST /auth/register)")
             owner = row["id"]

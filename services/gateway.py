@@ -2,8 +2,9 @@
 
 Reads of the ledger (GET/HEAD under ``/api/v1``) go to query_api, everything else (ledger
 writes, accounts, strategies, API keys) to command_api; ``/healthz`` answers 200 only when
-both APIs and the projector are up; ``/schema/openapi.json`` is the union of both schemas. ``deploy/`` ships a real reverse
-proxy configuration for production; this exists so that one command runs everything.
+both APIs and the projector are up; ``/schema/openapi.json`` is the union of both schemas.
+``deploy/`` ships a real reverse proxy configuration for production; this exists so that one
+command runs everything.
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ class AuthRoutes(Controller):
         log.info("user_registered", user_id=str(user.id))
         return user
 
-    @post("/login", status_code=200, responses=error_responses(400, 401, 422), summary="Sign in; sets the access_token session cookie")
+    @post("/login", status_code=200, responses=error_responses(400, 401, 422),
+          summary="Sign in; sets the access_token session cookie")
     async def login(self, request: Request, state: State, data: Credentials) -> Response[LoginResult]:
         ttl = state.settings.session_ttl_s
         token, user, expires_at = await to_thread.run_sync(accounts.login, state.store, data, ttl)
@@ -66,7 +67,8 @@ class StrategyRoutes(Controller):
     path = "/strategies"
     guards = [session_guard]
 
-    @post("/", status_code=201, responses=error_responses(400, 401, 422), summary="Create a strategy owned by the signed-in user")
+    @post("/", status_code=201, responses=error_responses(400, 401, 422),
+          summary="Create a strategy owned by the signed-in user")
     async def create(self, request: Request, state: State, data: StrategyIn) -> Strategy:
         strategy = await to_thread.run_sync(accounts.new_strategy, state.store, request.state.user_id, data)
         log.info("strategy_created", strategy_id=str(strategy.id), user_id=str(request.state.user_id))
@@ -76,13 +78,15 @@ class StrategyRoutes(Controller):
     async def mine(self, request: Request, state: State) -> list[Strategy]:
         return await to_thread.run_sync(accounts.own_strategies, state.store, request.state.user_id)
 
-    @post("/{strategy_id:uuid}/api-keys", status_code=201, responses=error_responses(400, 401, 403, 404, 422), summary="Create an API key (plaintext shown once)")
+    @post("/{strategy_id:uuid}/api-keys", status_code=201, responses=error_responses(400, 401, 403, 404, 422),
+          summary="Create an API key (plaintext shown once)")
     async def create_key(self, request: Request, state: State, strategy_id: UUID, data: ApiKeyIn) -> ApiKeyCreated:
         created = await to_thread.run_sync(accounts.create_key, state.store, request.state.user_id, strategy_id, data)
         log.info("api_key_created", strategy_id=str(strategy_id), key_id=str(created.id))
         return created
 
-    @get("/{strategy_id:uuid}/api-keys", responses=error_responses(400, 401, 403, 404), summary="API key metadata (never the key itself)")
+    @get("/{strategy_id:uuid}/api-keys", responses=error_responses(400, 401, 403, 404),
+         summary="API key metadata (never the key itself)")
     async def list_keys(self, request: Request, state: State, strategy_id: UUID) -> list[ApiKeyInfo]:
         return await to_thread.run_sync(accounts.list_keys, state.store, request.state.user_id, strategy_id)
 

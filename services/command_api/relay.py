@@ -16,7 +16,6 @@ import msgspec
 import psycopg
 import structlog
 
-from libs.domain.model import decode_event, event_strategy
 from libs.infra import bus
 from libs.infra.store import EventStore
 
@@ -27,13 +26,31 @@ IDLE_POLL_S = 0.25
 log = structlog.get_logger(component="relay")
 
 
+class _StrategyOnly(msgspec.Struct):
+    strategy_id: str
+
+
+class _EventStrategy(msgspec.Struct):
+    """Just enough of a stored event to route it: the strategy id, wherever the event keeps it."""
+
+    order: _StrategyOnly | None = None
+    cash: _StrategyOnly | None = None
+    snapshot: _StrategyOnly | None = None
+
+    @property
+    def strategy_id(self) -> str:
+        return (self.order or self.cash or self.snapshot).strategy_id  # type: ignore[union-attr]
+
+
+_strategy_of = msgspec.json.Decoder(_EventStrategy)
+
+
 class Relay:
     def __init__(self, store: EventStore, nats_url: str) -> None:
         self.store = store
         self.nats_url = nats_url
         self.wakeup = asyncio.Event()
         self._stop = asyncio.Event()
-        self.published_up_to = 0
 
     def poke(self) -> None:
         """Called after an append commits, so publication does not wait for the poll."""
@@ -64,7 +81,8 @@ class Relay:
         lock_conn = await asyncio.to_thread(psycopg.connect, self.store.database_url, autocommit=True)
         try:
             while not self._stop.is_set():
-                got = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK,)).fetchone()[0]
+                got = await asyncio.to_thread(
+                    lambda: lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK,)).fetchone()[0])
                 if got:
                     break
                 await self._sleep(2.0)
@@ -92,20 +110,19 @@ class Relay:
         started = time.perf_counter()
         publishes = []
         for n in notifications:
-            strategy = event_strategy(decode_event(n.state))
+            strategy = _strategy_of.decode(n.state).strategy_id
             payload = msgspec.json.encode(bus.Envelope(
                 notification_id=n.id, originator_id=str(n.originator_id), topic=n.topic,
                 state=msgspec.Raw(n.state),
             ))
             publishes.append(js.publish(
-                bus.subject_for(store_id, str(strategy)), payload,
+                bus.subject_for(store_id, strategy), payload,
                 headers={"Nats-Msg-Id": bus.message_id(store_id, n.id)},
                 timeout=5,
             ))
         await asyncio.gather(*publishes)  # pipelined: all in flight, then all acks
         last = notifications[-1].id
         await asyncio.to_thread(self._record_position, last)
-        self.published_up_to = last
         log.info("relay_published", count=len(notifications), up_to=last,
                  duration_ms=round((time.perf_counter() - started) * 1000, 2))
         return len(notifications)

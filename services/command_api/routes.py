@@ -81,7 +81,8 @@ class LedgerCommands(Controller):
         return response
 
     @post("/positions/snapshot", responses={**LEDGER_ERRORS, 202: ResponseSpec(
-        SnapshotResult, description="Stored; the projector has not folded it yet (removed/entries null)")}, status_code=200, summary="Replace the position set (reconciliation)")
+        SnapshotResult, description="Stored; the projector has not folded it yet (removed/entries null)")},
+        status_code=200, summary="Replace the position set (reconciliation)")
     async def post_snapshot(self, state: State, strategy_id: UUID, data: SnapshotIn) -> Response[SnapshotResult]:
         started = time.perf_counter()
         snapshot, notification_ids = await to_thread.run_sync(ingest.record_snapshot, state.store, strategy_id, data)

@@ -12,7 +12,6 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, time as dtime, timedelta, timezone
-from decimal import Decimal
 from uuid import UUID
 
 import msgspec
@@ -20,7 +19,7 @@ import structlog
 from psycopg.rows import tuple_row
 from eventsourcing.persistence import Tracking
 
-from libs.domain.ledger import Delta, Holding, Ledger, ZERO
+from libs.domain.ledger import Holding, Ledger, ZERO
 from libs.domain.nav import LedgerState, PriceBook, decode_state, derive, encode_state
 from libs.domain.model import (
     CashRecorded,

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from libs.domain.model import CashEvent, Order, OrderRecorded, Position, decode_event, position_id
+from libs.domain.model import CashEvent, Order, Position, decode_event, position_id
 from libs.infra.store import EventStore
 
 

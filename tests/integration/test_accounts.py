@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from .stack import Stack, wait_until
+from .stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import signal
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
 
-from .stack import wait_until
 
 pytestmark = pytest.mark.integration
 

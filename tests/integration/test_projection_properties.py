@@ -20,7 +20,6 @@ from libs.domain.model import (
     CashEvent, CashRecorded, Order, OrderRecorded, PositionsSnapshot, PositionsSnapshotted, SnapshotPosition,
 )
 from libs.infra.store import EventStore
-from libs.infra.auth import create_strategy
 from services.projector.projection import apply_price_updates, project, rebuild, tracked_position
 
 pytestmark = pytest.mark.integration
@@ -67,7 +66,7 @@ def scenario(draw):
     sid = uuid.uuid4()
     events = []
     count = draw(st.integers(1, 25))
-    for k in range(count):
+    for _ in range(count):
         kind = draw(st.sampled_from(["order", "order", "order", "cash", "snapshot"]))
         when = at(draw(st.integers(0, len(DAYS) - 1)), draw(st.integers(0, 600)))
         eid = uuid.uuid4()
