@@ -28,9 +28,11 @@ MAX_ABS_AMOUNT = Decimal("1e15")
 MAX_DETAILS_BYTES = 16 * 1024
 SYMBOL_RE = re.compile(r"^[A-Z0-9.\-:^]{1,20}$")
 
+# PostgreSQL text cannot hold NUL: refuse it at the door rather than poison the projection
+NO_NUL = "^[^\x00]*$"
 SymbolText = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
-ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-NoteText = Annotated[str, msgspec.Meta(max_length=2000)]
+ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=NO_NUL)]
+NoteText = Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)]
 
 # uuid5 namespace for deterministic aggregate ids: idempotency by version conflict.
 ID_NAMESPACE = UUID("6f1c1e0a-3d0b-5d7e-9a55-6b2f3f6c0b11")
@@ -48,11 +50,18 @@ def normalize_symbol(raw: str, where: str) -> str:
     return symbol
 
 
-def to_utc(ts: datetime) -> datetime:
-    """Offsets are converted to UTC; naive timestamps are read as UTC."""
-    if ts.tzinfo is None:
-        return ts.replace(tzinfo=timezone.utc)
-    return ts.astimezone(timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_utc(ts: datetime, name: str = "timestamp") -> datetime:
+    """Offsets are converted to UTC; naive timestamps are read as UTC; nothing before 1970."""
+    try:
+        ts = ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"`{name}` is out of range") from None
+    if ts < EPOCH:
+        raise ValueError(f"`{name}` must be on or after 1970-01-01T00:00:00Z")
+    return ts
 
 
 def _check_money(value: Decimal | None, name: str, *, positive: bool = False,
@@ -89,9 +98,13 @@ class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
         _check_money(self.price, "price", positive=True)
         _check_money(self.fees, "fees", non_negative=True)
         if self.executed_at is not None:
-            self.executed_at = to_utc(self.executed_at)
-        if self.details is not None and len(msgspec.json.encode(self.details)) > MAX_DETAILS_BYTES:
-            raise ValueError("`details` must encode to at most 16 KiB of JSON")
+            self.executed_at = to_utc(self.executed_at, "executed_at")
+        if self.details is not None:
+            encoded = msgspec.json.encode(self.details)
+            if len(encoded) > MAX_DETAILS_BYTES:
+                raise ValueError("`details` must encode to at most 16 KiB of JSON")
+            if b"\\u0000" in encoded:
+                raise ValueError("`details` must not contain NUL characters")
 
 
 class OrdersBatchIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -113,7 +126,7 @@ class CashIn(msgspec.Struct, forbid_unknown_fields=True):
         if self.event_type == "withdraw" and self.amount >= 0:
             raise ValueError("`amount` of a withdraw must be < 0")
         if self.occurred_at is not None:
-            self.occurred_at = to_utc(self.occurred_at)
+            self.occurred_at = to_utc(self.occurred_at, "occurred_at")
 
 
 class PositionIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -135,7 +148,7 @@ class SnapshotIn(msgspec.Struct, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         if self.taken_at is not None:
-            self.taken_at = to_utc(self.taken_at)
+            self.taken_at = to_utc(self.taken_at, "taken_at")
 
 
 # ---------------------------------------------------------------- events / outputs

@@ -15,7 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from eventsourcing.persistence import IntegrityError
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 
-from libs.domain.model import SymbolError, normalize_symbol
+from libs.domain.model import NO_NUL, SymbolError, normalize_symbol
 from libs.infra.auth import create_strategy, hash_secret, insert_api_key, new_secret
 from libs.infra.store import EventStore
 from libs.infra.web import Conflict, UnprocessableEntity
@@ -25,11 +25,11 @@ MIN_PASSWORD = 12
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not-a-real-password-but-same-cost")
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
 
 
 class Credentials(msgspec.Struct, forbid_unknown_fields=True):
-    email: Annotated[str, msgspec.Meta(max_length=254)]
+    email: Annotated[str, msgspec.Meta(max_length=254, pattern=NO_NUL)]
     password: Annotated[str, msgspec.Meta(max_length=1024)]
 
 

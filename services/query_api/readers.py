@@ -106,7 +106,10 @@ def decode_cursor(cursor: str | None) -> int:
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     if not raw.startswith("n:"):
         raise ValueError(cursor)
-    return int(raw[2:])
+    value = int(raw[2:])
+    if not 0 <= value < 2**63:
+        raise ValueError(cursor)
+    return value
 
 
 def _page(curs, sql: str, strategy_id: UUID, after: int, limit: int) -> tuple[list[dict], str | None]:

@@ -65,6 +65,7 @@ def test_register_login_logout_and_session_expiry(replicas):
     assert "Secure" in behind_tls.headers["set-cookie"]
     c.cookies.set("access_token", r.cookies["access_token"])
     assert c.get("/strategies").json() == []
+    assert c.post("/strategies", json={"name": "nul\u0000name"}).status_code == 422
     sid = c.post("/strategies", json={"name": "mine", "visibility": "private", "benchmark": "qqq"}).json()
     assert sid["benchmark"] == "QQQ" and sid["base_currency"] == "USD"
     assert [s["id"] for s in c.get("/strategies").json()] == [sid["id"]]

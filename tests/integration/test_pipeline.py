@@ -139,8 +139,16 @@ def test_auth_matrix(stack):
     (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "executed_at": "2999-01-01T00:00:00Z"}]}',
      422, "future"),
     (b'{"orders": [{"symbol": "A B", "side": "buy", "quantity": 1, "price": 1}]}', 400, "orders[0].symbol"),
+    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "executed_at": "0001-01-01T00:00:00+01:00"}]}',
+     422, "executed_at"),
+    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "executed_at": "1969-12-31T23:59:59Z"}]}',
+     422, "1970"),
     (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "bogus": 1}]}', 422, "bogus"),
     (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1e16, "price": 1}]}', 422, "quantity"),
+    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "external_order_id": "a\\u0000"}]}',
+     422, "external_order_id"),
+    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "details": {"k": "\\u0000"}}]}',
+     422, "details"),
 ])
 def test_bad_orders_are_rejected_whole_and_store_nothing(stack, payload, status, needle):
     sid, auth = stack.new_strategy()

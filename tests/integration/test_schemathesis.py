@@ -49,7 +49,7 @@ def test_schemathesis(stack, signed_in, api, tmp_path: Path):
            f"http://127.0.0.1:{port}/schema/openapi.json", "--checks", CHECKS,
            "-H", f"Authorization: Bearer {key}", "-H", f"Cookie: access_token={token}",
            "--exclude-path", "/auth/logout", "--max-examples", os.environ.get("ST_MAX_EXAMPLES", "30"),
-           "--seed", "4207", "--phases", "examples,fuzzing", "--workers", "2",
+           "--seed", os.environ.get("ST_SEED", "4207"), "--phases", "examples,fuzzing", "--workers", "2",
            "--no-color", "--request-timeout", "20"]
     result = subprocess.run(cmd, env={**os.environ, "ST_STRATEGY_ID": sid}, capture_output=True, text=True,
                             timeout=600)
