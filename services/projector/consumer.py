@@ -23,7 +23,7 @@ from .projection import apply_price_updates, project, tracked_position
 
 FETCH_BATCH = 500
 FETCH_TIMEOUT_S = 0.5
-REBIND_AFTER_FAILURES = 5
+REBIND_AFTER_IDLE_FETCHES = 100  # ~50 s of empty fetches: re-bind (pull subscriptions can stall)
 STORE_BATCH = 2000
 
 log = structlog.get_logger(component="projector")
@@ -81,17 +81,17 @@ class ProjectorDaemon:
             )
             sub = await js.pull_subscribe(f"{bus.subject_root(store_id)}.>", durable=durable,
                                           stream=bus.stream_name(store_id), config=config)
-            failures = 0
+            idle = 0
             while not self._stop.is_set():
                 try:
                     msgs = await sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
                 except NatsTimeout:
-                    failures += 1
+                    idle += 1
                     await self.catch_up()  # idle: make sure nothing was lost on the way
-                    if failures >= REBIND_AFTER_FAILURES * 20:
-                        return  # re-bind: pull subscriptions can stall after a server restart
+                    if idle >= REBIND_AFTER_IDLE_FETCHES:
+                        return  # the caller connects and binds again
                     continue
-                failures = 0
+                idle = 0
                 await self._apply(msgs)
         finally:
             await nc.close()

@@ -19,7 +19,7 @@ LIMIT = 60
 def replicas(backends, make_database, tmp_path_factory):
     _, nats_url = backends
     s = Stack(make_database(), nats_url, tmp_path_factory.mktemp("replicas"), replicas=2,
-              BOTRANKS_RATE_LIMIT_PER_MINUTE=str(LIMIT), BOTRANKS_SESSION_TTL_S="4")
+              BOTRANKS_RATE_LIMIT_PER_MINUTE=str(LIMIT), BOTRANKS_SESSION_TTL_S="8")
     s.start()
     s.apis = [httpx.Client(base_url=f"http://127.0.0.1:{p}", timeout=30) for p in s.command_ports + s.query_ports]
     yield s
@@ -59,7 +59,7 @@ def test_register_login_logout_and_session_expiry(replicas):
     assert r.status_code == 200
     cookie = r.headers["set-cookie"]
     assert "access_token=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
-    assert "Secure" not in cookie and "Max-Age=4" in cookie
+    assert "Secure" not in cookie and "Max-Age=8" in cookie
     behind_tls = c.post("/auth/login", json={"email": email, "password": "a-long-enough-secret"},
                         headers={"X-Forwarded-Proto": "https"})
     assert "Secure" in behind_tls.headers["set-cookie"]
@@ -75,7 +75,7 @@ def test_register_login_logout_and_session_expiry(replicas):
     assert c.get("/strategies").status_code == 401
     fresh = account(replicas, email=f"exp-{uuid.uuid4().hex[:6]}@example.com")
     assert fresh.get("/strategies").status_code == 200
-    time.sleep(4.5)
+    time.sleep(8.5)
     assert fresh.get("/strategies").status_code == 401  # expired
 
 
