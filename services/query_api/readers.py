@@ -8,8 +8,10 @@ from decimal import Decimal
 from uuid import UUID
 
 import msgspec
+import polars as pl
 
 from libs.domain.model import CashEvent, Order, Position, decode_event, position_id
+from libs.domain.performance import compute_performance
 from libs.infra.store import EventStore
 
 
@@ -214,10 +216,6 @@ def performance_key(store: EventStore, strategy_id: UUID, benchmark: str | None,
 
 def performance(store: EventStore, key: PerformanceKey) -> Performance:
     """Load the NAV series and benchmark closes, and compute every metric (pure, in libs.domain)."""
-    import polars as pl
-
-    from libs.domain.performance import compute_performance
-
     with store.cursor() as curs:
         rows = curs.execute("SELECT date, total_equity, external_flow FROM rm_nav_daily WHERE strategy_id = %s"
                             " ORDER BY date", (key.strategy_id,)).fetchall()
