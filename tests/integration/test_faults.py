@@ -110,3 +110,59 @@ def test_nats_outage_during_ingest_loses_nothing(make_database, tmp_path):
     finally:
         stack.stop()
         nats.stop()
+
+
+def test_every_process_killed_with_the_bus_down_loses_nothing(make_database, tmp_path):
+    """Acknowledged while NATS is down, then SIGKILL of every service: all of it projects after restart."""
+    nats = NatsServer(tmp_path / "nats").start()
+    stack = Stack(make_database(), nats.url, tmp_path, BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0")
+    stack.start()
+    try:
+        sid, auth = stack.new_strategy()
+        stack.kill("projector", signal.SIGKILL)  # so that nothing is projected before the restart
+        nats.stop(kill=True)
+        rng = random.Random(5)
+        for _ in range(6):
+            assert stack.post(sid, "orders", random_batch(rng, 50), auth).status_code == 200
+        assert stack.projected_up_to() == 0
+        for name in list(stack.processes):
+            stack.kill(name, signal.SIGKILL)
+        nats.start()
+        stack.start()
+        stack.wait_projected(60)
+        assert len(stack.read_models()["orders"]) == 300
+        incremental = stack.read_models()
+        stack.kill("projector", signal.SIGTERM)
+        rebuild_cli(stack)
+        assert stack.read_models() == incremental
+    finally:
+        stack.stop()
+        nats.stop()
+
+
+def test_a_deleted_stream_is_recreated_and_nothing_is_missed(backends, make_database, tmp_path):
+    import asyncio
+
+    from libs.infra import bus
+
+    _, nats_url = backends
+    stack = Stack(make_database(), nats_url, tmp_path, BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0")
+    stack.start()
+    try:
+        sid, auth = stack.new_strategy()
+        rng = random.Random(9)
+        stack.post(sid, "orders", random_batch(rng, 100), auth)
+        stack.wait_projected()
+
+        async def delete() -> None:
+            nc = await bus.connect(nats_url, "test")
+            await nc.jetstream().delete_stream(bus.stream_name(stack.store.store_id))
+            await nc.close()
+
+        asyncio.run(delete())
+        for _ in range(3):
+            assert stack.post(sid, "orders", random_batch(rng, 100), auth).status_code == 200
+        stack.wait_projected(60)
+        assert len(stack.read_models()["orders"]) == 400
+    finally:
+        stack.stop()
