@@ -75,9 +75,11 @@ class ProjectorDaemon:
             await bus.ensure_stream(nc, store_id)
             js = nc.jetstream()
             durable = f"projector_{store_id}"
+            # a message that fails keeps coming back with growing pauses, then is dropped by the
+            # bus: harmless, since every notification is also read from the event store
             config = ConsumerConfig(
                 durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                max_deliver=-1, ack_wait=30, max_ack_pending=20_000,
+                max_deliver=20, ack_wait=30, backoff=[1.0, 5.0, 15.0, 30.0], max_ack_pending=20_000,
             )
             sub = await js.pull_subscribe(f"{bus.subject_root(store_id)}.>", durable=durable,
                                           stream=bus.stream_name(store_id), config=config)

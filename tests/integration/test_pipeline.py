@@ -9,6 +9,8 @@ from decimal import Decimal
 import pytest
 
 
+from .stack import wait_until
+
 pytestmark = pytest.mark.integration
 
 
@@ -186,3 +188,29 @@ def test_bad_cash_events_are_rejected(stack, payload, needle):
     r = stack.post(sid, "cash", payload, auth)
     assert r.status_code == 422 and needle in r.json()["detail"], r.text
     assert stack.event_count() == before
+
+
+def test_events_travel_over_jetstream_not_only_by_store_polling(stack):
+    """The bus path is live: the projector's durable consumer received every published event."""
+    import asyncio
+
+    from libs.infra import bus
+
+    sid, auth = stack.new_strategy()
+    for i in range(3):
+        stack.post(sid, "cash", {"event_type": "deposit", "amount": 1 + i}, auth)
+    with stack.store.cursor() as curs:  # ids have gaps (rolled-back inserts): count the stored events
+        target = curs.execute("SELECT count(*) AS n FROM botranks_events").fetchone()["n"]
+
+    async def delivered() -> tuple[int, int]:
+        nc = await bus.connect(stack.nats_url, "test")
+        try:
+            js = nc.jetstream()
+            info = await js.consumer_info(bus.stream_name(stack.store.store_id), f"projector_{stack.store.store_id}")
+            stream = await js.stream_info(bus.stream_name(stack.store.store_id))
+            return info.delivered.stream_seq, stream.state.messages
+        finally:
+            await nc.close()
+
+    wait_until(lambda: asyncio.run(delivered())[0] >= target, 20, "the consumer to receive every event")
+    assert asyncio.run(delivered())[1] == target  # one message per stored event, no duplicates
