@@ -29,7 +29,7 @@ from libs.domain.model import CashEvent, CashRecorded, Order, OrderRecorded  # n
 from libs.domain.nav import LedgerState, PriceBook, derive  # noqa: E402
 from libs.infra.logs import configure_logging  # noqa: E402
 from libs.infra.store import EventStore  # noqa: E402
-from services.projector.projection import apply_price_updates, project, tracked_position  # noqa: E402
+from services.projector.projection import apply_price_updates, project  # noqa: E402
 from tests.integration.stack import create_database, drop_database  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "prices-2017-2022.csv"
@@ -112,7 +112,7 @@ def new_strategy(store: EventStore) -> uuid.UUID:
 
 
 def drain(store: EventStore) -> None:
-    while notifications := store.notifications_after(tracked_position(store), 5000):
+    while notifications := store.notifications_after(store.projected_up_to(), 5000):
         project(store, notifications)
 
 
@@ -127,7 +127,7 @@ def bench_back_dated(store: EventStore, closes) -> None:
         when = datetime.combine(d, datetime.min.time(), timezone.utc) + timedelta(hours=15)
         e = order(sid, "AAPL", "buy", 5, by_day[d], when, f"late{k}")
         store.append([(e.order.id, e)])
-        notifications = store.notifications_after(tracked_position(store), 10)
+        notifications = store.notifications_after(store.projected_up_to(), 10)
         t = time.perf_counter()
         project(store, notifications)  # re-derive from that date and commit
         timings.append(time.perf_counter() - t)

@@ -28,6 +28,8 @@ from .schema import migrate
 
 EVENTS_TABLE = "botranks_events"
 TRACKING_TABLE = "botranks_tracking"
+#: the projector's name in the tracking table (eventsourcing's "application name")
+PROJECTOR = "projector"
 
 __all__ = ["EventStore", "IntegrityError", "Notification"]
 
@@ -127,3 +129,7 @@ class EventStore:
 
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0
+
+    def projected_up_to(self) -> int:
+        """The last notification id the projector has applied (its tracking position)."""
+        return self.tracking.max_tracking_id(PROJECTOR) or 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 
 from libs.infra.store import EventStore
-from services.projector.projection import tracked_position
 
 POLL_S = 0.005
 
@@ -44,7 +43,7 @@ class ProjectionWaiter:
     async def _poll(self) -> None:
         while self._waiters:
             try:
-                self.position = await asyncio.to_thread(tracked_position, self.store)
+                self.position = await asyncio.to_thread(self.store.projected_up_to)
             except Exception:
                 await asyncio.sleep(0.2)
                 continue

@@ -19,7 +19,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from libs.infra import bus
 from libs.infra.store import EventStore
 
-from .projection import apply_price_updates, project, tracked_position
+from .projection import apply_price_updates, project
 
 FETCH_BATCH = 500
 FETCH_TIMEOUT_S = 0.5
@@ -62,7 +62,7 @@ class ProjectorDaemon:
         """Project everything the store has beyond the tracked position, then re-mark for new prices."""
         total = 0
         while True:
-            last = await asyncio.to_thread(tracked_position, self.store)
+            last = await asyncio.to_thread(self.store.projected_up_to)
             notifications = await asyncio.to_thread(self.store.notifications_after, last, STORE_BATCH)
             if not notifications:
                 await asyncio.to_thread(apply_price_updates, self.store)
@@ -99,7 +99,7 @@ class ProjectorDaemon:
             await nc.close()
 
     async def _apply(self, msgs) -> None:
-        last = await asyncio.to_thread(tracked_position, self.store)
+        last = await asyncio.to_thread(self.store.projected_up_to)
         notifications: list[Notification] = []
         for msg in msgs:
             env = _envelope.decode(msg.data)

@@ -30,9 +30,8 @@ from libs.domain.model import (
     effective_at,
     event_strategy,
 )
-from libs.infra.store import EventStore, Notification
+from libs.infra.store import PROJECTOR, EventStore, Notification
 
-APPLICATION_NAME = "projector"
 PROJECTOR_LOCK = 0x42_07_5A_03
 READ_MODEL_TABLES = ("rm_orders", "rm_cash_events", "rm_snapshots", "rm_positions", "rm_ledger",
                      "rm_reconciliation_log", "rm_checkpoints", "rm_nav_daily", "rm_strategy_symbols")
@@ -44,10 +43,6 @@ log = structlog.get_logger(component="projector")
 _json = msgspec.json.Encoder()
 
 
-def tracked_position(store: EventStore) -> int:
-    return store.tracking.max_tracking_id(APPLICATION_NAME) or 0
-
-
 def project(store: EventStore, notifications: Sequence[Notification]) -> int:
     """Apply notifications (any order, duplicates allowed) once; returns how many were new."""
     if not notifications:
@@ -55,7 +50,7 @@ def project(store: EventStore, notifications: Sequence[Notification]) -> int:
     started = time.perf_counter()
     with store.transaction() as curs:
         curs.execute("SELECT pg_advisory_xact_lock(%s)", (PROJECTOR_LOCK,))
-        current = store.tracking._max_tracking_id(APPLICATION_NAME, curs) or 0
+        current = store.tracking._max_tracking_id(PROJECTOR, curs) or 0
         fresh = sorted({n.id: n for n in notifications if n.id > current}.values(), key=lambda n: n.id)
         if not fresh:
             return 0
@@ -68,7 +63,7 @@ def project(store: EventStore, notifications: Sequence[Notification]) -> int:
         for strategy_id, strategy_events in by_strategy.items():
             refolds += _project_strategy(curs, strategy_id, strategy_events)
         # eventsourcing's exactly-once idiom: tracking in the same transaction
-        store.tracking._insert_tracking(curs, Tracking(APPLICATION_NAME, fresh[-1].id))
+        store.tracking._insert_tracking(curs, Tracking(PROJECTOR, fresh[-1].id))
     log.info("projected", events=len(fresh), strategies=len(by_strategy), refolds=refolds,
              up_to=fresh[-1].id, duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return len(fresh)
@@ -356,7 +351,7 @@ def rebuild(store: EventStore, batch: int = 5000) -> int:
         curs.execute("SELECT pg_advisory_xact_lock(%s)", (PROJECTOR_LOCK,))
         curs.execute("TRUNCATE " + ", ".join(READ_MODEL_TABLES))
         curs.execute(f"DELETE FROM {store.tracking.tracking_table_name} WHERE application_name = %s",
-                     (APPLICATION_NAME,))
+                     (PROJECTOR,))
         last, total = 0, 0
         by_strategy: dict[UUID, list[tuple[int, LedgerEvent]]] = defaultdict(list)
         while True:
@@ -371,7 +366,7 @@ def rebuild(store: EventStore, batch: int = 5000) -> int:
         for strategy_id, strategy_events in by_strategy.items():
             _project_strategy(curs, strategy_id, strategy_events)
         if last:
-            store.tracking._insert_tracking(curs, Tracking(APPLICATION_NAME, last))
+            store.tracking._insert_tracking(curs, Tracking(PROJECTOR, last))
         # NAV was just derived from the prices as they are now
         curs.execute("UPDATE projector_price_cursor SET price_update_id ="
                      " (SELECT coalesce(max(id), 0) FROM price_updates)")

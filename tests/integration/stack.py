@@ -112,9 +112,7 @@ class Stack:
             return {name: [tuple(r.values()) for r in curs.execute(q).fetchall()] for name, q in queries.items()}
 
     def projected_up_to(self) -> int:
-        from services.projector.projection import tracked_position
-
-        return tracked_position(self.store)
+        return self.store.projected_up_to()
 
     def wait_projected(self, timeout: float = 30.0) -> None:
         target = self.event_count()

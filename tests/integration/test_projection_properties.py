@@ -20,7 +20,7 @@ from libs.domain.model import (
     CashEvent, CashRecorded, Order, OrderRecorded, PositionsSnapshot, PositionsSnapshotted, SnapshotPosition,
 )
 from libs.infra.store import EventStore
-from services.projector.projection import apply_price_updates, project, rebuild, tracked_position
+from services.projector.projection import apply_price_updates, project, rebuild
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +111,7 @@ def test_incremental_equals_rebuild_in_any_arrival_order(store, case):
     for lo, hi in zip(bounds, bounds[1:]):
         if lo < hi:
             store.append([(_aggregate_id(e), e) for e in ordered[lo:hi]])
-            project(store, store.notifications_after(tracked_position(store), 1000))
+            project(store, store.notifications_after(store.projected_up_to(), 1000))
     with store.transaction() as curs:  # prices that arrive after the events (new bars and corrections)
         for s, rows in late.items():
             for d, c in rows.items():
