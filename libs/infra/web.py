@@ -19,13 +19,18 @@ import structlog
 log = structlog.get_logger()
 
 
+_exact_encoder = msgspec.json.Encoder(enc_hook=default_serializer, decimal_format="number")
+
+
 class ExactJSONResponse(Response):
     """JSON with Decimals written as exact JSON numbers (not strings, not rounded floats)."""
 
     def render(self, content: Any, media_type: str, enc_hook=default_serializer) -> bytes:  # type: ignore[override]
         if isinstance(content, bytes) or not media_type.startswith("application/json"):
             return super().render(content, media_type, enc_hook)
-        return msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number").encode(content)
+        encoder = _exact_encoder if enc_hook is default_serializer else msgspec.json.Encoder(
+            enc_hook=enc_hook, decimal_format="number")  # one encoder for the usual case, not one per response
+        return encoder.encode(content)
 
 
 class UnprocessableEntity(HTTPException):

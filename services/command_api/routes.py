@@ -44,12 +44,15 @@ class SnapshotResult(msgspec.Struct):
     reconciliation_entries: int | None
 
 
-async def _acknowledge(state: State, notification_ids: list[int], content, status_code: int = 200):
-    """Publish promptly, wait (bounded) for the projection, then answer."""
+async def _projected(state: State, notification_ids: list[int]) -> bool:
+    """Publish promptly, then wait (bounded) until the projector has applied the write."""
     state.relay.poke()
-    projected = await state.waiter.wait_for(max(notification_ids, default=0))
-    return projected, ExactJSONResponse(content, status_code=status_code,
-                                        headers={"BotRanks-Projected": "true" if projected else "false"})
+    return await state.waiter.wait_for(max(notification_ids, default=0))
+
+
+def _answer(content, projected: bool, status_code: int = 200) -> ExactJSONResponse:
+    return ExactJSONResponse(content, status_code=status_code,
+                             headers={"BotRanks-Projected": "true" if projected else "false"})
 
 
 def _ms(started: float) -> float:
@@ -65,8 +68,8 @@ class LedgerCommands(Controller):
         started = time.perf_counter()
         result = await to_thread.run_sync(ingest.record_orders, state.store, strategy_id, data)
         counts = Counts(len(result.accepted), len(result.duplicates))
-        _, response = await _acknowledge(state, result.notification_ids,
-                                         OrdersResult(result.accepted, result.duplicates, counts))
+        response = _answer(OrdersResult(result.accepted, result.duplicates, counts),
+                           await _projected(state, result.notification_ids))
         log.info("orders_ingested", strategy_id=str(strategy_id), accepted=counts.accepted,
                  duplicates=counts.duplicates, duration_ms=_ms(started))
         return response
@@ -75,7 +78,7 @@ class LedgerCommands(Controller):
     async def post_cash(self, state: State, strategy_id: UUID, data: CashIn) -> Response[CashResult]:
         started = time.perf_counter()
         status, event, notification_ids = await to_thread.run_sync(ingest.record_cash, state.store, strategy_id, data)
-        _, response = await _acknowledge(state, notification_ids, CashResult(status, event))
+        response = _answer(CashResult(status, event), await _projected(state, notification_ids))
         log.info("cash_ingested", strategy_id=str(strategy_id), status=status, event_type=event.event_type,
                  duration_ms=_ms(started))
         return response
@@ -86,15 +89,13 @@ class LedgerCommands(Controller):
     async def post_snapshot(self, state: State, strategy_id: UUID, data: SnapshotIn) -> Response[SnapshotResult]:
         started = time.perf_counter()
         snapshot, notification_ids = await to_thread.run_sync(ingest.record_snapshot, state.store, strategy_id, data)
-        state.relay.poke()
         counts = None
-        if await state.waiter.wait_for(max(notification_ids, default=0)):
+        if await _projected(state, notification_ids):
             counts = await to_thread.run_sync(ingest.snapshot_outcome, state.store, snapshot.id)
         if counts is None:  # stored, but the projector has not folded it yet: what it replaced is unknown
-            response = ExactJSONResponse(SnapshotResult(len(snapshot.positions), None, None), status_code=202,
-                                         headers={"BotRanks-Projected": "false"})
+            response = _answer(SnapshotResult(len(snapshot.positions), None, None), False, status_code=202)
         else:
-            response = ExactJSONResponse(SnapshotResult(**counts), headers={"BotRanks-Projected": "true"})
+            response = _answer(SnapshotResult(**counts), True)
         log.info("snapshot_ingested", strategy_id=str(strategy_id), positions=len(snapshot.positions),
                  projected=counts is not None, duration_ms=_ms(started))
         return response
