@@ -1,14 +1,18 @@
 """The single base URL of ``botranks up``: an ASGI reverse proxy in front of the two APIs.
 
 Reads of the ledger (GET/HEAD under ``/api/v1``) go to query_api, everything else (ledger
-writes, accounts, strategies, API keys) to command_api; ``/healthz`` answers 200 only when
-both APIs and the projector are up; ``/schema/openapi.json`` is the union of both schemas.
+writes, accounts, strategies, API keys) to command_api; ``/schema/openapi.json`` is the union
+of both schemas. ``/healthz`` answers 200 ``{"status": "ok"}`` only when every supervised
+process and embedded server runs, both APIs answer their ``/healthz`` and query_api's
+``/readyz`` is 200 (a 404 there means "no readiness check" and counts as ready); otherwise 503
+``{"detail": "...", "down": [names]}``. ``/readyz`` is query_api's, passed through.
 ``deploy/`` ships a real reverse proxy configuration for production; this exists so that one
 command runs everything.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Callable
 
@@ -17,10 +21,15 @@ import httpx
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
 
 
+UNAVAILABLE = b'{"detail":"Service unavailable, retry with backoff"}'
+READYZ_TIMEOUT_S = 5.0  # query_api gives its database 3 s before answering 503 itself
+
+
 class Gateway:
-    def __init__(self, command_url: str, query_url: str, projector_alive: Callable[[], bool]) -> None:
+    def __init__(self, command_url: str, query_url: str, down: Callable[[], list[str]]) -> None:
+        """``down()`` names the supervised processes and embedded servers not running right now."""
         self.command_url, self.query_url = command_url, query_url
-        self.projector_alive = projector_alive
+        self.down = down
         self.client = httpx.AsyncClient(timeout=60.0, limits=httpx.Limits(max_connections=200))
 
     def upstream(self, method: str, path: str) -> str:
@@ -38,16 +47,27 @@ class Gateway:
         command["info"] = {"title": "BotRanks API", "version": "1.0.0"}
         return json.dumps(command).encode()
 
-    async def healthy(self) -> bool:
-        if not self.projector_alive():
-            return False
+    async def _answers(self, url: str, ok: tuple[int, ...] = (200,), timeout: float = 2.0) -> bool:
         try:
-            for base in (self.command_url, self.query_url):
-                if (await self.client.get(base + "/healthz", timeout=2.0)).status_code != 200:
-                    return False
+            return (await self.client.get(url, timeout=timeout)).status_code in ok
         except httpx.HTTPError:
             return False
-        return True
+
+    async def health(self) -> tuple[int, bytes]:
+        down = list(self.down())
+        checks = {name: url for name, url in (("command_api", self.command_url + "/healthz"),
+                                              ("query_api", self.query_url + "/healthz"))
+                  if name not in down}
+        if "query_api" not in down:
+            # query_api's database answers (404: a query_api without /readyz, nothing to check)
+            checks["query_api/readyz"] = self.query_url + "/readyz"
+        results = await asyncio.gather(*(self._answers(url, (200, 404), READYZ_TIMEOUT_S) if name.endswith("readyz")
+                                         else self._answers(url) for name, url in checks.items()))
+        down += [name for name, ok in zip(checks, results) if not ok and name not in down]
+        if not down:
+            return 200, b'{"status":"ok"}'
+        detail = "Starting or degraded: " + ", ".join(down) + " not up"
+        return 503, json.dumps({"detail": detail, "down": down}).encode()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -63,15 +83,24 @@ class Gateway:
             return
         path = scope["path"]
         if path == "/healthz":
-            ok = await self.healthy()
-            body = b'{"status":"ok"}' if ok else b'{"detail":"starting or degraded"}'
-            await _respond(send, 200 if ok else 503, body)
+            status, body = await self.health()
+            await _respond(send, status, body)
+            return
+        if path == "/readyz" and scope["method"] == "GET":
+            try:
+                upstream = await self.client.get(self.query_url + "/readyz", timeout=READYZ_TIMEOUT_S)
+            except httpx.HTTPError:
+                await _respond(send, 503, json.dumps({"detail": "query_api is not answering",
+                                                      "down": ["query_api"]}).encode())
+                return
+            await _respond(send, upstream.status_code, upstream.content,
+                           upstream.headers.get("content-type", "application/json"))
             return
         if path == "/schema/openapi.json" and scope["method"] == "GET":
             try:
                 await _respond(send, 200, await self.merged_schema())
             except httpx.HTTPError:
-                await _respond(send, 503, b'{"detail":"Service unavailable, retry with backoff"}')
+                await _respond(send, 503, UNAVAILABLE)
             return
         chunks = []
         while True:
@@ -86,7 +115,7 @@ class Gateway:
         try:
             upstream = await self.client.request(scope["method"], url, headers=headers, content=b"".join(chunks))
         except httpx.HTTPError:
-            await _respond(send, 503, b'{"detail":"Service unavailable, retry with backoff"}')
+            await _respond(send, 503, UNAVAILABLE)
             return
         out = [(k.encode(), v.encode()) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP]
         out.append((b"content-length", str(len(upstream.content)).encode()))
@@ -94,7 +123,9 @@ class Gateway:
         await send({"type": "http.response.body", "body": upstream.content})
 
 
-async def _respond(send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+async def _respond(send, status: int, body: bytes, content_type: str = "application/json") -> None:
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    if status == 503:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,17 +1,24 @@
-"""The README's first command: `botranks up` on the embedded default, then the quick start."""
+"""The README's first command: `botranks up` on the embedded default, then the quick start;
+the gateway's /healthz and /readyz, and the supervisor's restart backoff."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from libs.infra.embedded import free_port
+from services import supervisor
+from services.gateway import Gateway
 
 from .stack import ROOT, wait_until
 
@@ -33,6 +40,11 @@ def test_botranks_up_embedded_quick_start(tmp_path):
                 return False
 
         wait_until(healthy, 120, "botranks up to be healthy")
+        assert httpx.get(base + "/healthz").json() == {"status": "ok"}
+        assert httpx.get(base + "/readyz").status_code in (200, 404)  # query_api's, passed through
+        pids = json.loads((tmp_path / "home" / "run" / "pids.json").read_text())
+        assert set(pids) == {"supervisor", "command_api", "query_api", "projector", "market_data", "nats",
+                             "postgres"}
         created = subprocess.run([sys.executable, "-m", "services.cli", "strategy", "create", "--name", "readme"],
                                  cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60)
         creds = json.loads(created.stdout.strip().splitlines()[-1])
@@ -50,3 +62,86 @@ def test_botranks_up_embedded_quick_start(tmp_path):
         assert up.wait(60) == 0 or up.returncode is not None
     log = (tmp_path / "up.log").read_text()
     assert '"event": "stopped"' in log, log[-2000:]
+    password = (tmp_path / "home" / "nats" / "auth.conf").read_text().split('password: "')[1].split('"')[0]
+    assert password not in log  # the supervisor logs the NATS URL without its credentials
+
+
+def _gateway(down: list[str], handler) -> httpx.AsyncClient:
+    gateway = Gateway("http://command", "http://query", lambda: list(down))
+    gateway.client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw")
+
+
+def test_gateway_healthz_names_what_is_down_and_passes_readyz_through():
+    readyz = {"status": 404, "body": b'{"detail":"Not Found"}'}
+    query_up = {"value": True}
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "query" and not query_up["value"]:
+            raise httpx.ConnectError("refused", request=request)
+        if request.url.path == "/readyz":
+            return httpx.Response(readyz["status"], content=readyz["body"],
+                                  headers={"content-type": "application/json"})
+        return httpx.Response(200, json={"status": "ok"})
+
+    async def scenario() -> None:
+        down: list[str] = []
+        async with _gateway(down, upstream) as gw:
+            r = await gw.get("/healthz")  # a query_api without /readyz: nothing to check
+            assert (r.status_code, r.json()) == (200, {"status": "ok"})
+            assert (await gw.get("/readyz")).status_code == 404
+
+            readyz.update(status=200, body=b'{"status":"ok","database":"ok","projector_lag":0,"quarantined":[]}')
+            assert (await gw.get("/healthz")).status_code == 200
+            r = await gw.get("/readyz")
+            assert (r.status_code, r.json()["database"]) == (200, "ok")
+
+            readyz.update(status=503, body=b'{"status":"unavailable","database":"down","detail":"x"}')
+            r = await gw.get("/healthz")
+            assert r.status_code == 503 and r.json()["down"] == ["query_api/readyz"] and r.json()["detail"]
+            r = await gw.get("/readyz")
+            assert (r.status_code, r.json()["database"]) == (503, "down")
+
+            readyz.update(status=200)
+            down[:] = ["nats", "postgres"]
+            r = await gw.get("/healthz")
+            assert r.status_code == 503 and r.json()["down"] == ["nats", "postgres"]
+            assert r.headers["retry-after"]
+
+            down[:] = []
+            query_up["value"] = False
+            r = await gw.get("/healthz")
+            assert r.status_code == 503 and r.json()["down"] == ["query_api", "query_api/readyz"]
+            r = await gw.get("/readyz")
+            assert r.status_code == 503 and r.json()["down"] == ["query_api"]
+            r = await gw.get("/api/v1/strategies/x/state")
+            assert r.status_code == 503 and r.json()["detail"]
+
+            down[:] = ["query_api"]  # a dead process is not asked anything
+            r = await gw.get("/healthz")
+            assert r.status_code == 503 and r.json()["down"] == ["query_api"]
+
+    asyncio.run(scenario())
+
+
+def test_restart_backoff_resets_once_a_child_has_stayed_up(tmp_path, monkeypatch):
+    monkeypatch.setattr(supervisor, "STABLE_AFTER_S", 1.5)
+    flag = tmp_path / "stay-up"
+    script = f"import os, sys, time; time.sleep(0.05) if not os.path.exists({str(flag)!r}) else time.sleep(60)"
+    child = supervisor.Child("flaky", [sys.executable, "-c", script], dict(os.environ))
+    system = supervisor.System(home=tmp_path, port=0, children=[child])
+    child.start()
+    watcher = threading.Thread(target=system.watch_children, daemon=True)
+    watcher.start()
+    try:
+        wait_until(lambda: child.restarts >= 3, 30, "a crashing child to be restarted with growing backoff")
+        Path(flag).touch()
+        wait_until(lambda: child.alive() and time.monotonic() - child.started_at > 0.5, 30, "the child to stay up")
+        assert child.restarts >= 3
+        wait_until(lambda: child.restarts == 0, 10, "the restart counter to reset")
+        assert child.alive()
+        assert json.loads((tmp_path / "run" / "pids.json").read_text())["flaky"] == child.pid
+    finally:
+        system.stopping = True
+        watcher.join(5)
+        child.stop()
