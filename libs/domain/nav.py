@@ -129,6 +129,8 @@ class Derivation:
     #: per snapshot: (snapshot id, upserted, removed, reconciliation entries)
     snapshots: list[tuple[object, int, int, int]] = field(default_factory=list)
     final: LedgerState | None = None
+    #: (last event day, state right after the last event): see ``derive``
+    tail: tuple[date, LedgerState] | None = None
 
 
 def _mark(prices: PriceBook, symbol: str, day: date, fallback: Decimal) -> Decimal:
@@ -153,6 +155,10 @@ def derive(
     already exist). Checkpoints are sparse: an event day at least ``CHECKPOINT_EVERY`` after
     ``last_checkpoint`` gets one (and ``last_checkpoint`` itself is refreshed when it has
     new events), so a re-derivation folds at most that span of events before its range.
+
+    ``tail`` is the state right after the last event, before its day's NAV row consumed the
+    pending flows (only when that day is in the derived range, where those flows are exact):
+    events appended after it on already-priced days continue from there, re-folding nothing.
     """
     ledger = start.ledger()
     pending_flow = start.pending_flow
@@ -191,6 +197,8 @@ def derive(
                 if isinstance(event, CashRecorded) and event.cash.event_type in ("deposit", "withdraw"):
                     pending_flow += event.cash.amount
             i += 1
+        if had_events and i == len(events) and (after is None or day > after):
+            out.tail = (day, LedgerState.of(ledger, pending_flow, pending_dq))
         if after is not None and day <= after:
             pending_flow = ZERO
             pending_dq.clear()

@@ -42,12 +42,19 @@ def message_id(store_id: str, notification_id: int) -> str:
     return f"{store_id}:{notification_id}"
 
 
+FIRST_CONNECT_TIMEOUT_S = 5.0
+
+
 async def connect(url: str, name: str, **callbacks) -> Client:
-    """Connect with unbounded reconnects (the bus may restart under us)."""
-    return await nats.connect(
+    """Connect, or fail within ``FIRST_CONNECT_TIMEOUT_S``; once connected, reconnect without end.
+
+    nats-py retries a first connection forever with unbounded reconnects: bound it, so that a
+    caller whose bus is down gets an error it can handle (and a store it can fall back on).
+    """
+    return await asyncio.wait_for(nats.connect(
         servers=[url], name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
         connect_timeout=2, allow_reconnect=True, **callbacks,
-    )
+    ), FIRST_CONNECT_TIMEOUT_S)
 
 
 async def ensure_stream(nc: Client, store_id: str) -> None:

@@ -255,6 +255,21 @@ MIGRATIONS: list[tuple[int, str]] = [
     -- rate-limit hits are ephemeral: no WAL, no fsync on the request path (a crash forgets a minute of hits)
     ALTER TABLE rate_windows SET UNLOGGED;
     """),
+    (6, """
+    -- strategies whose events the projector could not apply: isolated, reported, skipped
+    -- (one row per strategy; the nil uuid stands for events whose strategy cannot be read)
+    CREATE TABLE rm_quarantine (
+        strategy_id uuid PRIMARY KEY,
+        first_notification_id bigint NOT NULL,
+        last_notification_id bigint NOT NULL,
+        skipped_events int NOT NULL DEFAULT 1,
+        error text NOT NULL,
+        quarantined_at timestamptz NOT NULL DEFAULT now()
+    );
+    -- the state right after a strategy's last event (before that day's NAV row): appends on
+    -- already-priced days continue from it instead of re-folding from a checkpoint
+    ALTER TABLE rm_ledger ADD COLUMN tail_day date, ADD COLUMN tail_state bytea;
+    """),
 ]
 
 

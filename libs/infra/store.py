@@ -88,6 +88,13 @@ class EventStore:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             yield curs
 
+    @contextmanager
+    def snapshot(self) -> Iterator[psycopg.Cursor[DictRow]]:
+        """A cursor whose queries all see one snapshot of the database (read-only)."""
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield curs
+
     @property
     def store_id(self) -> str:
         """Random id created with the schema: keeps NATS names apart across databases."""

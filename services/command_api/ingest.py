@@ -62,23 +62,27 @@ def append_idempotently(store: EventStore, candidates: list[tuple[UUID, LedgerEv
     """Append the candidates whose aggregate ids are new; the rest come back as duplicates.
 
     The database decides: an insert that collides with a concurrent writer fails whole,
-    after which we look up which ids now exist and try again with the others.
+    after which we look up which ids now exist and try again with the others. Inserts are
+    serialized by the event store's table lock, so a collision is always with a committed
+    row: every failed round finds at least one more existing id, and the loop ends after at
+    most ``len(candidates)`` rounds however many writers overlap.
     """
     result = AppendResult()
     order = {aggregate_id: i for i, (aggregate_id, _) in enumerate(candidates)}
     pending = list(candidates)
     found: dict[UUID, LedgerEvent] = {}
-    for _ in range(APPEND_ATTEMPTS):
-        if not pending:
-            break
+    stalled = 0
+    while pending:
         try:
             result.notification_ids = list(store.append(pending))
             break
         except IntegrityError:
+            known = len(found)
             found.update(store.existing([aggregate_id for aggregate_id, _ in pending]))
             pending = [(a, e) for a, e in pending if a not in found]
-    else:
-        raise RuntimeError("could not append after repeated id conflicts")
+            stalled = stalled + 1 if len(found) == known else 0
+            if stalled >= APPEND_ATTEMPTS:  # a conflict that no lookup explains: not an idempotency race
+                raise
     accepted_ids = {a for a, _ in pending}
     result.accepted = [e for a, e in pending]
     result.duplicates = [found[a] for a in sorted(found, key=order.__getitem__) if a not in accepted_ids]

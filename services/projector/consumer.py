@@ -1,18 +1,17 @@
-"""The projector daemon: a durable JetStream pull consumer, backed by the event store.
+"""The projector daemon: folds the event store's notifications, woken up by JetStream.
 
-NATS is the transport, never the truth. Messages are applied when they continue the
-tracked position without a gap; otherwise (lost messages, a gap left by a rolled-back
-insert, a deleted stream) the missing range is read from the event store, which commits
-notification ids in order. When the bus is idle or down, the daemon polls the store.
+The event store is the only truth: every event the projector applies is read from the
+store (``notifications_after`` its tracked position), never taken from a bus message. The
+bus is a wake-up call: a durable JetStream pull consumer whose deliveries only say "there
+is something new", so a forged, replayed or lost message changes nothing but latency.
+When the bus is idle or down, the daemon polls the store every ``IDLE_POLL_S``.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-import msgspec
 import structlog
-from eventsourcing.persistence import Notification
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -25,9 +24,10 @@ FETCH_BATCH = 500
 FETCH_TIMEOUT_S = 0.5
 REBIND_AFTER_IDLE_FETCHES = 100  # ~50 s of empty fetches: re-bind (pull subscriptions can stall)
 STORE_BATCH = 2000
+IDLE_POLL_S = 0.5
+RETRY_S = 1.0
 
 log = structlog.get_logger(component="projector")
-_envelope = msgspec.json.Decoder(bus.Envelope)
 
 
 class ProjectorDaemon:
@@ -35,24 +35,33 @@ class ProjectorDaemon:
         self.store = store
         self.nats_url = nats_url
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     async def run(self) -> None:
         store_id = await asyncio.to_thread(lambda: self.store.store_id)
-        await self.catch_up()
-        while not self._stop.is_set():
-            try:
-                await self._consume(store_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # bus unreachable: keep projecting from the store
-                log.warning("bus_unavailable", error=str(exc) or type(exc).__name__)
-                await self.catch_up()
-                await self._pause(1.0)
+        listener = asyncio.create_task(self._listen(store_id))
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()
+                try:
+                    await self.catch_up()
+                except Exception as exc:  # noqa: BLE001 - database trouble: keep trying
+                    log.warning("projection_retry", error=str(exc) or type(exc).__name__)
+                    await self._sleep(RETRY_S)
+                    continue
+                try:
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
 
-    async def _pause(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._stop.wait(), seconds)
         except asyncio.TimeoutError:
@@ -61,13 +70,25 @@ class ProjectorDaemon:
     async def catch_up(self) -> int:
         """Project everything the store has beyond the tracked position, then re-mark for new prices."""
         total = 0
-        while True:
+        while not self._stop.is_set():
             last = await asyncio.to_thread(self.store.projected_up_to)
             notifications = await asyncio.to_thread(self.store.notifications_after, last, STORE_BATCH)
             if not notifications:
                 await asyncio.to_thread(apply_price_updates, self.store)
-                return total
+                break
             total += await asyncio.to_thread(project, self.store, notifications)
+        return total
+
+    async def _listen(self, store_id: str) -> None:
+        """Turn JetStream deliveries into wake-ups, reconnecting for as long as the daemon runs."""
+        while not self._stop.is_set():
+            try:
+                await self._consume(store_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - bus unreachable: the store poll carries on
+                log.warning("bus_unavailable", error=str(exc) or type(exc).__name__)
+                await self._sleep(RETRY_S)
 
     async def _consume(self, store_id: str) -> None:
         nc = await bus.connect(self.nats_url, "botranks-projector")
@@ -75,11 +96,9 @@ class ProjectorDaemon:
             await bus.ensure_stream(nc, store_id)
             js = nc.jetstream()
             durable = f"projector_{store_id}"
-            # a message that fails keeps coming back with growing pauses, then is dropped by the
-            # bus: harmless, since every notification is also read from the event store
             config = ConsumerConfig(
                 durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                max_deliver=20, ack_wait=30, backoff=[1.0, 5.0, 15.0, 30.0], max_ack_pending=20_000,
+                max_deliver=20, ack_wait=30, max_ack_pending=20_000,
             )
             sub = await js.pull_subscribe(f"{bus.subject_root(store_id)}.>", durable=durable,
                                           stream=bus.stream_name(store_id), config=config)
@@ -89,32 +108,11 @@ class ProjectorDaemon:
                     msgs = await sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
                 except NatsTimeout:
                     idle += 1
-                    await self.catch_up()  # idle: make sure nothing was lost on the way
                     if idle >= REBIND_AFTER_IDLE_FETCHES:
                         return  # the caller connects and binds again
                     continue
                 idle = 0
-                await self._apply(msgs)
+                self._wake.set()  # what the messages say is read from the store, not from them
+                await asyncio.gather(*(msg.ack() for msg in msgs))
         finally:
             await nc.close()
-
-    async def _apply(self, msgs) -> None:
-        last = await asyncio.to_thread(self.store.projected_up_to)
-        notifications: list[Notification] = []
-        for msg in msgs:
-            env = _envelope.decode(msg.data)
-            if env.notification_id > last:
-                notifications.append(Notification(
-                    id=env.notification_id, originator_id=env.originator_id, originator_version=1,
-                    topic=env.topic, state=bytes(env.state),
-                ))
-        notifications.sort(key=lambda n: n.id)
-        if notifications:
-            contiguous = all(n.id == last + 1 + i for i, n in enumerate(notifications))
-            if not contiguous:  # fill the gap from the store, which is complete below any id we saw
-                notifications = list(await asyncio.to_thread(
-                    self.store.notifications_after, last, len(notifications) + STORE_BATCH,
-                    notifications[-1].id,
-                ))
-            await asyncio.to_thread(project, self.store, notifications)
-        await asyncio.gather(*(msg.ack() for msg in msgs))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, time as dtime, timedelta, timezone
 from uuid import UUID
 
@@ -34,7 +36,10 @@ from libs.infra.store import PROJECTOR, EventStore, Notification
 
 PROJECTOR_LOCK = 0x42_07_5A_03
 READ_MODEL_TABLES = ("rm_orders", "rm_cash_events", "rm_snapshots", "rm_positions", "rm_ledger",
-                     "rm_reconciliation_log", "rm_checkpoints", "rm_nav_daily", "rm_strategy_symbols")
+                     "rm_reconciliation_log", "rm_checkpoints", "rm_nav_daily", "rm_strategy_symbols",
+                     "rm_quarantine")
+#: where ``rebuild`` builds the new read models before swapping them in
+SHADOW_SCHEMA = "botranks_rebuild"
 #: NAV days are marked at the close; the spec shows captured_at as 16:00 (New York close, in UTC 21:00/20:00);
 #: we write 21:00Z of the NAV date.
 CLOSE_TIME = dtime(21, 0)
@@ -54,19 +59,107 @@ def project(store: EventStore, notifications: Sequence[Notification]) -> int:
         fresh = sorted({n.id: n for n in notifications if n.id > current}.values(), key=lambda n: n.id)
         if not fresh:
             return 0
-        decoded = [(n.id, decode_event(n.state), n.state) for n in fresh]
-        _insert_log_rows(curs, decoded)
-        by_strategy: dict[UUID, list[tuple[int, LedgerEvent]]] = defaultdict(list)
-        for nid, event, _ in decoded:
-            by_strategy[event_strategy(event)].append((nid, event))
-        refolds = 0
-        for strategy_id, strategy_events in by_strategy.items():
-            refolds += _project_strategy(curs, strategy_id, strategy_events)
+        outcome = apply_batch(curs, fresh)
         # eventsourcing's exactly-once idiom: tracking in the same transaction
         store.tracking._insert_tracking(curs, Tracking(PROJECTOR, fresh[-1].id))
-    log.info("projected", events=len(fresh), strategies=len(by_strategy), refolds=refolds,
-             up_to=fresh[-1].id, duration_ms=round((time.perf_counter() - started) * 1000, 2))
+    log.info("projected", events=len(fresh), strategies=outcome.strategies, refolds=outcome.refolds,
+             quarantined=outcome.quarantined, up_to=fresh[-1].id,
+             duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return len(fresh)
+
+
+@dataclass
+class BatchOutcome:
+    strategies: int = 0
+    refolds: int = 0
+    quarantined: int = 0
+
+
+def apply_batch(curs, notifications: Sequence[Notification]) -> BatchOutcome:
+    """Log rows and folds for a batch of new notifications, each strategy isolated from the others.
+
+    A strategy whose events cannot be applied (undecodable, refused by the database, or
+    failing the fold) is rolled back to a savepoint, recorded in ``rm_quarantine`` and
+    skipped from then on; every other strategy of the batch is projected as usual.
+    """
+    outcome = BatchOutcome()
+    by_strategy = _log_batch(curs, notifications, _halted(curs))
+    outcome.strategies = len(by_strategy)
+    for strategy_id, events in by_strategy.items():
+        try:
+            with curs.connection.transaction():  # a savepoint: a failing fold undoes only itself
+                outcome.refolds += _project_strategy(curs, strategy_id, events)
+        except Exception as exc:  # noqa: BLE001 - any failure isolates this strategy only
+            _quarantine(curs, strategy_id, events[0][0], events[-1][0], len(events), exc)
+            outcome.quarantined += 1
+    return outcome
+
+
+def _log_batch(curs, notifications: Sequence[Notification],
+               halted: set[UUID]) -> dict[UUID, list[tuple[int, LedgerEvent]]]:
+    """Decode the notifications and append them to the log tables; returns them by strategy.
+
+    Events of quarantined strategies (and undecodable ones) are left out. The log rows go
+    in with one COPY per table; only if that fails are they retried strategy by strategy,
+    so that one bad event costs its own strategy and nothing else.
+    """
+    decoded: dict[UUID, list[tuple[int, LedgerEvent, bytes]]] = defaultdict(list)
+    for n in notifications:
+        try:
+            event = decode_event(n.state)
+        except Exception as exc:  # noqa: BLE001 - whatever the bytes are, they stop nobody else
+            strategy_id = _strategy_hint(n.state)
+            _quarantine(curs, strategy_id, n.id, n.id, 1, exc)
+            halted.add(strategy_id)
+            continue
+        decoded[event_strategy(event)].append((n.id, event, n.state))
+    for strategy_id in [s for s in decoded if s in halted]:
+        events = decoded.pop(strategy_id)
+        _quarantine(curs, strategy_id, events[0][0], events[-1][0], len(events), None)
+    try:
+        with curs.connection.transaction():
+            _insert_log_rows(curs, [row for rows in decoded.values() for row in rows])
+    except Exception:  # noqa: BLE001 - find the strategy that caused it
+        for strategy_id in list(decoded):
+            try:
+                with curs.connection.transaction():
+                    _insert_log_rows(curs, decoded[strategy_id])
+            except Exception as exc:  # noqa: BLE001
+                events = decoded.pop(strategy_id)
+                _quarantine(curs, strategy_id, events[0][0], events[-1][0], len(events), exc)
+    return {s: [(nid, e) for nid, e, _ in rows] for s, rows in decoded.items()}
+
+
+#: the quarantine row of events whose strategy cannot even be read
+UNKNOWN_STRATEGY = UUID(int=0)
+
+
+def _strategy_hint(raw: bytes) -> UUID:
+    """The strategy id of a stored event that does not decode as a ledger event, if it has one."""
+    try:
+        body = msgspec.json.decode(raw)
+        inner = next(v for k, v in body.items() if k in ("order", "cash", "snapshot"))
+        return UUID(inner["strategy_id"])
+    except Exception:  # noqa: BLE001
+        return UNKNOWN_STRATEGY
+
+
+def _halted(curs) -> set[UUID]:
+    return {r["strategy_id"] for r in curs.execute("SELECT strategy_id FROM rm_quarantine").fetchall()}
+
+
+def _quarantine(curs, strategy_id: UUID, first: int, last: int, count: int, error: Exception | None) -> None:
+    """Record that a strategy's projection is halted (``error`` None: skipped events of a halted one)."""
+    if error is not None:
+        log.error("strategy_quarantined", strategy_id=str(strategy_id), notification_id=first,
+                  error=f"{type(error).__name__}: {error}"[:2000])
+    curs.execute(
+        "INSERT INTO rm_quarantine (strategy_id, first_notification_id, last_notification_id, skipped_events, error)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (strategy_id) DO UPDATE SET"
+        " last_notification_id = greatest(rm_quarantine.last_notification_id, EXCLUDED.last_notification_id),"
+        " skipped_events = rm_quarantine.skipped_events + EXCLUDED.skipped_events",
+        (strategy_id, first, last, count,
+         "skipped" if error is None else f"{type(error).__name__}: {error}"[:2000].replace("\x00", "")))
 
 
 LOG_TABLES = {
@@ -108,17 +201,17 @@ def _key(nid: int, event: LedgerEvent) -> tuple[datetime, int]:
     return effective_at(event), nid
 
 
-def _load_history(curs, strategy_id: UUID, since: datetime | None) -> list[LedgerEvent]:
-    """A strategy's events with effective time >= since, in fold order."""
+def _load_history(curs, strategy_id: UUID, since: datetime | None) -> list[tuple[int, LedgerEvent]]:
+    """A strategy's (notification id, event) pairs with effective time >= since, in fold order."""
     rows = curs.execute(
-        "SELECT event FROM ("
+        "SELECT notification_id, event FROM ("
         " SELECT notification_id, event, executed_at AS at FROM rm_orders WHERE strategy_id = %(s)s"
         " UNION ALL SELECT notification_id, event, occurred_at FROM rm_cash_events WHERE strategy_id = %(s)s"
         " UNION ALL SELECT notification_id, event, taken_at FROM rm_snapshots WHERE strategy_id = %(s)s"
         ") AS history WHERE at >= %(since)s ORDER BY at, notification_id",
         {"s": strategy_id, "since": since or datetime.min.replace(tzinfo=timezone.utc)},
     ).fetchall()
-    return [decode_event(bytes(r["event"])) for r in rows]
+    return [(r["notification_id"], decode_event(bytes(r["event"]))) for r in rows]
 
 
 def _symbols(events: Sequence[LedgerEvent]) -> set[str]:
@@ -169,6 +262,16 @@ def _project_strategy(curs, strategy_id: UUID, new_events: list[tuple[int, Ledge
         _derive_and_write(curs, strategy_id, row, start, [e for _, e in new_events], last_nav, last_checkpoint,
                           new_last=new_events[-1])
         return 0
+    if appended and row["tail_state"] is not None and first_day >= row["tail_day"]:
+        # after everything folded, but on days already priced (a bot back-filling its history in
+        # date order): continue from the state right after the last event, rewriting NAV from its day
+        tail_day = row["tail_day"]
+        curs.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date >= %s", (strategy_id, tail_day))
+        last_checkpoint = _last_before(curs, "rm_checkpoints", strategy_id, tail_day + timedelta(days=1))
+        _derive_and_write(curs, strategy_id, row, decode_state(row["tail_state"]), [e for _, e in new_events],
+                          tail_day - timedelta(days=1), last_checkpoint, new_last=new_events[-1],
+                          nav_after=_last_before(curs, "rm_nav_daily", strategy_id, tail_day))
+        return 0
     rederive(curs, strategy_id, first_day, row=row, new_last=new_events[-1])
     return 1
 
@@ -205,12 +308,17 @@ def rederive(curs, strategy_id: UUID, from_day: date, *, row=None, new_last=None
                  (strategy_id, checkpoint_day or date.min))
     curs.execute("DELETE FROM rm_reconciliation_log WHERE strategy_id = %s AND taken_at >= %s",
                  (strategy_id, since or datetime.min.replace(tzinfo=timezone.utc)))
-    _derive_and_write(curs, strategy_id, row, start, _load_history(curs, strategy_id, since), after,
-                      checkpoint_day, new_last=new_last)
+    history = [event for _, event in _load_history(curs, strategy_id, since)]
+    _derive_and_write(curs, strategy_id, row, start, history, after, checkpoint_day, new_last=new_last)
 
 
 def _derive_and_write(curs, strategy_id: UUID, row, start: LedgerState, events: list[LedgerEvent],
-                      after: date | None, last_checkpoint: date | None, *, new_last) -> None:
+                      after: date | None, last_checkpoint: date | None, *, new_last,
+                      nav_after: date | None = None) -> None:
+    """Derive from ``start`` (the state at the end of day ``after``) and write every read model.
+
+    ``nav_after`` is the last NAV day kept, when ``after`` is not one (the tail path).
+    """
     today = datetime.now(timezone.utc).date()
     bench = curs.execute("SELECT benchmark FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
     benchmark = (bench["benchmark"] or None) if bench else None
@@ -256,8 +364,8 @@ def _derive_and_write(curs, strategy_id: UUID, row, start: LedgerState, events: 
             last_key = (row["last_effective_at"], row["last_notification_id"])
     else:
         last_key = (row["last_effective_at"], row["last_notification_id"])
-    latest_nav = result.nav[-1].date if result.nav else after
-    _write_ledger(curs, strategy_id, ledger, final, prices, today, inception, last_key, latest_nav)
+    latest_nav = result.nav[-1].date if result.nav else (after if nav_after is None else nav_after)
+    _write_ledger(curs, strategy_id, ledger, final, prices, today, inception, last_key, latest_nav, result.tail)
 
 
 def _write_positions(curs, strategy_id: UUID, before: dict[str, Holding], after: dict[str, Holding]) -> None:
@@ -279,7 +387,8 @@ def _write_positions(curs, strategy_id: UUID, before: dict[str, Holding], after:
 
 
 def _write_ledger(curs, strategy_id: UUID, ledger: Ledger, state: LedgerState, prices: PriceBook, today: date,
-                  inception: date | None, last_key: tuple[datetime, int], latest_nav: date | None) -> None:
+                  inception: date | None, last_key: tuple[datetime, int], latest_nav: date | None,
+                  tail: tuple[date, LedgerState] | None) -> None:
     """Current state, marked at each symbol's latest close (cost basis where none is known).
 
     ``captured_at`` is the close (21:00Z) of the latest priced day behind the marks, or of
@@ -298,17 +407,18 @@ def _write_ledger(curs, strategy_id: UUID, ledger: Ledger, state: LedgerState, p
     curs.execute(
         "INSERT INTO rm_ledger (strategy_id, cash_balance, realized_pnl, external_flows, market_value,"
         " total_equity, captured_at, last_order_at, last_effective_at, last_notification_id, state,"
-        " inception_date, updated_at)"
-        " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, now()) ON CONFLICT (strategy_id) DO UPDATE SET"
+        " inception_date, tail_day, tail_state, updated_at)"
+        " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, now()) ON CONFLICT (strategy_id) DO UPDATE SET"
         " cash_balance = EXCLUDED.cash_balance, realized_pnl = EXCLUDED.realized_pnl,"
         " external_flows = EXCLUDED.external_flows, market_value = EXCLUDED.market_value,"
         " total_equity = EXCLUDED.total_equity, captured_at = EXCLUDED.captured_at,"
         " last_order_at = EXCLUDED.last_order_at, last_effective_at = EXCLUDED.last_effective_at,"
         " last_notification_id = EXCLUDED.last_notification_id, state = EXCLUDED.state,"
-        " inception_date = EXCLUDED.inception_date, updated_at = now()",
+        " inception_date = EXCLUDED.inception_date, tail_day = EXCLUDED.tail_day,"
+        " tail_state = EXCLUDED.tail_state, updated_at = now()",
         (strategy_id, ledger.cash, ledger.realized_pnl, ledger.external_flows, market_value,
          ledger.cash + market_value, captured, ledger.last_order_at, last_key[0], last_key[1],
-         encode_state(state), inception),
+         encode_state(state), inception, tail and tail[0], tail and encode_state(tail[1])),
     )
 
 
@@ -336,40 +446,90 @@ def apply_price_updates(store: EventStore, limit: int = 10_000) -> int:
             ") AS touched GROUP BY strategy_id ORDER BY strategy_id",
             {"sym": list(earliest), "day": list(earliest.values())},
         ).fetchall()
+        halted = _halted(curs)
         for r in affected:
-            rederive(curs, r["strategy_id"], r["from_date"])
+            if r["strategy_id"] in halted:
+                continue
+            try:
+                with curs.connection.transaction():
+                    rederive(curs, r["strategy_id"], r["from_date"])
+            except Exception as exc:  # noqa: BLE001 - one strategy's failure stops no other
+                _quarantine(curs, r["strategy_id"], 0, 0, 0, exc)
         curs.execute("UPDATE projector_price_cursor SET price_update_id = %s", (updates[-1]["id"],))
     log.info("remarked", price_updates=len(updates), symbols=len(earliest), strategies=len(affected),
              duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return len(affected)
 
 
-def rebuild(store: EventStore, batch: int = 5000) -> int:
-    """Rebuild every read model from the event store alone, atomically."""
+@contextmanager
+def _shadow(store: EventStore) -> Iterator:
+    """A transaction whose unqualified read-model tables are the rebuild's new ones."""
+    with store.transaction() as curs:
+        curs.execute(f"SET LOCAL search_path TO {SHADOW_SCHEMA}, public")
+        yield curs
+
+
+def rebuild(store: EventStore, batch: int = 5000, strategies_per_commit: int = 200) -> int:
+    """Rebuild every read model from the event store alone, then swap them in at once.
+
+    Readers keep the current read models until the swap (one short transaction); memory is
+    bounded by one batch of the log or one strategy's history, never the whole log.
+    The live projector keeps running meanwhile; it is paused only for the final catch-up
+    and swap, under the projector lock.
+    """
     started = time.perf_counter()
     with store.transaction() as curs:
+        curs.execute(f"DROP SCHEMA IF EXISTS {SHADOW_SCHEMA} CASCADE")
+        curs.execute(f"CREATE SCHEMA {SHADOW_SCHEMA}")
+        for table in READ_MODEL_TABLES:
+            curs.execute(f"CREATE TABLE {SHADOW_SCHEMA}.{table} (LIKE public.{table} INCLUDING ALL)")
+        # LIKE copies the serial default, which names the live table's sequence: give it its own
+        curs.execute(f"CREATE SEQUENCE {SHADOW_SCHEMA}.rm_reconciliation_log_id_seq"
+                     f" OWNED BY {SHADOW_SCHEMA}.rm_reconciliation_log.id")
+        curs.execute(f"ALTER TABLE {SHADOW_SCHEMA}.rm_reconciliation_log ALTER COLUMN id"
+                     f" SET DEFAULT nextval('{SHADOW_SCHEMA}.rm_reconciliation_log_id_seq')")
+        # prices that change while we work are re-marked by the live projector after the swap
+        price_cursor = curs.execute("SELECT coalesce(max(id), 0) AS m FROM price_updates").fetchone()["m"]
+    # 1. the log tables, a batch at a time
+    last, total = 0, 0
+    while notifications := store.notifications_after(last, batch):
+        with _shadow(store) as curs:
+            _log_batch(curs, notifications, _halted(curs))
+        last, total = notifications[-1].id, total + len(notifications)
+    # 2. every strategy folded from its own history, one strategy in memory at a time
+    with _shadow(store) as curs:
+        strategies = [r["strategy_id"] for r in curs.execute(
+            "SELECT strategy_id FROM rm_orders UNION SELECT strategy_id FROM rm_cash_events"
+            " UNION SELECT strategy_id FROM rm_snapshots ORDER BY 1").fetchall()]
+        halted = _halted(curs)
+    for i in range(0, len(strategies), strategies_per_commit):
+        with _shadow(store) as curs:
+            for strategy_id in strategies[i:i + strategies_per_commit]:
+                if strategy_id in halted:
+                    continue
+                history = _load_history(curs, strategy_id, None)
+                try:
+                    with curs.connection.transaction():
+                        _project_strategy(curs, strategy_id, history)
+                except Exception as exc:  # noqa: BLE001
+                    _quarantine(curs, strategy_id, history[0][0], history[-1][0], len(history), exc)
+    # 3. what arrived meanwhile, then the swap, with the live projector paused
+    with store.transaction() as curs:
         curs.execute("SELECT pg_advisory_xact_lock(%s)", (PROJECTOR_LOCK,))
-        curs.execute("TRUNCATE " + ", ".join(READ_MODEL_TABLES))
+        curs.execute(f"SET LOCAL search_path TO {SHADOW_SCHEMA}, public")
+        while notifications := store.notifications_after(last, batch):
+            apply_batch(curs, notifications)
+            last, total = notifications[-1].id, total + len(notifications)
+        curs.execute("SET LOCAL search_path TO public")
+        for table in READ_MODEL_TABLES:
+            curs.execute(f"DROP TABLE public.{table}")
+            curs.execute(f"ALTER TABLE {SHADOW_SCHEMA}.{table} SET SCHEMA public")
+        curs.execute(f"DROP SCHEMA {SHADOW_SCHEMA}")
         curs.execute(f"DELETE FROM {store.tracking.tracking_table_name} WHERE application_name = %s",
                      (PROJECTOR,))
-        last, total = 0, 0
-        by_strategy: dict[UUID, list[tuple[int, LedgerEvent]]] = defaultdict(list)
-        while True:
-            notifications = store.notifications_after(last, batch)
-            if not notifications:
-                break
-            decoded = [(n.id, decode_event(n.state), n.state) for n in notifications]
-            _insert_log_rows(curs, decoded)
-            for nid, event, _ in decoded:
-                by_strategy[event_strategy(event)].append((nid, event))
-            last, total = notifications[-1].id, total + len(notifications)
-        for strategy_id, strategy_events in by_strategy.items():
-            _project_strategy(curs, strategy_id, strategy_events)
         if last:
             store.tracking._insert_tracking(curs, Tracking(PROJECTOR, last))
-        # NAV was just derived from the prices as they are now
-        curs.execute("UPDATE projector_price_cursor SET price_update_id ="
-                     " (SELECT coalesce(max(id), 0) FROM price_updates)")
-    log.info("rebuilt", events=total, strategies=len(by_strategy),
+        curs.execute("UPDATE projector_price_cursor SET price_update_id = %s", (price_cursor,))
+    log.info("rebuilt", events=total, strategies=len(strategies),
              duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return total

@@ -12,7 +12,7 @@ import polars as pl
 
 from libs.domain.model import CashEvent, Order, Position, decode_event, position_id
 from libs.domain.performance import compute_performance
-from libs.infra.store import EventStore
+from libs.infra.store import EVENTS_TABLE, PROJECTOR, TRACKING_TABLE, EventStore
 
 
 class Nav(msgspec.Struct):
@@ -72,7 +72,7 @@ NAV_COLUMNS = ("date", "cash", "market_value", "total_equity", "external_flow")
 
 def strategy_state(store: EventStore, strategy_id: UUID) -> StateView:
     """GET /state: positions, current NAV and last order time, as the spec shows."""
-    with store.cursor() as curs:
+    with store.snapshot() as curs:  # positions and NAV from one snapshot: never torn by a projection
         positions = curs.execute(
             "SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions"
             " WHERE strategy_id = %s ORDER BY symbol", (strategy_id,)).fetchall()
@@ -85,6 +85,35 @@ def strategy_state(store: EventStore, strategy_id: UUID) -> StateView:
                                             ledger["captured_at"]),
         last_order_at=None if ledger is None else ledger["last_order_at"],
     )
+
+
+class Quarantined(msgspec.Struct):
+    strategy_id: UUID
+    first_notification_id: int
+    skipped_events: int
+    error: str
+    quarantined_at: datetime
+
+
+class Readiness(msgspec.Struct):
+    """GET /readyz: the database answers; how far the projection is behind; what it had to isolate."""
+
+    status: str
+    database: str
+    projector_lag: int
+    quarantined: list[Quarantined]
+
+
+def readiness(store: EventStore) -> Readiness:
+    """Raises the database's error when it does not answer (the route turns that into a 503)."""
+    with store.snapshot() as curs:
+        lag = curs.execute(
+            f"SELECT coalesce((SELECT max(notification_id) FROM {EVENTS_TABLE}), 0) - coalesce("
+            f"(SELECT notification_id FROM {TRACKING_TABLE} WHERE application_name = %s), 0) AS lag",
+            (PROJECTOR,)).fetchone()["lag"]
+        halted = curs.execute("SELECT strategy_id, first_notification_id, skipped_events, error, quarantined_at"
+                              " FROM rm_quarantine ORDER BY quarantined_at LIMIT 100").fetchall()
+    return Readiness("degraded" if halted else "ok", "ok", max(0, lag), [Quarantined(**r) for r in halted])
 
 
 def nav_series(store: EventStore, strategy_id: UUID, start: date | None, end: date | None) -> NavSeries:
