@@ -46,7 +46,7 @@ def datastore_for(database_url: str, *, pool_size: int, max_overflow: int) -> Po
         max_overflow=max_overflow,
         max_waiting=1000,
         pre_ping=True,
-        connect_timeout=10,
+        connect_timeout=5,  # also the wait for a pooled connection: a dead database is a 503 within 5 s
     )
 
 
