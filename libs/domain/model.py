@@ -24,8 +24,14 @@ CashEventType = Literal["deposit", "withdraw", "dividend", "interest", "fee", "a
 EFFECTIVE_STATUSES = frozenset({"filled", "partial"})
 
 MAX_BATCH = 500
+#: every decimal a client sends (quantity, price, fees, amount, cost_basis): finite, at most
+#: this in magnitude, and at most MAX_FRACTION_DIGITS digits after the decimal point once
+#: trailing fractional zeros are ignored (docs/NOTES.md "Numbers")
 MAX_ABS_AMOUNT = Decimal("1e15")
+MAX_FRACTION_DIGITS = 18
 MAX_DETAILS_BYTES = 16 * 1024
+#: ``details`` is free-form JSON, but nothing downstream should ever have to recurse deeply
+MAX_DETAILS_DEPTH = 32
 SYMBOL_RE = re.compile(r"^[A-Z0-9.\-:^]{1,20}$")
 
 # PostgreSQL text cannot hold NUL: refuse it at the door rather than poison the projection
@@ -64,18 +70,57 @@ def to_utc(ts: datetime, name: str = "timestamp") -> datetime:
     return ts
 
 
-def _check_money(value: Decimal | None, name: str, *, positive: bool = False,
-                 non_negative: bool = False) -> None:
-    if value is None:
-        return
+def exact_decimal(value: Decimal, name: str, *, positive: bool = False,
+                  non_negative: bool = False) -> Decimal:
+    """Check a client's decimal against the bounds; return it in a form PostgreSQL can store.
+
+    Works on the digits and exponent only (``as_tuple``): no arithmetic under a rounding
+    context ever touches client input. Trailing fractional zeros beyond MAX_FRACTION_DIGITS
+    (``1.500000000000000000000000``) and the exponent of a zero (``0E-20000``) are dropped,
+    which changes the representation, never the value; anything else is kept as sent.
+    """
     if not value.is_finite():
         raise ValueError(f"`{name}` must be a finite number")
-    if abs(value) > MAX_ABS_AMOUNT:
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if value.is_zero():
+        if exponent > 0 or exponent < -MAX_FRACTION_DIGITS:
+            value = Decimal(0)
+    elif exponent < -MAX_FRACTION_DIGITS:
+        trailing_zeros = len(digits) - len(bytes(digits).rstrip(b"\0"))
+        dropped = min(trailing_zeros, -exponent)
+        if -exponent - dropped > MAX_FRACTION_DIGITS:
+            raise ValueError(f"`{name}` must have at most {MAX_FRACTION_DIGITS} digits after the decimal point")
+        value = Decimal((sign, digits[:len(digits) - dropped], exponent + dropped))
+    if value.copy_abs() > MAX_ABS_AMOUNT:  # comparisons are exact (no context)
         raise ValueError(f"`{name}` must be at most 1e15 in magnitude")
     if positive and value <= 0:
         raise ValueError(f"`{name}` must be > 0")
     if non_negative and value < 0:
         raise ValueError(f"`{name}` must be >= 0")
+    return value
+
+
+def _check_details(details: dict[str, Any]) -> dict[str, Any]:
+    """Bound free-form ``details``; return them exactly as the event log will hand them back."""
+    stack: list[tuple[Any, int]] = [(details, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DETAILS_DEPTH:
+            raise ValueError(f"`details` must be nested at most {MAX_DETAILS_DEPTH} levels deep")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, (dict, list)))
+    encoded = _event_encoder.encode(details)
+    if len(encoded) > MAX_DETAILS_BYTES:
+        raise ValueError("`details` must encode to at most 16 KiB of JSON")
+    if b"\\u0000" in encoded:
+        raise ValueError("`details` must not contain NUL characters")
+    try:  # the projector reads events back with this decoder: what it cannot read is refused here
+        return _details_decoder.decode(encoded)
+    except msgspec.ValidationError:
+        raise ValueError("`details` contains a number out of range") from None
 
 
 # ---------------------------------------------------------------- inputs
@@ -94,17 +139,14 @@ class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
     details: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        _check_money(self.quantity, "quantity", positive=True)
-        _check_money(self.price, "price", positive=True)
-        _check_money(self.fees, "fees", non_negative=True)
+        self.quantity = exact_decimal(self.quantity, "quantity", positive=True)
+        if self.price is not None:
+            self.price = exact_decimal(self.price, "price", positive=True)
+        self.fees = exact_decimal(self.fees, "fees", non_negative=True)
         if self.executed_at is not None:
             self.executed_at = to_utc(self.executed_at, "executed_at")
         if self.details is not None:
-            encoded = msgspec.json.encode(self.details)
-            if len(encoded) > MAX_DETAILS_BYTES:
-                raise ValueError("`details` must encode to at most 16 KiB of JSON")
-            if b"\\u0000" in encoded:
-                raise ValueError("`details` must not contain NUL characters")
+            self.details = _check_details(self.details)
 
 
 class OrdersBatchIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -120,7 +162,7 @@ class CashIn(msgspec.Struct, forbid_unknown_fields=True):
     note: NoteText | None = None
 
     def __post_init__(self) -> None:
-        _check_money(self.amount, "amount")
+        self.amount = exact_decimal(self.amount, "amount")
         if self.event_type == "deposit" and self.amount <= 0:
             raise ValueError("`amount` of a deposit must be > 0")
         if self.event_type == "withdraw" and self.amount >= 0:
@@ -135,8 +177,8 @@ class PositionIn(msgspec.Struct, forbid_unknown_fields=True):
     cost_basis: Decimal
 
     def __post_init__(self) -> None:
-        _check_money(self.quantity, "quantity")
-        _check_money(self.cost_basis, "cost_basis")
+        self.quantity = exact_decimal(self.quantity, "quantity")
+        self.cost_basis = exact_decimal(self.cost_basis, "cost_basis")
         if self.quantity != 0 and self.cost_basis <= 0:
             raise ValueError("`cost_basis` must be > 0 for an open position")
 
@@ -213,6 +255,7 @@ LedgerEvent = OrderRecorded | CashRecorded | PositionsSnapshotted
 
 _event_encoder = msgspec.json.Encoder(decimal_format="number")
 _event_decoder = msgspec.json.Decoder(LedgerEvent)
+_details_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 def encode_event(event: LedgerEvent) -> bytes:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+import json
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import eventsourcing.persistence as es_persistence
 import msgspec
+import psycopg
+import psycopg_pool
 from litestar import MediaType, Request, Response
 from litestar.datastructures import ResponseHeader
 from litestar.openapi import ResponseSpec
@@ -13,7 +18,8 @@ from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.serialization import default_serializer
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.types import Empty
 import structlog
 
 log = structlog.get_logger()
@@ -45,11 +51,214 @@ class Conflict(HTTPException):
     status_code = 409
 
 
+class UnsupportedMediaType(HTTPException):
+    status_code = 415
+
+
+# ---------------------------------------------------------------- request bodies
+
+#: the only body media type; ``; charset=utf-8`` is the only parameter accepted with it
+JSON_MEDIA_TYPE = "application/json"
+_CONTENT_TYPE_DETAIL = "Content-Type must be application/json"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")  # the only way a lone surrogate gets into a str
+
+
+class _BodyError(ValueError):
+    """A body that is not acceptable JSON (answered with 400)."""
+
+
+def _shown(text: str, limit: int = 64) -> str:
+    """Client text inside an error detail: ASCII, quoted, bounded (never a lone surrogate)."""
+    return json.dumps(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _BodyError(f"duplicate key {_shown(key)} in an object")
+            seen.add(key)
+    return obj
+
+
+def _no_constants(name: str) -> Any:
+    raise _BodyError(f"{name} is not a JSON number")
+
+
+def _exact_number(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent beyond what Decimal can represent at all
+        raise _BodyError(f"number {_shown(text, 40)} is out of range") from None
+
+
+def _check_unicode(obj: Any) -> None:
+    """Refuse strings (and keys) holding an unpaired UTF-16 surrogate escape such as ``"\\ud800"``."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            items: Any = (item,)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+            items = item.keys()
+        elif isinstance(item, list):
+            stack.extend(item)
+            continue
+        else:
+            continue
+        for text in items:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _BodyError("a string contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)") from None
+
+
+def is_json_content_type(header: str | None) -> bool:
+    """``application/json``, optionally with ``charset=utf-8`` (case-insensitive), and nothing else."""
+    if not header:
+        return False
+    media, _, params = header.partition(";")
+    if media.strip().lower() != JSON_MEDIA_TYPE:
+        return False
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if not name.strip() and not value.strip():
+            continue  # a stray ";"
+        if name.strip().lower() != "charset" or value.strip().strip('"').lower() != "utf-8":
+            return False
+    return True
+
+
+def parse_json_body(body: bytes) -> Any:
+    """Strict UTF-8 JSON with every number as an exact ``Decimal`` (floats) or ``int``.
+
+    Duplicate keys, NaN/Infinity, unpaired surrogate escapes and nesting deeper than the
+    interpreter can follow are refused (``BadRequest``); nothing is ever rounded.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"Request body is not valid UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}"
+                         ) from None
+    try:
+        obj = json.loads(text, parse_float=_exact_number, parse_constant=_no_constants,
+                         object_pairs_hook=_no_duplicate_keys)
+        if _SURROGATE_ESCAPE.search(text):
+            _check_unicode(obj)
+    except RecursionError:
+        raise BadRequest("Malformed JSON body: JSON nested too deeply") from None
+    except _BodyError as exc:
+        raise BadRequest(f"Malformed JSON body: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"Malformed JSON body: {exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}"
+                         ) from None
+    except ValueError as exc:  # e.g. an integer literal over the interpreter's 4300-digit limit
+        raise BadRequest(f"Malformed JSON body: {str(exc).split(';')[0]}") from None
+    return obj
+
+
+_JSON_TYPE_NAMES = re.compile(r"^(Expected `[^`]*`, got )`(?:int|decimal)`")
+
+
+def validation_detail(exc: msgspec.ValidationError) -> str:
+    """msgspec's ``"<message> - at `$.orders[0]`"`` as ``"`orders[0].quantity` must ..."``.
+
+    A message that names its field first (our own checks: ``"`quantity` must be > 0"``) gets
+    the path put in front of the field; any other gets ``(at `path`)`` appended.
+    """
+    text = _JSON_TYPE_NAMES.sub(r"\1`number`", str(exc))  # numbers arrive as int or Decimal: JSON says number
+    message, found, where = text.rpartition(" - at `")
+    if not found or not where.endswith("`"):
+        return text
+    path = where[:-1].removeprefix("$").removeprefix(".")
+    if not path:
+        return message
+    named = re.match(r"`(\w+)`(.*)\Z", message, re.S)
+    if named:
+        return f"`{path}.{named[1]}`{named[2]}"
+    return f"{message} (at `{path}`)"
+
+
+_data_types: dict[int, tuple[Any, Any]] = {}
+
+
+def _data_type(route_handler: Any) -> Any:
+    """The annotation of a handler's ``data`` parameter (None without one), cached per handler."""
+    cached = _data_types.get(id(route_handler))
+    if cached is None or cached[0] is not route_handler:
+        field = route_handler.parsed_data_field
+        cached = _data_types[id(route_handler)] = (route_handler, None if field is None else field.annotation)
+    return cached[1]
+
+
+def decode_body(body: bytes, content_type: str | None, data_type: Any) -> Any:
+    """A request body as the handler's ``data`` type: 415, 400 (malformed JSON) or 422 (a field)."""
+    if not is_json_content_type(content_type):
+        raise UnsupportedMediaType(_CONTENT_TYPE_DETAIL)
+    obj = parse_json_body(body)
+    if data_type is None:
+        return obj
+    try:
+        return msgspec.convert(obj, data_type, strict=True)
+    except msgspec.ValidationError as exc:
+        raise UnprocessableEntity(validation_detail(exc)) from None
+    except RecursionError:
+        raise BadRequest("Malformed JSON body: JSON nested too deeply") from None
+
+
+class ExactJSONRequest(Request):
+    """Request bodies read exactly: JSON numbers become ``Decimal`` straight from the text.
+
+    Litestar's own decoder reads numbers as floats (``90071992547409.93`` → ``...09.94``); here
+    the body is parsed by the standard library with ``parse_float=Decimal`` and converted to
+    the handler's ``data`` type with ``msgspec.convert(strict=True)``. The converted struct
+    passes Litestar's own signature conversion unchanged.
+    """
+
+    async def json(self) -> Any:
+        if self._json is Empty:
+            cached = self._connection_state.json
+            if cached is not Empty:
+                self._json = cached
+            else:
+                body = await self.body()
+                value = None if not body else decode_body(
+                    body, self.headers.get("content-type"), _data_type(self.route_handler))
+                self._json = self._connection_state.json = value
+        return self._json
+
+
+#: exceptions that mean "PostgreSQL is unreachable" (down, restarting, pool exhausted): 503, not 500
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,  # includes psycopg_pool.PoolTimeout / PoolClosed / TooManyRequests
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+    es_persistence.OperationalError,  # includes ConnectionUnavailableError ("couldn't get a connection")
+    es_persistence.InterfaceError,
+    es_persistence.ConnectionPoolClosedError,
+)
+DATABASE_RETRY_AFTER_S = 2
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 8:
+        if isinstance(cause, DATABASE_UNAVAILABLE):
+            return True
+        cause, seen = cause.__cause__, seen + 1
+    return False
+
+
 def error_response(request: Request, exc: Exception) -> Response:
     """The one error body of the API: exactly ``{"detail": "..."}``.
 
     A body that is valid JSON but breaks the schema is 422 naming the field (with the index
-    of the bad order in a batch); malformed JSON and bad query/path parameters are 400.
+    of the bad order in a batch); malformed JSON and bad query/path parameters are 400; a
+    body that is not ``application/json`` is 415; PostgreSQL unreachable is 503 (Retry-After).
     """
     if isinstance(exc, HTTPException):
         status, detail = exc.status_code, exc.detail
@@ -66,6 +275,10 @@ def error_response(request: Request, exc: Exception) -> Response:
             elif problems:
                 detail = "Invalid request parameters: " + "; ".join(
                     f"`{e.get('key', '?')}`: {e.get('message', 'invalid')}" for e in problems)
+    elif database_unavailable(exc):
+        log.warning("database_unavailable", path=request.url.path, method=request.method, error=str(exc))
+        status, detail = HTTP_503_SERVICE_UNAVAILABLE, "Database unavailable, retry shortly"
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
     else:
         log.error("unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
         status, detail, headers = HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", None
@@ -82,12 +295,13 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     """OpenAPI documentation of the error statuses a route can answer with."""
     text = {400: "Malformed request", 401: "Missing, invalid or revoked credentials",
             403: "Credentials do not grant access to this strategy", 404: "Strategy or resource not found",
-            409: "Conflict", 413: "Body over 1 MiB", 422: "Validation failed (names the field)",
-            429: "Rate limit exceeded (Retry-After, RateLimit-* headers)"}
+            409: "Conflict", 413: "Body over 1 MiB", 415: "Content-Type is not application/json",
+            422: "Validation failed (names the field)", 429: "Rate limit exceeded (Retry-After, RateLimit-* headers)",
+            503: "Database unavailable, retry shortly (Retry-After)"}
     return {code: ResponseSpec(data_container=ErrorBody, description=text[code]) for code in codes}
 
 
-LEDGER_ERRORS = error_responses(400, 401, 403, 404, 413, 422, 429)
+LEDGER_ERRORS = error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503)
 
 
 def _body_problem(problem: dict) -> str:
@@ -142,6 +356,7 @@ def api_app_kwargs() -> dict[str, Any]:
     """Settings common to both APIs' Litestar apps."""
     return {
         "exception_handlers": EXCEPTION_HANDLERS,
+        "request_class": ExactJSONRequest,
         "response_class": ExactJSONResponse,
         "response_headers": SECURITY_HEADERS,
         "plugins": [DecimalAsNumberPlugin()],

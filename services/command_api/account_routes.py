@@ -40,13 +40,14 @@ async def session_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None
 class AuthRoutes(Controller):
     path = "/auth"
 
-    @post("/register", status_code=201, responses=error_responses(400, 409, 422), summary="Create an account")
+    @post("/register", status_code=201, responses=error_responses(400, 409, 415, 422, 503),
+          summary="Create an account")
     async def register(self, state: State, data: Credentials) -> User:
         user = await to_thread.run_sync(accounts.register, state.store, data)
         log.info("user_registered", user_id=str(user.id))
         return user
 
-    @post("/login", status_code=200, responses=error_responses(400, 401, 422),
+    @post("/login", status_code=200, responses=error_responses(400, 401, 415, 422, 503),
           summary="Sign in; sets the access_token session cookie")
     async def login(self, request: Request, state: State, data: Credentials) -> Response[LoginResult]:
         ttl = state.settings.session_ttl_s
@@ -56,7 +57,8 @@ class AuthRoutes(Controller):
                         max_age=ttl, path="/")
         return Response(LoginResult(user, expires_at), cookies=[cookie])
 
-    @post("/logout", status_code=200, summary="End the session server-side and clear the cookie")
+    @post("/logout", status_code=200, responses=error_responses(503),
+          summary="End the session server-side and clear the cookie")
     async def logout(self, request: Request, state: State) -> Response[dict[str, str]]:
         await to_thread.run_sync(accounts.logout, state.store, request.cookies.get(COOKIE))
         return Response({"status": "logged_out"},
@@ -67,31 +69,32 @@ class StrategyRoutes(Controller):
     path = "/strategies"
     guards = [session_guard]
 
-    @post("/", status_code=201, responses=error_responses(400, 401, 422),
+    @post("/", status_code=201, responses=error_responses(400, 401, 415, 422, 503),
           summary="Create a strategy owned by the signed-in user")
     async def create(self, request: Request, state: State, data: StrategyIn) -> Strategy:
         strategy = await to_thread.run_sync(accounts.new_strategy, state.store, request.state.user_id, data)
         log.info("strategy_created", strategy_id=str(strategy.id), user_id=str(request.state.user_id))
         return strategy
 
-    @get("/", responses=error_responses(401), summary="The signed-in user's strategies")
+    @get("/", responses=error_responses(401, 503), summary="The signed-in user's strategies")
     async def mine(self, request: Request, state: State) -> list[Strategy]:
         return await to_thread.run_sync(accounts.own_strategies, state.store, request.state.user_id)
 
-    @post("/{strategy_id:uuid}/api-keys", status_code=201, responses=error_responses(400, 401, 403, 404, 422),
+    @post("/{strategy_id:uuid}/api-keys", status_code=201,
+          responses=error_responses(400, 401, 403, 404, 415, 422, 503),
           summary="Create an API key (plaintext shown once)")
     async def create_key(self, request: Request, state: State, strategy_id: UUID, data: ApiKeyIn) -> ApiKeyCreated:
         created = await to_thread.run_sync(accounts.create_key, state.store, request.state.user_id, strategy_id, data)
         log.info("api_key_created", strategy_id=str(strategy_id), key_id=str(created.id))
         return created
 
-    @get("/{strategy_id:uuid}/api-keys", responses=error_responses(400, 401, 403, 404),
+    @get("/{strategy_id:uuid}/api-keys", responses=error_responses(400, 401, 403, 404, 503),
          summary="API key metadata (never the key itself)")
     async def list_keys(self, request: Request, state: State, strategy_id: UUID) -> list[ApiKeyInfo]:
         return await to_thread.run_sync(accounts.list_keys, state.store, request.state.user_id, strategy_id)
 
     @post("/{strategy_id:uuid}/api-keys/{key_id:uuid}/revoke", status_code=200,
-          responses=error_responses(400, 401, 403, 404),
+          responses=error_responses(400, 401, 403, 404, 503),
           summary="Revoke a key (idempotent); it answers 401 from then on")
     async def revoke(self, request: Request, state: State, strategy_id: UUID, key_id: UUID) -> ApiKeyInfo:
         info = await to_thread.run_sync(accounts.revoke_key, state.store, request.state.user_id, strategy_id, key_id)
