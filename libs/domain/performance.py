@@ -154,7 +154,64 @@ def compute_performance(
     empyrical function each figure matches). Empty ``nav`` gives every figure None and
     empty monthly/yearly dicts; a one-day history gives ``total_return`` 0.0, a zero
     drawdown (the index sits at its peak) and every ratio None.
+
+    ``warnings`` lists what makes the history's figures not mean what they seem
+    (:func:`_history_warnings`); with ``negative_equity`` every return-based figure is None.
     """
+    result = _compute(nav, benchmark, benchmark_symbol, risk_free_rate)
+    result["warnings"] = warnings = _history_warnings(nav)
+    if any(w["code"] == "negative_equity" for w in warnings):
+        _null_return_figures(result)
+    return result
+
+
+def _history_warnings(nav: pl.DataFrame) -> list[dict[str, str]]:
+    """What makes a history's figures not mean what they seem (DESIGN: say so, never print nonsense).
+
+    ``negative_equity``: on some day the account was worth less than nothing, so its returns are
+    not a track record (every return-based figure is then null). ``emptied_account``: worth
+    exactly zero on some day (e.g. everything withdrawn): the return across that day is
+    undefined and skipped, the rest stands. ``negative_cash``: cash
+    below zero on some day — borrowed money, or a deposit recorded after the orders it paid for
+    (e.g. dated "now" while the orders are back-dated); the figures stand, on the equity as
+    reported. Needs a ``cash`` column for the latter.
+    """
+    out: list[dict[str, str]] = []
+    if nav.height == 0:
+        return out
+    broke = nav.filter(pl.col("total_equity") < 0)
+    if broke.height:
+        out.append({"code": "negative_equity", "message": (
+            f"Total equity was negative on {broke.height} day(s), first on {broke['date'][0]}: "
+            "returns are undefined there, so return-based figures are omitted")})
+    emptied = nav.filter(pl.col("total_equity") == 0)
+    if emptied.height:
+        out.append({"code": "emptied_account", "message": (
+            f"Total equity was zero on {emptied.height} day(s), first on {emptied['date'][0]}: "
+            "the returns across those days are undefined and left out")})
+    if "cash" in nav.columns:
+        short = nav.filter(pl.col("cash") < 0)
+        if short.height:
+            out.append({"code": "negative_cash", "message": (
+                f"Cash was negative on {short.height} day(s), first on {short['date'][0]}: borrowed money, "
+                "or a deposit recorded with a later date than the orders it paid for; figures are computed "
+                "on the equity as reported")})
+    return out
+
+
+def _null_return_figures(result: dict) -> None:
+    for key in ("total_return", "cagr", "volatility_annualized", "downside_volatility_annualized",
+                "sharpe_ratio", "sortino_ratio", "calmar_ratio"):
+        result[key] = None
+    result["drawdown"] = {k: None for k in result["drawdown"]}
+    result["monthly_returns"], result["yearly_returns"] = {}, {}
+    if result["benchmark"] is not None:
+        kept = result["benchmark"]["benchmark_total_return"]
+        result["benchmark"] = {**_empty_benchmark(result["benchmark"]["symbol"]), "benchmark_total_return": kept}
+
+
+def _compute(nav: pl.DataFrame, benchmark: pl.DataFrame | None, benchmark_symbol: str | None,
+             risk_free_rate: float) -> dict:
     with_benchmark = benchmark is not None
     for frame, name in ((nav, "nav"), (benchmark, "benchmark")):
         if frame is not None and frame.schema.get("date") != pl.Date:

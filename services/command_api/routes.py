@@ -74,11 +74,14 @@ class LedgerCommands(Controller):
                  duplicates=counts.duplicates, duration_ms=_ms(started))
         return response
 
-    @post("/cash", responses=LEDGER_ERRORS, status_code=200, summary="Record a cash event")
+    @post("/cash", responses={**LEDGER_ERRORS, 200: ResponseSpec(
+        CashResult, description="Duplicate external_id: the existing event, not re-applied")},
+        status_code=201, summary="Record a cash event (201 created, 200 duplicate)")
     async def post_cash(self, state: State, strategy_id: UUID, data: CashIn) -> Response[CashResult]:
         started = time.perf_counter()
         status, event, notification_ids = await to_thread.run_sync(ingest.record_cash, state.store, strategy_id, data)
-        response = _answer(CashResult(status, event), await _projected(state, notification_ids))
+        response = _answer(CashResult(status, event), await _projected(state, notification_ids),
+                           status_code=201 if status == "created" else 200)
         log.info("cash_ingested", strategy_id=str(strategy_id), status=status, event_type=event.event_type,
                  duration_ms=_ms(started))
         return response

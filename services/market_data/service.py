@@ -20,6 +20,7 @@ from libs.infra.store import EventStore
 
 from .bars import Bar
 from .files import read_price_file
+from .synthetic import DEMO_PREFIX
 from .polygon import PolygonClient, PolygonError
 from .writer import upsert_bars
 
@@ -87,6 +88,7 @@ class MarketDataDaemon:
                 " FROM needed n LEFT JOIN market_data_symbols m USING (symbol)"
                 " GROUP BY n.symbol, m.fetched_through, m.refreshed_at ORDER BY n.symbol").fetchall()
         now = datetime.now(timezone.utc)
+        rows = [r for r in rows if not r["symbol"].startswith(DEMO_PREFIX)]  # invented: nothing to fetch
         new = [r["symbol"] for r in rows if r["fetched_through"] is None]
         due = [r["symbol"] for r in rows if r["fetched_through"] is not None and r["held"]
                and (r["refreshed_at"] is None or now - r["refreshed_at"] >= REFRESH_EVERY)]

@@ -1,8 +1,9 @@
 """Deterministic synthetic market data and a sample trading bot, for the demo.
 
 ``synthetic_bars`` draws correlated geometric Brownian motions (``random.Random(seed)`` and
-``math`` only): US stocks on weekdays except Jan 1, Jul 4 and Dec 25, BTC-USD every calendar
-day. ``sample_bot_orders`` replays a simple monthly momentum / short-term-reversal bot over
+``math`` only): US stocks on weekdays except Jan 1, Jul 4 and Dec 25, DEMO-BTC-USD every
+calendar day. Every symbol is named ``DEMO-<ticker>`` (``DEMO_PREFIX``): invented prices
+never enter a real symbol's price history, so no real strategy is ever marked at them. ``sample_bot_orders`` replays a simple monthly momentum / short-term-reversal bot over
 those bars and returns the API payloads it would send, in time order.
 """
 
@@ -20,24 +21,26 @@ from libs.domain.model import MAX_BATCH
 from .bars import Bar
 
 __all__ = ["SYMBOLS", "STOCKS", "CRYPTO", "source", "is_us_trading_day", "synthetic_bars",
-           "sample_bot_orders"]
+           "sample_bot_orders", "DEMO_PREFIX"]
 
 source = "synthetic-demo"
 SOURCE = source
+#: every synthetic symbol starts with it, so demo prices can never mark a real strategy
+DEMO_PREFIX = "DEMO-"
 
-STOCKS = ("SPY", "AAPL", "MSFT", "NVDA", "KO", "XOM")
-CRYPTO = ("BTC-USD",)
+STOCKS = ("DEMO-SPY", "DEMO-AAPL", "DEMO-MSFT", "DEMO-NVDA", "DEMO-KO", "DEMO-XOM")
+CRYPTO = ("DEMO-BTC-USD",)
 SYMBOLS = STOCKS + CRYPTO
 
 # symbol: (start price, annual drift, annual volatility, correlation to SPY, typical daily volume)
 _PARAMS: dict[str, tuple[float, float, float, float, float]] = {
-    "SPY": (400.0, 0.08, 0.16, 1.00, 80_000_000),
-    "AAPL": (170.0, 0.15, 0.28, 0.75, 60_000_000),
-    "MSFT": (330.0, 0.14, 0.26, 0.75, 25_000_000),
-    "NVDA": (450.0, 0.30, 0.50, 0.60, 45_000_000),
-    "KO": (60.0, 0.05, 0.15, 0.45, 12_000_000),
-    "XOM": (100.0, 0.06, 0.25, 0.40, 18_000_000),
-    "BTC-USD": (30_000.0, 0.35, 0.65, 0.30, 25_000),
+    "DEMO-SPY": (400.0, 0.08, 0.16, 1.00, 80_000_000),
+    "DEMO-AAPL": (170.0, 0.15, 0.28, 0.75, 60_000_000),
+    "DEMO-MSFT": (330.0, 0.14, 0.26, 0.75, 25_000_000),
+    "DEMO-NVDA": (450.0, 0.30, 0.50, 0.60, 45_000_000),
+    "DEMO-KO": (60.0, 0.05, 0.15, 0.45, 12_000_000),
+    "DEMO-XOM": (100.0, 0.06, 0.25, 0.40, 18_000_000),
+    "DEMO-BTC-USD": (30_000.0, 0.35, 0.65, 0.30, 25_000),
 }
 _HOLIDAYS = ((1, 1), (7, 4), (12, 25))
 CENT = Decimal("0.01")
@@ -69,7 +72,7 @@ def synthetic_bars(start: date, end: date, seed: int = 42) -> list[Bar]:
             _, mu, sigma, rho, base_volume = _PARAMS[symbol]
             dt = 1 / 365 if is_crypto else 1 / 252
             step = sigma * math.sqrt(dt)
-            if symbol == "SPY":
+            if symbol == "DEMO-SPY":
                 z = z_spy
             elif trading:
                 z = rho * z_spy + math.sqrt(1 - rho * rho) * rng.gauss(0.0, 1.0)
@@ -94,9 +97,9 @@ INITIAL_DEPOSIT = Decimal(1_000_000)
 WITHDRAWAL = Decimal(50_000)
 FEE_RATE = Decimal("0.0005")
 KO_DIVIDEND_PER_SHARE = Decimal("0.46")
-_CORE = {"SPY": Decimal("0.20"), "KO": Decimal("0.10")}
-_TACTICAL = ("AAPL", "MSFT", "NVDA", "XOM", "BTC-USD")
-_SHORTABLE = ("AAPL", "MSFT", "NVDA", "XOM")
+_CORE = {"DEMO-SPY": Decimal("0.20"), "DEMO-KO": Decimal("0.10")}
+_TACTICAL = ("DEMO-AAPL", "DEMO-MSFT", "DEMO-NVDA", "DEMO-XOM", "DEMO-BTC-USD")
+_SHORTABLE = ("DEMO-AAPL", "DEMO-MSFT", "DEMO-NVDA", "DEMO-XOM")
 _BTC_CAP = Decimal("0.10")
 _PICK_WEIGHT = Decimal("0.25")
 _SHORT_WEIGHT = Decimal("-0.05")
@@ -261,7 +264,7 @@ def sample_bot_orders(bars: list[Bar]) -> list[dict[str, Any]]:
     if not closes:
         return []
     days = sorted(closes)
-    trading_days = [d for d in days if "SPY" in closes[d]] or days
+    trading_days = [d for d in days if "DEMO-SPY" in closes[d]] or days
     trading_set = set(trading_days)
     bot = _Bot(dict(closes), trading_days)
 
@@ -283,9 +286,9 @@ def sample_bot_orders(bars: list[Bar]) -> list[dict[str, Any]]:
 
     for n, day in enumerate(days):
         bot.last.update(closes[day])
-        if day in dividend_days and bot.qty["KO"] > 0:
-            amount = (bot.qty["KO"] * KO_DIVIDEND_PER_SHARE).quantize(CENT, ROUND_HALF_UP)
-            bot.cash_event(day, "12:00", "dividend", amount, "KO quarterly dividend", "KO")
+        if day in dividend_days and bot.qty["DEMO-KO"] > 0:
+            amount = (bot.qty["DEMO-KO"] * KO_DIVIDEND_PER_SHARE).quantize(CENT, ROUND_HALF_UP)
+            bot.cash_event(day, "12:00", "dividend", amount, "KO quarterly dividend", "DEMO-KO")
         if n == 0:
             bot.cash_event(day, "13:30", "deposit", INITIAL_DEPOSIT, "initial deposit")
         if day in trading_set and index_of[day] in rebalance_set:

@@ -192,8 +192,13 @@ class Drawdown(msgspec.Struct):
     current_drawdown: float | None
 
 
+class HistoryWarning(msgspec.Struct):
+    code: str
+    message: str
+
+
 class Performance(msgspec.Struct):
-    """GET /performance, every field of the spec (null where undefined)."""
+    """GET /performance, every field of the spec (null where undefined), plus ``warnings``."""
 
     strategy_id: UUID
     inception_date: date | None
@@ -213,6 +218,7 @@ class Performance(msgspec.Struct):
     monthly_returns: dict[str, float | None]
     yearly_returns: dict[str, float | None]
     benchmark: BenchmarkStats | None
+    warnings: list[HistoryWarning]
 
 
 class PerformanceKey(msgspec.Struct, frozen=True):
@@ -246,15 +252,17 @@ def performance_key(store: EventStore, strategy_id: UUID, benchmark: str | None,
 def performance(store: EventStore, key: PerformanceKey) -> Performance:
     """Load the NAV series and benchmark closes, and compute every metric (pure, in libs.domain)."""
     with store.cursor() as curs:
-        rows = curs.execute("SELECT date, total_equity, external_flow FROM rm_nav_daily WHERE strategy_id = %s"
-                            " ORDER BY date", (key.strategy_id,)).fetchall()
+        rows = curs.execute("SELECT date, cash, total_equity, external_flow FROM rm_nav_daily"
+                            " WHERE strategy_id = %s ORDER BY date", (key.strategy_id,)).fetchall()
         closes = []
         if key.benchmark and rows:
             closes = curs.execute("SELECT date, close FROM prices WHERE symbol = %s AND date BETWEEN %s AND %s"
                                   " ORDER BY date", (key.benchmark, rows[0]["date"], rows[-1]["date"])).fetchall()
     nav = pl.DataFrame({"date": [r["date"] for r in rows], "total_equity": [float(r["total_equity"]) for r in rows],
-                        "external_flow": [float(r["external_flow"]) for r in rows]},
-                       schema={"date": pl.Date, "total_equity": pl.Float64, "external_flow": pl.Float64})
+                        "external_flow": [float(r["external_flow"]) for r in rows],
+                        "cash": [float(r["cash"]) for r in rows]},
+                       schema={"date": pl.Date, "total_equity": pl.Float64, "external_flow": pl.Float64,
+                               "cash": pl.Float64})
     bench = None
     if key.benchmark:
         bench = pl.DataFrame({"date": [r["date"] for r in closes], "close": [float(r["close"]) for r in closes]},

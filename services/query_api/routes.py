@@ -18,7 +18,7 @@ from litestar.params import Parameter
 
 from libs.domain.model import SymbolError, normalize_symbol
 from libs.infra.auth import api_key_guard
-from libs.infra.web import LEDGER_ERRORS, BadRequest, ExactJSONResponse, UnprocessableEntity
+from libs.infra.web import LEDGER_ERRORS, BadRequest, ExactJSONResponse
 
 from . import readers
 from .readers import CashPage, NavSeries, OrdersPage, Performance, ReconciliationPage, StateView
@@ -44,15 +44,25 @@ def _cursor(cursor: str | None) -> int:
         raise BadRequest("Invalid `cursor`: pass back the next_cursor of a previous page") from None
 
 
+def _date_param(raw: str | None, name: str) -> date | None:
+    """A YYYY-MM-DD query parameter; 400 naming it (by its public name) otherwise."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"`{name}` must be a date YYYY-MM-DD, got {raw!r}") from None
+
+
 def _risk_free_rate(raw: str | None) -> float:
     if raw is None or raw == "":
         return 0.0
     try:
         rate = float(raw)
     except ValueError:
-        raise UnprocessableEntity(f"`risk_free_rate` must be a number, got {raw!r}") from None
+        raise BadRequest(f"`risk_free_rate` must be a number, got {raw!r}") from None
     if not math.isfinite(rate) or not -1 <= rate <= 1:
-        raise UnprocessableEntity(f"`risk_free_rate` must be a finite number in [-1, 1], got {raw}")
+        raise BadRequest(f"`risk_free_rate` must be a finite number in [-1, 1], got {raw}")
     return rate
 
 
@@ -75,11 +85,14 @@ class StrategyQueries(Controller):
 
     @get("/nav", responses=LEDGER_ERRORS, summary="Daily NAV history (JSON, or CSV with Accept: text/csv)")
     async def get_nav(self, request: Request, state: State, strategy_id: UUID,
-                      from_: date | None = Parameter(query="from", default=None),
-                      to: date | None = Parameter(default=None)) -> Response[NavSeries]:
-        if from_ and to and from_ > to:
-            raise UnprocessableEntity("`from` must not be after `to`")
-        series: NavSeries = await _read(state, strategy_id, "nav_read", readers.nav_series, from_, to)
+                      from_: str | None = Parameter(query="from", default=None, max_length=40,
+                                                    description="first date, YYYY-MM-DD (inclusive)"),
+                      to: str | None = Parameter(default=None, max_length=40,
+                                                 description="last date, YYYY-MM-DD (inclusive)")) -> Response[NavSeries]:
+        start, end = _date_param(from_, "from"), _date_param(to, "to")
+        if start and end and start > end:
+            raise BadRequest("`from` must not be after `to`")
+        series: NavSeries = await _read(state, strategy_id, "nav_read", readers.nav_series, start, end)
         if "text/csv" in request.headers.get("accept", ""):
             out = io.StringIO()
             writer = csv.writer(out, lineterminator="\n")

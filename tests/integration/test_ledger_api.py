@@ -107,7 +107,10 @@ def test_back_dated_order_changes_nav_from_its_date_on_and_nowhere_before(priced
     assert lines[0] == "date,cash,market_value,total_equity,external_flow" and len(lines) == len(after) + 1
     assert lines[1].startswith(WEEKDAYS[0].isoformat() + ",")
     bad = stack.query.get(f"/api/v1/strategies/{sid}/nav", params={"from": "yesterday"}, headers=auth)
-    assert bad.status_code == 400 and "from" in bad.json()["detail"]
+    assert bad.status_code == 400 and "`from`" in bad.json()["detail"] and "from_" not in bad.json()["detail"]
+    reversed_ = stack.query.get(f"/api/v1/strategies/{sid}/nav", headers=auth,
+                                params={"from": WEEKDAYS[4].isoformat(), "to": WEEKDAYS[3].isoformat()})
+    assert reversed_.status_code == 400 and "`from`" in reversed_.json()["detail"]
 
 
 def test_orders_and_cash_list_with_cursor_pagination(stack):
@@ -153,7 +156,7 @@ def test_performance_parameters_and_cache_invalidation(priced):
         assert r.status_code == 400 and r.json()["detail"].startswith("Unresolvable benchmark symbol:")
     for bad in ("2", "-1.5", "nan", "inf", "abc"):
         r = perf(risk_free_rate=bad)
-        assert r.status_code == 422 and "risk_free_rate" in r.json()["detail"], (bad, r.text)
+        assert r.status_code == 400 and "risk_free_rate" in r.json()["detail"], (bad, r.text)
     assert perf(risk_free_rate="0.045").json()["sharpe_ratio"] != first["sharpe_ratio"]
     stack.post(sid, "orders", {"orders": [{"symbol": "AAPL", "side": "sell", "quantity": 50,
                                            "executed_at": ts(WEEKDAYS[5])}]}, auth)  # the NAV changes: a new answer

@@ -81,7 +81,7 @@ def test_an_event_the_projector_cannot_apply_halts_only_its_own_strategy(stack):
 def test_forged_bus_message_is_not_truth(stack):
     """A message published straight to JetStream with the next notification id changes nothing."""
     sid, auth = stack.new_strategy()
-    assert stack.post(sid, "cash", {"event_type": "deposit", "amount": 1000}, auth).status_code == 200
+    assert stack.post(sid, "cash", {"event_type": "deposit", "amount": 1000}, auth).status_code == 201
     stack.wait_projected()
     fake = _order(uuid.UUID(sid), Decimal(424242))
     store_id, next_id = stack.store.store_id, stack.event_count() + 1

@@ -88,6 +88,9 @@ def test_demo_replays_a_bot_with_state_and_nav_that_agree(stack):
     auth = {"Authorization": f"Bearer {demo['api_key']}"}
     sid = demo["strategy_id"]
     assert demo["replayed"]["orders"] > 100 and demo["prices"]["source"] == "synthetic-demo"
+    with stack.store.cursor() as curs:  # invented prices stay under invented names
+        assert curs.execute("SELECT count(*) AS n FROM prices WHERE source = 'synthetic-demo'"
+                            " AND symbol NOT LIKE 'DEMO-%%'").fetchone()["n"] == 0
     state = stack.state(sid, auth)
     series = stack.query.get(f"/api/v1/strategies/{sid}/nav", headers=auth).json()["series"]
     assert len(series) > 3 * 252
@@ -114,14 +117,14 @@ def test_demo_performance_equals_the_pure_function_of_its_nav(stack):
                         "total_equity": [float(r["total_equity"]) for r in series],
                         "external_flow": [float(r["external_flow"]) for r in series]})
     with stack.store.cursor() as curs:
-        rows = curs.execute("SELECT date, close FROM prices WHERE symbol = 'SPY' AND date BETWEEN %s AND %s"
+        rows = curs.execute("SELECT date, close FROM prices WHERE symbol = 'DEMO-SPY' AND date BETWEEN %s AND %s"
                             " ORDER BY date", (nav["date"][0], nav["date"][-1])).fetchall()
     bench = pl.DataFrame({"date": [r["date"] for r in rows], "close": [float(r["close"]) for r in rows]})
     for rate in (0.0, 0.045):
-        expected = json.loads(json.dumps(compute_performance(nav, bench, "SPY", rate), default=str))
+        expected = json.loads(json.dumps(compute_performance(nav, bench, "DEMO-SPY", rate), default=str))
         got = stack.query.get(f"/api/v1/strategies/{sid}/performance", params={"risk_free_rate": rate},
                               headers=auth).json()
         assert got.pop("strategy_id") == sid
         assert got == expected
-    assert got["benchmark"]["symbol"] == "SPY" and got["sharpe_ratio"] is not None
+    assert got["benchmark"]["symbol"] == "DEMO-SPY" and got["sharpe_ratio"] is not None
     assert len(got["monthly_returns"]) >= 36 and set(got["yearly_returns"]) >= {"2022", "2023", "2024", "2025"}

@@ -22,7 +22,7 @@ def test_orders_and_cash_show_in_state(stack):
     sid, auth = stack.new_strategy()
     r = stack.post(sid, "cash", {"event_type": "deposit", "amount": 100000, "external_id": "dep-1",
                                  "occurred_at": "2026-01-02T09:00:00Z"}, auth)
-    assert r.status_code == 200 and r.json()["status"] == "created"
+    assert r.status_code == 201 and r.json()["status"] == "created"
     r = stack.post(sid, "orders", {"orders": [
         order(quantity=100, price=150.25, fees=1.5, executed_at="2026-01-05T15:00:00Z", external_order_id="o1"),
         order(quantity=40, side="sell", price=160, fees=1, executed_at="2026-01-06T15:00:00Z", external_order_id="o2"),
@@ -53,9 +53,11 @@ def test_spec_idempotency_walkthrough(stack):
     assert second["counts"] == {"accepted": 0, "duplicates": 1} and second["accepted"] == []
     assert second["duplicates"][0] == first["accepted"][0]  # the existing row, not a new one
     cash = {"event_type": "dividend", "amount": 12.5, "external_id": "div-1", "related_symbol": "aapl"}
-    assert stack.post(sid, "cash", cash, auth).json()["status"] == "created"
-    again = stack.post(sid, "cash", cash, auth).json()
-    assert again["status"] == "duplicate" and again["event"]["related_symbol"] == "AAPL"
+    created = stack.post(sid, "cash", cash, auth)
+    assert created.status_code == 201 and created.json()["status"] == "created"
+    again = stack.post(sid, "cash", cash, auth)
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    assert again.json()["event"] == created.json()["event"] and again.json()["event"]["related_symbol"] == "AAPL"
     state = stack.state(sid, auth)
     assert state["positions"][0]["quantity"] == 100
     assert Decimal(str(state["nav"]["cash_balance"])) == Decimal("-18942") + Decimal("12.5")

@@ -28,7 +28,7 @@ TOP_KEYS = {
     "inception_date", "latest_date", "days", "years", "starting_equity", "ending_equity",
     "total_return", "cagr", "volatility_annualized", "downside_volatility_annualized",
     "sharpe_ratio", "sortino_ratio", "calmar_ratio", "drawdown", "monthly_returns",
-    "yearly_returns", "benchmark",
+    "yearly_returns", "benchmark", "warnings",
 }
 DRAWDOWN_KEYS = {"max_drawdown", "max_drawdown_duration_days", "current_drawdown"}
 BENCHMARK_KEYS = {
@@ -223,7 +223,7 @@ def test_constant_nav_has_zero_volatility_and_no_sharpe():
 def test_empty_nav_gives_every_figure_none():
     res = compute_performance(nav_frame([], []), bench_frame(["2025-01-02"], [1.0]), "SPY")
     assert_shape(res, with_benchmark=True)
-    for key in TOP_KEYS - {"drawdown", "monthly_returns", "yearly_returns", "benchmark"}:
+    for key in TOP_KEYS - {"drawdown", "monthly_returns", "yearly_returns", "benchmark", "warnings"}:
         assert res[key] is None, key
     assert all(v is None for v in res["drawdown"].values())
     assert res["monthly_returns"] == {} and res["yearly_returns"] == {}
@@ -531,3 +531,27 @@ def test_rejects_datetime_dates():
     nav = nav_frame(["2025-01-01"], [1.0]).with_columns(pl.col("date").cast(pl.Datetime("us")))
     with pytest.raises(TypeError, match="nav.date must be pl.Date"):
         compute_performance(nav, None, None)
+
+
+def test_negative_equity_nulls_every_return_figure_and_says_why():
+    nav = pl.DataFrame({"date": [date(2026, 1, d) for d in (5, 6, 7, 8)],
+                        "total_equity": [1000.0, -50.0, 900.0, 950.0], "external_flow": [1000.0, 0.0, 900.0, 0.0],
+                        "cash": [1000.0, -50.0, 900.0, 950.0]})
+    bench = pl.DataFrame({"date": [date(2026, 1, d) for d in (5, 6, 7, 8)], "close": [10.0, 11.0, 12.0, 13.0]})
+    res = compute_performance(nav, bench, "SPY")
+    assert [w["code"] for w in res["warnings"]] == ["negative_equity", "negative_cash"]
+    assert "2026-01-06" in res["warnings"][0]["message"]
+    assert res["total_return"] is res["sharpe_ratio"] is res["drawdown"]["max_drawdown"] is None
+    assert res["monthly_returns"] == {} and res["benchmark"]["beta"] is None
+    assert res["starting_equity"] == 1000.0 and res["benchmark"]["benchmark_total_return"] == pytest.approx(0.3)
+    json.dumps(res, allow_nan=False)
+
+
+def test_negative_cash_is_a_warning_and_the_figures_stand():
+    nav = pl.DataFrame({"date": [date(2026, 1, d) for d in (5, 6, 7)], "total_equity": [100.0, 110.0, 121.0],
+                        "external_flow": [100.0, 0.0, 0.0], "cash": [-18000.0, -18000.0, -18000.0]})
+    res = compute_performance(nav, None, None)
+    assert [w["code"] for w in res["warnings"]] == ["negative_cash"]
+    assert res["total_return"] == pytest.approx(0.21)
+    clean = compute_performance(nav.with_columns(cash=pl.lit(5.0)), None, None)
+    assert clean["warnings"] == [] and clean["total_return"] == res["total_return"]

@@ -52,7 +52,7 @@ def test_calendar(bars):
         by_symbol[b.symbol].add(b.date)
     assert set(by_symbol) == set(SYMBOLS)
     all_days = {START + timedelta(days=i) for i in range((END - START).days + 1)}
-    assert by_symbol["BTC-USD"] == all_days
+    assert by_symbol["DEMO-BTC-USD"] == all_days
     weekdays = {x for x in all_days if x.weekday() < 5}
     # Jan 1, Jul 4 and Dec 25 when they fall on a weekday (2022-01-01 and 2022-12-25 do not)
     holidays = {date(2022, 7, 4), date(2023, 7, 4), date(2023, 12, 25),
@@ -61,7 +61,7 @@ def test_calendar(bars):
         days = by_symbol[symbol]
         assert not any(x.weekday() >= 5 for x in days), symbol
         assert days == weekdays - holidays, symbol
-    assert date(2022, 12, 26) in by_symbol["SPY"]  # Dec 25 on a Sunday is no weekday holiday here
+    assert date(2022, 12, 26) in by_symbol["DEMO-SPY"]  # Dec 25 on a Sunday is no weekday holiday here
     assert len(bars) == len({(b.symbol, b.date) for b in bars})
 
 
@@ -78,10 +78,10 @@ def test_long_run_stays_positive_and_correlated():
     closes = defaultdict(dict)
     for b in long:
         closes[b.symbol][b.date] = float(b.close)
-    days = sorted(closes["SPY"])
+    days = sorted(closes["DEMO-SPY"])
     def rets(s):
         return [closes[s][b] / closes[s][a] - 1 for a, b in zip(days, days[1:])]
-    spy, aapl, ko = rets("SPY"), rets("AAPL"), rets("KO")
+    spy, aapl, ko = rets("DEMO-SPY"), rets("DEMO-AAPL"), rets("DEMO-KO")
     def corr(x, y):
         mx, my = sum(x) / len(x), sum(y) / len(y)
         cov = sum((a - mx) * (b - my) for a, b in zip(x, y))
@@ -157,7 +157,7 @@ def test_replayed_cash_never_negative_and_shorts_covered(items):
     assert [p["amount"] for p in kinds["withdraw"]] == [-50_000]
     assert date(2023, 4, 1) <= date.fromisoformat(kinds["withdraw"][0]["occurred_at"][:10]) <= date(2023, 9, 30)
     dividends = kinds["dividend"]
-    assert dividends and all(p["related_symbol"] == "KO" and p["amount"] > 0 for p in dividends)
+    assert dividends and all(p["related_symbol"] == "DEMO-KO" and p["amount"] > 0 for p in dividends)
     quarters = [(p["occurred_at"][:4], p["occurred_at"][5:7]) for p in dividends]
     assert len(quarters) == len(set(quarters)) and len(quarters) == 12
     assert set(kinds) == {"deposit", "withdraw", "dividend"}
@@ -165,12 +165,12 @@ def test_replayed_cash_never_negative_and_shorts_covered(items):
 
 def test_traded_symbols_and_sizes(items):
     orders = [o for i in items if i["kind"] == "orders" for o in i["payload"]["orders"]]
-    assert {o["symbol"] for o in orders} <= set(SYMBOLS) and "BTC-USD" in {o["symbol"] for o in orders}
+    assert {o["symbol"] for o in orders} <= set(SYMBOLS) and "DEMO-BTC-USD" in {o["symbol"] for o in orders}
     first_day = [o for o in orders if o["executed_at"] == orders[0]["executed_at"]]
     invested = sum(d(o["quantity"]) * d(o["price"]) for o in first_day)
     assert Decimal(500_000) < invested < Decimal(1_000_000)
     for o in orders:
-        if o["symbol"] != "BTC-USD":
+        if o["symbol"] != "DEMO-BTC-USD":
             assert isinstance(o["quantity"], int) and o["quantity"] > 0
 
 
