@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 from typing import Iterable
 
 from .model import (
@@ -25,6 +25,24 @@ from .model import (
 )
 
 ZERO = Decimal(0)
+
+#: the fold's arithmetic: wide enough that a sum of products of two in-bound inputs (15 digits
+#: before the point, 18 after: MAX_ABS_AMOUNT, MAX_FRACTION_DIGITS) is exact; only a division
+#: (the weighted-average cost basis) rounds, to BASIS_PLACES
+LEDGER_CONTEXT = Context(prec=100, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999,
+                         traps=[InvalidOperation, DivisionByZero, Overflow])
+BASIS_PLACES = Decimal(1).scaleb(-18)
+#: what the API publishes of every derived number (positions, cash, NAV, reconciliation): at most
+#: this many decimal places, half-even. What a bot sent comes back as it sent it.
+PUBLISHED_PLACES = 10
+_PUBLISHED_QUANTUM = Decimal(1).scaleb(-PUBLISHED_PLACES)
+
+
+def published(value: Decimal) -> Decimal:
+    """``value`` at the one precision the API publishes derived numbers with."""
+    if value.as_tuple().exponent >= -PUBLISHED_PLACES:  # type: ignore[operator]
+        return value
+    return value.quantize(_PUBLISHED_QUANTUM, context=LEDGER_CONTEXT)
 
 
 @dataclass(slots=True)
@@ -68,13 +86,14 @@ class Ledger:
 
     def apply(self, event: LedgerEvent) -> list[Delta] | None:
         """Apply one event; a snapshot returns its reconciliation deltas."""
-        if isinstance(event, OrderRecorded):
-            self.apply_order(event.order)
-            return None
-        if isinstance(event, CashRecorded):
-            self.apply_cash(event.cash)
-            return None
-        return self.apply_snapshot(event.snapshot)
+        with localcontext(LEDGER_CONTEXT):
+            if isinstance(event, OrderRecorded):
+                self.apply_order(event.order)
+                return None
+            if isinstance(event, CashRecorded):
+                self.apply_cash(event.cash)
+                return None
+            return self.apply_snapshot(event.snapshot)
 
     def apply_order(self, order: Order) -> None:
         if self.last_order_at is None or order.executed_at > self.last_order_at:
@@ -100,7 +119,7 @@ class Ledger:
             self.positions[order.symbol] = Holding(new, price, order.executed_at)
             return
         if (old > 0) == (signed > 0):  # adding to the position: re-weight
-            basis = (abs(old) * held.cost_basis + qty * price) / abs(new)
+            basis = ((abs(old) * held.cost_basis + qty * price) / abs(new)).quantize(BASIS_PLACES)
         elif (old > 0) == (new > 0):  # reducing: basis kept, P&L realized
             basis = held.cost_basis
             self.realized_pnl += (price - held.cost_basis) * (-signed)
@@ -125,9 +144,11 @@ class Ledger:
             before, after = self.positions.get(symbol), new_positions.get(symbol)
             bq, bb = (before.quantity, before.cost_basis) if before else (ZERO, None)
             aq, ab = (after.quantity, after.cost_basis) if after else (ZERO, None)
-            if bq != aq or bb != ab:
+            # compared as published: a bot that sends back what /state showed is in agreement
+            same = published(bq) == published(aq) and (bb and published(bb)) == (ab and published(ab))
+            if not same:
                 deltas.append(Delta(symbol, bq, bb, aq, ab))
-            if before is not None and after is not None and bq == aq and bb == ab:
+            elif before is not None and after is not None:
                 after.updated_at = before.updated_at
         self.positions = new_positions
         return deltas

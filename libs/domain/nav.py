@@ -18,11 +18,11 @@ import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import msgspec
 
-from .ledger import ZERO, Delta, Holding, Ledger
+from .ledger import LEDGER_CONTEXT, ZERO, Delta, Holding, Ledger
 from .model import CashRecorded, LedgerEvent, PositionsSnapshotted, effective_at
 
 
@@ -160,6 +160,12 @@ def derive(
     pending flows (only when that day is in the derived range, where those flows are exact):
     events appended after it on already-priced days continue from there, re-folding nothing.
     """
+    with localcontext(LEDGER_CONTEXT):
+        return _derive(start, events, prices, benchmark, after, until, inception, last_checkpoint)
+
+
+def _derive(start: LedgerState, events: list[LedgerEvent], prices: PriceBook, benchmark: str | None,
+            after: date | None, until: date, inception: date | None, last_checkpoint: date | None) -> Derivation:
     ledger = start.ledger()
     pending_flow = start.pending_flow
     pending_dq: dict[str, Decimal] = defaultdict(lambda: ZERO, start.pending_dq)

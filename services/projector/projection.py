@@ -21,7 +21,7 @@ import structlog
 from psycopg.rows import tuple_row
 from eventsourcing.persistence import Tracking
 
-from libs.domain.ledger import Holding, Ledger, ZERO
+from libs.domain.ledger import LEDGER_CONTEXT, ZERO, Holding, Ledger, published
 from libs.domain.nav import LedgerState, PriceBook, decode_state, derive, encode_state
 from libs.domain.model import (
     CashRecorded,
@@ -332,7 +332,8 @@ def _derive_and_write(curs, strategy_id: UUID, row, start: LedgerState, events: 
         with curs.copy("COPY rm_nav_daily (strategy_id, date, cash, market_value, total_equity, external_flow)"
                        " FROM STDIN") as copy:
             for n in result.nav:
-                copy.write_row((strategy_id, n.date, n.cash, n.market_value, n.total_equity, n.external_flow))
+                copy.write_row((strategy_id, n.date, published(n.cash), published(n.market_value),
+                                published(n.total_equity), published(n.external_flow)))
     if result.checkpoints:  # replace from the first re-derived event day on (COPY: no conflicts left)
         curs.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date >= %s",
                      (strategy_id, result.checkpoints[0][0]))
@@ -344,19 +345,21 @@ def _derive_and_write(curs, strategy_id: UUID, row, start: LedgerState, events: 
             "INSERT INTO rm_reconciliation_log (strategy_id, snapshot_id, symbol, derived_quantity,"
             " derived_cost_basis, snapshot_quantity, snapshot_cost_basis, taken_at)"
             " VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (snapshot_id, symbol) DO NOTHING",
-            [(strategy_id, e.snapshot.id, d.symbol, d.derived_quantity, d.derived_cost_basis,
-              d.snapshot_quantity, d.snapshot_cost_basis, e.snapshot.taken_at) for e, d in result.reconciliation])
+            [(strategy_id, e.snapshot.id, d.symbol, published(d.derived_quantity),
+              d.derived_cost_basis and published(d.derived_cost_basis), d.snapshot_quantity, d.snapshot_cost_basis,
+              e.snapshot.taken_at) for e, d in result.reconciliation])
     if result.snapshots:
         curs.executemany("UPDATE rm_snapshots SET upserted = %s, removed = %s, reconciliation_entries = %s"
                          " WHERE id = %s", [(u, r, n, sid) for sid, u, r, n in result.snapshots])
     final = result.final
     ledger = final.ledger()
-    stored = {
+    stored = {  # as written: published precision
         r["symbol"]: Holding(r["quantity"], r["cost_basis"], r["updated_at"])
         for r in curs.execute("SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions"
                               " WHERE strategy_id = %s", (strategy_id,)).fetchall()
     }
-    _write_positions(curs, strategy_id, stored, ledger.positions)
+    _write_positions(curs, strategy_id, stored, {
+        s: Holding(published(h.quantity), published(h.cost_basis), h.updated_at) for s, h in ledger.positions.items()})
     if new_last is not None:
         last_nid, last_event = new_last
         last_key = _key(last_nid, last_event)
@@ -397,7 +400,8 @@ def _write_ledger(curs, strategy_id: UUID, ledger: Ledger, state: LedgerState, p
     market_value, latest = ZERO, None
     for symbol, holding in ledger.positions.items():
         close = prices.close(symbol, today)
-        market_value += holding.quantity * (holding.cost_basis if close is None else close)
+        market_value = LEDGER_CONTEXT.add(market_value, LEDGER_CONTEXT.multiply(
+            holding.quantity, holding.cost_basis if close is None else close))
         if close is not None:
             day = prices.latest([symbol], today)
             latest = day if latest is None or day > latest else latest
@@ -416,8 +420,8 @@ def _write_ledger(curs, strategy_id: UUID, ledger: Ledger, state: LedgerState, p
         " last_notification_id = EXCLUDED.last_notification_id, state = EXCLUDED.state,"
         " inception_date = EXCLUDED.inception_date, tail_day = EXCLUDED.tail_day,"
         " tail_state = EXCLUDED.tail_state, updated_at = now()",
-        (strategy_id, ledger.cash, ledger.realized_pnl, ledger.external_flows, market_value,
-         ledger.cash + market_value, captured, ledger.last_order_at, last_key[0], last_key[1],
+        (strategy_id, published(ledger.cash), published(ledger.realized_pnl), published(ledger.external_flows),
+         published(market_value), published(LEDGER_CONTEXT.add(ledger.cash, market_value)), captured, ledger.last_order_at, last_key[0], last_key[1],
          encode_state(state), inception, tail and tail[0], tail and encode_state(tail[1])),
     )
 

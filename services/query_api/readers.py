@@ -205,8 +205,8 @@ class Performance(msgspec.Struct):
     latest_date: date | None
     days: int | None
     years: float | None
-    starting_equity: float | None
-    ending_equity: float | None
+    starting_equity: Decimal | None
+    ending_equity: Decimal | None
     total_return: float | None
     cagr: float | None
     volatility_annualized: float | None
@@ -268,4 +268,6 @@ def performance(store: EventStore, key: PerformanceKey) -> Performance:
         bench = pl.DataFrame({"date": [r["date"] for r in closes], "close": [float(r["close"]) for r in closes]},
                              schema={"date": pl.Date, "close": pl.Float64})
     result = compute_performance(nav, bench, key.benchmark, key.risk_free_rate)
+    if rows:  # money as the NAV rows publish it, not through a float
+        result["starting_equity"], result["ending_equity"] = rows[0]["total_equity"], rows[-1]["total_equity"]
     return msgspec.convert({"strategy_id": key.strategy_id, **result}, Performance)

@@ -158,6 +158,34 @@ def test_state_is_one_snapshot_while_writes_land(stack):
     assert reads > 50 and not torn, torn[:2]
 
 
+def _places(value) -> int:
+    exponent = Decimal(str(value)).as_tuple().exponent
+    return max(0, -exponent)
+
+
+def test_one_published_precision_and_reconciliation_at_that_precision(stack):
+    """Derived numbers have at most 10 decimal places; echoing /state back reconciles clean."""
+    sid, auth = stack.new_strategy()
+    stack.post(sid, "cash", {"event_type": "deposit", "amount": "1000.123456789012345678"}, auth)
+    stack.post(sid, "orders", {"orders": [
+        {"symbol": "ZZPREC", "side": "buy", "quantity": 1, "price": "100"},
+        {"symbol": "ZZPREC", "side": "buy", "quantity": 2, "price": "100.01"},
+        {"symbol": "ZZPREC2", "side": "buy", "quantity": "0.123456789012345678", "price": "3.3333"}]}, auth)
+    state = stack.state(sid, auth)
+    numbers = [p[k] for p in state["positions"] for k in ("quantity", "cost_basis")] + [
+        state["nav"][k] for k in ("total_equity", "cash_balance", "market_value")]
+    assert max(_places(n) for n in numbers) == 10, numbers
+    basis = {p["symbol"]: p["cost_basis"] for p in state["positions"]}
+    assert Decimal(str(basis["ZZPREC"])) == Decimal("100.0066666667")
+    # the bot sends back what it read, through its float-parsing JSON library
+    echo = {"positions": [{"symbol": p["symbol"], "quantity": p["quantity"], "cost_basis": p["cost_basis"]}
+                          for p in state["positions"]], "log_deltas": True}
+    r = stack.post(sid, "positions/snapshot", echo, auth)
+    assert r.status_code == 200 and r.json()["reconciliation_entries"] == 0, r.text
+    changed = {**echo, "positions": [{**echo["positions"][0], "cost_basis": 100.0067}, echo["positions"][1]]}
+    assert stack.post(sid, "positions/snapshot", changed, auth).json()["reconciliation_entries"] == 1
+
+
 # ---------------------------------------------------------------- the projector on its own
 
 
