@@ -229,6 +229,8 @@ class PerformanceKey(msgspec.Struct, frozen=True):
     benchmark: str | None
     benchmark_version: int | None
     risk_free_rate: float
+    #: the strategy's own benchmark when it has no price yet (then compared against nothing)
+    unpriced_benchmark: str | None = None
 
 
 def performance_key(store: EventStore, strategy_id: UUID, benchmark: str | None,
@@ -268,6 +270,9 @@ def performance(store: EventStore, key: PerformanceKey) -> Performance:
         bench = pl.DataFrame({"date": [r["date"] for r in closes], "close": [float(r["close"]) for r in closes]},
                              schema={"date": pl.Date, "close": pl.Float64})
     result = compute_performance(nav, bench, key.benchmark, key.risk_free_rate)
+    if key.unpriced_benchmark:
+        result["warnings"].append({"code": "benchmark_unpriced", "message": (
+            f"The strategy's benchmark {key.unpriced_benchmark} has no prices yet: benchmark figures are null")})
     if rows:  # money as the NAV rows publish it, not through a float
         result["starting_equity"], result["ending_equity"] = rows[0]["total_equity"], rows[-1]["total_equity"]
     return msgspec.convert({"strategy_id": key.strategy_id, **result}, Performance)

@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any, Callable
 from uuid import UUID
 
+import msgspec
 import structlog
 from anyio import to_thread
 from litestar import Controller, Request, Response, get
@@ -117,8 +118,11 @@ class StrategyQueries(Controller):
 
         def work() -> Performance:
             key, known = readers.performance_key(state.store, strategy_id, symbol, rate)
-            if not known:
+            if not known and symbol is not None:  # asked for by name: the spec's 400
                 raise BadRequest(f"Unresolvable benchmark symbol: {key.benchmark}")
+            if not known:  # the strategy's own benchmark, not priced yet (a fresh install): say so
+                key = msgspec.structs.replace(key, benchmark=None, benchmark_version=None,
+                                              unpriced_benchmark=key.benchmark)
             # cached per (strategy, NAV version, benchmark and its price version, rate): a NAV change is a new key
             return state.performance(key)
 

@@ -253,3 +253,17 @@ def test_readers_are_not_blocked_while_rebuild_runs(store):
     assert reads > 0 and slowest < 1.0
     with store.cursor() as curs:
         assert curs.execute("SELECT count(*) AS n FROM rm_orders").fetchone()["n"] == 40 * 25 * 10
+
+
+def test_an_unpriced_default_benchmark_is_a_warning_and_a_named_one_is_400(stack):
+    from libs.infra.auth import create_strategy
+
+    strategy_id, key = create_strategy(stack.store, "fresh install", benchmark="ZZNOPRICE")
+    auth = {"Authorization": f"Bearer {key}"}
+    stack.post(str(strategy_id), "cash", {"event_type": "deposit", "amount": 100}, auth)
+    perf = stack.query.get(f"/api/v1/strategies/{strategy_id}/performance", headers=auth)
+    assert perf.status_code == 200 and perf.json()["benchmark"] is None
+    assert [w["code"] for w in perf.json()["warnings"]] == ["benchmark_unpriced"]
+    named = stack.query.get(f"/api/v1/strategies/{strategy_id}/performance", params={"benchmark": "ZZNOPRICE"},
+                            headers=auth)
+    assert named.status_code == 400 and named.json() == {"detail": "Unresolvable benchmark symbol: ZZNOPRICE"}
