@@ -170,6 +170,17 @@ def test_an_empty_bearer_token_is_the_apis_401(up):
     assert status == 401 and json.loads(body)["detail"], body
 
 
+def test_non_utf8_header_bytes_are_4xx_through_the_gateway(up):
+    sid, _ = _strategy(up, "odd-bytes")
+    for header in (b"Authorization: Bearer \xff\xfe", b"Cookie: access_token=\xff\xfe"):
+        status, _, body = _raw_http(up.port, b"GET /api/v1/strategies/" + sid.encode() + b"/state HTTP/1.1\r\n"
+                                    b"Host: 127.0.0.1\r\n" + header + b"\r\n\r\n")
+        assert 400 <= status < 500 and json.loads(body)["detail"], (header, status, body)
+    status, _, body = _raw_http(up.port, b"GET /strategies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                b"Cookie: access_token=\xff\xfe\r\n\r\n")
+    assert 400 <= status < 500 and json.loads(body)["detail"], (status, body)
+
+
 def test_orders_and_state_still_work_through_the_gateway(up):
     sid, key = _strategy(up, "through-the-gateway")
     with httpx.Client(base_url=f"{up.base}/api/v1/strategies/{sid}", timeout=30,
