@@ -31,9 +31,16 @@ def _home() -> Path:
 
 
 def cmd_up(args) -> None:
-    from .supervisor import up
+    try:
+        from .supervisor import AlreadyRunning, up  # a Ctrl-C this early: nothing started yet
 
-    up(args.port, _home())
+        status = up(args.port, _home())  # from here on SIGINT/SIGTERM/SIGHUP stop everything cleanly
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except AlreadyRunning as exc:  # another `up` holds BOTRANKS_HOME/run/up.lock
+        sys.exit(str(exc))
+    if status:
+        sys.exit(status)
 
 
 def cmd_strategy_create(args) -> None:

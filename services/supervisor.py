@@ -4,11 +4,19 @@ Each service is its own process; the supervisor restarts one that dies (backoff 
 ... 5 s, back to 0.5 s once it has stayed up for ``STABLE_AFTER_S``), restarts an embedded
 PostgreSQL or nats-server that dies (same data directory, same address: the services
 reconnect by themselves), and stops everything (embedded servers included) on Ctrl-C /
-SIGTERM. The pids of everything it runs are in ``BOTRANKS_HOME/run/pids.json``.
+SIGTERM / SIGHUP (a closed terminal). The pids of everything it runs are in
+``BOTRANKS_HOME/run/pids.json``.
+
+One ``up`` per home: ``run/up.lock`` is held (flock) for the life of the supervisor, with its
+pid in it; the kernel drops the lock when the process dies, however it dies. Children run in
+sessions of their own (the terminal's signals reach the supervisor only, which stops them) and
+get SIGTERM if the supervisor dies (``kill -9``); what an earlier crashed run still left
+(services, nats-server) is stopped, and its PostgreSQL adopted, before anything starts.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -23,7 +31,8 @@ from typing import Protocol
 import structlog
 import uvicorn
 
-from libs.infra.embedded import EmbeddedPostgres, NatsServer, free_port, wait_for_port
+from libs.infra.embedded import (EmbeddedPostgres, NatsServer, free_port, nats_servers_of, pid_alive, proc_cmdline,
+                                 proc_environ, proc_pids, spawn, stop_pids, stop_processes, wait_for_port)
 from libs.infra.store import EventStore
 
 from .gateway import Gateway
@@ -33,6 +42,104 @@ log = structlog.get_logger(component="supervisor")
 STABLE_AFTER_S = 30.0  # a process up this long has its restart counter (and so its backoff) reset
 MAX_BACKOFF_S = 5.0
 POLL_S = 0.25
+STOP_GRACE_S = 5.0  # how long the children get, all together, between SIGTERM and SIGKILL
+GATEWAY_GRACE_S = 2.0  # in-flight requests of the gateway when stopping
+SERVICES = ("command_api", "query_api", "projector", "market_data")
+
+
+def _say(level: str, event: str, **kw) -> None:
+    """Log, even once the terminal is gone (SIGHUP): a write to a hung-up tty fails with EIO."""
+    try:
+        getattr(log, level)(event, **kw)
+    except (OSError, ValueError):
+        pass
+
+
+class AlreadyRunning(Exception):
+    def __init__(self, home: Path, pid: int | None) -> None:
+        who = f"pid {pid}" if pid else "pid unknown"
+        super().__init__(f"botranks up is already running for {home} ({who}); stop it first")
+        self.pid = pid
+
+
+class UpLock:
+    """``BOTRANKS_HOME/run/up.lock``: an exclusive flock held while ``up`` runs, holding its pid."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.path = home / "run" / "up.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children (O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = None
+            for _ in range(20):  # the holder may be writing its pid right now
+                try:
+                    pid = int(os.pread(fd, 32, 0).decode().strip() or 0) or None
+                except ValueError:
+                    pid = None
+                if pid:
+                    break
+                time.sleep(0.025)
+            os.close(fd)
+            raise AlreadyRunning(self.home, pid) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)  # the lock goes with the last descriptor
+            self.fd = None
+
+
+def service_of(pid: int, home: Path) -> str | None:
+    """The name of the service ``pid`` runs for ``home`` (``python -m services.<name>.main`` with
+    ``BOTRANKS_HOME=home``), None for anything else: a reused pid is never taken for ours."""
+    argv = proc_cmdline(pid)
+    if not argv or "-m" not in argv[:-1]:
+        return None
+    module = argv[argv.index("-m") + 1]
+    name = module.removeprefix("services.").removesuffix(".main")
+    if name not in SERVICES or module != f"services.{name}.main":
+        return None
+    env = proc_environ(pid)
+    if env is None or env.get("BOTRANKS_HOME") != str(home) or not pid_alive(pid):
+        return None
+    return name
+
+
+def leftovers(home: Path) -> dict[int, str]:
+    """What an earlier ``up`` on ``home`` left running: ``{pid: name}`` of its services and
+    nats-server. Candidates are the pids of ``run/pids.json`` and every process in /proc; each
+    is checked on its command line (and environment) first."""
+    try:
+        previous = json.loads((home / "run" / "pids.json").read_text())
+    except (OSError, ValueError):
+        previous = {}
+    candidates = {pid for pid in previous.values() if isinstance(pid, int)} | set(proc_pids())
+    candidates.discard(os.getpid())
+    found = {}
+    for pid in sorted(candidates):
+        name = service_of(pid, home)
+        if name is not None:
+            found[pid] = name
+    for pid in nats_servers_of(home / "nats"):
+        found[pid] = "nats"
+    return found
+
+
+def stop_leftovers(home: Path) -> None:
+    found = leftovers(home)
+    if not found:
+        return
+    for pid, how in stop_pids(sorted(found), STOP_GRACE_S).items():
+        _say("warning", "leftover_stopped", process=found[pid], pid=pid, how=how)
 
 
 def backoff(restarts: int) -> float:
@@ -50,7 +157,7 @@ class Child:
     restart_at: float | None = None  # set while dead and waiting for its backoff
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env=self.env)
+        self.process = spawn(self.argv, env=self.env)  # own session, SIGTERM when we die
         self.started_at = time.monotonic()
         self.restart_at = None
 
@@ -61,14 +168,10 @@ class Child:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self) -> None:
-        if self.alive():
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+    def stop(self) -> str:
+        if self.process is None:
+            return "not running"
+        return stop_processes({self.name: self.process}, STOP_GRACE_S)[self.name]
 
 
 class EmbeddedServer(Protocol):
@@ -92,6 +195,7 @@ class System:
     pg: EmbeddedPostgres | None = None
     nats: NatsServer | None = None
     stopping: bool = False
+    threads: list[threading.Thread] = field(default_factory=list)
     _pids_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -102,21 +206,37 @@ class System:
         database_url = os.environ.get("BOTRANKS_DATABASE_URL", "")
         nats_url = os.environ.get("BOTRANKS_NATS_URL", "")
         if not database_url:
-            self.pg = EmbeddedPostgres(self.home / "postgres").start()
+            self.check_stopping()
+            self.pg = EmbeddedPostgres(self.home / "postgres")
+            self.pg.start()
             database_url = self.pg.url
-            log.info("embedded_postgres_started", data_dir=str(self.pg.data_dir), pid=self.pg.pid)
+            if self.pg.adopted:
+                log.info("embedded_postgres_adopted", data_dir=str(self.pg.data_dir), pid=self.pg.pid)
+            else:
+                log.info("embedded_postgres_started", data_dir=str(self.pg.data_dir), pid=self.pg.pid)
         if not nats_url:
-            self.nats = NatsServer(self.home / "nats").start()
+            self.check_stopping()
+            self.nats = NatsServer(self.home / "nats")
+            self.nats.start()
             nats_url = self.nats.url  # carries the credentials: handed to the services, never logged
             log.info("embedded_nats_started", url=self.nats.public_url, pid=self.nats.pid,
                      auth=str(self.nats.store_dir / "auth.conf"))
         return database_url, nats_url
 
+    def check_stopping(self) -> None:
+        """Between the steps of ``start``: a stop signal arrived, start no further."""
+        if self.stopping:
+            raise Interrupted()
+
     def start(self) -> Gateway:
         database_url, nats_url = self.resolve_backends()
+        self.check_stopping()
         store = EventStore(database_url, pool_size=1)
-        store.create_tables()  # migrations run once, before any service starts
-        store.close()
+        try:
+            store.create_tables()  # migrations run once, before any service starts
+        finally:
+            store.close()
+        self.check_stopping()
         env = {**os.environ, "BOTRANKS_DATABASE_URL": database_url, "BOTRANKS_NATS_URL": nats_url,
                "BOTRANKS_HOME": str(self.home)}
         command_port, query_port = free_port(), free_port()
@@ -130,12 +250,21 @@ class System:
         for child in self.children:
             child.start()
         self.write_pids()
-        wait_for_port(command_port, 60)
-        wait_for_port(query_port, 60)
-        threading.Thread(target=self.watch_children, name="watch-children", daemon=True).start()
-        for server in self.servers:
-            threading.Thread(target=self.watch_server, args=(server,), name=f"watch-{server.name}",
-                             daemon=True).start()
+        for port in (command_port, query_port):
+            deadline = time.monotonic() + 60
+            while True:
+                self.check_stopping()
+                try:
+                    wait_for_port(port, 0.5)
+                    break
+                except TimeoutError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after 60s") from None
+        self.threads = [threading.Thread(target=self.watch_children, name="watch-children", daemon=True)]
+        self.threads += [threading.Thread(target=self.watch_server, args=(server,), name=f"watch-{server.name}",
+                                          daemon=True) for server in self.servers]
+        for thread in self.threads:
+            thread.start()
         return Gateway(f"http://127.0.0.1:{command_port}", f"http://127.0.0.1:{query_port}", self.down)
 
     def down(self) -> list[str]:
@@ -208,25 +337,92 @@ class System:
             self.write_pids()
 
     def stop(self) -> None:
+        """Stop everything, promptly: SIGTERM to every service at once, SIGKILL to those still
+        running ``STOP_GRACE_S`` later; then nats-server and PostgreSQL (the services no longer
+        use them). One line per process: ``service_stopped`` / ``service_killed``."""
         self.stopping = True
-        for child in reversed(self.children):
-            child.stop()
-        if self.nats:
-            self.nats.stop()
+        for thread in self.threads:  # a watcher may be starting a process right now
+            thread.join(1.0)
+        pids = {c.name: c.pid for c in self.children}
+        outcome = stop_processes({c.name: c.process for c in self.children if c.process is not None},
+                                 STOP_GRACE_S)
+        for child in self.children:
+            self._report(child.name, outcome.get(child.name, "not running"), pids[child.name])
+        if self.nats is not None:
+            pid = self.nats.pid
+            self._report("nats", self.nats.stop(grace=STOP_GRACE_S), pid)
         if self.pg is not None:
-            self.pg.stop()
+            pid = self.pg.pid
+            self._report("postgres", self.pg.stop(), pid)
         (self.home / "run" / "pids.json").unlink(missing_ok=True)
-        log.info("stopped")
+        _say("info", "stopped")
+
+    @staticmethod
+    def _report(name: str, outcome: str, pid: int | None) -> None:
+        _say("warning" if outcome == "killed" else "info", "service_" + outcome.replace(" ", "_"),
+             service=name, pid=pid)
 
 
-def up(port: int, home: Path) -> None:
+class Interrupted(BaseException):
+    """A stop signal arrived while starting: start no further, stop what did start."""
+
+
+def up(port: int, home: Path) -> int:
+    """Run everything until SIGINT, SIGTERM or SIGHUP; returns the exit status.
+
+    Raises ``AlreadyRunning`` (before starting anything) when another ``up`` holds ``home``.
+    The signal handlers only raise a flag: ``System.start`` looks at it between its steps (an
+    exception raised inside psycopg or pgserver could leave a half-done step behind), and the
+    main loop at once; then everything is stopped by ``System.stop``.
+    """
+    lock = UpLock(home)
+    lock.acquire()
     system = System(home=home, port=port)
+    stop_requested = threading.Event()
+
+    def on_signal(signum, frame) -> None:
+        system.stopping = True
+        stop_requested.set()
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, on_signal) for sig in handled}
+    server: uvicorn.Server | None = None
+    gateway_thread: threading.Thread | None = None
+    status = 0
     try:
-        gateway = system.start()
-        log.info("ready", base_url=f"http://127.0.0.1:{port}/api/v1", health=f"http://127.0.0.1:{port}/healthz")
-        config = uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-        server = uvicorn.Server(config)
-        signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
-        server.run()
+        try:
+            stop_leftovers(home)
+            gateway = system.start()
+            config = uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                                    timeout_graceful_shutdown=GATEWAY_GRACE_S)
+            server = uvicorn.Server(config)
+            # not the main thread: uvicorn then leaves the signals to us
+            gateway_thread = threading.Thread(target=server.run, name="gateway", daemon=True)
+            gateway_thread.start()
+            while not server.started and gateway_thread.is_alive() and not stop_requested.is_set():
+                time.sleep(0.05)
+            if server.started and not stop_requested.is_set():
+                log.info("ready", base_url=f"http://127.0.0.1:{port}/api/v1",
+                         health=f"http://127.0.0.1:{port}/healthz")
+            while not stop_requested.wait(0.5):
+                if not gateway_thread.is_alive():
+                    _say("error", "gateway_failed", port=port)
+                    status = 1
+                    break
+        except Interrupted:
+            pass
+        except Exception:
+            if not stop_requested.is_set():
+                raise
+            # a step cut short by the stop (e.g. a server that received the signal too): not an error
+        finally:
+            if server is not None:
+                server.should_exit = True
+            system.stop()
+            if gateway_thread is not None:
+                gateway_thread.join(GATEWAY_GRACE_S + 1)
     finally:
-        system.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        lock.release()
+    return status

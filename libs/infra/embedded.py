@@ -7,18 +7,30 @@ Both servers can be restarted in place after a crash (``kill -9``): same data di
 same address, so clients that reconnect by themselves find them again. The nats-server
 requires a user and password, generated once into ``<store_dir>/auth.conf`` (mode 0600)
 and reused by every later start; ``NatsServer.url`` carries them, ``public_url`` does not.
+
+Processes started with ``spawn`` live in their own session (a terminal's Ctrl-C or hang-up
+reaches only whoever started them) and, on Linux, get SIGTERM when their starter dies, even
+by ``kill -9``. PostgreSQL is daemonized by ``pg_ctl`` and outlives a killed starter: the next
+``EmbeddedPostgres.start`` adopts it (``.handle_pids.json`` pruned of dead pids first, so that
+the last clean ``stop`` really stops it).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import ctypes
+import json
 import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -65,6 +77,171 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
+def proc_cmdline(pid: int) -> list[str] | None:
+    """The argv of ``pid`` from /proc (None: no such process, unreadable, a zombie, or no /proc)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if not raw:
+        return None
+    return raw.decode(errors="replace").rstrip("\0").split("\0")
+
+
+def proc_environ(pid: int) -> dict[str, str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    env = {}
+    for item in raw.decode(errors="replace").split("\0"):
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+    return env
+
+
+def proc_pids() -> list[int]:
+    """Every pid in /proc (empty without /proc)."""
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+
+
+# ---------------------------------------------------------------- child processes
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _load_libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl  # noqa: B018 - present on every Linux libc; absent: no parent-death signal
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def _die_with_parent(parent: int):
+    """preexec_fn: SIGTERM this child when the thread that forked it dies (Linux; a no-op elsewhere)."""
+    libc = _LIBC
+
+    def preexec() -> None:
+        if libc is None:
+            return
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: the signal would never come
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+# PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process: every
+# spawn happens on one thread, which lives as long as the interpreter (one per process: a
+# forked copy of this module has the executor but not its thread).
+_spawner: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawner_executor() -> concurrent.futures.ThreadPoolExecutor:
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or _spawner[0] != os.getpid():
+            _spawner = (os.getpid(), concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                                            thread_name_prefix="spawner"))
+        return _spawner[1]
+
+
+def spawn(argv: list[str], **popen_kwargs) -> subprocess.Popen:
+    """``subprocess.Popen`` in a session of its own, SIGTERMed when this process dies (Linux).
+
+    Its own session: a terminal's SIGINT/SIGHUP goes to our process group only, so we decide
+    how children stop (no tracebacks from a Ctrl-C, no nats-server reloading on SIGHUP). The
+    parent-death signal: even ``kill -9`` of this process takes its children down.
+    """
+    parent = os.getpid()
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent(parent),
+                                **popen_kwargs)
+
+    if threading.current_thread().name.startswith("spawner"):
+        return start()
+    return _spawner_executor().submit(start).result()
+
+
+def stop_processes(processes: dict[str, subprocess.Popen], grace: float) -> dict[str, str]:
+    """SIGTERM every process at once, wait ``grace`` seconds for all of them together, SIGKILL
+    the rest; ``{name: "stopped" | "killed" | "not running"}``."""
+    outcome: dict[str, str] = {}
+    running: dict[str, subprocess.Popen] = {}
+    for name, process in processes.items():
+        if process.poll() is not None:
+            outcome[name] = "not running"
+            continue
+        try:
+            process.terminate()
+        except ProcessLookupError:
+            pass
+        running[name] = process
+    deadline = time.monotonic() + grace
+    while running and time.monotonic() < deadline:
+        for name, process in list(running.items()):
+            if process.poll() is not None:
+                outcome[name] = "stopped"
+                del running[name]
+        if running:
+            time.sleep(0.05)
+    for name, process in running.items():
+        try:
+            process.kill()
+        except ProcessLookupError:
+            pass
+    for name, process in running.items():
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:  # unkillable (D state): nothing more to do
+            pass
+        outcome[name] = "killed"
+    return outcome
+
+
+def stop_pids(pids: list[int], grace: float, sig: int = signal.SIGTERM) -> dict[int, str]:
+    """``stop_processes`` for processes that are not our children (leftovers of an earlier run)."""
+    outcome: dict[int, str] = {}
+    running = []
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+            running.append(pid)
+        except ProcessLookupError:
+            outcome[pid] = "not running"
+    deadline = time.monotonic() + grace
+    while running and time.monotonic() < deadline:
+        for pid in list(running):
+            if not pid_alive(pid):
+                outcome[pid] = "stopped"
+                running.remove(pid)
+        if running:
+            time.sleep(0.05)
+    for pid in running:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        outcome[pid] = "killed"
+    deadline = time.monotonic() + 5
+    while any(pid_alive(pid) for pid in running) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return outcome
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
 
@@ -84,12 +261,39 @@ def postmaster_pid(data_dir: Path) -> int | None:
         return None
 
 
-def _remove_stale_lock_files(data_dir: Path) -> None:
-    """Remove postmaster.pid (and the socket's lock file) when the postmaster they name is dead.
+def postmaster_status(data_dir: Path) -> str | None:
+    """The status line of ``postmaster.pid`` (``starting``, ``ready``, ``stopping``...)."""
+    lines = _postmaster_lines(data_dir)
+    return lines[7].strip() if lines and len(lines) >= 8 else None
 
-    PostgreSQL and pgserver both take a *zombie* postmaster (killed, not yet reaped by init)
-    for a running one and would refuse to start; a dead pid is safe to forget (the shared
-    memory interlock still protects the data directory from a second postmaster).
+
+def is_postmaster_of(pid: int, data_dir: Path) -> bool:
+    """True if ``pid`` is a live ``postgres -D data_dir`` (checked in /proc: a pid reused by an
+    unrelated process, e.g. after a reboot, is not taken for our server)."""
+    if not pid_alive(pid):
+        return False
+    argv = proc_cmdline(pid)
+    if argv is None:
+        return not Path("/proc/self").exists()  # no /proc (macOS): a live pid is all we know
+    if Path(argv[0]).name != "postgres" or "-D" not in argv[:-1]:
+        return False
+    target = Path(data_dir).expanduser().resolve()
+    return Path(argv[argv.index("-D") + 1]).expanduser().resolve() == target
+
+
+def running_postmaster(data_dir: Path) -> int | None:
+    """The pid of the postmaster running on ``data_dir`` (None if there is none)."""
+    pid = postmaster_pid(data_dir)
+    return pid if pid is not None and is_postmaster_of(pid, data_dir) else None
+
+
+def _remove_stale_lock_files(data_dir: Path) -> None:
+    """Remove postmaster.pid (and the socket's lock file) when the postmaster they name is gone.
+
+    PostgreSQL and pgserver both take a *zombie* postmaster (killed, not yet reaped by init),
+    or any process that reused its pid, for a running server and would refuse to start or
+    adopt it; a pid that is not our postmaster is safe to forget (the shared memory interlock
+    still protects the data directory from a second postmaster).
     """
     lines = _postmaster_lines(data_dir)
     if not lines:
@@ -98,7 +302,7 @@ def _remove_stale_lock_files(data_dir: Path) -> None:
         pid = int(lines[0])
     except ValueError:
         pid = 0
-    if pid and pid_alive(pid):
+    if pid and is_postmaster_of(pid, data_dir):
         return
     if len(lines) >= 5 and lines[3].strip() and lines[4].strip():
         lock = Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}.lock"
@@ -110,8 +314,83 @@ def _remove_stale_lock_files(data_dir: Path) -> None:
     (data_dir / "postmaster.pid").unlink(missing_ok=True)
 
 
+def prune_handle_pids(data_dir: Path) -> list[int]:
+    """Drop dead pids from pgserver's ``.handle_pids.json``; returns the pids left.
+
+    pgserver stops the server when the *last* handle goes, i.e. when the list holds nothing but
+    the leaving pid: a pid left behind by a process that died without its atexit (kill -9,
+    SIGHUP) would keep every later clean stop from stopping PostgreSQL. Call with pgserver's
+    lock held (``PostgresServer._lock``).
+    """
+    path = Path(data_dir) / ".handle_pids.json"
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(pids, list):
+        pids = []
+    alive = [pid for pid in pids if isinstance(pid, int) and pid > 0 and pid_alive(pid)]
+    if alive != pids:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(alive))
+        tmp.replace(path)
+    return alive
+
+
+def _postgres_system_user() -> str | None:
+    """pgserver runs PostgreSQL as user ``pgserver`` when started by root (initdb refuses root)."""
+    return "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+
+
+def stop_postmaster(data_dir: Path, timeout: float = 30.0) -> str:
+    """Stop the postmaster of ``data_dir`` (``pg_ctl stop -m fast``, then signals): "stopped",
+    "killed" or "not running"."""
+    pid = running_postmaster(data_dir)
+    if pid is None:
+        return "not running"
+    from pgserver._commands import pg_ctl
+
+    try:
+        pg_ctl(["-w", "-t", str(int(timeout)), "-m", "fast", "stop"], pgdata=Path(data_dir),
+               user=_postgres_system_user(), timeout=timeout + 5, start_new_session=True)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
+        pass
+    if running_postmaster(data_dir) != pid:
+        return "stopped"
+    return stop_pids([pid], 10.0, signal.SIGINT)[pid]  # SIGINT: fast shutdown; SIGKILL the last resort
+
+
+def _in_own_session(command):
+    def run(args, pgdata=None, **kwargs):
+        kwargs.setdefault("start_new_session", True)
+        return command(args, pgdata=pgdata, **kwargs)
+
+    run.botranks_own_session = True
+    return run
+
+
+def _import_pgserver():
+    with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" (it falls back to /tmp)
+        warnings.simplefilter("ignore")
+        import pgserver
+        from pgserver import postgres_server
+        from pgserver.postgres_server import PostgresServer
+    # pgserver runs initdb and pg_ctl in our process group: a Ctrl-C while they run would reach
+    # them too and cut a first initdb short (a broken data directory). In a session of their
+    # own they finish; whoever started them then decides what to stop.
+    for name in ("initdb", "pg_ctl"):
+        command = getattr(postgres_server, name)
+        if not getattr(command, "botranks_own_session", False):
+            setattr(postgres_server, name, _in_own_session(command))
+    return pgserver, PostgresServer
+
+
 class EmbeddedPostgres:
-    """pgserver's PostgreSQL on ``data_dir`` (unix socket, trust auth: only this user gets in)."""
+    """pgserver's PostgreSQL on ``data_dir`` (unix socket, trust auth: only this user gets in).
+
+    ``start`` adopts a postmaster already running on ``data_dir`` (``adopted`` is then its pid),
+    e.g. one left behind by a ``botranks up`` killed with -9.
+    """
 
     name = "postgres"
 
@@ -119,14 +398,27 @@ class EmbeddedPostgres:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.server = None
         self.url = ""
+        self.adopted: int | None = None
 
     def start(self) -> "EmbeddedPostgres":
-        import pgserver
-        from pgserver.postgres_server import PostgresServer
+        pgserver, PostgresServer = _import_pgserver()
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with PostgresServer._lock:  # the lock pgserver itself holds while starting a server
             _remove_stale_lock_files(self.data_dir)
+            prune_handle_pids(self.data_dir)
+            running = running_postmaster(self.data_dir)
+        if running is not None:
+            # pgserver adopts a running postmaster but insists on its being "ready"
+            deadline = time.monotonic() + 30
+            while (running_postmaster(self.data_dir) == running and postmaster_status(self.data_dir) != "ready"
+                   and time.monotonic() < deadline):
+                time.sleep(0.1)
+            if running_postmaster(self.data_dir) == running and postmaster_status(self.data_dir) != "ready":
+                stop_postmaster(self.data_dir)
+            with PostgresServer._lock:
+                _remove_stale_lock_files(self.data_dir)
+                self.adopted = running_postmaster(self.data_dir)
         self.server = pgserver.get_server(str(self.data_dir), cleanup_mode="stop")
         self.url = self.server.get_uri()
         return self
@@ -141,7 +433,7 @@ class EmbeddedPostgres:
 
     def restart(self) -> None:
         """Start the postmaster again on the same data directory (after it died)."""
-        from pgserver.postgres_server import PostgresServer
+        _, PostgresServer = _import_pgserver()
 
         with PostgresServer._lock:
             _remove_stale_lock_files(self.data_dir)
@@ -151,16 +443,34 @@ class EmbeddedPostgres:
         if url != self.url:  # the socket directory is a function of the data directory: never expected
             raise RuntimeError(f"restarted PostgreSQL answers at {url}, not {self.url}")
 
-    def stop(self) -> None:
-        if self.server is not None:
-            from pgserver.utils import PostmasterInfo
+    def stop(self) -> str:
+        """Give up our handle; PostgreSQL stops unless another live process still holds one.
 
+        Returns "stopped", "not running", or "left running" (another process uses it).
+        """
+        _, PostgresServer = _import_pgserver()
+        from pgserver.utils import PostmasterInfo
+
+        was_running = running_postmaster(self.data_dir) is not None
+        with PostgresServer._lock:
+            others = [pid for pid in prune_handle_pids(self.data_dir) if pid != os.getpid()]
+        if self.server is not None:
             # the postmaster running now (a restart may have been cut short), so that cleanup stops it
             try:
-                self.server._postmaster_info = PostmasterInfo.read_from_pgdata(self.data_dir)
+                info = PostmasterInfo.read_from_pgdata(self.data_dir)
             except (AssertionError, ValueError, OSError):  # a half-written postmaster.pid: keep what we had
                 pass
+            else:
+                self.server._postmaster_info = info if info is not None and info.is_running() else None
             self.server.cleanup()  # stops the server unless another process still holds a handle
+            self.server = None
+        elif not others:  # a start cut short after pg_ctl launched it: nobody holds a handle
+            stop_postmaster(self.data_dir)
+        if running_postmaster(self.data_dir) is not None:
+            if others:
+                return "left running"
+            return stop_postmaster(self.data_dir)  # pgserver's stop failed: fast shutdown, then signals
+        return "stopped" if was_running else "not running"
 
 
 def start_postgres(data_dir: Path):
@@ -255,7 +565,7 @@ class NatsServer:
         argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
         if self._ensure_credentials() is not None:
             argv[1:1] = ["-c", str(self.store_dir / "auth.conf")]  # never on the command line: ps shows it
-        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for_port(self.port)
         except TimeoutError:
@@ -270,8 +580,28 @@ class NatsServer:
         self.stop(kill=True)
         self.start()
 
-    def stop(self, kill: bool = False) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill() if kill else self.process.terminate()
-            self.process.wait(10)
+    def stop(self, kill: bool = False, grace: float = 10.0) -> str:
+        """SIGTERM (SIGKILL with ``kill``), SIGKILL after ``grace`` s: "stopped", "killed" or "not running"."""
+        outcome = "not running"
+        if self.process is not None:
+            if kill and self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(10)
+                outcome = "killed"
+            else:
+                outcome = stop_processes({"nats": self.process}, grace)["nats"]
         self.process = None
+        return outcome
+
+
+def nats_servers_of(store_dir: Path) -> list[int]:
+    """Pids of the nats-servers whose ``-sd`` is ``store_dir`` (from /proc; empty without it)."""
+    target = Path(store_dir).expanduser().resolve()
+    found = []
+    for pid in proc_pids():
+        argv = proc_cmdline(pid)
+        if not argv or Path(argv[0]).name != "nats-server" or "-sd" not in argv[:-1]:
+            continue
+        if Path(argv[argv.index("-sd") + 1]).expanduser().resolve() == target and pid_alive(pid):
+            found.append(pid)
+    return found
