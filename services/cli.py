@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     c.set_defaults(func=cmd_prices_fetch)
 
     p = sub.add_parser("demo", help="load synthetic prices and replay a sample bot through the API")
-    p.add_argument("--base-url", default="http://127.0.0.1:8000", help="where `botranks up` listens")
+    p.add_argument("--base-url", default=os.environ.get("BOTRANKS_URL", "http://127.0.0.1:8000"),
+                   help="where `botranks up` listens (default: BOTRANKS_URL, else http://127.0.0.1:8000)")
     p.set_defaults(func=cmd_demo)
 
     args = parser.parse_args(argv)
