@@ -3,17 +3,20 @@
 Secrets (API keys, session tokens) carry 256 random bits; only their SHA-256 is stored and
 lookups go by that hash, so no plaintext is ever compared or kept. Passwords (low entropy)
 use argon2id. The per-key rate limit is a true sliding window kept in PostgreSQL
-(``botranks_check_key``), so every replica of both APIs shares it.
+(``botranks_check_key``), so every replica of both APIs shares it; so are the sign-in
+throttles (``botranks_auth_attempt``: attempts per client address, failed logins per email).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from anyio import to_thread
@@ -31,6 +34,7 @@ from .store import EventStore
 KEY_PREFIX = "fq_live_"
 KEY_RE = re.compile(r"^fq_live_[A-Za-z0-9_\-]{43}$")
 RATE_WINDOW_S = 60
+AUTH_IP_WINDOW_S = 60
 
 
 def new_secret(prefix: str = "") -> str:
@@ -109,3 +113,77 @@ def insert_api_key(curs, strategy_id: UUID, name: str) -> tuple[dict, str]:
         " RETURNING id, name, key_prefix, created_at",
         (uuid.uuid4(), strategy_id, name, key[: len(KEY_PREFIX) + 2], hash_secret(key))).fetchone()
     return row, key
+
+
+# ---------------------------------------------------------------- sign-in throttles
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """One sliding window of ``botranks_auth_attempt``: at most ``limit`` hits per ``window_s`` in ``bucket``."""
+
+    bucket: str
+    limit: int
+    window_s: float
+    detail: str
+
+
+def _per(window_s: float) -> str:
+    if window_s == 60:
+        return "a minute"
+    if window_s % 60 == 0:
+        return f"per {int(window_s // 60)} minutes"
+    return f"per {window_s:g} s"
+
+
+def client_bucket(host: str | None) -> str:
+    """The throttle bucket of a client address: IPv6 by /64 (one subscriber usually holds a whole /64)."""
+    if not host:
+        return "ip:unknown"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "ip:" + host[:100]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return f"ip:{ip.ipv4_mapped}"
+        return f"ip:{ipaddress.IPv6Network((ip, 64), strict=False)}"
+    return f"ip:{ip}"
+
+
+def address_throttle(host: str | None, limit: int) -> Throttle:
+    """Login and register attempts of one client address (``request.client``)."""
+    return Throttle(client_bucket(host), limit, AUTH_IP_WINDOW_S,
+                    f"Too many sign-in attempts from this address (at most {limit} {_per(AUTH_IP_WINDOW_S)});"
+                    " retry later")
+
+
+def email_throttle(email: str, limit: int, window_s: float) -> Throttle:
+    """Failed logins of one (lower-cased) email, whether or not it has an account."""
+    return Throttle("email:" + email.strip().lower(), limit, window_s,
+                    f"Too many failed sign-ins for this account (at most {limit} {_per(window_s)}); retry later")
+
+
+def throttle_attempt(curs, throttles: list[Throttle]) -> datetime | None:
+    """Record an attempt in every bucket, or 429 (Retry-After) when one is full; one round trip.
+
+    Returns the attempt's timestamp (to ``forget_attempt`` it later), None when nothing is limited.
+    """
+    active = [t for t in throttles if t.limit > 0]
+    if not active:
+        return None
+    row = curs.execute("SELECT * FROM botranks_auth_attempt(%s::text[], %s::int[], %s::float8[])",
+                       ([t.bucket for t in active], [t.limit for t in active],
+                        [float(t.window_s) for t in active])).fetchone()
+    if row["limited"]:
+        throttle = active[row["limited"] - 1]
+        raise TooManyRequestsException(throttle.detail,
+                                       headers={"Retry-After": str(max(1, math.ceil(row["retry_after_s"])))})
+    return row["hit"]
+
+
+def forget_attempt(curs, throttle: Throttle, hit: datetime | None) -> None:
+    """Take one recorded attempt back out of a bucket (a login that turned out to succeed)."""
+    if hit is not None and throttle.limit > 0:
+        curs.execute("UPDATE auth_throttle SET hits = array_remove(hits, %s) WHERE bucket = %s",
+                     (hit, throttle.bucket))

@@ -270,6 +270,58 @@ MIGRATIONS: list[tuple[int, str]] = [
     -- already-priced days continue from it instead of re-folding from a checkpoint
     ALTER TABLE rm_ledger ADD COLUMN tail_day date, ADD COLUMN tail_state bytea;
     """),
+    (7, """
+    -- sign-in throttles shared by every replica: login + register attempts per client address,
+    -- failed logins per lower-cased email. Ephemeral like rate_windows (a crash forgets them).
+    CREATE UNLOGGED TABLE auth_throttle (
+        bucket text PRIMARY KEY,
+        hits timestamptz[] NOT NULL DEFAULT '{}',
+        expires_at timestamptz NOT NULL
+    );
+    CREATE INDEX auth_throttle_expiry_idx ON auth_throttle (expires_at);
+
+    -- One round trip per attempt: each bucket is row-locked (in the order given) and checked
+    -- against its own sliding window; only when none is full is the attempt recorded in all
+    -- of them. Returns the 1-based index of the full bucket (0: none) and, for it, the seconds
+    -- until its oldest hit leaves the window; `hit` identifies the recorded attempt.
+    CREATE FUNCTION botranks_auth_attempt(p_buckets text[], p_limits int[], p_windows_s float8[])
+    RETURNS TABLE (limited int, retry_after_s float8, hit timestamptz)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        now_ts timestamptz := clock_timestamp();
+        n int := coalesce(cardinality(p_buckets), 0);
+        win interval;
+        all_hits timestamptz[];
+        recent timestamptz[];
+    BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
+        FOR i IN 1 .. n LOOP
+            win := make_interval(secs => p_windows_s[i]);
+            -- insert-or-lock in one statement (safe against the clean-up below deleting the row)
+            INSERT INTO auth_throttle AS t (bucket, expires_at) VALUES (p_buckets[i], now_ts)
+                ON CONFLICT (bucket) DO UPDATE SET bucket = t.bucket
+                RETURNING t.hits INTO all_hits;
+            recent := array(SELECT h FROM unnest(all_hits) AS h WHERE h > now_ts - win ORDER BY h);
+            IF cardinality(recent) <> cardinality(all_hits) THEN
+                UPDATE auth_throttle SET hits = recent WHERE bucket = p_buckets[i];
+            END IF;
+            IF cardinality(recent) >= p_limits[i] THEN
+                RETURN QUERY SELECT i, greatest(extract(epoch FROM recent[1] + win - now_ts)::float8, 0), now_ts;
+                RETURN;
+            END IF;
+        END LOOP;
+        FOR i IN 1 .. n LOOP
+            UPDATE auth_throttle
+                SET hits = hits || now_ts,
+                    expires_at = greatest(expires_at, now_ts + make_interval(secs => p_windows_s[i]))
+                WHERE bucket = p_buckets[i];
+        END LOOP;
+        -- forget buckets whose every hit has left its window (a few per attempt, never blocking)
+        DELETE FROM auth_throttle WHERE bucket IN (
+            SELECT bucket FROM auth_throttle WHERE expires_at < now_ts LIMIT 20 FOR UPDATE SKIP LOCKED);
+        RETURN QUERY SELECT 0, 0::float8, now_ts;
+    END $$;
+    """),
 ]
 
 

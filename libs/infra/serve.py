@@ -7,9 +7,37 @@ from typing import Callable
 
 import uvicorn
 from litestar import Litestar
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .logs import configure_logging
 from .settings import Settings
+
+
+def behind_proxies(app, trusted_proxies: str):
+    """The app as the client sees it when a trusted proxy (``BOTRANKS_TRUSTED_PROXIES``) forwards it.
+
+    uvicorn's own ``ProxyHeadersMiddleware`` (what ``proxy_headers=True, forwarded_allow_ips=``
+    installs) sets ``scope["scheme"]`` from X-Forwarded-Proto and ``scope["client"]`` from
+    X-Forwarded-For, only for a peer in the list. In front of it, the first X-Forwarded-Host
+    of such a peer replaces ``Host`` (uvicorn does not read that header), so the same-origin
+    check sees the host the browser used. From any other peer all three headers are ignored.
+    """
+    proxied = ProxyHeadersMiddleware(app, trusted_hosts=trusted_proxies)
+    trusted = proxied.trusted_hosts  # the very matcher uvicorn uses for the other two headers
+
+    async def forwarded_host(scope, receive, send):
+        if scope["type"] == "http":
+            peer = scope.get("client")
+            headers = scope.get("headers") or []
+            forwarded = next((value for name, value in headers if name == b"x-forwarded-host"), None)
+            if forwarded is not None and peer and peer[0] in trusted:
+                host = forwarded.split(b",", 1)[0].strip()
+                if host:
+                    scope = {**scope, "headers": [(name, value) for name, value in headers if name != b"host"]
+                             + [(b"host", host)]}
+        await proxied(scope, receive, send)
+
+    return forwarded_host
 
 
 def serve(service: str, create_app: Callable[[Settings], Litestar], default_port: int) -> None:
@@ -19,5 +47,6 @@ def serve(service: str, create_app: Callable[[Settings], Litestar], default_port
     args = parser.parse_args()
     settings = Settings.from_env()
     configure_logging(service, settings.log_level)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning",
-                access_log=False, lifespan="on")
+    # proxy headers are applied by behind_proxies (uvicorn's middleware, plus X-Forwarded-Host)
+    uvicorn.run(behind_proxies(create_app(settings), settings.trusted_proxies), host=args.host, port=args.port,
+                log_level="warning", access_log=False, lifespan="on", proxy_headers=False)

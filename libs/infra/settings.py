@@ -16,6 +16,15 @@ class Settings:
     log_level: str = "info"
     read_your_writes_timeout: float = 2.0
     session_ttl_s: int = 12 * 3600
+    #: peers whose X-Forwarded-For/-Proto/-Host are believed (uvicorn's ``forwarded_allow_ips``)
+    trusted_proxies: str = "127.0.0.1"
+    #: origins besides the request's own that may send cookie-authenticated unsafe requests
+    allowed_origins: tuple[str, ...] = ()
+    #: failed sign-ins per lower-cased email per window before every attempt is 429 (0: no limit)
+    login_failures_per_window: int = 10
+    login_failure_window_s: int = 15 * 60
+    #: login + register attempts per client address per minute (0: no limit)
+    auth_attempts_per_minute_per_ip: int = 30
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -34,4 +43,10 @@ class Settings:
             log_level=os.environ.get("BOTRANKS_LOG_LEVEL", "info"),
             read_your_writes_timeout=float(os.environ.get("BOTRANKS_READ_YOUR_WRITES_TIMEOUT", "2.0")),
             session_ttl_s=int(os.environ.get("BOTRANKS_SESSION_TTL_S", str(12 * 3600))),
+            trusted_proxies=os.environ.get("BOTRANKS_TRUSTED_PROXIES", "127.0.0.1").strip(),
+            allowed_origins=tuple(o.strip() for o in os.environ.get("BOTRANKS_ALLOWED_ORIGINS", "").split(",")
+                                  if o.strip()),
+            login_failures_per_window=int(os.environ.get("BOTRANKS_LOGIN_FAILURES_PER_WINDOW", "10")),
+            login_failure_window_s=int(os.environ.get("BOTRANKS_LOGIN_FAILURE_WINDOW_S", str(15 * 60))),
+            auth_attempts_per_minute_per_ip=int(os.environ.get("BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP", "30")),
         )

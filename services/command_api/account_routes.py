@@ -28,7 +28,13 @@ class LoginResult(msgspec.Struct):
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "") == "https"
+    """HTTPS as the client sees it: uvicorn takes the scheme from X-Forwarded-Proto of trusted proxies only."""
+    return request.url.scheme == "https"
+
+
+def _client(request: Request) -> str | None:
+    """The client's address (uvicorn takes it from X-Forwarded-For of trusted proxies only)."""
+    return request.client.host if request.client else None
 
 
 async def session_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
@@ -40,36 +46,37 @@ async def session_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None
 class AuthRoutes(Controller):
     path = "/auth"
 
-    @post("/register", status_code=201, responses=error_responses(400, 409, 415, 422, 503),
+    @post("/register", status_code=201, responses=error_responses(400, 403, 409, 415, 422, 429, 503),
           summary="Create an account")
-    async def register(self, state: State, data: Credentials) -> User:
-        user = await to_thread.run_sync(accounts.register, state.store, data)
+    async def register(self, request: Request, state: State, data: Credentials) -> User:
+        user = await accounts.register(state.store, data, state.settings, _client(request), state.hash_lane)
         log.info("user_registered", user_id=str(user.id))
         return user
 
-    @post("/login", status_code=200, responses=error_responses(400, 401, 415, 422, 503),
+    @post("/login", status_code=200, responses=error_responses(400, 401, 403, 415, 422, 429, 503),
           summary="Sign in; sets the access_token session cookie")
     async def login(self, request: Request, state: State, data: Credentials) -> Response[LoginResult]:
         ttl = state.settings.session_ttl_s
-        token, user, expires_at = await to_thread.run_sync(accounts.login, state.store, data, ttl)
+        token, user, expires_at = await accounts.login(state.store, data, state.settings, _client(request),
+                                                       state.hash_lane)
         log.info("user_logged_in", user_id=str(user.id))
         cookie = Cookie(key=COOKIE, value=token, httponly=True, samesite="lax", secure=_secure(request),
                         max_age=ttl, path="/")
         return Response(LoginResult(user, expires_at), cookies=[cookie])
 
-    @post("/logout", status_code=200, responses=error_responses(503),
+    @post("/logout", status_code=200, responses=error_responses(403, 503),
           summary="End the session server-side and clear the cookie")
     async def logout(self, request: Request, state: State) -> Response[dict[str, str]]:
         await to_thread.run_sync(accounts.logout, state.store, request.cookies.get(COOKIE))
-        return Response({"status": "logged_out"},
-                        cookies=[Cookie(key=COOKIE, value="", max_age=0, httponly=True, samesite="lax", path="/")])
+        return Response({"status": "logged_out"}, cookies=[
+            Cookie(key=COOKIE, value="", max_age=0, httponly=True, samesite="lax", secure=_secure(request), path="/")])
 
 
 class StrategyRoutes(Controller):
     path = "/strategies"
     guards = [session_guard]
 
-    @post("/", status_code=201, responses=error_responses(400, 401, 415, 422, 503),
+    @post("/", status_code=201, responses=error_responses(400, 401, 403, 415, 422, 503),
           summary="Create a strategy owned by the signed-in user")
     async def create(self, request: Request, state: State, data: StrategyIn) -> Strategy:
         strategy = await to_thread.run_sync(accounts.new_strategy, state.store, request.state.user_id, data)

@@ -1,4 +1,10 @@
-"""Accounts, sessions, strategies and API keys (synchronous; routes run these in threads)."""
+"""Accounts, sessions, strategies and API keys.
+
+Strategy and key functions are synchronous (routes run them in threads). ``register`` and
+``login`` are coroutines: they hop to worker threads for the database, and to a one-lane
+limiter for argon2 (``hash_lane``), so that at most one password hash runs at a time per
+process and sign-ins queue (holding no worker thread) instead of taking every core from ingest.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,25 @@ from uuid import UUID
 
 import msgspec
 import psycopg
+from anyio import CapacityLimiter, to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from eventsourcing.persistence import IntegrityError
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 
 from libs.domain.model import NO_NUL, SymbolError, normalize_symbol
-from libs.infra.auth import create_strategy, hash_secret, insert_api_key, new_secret
+from libs.infra.auth import (
+    Throttle,
+    address_throttle,
+    create_strategy,
+    email_throttle,
+    forget_attempt,
+    hash_secret,
+    insert_api_key,
+    new_secret,
+    throttle_attempt,
+)
+from libs.infra.settings import Settings
 from libs.infra.store import EventStore
 from libs.infra.web import Conflict, UnprocessableEntity
 
@@ -80,39 +98,81 @@ class ApiKeyInfo(msgspec.Struct):
 # ---------------------------------------------------------------- people
 
 
-def register(store: EventStore, creds: Credentials) -> User:
-    email = creds.email.strip()
-    if not EMAIL_RE.match(email):
-        raise UnprocessableEntity("`email` is not a valid email address")
-    if len(creds.password) < MIN_PASSWORD:
-        raise UnprocessableEntity(f"`password` must be at least {MIN_PASSWORD} characters")
-    user_id = uuid.uuid4()
+def hash_lane() -> CapacityLimiter:
+    """The process's argon2 lane (one per app, made in its lifespan): one hash or verification at a time."""
+    return CapacityLimiter(1)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _throttle(store: EventStore, throttles: list[Throttle]) -> None:
+    with store.cursor() as curs:
+        throttle_attempt(curs, throttles)
+
+
+def _insert_user(store: EventStore, email: str, password_hash: str) -> User:
     try:
         with store.transaction() as curs:
             row = curs.execute("INSERT INTO users (id, email, password_hash) VALUES (%s, %s, %s)"
-                               " RETURNING id, email, created_at",
-                               (user_id, email, _hasher.hash(creds.password))).fetchone()
+                               " RETURNING id, email, created_at", (uuid.uuid4(), email, password_hash)).fetchone()
     except (IntegrityError, psycopg.errors.UniqueViolation):
         raise Conflict("An account with this email already exists") from None
     return User(**row)
 
 
-def login(store: EventStore, creds: Credentials, ttl_s: int) -> tuple[str, User, datetime]:
-    """Check the password; open a server-side session. Returns (token, user, expires_at)."""
+async def register(store: EventStore, creds: Credentials, settings: Settings, client: str | None,
+                   lane: CapacityLimiter) -> User:
+    """Validate (422), throttle per client address (429), hash in the lane, insert (409 if the email is taken)."""
+    email = creds.email.strip()
+    if not EMAIL_RE.match(email):
+        raise UnprocessableEntity("`email` is not a valid email address")
+    if len(creds.password) < MIN_PASSWORD:
+        raise UnprocessableEntity(f"`password` must be at least {MIN_PASSWORD} characters")
+    await to_thread.run_sync(_throttle, store, [address_throttle(client, settings.auth_attempts_per_minute_per_ip)])
+    password_hash = await to_thread.run_sync(_hasher.hash, creds.password, limiter=lane)
+    return await to_thread.run_sync(_insert_user, store, email, password_hash)
+
+
+def _begin_login(store: EventStore, throttles: list[Throttle], email: str) -> tuple[datetime | None, dict | None]:
+    """Throttle (429 before any hashing; the attempt counts as failed until it succeeds), find the user."""
     with store.cursor() as curs:
+        hit = throttle_attempt(curs, throttles)
         row = curs.execute("SELECT id, email, created_at, password_hash FROM users WHERE lower(email) = lower(%s)",
-                           (creds.email.strip(),)).fetchone()
-    try:
-        _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, creds.password)  # same cost either way
-        if row is None:
-            raise VerificationError
-    except (VerificationError, InvalidHashError):
-        raise NotAuthorizedException("Invalid email or password") from None
-    token = new_secret()
-    expires_at = datetime.now(timezone.utc) + timedelta(seconds=ttl_s)
+                           (email,)).fetchone()
+    return hit, row
+
+
+def _open_session(store: EventStore, user_id: UUID, token: str, expires_at: datetime, succeeded: Throttle,
+                  hit: datetime | None) -> None:
     with store.transaction() as curs:
         curs.execute("INSERT INTO sessions (id, user_id, token_hash, expires_at) VALUES (%s, %s, %s, %s)",
-                     (uuid.uuid4(), row["id"], hash_secret(token), expires_at))
+                     (uuid.uuid4(), user_id, hash_secret(token), expires_at))
+        forget_attempt(curs, succeeded, hit)  # a success is not a failed login
+
+
+async def login(store: EventStore, creds: Credentials, settings: Settings, client: str | None,
+                lane: CapacityLimiter) -> tuple[str, User, datetime]:
+    """Check the password; open a server-side session. Returns (token, user, expires_at).
+
+    Throttled per client address and per lower-cased email (429 with Retry-After, even for the
+    right password, while either is full). An unknown email costs one argon2 verification too.
+    """
+    email = creds.email.strip()
+    per_email = email_throttle(email, settings.login_failures_per_window, settings.login_failure_window_s)
+    hit, row = await to_thread.run_sync(
+        _begin_login, store, [address_throttle(client, settings.auth_attempts_per_minute_per_ip), per_email], email)
+    # same cost either way
+    ok = await to_thread.run_sync(_verify, row["password_hash"] if row else _DUMMY_HASH, creds.password, limiter=lane)
+    if not ok or row is None:
+        raise NotAuthorizedException("Invalid email or password")
+    token = new_secret()
+    expires_at = datetime.now(timezone.utc) + timedelta(seconds=settings.session_ttl_s)
+    await to_thread.run_sync(_open_session, store, row["id"], token, expires_at, per_email, hit)
     return token, User(row["id"], row["email"], row["created_at"]), expires_at
 
 

@@ -10,8 +10,9 @@ from litestar import Litestar, get
 
 from libs.infra.settings import Settings
 from libs.infra.store import EventStore
-from libs.infra.web import api_app_kwargs
+from libs.infra.web import api_app_kwargs, cross_site_guard
 
+from . import accounts
 from .account_routes import AuthRoutes, StrategyRoutes
 from .consistency import ProjectionWaiter
 from .relay import Relay
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         task = asyncio.create_task(relay.run())
         app.state.store, app.state.relay, app.state.settings = store, relay, settings
         app.state.waiter = ProjectionWaiter(store, settings.read_your_writes_timeout)
+        app.state.hash_lane = accounts.hash_lane()  # one argon2 hash at a time in this process
         try:
             yield
         finally:
@@ -42,5 +44,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await asyncio.gather(task, return_exceptions=True)
             await asyncio.to_thread(store.close)
 
+    kwargs = api_app_kwargs()
+    # cookie-authenticated unsafe requests from another site: 403 (before guards and body)
+    kwargs["middleware"] = [*kwargs["middleware"], cross_site_guard(settings.allowed_origins)]
     return Litestar(route_handlers=[LedgerCommands, AuthRoutes, StrategyRoutes, healthz],
-                    lifespan=[lifespan], **api_app_kwargs())
+                    lifespan=[lifespan], **kwargs)

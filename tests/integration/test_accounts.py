@@ -18,8 +18,11 @@ LIMIT = 60
 @pytest.fixture(scope="module")
 def replicas(backends, make_database, tmp_path_factory):
     _, nats_url = backends
+    # this module signs in some twenty accounts a minute from one address: the sign-in
+    # throttles have their own tests (test_sessions.py)
     s = Stack(make_database(), nats_url, tmp_path_factory.mktemp("replicas"), replicas=2,
-              BOTRANKS_RATE_LIMIT_PER_MINUTE=str(LIMIT), BOTRANKS_SESSION_TTL_S="8")
+              BOTRANKS_RATE_LIMIT_PER_MINUTE=str(LIMIT), BOTRANKS_SESSION_TTL_S="8",
+              BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP="1000")
     s.start()
     s.apis = [httpx.Client(base_url=f"http://127.0.0.1:{p}", timeout=30) for p in s.command_ports + s.query_ports]
     yield s
