@@ -40,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.integration.stack import Stack, create_database, drop_database  # noqa: E402
+from devtools.stack import Stack, create_database, drop_database  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "prices-2017-2022.csv"
 SYMBOLS = ("AAPL", "MSFT")
@@ -201,7 +201,7 @@ def main() -> None:
             projected = time.perf_counter() - started
 
             # attribute projector log lines to batches by their last notification id
-            with stack.store.cursor() as curs:
+            with stack.sql() as curs:
                 rows = curs.execute(
                     "SELECT split_part(external_order_id, '-', 2)::int AS chunk, max(notification_id) AS hi"
                     " FROM rm_orders WHERE strategy_id = %s AND external_order_id LIKE 'bf-%%' GROUP BY 1",

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.integration.stack import Stack, create_database, drop_database  # noqa: E402
+from devtools.stack import Stack, create_database, drop_database  # noqa: E402
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Ledger and NAV speed: pure fold, a back-dated order into 5 years, a late price for 1,000 strategies.
 
-    python bench/bench_ledger.py
+    python bench/bench_ledger.py [--fold-events 300000] [--late-strategies 1000]
 
 Uses real daily closes from ../shared/data/prices-2017-2022.csv and a fresh database on
 BOTRANKS_TEST_DATABASE_URL (default: the local PostgreSQL). Targets (issue "Ledger you can
@@ -10,6 +10,7 @@ committed < 50 ms; late price re-marking 1,000 strategies < 5 s.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import random
@@ -27,10 +28,11 @@ sys.path.insert(0, str(ROOT))
 from libs.domain.ledger import fold  # noqa: E402
 from libs.domain.model import CashEvent, CashRecorded, Order, OrderRecorded  # noqa: E402
 from libs.domain.nav import LedgerState, PriceBook, derive  # noqa: E402
+from devtools.stack import create_database, drop_database, sql  # noqa: E402
+from libs.domain.bars import Bar  # noqa: E402
+from libs.infra.db import Database  # noqa: E402
 from libs.infra.logs import configure_logging  # noqa: E402
-from libs.infra.store import EventStore  # noqa: E402
 from services.projector.projection import apply_price_updates, project  # noqa: E402
-from tests.integration.stack import create_database, drop_database  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "prices-2017-2022.csv"
 SYMBOLS = ["AAPL", "MSFT", "KO", "JPM", "XOM"]
@@ -69,11 +71,11 @@ def daily_bot(sid, closes, rng) -> list:
     return events
 
 
-def bench_fold(closes) -> None:
+def bench_fold(closes, n_events: int = 300_000) -> None:
     rng = random.Random(1)
     sid = uuid.uuid4()
     events = []
-    while len(events) < 300_000:
+    while len(events) < n_events:
         events += daily_bot(sid, closes, rng)
     t = time.perf_counter()
     fold(events)
@@ -88,93 +90,91 @@ def bench_fold(closes) -> None:
           f"in {dt * 1000:.1f} ms)")
 
 
-def fresh_store() -> tuple[EventStore, str, str]:
+def fresh_db() -> tuple[Database, str, str]:
     admin = os.environ.get("BOTRANKS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"botranks_bench_{uuid.uuid4().hex[:8]}"
-    store = EventStore(create_database(admin, name), pool_size=2)
-    store.create_tables()
-    return store, admin, name
+    return Database(create_database(admin, name), pool_size=2).create_tables(), admin, name
 
 
-def load_into(store: EventStore, closes) -> None:
-    with store.transaction() as curs:
+def load_into(db: Database, closes) -> None:
+    with sql(db) as curs:  # the whole price history at once, before any event (no outbox rows)
         with curs.copy("COPY prices (symbol, date, close, source) FROM STDIN") as copy:
             for s, rows in closes.items():
                 for d, c in rows:
                     copy.write_row((s, d, c, "shared-data"))
 
 
-def new_strategy(store: EventStore) -> uuid.UUID:
-    sid = uuid.uuid4()
-    with store.transaction() as curs:
-        curs.execute("INSERT INTO strategies (id, name) VALUES (%s, 'bench')", (sid,))
-    return sid
+def new_strategy(db: Database) -> uuid.UUID:
+    return db.identity.create_strategy("bench", first_key=False)[0]
 
 
-def drain(store: EventStore) -> None:
-    while notifications := store.notifications_after(store.projected_up_to(), 5000):
-        project(store, notifications)
+def drain(db: Database) -> None:
+    while notifications := db.events.notifications_after(db.ledger.position(), 5000):
+        project(db, notifications)
 
 
-def bench_back_dated(store: EventStore, closes) -> None:
-    sid = new_strategy(store)
+def bench_back_dated(db: Database, closes) -> None:
+    sid = new_strategy(db)
     events = daily_bot(sid, closes, random.Random(3))
-    store.append([(e.order.id if isinstance(e, OrderRecorded) else e.cash.id, e) for e in events])
-    drain(store)
+    db.events.append([(e.order.id if isinstance(e, OrderRecorded) else e.cash.id, e) for e in events])
+    drain(db)
     timings = []
     by_day = dict(closes["AAPL"])
     for k, d in enumerate([date(2017, 6, 1), date(2017, 3, 1), date(2017, 9, 5), date(2018, 1, 3), date(2017, 4, 3)]):
         when = datetime.combine(d, datetime.min.time(), timezone.utc) + timedelta(hours=15)
         e = order(sid, "AAPL", "buy", 5, by_day[d], when, f"late{k}")
-        store.append([(e.order.id, e)])
-        notifications = store.notifications_after(store.projected_up_to(), 10)
+        db.events.append([(e.order.id, e)])
+        notifications = db.events.notifications_after(db.ledger.position(), 10)
         t = time.perf_counter()
-        project(store, notifications)  # re-derive from that date and commit
+        project(db, notifications)  # re-derive from that date and commit
         timings.append(time.perf_counter() - t)
-    with store.cursor() as curs:
-        days = curs.execute("SELECT count(*) AS n FROM rm_nav_daily WHERE strategy_id = %s", (sid,)).fetchone()["n"]
+    days = len(db.ledger.nav_series(sid).series)
     print(f"back-dated order, 5y history: median {statistics.median(timings) * 1000:.1f} ms, "
           f"max {max(timings) * 1000:.1f} ms  ({len(events):,} events, {days} NAV days, ~4.5-5 years re-derived)")
 
 
-def bench_late_price(store: EventStore, closes, n: int = 1000) -> None:
+def bench_late_price(db: Database, closes, n: int = 1000) -> None:
     batch = []
     for i in range(n):
-        sid = new_strategy(store)
+        sid = new_strategy(db)
         start = datetime(2022, 3, 1, 15, tzinfo=timezone.utc)
         batch += [(uuid.uuid4(), deposit(sid, 100_000, start)),
                   (uuid.uuid4(), order(sid, "XOM", "buy", 100, D(80), start + timedelta(hours=1), f"x{i}"))]
         batch[-2] = (batch[-2][1].cash.id, batch[-2][1])
         batch[-1] = (batch[-1][1].order.id, batch[-1][1])
         if len(batch) >= 1000:
-            store.append(batch)
+            db.events.append(batch)
             batch = []
     if batch:
-        store.append(batch)
-    drain(store)
-    apply_price_updates(store)
-    with store.transaction() as curs:  # a late correction of XOM's close two days before the end
-        curs.execute("UPDATE prices SET close = close + 1 WHERE symbol = 'XOM' AND date = '2022-04-28'")
-        curs.execute("INSERT INTO price_updates (symbol, from_date) VALUES ('XOM', '2022-04-28')")
+        db.events.append(batch)
+    drain(db)
+    apply_price_updates(db)
+    # a late correction of XOM's close two days before the end, through the price writer and its outbox
+    day = date(2022, 4, 28)
+    db.prices.write_bars([Bar(symbol="XOM", date=day, close=dict(closes["XOM"])[day] + 1)], "bench-correction")
     t = time.perf_counter()
-    touched = apply_price_updates(store)
+    touched = apply_price_updates(db)
     dt = time.perf_counter() - t
     print(f"late price, {touched:,} strategies:  re-marked and committed in {dt:.2f} s")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fold-events", type=int, default=300_000, help="events of the pure fold")
+    parser.add_argument("--late-strategies", type=int, default=1000, help="strategies re-marked by the late price")
+    args = parser.parse_args()
     configure_logging("bench", "warning")
     if not DATA.exists():
         sys.exit(f"missing {DATA}")
     closes = load_prices()
-    bench_fold(closes)
-    store, admin, name = fresh_store()
+    bench_fold(closes, args.fold_events)
+    db, admin, name = fresh_db()
     try:
-        load_into(store, closes)
-        bench_back_dated(store, closes)
-        bench_late_price(store, closes)
+        load_into(db, closes)
+        bench_back_dated(db, closes)
+        bench_late_price(db, closes, args.late_strategies)
     finally:
-        store.close()
+        db.close()
         drop_database(admin, name)
 
 

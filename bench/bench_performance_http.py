@@ -26,8 +26,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from libs.infra.auth import insert_api_key  # noqa: E402
-from tests.integration.stack import Stack, create_database, drop_database  # noqa: E402
+from devtools.stack import Stack, create_database, drop_database  # noqa: E402
 
 
 async def load(url: str, keys: list[str], rate: float, seconds: float) -> list[float]:
@@ -73,9 +72,8 @@ def main() -> None:
             demo = json.loads(out.stdout[out.stdout.index("{"):])
             url = f"http://127.0.0.1:{stack.query_port}/api/v1/strategies/{demo['strategy_id']}/performance"
             headers = {"Authorization": f"Bearer {demo['api_key']}"}
-            with stack.store.transaction() as curs:
-                keys = [insert_api_key(curs, demo["strategy_id"], f"bench-{i}")[1]
-                        for i in range(int(args.rate * 60 / 50) + 1)]
+            keys = stack.db.identity.add_keys(uuid.UUID(demo["strategy_id"]),
+                                              [f"bench-{i}" for i in range(int(args.rate * 60 / 50) + 1)])
             days = len(stack.query.get(url.replace("/performance", "/nav"), headers=headers).json()["series"])
             cold = time.perf_counter()
             assert stack.query.get(url, headers=headers).status_code == 200

@@ -6,7 +6,7 @@ Fills a fresh database (BOTRANKS_TEST_DATABASE_URL's server, default the local P
 WITHOUT HTTP: real closes of a few symbols and SPY from ../shared/data/prices-2017-2022.csv
 into `prices`, one deposit per strategy on 2017-01-02, then orders spread over the
 2017-01-03..2022-05-02 trading days (round-robin over the strategies, each at the day's
-close), appended in time order with EventStore.append in batches of --append-batch events.
+close), appended in time order with ``db.events.append`` in batches of --append-batch events.
 
 Then runs `python -m services.projector.main rebuild` as a child process and measures its
 wall time, CPU time and peak RSS (os.wait4's ru_maxrss of that child), while a thread reads
@@ -43,10 +43,9 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 
+from devtools.stack import create_database, drop_database, sql  # noqa: E402
 from libs.domain.model import CashEvent, CashRecorded, Order, OrderRecorded  # noqa: E402
-from libs.infra.auth import create_strategy  # noqa: E402
-from libs.infra.store import EventStore  # noqa: E402
-from tests.integration.stack import create_database, drop_database  # noqa: E402
+from libs.infra.db import Database  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "prices-2017-2022.csv"
 BENCHMARK = "SPY"
@@ -68,16 +67,16 @@ def load_closes(symbols: list[str]) -> dict[str, dict[date, Decimal]]:
     return closes
 
 
-def fill(store: EventStore, n_events: int, n_strategies: int, symbols: list[str], append_batch: int,
+def fill(db: Database, n_events: int, n_strategies: int, symbols: list[str], append_batch: int,
          seed: int) -> tuple[int, int]:
     """Prices, strategies and ``n_events`` ledger events; returns (events, strategies)."""
     closes = load_closes(symbols)
-    with store.transaction() as curs:
+    with sql(db) as curs:  # the whole price history at once, before any event (no outbox rows)
         with curs.copy("COPY prices (symbol, date, close, source) FROM STDIN") as copy:
             for s, by_day in closes.items():
                 for d, c in sorted(by_day.items()):
                     copy.write_row((s, d, c, "shared-data"))
-    strategies = [create_strategy(store, f"rebuild-{i}", benchmark=BENCHMARK, first_key=False)[0]
+    strategies = [db.identity.create_strategy(f"rebuild-{i}", benchmark=BENCHMARK, first_key=False)[0]
                   for i in range(n_strategies)]
     rng = random.Random(seed)
     days = sorted(closes[BENCHMARK])
@@ -88,7 +87,7 @@ def fill(store: EventStore, n_events: int, n_strategies: int, symbols: list[str]
     def flush() -> None:
         nonlocal batch, written
         if batch:
-            store.append(batch)
+            db.events.append(batch)
             written += len(batch)
             batch = []
 
@@ -178,7 +177,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--strategies", type=int, default=200)
     parser.add_argument("--symbols", default=DEFAULT_SYMBOLS, help="traded symbols (SPY is the benchmark)")
-    parser.add_argument("--append-batch", type=int, default=2000, help="events per EventStore.append")
+    parser.add_argument("--append-batch", type=int, default=2000, help="events per db.events.append")
     parser.add_argument("--keep-db", metavar="URL", help="use and keep this database (filled only if empty)")
     parser.add_argument("--read-interval", type=float, default=0.05, help="seconds between reads of rm_ledger")
     parser.add_argument("--timeout", type=float, default=3600, help="kill the rebuild after this many seconds")
@@ -208,21 +207,21 @@ def main() -> None:
         name = f"botranks_bench_{uuid.uuid4().hex[:8]}"
         url, drop = create_database(admin, name), name
 
-    store = EventStore(url, pool_size=2)
+    db: Database | None = Database(url, pool_size=2)
     try:
-        store.create_tables()
+        db.create_tables()
         fill_s = None
-        if store.max_notification_id() == 0:
+        if db.events.max_notification_id() == 0:
             t = time.perf_counter()
-            fill(store, args.events, args.strategies, [s.strip().upper() for s in args.symbols.split(",")],
+            fill(db, args.events, args.strategies, [s.strip().upper() for s in args.symbols.split(",")],
                  args.append_batch, args.seed)
             fill_s = time.perf_counter() - t
-        with store.cursor() as curs:
+        with sql(db) as curs:
             events = curs.execute("SELECT count(*) AS n FROM botranks_events").fetchone()["n"]
             strategy_ids = [r["id"] for r in curs.execute("SELECT id FROM strategies ORDER BY id").fetchall()]
             had_models = curs.execute("SELECT count(*) AS n FROM rm_ledger").fetchone()["n"]
-        store.close()
-        store = None
+        db.close()
+        db = None
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("ANALYZE")  # as autovacuum soon would after a bulk fill
 
@@ -264,8 +263,8 @@ def main() -> None:
             counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                       for t in ("rm_orders", "rm_cash_events", "rm_ledger", "rm_nav_daily", "rm_checkpoints")}
     finally:
-        if store is not None:
-            store.close()
+        if db is not None:
+            db.close()
         if drop:
             drop_database(admin, drop)
 

@@ -3,38 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
-import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
-from pathlib import Path
 
+from libs.infra.db import Database
 from libs.infra.logs import configure_logging
+from libs.infra.settings import Settings
 
 
-def _store():
-    from libs.infra.store import EventStore
+@contextmanager
+def _database(settings: Settings) -> Iterator[Database]:
+    """The database of ``settings``: its URL, else the embedded one of `botranks up` under the home.
 
-    url = os.environ.get("BOTRANKS_DATABASE_URL")
+    A CLI command never creates a database: with no URL and no embedded database yet, it says
+    so and stops.
+    """
+    from libs.infra.embedded import start_postgres
+
+    url = settings.database_url
     if not url:
-        # the embedded PostgreSQL of `botranks up` (started or reused under BOTRANKS_HOME)
-        from libs.infra.embedded import start_postgres
-
-        url, _ = start_postgres(_home() / "postgres")
-    store = EventStore(url, pool_size=1)
-    store.create_tables()
-    return store
-
-
-def _home() -> Path:
-    return Path(os.environ.get("BOTRANKS_HOME", ".botranks")).resolve()
+        data_dir = settings.home / "postgres"
+        if not (data_dir / "PG_VERSION").exists():
+            sys.exit(f"botranks: no database at {data_dir}: start one with `botranks up` "
+                     "(or set BOTRANKS_DATABASE_URL / BOTRANKS_HOME)")
+        url, _ = start_postgres(data_dir)  # started, or the running one of `botranks up` adopted
+    db = Database(url, pool_size=1).create_tables()
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def cmd_up(args) -> None:
     try:
         from .supervisor import AlreadyRunning, up  # a Ctrl-C this early: nothing started yet
 
-        status = up(args.port, _home())  # from here on SIGINT/SIGTERM/SIGHUP stop everything cleanly
+        status = up(args.port, args.settings)  # from here on SIGINT/SIGTERM/SIGHUP stop everything cleanly
     except KeyboardInterrupt:
         sys.exit(130)
     except AlreadyRunning as exc:  # another `up` holds BOTRANKS_HOME/run/up.lock
@@ -44,43 +52,32 @@ def cmd_up(args) -> None:
 
 
 def cmd_strategy_create(args) -> None:
-    from libs.infra.auth import create_strategy
-
-    store = _store()
-    try:
+    with _database(args.settings) as db:
         owner = None
         if args.owner_email:
-            with store.cursor() as curs:
-                row = curs.execute("SELECT id FROM users WHERE lower(email) = lower(%s)",
-                                   (args.owner_email,)).fetchone()
-            if row is None:
+            owner = db.identity.user_id(args.owner_email)
+            if owner is None:
                 sys.exit(f"no account with email {args.owner_email} (register first: POST /auth/register)")
-            owner = row["id"]
-        strategy_id, key = create_strategy(store, args.name, benchmark=args.benchmark, owner_id=owner)
-    finally:
-        store.close()
+        strategy_id, key = db.identity.create_strategy(args.name, benchmark=args.benchmark, owner_id=owner)
     print(json.dumps({"strategy_id": str(strategy_id), "api_key": key}))
 
 
 def cmd_projector(args) -> None:
-    from services.projector.main import main as projector_main
+    from services.projector.main import run_daemon, run_rebuild
 
-    if not os.environ.get("BOTRANKS_DATABASE_URL"):
-        store = _store()
-        os.environ["BOTRANKS_DATABASE_URL"] = store.database_url
-        store.close()
-    os.environ.setdefault("BOTRANKS_NATS_URL", "nats://127.0.0.1:4222")
-    projector_main([args.action])
+    settings = args.settings
+    if args.action == "rebuild":
+        with _database(settings) as db:
+            run_rebuild(settings.with_servers(db.url, settings.nats_url))
+        return
+    asyncio.run(run_daemon(settings.require_servers()))
 
 
 def cmd_prices_import(args) -> None:
     from services.market_data.service import import_files
 
-    store = _store()
-    try:
-        written, errors = import_files(store, args.files)
-    finally:
-        store.close()
+    with _database(args.settings) as db:
+        written, errors = import_files(db, args.files)
     for error in errors:
         print(error, file=sys.stderr)
     print(json.dumps({"rows_written": written, "errors": len(errors)}))
@@ -92,29 +89,23 @@ def cmd_prices_fetch(args) -> None:
     from services.market_data.polygon import PolygonClient, PolygonError
     from services.market_data.service import fetch
 
-    api_key = os.environ.get("BOTRANKS_POLYGON_API_KEY", "")
-    if not api_key:
+    if not args.settings.polygon_api_key:
         sys.exit("BOTRANKS_POLYGON_API_KEY is not set")
-    store = _store()
-    try:
-        with PolygonClient(api_key) as client:
-            changed = fetch(store, client, [s.strip() for s in args.symbols.split(",") if s.strip()],
-                            args.from_, args.to)
-    except PolygonError as exc:
-        sys.exit(f"Polygon: {exc}")
-    finally:
-        store.close()
+    with _database(args.settings) as db:
+        try:
+            with PolygonClient(args.settings.polygon_api_key) as client:
+                changed = fetch(db, client, [s.strip() for s in args.symbols.split(",") if s.strip()],
+                                args.from_, args.to)
+        except PolygonError as exc:
+            sys.exit(f"Polygon: {exc}")
     print(json.dumps({"rows_written": changed}))
 
 
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
-    store = _store()
-    try:
-        print(json.dumps(run_demo(store, args.base_url), indent=2))
-    finally:
-        store.close()
+    with _database(args.settings) as db:
+        print(json.dumps(run_demo(db, args.base_url or args.settings.url), indent=2))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -149,12 +140,13 @@ def main(argv: list[str] | None = None) -> None:
     c.set_defaults(func=cmd_prices_fetch)
 
     p = sub.add_parser("demo", help="load synthetic prices and replay a sample bot through the API")
-    p.add_argument("--base-url", default=os.environ.get("BOTRANKS_URL", "http://127.0.0.1:8000"),
-                   help="where `botranks up` listens (default: BOTRANKS_URL, else http://127.0.0.1:8000)")
+    p.add_argument("--base-url", help="where `botranks up` listens (default: BOTRANKS_URL, else"
+                   " http://127.0.0.1:8000)")
     p.set_defaults(func=cmd_demo)
 
     args = parser.parse_args(argv)
-    configure_logging("cli", os.environ.get("BOTRANKS_LOG_LEVEL", "info"))
+    args.settings = Settings.from_env()
+    configure_logging("cli", args.settings.log_level)
     args.func(args)
 
 

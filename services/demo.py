@@ -13,9 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import httpx
 
-from libs.infra.store import EventStore
-from libs.infra.auth import create_strategy, insert_api_key
-from services.market_data.service import write_bars
+from libs.infra.db import Database
 from services.market_data.synthetic import DEMO_PREFIX, sample_bot_orders, source, synthetic_bars
 
 DEMO_START = date(2022, 1, 3)
@@ -23,19 +21,17 @@ STRATEGY_NAME = "Demo momentum bot (synthetic data)"
 KEY_BUDGET = 50  # requests per key, under the default limit of 60 a minute
 
 
-def run_demo(store: EventStore, base_url: str) -> dict[str, object]:
+def run_demo(db: Database, base_url: str) -> dict[str, object]:
     end = datetime.now(timezone.utc).date() - timedelta(days=1)
     bars = synthetic_bars(DEMO_START, end)
-    written = write_bars(store, bars, source)
-    strategy_id, _ = create_strategy(store, STRATEGY_NAME, benchmark=f"{DEMO_PREFIX}SPY", first_key=False)
+    written = db.prices.write_bars(bars, source)
+    strategy_id, _ = db.identity.create_strategy(STRATEGY_NAME, benchmark=f"{DEMO_PREFIX}SPY", first_key=False)
     api = f"{base_url.rstrip('/')}/api/v1/strategies/{strategy_id}"
     payloads = sample_bot_orders(bars)
     # one key allows 60 requests a minute: the replay rotates keys of its own, and the key
     # printed for the user has never been used, so its whole budget is left
-    with store.transaction() as curs:
-        replay_keys = [insert_api_key(curs, strategy_id, f"demo-replay-{i}")[1]
-                       for i in range(len(payloads) // KEY_BUDGET + 1)]
-        _, key = insert_api_key(curs, strategy_id, "demo")
+    *replay_keys, key = db.identity.add_keys(
+        strategy_id, [f"demo-replay-{i}" for i in range(len(payloads) // KEY_BUDGET + 1)] + ["demo"])
     orders = cash = 0
     with httpx.Client(timeout=60) as client:
         for i, item in enumerate(payloads):

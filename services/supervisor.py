@@ -33,7 +33,8 @@ import uvicorn
 
 from libs.infra.embedded import (EmbeddedPostgres, NatsServer, free_port, nats_servers_of, pid_alive, proc_cmdline,
                                  proc_environ, proc_pids, spawn, stop_pids, stop_processes, wait_for_port)
-from libs.infra.store import EventStore
+from libs.infra.db import Database
+from libs.infra.settings import Settings
 
 from .gateway import Gateway
 
@@ -189,7 +190,7 @@ class EmbeddedServer(Protocol):
 
 @dataclass
 class System:
-    home: Path
+    settings: Settings
     port: int
     children: list[Child] = field(default_factory=list)
     pg: EmbeddedPostgres | None = None
@@ -199,12 +200,15 @@ class System:
     _pids_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    @property
     def servers(self) -> list[EmbeddedServer]:
         return [s for s in (self.pg, self.nats) if s is not None]
 
     def resolve_backends(self) -> tuple[str, str]:
-        database_url = os.environ.get("BOTRANKS_DATABASE_URL", "")
-        nats_url = os.environ.get("BOTRANKS_NATS_URL", "")
+        database_url, nats_url = self.settings.database_url, self.settings.nats_url
         if not database_url:
             self.check_stopping()
             self.pg = EmbeddedPostgres(self.home / "postgres")
@@ -231,14 +235,13 @@ class System:
     def start(self) -> Gateway:
         database_url, nats_url = self.resolve_backends()
         self.check_stopping()
-        store = EventStore(database_url, pool_size=1)
+        db = Database(database_url, pool_size=1)
         try:
-            store.create_tables()  # migrations run once, before any service starts
+            db.create_tables()  # migrations run once, before any service starts
         finally:
-            store.close()
+            db.close()
         self.check_stopping()
-        env = {**os.environ, "BOTRANKS_DATABASE_URL": database_url, "BOTRANKS_NATS_URL": nats_url,
-               "BOTRANKS_HOME": str(self.home)}
+        env = self.settings.with_servers(database_url, nats_url).service_environment()
         command_port, query_port = free_port(), free_port()
         py = sys.executable
         self.children = [
@@ -367,7 +370,7 @@ class Interrupted(BaseException):
     """A stop signal arrived while starting: start no further, stop what did start."""
 
 
-def up(port: int, home: Path) -> int:
+def up(port: int, settings: Settings) -> int:
     """Run everything until SIGINT, SIGTERM or SIGHUP; returns the exit status.
 
     Raises ``AlreadyRunning`` (before starting anything) when another ``up`` holds ``home``.
@@ -375,9 +378,10 @@ def up(port: int, home: Path) -> int:
     exception raised inside psycopg or pgserver could leave a half-done step behind), and the
     main loop at once; then everything is stopped by ``System.stop``.
     """
+    home = settings.home
     lock = UpLock(home)
     lock.acquire()
-    system = System(home=home, port=port)
+    system = System(settings=settings, port=port)
     stop_requested = threading.Event()
 
     def on_signal(signum, frame) -> None:

@@ -15,6 +15,8 @@ from uuid import UUID, uuid5
 
 import msgspec
 
+from .errors import InvalidSymbol
+
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop", "stop_limit"]
 OrderStatus = Literal["pending", "filled", "partial", "cancelled"]
@@ -44,15 +46,11 @@ NoteText = Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)]
 ID_NAMESPACE = UUID("6f1c1e0a-3d0b-5d7e-9a55-6b2f3f6c0b11")
 
 
-class SymbolError(ValueError):
-    """A symbol that is not of the accepted form (answered with 400)."""
-
-
 def normalize_symbol(raw: str, where: str) -> str:
     """Upper-case ``raw`` and check it against the symbol grammar."""
     symbol = raw.strip().upper()
     if not SYMBOL_RE.match(symbol):
-        raise SymbolError(f"Invalid symbol {raw!r} at {where}: expected 1-20 of A-Z 0-9 . - : ^")
+        raise InvalidSymbol(f"Invalid symbol {raw!r} at {where}: expected 1-20 of A-Z 0-9 . - : ^")
     return symbol
 
 
@@ -239,16 +237,81 @@ class PositionsSnapshot(msgspec.Struct, kw_only=True):
     created_at: datetime
 
 
+_details_encoder = msgspec.json.Encoder()
+
+
 class OrderRecorded(msgspec.Struct, tag="OrderRecorded.v1"):
+    """An order, as stored. Each event knows its strategy, its fold time, its symbols and its
+    log-table row: the one place that dispatches on the event type."""
+
     order: Order
+
+    @property
+    def strategy_id(self) -> UUID:
+        return self.order.strategy_id
+
+    @property
+    def effective_at(self) -> datetime:
+        """The time the event takes effect in the ledger (its fold position)."""
+        return self.order.executed_at
+
+    def symbols(self) -> set[str]:
+        return {self.order.symbol}
+
+    external_flow = Decimal(0)
+
+    def log_row(self) -> tuple:
+        """The columns of its ``rm_orders`` row (before notification id and event bytes)."""
+        o = self.order
+        details = None if o.details is None else _details_encoder.encode(o.details).decode()
+        return (o.id, o.strategy_id, o.symbol, o.side, o.quantity, o.price, o.fees, o.order_type, o.status,
+                o.executed_at, o.created_at, o.external_order_id, details)
 
 
 class CashRecorded(msgspec.Struct, tag="CashRecorded.v1"):
     cash: CashEvent
 
+    @property
+    def strategy_id(self) -> UUID:
+        return self.cash.strategy_id
+
+    @property
+    def effective_at(self) -> datetime:
+        return self.cash.occurred_at
+
+    def symbols(self) -> set[str]:
+        return set()
+
+    def log_row(self) -> tuple:
+        c = self.cash
+        return (c.id, c.strategy_id, c.event_type, c.amount, c.occurred_at, c.external_id, c.related_symbol,
+                c.note, c.created_at)
+
+    @property
+    def external_flow(self) -> Decimal:
+        """Deposits and withdrawals are external flows; dividends, interest, fees are performance."""
+        return self.cash.amount if self.cash.event_type in ("deposit", "withdraw") else Decimal(0)
+
 
 class PositionsSnapshotted(msgspec.Struct, tag="PositionsSnapshotted.v1"):
     snapshot: PositionsSnapshot
+
+    @property
+    def strategy_id(self) -> UUID:
+        return self.snapshot.strategy_id
+
+    @property
+    def effective_at(self) -> datetime:
+        return self.snapshot.taken_at
+
+    def symbols(self) -> set[str]:
+        return {p.symbol for p in self.snapshot.positions}
+
+    external_flow = Decimal(0)  # the market value it adds or removes is a flow, valued by the NAV walk
+
+    def log_row(self) -> tuple:
+        s = self.snapshot
+        return (s.id, s.strategy_id, s.taken_at)
 
 
 LedgerEvent = OrderRecorded | CashRecorded | PositionsSnapshotted
@@ -270,21 +333,29 @@ def event_topic(event: LedgerEvent) -> str:
     return type(event).__struct_config__.tag  # type: ignore[return-value]
 
 
-def effective_at(event: LedgerEvent) -> datetime:
-    """The time an event takes effect in the ledger (its fold position)."""
-    if isinstance(event, OrderRecorded):
-        return event.order.executed_at
-    if isinstance(event, CashRecorded):
-        return event.cash.occurred_at
-    return event.snapshot.taken_at
+class _StrategyOnly(msgspec.Struct):
+    strategy_id: UUID
 
 
-def event_strategy(event: LedgerEvent) -> UUID:
-    if isinstance(event, OrderRecorded):
-        return event.order.strategy_id
-    if isinstance(event, CashRecorded):
-        return event.cash.strategy_id
-    return event.snapshot.strategy_id
+class _EventStrategy(msgspec.Struct):
+    """Just enough of a stored event to route it: its strategy id, wherever the event keeps it."""
+
+    order: _StrategyOnly | None = None
+    cash: _StrategyOnly | None = None
+    snapshot: _StrategyOnly | None = None
+
+
+_strategy_decoder = msgspec.json.Decoder(_EventStrategy)
+
+
+def stored_event_strategy(data: bytes) -> UUID | None:
+    """The strategy id of a stored event, read without decoding the whole event (None if it has none)."""
+    try:
+        found = _strategy_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    inner = found.order or found.cash or found.snapshot
+    return None if inner is None else inner.strategy_id
 
 
 def order_aggregate_id(strategy_id: UUID, external_order_id: str) -> UUID:

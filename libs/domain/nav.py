@@ -23,7 +23,7 @@ from decimal import Decimal, localcontext
 import msgspec
 
 from .ledger import LEDGER_CONTEXT, ZERO, Delta, Holding, Ledger
-from .model import CashRecorded, LedgerEvent, PositionsSnapshotted, effective_at
+from .model import LedgerEvent, PositionsSnapshotted
 
 
 CHECKPOINT_EVERY = timedelta(days=28)
@@ -113,7 +113,9 @@ def decode_state(data: bytes) -> LedgerState:
     return _state_decoder.decode(data)
 
 
-class NavRow(msgspec.Struct, array_like=True):
+class NavRow(msgspec.Struct):
+    """One day of a strategy's NAV history: what the fold derives, ``rm_nav_daily`` keeps and ``/nav`` shows."""
+
     date: date
     cash: Decimal
     market_value: Decimal
@@ -131,6 +133,10 @@ class Derivation:
     final: LedgerState | None = None
     #: (last event day, state right after the last event): see ``derive``
     tail: tuple[date, LedgerState] | None = None
+
+
+#: the NAV row's columns, in order (``/nav`` as CSV)
+NAV_COLUMNS: tuple[str, ...] = NavRow.__struct_fields__
 
 
 def _mark(prices: PriceBook, symbol: str, day: date, fallback: Decimal) -> Decimal:
@@ -169,13 +175,10 @@ def _derive(start: LedgerState, events: list[LedgerEvent], prices: PriceBook, be
     ledger = start.ledger()
     pending_flow = start.pending_flow
     pending_dq: dict[str, Decimal] = defaultdict(lambda: ZERO, start.pending_dq)
-    event_days = [effective_at(e).date() for e in events]
+    event_days = [e.effective_at.date() for e in events]
     symbols = set(ledger.positions) | set(pending_dq) | ({benchmark} if benchmark else set())
     for e in events:
-        if isinstance(e, PositionsSnapshotted):
-            symbols.update(p.symbol for p in e.snapshot.positions)
-        elif not isinstance(e, CashRecorded):
-            symbols.add(e.order.symbol)
+        symbols |= e.symbols()
     if inception is None:
         candidates: set[date] = set()
     else:
@@ -188,20 +191,16 @@ def _derive(start: LedgerState, events: list[LedgerEvent], prices: PriceBook, be
         while i < len(events) and event_days[i] == day:
             event = events[i]
             had_events = True
-            if isinstance(event, PositionsSnapshotted):
-                before = {s: h.quantity for s, h in ledger.positions.items()}
-                deltas = ledger.apply(event)
+            deltas = ledger.apply(event)
+            pending_flow += event.external_flow
+            if deltas is not None:  # a snapshot: the market value it adds or removes is a flow
                 for d in deltas:
-                    pending_dq[d.symbol] += d.snapshot_quantity - before.get(d.symbol, ZERO)
+                    pending_dq[d.symbol] += d.snapshot_quantity - d.derived_quantity
                     if event.snapshot.log_deltas:
                         out.reconciliation.append((event, d))
-                out.snapshots.append((
-                    event.snapshot.id, len(ledger.positions), len(set(before) - set(ledger.positions)),
-                    len(deltas) if event.snapshot.log_deltas else 0))
-            else:
-                ledger.apply(event)
-                if isinstance(event, CashRecorded) and event.cash.event_type in ("deposit", "withdraw"):
-                    pending_flow += event.cash.amount
+                removed = sum(1 for d in deltas if d.derived_quantity and not d.snapshot_quantity)
+                out.snapshots.append((event.snapshot.id, len(ledger.positions), removed,
+                                      len(deltas) if event.snapshot.log_deltas else 0))
             i += 1
         if had_events and i == len(events) and (after is None or day > after):
             out.tail = (day, LedgerState.of(ledger, pending_flow, pending_dq))

@@ -1,6 +1,6 @@
 """Schema migrations: an ordered list of DDL steps, applied once each under an advisory lock.
 
-The event store's own tables come from eventsourcing (``EventStore.create_tables``); the
+The event store's own tables come from eventsourcing (``Database.create_tables``); the
 tables here are the price cache, accounts/keys, the relay's position and the read models.
 """
 

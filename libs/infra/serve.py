@@ -45,7 +45,7 @@ def serve(service: str, create_app: Callable[[Settings], Litestar], default_port
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=default_port)
     args = parser.parse_args()
-    settings = Settings.from_env()
+    settings = Settings.from_env().require_servers()
     configure_logging(service, settings.log_level)
     # proxy headers are applied by behind_proxies (uvicorn's middleware, plus X-Forwarded-Host)
     uvicorn.run(behind_proxies(create_app(settings), settings.trusted_proxies), host=args.host, port=args.port,

@@ -1,17 +1,33 @@
-"""Runtime configuration, read once from the environment (``BOTRANKS_*``)."""
+"""Runtime configuration, read once from the environment (``BOTRANKS_*``): the one place that does.
+
+An empty ``database_url`` / ``nats_url`` means "the embedded servers under ``home``" (what
+``botranks up`` starts); the services themselves need both (``require_servers``).
+``home`` defaults to the user's data directory, so every ``botranks`` command, from any
+working directory, talks to the same embedded database as ``botranks up``.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import platformdirs
+
+
+def default_home() -> Path:
+    return platformdirs.user_data_path("botranks")
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str
-    nats_url: str
-    home: Path
+    database_url: str = ""
+    nats_url: str = ""
+    home: Path = Path()
+    #: where `botranks up` answers (the CLI's commands that talk HTTP, e.g. `botranks demo`)
+    url: str = "http://127.0.0.1:8000"
+    polygon_api_key: str = ""
     rate_limit_per_minute: int = 60
     log_level: str = "info"
     read_your_writes_timeout: float = 2.0
@@ -27,26 +43,37 @@ class Settings:
     auth_attempts_per_minute_per_ip: int = 30
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        database_url = os.environ.get("BOTRANKS_DATABASE_URL", "")
-        nats_url = os.environ.get("BOTRANKS_NATS_URL", "")
-        if not database_url or not nats_url:
-            raise RuntimeError(
-                "BOTRANKS_DATABASE_URL and BOTRANKS_NATS_URL must be set "
-                "(`botranks up` sets them for the services it starts)"
-            )
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
         return cls(
-            database_url=database_url,
-            nats_url=nats_url,
-            home=Path(os.environ.get("BOTRANKS_HOME", ".botranks")).resolve(),
-            rate_limit_per_minute=int(os.environ.get("BOTRANKS_RATE_LIMIT_PER_MINUTE", "60")),
-            log_level=os.environ.get("BOTRANKS_LOG_LEVEL", "info"),
-            read_your_writes_timeout=float(os.environ.get("BOTRANKS_READ_YOUR_WRITES_TIMEOUT", "2.0")),
-            session_ttl_s=int(os.environ.get("BOTRANKS_SESSION_TTL_S", str(12 * 3600))),
-            trusted_proxies=os.environ.get("BOTRANKS_TRUSTED_PROXIES", "127.0.0.1").strip(),
-            allowed_origins=tuple(o.strip() for o in os.environ.get("BOTRANKS_ALLOWED_ORIGINS", "").split(",")
+            database_url=env.get("BOTRANKS_DATABASE_URL", ""),
+            nats_url=env.get("BOTRANKS_NATS_URL", ""),
+            home=Path(env.get("BOTRANKS_HOME") or default_home()).resolve(),
+            url=env.get("BOTRANKS_URL", "http://127.0.0.1:8000").rstrip("/"),
+            polygon_api_key=env.get("BOTRANKS_POLYGON_API_KEY", ""),
+            rate_limit_per_minute=int(env.get("BOTRANKS_RATE_LIMIT_PER_MINUTE", "60")),
+            log_level=env.get("BOTRANKS_LOG_LEVEL", "info"),
+            read_your_writes_timeout=float(env.get("BOTRANKS_READ_YOUR_WRITES_TIMEOUT", "2.0")),
+            session_ttl_s=int(env.get("BOTRANKS_SESSION_TTL_S", str(12 * 3600))),
+            trusted_proxies=env.get("BOTRANKS_TRUSTED_PROXIES", "127.0.0.1").strip(),
+            allowed_origins=tuple(o.strip() for o in env.get("BOTRANKS_ALLOWED_ORIGINS", "").split(",")
                                   if o.strip()),
-            login_failures_per_window=int(os.environ.get("BOTRANKS_LOGIN_FAILURES_PER_WINDOW", "10")),
-            login_failure_window_s=int(os.environ.get("BOTRANKS_LOGIN_FAILURE_WINDOW_S", str(15 * 60))),
-            auth_attempts_per_minute_per_ip=int(os.environ.get("BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP", "30")),
+            login_failures_per_window=int(env.get("BOTRANKS_LOGIN_FAILURES_PER_WINDOW", "10")),
+            login_failure_window_s=int(env.get("BOTRANKS_LOGIN_FAILURE_WINDOW_S", str(15 * 60))),
+            auth_attempts_per_minute_per_ip=int(env.get("BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP", "30")),
         )
+
+    def require_servers(self) -> "Settings":
+        """For a service process: both URLs must be set (``botranks up`` sets them)."""
+        if not self.database_url or not self.nats_url:
+            raise RuntimeError("BOTRANKS_DATABASE_URL and BOTRANKS_NATS_URL must be set "
+                               "(`botranks up` sets them for the services it starts)")
+        return self
+
+    def with_servers(self, database_url: str, nats_url: str) -> "Settings":
+        return replace(self, database_url=database_url, nats_url=nats_url)
+
+    def service_environment(self) -> dict[str, str]:
+        """The environment of a service process that ``botranks up`` starts: this one, plus the servers."""
+        return {**os.environ, "BOTRANKS_DATABASE_URL": self.database_url, "BOTRANKS_NATS_URL": self.nats_url,
+                "BOTRANKS_HOME": str(self.home)}

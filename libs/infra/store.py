@@ -1,110 +1,45 @@
-"""The event store: eventsourcing's PostgreSQL recorders, plus the few queries BotRanks needs.
+"""The event store: the only truth. Owner of ``botranks_events``, ``botranks_meta`` and
+``relay_position`` (how far the log has been published to the bus).
 
-Every ledger event is stored as version 1 of its own aggregate, whose id is deterministic
-(uuid5 of strategy and external id) when the bot gave an external id. A second submission
-of the same id therefore fails the recorder's primary key: idempotency is enforced by the
-database, atomically, for the whole batch.
+Every ledger event is stored as version 1 of its own eventsourcing aggregate, whose id is
+deterministic (uuid5 of strategy and external id) when the bot gave an external id. A second
+submission of the same id therefore fails the recorder's primary key: idempotency is enforced
+by the database, atomically, for the whole batch. eventsourcing's recorder serializes inserts
+with a table lock, so notification ids commit in order and readers can follow ``id > last``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from uuid import UUID
 
-import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
-from eventsourcing.postgres import (
-    PostgresApplicationRecorder,
-    PostgresDatastore,
-    PostgresTrackingRecorder,
-)
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import DictRow
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 
 from libs.domain.model import LedgerEvent, decode_event, encode_event, event_topic
 
-from .schema import migrate
+from .pg import reading
 
 EVENTS_TABLE = "botranks_events"
-TRACKING_TABLE = "botranks_tracking"
-#: the projector's name in the tracking table (eventsourcing's "application name")
-PROJECTOR = "projector"
 
-__all__ = ["EventStore", "IntegrityError", "Notification"]
-
-
-def datastore_for(database_url: str, *, pool_size: int, max_overflow: int) -> PostgresDatastore:
-    params = conninfo_to_dict(database_url)
-    return PostgresDatastore(
-        dbname=params.get("dbname", "postgres"),
-        host=params.get("host", "127.0.0.1"),
-        port=params.get("port", 5432),
-        user=params.get("user", "postgres"),
-        password=params.get("password", ""),
-        pool_size=pool_size,
-        max_overflow=max_overflow,
-        max_waiting=1000,
-        pre_ping=True,
-        connect_timeout=5,  # also the wait for a pooled connection: a dead database is a 503 within 5 s
-    )
+__all__ = ["EventStore", "IntegrityError", "Notification", "EVENTS_TABLE"]
 
 
 class EventStore:
     """Append-only ledger events in PostgreSQL, read back as a gap-tolerant notification log."""
 
-    def __init__(self, database_url: str, *, pool_size: int = 4, max_overflow: int = 8) -> None:
-        self.database_url = database_url
-        self.datastore = datastore_for(database_url, pool_size=pool_size, max_overflow=max_overflow)
-        self.recorder = PostgresApplicationRecorder(self.datastore, events_table_name=EVENTS_TABLE)
-        self.tracking = PostgresTrackingRecorder(self.datastore, tracking_table_name=TRACKING_TABLE)
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        self.datastore = datastore
+        self.recorder = PostgresApplicationRecorder(datastore, events_table_name=EVENTS_TABLE)
         self._store_id: str | None = None
-
-    # ------------------------------------------------------------ lifecycle
-
-    def create_tables(self) -> None:
-        """Run eventsourcing's DDL and BotRanks' migrations (idempotent, safe to race)."""
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            conn.execute("SELECT pg_advisory_lock(4207)")
-            try:
-                self.recorder.create_table()
-                self.tracking.create_table()
-                migrate(conn)
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(4207)")
-        self.datastore.register_type_adapters()
-
-    def close(self) -> None:
-        self.datastore.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[psycopg.Cursor[DictRow]]:
-        """A cursor inside one committed transaction (rolled back on error)."""
-        with self.datastore.transaction(commit=True) as curs:
-            yield curs
-
-    @contextmanager
-    def cursor(self) -> Iterator[psycopg.Cursor[DictRow]]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            yield curs
-
-    @contextmanager
-    def snapshot(self) -> Iterator[psycopg.Cursor[DictRow]]:
-        """A cursor whose queries all see one snapshot of the database (read-only)."""
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield curs
 
     @property
     def store_id(self) -> str:
         """Random id created with the schema: keeps NATS names apart across databases."""
         if self._store_id is None:
-            with self.cursor() as curs:
-                row = curs.execute("SELECT store_id FROM botranks_meta").fetchone()
-            self._store_id = row["store_id"]
+            with reading(self.datastore) as curs:
+                self._store_id = curs.execute("SELECT store_id FROM botranks_meta").fetchone()["store_id"]
         return self._store_id
-
-    # ------------------------------------------------------------ writes
 
     def append(self, events: Sequence[tuple[UUID, LedgerEvent]]) -> Sequence[int]:
         """Insert events (aggregate id, event) in one transaction; IntegrityError if any id exists."""
@@ -115,13 +50,11 @@ class EventStore:
         ]
         return self.recorder.insert_events(stored) or []
 
-    # ------------------------------------------------------------ reads
-
     def existing(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, LedgerEvent]:
         """The stored events of those aggregate ids that exist."""
         if not aggregate_ids:
             return {}
-        with self.cursor() as curs:
+        with reading(self.datastore) as curs:
             rows = curs.execute(
                 f"SELECT originator_id, state FROM {EVENTS_TABLE} "
                 "WHERE originator_id = ANY(%s) AND originator_version = 1",
@@ -130,13 +63,19 @@ class EventStore:
         return {row["originator_id"]: decode_event(bytes(row["state"])) for row in rows}
 
     def notifications_after(self, last: int, limit: int, stop: int | None = None) -> Sequence[Notification]:
-        return self.recorder.select_notifications(
-            start=last, limit=limit, stop=stop, inclusive_of_start=False
-        )
+        return self.recorder.select_notifications(start=last, limit=limit, stop=stop, inclusive_of_start=False)
 
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0
 
-    def projected_up_to(self) -> int:
-        """The last notification id the projector has applied (its tracking position)."""
-        return self.tracking.max_tracking_id(PROJECTOR) or 0
+    # ------------------------------------------------------------ publication to the bus
+
+    def relay_position(self) -> int:
+        """The last notification id the relay has published."""
+        with reading(self.datastore) as curs:
+            return curs.execute("SELECT notification_id FROM relay_position").fetchone()["notification_id"]
+
+    def record_relay_position(self, notification_id: int) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("UPDATE relay_position SET notification_id = %s WHERE notification_id < %s",
+                         (notification_id, notification_id))

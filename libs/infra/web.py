@@ -22,6 +22,8 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVI
 from litestar.types import Empty
 import structlog
 
+from libs.domain import errors
+
 log = structlog.get_logger()
 
 
@@ -47,8 +49,21 @@ class BadRequest(HTTPException):
     status_code = 400
 
 
-class Conflict(HTTPException):
-    status_code = 409
+#: every domain error's one status (``libs.domain.errors``)
+ERROR_STATUS: dict[type[errors.DomainError], int] = {
+    errors.InvalidSymbol: 400,
+    errors.BadParameter: 400,
+    errors.RuleBroken: 422,
+    errors.NotSignedIn: 401,
+    errors.NotOwner: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.TooManyRequests: 429,
+}
+
+
+def domain_status(exc: errors.DomainError) -> int:
+    return next(status for kind, status in ERROR_STATUS.items() if isinstance(exc, kind))
 
 
 class UnsupportedMediaType(HTTPException):
@@ -275,6 +290,8 @@ def error_response(request: Request, exc: Exception) -> Response:
             elif problems:
                 detail = "Invalid request parameters: " + "; ".join(
                     f"`{e.get('key', '?')}`: {e.get('message', 'invalid')}" for e in problems)
+    elif isinstance(exc, errors.DomainError):
+        status, detail, headers = domain_status(exc), exc.detail, exc.headers or None
     elif database_unavailable(exc):
         log.warning("database_unavailable", path=request.url.path, method=request.method, error=str(exc))
         status, detail = HTTP_503_SERVICE_UNAVAILABLE, "Database unavailable, retry shortly"

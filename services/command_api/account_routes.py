@@ -13,10 +13,10 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, State
 from litestar.handlers import BaseRouteHandler
 
-from . import accounts
+from libs.domain.accounts import ApiKeyCreated, ApiKeyIn, ApiKeyInfo, Credentials, Strategy, StrategyIn, User
 from libs.infra.web import error_responses
 
-from .accounts import ApiKeyCreated, ApiKeyIn, ApiKeyInfo, Credentials, Strategy, StrategyIn, User
+from . import accounts
 
 log = structlog.get_logger(service="command_api")
 COOKIE = "access_token"
@@ -40,7 +40,7 @@ def _client(request: Request) -> str | None:
 async def session_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """Signed-in users only: sets ``state.user_id`` from the session cookie."""
     connection.state.user_id = await to_thread.run_sync(
-        accounts.session_user, connection.app.state.store, connection.cookies.get(COOKIE))
+        connection.app.state.db.identity.session_user, connection.cookies.get(COOKIE))
 
 
 class AuthRoutes(Controller):
@@ -49,7 +49,7 @@ class AuthRoutes(Controller):
     @post("/register", status_code=201, responses=error_responses(400, 403, 409, 415, 422, 429, 503),
           summary="Create an account")
     async def register(self, request: Request, state: State, data: Credentials) -> User:
-        user = await accounts.register(state.store, data, state.settings, _client(request), state.hash_lane)
+        user = await accounts.register(state.db.identity, data, state.settings, _client(request), state.hash_lane)
         log.info("user_registered", user_id=str(user.id))
         return user
 
@@ -57,7 +57,7 @@ class AuthRoutes(Controller):
           summary="Sign in; sets the access_token session cookie")
     async def login(self, request: Request, state: State, data: Credentials) -> Response[LoginResult]:
         ttl = state.settings.session_ttl_s
-        token, user, expires_at = await accounts.login(state.store, data, state.settings, _client(request),
+        token, user, expires_at = await accounts.login(state.db.identity, data, state.settings, _client(request),
                                                        state.hash_lane)
         log.info("user_logged_in", user_id=str(user.id))
         cookie = Cookie(key=COOKIE, value=token, httponly=True, samesite="lax", secure=_secure(request),
@@ -67,7 +67,7 @@ class AuthRoutes(Controller):
     @post("/logout", status_code=200, responses=error_responses(403, 503),
           summary="End the session server-side and clear the cookie")
     async def logout(self, request: Request, state: State) -> Response[dict[str, str]]:
-        await to_thread.run_sync(accounts.logout, state.store, request.cookies.get(COOKIE))
+        await to_thread.run_sync(state.db.identity.end_session, request.cookies.get(COOKIE))
         return Response({"status": "logged_out"}, cookies=[
             Cookie(key=COOKIE, value="", max_age=0, httponly=True, samesite="lax", secure=_secure(request), path="/")])
 
@@ -79,31 +79,32 @@ class StrategyRoutes(Controller):
     @post("/", status_code=201, responses=error_responses(400, 401, 403, 415, 422, 503),
           summary="Create a strategy owned by the signed-in user")
     async def create(self, request: Request, state: State, data: StrategyIn) -> Strategy:
-        strategy = await to_thread.run_sync(accounts.new_strategy, state.store, request.state.user_id, data)
+        strategy = await to_thread.run_sync(accounts.new_strategy, state.db.identity, request.state.user_id, data)
         log.info("strategy_created", strategy_id=str(strategy.id), user_id=str(request.state.user_id))
         return strategy
 
     @get("/", responses=error_responses(401, 503), summary="The signed-in user's strategies")
     async def mine(self, request: Request, state: State) -> list[Strategy]:
-        return await to_thread.run_sync(accounts.own_strategies, state.store, request.state.user_id)
+        return await to_thread.run_sync(state.db.identity.strategies_of, request.state.user_id)
 
     @post("/{strategy_id:uuid}/api-keys", status_code=201,
           responses=error_responses(400, 401, 403, 404, 415, 422, 503),
           summary="Create an API key (plaintext shown once)")
     async def create_key(self, request: Request, state: State, strategy_id: UUID, data: ApiKeyIn) -> ApiKeyCreated:
-        created = await to_thread.run_sync(accounts.create_key, state.store, request.state.user_id, strategy_id, data)
+        created = await to_thread.run_sync(state.db.identity.create_key, request.state.user_id, strategy_id,
+                                           data.name)
         log.info("api_key_created", strategy_id=str(strategy_id), key_id=str(created.id))
         return created
 
     @get("/{strategy_id:uuid}/api-keys", responses=error_responses(400, 401, 403, 404, 503),
          summary="API key metadata (never the key itself)")
     async def list_keys(self, request: Request, state: State, strategy_id: UUID) -> list[ApiKeyInfo]:
-        return await to_thread.run_sync(accounts.list_keys, state.store, request.state.user_id, strategy_id)
+        return await to_thread.run_sync(state.db.identity.list_keys, request.state.user_id, strategy_id)
 
     @post("/{strategy_id:uuid}/api-keys/{key_id:uuid}/revoke", status_code=200,
           responses=error_responses(400, 401, 403, 404, 503),
           summary="Revoke a key (idempotent); it answers 401 from then on")
     async def revoke(self, request: Request, state: State, strategy_id: UUID, key_id: UUID) -> ApiKeyInfo:
-        info = await to_thread.run_sync(accounts.revoke_key, state.store, request.state.user_id, strategy_id, key_id)
+        info = await to_thread.run_sync(state.db.identity.revoke_key, request.state.user_id, strategy_id, key_id)
         log.info("api_key_revoked", strategy_id=str(strategy_id), key_id=str(key_id))
         return info

@@ -1,16 +1,16 @@
-"""Assembly of the command API: event store, relay and projection waiter are built in the lifespan."""
+"""Assembly of the command API: the shared service skeleton, plus the relay and the
+read-your-writes waiter, started in the lifespan."""
 
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
-from litestar import Litestar, get
+from litestar import Litestar
 
+from libs.infra.db import Database
+from libs.infra.service_app import create_service_app
 from libs.infra.settings import Settings
-from libs.infra.store import EventStore
-from libs.infra.web import api_app_kwargs, cross_site_guard
+from libs.infra.web import cross_site_guard
 
 from . import accounts
 from .account_routes import AuthRoutes, StrategyRoutes
@@ -19,33 +19,25 @@ from .relay import Relay
 from .routes import LedgerCommands
 
 
-@get("/healthz", sync_to_thread=False, include_in_schema=False)
-def healthz() -> dict[str, str]:
-    return {"status": "ok", "service": "command_api"}
+async def _start(app: Litestar, db: Database, settings: Settings):
+    relay = Relay(db.events, settings.nats_url, settings.database_url)
+    task = asyncio.create_task(relay.run())
+    waiter = ProjectionWaiter(db.ledger, settings.database_url, settings.read_your_writes_timeout)
+    waiter.start()
+    app.state.relay, app.state.waiter = relay, waiter
+    app.state.hash_lane = accounts.hash_lane()  # one argon2 hash at a time in this process
+
+    async def stop() -> None:
+        relay.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await waiter.stop()
+
+    return stop
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    settings = settings or Settings.from_env()
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        store = EventStore(settings.database_url, pool_size=4, max_overflow=16)
-        await asyncio.to_thread(store.create_tables)
-        relay = Relay(store, settings.nats_url)
-        task = asyncio.create_task(relay.run())
-        app.state.store, app.state.relay, app.state.settings = store, relay, settings
-        app.state.waiter = ProjectionWaiter(store, settings.read_your_writes_timeout)
-        app.state.hash_lane = accounts.hash_lane()  # one argon2 hash at a time in this process
-        try:
-            yield
-        finally:
-            relay.stop()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await asyncio.to_thread(store.close)
-
-    kwargs = api_app_kwargs()
+    settings = settings or Settings.from_env().require_servers()
     # cookie-authenticated unsafe requests from another site: 403 (before guards and body)
-    kwargs["middleware"] = [*kwargs["middleware"], cross_site_guard(settings.allowed_origins)]
-    return Litestar(route_handlers=[LedgerCommands, AuthRoutes, StrategyRoutes, healthz],
-                    lifespan=[lifespan], **kwargs)
+    return create_service_app("command_api", settings, [LedgerCommands, AuthRoutes, StrategyRoutes], setup=_start,
+                              middleware=[cross_site_guard(settings.allowed_origins)])

@@ -1,13 +1,17 @@
 """Command handling: validate, resolve prices, and append ledger events idempotently.
 
-Synchronous (the event store library is); the routes run these in worker threads.
+Synchronous (the event store library is); the routes run these in worker threads. The
+handlers talk to two narrow ports, :class:`EventLog` and :class:`CloseLookup` (the event store
+and the price cache in production, in-memory fakes in the unit tests), and raise domain errors.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta, timezone
+from typing import Protocol
 from decimal import Decimal
 from uuid import UUID
 
@@ -23,13 +27,12 @@ from libs.domain.model import (
     PositionsSnapshotted,
     SnapshotIn,
     SnapshotPosition,
-    SymbolError,
     cash_aggregate_id,
     normalize_symbol,
     order_aggregate_id,
 )
-from libs.infra.store import EventStore, IntegrityError
-from libs.infra.web import BadRequest, UnprocessableEntity
+from libs.domain.errors import NoMarketData, RuleBroken
+from libs.infra.store import IntegrityError
 
 MAX_FUTURE = timedelta(minutes=5)
 APPEND_ATTEMPTS = 5
@@ -39,16 +42,25 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _symbol(raw: str, where: str) -> str:
-    try:
-        return normalize_symbol(raw, where)
-    except SymbolError as exc:
-        raise BadRequest(str(exc)) from None
+class EventLog(Protocol):
+    """What command handling needs of the event store."""
+
+    def append(self, events: Sequence[tuple[UUID, LedgerEvent]]) -> Sequence[int]:
+        """All events in one transaction; IntegrityError (nothing stored) if any id exists."""
+
+    def existing(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, LedgerEvent]:
+        """The stored events of those ids that exist."""
+
+
+class CloseLookup(Protocol):
+    """What command handling needs of the price cache: the close of a (symbol, UTC day)."""
+
+    def closes_on(self, wanted: set[tuple[str, datetime]]) -> dict[tuple[str, date], Decimal]: ...
 
 
 def _not_future(ts: datetime, now: datetime, where: str) -> None:
     if ts > now + MAX_FUTURE:
-        raise UnprocessableEntity(f"`{where}` is more than 5 minutes in the future ({_iso(ts)})")
+        raise RuleBroken(f"`{where}` is more than 5 minutes in the future ({_iso(ts)})")
 
 
 @dataclass
@@ -58,7 +70,7 @@ class AppendResult:
     notification_ids: list[int] = field(default_factory=list)
 
 
-def append_idempotently(store: EventStore, candidates: list[tuple[UUID, LedgerEvent]]) -> AppendResult:
+def append_idempotently(log: EventLog, candidates: list[tuple[UUID, LedgerEvent]]) -> AppendResult:
     """Append the candidates whose aggregate ids are new; the rest come back as duplicates.
 
     The database decides: an insert that collides with a concurrent writer fails whole,
@@ -74,11 +86,11 @@ def append_idempotently(store: EventStore, candidates: list[tuple[UUID, LedgerEv
     stalled = 0
     while pending:
         try:
-            result.notification_ids = list(store.append(pending))
+            result.notification_ids = list(log.append(pending))
             break
         except IntegrityError:
             known = len(found)
-            found.update(store.existing([aggregate_id for aggregate_id, _ in pending]))
+            found.update(log.existing([aggregate_id for aggregate_id, _ in pending]))
             pending = [(a, e) for a, e in pending if a not in found]
             stalled = stalled + 1 if len(found) == known else 0
             if stalled >= APPEND_ATTEMPTS:  # a conflict that no lookup explains: not an idempotency race
@@ -89,21 +101,6 @@ def append_idempotently(store: EventStore, candidates: list[tuple[UUID, LedgerEv
     return result
 
 
-def lookup_closes(store: EventStore, wanted: set[tuple[str, datetime]]) -> dict[tuple[str, object], Decimal]:
-    """Closes for (symbol, UTC date) pairs, from the price cache."""
-    if not wanted:
-        return {}
-    symbols = [s for s, _ in wanted]
-    dates = [ts.astimezone(timezone.utc).date() for _, ts in wanted]
-    with store.cursor() as curs:
-        rows = curs.execute(
-            "SELECT p.symbol, p.date, p.close FROM prices p"
-            " JOIN unnest(%s::text[], %s::date[]) AS w(symbol, date) USING (symbol, date)",
-            (symbols, dates),
-        ).fetchall()
-    return {(r["symbol"], r["date"]): r["close"] for r in rows}
-
-
 @dataclass
 class IngestedOrders:
     accepted: list[Order]
@@ -111,15 +108,15 @@ class IngestedOrders:
     notification_ids: list[int]
 
 
-def record_orders(store: EventStore, strategy_id: UUID, batch: OrdersBatchIn) -> IngestedOrders:
+def record_orders(log: EventLog, prices: CloseLookup, strategy_id: UUID, batch: OrdersBatchIn) -> IngestedOrders:
     """Store a batch of orders: accepted and duplicates, in request order. All-or-nothing on errors."""
     now = datetime.now(timezone.utc)
     for i, o in enumerate(batch.orders):
-        o.symbol = _symbol(o.symbol, f"orders[{i}].symbol")
+        o.symbol = normalize_symbol(o.symbol, f"orders[{i}].symbol")
         if o.executed_at is None:
             o.executed_at = now
         _not_future(o.executed_at, now, f"orders[{i}].executed_at")
-    closes = lookup_closes(store, {(o.symbol, o.executed_at) for o in batch.orders if o.price is None})
+    closes = prices.closes_on({(o.symbol, o.executed_at) for o in batch.orders if o.price is None})
     candidates: list[tuple[UUID, LedgerEvent]] = []
     first_by_external: dict[str, UUID] = {}
     in_batch_dupes: list[tuple[int, UUID]] = []
@@ -128,7 +125,7 @@ def record_orders(store: EventStore, strategy_id: UUID, batch: OrdersBatchIn) ->
         if price is None:
             price = closes.get((o.symbol, o.executed_at.date()))
             if price is None:
-                raise UnprocessableEntity(
+                raise NoMarketData(
                     f"No market data available for {o.symbol} at {_iso(o.executed_at)} (orders[{i}])"
                 )
         if o.external_order_id is not None:
@@ -146,7 +143,7 @@ def record_orders(store: EventStore, strategy_id: UUID, batch: OrdersBatchIn) ->
             external_order_id=o.external_order_id, details=o.details,
         )
         candidates.append((aggregate_id, OrderRecorded(order)))
-    result = append_idempotently(store, candidates)
+    result = append_idempotently(log, candidates)
     accepted = [e.order for e in result.accepted]  # type: ignore[union-attr]
     duplicates = [e.order for e in result.duplicates]  # type: ignore[union-attr]
     if in_batch_dupes:
@@ -155,48 +152,38 @@ def record_orders(store: EventStore, strategy_id: UUID, batch: OrdersBatchIn) ->
     return IngestedOrders(accepted, duplicates, result.notification_ids)
 
 
-def record_cash(store: EventStore, strategy_id: UUID, cash: CashIn) -> tuple[str, CashEvent, list[int]]:
+def record_cash(log: EventLog, strategy_id: UUID, cash: CashIn) -> tuple[str, CashEvent, list[int]]:
     """Store one cash event; returns ("created" | "duplicate", event, notification ids)."""
     now = datetime.now(timezone.utc)
     occurred_at = cash.occurred_at or now
     _not_future(occurred_at, now, "occurred_at")
-    related = _symbol(cash.related_symbol, "related_symbol") if cash.related_symbol else None
+    related = normalize_symbol(cash.related_symbol, "related_symbol") if cash.related_symbol else None
     aggregate_id = cash_aggregate_id(strategy_id, cash.external_id) if cash.external_id else uuid.uuid4()
     event = CashEvent(
         id=aggregate_id, strategy_id=strategy_id, event_type=cash.event_type, amount=cash.amount,
         occurred_at=occurred_at, external_id=cash.external_id, related_symbol=related,
         note=cash.note, created_at=now,
     )
-    result = append_idempotently(store, [(aggregate_id, CashRecorded(event))])
+    result = append_idempotently(log, [(aggregate_id, CashRecorded(event))])
     if result.accepted:
         return "created", event, result.notification_ids
     return "duplicate", result.duplicates[0].cash, []  # type: ignore[union-attr]
 
 
-def record_snapshot(store: EventStore, strategy_id: UUID, snapshot: SnapshotIn) -> tuple[PositionsSnapshot, list[int]]:
+def record_snapshot(log: EventLog, strategy_id: UUID, snapshot: SnapshotIn) -> tuple[PositionsSnapshot, list[int]]:
     """Store a positions snapshot event (the projector applies it at ``taken_at``)."""
     now = datetime.now(timezone.utc)
     taken_at = snapshot.taken_at or now
     _not_future(taken_at, now, "taken_at")
     positions: dict[str, SnapshotPosition] = {}
     for i, p in enumerate(snapshot.positions):
-        symbol = _symbol(p.symbol, f"positions[{i}].symbol")
+        symbol = normalize_symbol(p.symbol, f"positions[{i}].symbol")
         if symbol in positions:
-            raise UnprocessableEntity(f"`positions[{i}].symbol` {symbol} appears twice in the snapshot")
+            raise RuleBroken(f"`positions[{i}].symbol` {symbol} appears twice in the snapshot")
         positions[symbol] = SnapshotPosition(symbol, p.quantity, p.cost_basis)
     event = PositionsSnapshot(
         id=uuid.uuid4(), strategy_id=strategy_id, positions=list(positions.values()),
         log_deltas=snapshot.log_deltas, taken_at=taken_at, created_at=now,
     )
-    result = append_idempotently(store, [(event.id, PositionsSnapshotted(event))])
+    result = append_idempotently(log, [(event.id, PositionsSnapshotted(event))])
     return event, result.notification_ids
-
-
-def snapshot_outcome(store: EventStore, snapshot_id: UUID) -> dict[str, int] | None:
-    """What the projector made of a snapshot (None until it has folded it)."""
-    with store.cursor() as curs:
-        row = curs.execute("SELECT upserted, removed, reconciliation_entries FROM rm_snapshots WHERE id = %s",
-                           (snapshot_id,)).fetchone()
-    if row is None or row["upserted"] is None:
-        return None
-    return dict(row)

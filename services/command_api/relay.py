@@ -13,10 +13,11 @@ import asyncio
 import time
 
 import msgspec
-import psycopg
 import structlog
 
 from libs.infra import bus
+from libs.domain.model import stored_event_strategy
+from libs.infra.pg import Leadership
 from libs.infra.store import EventStore
 
 RELAY_LOCK = 0x42_07_5A_02
@@ -26,28 +27,10 @@ IDLE_POLL_S = 0.25
 log = structlog.get_logger(component="relay")
 
 
-class _StrategyOnly(msgspec.Struct):
-    strategy_id: str
-
-
-class _EventStrategy(msgspec.Struct):
-    """Just enough of a stored event to route it: the strategy id, wherever the event keeps it."""
-
-    order: _StrategyOnly | None = None
-    cash: _StrategyOnly | None = None
-    snapshot: _StrategyOnly | None = None
-
-    @property
-    def strategy_id(self) -> str:
-        return (self.order or self.cash or self.snapshot).strategy_id  # type: ignore[union-attr]
-
-
-_strategy_of = msgspec.json.Decoder(_EventStrategy)
-
-
 class Relay:
-    def __init__(self, store: EventStore, nats_url: str) -> None:
-        self.store = store
+    def __init__(self, events: EventStore, nats_url: str, database_url: str) -> None:
+        self.events = events
+        self.database_url = database_url  # the leader lock's own connection
         self.nats_url = nats_url
         self.wakeup = asyncio.Event()
         self._stop = asyncio.Event()
@@ -78,17 +61,15 @@ class Relay:
         self.wakeup.clear()
 
     async def _run_as_leader(self) -> None:
-        lock_conn = await asyncio.to_thread(psycopg.connect, self.store.database_url, autocommit=True)
+        leadership = Leadership(self.database_url, RELAY_LOCK)
         try:
             while not self._stop.is_set():
-                got = await asyncio.to_thread(
-                    lambda: lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK,)).fetchone()[0])
-                if got:
+                if await asyncio.to_thread(leadership.try_acquire):
                     break
                 await self._sleep(2.0)
             if self._stop.is_set():
                 return
-            store_id = await asyncio.to_thread(lambda: self.store.store_id)
+            store_id = await asyncio.to_thread(lambda: self.events.store_id)
             nc = await bus.connect(self.nats_url, "botranks-relay")
             try:
                 await bus.ensure_stream(nc, store_id)
@@ -100,17 +81,17 @@ class Relay:
             finally:
                 await nc.close()
         finally:
-            await asyncio.to_thread(lock_conn.close)
+            await asyncio.to_thread(leadership.release)
 
     async def _publish_batch(self, js, store_id: str) -> int:
-        position = await asyncio.to_thread(self._position)
-        notifications = await asyncio.to_thread(self.store.notifications_after, position, BATCH)
+        position = await asyncio.to_thread(self.events.relay_position)
+        notifications = await asyncio.to_thread(self.events.notifications_after, position, BATCH)
         if not notifications:
             return 0
         started = time.perf_counter()
         publishes = []
         for n in notifications:
-            strategy = _strategy_of.decode(n.state).strategy_id
+            strategy = str(stored_event_strategy(n.state))
             payload = msgspec.json.encode(bus.Envelope(
                 notification_id=n.id, originator_id=str(n.originator_id), topic=n.topic,
                 state=msgspec.Raw(n.state),
@@ -122,16 +103,7 @@ class Relay:
             ))
         await asyncio.gather(*publishes)  # pipelined: all in flight, then all acks
         last = notifications[-1].id
-        await asyncio.to_thread(self._record_position, last)
+        await asyncio.to_thread(self.events.record_relay_position, last)
         log.info("relay_published", count=len(notifications), up_to=last,
                  duration_ms=round((time.perf_counter() - started) * 1000, 2))
         return len(notifications)
-
-    def _position(self) -> int:
-        with self.store.cursor() as curs:
-            return curs.execute("SELECT notification_id FROM relay_position").fetchone()["notification_id"]
-
-    def _record_position(self, notification_id: int) -> None:
-        with self.store.transaction() as curs:
-            curs.execute("UPDATE relay_position SET notification_id = %s WHERE notification_id < %s",
-                         (notification_id, notification_id))

@@ -14,6 +14,7 @@ from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 
 from libs.domain.model import CashEvent, CashIn, Order, OrdersBatchIn, SnapshotIn
+from libs.domain.views import SnapshotOutcome
 from libs.infra.auth import api_key_guard
 from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse
 
@@ -38,12 +39,6 @@ class CashResult(msgspec.Struct):
     event: CashEvent
 
 
-class SnapshotResult(msgspec.Struct):
-    upserted: int
-    removed: int | None
-    reconciliation_entries: int | None
-
-
 async def _projected(state: State, notification_ids: list[int]) -> bool:
     """Publish promptly, then wait (bounded) until the projector has applied the write."""
     state.relay.poke()
@@ -66,7 +61,7 @@ class LedgerCommands(Controller):
     @post("/orders", responses=LEDGER_ERRORS, status_code=200, summary="Submit a batch of 1..500 orders")
     async def post_orders(self, state: State, strategy_id: UUID, data: OrdersBatchIn) -> Response[OrdersResult]:
         started = time.perf_counter()
-        result = await to_thread.run_sync(ingest.record_orders, state.store, strategy_id, data)
+        result = await to_thread.run_sync(ingest.record_orders, state.db.events, state.db.prices, strategy_id, data)
         counts = Counts(len(result.accepted), len(result.duplicates))
         response = _answer(OrdersResult(result.accepted, result.duplicates, counts),
                            await _projected(state, result.notification_ids))
@@ -79,7 +74,7 @@ class LedgerCommands(Controller):
         status_code=201, summary="Record a cash event (201 created, 200 duplicate)")
     async def post_cash(self, state: State, strategy_id: UUID, data: CashIn) -> Response[CashResult]:
         started = time.perf_counter()
-        status, event, notification_ids = await to_thread.run_sync(ingest.record_cash, state.store, strategy_id, data)
+        status, event, notification_ids = await to_thread.run_sync(ingest.record_cash, state.db.events, strategy_id, data)
         response = _answer(CashResult(status, event), await _projected(state, notification_ids),
                            status_code=201 if status == "created" else 200)
         log.info("cash_ingested", strategy_id=str(strategy_id), status=status, event_type=event.event_type,
@@ -87,18 +82,18 @@ class LedgerCommands(Controller):
         return response
 
     @post("/positions/snapshot", responses={**LEDGER_ERRORS, 202: ResponseSpec(
-        SnapshotResult, description="Stored; the projector has not folded it yet (removed/entries null)")},
+        SnapshotOutcome, description="Stored; the projector has not folded it yet (removed/entries null)")},
         status_code=200, summary="Replace the position set (reconciliation)")
-    async def post_snapshot(self, state: State, strategy_id: UUID, data: SnapshotIn) -> Response[SnapshotResult]:
+    async def post_snapshot(self, state: State, strategy_id: UUID, data: SnapshotIn) -> Response[SnapshotOutcome]:
         started = time.perf_counter()
-        snapshot, notification_ids = await to_thread.run_sync(ingest.record_snapshot, state.store, strategy_id, data)
+        snapshot, notification_ids = await to_thread.run_sync(ingest.record_snapshot, state.db.events, strategy_id, data)
         counts = None
         if await _projected(state, notification_ids):
-            counts = await to_thread.run_sync(ingest.snapshot_outcome, state.store, snapshot.id)
+            counts = await to_thread.run_sync(state.db.ledger.snapshot_outcome, snapshot.id)
         if counts is None:  # stored, but the projector has not folded it yet: what it replaced is unknown
-            response = _answer(SnapshotResult(len(snapshot.positions), None, None), False, status_code=202)
+            response = _answer(SnapshotOutcome(len(snapshot.positions), None, None), False, status_code=202)
         else:
-            response = _answer(SnapshotResult(**counts), True)
+            response = _answer(counts, True)
         log.info("snapshot_ingested", strategy_id=str(strategy_id), positions=len(snapshot.positions),
                  projected=counts is not None, duration_ms=_ms(started))
         return response

@@ -16,9 +16,10 @@ from typing import Any
 
 import polars as pl
 
-from libs.domain.model import SymbolError, normalize_symbol
+from libs.domain.errors import InvalidSymbol
+from libs.domain.model import normalize_symbol
 
-from .bars import Bar
+from libs.domain.bars import Bar
 
 __all__ = ["read_price_file", "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS"]
 
@@ -85,7 +86,7 @@ def _bar(row: dict[str, Any]) -> Bar:
         raise _RowError(f"symbol is missing or not text, got {'' if raw_symbol is None else raw_symbol!r}")
     try:
         symbol = normalize_symbol(raw_symbol, "symbol")
-    except SymbolError:
+    except InvalidSymbol:
         raise _RowError(f"invalid symbol {raw_symbol!r} (expected 1-20 of A-Z 0-9 . - : ^)") from None
     if _blank(row["date"]):
         raise _RowError("date is missing")

@@ -2,35 +2,32 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
+from libs.infra.db import Database
 from libs.infra.logs import configure_logging
 from libs.infra.settings import Settings
-from libs.infra.store import EventStore
 
 from .polygon import PolygonClient
 from .service import MarketDataDaemon
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    settings = Settings.from_env().require_servers()
     log = configure_logging("market_data", settings.log_level)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    api_key = os.environ.get("BOTRANKS_POLYGON_API_KEY", "")
-    if not api_key:
+    if not settings.polygon_api_key:
         log.info("polygon_not_configured", hint="set BOTRANKS_POLYGON_API_KEY, or load prices with"
                  " `botranks prices import`")
         while not stopping:
             time.sleep(1)
         return
-    store = EventStore(settings.database_url, pool_size=1)
-    store.create_tables()
-    with PolygonClient(api_key) as client:
-        MarketDataDaemon(store, client).run(stop=lambda: bool(stopping))
-    store.close()
+    db = Database(settings.database_url, pool_size=1).create_tables()
+    with PolygonClient(settings.polygon_api_key) as client:
+        MarketDataDaemon(db, client).run(stop=lambda: bool(stopping))
+    db.close()
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from libs.domain.model import normalize_symbol
 
-from .bars import Bar
+from libs.domain.bars import Bar
 
 __all__ = ["PolygonClient", "PolygonError", "from_polygon_ticker", "to_polygon_ticker"]
 

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import structlog
 
-from libs.infra.store import EventStore
+from libs.infra.db import Database
 
-from .bars import Bar
+from libs.domain.bars import Bar
 from .files import read_price_file
 from .synthetic import DEMO_PREFIX
 from .polygon import PolygonClient, PolygonError
-from .writer import upsert_bars
 
 log = structlog.get_logger(component="market_data")
 
@@ -31,13 +30,7 @@ REFRESH_DAYS = 7
 REFRESH_EVERY = timedelta(hours=24)
 
 
-def write_bars(store: EventStore, bars: list[Bar], source: str) -> int:
-    """Upsert bars and their outbox rows in one transaction."""
-    with store.transaction() as curs:
-        return upsert_bars(curs, bars, source)
-
-
-def import_files(store: EventStore, paths: list[str]) -> tuple[int, list[str]]:
+def import_files(db: Database, paths: list[str]) -> tuple[int, list[str]]:
     """Load price files; nothing is written from a file that has any bad row."""
     written, errors = 0, []
     for path in paths:
@@ -49,49 +42,37 @@ def import_files(store: EventStore, paths: list[str]) -> tuple[int, list[str]]:
         if problems:
             errors.extend(problems)
             continue
-        written += write_bars(store, bars, f"file:{Path(path).name}")
+        written += db.prices.write_bars(bars, f"file:{Path(path).name}")
     return written, errors
 
 
-def fetch(store: EventStore, client: PolygonClient, symbols: list[str], start: date, end: date) -> int:
+def fetch(db: Database, client: PolygonClient, symbols: list[str], start: date, end: date) -> int:
     """Fetch a date range for each symbol from Polygon into the cache; returns rows changed."""
     changed = 0
     for symbol in symbols:
         bars = client.daily_bars(symbol, start, end)
-        changed += write_bars(store, bars, "polygon")
-        with store.transaction() as curs:
-            curs.execute(
-                "INSERT INTO market_data_symbols (symbol, fetched_from, fetched_through, refreshed_at)"
-                " VALUES (%s, %s, %s, now()) ON CONFLICT (symbol) DO UPDATE SET"
-                " fetched_from = least(market_data_symbols.fetched_from, EXCLUDED.fetched_from),"
-                " fetched_through = greatest(market_data_symbols.fetched_through, EXCLUDED.fetched_through),"
-                " refreshed_at = now(), last_error = NULL",
-                (symbol, start, end))
+        changed += db.prices.write_bars(bars, "polygon")
+        db.prices.record_fetch(symbol, start, end)
         log.info("fetched", symbol=symbol, bars=len(bars), changed=changed, start=start.isoformat(),
                  end=end.isoformat())
     return changed
 
 
 class MarketDataDaemon:
-    def __init__(self, store: EventStore, client: PolygonClient, today=lambda: datetime.now(timezone.utc).date()):
-        self.store, self.client, self.today = store, client, today
+    def __init__(self, db: Database, client: PolygonClient, today=lambda: datetime.now(timezone.utc).date()):
+        self.db, self.client, self.today = db, client, today
 
     def wanted(self) -> tuple[list[str], list[str]]:
         """(symbols never fetched, symbols due for their daily refresh)."""
-        with self.store.cursor() as curs:
-            rows = curs.execute(
-                "WITH needed AS ("
-                " SELECT DISTINCT symbol, false AS held FROM rm_strategy_symbols"
-                " UNION SELECT DISTINCT symbol, true FROM rm_positions"
-                " UNION SELECT DISTINCT benchmark, true FROM strategies WHERE benchmark <> '')"
-                " SELECT n.symbol, bool_or(n.held) AS held, m.fetched_through, m.refreshed_at"
-                " FROM needed n LEFT JOIN market_data_symbols m USING (symbol)"
-                " GROUP BY n.symbol, m.fetched_through, m.refreshed_at ORDER BY n.symbol").fetchall()
+        held = self.db.ledger.symbols_in_use()  # ever held -> held now
+        for benchmark in self.db.identity.benchmarks_in_use():
+            held[benchmark] = True
+        symbols = sorted(s for s in held if not s.startswith(DEMO_PREFIX))  # invented: nothing to fetch
+        status = self.db.prices.fetch_status(symbols)
         now = datetime.now(timezone.utc)
-        rows = [r for r in rows if not r["symbol"].startswith(DEMO_PREFIX)]  # invented: nothing to fetch
-        new = [r["symbol"] for r in rows if r["fetched_through"] is None]
-        due = [r["symbol"] for r in rows if r["fetched_through"] is not None and r["held"]
-               and (r["refreshed_at"] is None or now - r["refreshed_at"] >= REFRESH_EVERY)]
+        new = [s for s in symbols if status.get(s, (None, None))[0] is None]
+        due = [s for s in symbols if status.get(s, (None, None))[0] is not None and held[s]
+               and (status[s][1] is None or now - status[s][1] >= REFRESH_EVERY)]
         return new, due
 
     def tick(self) -> int:
@@ -103,14 +84,10 @@ class MarketDataDaemon:
                [(s, today - timedelta(days=REFRESH_DAYS)) for s in due]
         for symbol, start in plan:
             try:
-                changed += fetch(self.store, self.client, [symbol], start, today)
+                changed += fetch(self.db, self.client, [symbol], start, today)
             except PolygonError as exc:
                 log.warning("fetch_failed", symbol=symbol, error=str(exc))
-                with self.store.transaction() as curs:
-                    curs.execute(
-                        "INSERT INTO market_data_symbols (symbol, refreshed_at, last_error) VALUES (%s, now(), %s)"
-                        " ON CONFLICT (symbol) DO UPDATE SET refreshed_at = now(), last_error = EXCLUDED.last_error",
-                        (symbol, str(exc)))
+                self.db.prices.record_fetch_error(symbol, str(exc))
         return changed
 
     def run(self, interval_s: float = 30.0, stop=lambda: False) -> None:

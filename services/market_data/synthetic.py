@@ -18,7 +18,7 @@ from typing import Any
 
 from libs.domain.model import MAX_BATCH
 
-from .bars import Bar
+from libs.domain.bars import Bar
 
 __all__ = ["SYMBOLS", "STOCKS", "CRYPTO", "source", "is_us_trading_day", "synthetic_bars",
            "sample_bot_orders", "DEMO_PREFIX"]

@@ -16,7 +16,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from libs.infra import bus
-from libs.infra.store import EventStore
+from libs.infra.db import Database
 
 from .projection import apply_price_updates, project
 
@@ -31,8 +31,8 @@ log = structlog.get_logger(component="projector")
 
 
 class ProjectorDaemon:
-    def __init__(self, store: EventStore, nats_url: str) -> None:
-        self.store = store
+    def __init__(self, db: Database, nats_url: str) -> None:
+        self.db = db
         self.nats_url = nats_url
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -42,7 +42,7 @@ class ProjectorDaemon:
         self._wake.set()
 
     async def run(self) -> None:
-        store_id = await asyncio.to_thread(lambda: self.store.store_id)
+        store_id = await asyncio.to_thread(lambda: self.db.events.store_id)
         listener = asyncio.create_task(self._listen(store_id))
         try:
             while not self._stop.is_set():
@@ -71,12 +71,12 @@ class ProjectorDaemon:
         """Project everything the store has beyond the tracked position, then re-mark for new prices."""
         total = 0
         while not self._stop.is_set():
-            last = await asyncio.to_thread(self.store.projected_up_to)
-            notifications = await asyncio.to_thread(self.store.notifications_after, last, STORE_BATCH)
+            last = await asyncio.to_thread(self.db.ledger.position)
+            notifications = await asyncio.to_thread(self.db.events.notifications_after, last, STORE_BATCH)
             if not notifications:
-                await asyncio.to_thread(apply_price_updates, self.store)
+                await asyncio.to_thread(apply_price_updates, self.db)
                 break
-            total += await asyncio.to_thread(project, self.store, notifications)
+            total += await asyncio.to_thread(project, self.db, notifications)
         return total
 
     async def _listen(self, store_id: str) -> None:

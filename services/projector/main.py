@@ -8,32 +8,31 @@ import signal
 
 from libs.infra.logs import configure_logging
 from libs.infra.settings import Settings
-from libs.infra.store import EventStore
+from libs.infra.db import Database
 
 from .consumer import ProjectorDaemon
 from .projection import rebuild
 
 
 async def run_daemon(settings: Settings) -> None:
-    store = EventStore(settings.database_url, pool_size=2, max_overflow=4)
-    await asyncio.to_thread(store.create_tables)
-    daemon = ProjectorDaemon(store, settings.nats_url)
+    db = Database(settings.database_url, pool_size=2, max_overflow=4)
+    await asyncio.to_thread(db.create_tables)
+    daemon = ProjectorDaemon(db, settings.nats_url)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop)
     try:
         await daemon.run()
     finally:
-        await asyncio.to_thread(store.close)
+        await asyncio.to_thread(db.close)
 
 
 def run_rebuild(settings: Settings) -> int:
-    store = EventStore(settings.database_url, pool_size=2)
+    db = Database(settings.database_url, pool_size=2)
     try:
-        store.create_tables()
-        return rebuild(store)
+        return rebuild(db.create_tables())
     finally:
-        store.close()
+        db.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,9 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_env()
     configure_logging("projector", settings.log_level)
     if args.command == "rebuild":
+        if not settings.database_url:
+            raise SystemExit("BOTRANKS_DATABASE_URL must be set (or use `botranks projector rebuild`)")
         run_rebuild(settings)
     else:
-        asyncio.run(run_daemon(settings))
+        asyncio.run(run_daemon(settings.require_servers()))
 
 
 if __name__ == "__main__":

@@ -17,12 +17,15 @@ from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 
-from libs.domain.model import SymbolError, normalize_symbol
+from libs.domain.errors import BadParameter, InvalidSymbol
+from libs.domain.model import normalize_symbol
+from libs.domain.nav import NAV_COLUMNS
+from libs.domain.performance import Performance
+from libs.domain.views import CashPage, NavSeries, OrdersPage, ReconciliationPage, StateView, decode_cursor
 from libs.infra.auth import api_key_guard
-from libs.infra.web import LEDGER_ERRORS, BadRequest, ExactJSONResponse
+from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse
 
 from . import readers
-from .readers import CashPage, NavSeries, OrdersPage, Performance, ReconciliationPage, StateView
 
 log = structlog.get_logger(service="query_api")
 
@@ -33,16 +36,16 @@ Cursor = Parameter(default=None, max_length=200, description="next_cursor of the
 async def _read(state: State, strategy_id: UUID, what: str, fn: Callable[..., Any], *args: Any) -> Any:
     """Run one read in a worker thread and log one event for it."""
     started = time.perf_counter()
-    result = await to_thread.run_sync(fn, state.store, strategy_id, *args)
+    result = await to_thread.run_sync(fn, strategy_id, *args)
     log.info(what, strategy_id=str(strategy_id), duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return result
 
 
 def _cursor(cursor: str | None) -> int:
     try:
-        return readers.decode_cursor(cursor)
+        return decode_cursor(cursor)
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest("Invalid `cursor`: pass back the next_cursor of a previous page") from None
+        raise BadParameter("Invalid `cursor`: pass back the next_cursor of a previous page") from None
 
 
 def _date_param(raw: str | None, name: str) -> date | None:
@@ -52,7 +55,7 @@ def _date_param(raw: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise BadRequest(f"`{name}` must be a date YYYY-MM-DD, got {raw!r}") from None
+        raise BadParameter(f"`{name}` must be a date YYYY-MM-DD, got {raw!r}") from None
 
 
 def _risk_free_rate(raw: str | None) -> float:
@@ -61,9 +64,9 @@ def _risk_free_rate(raw: str | None) -> float:
     try:
         rate = float(raw)
     except ValueError:
-        raise BadRequest(f"`risk_free_rate` must be a number, got {raw!r}") from None
+        raise BadParameter(f"`risk_free_rate` must be a number, got {raw!r}") from None
     if not math.isfinite(rate) or not -1 <= rate <= 1:
-        raise BadRequest(f"`risk_free_rate` must be a finite number in [-1, 1], got {raw}")
+        raise BadParameter(f"`risk_free_rate` must be a finite number in [-1, 1], got {raw}")
     return rate
 
 
@@ -72,8 +75,8 @@ def _benchmark(raw: str) -> str:
         return ""
     try:
         return normalize_symbol(raw, "benchmark")
-    except SymbolError:
-        raise BadRequest(f"Unresolvable benchmark symbol: {raw}") from None
+    except InvalidSymbol:
+        raise BadParameter(f"Unresolvable benchmark symbol: {raw}") from None
 
 
 class StrategyQueries(Controller):
@@ -82,7 +85,7 @@ class StrategyQueries(Controller):
 
     @get("/state", responses=LEDGER_ERRORS, summary="Current derived state")
     async def get_state(self, state: State, strategy_id: UUID) -> StateView:
-        return await _read(state, strategy_id, "state_read", readers.strategy_state)
+        return await _read(state, strategy_id, "state_read", state.db.ledger.state)
 
     @get("/nav", responses=LEDGER_ERRORS, summary="Daily NAV history (JSON, or CSV with Accept: text/csv)")
     async def get_nav(self, request: Request, state: State, strategy_id: UUID,
@@ -92,13 +95,13 @@ class StrategyQueries(Controller):
                                                  description="last date, YYYY-MM-DD (inclusive)")) -> Response[NavSeries]:
         start, end = _date_param(from_, "from"), _date_param(to, "to")
         if start and end and start > end:
-            raise BadRequest("`from` must not be after `to`")
-        series: NavSeries = await _read(state, strategy_id, "nav_read", readers.nav_series, start, end)
+            raise BadParameter("`from` must not be after `to`")
+        series: NavSeries = await _read(state, strategy_id, "nav_read", state.db.ledger.nav_series, start, end)
         if "text/csv" in request.headers.get("accept", ""):
             out = io.StringIO()
             writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(readers.NAV_COLUMNS)
-            writer.writerows([[getattr(p, c) for c in readers.NAV_COLUMNS] for p in series.series])
+            writer.writerow(NAV_COLUMNS)
+            writer.writerows([[getattr(p, c) for c in NAV_COLUMNS] for p in series.series])
             return Response(out.getvalue(), media_type="text/csv",
                             headers={"Content-Disposition": f'inline; filename="nav-{strategy_id}.csv"'})
         return ExactJSONResponse(series)
@@ -117,9 +120,9 @@ class StrategyQueries(Controller):
         started = time.perf_counter()
 
         def work() -> Performance:
-            key, known = readers.performance_key(state.store, strategy_id, symbol, rate)
+            key, known = readers.performance_key(state.db, strategy_id, symbol, rate)
             if not known and symbol is not None:  # asked for by name: the spec's 400
-                raise BadRequest(f"Unresolvable benchmark symbol: {key.benchmark}")
+                raise BadParameter(f"Unresolvable benchmark symbol: {key.benchmark}")
             if not known:  # the strategy's own benchmark, not priced yet (a fresh install): say so
                 key = msgspec.structs.replace(key, benchmark=None, benchmark_version=None,
                                               unpriced_benchmark=key.benchmark)
@@ -134,15 +137,15 @@ class StrategyQueries(Controller):
     @get("/orders", responses=LEDGER_ERRORS, summary="The strategy's orders, in arrival order, paginated")
     async def list_orders(self, state: State, strategy_id: UUID, limit: int = Limit,
                           cursor: str | None = Cursor) -> OrdersPage:
-        return await _read(state, strategy_id, "orders_listed", readers.list_orders, _cursor(cursor), limit)
+        return await _read(state, strategy_id, "orders_listed", state.db.ledger.orders, _cursor(cursor), limit)
 
     @get("/cash", responses=LEDGER_ERRORS, summary="The strategy's cash events, in arrival order, paginated")
     async def list_cash(self, state: State, strategy_id: UUID, limit: int = Limit,
                         cursor: str | None = Cursor) -> CashPage:
-        return await _read(state, strategy_id, "cash_listed", readers.list_cash, _cursor(cursor), limit)
+        return await _read(state, strategy_id, "cash_listed", state.db.ledger.cash, _cursor(cursor), limit)
 
     @get("/reconciliation", responses=LEDGER_ERRORS, summary="Reconciliation log of snapshots sent with log_deltas")
     async def list_reconciliation(self, state: State, strategy_id: UUID, limit: int = Limit,
                                   cursor: str | None = Cursor) -> ReconciliationPage:
-        return await _read(state, strategy_id, "reconciliation_listed", readers.list_reconciliation,
+        return await _read(state, strategy_id, "reconciliation_listed", state.db.ledger.reconciliation,
                            _cursor(cursor), limit)

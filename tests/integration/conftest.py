@@ -21,7 +21,7 @@ import pytest
 
 from libs.infra.embedded import NatsServer, start_postgres
 
-from .stack import Stack, create_database, drop_database
+from devtools.stack import Stack, create_database, drop_database
 
 RUN_ID = uuid.uuid4().hex[:8]
 

@@ -29,7 +29,7 @@ import pytest
 from libs.infra import bus
 from libs.infra.embedded import free_port, nats_server_binary, pid_alive, postmaster_pid, wait_for_port
 
-from .stack import ROOT, wait_until
+from devtools.stack import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 
 from libs.infra.embedded import NatsServer
 
-from .stack import ROOT, Stack, wait_until
+from devtools.stack import ROOT, Stack, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,7 @@ def test_projector_sigkill_mid_stream_then_restart_equals_rebuild(backends, make
 
         writer = threading.Thread(target=ingest)
         writer.start()
-        wait_until(lambda: stack.projected_up_to() > 300, 30, "the projector to be mid-stream")
+        wait_until(lambda: stack.db.ledger.position() > 300, 30, "the projector to be mid-stream")
         stack.kill("projector", signal.SIGKILL)
         time.sleep(0.5)
         stack.start_projector()
@@ -102,11 +102,8 @@ def test_nats_outage_during_ingest_loses_nothing(make_database, tmp_path):
         assert sum(Decimal(str(p["quantity"])) for p in positions) == total
         assert len(stack.read_models()["orders"]) == 1000
         # the relay caught up too: everything stored was published once the bus came back
-        def relay_done() -> bool:
-            with stack.store.cursor() as curs:
-                return curs.execute("SELECT notification_id FROM relay_position").fetchone()["notification_id"] \
-                    >= stack.event_count()
-        wait_until(relay_done, 60, "the relay to publish the backlog")
+        wait_until(lambda: stack.db.events.relay_position() >= stack.event_count(), 60,
+                   "the relay to publish the backlog")
     finally:
         stack.stop()
         nats.stop()
@@ -124,7 +121,7 @@ def test_every_process_killed_with_the_bus_down_loses_nothing(make_database, tmp
         rng = random.Random(5)
         for _ in range(6):
             assert stack.post(sid, "orders", random_batch(rng, 50), auth).status_code == 200
-        assert stack.projected_up_to() == 0
+        assert stack.db.ledger.position() == 0
         for name in list(stack.processes):
             stack.kill(name, signal.SIGKILL)
         nats.start()
@@ -156,7 +153,7 @@ def test_a_deleted_stream_is_recreated_and_nothing_is_missed(backends, make_data
 
         async def delete() -> None:
             nc = await bus.connect(nats_url, "test")
-            await nc.jetstream().delete_stream(bus.stream_name(stack.store.store_id))
+            await nc.jetstream().delete_stream(bus.stream_name(stack.db.events.store_id))
             await nc.close()
 
         asyncio.run(delete())

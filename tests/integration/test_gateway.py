@@ -32,7 +32,7 @@ import uvicorn
 from libs.infra.embedded import free_port, wait_for_port
 from services.gateway import MAX_BODY, Gateway
 
-from .stack import ROOT, wait_until
+from devtools.stack import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from libs.domain.ledger import published
 from libs.domain.model import MAX_ABS_AMOUNT, MAX_DETAILS_DEPTH, MAX_FRACTION_DIGITS
 
 pytestmark = pytest.mark.integration
@@ -82,7 +83,7 @@ def test_decimals_come_back_exactly_as_sent(stack, deposit, quantity, price, fee
     sid, auth = stack.new_strategy("exact")
     r = post_raw(stack, sid, "cash", b'{"event_type": "deposit", "external_id": "d1", "amount": ' + deposit[1] + b"}",
                  auth)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 201, r.text
     assert exact(r)["event"]["amount"] == deposit[0]
     r = post_raw(stack, sid, "orders", b'{"orders": [{"symbol": "EXCT", "side": "buy", "executed_at": "'
                  + PAST.encode() + b'", "quantity": ' + quantity[1] + b', "price": ' + price[1]
@@ -98,9 +99,9 @@ def test_decimals_come_back_exactly_as_sent(stack, deposit, quantity, price, fee
     assert cash["amount"] == deposit[0]
     [order] = get_exact(stack, sid, "orders", auth)["items"]
     assert (order["quantity"], order["price"], order["fees"]) == (quantity[0], price[0], fees[0])
-    positions = get_exact(stack, sid, "state", auth)["positions"]
+    positions = get_exact(stack, sid, "state", auth)["positions"]  # derived: at the one published precision
     assert [(p["symbol"], p["quantity"], p["cost_basis"]) for p in positions] == [
-        ("SNAP", snap_quantity[0], cost_basis[0])]
+        ("SNAP", published(snap_quantity[0]), published(cost_basis[0]))]
 
 
 # ---------------------------------------------------------------- hostile bodies
@@ -210,7 +211,7 @@ def test_the_projector_is_healthy_after_the_hostile_bodies(stack, hostile_strate
 def test_deposit_is_not_rounded(stack, literal):
     sid, auth = stack.new_strategy()
     r = post_raw(stack, sid, "cash", b'{"event_type": "deposit", "amount": ' + literal + b"}", auth)
-    assert r.status_code == 200 and exact(r)["event"]["amount"] == Decimal(literal.decode()), r.text
+    assert r.status_code == 201 and exact(r)["event"]["amount"] == Decimal(literal.decode()), r.text
     assert b'"amount":' + literal in r.content
     [cash] = get_exact(stack, sid, "cash", auth)["items"]
     assert cash["amount"] == Decimal(literal.decode())
@@ -252,7 +253,7 @@ def test_zeros_with_extreme_exponents_are_stored_as_zero(stack):
                  b'"fees":0E-20000}]}', auth)
     assert r.status_code == 200 and exact(r)["accepted"][0]["fees"] == 0, r.text
     r = post_raw(stack, sid, "cash", b'{"event_type":"adjustment","amount":0E+999999}', auth)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 201, r.text
     assert_projector_healthy(stack)
 
 
@@ -305,7 +306,7 @@ def test_unpaired_surrogate_escape_is_400(stack):
     r = post_raw(stack, sid, "cash", b'{"event_type":"fee","amount":-1,"note":"\\ud800"}', auth)
     assert r.status_code == 400 and "surrogate" in r.json()["detail"], r.text
     r = post_raw(stack, sid, "cash", b'{"event_type":"fee","amount":-1,"note":"\\ud83d\\ude00"}', auth)
-    assert r.status_code == 200 and r.json()["event"]["note"] == "\U0001F600"
+    assert r.status_code == 201 and r.json()["event"]["note"] == "\U0001F600"
 
 
 def test_duplicate_keys_are_400_and_store_nothing(stack):
@@ -341,7 +342,7 @@ def test_non_json_content_types_are_415(stack, content_type):
     r = stack.command.post("/auth/register", content=b'{"email":"ct@example.com","password":"content-type-1"}',
                            headers={"Content-Type": content_type} if content_type else {})
     assert r.status_code == 415 and r.json() == {"detail": "Content-Type must be application/json"}
-    assert post_raw(stack, sid, "cash", body, auth, "application/json; charset=UTF-8").status_code == 200
+    assert post_raw(stack, sid, "cash", body, auth, "application/json; charset=UTF-8").status_code == 201
 
 
 def _raw_request(port: int, method: str, path: str, headers: bytes, body: bytes = b"") -> tuple[int, bytes]:
@@ -381,4 +382,4 @@ def test_non_utf8_cookie_is_401(stack, cookie):
     status, _ = _raw_request(stack.command_port, "POST", f"/api/v1/strategies/{sid}/cash",
                              cookie + b"\r\nAuthorization: " + auth["Authorization"].encode() + b"\r\n",
                              b'{"event_type":"deposit","amount":1}')
-    assert status == 200
+    assert status == 201

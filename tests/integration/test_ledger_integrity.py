@@ -18,11 +18,11 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from libs.domain.model import Order, OrderRecorded
+from devtools.stack import ROOT, Stack, sql, wait_until
 from libs.infra import bus
-from libs.infra.store import EventStore
-from services.projector.projection import SHADOW_SCHEMA, UNKNOWN_STRATEGY, apply_batch, project, rebuild
-
-from .stack import ROOT, Stack, wait_until
+from libs.infra.db import Database
+from libs.infra.ledger_view import UNKNOWN_STRATEGY
+from services.projector.projection import apply_batch, project, rebuild
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def _order(strategy_id, quantity: Decimal, price: Decimal = Decimal(100), day: d
 
 
 def _quarantine(stack: Stack) -> dict[uuid.UUID, dict]:
-    with stack.store.cursor() as curs:
+    with stack.sql() as curs:
         return {r["strategy_id"]: r for r in curs.execute("SELECT * FROM rm_quarantine").fetchall()}
 
 
@@ -47,16 +47,16 @@ def test_an_event_the_projector_cannot_apply_halts_only_its_own_strategy(stack):
     healthy, healthy_auth = stack.new_strategy("healthy")
     assert stack.post(healthy, "orders", {"orders": [{"symbol": "KO", "side": "buy", "quantity": 1,
                                                       "price": 60}]}, healthy_auth).status_code == 200
-    stack.store.append([(uuid.uuid4(), _order(uuid.UUID(poisoned), Decimal("1e-20000")))])
+    stack.db.events.append([(uuid.uuid4(), _order(uuid.UUID(poisoned), Decimal("1e-20000")))])
     stack.wait_projected()
     assert "numeric" in _quarantine(stack)[uuid.UUID(poisoned)]["error"]
     not_an_event = StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="OrderRecorded.v1",
                                state=b'{"order": {"strategy_id": "' + poisoned.encode() + b'", "quantity": []}}')
     not_json = StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="OrderRecorded.v1",
                            state=b'\xff{"order": [}')
-    stack.store.recorder.insert_events([not_an_event])
-    stack.store.recorder.insert_events([not_json])
-    stack.store.append([(uuid.uuid4(), _order(uuid.UUID(poisoned), Decimal(5)))])  # skipped: the strategy is halted
+    stack.db.events.recorder.insert_events([not_an_event])
+    stack.db.events.recorder.insert_events([not_json])
+    stack.db.events.append([(uuid.uuid4(), _order(uuid.UUID(poisoned), Decimal(5)))])  # skipped: the strategy is halted
     # every other strategy keeps projecting, through the real pipeline
     r = stack.post(healthy, "orders", {"orders": [{"symbol": "KO", "side": "buy", "quantity": 2, "price": 61}]},
                    healthy_auth)
@@ -74,7 +74,7 @@ def test_an_event_the_projector_cannot_apply_halts_only_its_own_strategy(stack):
                    check=True, capture_output=True, timeout=120)
     assert set(_quarantine(stack)) == {uuid.UUID(poisoned), UNKNOWN_STRATEGY}
     assert stack.state(healthy, healthy_auth)["positions"][0]["quantity"] == 3
-    with stack.store.transaction() as curs:  # leave the module's shared stack clean for the other tests
+    with stack.sql() as curs:  # leave the module's shared stack clean for the other tests
         curs.execute("DELETE FROM rm_quarantine")
 
 
@@ -84,7 +84,7 @@ def test_forged_bus_message_is_not_truth(stack):
     assert stack.post(sid, "cash", {"event_type": "deposit", "amount": 1000}, auth).status_code == 201
     stack.wait_projected()
     fake = _order(uuid.UUID(sid), Decimal(424242))
-    store_id, next_id = stack.store.store_id, stack.event_count() + 1
+    store_id, next_id = stack.db.events.store_id, stack.event_count() + 1
 
     async def forge() -> None:
         nc = await bus.connect(stack.nats_url, "attacker")
@@ -190,75 +190,63 @@ def test_one_published_precision_and_reconciliation_at_that_precision(stack):
 
 
 @pytest.fixture
-def store(make_database):
-    s = EventStore(make_database(), pool_size=2, max_overflow=4)
-    s.create_tables()
-    yield s
-    s.close()
+def db(make_database):
+    d = Database(make_database(), pool_size=2, max_overflow=4).create_tables()
+    yield d
+    d.close()
 
 
-def test_a_year_backfilled_in_date_order_never_refolds(store):
+def test_a_year_backfilled_in_date_order_never_refolds(db):
     """Appends on days that already have NAV rows continue from the tail state: O(batch), not O(history)."""
     days = [date(2025, 1, 1) + timedelta(days=i) for i in range(365)]
     trading = [d for d in days if d.weekday() < 5]
-    with store.transaction() as curs:
+    with sql(db) as curs:
         curs.executemany("INSERT INTO prices (symbol, date, close) VALUES (%s, %s, %s)",
                          [(s, d, Decimal(100 + i % 17 + (5 if s == "SPY" else 0)))
                           for s in ("AAPL", "SPY") for i, d in enumerate(trading)])
-    strategy = uuid.uuid4()
-    with store.transaction() as curs:
-        curs.execute("INSERT INTO strategies (id, name) VALUES (%s, 'backfill')", (strategy,))
+    strategy, _ = db.identity.create_strategy("backfill", first_key=False)
     events = [_order(strategy, Decimal(1 + i % 3), Decimal(100 + i % 17), day=d) for d in trading for i in range(6)]
     refolds = []
     for i in range(0, len(events), 50):  # batches split inside days, as a bot's 500-order batches are
-        ids = store.append([(uuid.uuid4(), e) for e in events[i:i + 50]])
-        with store.transaction() as curs:
-            refolds.append(apply_batch(curs, store.notifications_after(min(ids) - 1, 100)).refolds)
+        ids = db.events.append([(uuid.uuid4(), e) for e in events[i:i + 50]])
+        with db.ledger.writing() as writer:
+            refolds.append(apply_batch(writer, db.events.notifications_after(min(ids) - 1, 100)).refolds)
     assert sum(refolds) == 0, refolds
-    with store.cursor() as curs:
+    with sql(db) as curs:
         incremental = [tuple(r.values()) for r in curs.execute(
             "SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily ORDER BY date")]
-    rebuild(store)
-    with store.cursor() as curs:
+    rebuild(db)
+    with sql(db) as curs:
         rebuilt = [tuple(r.values()) for r in curs.execute(
             "SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily ORDER BY date")]
     assert len(incremental) == len(trading) and incremental == rebuilt
 
 
-def test_readers_are_not_blocked_while_rebuild_runs(store):
-    strategies = [uuid.uuid4() for _ in range(40)]
-    with store.transaction() as curs:
-        curs.executemany("INSERT INTO strategies (id, name) VALUES (%s, 'r')", [(s,) for s in strategies])
+def test_readers_are_not_blocked_while_rebuild_runs(db):
+    strategies = [db.identity.create_strategy("r", first_key=False)[0] for _ in range(40)]
     for k in range(10):
-        store.append([(uuid.uuid4(), _order(s, Decimal(1), day=date(2026, 1, 5) + timedelta(days=k)))
+        db.events.append([(uuid.uuid4(), _order(s, Decimal(1), day=date(2026, 1, 5) + timedelta(days=k)))
                       for s in strategies for _ in range(25)])
-    while notifications := store.notifications_after(store.projected_up_to(), 2000):
-        project(store, notifications)
-    rebuilder = threading.Thread(target=rebuild, args=(store, 500, 2))
+    while notifications := db.events.notifications_after(db.ledger.position(), 2000):
+        project(db, notifications)
+    rebuilder = threading.Thread(target=rebuild, args=(db, 500, 2))
     rebuilder.start()
-
-    def shadow_exists() -> bool:
-        with store.cursor() as curs:
-            return curs.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SHADOW_SCHEMA,)).fetchone() is not None
-
-    wait_until(shadow_exists, 30, "the rebuild to start")
+    wait_until(db.ledger.shadow_exists, 30, "the rebuild to start")
     slowest, reads = 0.0, 0
-    while rebuilder.is_alive() and shadow_exists():
+    while rebuilder.is_alive() and db.ledger.shadow_exists():
         started = time.perf_counter()
-        with store.snapshot() as curs:
+        with sql(db) as curs:
             curs.execute("SET LOCAL statement_timeout = '2s'")
             assert curs.execute("SELECT count(*) AS n FROM rm_ledger").fetchone()["n"] == len(strategies)
         slowest, reads = max(slowest, time.perf_counter() - started), reads + 1
     rebuilder.join(120)
     assert reads > 0 and slowest < 1.0
-    with store.cursor() as curs:
+    with sql(db) as curs:
         assert curs.execute("SELECT count(*) AS n FROM rm_orders").fetchone()["n"] == 40 * 25 * 10
 
 
 def test_an_unpriced_default_benchmark_is_a_warning_and_a_named_one_is_400(stack):
-    from libs.infra.auth import create_strategy
-
-    strategy_id, key = create_strategy(stack.store, "fresh install", benchmark="ZZNOPRICE")
+    strategy_id, key = stack.db.identity.create_strategy("fresh install", benchmark="ZZNOPRICE")
     auth = {"Authorization": f"Bearer {key}"}
     stack.post(str(strategy_id), "cash", {"event_type": "deposit", "amount": 100}, auth)
     perf = stack.query.get(f"/api/v1/strategies/{strategy_id}/performance", headers=auth)

@@ -11,11 +11,11 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from services.market_data.bars import Bar
+from libs.domain.bars import Bar
 from services.market_data.polygon import PolygonClient
-from services.market_data.service import MarketDataDaemon, write_bars
+from services.market_data.service import MarketDataDaemon
 
-from .stack import ROOT, wait_until
+from devtools.stack import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +24,8 @@ WEEKDAYS = [d for d in DAYS if d.weekday() < 5]
 
 
 def test_a_late_price_re_marks_nav_from_its_date_on(stack):
-    write_bars(stack.store, [Bar(symbol=s, date=d, close=Decimal(p + i)) for i, d in enumerate(WEEKDAYS)
-                             for s, p in (("SPY", 500), ("LATE1", 100))], "test")
+    stack.db.prices.write_bars([Bar(symbol=s, date=d, close=Decimal(p + i)) for i, d in enumerate(WEEKDAYS)
+                                for s, p in (("SPY", 500), ("LATE1", 100))], "test")
     sid, auth = stack.new_strategy()
     stack.post(sid, "cash", {"event_type": "deposit", "amount": 10000, "occurred_at": f"{WEEKDAYS[0]}T14:00:00Z"}, auth)
     stack.post(sid, "orders", {"orders": [{"symbol": "LATE1", "side": "buy", "quantity": 10,
@@ -37,7 +37,7 @@ def test_a_late_price_re_marks_nav_from_its_date_on(stack):
 
     before = series()
     corrected = WEEKDAYS[5]
-    write_bars(stack.store, [Bar(symbol="LATE1", date=corrected, close=Decimal(200))], "test")  # a correction
+    stack.db.prices.write_bars([Bar(symbol="LATE1", date=corrected, close=Decimal(200))], "test")  # a correction
     wait_until(lambda: series()[corrected.isoformat()] != before[corrected.isoformat()], 20, "re-marking")
     after = series()
     for d in before:
@@ -66,11 +66,11 @@ def test_polygon_daemon_fetches_history_of_new_symbols_and_benchmarks(stack):
     requests: list[str] = []
     today = date(2026, 1, 10)
     client = PolygonClient("test-key", transport=polygon_transport(requests), sleep=lambda s: None)
-    daemon = MarketDataDaemon(stack.store, client, today=lambda: today)
+    daemon = MarketDataDaemon(stack.db, client, today=lambda: today)
     daemon.tick()
     assert any("/X:BTCUSD/range/1/day/2021-01-10/2026-01-10" in p for p in requests)
     assert any("/SPY/" in p for p in requests)  # the strategy's benchmark
-    with stack.store.cursor() as curs:
+    with stack.sql() as curs:
         rows = curs.execute("SELECT date, close FROM prices WHERE symbol = 'BTC-USD' ORDER BY date").fetchall()
         assert [(r["date"], r["close"]) for r in rows][:2] == [(date(2021, 1, 10), 10), (date(2021, 1, 11), 11)]
         assert curs.execute("SELECT count(*) AS n FROM price_updates WHERE symbol = 'BTC-USD'").fetchone()["n"] == 1
@@ -88,7 +88,7 @@ def test_demo_replays_a_bot_with_state_and_nav_that_agree(stack):
     auth = {"Authorization": f"Bearer {demo['api_key']}"}
     sid = demo["strategy_id"]
     assert demo["replayed"]["orders"] > 100 and demo["prices"]["source"] == "synthetic-demo"
-    with stack.store.cursor() as curs:  # invented prices stay under invented names
+    with stack.sql() as curs:  # invented prices stay under invented names
         assert curs.execute("SELECT count(*) AS n FROM prices WHERE source = 'synthetic-demo'"
                             " AND symbol NOT LIKE 'DEMO-%%'").fetchone()["n"] == 0
     state = stack.state(sid, auth)
@@ -116,7 +116,7 @@ def test_demo_performance_equals_the_pure_function_of_its_nav(stack):
     nav = pl.DataFrame({"date": [date.fromisoformat(r["date"]) for r in series],
                         "total_equity": [float(r["total_equity"]) for r in series],
                         "external_flow": [float(r["external_flow"]) for r in series]})
-    with stack.store.cursor() as curs:
+    with stack.sql() as curs:
         rows = curs.execute("SELECT date, close FROM prices WHERE symbol = 'DEMO-SPY' AND date BETWEEN %s AND %s"
                             " ORDER BY date", (nav["date"][0], nav["date"][-1])).fetchall()
     bench = pl.DataFrame({"date": [r["date"] for r in rows], "close": [float(r["close"]) for r in rows]})

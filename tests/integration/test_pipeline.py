@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 
-from .stack import wait_until
+from devtools.stack import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -201,15 +201,15 @@ def test_events_travel_over_jetstream_not_only_by_store_polling(stack):
     sid, auth = stack.new_strategy()
     for i in range(3):
         stack.post(sid, "cash", {"event_type": "deposit", "amount": 1 + i}, auth)
-    with stack.store.cursor() as curs:  # ids have gaps (rolled-back inserts): count the stored events
+    with stack.sql() as curs:  # ids have gaps (rolled-back inserts): count the stored events
         target = curs.execute("SELECT count(*) AS n FROM botranks_events").fetchone()["n"]
 
     async def delivered() -> tuple[int, int]:
         nc = await bus.connect(stack.nats_url, "test")
         try:
             js = nc.jetstream()
-            info = await js.consumer_info(bus.stream_name(stack.store.store_id), f"projector_{stack.store.store_id}")
-            stream = await js.stream_info(bus.stream_name(stack.store.store_id))
+            info = await js.consumer_info(bus.stream_name(stack.db.events.store_id), f"projector_{stack.db.events.store_id}")
+            stream = await js.stream_info(bus.stream_name(stack.db.events.store_id))
             return info.delivered.stream_seq, stream.state.messages
         finally:
             await nc.close()

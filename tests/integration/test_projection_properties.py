@@ -19,7 +19,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from libs.domain.model import (
     CashEvent, CashRecorded, Order, OrderRecorded, PositionsSnapshot, PositionsSnapshotted, SnapshotPosition,
 )
-from libs.infra.store import EventStore
+from devtools.stack import sql
+from libs.domain.bars import Bar
+from libs.infra.db import Database
 from services.projector.projection import apply_price_updates, project, rebuild
 
 pytestmark = pytest.mark.integration
@@ -30,17 +32,16 @@ _example = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def store(make_database):
-    s = EventStore(make_database(), pool_size=1, max_overflow=2)
-    s.create_tables()
-    with s.transaction() as curs:  # a shared benchmark, weekdays only
+def db(make_database):
+    d = Database(make_database(), pool_size=1, max_overflow=2).create_tables()
+    with sql(d) as curs:  # a shared benchmark, weekdays only
         curs.executemany("INSERT INTO prices (symbol, date, close) VALUES ('SPY', %s, %s)",
-                         [(d, D(500) + i) for i, d in enumerate(DAYS) if d.weekday() < 5])
-    yield s
-    s.close()
+                         [(day, D(500) + i) for i, day in enumerate(DAYS) if day.weekday() < 5])
+    yield d
+    d.close()
 
 
-def snapshot_of_read_models(store: EventStore) -> dict:
+def snapshot_of_read_models(db: Database) -> dict:
     queries = {
         "positions": "SELECT strategy_id, symbol, quantity, cost_basis, updated_at FROM rm_positions ORDER BY 1, 2",
         "ledger": "SELECT strategy_id, cash_balance, realized_pnl, external_flows, market_value, total_equity,"
@@ -51,7 +52,7 @@ def snapshot_of_read_models(store: EventStore) -> dict:
         "reconciliation": "SELECT strategy_id, snapshot_id, symbol, derived_quantity, derived_cost_basis,"
                           " snapshot_quantity, snapshot_cost_basis FROM rm_reconciliation_log ORDER BY 1, 2, 3",
     }
-    with store.cursor() as curs:
+    with sql(db) as curs:
         return {k: [tuple(r.values()) for r in curs.execute(q).fetchall()] for k, q in queries.items()}
 
 
@@ -100,36 +101,31 @@ def scenario(draw):
 @settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(scenario())
-def test_incremental_equals_rebuild_in_any_arrival_order(store, case):
+def test_incremental_equals_rebuild_in_any_arrival_order(db, case):
     sid, events, arrival, cuts, prices, late = case
-    create_strategy_with_id(store, sid)
-    with store.transaction() as curs:
+    create_strategy_with_id(db, sid)
+    with sql(db) as curs:  # prices known before the events
         curs.executemany("INSERT INTO prices (symbol, date, close) VALUES (%s, %s, %s)",
                          [(s, d, c) for s, rows in prices.items() for d, c in rows.items()])
     ordered = [events[i] for i in arrival]
     bounds = [0, *cuts, len(ordered)]
     for lo, hi in zip(bounds, bounds[1:]):
         if lo < hi:
-            store.append([(_aggregate_id(e), e) for e in ordered[lo:hi]])
-            project(store, store.notifications_after(store.projected_up_to(), 1000))
-    with store.transaction() as curs:  # prices that arrive after the events (new bars and corrections)
-        for s, rows in late.items():
-            for d, c in rows.items():
-                curs.execute("INSERT INTO prices (symbol, date, close) VALUES (%s, %s, %s) ON CONFLICT (symbol, date)"
-                             " DO UPDATE SET close = EXCLUDED.close", (s, d, c))
-            if rows:
-                curs.execute("INSERT INTO price_updates (symbol, from_date) VALUES (%s, %s)", (s, min(rows)))
-    apply_price_updates(store)
-    incremental = snapshot_of_read_models(store)
-    rebuild(store)
-    rebuilt = snapshot_of_read_models(store)
+            db.events.append([(_aggregate_id(e), e) for e in ordered[lo:hi]])
+            project(db, db.events.notifications_after(db.ledger.position(), 1000))
+    # prices that arrive after the events (new bars and corrections), through the outbox
+    db.prices.write_bars([Bar(symbol=s, date=d, close=c) for s, rows in late.items() for d, c in rows.items()], "test")
+    apply_price_updates(db)
+    incremental = snapshot_of_read_models(db)
+    rebuild(db)
+    rebuilt = snapshot_of_read_models(db)
     for table in incremental:
         only_incremental = [r for r in incremental[table] if r not in rebuilt[table]]
         only_rebuilt = [r for r in rebuilt[table] if r not in incremental[table]]
         assert not only_incremental and not only_rebuilt, (
             f"{table}: incremental-only {only_incremental[:5]} rebuild-only {only_rebuilt[:5]}\n"
             f"events in arrival order: {[events[i] for i in arrival]}\ncuts: {cuts}")
-    with store.cursor() as curs:  # cost basis is positive for every open position
+    with sql(db) as curs:  # cost basis is positive for every open position
         assert curs.execute("SELECT count(*) AS n FROM rm_positions WHERE cost_basis <= 0").fetchone()["n"] == 0
 
 
@@ -141,6 +137,7 @@ def _aggregate_id(event):
     return event.snapshot.id
 
 
-def create_strategy_with_id(store: EventStore, sid: uuid.UUID) -> None:
-    with store.transaction() as curs:
+def create_strategy_with_id(db: Database, sid: uuid.UUID) -> None:
+    """The events of a scenario name their strategy, so it is created with that id (behind identity's back)."""
+    with sql(db) as curs:
         curs.execute("INSERT INTO strategies (id, name) VALUES (%s, 'prop')", (sid,))

@@ -23,7 +23,7 @@ import pytest
 
 from libs.infra.embedded import free_port
 
-from .stack import ROOT, wait_until
+from devtools.stack import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 
 from libs.infra.embedded import wait_for_port
 
-from .stack import Stack
+from devtools.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -40,10 +40,9 @@ def command_api(backends, make_database, home, **env: str) -> Stack:
 
 @pytest.fixture(scope="module")
 def site(backends, make_database, tmp_path_factory):
-    """Default sign-in throttles except a generous per-address limit; one allow-listed dashboard origin."""
+    """Default failed-login throttle, the stack's generous per-address limit; one allow-listed dashboard origin."""
     s = command_api(backends, make_database, tmp_path_factory.mktemp("site"),
-                    BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP="100000", BOTRANKS_ALLOWED_ORIGINS=f" {DASHBOARD}/ ,",
-                    BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0")
+                    BOTRANKS_ALLOWED_ORIGINS=f" {DASHBOARD}/ ,", BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0")
     yield s
     s.stop()
 
@@ -96,9 +95,9 @@ def signed_in(stack: Stack, **headers: str) -> httpx.Client:
     return c
 
 
-def count(stack: Stack, sql: str, *args) -> int:
-    with stack.store.cursor() as curs:
-        return next(iter(curs.execute(sql, args).fetchone().values()))
+def count(stack: Stack, query: str, *args) -> int:
+    with stack.sql() as curs:
+        return next(iter(curs.execute(query, args).fetchone().values()))
 
 
 def xff(address: str) -> dict[str, str]:

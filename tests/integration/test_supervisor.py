@@ -25,7 +25,7 @@ from libs.infra.embedded import (free_port, pid_alive, proc_cmdline, proc_enviro
                                  stop_postmaster)
 from services.supervisor import SERVICES
 
-from .stack import ROOT, wait_until
+from devtools.stack import ROOT, wait_until
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG")]

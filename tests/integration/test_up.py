@@ -17,10 +17,11 @@ import httpx
 import pytest
 
 from libs.infra.embedded import free_port
+from libs.infra.settings import Settings
 from services import supervisor
 from services.gateway import Gateway
 
-from .stack import ROOT, wait_until
+from devtools.stack import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +130,7 @@ def test_restart_backoff_resets_once_a_child_has_stayed_up(tmp_path, monkeypatch
     flag = tmp_path / "stay-up"
     script = f"import os, sys, time; time.sleep(0.05) if not os.path.exists({str(flag)!r}) else time.sleep(60)"
     child = supervisor.Child("flaky", [sys.executable, "-c", script], dict(os.environ))
-    system = supervisor.System(home=tmp_path, port=0, children=[child])
+    system = supervisor.System(settings=Settings(home=tmp_path), port=0, children=[child])
     child.start()
     watcher = threading.Thread(target=system.watch_children, daemon=True)
     watcher.start()

@@ -1,0 +1,62 @@
+"""People, strategies and API keys: the shapes the accounts API takes and answers with."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+
+from .model import NO_NUL
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
+
+
+class Credentials(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(max_length=254, pattern=NO_NUL)]
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class StrategyIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    visibility: Literal["public", "private"] = "private"
+    base_currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = "USD"
+    benchmark: Annotated[str, msgspec.Meta(max_length=20)] = "SPY"
+
+
+class ApiKeyIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+
+
+class User(msgspec.Struct):
+    id: UUID
+    email: str
+    created_at: datetime
+
+
+class Strategy(msgspec.Struct):
+    id: UUID
+    name: str
+    base_currency: str
+    benchmark: str | None
+    visibility: str
+    created_at: datetime
+
+
+class ApiKeyCreated(msgspec.Struct):
+    id: UUID
+    name: str
+    key_prefix: str
+    created_at: datetime
+    plaintext: str
+    warning: str = "Store this key now; it cannot be retrieved later."
+
+
+class ApiKeyInfo(msgspec.Struct):
+    id: UUID
+    name: str
+    key_prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None

@@ -1,0 +1,103 @@
+"""What the read side answers: the shapes of ``/state``, ``/nav``, the paginated logs and ``/readyz``.
+
+Declared once, here: the ledger view returns them and the query API serializes them.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import msgspec
+
+from .model import CashEvent, Order, Position
+from .nav import NavRow
+
+
+class Nav(msgspec.Struct):
+    total_equity: Decimal
+    cash_balance: Decimal
+    market_value: Decimal
+    captured_at: datetime
+
+
+class StateView(msgspec.Struct):
+    strategy_id: UUID
+    positions: list[Position]
+    nav: Nav | None
+    last_order_at: datetime | None
+
+
+class NavSeries(msgspec.Struct):
+    strategy_id: UUID
+    series: list[NavRow]
+
+
+class ReconciliationEntry(msgspec.Struct):
+    snapshot_id: UUID
+    symbol: str
+    derived_quantity: Decimal
+    derived_cost_basis: Decimal | None
+    snapshot_quantity: Decimal
+    snapshot_cost_basis: Decimal | None
+    taken_at: datetime
+
+
+class OrdersPage(msgspec.Struct):
+    items: list[Order]
+    next_cursor: str | None
+
+
+class CashPage(msgspec.Struct):
+    items: list[CashEvent]
+    next_cursor: str | None
+
+
+class ReconciliationPage(msgspec.Struct):
+    items: list[ReconciliationEntry]
+    next_cursor: str | None
+
+
+class SnapshotOutcome(msgspec.Struct):
+    """What the fold made of a positions snapshot (the POST /positions/snapshot answer)."""
+
+    upserted: int
+    removed: int | None
+    reconciliation_entries: int | None
+
+
+class Quarantined(msgspec.Struct):
+    strategy_id: UUID
+    first_notification_id: int
+    skipped_events: int
+    error: str
+    quarantined_at: datetime
+
+
+class Readiness(msgspec.Struct):
+    """GET /readyz: the database answers; how far the projection is behind; what it had to isolate."""
+
+    status: str
+    database: str
+    projector_lag: int
+    quarantined: list[Quarantined]
+
+
+def encode_cursor(value: int) -> str:
+    """An opaque page cursor for a position in a log."""
+    return base64.urlsafe_b64encode(f"n:{value}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The position behind a cursor we handed out; ValueError on anything else."""
+    if not cursor:
+        return 0
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    if not raw.startswith("n:"):
+        raise ValueError(cursor)
+    value = int(raw[2:])
+    if not 0 <= value < 2**63:
+        raise ValueError(cursor)
+    return value

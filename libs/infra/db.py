@@ -1,0 +1,51 @@
+"""One BotRanks database and the owners of its tables, sharing one connection pool.
+
+- ``events`` (:class:`EventStore`): the event log, the only truth, and its relay position;
+- ``ledger`` (:class:`LedgerView`): every read model and the projector's tracking position;
+- ``prices`` (:class:`Prices`): the price cache, its outbox and the market-data bookkeeping;
+- ``identity`` (:class:`Identity`): people, sessions, strategies, API keys, rate limits.
+
+Only these four modules run SQL on their tables; ``schema`` holds the DDL of all of them.
+See docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from .identity import Identity
+from .ledger_view import LedgerView
+from .pg import datastore_for
+from .prices import Prices
+from .schema import migrate
+from .store import EventStore
+
+SETUP_LOCK = 4207
+
+
+class Database:
+    """A connection pool to one database and the owners of its tables."""
+
+    def __init__(self, url: str, *, pool_size: int = 4, max_overflow: int = 8) -> None:
+        self.url = url
+        self.datastore = datastore_for(url, pool_size=pool_size, max_overflow=max_overflow)
+        self.events = EventStore(self.datastore)
+        self.ledger = LedgerView(self.datastore)
+        self.prices = Prices(self.datastore)
+        self.identity = Identity(self.datastore)
+
+    def create_tables(self) -> "Database":
+        """eventsourcing's tables and BotRanks' migrations (idempotent, safe to race)."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+            try:
+                self.events.recorder.create_table()
+                self.ledger.create_table()
+                migrate(conn)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
+        self.datastore.register_type_adapters()
+        return self
+
+    def close(self) -> None:
+        self.datastore.close()

@@ -1,0 +1,308 @@
+"""Identity: owner of ``users``, ``sessions``, ``strategies``, ``api_keys``, ``rate_windows`` and
+``auth_throttle``.
+
+Secrets (API keys, session tokens) carry 256 random bits; only their SHA-256 is stored and
+lookups go by that hash, so no plaintext is ever compared or kept. The per-key rate limit is
+a true sliding window in PostgreSQL (``botranks_check_key``: one round trip per request, shared
+by every replica of both APIs); so are the sign-in throttles (``botranks_auth_attempt``:
+attempts per client address, failed logins per email). Errors are domain errors
+(``libs.domain.errors``); the web layer maps them to statuses. Nothing else runs SQL on
+these tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import re
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.postgres import PostgresDatastore
+
+from .pg import reading
+
+from libs.domain.accounts import ApiKeyCreated, ApiKeyInfo, Strategy, User
+from libs.domain.errors import Conflict, NotFound, NotOwner, NotSignedIn, TooManyRequests
+
+KEY_PREFIX = "fq_live_"
+KEY_RE = re.compile(r"^fq_live_[A-Za-z0-9_\-]{43}$")
+RATE_WINDOW_S = 60
+AUTH_IP_WINDOW_S = 60
+
+
+def new_secret(prefix: str = "") -> str:
+    return prefix + secrets.token_urlsafe(32)  # 43 url-safe characters
+
+
+def hash_secret(plaintext: str) -> bytes:
+    return hashlib.sha256(plaintext.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class RateState:
+    """Where a key stands in its sliding window (the RateLimit-* headers)."""
+
+    limit: int
+    remaining: int
+    reset_s: float
+
+    def headers(self) -> dict[str, str]:
+        reset = str(max(0, math.ceil(self.reset_s)))
+        return {"RateLimit-Limit": str(self.limit), "RateLimit-Remaining": str(self.remaining),
+                "RateLimit-Reset": reset, "RateLimit-Policy": f"{self.limit};w={RATE_WINDOW_S}"}
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """One sliding window of ``botranks_auth_attempt``: at most ``limit`` hits per ``window_s`` in ``bucket``."""
+
+    bucket: str
+    limit: int
+    window_s: float
+    detail: str
+
+
+def _per(window_s: float) -> str:
+    if window_s == 60:
+        return "a minute"
+    if window_s % 60 == 0:
+        return f"per {int(window_s // 60)} minutes"
+    return f"per {window_s:g} s"
+
+
+def client_bucket(host: str | None) -> str:
+    """The throttle bucket of a client address: IPv6 by /64 (one subscriber usually holds a whole /64)."""
+    if not host:
+        return "ip:unknown"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "ip:" + host[:100]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return f"ip:{ip.ipv4_mapped}"
+        return f"ip:{ipaddress.IPv6Network((ip, 64), strict=False)}"
+    return f"ip:{ip}"
+
+
+def address_throttle(host: str | None, limit: int) -> Throttle:
+    """Login and register attempts of one client address (``request.client``)."""
+    return Throttle(client_bucket(host), limit, AUTH_IP_WINDOW_S,
+                    f"Too many sign-in attempts from this address (at most {limit} {_per(AUTH_IP_WINDOW_S)});"
+                    " retry later")
+
+
+def email_throttle(email: str, limit: int, window_s: float) -> Throttle:
+    """Failed logins of one (lower-cased) email, whether or not it has an account."""
+    return Throttle("email:" + email.strip().lower(), limit, window_s,
+                    f"Too many failed sign-ins for this account (at most {limit} {_per(window_s)}); retry later")
+
+
+class Identity:
+    """The accounts side of the database (see the module docstring)."""
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        self.datastore = datastore
+
+    # ------------------------------------------------------------ bots: API keys
+
+    def check_key(self, authorization: str | None, strategy_id: UUID, limit: int) -> RateState:
+        """401 without a valid key, 429 over the limit, 404 unknown strategy, 403 another strategy's key."""
+        if not authorization:
+            raise NotSignedIn("Missing Authorization header")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not KEY_RE.match(token):
+            raise NotSignedIn("Invalid Authorization header: expected `Bearer fq_live_...`")
+        with self.datastore.transaction(commit=True) as curs:  # the window's hit is a write
+            row = curs.execute("SELECT * FROM botranks_check_key(%s, %s, %s, %s)",
+                               (hash_secret(token), strategy_id, limit, RATE_WINDOW_S)).fetchone()
+        outcome = row["outcome"]
+        if outcome == "unauthorized":
+            raise NotSignedIn("Invalid or revoked API key")
+        rate = RateState(limit, row["remaining"], row["reset_s"])
+        if outcome == "limited":
+            raise TooManyRequests(f"Rate limit exceeded: {limit} requests per {RATE_WINDOW_S}s",
+                                  headers={**rate.headers(), "Retry-After": str(max(1, math.ceil(rate.reset_s)))})
+        if outcome == "not_found":
+            raise NotFound(f"Strategy {strategy_id} not found")
+        if outcome == "forbidden":
+            raise NotOwner("API key does not grant access to this strategy")
+        return rate
+
+    # ------------------------------------------------------------ strategies and keys
+
+    def create_strategy(self, name: str, *, benchmark: str = "SPY", owner_id: UUID | None = None,
+                        base_currency: str = "USD", visibility: str = "private",
+                        first_key: bool = True) -> tuple[UUID, str | None]:
+        """Create a strategy (and, for scripted set-ups, a first API key); returns (id, plaintext key)."""
+        strategy_id, key = uuid.uuid4(), None
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "INSERT INTO strategies (id, name, benchmark, owner_id, base_currency, visibility)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (strategy_id, name, benchmark, owner_id, base_currency, visibility))
+            if first_key:
+                _, key = self._insert_key(curs, strategy_id, "default")
+        return strategy_id, key
+
+    def add_keys(self, strategy_id: UUID, names: Iterable[str]) -> list[str]:
+        """New keys for a strategy, from the operator's side (CLI, demo); returns the plaintexts."""
+        with self.datastore.transaction(commit=True) as curs:
+            return [self._insert_key(curs, strategy_id, name)[1] for name in names]
+
+    def strategies_of(self, owner: UUID, only: UUID | None = None) -> list[Strategy]:
+        with reading(self.datastore) as curs:
+            rows = curs.execute(
+                "SELECT id, name, base_currency, nullif(benchmark, '') AS benchmark, visibility, created_at"
+                " FROM strategies WHERE owner_id = %s AND (%s::uuid IS NULL OR id = %s) ORDER BY created_at, id",
+                (owner, only, only)).fetchall()
+        return [Strategy(**r) for r in rows]
+
+    def create_key(self, user: UUID, strategy_id: UUID, name: str) -> ApiKeyCreated:
+        with self.datastore.transaction(commit=True) as curs:
+            self._owned(curs, user, strategy_id)
+            row, plaintext = self._insert_key(curs, strategy_id, name)
+        return ApiKeyCreated(plaintext=plaintext, **row)
+
+    def list_keys(self, user: UUID, strategy_id: UUID) -> list[ApiKeyInfo]:
+        with reading(self.datastore) as curs:
+            self._owned(curs, user, strategy_id)
+            rows = curs.execute("SELECT id, name, key_prefix, created_at, last_used_at, revoked_at FROM api_keys"
+                                " WHERE strategy_id = %s ORDER BY created_at, id", (strategy_id,)).fetchall()
+        return [ApiKeyInfo(**r) for r in rows]
+
+    def revoke_key(self, user: UUID, strategy_id: UUID, key_id: UUID) -> ApiKeyInfo:
+        """Soft delete; revoking a revoked key changes nothing and answers the same."""
+        with self.datastore.transaction(commit=True) as curs:
+            self._owned(curs, user, strategy_id)
+            row = curs.execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = %s AND strategy_id = %s"
+                " RETURNING id, name, key_prefix, created_at, last_used_at, revoked_at",
+                (key_id, strategy_id)).fetchone()
+        if row is None:
+            raise NotFound(f"API key {key_id} not found")
+        return ApiKeyInfo(**row)
+
+    def benchmark(self, strategy_id: UUID) -> str | None:
+        """The strategy's benchmark symbol (None when it has none)."""
+        with reading(self.datastore) as curs:
+            return self.benchmark_of(curs, strategy_id)
+
+    def benchmarks_in_use(self) -> set[str]:
+        with reading(self.datastore) as curs:
+            return {r["benchmark"] for r in curs.execute(
+                "SELECT DISTINCT benchmark FROM strategies WHERE benchmark <> ''").fetchall()}
+
+    @staticmethod
+    def benchmark_of(curs: Any, strategy_id: UUID) -> str | None:
+        """The strategy's benchmark, in the caller's transaction (the projector's)."""
+        row = curs.execute("SELECT benchmark FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
+        return (row["benchmark"] or None) if row else None
+
+    @staticmethod
+    def strategies_benchmarking(curs: Any, symbols: Iterable[str]) -> dict[UUID, str]:
+        """Strategies whose benchmark is one of ``symbols``, in the caller's transaction."""
+        return {r["id"]: r["benchmark"] for r in curs.execute(
+            "SELECT id, benchmark FROM strategies WHERE benchmark = ANY(%s)", (list(symbols),)).fetchall()}
+
+    @staticmethod
+    def _insert_key(curs: Any, strategy_id: UUID, name: str) -> tuple[dict, str]:
+        """Insert a new key for a strategy; returns (its metadata row, plaintext)."""
+        key = new_secret(KEY_PREFIX)
+        row = curs.execute(
+            "INSERT INTO api_keys (id, strategy_id, name, key_prefix, key_hash) VALUES (%s, %s, %s, %s, %s)"
+            " RETURNING id, name, key_prefix, created_at",
+            (uuid.uuid4(), strategy_id, name, key[: len(KEY_PREFIX) + 2], hash_secret(key))).fetchone()
+        return row, key
+
+    @staticmethod
+    def _owned(curs: Any, user: UUID, strategy_id: UUID) -> None:
+        row = curs.execute("SELECT owner_id FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"Strategy {strategy_id} not found")
+        if row["owner_id"] != user:
+            raise NotOwner("Only the strategy's creator may manage its API keys")
+
+    # ------------------------------------------------------------ people: accounts and sessions
+
+    def user_id(self, email: str) -> UUID | None:
+        with reading(self.datastore) as curs:
+            row = curs.execute("SELECT id FROM users WHERE lower(email) = lower(%s)", (email,)).fetchone()
+        return None if row is None else row["id"]
+
+    def insert_user(self, email: str, password_hash: str) -> User:
+        try:
+            with self.datastore.transaction(commit=True) as curs:
+                row = curs.execute("INSERT INTO users (id, email, password_hash) VALUES (%s, %s, %s)"
+                                   " RETURNING id, email, created_at",
+                                   (uuid.uuid4(), email, password_hash)).fetchone()
+        except (IntegrityError, psycopg.errors.UniqueViolation):
+            raise Conflict("An account with this email already exists") from None
+        return User(**row)
+
+    def throttle(self, throttles: list[Throttle]) -> datetime | None:
+        """Record an attempt in every bucket, or 429 (Retry-After) when one is full; one round trip.
+
+        Returns the attempt's timestamp (to ``open_session`` it away later), None when nothing is limited.
+        """
+        with self.datastore.transaction(commit=True) as curs:
+            return self._attempt(curs, throttles)
+
+    def begin_login(self, throttles: list[Throttle], email: str) -> tuple[datetime | None, dict | None]:
+        """Throttle (429 before any hashing; the attempt counts as failed until it succeeds), find the user."""
+        with self.datastore.transaction(commit=True) as curs:
+            hit = self._attempt(curs, throttles)
+            row = curs.execute("SELECT id, email, created_at, password_hash FROM users"
+                               " WHERE lower(email) = lower(%s)", (email,)).fetchone()
+        return hit, row
+
+    def open_session(self, user_id: UUID, token: str, expires_at: datetime, succeeded: Throttle,
+                     hit: datetime | None) -> None:
+        """A server-side session; the login's attempt is taken back out of its bucket (not a failure)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("INSERT INTO sessions (id, user_id, token_hash, expires_at) VALUES (%s, %s, %s, %s)",
+                         (uuid.uuid4(), user_id, hash_secret(token), expires_at))
+            if hit is not None and succeeded.limit > 0:
+                curs.execute("UPDATE auth_throttle SET hits = array_remove(hits, %s) WHERE bucket = %s",
+                             (hit, succeeded.bucket))
+
+    def end_session(self, token: str | None) -> None:
+        if token:
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute("UPDATE sessions SET ended_at = now() WHERE token_hash = %s AND ended_at IS NULL",
+                             (hash_secret(token),))
+
+    def session_user(self, token: str | None) -> UUID:
+        """The signed-in user of a session cookie, or 401."""
+        if not token:
+            raise NotSignedIn("Sign in first (no session cookie)")
+        with reading(self.datastore) as curs:
+            row = curs.execute("SELECT user_id FROM sessions WHERE token_hash = %s AND ended_at IS NULL"
+                               " AND expires_at > now()", (hash_secret(token),)).fetchone()
+        if row is None:
+            raise NotSignedIn("Session expired or signed out")
+        return row["user_id"]
+
+    @staticmethod
+    def _attempt(curs: Any, throttles: list[Throttle]) -> datetime | None:
+        active = [t for t in throttles if t.limit > 0]
+        if not active:
+            return None
+        row = curs.execute("SELECT * FROM botranks_auth_attempt(%s::text[], %s::int[], %s::float8[])",
+                           ([t.bucket for t in active], [t.limit for t in active],
+                            [float(t.window_s) for t in active])).fetchone()
+        if row["limited"]:
+            throttle = active[row["limited"] - 1]
+            raise TooManyRequests(throttle.detail,
+                                  headers={"Retry-After": str(max(1, math.ceil(row["retry_after_s"])))})
+        return row["hit"]

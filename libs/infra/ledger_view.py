@@ -1,0 +1,434 @@
+"""The ledger view: owner of every read model (``rm_*``), the projector's tracking row and its
+price-outbox cursor.
+
+Built as eventsourcing intends a projection's storage to be: a ``PostgresTrackingRecorder``
+subclass whose writes and tracking position move in one transaction. The projector writes
+through :meth:`LedgerView.writing` (a :class:`LedgerWriter` bound to one transaction that holds
+the projector lock); the query API and read-your-writes read through the view's methods.
+Nothing else runs SQL on these tables.
+
+Every committed projection also sends ``NOTIFY botranks_projected, '<position>'``, so a
+writer waiting for its own events (read-your-writes) is woken at once instead of polling.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+
+from .pg import reading
+
+from libs.domain.ledger import Holding
+from libs.domain.model import LedgerEvent, Position, decode_event, event_topic, position_id
+from libs.domain.nav import Derivation, LedgerState, NavRow, decode_state, encode_state
+from libs.domain.views import (
+    CashPage,
+    Nav,
+    NavSeries,
+    OrdersPage,
+    Quarantined,
+    Readiness,
+    ReconciliationEntry,
+    ReconciliationPage,
+    SnapshotOutcome,
+    StateView,
+    encode_cursor,
+)
+
+TRACKING_TABLE = "botranks_tracking"
+#: the projector's name in the tracking table (eventsourcing's "application name")
+PROJECTOR = "projector"
+PROJECTOR_LOCK = 0x42_07_5A_03
+NOTIFY_CHANNEL = "botranks_projected"
+READ_MODEL_TABLES = ("rm_orders", "rm_cash_events", "rm_snapshots", "rm_positions", "rm_ledger",
+                     "rm_reconciliation_log", "rm_checkpoints", "rm_nav_daily", "rm_strategy_symbols",
+                     "rm_quarantine")
+#: where a rebuild builds the new read models before swapping them in
+SHADOW_SCHEMA = "botranks_rebuild"
+#: the quarantine row of events whose strategy cannot even be read
+UNKNOWN_STRATEGY = UUID(int=0)
+
+_LOG_TABLES = {
+    "OrderRecorded.v1": ("rm_orders", "id, strategy_id, symbol, side, quantity, price, fees, order_type, status,"
+                         " executed_at, created_at, external_order_id, details, notification_id, event"),
+    "CashRecorded.v1": ("rm_cash_events", "id, strategy_id, event_type, amount, occurred_at, external_id,"
+                        " related_symbol, note, created_at, notification_id, event"),
+    "PositionsSnapshotted.v1": ("rm_snapshots", "id, strategy_id, taken_at, notification_id, event"),
+}
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
+
+class LedgerView(PostgresTrackingRecorder):
+    """The read models and the projector's position in the event log (see the module docstring)."""
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        super().__init__(datastore, tracking_table_name=TRACKING_TABLE)
+
+    # ------------------------------------------------------------ the projector's side
+
+    def position(self) -> int:
+        """The last notification id the projector has applied."""
+        return self.max_tracking_id(PROJECTOR) or 0
+
+    def position_in(self, curs: psycopg.Cursor) -> int:
+        """The projector's position, read in the caller's transaction (the tracking recorder's own query)."""
+        return self._max_tracking_id(PROJECTOR, curs) or 0
+
+    def track_in(self, curs: psycopg.Cursor, notification_id: int) -> None:
+        """Record the projector's position in the caller's transaction, and announce it at commit."""
+        self._insert_tracking(curs, Tracking(PROJECTOR, notification_id))
+        curs.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(notification_id)))
+
+    @contextmanager
+    def writing(self, *, shadow: bool = False, lock: bool = True) -> Iterator["LedgerWriter"]:
+        """One committed transaction of projector writes (under the projector lock).
+
+        ``shadow``: the unqualified read-model tables are the rebuild's new ones.
+        """
+        with self.datastore.transaction(commit=True) as curs:
+            if lock:
+                curs.execute("SELECT pg_advisory_xact_lock(%s)", (PROJECTOR_LOCK,))
+            if shadow:
+                curs.execute(f"SET LOCAL search_path TO {SHADOW_SCHEMA}, public")
+            yield LedgerWriter(self, curs)
+
+    def create_shadow(self) -> None:
+        """Empty copies of every read model in the shadow schema, for a rebuild."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(f"DROP SCHEMA IF EXISTS {SHADOW_SCHEMA} CASCADE")
+            curs.execute(f"CREATE SCHEMA {SHADOW_SCHEMA}")
+            for table in READ_MODEL_TABLES:
+                curs.execute(f"CREATE TABLE {SHADOW_SCHEMA}.{table} (LIKE public.{table} INCLUDING ALL)")
+            # LIKE copies the serial default, which names the live table's sequence: give it its own
+            curs.execute(f"CREATE SEQUENCE {SHADOW_SCHEMA}.rm_reconciliation_log_id_seq"
+                         f" OWNED BY {SHADOW_SCHEMA}.rm_reconciliation_log.id")
+            curs.execute(f"ALTER TABLE {SHADOW_SCHEMA}.rm_reconciliation_log ALTER COLUMN id"
+                         f" SET DEFAULT nextval('{SHADOW_SCHEMA}.rm_reconciliation_log_id_seq')")
+
+    def shadow_exists(self) -> bool:
+        with reading(self.datastore) as curs:
+            return curs.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                                (SHADOW_SCHEMA,)).fetchone() is not None
+
+    # ------------------------------------------------------------ reads
+
+    def state(self, strategy_id: UUID) -> StateView:
+        """GET /state: positions, current NAV and last order time, from one snapshot (never torn)."""
+        with self._snapshot() as curs:
+            positions = curs.execute(
+                "SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions"
+                " WHERE strategy_id = %s ORDER BY symbol", (strategy_id,)).fetchall()
+            ledger = curs.execute("SELECT total_equity, cash_balance, market_value, captured_at, last_order_at"
+                                  " FROM rm_ledger WHERE strategy_id = %s", (strategy_id,)).fetchone()
+        return StateView(
+            strategy_id=strategy_id,
+            positions=[Position(id=position_id(strategy_id, r["symbol"]), strategy_id=strategy_id, **r)
+                       for r in positions],
+            nav=None if ledger is None else Nav(ledger["total_equity"], ledger["cash_balance"],
+                                                ledger["market_value"], ledger["captured_at"]),
+            last_order_at=None if ledger is None else ledger["last_order_at"],
+        )
+
+    def nav_series(self, strategy_id: UUID, start: date | None = None, end: date | None = None) -> NavSeries:
+        """Daily NAV rows in [start, end] (either bound optional), oldest first."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute(
+                "SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
+                " WHERE strategy_id = %s AND date >= %s AND date <= %s ORDER BY date",
+                (strategy_id, start or date.min, end or date.max)).fetchall()
+        return NavSeries(strategy_id, [NavRow(**r) for r in rows])
+
+    def nav_version(self, strategy_id: UUID) -> datetime | None:
+        """Moves with every projection or re-mark of the strategy (the /performance cache key)."""
+        with reading(self.datastore) as curs:
+            row = curs.execute("SELECT updated_at FROM rm_ledger WHERE strategy_id = %s", (strategy_id,)).fetchone()
+        return None if row is None else row["updated_at"]
+
+    def orders(self, strategy_id: UUID, after: int, limit: int) -> OrdersPage:
+        """Orders in arrival order, a page at a time."""
+        rows, nxt = self._page("SELECT notification_id AS cursor, event FROM rm_orders WHERE strategy_id = %s"
+                               " AND notification_id > %s ORDER BY notification_id LIMIT %s", strategy_id, after, limit)
+        return OrdersPage([decode_event(bytes(r["event"])).order for r in rows], nxt)  # type: ignore[union-attr]
+
+    def cash(self, strategy_id: UUID, after: int, limit: int) -> CashPage:
+        """Cash events in arrival order, a page at a time."""
+        rows, nxt = self._page("SELECT notification_id AS cursor, event FROM rm_cash_events WHERE strategy_id = %s"
+                               " AND notification_id > %s ORDER BY notification_id LIMIT %s", strategy_id, after, limit)
+        return CashPage([decode_event(bytes(r["event"])).cash for r in rows], nxt)  # type: ignore[union-attr]
+
+    def reconciliation(self, strategy_id: UUID, after: int, limit: int) -> ReconciliationPage:
+        rows, nxt = self._page(
+            "SELECT id AS cursor, snapshot_id, symbol, derived_quantity, derived_cost_basis, snapshot_quantity,"
+            " snapshot_cost_basis, taken_at FROM rm_reconciliation_log WHERE strategy_id = %s AND id > %s"
+            " ORDER BY id LIMIT %s", strategy_id, after, limit)
+        return ReconciliationPage(
+            [ReconciliationEntry(**{k: v for k, v in r.items() if k != "cursor"}) for r in rows], nxt)
+
+    def snapshot_outcome(self, snapshot_id: UUID) -> SnapshotOutcome | None:
+        """What the fold made of a snapshot (None until it has folded it)."""
+        with reading(self.datastore) as curs:
+            row = curs.execute("SELECT upserted, removed, reconciliation_entries FROM rm_snapshots WHERE id = %s",
+                               (snapshot_id,)).fetchone()
+        return None if row is None or row["upserted"] is None else SnapshotOutcome(**row)
+
+    def readiness(self, last_notification_id: int) -> Readiness:
+        """Projector lag behind ``last_notification_id`` and the quarantined strategies."""
+        with self._snapshot() as curs:
+            position = self.position_in(curs)
+            halted = curs.execute("SELECT strategy_id, first_notification_id, skipped_events, error, quarantined_at"
+                                  " FROM rm_quarantine ORDER BY quarantined_at LIMIT 100").fetchall()
+        return Readiness("degraded" if halted else "ok", "ok", max(0, last_notification_id - position),
+                         [Quarantined(**r) for r in halted])
+
+    def symbols_in_use(self) -> dict[str, bool]:
+        """Every symbol a strategy ever held, with whether one holds it now (for market data)."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute("SELECT symbol, bool_or(held) AS held FROM ("
+                                " SELECT symbol, false AS held FROM rm_strategy_symbols"
+                                " UNION ALL SELECT symbol, true FROM rm_positions) AS s GROUP BY symbol").fetchall()
+        return {r["symbol"]: r["held"] for r in rows}
+
+    async def positions_projected(self, database_url: str) -> AsyncIterator[int]:
+        """Each projection's new position, as it commits (LISTEN; the connection is this generator's)."""
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            async for notify in conn.notifies():
+                yield int(notify.payload)
+
+    # ------------------------------------------------------------ helpers
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[psycopg.Cursor]:
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield curs
+
+    def _page(self, sql: str, strategy_id: UUID, after: int, limit: int) -> tuple[list[dict], str | None]:
+        """Rows after the cursor (``sql`` selects a ``cursor`` column), and the next cursor if more exist."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute(sql, (strategy_id, after, limit + 1)).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (encode_cursor(rows[-1]["cursor"]) if more and rows else None)
+
+
+class LedgerWriter:
+    """The projector's writes inside one transaction of the ledger view (see ``LedgerView.writing``)."""
+
+    def __init__(self, view: LedgerView, curs: psycopg.Cursor) -> None:
+        self.view = view
+        self.cursor = curs  # for the other owners' reads inside this transaction (prices, strategies)
+
+    # ------------------------------------------------------------ tracking
+
+    def position(self) -> int:
+        return self.view.position_in(self.cursor)
+
+    def track(self, notification_id: int) -> None:
+        """Record the position reached, in this transaction (eventsourcing's exactly-once idiom)."""
+        self.view.track_in(self.cursor, notification_id)
+
+    def reset_tracking(self, notification_id: int) -> None:
+        """Set the position to exactly ``notification_id`` (after a rebuild)."""
+        self.cursor.execute(f"DELETE FROM {TRACKING_TABLE} WHERE application_name = %s", (PROJECTOR,))
+        if notification_id:
+            self.track(notification_id)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: an exception inside undoes only what was written inside."""
+        with self.cursor.connection.transaction():
+            yield
+
+    # ------------------------------------------------------------ quarantine
+
+    def halted(self) -> set[UUID]:
+        return {r["strategy_id"] for r in self.cursor.execute("SELECT strategy_id FROM rm_quarantine").fetchall()}
+
+    def quarantine(self, strategy_id: UUID, first: int, last: int, count: int, error: str | None) -> None:
+        """Record that a strategy's projection is halted (``error`` None: more skipped events of a halted one)."""
+        self.cursor.execute(
+            "INSERT INTO rm_quarantine (strategy_id, first_notification_id, last_notification_id, skipped_events,"
+            " error) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (strategy_id) DO UPDATE SET"
+            " last_notification_id = greatest(rm_quarantine.last_notification_id, EXCLUDED.last_notification_id),"
+            " skipped_events = rm_quarantine.skipped_events + EXCLUDED.skipped_events",
+            (strategy_id, first, last, count, "skipped" if error is None else error[:2000].replace("\x00", "")))
+
+    # ------------------------------------------------------------ the log tables
+
+    def insert_log_rows(self, events: Sequence[tuple[int, LedgerEvent, bytes]]) -> None:
+        """Append events to the log tables with COPY (each notification arrives here once)."""
+        rows: dict[str, list[tuple]] = defaultdict(list)
+        for nid, event, raw in events:
+            rows[event_topic(event)].append((*event.log_row(), nid, raw))
+        for topic, topic_rows in rows.items():
+            table, columns = _LOG_TABLES[topic]
+            with self.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in topic_rows:
+                    copy.write_row(row)
+
+    def history(self, strategy_id: UUID, since: datetime | None) -> list[tuple[int, LedgerEvent]]:
+        """A strategy's (notification id, event) pairs with effective time >= since, in fold order."""
+        rows = self.cursor.execute(
+            "SELECT notification_id, event FROM ("
+            " SELECT notification_id, event, executed_at AS at FROM rm_orders WHERE strategy_id = %(s)s"
+            " UNION ALL SELECT notification_id, event, occurred_at FROM rm_cash_events WHERE strategy_id = %(s)s"
+            " UNION ALL SELECT notification_id, event, taken_at FROM rm_snapshots WHERE strategy_id = %(s)s"
+            ") AS history WHERE at >= %(since)s ORDER BY at, notification_id",
+            {"s": strategy_id, "since": since or _EPOCH},
+        ).fetchall()
+        return [(r["notification_id"], decode_event(bytes(r["event"]))) for r in rows]
+
+    def logged_strategies(self) -> list[UUID]:
+        return [r["strategy_id"] for r in self.cursor.execute(
+            "SELECT strategy_id FROM rm_orders UNION SELECT strategy_id FROM rm_cash_events"
+            " UNION SELECT strategy_id FROM rm_snapshots ORDER BY 1").fetchall()]
+
+    # ------------------------------------------------------------ a strategy's derived state
+
+    def remember_symbols(self, strategy_id: UUID, symbols: Iterable[str]) -> None:
+        self.cursor.executemany("INSERT INTO rm_strategy_symbols (symbol, strategy_id) VALUES (%s, %s)"
+                                " ON CONFLICT DO NOTHING", [(s, strategy_id) for s in sorted(symbols)])
+
+    def ledger_row(self, strategy_id: UUID) -> dict[str, Any] | None:
+        """The strategy's ``rm_ledger`` row, locked for this transaction."""
+        return self.cursor.execute("SELECT * FROM rm_ledger WHERE strategy_id = %s FOR UPDATE",
+                                   (strategy_id,)).fetchone()
+
+    def last_nav_day(self, strategy_id: UUID, before: date | None = None) -> date | None:
+        return self._last_day("rm_nav_daily", strategy_id, before)
+
+    def last_checkpoint_day(self, strategy_id: UUID, before: date | None = None) -> date | None:
+        return self._last_day("rm_checkpoints", strategy_id, before)
+
+    def _last_day(self, table: str, strategy_id: UUID, before: date | None) -> date | None:
+        return self.cursor.execute(f"SELECT max(date) AS d FROM {table} WHERE strategy_id = %s AND date < %s",
+                                   (strategy_id, before or date.max)).fetchone()["d"]
+
+    def checkpoint(self, strategy_id: UUID, on_or_before: date) -> tuple[date, LedgerState] | None:
+        row = self.cursor.execute("SELECT date, state FROM rm_checkpoints WHERE strategy_id = %s AND date <= %s"
+                                  " ORDER BY date DESC LIMIT 1", (strategy_id, on_or_before)).fetchone()
+        return None if row is None else (row["date"], decode_state(row["state"]))
+
+    def forget_after(self, strategy_id: UUID, nav_after: date | None, checkpoints_after: date | None,
+                     reconciliation_since: datetime | None) -> None:
+        """Drop what a re-derivation from those points on will write again."""
+        self.cursor.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date > %s",
+                            (strategy_id, nav_after or date.min))
+        self.cursor.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date > %s",
+                            (strategy_id, checkpoints_after or date.min))
+        self.cursor.execute("DELETE FROM rm_reconciliation_log WHERE strategy_id = %s AND taken_at >= %s",
+                            (strategy_id, reconciliation_since or _EPOCH))
+
+    def forget_nav_from(self, strategy_id: UUID, day: date) -> None:
+        self.cursor.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date >= %s", (strategy_id, day))
+
+    def write_derivation(self, strategy_id: UUID, result: Derivation, published) -> None:
+        """NAV rows, checkpoints, reconciliation entries and snapshot outcomes of one derivation.
+
+        ``published`` rounds a derived number to the API's one precision.
+        """
+        if result.nav:
+            with self.cursor.copy("COPY rm_nav_daily (strategy_id, date, cash, market_value, total_equity,"
+                                  " external_flow) FROM STDIN") as copy:
+                for n in result.nav:
+                    copy.write_row((strategy_id, n.date, published(n.cash), published(n.market_value),
+                                    published(n.total_equity), published(n.external_flow)))
+        if result.checkpoints:  # replace from the first re-derived event day on (COPY: no conflicts left)
+            self.cursor.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date >= %s",
+                                (strategy_id, result.checkpoints[0][0]))
+            with self.cursor.copy("COPY rm_checkpoints (strategy_id, date, state) FROM STDIN") as copy:
+                for d, st in result.checkpoints:
+                    copy.write_row((strategy_id, d, encode_state(st)))
+        if result.reconciliation:
+            self.cursor.executemany(
+                "INSERT INTO rm_reconciliation_log (strategy_id, snapshot_id, symbol, derived_quantity,"
+                " derived_cost_basis, snapshot_quantity, snapshot_cost_basis, taken_at)"
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (snapshot_id, symbol) DO NOTHING",
+                [(strategy_id, e.snapshot.id, d.symbol, published(d.derived_quantity),
+                  d.derived_cost_basis and published(d.derived_cost_basis), d.snapshot_quantity,
+                  d.snapshot_cost_basis, e.snapshot.taken_at) for e, d in result.reconciliation])
+        if result.snapshots:
+            self.cursor.executemany("UPDATE rm_snapshots SET upserted = %s, removed = %s, reconciliation_entries = %s"
+                                    " WHERE id = %s", [(u, r, n, sid) for sid, u, r, n in result.snapshots])
+
+    def positions(self, strategy_id: UUID) -> dict[str, Holding]:
+        return {r["symbol"]: Holding(r["quantity"], r["cost_basis"], r["updated_at"])
+                for r in self.cursor.execute("SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions"
+                                             " WHERE strategy_id = %s", (strategy_id,)).fetchall()}
+
+    def write_positions(self, strategy_id: UUID, before: dict[str, Holding], after: dict[str, Holding]) -> None:
+        """Make ``rm_positions`` go from ``before`` (as stored) to ``after``, touching only what changed."""
+        removed = [s for s in before if s not in after]
+        changed = [(strategy_id, s, h.quantity, h.cost_basis, h.updated_at) for s, h in after.items()
+                   if s not in before or before[s] != h]
+        if removed:
+            self.cursor.execute("DELETE FROM rm_positions WHERE strategy_id = %s AND symbol = ANY(%s)",
+                                (strategy_id, removed))
+        if changed:
+            self.cursor.executemany(
+                "INSERT INTO rm_positions (strategy_id, symbol, quantity, cost_basis, updated_at)"
+                " VALUES (%s,%s,%s,%s,%s) ON CONFLICT (strategy_id, symbol) DO UPDATE SET"
+                " quantity = EXCLUDED.quantity, cost_basis = EXCLUDED.cost_basis, updated_at = EXCLUDED.updated_at",
+                changed)
+
+    def write_ledger(self, strategy_id: UUID, *, cash_balance, realized_pnl, external_flows, market_value,
+                     total_equity, captured_at: datetime, last_order_at: datetime | None,
+                     last_key: tuple[datetime, int], state: LedgerState, inception: date | None,
+                     tail: tuple[date, LedgerState] | None) -> None:
+        self.cursor.execute(
+            "INSERT INTO rm_ledger (strategy_id, cash_balance, realized_pnl, external_flows, market_value,"
+            " total_equity, captured_at, last_order_at, last_effective_at, last_notification_id, state,"
+            " inception_date, tail_day, tail_state, updated_at)"
+            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, now()) ON CONFLICT (strategy_id) DO UPDATE SET"
+            " cash_balance = EXCLUDED.cash_balance, realized_pnl = EXCLUDED.realized_pnl,"
+            " external_flows = EXCLUDED.external_flows, market_value = EXCLUDED.market_value,"
+            " total_equity = EXCLUDED.total_equity, captured_at = EXCLUDED.captured_at,"
+            " last_order_at = EXCLUDED.last_order_at, last_effective_at = EXCLUDED.last_effective_at,"
+            " last_notification_id = EXCLUDED.last_notification_id, state = EXCLUDED.state,"
+            " inception_date = EXCLUDED.inception_date, tail_day = EXCLUDED.tail_day,"
+            " tail_state = EXCLUDED.tail_state, updated_at = now()",
+            (strategy_id, cash_balance, realized_pnl, external_flows, market_value, total_equity, captured_at,
+             last_order_at, last_key[0], last_key[1], encode_state(state), inception,
+             tail and tail[0], tail and encode_state(tail[1])),
+        )
+
+    # ------------------------------------------------------------ re-marking for new prices
+
+    def price_update_position(self) -> int:
+        """The last price-outbox id the projector has re-marked for."""
+        return self.cursor.execute("SELECT price_update_id FROM projector_price_cursor").fetchone()["price_update_id"]
+
+    def move_price_cursor(self, update_id: int) -> None:
+        self.cursor.execute("UPDATE projector_price_cursor SET price_update_id = %s", (update_id,))
+
+    def strategies_holding(self, symbols: Iterable[str]) -> dict[UUID, set[str]]:
+        """The strategies that ever held any of ``symbols`` (and which of them)."""
+        found: dict[UUID, set[str]] = defaultdict(set)
+        for r in self.cursor.execute("SELECT strategy_id, symbol FROM rm_strategy_symbols WHERE symbol = ANY(%s)",
+                                     (list(symbols),)).fetchall():
+            found[r["strategy_id"]].add(r["symbol"])
+        return found
+
+    def projected(self, strategy_ids: Iterable[UUID]) -> set[UUID]:
+        """Those of ``strategy_ids`` that have a ledger (at least one event folded)."""
+        return {r["strategy_id"] for r in self.cursor.execute(
+            "SELECT strategy_id FROM rm_ledger WHERE strategy_id = ANY(%s)", (list(strategy_ids),)).fetchall()}
+
+    # ------------------------------------------------------------ rebuild
+
+    def swap_in_shadow(self) -> None:
+        """Replace every live read model by the rebuild's (inside the caller's locked transaction)."""
+        self.cursor.execute("SET LOCAL search_path TO public")
+        for table in READ_MODEL_TABLES:
+            self.cursor.execute(f"DROP TABLE public.{table}")
+            self.cursor.execute(f"ALTER TABLE {SHADOW_SCHEMA}.{table} SET SCHEMA public")
+        self.cursor.execute(f"DROP SCHEMA {SHADOW_SCHEMA}")

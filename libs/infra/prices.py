@@ -1,0 +1,201 @@
+"""The price cache: owner of ``prices``, ``price_updates`` and ``market_data_symbols``.
+
+Every write goes through :meth:`Prices.write_bars`, which upserts the bars and records what
+changed in the ``price_updates`` outbox in the same transaction (the projector follows that
+outbox to re-mark the strategies concerned). Reads: the close of a day (orders sent without a
+price), the price book of a fold, the outbox, a benchmark's existence and version, and the
+market-data daemon's own bookkeeping. Nothing else runs SQL on these tables.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from eventsourcing.postgres import PostgresDatastore
+
+from .pg import reading
+from psycopg.rows import tuple_row
+
+from libs.domain.bars import Bar
+from libs.domain.nav import PriceBook
+
+__all__ = ["Prices", "upsert_bars", "BATCH_SIZE"]
+
+BATCH_SIZE = 500
+
+# Missing optional fields (NULL) keep what is stored: a close-only file does not erase the
+# open/high/low/volume that Polygon gave. A row is touched only when something really changed.
+_UPSERT = """
+INSERT INTO prices AS p (symbol, date, open, high, low, close, volume, source, fetched_at)
+SELECT u.symbol, u.date, u.open, u.high, u.low, u.close, u.volume, %(source)s, now()
+FROM unnest(%(symbol)s::text[], %(date)s::date[], %(open)s::numeric[], %(high)s::numeric[],
+            %(low)s::numeric[], %(close)s::numeric[], %(volume)s::numeric[])
+     AS u(symbol, date, open, high, low, close, volume)
+ON CONFLICT (symbol, date) DO UPDATE SET
+    close = EXCLUDED.close,
+    open = coalesce(EXCLUDED.open, p.open),
+    high = coalesce(EXCLUDED.high, p.high),
+    low = coalesce(EXCLUDED.low, p.low),
+    volume = coalesce(EXCLUDED.volume, p.volume),
+    source = EXCLUDED.source,
+    fetched_at = now()
+WHERE p.close IS DISTINCT FROM EXCLUDED.close
+   OR p.open IS DISTINCT FROM coalesce(EXCLUDED.open, p.open)
+   OR p.high IS DISTINCT FROM coalesce(EXCLUDED.high, p.high)
+   OR p.low IS DISTINCT FROM coalesce(EXCLUDED.low, p.low)
+   OR p.volume IS DISTINCT FROM coalesce(EXCLUDED.volume, p.volume)
+RETURNING p.symbol, p.date
+"""
+
+_OUTBOX = """
+INSERT INTO price_updates (symbol, from_date)
+SELECT u.symbol, u.from_date FROM unnest(%s::text[], %s::date[]) AS u(symbol, from_date)
+"""
+
+
+def _field(row: Any, name: str, index: int) -> Any:
+    return row[name] if isinstance(row, dict) else row[index]
+
+
+def upsert_bars(curs: Any, bars: list[Bar], source: str) -> int:
+    """Insert or update ``bars`` in ``prices`` (only rows whose values changed), in batches of 500,
+    then add one ``price_updates`` row per changed symbol (from its earliest changed date).
+
+    Duplicate (symbol, date) pairs keep the last bar. Returns the number of rows inserted or
+    changed. Runs on the caller's cursor, inside the caller's transaction.
+    """
+    if not source:
+        raise ValueError("source must be a non-empty string")
+    latest: dict[tuple[str, date], Bar] = {}
+    for bar in bars:
+        latest[(bar.symbol, bar.date)] = bar
+    ordered = [latest[key] for key in sorted(latest)]  # stable lock order across writers
+
+    changed = 0
+    earliest: dict[str, date] = {}
+    for start in range(0, len(ordered), BATCH_SIZE):
+        batch = ordered[start:start + BATCH_SIZE]
+        params = {
+            "source": source,
+            "symbol": [b.symbol for b in batch],
+            "date": [b.date for b in batch],
+            "open": [b.open for b in batch],
+            "high": [b.high for b in batch],
+            "low": [b.low for b in batch],
+            "close": [b.close for b in batch],
+            "volume": [b.volume for b in batch],
+        }
+        curs.execute(_UPSERT, params)
+        for row in curs.fetchall():
+            symbol, day = _field(row, "symbol", 0), _field(row, "date", 1)
+            changed += 1
+            if symbol not in earliest or day < earliest[symbol]:
+                earliest[symbol] = day
+    if earliest:
+        symbols = sorted(earliest)
+        curs.execute(_OUTBOX, (symbols, [earliest[s] for s in symbols]))
+    return changed
+
+
+class Prices:
+    """The price cache's one door (see the module docstring)."""
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        self.datastore = datastore
+
+    # ------------------------------------------------------------ writes (market data)
+
+    def write_bars(self, bars: list[Bar], source: str) -> int:
+        """Upsert bars and their outbox rows in one transaction; returns the rows changed."""
+        with self.datastore.transaction(commit=True) as curs:
+            return upsert_bars(curs, bars, source)
+
+    def record_fetch(self, symbol: str, start: date, end: date) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "INSERT INTO market_data_symbols (symbol, fetched_from, fetched_through, refreshed_at)"
+                " VALUES (%s, %s, %s, now()) ON CONFLICT (symbol) DO UPDATE SET"
+                " fetched_from = least(market_data_symbols.fetched_from, EXCLUDED.fetched_from),"
+                " fetched_through = greatest(market_data_symbols.fetched_through, EXCLUDED.fetched_through),"
+                " refreshed_at = now(), last_error = NULL",
+                (symbol, start, end))
+
+    def record_fetch_error(self, symbol: str, error: str) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "INSERT INTO market_data_symbols (symbol, refreshed_at, last_error) VALUES (%s, now(), %s)"
+                " ON CONFLICT (symbol) DO UPDATE SET refreshed_at = now(), last_error = EXCLUDED.last_error",
+                (symbol, error))
+
+    def fetch_status(self, symbols: Iterable[str]) -> dict[str, tuple[date | None, datetime | None]]:
+        """(fetched_through, refreshed_at) of each symbol the daemon has fetched or tried."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute("SELECT symbol, fetched_through, refreshed_at FROM market_data_symbols"
+                                " WHERE symbol = ANY(%s)", (list(symbols),)).fetchall()
+        return {r["symbol"]: (r["fetched_through"], r["refreshed_at"]) for r in rows}
+
+    # ------------------------------------------------------------ reads
+
+    def closes_on(self, wanted: set[tuple[str, datetime]]) -> dict[tuple[str, date], Decimal]:
+        """Closes for (symbol, UTC date of the timestamp) pairs: the price of an order sent without one."""
+        if not wanted:
+            return {}
+        symbols = [s for s, _ in wanted]
+        dates = [ts.astimezone(timezone.utc).date() for _, ts in wanted]
+        with reading(self.datastore) as curs:
+            rows = curs.execute(
+                "SELECT p.symbol, p.date, p.close FROM prices p"
+                " JOIN unnest(%s::text[], %s::date[]) AS w(symbol, date) USING (symbol, date)",
+                (symbols, dates)).fetchall()
+        return {(r["symbol"], r["date"]): r["close"] for r in rows}
+
+    @staticmethod
+    def price_book(curs: Any, symbols: set[str], after: date | None, until: date) -> PriceBook:
+        """Closes after ``after`` (all when None) up to ``until``, plus each symbol's last close on or
+        before ``after``: what a fold from ``after`` on marks with. Runs in the caller's transaction."""
+        if not symbols:
+            return PriceBook({})
+        params = {"symbols": list(symbols), "after": after or date.min, "until": until}
+        with curs.connection.cursor(row_factory=tuple_row) as tuples:  # thousands of rows: skip dict building
+            rows = tuples.execute(
+                "SELECT symbol, date, close FROM prices WHERE symbol = ANY(%(symbols)s)"
+                " AND date > %(after)s AND date <= %(until)s"
+                " UNION ALL (SELECT DISTINCT ON (symbol) symbol, date, close FROM prices"
+                " WHERE symbol = ANY(%(symbols)s) AND date <= %(after)s AND date <= %(until)s"
+                " ORDER BY symbol, date DESC)"
+                " ORDER BY symbol, date",
+                params,
+            ).fetchall()
+        closes: dict[str, list] = defaultdict(list)
+        for symbol, day, close in rows:
+            closes[symbol].append((day, close))
+        return PriceBook(closes)
+
+    @staticmethod
+    def updates_after(curs: Any, update_id: int, limit: int) -> list[tuple[int, str, date]]:
+        """Outbox rows (id, symbol, from date) after ``update_id``, in order. Caller's transaction."""
+        rows = curs.execute("SELECT id, symbol, from_date FROM price_updates WHERE id > %s ORDER BY id LIMIT %s",
+                            (update_id, limit)).fetchall()
+        return [(r["id"], r["symbol"], r["from_date"]) for r in rows]
+
+    @staticmethod
+    def last_update_id(curs: Any) -> int:
+        return curs.execute("SELECT coalesce(max(id), 0) AS m FROM price_updates").fetchone()["m"]
+
+    def benchmark_status(self, symbol: str) -> tuple[bool, int | None]:
+        """Whether ``symbol`` has any price, and its price version (the latest outbox id)."""
+        with reading(self.datastore) as curs:
+            row = curs.execute(
+                "SELECT EXISTS (SELECT 1 FROM prices WHERE symbol = %(b)s) AS known,"
+                " (SELECT max(id) FROM price_updates WHERE symbol = %(b)s) AS version", {"b": symbol}).fetchone()
+        return row["known"], row["version"]
+
+    def closes_between(self, symbol: str, start: date, end: date) -> list[tuple[date, Decimal]]:
+        with reading(self.datastore) as curs:
+            rows = curs.execute("SELECT date, close FROM prices WHERE symbol = %s AND date BETWEEN %s AND %s"
+                                " ORDER BY date", (symbol, start, end)).fetchall()
+        return [(r["date"], r["close"]) for r in rows]

@@ -1,0 +1,68 @@
+"""The skeleton both HTTP services share: a :class:`Database` in ``app.state.db`` (migrations run
+at start), ``/healthz`` and ``/readyz``, exact JSON, one error mapping, security headers, and the
+OpenAPI document at ``/schema/openapi.json`` only (no CDN-loaded viewer pages)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from litestar import Litestar, Response, get
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from .db import Database
+from .settings import Settings
+from .web import ExactJSONResponse, api_app_kwargs
+
+READY_TIMEOUT_S = 3.0
+
+#: called in the lifespan once the database is ready; returns what to run at shutdown
+Setup = Callable[[Litestar, Database, Settings], Awaitable[Callable[[], Awaitable[None]] | None]]
+
+
+@get("/readyz", include_in_schema=False)
+async def readyz(state: State) -> Response:
+    """200 while the database answers (with the projector's lag and quarantined strategies), else 503."""
+    db: Database = state.db
+
+    def check():
+        return db.ledger.readiness(db.events.max_notification_id())
+
+    try:
+        ready = await asyncio.wait_for(asyncio.to_thread(check), READY_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the answer is "not ready"
+        return Response({"status": "unavailable", "database": "down", "detail": str(exc) or type(exc).__name__},
+                        status_code=503, headers={"Retry-After": "2"})
+    return ExactJSONResponse(ready)
+
+
+def create_service_app(service: str, settings: Settings, handlers: Sequence[Any], *,
+                       setup: Setup | None = None, middleware: Sequence[Any] = ()) -> Litestar:
+    """A BotRanks HTTP service named ``service`` serving ``handlers``."""
+
+    @get("/healthz", sync_to_thread=False, include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db = Database(settings.database_url, pool_size=4, max_overflow=16)
+        await asyncio.to_thread(db.create_tables)
+        app.state.db, app.state.settings = db, settings
+        shutdown = await setup(app, db, settings) if setup else None
+        try:
+            yield
+        finally:
+            if shutdown is not None:
+                await shutdown()
+            await asyncio.to_thread(db.close)
+
+    kwargs = api_app_kwargs()
+    kwargs["middleware"] = [*kwargs["middleware"], *middleware]
+    openapi = OpenAPIConfig(title="BotRanks API", version="1.0.0", render_plugins=[JsonRenderPlugin()])
+    return Litestar(route_handlers=[*handlers, healthz, readyz], lifespan=[lifespan], openapi_config=openapi,
+                    **kwargs)
