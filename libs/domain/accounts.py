@@ -60,3 +60,27 @@ class ApiKeyInfo(msgspec.Struct):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+ShowPositions = Literal["none", "delayed", "live"]
+
+
+class StrategyProfile(msgspec.Struct):
+    """What the pages need to know of a strategy: its public face and who owns it."""
+
+    id: UUID
+    name: str
+    visibility: str
+    benchmark: str | None
+    show_positions: str
+    owner_id: UUID | None
+    created_at: datetime
+
+
+class StrategySettingsIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A change to a strategy's public face (any subset of the fields)."""
+
+    name: Name | None = None
+    visibility: Literal["public", "private"] | None = None
+    benchmark: Annotated[str, msgspec.Meta(max_length=20)] | None = None
+    show_positions: ShowPositions | None = None

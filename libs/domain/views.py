@@ -6,7 +6,7 @@ Declared once, here: the ledger view returns them and the query API serializes t
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -101,3 +101,57 @@ def decode_cursor(cursor: str | None) -> int:
     if not 0 <= value < 2**63:
         raise ValueError(cursor)
     return value
+
+
+# ---------------------------------------------------------------- subscribers' pages (issue 11)
+
+#: an order counts as reported live when it arrived within this many seconds of its execution
+LIVE_REPORTING_S = 15 * 60
+#: the leaderboard's "reported live only" filter: at least this share of orders reported live
+LIVE_ONLY_MIN_SHARE = 0.95
+#: the leaderboard's columns a subscriber may sort by
+LEADERBOARD_SORTS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "volatility", "track_days",
+                     "last_activity", "live_share", "name")
+
+
+class LeaderboardRow(msgspec.Struct):
+    rank: int
+    strategy_id: UUID
+    name: str
+    total_return: float | None
+    cagr: float | None
+    sharpe: float | None
+    sortino: float | None
+    max_drawdown: float | None
+    volatility: float | None
+    track_days: int
+    inception_date: date | None
+    latest_date: date | None
+    last_activity: datetime | None
+    orders: int
+    live_share: float | None
+
+
+class LeaderboardPage(msgspec.Struct):
+    items: list[LeaderboardRow]
+    total: int
+    sort: str
+    descending: bool
+    min_days: int
+    live_only: bool
+    limit: int
+    offset: int
+
+
+class ChainDay(msgspec.Struct):
+    """The chain's head at the end of a day (UTC, by arrival): published for good."""
+
+    day: date
+    events: int
+    digest: str
+
+
+class ChainHead(msgspec.Struct):
+    events: int
+    digest: str | None
+    days: list[ChainDay]

@@ -322,6 +322,54 @@ MIGRATIONS: list[tuple[int, str]] = [
         RETURN QUERY SELECT 0, 0::float8, now_ts;
     END $$;
     """),
+    (8, """
+    -- what subscribers may see of a strategy's positions and orders: none, delayed (> 24 h), live
+    ALTER TABLE strategies ADD COLUMN show_positions text NOT NULL DEFAULT 'none'
+        CHECK (show_positions IN ('none', 'delayed', 'live'));
+    -- changes to a strategy's public face (name, visibility, benchmark, show_positions), in the
+    -- same transaction as the change: the projector follows it like price_updates
+    CREATE TABLE strategy_updates (
+        id bigserial PRIMARY KEY,
+        strategy_id uuid NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    ALTER TABLE projector_price_cursor ADD COLUMN strategy_update_id bigint NOT NULL DEFAULT 0;
+
+    -- the leaderboard: one row per strategy with events, refreshed by the projector when its NAV,
+    -- its benchmark or its public face changes (never a scan of all strategies per request)
+    CREATE TABLE rm_leaderboard (
+        strategy_id uuid PRIMARY KEY,
+        name text NOT NULL,
+        visibility text NOT NULL,
+        total_return float8,
+        cagr float8,
+        sharpe float8,
+        sortino float8,
+        max_drawdown float8,
+        volatility float8,
+        track_days int NOT NULL DEFAULT 0,
+        inception_date date,
+        latest_date date,
+        last_activity timestamptz,
+        orders int NOT NULL DEFAULT 0,
+        live_orders int NOT NULL DEFAULT 0,
+        live_share float8,
+        nav_version timestamptz,
+        refreshed_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX rm_leaderboard_public_idx ON rm_leaderboard (visibility, track_days);
+
+    -- each strategy's events as a hash chain, in arrival order: digest = sha256(previous digest
+    -- || the event's stored JSON); a back-dated event appends, it never rewrites
+    CREATE TABLE rm_chain (
+        strategy_id uuid NOT NULL,
+        seq int NOT NULL,
+        notification_id bigint NOT NULL,
+        digest bytea NOT NULL,
+        day date NOT NULL,
+        PRIMARY KEY (strategy_id, seq)
+    );
+    """),
 ]
 
 
