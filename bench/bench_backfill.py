@@ -29,7 +29,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from devtools.stack import Stack, create_database, drop_database  # noqa: E402
+from devtools.stack import Stack, code_version, create_database, drop_database  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "prices-2017-2022.csv"
 SYMBOLS = ("AAPL", "MSFT")
@@ -108,20 +107,6 @@ def batch_of(his: list[int], first_nid: int, up_to: int) -> int | None:
         return None
     k = bisect.bisect_left(his, up_to)
     return k if k < len(his) else None
-
-
-def code_version(root: Path) -> str:
-    """The commit the services run from, and whether the tree differs from it (others edit it live)."""
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return f"{root} (not a git checkout)"
-    if not head:
-        return f"{root} (not a git checkout)"
-    return f"{root} at {head}" + (f" + uncommitted changes in {len(dirty)} files" if dirty else " (clean)")
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 
-from devtools.stack import create_database, drop_database, sql  # noqa: E402
+from devtools.stack import code_version, create_database, drop_database, sql  # noqa: E402
 from libs.domain.model import CashEvent, CashRecorded, Order, OrderRecorded  # noqa: E402
 from libs.infra.db import Database  # noqa: E402
 
@@ -156,20 +156,6 @@ class Reader(threading.Thread):
 def database_exists(admin: str, name: str) -> bool:
     with psycopg.connect(admin, autocommit=True) as conn:
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
-
-
-def code_version(root: Path) -> str:
-    """The commit the services run from, and whether the tree differs from it (others edit it live)."""
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return f"{root} (not a git checkout)"
-    if not head:
-        return f"{root} (not a git checkout)"
-    return f"{root} at {head}" + (f" + uncommitted changes in {len(dirty)} files" if dirty else " (clean)")
 
 
 def main() -> None:

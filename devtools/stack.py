@@ -165,3 +165,17 @@ def drop_database(admin_url: str, name: str) -> None:
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def code_version(root: Path) -> str:
+    """The commit the services run from, and whether the tree differs from it (others edit it live)."""
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return f"{root} (not a git checkout)"
+    if not head:
+        return f"{root} (not a git checkout)"
+    return f"{root} at {head}" + (f" + uncommitted changes in {len(dirty)} files" if dirty else " (clean)")

@@ -18,7 +18,6 @@ import structlog
 
 from libs.infra.db import Database
 
-from libs.domain.bars import Bar
 from .files import read_price_file
 from .synthetic import DEMO_PREFIX
 from .polygon import PolygonClient, PolygonError
