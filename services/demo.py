@@ -1,42 +1,46 @@
-"""``botranks demo``: synthetic (clearly labelled) prices and a sample bot replayed through the API.
+"""``botranks demo``: synthetic (clearly labelled) prices and public sample bots replayed through the API.
 
 Prices come from ``services.market_data.synthetic`` (seeded, so every install sees the same
 market up to yesterday) under their own ``DEMO-`` symbols, never a real symbol's, and are
-written by the market-data component with source ``synthetic-demo``; the bot's cash events
-and orders go through the public HTTP API with the strategy's keys, exactly as a real bot's
-would. The key printed for the user is a fresh one, with its whole rate budget left.
+written by the market-data component with source ``synthetic-demo``. Then every sample bot of
+``SAMPLE_BOTS`` (momentum, mean reversion, index buy-and-hold, crypto trend, low-risk income,
+concentrated tech: different rules and risk) gets a **public** strategy of its own, so the
+leaderboard at ``/`` shows a ranking right away, and its cash events and orders go through
+the public HTTP API with that strategy's keys, exactly as a real bot's would. The bots are
+replayed side by side (one thread each; each bot's own payloads in time order).
+
+One key allows 60 requests a minute: each replay rotates keys of its own, and the key printed
+for the user is a fresh one, with its whole rate budget left.
+
+The replay is a back-fill of history: every order reaches the API long after its
+``executed_at``, so the demo bots' live-reporting share is (truthfully) about 0 %.
+
+The output keeps the single-bot shape (``strategy_id``, ``api_key``, ``name``, ``replayed``,
+``try`` of the first bot, the momentum bot) and lists every bot under ``bots``.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 import httpx
 
 from libs.infra.db import Database
-from services.market_data.synthetic import DEMO_PREFIX, sample_bot_orders, source, synthetic_bars
+from services.market_data.synthetic import DEMO_PREFIX, SAMPLE_BOTS, SampleBot, source, synthetic_bars
 
 DEMO_START = date(2022, 1, 3)
-STRATEGY_NAME = "Demo momentum bot (synthetic data)"
+STRATEGY_NAME = SAMPLE_BOTS[0].name
 KEY_BUDGET = 50  # requests per key, under the default limit of 60 a minute
 
 
-def run_demo(db: Database, base_url: str) -> dict[str, object]:
-    end = datetime.now(timezone.utc).date() - timedelta(days=1)
-    bars = synthetic_bars(DEMO_START, end)
-    written = db.prices.write_bars(bars, source)
-    strategy_id, _ = db.identity.create_strategy(STRATEGY_NAME, benchmark=f"{DEMO_PREFIX}SPY", first_key=False)
-    api = f"{base_url.rstrip('/')}/api/v1/strategies/{strategy_id}"
-    payloads = sample_bot_orders(bars)
-    # one key allows 60 requests a minute: the replay rotates keys of its own, and the key
-    # printed for the user has never been used, so its whole budget is left
-    *replay_keys, key = db.identity.add_keys(
-        strategy_id, [f"demo-replay-{i}" for i in range(len(payloads) // KEY_BUDGET + 1)] + ["demo"])
+def _replay(api: str, payloads: list[dict[str, Any]], keys: list[str]) -> dict[str, int]:
     orders = cash = 0
     with httpx.Client(timeout=60) as client:
         for i, item in enumerate(payloads):
             path = "/orders" if item["kind"] == "orders" else "/cash"
-            headers = {"Authorization": f"Bearer {replay_keys[i // KEY_BUDGET]}"}
+            headers = {"Authorization": f"Bearer {keys[i // KEY_BUDGET]}"}
             response = client.post(api + path, json=item["payload"], headers=headers)
             if response.status_code not in (200, 201):
                 raise RuntimeError(f"demo bot got {response.status_code} from {path}: {response.text}")
@@ -44,10 +48,42 @@ def run_demo(db: Database, base_url: str) -> dict[str, object]:
                 orders += response.json()["counts"]["accepted"]
             else:
                 cash += 1
+    return {"orders": orders, "cash_events": cash}
+
+
+def run_demo(db: Database, base_url: str) -> dict[str, object]:
+    base = base_url.rstrip("/")
+    end = datetime.now(timezone.utc).date() - timedelta(days=1)
+    bars = synthetic_bars(DEMO_START, end)
+    written = db.prices.write_bars(bars, source)
+
+    jobs: list[tuple[SampleBot, str, str, list[dict[str, Any]], list[str]]] = []
+    for bot in SAMPLE_BOTS:
+        payloads = bot.orders(bars)
+        strategy_id, _ = db.identity.create_strategy(bot.name, benchmark=bot.benchmark, visibility="public",
+                                                     first_key=False)
+        # the replay's keys, used KEY_BUDGET times each, then the key printed for the user: never used
+        *replay_keys, key = db.identity.add_keys(
+            strategy_id, [f"demo-replay-{i}" for i in range(len(payloads) // KEY_BUDGET + 1)] + ["demo"])
+        jobs.append((bot, str(strategy_id), key, payloads, replay_keys))
+
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = [pool.submit(_replay, f"{base}/api/v1/strategies/{sid}", payloads, keys)
+                   for _, sid, _, payloads, keys in jobs]
+        replayed = [f.result() for f in futures]
+
+    bots = [{"strategy_id": sid, "name": bot.name, "api_key": key, "benchmark": bot.benchmark, "risk": bot.risk,
+             "rules": bot.rules, "replayed": counts, "page": f"{base}/s/{sid}"}
+            for (bot, sid, key, _, _), counts in zip(jobs, replayed)]
+    first = bots[0]
+    api = f"{base}/api/v1/strategies/{first['strategy_id']}"
     return {
-        "strategy_id": str(strategy_id), "api_key": key, "name": STRATEGY_NAME,
+        "strategy_id": first["strategy_id"], "api_key": first["api_key"], "name": first["name"],
         "prices": {"source": source, "symbols": f"{DEMO_PREFIX}*", "rows_written": written,
                    "from": DEMO_START.isoformat(), "to": end.isoformat()},
-        "replayed": {"orders": orders, "cash_events": cash},
-        "try": [f'curl -s -H "Authorization: Bearer {key}" {api}/{what}' for what in ("state", "nav", "performance")],
+        "replayed": first["replayed"],
+        "leaderboard": f"{base}/",
+        "bots": bots,
+        "try": [f'curl -s -H "Authorization: Bearer {first["api_key"]}" {api}/{what}'
+                for what in ("state", "nav", "performance")],
     }

@@ -101,6 +101,29 @@ def test_demo_replays_a_bot_with_state_and_nav_that_agree(stack):
     flows = sum(Decimal(str(r["external_flow"])) for r in series)
     assert flows == Decimal(1000000 - 50000)  # the deposit and the withdrawal, nothing else
 
+    # several public sample bots, each with its own fresh key (its whole budget left) and history
+    bots = demo["bots"]
+    assert len(bots) >= 5 and bots[0]["strategy_id"] == sid and bots[0]["api_key"] == demo["api_key"]
+    assert len({b["name"] for b in bots}) == len({b["strategy_id"] for b in bots}) == len(bots)
+    assert {b["risk"] for b in bots} == {"low", "medium", "high"}
+    with stack.sql() as curs:
+        rows = curs.execute("SELECT id::text AS id, visibility, benchmark FROM strategies WHERE id = ANY(%s::uuid[])",
+                            ([b["strategy_id"] for b in bots],)).fetchall()
+    assert {r["id"]: (r["visibility"], r["benchmark"]) for r in rows} == {
+        b["strategy_id"]: ("public", b["benchmark"]) for b in bots}
+    equities = set()
+    for bot in bots:
+        assert bot["replayed"]["orders"] > 0 and bot["page"].endswith(f"/s/{bot['strategy_id']}")
+        response = stack.query.get(f"/api/v1/strategies/{bot['strategy_id']}/nav",
+                                   headers={"Authorization": f"Bearer {bot['api_key']}"})
+        assert response.status_code == 200, bot["name"]
+        limit, left = (int(response.headers[f"RateLimit-{h}"]) for h in ("Limit", "Remaining"))
+        assert left == limit - 1 or bot is bots[0], bot["name"]  # (the first one's key was used above)
+        nav = response.json()["series"]
+        assert len(nav) > 252, bot["name"]
+        equities.add(nav[-1]["total_equity"])
+    assert len(equities) == len(bots)  # different rules, different outcomes
+
 
 def test_demo_performance_equals_the_pure_function_of_its_nav(stack):
     import polars as pl

@@ -1,4 +1,4 @@
-"""Synthetic demo prices and the sample bot: determinism, calendar, positivity, sane payloads."""
+"""Synthetic demo prices and the sample bots: determinism, calendar, positivity, sane payloads."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import pytest
 from libs.domain.model import CashIn, OrdersBatchIn
 from services.market_data.synthetic import (
     CRYPTO,
+    SAMPLE_BOTS,
     STOCKS,
     SYMBOLS,
     sample_bot_orders,
+    sample_bots,
     source,
     synthetic_bars,
 )
@@ -44,6 +46,7 @@ def test_same_seed_identical_other_seed_differs(bars):
     assert synthetic_bars(START, END, seed=42) == bars
     assert synthetic_bars(START, END, seed=7) != bars
     assert sample_bot_orders(synthetic_bars(START, END)) == sample_bot_orders(bars)
+    assert sample_bots(synthetic_bars(START, END)) == sample_bots(bars)
 
 
 def test_calendar(bars):
@@ -180,3 +183,89 @@ def test_short_period_and_empty_input():
     items = sample_bot_orders(few)
     assert items[0]["kind"] == "cash" and items[0]["payload"]["event_type"] == "deposit"
     assert any(i["kind"] == "orders" for i in items)
+
+
+# ---------------------------------------------------------------- every sample bot of the demo
+
+
+@pytest.fixture(scope="module")
+def every_bot(bars):
+    return sample_bots(bars)
+
+
+def _replay(items):
+    """Cash and quantities after each item, asserting what every bot promises on the way."""
+    cash, qty = Decimal(0), defaultdict(Decimal)
+    for item in items:
+        if item["kind"] == "cash":
+            cash += d(item["payload"]["amount"])
+        else:
+            for o in item["payload"]["orders"]:
+                notional, fee = d(o["quantity"]) * d(o["price"]), d(o["fees"])
+                sign = 1 if o["side"] == "buy" else -1
+                cash -= sign * notional + fee
+                qty[o["symbol"]] += sign * d(o["quantity"])
+                yield cash, qty, o
+
+
+def test_at_least_five_bots_with_different_rules_and_risk(every_bot):
+    assert len(SAMPLE_BOTS) >= 5 and [b for b, _ in every_bot] == list(SAMPLE_BOTS)
+    assert SAMPLE_BOTS[0].orders is sample_bot_orders  # the first is the one the demo has always shown
+    assert len({b.slug for b in SAMPLE_BOTS}) == len({b.name for b in SAMPLE_BOTS}) == len(SAMPLE_BOTS)
+    assert {b.risk for b in SAMPLE_BOTS} == {"low", "medium", "high"}
+    assert all(b.benchmark.startswith("DEMO-") and "synthetic" in b.name for b in SAMPLE_BOTS)
+    # different rules: different symbols, trade counts and first days
+    traded = [frozenset(o["symbol"] for i in items if i["kind"] == "orders" for o in i["payload"]["orders"])
+              for _, items in every_bot]
+    assert len(set(traded)) == len(traded)
+    assert frozenset({"DEMO-SPY"}) in traded and frozenset({"DEMO-BTC-USD"}) in traded
+    starts = {items[0]["payload"]["occurred_at"][:10] for _, items in every_bot}
+    assert len(starts) >= 3
+
+
+def test_every_bot_sends_valid_ordered_payloads_with_its_own_ids(every_bot):
+    seen_ids: set[str] = set()
+    for bot, items in every_bot:
+        assert items[0]["kind"] == "cash" and items[0]["payload"]["event_type"] == "deposit", bot.slug
+        assert any(i["kind"] == "orders" for i in items), bot.slug
+        last, ids = "", []
+        for item in items:
+            raw = msgspec.json.encode(item["payload"])
+            if item["kind"] == "cash":
+                msgspec.json.decode(raw, type=CashIn)
+                ids.append(item["payload"]["external_id"])
+                stamps = [item["payload"]["occurred_at"]]
+            else:
+                msgspec.json.decode(raw, type=OrdersBatchIn)
+                ids += [o["external_order_id"] for o in item["payload"]["orders"]]
+                stamps = [o["executed_at"] for o in item["payload"]["orders"]]
+            assert all(s >= last for s in stamps), bot.slug
+            last = stamps[-1]
+        assert len(ids) == len(set(ids)) and not seen_ids & set(ids), bot.slug
+        seen_ids |= set(ids)
+
+
+def test_every_bot_but_momentum_is_long_only_and_never_overdrawn(every_bot, bars):
+    closes = {(b.symbol, b.date): b.close for b in bars}
+    for bot, items in every_bot:
+        for cash, qty, o in _replay(items):
+            assert d(o["price"]) == closes[(o["symbol"], date.fromisoformat(o["executed_at"][:10]))]
+            if bot.slug != "momentum":
+                assert cash >= 0, (bot.slug, o)
+                assert all(q >= 0 for q in qty.values()), (bot.slug, o)
+
+
+def test_bots_carry_their_income(every_bot):
+    by_slug = {b.slug: items for b, items in every_bot}
+    kinds = {slug: {i["payload"]["event_type"] for i in items if i["kind"] == "cash"} for slug, items in by_slug.items()}
+    assert kinds["income"] == {"deposit", "dividend", "interest"}
+    assert kinds["index"] == {"deposit", "dividend"}
+    index_orders = [o for i in by_slug["index"] if i["kind"] == "orders" for o in i["payload"]["orders"]]
+    assert {o["side"] for o in index_orders} == {"buy"}  # buy and hold: never sells
+
+
+def test_bots_starting_later_send_nothing_over_an_earlier_market():
+    few = synthetic_bars(date(2022, 1, 3), date(2022, 1, 14))
+    out = {b.slug: items for b, items in sample_bots(few)}
+    assert out["tech"] == [] and out["crypto"] == [] and out["meanrev"] == []
+    assert out["momentum"] and out["index"] and out["income"]
