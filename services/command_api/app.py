@@ -12,7 +12,7 @@ from libs.infra.service_app import create_service_app
 from libs.infra.settings import Settings
 from libs.infra.web import cross_site_guard
 
-from . import accounts
+from . import accounts, pages
 from .account_routes import AuthRoutes, StrategyRoutes
 from .consistency import ProjectionWaiter
 from .relay import Relay
@@ -38,6 +38,8 @@ async def _start(app: Litestar, db: Database, settings: Settings):
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env().require_servers()
-    # cookie-authenticated unsafe requests from another site: 403 (before guards and body)
-    return create_service_app("command_api", settings, [LedgerCommands, AuthRoutes, StrategyRoutes], setup=_start,
+    # cookie-authenticated unsafe requests from another site: 403 (before guards and body); the
+    # owner pages (/account) add CSRF tokens, their CSP and HTML errors on their own router
+    handlers = [LedgerCommands, AuthRoutes, StrategyRoutes, *pages.routers(settings)]
+    return create_service_app("command_api", settings, handlers, setup=_start,
                               middleware=[cross_site_guard(settings.allowed_origins)])
