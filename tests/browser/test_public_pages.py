@@ -1,0 +1,152 @@
+"""The public pages in a real browser, on the demo's strategies: leaderboard, strategy page, /docs."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import httpx
+import pytest
+
+from .conftest import DESKTOP, PHONE
+
+CHARTS = ("chart-equity", "chart-drawdown", "chart-rolling", "chart-monthly")
+READ_TRACES = """ids => Object.fromEntries(ids.map(id => {
+    const node = document.getElementById(id);
+    return [id, (node && node.data || []).map(t => ({
+        type: t.type || 'scatter',
+        x: t.x ? t.x.length : null, y: t.y ? t.y.length : null,
+        z: t.z ? t.z.map(row => row.length) : null,
+        first_y: t.y && t.y.length ? t.y[0] : null}))];
+}))"""
+
+
+def _number(raw: str | None) -> float | None:
+    if raw in (None, "", "None", "null"):
+        return None
+    value = float(raw)
+    return None if math.isnan(value) else value
+
+
+def _column(page, column: str) -> list[float | None]:
+    return [_number(v) for v in page.locator(f'#leaderboard tbody td[data-col="{column}"]').evaluate_all(
+        "cells => cells.map(c => c.getAttribute('data-value'))")]
+
+
+def _assert_sorted(values: list[float | None], descending: bool, what: str) -> None:
+    present = [v for v in values if v is not None]
+    assert values[:len(present)] == present, f"{what}: nulls come last"
+    assert present == sorted(present, reverse=descending), f"{what}: {values}"
+
+
+def test_the_leaderboard_sorts_by_a_clicked_column(site, page, watch):
+    checks = watch(page)
+    page.goto(site.url("/"))
+    shown = page.locator("#leaderboard tbody tr").evaluate_all("rows => rows.map(r => r.dataset.strategyId)")
+    assert {b["strategy_id"] for b in site.demo["bots"]} <= set(shown), "every demo bot is ranked"
+    assert len(shown) >= 5
+    for column in ("cagr", "volatility", "max_drawdown", "track_days", "sharpe"):
+        for click in (1, 2):  # the first click sorts best first, the second reverses
+            before = page.locator("#leaderboard").get_attribute("data-dir")
+            page.click(f'#leaderboard thead th[data-col="{column}"] a.sort')
+            page.wait_for_url(re.compile(rf"[?&]sort={column}\b"))
+            page.wait_for_load_state()
+            table = page.locator("#leaderboard")
+            assert table.get_attribute("data-sort") == column
+            direction = table.get_attribute("data-dir")
+            if click == 2:
+                assert direction != before, f"clicking {column} again reverses the order"
+            header = page.locator(f'#leaderboard thead th[data-col="{column}"]')
+            assert header.get_attribute("aria-sort") == ("descending" if direction == "desc" else "ascending")
+            _assert_sorted(_column(page, column), direction == "desc", f"{column} {direction}")
+            ranks = [int(v) for v in page.locator('#leaderboard tbody td[data-col="rank"]').evaluate_all(
+                "cells => cells.map(c => c.getAttribute('data-value'))")]
+            assert ranks == list(range(1, len(ranks) + 1))
+            # the page shows what the JSON endpoint answers for the same view
+            rows = page.locator("#leaderboard tbody tr").evaluate_all("rows => rows.map(r => r.dataset.strategyId)")
+            data = site.http.get("/p/leaderboard", params={"sort": column, "dir": direction}).json()
+            assert rows == [item["strategy_id"] for item in data["items"]], f"{column} {direction}"
+    checks.assert_clean("/ (sorting)")
+
+
+def test_the_strategy_page_draws_every_chart_with_every_point(site, page, watch):
+    checks = watch(page)
+    for bot in site.demo["bots"]:
+        sid = bot["strategy_id"]
+        series = site.http.get(f"/p/strategies/{sid}/series").json()
+        nav = httpx.get(site.url(f"/api/v1/strategies/{sid}/nav"), timeout=30,
+                        headers={"Authorization": f"Bearer {bot['api_key']}"}).json()["series"]
+        n = len(nav)
+        assert n > 252 and series["dates"] == [row["date"] for row in nav], bot["name"]
+        years, columns = series["monthly"]["years"], series["monthly"]["columns"]
+        assert len(years) >= 2 and len(columns) == 13, series["monthly"]
+
+        page.goto(site.url(f"/s/{sid}"))
+        assert page.locator("#strategy-name").inner_text().strip() == bot["name"]
+        page.wait_for_function("ids => ids.every(id => document.getElementById(id).dataset.drawn === 'true')",
+                               arg=list(CHARTS))
+        traces = page.evaluate(READ_TRACES, list(CHARTS))
+        what = bot["name"]
+        equity = traces["chart-equity"]
+        assert len(equity) == 2, (what, equity)  # the strategy and its benchmark
+        assert all(t["x"] == t["y"] == n for t in equity), (what, n, equity)
+        assert equity[0]["first_y"] == pytest.approx(100), "rebased to 100"
+        assert [(t["x"], t["y"]) for t in traces["chart-drawdown"]] == [(n, n)], (what, n, traces)
+        assert [(t["x"], t["y"]) for t in traces["chart-rolling"]] == [(n, n), (n, n)], (what, n, traces)
+        heatmap = traces["chart-monthly"]
+        assert len(heatmap) == 1 and heatmap[0]["type"] == "heatmap", (what, heatmap)
+        assert heatmap[0]["x"] == len(columns) and heatmap[0]["y"] == len(years), (what, heatmap)
+        assert heatmap[0]["z"] == [len(columns)] * len(years), (what, heatmap)
+        for chart in ("chart-equity", "chart-drawdown", "chart-rolling"):
+            assert page.locator(f"#{chart}").get_attribute("data-points") == str(n)
+        # the figures people read are there, formatted for them
+        cards = page.locator("#metrics .card")
+        assert cards.count() >= 10
+        assert page.locator('#metrics [data-metric="total_return"] .value').inner_text().strip()[0] in "+-−0"
+        assert int(page.locator("#chain-events").get_attribute("data-value")) > 0
+    checks.assert_clean("/s/{id} of every demo bot")
+
+
+def _operations(spec: dict) -> int:
+    verbs = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+    return sum(1 for item in spec["paths"].values() for verb in item if verb in verbs)
+
+
+@pytest.mark.parametrize("path", ["/", "/s/{demo}", "/docs"])
+def test_no_console_errors_and_nothing_from_elsewhere(site, page, watch, path):
+    path = path.replace("{demo}", site.strategy_id)
+    checks = watch(page)
+    response = page.goto(site.url(path))
+    assert response.status == 200
+    if path == "/docs":
+        spec = site.http.get("/schema/openapi.json").json()
+        assert spec["info"]["title"] == "BotRanks API"
+        page.wait_for_selector("#swagger-ui .opblock")
+        assert "BotRanks API" in page.locator("#swagger-ui .info .title").inner_text()
+        shown = page.locator("#swagger-ui .opblock").count()
+        assert shown == _operations(spec) and shown >= 10, (shown, _operations(spec))
+    elif path.startswith("/s/"):
+        page.wait_for_function("ids => ids.every(id => document.getElementById(id).dataset.drawn === 'true')",
+                               arg=list(CHARTS))
+    page.wait_for_load_state("networkidle")
+    checks.assert_clean(path)
+    assert all(u.startswith(site.base) for u in checks.requests if u.startswith("http"))
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_screenshots(site, new_context, watch, artifacts, viewport):
+    context = new_context(viewport=viewport, device_scale_factor=1)
+    page = context.new_page()
+    checks = watch(page)
+    size = f"{viewport['width']}x{viewport['height']}"
+    for name, path in (("leaderboard", "/"), ("strategy", f"/s/{site.strategy_id}")):
+        page.goto(site.url(path))
+        if name == "strategy":
+            page.wait_for_function("ids => ids.every(id => document.getElementById(id).dataset.drawn === 'true')",
+                                   arg=list(CHARTS))
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(artifacts / f"{name}-{size}.png"), full_page=True)
+        # nothing wider than the screen: tables scroll inside their own box
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} at {size} is {overflow}px wider than the screen"
+    checks.assert_clean(f"screenshots at {size}")
