@@ -1,13 +1,14 @@
 """The single base URL of ``botranks up``: an ASGI reverse proxy in front of the two APIs.
 
-Reads of the ledger (GET/HEAD under ``/api/v1``) go to query_api, everything else (ledger
-writes, accounts, strategies, API keys) to command_api; ``/schema/openapi.json`` is the union
-of both schemas. ``/healthz`` answers 200 ``{"status": "ok"}`` only when every supervised
-process and embedded server runs, both APIs answer their ``/healthz`` and query_api's
-``/readyz`` is 200 (a 404 there means "no readiness check" and counts as ready); otherwise 503
-``{"detail": "...", "down": [names]}``. ``/readyz`` is query_api's, passed through.
-``deploy/`` ships a real reverse proxy configuration for production; this exists so that one
-command runs everything.
+Reads of the ledger (GET/HEAD under ``/api/v1``) and the subscribers' pages (GET/HEAD of ``/``,
+``/s/*``, ``/p/*``, ``/static/*``, ``/docs``) go to query_api, everything else (ledger writes,
+accounts and the owners' pages under ``/account``, strategies, API keys) to command_api;
+``/schema/openapi.json`` is the union of both schemas. ``/healthz`` answers 200
+``{"status": "ok"}`` only when every supervised process and embedded server runs, both APIs
+answer their ``/healthz`` and query_api's ``/readyz`` is 200 (a 404 there means "no readiness
+check" and counts as ready); otherwise 503 ``{"detail": "...", "down": [names]}``.
+``/readyz`` is query_api's, passed through. ``deploy/`` ships a real reverse proxy
+configuration for production; this exists so that one command runs everything.
 
 Everything else is proxied faithfully and statelessly (see "Gateway" in docs/NOTES.md): no
 cookie jar, repeated headers kept in both directions, hop-by-hop headers dropped, bodies
@@ -40,6 +41,14 @@ REQUEST_DROP = HOP_BY_HOP | {b"host", b"content-length", b"x-forwarded-host", b"
 # copies would make two of each (the supervisor, not this module, configures that uvicorn)
 RESPONSE_DROP = HOP_BY_HOP | {b"date", b"server"}
 OWS = b" \t"
+# the subscribers' pages, their JSON and assets, and the API reference: query_api's (GET/HEAD);
+# the owners' pages (/account...) are command_api's like everything else
+PAGE_PATHS = frozenset({"/", "/docs"})
+PAGE_PREFIXES = ("/s/", "/p/", "/static/")
+
+
+def is_page(path: str) -> bool:
+    return path in PAGE_PATHS or path.startswith(PAGE_PREFIXES)
 
 
 class NoCookieJar(http.cookiejar.CookieJar):
@@ -90,7 +99,7 @@ class Gateway:
         self.client = new_client()
 
     def upstream(self, method: str, path: str) -> str:
-        if method in ("GET", "HEAD") and path.startswith("/api/v1/"):
+        if method in ("GET", "HEAD") and (path.startswith("/api/v1/") or is_page(path)):
             return self.query_url
         return self.command_url
 

@@ -13,6 +13,7 @@ from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.template import TemplateConfig
 
 from .db import Database
 from .settings import Settings
@@ -41,8 +42,9 @@ async def readyz(state: State) -> Response:
 
 
 def create_service_app(service: str, settings: Settings, handlers: Sequence[Any], *,
-                       setup: Setup | None = None, middleware: Sequence[Any] = ()) -> Litestar:
-    """A BotRanks HTTP service named ``service`` serving ``handlers``."""
+                       setup: Setup | None = None, middleware: Sequence[Any] = (),
+                       template_config: TemplateConfig | None = None) -> Litestar:
+    """A BotRanks HTTP service named ``service`` serving ``handlers`` (HTML pages: ``template_config``)."""
 
     @get("/healthz", sync_to_thread=False, include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -65,4 +67,4 @@ def create_service_app(service: str, settings: Settings, handlers: Sequence[Any]
     kwargs["middleware"] = [*kwargs["middleware"], *middleware]
     openapi = OpenAPIConfig(title="BotRanks API", version="1.0.0", render_plugins=[JsonRenderPlugin()])
     return Litestar(route_handlers=[*handlers, healthz, readyz], lifespan=[lifespan], openapi_config=openapi,
-                    **kwargs)
+                    template_config=template_config, **kwargs)

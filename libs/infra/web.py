@@ -330,13 +330,28 @@ def _body_problem(problem: dict) -> str:
 
 EXCEPTION_HANDLERS = {Exception: error_response}
 
+#: every API answer (JSON) loads nothing at all
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+#: HTML pages: scripts, styles and images from our own origin only (no inline script; plotly and
+#: Swagger UI set inline styles, hence 'unsafe-inline' for styles only), never framed
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"
+            " frame-ancestors 'none'")
+CSP_HEADER = "Content-Security-Policy"
+
 SECURITY_HEADERS = [
     ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
     ResponseHeader(name="X-Frame-Options", value="DENY"),
     ResponseHeader(name="Referrer-Policy", value="no-referrer"),
-    ResponseHeader(name="Content-Security-Policy", value="default-src 'none'; frame-ancestors 'none'"),
+    ResponseHeader(name=CSP_HEADER, value=API_CSP),
     ResponseHeader(name="Cache-Control", value="no-store"),
 ]
+
+
+def page_security_headers() -> list[ResponseHeader]:
+    """SECURITY_HEADERS with the pages' CSP instead of the API's: set on a router or handler of HTML
+    pages (Litestar's closest layer wins, header by header); its JSON keeps the API's."""
+    return [ResponseHeader(name=CSP_HEADER, value=PAGE_CSP) if h.name == CSP_HEADER else h
+            for h in SECURITY_HEADERS]
 
 
 class DecimalAsNumberPlugin(OpenAPISchemaPlugin):

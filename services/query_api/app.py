@@ -1,8 +1,9 @@
 """Assembly of the query API: the shared service skeleton, plus a per-process cache of
-/performance answers keyed by everything they depend on."""
+/performance answers keyed by everything they depend on, and the subscribers' pages."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 from litestar import Litestar
@@ -11,13 +12,19 @@ from libs.infra.db import Database
 from libs.infra.service_app import create_service_app
 from libs.infra.settings import Settings
 
-from . import readers
+from . import assets, pages, readers
+from .page_data import PageCache
 from .routes import StrategyQueries
 
 
 async def _start(app: Litestar, db: Database, settings: Settings) -> None:
     app.state.performance = functools.lru_cache(maxsize=4096)(functools.partial(readers.performance, db))
+    app.state.pages = PageCache(db)
+    app.state.build = assets.build_version()
+    await asyncio.to_thread(assets.preload)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    return create_service_app("query_api", settings or Settings.from_env().require_servers(), [StrategyQueries], setup=_start)
+    return create_service_app("query_api", settings or Settings.from_env().require_servers(),
+                              [StrategyQueries, *pages.routes()], setup=_start,
+                              template_config=pages.template_config())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from uuid import UUID
 
 import msgspec
 import polars as pl
 
+from libs.domain.nav import NavRow
 from libs.domain.performance import Performance, compute_performance
 from libs.infra.db import Database
 
@@ -33,10 +35,20 @@ def performance_key(db: Database, strategy_id: UUID, benchmark: str | None,
     return PerformanceKey(strategy_id, db.ledger.nav_version(strategy_id), symbol, version, risk_free_rate), known
 
 
-def performance(db: Database, key: PerformanceKey) -> Performance:
-    """Load the NAV series and benchmark closes, and compute every metric (pure, in libs.domain)."""
+def load_inputs(db: Database, key: PerformanceKey) -> tuple[list[NavRow], list[tuple[date, Decimal]]]:
+    """The NAV series and the benchmark's closes over its range (empty without a priced benchmark)."""
     rows = db.ledger.nav_series(key.strategy_id).series
     closes = db.prices.closes_between(key.benchmark, rows[0].date, rows[-1].date) if key.benchmark and rows else []
+    return rows, closes
+
+
+def performance(db: Database, key: PerformanceKey) -> Performance:
+    """Load the NAV series and benchmark closes, and compute every metric (pure, in libs.domain)."""
+    return performance_from(key, *load_inputs(db, key))
+
+
+def performance_from(key: PerformanceKey, rows: list[NavRow], closes: list[tuple[date, Decimal]]) -> Performance:
+    """Every metric of ``/performance`` from loaded inputs."""
     nav = pl.DataFrame({"date": [r.date for r in rows], "total_equity": [float(r.total_equity) for r in rows],
                         "external_flow": [float(r.external_flow) for r in rows],
                         "cash": [float(r.cash) for r in rows]},

@@ -144,6 +144,17 @@ class StrategyQueries(Controller):
                         cursor: str | None = Cursor) -> CashPage:
         return await _read(state, strategy_id, "cash_listed", state.db.ledger.cash, _cursor(cursor), limit)
 
+    @get("/events", responses=LEDGER_ERRORS, media_type="application/jsonl",
+         summary="Every event of the strategy as its hash chain (JSONL), to verify its published digests",
+         description="One line per event, in arrival order: `{\"seq\", \"notification_id\", \"digest\","
+                     " \"event\"}` with the event as stored, verbatim; digest n = SHA-256(digest n-1 bytes +"
+                     " the event's JSON bytes), nothing before the first. The same as the strategy page's"
+                     " download, which the public gets only as far as the owner's `show_positions` allows.")
+    async def get_events(self, state: State, strategy_id: UUID) -> Response[bytes]:
+        lines = await _read(state, strategy_id, "events_read", state.db.ledger.chain_events)
+        return Response(b"".join(line.rstrip(b"\n") + b"\n" for line in lines), media_type="application/jsonl",
+                        headers={"Content-Disposition": f'attachment; filename="events-{strategy_id}.jsonl"'})
+
     @get("/reconciliation", responses=LEDGER_ERRORS, summary="Reconciliation log of snapshots sent with log_deltas")
     async def list_reconciliation(self, state: State, strategy_id: UUID, limit: int = Limit,
                                   cursor: str | None = Cursor) -> ReconciliationPage:

@@ -1,0 +1,528 @@
+"""What the subscribers' pages show, read from the read models only, and who may see what.
+
+- Access: a strategy is shown to everyone when public, and to its owner's session only when
+  private; to anybody else a private strategy does not exist (the same 404 as an unknown id).
+- Publication (``show_positions``): ``none`` hides positions, orders and cash events from the
+  public; ``delayed`` shows orders and cash events that arrived more than 24 h ago (the cut-off
+  is the start of the current UTC hour minus 24 h, so answers stay cacheable for an hour) and
+  hides positions (positions as of 24 h ago are not kept in a read model, and re-folding the
+  history per request is not cheap); ``live`` shows everything. The owner always sees
+  everything, and so does an API key of the strategy on ``events.jsonl``.
+- Caching: everything derived from a strategy's NAV is computed once per (strategy, NAV
+  version, benchmark, benchmark price version) and kept in a per-process LRU, like
+  /performance; a NAV change is a new key, so nothing stale is ever served. The ETags are
+  digests of the same versions plus the viewer kind and the build (templates and assets).
+"""
+
+from __future__ import annotations
+
+import calendar
+import functools
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import polars as pl
+
+from libs.domain.accounts import StrategyProfile
+from libs.domain.errors import BadParameter, NotSignedIn
+from libs.domain.nav import NavRow
+from libs.domain.performance import PERIODS_PER_YEAR, Performance, _twr
+from libs.domain.views import LEADERBOARD_SORTS, ChainHead, LeaderboardPage
+from libs.infra.db import Database
+
+from . import readers
+
+# ---------------------------------------------------------------- parameters
+
+PAGE_SIZE = 50
+DEFAULT_SORT = "sharpe"
+DEFAULT_MIN_DAYS = 30
+MAX_MIN_DAYS = 100_000
+MAX_PAGE = 1_000_000
+#: the direction a column sorts in when first clicked: best first
+NATURAL_DESCENDING = {s: s not in ("volatility", "name") for s in LEADERBOARD_SORTS}
+ROLLING_WINDOW = 63
+NAV_TABLE_ROWS = 20
+RECENT_EVENTS = 20
+CHAIN_DAYS_SHOWN = 90
+DELAY = timedelta(hours=24)
+
+
+class LeaderboardQuery(msgspec.Struct, frozen=True):
+    sort: str
+    descending: bool
+    min_days: int
+    live_only: bool
+    page: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * PAGE_SIZE
+
+    def link(self, **changes: Any) -> str:
+        """The query string of this view with some fields changed (for header, filter and page links)."""
+        q = msgspec.structs.replace(self, **changes)
+        parts = [f"sort={q.sort}", f"dir={'desc' if q.descending else 'asc'}", f"min_days={q.min_days}"]
+        if q.live_only:
+            parts.append("live_only=1")
+        if q.page != 1:
+            parts.append(f"page={q.page}")
+        return "?" + "&".join(parts)
+
+    def sort_link(self, column: str) -> str:
+        """Clicking a header: the same column again toggles the direction; another one sorts best first."""
+        if column == self.sort:
+            return self.link(descending=not self.descending, page=1)
+        return self.link(sort=column, descending=NATURAL_DESCENDING[column], page=1)
+
+
+def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise BadParameter(f"`{name}` must be a whole number, got {raw[:40]!r}") from None
+    if not low <= value <= high:
+        raise BadParameter(f"`{name}` must be between {low} and {high}, got {value}")
+    return value
+
+
+def leaderboard_query(sort: str | None, direction: str | None, min_days: str | None, live_only: str | None,
+                      page: str | None) -> LeaderboardQuery:
+    """The leaderboard's query parameters, checked (BadParameter, a 400, names the one that is wrong)."""
+    column = (sort or DEFAULT_SORT).strip()
+    if column not in LEADERBOARD_SORTS:
+        raise BadParameter(f"`sort` must be one of {', '.join(LEADERBOARD_SORTS)}; got {column[:40]!r}")
+    if direction in (None, ""):
+        descending = NATURAL_DESCENDING[column]
+    elif direction in ("asc", "desc"):
+        descending = direction == "desc"
+    else:
+        raise BadParameter(f"`dir` must be asc or desc, got {direction[:40]!r}")
+    flags = {"": False, "0": False, "false": False, "off": False, "1": True, "true": True, "on": True}
+    live = (live_only or "").strip().lower()
+    if live not in flags:
+        raise BadParameter(f"`live_only` must be 1 or 0 (true/false), got {live_only[:40]!r}")  # type: ignore[index]
+    return LeaderboardQuery(column, descending, _int_param(min_days, "min_days", DEFAULT_MIN_DAYS, 0, MAX_MIN_DAYS),
+                            flags[live], _int_param(page, "page", 1, 1, MAX_PAGE))
+
+
+def strategy_uuid(raw: str) -> UUID | None:
+    """The strategy id of a path, or None (then the page is the unknown strategy's 404)."""
+    try:
+        return UUID(raw) if len(raw) <= 64 else None
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------- who sees what
+
+
+@dataclass(frozen=True)
+class Access:
+    profile: StrategyProfile
+    owner: bool
+    #: "live", "delayed" or "none": what of the positions and events this viewer sees
+    publication: str
+    #: delayed: only events that arrived before this instant
+    cutoff: datetime | None
+
+    @property
+    def viewer(self) -> str:
+        return "owner" if self.owner else "public"
+
+
+def delayed_cutoff(now: datetime | None = None) -> datetime:
+    """Start of the current UTC hour, minus 24 h: everything shown under ``delayed`` is older than 24 h."""
+    now = now or datetime.now(timezone.utc)
+    return now.replace(minute=0, second=0, microsecond=0) - DELAY
+
+
+def access(db: Database, strategy_id: UUID, session_token: str | None, key_holder: bool = False) -> Access | None:
+    """What this viewer may see of the strategy, or None when it must look like it does not exist."""
+    profile = db.identity.profile(strategy_id)
+    if profile is None:
+        return None
+    owner = key_holder
+    if not owner and session_token and profile.owner_id is not None:
+        try:
+            owner = db.identity.session_user(session_token) == profile.owner_id
+        except NotSignedIn:
+            owner = False
+    if profile.visibility != "public" and not owner:
+        return None
+    publication = "live" if owner else (profile.show_positions or "none")
+    if publication not in ("live", "delayed"):
+        publication = "none"
+    return Access(profile, owner, publication, delayed_cutoff() if publication == "delayed" else None)
+
+
+# ---------------------------------------------------------------- what the strategy page shows
+
+
+class Series(msgspec.Struct):
+    """The charts' data (``/p/strategies/{id}/series`` and the page's data island)."""
+
+    dates: list[str]
+    equity: list[float | None]
+    benchmark: list[float | None] | None
+    benchmark_symbol: str | None
+    drawdown: list[float | None]
+    rolling_sharpe: list[float | None]
+    rolling_volatility: list[float | None]
+    rolling_window: int
+    monthly: dict[str, Any]
+
+
+@dataclass
+class StrategyFigures:
+    performance: Performance
+    series: Series
+    series_json: bytes
+    nav_rows: int
+    nav_tail: list[NavRow] = field(default_factory=list)  # newest first
+
+
+def _clean(values: list[Any], digits: int) -> list[float | None]:
+    return [None if v is None or not math.isfinite(v) else round(v, digits) for v in values]
+
+
+def _monthly_table(perf: Performance) -> dict[str, Any]:
+    """Years × months (plus the year's total) for the heatmap."""
+    years = sorted({k[:4] for k in perf.monthly_returns} | set(perf.yearly_returns))
+    rows = []
+    for year in years:
+        row = [perf.monthly_returns.get(f"{year}-{m:02d}") for m in range(1, 13)]
+        rows.append(_clean([*row, perf.yearly_returns.get(year)], 6))
+    return {"years": years, "columns": [*calendar.month_abbr[1:], "Year"], "returns": rows}
+
+
+def series_from(rows: list[NavRow], closes: list[tuple[date, Decimal]], perf: Performance,
+                benchmark_symbol: str | None) -> Series:
+    """Equity and benchmark rebased to 100, drawdown, rolling Sharpe and volatility, monthly table.
+
+    Returns are the time-weighted ones of /performance (``libs.domain.performance``), so the
+    equity curve is the cumulative index whose drawdown /performance reports; the benchmark is
+    its last close on or before each NAV day, rebased at its first close in the NAV's range.
+    """
+    if not rows:
+        return Series([], [], [] if benchmark_symbol else None, benchmark_symbol, [], [], [], ROLLING_WINDOW,
+                      _monthly_table(perf))
+    nav = pl.DataFrame({"date": [r.date for r in rows], "total_equity": [float(r.total_equity) for r in rows],
+                        "external_flow": [float(r.external_flow) for r in rows]},
+                       schema={"date": pl.Date, "total_equity": pl.Float64, "external_flow": pl.Float64})
+    r, w = pl.col("r"), pl.col("w")
+    mean, std = r.rolling_mean(ROLLING_WINDOW, min_samples=ROLLING_WINDOW), \
+        r.rolling_std(ROLLING_WINDOW, min_samples=ROLLING_WINDOW)
+    frame = (nav.lazy()
+             .with_columns(r=_twr(pl.col("total_equity"), pl.col("external_flow").fill_null(0.0)))
+             .with_columns(w=(1.0 + r).fill_null(1.0).cum_prod())
+             .select(pl.col("date"), equity=w * 100.0, drawdown=w / w.cum_max() - 1.0,
+                     sharpe=pl.when(std > 0).then(mean / std * math.sqrt(PERIODS_PER_YEAR)).otherwise(None),
+                     vol=std * math.sqrt(PERIODS_PER_YEAR)))
+    bench = None
+    if benchmark_symbol is not None:
+        if closes:
+            closes_frame = pl.DataFrame({"date": [d for d, _ in closes], "close": [float(c) for _, c in closes]},
+                                        schema={"date": pl.Date, "close": pl.Float64}).sort("date")
+            base = closes_frame["close"][0]
+            frame = frame.join_asof(closes_frame.lazy(), on="date", strategy="backward").with_columns(
+                bench=pl.col("close") / base * 100.0)
+        else:
+            frame = frame.with_columns(bench=pl.lit(None, dtype=pl.Float64))
+    out = frame.collect(engine="in-memory")
+    if benchmark_symbol is not None:
+        bench = _clean(out["bench"].to_list(), 4)
+    broken = any(w.code == "negative_equity" for w in perf.warnings)  # returns mean nothing: draw none
+    blank: list[float | None] = [None] * out.height
+    return Series(
+        dates=[d.isoformat() for d in out["date"].to_list()],
+        equity=blank if broken else _clean(out["equity"].to_list(), 4),
+        benchmark=bench,
+        benchmark_symbol=benchmark_symbol,
+        drawdown=blank if broken else _clean(out["drawdown"].to_list(), 6),
+        rolling_sharpe=blank if broken else _clean(out["sharpe"].to_list(), 4),
+        rolling_volatility=blank if broken else _clean(out["vol"].to_list(), 6),
+        rolling_window=ROLLING_WINDOW,
+        monthly=_monthly_table(perf),
+    )
+
+
+_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+def encode_json(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def island(payload: bytes) -> str:
+    """JSON safe inside ``<script type="application/json">``: no ``</script>``, no ``<!--``."""
+    return payload.decode().replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") \
+        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def figures(db: Database, key: readers.PerformanceKey) -> StrategyFigures:
+    """The metrics and the charts' data of one NAV version (computed once: see ``PageCache``)."""
+    rows, closes = readers.load_inputs(db, key)
+    perf = readers.performance_from(key, rows, closes)
+    series = series_from(rows, closes, perf, key.benchmark or key.unpriced_benchmark)
+    return StrategyFigures(perf, series, encode_json(series), len(rows), list(reversed(rows[-NAV_TABLE_ROWS:])))
+
+
+class PositionLine(msgspec.Struct):
+    symbol: str
+    quantity: Decimal
+    cost_basis: Decimal
+    last_close: Decimal | None
+    market_value: Decimal
+    weight: float | None
+    unrealized_pnl: Decimal | None
+
+
+class Holdings(msgspec.Struct):
+    as_of: datetime | None
+    total_equity: Decimal | None
+    cash: Decimal | None
+    positions: list[PositionLine]
+
+
+def holdings(db: Database, strategy_id: UUID) -> Holdings:
+    """Current positions with their last close, market value, weight and unrealized P&L
+    (quantity × (last close − cost basis)); a symbol without any close is valued at its cost basis."""
+    state = db.ledger.state(strategy_id)
+    today = datetime.now(timezone.utc).date()
+    total = state.nav.total_equity if state.nav else None
+    lines = []
+    for p in state.positions:
+        if p.quantity == 0:
+            continue
+        closes = db.prices.closes_between(p.symbol, today - timedelta(days=400), today)
+        close = closes[-1][1] if closes else None
+        mark = close if close is not None else p.cost_basis
+        value = p.quantity * mark
+        weight = float(value / total) if total else None
+        pnl = p.quantity * (close - p.cost_basis) if close is not None else None
+        lines.append(PositionLine(p.symbol, p.quantity, p.cost_basis, close, value, weight, pnl))
+    lines.sort(key=lambda line: -abs(line.market_value))
+    return Holdings(state.nav.captured_at if state.nav else None, total,
+                    state.nav.cash_balance if state.nav else None, lines)
+
+
+def _items(result: Any) -> list[Any]:
+    """A list of events whether the owner answers a list or a page (``items``)."""
+    return list(getattr(result, "items", result) or [])
+
+
+@dataclass
+class Activity:
+    holdings: Holdings | None
+    orders: list[Any] | None
+    cash: list[Any] | None
+
+
+def activity(db: Database, strategy_id: UUID, publication: str, cutoff: datetime | None) -> Activity:
+    """Positions, recent orders and cash events, as far as the publication level allows."""
+    if publication == "none":
+        return Activity(None, None, None)
+    return Activity(
+        holdings(db, strategy_id) if publication == "live" else None,
+        _items(db.ledger.recent_orders(strategy_id, RECENT_EVENTS, cutoff)),
+        _items(db.ledger.recent_cash(strategy_id, RECENT_EVENTS, cutoff)),
+    )
+
+
+class Bodies:
+    """Finished answers by ETag (the tag names everything a body depends on), least recently used
+    first out, bounded by their total size."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.size = max_bytes, 0
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, tag: str) -> bytes | None:
+        with self._lock:
+            body = self._items.get(tag)
+            if body is not None:
+                self._items.move_to_end(tag)
+            return body
+
+    def put(self, tag: str, body: bytes) -> bytes:
+        if len(body) > self.max_bytes // 16:
+            return body  # one huge answer must not flush everything else
+        with self._lock:
+            old = self._items.pop(tag, None)
+            self.size += len(body) - (len(old) if old is not None else 0)
+            self._items[tag] = body
+            while self.size > self.max_bytes and self._items:
+                self.size -= len(self._items.popitem(last=False)[1])
+        return body
+
+
+class PageCache:
+    """Per-process caches (never stale: see the module doc): what one NAV version gives (metrics,
+    charts' data, positions and events as published), the chain of that version, and finished
+    bodies by ETag."""
+
+    def __init__(self, db: Database, body_bytes: int = 64 * 1024 * 1024) -> None:
+        self.db = db
+        self.figures = functools.lru_cache(maxsize=512)(functools.partial(figures, db))
+        self.activity = functools.lru_cache(maxsize=512)(self._activity)
+        self.chain = functools.lru_cache(maxsize=512)(self._chain)
+        self.bodies = Bodies(body_bytes)
+
+    def _activity(self, strategy_id: UUID, nav_version: datetime | None, publication: str,
+                  cutoff: datetime | None) -> Activity:
+        return activity(self.db, strategy_id, publication, cutoff)
+
+    def _chain(self, strategy_id: UUID, nav_version: datetime | None) -> ChainHead:
+        # the projector extends the chain in the transaction that moves the NAV version
+        return self.db.ledger.chain(strategy_id)
+
+
+def performance_key(db: Database, profile: StrategyProfile) -> readers.PerformanceKey:
+    """The /performance key of the strategy's own benchmark, risk-free rate 0 (an unpriced benchmark
+    is compared against nothing and said so, as /performance does)."""
+    symbol = profile.benchmark or None
+    known, version = db.prices.benchmark_status(symbol) if symbol else (True, None)
+    key = readers.PerformanceKey(profile.id, db.ledger.nav_version(profile.id), symbol, version, 0.0)
+    if not known:
+        key = msgspec.structs.replace(key, benchmark=None, benchmark_version=None, unpriced_benchmark=symbol)
+    return key
+
+
+def etag(*parts: Any) -> str:
+    """A strong ETag from everything an answer depends on."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:32]
+    return f'"{digest}"'
+
+
+def strategy_etag(build: str, what: str, acc: Access, key: readers.PerformanceKey, board_version: str) -> str:
+    """The strategy's profile and NAV version (its metrics, charts, positions, events and chain move
+    with it), the benchmark's price version, the viewer and what it may see, the leaderboard's
+    version (live share, last activity: refreshed by the projector right after a fold) and the build."""
+    p = acc.profile
+    return etag(build, what, p.id, p.name, p.visibility, p.benchmark, p.show_positions, acc.viewer,
+                acc.publication, acc.cutoff, key.nav_version, key.benchmark, key.benchmark_version,
+                key.unpriced_benchmark, board_version)
+
+
+def not_modified(if_none_match: str | None, tag: str) -> bool:
+    """``If-None-Match`` names this ETag (weak comparison, as RFC 9110 says for GET), or ``*``."""
+    if not if_none_match:
+        return False
+    wanted = tag.removeprefix("W/")
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == wanted:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- the leaderboard
+
+
+def leaderboard(db: Database, q: LeaderboardQuery) -> LeaderboardPage:
+    return db.ledger.leaderboard(q.sort, q.descending, q.min_days, q.live_only, PAGE_SIZE, q.offset)
+
+
+def pages(total: int) -> int:
+    return max(1, -(-total // PAGE_SIZE))
+
+
+# ---------------------------------------------------------------- numbers for people
+
+DASH = "—"
+MINUS = "−"
+
+
+def _signed(text: str, negative: bool, positive: bool) -> str:
+    return (MINUS + text) if negative else ("+" + text) if positive else text
+
+
+def pct(value: float | None, digits: int = 1, signed: bool = True) -> str:
+    """``0.1234`` → ``+12.3%``; None/NaN → ``—``."""
+    if value is None or not math.isfinite(value):
+        return DASH
+    shown = f"{abs(value) * 100:,.{digits}f}"
+    if float(shown.replace(",", "")) == 0:
+        return f"{0:.{digits}f}%"
+    return _signed(shown, value < 0, signed and value > 0) + "%"
+
+
+def ratio(value: float | None, digits: int = 2) -> str:
+    if value is None or not math.isfinite(value):
+        return DASH
+    shown = f"{abs(value):,.{digits}f}"
+    return _signed(shown, value < 0 and float(shown.replace(",", "")) != 0, False)
+
+
+def money(value: Decimal | float | None, digits: int = 2, signed: bool = False) -> str:
+    """Thousands separators, two decimals: ``1234567.5`` → ``1,234,567.50``."""
+    if value is None:
+        return DASH
+    number = Decimal(value) if not isinstance(value, Decimal) else value
+    if not number.is_finite():
+        return DASH
+    shown = f"{abs(number):,.{digits}f}"
+    zero = Decimal(shown.replace(",", "")) == 0
+    return _signed(shown, number < 0 and not zero, signed and number > 0 and not zero)
+
+
+def quantity(value: Decimal | None) -> str:
+    if value is None:
+        return DASH
+    text = f"{abs(value):,f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return _signed(text, value < 0, False)
+
+
+def integer(value: int | None) -> str:
+    return DASH if value is None else f"{value:,}"
+
+
+def when(value: datetime | date | None) -> str:
+    if value is None:
+        return DASH
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return value.isoformat()
+
+
+def day(value: datetime | date | None) -> str:
+    """The UTC date only (the leaderboard's last activity; the full time is its tooltip)."""
+    if value is None:
+        return DASH
+    return (value.astimezone(timezone.utc).date() if isinstance(value, datetime) else value).isoformat()
+
+
+def raw(value: Any) -> str:
+    """A cell's machine-readable value (``data-value``): the number as is, empty for null."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
+FILTERS = {"pct": pct, "ratio": ratio, "money": money, "quantity": quantity, "integer": integer, "when": when,
+           "day": day, "raw": raw}
+
+
+def sign_class(value: float | Decimal | None) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)) or value == 0:
+        return ""
+    return "pos" if value > 0 else "neg"
+

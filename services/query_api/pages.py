@@ -1,0 +1,404 @@
+"""The subscribers' pages and the JSON they are made of, served by query_api.
+
+HTML (server-rendered with Jinja2; charts drawn by plotly.js from a JSON data island):
+  ``/``            the leaderboard of public strategies (sort, filters, 50 a page)
+  ``/s/{id}``      a strategy's page
+  ``/docs``        the API reference (Swagger UI 5, served from the openapi-ui-bundles package)
+JSON / downloads (read models only; ETag + If-None-Match → 304):
+  ``/p/leaderboard``, ``/p/strategies/{id}``, ``/p/strategies/{id}/series``,
+  ``/p/strategies/{id}/nav.csv``, ``/p/strategies/{id}/events.jsonl``
+Assets: ``/static/<name>?v=<hash>`` (see ``assets``), cached for a year.
+
+A private strategy is the same 404 as an unknown id to everyone but its owner's session. None of
+these routes is in the OpenAPI schema (``include_in_schema=False``). HTML answers carry the pages'
+CSP (``libs.infra.web.PAGE_CSP``); JSON keeps the API's ``default-src 'none'``. One structlog
+event per request: ``page_served`` with the page, strategy id, status, viewer and duration.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import structlog
+from anyio import to_thread
+from litestar import MediaType, Request, Response, Router, get
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template import TemplateConfig
+
+from libs.domain.errors import BadParameter, DomainError, NotFound, NotOwner
+from libs.domain.nav import NAV_COLUMNS
+from libs.domain.views import LIVE_ONLY_MIN_SHARE, LIVE_REPORTING_S
+from libs.infra.db import Database
+from libs.infra.web import API_CSP, CSP_HEADER, PAGE_CSP, domain_status, page_security_headers
+
+from . import assets, page_data
+from .page_data import Access, LeaderboardQuery, PageCache
+
+log = structlog.get_logger(service="query_api")
+
+SESSION_COOKIE = "access_token"  # command_api's session cookie (services/command_api/account_routes.py)
+HTML = "text/html; charset=utf-8"
+NOT_FOUND_DETAIL = "Strategy not found"
+NOT_PUBLISHED_DETAIL = "The owner of this strategy does not publish its events"
+#: leaderboard columns: (sort key or None, header, cell kind)
+COLUMNS = [
+    ("rank", "#", "rank"),
+    ("name", "Strategy", "name"),
+    ("total_return", "Total return", "pct"),
+    ("cagr", "CAGR", "pct"),
+    ("sharpe", "Sharpe", "ratio"),
+    ("sortino", "Sortino", "ratio"),
+    ("max_drawdown", "Max drawdown", "pct"),
+    ("volatility", "Volatility", "pct_unsigned"),
+    ("track_days", "Track record (days)", "integer"),
+    ("last_activity", "Last activity", "when"),
+    ("live_share", "Reported live", "pct_unsigned"),
+]
+
+
+def template_config() -> TemplateConfig:
+    """Jinja2 (litestar[jinja]) over ``templates/``, with the number filters and the asset URLs."""
+
+    def configure(engine: JinjaTemplateEngine) -> None:
+        env = engine.engine
+        env.trim_blocks = env.lstrip_blocks = True
+        env.filters.update(page_data.FILTERS)
+        env.globals.update(asset_url=assets.url, sign_class=page_data.sign_class, PAGE_SIZE=page_data.PAGE_SIZE,
+                           LIVE_REPORTING_MIN=LIVE_REPORTING_S // 60, LIVE_ONLY_MIN_SHARE=LIVE_ONLY_MIN_SHARE)
+
+    return TemplateConfig(directory=assets.TEMPLATES_DIR, engine=JinjaTemplateEngine, engine_callback=configure)
+
+
+@dataclass
+class Answer:
+    """What a page handler computed (in a worker thread): body, status, headers, what to log."""
+
+    body: bytes
+    status: int = 200
+    media_type: str = HTML
+    headers: dict[str, str] | None = None
+    strategy_id: Any = None
+    viewer: str | None = None
+
+
+def _render(request: Request, template: str, **context: Any) -> bytes:
+    return request.app.template_engine.get_template(template).render(**context).encode()
+
+
+def _html_headers(tag: str | None = None, private: bool = False) -> dict[str, str]:
+    headers = {CSP_HEADER: PAGE_CSP, "Cache-Control": ("private, no-cache" if private else "no-cache"),
+               "Vary": "Cookie"}
+    if tag:
+        headers["ETag"] = tag
+    return headers
+
+
+def _json_headers(tag: str | None = None, private: bool = False) -> dict[str, str]:
+    headers = {CSP_HEADER: API_CSP, "Cache-Control": ("private, no-cache" if private else "no-cache"),
+               "Vary": "Cookie"}
+    if tag:
+        headers["ETag"] = tag
+    return headers
+
+
+def _not_modified(tag: str, headers: dict[str, str]) -> Answer:
+    return Answer(b"", 304, headers=headers)
+
+
+async def _serve(request: Request, page: str, work: Callable[[], Answer]) -> Response:
+    """Run ``work`` in a worker thread, answer it, and log one event."""
+    started = time.perf_counter()
+    status, answer = 500, None
+    try:
+        answer = await to_thread.run_sync(work)
+        status = answer.status
+    except DomainError as exc:
+        status = domain_status(exc)
+        raise
+    finally:
+        log.info("page_served", page=page, path=request.url.path, status=status,
+                 strategy_id=str(answer.strategy_id) if answer and answer.strategy_id else None,
+                 viewer=answer.viewer if answer else None,
+                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+    if answer.status == 304:
+        return Response(b"", status_code=304, headers=answer.headers)
+    return Response(answer.body, status_code=answer.status, media_type=answer.media_type, headers=answer.headers)
+
+
+def _state(request: Request) -> tuple[Database, PageCache, str]:
+    app_state = request.app.state
+    return app_state.db, app_state.pages, app_state.build
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def _leaderboard_view(request: Request, q: LeaderboardQuery) -> dict[str, Any]:
+    db, _, _ = _state(request)
+    board = page_data.leaderboard(db, q)
+    return {"board": board, "q": q, "columns": COLUMNS, "pages": page_data.pages(board.total),
+            "first_rank": q.offset + 1}
+
+
+@get("/", include_in_schema=False)
+async def leaderboard_page(request: Request) -> Response:
+    db, cache, build = _state(request)
+    params = request.query_params
+
+    def work() -> Answer:
+        try:
+            q = page_data.leaderboard_query(params.get("sort"), params.get("dir"), params.get("min_days"),
+                                            params.get("live_only"), params.get("page"))
+        except BadParameter as exc:
+            body = _render(request, "error.html", title="Bad request", status=400, message=exc.detail)
+            return Answer(body, 400, headers=_html_headers())
+        tag = page_data.etag(build, "leaderboard.html", db.ledger.leaderboard_version(), q)
+        headers = _html_headers(tag)
+        if page_data.not_modified(request.headers.get("if-none-match"), tag):
+            return _not_modified(tag, headers)
+        body = cache.bodies.get(tag) or cache.bodies.put(
+            tag, _render(request, "leaderboard.html", **_leaderboard_view(request, q)))
+        return Answer(body, headers=headers)
+
+    return await _serve(request, "leaderboard", work)
+
+
+def _not_found_page(request: Request) -> Answer:
+    """The one answer for an unknown id, a malformed id and somebody else's private strategy."""
+    return Answer(_render(request, "not_found.html"), 404, headers=_html_headers())
+
+
+def _strategy_view(db: Database, cache: PageCache, acc: Access, key) -> dict[str, Any]:
+    figures = cache.figures(key)
+    return {
+        "profile": acc.profile, "access": acc, "perf": figures.performance, "figures": figures,
+        "series_island": page_data.island(figures.series_json),
+        "row": db.ledger.leaderboard_row(acc.profile.id),
+        "chain": cache.chain(acc.profile.id, key.nav_version),
+        "chain_days_shown": page_data.CHAIN_DAYS_SHOWN,
+        "activity": cache.activity(acc.profile.id, key.nav_version, acc.publication, acc.cutoff),
+        "events_allowed": acc.publication != "none",
+    }
+
+
+@get("/s/{strategy_id:str}", include_in_schema=False)
+async def strategy_page(request: Request, strategy_id: str) -> Response:
+    db, cache, build = _state(request)
+    token = request.cookies.get(SESSION_COOKIE)
+
+    def work() -> Answer:
+        sid = page_data.strategy_uuid(strategy_id)
+        acc = page_data.access(db, sid, token) if sid else None
+        if acc is None:
+            return _not_found_page(request)
+        key = page_data.performance_key(db, acc.profile)
+        tag = page_data.strategy_etag(build, "strategy.html", acc, key, db.ledger.leaderboard_version())
+        headers = _html_headers(tag, private=acc.owner or acc.profile.visibility != "public")
+        if page_data.not_modified(request.headers.get("if-none-match"), tag):
+            answer = _not_modified(tag, headers)
+        else:
+            body = cache.bodies.get(tag) or cache.bodies.put(
+                tag, _render(request, "strategy.html", **_strategy_view(db, cache, acc, key)))
+            answer = Answer(body, headers=headers)
+        answer.strategy_id, answer.viewer = sid, acc.viewer
+        return answer
+
+    return await _serve(request, "strategy", work)
+
+
+@get("/docs", include_in_schema=False)
+async def docs_page(request: Request) -> Response:
+    _, _, build = _state(request)
+
+    def work() -> Answer:
+        tag = page_data.etag(build, "docs.html")
+        headers = _html_headers(tag)
+        if page_data.not_modified(request.headers.get("if-none-match"), tag):
+            return _not_modified(tag, headers)
+        return Answer(_render(request, "docs.html", spec_url="/schema/openapi.json"), headers=headers)
+
+    return await _serve(request, "docs", work)
+
+
+# ---------------------------------------------------------------- JSON and downloads
+
+
+def _json_not_found() -> Answer:
+    return Answer(page_data.encode_json({"detail": NOT_FOUND_DETAIL}), 404, MediaType.JSON, _json_headers())
+
+
+@get("/p/leaderboard", include_in_schema=False)
+async def leaderboard_json(request: Request) -> Response:
+    db, cache, build = _state(request)
+    params = request.query_params
+
+    def work() -> Answer:
+        q = page_data.leaderboard_query(params.get("sort"), params.get("dir"), params.get("min_days"),
+                                        params.get("live_only"), params.get("page"))
+        tag = page_data.etag(build, "leaderboard.json", db.ledger.leaderboard_version(), q)
+        headers = _json_headers(tag)
+        if page_data.not_modified(request.headers.get("if-none-match"), tag):
+            return _not_modified(tag, headers)
+        body = cache.bodies.get(tag)
+        if body is None:
+            board = page_data.leaderboard(db, q)
+            body = cache.bodies.put(tag, page_data.encode_json({
+                "items": board.items, "total": board.total, "sort": board.sort, "descending": board.descending,
+                "min_days": board.min_days, "live_only": board.live_only, "page": q.page,
+                "pages": page_data.pages(board.total), "page_size": page_data.PAGE_SIZE}))
+        return Answer(body, media_type=MediaType.JSON, headers=headers)
+
+    return await _serve(request, "leaderboard.json", work)
+
+
+@dataclass(frozen=True)
+class Body:
+    """How a /p/strategies/{id}/… answer is made: its media type, extra headers, and its bytes."""
+
+    media_type: str
+    headers: Callable[[Access], dict[str, str]]
+    make: Callable[[Database, PageCache, Access, Any], bytes]
+
+
+def _strategy_json(request: Request, strategy_id: str, what: str, made: Body,
+                   key_holders: bool = False) -> Callable[[], Answer]:
+    """A /p/strategies/{id}/… handler's work: access (404 alike for unknown and private), ETag, 304,
+    the body from the cache of finished answers when it is there."""
+    db, cache, build = _state(request)
+    token = request.cookies.get(SESSION_COOKIE)
+    authorization = request.headers.get("authorization") if key_holders else None
+
+    def work() -> Answer:
+        sid = page_data.strategy_uuid(strategy_id)
+        if sid is None:
+            return _json_not_found()
+        key_holder = False
+        if authorization:
+            try:
+                db.identity.check_key(authorization, sid, request.app.state.settings.rate_limit_per_minute)
+                key_holder = True
+            except (NotOwner, NotFound):
+                key_holder = False  # a key of another strategy is no credential here: judged as anyone
+        acc = page_data.access(db, sid, token, key_holder)
+        if acc is None:
+            return _json_not_found()
+        key = page_data.performance_key(db, acc.profile)
+        tag = page_data.strategy_etag(build, what, acc, key, db.ledger.leaderboard_version())
+        private = acc.owner or acc.profile.visibility != "public"
+        if page_data.not_modified(request.headers.get("if-none-match"), tag):
+            answer = _not_modified(tag, _json_headers(tag, private))
+        else:
+            body = cache.bodies.get(tag) or cache.bodies.put(tag, made.make(db, cache, acc, key))
+            answer = Answer(body, media_type=made.media_type, headers={**_json_headers(tag, private),
+                                                                       **made.headers(acc)})
+        answer.strategy_id, answer.viewer = sid, ("key" if key_holder else acc.viewer)
+        return answer
+
+    return work
+
+
+def _summary(db: Database, cache: PageCache, acc: Access, key) -> bytes:
+    figures = cache.figures(key)
+    act = cache.activity(acc.profile.id, key.nav_version, acc.publication, acc.cutoff)
+    p = acc.profile
+    row = db.ledger.leaderboard_row(p.id)
+    return page_data.encode_json({
+        "strategy": {"id": p.id, "name": p.name, "visibility": p.visibility, "benchmark": p.benchmark,
+                     "show_positions": p.show_positions, "created_at": p.created_at},
+        "viewer": acc.viewer,
+        "publication": acc.publication,
+        "published_before": acc.cutoff,
+        "performance": figures.performance,
+        "rank": row.rank if row and row.rank else None,
+        "live_share": row.live_share if row else None,
+        "orders": row.orders if row else None,
+        "last_activity": row.last_activity if row else None,
+        "chain": cache.chain(p.id, key.nav_version),
+        "positions": act.holdings,
+        "recent_orders": act.orders,
+        "recent_cash": act.cash,
+    })
+
+
+def _series(db: Database, cache: PageCache, acc: Access, key) -> bytes:
+    return cache.figures(key).series_json
+
+
+def _nav_csv(db: Database, cache: PageCache, acc: Access, key) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(NAV_COLUMNS)
+    writer.writerows([[getattr(r, c) for c in NAV_COLUMNS] for r in db.ledger.nav_series(acc.profile.id).series])
+    return out.getvalue().encode()
+
+
+def _events(db: Database, cache: PageCache, acc: Access, key) -> bytes:
+    if acc.publication == "none":
+        raise NotOwner(NOT_PUBLISHED_DETAIL)
+    lines = db.ledger.chain_events(acc.profile.id, acc.cutoff)
+    return b"".join(line.rstrip(b"\n") + b"\n" for line in lines)
+
+
+def _attachment(kind: str, suffix: str) -> Callable[[Access], dict[str, str]]:
+    return lambda acc: {"Content-Disposition": f'attachment; filename="{kind}-{acc.profile.id}.{suffix}"'}
+
+
+SUMMARY = Body(MediaType.JSON, lambda acc: {}, _summary)
+SERIES = Body(MediaType.JSON, lambda acc: {}, _series)
+NAV_CSV = Body("text/csv; charset=utf-8", _attachment("nav", "csv"), _nav_csv)
+EVENTS = Body("application/jsonl", _attachment("events", "jsonl"), _events)
+
+
+@get("/p/strategies/{strategy_id:str}", include_in_schema=False)
+async def strategy_json(request: Request, strategy_id: str) -> Response:
+    return await _serve(request, "strategy.json", _strategy_json(request, strategy_id, "summary", SUMMARY))
+
+
+@get("/p/strategies/{strategy_id:str}/series", include_in_schema=False)
+async def series_json(request: Request, strategy_id: str) -> Response:
+    return await _serve(request, "series.json", _strategy_json(request, strategy_id, "series", SERIES))
+
+
+@get("/p/strategies/{strategy_id:str}/nav.csv", include_in_schema=False)
+async def nav_csv(request: Request, strategy_id: str) -> Response:
+    return await _serve(request, "nav.csv", _strategy_json(request, strategy_id, "nav.csv", NAV_CSV))
+
+
+@get("/p/strategies/{strategy_id:str}/events.jsonl", include_in_schema=False)
+async def events_jsonl(request: Request, strategy_id: str) -> Response:
+    return await _serve(request, "events.jsonl",
+                        _strategy_json(request, strategy_id, "events.jsonl", EVENTS, key_holders=True))
+
+
+# ---------------------------------------------------------------- static assets
+
+
+@get("/static/{name:str}", include_in_schema=False, sync_to_thread=False)
+def static_asset(request: Request, name: str) -> Response:
+    found = assets.asset(name)
+    if found is None:
+        return Response({"detail": "Not found"}, status_code=404, media_type=MediaType.JSON)
+    versioned = request.query_params.get("v") == found.version
+    tag = f'"{found.version}"'
+    headers = {"Cache-Control": assets.IMMUTABLE if versioned else assets.SHORT, "ETag": tag,
+               "Vary": "Accept-Encoding"}
+    if page_data.not_modified(request.headers.get("if-none-match"), tag):
+        return Response(b"", status_code=304, headers=headers)
+    body = found.body
+    if found.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+        body, headers["Content-Encoding"] = found.gzipped, "gzip"
+    return Response(body, media_type=found.media_type, headers=headers)
+
+
+def routes() -> list[Any]:
+    """The pages (with the pages' CSP as their layer default) and their data."""
+    html = Router(path="/", route_handlers=[leaderboard_page, strategy_page, docs_page],
+                  response_headers=page_security_headers(), include_in_schema=False)
+    return [html, leaderboard_json, strategy_json, series_json, nav_csv, events_jsonl, static_asset]
+
+
+__all__ = ["routes", "template_config"]
