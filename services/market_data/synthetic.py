@@ -480,6 +480,9 @@ def tech_orders(bars: list[Bar]) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class SampleBot:
+    """A public demo bot: its name says "(demo)" (short enough for a leaderboard row), its benchmark
+    and every symbol it trades are synthetic ``DEMO-`` ones."""
+
     slug: str
     name: str
     benchmark: str
@@ -489,18 +492,18 @@ class SampleBot:
 
 
 SAMPLE_BOTS: tuple[SampleBot, ...] = (
-    SampleBot("momentum", "Demo momentum bot (synthetic data)", "DEMO-SPY", "medium",
+    SampleBot("momentum", "Momentum rotation (demo)", "DEMO-SPY", "medium",
               "monthly: SPY/KO core, the two strongest of AAPL, MSFT, NVDA, XOM, BTC; a small short now and then",
               sample_bot_orders),
-    SampleBot("meanrev", "Demo mean reversion (synthetic data)", "DEMO-SPY", "medium",
+    SampleBot("meanrev", "Mean reversion (demo)", "DEMO-SPY", "medium",
               "every other week: the two biggest 10-day losers among five stocks, else cash", mean_reversion_orders),
-    SampleBot("index", "Demo index buy & hold (synthetic data)", "DEMO-SPY", "medium",
+    SampleBot("index", "Index buy & hold (demo)", "DEMO-SPY", "medium",
               "all in SPY on day one, dividends reinvested", index_orders),
-    SampleBot("crypto", "Demo crypto trend, volatile (synthetic data)", "DEMO-BTC-USD", "high",
+    SampleBot("crypto", "Crypto trend (demo)", "DEMO-BTC-USD", "high",
               "weekly: 95 % BTC above its 30-day average, else cash", crypto_trend_orders),
-    SampleBot("income", "Demo dividend income, low risk (synthetic data)", "DEMO-SPY", "low",
+    SampleBot("income", "Dividend income (demo)", "DEMO-SPY", "low",
               "50 % KO/XOM/SPY rebalanced quarterly, the rest in cash earning 4 %", income_orders),
-    SampleBot("tech", "Demo concentrated tech (synthetic data)", "DEMO-SPY", "high",
+    SampleBot("tech", "Concentrated tech (demo)", "DEMO-SPY", "high",
               "fully invested in NVDA, AAPL and MSFT from 2023, rebalanced monthly", tech_orders),
 )
 

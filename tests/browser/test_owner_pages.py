@@ -24,9 +24,13 @@ def sign_in(context, site, email: str, password: str = PASSWORD):
     page.goto(site.url("/account/login"))
     page.fill("#login-email", email)
     page.fill("#login-password", password)
-    with page.expect_navigation():
+    with page.expect_navigation() as nav:
         page.click("#login-submit")
-    assert page.url.rstrip("/").endswith("/account"), f"sign-in landed on {page.url}"
+    if not page.url.rstrip("/").endswith("/account"):
+        said = page.locator("#error-detail, #form-error").all_inner_texts()
+        raise AssertionError(f"signing in through the /account/login form answered {nav.value.status} {said}"
+                             f" (POST sent with Origin: {nav.value.request.header_value('origin')!r}),"
+                             f" landing on {page.url}")
     assert page.locator("#logout").count() == 1, "signed in: the page offers to sign out"
     return page
 
