@@ -101,6 +101,26 @@ def cmd_prices_fetch(args) -> None:
     print(json.dumps({"rows_written": changed}))
 
 
+def cmd_verify(args) -> None:
+    from uuid import UUID
+
+    from services.projector.verify import verify_chains
+
+    strategy = None
+    if args.strategy:
+        try:
+            strategy = UUID(args.strategy)
+        except ValueError:
+            sys.exit(f"botranks verify: --strategy must be a strategy id (a UUID), got {args.strategy!r}")
+    with _database(args.settings) as db:
+        summary = verify_chains(db, strategy)
+    print(json.dumps(summary, indent=2))
+    if not summary["ok"]:
+        first = summary["first_mismatch"]
+        sys.exit(f"botranks verify: chain mismatch for strategy {first['strategy_id']} at seq {first['seq']}"
+                 f" (notification {first['notification_id']}): {first['reason']}")
+
+
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
@@ -127,6 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("projector", help="run the projector, or rebuild every read model from the event store")
     p.add_argument("action", choices=["run", "rebuild"])
     p.set_defaults(func=cmd_projector)
+
+    p = sub.add_parser("verify", help="recompute every strategy's hash chain from the event store and compare it"
+                       " with the published one (exit 1 on the first mismatch)")
+    p.add_argument("--strategy", help="only this strategy's chain")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("prices", help="the price cache: import files or fetch from Polygon")
     psub = p.add_subparsers(dest="action", required=True)

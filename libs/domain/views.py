@@ -155,3 +155,10 @@ class ChainHead(msgspec.Struct):
     events: int
     digest: str | None
     days: list[ChainDay]
+
+#: the board a strategy's own rank (``LedgerView.leaderboard_row``) is counted on: best Sharpe first,
+#: among public strategies with at least this many days of track record
+LEADERBOARD_DEFAULT_SORT = "sharpe"
+LEADERBOARD_DEFAULT_MIN_DAYS = 30
+#: at most this many rows per leaderboard page
+LEADERBOARD_MAX_LIMIT = 500

@@ -30,10 +30,13 @@ from eventsourcing.postgres import PostgresDatastore
 
 from .pg import reading
 
-from libs.domain.accounts import ApiKeyCreated, ApiKeyInfo, Strategy, User
+from libs.domain.accounts import ApiKeyCreated, ApiKeyInfo, Strategy, StrategyProfile, StrategySettingsIn, User
 from libs.domain.errors import Conflict, NotFound, NotOwner, NotSignedIn, TooManyRequests
+from libs.domain.model import normalize_symbol
 
 KEY_PREFIX = "fq_live_"
+_PROFILE_COLUMNS = ("id, name, visibility, nullif(benchmark, '') AS benchmark, show_positions, owner_id,"
+                    " created_at")
 KEY_RE = re.compile(r"^fq_live_[A-Za-z0-9_\-]{43}$")
 RATE_WINDOW_S = 60
 AUTH_IP_WINDOW_S = 60
@@ -142,18 +145,55 @@ class Identity:
     # ------------------------------------------------------------ strategies and keys
 
     def create_strategy(self, name: str, *, benchmark: str = "SPY", owner_id: UUID | None = None,
-                        base_currency: str = "USD", visibility: str = "private",
+                        base_currency: str = "USD", visibility: str = "private", show_positions: str = "none",
                         first_key: bool = True) -> tuple[UUID, str | None]:
         """Create a strategy (and, for scripted set-ups, a first API key); returns (id, plaintext key)."""
         strategy_id, key = uuid.uuid4(), None
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
-                "INSERT INTO strategies (id, name, benchmark, owner_id, base_currency, visibility)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                (strategy_id, name, benchmark, owner_id, base_currency, visibility))
+                "INSERT INTO strategies (id, name, benchmark, owner_id, base_currency, visibility, show_positions)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (strategy_id, name, benchmark, owner_id, base_currency, visibility, show_positions))
+            self._record_update(curs, strategy_id, benchmark_changed=False)
             if first_key:
                 _, key = self._insert_key(curs, strategy_id, "default")
         return strategy_id, key
+
+    def profile(self, strategy_id: UUID) -> StrategyProfile | None:
+        """A strategy's public face and owner (None for an unknown id); the pages decide who may see it."""
+        with reading(self.datastore) as curs:
+            row = curs.execute(f"SELECT {_PROFILE_COLUMNS} FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
+        return None if row is None else StrategyProfile(**row)
+
+    def update_strategy(self, owner: UUID, strategy_id: UUID, changes: StrategySettingsIn) -> StrategyProfile:
+        """Change a strategy's name, visibility, benchmark or show_positions (its owner only).
+
+        The benchmark is normalized like a symbol (``""``: none). A change that changes something
+        is recorded in ``strategy_updates`` in the same transaction, for the projector (leaderboard;
+        a new benchmark re-derives the NAV days).
+        """
+        benchmark = changes.benchmark
+        if benchmark is not None and benchmark.strip():
+            benchmark = normalize_symbol(benchmark, "benchmark")
+        elif benchmark is not None:
+            benchmark = ""
+        with self.datastore.transaction(commit=True) as curs:
+            row = curs.execute("SELECT owner_id, name, visibility, benchmark, show_positions FROM strategies"
+                               " WHERE id = %s FOR UPDATE", (strategy_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"Strategy {strategy_id} not found")
+            if row["owner_id"] is None or row["owner_id"] != owner:
+                raise NotOwner("Only the strategy's creator may change it")
+            new = {"name": changes.name, "visibility": changes.visibility, "benchmark": benchmark,
+                   "show_positions": changes.show_positions}
+            new = {k: v for k, v in new.items() if v is not None and v != row[k]}
+            if new:
+                curs.execute("UPDATE strategies SET " + ", ".join(f"{k} = %({k})s" for k in new)
+                             + " WHERE id = %(id)s", {**new, "id": strategy_id})
+                self._record_update(curs, strategy_id, benchmark_changed="benchmark" in new)
+            profile = curs.execute(f"SELECT {_PROFILE_COLUMNS} FROM strategies WHERE id = %s",
+                                   (strategy_id,)).fetchone()
+        return StrategyProfile(**profile)
 
     def add_keys(self, strategy_id: UUID, names: Iterable[str]) -> list[str]:
         """New keys for a strategy, from the operator's side (CLI, demo); returns the plaintexts."""
@@ -214,6 +254,30 @@ class Identity:
         """Strategies whose benchmark is one of ``symbols``, in the caller's transaction."""
         return {r["id"]: r["benchmark"] for r in curs.execute(
             "SELECT id, benchmark FROM strategies WHERE benchmark = ANY(%s)", (list(symbols),)).fetchall()}
+
+    # ------------------------------------------------------------ the projector's reads (its transaction)
+
+    @staticmethod
+    def public_faces(curs: Any, strategy_ids: Iterable[UUID]) -> dict[UUID, tuple[str, str]]:
+        """(name, visibility) of each of ``strategy_ids`` that exists, in the caller's transaction."""
+        return {r["id"]: (r["name"], r["visibility"]) for r in curs.execute(
+            "SELECT id, name, visibility FROM strategies WHERE id = ANY(%s)", (list(strategy_ids),)).fetchall()}
+
+    @staticmethod
+    def strategy_updates_after(curs: Any, update_id: int, limit: int) -> list[tuple[int, UUID, bool]]:
+        """``strategy_updates`` rows (id, strategy id, benchmark changed) after ``update_id``, in order."""
+        rows = curs.execute("SELECT id, strategy_id, benchmark_changed FROM strategy_updates WHERE id > %s"
+                            " ORDER BY id LIMIT %s", (update_id, limit)).fetchall()
+        return [(r["id"], r["strategy_id"], r["benchmark_changed"]) for r in rows]
+
+    @staticmethod
+    def last_strategy_update_id(curs: Any) -> int:
+        return curs.execute("SELECT coalesce(max(id), 0) AS m FROM strategy_updates").fetchone()["m"]
+
+    @staticmethod
+    def _record_update(curs: Any, strategy_id: UUID, *, benchmark_changed: bool) -> None:
+        curs.execute("INSERT INTO strategy_updates (strategy_id, benchmark_changed) VALUES (%s, %s)",
+                     (strategy_id, benchmark_changed))
 
     @staticmethod
     def _insert_key(curs: Any, strategy_id: UUID, name: str) -> tuple[dict, str]:

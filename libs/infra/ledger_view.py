@@ -22,15 +22,28 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import Tracking
+from psycopg.rows import tuple_row
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 
 from .pg import reading
 
+from libs.domain.chain import Link, line as chain_line, to_hex
+from libs.domain.errors import BadParameter
 from libs.domain.ledger import Holding
-from libs.domain.model import LedgerEvent, Position, decode_event, event_topic, position_id
+from libs.domain.model import CashEvent, LedgerEvent, Order, Position, decode_event, event_topic, position_id
 from libs.domain.nav import Derivation, LedgerState, NavRow, decode_state, encode_state
 from libs.domain.views import (
+    LEADERBOARD_DEFAULT_MIN_DAYS,
+    LEADERBOARD_DEFAULT_SORT,
+    LEADERBOARD_MAX_LIMIT,
+    LEADERBOARD_SORTS,
+    LIVE_ONLY_MIN_SHARE,
+    LIVE_REPORTING_S,
     CashPage,
+    ChainDay,
+    ChainHead,
+    LeaderboardPage,
+    LeaderboardRow,
     Nav,
     NavSeries,
     OrdersPage,
@@ -50,7 +63,7 @@ PROJECTOR_LOCK = 0x42_07_5A_03
 NOTIFY_CHANNEL = "botranks_projected"
 READ_MODEL_TABLES = ("rm_orders", "rm_cash_events", "rm_snapshots", "rm_positions", "rm_ledger",
                      "rm_reconciliation_log", "rm_checkpoints", "rm_nav_daily", "rm_strategy_symbols",
-                     "rm_quarantine")
+                     "rm_quarantine", "rm_leaderboard", "rm_chain", "rm_chain_days")
 #: where a rebuild builds the new read models before swapping them in
 SHADOW_SCHEMA = "botranks_rebuild"
 #: the quarantine row of events whose strategy cannot even be read
@@ -64,6 +77,16 @@ _LOG_TABLES = {
     "PositionsSnapshotted.v1": ("rm_snapshots", "id, strategy_id, taken_at, notification_id, event"),
 }
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+#: the columns of a LeaderboardRow (after its rank), as stored in rm_leaderboard
+_LEADERBOARD_ROW = ("strategy_id, name, total_return, cagr, sharpe, sortino, max_drawdown, volatility, track_days,"
+                    " inception_date, latest_date, last_activity, orders, live_share")
+#: what the projector writes into rm_leaderboard (refreshed_at is the clock of the write)
+LEADERBOARD_COLUMNS = ("strategy_id", "name", "visibility", "total_return", "cagr", "sharpe", "sortino",
+                       "max_drawdown", "volatility", "track_days", "inception_date", "latest_date", "last_activity",
+                       "orders", "live_orders", "live_share", "nav_version")
+_LOG_EVENTS = ("SELECT notification_id, event FROM rm_orders WHERE strategy_id = %(s)s"
+               " UNION ALL SELECT notification_id, event FROM rm_cash_events WHERE strategy_id = %(s)s"
+               " UNION ALL SELECT notification_id, event FROM rm_snapshots WHERE strategy_id = %(s)s")
 
 
 class LedgerView(PostgresTrackingRecorder):
@@ -195,6 +218,121 @@ class LedgerView(PostgresTrackingRecorder):
                                 " SELECT symbol, false AS held FROM rm_strategy_symbols"
                                 " UNION ALL SELECT symbol, true FROM rm_positions) AS s GROUP BY symbol").fetchall()
         return {r["symbol"]: r["held"] for r in rows}
+
+    # ------------------------------------------------------------ subscribers' pages (issue 11)
+
+    def leaderboard(self, sort: str, descending: bool, min_days: int, live_only: bool, limit: int,
+                    offset: int) -> LeaderboardPage:
+        """A page of public strategies with at least ``min_days`` of track record (``live_only``: at
+        least ``LIVE_ONLY_MIN_SHARE`` of their orders reported live), by ``sort``, NULLs last in either
+        direction, ties by strategy id; ``total`` counts the filtered board. One indexed statement."""
+        if sort not in LEADERBOARD_SORTS:
+            raise BadParameter(f"`sort` must be one of {', '.join(LEADERBOARD_SORTS)}; got {str(sort)[:40]!r}")
+        if not 1 <= limit <= LEADERBOARD_MAX_LIMIT:
+            raise BadParameter(f"`limit` must be between 1 and {LEADERBOARD_MAX_LIMIT}, got {limit}")
+        if offset < 0 or min_days < 0:
+            raise BadParameter("`offset` and `min_days` cannot be negative")
+        filters = "visibility = 'public' AND track_days >= %(min_days)s" + (
+            " AND live_share >= %(share)s" if live_only else "")
+        direction = "DESC" if descending else "ASC"
+        with reading(self.datastore) as curs:
+            rows = curs.execute(
+                f"SELECT t.total, p.* FROM (SELECT count(*) AS total FROM rm_leaderboard WHERE {filters}) AS t"
+                f" LEFT JOIN LATERAL (SELECT {_LEADERBOARD_ROW} FROM rm_leaderboard WHERE {filters}"
+                f" ORDER BY {sort} {direction} NULLS LAST, strategy_id LIMIT %(limit)s OFFSET %(offset)s) AS p ON true",
+                {"min_days": min(min_days, 2**31 - 1), "share": LIVE_ONLY_MIN_SHARE, "limit": limit,
+                 "offset": offset}).fetchall()
+        items = [LeaderboardRow(rank=offset + i, **{k: v for k, v in r.items() if k != "total"})
+                 for i, r in enumerate((r for r in rows if r["strategy_id"] is not None), start=1)]
+        return LeaderboardPage(items, rows[0]["total"], sort, descending, min_days, live_only, limit, offset)
+
+    def leaderboard_row(self, strategy_id: UUID) -> LeaderboardRow | None:
+        """A strategy's leaderboard figures, whatever its visibility (None before its first event).
+
+        ``rank`` is its place on the default board (``LEADERBOARD_DEFAULT_SORT`` descending, public
+        strategies with at least ``LEADERBOARD_DEFAULT_MIN_DAYS`` days), 0 when it is not on it.
+        """
+        column = LEADERBOARD_DEFAULT_SORT
+        with self._snapshot() as curs:
+            row = curs.execute(f"SELECT {_LEADERBOARD_ROW}, visibility FROM rm_leaderboard WHERE strategy_id = %s",
+                               (strategy_id,)).fetchone()
+            if row is None:
+                return None
+            rank = 0
+            if row["visibility"] == "public" and row["track_days"] >= LEADERBOARD_DEFAULT_MIN_DAYS:
+                ahead = ("{c} > %(v)s OR ({c} = %(v)s AND strategy_id < %(s)s)" if row[column] is not None
+                         else "{c} IS NOT NULL OR strategy_id < %(s)s").format(c=column)
+                rank = 1 + curs.execute(
+                    "SELECT count(*) AS n FROM rm_leaderboard WHERE visibility = 'public' AND track_days >= %(d)s"
+                    f" AND ({ahead})", {"v": row[column], "s": strategy_id, "d": LEADERBOARD_DEFAULT_MIN_DAYS}
+                ).fetchone()["n"]
+        return LeaderboardRow(rank=rank, **{k: v for k, v in row.items() if k != "visibility"})
+
+    def leaderboard_version(self) -> str:
+        """Changes whenever any leaderboard row does (every write stamps ``refreshed_at`` with the clock;
+        a rebuild swaps in another table): for ETags. Two index lookups."""
+        with reading(self.datastore) as curs:
+            row = curs.execute("SELECT 'rm_leaderboard'::regclass::oid AS t,"
+                               " (SELECT max(refreshed_at) FROM rm_leaderboard) AS m").fetchone()
+        return f"{row['t']}:{row['m'].isoformat() if row['m'] else '-'}"
+
+    def chain(self, strategy_id: UUID) -> ChainHead:
+        """The strategy's hash chain: event count, head digest, and the head at the end of every day."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute("SELECT day, events, digest FROM rm_chain_days WHERE strategy_id = %s ORDER BY day",
+                                (strategy_id,)).fetchall()
+        days = [ChainDay(r["day"], r["events"], to_hex(bytes(r["digest"]))) for r in rows]
+        return ChainHead(days[-1].events, days[-1].digest, days) if days else ChainHead(0, None, [])
+
+    def chain_events(self, strategy_id: UUID, before: datetime | None = None) -> list[bytes]:
+        """The chain as JSONL lines (each ending in a newline), in seq order: ``{"seq", "notification_id",
+        "digest", "event": <the stored event JSON, verbatim>}``.
+
+        ``before``: only the chain up to the first event that arrived (``created_at``) at or after it,
+        so that the download is always a prefix that verifies from the start.
+        """
+        stop = ("" if before is None else
+                " AND c.seq < coalesce((SELECT min(seq) FROM rm_chain WHERE strategy_id = %(s)s"
+                " AND created_at >= %(before)s), 2147483647)")
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            rows = curs.execute(
+                f"SELECT c.seq, c.notification_id, c.digest, e.event FROM rm_chain AS c JOIN ({_LOG_EVENTS}) AS e"
+                f" USING (notification_id) WHERE c.strategy_id = %(s)s{stop} ORDER BY c.seq",
+                {"s": strategy_id, "before": before}).fetchall()
+        return [chain_line(Link(seq, nid, bytes(d), date.min, _EPOCH), bytes(event)) for seq, nid, d, event in rows]
+
+    def recent_orders(self, strategy_id: UUID, limit: int, before: datetime | None = None) -> list[Order]:
+        """The latest orders by execution time, newest first (``before``: only those that arrived before it)."""
+        return [decode_event(e).order for e in self._recent(  # type: ignore[union-attr]
+            "rm_orders", "executed_at", strategy_id, limit, before)]
+
+    def recent_cash(self, strategy_id: UUID, limit: int, before: datetime | None = None) -> list[CashEvent]:
+        """The latest cash events by occurrence, newest first (``before``: only those that arrived before it)."""
+        return [decode_event(e).cash for e in self._recent(  # type: ignore[union-attr]
+            "rm_cash_events", "occurred_at", strategy_id, limit, before)]
+
+    def _recent(self, table: str, at: str, strategy_id: UUID, limit: int, before: datetime | None) -> list[bytes]:
+        arrived = "" if before is None else " AND created_at < %(before)s"
+        with reading(self.datastore) as curs:
+            rows = curs.execute(f"SELECT event FROM {table} WHERE strategy_id = %(s)s{arrived}"
+                                f" ORDER BY {at} DESC, notification_id DESC LIMIT %(limit)s",
+                                {"s": strategy_id, "before": before, "limit": max(0, limit)}).fetchall()
+        return [bytes(r["event"]) for r in rows]
+
+    def chain_links(self, after: int, upto: int, strategy_id: UUID | None = None) -> dict[int, tuple[UUID, int, bytes]]:
+        """``rm_chain`` rows with notification id in (after, upto] (of one strategy, or all), by
+        notification id: (strategy, seq, digest). For ``botranks verify``."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            rows = curs.execute(
+                "SELECT notification_id, strategy_id, seq, digest FROM rm_chain WHERE notification_id > %s"
+                " AND notification_id <= %s AND (%s::uuid IS NULL OR strategy_id = %s)",
+                (after, upto, strategy_id, strategy_id)).fetchall()
+        return {nid: (sid, seq, bytes(d)) for nid, sid, seq, d in rows}
+
+    def quarantined(self) -> set[UUID]:
+        """Every strategy whose projection is halted."""
+        with reading(self.datastore) as curs:
+            return {r["strategy_id"] for r in curs.execute("SELECT strategy_id FROM rm_quarantine").fetchall()}
 
     async def positions_projected(self, database_url: str) -> AsyncIterator[int]:
         """Each projection's new position, as it commits (LISTEN; the connection is this generator's)."""
@@ -422,6 +560,78 @@ class LedgerWriter:
         """Those of ``strategy_ids`` that have a ledger (at least one event folded)."""
         return {r["strategy_id"] for r in self.cursor.execute(
             "SELECT strategy_id FROM rm_ledger WHERE strategy_id = ANY(%s)", (list(strategy_ids),)).fetchall()}
+
+    # ------------------------------------------------------------ the hash chain
+
+    def chain_heads(self, strategy_ids: Iterable[UUID]) -> dict[UUID, Link]:
+        """Each strategy's chain head (its latest day's row; ``notification_id`` 0), for extending it."""
+        rows = self.cursor.execute(
+            "SELECT DISTINCT ON (strategy_id) strategy_id, day, events, digest, last_created_at FROM rm_chain_days"
+            " WHERE strategy_id = ANY(%s) ORDER BY strategy_id, day DESC", (list(strategy_ids),)).fetchall()
+        return {r["strategy_id"]: Link(r["events"], 0, bytes(r["digest"]), r["day"], r["last_created_at"])
+                for r in rows}
+
+    def append_chain(self, links: dict[UUID, list[Link]]) -> None:
+        """New links (COPY) and the new head of every day they reach."""
+        heads: dict[tuple[UUID, date], Link] = {}
+        with self.cursor.copy("COPY rm_chain (strategy_id, seq, notification_id, digest, day, created_at)"
+                              " FROM STDIN") as copy:
+            for strategy_id, chain in links.items():
+                for link in chain:
+                    copy.write_row((strategy_id, link.seq, link.notification_id, link.digest, link.day,
+                                    link.created_at))
+                    heads[(strategy_id, link.day)] = link
+        if heads:
+            self.cursor.executemany(
+                "INSERT INTO rm_chain_days (strategy_id, day, events, digest, last_created_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (strategy_id, day) DO UPDATE SET"
+                " events = EXCLUDED.events, digest = EXCLUDED.digest, last_created_at = EXCLUDED.last_created_at",
+                [(s, day, link.seq, link.digest, link.created_at) for (s, day), link in heads.items()])
+
+    # ------------------------------------------------------------ the leaderboard
+
+    def strategy_update_position(self) -> int:
+        """The last ``strategy_updates`` id the projector has applied to the leaderboard."""
+        return self.cursor.execute("SELECT strategy_update_id FROM projector_price_cursor").fetchone()[
+            "strategy_update_id"]
+
+    def move_strategy_update_cursor(self, update_id: int) -> None:
+        self.cursor.execute("UPDATE projector_price_cursor SET strategy_update_id = %s", (update_id,))
+
+    def stale_leaderboard(self, limit: int) -> list[UUID]:
+        """Strategies whose leaderboard row is missing or was computed from another NAV version."""
+        return [r["strategy_id"] for r in self.cursor.execute(
+            "SELECT l.strategy_id FROM rm_ledger AS l LEFT JOIN rm_leaderboard AS b USING (strategy_id)"
+            " WHERE b.nav_version IS DISTINCT FROM l.updated_at LIMIT %s", (limit,)).fetchall()]
+
+    def leaderboard_inputs(self, strategy_id: UUID) -> dict[str, Any] | None:
+        """What a strategy's leaderboard row is computed from (None without a ledger): its NAV version,
+        NAV rows (date, total_equity, external_flow, cash), order counts, and its last arrival."""
+        row = self.cursor.execute(
+            "SELECT l.updated_at AS nav_version,"
+            " (SELECT last_created_at FROM rm_chain_days WHERE strategy_id = %(s)s ORDER BY day DESC LIMIT 1)"
+            " AS last_activity, o.orders, o.live_orders FROM rm_ledger AS l,"
+            " LATERAL (SELECT count(*) AS orders, count(*) FILTER (WHERE created_at - executed_at"
+            " <= make_interval(secs => %(live)s)) AS live_orders FROM rm_orders WHERE strategy_id = %(s)s) AS o"
+            " WHERE l.strategy_id = %(s)s", {"s": strategy_id, "live": LIVE_REPORTING_S}).fetchone()
+        if row is None:
+            return None
+        with self.cursor.connection.cursor(row_factory=tuple_row) as tuples:
+            row["nav"] = tuples.execute("SELECT date, total_equity, external_flow, cash FROM rm_nav_daily"
+                                        " WHERE strategy_id = %s ORDER BY date", (strategy_id,)).fetchall()
+        return row
+
+    def write_leaderboard(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert leaderboard rows (``LEADERBOARD_COLUMNS``), each stamped with the clock of its write."""
+        if not rows:
+            return
+        columns = ", ".join(LEADERBOARD_COLUMNS)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in LEADERBOARD_COLUMNS[1:])
+        self.cursor.executemany(
+            f"INSERT INTO rm_leaderboard ({columns}, refreshed_at) VALUES"
+            f" ({', '.join(['%s'] * len(LEADERBOARD_COLUMNS))}, clock_timestamp())"
+            f" ON CONFLICT (strategy_id) DO UPDATE SET {updates}, refreshed_at = clock_timestamp()",
+            [tuple(r[c] for c in LEADERBOARD_COLUMNS) for r in rows])
 
     # ------------------------------------------------------------ rebuild
 

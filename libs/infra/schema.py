@@ -327,16 +327,18 @@ MIGRATIONS: list[tuple[int, str]] = [
     ALTER TABLE strategies ADD COLUMN show_positions text NOT NULL DEFAULT 'none'
         CHECK (show_positions IN ('none', 'delayed', 'live'));
     -- changes to a strategy's public face (name, visibility, benchmark, show_positions), in the
-    -- same transaction as the change: the projector follows it like price_updates
+    -- same transaction as the change: the projector follows it like price_updates (a new
+    -- benchmark changes the NAV days, so the projector re-derives that strategy)
     CREATE TABLE strategy_updates (
         id bigserial PRIMARY KEY,
         strategy_id uuid NOT NULL,
+        benchmark_changed boolean NOT NULL DEFAULT false,
         created_at timestamptz NOT NULL DEFAULT now()
     );
     ALTER TABLE projector_price_cursor ADD COLUMN strategy_update_id bigint NOT NULL DEFAULT 0;
 
-    -- the leaderboard: one row per strategy with events, refreshed by the projector when its NAV,
-    -- its benchmark or its public face changes (never a scan of all strategies per request)
+    -- the leaderboard: one row per strategy with events, refreshed by the projector when its NAV
+    -- or its public face changes (never a scan of all strategies per request)
     CREATE TABLE rm_leaderboard (
         strategy_id uuid PRIMARY KEY,
         name text NOT NULL,
@@ -355,19 +357,55 @@ MIGRATIONS: list[tuple[int, str]] = [
         live_orders int NOT NULL DEFAULT 0,
         live_share float8,
         nav_version timestamptz,
-        refreshed_at timestamptz NOT NULL DEFAULT now()
+        refreshed_at timestamptz NOT NULL DEFAULT clock_timestamp()
     );
+    -- the filtered count, and the version (max refreshed_at) behind the pages' ETags
     CREATE INDEX rm_leaderboard_public_idx ON rm_leaderboard (visibility, track_days);
+    CREATE INDEX rm_leaderboard_refreshed_idx ON rm_leaderboard (refreshed_at);
+    -- one page of any sort, either direction, NULLs last, is an index scan (public rows only)
+    CREATE INDEX rm_lb_total_return_d ON rm_leaderboard (total_return DESC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_total_return_a ON rm_leaderboard (total_return ASC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_cagr_d ON rm_leaderboard (cagr DESC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_cagr_a ON rm_leaderboard (cagr ASC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_sharpe_d ON rm_leaderboard (sharpe DESC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_sharpe_a ON rm_leaderboard (sharpe ASC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_sortino_d ON rm_leaderboard (sortino DESC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_sortino_a ON rm_leaderboard (sortino ASC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_max_drawdown_d ON rm_leaderboard (max_drawdown DESC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_max_drawdown_a ON rm_leaderboard (max_drawdown ASC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_volatility_d ON rm_leaderboard (volatility DESC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_volatility_a ON rm_leaderboard (volatility ASC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_track_days_d ON rm_leaderboard (track_days DESC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_track_days_a ON rm_leaderboard (track_days ASC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_last_activity_d ON rm_leaderboard (last_activity DESC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_last_activity_a ON rm_leaderboard (last_activity ASC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_live_share_d ON rm_leaderboard (live_share DESC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_live_share_a ON rm_leaderboard (live_share ASC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_name_d ON rm_leaderboard (name DESC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_name_a ON rm_leaderboard (name ASC NULLS LAST, strategy_id) WHERE visibility = 'public';
 
     -- each strategy's events as a hash chain, in arrival order: digest = sha256(previous digest
-    -- || the event's stored JSON); a back-dated event appends, it never rewrites
+    -- || the event's stored JSON); a back-dated event appends, it never rewrites. `day` is the
+    -- UTC date of the event's arrival (created_at), never earlier than the previous link's day.
     CREATE TABLE rm_chain (
         strategy_id uuid NOT NULL,
         seq int NOT NULL,
         notification_id bigint NOT NULL,
         digest bytea NOT NULL,
         day date NOT NULL,
+        created_at timestamptz NOT NULL,
         PRIMARY KEY (strategy_id, seq)
+    );
+    CREATE UNIQUE INDEX rm_chain_notification_idx ON rm_chain (notification_id);
+    -- the chain's head at the end of each day (published for good): the strategy page reads
+    -- these, the projector extends the chain from the latest one
+    CREATE TABLE rm_chain_days (
+        strategy_id uuid NOT NULL,
+        day date NOT NULL,
+        events int NOT NULL,
+        digest bytea NOT NULL,
+        last_created_at timestamptz NOT NULL,
+        PRIMARY KEY (strategy_id, day)
     );
     """),
 ]

@@ -10,6 +10,7 @@ When the bus is idle or down, the daemon polls the store every ``IDLE_POLL_S``.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 from nats.errors import TimeoutError as NatsTimeout
@@ -18,6 +19,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from libs.infra import bus
 from libs.infra.db import Database
 
+from .leaderboard import SCAN_EVERY_S, refresh_leaderboard
 from .projection import apply_price_updates, project
 
 FETCH_BATCH = 500
@@ -36,6 +38,9 @@ class ProjectorDaemon:
         self.nats_url = nats_url
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        #: the projector changed NAVs since the leaderboard's last stale scan (True at start: catch up)
+        self._leaderboard_dirty = True
+        self._last_scan = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -49,10 +54,13 @@ class ProjectorDaemon:
                 self._wake.clear()
                 try:
                     await self.catch_up()
+                    more = await self.refresh_leaderboard()
                 except Exception as exc:  # noqa: BLE001 - database trouble: keep trying
                     log.warning("projection_retry", error=str(exc) or type(exc).__name__)
                     await self._sleep(RETRY_S)
                     continue
+                if more:
+                    continue  # more leaderboard work: catch up with new events first, then go on
                 try:
                     await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
                 except asyncio.TimeoutError:
@@ -74,10 +82,22 @@ class ProjectorDaemon:
             last = await asyncio.to_thread(self.db.ledger.position)
             notifications = await asyncio.to_thread(self.db.events.notifications_after, last, STORE_BATCH)
             if not notifications:
-                await asyncio.to_thread(apply_price_updates, self.db)
+                if await asyncio.to_thread(apply_price_updates, self.db):
+                    self._leaderboard_dirty = True
                 break
-            total += await asyncio.to_thread(project, self.db, notifications)
+            projected = await asyncio.to_thread(project, self.db, notifications)
+            if projected:
+                self._leaderboard_dirty = True
+            total += projected
         return total
+
+    async def refresh_leaderboard(self) -> bool:
+        """One bounded transaction of leaderboard upkeep; True when there may be more to do."""
+        scan = self._leaderboard_dirty or time.monotonic() - self._last_scan > SCAN_EVERY_S
+        done = await asyncio.to_thread(refresh_leaderboard, self.db, scan=scan)
+        if scan:  # scan again until nothing is stale (an exception above leaves the flag as it was)
+            self._leaderboard_dirty, self._last_scan = done > 0, time.monotonic()
+        return done > 0
 
     async def _listen(self, store_id: str) -> None:
         """Turn JetStream deliveries into wake-ups, reconnecting for as long as the daemon runs."""

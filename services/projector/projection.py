@@ -19,8 +19,9 @@ from uuid import UUID
 
 import structlog
 
+from libs.domain.chain import extend
 from libs.domain.ledger import LEDGER_CONTEXT, ZERO, Holding, published
-from libs.domain.model import LedgerEvent, decode_event, stored_event_strategy
+from libs.domain.model import CashRecorded, LedgerEvent, OrderRecorded, decode_event, stored_event_strategy
 from libs.domain.nav import LedgerState, PriceBook, derive, decode_state
 from libs.infra.db import Database
 from libs.infra.identity import Identity
@@ -86,7 +87,8 @@ def _log_batch(writer: LedgerWriter, notifications: Sequence[Notification],
 
     Events of quarantined strategies (and undecodable ones) are left out. The log rows go
     in with one COPY per table; only if that fails are they retried strategy by strategy,
-    so that one bad event costs its own strategy and nothing else.
+    so that one bad event costs its own strategy and nothing else. Each logged event extends its
+    strategy's hash chain in the same savepoint (arrival order: the notifications come in id order).
     """
     decoded: dict[UUID, list[tuple[int, LedgerEvent, bytes]]] = defaultdict(list)
     for n in notifications:
@@ -104,15 +106,36 @@ def _log_batch(writer: LedgerWriter, notifications: Sequence[Notification],
     try:
         with writer.savepoint():
             writer.insert_log_rows([row for rows in decoded.values() for row in rows])
+            _extend_chains(writer, decoded)
     except Exception:  # noqa: BLE001 - find the strategy that caused it
         for strategy_id in list(decoded):
             try:
                 with writer.savepoint():
                     writer.insert_log_rows(decoded[strategy_id])
+                    _extend_chains(writer, {strategy_id: decoded[strategy_id]})
             except Exception as exc:  # noqa: BLE001
                 events = decoded.pop(strategy_id)
                 _quarantine(writer, strategy_id, events[0][0], events[-1][0], len(events), exc)
     return {s: [(nid, e) for nid, e, _ in rows] for s, rows in decoded.items()}
+
+
+def arrived_at(event: LedgerEvent) -> datetime:
+    """When the event store received the event (``created_at``, set by the command API)."""
+    if isinstance(event, OrderRecorded):
+        return event.order.created_at
+    if isinstance(event, CashRecorded):
+        return event.cash.created_at
+    return event.snapshot.created_at
+
+
+def _extend_chains(writer: LedgerWriter, decoded: dict[UUID, list[tuple[int, LedgerEvent, bytes]]]) -> None:
+    """Append the events (in arrival order) to their strategies' hash chains."""
+    if not decoded:
+        return
+    heads = writer.chain_heads(decoded)
+    writer.append_chain({strategy_id: extend(heads.get(strategy_id),
+                                             [(nid, arrived_at(event), raw) for nid, event, raw in rows])
+                         for strategy_id, rows in decoded.items() if rows})
 
 
 def _quarantine(writer: LedgerWriter, strategy_id: UUID, first: int, last: int, count: int,
@@ -275,11 +298,14 @@ def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200) -
     The live projector keeps running meanwhile; it is paused only for the final catch-up
     and swap, under the projector lock.
     """
+    from .leaderboard import fill_stale, refresh_rows
+
     started = time.perf_counter()
     db.ledger.create_shadow()
     with db.ledger.writing(lock=False) as writer:  # what changes while we work is re-marked after the swap
         price_cursor = Prices.last_update_id(writer.cursor)
-    # 1. the log tables, a batch at a time
+        strategy_cursor = Identity.last_strategy_update_id(writer.cursor)
+    # 1. the log tables (and the hash chains), a batch at a time
     last, total = 0, 0
     while notifications := db.events.notifications_after(last, batch):
         with db.ledger.writing(shadow=True, lock=False) as writer:
@@ -299,14 +325,20 @@ def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200) -
                         _project_strategy(writer, strategy_id, history)
                 except Exception as exc:  # noqa: BLE001
                     _quarantine(writer, strategy_id, history[0][0], history[-1][0], len(history), exc)
-    # 3. what arrived meanwhile, then the swap, with the live projector paused
+    # 3. the leaderboard of what was folded
+    for i in range(0, len(strategies), strategies_per_commit):
+        with db.ledger.writing(shadow=True, lock=False) as writer:
+            refresh_rows(writer, strategies[i:i + strategies_per_commit])
+    # 4. what arrived meanwhile, then the swap, with the live projector paused
     with db.ledger.writing(shadow=True) as writer:
         while notifications := db.events.notifications_after(last, batch):
             apply_batch(writer, notifications)
             last, total = notifications[-1].id, total + len(notifications)
+        fill_stale(writer)
         writer.swap_in_shadow()
         writer.reset_tracking(last)
         writer.move_price_cursor(price_cursor)
+        writer.move_strategy_update_cursor(strategy_cursor)
     log.info("rebuilt", events=total, strategies=len(strategies),
              duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return total

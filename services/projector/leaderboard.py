@@ -1,0 +1,132 @@
+"""The leaderboard read model (``rm_leaderboard``): one row per strategy with events.
+
+A row is a function of the strategy's NAV rows (the /performance metrics with no benchmark
+and a risk-free rate of 0, through :func:`libs.domain.performance.compute_performance`), its
+orders (how many were reported live), its chain head (last activity = arrival time of its
+latest event) and its public face in ``strategies`` (name, visibility). So it is a function of
+log + prices + identity, and a rebuild fills it like every other read model.
+
+What gets refreshed, in the projector daemon's loop after each catch-up:
+
+- strategies whose ``rm_ledger.updated_at`` (moved by every projection and re-mark) is not the
+  ``nav_version`` their row was computed from, or that have no row yet: found by a join of
+  ``rm_ledger`` and ``rm_leaderboard``, run only when the projector changed something (and every
+  ``SCAN_EVERY_S`` as a safety net), a bounded batch per transaction;
+- strategies named in ``strategy_updates`` after the projector's cursor (a rename, a visibility,
+  benchmark or show_positions change), in the same transaction as the cursor's move; a new
+  benchmark first re-derives the strategy's NAV (its NAV days follow the benchmark's bars).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import polars as pl
+import structlog
+
+from libs.domain.performance import compute_performance
+from libs.infra.db import Database
+from libs.infra.identity import Identity
+from libs.infra.ledger_view import LedgerWriter
+
+log = structlog.get_logger(component="projector")
+
+#: strategies (or strategy updates) taken per transaction
+BATCH = 200
+#: a transaction stops taking more stale strategies after this long (new events wait meanwhile)
+BUDGET_S = 0.25
+#: the stale scan runs at least this often even when the projector changed nothing itself
+SCAN_EVERY_S = 30.0
+_NAV_SCHEMA = {"date": pl.Date, "total_equity": pl.Float64, "external_flow": pl.Float64, "cash": pl.Float64}
+
+
+def leaderboard_entry(strategy_id: UUID, face: tuple[str, str] | None, inputs: dict[str, Any]) -> dict[str, Any]:
+    """One ``rm_leaderboard`` row from a strategy's inputs (``LedgerWriter.leaderboard_inputs``)."""
+    nav = inputs["nav"]
+    frame = pl.DataFrame({"date": [r[0] for r in nav], "total_equity": [float(r[1]) for r in nav],
+                          "external_flow": [float(r[2]) for r in nav], "cash": [float(r[3]) for r in nav]},
+                         schema=_NAV_SCHEMA)
+    perf = compute_performance(frame, None, None, 0.0)
+    orders, live = inputs["orders"], inputs["live_orders"]
+    name, visibility = face if face is not None else ("", "private")
+    return {
+        "strategy_id": strategy_id, "name": name, "visibility": visibility,
+        "total_return": perf["total_return"], "cagr": perf["cagr"], "sharpe": perf["sharpe_ratio"],
+        "sortino": perf["sortino_ratio"], "max_drawdown": perf["drawdown"]["max_drawdown"],
+        "volatility": perf["volatility_annualized"], "track_days": perf["days"] or 0,
+        "inception_date": perf["inception_date"], "latest_date": perf["latest_date"],
+        "last_activity": inputs["last_activity"], "orders": orders, "live_orders": live,
+        "live_share": live / orders if orders else None, "nav_version": inputs["nav_version"],
+    }
+
+
+def refresh_rows(writer: LedgerWriter, strategy_ids: Iterable[UUID], deadline: float | None = None) -> int:
+    """Recompute and write the rows of ``strategy_ids`` (those with a ledger); stops taking more after
+    ``deadline`` (``time.monotonic()``). Returns how many were written."""
+    ids = list(dict.fromkeys(strategy_ids))
+    faces = Identity.public_faces(writer.cursor, ids)
+    rows = []
+    for strategy_id in ids:
+        if deadline is not None and rows and time.monotonic() > deadline:
+            break
+        inputs = writer.leaderboard_inputs(strategy_id)
+        if inputs is None:
+            continue
+        try:
+            rows.append(leaderboard_entry(strategy_id, faces.get(strategy_id), inputs))
+        except Exception as exc:  # noqa: BLE001 - never let one strategy stall the board: figures left null
+            log.error("leaderboard_failed", strategy_id=str(strategy_id), error=f"{type(exc).__name__}: {exc}")
+            rows.append(leaderboard_entry(strategy_id, faces.get(strategy_id), {**inputs, "nav": []}))
+    writer.write_leaderboard(rows)
+    return len(rows)
+
+
+def apply_strategy_updates(writer: LedgerWriter, limit: int = BATCH) -> int:
+    """Follow ``strategy_updates`` after the cursor: re-derive on a new benchmark, refresh the rows,
+    move the cursor (all in the writer's transaction). Returns how many updates were applied."""
+    from .projection import _quarantine, rederive
+
+    updates = Identity.strategy_updates_after(writer.cursor, writer.strategy_update_position(), limit)
+    if not updates:
+        return 0
+    ids = list(dict.fromkeys(strategy_id for _, strategy_id, _ in updates))
+    projected, halted = writer.projected(ids), writer.halted()
+    for strategy_id in dict.fromkeys(s for _, s, changed in updates if changed):
+        if strategy_id in projected and strategy_id not in halted:
+            try:
+                with writer.savepoint():
+                    rederive(writer, strategy_id, date.min)
+            except Exception as exc:  # noqa: BLE001 - one strategy's failure stops no other
+                _quarantine(writer, strategy_id, 0, 0, 0, exc)
+    refresh_rows(writer, [s for s in ids if s in projected])
+    writer.move_strategy_update_cursor(updates[-1][0])
+    return len(updates)
+
+
+def refresh_leaderboard(db: Database, *, scan: bool = True, limit: int = BATCH, budget_s: float = BUDGET_S) -> int:
+    """One transaction of leaderboard upkeep: strategy updates, then (``scan``) stale rows.
+
+    Returns how much it did (0: nothing left to do); call again while it returns more than 0.
+    """
+    started = time.monotonic()
+    with db.ledger.writing() as writer:
+        updates = apply_strategy_updates(writer, limit)
+        refreshed = 0
+        if scan:
+            refreshed = refresh_rows(writer, writer.stale_leaderboard(limit), started + budget_s)
+    if updates or refreshed:
+        log.info("leaderboard_refreshed", strategy_updates=updates, rows=refreshed,
+                 duration_ms=round((time.monotonic() - started) * 1000, 2))
+    return updates + refreshed
+
+
+def fill_stale(writer: LedgerWriter, limit: int = BATCH) -> int:
+    """Refresh every stale row reachable in this transaction (rebuild: the shadow's catch-up)."""
+    total = 0
+    while stale := writer.stale_leaderboard(limit):
+        total += refresh_rows(writer, stale)
+    return total
