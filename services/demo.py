@@ -5,7 +5,8 @@ market up to yesterday) under their own ``DEMO-`` symbols, never a real symbol's
 written by the market-data component with source ``synthetic-demo``. Then every sample bot of
 ``SAMPLE_BOTS`` (momentum, mean reversion, index buy-and-hold, crypto trend, low-risk income,
 concentrated tech: different rules and risk) gets a **public** strategy of its own, so the
-leaderboard at ``/`` shows a ranking right away, and its cash events and orders go through
+leaderboard at ``/`` shows a ranking right away (the momentum bot publishes its positions and
+orders live, the index bot with the 24 h delay, the others not at all), and its cash events and orders go through
 the public HTTP API with that strategy's keys, exactly as a real bot's would. The bots are
 replayed side by side (one thread each; each bot's own payloads in time order).
 
@@ -61,7 +62,7 @@ def run_demo(db: Database, base_url: str) -> dict[str, object]:
     for bot in SAMPLE_BOTS:
         payloads = bot.orders(bars)
         strategy_id, _ = db.identity.create_strategy(bot.name, benchmark=bot.benchmark, visibility="public",
-                                                     first_key=False)
+                                                     show_positions=bot.show_positions, first_key=False)
         # the replay's keys, used KEY_BUDGET times each, then the key printed for the user: never used
         *replay_keys, key = db.identity.add_keys(
             strategy_id, [f"demo-replay-{i}" for i in range(len(payloads) // KEY_BUDGET + 1)] + ["demo"])
@@ -73,7 +74,7 @@ def run_demo(db: Database, base_url: str) -> dict[str, object]:
         replayed = [f.result() for f in futures]
 
     bots = [{"strategy_id": sid, "name": bot.name, "api_key": key, "benchmark": bot.benchmark, "risk": bot.risk,
-             "rules": bot.rules, "replayed": counts, "page": f"{base}/s/{sid}"}
+             "rules": bot.rules, "show_positions": bot.show_positions, "replayed": counts, "page": f"{base}/s/{sid}"}
             for (bot, sid, key, _, _), counts in zip(jobs, replayed)]
     first = bots[0]
     api = f"{base}/api/v1/strategies/{first['strategy_id']}"

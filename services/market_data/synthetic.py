@@ -489,16 +489,18 @@ class SampleBot:
     risk: str
     rules: str
     orders: Callable[[list[Bar]], list[dict[str, Any]]]
+    #: what its public page shows of its positions and orders (none, delayed, live)
+    show_positions: str = "none"
 
 
 SAMPLE_BOTS: tuple[SampleBot, ...] = (
     SampleBot("momentum", "Momentum rotation (demo)", "DEMO-SPY", "medium",
               "monthly: SPY/KO core, the two strongest of AAPL, MSFT, NVDA, XOM, BTC; a small short now and then",
-              sample_bot_orders),
+              sample_bot_orders, show_positions="live"),
     SampleBot("meanrev", "Mean reversion (demo)", "DEMO-SPY", "medium",
               "every other week: the two biggest 10-day losers among five stocks, else cash", mean_reversion_orders),
     SampleBot("index", "Index buy & hold (demo)", "DEMO-SPY", "medium",
-              "all in SPY on day one, dividends reinvested", index_orders),
+              "all in SPY on day one, dividends reinvested", index_orders, show_positions="delayed"),
     SampleBot("crypto", "Crypto trend (demo)", "DEMO-BTC-USD", "high",
               "weekly: 95 % BTC above its 30-day average, else cash", crypto_trend_orders),
     SampleBot("income", "Dividend income (demo)", "DEMO-SPY", "low",

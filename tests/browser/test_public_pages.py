@@ -104,6 +104,13 @@ def test_the_strategy_page_draws_every_chart_with_every_point(site, page, watch)
         assert cards.count() >= 10
         assert page.locator('#metrics [data-metric="total_return"] .value').inner_text().strip()[0] in "+-−0"
         assert int(page.locator("#chain-events").get_attribute("data-value")) > 0
+        # what the owner publishes, and nothing more (every demo event arrived less than 24 h ago)
+        if bot["show_positions"] == "live":
+            assert page.locator("#positions-table tbody tr").count() >= 1, what
+            assert page.locator("#orders-table tbody tr").count() >= 1, what
+        else:
+            assert page.locator("#positions-hidden").count() == 1, what
+            assert page.locator("#positions-table, #orders-table tbody tr").count() == 0, what
     checks.assert_clean("/s/{id} of every demo bot")
 
 

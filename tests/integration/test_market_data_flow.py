@@ -107,10 +107,11 @@ def test_demo_replays_a_bot_with_state_and_nav_that_agree(stack):
     assert len({b["name"] for b in bots}) == len({b["strategy_id"] for b in bots}) == len(bots)
     assert {b["risk"] for b in bots} == {"low", "medium", "high"}
     with stack.sql() as curs:
-        rows = curs.execute("SELECT id::text AS id, visibility, benchmark FROM strategies WHERE id = ANY(%s::uuid[])",
-                            ([b["strategy_id"] for b in bots],)).fetchall()
-    assert {r["id"]: (r["visibility"], r["benchmark"]) for r in rows} == {
-        b["strategy_id"]: ("public", b["benchmark"]) for b in bots}
+        rows = curs.execute("SELECT id::text AS id, visibility, benchmark, show_positions FROM strategies"
+                            " WHERE id = ANY(%s::uuid[])", ([b["strategy_id"] for b in bots],)).fetchall()
+    assert {r["id"]: (r["visibility"], r["benchmark"], r["show_positions"]) for r in rows} == {
+        b["strategy_id"]: ("public", b["benchmark"], b["show_positions"]) for b in bots}
+    assert {b["show_positions"] for b in bots} == {"none", "delayed", "live"}
     equities = set()
     for bot in bots:
         assert bot["replayed"]["orders"] > 0 and bot["page"].endswith(f"/s/{bot['strategy_id']}")

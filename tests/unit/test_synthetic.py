@@ -213,6 +213,7 @@ def test_at_least_five_bots_with_different_rules_and_risk(every_bot):
     assert SAMPLE_BOTS[0].orders is sample_bot_orders  # the first is the one the demo has always shown
     assert len({b.slug for b in SAMPLE_BOTS}) == len({b.name for b in SAMPLE_BOTS}) == len(SAMPLE_BOTS)
     assert {b.risk for b in SAMPLE_BOTS} == {"low", "medium", "high"}
+    assert {b.show_positions for b in SAMPLE_BOTS} == {"none", "delayed", "live"}
     assert all(b.benchmark.startswith("DEMO-") and b.name.endswith("(demo)") for b in SAMPLE_BOTS)
     # different rules: different symbols, trade counts and first days
     traded = [frozenset(o["symbol"] for i in items if i["kind"] == "orders" for o in i["payload"]["orders"])
