@@ -426,7 +426,7 @@ def cross_site_guard(allowed_origins: tuple[str, ...] | list[str] = ()):
     only) answer 403 ``Cross-site request refused`` when the browser says the request comes
     from elsewhere: an ``Origin`` that is neither the request's own (``scope["scheme"]`` and
     ``Host``; behind a trusted proxy ``serve`` has already put X-Forwarded-Proto/-Host there)
-    nor in ``allowed_origins`` (``null`` never matches), or ``Sec-Fetch-Site: cross-site``
+    nor in ``allowed_origins`` (``null`` only with ``Sec-Fetch-Site: same-origin``), or ``Sec-Fetch-Site: cross-site``
     without an allowed Origin. A request with neither header (curl, scripts) passes. It runs
     before guards and before the body is read. JSON bodies additionally need
     ``Content-Type: application/json`` (``ExactJSONRequest``), which a page on another site
@@ -471,8 +471,10 @@ def _cross_site(scope, allowed: frozenset[str]) -> bool:
     if origin is None:
         return fetch_site == "cross-site"
     normalized = normalize_origin(origin)
-    if normalized is None:  # "null" (sandboxed frames, opaque redirects) or garbage
-        return True
+    if normalized is None:  # "null" (sandboxed frames, opaque redirects, no-referrer pages) or garbage
+        # a browser's own form under a no-referrer policy says "null", and Sec-Fetch-Site (which
+        # no page can set) says where it really comes from
+        return fetch_site != "same-origin"
     if normalized in allowed:
         return False
     if fetch_site == "cross-site":

@@ -106,7 +106,7 @@ def page_error(request: Request, exc: Exception) -> Response:
         detail = "The form has expired or did not come from this site. Reload the page and try again."
     # an exception handler's answer gets none of the layers' response headers: set the pages' own
     headers = {**{h.name: h.value for h in SECURITY_HEADERS}, **(answer.headers or {}),
-               "Content-Security-Policy": PAGE_CSP}
+               "Content-Security-Policy": PAGE_CSP, "Referrer-Policy": "same-origin"}
     return render(request, "error.html", status=status, headers=headers, title=f"Error {status}", code=status,
                   detail=detail)
 
@@ -397,7 +397,9 @@ def routers(settings: Settings) -> list[Router]:
         route_handlers=[login_page, login_submit, register_page, register_submit, logout, strategies_page,
                         create_strategy, update_settings, keys_page, create_key, revoke_key],
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf_config(settings))],
-        response_headers=[ResponseHeader(name="Content-Security-Policy", value=PAGE_CSP)],
+        response_headers=[ResponseHeader(name="Content-Security-Policy", value=PAGE_CSP),
+                          # forms post with a real Origin (under no-referrer browsers send "null")
+                          ResponseHeader(name="Referrer-Policy", value="same-origin")],
         exception_handlers={Exception: page_error},
         include_in_schema=False,
     )
