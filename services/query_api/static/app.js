@@ -89,7 +89,10 @@
       textfont: { size: 11 }, zmid: 0, showscale: false, xgap: 2, ygap: 2, hoverongaps: false,
       colorscale: [[0, "#b91c1c"], [0.5, "#f9fafb"], [1, "#15803d"]],
       hovertemplate: "%{x} %{y}: %{text}<extra></extra>"
-    }], { xaxis: { type: "category", side: "top", fixedrange: true }, hovermode: "closest",
+    }], { xaxis: { type: "category", side: "top", fixedrange: true, tickangle: 0, tickvals: m.columns,
+                   // a phone: one letter a month ("Yr" for the year), so no label is clipped
+                   ticktext: narrow ? m.columns.map(function (c) { return c.length > 3 ? "Yr" : c.slice(0, 1); })
+                                    : m.columns }, hovermode: "closest",
           yaxis: { type: "category", autorange: "reversed", fixedrange: true }, margin: { l: 48, r: 8, t: 28, b: 8 } });
   } else {
     empty("chart-monthly", noData);
