@@ -139,8 +139,8 @@ def _rows(body: Any) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the browser
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="package")  # not session: playwright's sync API keeps an event loop running in
+def browser() -> Iterator[Any]:   # this thread until it stops, and later tests call asyncio.run()
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     try:
