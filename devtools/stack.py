@@ -179,3 +179,55 @@ def code_version(root: Path) -> str:
     if not head:
         return f"{root} (not a git checkout)"
     return f"{root} at {head}" + (f" + uncommitted changes in {len(dirty)} files" if dirty else " (clean)")
+
+
+class BotranksUp:
+    """`botranks up` as a child process on the embedded default, with its own BOTRANKS_HOME.
+
+    ``with BotranksUp(tmp_path) as up:`` waits until ``/healthz`` is 200 and stops everything
+    with SIGINT (like Ctrl-C) on the way out. ``up.env`` is the environment of the CLI commands
+    that should talk to the same system (``botranks strategy create``, ``botranks demo``...).
+    """
+
+    def __init__(self, workdir: Path, timeout: float = 180.0, **env: str) -> None:
+        self.home = workdir / "home"
+        self.log = workdir / "up.log"
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("BOTRANKS_")}
+        self.env.update(BOTRANKS_HOME=str(self.home), BOTRANKS_URL=self.base, **env)
+        self.timeout = timeout
+        self.process: subprocess.Popen | None = None
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(self.base + "/healthz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def __enter__(self) -> "BotranksUp":
+        self.process = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(self.port)],
+                                        cwd=ROOT, env=self.env, stdout=open(self.log, "wb"),
+                                        stderr=subprocess.STDOUT)
+        try:
+            wait_until(self.healthy, self.timeout, "botranks up to be healthy")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+    def cli(self, *args: str, timeout: float = 300) -> str:
+        """Run ``botranks ARGS`` against this system; its stdout."""
+        return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, check=True, timeout=timeout).stdout

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +30,7 @@ import uvicorn
 from libs.infra.embedded import free_port, wait_for_port
 from services.gateway import MAX_BODY, Gateway
 
-from devtools.stack import ROOT, wait_until
+from devtools.stack import BotranksUp, ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -44,33 +42,9 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("gateway")
-    home = tmp / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTRANKS_")}
-    env.update(BOTRANKS_HOME=str(home), BOTRANKS_RATE_LIMIT_PER_MINUTE="1000000")
-    port = free_port()
-    log_path = tmp / "up.log"
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(port)], cwd=ROOT,
-                               env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(base + "/healthz", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(healthy, 180, "botranks up to be healthy")
-        pid = json.loads((home / "run" / "pids.json").read_text())["supervisor"]
-        yield SimpleNamespace(base=base, port=port, env=env, home=home, pid=pid, log=log_path)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    with BotranksUp(tmp_path_factory.mktemp("gateway"), BOTRANKS_RATE_LIMIT_PER_MINUTE="1000000") as system:
+        system.pid = json.loads((system.home / "run" / "pids.json").read_text())["supervisor"]
+        yield system
 
 
 def _strategy(up, name: str) -> tuple[str, str]:

@@ -12,18 +12,14 @@ HTTP errors (`--fail-with-body`), which the README's readers see as an error bod
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
-from libs.infra.embedded import free_port
 
-from devtools.stack import ROOT, wait_until
+from devtools.stack import ROOT, BotranksUp
 
 pytestmark = pytest.mark.integration
 
@@ -49,30 +45,14 @@ def test_every_bash_block_of_the_readme_runs_against_botranks_up(tmp_path):
     venv_bin = ROOT / ".venv" / "bin"
     if not (venv_bin / "botranks").exists():
         pytest.fail(".venv/bin/botranks is missing: run the README's install command first")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTRANKS_")}
-    env["BOTRANKS_HOME"] = str(tmp_path / "home")
-    port = free_port()
-    up = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(port)], cwd=ROOT, env=env,
-                          stdout=open(tmp_path / "up.log", "wb"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        def healthy() -> bool:
-            try:
-                return httpx.get(base + "/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy, 120, "botranks up to be healthy")
+    with BotranksUp(tmp_path, timeout=120) as up:
         blocks = readme_blocks("bash")
         assert len(blocks) >= 3
         script = HARNESS + "\n".join(
-            f"echo '>>> README bash block {i + 1}'\n{block.replace('127.0.0.1:8000', f'127.0.0.1:{port}')}"
+            f"echo '>>> README bash block {i + 1}'\n{block.replace('127.0.0.1:8000', f'127.0.0.1:{up.port}')}"
             for i, block in enumerate(blocks))
-        run = subprocess.run(["bash", "-c", script], cwd=ROOT, env={**env, "BOTRANKS_URL": base},
-                             capture_output=True, text=True, timeout=600)
+        run = subprocess.run(["bash", "-c", script], cwd=ROOT, env=up.env, capture_output=True, text=True,
+                             timeout=600)
         Path(tmp_path / "readme.out").write_text(run.stdout + run.stderr)
         assert run.returncode == 0, f"README block failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
         assert f">>> README bash block {len(blocks)}" in run.stdout
-    finally:
-        up.terminate()
-        up.wait(60)

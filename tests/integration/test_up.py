@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -16,41 +14,25 @@ from pathlib import Path
 import httpx
 import pytest
 
-from libs.infra.embedded import free_port
 from libs.infra.settings import Settings
 from services import supervisor
 from services.gateway import Gateway
 
-from devtools.stack import ROOT, wait_until
+from devtools.stack import BotranksUp, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def test_botranks_up_embedded_quick_start(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTRANKS_")}
-    env["BOTRANKS_HOME"] = str(tmp_path / "home")
-    port = free_port()
-    up = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(port)], cwd=ROOT, env=env,
-                          stdout=open(tmp_path / "up.log", "wb"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        def healthy() -> bool:
-            try:
-                return httpx.get(base + "/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy, 120, "botranks up to be healthy")
-        assert httpx.get(base + "/healthz").json() == {"status": "ok"}
-        assert httpx.get(base + "/readyz").status_code in (200, 404)  # query_api's, passed through
-        pids = json.loads((tmp_path / "home" / "run" / "pids.json").read_text())
+    with BotranksUp(tmp_path, timeout=120) as up:
+        assert httpx.get(up.base + "/healthz").json() == {"status": "ok"}
+        assert httpx.get(up.base + "/readyz").status_code in (200, 404)  # query_api's, passed through
+        pids = json.loads((up.home / "run" / "pids.json").read_text())
         assert set(pids) == {"supervisor", "command_api", "query_api", "projector", "market_data", "nats",
                              "postgres"}
-        created = subprocess.run([sys.executable, "-m", "services.cli", "strategy", "create", "--name", "readme"],
-                                 cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60)
-        creds = json.loads(created.stdout.strip().splitlines()[-1])
+        creds = json.loads(up.cli("strategy", "create", "--name", "readme", timeout=60).strip().splitlines()[-1])
         headers = {"Authorization": f"Bearer {creds['api_key']}"}
-        api = f"{base}/api/v1/strategies/{creds['strategy_id']}"
+        api = f"{up.base}/api/v1/strategies/{creds['strategy_id']}"
         r = httpx.post(api + "/orders", headers=headers, json={"orders": [{
             "symbol": "AAPL", "side": "buy", "quantity": 100, "price": 189.42,
             "executed_at": "2026-04-18T14:31:22Z", "external_order_id": "tb-20260418-00001"}]})
@@ -58,12 +40,9 @@ def test_botranks_up_embedded_quick_start(tmp_path):
         state = httpx.get(api + "/state", headers=headers).json()
         assert state["positions"][0]["symbol"] == "AAPL" and state["positions"][0]["quantity"] == 100
         assert state["last_order_at"] == "2026-04-18T14:31:22Z"
-    finally:
-        up.send_signal(signal.SIGINT)
-        assert up.wait(60) == 0 or up.returncode is not None
-    log = (tmp_path / "up.log").read_text()
+    log = up.log.read_text()
     assert '"event": "stopped"' in log, log[-2000:]
-    password = (tmp_path / "home" / "nats" / "auth.conf").read_text().split('password: "')[1].split('"')[0]
+    password = (up.home / "nats" / "auth.conf").read_text().split('password: "')[1].split('"')[0]
     assert password not in log  # the supervisor logs the NATS URL without its credentials
 
 
