@@ -89,20 +89,19 @@ def _render(request: Request, template: str, **context: Any) -> bytes:
     return request.app.template_engine.get_template(template).render(**context).encode()
 
 
-def _html_headers(tag: str | None = None, private: bool = False) -> dict[str, str]:
-    headers = {CSP_HEADER: PAGE_CSP, "Cache-Control": ("private, no-cache" if private else "no-cache"),
-               "Vary": "Cookie"}
+def _headers(csp: str, tag: str | None, private: bool) -> dict[str, str]:
+    headers = {CSP_HEADER: csp, "Cache-Control": ("private, no-cache" if private else "no-cache"), "Vary": "Cookie"}
     if tag:
         headers["ETag"] = tag
     return headers
+
+
+def _html_headers(tag: str | None = None, private: bool = False) -> dict[str, str]:
+    return _headers(PAGE_CSP, tag, private)
 
 
 def _json_headers(tag: str | None = None, private: bool = False) -> dict[str, str]:
-    headers = {CSP_HEADER: API_CSP, "Cache-Control": ("private, no-cache" if private else "no-cache"),
-               "Vary": "Cookie"}
-    if tag:
-        headers["ETag"] = tag
-    return headers
+    return _headers(API_CSP, tag, private)
 
 
 def _not_modified(tag: str, headers: dict[str, str]) -> Answer:
