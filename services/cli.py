@@ -94,11 +94,31 @@ def cmd_prices_fetch(args) -> None:
     with _database(args.settings) as db:
         try:
             with PolygonClient(args.settings.polygon_api_key) as client:
-                changed = fetch(db, client, [s.strip() for s in args.symbols.split(",") if s.strip()],
-                                args.from_, args.to)
+                changed, splits = fetch(db, client, [s.strip() for s in args.symbols.split(",") if s.strip()],
+                                        args.from_, args.to)
         except PolygonError as exc:
             sys.exit(f"Polygon: {exc}")
-    print(json.dumps({"rows_written": changed}))
+    print(json.dumps({"rows_written": changed, "splits_written": splits}))
+
+
+def cmd_splits_import(args) -> None:
+    from services.market_data.service import import_split_files
+
+    with _database(args.settings) as db:
+        written, errors = import_split_files(db, args.files)
+    for error in errors:
+        print(error, file=sys.stderr)
+    print(json.dumps({"splits_written": written, "errors": len(errors)}))
+    if errors:
+        sys.exit(1)
+
+
+def cmd_splits_list(args) -> None:
+    with _database(args.settings) as db:
+        symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+        splits = db.prices.splits(symbols)
+    print(json.dumps([{"symbol": sp.symbol, "ex_date": sp.ex_date.isoformat(), "split_from": str(sp.split_from),
+                       "split_to": str(sp.split_to), "ratio": sp.ratio} for sp in splits], indent=2))
 
 
 def cmd_verify(args) -> None:
@@ -153,16 +173,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--strategy", help="only this strategy's chain")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("prices", help="the price cache: import files or fetch from Polygon")
+    p = sub.add_parser("prices", help="the price cache (closes as traded): import files or fetch from Polygon")
     psub = p.add_subparsers(dest="action", required=True)
-    c = psub.add_parser("import", help="load CSV/Parquet files (symbol,date,close[,open,high,low,volume])")
+    c = psub.add_parser("import", help="load CSV/Parquet files of unadjusted closes"
+                        " (symbol,date,close[,open,high,low,volume,adjusted]; a row with adjusted=true refuses"
+                        " the file)")
     c.add_argument("files", nargs="+")
     c.set_defaults(func=cmd_prices_import)
-    c = psub.add_parser("fetch", help="pull daily bars from Polygon (BOTRANKS_POLYGON_API_KEY)")
+    c = psub.add_parser("fetch", help="pull unadjusted daily bars and the splits from Polygon"
+                        " (BOTRANKS_POLYGON_API_KEY)")
     c.add_argument("--symbols", required=True, help="comma-separated, e.g. AAPL,SPY,BTC-USD")
     c.add_argument("--from", dest="from_", required=True, type=date.fromisoformat)
     c.add_argument("--to", required=True, type=date.fromisoformat)
     c.set_defaults(func=cmd_prices_fetch)
+
+    p = sub.add_parser("splits", help="stock splits, applied by the ledger at the start of their ex-date")
+    psub = p.add_subparsers(dest="action", required=True)
+    c = psub.add_parser("import", help="load CSV files (symbol,ex_date,split_from,split_to; a 4-for-1 split is"
+                        " 1,4); every strategy that held the symbol is re-derived from the ex-date on")
+    c.add_argument("files", nargs="+")
+    c.set_defaults(func=cmd_splits_import)
+    c = psub.add_parser("list", help="the known splits of some symbols")
+    c.add_argument("--symbols", required=True, help="comma-separated, e.g. AAPL,TSLA")
+    c.set_defaults(func=cmd_splits_list)
 
     p = sub.add_parser("demo", help="load synthetic prices and replay a sample bot through the API")
     p.add_argument("--base-url", help="where `botranks up` listens (default: BOTRANKS_URL, else"

@@ -1,4 +1,5 @@
-"""The daily bar: one symbol's close (and optional open/high/low/volume) on one date."""
+"""Market data shapes: the daily bar (one symbol's close, as traded, and optional open/high/low/volume on
+one date) and the stock split (DESIGN "Prices and splits")."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import msgspec
 
 from libs.domain.model import normalize_symbol
 
-__all__ = ["Bar"]
+__all__ = ["Bar", "Split", "MAX_SPLIT_FACTOR"]
 
 
 def _decimal(value: object, name: str, *, positive: bool = False, non_negative: bool = False) -> Decimal:
@@ -58,3 +59,40 @@ class Bar(msgspec.Struct, frozen=True):
                 setattr_(self, name, _decimal(value, name, positive=True))
         if self.volume is not None:
             setattr_(self, "volume", _decimal(self.volume, "volume", non_negative=True))
+
+
+#: the largest ``split_from`` / ``split_to`` accepted (real splits are a few dozen at most)
+MAX_SPLIT_FACTOR = Decimal(1_000_000)
+
+
+class Split(msgspec.Struct, frozen=True):
+    """A stock split in Polygon's ``/v3/reference/splits`` shape: from the start of ``ex_date`` on,
+    ``split_from`` old shares are ``split_to`` new ones (a 4-for-1 split is from 1 to 4; a
+    1-for-10 reverse split is from 10 to 1). Both factors are finite, > 0 and at most
+    ``MAX_SPLIT_FACTOR``, with at most 18 digits after the point."""
+
+    symbol: str
+    ex_date: dt.date
+    split_from: Decimal
+    split_to: Decimal
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.symbol, str):
+            raise ValueError(f"symbol must be a string, got {self.symbol!r}")
+        if isinstance(self.ex_date, dt.datetime) or not isinstance(self.ex_date, dt.date):
+            raise ValueError(f"ex_date must be a datetime.date, got {self.ex_date!r}")
+        setattr_ = msgspec.structs.force_setattr
+        setattr_(self, "symbol", normalize_symbol(self.symbol, "split"))
+        for name in ("split_from", "split_to"):
+            value = _decimal(getattr(self, name), name, positive=True)
+            if value > MAX_SPLIT_FACTOR:
+                raise ValueError(f"{name} must be at most {MAX_SPLIT_FACTOR}, got {value}")
+            exponent = value.normalize().as_tuple().exponent
+            if isinstance(exponent, int) and exponent < -18:
+                raise ValueError(f"{name} must have at most 18 digits after the decimal point, got {value}")
+            setattr_(self, name, value)
+
+    @property
+    def ratio(self) -> str:
+        """``"4:1"`` style: new shares for old (``split_to:split_from``), trailing zeros dropped."""
+        return f"{format(self.split_to.normalize(), 'f')}:{format(self.split_from.normalize(), 'f')}"

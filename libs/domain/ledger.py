@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import singledispatch
-from datetime import datetime
+from datetime import date, datetime, time, timezone
 from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 from typing import Iterable
 
@@ -52,6 +52,20 @@ class Holding:
     quantity: Decimal
     cost_basis: Decimal
     updated_at: datetime
+
+
+@dataclass(slots=True)
+class SplitApplied:
+    """What a split did to one holding (the strategy's corporate-actions list)."""
+
+    ex_date: date
+    symbol: str
+    split_from: Decimal
+    split_to: Decimal
+    quantity_before: Decimal
+    quantity_after: Decimal
+    cost_basis_before: Decimal
+    cost_basis_after: Decimal
 
 
 @dataclass(slots=True)
@@ -123,6 +137,29 @@ class Ledger:
             self.realized_pnl += (price - held.cost_basis) * old
             basis = price
         held.quantity, held.cost_basis, held.updated_at = new, basis, order.executed_at
+
+    def apply_split(self, symbol: str, ex_date: date, split_from: Decimal, split_to: Decimal) -> SplitApplied | None:
+        """A split at the start of ``ex_date``: quantity x to/from, basis x from/to; cash and realized P&L
+        unchanged. None when ``symbol`` is not held.
+
+        The quantity is exact whenever it has at most 18 digits after the point (always, when
+        ``split_from`` has no prime factor but 2 and 5); a ratio like 2-for-3 rounds it there (half-even),
+        the precision a bot can send back. The basis rounds like every average basis."""
+        held = self.positions.get(symbol)
+        if held is None:
+            return None
+        with localcontext(LEDGER_CONTEXT):
+            quantity = held.quantity * split_to / split_from
+            if quantity.as_tuple().exponent < -18:  # type: ignore[operator]
+                quantity = quantity.quantize(BASIS_PLACES)
+            basis = (held.cost_basis * split_from / split_to).quantize(BASIS_PLACES)
+        applied = SplitApplied(ex_date, symbol, split_from, split_to, held.quantity, quantity, held.cost_basis, basis)
+        if quantity == 0:  # a dust position that a reverse split rounds away
+            del self.positions[symbol]
+            return applied
+        held.quantity, held.cost_basis = quantity, basis
+        held.updated_at = datetime.combine(ex_date, time(0), tzinfo=timezone.utc)
+        return applied
 
     def apply_cash(self, cash: CashEvent) -> None:
         self.cash += cash.amount

@@ -7,6 +7,13 @@ bar. Events on other days (a Saturday deposit in a stock-only strategy) land in 
 NAV day. Deposits/withdrawals and the market value a snapshot adds or removes are the
 day's external flow (valued at that NAV day's marks).
 
+Closes are as traded (unadjusted); a stock split applies at the start of its ex-date
+(DESIGN "Prices and splits"). The state carries the day whose share units it is in
+(``as_of``): before an event of day d, or the marks of NAV day d, every split of a held
+symbol with ex-date in (as_of, d] is applied, so events before an ex-date are read in
+pre-split units and events on or after it in post-split units, whatever order they
+arrived in. A close older than the day it marks is converted to that day's units.
+
 ``derive`` is resumable: it starts from a ``LedgerState`` (the state after the last NAV
 day before the re-derived range) and returns the new NAV rows, an end-of-day checkpoint
 for every event day, reconciliation deltas, and the final state.
@@ -19,10 +26,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
+from typing import Iterable
 
 import msgspec
 
-from .ledger import LEDGER_CONTEXT, ZERO, Delta, Holding, Ledger
+from .bars import Split
+from .ledger import LEDGER_CONTEXT, ZERO, Delta, Holding, Ledger, SplitApplied
 from .model import LedgerEvent, PositionsSnapshotted
 
 
@@ -30,19 +39,44 @@ CHECKPOINT_EVERY = timedelta(days=28)
 
 
 class PriceBook:
-    """Closes by symbol, answering "last close on or before day d" by bisection."""
+    """Closes (as traded) and splits by symbol, answering "last close on or before day d, in the
+    share units of day d" by bisection."""
 
-    def __init__(self, closes: dict[str, list[tuple[date, Decimal]]]) -> None:
+    def __init__(self, closes: dict[str, list[tuple[date, Decimal]]], splits: Iterable[Split] = ()) -> None:
         self._dates = {s: [d for d, _ in rows] for s, rows in closes.items()}
         self._closes = {s: [c for _, c in rows] for s, rows in closes.items()}
         self._bar_days = {s: set(ds) for s, ds in self._dates.items()}
+        by_symbol: dict[str, list[Split]] = defaultdict(list)
+        for split in sorted(splits, key=lambda sp: (sp.symbol, sp.ex_date)):
+            by_symbol[split.symbol].append(split)
+        self._splits = dict(by_symbol)
+        self._split_days = {s: [sp.ex_date for sp in rows] for s, rows in by_symbol.items()}
 
     def close(self, symbol: str, day: date) -> Decimal | None:
+        """The last close on or before ``day``; when a split's ex-date falls after that close and on
+        or before ``day``, the close converted to post-split units (x from/to)."""
         dates = self._dates.get(symbol)
         if not dates:
             return None
         i = bisect.bisect_right(dates, day)
-        return self._closes[symbol][i - 1] if i else None
+        if not i:
+            return None
+        close = self._closes[symbol][i - 1]
+        if symbol in self._splits and dates[i - 1] < day:
+            for split in self.splits_between(symbol, dates[i - 1], day):
+                close = LEDGER_CONTEXT.divide(LEDGER_CONTEXT.multiply(close, split.split_from), split.split_to)
+        return close
+
+    def splits_between(self, symbol: str, after: date | None, until: date) -> list[Split]:
+        """``symbol``'s splits with ex-date in (after, until], oldest first."""
+        days = self._split_days.get(symbol)
+        if not days:
+            return []
+        lo = 0 if after is None else bisect.bisect_right(days, after)
+        return self._splits[symbol][lo:bisect.bisect_right(days, until)]
+
+    def has_splits(self) -> bool:
+        return bool(self._splits)
 
     def has_bar(self, symbol: str, day: date) -> bool:
         return day in self._bar_days.get(symbol, ())
@@ -83,15 +117,26 @@ class LedgerState(msgspec.Struct, kw_only=True):
     last_order_at: datetime | None = None
     pending_flow: Decimal = ZERO
     pending_dq: dict[str, Decimal] = {}
+    #: the day whose share units the quantities are in: every split with ex-date on or before it is
+    #: applied (None: no day yet, or a state written before splits existed; see ``dated``)
+    as_of: date | None = None
 
     @classmethod
-    def of(cls, ledger: Ledger, pending_flow: Decimal, pending_dq: dict[str, Decimal]) -> "LedgerState":
+    def of(cls, ledger: Ledger, pending_flow: Decimal, pending_dq: dict[str, Decimal],
+           as_of: date | None) -> "LedgerState":
         return cls(
             positions=[_HoldingState(s, h.quantity, h.cost_basis, h.updated_at) for s, h in ledger.positions.items()],
             cash=ledger.cash, realized_pnl=ledger.realized_pnl, external_flows=ledger.external_flows,
             last_order_at=ledger.last_order_at, pending_flow=pending_flow,
-            pending_dq={s: q for s, q in pending_dq.items() if q},
+            pending_dq={s: q for s, q in pending_dq.items() if q}, as_of=as_of,
         )
+
+    def dated(self, day: date | None) -> "LedgerState":
+        """This state, with ``as_of`` set to ``day`` when it has none (read models written before
+        splits existed: their states are in the units of the day they were taken)."""
+        if self.as_of is None:
+            self.as_of = day
+        return self
 
     def ledger(self) -> Ledger:
         return Ledger(
@@ -126,6 +171,12 @@ class NavRow(msgspec.Struct):
 @dataclass
 class Derivation:
     nav: list[NavRow] = field(default_factory=list)
+    #: the splits applied to holdings with ex-date after ``actions_after`` (the start state's
+    #: ``as_of``), up to the derivation's last day: they replace what was recorded after that day
+    actions: list[SplitApplied] = field(default_factory=list)
+    actions_after: date | None = None
+    #: the ledger in the share units of the derivation's last day (positions to publish and mark)
+    current: Ledger | None = None
     checkpoints: list[tuple[date, LedgerState]] = field(default_factory=list)
     reconciliation: list[tuple[PositionsSnapshotted, Delta]] = field(default_factory=list)
     #: per snapshot: (snapshot id, upserted, removed, reconciliation entries)
@@ -175,6 +226,21 @@ def _derive(start: LedgerState, events: list[LedgerEvent], prices: PriceBook, be
     ledger = start.ledger()
     pending_flow = start.pending_flow
     pending_dq: dict[str, Decimal] = defaultdict(lambda: ZERO, start.pending_dq)
+    as_of = start.as_of
+    out = Derivation(actions_after=as_of)
+
+    def catch_up(day: date, target: Ledger, record: list[SplitApplied]) -> None:
+        """Apply the splits of held symbols with ex-date in (as_of, day], in date order."""
+        due = sorted((sp for s in set(target.positions) | {s for s, q in pending_dq.items() if q}
+                      for sp in prices.splits_between(s, as_of, day)), key=lambda sp: (sp.ex_date, sp.symbol))
+        for split in due:
+            applied = target.apply_split(split.symbol, split.ex_date, split.split_from, split.split_to)
+            if applied is not None:
+                record.append(applied)
+            if target is ledger and pending_dq.get(split.symbol):
+                pending_dq[split.symbol] = pending_dq[split.symbol] * split.split_to / split.split_from
+
+    has_splits = prices.has_splits()
     event_days = [e.effective_at.date() for e in events]
     symbols = set(ledger.positions) | set(pending_dq) | ({benchmark} if benchmark else set())
     for e in events:
@@ -184,10 +250,13 @@ def _derive(start: LedgerState, events: list[LedgerEvent], prices: PriceBook, be
     else:
         lower = inception if after is None or after < inception else after + timedelta(days=1)
         candidates = prices.bar_days(symbols, lower, until)
-    out = Derivation()
     i = 0
     for day in sorted(candidates | set(event_days)):
         had_events = False
+        if i < len(events) and event_days[i] == day:
+            if has_splits:
+                catch_up(day, ledger, out.actions)
+            as_of = day if as_of is None or day > as_of else as_of
         while i < len(events) and event_days[i] == day:
             event = events[i]
             had_events = True
@@ -203,7 +272,7 @@ def _derive(start: LedgerState, events: list[LedgerEvent], prices: PriceBook, be
                                       len(deltas) if event.snapshot.log_deltas else 0))
             i += 1
         if had_events and i == len(events) and (after is None or day > after):
-            out.tail = (day, LedgerState.of(ledger, pending_flow, pending_dq))
+            out.tail = (day, LedgerState.of(ledger, pending_flow, pending_dq, as_of))
         if after is not None and day <= after:
             pending_flow = ZERO
             pending_dq.clear()
@@ -212,6 +281,9 @@ def _derive(start: LedgerState, events: list[LedgerEvent], prices: PriceBook, be
             or any(prices.has_bar(s, day) for s in ledger.positions)
         )
         if is_nav_day:
+            if has_splits:
+                catch_up(day, ledger, out.actions)
+            as_of = day if as_of is None or day > as_of else as_of
             market_value = sum(
                 (h.quantity * _mark(prices, s, day, h.cost_basis) for s, h in ledger.positions.items()), ZERO)
             flow = pending_flow + sum(
@@ -222,7 +294,12 @@ def _derive(start: LedgerState, events: list[LedgerEvent], prices: PriceBook, be
             pending_dq.clear()
         if had_events and (last_checkpoint is None or day == last_checkpoint
                            or day - last_checkpoint >= CHECKPOINT_EVERY):
-            out.checkpoints.append((day, LedgerState.of(ledger, pending_flow, pending_dq)))
+            out.checkpoints.append((day, LedgerState.of(ledger, pending_flow, pending_dq, as_of)))
             last_checkpoint = day
-    out.final = LedgerState.of(ledger, pending_flow, pending_dq)
+    out.final = LedgerState.of(ledger, pending_flow, pending_dq, as_of)
+    # the positions as of the last day (a split whose ex-date has come, even before its first bar)
+    current = out.final.ledger()
+    if has_splits:
+        catch_up(until, current, out.actions)
+    out.current = current
     return out

@@ -45,6 +45,26 @@ class ReconciliationEntry(msgspec.Struct):
     taken_at: datetime
 
 
+class CorporateAction(msgspec.Struct):
+    """A split applied to the strategy's holding: ``ratio`` is new shares for old (``"4:1"``)."""
+
+    ex_date: date
+    symbol: str
+    kind: str
+    ratio: str
+    split_from: Decimal
+    split_to: Decimal
+    quantity_before: Decimal
+    quantity_after: Decimal
+    cost_basis_before: Decimal
+    cost_basis_after: Decimal
+
+
+class CorporateActions(msgspec.Struct):
+    strategy_id: UUID
+    items: list[CorporateAction]
+
+
 class OrdersPage(msgspec.Struct):
     items: list[Order]
     next_cursor: str | None

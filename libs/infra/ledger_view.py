@@ -41,6 +41,8 @@ from libs.domain.views import (
     LIVE_REPORTING_S,
     CashPage,
     ChainDay,
+    CorporateAction,
+    CorporateActions,
     ChainHead,
     LeaderboardPage,
     LeaderboardRow,
@@ -63,7 +65,7 @@ PROJECTOR_LOCK = 0x42_07_5A_03
 NOTIFY_CHANNEL = "botranks_projected"
 READ_MODEL_TABLES = ("rm_orders", "rm_cash_events", "rm_snapshots", "rm_positions", "rm_ledger",
                      "rm_reconciliation_log", "rm_checkpoints", "rm_nav_daily", "rm_strategy_symbols",
-                     "rm_quarantine", "rm_leaderboard", "rm_chain", "rm_chain_days")
+                     "rm_quarantine", "rm_leaderboard", "rm_chain", "rm_chain_days", "rm_corporate_actions")
 #: where a rebuild builds the new read models before swapping them in
 SHADOW_SCHEMA = "botranks_rebuild"
 #: the quarantine row of events whose strategy cannot even be read
@@ -87,6 +89,10 @@ LEADERBOARD_COLUMNS = ("strategy_id", "name", "visibility", "total_return", "cag
 _LOG_EVENTS = ("SELECT notification_id, event FROM rm_orders WHERE strategy_id = %(s)s"
                " UNION ALL SELECT notification_id, event FROM rm_cash_events WHERE strategy_id = %(s)s"
                " UNION ALL SELECT notification_id, event FROM rm_snapshots WHERE strategy_id = %(s)s")
+
+
+def _plain(value) -> str:
+    return format(value.normalize(), "f")
 
 
 class LedgerView(PostgresTrackingRecorder):
@@ -174,6 +180,17 @@ class LedgerView(PostgresTrackingRecorder):
         with reading(self.datastore) as curs:
             row = curs.execute("SELECT updated_at FROM rm_ledger WHERE strategy_id = %s", (strategy_id,)).fetchone()
         return None if row is None else row["updated_at"]
+
+    def corporate_actions(self, strategy_id: UUID) -> CorporateActions:
+        """The splits applied to the strategy's holdings, oldest first."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute(
+                "SELECT ex_date, symbol, split_from, split_to, quantity_before, quantity_after, cost_basis_before,"
+                " cost_basis_after FROM rm_corporate_actions WHERE strategy_id = %s ORDER BY ex_date, symbol",
+                (strategy_id,)).fetchall()
+        return CorporateActions(strategy_id, [
+            CorporateAction(kind="split", ratio=f"{_plain(r['split_to'])}:{_plain(r['split_from'])}", **r)
+            for r in rows])
 
     def orders(self, strategy_id: UUID, after: int, limit: int) -> OrdersPage:
         """Orders in arrival order, a page at a time."""
@@ -494,6 +511,20 @@ class LedgerWriter:
                 [(strategy_id, e.snapshot.id, d.symbol, published(d.derived_quantity),
                   d.derived_cost_basis and published(d.derived_cost_basis), d.snapshot_quantity,
                   d.snapshot_cost_basis, e.snapshot.taken_at) for e, d in result.reconciliation])
+        # the splits applied after the start state's day are the derivation's to record again
+        self.cursor.execute("DELETE FROM rm_corporate_actions WHERE strategy_id = %s AND ex_date > %s",
+                            (strategy_id, result.actions_after or date.min))
+        if result.actions:
+            self.cursor.executemany(
+                "INSERT INTO rm_corporate_actions (strategy_id, ex_date, symbol, split_from, split_to, quantity_before,"
+                " quantity_after, cost_basis_before, cost_basis_after) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " ON CONFLICT (strategy_id, ex_date, symbol) DO UPDATE SET split_from = EXCLUDED.split_from,"
+                " split_to = EXCLUDED.split_to, quantity_before = EXCLUDED.quantity_before,"
+                " quantity_after = EXCLUDED.quantity_after, cost_basis_before = EXCLUDED.cost_basis_before,"
+                " cost_basis_after = EXCLUDED.cost_basis_after",
+                [(strategy_id, a.ex_date, a.symbol, a.split_from, a.split_to, published(a.quantity_before),
+                  published(a.quantity_after), published(a.cost_basis_before), published(a.cost_basis_after))
+                 for a in result.actions])
         if result.snapshots:
             self.cursor.executemany("UPDATE rm_snapshots SET upserted = %s, removed = %s, reconciliation_entries = %s"
                                     " WHERE id = %s", [(u, r, n, sid) for sid, u, r, n in result.snapshots])

@@ -1,9 +1,11 @@
-"""The price cache: owner of ``prices``, ``price_updates`` and ``market_data_symbols``.
+"""The price cache: owner of ``prices``, ``splits``, ``price_updates`` and ``market_data_symbols``.
 
-Every write goes through :meth:`Prices.write_bars`, which upserts the bars and records what
-changed in the ``price_updates`` outbox in the same transaction (the projector follows that
-outbox to re-mark the strategies concerned). Reads: the close of a day (orders sent without a
-price), the price book of a fold, the outbox, a benchmark's existence and version, and the
+Closes are as traded (unadjusted); splits are kept beside them (DESIGN "Prices and splits").
+Every write goes through :meth:`Prices.write_bars` or :meth:`Prices.write_splits`, which upsert
+and record what changed in the ``price_updates`` outbox in the same transaction (the projector
+follows that outbox to re-derive the strategies concerned from the first changed day). Reads: the
+close of a day (orders sent without a price), the price book of a fold (closes and splits), the
+outbox, a benchmark's existence and version, split-adjusted closes for return series, and the
 market-data daemon's own bookkeeping. Nothing else runs SQL on these tables.
 """
 
@@ -20,10 +22,11 @@ from eventsourcing.postgres import PostgresDatastore
 from .pg import reading
 from psycopg.rows import tuple_row
 
-from libs.domain.bars import Bar
+from libs.domain.bars import Bar, Split
+from libs.domain.ledger import LEDGER_CONTEXT
 from libs.domain.nav import PriceBook
 
-__all__ = ["Prices", "upsert_bars", "BATCH_SIZE"]
+__all__ = ["Prices", "upsert_bars", "upsert_splits", "BATCH_SIZE"]
 
 BATCH_SIZE = 500
 
@@ -101,6 +104,51 @@ def upsert_bars(curs: Any, bars: list[Bar], source: str) -> int:
     return changed
 
 
+_UPSERT_SPLITS = """
+INSERT INTO splits AS s (symbol, ex_date, split_from, split_to, source, fetched_at)
+SELECT u.symbol, u.ex_date, u.split_from, u.split_to, %(source)s, now()
+FROM unnest(%(symbol)s::text[], %(ex_date)s::date[], %(split_from)s::numeric[], %(split_to)s::numeric[])
+     AS u(symbol, ex_date, split_from, split_to)
+ON CONFLICT (symbol, ex_date) DO UPDATE SET
+    split_from = EXCLUDED.split_from, split_to = EXCLUDED.split_to, source = EXCLUDED.source, fetched_at = now()
+WHERE s.split_from <> EXCLUDED.split_from OR s.split_to <> EXCLUDED.split_to
+RETURNING s.symbol, s.ex_date
+"""
+
+
+def upsert_splits(curs: Any, splits: list[Split], source: str) -> int:
+    """Insert or update ``splits`` (only those new or changed), then one ``price_updates`` row per
+    changed symbol from its earliest changed ex-date. Duplicate (symbol, ex_date) pairs keep the last.
+    Returns the number of splits inserted or changed. Runs in the caller's transaction."""
+    if not source:
+        raise ValueError("source must be a non-empty string")
+    latest = {(sp.symbol, sp.ex_date): sp for sp in splits}
+    ordered = [latest[key] for key in sorted(latest)]
+    changed, earliest = 0, {}
+    for start in range(0, len(ordered), BATCH_SIZE):
+        batch = ordered[start:start + BATCH_SIZE]
+        curs.execute(_UPSERT_SPLITS, {
+            "source": source, "symbol": [sp.symbol for sp in batch], "ex_date": [sp.ex_date for sp in batch],
+            "split_from": [sp.split_from for sp in batch], "split_to": [sp.split_to for sp in batch]})
+        for row in curs.fetchall():
+            symbol, day = _field(row, "symbol", 0), _field(row, "ex_date", 1)
+            changed += 1
+            if symbol not in earliest or day < earliest[symbol]:
+                earliest[symbol] = day
+    if earliest:
+        symbols = sorted(earliest)
+        curs.execute(_OUTBOX, (symbols, [earliest[s] for s in symbols]))
+    return changed
+
+
+def _splits_of(curs: Any, symbols: list[str], after: date, until: date) -> list[Split]:
+    with curs.connection.cursor(row_factory=tuple_row) as tuples:
+        rows = tuples.execute("SELECT symbol, ex_date, split_from, split_to FROM splits WHERE symbol = ANY(%s)"
+                              " AND ex_date > %s AND ex_date <= %s ORDER BY symbol, ex_date",
+                              (symbols, after, until)).fetchall()
+    return [Split(*row) for row in rows]
+
+
 class Prices:
     """The price cache's one door (see the module docstring)."""
 
@@ -113,6 +161,16 @@ class Prices:
         """Upsert bars and their outbox rows in one transaction; returns the rows changed."""
         with self.datastore.transaction(commit=True) as curs:
             return upsert_bars(curs, bars, source)
+
+    def write_splits(self, splits: list[Split], source: str) -> int:
+        """Upsert splits and their outbox rows in one transaction; returns the splits new or changed."""
+        with self.datastore.transaction(commit=True) as curs:
+            return upsert_splits(curs, splits, source)
+
+    def splits(self, symbols: Iterable[str]) -> list[Split]:
+        """The known splits of ``symbols``, by symbol and ex-date."""
+        with reading(self.datastore) as curs:
+            return _splits_of(curs, sorted(symbols), date.min, date.max)
 
     def record_fetch(self, symbol: str, start: date, end: date) -> None:
         with self.datastore.transaction(commit=True) as curs:
@@ -173,7 +231,7 @@ class Prices:
         closes: dict[str, list] = defaultdict(list)
         for symbol, day, close in rows:
             closes[symbol].append((day, close))
-        return PriceBook(closes)
+        return PriceBook(closes, _splits_of(curs, list(symbols), date.min, until))
 
     @staticmethod
     def updates_after(curs: Any, update_id: int, limit: int) -> list[tuple[int, str, date]]:
@@ -195,7 +253,17 @@ class Prices:
         return row["known"], row["version"]
 
     def closes_between(self, symbol: str, start: date, end: date) -> list[tuple[date, Decimal]]:
+        """Closes in [start, end], split-adjusted into the share units of ``end`` (a close before a
+        split's ex-date x from/to): a return series without the split's jump."""
         with reading(self.datastore) as curs:
             rows = curs.execute("SELECT date, close FROM prices WHERE symbol = %s AND date BETWEEN %s AND %s"
                                 " ORDER BY date", (symbol, start, end)).fetchall()
-        return [(r["date"], r["close"]) for r in rows]
+            splits = _splits_of(curs, [symbol], start, end) if rows else []
+        closes = []
+        for r in rows:
+            close = r["close"]
+            for split in splits:
+                if split.ex_date > r["date"]:
+                    close = LEDGER_CONTEXT.divide(LEDGER_CONTEXT.multiply(close, split.split_from), split.split_to)
+            closes.append((r["date"], close))
+        return closes

@@ -408,6 +408,33 @@ MIGRATIONS: list[tuple[int, str]] = [
         PRIMARY KEY (strategy_id, day)
     );
     """),
+    (9, """
+    -- stock splits (Polygon's /v3/reference/splits shape), owned by market data like prices: every
+    -- write also records (symbol, ex_date) in price_updates, so the projector re-derives every
+    -- strategy that held the symbol from the ex-date on
+    CREATE TABLE splits (
+        symbol text NOT NULL,
+        ex_date date NOT NULL,
+        split_from numeric NOT NULL CHECK (split_from > 0),
+        split_to numeric NOT NULL CHECK (split_to > 0),
+        source text NOT NULL DEFAULT 'manual',
+        fetched_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (symbol, ex_date)
+    );
+    -- what each split did to a strategy's holding (GET /corporate-actions), written by the fold
+    CREATE TABLE rm_corporate_actions (
+        strategy_id uuid NOT NULL,
+        ex_date date NOT NULL,
+        symbol text NOT NULL,
+        split_from numeric NOT NULL,
+        split_to numeric NOT NULL,
+        quantity_before numeric NOT NULL,
+        quantity_after numeric NOT NULL,
+        cost_basis_before numeric NOT NULL,
+        cost_basis_after numeric NOT NULL,
+        PRIMARY KEY (strategy_id, ex_date, symbol)
+    );
+    """),
 ]
 
 

@@ -1,11 +1,15 @@
-"""The market-data component: the only writer of the ``prices`` cache.
+"""The market-data component: the only writer of the ``prices`` and ``splits`` caches.
 
-- ``import_files`` loads CSV/Parquet files; ``fetch`` pulls a range from Polygon.
-- ``MarketDataDaemon`` (when ``BOTRANKS_POLYGON_API_KEY`` is set) fetches the history of
-  every symbol that appears in a strategy (orders, snapshots) or as a benchmark and has
-  not been fetched yet, and once a day refreshes the recent bars of held symbols and
-  benchmarks. Every write records its changes in ``price_updates``, so the projector
-  re-marks the strategies concerned.
+Closes are kept as traded (unadjusted) and stock splits beside them; the fold applies a split
+at the start of its ex-date (DESIGN "Prices and splits").
+
+- ``import_files`` loads CSV/Parquet price files; ``import_split_files`` loads split CSVs;
+  ``fetch`` pulls a range of bars and the symbol's splits from Polygon.
+- ``MarketDataDaemon`` (when ``BOTRANKS_POLYGON_API_KEY`` is set) fetches the history (bars and
+  splits) of every symbol that appears in a strategy (orders, snapshots) or as a benchmark and
+  has not been fetched yet, and once a day refreshes the recent bars and splits of held symbols
+  and benchmarks. Every write records its changes in ``price_updates``, so the projector
+  re-derives the strategies concerned (a late split: from its ex-date on).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import structlog
 
 from libs.infra.db import Database
 
-from .files import read_price_file
+from .files import read_price_file, read_split_file
 from .synthetic import DEMO_PREFIX
 from .polygon import PolygonClient, PolygonError
 
@@ -45,16 +49,38 @@ def import_files(db: Database, paths: list[str]) -> tuple[int, list[str]]:
     return written, errors
 
 
-def fetch(db: Database, client: PolygonClient, symbols: list[str], start: date, end: date) -> int:
-    """Fetch a date range for each symbol from Polygon into the cache; returns rows changed."""
-    changed = 0
+def import_split_files(db: Database, paths: list[str]) -> tuple[int, list[str]]:
+    """Load split files (CSV ``symbol,ex_date,split_from,split_to``); nothing is written from a file
+    that has any bad row. Returns (splits new or changed, errors)."""
+    written, errors = 0, []
+    for path in paths:
+        try:
+            splits, problems = read_split_file(path)
+        except (OSError, ValueError) as exc:
+            errors.append(f"{path}: {exc}")
+            continue
+        if problems:
+            errors.extend(problems)
+            continue
+        written += db.prices.write_splits(splits, f"file:{Path(path).name}")
+    return written, errors
+
+
+def fetch(db: Database, client: PolygonClient, symbols: list[str], start: date, end: date,
+          splits_from: date | None = None) -> tuple[int, int]:
+    """Fetch a date range of bars for each symbol from Polygon into the cache, and its splits (all of
+    them, or those from ``splits_from`` on); returns (bar rows changed, splits changed)."""
+    changed = split_changes = 0
     for symbol in symbols:
         bars = client.daily_bars(symbol, start, end)
+        splits = client.splits(symbol, splits_from)
+        # splits first: a late split and the unadjusted bars around it land before the re-derivation
+        split_changes += db.prices.write_splits(splits, "polygon")
         changed += db.prices.write_bars(bars, "polygon")
         db.prices.record_fetch(symbol, start, end)
-        log.info("fetched", symbol=symbol, bars=len(bars), changed=changed, start=start.isoformat(),
-                 end=end.isoformat())
-    return changed
+        log.info("fetched", symbol=symbol, bars=len(bars), splits=len(splits), changed=changed,
+                 start=start.isoformat(), end=end.isoformat())
+    return changed, split_changes
 
 
 class MarketDataDaemon:
@@ -79,11 +105,11 @@ class MarketDataDaemon:
         today = self.today()
         new, due = self.wanted()
         changed = 0
-        plan = [(s, today.replace(year=today.year - HISTORY_YEARS)) for s in new] + \
-               [(s, today - timedelta(days=REFRESH_DAYS)) for s in due]
-        for symbol, start in plan:
+        plan = [(s, today.replace(year=today.year - HISTORY_YEARS), None) for s in new] + \
+               [(s, today - timedelta(days=REFRESH_DAYS), today - timedelta(days=REFRESH_DAYS)) for s in due]
+        for symbol, start, splits_from in plan:
             try:
-                changed += fetch(self.db, self.client, [symbol], start, today)
+                changed += sum(fetch(self.db, self.client, [symbol], start, today, splits_from))
             except PolygonError as exc:
                 log.warning("fetch_failed", symbol=symbol, error=str(exc))
                 self.db.prices.record_fetch_error(symbol, str(exc))

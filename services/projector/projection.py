@@ -165,7 +165,8 @@ def _project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[
     appended = row is None or _key(*new_events[0]) > (row["last_effective_at"], row["last_notification_id"])
     if appended and (last_nav is None or first_day > last_nav) and (row is None or row["state"] is not None):
         # the common case: new events after everything folded, on days with no NAV row yet
-        start = decode_state(row["state"]) if row is not None else LedgerState()
+        start = LedgerState() if row is None else decode_state(row["state"]).dated(
+            max(row["last_effective_at"].astimezone(timezone.utc).date(), last_nav or date.min))
         _derive_and_write(writer, strategy_id, row, start, [e for _, e in new_events], last_nav,
                           writer.last_checkpoint_day(strategy_id), new_last=new_events[-1])
         return 0
@@ -174,7 +175,8 @@ def _project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[
         # date order): continue from the state right after the last event, rewriting NAV from its day
         tail_day = row["tail_day"]
         writer.forget_nav_from(strategy_id, tail_day)
-        _derive_and_write(writer, strategy_id, row, decode_state(row["tail_state"]), [e for _, e in new_events],
+        _derive_and_write(writer, strategy_id, row, decode_state(row["tail_state"]).dated(tail_day),
+                          [e for _, e in new_events],
                           tail_day - timedelta(days=1),
                           writer.last_checkpoint_day(strategy_id, tail_day + timedelta(days=1)),
                           new_last=new_events[-1], nav_after=writer.last_nav_day(strategy_id, tail_day))
@@ -197,6 +199,7 @@ def rederive(writer: LedgerWriter, strategy_id: UUID, from_day: date, *, row=Non
         checkpoint = writer.checkpoint(strategy_id, after)
         if checkpoint is not None:
             checkpoint_day, start = checkpoint
+            start.dated(checkpoint_day)
             start.pending_flow, start.pending_dq = ZERO, {}  # consumed by a NAV day on or before `after`
     since = None if checkpoint_day is None else datetime.combine(
         checkpoint_day + timedelta(days=1), dtime(0), tzinfo=timezone.utc)
@@ -222,7 +225,7 @@ def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row, start: Ledge
     result = derive(start, events, prices, benchmark, after, today, inception, last_checkpoint)
     writer.write_derivation(strategy_id, result, published)
     final = result.final
-    ledger = final.ledger()
+    ledger = result.current  # in today's share units: a split whose ex-date has come is applied
     writer.write_positions(strategy_id, writer.positions(strategy_id), {
         s: Holding(published(h.quantity), published(h.cost_basis), h.updated_at) for s, h in ledger.positions.items()})
     if new_last is not None:

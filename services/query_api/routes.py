@@ -21,7 +21,8 @@ from libs.domain.errors import BadParameter, InvalidSymbol
 from libs.domain.model import normalize_symbol
 from libs.domain.nav import NAV_COLUMNS
 from libs.domain.performance import Performance
-from libs.domain.views import CashPage, NavSeries, OrdersPage, ReconciliationPage, StateView, decode_cursor
+from libs.domain.views import (CashPage, CorporateActions, NavSeries, OrdersPage, ReconciliationPage, StateView,
+                               decode_cursor)
 from libs.infra.auth import api_key_guard
 from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse
 
@@ -154,6 +155,14 @@ class StrategyQueries(Controller):
         lines = await _read(state, strategy_id, "events_read", state.db.ledger.chain_events)
         return Response(b"".join(line.rstrip(b"\n") + b"\n" for line in lines), media_type="application/jsonl",
                         headers={"Content-Disposition": f'attachment; filename="events-{strategy_id}.jsonl"'})
+
+    @get("/corporate-actions", responses=LEDGER_ERRORS, summary="Splits applied to the strategy's holdings",
+         description="Each stock split that met a holding of the strategy, oldest first: the ex-date, the"
+                     " symbol, the ratio (new shares for old, `\"4:1\"`), and the quantity and cost basis before"
+                     " and after. Prices are kept as traded and splits applied at the start of the ex-date,"
+                     " so NAV is continuous across a split.")
+    async def list_corporate_actions(self, state: State, strategy_id: UUID) -> CorporateActions:
+        return await _read(state, strategy_id, "corporate_actions_listed", state.db.ledger.corporate_actions)
 
     @get("/reconciliation", responses=LEDGER_ERRORS, summary="Reconciliation log of snapshots sent with log_deltas")
     async def list_reconciliation(self, state: State, strategy_id: UUID, limit: int = Limit,
