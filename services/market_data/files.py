@@ -1,14 +1,19 @@
-"""Price files (CSV or Parquet) → bars, with one human-readable error per bad row.
+"""Price files (CSV or Parquet) → bars and split files (CSV) → splits, with one human-readable
+error per bad row.
 
-Required columns: ``symbol``, ``date``, ``close`` (headers case-insensitive); optional
-``open``, ``high``, ``low``, ``volume``; other columns are ignored. CSV errors name the line as a
-person counts it (header = line 1; assumes no quoted multi-line fields), Parquet errors the row
-(first data row = row 1). Blank lines are skipped.
+Price files: required columns ``symbol``, ``date``, ``close`` (headers case-insensitive); optional
+``open``, ``high``, ``low``, ``volume`` and ``adjusted``; other columns are ignored. Closes are read
+as traded (unadjusted): BotRanks applies splits itself, so a file with any ``adjusted`` value that
+is true is refused whole. Split files: ``symbol``, ``ex_date``, ``split_from``, ``split_to`` (a
+4-for-1 split is from 1 to 4). CSV errors name the line as a person counts it (header = line 1;
+assumes no quoted multi-line fields), Parquet errors the row (first data row = row 1). Blank lines
+are skipped. Numbers are parsed from their text as ``Decimal``, never through float.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -19,18 +24,28 @@ import polars as pl
 from libs.domain.errors import InvalidSymbol
 from libs.domain.model import normalize_symbol
 
-from libs.domain.bars import Bar
+from libs.domain.bars import Bar, Split
 
-__all__ = ["read_price_file", "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS"]
+__all__ = ["read_price_file", "read_split_file", "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "ADJUSTED_COLUMN",
+           "SPLIT_COLUMNS"]
 
 REQUIRED_COLUMNS = ("symbol", "date", "close")
 OPTIONAL_COLUMNS = ("open", "high", "low", "volume")
+#: optional price-file column; only false/blank values are accepted (closes must be as traded)
+ADJUSTED_COLUMN = "adjusted"
+SPLIT_COLUMNS = ("symbol", "ex_date", "split_from", "split_to")
 CSV_SUFFIXES = (".csv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+_TRUE = frozenset({"true", "t", "1", "yes", "y"})
+_FALSE = frozenset({"false", "f", "0", "no", "n"})
 
 
 class _RowError(ValueError):
     pass
+
+
+class _FileError(ValueError):
+    """The whole file is unusable: one error, nothing read from it."""
 
 
 def _blank(value: Any) -> bool:
@@ -66,7 +81,9 @@ def _number(value: Any, name: str, *, rule: str, minimum_exclusive: bool) -> Dec
     return number
 
 
-def _date(value: Any) -> date:
+def _date(value: Any, name: str = "date") -> date:
+    if _blank(value):
+        raise _RowError(f"{name} is missing")
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -77,22 +94,40 @@ def _date(value: Any) -> date:
             return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text).date()
         except ValueError:
             pass
-    raise _RowError(f"date must be a date like 2024-01-31, got {value if isinstance(value, str) else str(value)!r}")
+    raise _RowError(f"{name} must be a date like 2024-01-31, got {value if isinstance(value, str) else str(value)!r}")
+
+
+def _symbol(raw: Any) -> str:
+    if _blank(raw) or not isinstance(raw, str):
+        raise _RowError(f"symbol is missing or not text, got {'' if raw is None else raw!r}")
+    try:
+        return normalize_symbol(raw, "symbol")
+    except InvalidSymbol:
+        raise _RowError(f"invalid symbol {raw!r} (expected 1-20 of A-Z 0-9 . - : ^)") from None
+
+
+def _positive(value: Any, name: str) -> Decimal:
+    return _number("" if value is None else value, name, rule="a positive number", minimum_exclusive=True)
+
+
+def _adjusted(value: Any) -> bool:
+    """The ``adjusted`` flag: true/t/1/yes/y or false/f/0/no/n (any case), blank = false."""
+    if _blank(value):
+        return False
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _RowError(f"adjusted must be true or false, got {value if isinstance(value, str) else str(value)!r}")
 
 
 def _bar(row: dict[str, Any]) -> Bar:
-    raw_symbol = row["symbol"]
-    if _blank(raw_symbol) or not isinstance(raw_symbol, str):
-        raise _RowError(f"symbol is missing or not text, got {'' if raw_symbol is None else raw_symbol!r}")
-    try:
-        symbol = normalize_symbol(raw_symbol, "symbol")
-    except InvalidSymbol:
-        raise _RowError(f"invalid symbol {raw_symbol!r} (expected 1-20 of A-Z 0-9 . - : ^)") from None
-    if _blank(row["date"]):
-        raise _RowError("date is missing")
+    symbol = _symbol(row["symbol"])
     day = _date(row["date"])
-    close = _number("" if row["close"] is None else row["close"], "close",
-                    rule="a positive number", minimum_exclusive=True)
+    close = _positive(row["close"], "close")
     optional: dict[str, Decimal | None] = {}
     for name in OPTIONAL_COLUMNS:
         value = row.get(name)
@@ -101,18 +136,65 @@ def _bar(row: dict[str, Any]) -> Bar:
         elif name == "volume":
             optional[name] = _number(value, name, rule="a number >= 0", minimum_exclusive=False)
         else:
-            optional[name] = _number(value, name, rule="a positive number", minimum_exclusive=True)
+            optional[name] = _positive(value, name)
     try:
         return Bar(symbol=symbol, date=day, close=close, **optional)
     except ValueError as exc:  # pragma: no cover - all checks above come first
         raise _RowError(str(exc)) from None
 
 
+def _split(row: dict[str, Any]) -> Split:
+    symbol = _symbol(row["symbol"])
+    ex_date = _date(row["ex_date"], "ex_date")
+    split_from = _positive(row["split_from"], "split_from")
+    split_to = _positive(row["split_to"], "split_to")
+    try:
+        return Split(symbol=symbol, ex_date=ex_date, split_from=split_from, split_to=split_to)
+    except ValueError as exc:  # too large, or too many digits after the point
+        raise _RowError(str(exc)) from None
+
+
+def _read_frame(path: Path, is_csv: bool, required: tuple[str, ...], optional: tuple[str, ...]) -> pl.DataFrame:
+    """The file as text columns named by their lower-cased header (only ``required`` + ``optional``);
+    an unreadable file, a column that appears twice or a missing required one is a _FileError."""
+    name = path.name
+    if not path.exists():
+        raise FileNotFoundError(path)
+    try:
+        frame = pl.read_csv(path, infer_schema=False) if is_csv else pl.read_parquet(path)
+    except pl.exceptions.NoDataError:
+        raise _FileError(f"{name}: the file is empty (expected a header with {','.join(required)})") from None
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise _FileError(f"{name}: cannot be read as {'CSV' if is_csv else 'Parquet'}: {exc}") from None
+
+    columns: dict[str, str] = {}
+    for col in frame.columns:
+        key = col.strip().lower()
+        if key in required + optional:
+            if key in columns:
+                raise _FileError(f"{name}: column {key!r} appears twice")
+            columns[key] = col
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise _FileError(f"{name}: missing required column{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(missing)} (found: {', '.join(frame.columns) or 'none'})")
+    return frame.select([pl.col(orig).alias(key) for key, orig in columns.items()])
+
+
+def _rows(frame: pl.DataFrame, name: str, is_csv: bool) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(``"{file} line N"`` / ``"{file} row N"``, row) for each row that is not blank."""
+    for index, row in enumerate(frame.iter_rows(named=True)):
+        if all(_blank(v) for v in row.values()):
+            continue
+        yield (f"{name} line {index + 2}" if is_csv else f"{name} row {index + 1}"), row
+
+
 def read_price_file(path: str | Path) -> tuple[list[Bar], list[str]]:
     """Read a CSV/Parquet price file; returns (good bars, one error string per bad row).
 
-    A missing required column gives a single error and no bars. A (symbol, date) that appears
-    twice is reported at its second occurrence and only the first is kept.
+    A missing required column gives a single error and no bars, and so does a row whose
+    ``adjusted`` value is true (closes must be as traded). A (symbol, date) that appears twice is
+    reported at its second occurrence and only the first is kept.
     """
     path = Path(path)
     name = path.name
@@ -120,36 +202,20 @@ def read_price_file(path: str | Path) -> tuple[list[Bar], list[str]]:
     is_csv = suffix in CSV_SUFFIXES
     if not is_csv and suffix not in PARQUET_SUFFIXES:
         raise ValueError(f"{name}: unsupported price file type {suffix!r} (expected .csv or .parquet)")
-    if not path.exists():
-        raise FileNotFoundError(path)
     try:
-        frame = pl.read_csv(path, infer_schema=False) if is_csv else pl.read_parquet(path)
-    except pl.exceptions.NoDataError:
-        return [], [f"{name}: the file is empty (expected a header with symbol,date,close)"]
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        return [], [f"{name}: cannot be read as {'CSV' if is_csv else 'Parquet'}: {exc}"]
-
-    columns: dict[str, str] = {}
-    for col in frame.columns:
-        key = col.strip().lower()
-        if key in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
-            if key in columns:
-                return [], [f"{name}: column {key!r} appears twice"]
-            columns[key] = col
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    if missing:
-        return [], [f"{name}: missing required column{'s' if len(missing) > 1 else ''} "
-                    f"{', '.join(missing)} (found: {', '.join(frame.columns) or 'none'})"]
-    frame = frame.select([pl.col(orig).alias(key) for key, orig in columns.items()])
+        frame = _read_frame(path, is_csv, REQUIRED_COLUMNS, OPTIONAL_COLUMNS + (ADJUSTED_COLUMN,))
+    except _FileError as exc:
+        return [], [str(exc)]
 
     bars: list[Bar] = []
     errors: list[str] = []
     seen: dict[tuple[str, date], str] = {}
-    for index, row in enumerate(frame.iter_rows(named=True)):
-        where = f"{name} line {index + 2}" if is_csv else f"{name} row {index + 1}"
-        if all(_blank(v) for v in row.values()):
-            continue
+    for where, row in _rows(frame, name, is_csv):
         try:
+            if _adjusted(row.get(ADJUSTED_COLUMN)):
+                return [], [f"{name}: {where.removeprefix(f'{name} ')} says adjusted=true: BotRanks stores "
+                            "closes as traded (unadjusted) and applies splits itself; import unadjusted closes "
+                            "and the splits (botranks splits import)"]
             bar = _bar(row)
         except _RowError as exc:
             errors.append(f"{where}: {exc}")
@@ -161,3 +227,39 @@ def read_price_file(path: str | Path) -> tuple[list[Bar], list[str]]:
         seen[key] = where.removeprefix(f"{name} ")
         bars.append(bar)
     return bars, errors
+
+
+def read_split_file(path: str | Path) -> tuple[list[Split], list[str]]:
+    """Read a CSV split file (``symbol,ex_date,split_from,split_to``); returns (good splits, one
+    error string per bad row).
+
+    A missing column gives a single error and no splits. A (symbol, ex_date) that appears twice
+    is reported at its second occurrence and only the first is kept.
+    """
+    path = Path(path)
+    name = path.name
+    suffix = path.suffix.lower()
+    if suffix not in CSV_SUFFIXES:
+        raise ValueError(f"{name}: unsupported split file type {suffix!r} (expected .csv)")
+    try:
+        frame = _read_frame(path, True, SPLIT_COLUMNS, ())
+    except _FileError as exc:
+        return [], [str(exc)]
+
+    splits: list[Split] = []
+    errors: list[str] = []
+    seen: dict[tuple[str, date], str] = {}
+    for where, row in _rows(frame, name, True):
+        try:
+            split = _split(row)
+        except _RowError as exc:
+            errors.append(f"{where}: {exc}")
+            continue
+        key = (split.symbol, split.ex_date)
+        if key in seen:
+            errors.append(f"{where}: duplicate split of {split.symbol} on {split.ex_date.isoformat()} "
+                          f"(first at {seen[key]})")
+            continue
+        seen[key] = where.removeprefix(f"{name} ")
+        splits.append(split)
+    return splits, errors

@@ -1,4 +1,7 @@
-"""Polygon.io daily aggregates client (sync httpx), with pagination and polite retries.
+"""Polygon.io client (sync httpx): unadjusted daily bars and stock splits, with pagination and polite retries.
+
+Bars are fetched with ``adjusted=false``: closes as traded that day; BotRanks applies the splits
+(``/v3/reference/splits``) itself. Split factors are decoded from the JSON text as exact ``Decimal``.
 
 The API key travels as the ``apiKey`` query parameter (also appended to ``next_url``); it never
 appears in an error message, and a filter on the ``httpx`` logger redacts it from request logs.
@@ -12,9 +15,10 @@ import email.utils
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from typing import TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -24,7 +28,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from libs.domain.model import normalize_symbol
 
-from libs.domain.bars import Bar
+from libs.domain.bars import Bar, Split
 
 __all__ = ["PolygonClient", "PolygonError", "from_polygon_ticker", "to_polygon_ticker"]
 
@@ -75,6 +79,22 @@ class _AggsResponse(msgspec.Struct):
     next_url: str | None = None
 
 
+class _SplitResult(msgspec.Struct):
+    execution_date: str | None = None
+    split_from: Decimal | None = None  # a JSON number (1, 1.5) decoded exactly from its text
+    split_to: Decimal | None = None
+    ticker: str | None = None
+
+
+class _SplitsResponse(msgspec.Struct):
+    status: str = ""
+    results: list[_SplitResult] | None = None
+    next_url: str | None = None
+
+
+_Page = TypeVar("_Page", _AggsResponse, _SplitsResponse)
+
+
 class _Retryable(Exception):
     def __init__(self, message: str, status_code: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -121,7 +141,7 @@ def _parse_retry_after(value: str | None) -> float | None:
 
 
 class PolygonClient:
-    """Daily bars from Polygon.io's aggregates endpoint."""
+    """Unadjusted daily bars (aggregates endpoint) and stock splits (reference endpoint) from Polygon.io."""
 
     def __init__(
         self,
@@ -160,23 +180,16 @@ class PolygonClient:
     # ------------------------------------------------------------ public
 
     def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
-        """Adjusted daily bars of ``symbol`` from ``start`` to ``end`` (inclusive), ascending by date."""
+        """Unadjusted daily bars (closes as traded that day) of ``symbol`` from ``start`` to ``end``
+        (inclusive), ascending by date."""
         symbol = normalize_symbol(symbol, "symbol")
         if end < start:
             return []
         ticker = to_polygon_ticker(symbol)
         path = f"v2/aggs/ticker/{quote(ticker, safe=':')}/range/1/day/{start.isoformat()}/{end.isoformat()}"
-        url: httpx.URL | None = self._base.join(path).copy_merge_params(
-            {"adjusted": "true", "sort": "asc", "limit": "50000"})
+        url = self._base.join(path).copy_merge_params({"adjusted": "false", "sort": "asc", "limit": "50000"})
         by_date: dict[date, Bar] = {}
-        pages = 0
-        while url is not None:
-            pages += 1
-            if pages > 10_000:
-                raise PolygonError(f"Polygon pagination for {symbol} did not end after 10000 pages")
-            body = self._get(url, what=f"{symbol} {start}..{end}")
-            if body.status not in ("OK", "DELAYED"):
-                raise PolygonError(f"Polygon returned status {body.status!r} for {symbol} {start}..{end}")
+        for body in self._pages(url, _AggsResponse, what=f"{symbol} {start}..{end}"):
             for agg in body.results or ():
                 day = datetime.fromtimestamp(agg.t / 1000, tz=timezone.utc).date()
                 if not start <= day <= end:
@@ -186,10 +199,59 @@ class PolygonClient:
                                        high=agg.h, low=agg.l, volume=agg.v)
                 except ValueError as exc:
                     log.warning("polygon_bar_skipped", symbol=symbol, date=day.isoformat(), reason=str(exc))
-            url = self._next(body.next_url) if body.next_url else None
+        return [by_date[d] for d in sorted(by_date)]
+
+    def splits(self, symbol: str, start: date | None = None, end: date | None = None) -> list[Split]:
+        """Stock splits of ``symbol`` with an ex-date from ``start`` to ``end`` (inclusive; either
+        may be None for open-ended), ascending by ex-date, one per ex-date. Crypto has none (no request);
+        an unknown ticker gives []; a result that is not a valid split is skipped with a warning."""
+        symbol = normalize_symbol(symbol, "symbol")
+        if CRYPTO_RE.match(symbol) or (start is not None and end is not None and end < start):
+            return []
+        ticker = to_polygon_ticker(symbol)
+        params = {"ticker": ticker}
+        if start is not None:
+            params["execution_date.gte"] = start.isoformat()
+        if end is not None:
+            params["execution_date.lte"] = end.isoformat()
+        params.update({"limit": "1000", "order": "asc", "sort": "execution_date"})
+        url = self._base.join("v3/reference/splits").copy_merge_params(params)
+        what = f"{symbol} splits" if start is None and end is None else f"{symbol} splits {start or ''}..{end or ''}"
+        by_date: dict[date, Split] = {}
+        for body in self._pages(url, _SplitsResponse, what=what):
+            for result in body.results or ():
+                if not result.ticker or from_polygon_ticker(result.ticker) != symbol:
+                    continue  # another ticker's split: not ours to apply
+                try:
+                    ex_date = date.fromisoformat(result.execution_date or "")
+                except ValueError:
+                    log.warning("polygon_split_skipped", symbol=symbol, date=result.execution_date,
+                                reason=f"execution_date must be a date like 2024-01-31, got {result.execution_date!r}")
+                    continue
+                if (start is not None and ex_date < start) or (end is not None and ex_date > end):
+                    continue
+                try:
+                    by_date[ex_date] = Split(symbol=symbol, ex_date=ex_date,
+                                             split_from=result.split_from, split_to=result.split_to)
+                except ValueError as exc:
+                    log.warning("polygon_split_skipped", symbol=symbol, date=ex_date.isoformat(), reason=str(exc))
         return [by_date[d] for d in sorted(by_date)]
 
     # ------------------------------------------------------------ internals
+
+    def _pages(self, url: httpx.URL, kind: type[_Page], *, what: str) -> Iterator[_Page]:
+        """Each page of a listing, following ``next_url`` (same host only); a non-OK status is an error."""
+        next_page: httpx.URL | None = url
+        pages = 0
+        while next_page is not None:
+            pages += 1
+            if pages > 10_000:
+                raise PolygonError(f"Polygon pagination for {what} did not end after 10000 pages")
+            body = self._get(next_page, kind, what=what)
+            if body.status not in ("OK", "DELAYED"):
+                raise PolygonError(f"Polygon returned status {body.status!r} for {what}")
+            yield body
+            next_page = self._next(body.next_url) if body.next_url else None
 
     def _next(self, next_url: str) -> httpx.URL:
         url = self._base.join(next_url)
@@ -201,10 +263,11 @@ class PolygonClient:
     def _scrub(self, text: str) -> str:
         return _KEY_IN_URL.sub(r"\1***", text.replace(self._api_key, "***"))
 
-    def _get(self, url: httpx.URL, *, what: str) -> _AggsResponse:
+    def _get(self, url: httpx.URL, kind: type[_Page], *, what: str) -> _Page:
+        """One GET decoded as ``kind``; 429/5xx/transport errors retried, others a PolygonError."""
         request_url = url.copy_set_param("apiKey", self._api_key)
 
-        def attempt() -> _AggsResponse:
+        def attempt() -> _Page:
             try:
                 resp = self._client.get(request_url)
             except httpx.TransportError as exc:
@@ -217,7 +280,7 @@ class PolygonClient:
                     f"Polygon request for {what} failed: HTTP {resp.status_code}{self._detail(resp)}",
                     resp.status_code)
             try:
-                return msgspec.json.decode(resp.content, type=_AggsResponse)
+                return msgspec.json.decode(resp.content, type=kind)
             except msgspec.DecodeError as exc:
                 raise PolygonError(f"Polygon returned an unexpected body for {what}: {exc}",
                                    resp.status_code) from None

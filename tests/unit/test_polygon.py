@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from services.market_data.polygon import (
     PolygonClient,
@@ -33,7 +34,7 @@ def agg(day: str, c: float, hour: int = 5) -> dict:
 
 def page(ticker: str, results: list[dict], next_url: str | None = None, status: str = "OK") -> dict:
     body = {"ticker": ticker, "queryCount": len(results), "resultsCount": len(results),
-            "adjusted": True, "results": results, "status": status,
+            "adjusted": False, "results": results, "status": status,
             "request_id": "6a7e466379af0a71039d60cc78e72282", "count": len(results)}
     if next_url:
         body["next_url"] = next_url
@@ -67,7 +68,7 @@ def test_pagination_across_two_pages_with_api_key_on_both():
         Decimal("185.64"), Decimal("184.64"), Decimal("187.14"), Decimal("183.39"), Decimal("70900000.0"))
     assert len(seen) == 2 and sleeps == []
     assert seen[0].path == "/v2/aggs/ticker/AAPL/range/1/day/2024-01-01/2024-01-05"
-    assert dict(seen[0].params) == {"adjusted": "true", "sort": "asc", "limit": "50000", "apiKey": KEY}
+    assert dict(seen[0].params) == {"adjusted": "false", "sort": "asc", "limit": "50000", "apiKey": KEY}
     assert seen[1].params["cursor"] == "bGltaXQ9Mg" and seen[1].params["apiKey"] == KEY
 
 
@@ -98,7 +99,7 @@ def test_crypto_symbol_maps_both_ways():
 @pytest.mark.parametrize("status", ["OK", "DELAYED"])
 def test_no_results_is_empty(status):
     def handler(request):
-        body = {"ticker": "AAPL", "queryCount": 0, "resultsCount": 0, "adjusted": True,
+        body = {"ticker": "AAPL", "queryCount": 0, "resultsCount": 0, "adjusted": False,
                 "status": status, "request_id": "abc", "count": 0}
         return httpx.Response(200, json=body)
 
@@ -181,3 +182,158 @@ def test_response_json_shape_roundtrip():
     client, _ = make(lambda r: httpx.Response(200, content=raw, headers={"content-type": "application/json"}))
     (bar,) = client.daily_bars("KO", date(2024, 3, 15), date(2024, 3, 15))
     assert bar.close == Decimal("59.43") and bar.date == date(2024, 3, 15)
+
+
+# ---------------------------------------------------------------- splits
+
+
+def split(day: str, split_from, split_to, ticker: str = "AAPL") -> dict:
+    return {"execution_date": day, "id": f"E{day.replace('-', '')}", "split_from": split_from,
+            "split_to": split_to, "ticker": ticker}
+
+
+def splits_page(results: list[dict] | None, next_url: str | None = None) -> dict:
+    body: dict = {"status": "OK", "request_id": "7f2a9c1d4e5b6a7f8e9d0c1b2a3f4e5d"}
+    if results is not None:
+        body["results"] = results
+    if next_url:
+        body["next_url"] = next_url
+    return body
+
+
+def test_splits_query_params_and_pagination_with_api_key_on_every_page():
+    seen: list[httpx.URL] = []
+    cursors = {None: "https://api.polygon.io/v3/reference/splits?cursor=YXA9Mg",
+               "YXA9Mg": "/v3/reference/splits?cursor=YXA9Mw", "YXA9Mw": None}
+    pages = {None: [split("2000-06-21", 1, 2), split("2005-02-28", 1, 2)],
+             "YXA9Mg": [split("2014-06-09", 1, 7)],
+             "YXA9Mw": [split("2020-08-31", 1, 4)]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        cursor = request.url.params.get("cursor")
+        return httpx.Response(200, json=splits_page(pages[cursor], next_url=cursors[cursor]))
+
+    client, sleeps = make(handler)
+    splits = client.splits("aapl", date(1990, 1, 1), date(2024, 12, 31))
+
+    assert [(s.symbol, s.ex_date, s.split_from, s.split_to) for s in splits] == [
+        ("AAPL", date(2000, 6, 21), Decimal(1), Decimal(2)),
+        ("AAPL", date(2005, 2, 28), Decimal(1), Decimal(2)),
+        ("AAPL", date(2014, 6, 9), Decimal(1), Decimal(7)),
+        ("AAPL", date(2020, 8, 31), Decimal(1), Decimal(4)),
+    ]
+    assert len(seen) == 3 and sleeps == []
+    assert seen[0].path == "/v3/reference/splits"
+    assert dict(seen[0].params) == {
+        "ticker": "AAPL", "execution_date.gte": "1990-01-01", "execution_date.lte": "2024-12-31",
+        "limit": "1000", "order": "asc", "sort": "execution_date", "apiKey": KEY}
+    assert [u.params.get("cursor") for u in seen] == [None, "YXA9Mg", "YXA9Mw"]
+    assert all(u.params["apiKey"] == KEY and u.host == "api.polygon.io" for u in seen)
+
+
+def test_splits_only_the_dates_given_are_sent():
+    seen: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(200, json=splits_page([]))
+
+    client, _ = make(handler)
+    assert client.splits("NVDA") == []
+    assert client.splits("NVDA", start=date(2021, 1, 1)) == []
+    assert client.splits("NVDA", end=date(2024, 6, 30)) == []
+    base = {"ticker": "NVDA", "limit": "1000", "order": "asc", "sort": "execution_date", "apiKey": KEY}
+    assert [dict(u.params) for u in seen] == [
+        base, {**base, "execution_date.gte": "2021-01-01"}, {**base, "execution_date.lte": "2024-06-30"}]
+
+
+@pytest.mark.parametrize("results", [None, []])
+def test_splits_unknown_ticker_is_empty(results):
+    client, _ = make(lambda r: httpx.Response(200, json=splits_page(results)))
+    assert client.splits("ZZZZQ", date(2000, 1, 1), date(2024, 1, 1)) == []
+
+
+def test_splits_fractional_factor_is_exact_decimal_from_the_json_text():
+    # 3-for-2 as Polygon sometimes sends it: from 1 to 1.5; and a factor a float cannot hold
+    raw = (b'{"status":"OK","request_id":"r","results":['
+           b'{"execution_date":"2021-07-01","id":"a","split_from":1,"split_to":1.5,"ticker":"BRK.B"},'
+           b'{"execution_date":"2022-07-01","id":"b","split_from":3,"split_to":0.100000000000000005,'
+           b'"ticker":"BRK.B"}]}')
+    client, _ = make(lambda r: httpx.Response(200, content=raw, headers={"content-type": "application/json"}))
+    first, second = client.splits("BRK.B")
+    assert first.split_to == Decimal("1.5") and str(first.split_to) == "1.5"
+    assert first.split_from == Decimal(1) and isinstance(first.split_from, Decimal)
+    assert second.split_to == Decimal("0.100000000000000005")  # as a float this would be 0.1
+    assert second.ratio == "0.100000000000000005:3"
+
+
+def test_splits_other_tickers_and_invalid_results_are_skipped_one_per_date():
+    results = [
+        split("2020-08-31", 1, 4),
+        split("2020-08-31", 1, 4, ticker="AAPLX"),     # another ticker: ignored
+        split("2021-01-04", 0, 2),                     # split_from must be > 0: skipped
+        split("2021-02-01", 1, 2_000_000),             # too large: skipped
+        {"execution_date": "not a date", "split_from": 1, "split_to": 2, "ticker": "AAPL"},
+        {"execution_date": "2022-03-01", "ticker": "AAPL"},  # factors missing: skipped
+        split("2019-05-01", 10, 1),                    # out of order: sorted
+        split("2019-05-01", 10, 1),                    # same ex_date twice: one kept
+    ]
+    client, _ = make(lambda r: httpx.Response(200, json=splits_page(results)))
+    with capture_logs() as logs:
+        splits = client.splits("AAPL")
+    assert [(s.ex_date, s.ratio) for s in splits] == [(date(2019, 5, 1), "1:10"), (date(2020, 8, 31), "4:1")]
+    skipped = [e for e in logs if e["event"] == "polygon_split_skipped"]
+    assert [e["date"] for e in skipped] == ["2021-01-04", "2021-02-01", "not a date", "2022-03-01"]
+    assert all(e["log_level"] == "warning" and e["symbol"] == "AAPL" for e in skipped)
+    assert "split_from must be > 0" in skipped[0]["reason"]
+
+
+def test_splits_of_crypto_make_no_request():
+    calls: list[httpx.Request] = []
+    client, _ = make(lambda r: calls.append(r) or httpx.Response(500))
+    assert client.splits("BTC-USD") == []
+    assert client.splits("eth-usd", date(2020, 1, 1), date(2024, 1, 1)) == []
+    assert calls == []
+
+
+def test_splits_429_then_200_honors_retry_after():
+    calls = iter([httpx.Response(429, headers={"Retry-After": "12"},
+                                 json={"status": "ERROR", "error": "You've exceeded the maximum requests per minute"}),
+                  httpx.Response(200, json=splits_page([split("2024-06-10", 1, 10, ticker="NVDA")]))])
+    client, sleeps = make(lambda request: next(calls), backoff_s=0.5)
+    (only,) = client.splits("NVDA", date(2024, 1, 1), date(2024, 12, 31))
+    assert (only.ex_date, only.split_from, only.split_to) == (date(2024, 6, 10), Decimal(1), Decimal(10))
+    assert sleeps == [12.0]
+
+
+def test_splits_429_forever_is_polygon_error_without_the_key():
+    count = 0
+
+    def handler(request):
+        nonlocal count
+        count += 1
+        return httpx.Response(429, json={"status": "ERROR", "error": f"slow down {KEY}"})
+
+    client, sleeps = make(handler, max_retries=2, backoff_s=0.5)
+    with pytest.raises(PolygonError) as err:
+        client.splits("AAPL", date(2020, 1, 1), date(2020, 12, 31))
+    assert count == 3 and sleeps == [0.5, 1.0]
+    assert err.value.status_code == 429
+    message = str(err.value)
+    assert "429" in message and "AAPL splits" in message and KEY not in message
+    assert KEY not in "".join(traceback.format_exception(err.value))
+
+
+def test_splits_next_url_to_another_host_is_not_followed():
+    seen: list[httpx.URL] = []
+
+    def handler(request):
+        seen.append(request.url)
+        return httpx.Response(200, json=splits_page([split("2020-08-31", 1, 4)],
+                                                    next_url="https://evil.example/v3/reference/splits?cursor=x"))
+
+    client, _ = make(handler)
+    with pytest.raises(PolygonError, match="another host") as err:
+        client.splits("AAPL")
+    assert KEY not in str(err.value) and len(seen) == 1

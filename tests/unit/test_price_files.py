@@ -109,6 +109,54 @@ def test_parquet_missing_column(tmp_path):
         "p.parquet: missing required column close (found: symbol, date)"])
 
 
+ADJUSTED_REFUSAL = ("says adjusted=true: BotRanks stores closes as traded (unadjusted) and applies splits itself; "
+                    "import unadjusted closes and the splits (botranks splits import)")
+
+
+@pytest.mark.parametrize("value", ["true", "TRUE", "t", "1", "Yes", "y", " True "])
+def test_csv_adjusted_true_refuses_the_whole_file(tmp_path, value):
+    path = write(tmp_path, "adj.csv", "\n".join([
+        "symbol,date,close,Adjusted",
+        "AAPL,2020-08-28,499.23,false",   # 2
+        "AAPL,2020-08-31,oops,",          # 3: a row error, but the file is refused anyway
+        f"AAPL,2020-09-01,134.18,{value}",  # 4
+        "AAPL,2020-09-02,131.40,true",    # 5
+    ]) + "\n")
+    assert read_price_file(path) == ([], [f"adj.csv: line 4 {ADJUSTED_REFUSAL}"])
+
+
+@pytest.mark.parametrize("value", ["false", "FALSE", "f", "0", "no", "N", ""])
+def test_csv_adjusted_false_or_blank_is_read_as_traded(tmp_path, value):
+    path = write(tmp_path, "adj.csv", f"symbol,date,close,adjusted\nAAPL,2020-08-28,499.23,{value}\n"
+                                      "AAPL,2020-08-31,129.04,false\n")
+    bars, errors = read_price_file(path)
+    assert errors == []
+    assert [(b.date, b.close) for b in bars] == [(date(2020, 8, 28), Decimal("499.23")),
+                                                 (date(2020, 8, 31), Decimal("129.04"))]
+
+
+def test_csv_adjusted_garbage_is_a_row_error(tmp_path):
+    path = write(tmp_path, "adj.csv", "symbol,date,close,adjusted\n"
+                                      "AAPL,2020-08-28,499.23,false\n"
+                                      "AAPL,2020-08-31,129.04,maybe\n"
+                                      "AAPL,2020-09-01,134.18,1.0\n")
+    bars, errors = read_price_file(path)
+    assert [b.date for b in bars] == [date(2020, 8, 28)]
+    assert errors == ["adj.csv line 3: adjusted must be true or false, got 'maybe'",
+                      "adj.csv line 4: adjusted must be true or false, got '1.0'"]
+
+
+def test_parquet_adjusted_column(tmp_path):
+    path = tmp_path / "adj.parquet"
+    pl.DataFrame({"symbol": ["KO", "KO"], "date": [date(2024, 1, 2), date(2024, 1, 3)],
+                  "close": ["59.4", "59.6"], "adjusted": [False, None]}).write_parquet(path)
+    bars, errors = read_price_file(path)
+    assert errors == [] and len(bars) == 2
+    pl.DataFrame({"symbol": ["KO", "KO"], "date": [date(2024, 1, 2), date(2024, 1, 3)],
+                  "close": ["59.4", "59.6"], "adjusted": [False, True]}).write_parquet(path)
+    assert read_price_file(path) == ([], [f"adj.parquet: row 2 {ADJUSTED_REFUSAL}"])
+
+
 def test_unsupported_extension(tmp_path):
     with pytest.raises(ValueError, match="unsupported"):
         read_price_file(write(tmp_path, "prices.xlsx", "x"))
