@@ -2,7 +2,10 @@
 
 Prices come from ``services.market_data.synthetic`` (seeded, so every install sees the same
 market up to yesterday) under their own ``DEMO-`` symbols, never a real symbol's, and are
-written by the market-data component with source ``synthetic-demo``. Then every sample bot of
+written by the market-data component with source ``synthetic-demo``: unadjusted closes (what
+traded that day), plus the synthetic market's stock splits in the split table (one: DEMO-NVDA
+4-for-1 in June 2023, which the concentrated tech bot holds through; the ledger converts its
+holding at the ex-date, so its NAV has no jump there). Then every sample bot of
 ``SAMPLE_BOTS`` (momentum, mean reversion, index buy-and-hold, crypto trend, low-risk income,
 concentrated tech: different rules and risk) gets a **public** strategy of its own, so the
 leaderboard at ``/`` shows a ranking right away (the momentum bot publishes its positions and
@@ -17,7 +20,8 @@ The replay is a back-fill of history: every order reaches the API long after its
 ``executed_at``, so the demo bots' live-reporting share is (truthfully) about 0 %.
 
 The output keeps the single-bot shape (``strategy_id``, ``api_key``, ``name``, ``replayed``,
-``try`` of the first bot, the momentum bot) and lists every bot under ``bots``.
+``try`` of the first bot, the momentum bot) and lists every bot under ``bots``; ``prices`` says
+what was written, the splits included (``splits``: symbol, ex-date, ratio new:old).
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ from typing import Any
 import httpx
 
 from libs.infra.db import Database
-from services.market_data.synthetic import DEMO_PREFIX, SAMPLE_BOTS, SampleBot, source, synthetic_bars
+from services.market_data.synthetic import (
+    DEMO_PREFIX,
+    SAMPLE_BOTS,
+    SampleBot,
+    source,
+    synthetic_bars,
+    synthetic_splits,
+)
 
 DEMO_START = date(2022, 1, 3)
 STRATEGY_NAME = SAMPLE_BOTS[0].name
@@ -56,7 +67,9 @@ def run_demo(db: Database, base_url: str) -> dict[str, object]:
     base = base_url.rstrip("/")
     end = datetime.now(timezone.utc).date() - timedelta(days=1)
     bars = synthetic_bars(DEMO_START, end)
+    splits = synthetic_splits(DEMO_START, end)
     written = db.prices.write_bars(bars, source)
+    db.prices.write_splits(splits, source)
 
     jobs: list[tuple[SampleBot, str, str, list[dict[str, Any]], list[str]]] = []
     for bot in SAMPLE_BOTS:
@@ -81,7 +94,9 @@ def run_demo(db: Database, base_url: str) -> dict[str, object]:
     return {
         "strategy_id": first["strategy_id"], "api_key": first["api_key"], "name": first["name"],
         "prices": {"source": source, "symbols": f"{DEMO_PREFIX}*", "rows_written": written,
-                   "from": DEMO_START.isoformat(), "to": end.isoformat()},
+                   "from": DEMO_START.isoformat(), "to": end.isoformat(),
+                   "splits": [{"symbol": sp.symbol, "ex_date": sp.ex_date.isoformat(), "ratio": sp.ratio}
+                              for sp in splits]},
         "replayed": first["replayed"],
         "leaderboard": f"{base}/",
         "bots": bots,

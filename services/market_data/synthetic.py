@@ -5,11 +5,23 @@
 calendar day. Every symbol is named ``DEMO-<ticker>`` (``DEMO_PREFIX``): invented prices
 never enter a real symbol's price history, so no real strategy is ever marked at them.
 
+The bars are UNADJUSTED (what traded that day), like the price cache: the market has one stock
+split, ``DEMO_SPLIT`` (DEMO-NVDA 4-for-1, ex-date Monday 2023-06-12; ``synthetic_splits`` gives
+the splits of a date range, for the price cache's split table). The random walk is split-adjusted
+(post-split units); every DEMO-NVDA bar before the ex-date is that bar in pre-split units: prices
+x split_to/split_from (4x), volume / split_to/split_from. So its close falls to about a quarter on
+the ex-date, while the market's economics (and every other symbol's bars) are the same as without it.
+
 ``sample_bot_orders`` replays a simple monthly momentum / short-term-reversal bot over
 those bars and returns the API payloads it would send, in time order; ``SAMPLE_BOTS`` are the
 demo's public bots (momentum, mean reversion, index buy-and-hold, crypto trend, low-risk
 income, concentrated tech), each a deterministic function of the bars. They only go long and
-never spend more cash than they hold (the momentum bot's small shorts excepted).
+never spend more cash than they hold (the momentum bot's small shorts excepted). Their signals
+(momentum, look-backs, averages) read split-ADJUSTED closes, so a split is no crash to them; their
+orders carry the day's unadjusted close and quantities in the day's share units, and their
+holdings convert at the start of an ex-date exactly as the ledger does (quantity x to/from, no
+cash in lieu). The concentrated tech bot holds DEMO-NVDA through the split without trading it
+that day.
 """
 
 from __future__ import annotations
@@ -20,15 +32,16 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
+from libs.domain.bars import Bar, Split
+from libs.domain.ledger import BASIS_PLACES, LEDGER_CONTEXT
 from libs.domain.model import MAX_BATCH
 
-from libs.domain.bars import Bar
-
 __all__ = ["SYMBOLS", "STOCKS", "CRYPTO", "source", "is_us_trading_day", "synthetic_bars",
-           "sample_bot_orders", "DEMO_PREFIX", "SampleBot", "SAMPLE_BOTS", "sample_bots"]
+           "sample_bot_orders", "DEMO_PREFIX", "SampleBot", "SAMPLE_BOTS", "sample_bots",
+           "DEMO_SPLIT", "DEMO_SPLITS", "synthetic_splits"]
 
 source = "synthetic-demo"
 SOURCE = source
@@ -52,6 +65,26 @@ _PARAMS: dict[str, tuple[float, float, float, float, float]] = {
 _HOLIDAYS = ((1, 1), (7, 4), (12, 25))
 CENT = Decimal("0.01")
 
+#: the demo market's stock split: DEMO-NVDA 4-for-1 (1 old share becomes 4), from the start of
+#: Monday 2023-06-12, a demo trading day mid-month (no monthly rebalance falls on it)
+DEMO_SPLIT = Split(symbol="DEMO-NVDA", ex_date=date(2023, 6, 12), split_from=Decimal(1), split_to=Decimal(4))
+DEMO_SPLITS: tuple[Split, ...] = (DEMO_SPLIT,)
+
+
+def synthetic_splits(start: date, end: date) -> list[Split]:
+    """The demo market's splits with ex-date in [``start``, ``end``], by ex-date."""
+    return sorted((sp for sp in DEMO_SPLITS if start <= sp.ex_date <= end), key=lambda sp: (sp.ex_date, sp.symbol))
+
+
+def _pre_split_factor(symbol: str, day: date) -> Decimal:
+    """How many of ``day``'s shares of ``symbol`` make one share of the random walk (post every
+    split): the product of split_to/split_from over its splits with ex-date after ``day``."""
+    factor = Decimal(1)
+    for sp in DEMO_SPLITS:
+        if sp.symbol == symbol and sp.ex_date > day:
+            factor = factor * sp.split_to / sp.split_from
+    return factor
+
 
 def is_us_trading_day(day: date) -> bool:
     """Weekdays, except Jan 1, Jul 4 and Dec 25 (the demo calendar's only holidays)."""
@@ -62,9 +95,21 @@ def _cents(value: float) -> Decimal:
     return max(CENT, Decimal(repr(value)).quantize(CENT, ROUND_HALF_UP))
 
 
+def _unadjusted(bar: Bar, factor: Decimal) -> Bar:
+    """``bar`` (post-split units) in the units of its day: prices x ``factor``, volume / ``factor``."""
+    def price(value: Decimal | None) -> Decimal | None:
+        return None if value is None else max(CENT, (value * factor).quantize(CENT, ROUND_HALF_UP))
+    volume = None if bar.volume is None else (bar.volume / factor).quantize(Decimal(1), ROUND_HALF_UP)
+    return Bar(symbol=bar.symbol, date=bar.date, close=price(bar.close), open=price(bar.open),  # type: ignore[arg-type]
+               high=price(bar.high), low=price(bar.low), volume=volume)
+
+
 def synthetic_bars(start: date, end: date, seed: int = 42) -> list[Bar]:
     """Daily OHLCV bars for SYMBOLS from ``start`` to ``end`` inclusive, sorted by (date, symbol
-    order). Same arguments → identical bars. Prices are rounded to cents and always > 0."""
+    order). Same arguments → identical bars. Prices are rounded to cents and always > 0.
+
+    Unadjusted: a bar of a split symbol (``DEMO_SPLITS``) dated before an ex-date is in that
+    day's (pre-split) units, whatever the range asked for; the walk itself is the same."""
     rng = random.Random(seed)
     price = {s: p[0] for s, p in _PARAMS.items()}
     bars: list[Bar] = []
@@ -92,8 +137,10 @@ def synthetic_bars(start: date, end: date, seed: int = 42) -> list[Bar]:
             high = max(open_, close) * math.exp(0.4 * step * abs(rng.gauss(0.0, 1.0)))
             low = min(open_, close) * math.exp(-0.4 * step * abs(rng.gauss(0.0, 1.0)))
             volume = round(base_volume * (0.6 + 0.4 * abs(z)) * math.exp(0.2 * rng.gauss(0.0, 1.0)))
-            bars.append(Bar(symbol=symbol, date=day, close=_cents(close), open=_cents(open_),
-                            high=_cents(high), low=_cents(low), volume=Decimal(volume)))
+            bar = Bar(symbol=symbol, date=day, close=_cents(close), open=_cents(open_),
+                      high=_cents(high), low=_cents(low), volume=Decimal(volume))
+            factor = _pre_split_factor(symbol, day)
+            bars.append(bar if factor == 1 else _unadjusted(bar, factor))
         day += timedelta(days=1)
     return bars
 
@@ -138,8 +185,20 @@ def _ts(day: date, hhmm: str) -> str:
     return f"{day.isoformat()}T{hhmm}:00Z"
 
 
+def _split_quantity(quantity: Decimal, split: Split) -> Decimal:
+    """A holding after ``split``, exactly as the ledger converts it (``Ledger.apply_split``): quantity
+    x to/from, at most 18 digits after the point; no cash in lieu."""
+    with localcontext(LEDGER_CONTEXT):
+        converted = quantity * split.split_to / split.split_from
+        if converted.as_tuple().exponent < -18:  # type: ignore[operator]
+            converted = converted.quantize(BASIS_PLACES)
+    return converted
+
+
 class _Market:
-    """The bars as the bots see them: closes by day, the US trading days, and look-backs."""
+    """The bars as the bots see them: closes by day as traded (``closes``: what orders carry and
+    holdings are marked at), split-adjusted closes (``adjusted``: what signals read), the splits of
+    the bars' range, the US trading days, and look-backs (adjusted)."""
 
     def __init__(self, bars: list[Bar]) -> None:
         closes: dict[date, dict[str, Decimal]] = defaultdict(dict)
@@ -147,13 +206,26 @@ class _Market:
             closes[bar.date][bar.symbol] = bar.close
         self.closes = dict(closes)
         self.days = sorted(closes)
+        self.splits = synthetic_splits(self.days[0], self.days[-1]) if self.days else []
+
+        def adjust(symbol: str, day: date, close: Decimal) -> Decimal:
+            for sp in self.splits:
+                if sp.symbol == symbol and sp.ex_date > day:
+                    close = close * sp.split_from / sp.split_to
+            return close
+
+        self.adjusted = {day: {s: adjust(s, day, c) for s, c in row.items()} for day, row in self.closes.items()}
         self.trading_days = [d for d in self.days if "DEMO-SPY" in closes[d]] or self.days
         self.index_of = {d: i for i, d in enumerate(self.trading_days)}
         self.history: dict[str, list[tuple[date, Decimal]]] = defaultdict(list)
         for day in self.days:
-            for symbol, close in closes[day].items():
+            for symbol, close in self.adjusted[day].items():
                 self.history[symbol].append((day, close))
         self.position_of = {(s, d): i for s, rows in self.history.items() for i, (d, _) in enumerate(rows)}
+
+    def splits_between(self, after: date | None, until: date) -> list[Split]:
+        """The splits with ex-date in (``after``, ``until``], oldest first."""
+        return [sp for sp in self.splits if (after is None or sp.ex_date > after) and sp.ex_date <= until]
 
     def month_starts(self) -> set[date]:
         """The first US trading day of each month."""
@@ -171,7 +243,7 @@ class _Market:
         return out
 
     def lookback(self, symbol: str, day: date, n: int) -> list[float] | None:
-        """The last ``n`` + 1 closes of ``symbol`` up to ``day`` (its own calendar), or None."""
+        """The last ``n`` + 1 split-adjusted closes of ``symbol`` up to ``day`` (its own calendar), or None."""
         i = self.position_of.get((symbol, day))
         if i is None or i < n:
             return None
@@ -179,7 +251,8 @@ class _Market:
 
 
 class _Bot:
-    """A cash account that trades at the day's close and records what it would send to the API."""
+    """A cash account that trades at the day's close and records what it would send to the API.
+    Its quantities are in the share units of the day it has reached (``as_of``)."""
 
     def __init__(self, market: _Market, slug: str, label: str) -> None:
         self.market = market
@@ -187,8 +260,21 @@ class _Bot:
         self.cash = Decimal(0)
         self.qty: dict[str, Decimal] = defaultdict(Decimal)
         self.last: dict[str, Decimal] = {}
+        self.as_of: date | None = None
         self.counter = 0
         self.items: list[dict[str, Any]] = []
+
+    def begin_day(self, day: date) -> None:
+        """Start ``day``: the splits with ex-date since the last day convert the holdings (and the
+        last known closes) to the day's units, as the ledger does at the start of an ex-date;
+        then the day's closes are known."""
+        for split in self.market.splits_between(self.as_of, day):
+            if self.qty.get(split.symbol):
+                self.qty[split.symbol] = _split_quantity(self.qty[split.symbol], split)
+            if split.symbol in self.last:
+                self.last[split.symbol] = self.last[split.symbol] * split.split_from / split.split_to
+        self.as_of = day
+        self.last.update(self.market.closes[day])
 
     def next_id(self) -> str:
         self.counter += 1
@@ -284,11 +370,11 @@ def _start(market: _Market, first: date | None) -> date | None:
 # ---- the momentum bot (the demo's first one)
 
 def _momentum_score(market: _Market, symbol: str, index: int) -> float | None:
-    """3-month momentum minus half the 1-month return (short-term reversal)."""
+    """3-month momentum minus half the 1-month return (short-term reversal), on split-adjusted closes."""
     if index < 21:
         return None
     days = market.trading_days
-    series = [market.closes[days[j]].get(symbol) for j in (max(0, index - 63), index - 21, index)]
+    series = [market.adjusted[days[j]].get(symbol) for j in (max(0, index - 63), index - 21, index)]
     if any(c is None for c in series):
         return None
     c63, c21, c0 = (float(c) for c in series)  # type: ignore[arg-type]
@@ -340,7 +426,7 @@ def sample_bot_orders(bars: list[Bar]) -> list[dict[str, Any]]:
     rebalance_set = set(rebalance_idx)
 
     for n, day in enumerate(market.days):
-        bot.last.update(market.closes[day])
+        bot.begin_day(day)
         if day in dividend_days:
             bot.dividend(day, "DEMO-KO", KO_DIVIDEND_PER_SHARE)
         if n == 0:
@@ -359,8 +445,8 @@ def sample_bot_orders(bars: list[Bar]) -> list[dict[str, Any]]:
 
 def _run(market: _Market, slug: str, first: date | None, deposit: Decimal,
          on_day: Callable[[_Bot, date, int | None], None]) -> list[dict[str, Any]]:
-    """Walk every day of the market from the bot's first day: closes known, the deposit on the
-    first day, then ``on_day(bot, day, trading index or None)``."""
+    """Walk every day of the market from the bot's first day: splits applied and closes known,
+    the deposit on the first day, then ``on_day(bot, day, trading index or None)``."""
     start = _start(market, first)
     if start is None:
         return []
@@ -368,7 +454,7 @@ def _run(market: _Market, slug: str, first: date | None, deposit: Decimal,
     for day in market.days:
         if day < start:
             continue
-        bot.last.update(market.closes[day])
+        bot.begin_day(day)
         if day == start:
             bot.cash_event(day, "13:30", "deposit", deposit, "initial deposit")
         on_day(bot, day, market.index_of.get(day))
@@ -464,7 +550,9 @@ def income_orders(bars: list[Bar]) -> list[dict[str, Any]]:
 
 def tech_orders(bars: list[Bar]) -> list[dict[str, Any]]:
     """High risk, concentrated: fully invested in NVDA 60 %, AAPL 25 %, MSFT 14 %, rebalanced
-    monthly, from January 2023. 200,000 deposited."""
+    monthly (first trading day of the month), from January 2023. 200,000 deposited. It holds
+    NVDA through its 4-for-1 split (``DEMO_SPLIT``, mid-June 2023): no trade on the ex-date, the
+    holding becomes 4x the shares, and the next rebalance trades in post-split units."""
     market = _Market(bars)
     months = market.month_starts()
     weights = {"DEMO-NVDA": Decimal("0.60"), "DEMO-AAPL": Decimal("0.25"), "DEMO-MSFT": Decimal("0.14")}
@@ -506,7 +594,10 @@ SAMPLE_BOTS: tuple[SampleBot, ...] = (
     SampleBot("income", "Dividend income (demo)", "DEMO-SPY", "low",
               "50 % KO/XOM/SPY rebalanced quarterly, the rest in cash earning 4 %", income_orders),
     SampleBot("tech", "Concentrated tech (demo)", "DEMO-SPY", "high",
-              "fully invested in NVDA, AAPL and MSFT from 2023, rebalanced monthly", tech_orders),
+              "fully invested in NVDA, AAPL and MSFT from 2023, rebalanced monthly;"
+              f" holds NVDA through its {DEMO_SPLIT.ratio.replace(':', '-for-')} split"
+              f" of {DEMO_SPLIT.ex_date.isoformat()}",
+              tech_orders),
 )
 
 

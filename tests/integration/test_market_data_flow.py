@@ -49,6 +49,12 @@ def test_a_late_price_re_marks_nav_from_its_date_on(stack):
 
 def polygon_transport(requests: list[str]):
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v3/reference/splits":  # SPY split 2-for-1 once, in this made-up world
+            ticker = request.url.params["ticker"]
+            requests.append(f"splits of {ticker}")
+            results = [{"execution_date": "2022-01-10", "split_from": 1, "split_to": 2, "ticker": ticker,
+                        "id": "E1"}] if ticker == "SPY" else []
+            return httpx.Response(200, json={"status": "OK", "results": results})
         requests.append(request.url.path)
         ticker = request.url.path.split("/")[4]
         start = date.fromisoformat(request.url.path.split("/")[-2])
@@ -70,6 +76,9 @@ def test_polygon_daemon_fetches_history_of_new_symbols_and_benchmarks(stack):
     daemon.tick()
     assert any("/X:BTCUSD/range/1/day/2021-01-10/2026-01-10" in p for p in requests)
     assert any("/SPY/" in p for p in requests)  # the strategy's benchmark
+    assert "splits of SPY" in requests and not any("BTC" in p for p in requests if p.startswith("splits"))
+    assert [(s.ex_date, s.split_from, s.split_to) for s in stack.db.prices.splits(["SPY", "BTC-USD"])] == [
+        (date(2022, 1, 10), 1, 2)]
     with stack.sql() as curs:
         rows = curs.execute("SELECT date, close FROM prices WHERE symbol = 'BTC-USD' ORDER BY date").fetchall()
         assert [(r["date"], r["close"]) for r in rows][:2] == [(date(2021, 1, 10), 10), (date(2021, 1, 11), 11)]
