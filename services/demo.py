@@ -8,8 +8,9 @@ traded that day), plus the synthetic market's stock splits in the split table (o
 holding at the ex-date, so its NAV has no jump there). Then every sample bot of
 ``SAMPLE_BOTS`` (momentum, mean reversion, index buy-and-hold, crypto trend, low-risk income,
 concentrated tech: different rules and risk) gets a **public** strategy of its own, so the
-leaderboard at ``/`` shows a ranking right away (the momentum bot publishes its positions and
-orders live, the index bot with the 24 h delay, the others not at all), and its cash events and orders go through
+leaderboard at ``/`` shows a ranking right away (the momentum bot and the tech bot, which holds
+DEMO-NVDA through its split, publish their positions and orders live, the index bot with the 24 h
+delay, the others not at all), and its cash events and orders go through
 the public HTTP API with that strategy's keys, exactly as a real bot's would. The bots are
 replayed side by side (one thread each; each bot's own payloads in time order).
 

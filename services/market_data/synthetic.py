@@ -597,7 +597,7 @@ SAMPLE_BOTS: tuple[SampleBot, ...] = (
               "fully invested in NVDA, AAPL and MSFT from 2023, rebalanced monthly;"
               f" holds NVDA through its {DEMO_SPLIT.ratio.replace(':', '-for-')} split"
               f" of {DEMO_SPLIT.ex_date.isoformat()}",
-              tech_orders),
+              tech_orders, show_positions="live"),
 )
 
 

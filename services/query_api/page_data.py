@@ -327,16 +327,23 @@ class Activity:
     holdings: Holdings | None
     orders: list[Any] | None
     cash: list[Any] | None
+    #: the splits applied to its holdings (they show what it held: published like its orders)
+    splits: list[Any] | None = None
 
 
 def activity(db: Database, strategy_id: UUID, publication: str, cutoff: datetime | None) -> Activity:
-    """Positions, recent orders and cash events, as far as the publication level allows."""
+    """Positions, recent orders and cash events, and the splits its holdings went through, as far as
+    the publication level allows (``delayed``: what happened before the cutoff)."""
     if publication == "none":
         return Activity(None, None, None)
+    splits = db.ledger.corporate_actions(strategy_id).items
+    if cutoff is not None:
+        splits = [a for a in splits if a.ex_date < cutoff.date()]
     return Activity(
         holdings(db, strategy_id) if publication == "live" else None,
         _items(db.ledger.recent_orders(strategy_id, RECENT_EVENTS, cutoff)),
         _items(db.ledger.recent_cash(strategy_id, RECENT_EVENTS, cutoff)),
+        splits,
     )
 
 

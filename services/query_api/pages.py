@@ -320,6 +320,7 @@ def _summary(db: Database, cache: PageCache, acc: Access, key) -> bytes:
         "positions": act.holdings,
         "recent_orders": act.orders,
         "recent_cash": act.cash,
+        "corporate_actions": act.splits,
     })
 
 

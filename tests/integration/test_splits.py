@@ -69,8 +69,11 @@ def _nav(stack, sid, auth) -> dict[str, dict]:
 
 
 def _strategy(stack, symbol: str, quantity: int) -> tuple[str, dict]:
-    """Deposit, then buy ``quantity`` of ``symbol`` at the day's close (no price sent)."""
-    sid, auth = stack.new_strategy(f"holds {symbol}")
+    """A public strategy that publishes its positions: deposit, then buy ``quantity`` of ``symbol`` at
+    the day's close (no price sent)."""
+    strategy_id, key = stack.db.identity.create_strategy(f"holds {symbol}", visibility="public",
+                                                         show_positions="live")
+    sid, auth = str(strategy_id), {"Authorization": f"Bearer {key}"}
     assert stack.post(sid, "cash", {"event_type": "deposit", "amount": "100000",
                                     "occurred_at": "2020-07-31T14:00:00Z"}, auth).status_code == 201
     r = stack.post(sid, "orders", {"orders": [{"symbol": symbol, "side": "buy", "quantity": quantity,
@@ -127,6 +130,15 @@ def test_holding_through_a_split_imported_late_equals_holding_post_split_units(s
         "cost_basis_after": float(basis / 4)}]
     assert stack.query.get(f"/api/v1/strategies/{adjusted}/corporate-actions",
                            headers=adjusted_auth).json()["items"] == []
+
+    # subscribers see it on the strategy's page, and its positions in post-split units
+    page = stack.query.get(f"/s/{held}")
+    assert page.status_code == 200 and 'id="splits-table"' in page.text
+    assert "<td>2020-08-31</td><td>AAPL</td><td>4:1</td>" in page.text
+    summary = stack.query.get(f"/p/strategies/{held}").json()
+    assert [(a["symbol"], a["quantity_after"]) for a in summary["corporate_actions"]] == [("AAPL", 400)]
+    assert [(p["symbol"], p["quantity"]) for p in summary["positions"]["positions"]] == [("AAPL", 400)]
+    assert 'id="splits-table"' not in stack.query.get(f"/s/{adjusted}").text
 
     # the leaderboard sees the same figures for both
     def boards():
