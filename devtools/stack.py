@@ -115,6 +115,10 @@ class Stack:
             "cash": "SELECT id, notification_id FROM rm_cash_events ORDER BY 1",
             "reconciliation": "SELECT snapshot_id, symbol, derived_quantity, snapshot_quantity"
                               " FROM rm_reconciliation_log ORDER BY 1, 2",
+            "nav": "SELECT strategy_id, date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
+                   " ORDER BY 1, 2",
+            "corporate_actions": "SELECT strategy_id, ex_date, symbol, quantity_before, quantity_after,"
+                                 " cost_basis_before, cost_basis_after FROM rm_corporate_actions ORDER BY 1, 2, 3",
         }
         with self.sql() as curs:
             return {name: [tuple(r.values()) for r in curs.execute(q).fetchall()] for name, q in queries.items()}

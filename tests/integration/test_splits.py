@@ -183,3 +183,17 @@ def test_orders_on_both_sides_of_a_split_in_any_arrival_order(stack, market):
             assert nav[day]["total_equity"] == nav_adjusted[day]["total_equity"], day
     actions = stack.query.get(f"/api/v1/strategies/{held}/corporate-actions", headers=held_auth).json()["items"]
     assert [(a["quantity_before"], a["quantity_after"]) for a in actions] == [(110, 440)]
+
+
+def test_a_rebuild_gives_the_same_split_consistent_read_models(stack, market):
+    _, split_file = market
+    _cli(stack, "splits", "import", str(split_file))
+    held, held_auth = _strategy(stack, "AAPL", 100)
+    stack.wait_projected()
+    wait_until(lambda: stack.query.get(f"/api/v1/strategies/{held}/corporate-actions",
+                                       headers=held_auth).json()["items"], 20, "the split to be applied")
+    incremental = stack.read_models()
+    assert incremental["corporate_actions"] and incremental["nav"]
+    subprocess.run([sys.executable, "-m", "services.cli", "projector", "rebuild"], cwd=ROOT, env=stack.env,
+                   check=True, capture_output=True, timeout=300)
+    assert stack.read_models() == incremental
