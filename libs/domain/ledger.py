@@ -144,7 +144,7 @@ class Ledger:
 
         The quantity is exact whenever it has at most 18 digits after the point (always, when
         ``split_from`` has no prime factor but 2 and 5); a ratio like 2-for-3 rounds it there (half-even),
-        the precision a bot can send back. The basis rounds like every average basis."""
+        the precision a bot can send back. So does the basis (like every average basis)."""
         held = self.positions.get(symbol)
         if held is None:
             return None
@@ -152,7 +152,9 @@ class Ledger:
             quantity = held.quantity * split_to / split_from
             if quantity.as_tuple().exponent < -18:  # type: ignore[operator]
                 quantity = quantity.quantize(BASIS_PLACES)
-            basis = (held.cost_basis * split_from / split_to).quantize(BASIS_PLACES)
+            basis = held.cost_basis * split_from / split_to
+            if basis.as_tuple().exponent < -18:  # type: ignore[operator]
+                basis = basis.quantize(BASIS_PLACES)
         applied = SplitApplied(ex_date, symbol, split_from, split_to, held.quantity, quantity, held.cost_basis, basis)
         if quantity == 0:  # a dust position that a reverse split rounds away
             del self.positions[symbol]
