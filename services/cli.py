@@ -73,16 +73,21 @@ def cmd_projector(args) -> None:
     asyncio.run(run_daemon(settings.require_servers()))
 
 
-def cmd_prices_import(args) -> None:
-    from services.market_data.service import import_files
+def _import(args, what: str, counted: str) -> None:
+    """Load files with the market-data importer ``what``: one line per error on stderr, exit 1 if any."""
+    from services.market_data import service
 
     with _database(args.settings) as db:
-        written, errors = import_files(db, args.files)
+        written, errors = getattr(service, what)(db, args.files)
     for error in errors:
         print(error, file=sys.stderr)
-    print(json.dumps({"rows_written": written, "errors": len(errors)}))
+    print(json.dumps({counted: written, "errors": len(errors)}))
     if errors:
         sys.exit(1)
+
+
+def cmd_prices_import(args) -> None:
+    _import(args, "import_files", "rows_written")
 
 
 def cmd_prices_fetch(args) -> None:
@@ -102,15 +107,7 @@ def cmd_prices_fetch(args) -> None:
 
 
 def cmd_splits_import(args) -> None:
-    from services.market_data.service import import_split_files
-
-    with _database(args.settings) as db:
-        written, errors = import_split_files(db, args.files)
-    for error in errors:
-        print(error, file=sys.stderr)
-    print(json.dumps({"splits_written": written, "errors": len(errors)}))
-    if errors:
-        sys.exit(1)
+    _import(args, "import_split_files", "splits_written")
 
 
 def cmd_splits_list(args) -> None:

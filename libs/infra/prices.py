@@ -51,7 +51,7 @@ WHERE p.close IS DISTINCT FROM EXCLUDED.close
    OR p.high IS DISTINCT FROM coalesce(EXCLUDED.high, p.high)
    OR p.low IS DISTINCT FROM coalesce(EXCLUDED.low, p.low)
    OR p.volume IS DISTINCT FROM coalesce(EXCLUDED.volume, p.volume)
-RETURNING p.symbol, p.date
+RETURNING p.symbol, p.date AS day
 """
 
 _OUTBOX = """
@@ -64,37 +64,20 @@ def _field(row: Any, name: str, index: int) -> Any:
     return row[name] if isinstance(row, dict) else row[index]
 
 
-def upsert_bars(curs: Any, bars: list[Bar], source: str) -> int:
-    """Insert or update ``bars`` in ``prices`` (only rows whose values changed), in batches of 500,
-    then add one ``price_updates`` row per changed symbol (from its earliest changed date).
-
-    Duplicate (symbol, date) pairs keep the last bar. Returns the number of rows inserted or
-    changed. Runs on the caller's cursor, inside the caller's transaction.
-    """
+def _upsert_with_outbox(curs: Any, sql: str, rows: dict[tuple[str, date], Any], source: str,
+                        columns: dict[str, Any]) -> int:
+    """Run ``sql`` (an ``unnest`` upsert returning each (symbol, day) it changed) over ``rows`` in batches
+    of 500, in key order (a stable lock order across writers), then add one ``price_updates`` row per
+    changed symbol, from its earliest changed day. ``columns``: parameter name -> value of a row."""
     if not source:
         raise ValueError("source must be a non-empty string")
-    latest: dict[tuple[str, date], Bar] = {}
-    for bar in bars:
-        latest[(bar.symbol, bar.date)] = bar
-    ordered = [latest[key] for key in sorted(latest)]  # stable lock order across writers
-
-    changed = 0
-    earliest: dict[str, date] = {}
+    ordered = [rows[key] for key in sorted(rows)]
+    changed, earliest = 0, {}
     for start in range(0, len(ordered), BATCH_SIZE):
         batch = ordered[start:start + BATCH_SIZE]
-        params = {
-            "source": source,
-            "symbol": [b.symbol for b in batch],
-            "date": [b.date for b in batch],
-            "open": [b.open for b in batch],
-            "high": [b.high for b in batch],
-            "low": [b.low for b in batch],
-            "close": [b.close for b in batch],
-            "volume": [b.volume for b in batch],
-        }
-        curs.execute(_UPSERT, params)
+        curs.execute(sql, {"source": source, **{name: [get(r) for r in batch] for name, get in columns.items()}})
         for row in curs.fetchall():
-            symbol, day = _field(row, "symbol", 0), _field(row, "date", 1)
+            symbol, day = _field(row, "symbol", 0), _field(row, "day", 1)
             changed += 1
             if symbol not in earliest or day < earliest[symbol]:
                 earliest[symbol] = day
@@ -102,6 +85,18 @@ def upsert_bars(curs: Any, bars: list[Bar], source: str) -> int:
         symbols = sorted(earliest)
         curs.execute(_OUTBOX, (symbols, [earliest[s] for s in symbols]))
     return changed
+
+
+def upsert_bars(curs: Any, bars: list[Bar], source: str) -> int:
+    """Insert or update ``bars`` in ``prices`` (only rows whose values changed), then one
+    ``price_updates`` row per changed symbol (from its earliest changed date).
+
+    Duplicate (symbol, date) pairs keep the last bar. Returns the number of rows inserted or
+    changed. Runs on the caller's cursor, inside the caller's transaction.
+    """
+    return _upsert_with_outbox(curs, _UPSERT, {(b.symbol, b.date): b for b in bars}, source, {
+        name: (lambda b, name=name: getattr(b, name))
+        for name in ("symbol", "date", "open", "high", "low", "close", "volume")})
 
 
 _UPSERT_SPLITS = """
@@ -112,7 +107,7 @@ FROM unnest(%(symbol)s::text[], %(ex_date)s::date[], %(split_from)s::numeric[], 
 ON CONFLICT (symbol, ex_date) DO UPDATE SET
     split_from = EXCLUDED.split_from, split_to = EXCLUDED.split_to, source = EXCLUDED.source, fetched_at = now()
 WHERE s.split_from <> EXCLUDED.split_from OR s.split_to <> EXCLUDED.split_to
-RETURNING s.symbol, s.ex_date
+RETURNING s.symbol, s.ex_date AS day
 """
 
 
@@ -120,25 +115,8 @@ def upsert_splits(curs: Any, splits: list[Split], source: str) -> int:
     """Insert or update ``splits`` (only those new or changed), then one ``price_updates`` row per
     changed symbol from its earliest changed ex-date. Duplicate (symbol, ex_date) pairs keep the last.
     Returns the number of splits inserted or changed. Runs in the caller's transaction."""
-    if not source:
-        raise ValueError("source must be a non-empty string")
-    latest = {(sp.symbol, sp.ex_date): sp for sp in splits}
-    ordered = [latest[key] for key in sorted(latest)]
-    changed, earliest = 0, {}
-    for start in range(0, len(ordered), BATCH_SIZE):
-        batch = ordered[start:start + BATCH_SIZE]
-        curs.execute(_UPSERT_SPLITS, {
-            "source": source, "symbol": [sp.symbol for sp in batch], "ex_date": [sp.ex_date for sp in batch],
-            "split_from": [sp.split_from for sp in batch], "split_to": [sp.split_to for sp in batch]})
-        for row in curs.fetchall():
-            symbol, day = _field(row, "symbol", 0), _field(row, "ex_date", 1)
-            changed += 1
-            if symbol not in earliest or day < earliest[symbol]:
-                earliest[symbol] = day
-    if earliest:
-        symbols = sorted(earliest)
-        curs.execute(_OUTBOX, (symbols, [earliest[s] for s in symbols]))
-    return changed
+    return _upsert_with_outbox(curs, _UPSERT_SPLITS, {(sp.symbol, sp.ex_date): sp for sp in splits}, source, {
+        name: (lambda sp, name=name: getattr(sp, name)) for name in ("symbol", "ex_date", "split_from", "split_to")})
 
 
 def _splits_of(curs: Any, symbols: list[str], after: date, until: date) -> list[Split]:

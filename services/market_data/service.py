@@ -33,37 +33,32 @@ REFRESH_DAYS = 7
 REFRESH_EVERY = timedelta(hours=24)
 
 
-def import_files(db: Database, paths: list[str]) -> tuple[int, list[str]]:
-    """Load price files; nothing is written from a file that has any bad row."""
+def _import(paths: list[str], read, write) -> tuple[int, list[str]]:
+    """Read each file with ``read`` (-> (items, row errors)) and ``write`` the items of each file that has
+    no bad row (nothing of a bad file is written). Returns (rows new or changed, errors)."""
     written, errors = 0, []
     for path in paths:
         try:
-            bars, problems = read_price_file(path)
+            items, problems = read(path)
         except (OSError, ValueError) as exc:
             errors.append(f"{path}: {exc}")
             continue
         if problems:
             errors.extend(problems)
             continue
-        written += db.prices.write_bars(bars, f"file:{Path(path).name}")
+        written += write(items, f"file:{Path(path).name}")
     return written, errors
+
+
+def import_files(db: Database, paths: list[str]) -> tuple[int, list[str]]:
+    """Load price files of closes as traded; nothing is written from a file that has any bad row."""
+    return _import(paths, read_price_file, db.prices.write_bars)
 
 
 def import_split_files(db: Database, paths: list[str]) -> tuple[int, list[str]]:
     """Load split files (CSV ``symbol,ex_date,split_from,split_to``); nothing is written from a file
     that has any bad row. Returns (splits new or changed, errors)."""
-    written, errors = 0, []
-    for path in paths:
-        try:
-            splits, problems = read_split_file(path)
-        except (OSError, ValueError) as exc:
-            errors.append(f"{path}: {exc}")
-            continue
-        if problems:
-            errors.extend(problems)
-            continue
-        written += db.prices.write_splits(splits, f"file:{Path(path).name}")
-    return written, errors
+    return _import(paths, read_split_file, db.prices.write_splits)
 
 
 def fetch(db: Database, client: PolygonClient, symbols: list[str], start: date, end: date,
