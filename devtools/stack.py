@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Stack:
-    def __init__(self, database_url: str, nats_url: str, home: Path, replicas: int = 1, **env: str) -> None:
+    def __init__(self, database_url: str, nats_url: str, home: Path, replicas: int = 1, projectors: int = 1,
+                 **env: str) -> None:
         self.database_url, self.nats_url, self.home = database_url, nats_url, home
+        self.projectors = projectors
         self.extra_env = env
         self.command_ports = [free_port() for _ in range(replicas)]
         self.query_ports = [free_port() for _ in range(replicas)]
@@ -55,12 +57,14 @@ class Stack:
             self._spawn(f"command_api{i or ''}", "services.command_api.main", "--port", str(port))
         for i, port in enumerate(self.query_ports):
             self._spawn(f"query_api{i or ''}", "services.query_api.main", "--port", str(port))
-        self.start_projector()
+        self._spawn("relay", "services.relay.main")
+        for i in range(self.projectors):
+            self.start_projector(f"projector{i or ''}")
         for port in self.command_ports + self.query_ports:
             wait_for_port(port, 60)
 
-    def start_projector(self) -> None:
-        self._spawn("projector", "services.projector.main", "run")
+    def start_projector(self, name: str = "projector") -> None:
+        self._spawn(name, "services.projector.main", "run")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes.pop(name)

@@ -68,7 +68,7 @@ def cmd_projector(args) -> None:
     settings = args.settings
     if args.action == "rebuild":
         with _database(settings) as db:
-            run_rebuild(settings.with_servers(db.url, settings.nats_url))
+            run_rebuild(settings.with_servers(db.url, settings.nats_url), args.partitions)
         return
     asyncio.run(run_daemon(settings.require_servers()))
 
@@ -84,6 +84,12 @@ def _import(args, what: str, counted: str) -> None:
     print(json.dumps({counted: written, "errors": len(errors)}))
     if errors:
         sys.exit(1)
+
+
+def cmd_relay(args) -> None:
+    from services.relay.main import run_relay
+
+    asyncio.run(run_relay(args.settings.require_servers()))
 
 
 def cmd_prices_import(args) -> None:
@@ -161,9 +167,16 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--owner-email", help="an account that may then manage the strategy's keys over HTTP")
     c.set_defaults(func=cmd_strategy_create)
 
-    p = sub.add_parser("projector", help="run the projector, or rebuild every read model from the event store")
+    p = sub.add_parser("projector", help="run a projector (any number share the partitions), or rebuild every"
+                       " read model from the event store")
     p.add_argument("action", choices=["run", "rebuild"])
+    p.add_argument("--partitions", type=int, help="rebuild: lay the projection out in this many partitions"
+                   " from then on (1..1024; default: as it is, 16 at first)")
     p.set_defaults(func=cmd_projector)
+
+    p = sub.add_parser("relay", help="publish the event store to JetStream (any number: one leads, the others"
+                       " stand by)")
+    p.set_defaults(func=cmd_relay)
 
     p = sub.add_parser("verify", help="recompute every strategy's hash chain from the event store and compare it"
                        " with the published one (exit 1 on the first mismatch)")

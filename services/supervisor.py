@@ -45,7 +45,7 @@ MAX_BACKOFF_S = 5.0
 POLL_S = 0.25
 STOP_GRACE_S = 5.0  # how long the children get, all together, between SIGTERM and SIGKILL
 GATEWAY_GRACE_S = 2.0  # in-flight requests of the gateway when stopping
-SERVICES = ("command_api", "query_api", "projector", "market_data")
+SERVICES = ("command_api", "query_api", "relay", "projector", "market_data")
 
 
 def _say(level: str, event: str, **kw) -> None:
@@ -247,6 +247,7 @@ class System:
         self.children = [
             Child("command_api", [py, "-m", "services.command_api.main", "--port", str(command_port)], env),
             Child("query_api", [py, "-m", "services.query_api.main", "--port", str(query_port)], env),
+            Child("relay", [py, "-m", "services.relay.main"], env),
             Child("projector", [py, "-m", "services.projector.main", "run"], env),
             Child("market_data", [py, "-m", "services.market_data.main"], env),
         ]

@@ -34,8 +34,18 @@ def subject_root(store_id: str) -> str:
     return f"botranks.{store_id}.events"
 
 
-def subject_for(store_id: str, strategy_id: str) -> str:
-    return f"{subject_root(store_id)}.{strategy_id}"
+def subject_for(store_id: str, partition: int, strategy_id: str) -> str:
+    """A strategy's events travel on ``<root>.<partition>.<strategy>``: each partition is its own ordered
+    stream of work, consumed by its own durable consumer."""
+    return f"{subject_root(store_id)}.{partition}.{strategy_id}"
+
+
+def partition_subjects(store_id: str, partition: int) -> str:
+    return f"{subject_root(store_id)}.{partition}.>"
+
+
+def partition_consumer(store_id: str, partition: int) -> str:
+    return f"projector_{store_id}_p{partition}"
 
 
 def message_id(store_id: str, notification_id: int) -> str:

@@ -7,8 +7,15 @@ through :meth:`LedgerView.writing` (a :class:`LedgerWriter` bound to one transac
 the projector lock); the query API and read-your-writes read through the view's methods.
 Nothing else runs SQL on these tables.
 
-Every committed projection also sends ``NOTIFY botranks_projected, '<position>'``, so a
-writer waiting for its own events (read-your-writes) is woken at once instead of polling.
+The projection is laid out in P partitions (``projector_layout``; a strategy's partition is
+``libs.domain.partition.partition_of``): each partition has its own position in the event log
+(the tracking row ``projector.p<N>``: every event of that partition up to it is applied), its own
+cursors in the price and strategy-update outboxes, and its own transaction lock, so partitions
+project independently and in parallel. ``position()`` is the smallest of them: everything up to
+it is applied in every partition.
+
+Every committed projection also sends ``NOTIFY botranks_projected, '<partition>:<position>'``, so
+a writer waiting for its own events (read-your-writes) is woken at once instead of polling.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from libs.domain.errors import BadParameter
 from libs.domain.ledger import Holding
 from libs.domain.model import CashEvent, LedgerEvent, Order, Position, decode_event, event_topic, position_id
 from libs.domain.nav import Derivation, LedgerState, NavRow, decode_state, encode_state
+from libs.domain.partition import MAX_PARTITIONS, partition_of
 from libs.domain.views import (
     LEADERBOARD_DEFAULT_MIN_DAYS,
     LEADERBOARD_DEFAULT_SORT,
@@ -59,8 +67,11 @@ from libs.domain.views import (
 )
 
 TRACKING_TABLE = "botranks_tracking"
-#: the projector's name in the tracking table (eventsourcing's "application name")
+#: the projector's name in the tracking table (eventsourcing's "application name"), before partitions
 PROJECTOR = "projector"
+#: a partition's name in the tracking table
+PARTITION_TRACKING = "projector.p{}"
+#: (class, partition) of the advisory lock every projection transaction of a partition holds
 PROJECTOR_LOCK = 0x42_07_5A_03
 NOTIFY_CHANNEL = "botranks_projected"
 READ_MODEL_TABLES = ("rm_orders", "rm_cash_events", "rm_snapshots", "rm_positions", "rm_ledger",
@@ -91,6 +102,18 @@ _LOG_EVENTS = ("SELECT notification_id, event FROM rm_orders WHERE strategy_id =
                " UNION ALL SELECT notification_id, event FROM rm_snapshots WHERE strategy_id = %(s)s")
 
 
+def _partitions(curs: psycopg.Cursor) -> int:
+    return curs.execute("SELECT partitions FROM projector_layout").fetchone()["partitions"]
+
+
+def _positions(curs: psycopg.Cursor) -> dict[int, int]:
+    partitions = _partitions(curs)
+    rows = curs.execute(f"SELECT application_name, notification_id FROM {TRACKING_TABLE}"
+                        " WHERE application_name LIKE 'projector.p%%'").fetchall()
+    found = {int(r["application_name"].removeprefix("projector.p")): r["notification_id"] for r in rows}
+    return {p: found.get(p, 0) for p in range(partitions)}
+
+
 def _plain(value) -> str:
     return format(value.normalize(), "f")
 
@@ -103,31 +126,37 @@ class LedgerView(PostgresTrackingRecorder):
 
     # ------------------------------------------------------------ the projector's side
 
+    def partitions(self) -> int:
+        """How many partitions the projection is laid out in (changed only by a rebuild)."""
+        with reading(self.datastore) as curs:
+            return _partitions(curs)
+
+    def partition_positions(self) -> dict[int, int]:
+        """Each partition's position in the event log (0 before its first projection)."""
+        with reading(self.datastore) as curs:
+            return _positions(curs)
+
     def position(self) -> int:
-        """The last notification id the projector has applied."""
-        return self.max_tracking_id(PROJECTOR) or 0
-
-    def position_in(self, curs: psycopg.Cursor) -> int:
-        """The projector's position, read in the caller's transaction (the tracking recorder's own query)."""
-        return self._max_tracking_id(PROJECTOR, curs) or 0
-
-    def track_in(self, curs: psycopg.Cursor, notification_id: int) -> None:
-        """Record the projector's position in the caller's transaction, and announce it at commit."""
-        self._insert_tracking(curs, Tracking(PROJECTOR, notification_id))
-        curs.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(notification_id)))
+        """The last notification id applied in every partition (the smallest partition position)."""
+        return min(self.partition_positions().values())
 
     @contextmanager
-    def writing(self, *, shadow: bool = False, lock: bool = True) -> Iterator["LedgerWriter"]:
-        """One committed transaction of projector writes (under the projector lock).
+    def writing(self, partition: int | None = None, *, shadow: bool = False,
+                lock: bool = True) -> Iterator["LedgerWriter"]:
+        """One committed transaction of projector writes, holding the lock of ``partition`` (None:
+        of every partition, taken in order: a rebuild's swap, a change of layout).
 
         ``shadow``: the unqualified read-model tables are the rebuild's new ones.
         """
         with self.datastore.transaction(commit=True) as curs:
-            if lock:
-                curs.execute("SELECT pg_advisory_xact_lock(%s)", (PROJECTOR_LOCK,))
+            if lock and partition is not None:
+                curs.execute("SELECT pg_advisory_xact_lock(%s, %s)", (PROJECTOR_LOCK, partition))
+            elif lock:
+                curs.execute("SELECT pg_advisory_xact_lock(%s, g) FROM generate_series(0, %s - 1) AS g",
+                             (PROJECTOR_LOCK, MAX_PARTITIONS))
             if shadow:
                 curs.execute(f"SET LOCAL search_path TO {SHADOW_SCHEMA}, public")
-            yield LedgerWriter(self, curs)
+            yield LedgerWriter(self, curs, partition)
 
     def create_shadow(self) -> None:
         """Empty copies of every read model in the shadow schema, for a rebuild."""
@@ -222,7 +251,7 @@ class LedgerView(PostgresTrackingRecorder):
     def readiness(self, last_notification_id: int) -> Readiness:
         """Projector lag behind ``last_notification_id`` and the quarantined strategies."""
         with self._snapshot() as curs:
-            position = self.position_in(curs)
+            position = min(_positions(curs).values())
             halted = curs.execute("SELECT strategy_id, first_notification_id, skipped_events, error, quarantined_at"
                                   " FROM rm_quarantine ORDER BY quarantined_at LIMIT 100").fetchall()
         return Readiness("degraded" if halted else "ok", "ok", max(0, last_notification_id - position),
@@ -351,12 +380,14 @@ class LedgerView(PostgresTrackingRecorder):
         with reading(self.datastore) as curs:
             return {r["strategy_id"] for r in curs.execute("SELECT strategy_id FROM rm_quarantine").fetchall()}
 
-    async def positions_projected(self, database_url: str) -> AsyncIterator[int]:
-        """Each projection's new position, as it commits (LISTEN; the connection is this generator's)."""
+    async def positions_projected(self, database_url: str) -> AsyncIterator[tuple[int, int]]:
+        """Each projection's (partition, new position), as it commits (LISTEN; the connection is this
+        generator's)."""
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
             await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             async for notify in conn.notifies():
-                yield int(notify.payload)
+                partition, _, position = notify.payload.partition(":")
+                yield int(partition), int(position)
 
     # ------------------------------------------------------------ helpers
 
@@ -376,26 +407,55 @@ class LedgerView(PostgresTrackingRecorder):
 
 
 class LedgerWriter:
-    """The projector's writes inside one transaction of the ledger view (see ``LedgerView.writing``)."""
+    """The projector's writes inside one transaction of the ledger view (see ``LedgerView.writing``),
+    for one partition (``partition``) or for all of them (None)."""
 
-    def __init__(self, view: LedgerView, curs: psycopg.Cursor) -> None:
+    def __init__(self, view: LedgerView, curs: psycopg.Cursor, partition: int | None = None) -> None:
         self.view = view
         self.cursor = curs  # for the other owners' reads inside this transaction (prices, strategies)
+        self.partition = partition
+        self.partitions = _partitions(curs)
+
+    def _mine(self) -> int:
+        if self.partition is None:
+            raise RuntimeError("a partition's position and cursors need a writer of that partition")
+        return self.partition
+
+    def in_partition(self, strategy_id: UUID) -> bool:
+        """Whether ``strategy_id`` is this writer's to project (always, for a writer of every partition)."""
+        return self.partition is None or partition_of(strategy_id, self.partitions) == self.partition
 
     # ------------------------------------------------------------ tracking
 
     def position(self) -> int:
-        return self.view.position_in(self.cursor)
+        """The partition's position in the event log."""
+        return self.view._max_tracking_id(PARTITION_TRACKING.format(self._mine()), self.cursor) or 0
 
     def track(self, notification_id: int) -> None:
-        """Record the position reached, in this transaction (eventsourcing's exactly-once idiom)."""
-        self.view.track_in(self.cursor, notification_id)
+        """Record the partition's new position, in this transaction (eventsourcing's exactly-once idiom:
+        a position that does not move forward fails), and announce it at commit."""
+        partition = self._mine()
+        self.view._insert_tracking(self.cursor, Tracking(PARTITION_TRACKING.format(partition), notification_id))
+        self.cursor.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{partition}:{notification_id}"))
 
-    def reset_tracking(self, notification_id: int) -> None:
-        """Set the position to exactly ``notification_id`` (after a rebuild)."""
-        self.cursor.execute(f"DELETE FROM {TRACKING_TABLE} WHERE application_name = %s", (PROJECTOR,))
+    def reset_layout(self, partitions: int, notification_id: int, price_update_id: int,
+                     strategy_update_id: int) -> None:
+        """Lay the projection out in ``partitions`` partitions, every one at ``notification_id`` and at
+        those outbox cursors (after a rebuild; the writer holds every partition's lock)."""
+        if not 1 <= partitions <= MAX_PARTITIONS:
+            raise ValueError(f"partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}")
+        self.cursor.execute(f"DELETE FROM {TRACKING_TABLE} WHERE application_name = %s"
+                            " OR application_name LIKE 'projector.p%%'", (PROJECTOR,))
+        self.cursor.execute("UPDATE projector_layout SET partitions = %s", (partitions,))
+        self.cursor.execute("DELETE FROM projector_partition_cursors")
+        self.cursor.execute(
+            "INSERT INTO projector_partition_cursors (partition, price_update_id, strategy_update_id)"
+            " SELECT g, %s, %s FROM generate_series(0, %s - 1) AS g", (price_update_id, strategy_update_id, partitions))
         if notification_id:
-            self.track(notification_id)
+            self.cursor.execute(
+                f"INSERT INTO {TRACKING_TABLE} (application_name, notification_id)"
+                " SELECT 'projector.p' || g, %s FROM generate_series(0, %s - 1) AS g", (notification_id, partitions))
+        self.partitions = partitions
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -573,11 +633,13 @@ class LedgerWriter:
     # ------------------------------------------------------------ re-marking for new prices
 
     def price_update_position(self) -> int:
-        """The last price-outbox id the projector has re-marked for."""
-        return self.cursor.execute("SELECT price_update_id FROM projector_price_cursor").fetchone()["price_update_id"]
+        """The last price-outbox id the partition has re-marked for."""
+        return self.cursor.execute("SELECT price_update_id FROM projector_partition_cursors WHERE partition = %s",
+                                   (self._mine(),)).fetchone()["price_update_id"]
 
     def move_price_cursor(self, update_id: int) -> None:
-        self.cursor.execute("UPDATE projector_price_cursor SET price_update_id = %s", (update_id,))
+        self.cursor.execute("UPDATE projector_partition_cursors SET price_update_id = %s WHERE partition = %s",
+                            (update_id, self._mine()))
 
     def strategies_holding(self, symbols: Iterable[str]) -> dict[UUID, set[str]]:
         """The strategies that ever held any of ``symbols`` (and which of them)."""
@@ -622,18 +684,23 @@ class LedgerWriter:
     # ------------------------------------------------------------ the leaderboard
 
     def strategy_update_position(self) -> int:
-        """The last ``strategy_updates`` id the projector has applied to the leaderboard."""
-        return self.cursor.execute("SELECT strategy_update_id FROM projector_price_cursor").fetchone()[
-            "strategy_update_id"]
+        """The last ``strategy_updates`` id the partition has applied to the leaderboard."""
+        return self.cursor.execute("SELECT strategy_update_id FROM projector_partition_cursors WHERE partition = %s",
+                                   (self._mine(),)).fetchone()["strategy_update_id"]
 
     def move_strategy_update_cursor(self, update_id: int) -> None:
-        self.cursor.execute("UPDATE projector_price_cursor SET strategy_update_id = %s", (update_id,))
+        self.cursor.execute("UPDATE projector_partition_cursors SET strategy_update_id = %s WHERE partition = %s",
+                            (update_id, self._mine()))
 
     def stale_leaderboard(self, limit: int) -> list[UUID]:
-        """Strategies whose leaderboard row is missing or was computed from another NAV version."""
+        """Strategies (of the writer's partition) whose leaderboard row is missing or was computed from
+        another NAV version."""
+        mine = "" if self.partition is None else \
+            " AND botranks_strategy_partition(l.strategy_id::text, %(p)s) = %(mine)s"
         return [r["strategy_id"] for r in self.cursor.execute(
             "SELECT l.strategy_id FROM rm_ledger AS l LEFT JOIN rm_leaderboard AS b USING (strategy_id)"
-            " WHERE b.nav_version IS DISTINCT FROM l.updated_at LIMIT %s", (limit,)).fetchall()]
+            f" WHERE b.nav_version IS DISTINCT FROM l.updated_at{mine} LIMIT %(limit)s",
+            {"limit": limit, "p": self.partitions, "mine": self.partition}).fetchall()]
 
     def leaderboard_inputs(self, strategy_id: UUID) -> dict[str, Any] | None:
         """What a strategy's leaderboard row is computed from (None without a ledger): its NAV version,

@@ -55,3 +55,77 @@ class Leadership:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class Leases:
+    """Partition leases among the processes of one kind (projectors), on a connection of its own.
+
+    Each process holds one *member* lock (``(member_class, slot)``, the first free slot) for as long
+    as it lives, and one *lease* lock (``(lease_class, partition)``) per partition it owns: session
+    advisory locks, so a process that dies (even by SIGKILL) loses them all the moment PostgreSQL sees
+    its connection close. ``balance`` gives this process its fair share: ceil(partitions / members),
+    taking free partitions and releasing the highest of its own beyond that share.
+    """
+
+    MAX_MEMBERS = 256
+
+    def __init__(self, database_url: str, member_class: int, lease_class: int) -> None:
+        self.database_url, self.member_class, self.lease_class = database_url, member_class, lease_class
+        self.owned: set[int] = set()
+        self.slot: int | None = None
+        self._conn: psycopg.Connection | None = None
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self.owned, self.slot = set(), None
+            # keepalives: a peer that vanishes without closing its socket is noticed by the server sooner
+            self._conn = psycopg.connect(self.database_url, autocommit=True, keepalives=1, keepalives_idle=5,
+                                         keepalives_interval=1, keepalives_count=3)
+        return self._conn
+
+    def _granted(self, conn: psycopg.Connection, lock_class: int) -> list[int]:
+        rows = conn.execute(
+            "SELECT objid::int FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s::oid"
+            " AND objsubid = 2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (lock_class,)).fetchall()
+        return [r[0] for r in rows]
+
+    def balance(self, partitions: int) -> tuple[set[int], set[int]]:
+        """Take or give back partitions towards this process's share; returns (taken, released)."""
+        conn = self._connection()
+        if self.slot is None:
+            for slot in range(self.MAX_MEMBERS):
+                if conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (self.member_class, slot)).fetchone()[0]:
+                    self.slot = slot
+                    break
+            else:
+                raise RuntimeError("no free member slot")
+        members = max(1, len(self._granted(conn, self.member_class)))
+        share = -(-partitions // members)
+        taken: set[int] = set()
+        released: set[int] = set()
+        for partition in sorted(p for p in self.owned if p >= partitions):  # a smaller layout
+            released.add(self._release(conn, partition))
+        while len(self.owned) > share:
+            released.add(self._release(conn, max(self.owned)))
+        if len(self.owned) < share:
+            held = set(self._granted(conn, self.lease_class))
+            for partition in range(partitions):
+                if len(self.owned) >= share:
+                    break
+                if partition in held or partition in self.owned:
+                    continue
+                if conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (self.lease_class, partition)).fetchone()[0]:
+                    self.owned.add(partition)
+                    taken.add(partition)
+        return taken, released
+
+    def _release(self, conn: psycopg.Connection, partition: int) -> int:
+        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (self.lease_class, partition))
+        self.owned.discard(partition)
+        return partition
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn, self.owned, self.slot = None, set(), None

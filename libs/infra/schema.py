@@ -435,6 +435,41 @@ MIGRATIONS: list[tuple[int, str]] = [
         PRIMARY KEY (strategy_id, ex_date, symbol)
     );
     """),
+    (10, """
+    -- partitioned projection (docs/NOTES.md "Partitions"): a strategy's partition is the top 32
+    -- bits of its id modulo P; an event's is its strategy's, read from its stored JSON (the first
+    -- "strategy_id", named before any free-form field), 0 when it has none. The same rule as
+    -- libs/domain/partition.py, so the event store can be read by partition.
+    CREATE FUNCTION botranks_strategy_partition(strategy text, p int) RETURNS int
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT (('x' || lpad(substr(replace(coalesce(strategy, ''), '-', ''), 1, 8), 16, '0'))::bit(64)::bigint
+                % p)::int
+    $$;
+    CREATE FUNCTION botranks_event_partition(state bytea, p int) RETURNS int
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT botranks_strategy_partition(
+            substring(encode(state, 'escape') from '"strategy_id":"([0-9a-fA-F-]{36})"'), p)
+    $$;
+    -- how many partitions the projection is laid out in (changed only by a rebuild), and each
+    -- partition's cursors in the price and strategy-update outboxes; each partition's position in
+    -- the event log is its own tracking row ('projector.p<N>')
+    CREATE TABLE projector_layout (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        partitions int NOT NULL CHECK (partitions BETWEEN 1 AND 1024)
+    );
+    INSERT INTO projector_layout (partitions) VALUES (16);
+    CREATE TABLE projector_partition_cursors (
+        partition int PRIMARY KEY,
+        price_update_id bigint NOT NULL,
+        strategy_update_id bigint NOT NULL
+    );
+    -- a projection that ran unpartitioned goes on from where it was, in every partition
+    INSERT INTO projector_partition_cursors (partition, price_update_id, strategy_update_id)
+        SELECT g, c.price_update_id, c.strategy_update_id FROM projector_price_cursor AS c, generate_series(0, 15) AS g;
+    INSERT INTO botranks_tracking (application_name, notification_id)
+        SELECT 'projector.p' || g, t.notification_id FROM botranks_tracking AS t, generate_series(0, 15) AS g
+        WHERE t.application_name = 'projector';
+    """),
 ]
 
 

@@ -1,6 +1,10 @@
 """The event store: the only truth. Owner of ``botranks_events``, ``botranks_meta`` and
 ``relay_position`` (how far the log has been published to the bus).
 
+Every append is announced with ``NOTIFY botranks_appended`` (the relay's wake-up); the log can be
+read whole (``notifications_after``) or by partition (``partition_notifications``: the events of
+the strategies of one partition, ``libs.domain.partition``).
+
 Every ledger event is stored as version 1 of its own eventsourcing aggregate, whose id is
 deterministic (uuid5 of strategy and external id) when the bot gave an external id. A second
 submission of the same id therefore fails the recorder's primary key: idempotency is enforced
@@ -10,8 +14,10 @@ with a table lock, so notification ids commit in order and readers can follow ``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from uuid import UUID
+
+import psycopg
 
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -21,6 +27,7 @@ from libs.domain.model import LedgerEvent, decode_event, encode_event, event_top
 from .pg import reading
 
 EVENTS_TABLE = "botranks_events"
+APPENDED_CHANNEL = "botranks_appended"
 
 __all__ = ["EventStore", "IntegrityError", "Notification", "EVENTS_TABLE"]
 
@@ -48,7 +55,11 @@ class EventStore:
                         topic=event_topic(event), state=encode_event(event))
             for aggregate_id, event in events
         ]
-        return self.recorder.insert_events(stored) or []
+        ids = self.recorder.insert_events(stored) or []
+        if ids:  # wakes the relay (a notification lost while it reconnects costs one idle poll)
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute("SELECT pg_notify(%s, %s)", (APPENDED_CHANNEL, str(max(ids))))
+        return ids
 
     def existing(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, LedgerEvent]:
         """The stored events of those aggregate ids that exist."""
@@ -64,6 +75,34 @@ class EventStore:
 
     def notifications_after(self, last: int, limit: int, stop: int | None = None) -> Sequence[Notification]:
         return self.recorder.select_notifications(start=last, limit=limit, stop=stop, inclusive_of_start=False)
+
+    def partition_notifications(self, partition: int, partitions: int, after: int, limit: int,
+                                stop: int) -> list[Notification]:
+        """The events of ``partition`` (of ``partitions``) with notification id in (after, stop], in
+        order, at most ``limit`` of them."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute(
+                f"SELECT notification_id, originator_id, originator_version, topic, state FROM {EVENTS_TABLE}"
+                " WHERE notification_id > %s AND notification_id <= %s AND botranks_event_partition(state, %s) = %s"
+                " ORDER BY notification_id LIMIT %s", (after, stop, partitions, partition, limit)).fetchall()
+        return [Notification(id=r["notification_id"], originator_id=r["originator_id"],
+                             originator_version=r["originator_version"], topic=r["topic"], state=bytes(r["state"]))
+                for r in rows]
+
+    def partitions_with_events(self, partitions: int, after: int, stop: int) -> set[int]:
+        """The partitions that have events with notification id in (after, stop]."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute(f"SELECT DISTINCT botranks_event_partition(state, %s) AS p FROM {EVENTS_TABLE}"
+                                " WHERE notification_id > %s AND notification_id <= %s",
+                                (partitions, after, stop)).fetchall()
+        return {r["p"] for r in rows}
+
+    async def appended(self, database_url: str) -> AsyncIterator[int]:
+        """The last notification id of each append, as it commits (LISTEN on a connection of its own)."""
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await conn.execute(f"LISTEN {APPENDED_CHANNEL}")
+            async for notify in conn.notifies():
+                yield int(notify.payload)
 
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0

@@ -1,9 +1,7 @@
-"""Assembly of the command API: the shared service skeleton, plus the relay and the
-read-your-writes waiter, started in the lifespan."""
+"""Assembly of the command API: the shared service skeleton, plus the read-your-writes waiter,
+started in the lifespan (the relay is a process of its own: ``botranks relay``)."""
 
 from __future__ import annotations
-
-import asyncio
 
 from litestar import Litestar
 
@@ -15,22 +13,16 @@ from libs.infra.web import cross_site_guard
 from . import accounts, pages
 from .account_routes import AuthRoutes, StrategyRoutes
 from .consistency import ProjectionWaiter
-from .relay import Relay
 from .routes import LedgerCommands
 
 
 async def _start(app: Litestar, db: Database, settings: Settings):
-    relay = Relay(db.events, settings.nats_url, settings.database_url)
-    task = asyncio.create_task(relay.run())
     waiter = ProjectionWaiter(db.ledger, settings.database_url, settings.read_your_writes_timeout)
     waiter.start()
-    app.state.relay, app.state.waiter = relay, waiter
+    app.state.waiter = waiter
     app.state.hash_lane = accounts.hash_lane()  # one argon2 hash at a time in this process
 
     async def stop() -> None:
-        relay.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         await waiter.stop()
 
     return stop

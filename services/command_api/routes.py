@@ -39,10 +39,10 @@ class CashResult(msgspec.Struct):
     event: CashEvent
 
 
-async def _projected(state: State, notification_ids: list[int]) -> bool:
-    """Publish promptly, then wait (bounded) until the projector has applied the write."""
-    state.relay.poke()
-    return await state.waiter.wait_for(max(notification_ids, default=0))
+async def _projected(state: State, strategy_id: UUID, notification_ids: list[int]) -> bool:
+    """Wait (bounded) until the projector has applied the write (the relay publishes it at the
+    append's NOTIFY)."""
+    return await state.waiter.wait_for(strategy_id, max(notification_ids, default=0))
 
 
 def _answer(content, projected: bool, status_code: int = 200) -> ExactJSONResponse:
@@ -64,7 +64,7 @@ class LedgerCommands(Controller):
         result = await to_thread.run_sync(ingest.record_orders, state.db.events, state.db.prices, strategy_id, data)
         counts = Counts(len(result.accepted), len(result.duplicates))
         response = _answer(OrdersResult(result.accepted, result.duplicates, counts),
-                           await _projected(state, result.notification_ids))
+                           await _projected(state, strategy_id, result.notification_ids))
         log.info("orders_ingested", strategy_id=str(strategy_id), accepted=counts.accepted,
                  duplicates=counts.duplicates, duration_ms=_ms(started))
         return response
@@ -75,7 +75,7 @@ class LedgerCommands(Controller):
     async def post_cash(self, state: State, strategy_id: UUID, data: CashIn) -> Response[CashResult]:
         started = time.perf_counter()
         status, event, notification_ids = await to_thread.run_sync(ingest.record_cash, state.db.events, strategy_id, data)
-        response = _answer(CashResult(status, event), await _projected(state, notification_ids),
+        response = _answer(CashResult(status, event), await _projected(state, strategy_id, notification_ids),
                            status_code=201 if status == "created" else 200)
         log.info("cash_ingested", strategy_id=str(strategy_id), status=status, event_type=event.event_type,
                  duration_ms=_ms(started))
@@ -88,7 +88,7 @@ class LedgerCommands(Controller):
         started = time.perf_counter()
         snapshot, notification_ids = await to_thread.run_sync(ingest.record_snapshot, state.db.events, strategy_id, data)
         counts = None
-        if await _projected(state, notification_ids):
+        if await _projected(state, strategy_id, notification_ids):
             counts = await to_thread.run_sync(state.db.ledger.snapshot_outcome, snapshot.id)
         if counts is None:  # stored, but the projector has not folded it yet: what it replaced is unknown
             response = _answer(SnapshotOutcome(len(snapshot.positions), None, None), False, status_code=202)

@@ -1,10 +1,17 @@
-"""The projector daemon: folds the event store's notifications, woken up by JetStream.
+"""The projector daemon: folds the event store's notifications of the partitions it owns, woken up
+by JetStream.
 
 The event store is the only truth: every event the projector applies is read from the
-store (``notifications_after`` its tracked position), never taken from a bus message. The
-bus is a wake-up call: a durable JetStream pull consumer whose deliveries only say "there
-is something new", so a forged, replayed or lost message changes nothing but latency.
-When the bus is idle or down, the daemon polls the store every ``IDLE_POLL_S``.
+store (the partition's events after its tracked position), never taken from a bus message. The
+bus is a wake-up call: one durable JetStream pull consumer per partition, whose deliveries only
+say "there is something new in partition N", so a forged, replayed or lost message changes
+nothing but latency. When the bus is idle or down, the daemon polls the store every ``IDLE_POLL_S``.
+
+Several daemons share the P partitions (``libs.infra.pg.Leases``): each owns its fair share, a
+partition is owned by one daemon at a time, and the partitions of a daemon that dies are taken
+over by the others at their next balance (every ``BALANCE_EVERY_S``). Ownership is an
+optimisation, not the guarantee: every projection transaction holds its partition's lock and
+moves the partition's tracking position, so an event is applied once whoever applies it.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from libs.infra import bus
 from libs.infra.db import Database
+from libs.infra.pg import Leases
 
 from .leaderboard import SCAN_EVERY_S, refresh_leaderboard
-from .projection import apply_price_updates, project
+from .projection import LayoutChanged, apply_price_updates, project_partition
 
 FETCH_BATCH = 500
 FETCH_TIMEOUT_S = 0.5
@@ -28,6 +36,11 @@ REBIND_AFTER_IDLE_FETCHES = 100  # ~50 s of empty fetches: re-bind (pull subscri
 STORE_BATCH = 2000
 IDLE_POLL_S = 0.5
 RETRY_S = 1.0
+#: how often a daemon re-counts its peers and takes (or gives back) partitions; a dead peer's
+#: partitions move within about this long (its locks go with its connection)
+BALANCE_EVERY_S = 1.0
+MEMBER_LOCK = 0x42_07_5A_04
+LEASE_LOCK = 0x42_07_5A_05
 
 log = structlog.get_logger(component="projector")
 
@@ -36,38 +49,57 @@ class ProjectorDaemon:
     def __init__(self, db: Database, nats_url: str) -> None:
         self.db = db
         self.nats_url = nats_url
+        self.leases = Leases(db.url, MEMBER_LOCK, LEASE_LOCK)
+        self.partitions = 0
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        #: the projector changed NAVs since the leaderboard's last stale scan (True at start: catch up)
-        self._leaderboard_dirty = True
+        #: partitions a JetStream delivery said have news
+        self._dirty: set[int] = set()
+        #: partitions whose leaderboard rows may be stale (all of them at start: catch up)
+        self._leaderboard_dirty: set[int] = set()
         self._last_scan = 0.0
+        self._last_balance = 0.0
+        self._last_round = 0.0
+        self._consumers: dict[int, asyncio.Task] = {}
+        self._store_id = ""
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
 
+    @property
+    def owned(self) -> set[int]:
+        return set(self.leases.owned)
+
     async def run(self) -> None:
-        store_id = await asyncio.to_thread(lambda: self.db.events.store_id)
-        listener = asyncio.create_task(self._listen(store_id))
+        self._store_id = await asyncio.to_thread(lambda: self.db.events.store_id)
         try:
             while not self._stop.is_set():
                 self._wake.clear()
                 try:
-                    await self.catch_up()
+                    await self.balance()
+                    await self.work()
                     more = await self.refresh_leaderboard()
+                except LayoutChanged:  # a rebuild laid the partitions out anew: take the new layout now
+                    await self.balance(force=True)
+                    continue
                 except Exception as exc:  # noqa: BLE001 - database trouble: keep trying
                     log.warning("projection_retry", error=str(exc) or type(exc).__name__)
+                    await asyncio.to_thread(self.leases.close)  # a fresh connection, fresh leases
+                    self._sync_consumers()
                     await self._sleep(RETRY_S)
                     continue
-                if more:
-                    continue  # more leaderboard work: catch up with new events first, then go on
+                if more or self._dirty:
+                    continue  # more to do: new events first, then the leaderboard
                 try:
                     await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
                 except asyncio.TimeoutError:
                     pass
         finally:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+            for task in self._consumers.values():
+                task.cancel()
+            await asyncio.gather(*self._consumers.values(), return_exceptions=True)
+            await asyncio.to_thread(self.leases.close)
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -75,52 +107,105 @@ class ProjectorDaemon:
         except asyncio.TimeoutError:
             pass
 
-    async def catch_up(self) -> int:
-        """Project everything the store has beyond the tracked position, then re-mark for new prices."""
+    async def balance(self, force: bool = False) -> None:
+        """Take this daemon's share of the partitions (at most every ``BALANCE_EVERY_S``)."""
+        if not force and time.monotonic() - self._last_balance < BALANCE_EVERY_S:
+            return
+        self.partitions = await asyncio.to_thread(self.db.ledger.partitions)
+        taken, released = await asyncio.to_thread(self.leases.balance, self.partitions)
+        self._last_balance = time.monotonic()
+        if taken or released:
+            log.info("partitions_balanced", taken=sorted(taken), released=sorted(released), owned=sorted(self.owned),
+                     member=self.leases.slot)
+            self._dirty |= taken
+            self._leaderboard_dirty |= taken
+        self._sync_consumers()
+
+    async def work(self) -> int:
+        """Catch up the partitions with news, and every ``IDLE_POLL_S`` all owned partitions (whatever
+        the bus said or lost) and their re-marks for new prices."""
+        owned = self.owned
+        full_round = time.monotonic() - self._last_round >= IDLE_POLL_S
+        dirty = owned if full_round else self._dirty & owned
+        self._dirty -= dirty
         total = 0
-        while not self._stop.is_set():
-            last = await asyncio.to_thread(self.db.ledger.position)
-            notifications = await asyncio.to_thread(self.db.events.notifications_after, last, STORE_BATCH)
-            if not notifications:
-                if await asyncio.to_thread(apply_price_updates, self.db):
-                    self._leaderboard_dirty = True
+        head = await asyncio.to_thread(self.db.events.max_notification_id)
+        positions = await asyncio.to_thread(self.db.ledger.partition_positions)
+        behind = {p for p in dirty if positions.get(p, 0) < head}
+        for partition in sorted(behind):
+            if self._stop.is_set():
                 break
-            projected = await asyncio.to_thread(project, self.db, notifications)
+            projected = await self.catch_up(partition, positions.get(partition, 0), head)
             if projected:
-                self._leaderboard_dirty = True
+                self._leaderboard_dirty.add(partition)
             total += projected
+        if full_round:  # prices, for every owned partition
+            self._last_round = time.monotonic()
+            for partition in sorted(owned):
+                if await asyncio.to_thread(apply_price_updates, self.db, partition):
+                    self._leaderboard_dirty.add(partition)
+        return total
+
+    async def catch_up(self, partition: int, position: int, head: int) -> int:
+        """Project the partition's events up to ``head`` (and move its position there)."""
+        total = 0
+        while position < head and not self._stop.is_set():
+            notifications = await asyncio.to_thread(self.db.events.partition_notifications, partition,
+                                                    self.partitions, position, STORE_BATCH, head)
+            up_to = head if len(notifications) < STORE_BATCH else notifications[-1].id
+            total += await asyncio.to_thread(project_partition, self.db, partition, self.partitions, notifications,
+                                             up_to)
+            position = up_to
         return total
 
     async def refresh_leaderboard(self) -> bool:
-        """One bounded transaction of leaderboard upkeep; True when there may be more to do."""
-        scan = self._leaderboard_dirty or time.monotonic() - self._last_scan > SCAN_EVERY_S
-        done = await asyncio.to_thread(refresh_leaderboard, self.db, scan=scan)
-        if scan:  # scan again until nothing is stale (an exception above leaves the flag as it was)
-            self._leaderboard_dirty, self._last_scan = done > 0, time.monotonic()
-        return done > 0
+        """One bounded transaction of leaderboard upkeep per owned partition; True when there may be more."""
+        scan_all = time.monotonic() - self._last_scan > SCAN_EVERY_S
+        more = False
+        for partition in sorted(self.owned):
+            scan = scan_all or partition in self._leaderboard_dirty
+            done = await asyncio.to_thread(refresh_leaderboard, self.db, partition, scan=scan)
+            if scan and not done:
+                self._leaderboard_dirty.discard(partition)
+            more = more or done > 0
+        if scan_all:
+            self._last_scan = time.monotonic()
+        return more
 
-    async def _listen(self, store_id: str) -> None:
-        """Turn JetStream deliveries into wake-ups, reconnecting for as long as the daemon runs."""
+    # ------------------------------------------------------------ wake-ups from JetStream
+
+    def _sync_consumers(self) -> None:
+        """One consumer task per owned partition (started for new ones, stopped for given-back ones)."""
+        owned = self.owned
+        for partition in [p for p in self._consumers if p not in owned]:
+            self._consumers.pop(partition).cancel()
+        for partition in owned - set(self._consumers):
+            self._consumers[partition] = asyncio.create_task(self._listen(partition))
+
+    async def _listen(self, partition: int) -> None:
+        """Turn a partition's JetStream deliveries into wake-ups, reconnecting while it is owned."""
         while not self._stop.is_set():
             try:
-                await self._consume(store_id)
+                await self._consume(partition)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - bus unreachable: the store poll carries on
-                log.warning("bus_unavailable", error=str(exc) or type(exc).__name__)
+                log.warning("bus_unavailable", partition=partition, error=str(exc) or type(exc).__name__)
                 await self._sleep(RETRY_S)
 
-    async def _consume(self, store_id: str) -> None:
-        nc = await bus.connect(self.nats_url, "botranks-projector")
+    async def _consume(self, partition: int) -> None:
+        store_id = self._store_id
+        nc = await bus.connect(self.nats_url, f"botranks-projector-p{partition}")
         try:
             await bus.ensure_stream(nc, store_id)
             js = nc.jetstream()
-            durable = f"projector_{store_id}"
+            durable = bus.partition_consumer(store_id, partition)
             config = ConsumerConfig(
                 durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
                 max_deliver=20, ack_wait=30, max_ack_pending=20_000,
+                filter_subject=bus.partition_subjects(store_id, partition),
             )
-            sub = await js.pull_subscribe(f"{bus.subject_root(store_id)}.>", durable=durable,
+            sub = await js.pull_subscribe(bus.partition_subjects(store_id, partition), durable=durable,
                                           stream=bus.stream_name(store_id), config=config)
             idle = 0
             while not self._stop.is_set():
@@ -132,6 +217,7 @@ class ProjectorDaemon:
                         return  # the caller connects and binds again
                     continue
                 idle = 0
+                self._dirty.add(partition)
                 self._wake.set()  # what the messages say is read from the store, not from them
                 await asyncio.gather(*(msg.ack() for msg in msgs))
         finally:

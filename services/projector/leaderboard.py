@@ -90,9 +90,10 @@ def apply_strategy_updates(writer: LedgerWriter, limit: int = BATCH) -> int:
     move the cursor (all in the writer's transaction). Returns how many updates were applied."""
     from .projection import _quarantine, rederive
 
-    updates = Identity.strategy_updates_after(writer.cursor, writer.strategy_update_position(), limit)
-    if not updates:
+    all_updates = Identity.strategy_updates_after(writer.cursor, writer.strategy_update_position(), limit)
+    if not all_updates:
         return 0
+    updates = [u for u in all_updates if writer.in_partition(u[1])]  # the other partitions' are theirs
     ids = list(dict.fromkeys(strategy_id for _, strategy_id, _ in updates))
     projected, halted = writer.projected(ids), writer.halted()
     for strategy_id in dict.fromkeys(s for _, s, changed in updates if changed):
@@ -103,23 +104,28 @@ def apply_strategy_updates(writer: LedgerWriter, limit: int = BATCH) -> int:
             except Exception as exc:  # noqa: BLE001 - one strategy's failure stops no other
                 _quarantine(writer, strategy_id, 0, 0, 0, exc)
     refresh_rows(writer, [s for s in ids if s in projected])
-    writer.move_strategy_update_cursor(updates[-1][0])
-    return len(updates)
+    writer.move_strategy_update_cursor(all_updates[-1][0])
+    return len(all_updates)
 
 
-def refresh_leaderboard(db: Database, *, scan: bool = True, limit: int = BATCH, budget_s: float = BUDGET_S) -> int:
-    """One transaction of leaderboard upkeep: strategy updates, then (``scan``) stale rows.
+def refresh_leaderboard(db: Database, partition: int | None = None, *, scan: bool = True, limit: int = BATCH,
+                        budget_s: float = BUDGET_S) -> int:
+    """One transaction of leaderboard upkeep for a partition's strategies (None: each partition in turn):
+    strategy updates, then (``scan``) stale rows.
 
     Returns how much it did (0: nothing left to do); call again while it returns more than 0.
     """
+    if partition is None:
+        return sum(refresh_leaderboard(db, p, scan=scan, limit=limit, budget_s=budget_s)
+                   for p in range(db.ledger.partitions()))
     started = time.monotonic()
-    with db.ledger.writing() as writer:
+    with db.ledger.writing(partition) as writer:
         updates = apply_strategy_updates(writer, limit)
         refreshed = 0
         if scan:
             refreshed = refresh_rows(writer, writer.stale_leaderboard(limit), started + budget_s)
     if updates or refreshed:
-        log.info("leaderboard_refreshed", strategy_updates=updates, rows=refreshed,
+        log.info("leaderboard_refreshed", partition=partition, strategy_updates=updates, rows=refreshed,
                  duration_ms=round((time.monotonic() - started) * 1000, 2))
     return updates + refreshed
 

@@ -27,10 +27,10 @@ async def run_daemon(settings: Settings) -> None:
         await asyncio.to_thread(db.close)
 
 
-def run_rebuild(settings: Settings) -> int:
+def run_rebuild(settings: Settings, partitions: int | None = None) -> int:
     db = Database(settings.database_url, pool_size=2)
     try:
-        return rebuild(db.create_tables())
+        return rebuild(db.create_tables(), partitions=partitions)
     finally:
         db.close()
 

@@ -23,6 +23,7 @@ from libs.domain.chain import extend
 from libs.domain.ledger import LEDGER_CONTEXT, ZERO, Holding, published
 from libs.domain.model import CashRecorded, LedgerEvent, OrderRecorded, decode_event, stored_event_strategy
 from libs.domain.nav import LedgerState, PriceBook, derive, decode_state
+from libs.domain.partition import event_partition
 from libs.infra.db import Database
 from libs.infra.identity import Identity
 from libs.infra.ledger_view import UNKNOWN_STRATEGY, LedgerWriter
@@ -44,20 +45,45 @@ class BatchOutcome:
 
 
 def project(db: Database, notifications: Sequence[Notification]) -> int:
-    """Apply notifications (any order, duplicates allowed) once; returns how many were new."""
+    """Apply a run of the log, every partition's share in its own transaction; returns how many were new.
+
+    ``notifications`` must hold every event after the smallest partition position up to its last id
+    (what ``notifications_after(db.ledger.position(), n)`` reads), in any order, duplicates allowed:
+    each partition then moves to that last id.
+    """
     if not notifications:
         return 0
+    partitions = db.ledger.partitions()
+    shares: dict[int, list[Notification]] = defaultdict(list)
+    for n in notifications:
+        shares[event_partition(n.state, partitions)].append(n)
+    up_to = max(n.id for n in notifications)
+    return sum(project_partition(db, p, partitions, shares.get(p, []), up_to) for p in range(partitions))
+
+
+class LayoutChanged(RuntimeError):
+    """The projection was laid out anew (a rebuild) since the caller read the partition's events."""
+
+
+def project_partition(db: Database, partition: int, partitions: int, notifications: Sequence[Notification],
+                      up_to: int) -> int:
+    """Apply a partition's events (those after its position) and move it to ``up_to`` (every event of the
+    partition up to there, under a layout of ``partitions``, must be among ``notifications``), in one
+    transaction. Returns how many were new; ``LayoutChanged`` (nothing written) if the layout is not that."""
     started = time.perf_counter()
-    with db.ledger.writing() as writer:
+    with db.ledger.writing(partition) as writer:
+        if writer.partitions != partitions:
+            raise LayoutChanged(f"the projection is laid out in {writer.partitions} partitions, not {partitions}")
         current = writer.position()
-        fresh = sorted({n.id: n for n in notifications if n.id > current}.values(), key=lambda n: n.id)
-        if not fresh:
+        if up_to <= current:
             return 0
-        outcome = apply_batch(writer, fresh)
-        writer.track(fresh[-1].id)
-    log.info("projected", events=len(fresh), strategies=outcome.strategies, refolds=outcome.refolds,
-             quarantined=outcome.quarantined, up_to=fresh[-1].id,
-             duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        fresh = sorted({n.id: n for n in notifications if current < n.id <= up_to}.values(), key=lambda n: n.id)
+        outcome = apply_batch(writer, fresh) if fresh else BatchOutcome()
+        writer.track(up_to)
+    if fresh:
+        log.info("projected", partition=partition, events=len(fresh), strategies=outcome.strategies,
+                 refolds=outcome.refolds, quarantined=outcome.quarantined, up_to=up_to,
+                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return len(fresh)
 
 
@@ -263,10 +289,13 @@ def _mark_now(positions: dict[str, Holding], prices: PriceBook, today: date, lat
     return market_value, datetime.combine(latest, CLOSE_TIME, tzinfo=timezone.utc) if latest else last_event_at
 
 
-def apply_price_updates(db: Database, limit: int = 10_000) -> int:
-    """Re-mark every strategy that holds (or benchmarks against) a symbol whose prices changed."""
+def apply_price_updates(db: Database, partition: int | None = None, limit: int = 10_000) -> int:
+    """Re-mark every strategy of ``partition`` (None: of each partition in turn) that holds (or benchmarks
+    against) a symbol whose prices or splits changed; returns how many strategies were re-derived."""
+    if partition is None:
+        return sum(apply_price_updates(db, p, limit) for p in range(db.ledger.partitions()))
     started = time.perf_counter()
-    with db.ledger.writing() as writer:
+    with db.ledger.writing(partition) as writer:
         updates = Prices.updates_after(writer.cursor, writer.price_update_position(), limit)
         if not updates:
             return 0
@@ -278,6 +307,7 @@ def apply_price_updates(db: Database, limit: int = 10_000) -> int:
         benchmarking = Identity.strategies_benchmarking(writer.cursor, earliest)
         for strategy_id in writer.projected(benchmarking):
             touched.setdefault(strategy_id, set()).add(benchmarking[strategy_id])
+        touched = {s: symbols for s, symbols in touched.items() if writer.in_partition(s)}
         halted = writer.halted()
         for strategy_id in sorted(touched):
             if strategy_id in halted:
@@ -288,18 +318,20 @@ def apply_price_updates(db: Database, limit: int = 10_000) -> int:
             except Exception as exc:  # noqa: BLE001 - one strategy's failure stops no other
                 _quarantine(writer, strategy_id, 0, 0, 0, exc)
         writer.move_price_cursor(updates[-1][0])
-    log.info("remarked", price_updates=len(updates), symbols=len(earliest), strategies=len(touched),
-             duration_ms=round((time.perf_counter() - started) * 1000, 2))
+    if touched:
+        log.info("remarked", partition=partition, price_updates=len(updates), symbols=len(earliest),
+                 strategies=len(touched), duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return len(touched)
 
 
-def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200) -> int:
+def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200, partitions: int | None = None) -> int:
     """Rebuild every read model from the event store alone, then swap them in at once.
 
     Readers keep the current read models until the swap (one short transaction); memory is
     bounded by one batch of the log or one strategy's history, never the whole log.
-    The live projector keeps running meanwhile; it is paused only for the final catch-up
-    and swap, under the projector lock.
+    The live projectors keep running meanwhile; they are paused only for the final catch-up
+    and swap, under every partition's lock. ``partitions``: lay the projection out in that many
+    partitions from then on (default: as it is).
     """
     from .leaderboard import fill_stale, refresh_rows
 
@@ -339,9 +371,7 @@ def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200) -
             last, total = notifications[-1].id, total + len(notifications)
         fill_stale(writer)
         writer.swap_in_shadow()
-        writer.reset_tracking(last)
-        writer.move_price_cursor(price_cursor)
-        writer.move_strategy_update_cursor(strategy_cursor)
+        writer.reset_layout(partitions or writer.partitions, last, price_cursor, strategy_cursor)
     log.info("rebuilt", events=total, strategies=len(strategies),
              duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return total

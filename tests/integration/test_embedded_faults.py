@@ -313,7 +313,7 @@ def test_deploy_nats_conf_gives_each_service_only_what_it_needs(tmp_path):
 
         relay = await bus.connect(url["relay"], "relay", error_cb=on_error)
         await bus.ensure_stream(relay, store_id)
-        ack = await relay.jetstream().publish(bus.subject_for(store_id, strategy), b"{}",
+        ack = await relay.jetstream().publish(bus.subject_for(store_id, 0, strategy), b"{}",
                                               headers={"Nats-Msg-Id": bus.message_id(store_id, 1)})
         assert ack.seq == 1
         with pytest.raises(Exception):  # the relay may not consume
@@ -322,21 +322,23 @@ def test_deploy_nats_conf_gives_each_service_only_what_it_needs(tmp_path):
 
         projector = await bus.connect(url["projector"], "projector", error_cb=on_error)
         await bus.ensure_stream(projector, store_id)
+        durable = bus.partition_consumer(store_id, 0)
         sub = await projector.jetstream().pull_subscribe(
-            f"{bus.subject_root(store_id)}.>", durable=f"projector_{store_id}", stream=bus.stream_name(store_id),
-            config=ConsumerConfig(durable_name=f"projector_{store_id}", ack_policy=AckPolicy.EXPLICIT))
+            bus.partition_subjects(store_id, 0), durable=durable, stream=bus.stream_name(store_id),
+            config=ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
+                                  filter_subject=bus.partition_subjects(store_id, 0)))
         msgs = await sub.fetch(1, timeout=5)
-        assert msgs[0].subject == bus.subject_for(store_id, strategy)
+        assert msgs[0].subject == bus.subject_for(store_id, 0, strategy)
         await msgs[0].ack()
         errors.clear()
         with pytest.raises(Exception):  # the projector may not publish events (no ack ever comes)
-            await projector.jetstream().publish(bus.subject_for(store_id, strategy), b"{}", timeout=1)
+            await projector.jetstream().publish(bus.subject_for(store_id, 0, strategy), b"{}", timeout=1)
         await projector.flush()
         await asyncio.sleep(0.2)
         assert any("permissions violation" in e.lower() for e in errors), errors
 
         admin = await bus.connect(url["admin"], "admin")
-        info = await admin.jetstream().consumer_info(bus.stream_name(store_id), f"projector_{store_id}")
+        info = await admin.jetstream().consumer_info(bus.stream_name(store_id), durable)
         assert info.num_ack_pending == 0 and info.delivered.stream_seq == 1
         for nc in (relay, projector, admin):
             await nc.close()

@@ -19,6 +19,7 @@ from eventsourcing.persistence import StoredEvent
 
 from libs.domain.model import Order, OrderRecorded
 from devtools.stack import ROOT, Stack, sql, wait_until
+from libs.domain.partition import partition_of
 from libs.infra import bus
 from libs.infra.db import Database
 from libs.infra.ledger_view import UNKNOWN_STRATEGY
@@ -92,7 +93,8 @@ def test_forged_bus_message_is_not_truth(stack):
             payload = msgspec.json.encode(bus.Envelope(
                 notification_id=next_id, originator_id=str(fake.order.id), topic="OrderRecorded.v1",
                 state=msgspec.Raw(msgspec.json.encode(fake))))
-            await nc.jetstream().publish(bus.subject_for(store_id, sid), payload,
+            partition = partition_of(uuid.UUID(sid), stack.db.ledger.partitions())
+            await nc.jetstream().publish(bus.subject_for(store_id, partition, sid), payload,
                                          headers={"Nats-Msg-Id": bus.message_id(store_id, next_id)})
         finally:
             await nc.close()

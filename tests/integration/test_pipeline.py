@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -193,26 +195,39 @@ def test_bad_cash_events_are_rejected(stack, payload, needle):
 
 
 def test_events_travel_over_jetstream_not_only_by_store_polling(stack):
-    """The bus path is live: the projector's durable consumer received every published event."""
+    """The bus path is live: the partitions' durable consumers received every published event, each on
+    its strategy's partition subject."""
     import asyncio
 
+    from libs.domain.partition import partition_of
     from libs.infra import bus
+    from nats.js.errors import NotFoundError
 
     sid, auth = stack.new_strategy()
     for i in range(3):
         stack.post(sid, "cash", {"event_type": "deposit", "amount": 1 + i}, auth)
     with stack.sql() as curs:  # ids have gaps (rolled-back inserts): count the stored events
         target = curs.execute("SELECT count(*) AS n FROM botranks_events").fetchone()["n"]
+    store_id, partitions = stack.db.events.store_id, stack.db.ledger.partitions()
 
     async def delivered() -> tuple[int, int]:
         nc = await bus.connect(stack.nats_url, "test")
         try:
             js = nc.jetstream()
-            info = await js.consumer_info(bus.stream_name(stack.db.events.store_id), f"projector_{stack.db.events.store_id}")
-            stream = await js.stream_info(bus.stream_name(stack.db.events.store_id))
-            return info.delivered.stream_seq, stream.state.messages
+            total = 0
+            for p in range(partitions):
+                try:
+                    info = await js.consumer_info(bus.stream_name(store_id), bus.partition_consumer(store_id, p))
+                except NotFoundError:
+                    continue
+                total += info.delivered.consumer_seq
+            stream = await js.stream_info(bus.stream_name(store_id))
+            mine = await js.get_last_msg(bus.stream_name(store_id),
+                                         bus.subject_for(store_id, partition_of(UUID(sid), partitions), sid))
+            assert mine.data  # the strategy's events are on its partition's subject
+            return total, stream.state.messages
         finally:
             await nc.close()
 
-    wait_until(lambda: asyncio.run(delivered())[0] >= target, 20, "the consumer to receive every event")
+    wait_until(lambda: asyncio.run(delivered())[0] >= target, 20, "the consumers to receive every event")
     assert asyncio.run(delivered())[1] == target  # one message per stored event, no duplicates

@@ -1,10 +1,14 @@
 """The relay: publishes every stored event, in notification order, to JetStream.
 
-One relay is active per event store (a PostgreSQL advisory lock elects it among
-command_api replicas). It records how far it got in ``relay_position``; a crash between
-publish and that record re-publishes, and JetStream's duplicate window (message id =
-store id + notification id) plus the projector's own tracking make that harmless.
-NATS being down only delays publication: ingest never waits for the bus.
+Its own process (``botranks relay``); one relay is active per event store, elected by a
+PostgreSQL advisory lock among all that run (the others wait for the lock: failover is the
+lock passing to one of them when the leader's connection goes). It records how far it got in
+``relay_position``; a crash between publish and that record re-publishes, and JetStream's
+duplicate window (message id = store id + notification id) plus the projector's own tracking
+make that harmless. Each event goes to its partition's subject (``bus.subject_for``), so every
+partition is its own ordered stream of work. It wakes on the store's ``NOTIFY`` of every
+append (and polls every ``IDLE_POLL_S``); NATS being down only delays publication: ingest never
+waits for the bus.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import time
 import msgspec
 import structlog
 
-from libs.infra import bus
+from libs.domain.partition import event_partition
 from libs.domain.model import stored_event_strategy
+from libs.infra import bus
+from libs.infra.db import Database
+from libs.infra.ledger_view import UNKNOWN_STRATEGY
 from libs.infra.pg import Leadership
-from libs.infra.store import EventStore
 
 RELAY_LOCK = 0x42_07_5A_02
 BATCH = 1000
@@ -28,15 +34,17 @@ log = structlog.get_logger(component="relay")
 
 
 class Relay:
-    def __init__(self, events: EventStore, nats_url: str, database_url: str) -> None:
-        self.events = events
-        self.database_url = database_url  # the leader lock's own connection
+    def __init__(self, db: Database, nats_url: str) -> None:
+        self.db = db
+        self.events = db.events
+        self.database_url = db.url  # the leader lock's and the LISTEN's own connections
         self.nats_url = nats_url
         self.wakeup = asyncio.Event()
         self._stop = asyncio.Event()
+        self.is_leader = False
 
     def poke(self) -> None:
-        """Called after an append commits, so publication does not wait for the poll."""
+        """Publish now rather than at the next poll (an append committed)."""
         self.wakeup.set()
 
     def stop(self) -> None:
@@ -44,6 +52,26 @@ class Relay:
         self.wakeup.set()
 
     async def run(self) -> None:
+        listener = asyncio.create_task(self._listen())
+        try:
+            await self._lead()
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+    async def _listen(self) -> None:
+        """Every append's NOTIFY pokes the relay (reconnecting while it runs)."""
+        while not self._stop.is_set():
+            try:
+                async for _ in self.events.appended(self.database_url):
+                    self.poke()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - database restarting: the poll carries on
+                log.warning("listen_failed", error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(1.0)
+
+    async def _lead(self) -> None:
         while not self._stop.is_set():
             try:
                 await self._run_as_leader()
@@ -69,6 +97,8 @@ class Relay:
                 await self._sleep(2.0)
             if self._stop.is_set():
                 return
+            self.is_leader = True
+            log.info("relay_leading")
             store_id = await asyncio.to_thread(lambda: self.events.store_id)
             nc = await bus.connect(self.nats_url, "botranks-relay")
             try:
@@ -81,6 +111,7 @@ class Relay:
             finally:
                 await nc.close()
         finally:
+            self.is_leader = False
             await asyncio.to_thread(leadership.release)
 
     async def _publish_batch(self, js, store_id: str) -> int:
@@ -89,15 +120,17 @@ class Relay:
         if not notifications:
             return 0
         started = time.perf_counter()
+        partitions = await asyncio.to_thread(self.db.ledger.partitions)
         publishes = []
         for n in notifications:
-            strategy = str(stored_event_strategy(n.state))
+            strategy = str(stored_event_strategy(n.state) or UNKNOWN_STRATEGY)
+            partition = event_partition(n.state, partitions)
             payload = msgspec.json.encode(bus.Envelope(
                 notification_id=n.id, originator_id=str(n.originator_id), topic=n.topic,
                 state=msgspec.Raw(n.state),
             ))
             publishes.append(js.publish(
-                bus.subject_for(store_id, strategy), payload,
+                bus.subject_for(store_id, partition, strategy), payload,
                 headers={"Nats-Msg-Id": bus.message_id(store_id, n.id)},
                 timeout=5,
             ))
