@@ -144,6 +144,38 @@ def cmd_verify(args) -> None:
                  f" (notification {first['notification_id']}): {first['reason']}")
 
 
+def cmd_backup(args) -> None:
+    from pathlib import Path
+
+    from .backup import BackupError, backup
+
+    with _database(args.settings) as db:
+        try:
+            summary = backup(db.url, Path(args.file))
+        except BackupError as exc:
+            sys.exit(f"botranks backup: {exc}")
+    print(json.dumps(summary, indent=2, default=str))
+
+
+def cmd_restore(args) -> None:
+    from pathlib import Path
+
+    from services.projector.main import run_rebuild
+
+    from .backup import BackupError, restore
+
+    settings = args.settings
+    with _database(settings) as db:
+        try:
+            summary = restore(db.url, Path(args.file))
+        except BackupError as exc:
+            sys.exit(f"botranks restore: {exc}")
+        if not args.no_rebuild:
+            summary["rebuilt_events"] = run_rebuild(settings.with_servers(db.url, settings.nats_url))
+            summary.pop("next", None)
+    print(json.dumps(summary, indent=2, default=str))
+
+
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
@@ -206,6 +238,16 @@ def main(argv: list[str] | None = None) -> None:
     c = psub.add_parser("list", help="the known splits of some symbols")
     c.add_argument("--symbols", required=True, help="comma-separated, e.g. AAPL,TSLA")
     c.set_defaults(func=cmd_splits_list)
+
+    p = sub.add_parser("backup", help="dump what cannot be derived (the event store, identity, prices and"
+                       " splits) to FILE (pg_dump custom format); read models and NATS are rebuilt, not saved")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_backup)
+    p = sub.add_parser("restore", help="load a backup into an EMPTY database (BOTRANKS_DATABASE_URL, or the"
+                       " embedded one), then rebuild every read model from it")
+    p.add_argument("file")
+    p.add_argument("--no-rebuild", action="store_true", help="only load; run `botranks projector rebuild` later")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("demo", help="load synthetic prices and replay a sample bot through the API")
     p.add_argument("--base-url", help="where `botranks up` listens (default: BOTRANKS_URL, else"

@@ -266,7 +266,16 @@ def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row, start: Ledge
         strategy_id, cash_balance=published(ledger.cash), realized_pnl=published(ledger.realized_pnl),
         external_flows=published(ledger.external_flows), market_value=published(market_value),
         total_equity=published(LEDGER_CONTEXT.add(ledger.cash, market_value)), captured_at=captured,
-        last_order_at=ledger.last_order_at, last_key=last_key, state=final, inception=inception, tail=result.tail)
+        last_order_at=ledger.last_order_at, last_key=last_key, state=final, inception=inception,
+        tail=result.tail or _kept_tail(row, after))
+
+
+def _kept_tail(row, after: date | None) -> tuple[date, LedgerState] | None:
+    """The stored tail, when the derivation re-derived only days after it (a late price or split after
+    the last event): it is still the state right after the last event."""
+    if row is None or row["tail_state"] is None or after is None or row["tail_day"] > after:
+        return None
+    return row["tail_day"], decode_state(row["tail_state"])
 
 
 def _mark_now(positions: dict[str, Holding], prices: PriceBook, today: date, latest_nav: date | None,

@@ -297,6 +297,8 @@ def test_deploy_nats_conf_gives_each_service_only_what_it_needs(tmp_path):
     conf = (ROOT / "deploy" / "nats.conf").read_text()
     assert "store_dir: /var/lib/nats-server" in conf
     (tmp_path / "nats.conf").write_text(conf.replace("/var/lib/nats-server", str(tmp_path / "js")))
+    for included in ("nats-auth.conf",):  # the users, shared with the cluster configuration
+        (tmp_path / included).write_text((ROOT / "deploy" / included).read_text())
     server = subprocess.Popen([nats_server_binary(), "-c", str(tmp_path / "nats.conf"), "-a", "127.0.0.1",
                                "-p", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
