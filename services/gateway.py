@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import http.cookiejar
 import json
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
 
 import httpx
+
+from libs.infra.metrics import CONTENT_TYPE_LATEST, merge_expositions
 
 MAX_BODY = 1024 * 1024  # the APIs' own limit (Litestar's default request_max_body_size), enforced here first
 TOO_LARGE = b'{"detail":"Request body over 1 MiB"}'
@@ -92,10 +94,14 @@ def new_client() -> httpx.AsyncClient:
 
 
 class Gateway:
-    def __init__(self, command_url: str, query_url: str, down: Callable[[], list[str]]) -> None:
-        """``down()`` names the supervised processes and embedded servers not running right now."""
+    def __init__(self, command_url: str, query_url: str, down: Callable[[], list[str]],
+                 workers: dict[str, str] | None = None) -> None:
+        """``down()`` names the supervised processes and embedded servers not running right now;
+        ``workers``: the health servers (``/healthz``, ``/readyz``, ``/metrics``) of the services without
+        an HTTP API, by name."""
         self.command_url, self.query_url = command_url, query_url
         self.down = down
+        self.services = {"command_api": command_url, "query_api": query_url, **(workers or {})}
         self.client = new_client()
 
     def upstream(self, method: str, path: str) -> str:
@@ -135,6 +141,37 @@ class Gateway:
         detail = "Starting or degraded: " + ", ".join(down) + " not up"
         return 503, json.dumps({"detail": detail, "down": down}).encode()
 
+    async def readiness(self) -> tuple[int, bytes]:
+        """Every service's ``/readyz``: 200 when all are ready (a 404: a service without readiness, nothing
+        to check), else 503 naming those that are not."""
+        async def one(name: str, base: str) -> tuple[str, int, Any]:
+            try:
+                answer = await self.client.get(base + "/readyz", timeout=READYZ_TIMEOUT_S)
+                return name, answer.status_code, answer.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                return name, 503, {"detail": f"not answering: {type(exc).__name__}"}
+
+        results = await asyncio.gather(*(one(name, base) for name, base in self.services.items()))
+        down = [name for name, status, _ in results if status not in (200, 404)]
+        body: dict[str, Any] = {"status": "ok" if not down else "unavailable",
+                                "services": {name: answer for name, _, answer in results}}
+        if down:
+            body = {"detail": "Not ready: " + ", ".join(down), "down": down, **body}
+        return (503 if down else 200), json.dumps(body, default=str).encode()
+
+    async def metrics(self) -> tuple[int, bytes]:
+        """Every service's ``/metrics`` in one exposition, each sample labelled with its ``service``."""
+        async def one(name: str, base: str) -> tuple[str, str | None]:
+            try:
+                answer = await self.client.get(base + "/metrics", timeout=READYZ_TIMEOUT_S)
+                return name, answer.text if answer.status_code == 200 else None
+            except httpx.HTTPError:
+                return name, None
+
+        results = await asyncio.gather(*(one(name, base) for name, base in self.services.items()))
+        texts = {name: text for name, text in results if text is not None}
+        return 200, await asyncio.to_thread(merge_expositions, texts)
+
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
             while True:
@@ -153,14 +190,12 @@ class Gateway:
             await _respond(send, status, body)
             return
         if path == "/readyz" and scope["method"] == "GET":
-            try:
-                upstream = await self.client.get(self.query_url + "/readyz", timeout=READYZ_TIMEOUT_S)
-            except httpx.HTTPError:
-                await _respond(send, 503, json.dumps({"detail": "query_api is not answering",
-                                                      "down": ["query_api"]}).encode())
-                return
-            await _respond(send, upstream.status_code, upstream.content,
-                           upstream.headers.get("content-type", "application/json"))
+            status, body = await self.readiness()
+            await _respond(send, status, body)
+            return
+        if path == "/metrics" and scope["method"] == "GET":
+            status, body = await self.metrics()
+            await _respond(send, status, body, CONTENT_TYPE_LATEST)
             return
         if path == "/schema/openapi.json" and scope["method"] == "GET":
             try:

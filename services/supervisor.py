@@ -242,13 +242,14 @@ class System:
             db.close()
         self.check_stopping()
         env = self.settings.with_servers(database_url, nats_url).service_environment()
-        command_port, query_port = free_port(), free_port()
+        command_port, query_port, relay_port, projector_port = free_port(), free_port(), free_port(), free_port()
         py = sys.executable
         self.children = [
             Child("command_api", [py, "-m", "services.command_api.main", "--port", str(command_port)], env),
             Child("query_api", [py, "-m", "services.query_api.main", "--port", str(query_port)], env),
-            Child("relay", [py, "-m", "services.relay.main"], env),
-            Child("projector", [py, "-m", "services.projector.main", "run"], env),
+            Child("relay", [py, "-m", "services.relay.main"], {**env, "BOTRANKS_HEALTH_PORT": str(relay_port)}),
+            Child("projector", [py, "-m", "services.projector.main", "run"],
+                  {**env, "BOTRANKS_HEALTH_PORT": str(projector_port)}),
             Child("market_data", [py, "-m", "services.market_data.main"], env),
         ]
         for child in self.children:
@@ -269,7 +270,8 @@ class System:
                                           daemon=True) for server in self.servers]
         for thread in self.threads:
             thread.start()
-        return Gateway(f"http://127.0.0.1:{command_port}", f"http://127.0.0.1:{query_port}", self.down)
+        return Gateway(f"http://127.0.0.1:{command_port}", f"http://127.0.0.1:{query_port}", self.down,
+                       {"relay": f"http://127.0.0.1:{relay_port}", "projector": f"http://127.0.0.1:{projector_port}"})
 
     def down(self) -> list[str]:
         """Names of the children and embedded servers that are not running right now."""

@@ -67,12 +67,13 @@ async def connect(url: str, name: str, **callbacks) -> Client:
     ), FIRST_CONNECT_TIMEOUT_S)
 
 
-async def ensure_stream(nc: Client, store_id: str) -> None:
+async def ensure_stream(nc: Client, store_id: str, replicas: int = 1) -> None:
+    """The store's stream, created if missing (``replicas``: its copies in a NATS cluster)."""
     js = nc.jetstream()
     config = StreamConfig(
         name=stream_name(store_id), subjects=[f"{subject_root(store_id)}.>"],
         retention=RetentionPolicy.LIMITS, duplicate_window=DUPLICATE_WINDOW_S,
-        max_age=7 * 24 * 3600.0,
+        max_age=7 * 24 * 3600.0, num_replicas=replicas,
     )
     try:
         await js.stream_info(config.name)

@@ -158,6 +158,24 @@ class LedgerView(PostgresTrackingRecorder):
                 curs.execute(f"SET LOCAL search_path TO {SHADOW_SCHEMA}, public")
             yield LedgerWriter(self, curs, partition)
 
+    def rebuild_progress(self) -> float:
+        """How far a running rebuild has read the log (0..1); 1.0 when none is running."""
+        with reading(self.datastore) as curs:
+            row = curs.execute("SELECT events_done, events_total, finished_at FROM projector_rebuild").fetchone()
+        if row is None or row["finished_at"] is not None or not row["events_total"]:
+            return 1.0
+        return min(1.0, row["events_done"] / row["events_total"])
+
+    def record_rebuild(self, done: int, total: int, finished: bool = False) -> None:
+        """A rebuild's progress (its own short transaction; the rebuild's are long)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "INSERT INTO projector_rebuild (started_at, events_done, events_total, finished_at)"
+                " VALUES (now(), %(d)s, %(t)s, CASE WHEN %(f)s THEN now() END) ON CONFLICT (singleton) DO UPDATE SET"
+                " started_at = CASE WHEN %(d)s = 0 THEN now() ELSE projector_rebuild.started_at END,"
+                " events_done = %(d)s, events_total = %(t)s, finished_at = CASE WHEN %(f)s THEN now() END",
+                {"d": done, "t": total, "f": finished})
+
     def create_shadow(self) -> None:
         """Empty copies of every read model in the shadow schema, for a rebuild."""
         with self.datastore.transaction(commit=True) as curs:

@@ -470,6 +470,17 @@ MIGRATIONS: list[tuple[int, str]] = [
         SELECT 'projector.p' || g, t.notification_id FROM botranks_tracking AS t, generate_series(0, 15) AS g
         WHERE t.application_name = 'projector';
     """),
+    (11, """
+    -- a rebuild's progress (one row; /metrics' botranks_rebuild_progress_ratio): the log it has read
+    -- of the log it found, until it finishes
+    CREATE TABLE projector_rebuild (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        started_at timestamptz NOT NULL,
+        events_done bigint NOT NULL,
+        events_total bigint NOT NULL,
+        finished_at timestamptz
+    );
+    """),
 ]
 
 

@@ -1,6 +1,7 @@
 """The skeleton both HTTP services share: a :class:`Database` in ``app.state.db`` (migrations run
-at start), ``/healthz`` and ``/readyz``, exact JSON, one error mapping, security headers, and the
-OpenAPI document at ``/schema/openapi.json`` only (no CDN-loaded viewer pages)."""
+at start), ``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus), exact JSON, one error mapping,
+security headers, and the OpenAPI document at ``/schema/openapi.json`` only (no CDN-loaded viewer
+pages)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.template import TemplateConfig
 
 from .db import Database
+from .metrics import CONTENT_TYPE_LATEST, exposition, http_metrics
 from .settings import Settings
 from .web import ExactJSONResponse, api_app_kwargs
 
@@ -23,6 +25,12 @@ READY_TIMEOUT_S = 3.0
 
 #: called in the lifespan once the database is ready; returns what to run at shutdown
 Setup = Callable[[Litestar, Database, Settings], Awaitable[Callable[[], Awaitable[None]] | None]]
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    """Prometheus text exposition of this service (all its workers)."""
+    return Response(await asyncio.to_thread(exposition), media_type=CONTENT_TYPE_LATEST)
 
 
 @get("/readyz", include_in_schema=False)
@@ -64,7 +72,7 @@ def create_service_app(service: str, settings: Settings, handlers: Sequence[Any]
             await asyncio.to_thread(db.close)
 
     kwargs = api_app_kwargs()
-    kwargs["middleware"] = [*kwargs["middleware"], *middleware]
+    kwargs["middleware"] = [http_metrics(service), *kwargs["middleware"], *middleware]
     openapi = OpenAPIConfig(title="BotRanks API", version="1.0.0", render_plugins=[JsonRenderPlugin()])
-    return Litestar(route_handlers=[*handlers, healthz, readyz], lifespan=[lifespan], openapi_config=openapi,
+    return Litestar(route_handlers=[*handlers, healthz, readyz, metrics], lifespan=[lifespan], openapi_config=openapi,
                     template_config=template_config, **kwargs)

@@ -41,6 +41,15 @@ class Settings:
     login_failure_window_s: int = 15 * 60
     #: login + register attempts per client address per minute (0: no limit)
     auth_attempts_per_minute_per_ip: int = 30
+    #: uvicorn worker processes of command_api and query_api each
+    api_workers: int = 1
+    #: where the projector and the relay answer /healthz, /readyz and /metrics (port 0: nowhere)
+    health_host: str = "127.0.0.1"
+    health_port: int = 0
+    #: events a projector's partitions (or the relay) may be behind the log and still be ready
+    ready_max_lag: int = 10_000
+    #: copies of the JetStream stream (3 on a 3-node cluster)
+    nats_stream_replicas: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -61,6 +70,11 @@ class Settings:
             login_failures_per_window=int(env.get("BOTRANKS_LOGIN_FAILURES_PER_WINDOW", "10")),
             login_failure_window_s=int(env.get("BOTRANKS_LOGIN_FAILURE_WINDOW_S", str(15 * 60))),
             auth_attempts_per_minute_per_ip=int(env.get("BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP", "30")),
+            api_workers=max(1, int(env.get("BOTRANKS_API_WORKERS", "1"))),
+            health_host=env.get("BOTRANKS_HEALTH_HOST", "127.0.0.1"),
+            health_port=int(env.get("BOTRANKS_HEALTH_PORT", "0")),
+            ready_max_lag=int(env.get("BOTRANKS_READY_MAX_LAG", "10000")),
+            nats_stream_replicas=max(1, int(env.get("BOTRANKS_NATS_STREAM_REPLICAS", "1"))),
         )
 
     def require_servers(self) -> "Settings":

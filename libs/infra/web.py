@@ -24,6 +24,8 @@ import structlog
 
 from libs.domain import errors
 
+from .metrics import REFUSED
+
 log = structlog.get_logger()
 
 
@@ -292,6 +294,8 @@ def error_response(request: Request, exc: Exception) -> Response:
                     f"`{e.get('key', '?')}`: {e.get('message', 'invalid')}" for e in problems)
     elif isinstance(exc, errors.DomainError):
         status, detail, headers = domain_status(exc), exc.detail, exc.headers or None
+        if isinstance(exc, errors.TooManyRequests):
+            REFUSED.labels(limit="api_key" if request.url.path.startswith("/api/") else "sign_in").inc()
     elif database_unavailable(exc):
         log.warning("database_unavailable", path=request.url.path, method=request.method, error=str(exc))
         status, detail = HTTP_503_SERVICE_UNAVAILABLE, "Database unavailable, retry shortly"

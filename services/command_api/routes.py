@@ -15,6 +15,7 @@ from litestar.openapi import ResponseSpec
 
 from libs.domain.model import CashEvent, CashIn, Order, OrdersBatchIn, SnapshotIn
 from libs.domain.views import SnapshotOutcome
+from libs.infra.metrics import INGESTED
 from libs.infra.auth import api_key_guard
 from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse
 
@@ -63,6 +64,8 @@ class LedgerCommands(Controller):
         started = time.perf_counter()
         result = await to_thread.run_sync(ingest.record_orders, state.db.events, state.db.prices, strategy_id, data)
         counts = Counts(len(result.accepted), len(result.duplicates))
+        INGESTED.labels(kind="order", outcome="accepted").inc(counts.accepted)
+        INGESTED.labels(kind="order", outcome="duplicate").inc(counts.duplicates)
         response = _answer(OrdersResult(result.accepted, result.duplicates, counts),
                            await _projected(state, strategy_id, result.notification_ids))
         log.info("orders_ingested", strategy_id=str(strategy_id), accepted=counts.accepted,
@@ -75,6 +78,7 @@ class LedgerCommands(Controller):
     async def post_cash(self, state: State, strategy_id: UUID, data: CashIn) -> Response[CashResult]:
         started = time.perf_counter()
         status, event, notification_ids = await to_thread.run_sync(ingest.record_cash, state.db.events, strategy_id, data)
+        INGESTED.labels(kind="cash", outcome="accepted" if status == "created" else "duplicate").inc()
         response = _answer(CashResult(status, event), await _projected(state, strategy_id, notification_ids),
                            status_code=201 if status == "created" else 200)
         log.info("cash_ingested", strategy_id=str(strategy_id), status=status, event_type=event.event_type,
@@ -87,6 +91,7 @@ class LedgerCommands(Controller):
     async def post_snapshot(self, state: State, strategy_id: UUID, data: SnapshotIn) -> Response[SnapshotOutcome]:
         started = time.perf_counter()
         snapshot, notification_ids = await to_thread.run_sync(ingest.record_snapshot, state.db.events, strategy_id, data)
+        INGESTED.labels(kind="snapshot", outcome="accepted").inc()
         counts = None
         if await _projected(state, strategy_id, notification_ids):
             counts = await to_thread.run_sync(state.db.ledger.snapshot_outcome, snapshot.id)

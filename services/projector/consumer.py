@@ -46,9 +46,10 @@ log = structlog.get_logger(component="projector")
 
 
 class ProjectorDaemon:
-    def __init__(self, db: Database, nats_url: str) -> None:
+    def __init__(self, db: Database, nats_url: str, stream_replicas: int = 1) -> None:
         self.db = db
         self.nats_url = nats_url
+        self.stream_replicas = stream_replicas
         self.leases = Leases(db.url, MEMBER_LOCK, LEASE_LOCK)
         self.partitions = 0
         self._stop = asyncio.Event()
@@ -125,6 +126,7 @@ class ProjectorDaemon:
         """Catch up the partitions with news, and every ``IDLE_POLL_S`` all owned partitions (whatever
         the bus said or lost) and their re-marks for new prices."""
         owned = self.owned
+        self._dirty &= owned  # news of a partition given back are its new owner's
         full_round = time.monotonic() - self._last_round >= IDLE_POLL_S
         dirty = owned if full_round else self._dirty & owned
         self._dirty -= dirty
@@ -139,6 +141,15 @@ class ProjectorDaemon:
             if projected:
                 self._leaderboard_dirty.add(partition)
             total += projected
+        # the owned partitions with nothing of their own up to the head move there at once (one query),
+        # so "everything applied up to" and the lag figures follow the log without waiting for a round
+        idle = {p for p in owned - behind if positions.get(p, 0) < head}
+        if idle and not self._stop.is_set():
+            busy = await asyncio.to_thread(self.db.events.partitions_with_events, self.partitions,
+                                           min(positions.get(p, 0) for p in idle), head)
+            for partition in sorted(idle - busy):
+                await asyncio.to_thread(project_partition, self.db, partition, self.partitions, [], head)
+            self._dirty |= idle & busy
         if full_round:  # prices, for every owned partition
             self._last_round = time.monotonic()
             for partition in sorted(owned):
@@ -197,7 +208,7 @@ class ProjectorDaemon:
         store_id = self._store_id
         nc = await bus.connect(self.nats_url, f"botranks-projector-p{partition}")
         try:
-            await bus.ensure_stream(nc, store_id)
+            await bus.ensure_stream(nc, store_id, self.stream_replicas)
             js = nc.jetstream()
             durable = bus.partition_consumer(store_id, partition)
             config = ConsumerConfig(

@@ -9,6 +9,8 @@ import signal
 from libs.infra.logs import configure_logging
 from libs.infra.settings import Settings
 from libs.infra.db import Database
+from libs.infra.health import HealthServer, health_app
+from libs.infra.metrics import StoreCollector
 
 from .consumer import ProjectorDaemon
 from .projection import rebuild
@@ -17,13 +19,26 @@ from .projection import rebuild
 async def run_daemon(settings: Settings) -> None:
     db = Database(settings.database_url, pool_size=2, max_overflow=4)
     await asyncio.to_thread(db.create_tables)
-    daemon = ProjectorDaemon(db, settings.nats_url)
+    daemon = ProjectorDaemon(db, settings.nats_url, settings.nats_stream_replicas)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop)
+
+    async def readiness() -> tuple[bool, dict]:
+        """The database answers and none of this projector's partitions is more than the bound behind."""
+        head = await asyncio.to_thread(db.events.max_notification_id)
+        positions = await asyncio.to_thread(db.ledger.partition_positions)
+        owned = sorted(daemon.owned)
+        lag = {str(p): max(0, head - positions.get(p, 0)) for p in owned}
+        ready = all(v <= settings.ready_max_lag for v in lag.values())
+        return ready, {"partitions_owned": owned, "lag_events": lag, "max_lag": settings.ready_max_lag}
+
+    health = HealthServer(health_app("projector", readiness, [StoreCollector(db)]), settings.health_host,
+                          settings.health_port).start()
     try:
         await daemon.run()
     finally:
+        await health.stop()
         await asyncio.to_thread(db.close)
 
 

@@ -27,6 +27,7 @@ from libs.domain.partition import event_partition
 from libs.infra.db import Database
 from libs.infra.identity import Identity
 from libs.infra.ledger_view import UNKNOWN_STRATEGY, LedgerWriter
+from libs.infra.metrics import PROJECTED
 from libs.infra.prices import Prices
 from libs.infra.store import Notification
 
@@ -81,6 +82,7 @@ def project_partition(db: Database, partition: int, partitions: int, notificatio
         outcome = apply_batch(writer, fresh) if fresh else BatchOutcome()
         writer.track(up_to)
     if fresh:
+        PROJECTED.labels(partition=str(partition)).inc(len(fresh))
         log.info("projected", partition=partition, events=len(fresh), strategies=outcome.strategies,
                  refolds=outcome.refolds, quarantined=outcome.quarantined, up_to=up_to,
                  duration_ms=round((time.perf_counter() - started) * 1000, 2))
@@ -351,14 +353,18 @@ def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200, p
         strategy_cursor = Identity.last_strategy_update_id(writer.cursor)
     # 1. the log tables (and the hash chains), a batch at a time
     last, total = 0, 0
+    head = db.events.max_notification_id()
+    db.ledger.record_rebuild(0, head)
     while notifications := db.events.notifications_after(last, batch):
         with db.ledger.writing(shadow=True, lock=False) as writer:
             _log_batch(writer, notifications, writer.halted())
         last, total = notifications[-1].id, total + len(notifications)
+        db.ledger.record_rebuild(min(last, head) // 2, head)  # the log read: the first half of the work
     # 2. every strategy folded from its own history, one strategy in memory at a time
     with db.ledger.writing(shadow=True, lock=False) as writer:
         strategies, halted = writer.logged_strategies(), writer.halted()
     for i in range(0, len(strategies), strategies_per_commit):
+        db.ledger.record_rebuild(head // 2 + head * i // max(1, 2 * len(strategies)), head)
         with db.ledger.writing(shadow=True, lock=False) as writer:
             for strategy_id in strategies[i:i + strategies_per_commit]:
                 if strategy_id in halted:
@@ -381,6 +387,7 @@ def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200, p
         fill_stale(writer)
         writer.swap_in_shadow()
         writer.reset_layout(partitions or writer.partitions, last, price_cursor, strategy_cursor)
+    db.ledger.record_rebuild(total, total, finished=True)
     log.info("rebuilt", events=total, strategies=len(strategies),
              duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return total

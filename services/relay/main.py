@@ -9,6 +9,7 @@ import asyncio
 import signal
 
 from libs.infra.db import Database
+from libs.infra.health import HealthServer, health_app
 from libs.infra.logs import configure_logging
 from libs.infra.settings import Settings
 
@@ -18,13 +19,28 @@ from .relay import Relay
 async def run_relay(settings: Settings) -> None:
     db = Database(settings.database_url, pool_size=1, max_overflow=2)
     await asyncio.to_thread(db.create_tables)
-    relay = Relay(db, settings.nats_url)
+    relay = Relay(db, settings.nats_url, settings.nats_stream_replicas)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, relay.stop)
+
+    async def readiness() -> tuple[bool, dict]:
+        """A standby is ready (it only waits for the lock); the leader while JetStream takes its publishes
+        and it is no more than the bound behind the log."""
+        if not relay.is_leader:
+            await asyncio.to_thread(db.events.max_notification_id)  # the database answers
+            return True, {"role": "standby"}
+        lag = max(0, await asyncio.to_thread(db.events.max_notification_id)
+                  - await asyncio.to_thread(db.events.relay_position))
+        return relay.publishing and lag <= settings.ready_max_lag, {
+            "role": "leader", "nats": "up" if relay.publishing else "down", "lag_events": lag,
+            "max_lag": settings.ready_max_lag}
+
+    health = HealthServer(health_app("relay", readiness), settings.health_host, settings.health_port).start()
     try:
         await relay.run()
     finally:
+        await health.stop()
         await asyncio.to_thread(db.close)
 
 

@@ -24,6 +24,7 @@ from libs.domain.model import stored_event_strategy
 from libs.infra import bus
 from libs.infra.db import Database
 from libs.infra.ledger_view import UNKNOWN_STRATEGY
+from libs.infra.metrics import PUBLISHED
 from libs.infra.pg import Leadership
 
 RELAY_LOCK = 0x42_07_5A_02
@@ -34,14 +35,17 @@ log = structlog.get_logger(component="relay")
 
 
 class Relay:
-    def __init__(self, db: Database, nats_url: str) -> None:
+    def __init__(self, db: Database, nats_url: str, stream_replicas: int = 1) -> None:
         self.db = db
+        self.stream_replicas = stream_replicas
         self.events = db.events
         self.database_url = db.url  # the leader lock's and the LISTEN's own connections
         self.nats_url = nats_url
         self.wakeup = asyncio.Event()
         self._stop = asyncio.Event()
         self.is_leader = False
+        #: leading with a live JetStream connection
+        self.publishing = False
 
     def poke(self) -> None:
         """Publish now rather than at the next poll (an append committed)."""
@@ -102,13 +106,15 @@ class Relay:
             store_id = await asyncio.to_thread(lambda: self.events.store_id)
             nc = await bus.connect(self.nats_url, "botranks-relay")
             try:
-                await bus.ensure_stream(nc, store_id)
+                await bus.ensure_stream(nc, store_id, self.stream_replicas)
+                self.publishing = True
                 js = nc.jetstream()
                 while not self._stop.is_set():
                     moved = await self._publish_batch(js, store_id)
                     if not moved:
                         await self._sleep(IDLE_POLL_S)
             finally:
+                self.publishing = False
                 await nc.close()
         finally:
             self.is_leader = False
@@ -137,6 +143,7 @@ class Relay:
         await asyncio.gather(*publishes)  # pipelined: all in flight, then all acks
         last = notifications[-1].id
         await asyncio.to_thread(self.events.record_relay_position, last)
+        PUBLISHED.inc(len(notifications))
         log.info("relay_published", count=len(notifications), up_to=last,
                  duration_ms=round((time.perf_counter() - started) * 1000, 2))
         return len(notifications)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from libs.infra.settings import Settings
 from services import supervisor
@@ -21,6 +22,47 @@ from services.gateway import Gateway
 from devtools.stack import BotranksUp, wait_until
 
 pytestmark = pytest.mark.integration
+
+
+def test_every_service_answers_healthz_readyz_and_metrics_at_the_base_url_with_two_api_workers(tmp_path):
+    with BotranksUp(tmp_path, timeout=120, BOTRANKS_API_WORKERS="2") as up:
+        ready = httpx.get(up.base + "/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+        assert set(ready.json()["services"]) == {"command_api", "query_api", "relay", "projector"}
+        assert ready.json()["services"]["projector"]["partitions_owned"] == list(range(16))
+        creds = json.loads(up.cli("strategy", "create", "--name", "metrics", timeout=60).strip().splitlines()[-1])
+        headers = {"Authorization": f"Bearer {creds['api_key']}"}
+        api = f"{up.base}/api/v1/strategies/{creds['strategy_id']}"
+        for i in range(6):  # several requests: both workers of each API serve some
+            r = httpx.post(api + "/orders", headers=headers, json={"orders": [{
+                "symbol": "AAPL", "side": "buy", "quantity": 1, "price": 100 + i, "external_order_id": f"o{i}"}]})
+            assert r.status_code == 200 and r.headers["BotRanks-Projected"] == "true"
+            assert httpx.get(api + "/state", headers=headers).json()["positions"][0]["quantity"] == i + 1
+        def scrape() -> list:
+            text = httpx.get(up.base + "/metrics", timeout=10).text
+            return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+        def lag(found: list) -> float:
+            return sum(s.value for s in found if s.name == "botranks_projection_lag_events")
+
+        wait_until(lambda: lag(scrape()) == 0, 10, "every partition to reach the head")
+        samples = scrape()
+
+        def value(name: str, **labels: str) -> float:
+            found = [s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+            assert found, f"no {name} {labels} in /metrics"
+            return sum(found)
+
+        assert value("botranks_ingested_total", kind="order", outcome="accepted") == 6  # summed over the workers
+        assert value("botranks_http_requests_total", service="query_api", method="GET") >= 6
+        assert value("botranks_http_request_duration_seconds_count", service="command_api") >= 6
+        assert value("botranks_relay_published_total", service="relay") >= 6
+        assert value("botranks_projected_events_total", service="projector") >= 6
+        assert value("botranks_projection_lag_events", service="projector") == 0
+        assert len([s for s in samples if s.name == "botranks_projection_position"]) == 16
+        assert value("botranks_rebuild_progress_ratio") == 1.0
+        for name in ("command_api", "query_api", "relay", "projector"):
+            assert any(s.labels.get("service") == name for s in samples), name
 
 
 def test_botranks_up_embedded_quick_start(tmp_path):
@@ -69,18 +111,19 @@ def test_gateway_healthz_names_what_is_down_and_passes_readyz_through():
         async with _gateway(down, upstream) as gw:
             r = await gw.get("/healthz")  # a query_api without /readyz: nothing to check
             assert (r.status_code, r.json()) == (200, {"status": "ok"})
-            assert (await gw.get("/readyz")).status_code == 404
+            assert (await gw.get("/readyz")).status_code == 200
 
             readyz.update(status=200, body=b'{"status":"ok","database":"ok","projector_lag":0,"quarantined":[]}')
             assert (await gw.get("/healthz")).status_code == 200
-            r = await gw.get("/readyz")
-            assert (r.status_code, r.json()["database"]) == (200, "ok")
+            r = await gw.get("/readyz")  # every service's readiness, by name
+            assert (r.status_code, r.json()["services"]["query_api"]["database"]) == (200, "ok")
 
             readyz.update(status=503, body=b'{"status":"unavailable","database":"down","detail":"x"}')
             r = await gw.get("/healthz")
             assert r.status_code == 503 and r.json()["down"] == ["query_api/readyz"] and r.json()["detail"]
             r = await gw.get("/readyz")
-            assert (r.status_code, r.json()["database"]) == (503, "down")
+            assert (r.status_code, r.json()["services"]["query_api"]["database"]) == (503, "down")
+            assert set(r.json()["down"]) == {"command_api", "query_api"}  # (the mock answers both alike)
 
             readyz.update(status=200)
             down[:] = ["nats", "postgres"]
