@@ -98,7 +98,7 @@ def wait_until(check, timeout: float, what: str):
 # ====================================================================== the routing of the gateway
 
 # the paths the gateway answers itself (its __call__) instead of routing them with `upstream`
-GATEWAY_OWN_PATHS = {"/healthz", "/readyz", "/schema/openapi.json"}
+GATEWAY_OWN_PATHS = {"/healthz", "/readyz", "/metrics", "/schema/openapi.json"}
 
 
 def gateway_target(method: str, path: str) -> str:
@@ -106,7 +106,8 @@ def gateway_target(method: str, path: str) -> str:
 
     Its own answers, as a proxy in front of the replicas gives them: GET /readyz is query_api's
     (passed through); GET /schema/openapi.json, the union of both schemas there, is query_api's own
-    behind a proxy (deploy/README.md says so); /healthz, the gateway's aggregate, is command_api's.
+    behind a proxy (deploy/README.md says so); /healthz and /metrics, the gateway's aggregates, are
+    command_api's (Prometheus scrapes every pod or container directly).
     """
     if method == "GET" and path in ("/readyz", "/schema/openapi.json"):
         return "query"
