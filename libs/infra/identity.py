@@ -126,7 +126,7 @@ class Identity:
         token = token.strip()
         if scheme.lower() != "bearer" or not KEY_RE.match(token):
             raise NotSignedIn("Invalid Authorization header: expected `Bearer fq_live_...`")
-        with self.datastore.transaction(commit=True) as curs:  # the window's hit is a write
+        with reading(self.datastore) as curs:  # one statement, its own transaction (autocommit): one round trip
             row = curs.execute("SELECT * FROM botranks_check_key(%s, %s, %s, %s)",
                                (hash_secret(token), strategy_id, limit, RATE_WINDOW_S)).fetchone()
         outcome = row["outcome"]

@@ -197,20 +197,28 @@ class LedgerView(PostgresTrackingRecorder):
     # ------------------------------------------------------------ reads
 
     def state(self, strategy_id: UUID) -> StateView:
-        """GET /state: positions, current NAV and last order time, from one snapshot (never torn)."""
-        with self._snapshot() as curs:
-            positions = curs.execute(
-                "SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions"
-                " WHERE strategy_id = %s ORDER BY symbol", (strategy_id,)).fetchall()
-            ledger = curs.execute("SELECT total_equity, cash_balance, market_value, captured_at, last_order_at"
-                                  " FROM rm_ledger WHERE strategy_id = %s", (strategy_id,)).fetchone()
+        """GET /state: positions, current NAV and last order time, in ONE statement (one snapshot, never
+        torn, one round trip)."""
+        with reading(self.datastore) as curs:
+            row = curs.execute(
+                "SELECT l.total_equity, l.cash_balance, l.market_value, l.captured_at, l.last_order_at,"
+                " p.symbols, p.quantities, p.bases, p.updated FROM (SELECT 1) AS one"
+                " LEFT JOIN rm_ledger AS l ON l.strategy_id = %(s)s"
+                " LEFT JOIN LATERAL (SELECT array_agg(symbol ORDER BY symbol) AS symbols,"
+                " array_agg(quantity ORDER BY symbol) AS quantities, array_agg(cost_basis ORDER BY symbol) AS bases,"
+                " array_agg(updated_at ORDER BY symbol) AS updated FROM rm_positions WHERE strategy_id = %(s)s) AS p"
+                " ON true", {"s": strategy_id}).fetchone()
+        positions = [Position(id=position_id(strategy_id, symbol), strategy_id=strategy_id, symbol=symbol,
+                              quantity=quantity, cost_basis=basis, updated_at=updated)
+                     for symbol, quantity, basis, updated in zip(row["symbols"] or (), row["quantities"] or (),
+                                                                 row["bases"] or (), row["updated"] or ())]
+        has_ledger = row["captured_at"] is not None
         return StateView(
             strategy_id=strategy_id,
-            positions=[Position(id=position_id(strategy_id, r["symbol"]), strategy_id=strategy_id, **r)
-                       for r in positions],
-            nav=None if ledger is None else Nav(ledger["total_equity"], ledger["cash_balance"],
-                                                ledger["market_value"], ledger["captured_at"]),
-            last_order_at=None if ledger is None else ledger["last_order_at"],
+            positions=positions,
+            nav=Nav(row["total_equity"], row["cash_balance"], row["market_value"], row["captured_at"])
+            if has_ledger else None,
+            last_order_at=row["last_order_at"] if has_ledger else None,
         )
 
     def nav_series(self, strategy_id: UUID, start: date | None = None, end: date | None = None) -> NavSeries:
