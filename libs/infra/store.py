@@ -1,7 +1,8 @@
 """The event store: the only truth. Owner of ``botranks_events``, ``botranks_meta`` and
 ``relay_position`` (how far the log has been published to the bus).
 
-Every append is announced with ``NOTIFY botranks_appended`` (the relay's wake-up); the log can be
+Every append is announced by eventsourcing's own ``NOTIFY botranks_events`` in the append's
+transaction (the relay's wake-up, ``appended``); the log can be
 read whole (``notifications_after``) or by partition (``partition_notifications``: the events of
 the strategies of one partition, ``libs.domain.partition``).
 
@@ -27,7 +28,6 @@ from libs.domain.model import LedgerEvent, decode_event, encode_event, event_top
 from .pg import reading
 
 EVENTS_TABLE = "botranks_events"
-APPENDED_CHANNEL = "botranks_appended"
 
 __all__ = ["EventStore", "IntegrityError", "Notification", "EVENTS_TABLE"]
 
@@ -55,11 +55,7 @@ class EventStore:
                         topic=event_topic(event), state=encode_event(event))
             for aggregate_id, event in events
         ]
-        ids = self.recorder.insert_events(stored) or []
-        if ids:  # wakes the relay (a notification lost while it reconnects costs one idle poll)
-            with self.datastore.transaction(commit=True) as curs:
-                curs.execute("SELECT pg_notify(%s, %s)", (APPENDED_CHANNEL, str(max(ids))))
-        return ids
+        return self.recorder.insert_events(stored) or []
 
     def existing(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, LedgerEvent]:
         """The stored events of those aggregate ids that exist."""
@@ -97,12 +93,12 @@ class EventStore:
                                 (partitions, after, stop)).fetchall()
         return {r["p"] for r in rows}
 
-    async def appended(self, database_url: str) -> AsyncIterator[int]:
-        """The last notification id of each append, as it commits (LISTEN on a connection of its own)."""
+    async def appended(self, database_url: str) -> AsyncIterator[None]:
+        """Once per append, as it commits: the recorder's NOTIFY, heard on a connection of its own."""
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            await conn.execute(f"LISTEN {APPENDED_CHANNEL}")
-            async for notify in conn.notifies():
-                yield int(notify.payload)
+            await conn.execute(f"LISTEN {self.recorder.channel_name}")
+            async for _ in conn.notifies():
+                yield None
 
     def max_notification_id(self) -> int:
         return self.recorder.max_notification_id() or 0
