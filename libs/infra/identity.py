@@ -274,6 +274,11 @@ class Identity:
     def last_strategy_update_id(curs: Any) -> int:
         return curs.execute("SELECT coalesce(max(id), 0) AS m FROM strategy_updates").fetchone()["m"]
 
+    def latest_strategy_update(self) -> int:
+        """The last ``strategy_updates`` id (0: none), on its own connection."""
+        with reading(self.datastore) as curs:
+            return self.last_strategy_update_id(curs)
+
     @staticmethod
     def _record_update(curs: Any, strategy_id: UUID, *, benchmark_changed: bool) -> None:
         curs.execute("INSERT INTO strategy_updates (strategy_id, benchmark_changed) VALUES (%s, %s)",

@@ -136,20 +136,31 @@ class LedgerView(PostgresTrackingRecorder):
         with reading(self.datastore) as curs:
             return _positions(curs)
 
+    def partition_cursors(self) -> dict[int, tuple[int, int]]:
+        """Each partition's (price-outbox, strategy-update-outbox) cursor."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute("SELECT partition, price_update_id, strategy_update_id"
+                                " FROM projector_partition_cursors").fetchall()
+        return {r["partition"]: (r["price_update_id"], r["strategy_update_id"]) for r in rows}
+
     def position(self) -> int:
         """The last notification id applied in every partition (the smallest partition position)."""
         return min(self.partition_positions().values())
 
     @contextmanager
-    def writing(self, partition: int | None = None, *, shadow: bool = False,
-                lock: bool = True) -> Iterator["LedgerWriter"]:
+    def writing(self, partition: int | None = None, *, shadow: bool = False, lock: bool = True,
+                partitions: Sequence[int] | None = None) -> Iterator["LedgerWriter"]:
         """One committed transaction of projector writes, holding the lock of ``partition`` (None:
-        of every partition, taken in order: a rebuild's swap, a change of layout).
+        of every partition, taken in order: a rebuild's swap, a change of layout; or of each of
+        ``partitions``, in order, for moving several positions at once).
 
         ``shadow``: the unqualified read-model tables are the rebuild's new ones.
         """
         with self.datastore.transaction(commit=True) as curs:
-            if lock and partition is not None:
+            if lock and partitions is not None:
+                curs.execute("SELECT pg_advisory_xact_lock(%s, p) FROM unnest(%s::int[]) AS p ORDER BY p",
+                             (PROJECTOR_LOCK, sorted(partitions)))
+            elif lock and partition is not None:
                 curs.execute("SELECT pg_advisory_xact_lock(%s, %s)", (PROJECTOR_LOCK, partition))
             elif lock:
                 curs.execute("SELECT pg_advisory_xact_lock(%s, g) FROM generate_series(0, %s - 1) AS g",
@@ -453,14 +464,17 @@ class LedgerWriter:
 
     # ------------------------------------------------------------ tracking
 
-    def position(self) -> int:
-        """The partition's position in the event log."""
-        return self.view._max_tracking_id(PARTITION_TRACKING.format(self._mine()), self.cursor) or 0
+    def position(self, partition: int | None = None) -> int:
+        """The position in the event log of the writer's partition (or of ``partition``, whose lock the
+        writer must hold)."""
+        partition = self._mine() if partition is None else partition
+        return self.view._max_tracking_id(PARTITION_TRACKING.format(partition), self.cursor) or 0
 
-    def track(self, notification_id: int) -> None:
-        """Record the partition's new position, in this transaction (eventsourcing's exactly-once idiom:
-        a position that does not move forward fails), and announce it at commit."""
-        partition = self._mine()
+    def track(self, notification_id: int, partition: int | None = None) -> None:
+        """Record the new position of the writer's partition (or of ``partition``, whose lock the writer
+        must hold), in this transaction (eventsourcing's exactly-once idiom: a position that does not move
+        forward fails), and announce it at commit."""
+        partition = self._mine() if partition is None else partition
         self.view._insert_tracking(self.cursor, Tracking(PARTITION_TRACKING.format(partition), notification_id))
         self.cursor.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{partition}:{notification_id}"))
 

@@ -222,6 +222,11 @@ class Prices:
     def last_update_id(curs: Any) -> int:
         return curs.execute("SELECT coalesce(max(id), 0) AS m FROM price_updates").fetchone()["m"]
 
+    def latest_update(self) -> int:
+        """The last ``price_updates`` id (0: none), on its own connection."""
+        with reading(self.datastore) as curs:
+            return self.last_update_id(curs)
+
     def benchmark_status(self, symbol: str) -> tuple[bool, int | None]:
         """Whether ``symbol`` has any price, and its price version (the latest outbox id)."""
         with reading(self.datastore) as curs:

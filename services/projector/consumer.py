@@ -28,7 +28,7 @@ from libs.infra.db import Database
 from libs.infra.pg import Leases
 
 from .leaderboard import SCAN_EVERY_S, refresh_leaderboard
-from .projection import LayoutChanged, apply_price_updates, project_partition
+from .projection import LayoutChanged, advance_idle, apply_price_updates, project_partition
 
 FETCH_BATCH = 500
 FETCH_TIMEOUT_S = 0.5
@@ -124,35 +124,39 @@ class ProjectorDaemon:
 
     async def work(self) -> int:
         """Catch up the partitions with news, and every ``IDLE_POLL_S`` all owned partitions (whatever
-        the bus said or lost) and their re-marks for new prices."""
+        the bus said or lost: those with events of their own are caught up, the others moved to the head
+        together, in one transaction) and their re-marks for new prices."""
         owned = self.owned
         self._dirty &= owned  # news of a partition given back are its new owner's
         full_round = time.monotonic() - self._last_round >= IDLE_POLL_S
-        dirty = owned if full_round else self._dirty & owned
-        self._dirty -= dirty
-        total = 0
+        dirty = self._dirty
+        self._dirty = set()
         head = await asyncio.to_thread(self.db.events.max_notification_id)
         positions = await asyncio.to_thread(self.db.ledger.partition_positions)
-        behind = {p for p in dirty if positions.get(p, 0) < head}
-        for partition in sorted(behind):
+        behind = {p for p in (owned if full_round else dirty) if positions.get(p, 0) < head}
+        todo = behind
+        if full_round and behind - dirty:
+            busy = await asyncio.to_thread(self.db.events.partitions_with_events, self.partitions,
+                                           min(positions.get(p, 0) for p in behind), head)
+            idle = behind - dirty - busy
+            if idle:
+                await asyncio.to_thread(advance_idle, self.db, sorted(idle), self.partitions, head)
+            todo = behind - idle
+        total = 0
+        for partition in sorted(todo):
             if self._stop.is_set():
                 break
             projected = await self.catch_up(partition, positions.get(partition, 0), head)
             if projected:
                 self._leaderboard_dirty.add(partition)
             total += projected
-        # the owned partitions with nothing of their own up to the head move there at once (one query),
-        # so "everything applied up to" and the lag figures follow the log without waiting for a round
-        idle = {p for p in owned - behind if positions.get(p, 0) < head}
-        if idle and not self._stop.is_set():
-            busy = await asyncio.to_thread(self.db.events.partitions_with_events, self.partitions,
-                                           min(positions.get(p, 0) for p in idle), head)
-            for partition in sorted(idle - busy):
-                await asyncio.to_thread(project_partition, self.db, partition, self.partitions, [], head)
-            self._dirty |= idle & busy
-        if full_round:  # prices, for every owned partition
+        if full_round:  # prices, for every owned partition whose cursor is behind the price outbox
             self._last_round = time.monotonic()
+            latest = await asyncio.to_thread(self.db.prices.latest_update)
+            cursors = await asyncio.to_thread(self.db.ledger.partition_cursors)
             for partition in sorted(owned):
+                if cursors.get(partition, (0, 0))[0] >= latest:
+                    continue
                 if await asyncio.to_thread(apply_price_updates, self.db, partition):
                     self._leaderboard_dirty.add(partition)
         return total
@@ -170,11 +174,16 @@ class ProjectorDaemon:
         return total
 
     async def refresh_leaderboard(self) -> bool:
-        """One bounded transaction of leaderboard upkeep per owned partition; True when there may be more."""
+        """One bounded transaction of leaderboard upkeep per owned partition that needs it (stale rows
+        to look for, or strategy updates it has not seen); True when there may be more."""
         scan_all = time.monotonic() - self._last_scan > SCAN_EVERY_S
+        latest = await asyncio.to_thread(self.db.identity.latest_strategy_update)
+        cursors = await asyncio.to_thread(self.db.ledger.partition_cursors)
         more = False
         for partition in sorted(self.owned):
             scan = scan_all or partition in self._leaderboard_dirty
+            if not scan and cursors.get(partition, (0, 0))[1] >= latest:
+                continue
             done = await asyncio.to_thread(refresh_leaderboard, self.db, partition, scan=scan)
             if scan and not done:
                 self._leaderboard_dirty.discard(partition)

@@ -62,6 +62,17 @@ def project(db: Database, notifications: Sequence[Notification]) -> int:
     return sum(project_partition(db, p, partitions, shares.get(p, []), up_to) for p in range(partitions))
 
 
+def advance_idle(db: Database, partitions: Sequence[int], layout: int, head: int) -> None:
+    """Move each of ``partitions`` (none of which has an event after its position up to ``head``) to
+    ``head``, in one transaction."""
+    with db.ledger.writing(partitions=partitions) as writer:
+        if writer.partitions != layout:
+            raise LayoutChanged(f"the projection is laid out in {writer.partitions} partitions, not {layout}")
+        for partition in sorted(partitions):
+            if writer.position(partition) < head:
+                writer.track(head, partition)
+
+
 class LayoutChanged(RuntimeError):
     """The projection was laid out anew (a rebuild) since the caller read the partition's events."""
 
