@@ -27,7 +27,7 @@ from libs.infra import bus
 from libs.infra.db import Database
 from libs.infra.pg import Leases
 
-from .leaderboard import SCAN_EVERY_S, refresh_leaderboard
+from .leaderboard import BUDGET_S, SCAN_EVERY_S, refresh_leaderboard
 from .projection import LayoutChanged, advance_idle, apply_price_updates, project_partition
 
 FETCH_BATCH = 500
@@ -39,6 +39,8 @@ RETRY_S = 1.0
 #: how often a daemon re-counts its peers and takes (or gives back) partitions; a dead peer's
 #: partitions move within about this long (its locks go with its connection)
 BALANCE_EVERY_S = 1.0
+#: the longest the leaderboard waits for its upkeep while events keep coming
+BOARD_DEFER_S = 1.0
 MEMBER_LOCK = 0x42_07_5A_04
 LEASE_LOCK = 0x42_07_5A_05
 
@@ -61,6 +63,9 @@ class ProjectorDaemon:
         self._last_scan = 0.0
         self._last_balance = 0.0
         self._last_round = 0.0
+        #: where the next leaderboard round starts (partitions take turns within the budget)
+        self._board_next = 0
+        self._last_board = 0.0
         self._consumers: dict[int, asyncio.Task] = {}
         self._store_id = ""
 
@@ -80,7 +85,11 @@ class ProjectorDaemon:
                 try:
                     await self.balance()
                     await self.work()
-                    more = await self.refresh_leaderboard()
+                    # new events first: the leaderboard waits while partitions have news, at most BOARD_DEFER_S
+                    more = False
+                    if not self._dirty or time.monotonic() - self._last_board >= BOARD_DEFER_S:
+                        more = await self.refresh_leaderboard()
+                        self._last_board = time.monotonic()
                 except LayoutChanged:  # a rebuild laid the partitions out anew: take the new layout now
                     await self.balance(force=True)
                     continue
@@ -174,22 +183,32 @@ class ProjectorDaemon:
         return total
 
     async def refresh_leaderboard(self) -> bool:
-        """One bounded transaction of leaderboard upkeep per owned partition that needs it (stale rows
-        to look for, or strategy updates it has not seen); True when there may be more."""
+        """Leaderboard upkeep for the owned partitions that need it (stale rows to look for, or strategy
+        updates they have not followed), one bounded transaction each, within one ``BUDGET_S`` for all of
+        them (then new events go first; the next call starts where this one stopped). True when there
+        may be more to do."""
         scan_all = time.monotonic() - self._last_scan > SCAN_EVERY_S
         latest = await asyncio.to_thread(self.db.identity.latest_strategy_update)
         cursors = await asyncio.to_thread(self.db.ledger.partition_cursors)
+        owned = sorted(self.owned)
+        todo = [p for p in owned if scan_all or p in self._leaderboard_dirty or cursors.get(p, (0, 0))[1] < latest]
+        todo = [p for p in todo if p >= self._board_next] + [p for p in todo if p < self._board_next]  # round robin
+        deadline = time.monotonic() + BUDGET_S
         more = False
-        for partition in sorted(self.owned):
+        for partition in todo:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._board_next, more = partition, True
+                break
             scan = scan_all or partition in self._leaderboard_dirty
-            if not scan and cursors.get(partition, (0, 0))[1] >= latest:
-                continue
-            done = await asyncio.to_thread(refresh_leaderboard, self.db, partition, scan=scan)
+            done = await asyncio.to_thread(refresh_leaderboard, self.db, partition, scan=scan, budget_s=left)
             if scan and not done:
                 self._leaderboard_dirty.discard(partition)
             more = more or done > 0
-        if scan_all:
-            self._last_scan = time.monotonic()
+        else:
+            self._board_next = 0
+            if scan_all:
+                self._last_scan = time.monotonic()
         return more
 
     # ------------------------------------------------------------ wake-ups from JetStream
