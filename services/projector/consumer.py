@@ -32,6 +32,7 @@ from .projection import LayoutChanged, advance_idle, apply_price_updates, projec
 
 FETCH_BATCH = 500
 FETCH_TIMEOUT_S = 0.5
+DRAIN_TIMEOUT_S = 0.02
 REBIND_AFTER_IDLE_FETCHES = 100  # ~50 s of empty fetches: re-bind (pull subscriptions can stall)
 STORE_BATCH = 2000
 IDLE_POLL_S = 0.5
@@ -249,7 +250,9 @@ class ProjectorDaemon:
             idle = 0
             while not self._stop.is_set():
                 try:
-                    msgs = await sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
+                    # one message is enough to wake up: a bigger batch would linger until its timeout
+                    # (nats-py waits for the whole batch once the first message of a long poll arrives)
+                    msgs = await sub.fetch(1, timeout=FETCH_TIMEOUT_S)
                 except NatsTimeout:
                     idle += 1
                     if idle >= REBIND_AFTER_IDLE_FETCHES:
@@ -258,6 +261,10 @@ class ProjectorDaemon:
                 idle = 0
                 self._dirty.add(partition)
                 self._wake.set()  # what the messages say is read from the store, not from them
+                try:  # then whatever else is there already (no long poll), acknowledged in one go
+                    msgs += await sub.fetch(FETCH_BATCH, timeout=DRAIN_TIMEOUT_S)
+                except NatsTimeout:
+                    pass
                 await asyncio.gather(*(msg.ack() for msg in msgs))
         finally:
             await nc.close()
