@@ -157,6 +157,10 @@ class LedgerView(PostgresTrackingRecorder):
         ``shadow``: the unqualified read-model tables are the rebuild's new ones.
         """
         with self.datastore.transaction(commit=True) as curs:
+            # read models and their tracking row commit together and are rebuilt from the log: a crash
+            # may lose the last projections' commits, never half of one (the position rolls back with
+            # them and they are applied again), so they need not wait for the disk
+            curs.execute("SET LOCAL synchronous_commit = off")
             if lock and partitions is not None:
                 curs.execute("SELECT pg_advisory_xact_lock(%s, p) FROM unnest(%s::int[]) AS p ORDER BY p",
                              (PROJECTOR_LOCK, sorted(partitions)))

@@ -30,6 +30,7 @@ from libs.infra.pg import Leadership
 RELAY_LOCK = 0x42_07_5A_02
 BATCH = 1000
 IDLE_POLL_S = 0.25
+LAYOUT_TTL_S = 5.0
 
 log = structlog.get_logger(component="relay")
 
@@ -46,6 +47,8 @@ class Relay:
         self.is_leader = False
         #: leading with a live JetStream connection
         self.publishing = False
+        self._position = 0
+        self._layout, self._layout_read = 0, -LAYOUT_TTL_S
 
     def poke(self) -> None:
         """Publish now rather than at the next poll (an append committed)."""
@@ -109,6 +112,8 @@ class Relay:
                 await bus.ensure_stream(nc, store_id, self.stream_replicas)
                 self.publishing = True
                 js = nc.jetstream()
+                # the leader alone moves the position: read it once, then keep it in memory
+                self._position = await asyncio.to_thread(self.events.relay_position)
                 while not self._stop.is_set():
                     moved = await self._publish_batch(js, store_id)
                     if not moved:
@@ -120,13 +125,20 @@ class Relay:
             self.is_leader = False
             await asyncio.to_thread(leadership.release)
 
+    async def _partitions(self) -> int:
+        """The projection's layout (re-read every ``LAYOUT_TTL_S``: only a rebuild changes it, and a
+        message on an old partition's subject only wakes a projector up late)."""
+        if time.monotonic() - self._layout_read > LAYOUT_TTL_S:
+            self._layout = await asyncio.to_thread(self.db.ledger.partitions)
+            self._layout_read = time.monotonic()
+        return self._layout
+
     async def _publish_batch(self, js, store_id: str) -> int:
-        position = await asyncio.to_thread(self.events.relay_position)
-        notifications = await asyncio.to_thread(self.events.notifications_after, position, BATCH)
+        notifications = await asyncio.to_thread(self.events.notifications_after, self._position, BATCH)
         if not notifications:
             return 0
         started = time.perf_counter()
-        partitions = await asyncio.to_thread(self.db.ledger.partitions)
+        partitions = await self._partitions()
         publishes = []
         for n in notifications:
             strategy = str(stored_event_strategy(n.state) or UNKNOWN_STRATEGY)
@@ -143,6 +155,7 @@ class Relay:
         await asyncio.gather(*publishes)  # pipelined: all in flight, then all acks
         last = notifications[-1].id
         await asyncio.to_thread(self.events.record_relay_position, last)
+        self._position = last
         PUBLISHED.inc(len(notifications))
         log.info("relay_published", count=len(notifications), up_to=last,
                  duration_ms=round((time.perf_counter() - started) * 1000, 2))
