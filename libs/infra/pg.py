@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
+from psycopg_pool import ConnectionPool
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
 
@@ -14,10 +17,31 @@ from psycopg.rows import DictRow
 CONNECT_TIMEOUT_S = 5
 
 
+#: a pooled connection returned less than this long ago is handed out without a ping
+FRESH_S = 1.0
+
+
+def _ping_unless_fresh(pool) -> None:
+    """The pool pings a connection before handing it out (a database restart leaves every pooled
+    connection dead), but not one that was returned less than ``FRESH_S`` ago: under load that
+    ping was a second round trip per request. (psycopg_pool's ``check`` and ``reset`` hooks; the
+    datastore builds its pool itself, so they are set on it.)"""
+    returned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def check(conn) -> None:
+        if time.monotonic() - returned.get(conn, float("-inf")) >= FRESH_S:
+            ConnectionPool.check_connection(conn)
+
+    def reset(conn) -> None:
+        returned[conn] = time.monotonic()
+
+    pool._check, pool._reset = check, reset
+
+
 def datastore_for(database_url: str, *, pool_size: int, max_overflow: int) -> PostgresDatastore:
     """eventsourcing's pooled PostgreSQL datastore for a database URL (shared by every owner)."""
     params = conninfo_to_dict(database_url)
-    return PostgresDatastore(
+    datastore = PostgresDatastore(
         dbname=params.get("dbname", "postgres"),
         host=params.get("host", "127.0.0.1"),
         port=params.get("port", 5432),
@@ -29,6 +53,8 @@ def datastore_for(database_url: str, *, pool_size: int, max_overflow: int) -> Po
         pre_ping=True,
         connect_timeout=CONNECT_TIMEOUT_S,
     )
+    _ping_unless_fresh(datastore.pool)
+    return datastore
 
 
 @contextmanager
