@@ -53,6 +53,22 @@ def _applied_once(stack: Stack) -> None:
         assert gaps == []
 
 
+def _all_applied_once_and_equal_to_a_rebuild(stack: Stack, writer: threading.Thread, accepted: list[int],
+                                             projector: str) -> None:
+    """Once the writer is done and everything is projected: every order and deposit is in the read models
+    exactly once, and a rebuild (with ``projector`` stopped) gives the same read models."""
+    writer.join(180)
+    assert not writer.is_alive()
+    stack.wait_projected(60)
+    incremental = stack.read_models()
+    assert len(incremental["orders"]) == sum(accepted) == 60 * 50
+    assert len(incremental["cash"]) == len(accepted) == 60
+    _applied_once(stack)
+    stack.kill(projector, signal.SIGTERM)
+    rebuild_cli(stack)
+    assert stack.read_models() == incremental
+
+
 def _ingest(stack: Stack, strategies, batches: int, accepted: list[int], seed: int, pause: float = 0.0) -> None:
     rng = random.Random(seed)
     for i in range(batches):
@@ -92,16 +108,7 @@ def test_two_projectors_share_the_partitions_and_a_killed_ones_move_within_10s(b
         wait_until(lambda: sorted(_owners(stack).values()) == [16], 15, "the survivor to own every partition")
         moved_in = time.monotonic() - killed_at
         assert moved_in <= 10, f"the partitions moved in {moved_in:.1f} s"
-        writer.join(180)
-        assert not writer.is_alive()
-        stack.wait_projected(60)
-        incremental = stack.read_models()
-        assert len(incremental["orders"]) == sum(accepted) == 60 * 50
-        assert len(incremental["cash"]) == 60
-        _applied_once(stack)
-        stack.kill("projector", signal.SIGTERM)
-        rebuild_cli(stack)
-        assert stack.read_models() == incremental
+        _all_applied_once_and_equal_to_a_rebuild(stack, writer, accepted, "projector")
     finally:
         stack.stop()
 
@@ -121,15 +128,7 @@ def test_a_partition_handover_while_events_arrive(backends, make_database, tmp_p
         wait_until(lambda: sorted(_owners(stack).values()) == [8, 8], 20, "the partitions to be shared")
         stack.kill("projector", signal.SIGTERM)  # the first one leaves: the second takes them all
         wait_until(lambda: sorted(_owners(stack).values()) == [16], 15, "the second to own every partition")
-        writer.join(180)
-        assert not writer.is_alive()
-        stack.wait_projected(60)
-        incremental = stack.read_models()
-        assert len(incremental["orders"]) == sum(accepted) == 60 * 50
-        _applied_once(stack)
-        stack.kill("projector1", signal.SIGTERM)
-        rebuild_cli(stack)
-        assert stack.read_models() == incremental
+        _all_applied_once_and_equal_to_a_rebuild(stack, writer, accepted, "projector1")
     finally:
         stack.stop()
 
