@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import multiprocessing
 import os
 import random
 import shlex
@@ -67,6 +66,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.common import HttpClient, checked, in_processes, open_loop, percentile_ms, run_async  # noqa: E402
 from devtools.stack import create_database, drop_database, wait_until  # noqa: E402
 from libs.domain.bars import Bar  # noqa: E402
 from libs.infra.db import Database  # noqa: E402
@@ -212,88 +212,18 @@ def build(database_url: str, db: Database, strategies: int, years: float, leader
 # ---------------------------------------------------------------- the load (its own process)
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+async def _load(base: str, rate: float, seconds: float, make: Any) -> dict[str, Any]:
+    """``make(client, i)`` on a fixed schedule, on one lean keep-alive client."""
+    client = HttpClient.for_base(base)
+    try:
+        return await open_loop(rate, seconds, lambda i: make(client, i))
+    finally:
+        client.close()
 
 
-class _Client:
-    """A minimal HTTP/1.1 keep-alive client on asyncio streams (GET only): a fraction of httpx's CPU
-    per request, which matters when the load generator shares two cores with the server."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-
-    async def get(self, path: str) -> tuple[int, bytes]:
-        conn = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
-        reader, writer = conn
-        try:
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                         "Accept-Encoding: identity\r\n\r\n".encode())
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            status = int(lines[0].split(" ", 2)[1])
-            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-            if headers.get("transfer-encoding", "").lower() == "chunked":
-                body = b""
-                while True:
-                    size = int((await reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
-                    chunk = await reader.readexactly(size + 2)
-                    if size == 0:
-                        break
-                    body += chunk[:-2]
-            else:
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-        except BaseException:
-            writer.close()
-            raise
-        if headers.get("connection", "").lower() == "close":
-            writer.close()
-        else:
-            self.idle.append(conn)
-        return status, body
-
-    def close(self) -> None:
-        for _, writer in self.idle:
-            writer.close()
-
-
-async def _open_loop(base: str, rate: float, seconds: float, make: Any) -> dict[str, Any]:
-    """Fire ``make(client, i)`` coroutines on a fixed schedule; each returns latencies by kind."""
-    results: dict[str, list[float]] = {}
-    errors: list[str] = []
-    lags: list[float] = []
-    host, port = base.removeprefix("http://").split(":")
-    client = _Client(host, int(port))
-
-    async def one(i: int) -> None:
-        try:
-            for kind, latency in (await make(client, i)).items():
-                results.setdefault(kind, []).append(latency)
-        except Exception as exc:  # noqa: BLE001 - counted and reported
-            errors.append(f"{type(exc).__name__}: {exc}")
-
-    tasks = []
-    start = time.perf_counter()
-    for i in range(int(rate * seconds)):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        lags.append(max(0.0, time.perf_counter() - due))
-        tasks.append(asyncio.create_task(one(i)))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - start
-    client.close()
-    return {"latencies": results, "errors": errors, "elapsed": elapsed, "sender_lag_p99": _pct(lags, 0.99)}
-
-
-async def _get(client: _Client, url: str) -> float:
+async def _get(client: HttpClient, url: str) -> float:
     t = time.perf_counter()
-    status, body = await asyncio.wait_for(client.get(url), 10)
-    if status != 200:
-        raise RuntimeError(f"{url}: {status} {body[:200]!r}")
+    await checked(client.get(url), url)
     return time.perf_counter() - t
 
 
@@ -303,10 +233,10 @@ def leaderboard_load(base: str, rate: float, seconds: float, pages: int, seed: i
     urls = [f"/p/leaderboard?sort={rng.choice(SORTS)}&dir={rng.choice(('asc', 'desc'))}&min_days=30"
             f"&page={rng.randint(1, pages)}" for _ in range(int(rate * seconds))]
 
-    async def make(client: _Client, i: int) -> dict[str, float]:
+    async def make(client: HttpClient, i: int) -> dict[str, float]:
         return {"leaderboard": await _get(client, urls[i])}
 
-    return asyncio.run(_open_loop(base, rate, seconds, make))
+    return run_async(_load(base, rate, seconds, make))
 
 
 def page_load(base: str, rate: float, seconds: float, views: list[list[str]], seed: int) -> dict[str, Any]:
@@ -315,7 +245,7 @@ def page_load(base: str, rate: float, seconds: float, views: list[list[str]], se
     per_view = len(views[0])
     order = [rng.randrange(len(views)) for _ in range(int(rate * seconds / per_view) + 1)]
 
-    async def make(client: _Client, i: int) -> dict[str, float]:
+    async def make(client: HttpClient, i: int) -> dict[str, float]:
         html, *data = views[order[i]]
         t = time.perf_counter()
         out = {"page html": await _get(client, html)}
@@ -324,12 +254,7 @@ def page_load(base: str, rate: float, seconds: float, views: list[list[str]], se
         out["page view (html + data)"] = time.perf_counter() - t
         return out
 
-    return asyncio.run(_open_loop(base, rate / per_view, seconds, make))
-
-
-def _in_process(target: Any, *args: Any) -> dict[str, Any]:
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(target, args)
+    return run_async(_load(base, rate / per_view, seconds, make))
 
 
 def data_urls(strategy_id: str) -> list[str]:
@@ -407,8 +332,8 @@ def main() -> None:
         warm_s = time.perf_counter() - t
         http.close()
 
-        lb = _in_process(leaderboard_load, base, args.rate, args.seconds, pages if args.deep_pages else 1, 1)
-        pv = _in_process(page_load, base, args.rate, args.seconds, views, 2)
+        lb = in_processes(leaderboard_load, [(base, args.rate, args.seconds, pages if args.deep_pages else 1, 1)])[0]
+        pv = in_processes(page_load, [(base, args.rate, args.seconds, views, 2)])[0]
 
         n_days = len(weekdays(datetime.now(timezone.utc).date() - timedelta(days=1), args.years))
         print(f"\n$ {command}")
@@ -433,11 +358,11 @@ def main() -> None:
                   f" sender lag p99 {result['sender_lag_p99']:.1f} ms")
             for kind, values in result["latencies"].items():
                 target = targets.get(kind)
-                ok = "" if target is None else ("yes" if _pct(values, 0.99) <= target else "NO")
+                ok = "" if target is None else ("yes" if percentile_ms(values, 0.99) <= target else "NO")
                 if target is not None:
                     verdicts.append(ok == "yes" and not result["errors"])
-                print(f"  {kind:<32} {len(values):>6} {_pct(values, 0.5):8.2f} {_pct(values, 0.9):8.2f}"
-                      f" {_pct(values, 0.99):8.2f} {max(values) * 1000:8.2f} {'' if target is None else f'{target:.0f}':>8}"
+                print(f"  {kind:<32} {len(values):>6} {percentile_ms(values, 0.5):8.2f} {percentile_ms(values, 0.9):8.2f}"
+                      f" {percentile_ms(values, 0.99):8.2f} {max(values) * 1000:8.2f} {'' if target is None else f'{target:.0f}':>8}"
                       f"  {ok}")
             for error in result["errors"][:5]:
                 print(f"    error: {error}")

@@ -9,7 +9,7 @@ into `prices`, one deposit per strategy on 2017-01-02, then orders spread over t
 close), appended in time order with ``db.events.append`` in batches of --append-batch events.
 
 Then runs `python -m services.projector.main rebuild` as a child process and measures its
-wall time, CPU time and peak RSS (os.wait4's ru_maxrss of that child), while a thread reads
+wall time, CPU time (os.wait4) and peak RSS (its VmHWM, polled while it runs), while a thread reads
 `rm_ledger` for one strategy every --read-interval seconds and records the longest time a
 single read took (a read blocked by the rebuild's locks shows up there).
 
@@ -36,6 +36,7 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 
+from bench.common import vm_hwm_mb  # noqa: E402
 from devtools.stack import code_version, create_database, drop_database, sql  # noqa: E402
 from libs.domain.model import CashEvent, CashRecorded, Order, OrderRecorded  # noqa: E402
 from libs.infra.db import Database  # noqa: E402
@@ -67,19 +69,22 @@ def load_closes(symbols: list[str]) -> dict[str, dict[date, Decimal]]:
     return closes
 
 
-def fill(db: Database, n_events: int, n_strategies: int, symbols: list[str], append_batch: int,
-         seed: int) -> tuple[int, int]:
-    """Prices, strategies and ``n_events`` ledger events; returns (events, strategies)."""
-    closes = load_closes(symbols)
-    with sql(db) as curs:  # the whole price history at once, before any event (no outbox rows)
+def write_closes(db: Database, closes: dict[str, dict[date, Decimal]]) -> None:
+    """The whole price history at once, straight into ``prices`` (before any event: no outbox rows)."""
+    with sql(db) as curs:
         with curs.copy("COPY prices (symbol, date, close, source) FROM STDIN") as copy:
             for s, by_day in closes.items():
                 for d, c in sorted(by_day.items()):
                     copy.write_row((s, d, c, "shared-data"))
-    strategies = [db.identity.create_strategy(f"rebuild-{i}", benchmark=BENCHMARK, first_key=False)[0]
-                  for i in range(n_strategies)]
+
+
+def append_history(db: Database, strategies: list, closes: dict[str, dict[date, Decimal]], symbols: list[str],
+                   n_events: int, append_batch: int, seed: int, first_day: date | None = None) -> int:
+    """One deposit per strategy the day before ``first_day`` (default: the first priced day), then
+    ``n_events`` minus those orders spread over the trading days from ``first_day`` on (round-robin
+    over the strategies, each at the day's close), appended in time order; returns events written."""
     rng = random.Random(seed)
-    days = sorted(closes[BENCHMARK])
+    days = [d for d in sorted(closes[BENCHMARK]) if first_day is None or d >= first_day]
     opened = datetime.combine(days[0] - timedelta(days=1), datetime.min.time(), timezone.utc) + timedelta(hours=12)
     batch: list = []
     written = 0
@@ -97,7 +102,7 @@ def fill(db: Database, n_events: int, n_strategies: int, symbols: list[str], app
         batch.append((cash.id, CashRecorded(cash)))
         if len(batch) >= append_batch:
             flush()
-    n_orders = max(0, n_events - n_strategies)
+    n_orders = max(0, n_events - len(strategies))
     fees = Decimal("1.00")
     k = 0
     for d_index, day in enumerate(days):
@@ -109,7 +114,7 @@ def fill(db: Database, n_events: int, n_strategies: int, symbols: list[str], app
         for j in range(count):
             when = start + timedelta(seconds=SESSION_SECONDS * j / count)
             symbol = rng.choice(priced)
-            order = Order(id=uuid.uuid4(), strategy_id=strategies[k % n_strategies], symbol=symbol,
+            order = Order(id=uuid.uuid4(), strategy_id=strategies[k % len(strategies)], symbol=symbol,
                           side="buy" if rng.random() < 0.6 else "sell", quantity=Decimal(rng.randint(1, 20)),
                           price=closes[symbol][day], fees=fees, order_type="market", status="filled",
                           executed_at=when, created_at=when, external_order_id=f"r{k}", details=None)
@@ -118,7 +123,73 @@ def fill(db: Database, n_events: int, n_strategies: int, symbols: list[str], app
             if len(batch) >= append_batch:
                 flush()
     flush()
-    return written, n_strategies
+    return written
+
+
+def fill(db: Database, n_events: int, n_strategies: int, symbols: list[str], append_batch: int,
+         seed: int) -> tuple[int, int]:
+    """Prices, strategies and ``n_events`` ledger events; returns (events, strategies)."""
+    closes = load_closes(symbols)
+    write_closes(db, closes)
+    strategies = [db.identity.create_strategy(f"rebuild-{i}", benchmark=BENCHMARK, first_key=False)[0]
+                  for i in range(n_strategies)]
+    return append_history(db, strategies, closes, symbols, n_events, append_batch, seed), n_strategies
+
+
+class RebuildRun(NamedTuple):
+    wall: float
+    usage: Any  # os.wait4's resource usage of the child: ru_utime, ru_stime (ru_maxrss: see peak_rss_mb)
+    returncode: int
+    output: str
+    version: str
+    started: float  # perf_counter when the child started
+    #: the child's VmHWM, polled while it runs (ru_maxrss would include its parent's RSS at the fork)
+    peak_rss_mb: float
+
+    @property
+    def rebuilt(self) -> dict:
+        """The rebuild's own ``"event": "rebuilt"`` log line (duration_ms, ...), {} if none."""
+        found: dict = {}
+        for line in self.output.splitlines():
+            if line.startswith("{"):
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("event") == "rebuilt":
+                    found = entry
+        return found
+
+
+def timed_rebuild(url: str, nats: str, code: Path = ROOT, timeout: float = 3600) -> RebuildRun:
+    """``python -m services.projector.main rebuild`` as a child process (from checkout ``code``):
+    its wall time, resource usage and log."""
+    with tempfile.TemporaryDirectory() as home, open(Path(home) / "rebuild.log", "w+b") as log:
+        env = {**os.environ, "BOTRANKS_DATABASE_URL": url, "BOTRANKS_NATS_URL": nats,
+               "BOTRANKS_HOME": home, "BOTRANKS_LOG_LEVEL": "info"}
+        env["PYTHONPATH"] = str(code)  # the checkout's packages before any installed copy
+        version = code_version(code)
+        started = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-m", "services.projector.main", "rebuild"], cwd=code,
+                                 env=env, stdout=log, stderr=subprocess.STDOUT)
+        watchdog = threading.Timer(timeout, lambda: os.kill(child.pid, signal.SIGKILL))
+        watchdog.start()
+        peak = [0.0]
+        done = threading.Event()
+
+        def poll_rss() -> None:
+            while not done.wait(0.2):
+                peak[0] = max(peak[0], vm_hwm_mb(child.pid))
+
+        poller = threading.Thread(target=poll_rss, daemon=True)
+        poller.start()
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        done.set()
+        watchdog.cancel()
+        log.seek(0)
+        return RebuildRun(wall, usage, os.waitstatus_to_exitcode(status), log.read().decode(errors="replace"),
+                          version, started, peak[0])
 
 
 class Reader(threading.Thread):
@@ -215,36 +286,14 @@ def main() -> None:
         reader.start()
         time.sleep(max(0.5, args.read_interval * 10))  # a few reads before, as a baseline
         baseline = list(reader.durations)
-        with tempfile.TemporaryDirectory() as home, open(Path(home) / "rebuild.log", "w+b") as log:
-            env = {**os.environ, "BOTRANKS_DATABASE_URL": url, "BOTRANKS_NATS_URL": nats,
-                   "BOTRANKS_HOME": home, "BOTRANKS_LOG_LEVEL": "info"}
-            env["PYTHONPATH"] = str(code)  # the checkout's packages before any installed copy
-            version = code_version(code)
-            started = time.perf_counter()
-            child = subprocess.Popen([sys.executable, "-m", "services.projector.main", "rebuild"], cwd=code,
-                                     env=env, stdout=log, stderr=subprocess.STDOUT)
-            watchdog = threading.Timer(args.timeout, lambda: os.kill(child.pid, signal.SIGKILL))
-            watchdog.start()
-            _, status, usage = os.wait4(child.pid, 0)
-            wall = time.perf_counter() - started
-            watchdog.cancel()
-            child.returncode = os.waitstatus_to_exitcode(status)
-            time.sleep(max(0.2, args.read_interval * 4))  # the reads right after the commit
-            reader.stop_event.set()
-            reader.join(30)
-            log.seek(0)
-            output = log.read().decode(errors="replace")
-        if child.returncode != 0:
-            sys.exit(f"rebuild failed (exit {child.returncode}, timeout {args.timeout:.0f} s):\n{output[-4000:]}")
-        rebuilt = {}
-        for line in output.splitlines():
-            if line.startswith("{"):
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if entry.get("event") == "rebuilt":
-                    rebuilt = entry
+        run = timed_rebuild(url, nats, code, args.timeout)
+        wall, usage, version, started = run.wall, run.usage, run.version, run.started
+        time.sleep(max(0.2, args.read_interval * 4))  # the reads right after the commit
+        reader.stop_event.set()
+        reader.join(30)
+        if run.returncode != 0:
+            sys.exit(f"rebuild failed (exit {run.returncode}, timeout {args.timeout:.0f} s):\n{run.output[-4000:]}")
+        rebuilt = run.rebuilt
         with psycopg.connect(url, autocommit=True) as conn:
             counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                       for t in ("rm_orders", "rm_cash_events", "rm_ledger", "rm_nav_daily", "rm_checkpoints")}
@@ -269,7 +318,7 @@ def main() -> None:
         ("  of which rebuild() itself (log)", f"{rebuilt.get('duration_ms', float('nan')) / 1000:.2f} s"),
         ("  child CPU user + sys", f"{usage.ru_utime:.1f} + {usage.ru_stime:.1f} s"),
         ("rebuild events/s", f"{events / wall:,.0f}"),
-        ("peak RSS of the rebuild", f"{usage.ru_maxrss / 1024:,.0f} MB"),
+        ("peak RSS of the rebuild", f"{run.peak_rss_mb:,.0f} MB (VmHWM, polled every 0.2 s)"),
         ("max read stall (one rm_ledger read)",
          f"{max(during) * 1000:,.0f} ms" if during else "n/a"),
         ("  reads during / found a row", f"{len(during)} / {reader.found}"),
