@@ -25,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from libs.domain.ledger import fold  # noqa: E402
-from libs.domain.model import CashEvent, CashRecorded, Order, OrderRecorded  # noqa: E402
-from libs.domain.nav import LedgerState, PriceBook, derive  # noqa: E402
+from botranks_domain.ledger import fold  # noqa: E402
+from botranks_domain.model import CashEvent, CashRecorded, Order, OrderRecorded  # noqa: E402
+from botranks_domain.nav import LedgerState, PriceBook, derive  # noqa: E402
 from devtools.stack import create_database, drop_database, sql  # noqa: E402
-from libs.domain.bars import Bar  # noqa: E402
+from botranks_domain.bars import Bar  # noqa: E402
 from libs.infra.db import Database  # noqa: E402
 from libs.infra.logs import configure_logging  # noqa: E402
 from services.projector.projection import apply_price_updates, project  # noqa: E402

@@ -68,7 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.common import HttpClient, checked, in_processes, open_loop, percentile_ms, run_async  # noqa: E402
 from devtools.stack import create_database, drop_database, wait_until  # noqa: E402
-from libs.domain.bars import Bar  # noqa: E402
+from botranks_domain.bars import Bar  # noqa: E402
 from libs.infra.db import Database  # noqa: E402
 from libs.infra.embedded import free_port, wait_for_port  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Latency of libs.domain.performance.compute_performance against empyrical (and quantstats).
+"""Latency of botranks_domain.performance.compute_performance against empyrical (and quantstats).
 
     python bench/bench_performance.py [--runs 500] [--warmup 50] [--years 10]
 
@@ -31,7 +31,7 @@ import pandas as pd
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from libs.domain.performance import compute_performance  # noqa: E402
+from botranks_domain.performance import compute_performance  # noqa: E402
 
 RF = 0.045
 RF_D = RF / 252

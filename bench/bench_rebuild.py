@@ -46,7 +46,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 
 from bench.common import vm_hwm_mb  # noqa: E402
 from devtools.stack import code_version, create_database, drop_database, sql  # noqa: E402
-from libs.domain.model import CashEvent, CashRecorded, Order, OrderRecorded  # noqa: E402
+from botranks_domain.model import CashEvent, CashRecorded, Order, OrderRecorded  # noqa: E402
 from libs.infra.db import Database  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "prices-2017-2022.csv"

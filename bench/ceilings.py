@@ -38,7 +38,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import fresh_database, percentile_ms, servers  # noqa: E402
-from libs.domain.model import Order, OrderRecorded, encode_event, event_topic  # noqa: E402
+from botranks_domain.model import Order, OrderRecorded, encode_event, event_topic  # noqa: E402
 from libs.infra import bus  # noqa: E402
 from services.projector.consumer import FETCH_BATCH  # noqa: E402
 from services.relay.relay import BATCH as RELAY_BATCH  # noqa: E402

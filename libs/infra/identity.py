@@ -6,7 +6,7 @@ lookups go by that hash, so no plaintext is ever compared or kept. The per-key r
 a true sliding window in PostgreSQL (``botranks_check_key``: one round trip per request, shared
 by every replica of both APIs); so are the sign-in throttles (``botranks_auth_attempt``:
 attempts per client address, failed logins per email). Errors are domain errors
-(``libs.domain.errors``); the web layer maps them to statuses. Nothing else runs SQL on
+(``botranks_domain.errors``); the web layer maps them to statuses. Nothing else runs SQL on
 these tables.
 """
 
@@ -30,9 +30,9 @@ from eventsourcing.postgres import PostgresDatastore
 
 from .pg import reading
 
-from libs.domain.accounts import ApiKeyCreated, ApiKeyInfo, Strategy, StrategyProfile, StrategySettingsIn, User
-from libs.domain.errors import Conflict, NotFound, NotOwner, NotSignedIn, TooManyRequests
-from libs.domain.model import normalize_symbol
+from botranks_domain.accounts import ApiKeyCreated, ApiKeyInfo, Strategy, StrategyProfile, StrategySettingsIn, User
+from botranks_domain.errors import Conflict, NotFound, NotOwner, NotSignedIn, TooManyRequests
+from botranks_domain.model import normalize_symbol
 
 KEY_PREFIX = "fq_live_"
 _PROFILE_COLUMNS = ("id, name, visibility, nullif(benchmark, '') AS benchmark, show_positions, owner_id,"

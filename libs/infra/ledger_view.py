@@ -8,7 +8,7 @@ the projector lock); the query API and read-your-writes read through the view's 
 Nothing else runs SQL on these tables.
 
 The projection is laid out in P partitions (``projector_layout``; a strategy's partition is
-``libs.domain.partition.partition_of``): each partition has its own position in the event log
+``botranks_domain.partition.partition_of``): each partition has its own position in the event log
 (the tracking row ``projector.p<N>``: every event of that partition up to it is applied), its own
 cursors in the price and strategy-update outboxes, and its own transaction lock, so partitions
 project independently and in parallel. ``position()`` is the smallest of them: everything up to
@@ -34,13 +34,13 @@ from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 
 from .pg import reading
 
-from libs.domain.chain import Link, line as chain_line, to_hex
-from libs.domain.errors import BadParameter
-from libs.domain.ledger import Holding
-from libs.domain.model import CashEvent, LedgerEvent, Order, Position, decode_event, event_topic, position_id
-from libs.domain.nav import Derivation, LedgerState, NavRow, decode_state, encode_state
-from libs.domain.partition import MAX_PARTITIONS, partition_of
-from libs.domain.views import (
+from botranks_domain.chain import Link, line as chain_line, to_hex
+from botranks_domain.errors import BadParameter
+from botranks_domain.ledger import Holding
+from botranks_domain.model import CashEvent, LedgerEvent, Order, Position, decode_event, event_topic, position_id
+from botranks_domain.nav import Derivation, LedgerState, NavRow, decode_state, encode_state
+from botranks_domain.partition import MAX_PARTITIONS, partition_of
+from botranks_domain.views import (
     LEADERBOARD_DEFAULT_MIN_DAYS,
     LEADERBOARD_DEFAULT_SORT,
     LEADERBOARD_MAX_LIMIT,

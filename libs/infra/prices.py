@@ -22,9 +22,9 @@ from eventsourcing.postgres import PostgresDatastore
 from .pg import reading
 from psycopg.rows import tuple_row
 
-from libs.domain.bars import Bar, Split
-from libs.domain.ledger import LEDGER_CONTEXT
-from libs.domain.nav import PriceBook
+from botranks_domain.bars import Bar, Split
+from botranks_domain.ledger import LEDGER_CONTEXT
+from botranks_domain.nav import PriceBook
 
 __all__ = ["Prices", "upsert_bars", "upsert_splits", "BATCH_SIZE"]
 

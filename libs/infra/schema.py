@@ -439,7 +439,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     -- partitioned projection (docs/NOTES.md "Partitions"): a strategy's partition is the top 32
     -- bits of its id modulo P; an event's is its strategy's, read from its stored JSON (the first
     -- "strategy_id", named before any free-form field), 0 when it has none. The same rule as
-    -- libs/domain/partition.py, so the event store can be read by partition.
+    -- libs/domain/botranks_domain/partition.py, so the event store can be read by partition.
     CREATE FUNCTION botranks_strategy_partition(strategy text, p int) RETURNS int
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         SELECT (('x' || lpad(substr(replace(coalesce(strategy, ''), '-', ''), 1, 8), 16, '0'))::bit(64)::bigint

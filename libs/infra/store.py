@@ -4,7 +4,7 @@
 Every append is announced by eventsourcing's own ``NOTIFY botranks_events`` in the append's
 transaction (the relay's wake-up, ``appended``); the log can be
 read whole (``notifications_after``) or by partition (``partition_notifications``: the events of
-the strategies of one partition, ``libs.domain.partition``).
+the strategies of one partition, ``botranks_domain.partition``).
 
 Every ledger event is stored as version 1 of its own eventsourcing aggregate, whose id is
 deterministic (uuid5 of strategy and external id) when the bot gave an external id. A second
@@ -23,7 +23,7 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 
-from libs.domain.model import LedgerEvent, decode_event, encode_event, event_topic
+from botranks_domain.model import LedgerEvent, decode_event, encode_event, event_topic
 
 from .pg import reading
 

@@ -22,7 +22,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVI
 from litestar.types import Empty
 import structlog
 
-from libs.domain import errors
+from botranks_domain import errors
 
 from .metrics import REFUSED
 
@@ -51,7 +51,7 @@ class BadRequest(HTTPException):
     status_code = 400
 
 
-#: every domain error's one status (``libs.domain.errors``)
+#: every domain error's one status (``botranks_domain.errors``)
 ERROR_STATUS: dict[type[errors.DomainError], int] = {
     errors.InvalidSymbol: 400,
     errors.BadParameter: 400,

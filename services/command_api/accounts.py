@@ -16,9 +16,9 @@ from anyio import CapacityLimiter, to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from libs.domain.accounts import Credentials, Strategy, StrategyIn, User
-from libs.domain.errors import NotSignedIn, RuleBroken
-from libs.domain.model import normalize_symbol
+from botranks_domain.accounts import Credentials, Strategy, StrategyIn, User
+from botranks_domain.errors import NotSignedIn, RuleBroken
+from botranks_domain.model import normalize_symbol
 from libs.infra.identity import Identity, address_throttle, email_throttle, new_secret
 from libs.infra.settings import Settings
 

@@ -19,7 +19,7 @@ from uuid import UUID
 
 import structlog
 
-from libs.domain.partition import partition_of
+from botranks_domain.partition import partition_of
 from libs.infra.ledger_view import LedgerView
 
 RECONNECT_S = 1.0

@@ -15,7 +15,7 @@ from typing import Protocol
 from decimal import Decimal
 from uuid import UUID
 
-from libs.domain.model import (
+from botranks_domain.model import (
     CashEvent,
     CashIn,
     CashRecorded,
@@ -31,7 +31,7 @@ from libs.domain.model import (
     normalize_symbol,
     order_aggregate_id,
 )
-from libs.domain.errors import NoMarketData, RuleBroken
+from botranks_domain.errors import NoMarketData, RuleBroken
 from libs.infra.store import IntegrityError
 
 MAX_FUTURE = timedelta(minutes=5)

@@ -38,9 +38,9 @@ from litestar.static_files import create_static_files_router
 from litestar.utils.scope.state import ScopeState
 from markupsafe import Markup
 
-from libs.domain.accounts import ApiKeyIn, Credentials, StrategyIn, StrategyProfile, StrategySettingsIn
-from libs.domain.errors import DomainError, NotFound, NotOwner, NotSignedIn
-from libs.domain.model import normalize_symbol
+from botranks_domain.accounts import ApiKeyIn, Credentials, StrategyIn, StrategyProfile, StrategySettingsIn
+from botranks_domain.errors import DomainError, NotFound, NotOwner, NotSignedIn
+from botranks_domain.model import normalize_symbol
 from libs.infra.identity import Identity, email_throttle, new_secret
 from libs.infra.settings import Settings
 from libs.infra.web import SECURITY_HEADERS, domain_status, error_response, validation_detail

@@ -13,8 +13,8 @@ from litestar import Controller, Response, post
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 
-from libs.domain.model import CashEvent, CashIn, Order, OrdersBatchIn, SnapshotIn
-from libs.domain.views import SnapshotOutcome
+from botranks_domain.model import CashEvent, CashIn, Order, OrdersBatchIn, SnapshotIn
+from botranks_domain.views import SnapshotOutcome
 from libs.infra.metrics import INGESTED
 from libs.infra.auth import api_key_guard
 from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse

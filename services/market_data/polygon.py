@@ -26,9 +26,9 @@ import msgspec
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from libs.domain.model import normalize_symbol
+from botranks_domain.model import normalize_symbol
 
-from libs.domain.bars import Bar, Split
+from botranks_domain.bars import Bar, Split
 
 __all__ = ["PolygonClient", "PolygonError", "from_polygon_ticker", "to_polygon_ticker"]
 

@@ -35,9 +35,9 @@ from datetime import date, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
-from libs.domain.bars import Bar, Split
-from libs.domain.ledger import BASIS_PLACES, LEDGER_CONTEXT
-from libs.domain.model import MAX_BATCH
+from botranks_domain.bars import Bar, Split
+from botranks_domain.ledger import BASIS_PLACES, LEDGER_CONTEXT
+from botranks_domain.model import MAX_BATCH
 
 __all__ = ["SYMBOLS", "STOCKS", "CRYPTO", "source", "is_us_trading_day", "synthetic_bars",
            "sample_bot_orders", "DEMO_PREFIX", "SampleBot", "SAMPLE_BOTS", "sample_bots",

@@ -1,7 +1,7 @@
 """The leaderboard read model (``rm_leaderboard``): one row per strategy with events.
 
 A row is a function of the strategy's NAV rows (the /performance metrics with no benchmark
-and a risk-free rate of 0, through :func:`libs.domain.performance.compute_performance`), its
+and a risk-free rate of 0, through :func:`botranks_domain.performance.compute_performance`), its
 orders (how many were reported live), its chain head (last activity = arrival time of its
 latest event) and its public face in ``strategies`` (name, visibility). So it is a function of
 log + prices + identity, and a rebuild fills it like every other read model.
@@ -28,7 +28,7 @@ from uuid import UUID
 import polars as pl
 import structlog
 
-from libs.domain.performance import compute_performance
+from botranks_domain.performance import compute_performance
 from libs.infra.db import Database
 from libs.infra.identity import Identity
 from libs.infra.ledger_view import LedgerWriter

@@ -19,11 +19,11 @@ from uuid import UUID
 
 import structlog
 
-from libs.domain.chain import extend
-from libs.domain.ledger import LEDGER_CONTEXT, ZERO, Holding, published
-from libs.domain.model import CashRecorded, LedgerEvent, OrderRecorded, decode_event, stored_event_strategy
-from libs.domain.nav import LedgerState, PriceBook, derive, decode_state
-from libs.domain.partition import event_partition
+from botranks_domain.chain import extend
+from botranks_domain.ledger import LEDGER_CONTEXT, ZERO, Holding, published
+from botranks_domain.model import CashRecorded, LedgerEvent, OrderRecorded, decode_event, stored_event_strategy
+from botranks_domain.nav import LedgerState, PriceBook, derive, decode_state
+from botranks_domain.partition import event_partition
 from libs.infra.db import Database
 from libs.infra.identity import Identity
 from libs.infra.ledger_view import UNKNOWN_STRATEGY, LedgerWriter

@@ -3,7 +3,7 @@ with the one the projector published (``rm_chain``).
 
 The event store is streamed in notification order up to the projector's position (what it
 has not projected yet is counted, not checked); each event is routed to its strategy as the
-projector routes it and chained the same way (:func:`libs.domain.chain.digest` over the stored
+projector routes it and chained the same way (:func:`botranks_domain.chain.digest` over the stored
 JSON). A quarantined strategy's chain stops where its projection stopped, so for those a
 prefix is expected. Anything else — a changed event, a missing or extra link, a link of
 another strategy — is a mismatch, reported with the strategy, seq and notification id.
@@ -15,8 +15,8 @@ from collections import deque
 from typing import Any
 from uuid import UUID
 
-from libs.domain.chain import digest, to_hex
-from libs.domain.model import stored_event_strategy
+from botranks_domain.chain import digest, to_hex
+from botranks_domain.model import stored_event_strategy
 from libs.infra.db import Database
 
 BATCH = 5000

@@ -31,11 +31,11 @@ from uuid import UUID
 import msgspec
 import polars as pl
 
-from libs.domain.accounts import StrategyProfile
-from libs.domain.errors import BadParameter, NotSignedIn
-from libs.domain.nav import NavRow
-from libs.domain.performance import PERIODS_PER_YEAR, Performance, _twr
-from libs.domain.views import LEADERBOARD_SORTS, ChainHead, LeaderboardPage
+from botranks_domain.accounts import StrategyProfile
+from botranks_domain.errors import BadParameter, NotSignedIn
+from botranks_domain.nav import NavRow
+from botranks_domain.performance import PERIODS_PER_YEAR, Performance, _twr
+from botranks_domain.views import LEADERBOARD_SORTS, ChainHead, LeaderboardPage
 from libs.infra.db import Database
 
 from . import readers
@@ -210,7 +210,7 @@ def series_from(rows: list[NavRow], closes: list[tuple[date, Decimal]], perf: Pe
                 benchmark_symbol: str | None) -> Series:
     """Equity and benchmark rebased to 100, drawdown, rolling Sharpe and volatility, monthly table.
 
-    Returns are the time-weighted ones of /performance (``libs.domain.performance``), so the
+    Returns are the time-weighted ones of /performance (``botranks_domain.performance``), so the
     equity curve is the cumulative index whose drawdown /performance reports; the benchmark is
     its last close on or before each NAV day, rebased at its first close in the NAV's range.
     """

@@ -29,9 +29,9 @@ from litestar import MediaType, Request, Response, Router, get
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template import TemplateConfig
 
-from libs.domain.errors import BadParameter, DomainError, NotFound, NotOwner
-from libs.domain.nav import NAV_COLUMNS
-from libs.domain.views import LIVE_ONLY_MIN_SHARE, LIVE_REPORTING_S
+from botranks_domain.errors import BadParameter, DomainError, NotFound, NotOwner
+from botranks_domain.nav import NAV_COLUMNS
+from botranks_domain.views import LIVE_ONLY_MIN_SHARE, LIVE_REPORTING_S
 from libs.infra.db import Database
 from libs.infra.web import API_CSP, CSP_HEADER, PAGE_CSP, domain_status, page_security_headers
 

@@ -9,8 +9,8 @@ from uuid import UUID
 import msgspec
 import polars as pl
 
-from libs.domain.nav import NavRow
-from libs.domain.performance import Performance, compute_performance
+from botranks_domain.nav import NavRow
+from botranks_domain.performance import Performance, compute_performance
 from libs.infra.db import Database
 
 
@@ -43,7 +43,7 @@ def load_inputs(db: Database, key: PerformanceKey) -> tuple[list[NavRow], list[t
 
 
 def performance(db: Database, key: PerformanceKey) -> Performance:
-    """Load the NAV series and benchmark closes, and compute every metric (pure, in libs.domain)."""
+    """Load the NAV series and benchmark closes, and compute every metric (pure, in botranks_domain)."""
     return performance_from(key, *load_inputs(db, key))
 
 

@@ -17,11 +17,11 @@ from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 
-from libs.domain.errors import BadParameter, InvalidSymbol
-from libs.domain.model import normalize_symbol
-from libs.domain.nav import NAV_COLUMNS
-from libs.domain.performance import Performance
-from libs.domain.views import (CashPage, CorporateActions, NavSeries, OrdersPage, ReconciliationPage, StateView,
+from botranks_domain.errors import BadParameter, InvalidSymbol
+from botranks_domain.model import normalize_symbol
+from botranks_domain.nav import NAV_COLUMNS
+from botranks_domain.performance import Performance
+from botranks_domain.views import (CashPage, CorporateActions, NavSeries, OrdersPage, ReconciliationPage, StateView,
                                decode_cursor)
 from libs.infra.auth import api_key_guard
 from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse

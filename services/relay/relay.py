@@ -19,8 +19,8 @@ import time
 import msgspec
 import structlog
 
-from libs.domain.partition import event_partition
-from libs.domain.model import stored_event_strategy
+from botranks_domain.partition import event_partition
+from botranks_domain.model import stored_event_strategy
 from libs.infra import bus
 from libs.infra.db import Database
 from libs.infra.ledger_view import UNKNOWN_STRATEGY

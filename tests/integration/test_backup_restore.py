@@ -27,8 +27,8 @@ import httpx
 import psycopg
 import pytest
 
-from libs.domain.accounts import StrategySettingsIn
-from libs.domain.bars import Bar, Split
+from botranks_domain.accounts import StrategySettingsIn
+from botranks_domain.bars import Bar, Split
 from libs.infra.db import Database
 from libs.infra.schema import MIGRATIONS
 from services.backup import BACKED_UP, BackupError, RestoreRefused, backup, restore

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from devtools.stack import ROOT, sql
-from libs.domain.chain import digest, to_hex, verify_lines
-from libs.domain.model import CashEvent, CashRecorded, Order, OrderRecorded, stored_event_strategy
+from botranks_domain.chain import digest, to_hex, verify_lines
+from botranks_domain.model import CashEvent, CashRecorded, Order, OrderRecorded, stored_event_strategy
 from libs.infra.db import Database
 from services.projector.projection import project, rebuild
 

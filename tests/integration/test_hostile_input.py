@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from libs.domain.ledger import published
-from libs.domain.model import MAX_ABS_AMOUNT, MAX_DETAILS_DEPTH, MAX_FRACTION_DIGITS
+from botranks_domain.ledger import published
+from botranks_domain.model import MAX_ABS_AMOUNT, MAX_DETAILS_DEPTH, MAX_FRACTION_DIGITS
 
 pytestmark = pytest.mark.integration
 

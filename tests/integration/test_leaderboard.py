@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from devtools.stack import sql, wait_until
-from libs.domain.accounts import StrategySettingsIn
-from libs.domain.bars import Bar
-from libs.domain.errors import BadParameter, InvalidSymbol, NotFound, NotOwner
-from libs.domain.model import CashEvent, CashRecorded, Order, OrderRecorded
-from libs.domain.views import (
+from botranks_domain.accounts import StrategySettingsIn
+from botranks_domain.bars import Bar
+from botranks_domain.errors import BadParameter, InvalidSymbol, NotFound, NotOwner
+from botranks_domain.model import CashEvent, CashRecorded, Order, OrderRecorded
+from botranks_domain.views import (
     LEADERBOARD_DEFAULT_MIN_DAYS, LEADERBOARD_SORTS, LIVE_ONLY_MIN_SHARE, LIVE_REPORTING_S, LeaderboardRow,
 )
 from libs.infra.db import Database

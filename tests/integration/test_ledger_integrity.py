@@ -17,9 +17,9 @@ import msgspec
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from libs.domain.model import Order, OrderRecorded
+from botranks_domain.model import Order, OrderRecorded
 from devtools.stack import ROOT, Stack, sql, wait_until
-from libs.domain.partition import partition_of
+from botranks_domain.partition import partition_of
 from libs.infra import bus
 from libs.infra.db import Database
 from libs.infra.ledger_view import UNKNOWN_STRATEGY

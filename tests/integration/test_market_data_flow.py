@@ -11,7 +11,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from libs.domain.bars import Bar
+from botranks_domain.bars import Bar
 from services.market_data.polygon import PolygonClient
 from services.market_data.service import MarketDataDaemon
 
@@ -138,7 +138,7 @@ def test_demo_replays_a_bot_with_state_and_nav_that_agree(stack):
 def test_demo_performance_equals_the_pure_function_of_its_nav(stack):
     import polars as pl
 
-    from libs.domain.performance import compute_performance
+    from botranks_domain.performance import compute_performance
 
     out = subprocess.run([sys.executable, "-m", "services.cli", "demo", "--base-url",
                           f"http://127.0.0.1:{stack.command_port}"], cwd=ROOT, env=stack.env, capture_output=True,

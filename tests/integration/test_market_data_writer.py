@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from devtools.stack import sql
-from libs.domain.bars import Bar
+from botranks_domain.bars import Bar
 from libs.infra.db import Database
 from libs.infra.prices import upsert_bars
 

@@ -20,8 +20,8 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from libs.domain.chain import verify_lines
-from libs.domain.nav import NAV_COLUMNS
+from botranks_domain.chain import verify_lines
+from botranks_domain.nav import NAV_COLUMNS
 from libs.infra.web import API_CSP, PAGE_CSP
 from services.gateway import Gateway
 

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import pytest
 
-from libs.domain.partition import partition_of
+from botranks_domain.partition import partition_of
 from services.projector.consumer import LEASE_LOCK, MEMBER_LOCK
 
 from devtools.stack import ROOT, Stack, wait_until

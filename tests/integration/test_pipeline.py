@@ -199,7 +199,7 @@ def test_events_travel_over_jetstream_not_only_by_store_polling(stack):
     its strategy's partition subject."""
     import asyncio
 
-    from libs.domain.partition import partition_of
+    from botranks_domain.partition import partition_of
     from libs.infra import bus
     from nats.js.errors import NotFoundError
 

@@ -16,11 +16,11 @@ from decimal import Decimal as D
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from libs.domain.model import (
+from botranks_domain.model import (
     CashEvent, CashRecorded, Order, OrderRecorded, PositionsSnapshot, PositionsSnapshotted, SnapshotPosition,
 )
 from devtools.stack import sql
-from libs.domain.bars import Bar
+from botranks_domain.bars import Bar
 from libs.infra.db import Database
 from services.projector.projection import apply_price_updates, project, rebuild
 

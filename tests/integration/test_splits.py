@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.domain.bars import Bar
+from botranks_domain.bars import Bar
 from devtools.stack import ROOT, wait_until
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from hypothesis import given, strategies as st
 
-from libs.domain.chain import ChainMismatch, Link, digest, extend, from_hex, line, to_hex, verify_lines
+from botranks_domain.chain import ChainMismatch, Link, digest, extend, from_hex, line, to_hex, verify_lines
 
 T0 = datetime(2025, 3, 3, 23, 59, tzinfo=timezone.utc)
 

@@ -235,7 +235,7 @@ def test_build_context_builds_the_package(tmp_path):
     (wheel,) = out.glob("botranks-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for package in ("services/command_api", "services/query_api", "services/projector", "services/market_data",
-                    "libs/infra", "libs/domain"):
+                    "libs/infra", "botranks_domain", "botranks_client"):
         assert f"{package}/__init__.py" in names, package
     assert any(n.startswith("services/query_api/templates/") and n.endswith(".html") for n in names)
     assert any(n.startswith("services/query_api/static/") for n in names)

@@ -14,8 +14,8 @@ from uuid import UUID, uuid4
 import msgspec
 import pytest
 
-from libs.domain.errors import InvalidSymbol, NoMarketData, RuleBroken
-from libs.domain.model import CashIn, LedgerEvent, OrdersBatchIn, SnapshotIn
+from botranks_domain.errors import InvalidSymbol, NoMarketData, RuleBroken
+from botranks_domain.model import CashIn, LedgerEvent, OrdersBatchIn, SnapshotIn
 from libs.infra.store import IntegrityError
 from services.command_api import ingest
 
@@ -142,6 +142,6 @@ def test_cash_is_created_once_and_a_snapshot_refuses_a_symbol_twice():
 
 
 def _events(orders_):
-    from libs.domain.model import OrderRecorded
+    from botranks_domain.model import OrderRecorded
 
     return [OrderRecorded(o) for o in orders_]

@@ -8,8 +8,8 @@ from decimal import Decimal as D
 
 from hypothesis import given, strategies as st
 
-from libs.domain.ledger import Ledger, fold
-from libs.domain.model import (
+from botranks_domain.ledger import Ledger, fold
+from botranks_domain.model import (
     CashEvent, CashRecorded, Order, OrderRecorded, PositionsSnapshot, PositionsSnapshotted, SnapshotPosition,
 )
 

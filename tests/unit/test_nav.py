@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from decimal import Decimal as D
 
-from libs.domain.nav import LedgerState, PriceBook, decode_state, derive, encode_state
+from botranks_domain.nav import LedgerState, PriceBook, decode_state, derive, encode_state
 
 from .test_ledger import mk_cash, mk_order, mk_snapshot
 

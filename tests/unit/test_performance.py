@@ -21,7 +21,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from libs.domain.performance import compute_performance
+from botranks_domain.performance import compute_performance
 
 SQRT252 = math.sqrt(252)
 TOP_KEYS = {

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from litestar import Litestar, get, post
 from litestar.testing import TestClient
 
-from libs.domain.model import (
+from botranks_domain.model import (
     MAX_ABS_AMOUNT,
     MAX_DETAILS_DEPTH,
     MAX_FRACTION_DIGITS,

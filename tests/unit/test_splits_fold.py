@@ -14,9 +14,9 @@ from decimal import Decimal as D
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from libs.domain.bars import Split
-from libs.domain.ledger import published
-from libs.domain.nav import LedgerState, PriceBook, decode_state, derive, encode_state
+from botranks_domain.bars import Split
+from botranks_domain.ledger import published
+from botranks_domain.nav import LedgerState, PriceBook, decode_state, derive, encode_state
 
 from .test_ledger import mk_cash, mk_order, mk_snapshot
 

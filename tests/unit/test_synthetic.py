@@ -12,9 +12,9 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from libs.domain.bars import Bar, Split
-from libs.domain.model import CashEvent, CashIn, CashRecorded, Order, OrderRecorded, OrdersBatchIn
-from libs.domain.nav import LedgerState, PriceBook, derive
+from botranks_domain.bars import Bar, Split
+from botranks_domain.model import CashEvent, CashIn, CashRecorded, Order, OrderRecorded, OrdersBatchIn
+from botranks_domain.nav import LedgerState, PriceBook, derive
 from services import demo
 from services.market_data import synthetic
 from services.market_data.synthetic import (

@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 import msgspec
 
-from libs.domain.model import normalize_symbol
+from botranks_domain.model import normalize_symbol
 
 __all__ = ["Bar", "Split", "MAX_SPLIT_FACTOR"]
 

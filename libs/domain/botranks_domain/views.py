@@ -1,4 +1,4 @@
-"""What the read side answers: the shapes of ``/state``, ``/nav``, the paginated logs and ``/readyz``.
+"""What the read side answers: the shapes of ``/state``, ``/nav``, ``/performance``, the paginated logs and ``/readyz``.
 
 Declared once, here: the ledger view returns them and the query API serializes them.
 """
@@ -182,3 +182,51 @@ LEADERBOARD_DEFAULT_SORT = "sharpe"
 LEADERBOARD_DEFAULT_MIN_DAYS = 30
 #: at most this many rows per leaderboard page
 LEADERBOARD_MAX_LIMIT = 500
+
+
+class BenchmarkStats(msgspec.Struct):
+    symbol: str
+    beta: float | None
+    alpha_annualized: float | None
+    tracking_error_annualized: float | None
+    information_ratio: float | None
+    benchmark_total_return: float | None
+
+
+class Drawdown(msgspec.Struct):
+    max_drawdown: float | None
+    max_drawdown_duration_days: int | None
+    current_drawdown: float | None
+
+
+class HistoryWarning(msgspec.Struct):
+    code: str
+    message: str
+
+
+class Performance(msgspec.Struct):
+    """GET /performance: the body :func:`compute_performance` builds, plus the strategy id.
+
+    Every field of the spec (null where undefined), plus ``warnings``; the unit tests check that
+    every body ``compute_performance`` returns converts to it exactly.
+    """
+
+    strategy_id: UUID
+    inception_date: date | None
+    latest_date: date | None
+    days: int | None
+    years: float | None
+    starting_equity: Decimal | None
+    ending_equity: Decimal | None
+    total_return: float | None
+    cagr: float | None
+    volatility_annualized: float | None
+    downside_volatility_annualized: float | None
+    sharpe_ratio: float | None
+    sortino_ratio: float | None
+    calmar_ratio: float | None
+    drawdown: Drawdown
+    monthly_returns: dict[str, float | None]
+    yearly_returns: dict[str, float | None]
+    benchmark: BenchmarkStats | None
+    warnings: list[HistoryWarning]

@@ -75,61 +75,14 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import msgspec
 import polars as pl
+
+from .views import BenchmarkStats, Drawdown, HistoryWarning, Performance
 
 PERIODS_PER_YEAR = 252
 DAYS_PER_YEAR = 365.25
 _SQRT_PERIODS = math.sqrt(PERIODS_PER_YEAR)
 _MIN_BENCH_VARIANCE = 1.0e-30  # empyrical.beta_aligned: smaller variances are "no variance"
-
-class BenchmarkStats(msgspec.Struct):
-    symbol: str
-    beta: float | None
-    alpha_annualized: float | None
-    tracking_error_annualized: float | None
-    information_ratio: float | None
-    benchmark_total_return: float | None
-
-
-class Drawdown(msgspec.Struct):
-    max_drawdown: float | None
-    max_drawdown_duration_days: int | None
-    current_drawdown: float | None
-
-
-class HistoryWarning(msgspec.Struct):
-    code: str
-    message: str
-
-
-class Performance(msgspec.Struct):
-    """GET /performance: the body :func:`compute_performance` builds, plus the strategy id.
-
-    Every field of the spec (null where undefined), plus ``warnings``; the unit tests check that
-    every body ``compute_performance`` returns converts to it exactly.
-    """
-
-    strategy_id: UUID
-    inception_date: date | None
-    latest_date: date | None
-    days: int | None
-    years: float | None
-    starting_equity: Decimal | None
-    ending_equity: Decimal | None
-    total_return: float | None
-    cagr: float | None
-    volatility_annualized: float | None
-    downside_volatility_annualized: float | None
-    sharpe_ratio: float | None
-    sortino_ratio: float | None
-    calmar_ratio: float | None
-    drawdown: Drawdown
-    monthly_returns: dict[str, float | None]
-    yearly_returns: dict[str, float | None]
-    benchmark: BenchmarkStats | None
-    warnings: list[HistoryWarning]
-
 
 _FIGURES = (
     "inception_date", "latest_date", "days", "years", "starting_equity", "ending_equity",

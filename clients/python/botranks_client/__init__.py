@@ -1,0 +1,1 @@
+"""BotRanks client (placeholder until written)."""
