@@ -62,6 +62,32 @@ def cmd_strategy_create(args) -> None:
     print(json.dumps({"strategy_id": str(strategy_id), "api_key": key}))
 
 
+def cmd_strategy_list(args) -> None:
+    with _database(args.settings) as db:
+        rows = db.identity.all_strategies()
+    print(json.dumps(rows, indent=2, default=str))
+
+
+def cmd_strategy_delete(args) -> None:
+    from uuid import UUID
+
+    try:
+        strategy_id = UUID(args.strategy_id)
+    except ValueError:
+        sys.exit(f"botranks strategy delete: not a strategy id (a UUID): {args.strategy_id!r}")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            sys.exit("botranks strategy delete: pass --yes to delete without a terminal to confirm on")
+        answer = input(f"Delete strategy {strategy_id}, its keys, events and read models for good? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            sys.exit("botranks strategy delete: nothing deleted")
+    with _database(args.settings) as db:
+        summary = db.delete_strategy(strategy_id)
+    if summary is None:
+        sys.exit(f"botranks strategy delete: no strategy {strategy_id}")
+    print(json.dumps(summary, indent=2))
+
+
 def cmd_projector(args) -> None:
     from services.projector.main import run_daemon, run_rebuild
 
@@ -198,6 +224,13 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--benchmark", default="SPY")
     c.add_argument("--owner-email", help="an account that may then manage the strategy's keys over HTTP")
     c.set_defaults(func=cmd_strategy_create)
+    c = ssub.add_parser("list", help="every strategy: id, name, owner, visibility, active keys, last use")
+    c.set_defaults(func=cmd_strategy_list)
+    c = ssub.add_parser("delete", help="delete a strategy FOR GOOD: its keys, its events in the event store and"
+                        " every read model (take a `botranks backup` first if in doubt)")
+    c.add_argument("strategy_id")
+    c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    c.set_defaults(func=cmd_strategy_delete)
 
     p = sub.add_parser("projector", help="run a projector (any number share the partitions), or rebuild every"
                        " read model from the event store")

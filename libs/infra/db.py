@@ -11,7 +11,12 @@ See docs/ARCHITECTURE.md.
 
 from __future__ import annotations
 
+import time
+from uuid import UUID
+
 import psycopg
+
+from botranks_domain.partition import partition_of
 
 from .identity import Identity
 from .ledger_view import LedgerView
@@ -46,6 +51,25 @@ class Database:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
         self.datastore.register_type_adapters()
         return self
+
+    def delete_strategy(self, strategy_id: UUID, *, grace_s: float = 1.0) -> dict | None:
+        """Delete a strategy for good: its identity and keys, then its events and every read model.
+
+        The keys go first, in their own commit, so no new request can append; after ``grace_s`` (a
+        request that passed the key check just before has appended by then) the events and the read
+        models go in one transaction holding the projector's lock of the strategy's partition, so a
+        projector never writes them back and a rebuild finds nothing of them. None: no such strategy.
+        """
+        name = self.identity.delete_strategy(strategy_id)
+        if name is not None:
+            time.sleep(grace_s)
+        # also when the identity is already gone: finishes a delete that was interrupted half-way
+        with self.ledger.writing(partition_of(strategy_id, self.ledger.partitions())) as writer:
+            events = self.events.purge_strategy(writer.cursor, strategy_id)
+            rows = writer.forget_strategy(strategy_id)
+        if name is None and not events and not rows:
+            return None
+        return {"strategy_id": str(strategy_id), "name": name, "events_deleted": events, "read_model_rows_deleted": rows}
 
     def close(self) -> None:
         self.datastore.close()

@@ -208,6 +208,27 @@ class Identity:
                 (owner, only, only)).fetchall()
         return [Strategy(**r) for r in rows]
 
+    def all_strategies(self) -> list[dict[str, Any]]:
+        """Every strategy, for the operator (``botranks strategy list``): its face, owner and keys."""
+        with reading(self.datastore) as curs:
+            return curs.execute(
+                "SELECT s.id, s.name, s.visibility, nullif(s.benchmark, '') AS benchmark, s.show_positions,"
+                " u.email AS owner_email, s.created_at,"
+                " count(k.id) FILTER (WHERE k.revoked_at IS NULL) AS active_keys, max(k.last_used_at) AS last_used_at"
+                " FROM strategies s LEFT JOIN users u ON u.id = s.owner_id LEFT JOIN api_keys k ON k.strategy_id = s.id"
+                " GROUP BY s.id, u.email ORDER BY s.created_at, s.id").fetchall()
+
+    def delete_strategy(self, strategy_id: UUID) -> str | None:
+        """Remove a strategy, its keys and their rate windows at once (its keys stop working as this
+        commits); returns its name, None if there was none."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("DELETE FROM rate_windows WHERE key_id IN (SELECT id FROM api_keys WHERE strategy_id = %s)",
+                         (strategy_id,))
+            curs.execute("DELETE FROM api_keys WHERE strategy_id = %s", (strategy_id,))
+            curs.execute("DELETE FROM strategy_updates WHERE strategy_id = %s", (strategy_id,))
+            row = curs.execute("DELETE FROM strategies WHERE id = %s RETURNING name", (strategy_id,)).fetchone()
+        return None if row is None else row["name"]
+
     def create_key(self, user: UUID, strategy_id: UUID, name: str) -> ApiKeyCreated:
         with self.datastore.transaction(commit=True) as curs:
             self._owned(curs, user, strategy_id)

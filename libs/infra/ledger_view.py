@@ -102,6 +102,12 @@ _LOG_EVENTS = ("SELECT notification_id, event FROM rm_orders WHERE strategy_id =
                " UNION ALL SELECT notification_id, event FROM rm_snapshots WHERE strategy_id = %(s)s")
 
 
+#: every read model keyed by strategy (what a deleted strategy leaves behind)
+_STRATEGY_TABLES = ("rm_orders", "rm_cash_events", "rm_snapshots", "rm_positions", "rm_ledger",
+                    "rm_reconciliation_log", "rm_checkpoints", "rm_nav_daily", "rm_strategy_symbols",
+                    "rm_quarantine", "rm_leaderboard", "rm_chain", "rm_chain_days", "rm_corporate_actions")
+
+
 def _partitions(curs: psycopg.Cursor) -> int:
     return curs.execute("SELECT partitions FROM projector_layout").fetchone()["partitions"]
 
@@ -586,6 +592,18 @@ class LedgerWriter:
                             (strategy_id, checkpoints_after or date.min))
         self.cursor.execute("DELETE FROM rm_reconciliation_log WHERE strategy_id = %s AND taken_at >= %s",
                             (strategy_id, reconciliation_since or _EPOCH))
+
+    def forget_strategy(self, strategy_id: UUID) -> int:
+        """Delete every read-model row of a deleted strategy; returns how many."""
+        removed = 0
+        for table in _STRATEGY_TABLES:
+            self.cursor.execute(f"DELETE FROM {table} WHERE strategy_id = %s", (strategy_id,))
+            removed += self.cursor.rowcount
+            if table == "rm_leaderboard" and self.cursor.rowcount:
+                # leaderboard_version() is the newest refreshed_at: restamp the newest row so it moves
+                self.cursor.execute("UPDATE rm_leaderboard SET refreshed_at = clock_timestamp() WHERE strategy_id ="
+                                    " (SELECT strategy_id FROM rm_leaderboard ORDER BY refreshed_at DESC LIMIT 1)")
+        return removed
 
     def forget_nav_from(self, strategy_id: UUID, day: date) -> None:
         self.cursor.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date >= %s", (strategy_id, day))

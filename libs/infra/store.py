@@ -93,6 +93,19 @@ class EventStore:
                                 (partitions, after, stop)).fetchall()
         return {r["p"] for r in rows}
 
+    @staticmethod
+    def purge_strategy(curs: psycopg.Cursor, strategy_id: UUID) -> int:
+        """Delete every stored event of a strategy, in the caller's transaction (``botranks strategy
+        delete``); returns how many. Under the recorder's own table lock, so no append interleaves."""
+        curs.execute(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE")
+        # the strategy id is the first "strategy_id" of the stored JSON (as botranks_event_partition reads
+        # it): the LIKE narrows the scan to candidate rows, the regex takes the first occurrence only
+        curs.execute(
+            f"DELETE FROM {EVENTS_TABLE} WHERE encode(state, 'escape') LIKE %s AND substring(encode(state, 'escape')"
+            " from '\"strategy_id\":\"([0-9a-fA-F-]{36})\"') = %s",
+            (f'%"strategy_id":"{strategy_id}"%', str(strategy_id)))
+        return curs.rowcount
+
     async def appended(self, database_url: str) -> AsyncIterator[None]:
         """Once per append, as it commits: the recorder's NOTIFY, heard on a connection of its own."""
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
