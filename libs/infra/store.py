@@ -79,7 +79,7 @@ class EventStore:
         with reading(self.datastore) as curs:
             rows = curs.execute(
                 f"SELECT notification_id, originator_id, originator_version, topic, state FROM {EVENTS_TABLE}"
-                " WHERE notification_id > %s AND notification_id <= %s AND botranks_event_partition(state, %s) = %s"
+                " WHERE notification_id > %s AND notification_id <= %s AND strategy_key %% %s = %s"
                 " ORDER BY notification_id LIMIT %s", (after, stop, partitions, partition, limit)).fetchall()
         return [Notification(id=r["notification_id"], originator_id=r["originator_id"],
                              originator_version=r["originator_version"], topic=r["topic"], state=bytes(r["state"]))
@@ -88,7 +88,7 @@ class EventStore:
     def partitions_with_events(self, partitions: int, after: int, stop: int) -> set[int]:
         """The partitions that have events with notification id in (after, stop]."""
         with reading(self.datastore) as curs:
-            rows = curs.execute(f"SELECT DISTINCT botranks_event_partition(state, %s) AS p FROM {EVENTS_TABLE}"
+            rows = curs.execute(f"SELECT DISTINCT strategy_key %% %s AS p FROM {EVENTS_TABLE}"
                                 " WHERE notification_id > %s AND notification_id <= %s",
                                 (partitions, after, stop)).fetchall()
         return {r["p"] for r in rows}
@@ -98,12 +98,12 @@ class EventStore:
         """Delete every stored event of a strategy, in the caller's transaction (``botranks strategy
         delete``); returns how many. Under the recorder's own table lock, so no append interleaves."""
         curs.execute(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE")
-        # the strategy id is the first "strategy_id" of the stored JSON (as botranks_event_partition reads
-        # it): the LIKE narrows the scan to candidate rows, the regex takes the first occurrence only
+        # strategy_key (its id's top 32 bits, migration 12) narrows the scan; the regex takes the exact id
+        # from the first "strategy_id", as botranks_event_partition does
         curs.execute(
-            f"DELETE FROM {EVENTS_TABLE} WHERE encode(state, 'escape') LIKE %s AND substring(encode(state, 'escape')"
+            f"DELETE FROM {EVENTS_TABLE} WHERE strategy_key = %s AND substring(encode(state, 'escape')"
             " from '\"strategy_id\":\"([0-9a-fA-F-]{36})\"') = %s",
-            (f'%"strategy_id":"{strategy_id}"%', str(strategy_id)))
+            (strategy_id.int >> 96, str(strategy_id)))
         return curs.rowcount
 
     async def appended(self, database_url: str) -> AsyncIterator[None]:
