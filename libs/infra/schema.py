@@ -498,6 +498,24 @@ MIGRATIONS: list[tuple[int, str]] = [
                                  'escape'))::bit(32)::bigint
              ELSE 0 END) STORED;
     """),
+    (13, """
+    -- an append in one statement: eventsourcing's table lock, its NOTIFY and the insert, called on an
+    -- autocommit connection, so the lock is held for the server's work and the commit only. The
+    -- recorder's own path pipelines the same statements but holds the lock across a client round trip
+    -- (sync, fetch the ids, COMMIT), which on a busy machine waits for the API process's next turn
+    -- (the busiest wait under ingest). Same lock, same order of notification ids, same NOTIFY.
+    CREATE FUNCTION botranks_append(ids uuid[], topics text[], states bytea[]) RETURNS SETOF bigint
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        LOCK TABLE botranks_events IN EXCLUSIVE MODE;
+        NOTIFY botranks_events;
+        RETURN QUERY
+            INSERT INTO botranks_events (originator_id, originator_version, topic, state)
+            SELECT i, 1, t, s FROM unnest(ids, topics, states) AS e(i, t, s)
+            RETURNING notification_id;
+    END
+    $$;
+    """),
 ]
 
 

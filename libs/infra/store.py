@@ -1,7 +1,7 @@
 """The event store: the only truth. Owner of ``botranks_events``, ``botranks_meta`` and
 ``relay_position`` (how far the log has been published to the bus).
 
-Every append is announced by eventsourcing's own ``NOTIFY botranks_events`` in the append's
+Every append is announced by ``NOTIFY botranks_events`` (eventsourcing's channel) in the append's
 transaction (the relay's wake-up, ``appended``); the log can be
 read whole (``notifications_after``) or by partition (``partition_notifications``: the events of
 the strategies of one partition, ``botranks_domain.partition``).
@@ -9,8 +9,9 @@ the strategies of one partition, ``botranks_domain.partition``).
 Every ledger event is stored as version 1 of its own eventsourcing aggregate, whose id is
 deterministic (uuid5 of strategy and external id) when the bot gave an external id. A second
 submission of the same id therefore fails the recorder's primary key: idempotency is enforced
-by the database, atomically, for the whole batch. eventsourcing's recorder serializes inserts
-with a table lock, so notification ids commit in order and readers can follow ``id > last``.
+by the database, atomically, for the whole batch. Appends take eventsourcing's table lock (in
+``botranks_append``, one statement), so notification ids commit in order and readers can follow
+``id > last``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from uuid import UUID
 
 import psycopg
 
-from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 
 from botranks_domain.model import LedgerEvent, decode_event, encode_event, event_topic
@@ -50,12 +51,15 @@ class EventStore:
 
     def append(self, events: Sequence[tuple[UUID, LedgerEvent]]) -> Sequence[int]:
         """Insert events (aggregate id, event) in one transaction; IntegrityError if any id exists."""
-        stored = [
-            StoredEvent(originator_id=aggregate_id, originator_version=1,
-                        topic=event_topic(event), state=encode_event(event))
-            for aggregate_id, event in events
-        ]
-        return self.recorder.insert_events(stored) or []
+        if not events:
+            return []
+        # botranks_append (migration 13): the recorder's lock, NOTIFY and insert in one autocommit
+        # statement; a duplicate id raises IntegrityError through the datastore, nothing stored
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            rows = curs.execute("SELECT botranks_append(%s, %s, %s) AS id",
+                                ([aggregate_id for aggregate_id, _ in events], [event_topic(e) for _, e in events],
+                                 [encode_event(e) for _, e in events]), prepare=True).fetchall()
+        return sorted(r["id"] for r in rows)
 
     def existing(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, LedgerEvent]:
         """The stored events of those aggregate ids that exist."""
