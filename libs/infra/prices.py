@@ -200,10 +200,12 @@ class Prices:
             rows = tuples.execute(
                 "SELECT symbol, date, close FROM prices WHERE symbol = ANY(%(symbols)s)"
                 " AND date > %(after)s AND date <= %(until)s"
-                " UNION ALL (SELECT DISTINCT ON (symbol) symbol, date, close FROM prices"
-                " WHERE symbol = ANY(%(symbols)s) AND date <= %(after)s AND date <= %(until)s"
-                " ORDER BY symbol, date DESC)"
-                " ORDER BY symbol, date",
+                # each symbol's last close on or before `after`: one index probe per symbol (a DISTINCT ON
+                # walked every earlier close of every symbol)
+                " UNION ALL SELECT s.symbol, last.date, last.close FROM unnest(%(symbols)s::text[]) AS s(symbol)"
+                " CROSS JOIN LATERAL (SELECT date, close FROM prices WHERE symbol = s.symbol"
+                " AND date <= least(%(after)s, %(until)s) ORDER BY date DESC LIMIT 1) AS last"
+                " ORDER BY 1, 2",
                 params,
             ).fetchall()
         closes: dict[str, list] = defaultdict(list)
