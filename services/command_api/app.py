@@ -1,5 +1,6 @@
-"""Assembly of the command API: the shared service skeleton, plus the read-your-writes waiter,
-started in the lifespan (the relay is a process of its own: ``botranks relay``)."""
+"""Assembly of the command API: the shared service skeleton, plus the read-your-writes waiter and
+the event store's group commit, set up in the lifespan (the relay is a process of its own:
+``botranks relay``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from libs.infra.web import cross_site_guard
 from . import accounts, pages
 from .account_routes import AuthRoutes, StrategyRoutes
 from .consistency import ProjectionWaiter
+from .group_commit import GroupCommit
 from .routes import LedgerCommands
 
 
@@ -20,6 +22,7 @@ async def _start(app: Litestar, db: Database, settings: Settings):
     waiter = ProjectionWaiter(db.ledger, settings.database_url, settings.read_your_writes_timeout)
     waiter.start()
     app.state.waiter = waiter
+    app.state.events = GroupCommit(db.events)  # concurrent requests' appends share one lock and one commit
     app.state.hash_lane = accounts.hash_lane()  # one argon2 hash at a time in this process
 
     async def stop() -> None:

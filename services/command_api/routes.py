@@ -62,7 +62,7 @@ class LedgerCommands(Controller):
     @post("/orders", responses=LEDGER_ERRORS, status_code=200, summary="Submit a batch of 1..500 orders")
     async def post_orders(self, state: State, strategy_id: UUID, data: OrdersBatchIn) -> Response[OrdersResult]:
         started = time.perf_counter()
-        result = await to_thread.run_sync(ingest.record_orders, state.db.events, state.db.prices, strategy_id, data)
+        result = await to_thread.run_sync(ingest.record_orders, state.events, state.db.prices, strategy_id, data)
         counts = Counts(len(result.accepted), len(result.duplicates))
         INGESTED.labels(kind="order", outcome="accepted").inc(counts.accepted)
         INGESTED.labels(kind="order", outcome="duplicate").inc(counts.duplicates)
@@ -77,7 +77,7 @@ class LedgerCommands(Controller):
         status_code=201, summary="Record a cash event (201 created, 200 duplicate)")
     async def post_cash(self, state: State, strategy_id: UUID, data: CashIn) -> Response[CashResult]:
         started = time.perf_counter()
-        status, event, notification_ids = await to_thread.run_sync(ingest.record_cash, state.db.events, strategy_id, data)
+        status, event, notification_ids = await to_thread.run_sync(ingest.record_cash, state.events, strategy_id, data)
         INGESTED.labels(kind="cash", outcome="accepted" if status == "created" else "duplicate").inc()
         response = _answer(CashResult(status, event), await _projected(state, strategy_id, notification_ids),
                            status_code=201 if status == "created" else 200)
@@ -90,7 +90,7 @@ class LedgerCommands(Controller):
         status_code=200, summary="Replace the position set (reconciliation)")
     async def post_snapshot(self, state: State, strategy_id: UUID, data: SnapshotIn) -> Response[SnapshotOutcome]:
         started = time.perf_counter()
-        snapshot, notification_ids = await to_thread.run_sync(ingest.record_snapshot, state.db.events, strategy_id, data)
+        snapshot, notification_ids = await to_thread.run_sync(ingest.record_snapshot, state.events, strategy_id, data)
         INGESTED.labels(kind="snapshot", outcome="accepted").inc()
         counts = None
         if await _projected(state, strategy_id, notification_ids):
