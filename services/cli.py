@@ -287,6 +287,10 @@ def main(argv: list[str] | None = None) -> None:
                    " http://127.0.0.1:8000)")
     p.set_defaults(func=cmd_demo)
 
+    from .client_cli import add_commands  # orders import, state, performance, nav: over the HTTP API
+
+    add_commands(sub)
+
     args = parser.parse_args(argv)
     args.settings = Settings.from_env()
     configure_logging("cli", args.settings.log_level)
