@@ -559,7 +559,8 @@ def cmd_orders_import(args: argparse.Namespace) -> int:
         probe.state()
     _say_retries(bar, args.quiet)
     try:
-        with stream, make_client(conn, timeout=IMPORT_TIMEOUT_S) as client:
+        # answers at commit (BotRanks-Read-Your-Writes: off): an import does not read back between batches
+        with stream, make_client(conn, timeout=IMPORT_TIMEOUT_S, read_your_writes=False) as client:
             if bar is not None:
                 bar.start()
             try:

@@ -161,3 +161,25 @@ def test_performance_parameters_and_cache_invalidation(priced):
     stack.post(sid, "orders", {"orders": [{"symbol": "AAPL", "side": "sell", "quantity": 50,
                                            "executed_at": ts(WEEKDAYS[5])}]}, auth)  # the NAV changes: a new answer
     assert perf().json() != first
+
+
+def test_read_your_writes_can_be_turned_off_per_request_and_a_bad_value_writes_nothing(priced):
+    stack = priced
+    sid, auth = stack.new_strategy("ryw")
+    order = {"symbol": "AAPL", "side": "buy", "quantity": "3", "executed_at": ts(WEEKDAYS[1])}
+    bad = stack.post(sid, "orders", {"orders": [{**order, "external_order_id": "bad"}]},
+                     {**auth, "BotRanks-Read-Your-Writes": "maybe"})
+    assert bad.status_code == 400 and "botranks-read-your-writes" in bad.json()["detail"].lower(), bad.text
+    r = stack.post(sid, "orders", {"orders": [{**order, "external_order_id": "off"}]},
+                   {**auth, "BotRanks-Read-Your-Writes": "off"})
+    assert r.status_code == 200 and r.headers["BotRanks-Projected"] == "false", r.text
+    r = stack.post(sid, "cash", {"event_type": "deposit", "amount": "1000", "occurred_at": ts(WEEKDAYS[0])},
+                   {**auth, "BotRanks-Read-Your-Writes": "off"})
+    assert r.status_code == 201 and r.headers["BotRanks-Projected"] == "false", r.text
+    r = stack.post(sid, "orders", {"orders": [{**order, "external_order_id": "on"}]},
+                   {**auth, "BotRanks-Read-Your-Writes": "on"})
+    assert r.status_code == 200 and r.headers["BotRanks-Projected"] == "true", r.text
+    stack.wait_projected()
+    ids = [o["external_order_id"] for o in stack.query.get(f"/api/v1/strategies/{sid}/orders",
+                                                            headers=auth).json()["items"]]
+    assert ids == ["off", "on"]  # the refused request stored nothing

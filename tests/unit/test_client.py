@@ -552,3 +552,24 @@ def test_outbox_flush_timeout(tmp_path):
     assert caught.value.remaining == 1
     gate.set()
     c.close(flush_timeout=0.1)
+
+
+@pytest.mark.parametrize("ryw, header", [(None, None), (True, None), (False, "off")])
+def test_read_your_writes_false_asks_the_server_to_answer_at_commit(ryw, header):
+    api = FakeApi()
+    with Client(BASE, "fq_live_test", STRATEGY, transport=api.transport(), read_your_writes=ryw) as client:
+        client.submit_orders([order(0, executed_at=T0)])
+    (post,) = api.posts()
+    assert post.headers.get("BotRanks-Read-Your-Writes") == header
+
+
+def test_async_read_your_writes_false_sends_the_header_too():
+    api = FakeApi()
+
+    async def run() -> None:
+        async with AsyncClient(BASE, "fq_live_test", STRATEGY, transport=api.async_transport(),
+                               read_your_writes=False) as client:
+            await client.submit_orders([order(0, executed_at=T0)])
+
+    asyncio.run(run())
+    assert api.posts()[0].headers["BotRanks-Read-Your-Writes"] == "off"

@@ -415,7 +415,7 @@ def test_import_command_json_summary_and_exit_code(env, tmp_path, capsys):
     assert (summary["rows"], summary["accepted"], summary["duplicates"]) == (5, 4, 0)
     assert summary["rejected"] == [{"line": 5, "reason": "No market data available for NODATA at "
                                                          "2026-04-20T00:00:00Z"}]
-    assert summary["rows_per_s"] > 0 and [options for _, options in made] == [{"max_retries": 2}, {"timeout": 60.0}]
+    assert summary["rows_per_s"] > 0 and [options for _, options in made] == [{"max_retries": 2}, {"timeout": 60.0, "read_your_writes": False}]
     with pytest.raises(SystemExit) as exit:  # again: a no-op, the same row rejected
         cli.main(["orders", "import", str(path), "-q"])
     out = capsys.readouterr().out

@@ -236,6 +236,12 @@ def merge_submit(total: SubmitResult, part: SubmitResult) -> None:
     total.projected = total.projected and part.projected
 
 
+def write_headers(read_your_writes: bool | None) -> dict[str, str]:
+    """Headers for every request: ``read_your_writes=False`` asks the server to answer writes at
+    commit instead of once ``/state`` shows them (much faster for bulk writes)."""
+    return {"BotRanks-Read-Your-Writes": "off"} if read_your_writes is False else {}
+
+
 def is_projected(headers: Mapping[str, str]) -> bool:
     return headers.get(PROJECTED_HEADER, "true").lower() != "false"
 

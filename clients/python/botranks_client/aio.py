@@ -93,6 +93,7 @@ class AsyncClient:
         pacer = Pacer()
         self._session = _AsyncSession(base_url, api_key, timeout=timeout, max_retries=max_retries,
                                       transport=transport, sleep=sleep, pacer=pacer)
+        self._session.http.headers.update(_core.write_headers(read_your_writes))
         self._path = f"/strategies/{self.strategy_id}"
         self._unprojected = False
         self._cash_retry: dict[tuple, datetime] = {}
@@ -101,6 +102,7 @@ class AsyncClient:
         if outbox is not None:
             self._flusher_session = _Session(base_url, api_key, timeout=timeout, max_retries=max_retries,
                                              transport=None, sleep=None, pacer=pacer)
+            self._flusher_session.http.headers.update(_core.write_headers(read_your_writes))
             self._outbox = Outbox(outbox, self.strategy_id, self._send_row, request_timeout=timeout)
 
     @property

@@ -120,7 +120,9 @@ class Client:
     ``outbox``: a SQLite file; writes are then stored there and sent by a background thread
     (they return :class:`Enqueued`). ``read_your_writes=True``: a read that follows a write the
     server answered before folding it (``BotRanks-Projected: false``) first waits (at most
-    ``timeout``) for the projection to catch up; None/False: reads go out at once.
+    ``timeout``) for the projection to catch up; None: reads go out at once; False: in addition,
+    the server answers writes at commit (``BotRanks-Read-Your-Writes: off``), not once ``/state``
+    shows them — for bulk writes and bots that keep their own books.
     ``sleep``: how the client waits (tests pass a fake).
     """
 
@@ -133,6 +135,7 @@ class Client:
         self.read_your_writes = bool(read_your_writes)
         self._session = _Session(base_url, api_key, timeout=timeout, max_retries=max_retries,
                                  transport=transport, sleep=sleep)
+        self._session.http.headers.update(_core.write_headers(read_your_writes))
         self._path = f"/strategies/{self.strategy_id}"
         self._unprojected = False
         self._cash_retry: dict[tuple, datetime] = {}
