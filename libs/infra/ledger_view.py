@@ -433,8 +433,9 @@ class LedgerView(PostgresTrackingRecorder):
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
             await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             async for notify in conn.notifies():
-                partition, _, position = notify.payload.partition(":")
-                yield int(partition), int(position)
+                for pair in notify.payload.split(","):  # one or more "partition:position"
+                    partition, _, position = pair.partition(":")
+                    yield int(partition), int(position)
 
     # ------------------------------------------------------------ helpers
 
@@ -487,6 +488,23 @@ class LedgerWriter:
         partition = self._mine() if partition is None else partition
         self.view._insert_tracking(self.cursor, Tracking(PARTITION_TRACKING.format(partition), notification_id))
         self.cursor.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{partition}:{notification_id}"))
+
+    def advance(self, partitions: Sequence[int], notification_id: int) -> list[int]:
+        """Move each of ``partitions`` (whose locks the writer holds) that is behind ``notification_id``
+        to it, in two statements whatever their number, and announce them at commit; returns those moved.
+        For partitions with nothing to apply up to there (a position never moves back)."""
+        names = [PARTITION_TRACKING.format(p) for p in partitions]
+        moved = [int(r["application_name"].rsplit("p", 1)[1]) for r in self.cursor.execute(
+            f"INSERT INTO {TRACKING_TABLE} (application_name, notification_id)"
+            " SELECT name, %(id)s FROM unnest(%(names)s::text[]) AS name"
+            f" ON CONFLICT (application_name) DO UPDATE SET notification_id = EXCLUDED.notification_id"
+            f" WHERE {TRACKING_TABLE}.notification_id < EXCLUDED.notification_id RETURNING application_name",
+            {"id": notification_id, "names": names}).fetchall()]
+        if moved:  # NOTIFY payloads are at most 8000 bytes: 200 "partition:position" pairs a notification
+            payloads = [",".join(f"{p}:{notification_id}" for p in moved[i:i + 200]) for i in range(0, len(moved), 200)]
+            self.cursor.execute("SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
+                                (NOTIFY_CHANNEL, payloads))
+        return sorted(moved)
 
     def reset_layout(self, partitions: int, notification_id: int, price_update_id: int,
                      strategy_update_id: int) -> None:

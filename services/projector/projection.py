@@ -68,9 +68,7 @@ def advance_idle(db: Database, partitions: Sequence[int], layout: int, head: int
     with db.ledger.writing(partitions=partitions) as writer:
         if writer.partitions != layout:
             raise LayoutChanged(f"the projection is laid out in {writer.partitions} partitions, not {layout}")
-        for partition in sorted(partitions):
-            if writer.position(partition) < head:
-                writer.track(head, partition)
+        writer.advance(partitions, head)
 
 
 class LayoutChanged(RuntimeError):
