@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from contextvars import ContextVar
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time as dtime, timedelta, timezone
@@ -255,7 +256,7 @@ def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row, start: Ledge
     today = datetime.now(timezone.utc).date()
     benchmark = Identity.benchmark_of(writer.cursor, strategy_id)
     held = {p.symbol for p in start.positions} | set(start.pending_dq) | _symbols(events)
-    prices = Prices.price_book(writer.cursor, held | ({benchmark} if benchmark else set()), after, today)
+    prices = _price_book(writer, held | ({benchmark} if benchmark else set()), after, today)
     inception = row["inception_date"] if row is not None else None
     if events and (inception is None or events[0].effective_at.date() < inception):
         inception = events[0].effective_at.date()
@@ -279,6 +280,22 @@ def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row, start: Ledge
         total_equity=published(LEDGER_CONTEXT.add(ledger.cash, market_value)), captured_at=captured,
         last_order_at=ledger.last_order_at, last_key=last_key, state=final, inception=inception,
         tail=result.tail or _kept_tail(row, after))
+
+
+#: a rebuild's price books of whole histories, by (symbols, last day): every strategy folded from
+#: the start over the same few symbols reads the same closes. Set only while a rebuild folds its
+#: strategies; prices that change meanwhile come through the price outbox after the swap.
+_WHOLE_HISTORY_BOOKS: ContextVar[dict | None] = ContextVar("whole_history_books", default=None)
+
+
+def _price_book(writer: LedgerWriter, symbols: set[str], after: date | None, until: date) -> PriceBook:
+    books = _WHOLE_HISTORY_BOOKS.get()
+    if books is None or after is not None:
+        return Prices.price_book(writer.cursor, symbols, after, until)
+    key = (frozenset(symbols), until)
+    if key not in books:
+        books[key] = Prices.price_book(writer.cursor, symbols, None, until)
+    return books[key]
 
 
 def _kept_tail(row, after: date | None) -> tuple[date, LedgerState] | None:
@@ -344,6 +361,22 @@ def apply_price_updates(db: Database, partition: int | None = None, limit: int =
     return len(touched)
 
 
+def _fold_all(db: Database, strategies: list[UUID], halted: set[UUID], head: int, per_commit: int) -> None:
+    """A rebuild's step 2: fold every strategy from its own history into the shadow tables."""
+    for i in range(0, len(strategies), per_commit):
+        db.ledger.record_rebuild(head // 2 + head * i // max(1, 2 * len(strategies)), head)
+        with db.ledger.writing(shadow=True, lock=False) as writer:
+            for strategy_id in strategies[i:i + per_commit]:
+                if strategy_id in halted:
+                    continue
+                history = writer.history(strategy_id, None)
+                try:
+                    with writer.savepoint():
+                        _project_strategy(writer, strategy_id, history)
+                except Exception as exc:  # noqa: BLE001
+                    _quarantine(writer, strategy_id, history[0][0], history[-1][0], len(history), exc)
+
+
 def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200, partitions: int | None = None) -> int:
     """Rebuild every read model from the event store alone, then swap them in at once.
 
@@ -372,18 +405,11 @@ def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200, p
     # 2. every strategy folded from its own history, one strategy in memory at a time
     with db.ledger.writing(shadow=True, lock=False) as writer:
         strategies, halted = writer.logged_strategies(), writer.halted()
-    for i in range(0, len(strategies), strategies_per_commit):
-        db.ledger.record_rebuild(head // 2 + head * i // max(1, 2 * len(strategies)), head)
-        with db.ledger.writing(shadow=True, lock=False) as writer:
-            for strategy_id in strategies[i:i + strategies_per_commit]:
-                if strategy_id in halted:
-                    continue
-                history = writer.history(strategy_id, None)
-                try:
-                    with writer.savepoint():
-                        _project_strategy(writer, strategy_id, history)
-                except Exception as exc:  # noqa: BLE001
-                    _quarantine(writer, strategy_id, history[0][0], history[-1][0], len(history), exc)
+    books = _WHOLE_HISTORY_BOOKS.set({})
+    try:
+        _fold_all(db, strategies, halted, head, strategies_per_commit)
+    finally:
+        _WHOLE_HISTORY_BOOKS.reset(books)
     # 3. the leaderboard of what was folded
     for i in range(0, len(strategies), strategies_per_commit):
         with db.ledger.writing(shadow=True, lock=False) as writer:
