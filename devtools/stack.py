@@ -77,7 +77,7 @@ class Stack:
         self.command.close()
         self.query.close()
         try:
-            asyncio.run(_delete_stream(self.nats_url, self.db.events.store_id))
+            asyncio.run(delete_stream(self.nats_url, self.db.events.store_id))
         except Exception:
             pass
         self.db.close()
@@ -148,7 +148,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str =
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-async def _delete_stream(nats_url: str, store_id: str) -> None:
+async def delete_stream(nats_url: str, store_id: str) -> None:
+    """Remove a test database's JetStream stream (its name carries the store id)."""
     nc = await bus.connect(nats_url, "botranks-tests")
     try:
         await nc.jetstream().delete_stream(bus.stream_name(store_id))

@@ -32,10 +32,9 @@ from uuid import UUID
 import httpx
 import psycopg
 
-from libs.infra import bus
 from libs.infra.db import Database
 
-from devtools.stack import BotranksUp
+from devtools.stack import BotranksUp, delete_stream
 
 KINDS = ("reset_before", "503", "429", "reset_after", "slow", "delay")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
@@ -179,7 +178,7 @@ def botranks_up(workdir: Path, database_url: str, nats_url: str, **env: str) -> 
         try:
             db = Database(database_url, pool_size=1, max_overflow=1)
             try:
-                asyncio.run(_delete_stream(nats_url, db.events.store_id))
+                asyncio.run(delete_stream(nats_url, db.events.store_id))
             finally:
                 db.close()
         except Exception:  # noqa: BLE001 - cleanup only
@@ -195,11 +194,3 @@ def stored_orders(database_url: str, strategy_id: str) -> list[str]:
             " AND convert_from(state, 'UTF8')::json->'order'->>'strategy_id' = %s",
             (UUID(strategy_id).int >> 96, strategy_id)).fetchall()
     return [r[0] for r in rows]
-
-
-async def _delete_stream(nats_url: str, store_id: str) -> None:
-    nc = await bus.connect(nats_url, "botranks-tests")
-    try:
-        await nc.jetstream().delete_stream(bus.stream_name(store_id))
-    finally:
-        await nc.close()

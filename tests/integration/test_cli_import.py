@@ -218,7 +218,7 @@ def test_errors_are_one_line_with_exit_code_2(up):
     assert no_server.returncode == 2 and "cannot reach BotRanks at http://127.0.0.1:" in no_server.stderr
     no_key = botranks({k: v for k, v in env.items() if k != "FQ_API_KEY"}, "performance")
     assert (no_key.returncode, no_key.stderr) == (2, "botranks: no API key: set FQ_API_KEY or pass --api-key\n")
-    fills = ROOT / "docs" / "CLI.md"  # any file: nothing of it is read before the key is checked
+    fills = ROOT / "README.md"  # any file: nothing of it is read before the key is checked
     refused_import = botranks({**env, "FQ_API_KEY": "fq_live_" + "x" * 43}, "orders", "import", str(fills))
     assert refused_import.returncode == 2 and "the API key was refused (401" in refused_import.stderr
     for run in (wrong_key, no_server, no_key, refused_import):
