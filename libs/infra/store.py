@@ -103,7 +103,7 @@ class EventStore:
         delete``); returns how many. Under the recorder's own table lock, so no append interleaves."""
         curs.execute(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE")
         # strategy_key (its id's top 32 bits, migration 12) narrows the scan; the regex takes the exact id
-        # from the first "strategy_id", as botranks_event_partition does
+        # from the first "strategy_id"
         curs.execute(
             f"DELETE FROM {EVENTS_TABLE} WHERE strategy_key = %s AND substring(encode(state, 'escape')"
             " from '\"strategy_id\":\"([0-9a-fA-F-]{36})\"') = %s",

@@ -11,7 +11,6 @@ appears in an error message, and a filter on the ``httpx`` logger redacts it fro
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import re
 import time
@@ -26,6 +25,7 @@ import msgspec
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from botranks_client import parse_retry_after
 from botranks_domain.model import normalize_symbol
 
 from botranks_domain.bars import Bar, Split
@@ -120,24 +120,6 @@ def _install_redaction() -> None:
     logger = logging.getLogger("httpx")
     if not any(isinstance(f, _RedactApiKey) for f in logger.filters):
         logger.addFilter(_RedactApiKey())
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 class PolygonClient:
@@ -274,7 +256,7 @@ class PolygonClient:
                 raise _Retryable(f"{type(exc).__name__}: {self._scrub(str(exc))}") from None
             if resp.status_code == 429 or resp.status_code >= 500:
                 raise _Retryable(f"HTTP {resp.status_code}", resp.status_code,
-                                 _parse_retry_after(resp.headers.get("Retry-After")))
+                                 parse_retry_after(resp.headers.get("Retry-After")))
             if resp.status_code >= 400:
                 raise PolygonError(
                     f"Polygon request for {what} failed: HTTP {resp.status_code}{self._detail(resp)}",

@@ -10,7 +10,7 @@ from botranks_domain.model import CashEvent, CashIn, Order, OrderIn, PositionIn,
 from botranks_domain.views import (CashPage, CorporateActions, NavSeries, OrdersPage, Performance,
                                    ReconciliationEntry, ReconciliationPage, SnapshotOutcome, StateView)
 
-from ._core import MAX_BATCH, CashResult, DeadLetter, Enqueued, SubmitResult
+from ._core import MAX_BATCH, CashResult, DeadLetter, Enqueued, SubmitResult, parse_retry_after
 from .aio import AsyncClient
 from .client import USER_AGENT, Client, __version__
 from .errors import (ApiError, BadRequest, BotRanksError, Conflict, Forbidden, InvalidInput, InvalidOrder, NotFound,
@@ -24,5 +24,5 @@ __all__ = [
     "UnexpectedResponse",
     "OrderIn", "Order", "CashIn", "CashEvent", "PositionIn", "SnapshotIn", "SnapshotOutcome", "StateView",
     "NavSeries", "Performance", "ReconciliationEntry", "CorporateActions", "OrdersPage", "CashPage",
-    "ReconciliationPage", "USER_AGENT", "__version__",
+    "ReconciliationPage", "USER_AGENT", "__version__", "parse_retry_after",
 ]
