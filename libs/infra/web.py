@@ -23,6 +23,7 @@ from litestar.types import Empty
 import structlog
 
 from botranks_domain import errors
+from botranks_domain.model import convert_input
 
 from .metrics import REFUSED
 
@@ -219,7 +220,7 @@ def decode_body(body: bytes, content_type: str | None, data_type: Any) -> Any:
     if data_type is None:
         return obj
     try:
-        return msgspec.convert(obj, data_type, strict=True)
+        return convert_input(obj, data_type)  # timestamps cut to microseconds, never rounded up
     except msgspec.ValidationError as exc:
         raise UnprocessableEntity(validation_detail(exc)) from None
     except RecursionError:

@@ -18,7 +18,7 @@ import msgspec
 
 from botranks_domain.errors import InvalidSymbol
 from botranks_domain.model import (MAX_BATCH, CashEvent, CashIn, Order, OrderIn, PositionIn, SnapshotIn,
-                                   normalize_symbol)
+                                   convert_input, normalize_symbol)
 
 from .errors import InvalidInput, InvalidOrder
 
@@ -140,7 +140,7 @@ def prepare_orders(orders: Iterable[OrderIn | Mapping[str, Any]], strategy_id: U
         else:
             raise InvalidOrder(index, f"expected an OrderIn or a mapping, got {type(item).__name__}")
         try:
-            order = msgspec.convert(raw, OrderIn)
+            order = convert_input(raw, OrderIn)
             order.symbol = normalize_symbol(order.symbol, "symbol")
         except msgspec.ValidationError as exc:
             raise InvalidOrder(index, str(exc)) from None
@@ -159,7 +159,7 @@ def prepare_cash(strategy_id: UUID, event_type: str, amount: Decimal | int | str
     raw = {"event_type": event_type, "amount": amount, "occurred_at": occurred_at or now or utc_now(),
            "external_id": external_id, "related_symbol": related_symbol, "note": note}
     try:
-        cash = msgspec.convert(raw, CashIn)
+        cash = convert_input(raw, CashIn)
         if cash.related_symbol is not None:
             cash.related_symbol = normalize_symbol(cash.related_symbol, "related_symbol")
     except msgspec.ValidationError as exc:
@@ -176,8 +176,8 @@ def prepare_snapshot(positions: Iterable[PositionIn | Mapping[str, Any]], *, tak
     """Validate a snapshot; ``taken_at`` defaults to now (fixed here so that every retry sends the same)."""
     items = [msgspec.structs.asdict(p) if isinstance(p, PositionIn) else p for p in positions]
     try:
-        snapshot = msgspec.convert({"positions": items, "log_deltas": log_deltas,
-                                    "taken_at": taken_at or now or utc_now()}, SnapshotIn)
+        snapshot = convert_input({"positions": items, "log_deltas": log_deltas,
+                                  "taken_at": taken_at or now or utc_now()}, SnapshotIn)
         for i, p in enumerate(snapshot.positions):
             p.symbol = normalize_symbol(p.symbol, f"positions[{i}].symbol")
     except msgspec.ValidationError as exc:

@@ -7,16 +7,18 @@ quantities are ``Decimal`` end to end so that sums are exact to the cent.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID, uuid5
 
 import msgspec
 
 from .errors import InvalidSymbol
 
+T = TypeVar("T")
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop", "stop_limit"]
 OrderStatus = Literal["pending", "filled", "partial", "cancelled"]
@@ -34,11 +36,17 @@ MAX_FRACTION_DIGITS = 18
 MAX_DETAILS_BYTES = 16 * 1024
 #: ``details`` is free-form JSON, but nothing downstream should ever have to recurse deeply
 MAX_DETAILS_DEPTH = 32
-SYMBOL_RE = re.compile(r"^[A-Z0-9.\-:^]{1,20}$")
+#: a symbol as a client may send it (ASCII letters of either case); it is stored upper-cased
+SYMBOL_PATTERN = r"^[A-Za-z0-9.\-:^]{1,20}$"
+_SYMBOL_SENT = re.compile(r"[A-Za-z0-9.\-:^]{1,20}")
+#: a symbol as stored
+SYMBOL_RE = re.compile(r"^[A-Z0-9.\-:^]{1,20}\Z")
 
 # PostgreSQL text cannot hold NUL: refuse it at the door rather than poison the projection
 NO_NUL = "^[^\x00]*$"
-SymbolText = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+# the grammar is checked by normalize_symbol (the spec's 400), not by msgspec (a 422): the pattern
+# here is for the OpenAPI document only
+SymbolText = Annotated[str, msgspec.Meta(min_length=1, max_length=20, extra_json_schema={"pattern": SYMBOL_PATTERN})]
 ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=NO_NUL)]
 NoteText = Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)]
 
@@ -47,11 +55,15 @@ ID_NAMESPACE = UUID("6f1c1e0a-3d0b-5d7e-9a55-6b2f3f6c0b11")
 
 
 def normalize_symbol(raw: str, where: str) -> str:
-    """Upper-case ``raw`` and check it against the symbol grammar."""
-    symbol = raw.strip().upper()
-    if not SYMBOL_RE.match(symbol):
-        raise InvalidSymbol(f"Invalid symbol {raw!r} at {where}: expected 1-20 of A-Z 0-9 . - : ^")
-    return symbol
+    """Check ``raw`` against the symbol grammar as sent, then upper-case it (ASCII letters only).
+
+    The characters are checked first: ``"ß".upper()`` is ``"SS"`` and ``"ı".upper()`` is ``"I"``,
+    so checking after upper-casing would store a symbol the client never sent.
+    """
+    if not isinstance(raw, str) or not _SYMBOL_SENT.fullmatch(raw):
+        shown = raw[:40] if isinstance(raw, str) else raw
+        raise InvalidSymbol(f"Invalid symbol {shown!r} at {where}: expected 1-20 of A-Z 0-9 . - : ^")
+    return raw.upper()
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -66,6 +78,72 @@ def to_utc(ts: datetime, name: str = "timestamp") -> datetime:
     if ts < EPOCH:
         raise ValueError(f"`{name}` must be on or after 1970-01-01T00:00:00Z")
     return ts
+
+
+#: an RFC 3339 timestamp with more fractional digits than microseconds (Go and Java send nanoseconds)
+_BEYOND_MICROSECONDS = re.compile(r"(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d\.\d{6})\d+")
+_TIMESTAMP = "timestamp"
+
+
+def _timestamp_plan(info: msgspec.inspect.Type) -> Any:
+    """Where a type holds datetimes: ``_TIMESTAMP``, ``("items", plan)``, ``{encode_name: plan}`` or None."""
+    if isinstance(info, msgspec.inspect.Metadata):
+        return _timestamp_plan(info.type)
+    if isinstance(info, msgspec.inspect.DateTimeType):
+        return _TIMESTAMP
+    if isinstance(info, msgspec.inspect.UnionType):
+        plans = [plan for plan in map(_timestamp_plan, info.types) if plan is not None]
+        return plans[0] if len(plans) == 1 else None
+    if isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.VarTupleType)):
+        item = _timestamp_plan(info.item_type)
+        return None if item is None else ("items", item)
+    if isinstance(info, msgspec.inspect.StructType):
+        fields = {f.encode_name: plan for f in info.fields if (plan := _timestamp_plan(f.type)) is not None}
+        return fields or None
+    return None
+
+
+@functools.cache
+def _plan_of(type_: Any) -> Any:
+    return _timestamp_plan(msgspec.inspect.type_info(type_))
+
+
+def _truncated(obj: Any, plan: Any) -> Any:
+    if plan is _TIMESTAMP:
+        if isinstance(obj, str) and (m := _BEYOND_MICROSECONDS.match(obj)):
+            return m[1] + obj[m.end():]
+        return obj
+    if isinstance(plan, tuple):
+        if not isinstance(obj, list):
+            return obj
+        items = [_truncated(item, plan[1]) for item in obj]
+        return obj if all(a is b for a, b in zip(items, obj)) else items
+    if not isinstance(obj, dict):
+        return obj
+    out = obj
+    for key, sub in plan.items():
+        if key in obj and (value := _truncated(obj[key], sub)) is not obj[key]:
+            out = dict(obj) if out is obj else out
+            out[key] = value
+    return out
+
+
+def truncate_timestamps(obj: Any, type_: Any) -> Any:
+    """``obj`` (JSON data meant to become ``type_``) with its timestamps cut to whole microseconds.
+
+    msgspec rounds a fraction beyond microseconds to the nearest one, so ``23:59:59.9999999Z`` on
+    the 31st of December would become the next year; cut instead (what fits is kept exactly).
+    Only fields typed ``datetime`` change (never free-form ``details``); the caller's data is not
+    modified.
+    """
+    plan = _plan_of(type_)
+    return obj if plan is None else _truncated(obj, plan)
+
+
+def convert_input(obj: Any, type_: type[T], *, strict: bool = True) -> T:
+    """JSON data (or Python objects) as ``type_``, validated: msgspec.convert after
+    :func:`truncate_timestamps`. The server and the client both read inputs through this."""
+    return msgspec.convert(truncate_timestamps(obj, type_), type_, strict=strict)
 
 
 def exact_decimal(value: Decimal, name: str, *, positive: bool = False,
