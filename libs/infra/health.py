@@ -1,5 +1,6 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` for the services without an HTTP API (projector, relay),
-on ``BOTRANKS_HEALTH_PORT``: a small Litestar app served by uvicorn inside the service's own event loop."""
+"""Health of a service: :class:`DatabaseProbe` (what every ``/healthz`` answers), and ``/healthz``,
+``/readyz`` and ``/metrics`` for the services without an HTTP API (projector, relay), on
+``BOTRANKS_HEALTH_PORT``: a small Litestar app served by uvicorn inside the service's own event loop."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import psycopg
+import structlog
 import uvicorn
 from litestar import Litestar, Response, get
 from prometheus_client.registry import Collector
@@ -17,17 +20,78 @@ from .metrics import CONTENT_TYPE_LATEST, exposition
 #: what a readiness check answers: ready or not, and the body that says why
 Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 
+#: ``/healthz`` answers within this, whatever the database does
+PROBE_TIMEOUT_S = 0.8
 
-def health_app(service: str, readiness: Readiness, collectors: Iterable[Collector] = ()) -> Litestar:
+log = structlog.get_logger(component="health")
+
+
+class DatabaseProbe:
+    """``SELECT 1`` on a connection of its own (not the pool's: a busy pool is not a dead database),
+    answered within ``timeout``; concurrent checks share one probe. Create and use it in one event loop."""
+
+    def __init__(self, url: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+        self.url, self.timeout = url, timeout
+        self._conn: psycopg.AsyncConnection | None = None
+        self._probing: asyncio.Task | None = None
+        self._down = False
+
+    async def check(self) -> str | None:
+        """None while the database answers, else why not (no server details: strangers may read it)."""
+        if self._probing is None or self._probing.done():
+            self._probing = asyncio.create_task(self._probe())
+        return await asyncio.shield(self._probing)
+
+    async def _probe(self) -> str | None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self._conn is None or self._conn.closed:
+                    self._conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True,
+                                                                       connect_timeout=max(1, round(self.timeout)))
+                await self._conn.execute("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the database does not answer
+            await self.close()
+            if not self._down:
+                log.warning("database_down", error=str(exc).strip() or type(exc).__name__)
+            self._down = True
+            if isinstance(exc, TimeoutError):
+                return f"Database did not answer within {self.timeout} s"
+            return "Database unreachable"
+        if self._down:
+            log.info("database_up")
+        self._down = False
+        return None
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+async def healthz_response(service: str, probe: DatabaseProbe) -> Response:
+    """``/healthz``: 200 while the service's database answers, else 503 (within ``probe.timeout``)."""
+    problem = await probe.check()
+    if problem is None:
+        return Response({"status": "ok", "service": service, "database": "up"})
+    return Response({"status": "unavailable", "service": service, "database": "down", "detail": problem},
+                    status_code=503, headers={"Retry-After": "2"})
+
+
+def health_app(service: str, readiness: Readiness, probe: DatabaseProbe,
+               collectors: Iterable[Collector] = ()) -> Litestar:
     collectors = list(collectors)
 
-    @get("/healthz", sync_to_thread=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": service}
+    @get("/healthz")
+    async def healthz() -> Response:
+        return await healthz_response(service, probe)
 
     @get("/readyz")
     async def readyz() -> Response:
         try:
+            problem = await probe.check()  # within 1 s, where the pool would wait for a connection
+            if problem is not None:
+                raise ConnectionError(problem)
             ready, body = await asyncio.wait_for(readiness(), 3.0)
         except Exception as exc:  # noqa: BLE001 - whatever it is, the answer is "not ready"
             ready, body = False, {"detail": str(exc) or type(exc).__name__}
@@ -59,5 +123,6 @@ class HealthServer:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._server.should_exit = True
+            # a stopping service does not wait for its health checks to be answered
+            self._server.should_exit = self._server.force_exit = True
             await asyncio.gather(self._task, return_exceptions=True)

@@ -2,44 +2,122 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
-from psycopg_pool import ConnectionPool
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool.pool import AddConnection
 
 #: how long a request waits for a connection: a dead database is a 503 within this
 CONNECT_TIMEOUT_S = 5
 
-
 #: a pooled connection returned less than this long ago is handed out without a ping
 FRESH_S = 1.0
 
+#: the longest wait between two attempts to replace a lost connection
+RECONNECT_MAX_S = 0.2
 
-def _ping_unless_fresh(pool) -> None:
-    """The pool pings a connection before handing it out (a database restart leaves every pooled
-    connection dead), but not one that was returned less than ``FRESH_S`` ago: under load that
-    ping was a second round trip per request. (psycopg_pool's ``check`` and ``reset`` hooks; the
-    datastore builds its pool itself, so they are set on it.)"""
-    returned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: how long closing the pool waits for its threads, and for each cancellation of a running statement
+CLOSE_TIMEOUT_S = 0.3
 
-    def check(conn) -> None:
-        if time.monotonic() - returned.get(conn, float("-inf")) >= FRESH_S:
-            ConnectionPool.check_connection(conn)
 
-    def reset(conn) -> None:
-        returned[conn] = time.monotonic()
+class PoolStopped(RuntimeError):
+    """The pool was closed: the process is stopping. Not a ``psycopg.OperationalError``, so
+    eventsourcing's recorders do not retry it (ten times, 0.2 s apart) as they retry a lost connection."""
 
-    pool._check, pool._reset = check, reset
+
+class HealingPool(ConnectionPool):
+    """psycopg_pool's pool, whole again within a fraction of a second after the database restarts.
+
+    - A connection is pinged before it is handed out (a restart leaves every pooled connection
+      dead), unless it was returned less than ``FRESH_S`` ago and more than ``FRESH_S`` after the
+      last connection was found broken: under load that ping was a second round trip per request.
+    - A failed ping drops that connection and every idle one that is dead too (``check()``), and the
+      request takes the next connection at once. (psycopg_pool's own ``check`` callback sleeps 1, 2,
+      4 s between dead connections: the first request after a restart hung 5 s for a 503.)
+    - Lost connections are re-made at most ``RECONNECT_MAX_S`` apart, not with psycopg_pool's
+      exponential backoff (after a minute's outage it came back up to half a minute late).
+    - ``close()`` also cancels the statements running on connections in use, so no thread stays
+      stuck in a database call when the process stops; from then on it is :class:`PoolStopped`.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._stopped = False
+        self._returned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._lost_at = float("-inf")
+        self._in_use: set[psycopg.Connection] = set()
+        self._in_use_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def getconn(self, timeout: float | None = None) -> psycopg.Connection:
+        total = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + total
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PoolTimeout(f"couldn't get a connection after {total:.2f} sec")
+            if self._stopped:
+                raise PoolStopped("the connection pool is closed")
+            try:
+                conn = super().getconn(remaining)
+            except PoolClosed:
+                raise PoolStopped("the connection pool is closed") from None
+            returned = self._returned.get(conn, float("-inf"))
+            if time.monotonic() - returned < FRESH_S and returned > self._lost_at + FRESH_S:
+                break
+            try:
+                self.check_connection(conn)
+            except BaseException as exc:
+                self._lost_at = time.monotonic()
+                self.putconn(conn)  # broken: the pool replaces it
+                if not isinstance(exc, Exception):
+                    raise
+                self.check()  # the idle ones died with it: drop them now, not one request at a time
+                continue
+            break
+        with self._in_use_lock:
+            self._in_use.add(conn)
+        return conn
+
+    def putconn(self, conn: psycopg.Connection) -> None:
+        with self._in_use_lock:
+            self._in_use.discard(conn)
+        if conn.broken:
+            self._lost_at = time.monotonic()
+        else:
+            self._returned[conn] = time.monotonic()
+        super().putconn(conn)
+
+    def schedule_task(self, task, delay: float) -> None:
+        if isinstance(task, AddConnection):
+            delay = min(delay, RECONNECT_MAX_S)
+        super().schedule_task(task, delay)
+
+    def open(self, wait: bool = False, timeout: float = 30.0) -> None:
+        if self._stopped:
+            raise PoolStopped("the connection pool is closed")
+        super().open(wait, timeout)
+
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        self._stopped = True
+        with self._in_use_lock:
+            busy = list(self._in_use)
+        for conn in busy:
+            with suppress(Exception):
+                conn.cancel_safe(timeout=CLOSE_TIMEOUT_S)
+        super().close(timeout)  # requests waiting for a connection fail at once
 
 
 def datastore_for(database_url: str, *, pool_size: int, max_overflow: int) -> PostgresDatastore:
-    """eventsourcing's pooled PostgreSQL datastore for a database URL (shared by every owner)."""
+    """eventsourcing's PostgreSQL datastore for a database URL (shared by every owner), on a
+    :class:`HealingPool`."""
     params = conninfo_to_dict(database_url)
     datastore = PostgresDatastore(
         dbname=params.get("dbname", "postgres"),
@@ -50,10 +128,15 @@ def datastore_for(database_url: str, *, pool_size: int, max_overflow: int) -> Po
         pool_size=pool_size,
         max_overflow=max_overflow,
         max_waiting=1000,
-        pre_ping=True,
         connect_timeout=CONNECT_TIMEOUT_S,
     )
-    _ping_unless_fresh(datastore.pool)
+    built = datastore.pool  # never opened: the same settings on our pool
+    datastore.pool = HealingPool(
+        connection_class=built.connection_class,
+        kwargs={**built.kwargs, "connect_timeout": CONNECT_TIMEOUT_S},
+        min_size=built.min_size, max_size=built.max_size, open=False,
+        configure=datastore.after_connect_func(), timeout=built.timeout, max_waiting=built.max_waiting,
+        max_lifetime=built.max_lifetime)
     return datastore
 
 

@@ -17,6 +17,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.template import TemplateConfig
 
 from .db import Database
+from .health import DatabaseProbe, healthz_response
 from .metrics import CONTENT_TYPE_LATEST, exposition, http_metrics
 from .settings import Settings
 from .web import ExactJSONResponse, api_app_kwargs
@@ -42,6 +43,9 @@ async def readyz(state: State) -> Response:
         return db.ledger.readiness(db.events.max_notification_id())
 
     try:
+        problem = await state.probe.check()  # within 1 s, where the pool would wait for a connection
+        if problem is not None:
+            raise ConnectionError(problem)
         ready = await asyncio.wait_for(asyncio.to_thread(check), READY_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - whatever it is, the answer is "not ready"
         return Response({"status": "unavailable", "database": "down", "detail": str(exc) or type(exc).__name__},
@@ -54,21 +58,24 @@ def create_service_app(service: str, settings: Settings, handlers: Sequence[Any]
                        template_config: TemplateConfig | None = None) -> Litestar:
     """A BotRanks HTTP service named ``service`` serving ``handlers`` (HTML pages: ``template_config``)."""
 
-    @get("/healthz", sync_to_thread=False, include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": service}
+    @get("/healthz", include_in_schema=False)
+    async def healthz(state: State) -> Response:
+        """200 while this service's database answers a ``SELECT 1``, else 503 (within 1 s)."""
+        return await healthz_response(service, state.probe)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         db = Database(settings.database_url, pool_size=4, max_overflow=16)
         await asyncio.to_thread(db.create_tables)
         app.state.db, app.state.settings = db, settings
+        app.state.probe = DatabaseProbe(settings.database_url)
         shutdown = await setup(app, db, settings) if setup else None
         try:
             yield
         finally:
             if shutdown is not None:
                 await shutdown()
+            await app.state.probe.close()
             await asyncio.to_thread(db.close)
 
     kwargs = api_app_kwargs()

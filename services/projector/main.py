@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 
 from libs.infra.logs import configure_logging
 from libs.infra.settings import Settings
 from libs.infra.db import Database
-from libs.infra.health import HealthServer, health_app
+from libs.infra.health import DatabaseProbe, HealthServer, health_app
 from libs.infra.metrics import StoreCollector
+from libs.infra.serve import run_until_stopped
 
 from .consumer import ProjectorDaemon
 from .projection import rebuild
@@ -20,9 +20,6 @@ async def run_daemon(settings: Settings) -> None:
     db = Database(settings.database_url, pool_size=2, max_overflow=4)
     await asyncio.to_thread(db.create_tables)
     daemon = ProjectorDaemon(db, settings.nats_url, settings.nats_stream_replicas)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, daemon.stop)
 
     async def readiness() -> tuple[bool, dict]:
         """The database answers and none of this projector's partitions is more than the bound behind."""
@@ -33,13 +30,13 @@ async def run_daemon(settings: Settings) -> None:
         ready = all(v <= settings.ready_max_lag for v in lag.values())
         return ready, {"partitions_owned": owned, "lag_events": lag, "max_lag": settings.ready_max_lag}
 
-    health = HealthServer(health_app("projector", readiness, [StoreCollector(db)]), settings.health_host,
+    probe = DatabaseProbe(settings.database_url)
+    health = HealthServer(health_app("projector", readiness, probe, [StoreCollector(db)]), settings.health_host,
                           settings.health_port).start()
     try:
-        await daemon.run()
-    finally:
-        await health.stop()
-        await asyncio.to_thread(db.close)
+        await run_until_stopped(daemon.run, daemon.stop)
+    finally:  # together: each waits a little (uvicorn's ticks, a cancelled statement's thread)
+        await asyncio.gather(health.stop(), probe.close(), asyncio.to_thread(db.close))
 
 
 def run_rebuild(settings: Settings, partitions: int | None = None) -> int:

@@ -6,11 +6,11 @@ Run one or more: they elect a leader with a PostgreSQL advisory lock and the oth
 from __future__ import annotations
 
 import asyncio
-import signal
 
 from libs.infra.db import Database
-from libs.infra.health import HealthServer, health_app
+from libs.infra.health import DatabaseProbe, HealthServer, health_app
 from libs.infra.logs import configure_logging
+from libs.infra.serve import run_until_stopped
 from libs.infra.settings import Settings
 
 from .relay import Relay
@@ -20,9 +20,6 @@ async def run_relay(settings: Settings) -> None:
     db = Database(settings.database_url, pool_size=1, max_overflow=2)
     await asyncio.to_thread(db.create_tables)
     relay = Relay(db, settings.nats_url, settings.nats_stream_replicas)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, relay.stop)
 
     async def readiness() -> tuple[bool, dict]:
         """A standby is ready (it only waits for the lock); the leader while JetStream takes its publishes
@@ -36,12 +33,12 @@ async def run_relay(settings: Settings) -> None:
             "role": "leader", "nats": "up" if relay.publishing else "down", "lag_events": lag,
             "max_lag": settings.ready_max_lag}
 
-    health = HealthServer(health_app("relay", readiness), settings.health_host, settings.health_port).start()
+    probe = DatabaseProbe(settings.database_url)
+    health = HealthServer(health_app("relay", readiness, probe), settings.health_host, settings.health_port).start()
     try:
-        await relay.run()
-    finally:
-        await health.stop()
-        await asyncio.to_thread(db.close)
+        await run_until_stopped(relay.run, relay.stop)
+    finally:  # together: each waits a little (uvicorn's ticks, a cancelled statement's thread)
+        await asyncio.gather(health.stop(), probe.close(), asyncio.to_thread(db.close))
 
 
 def main() -> None:
