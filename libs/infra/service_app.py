@@ -1,7 +1,8 @@
 """The skeleton both HTTP services share: a :class:`Database` in ``app.state.db`` (migrations run
 at start), ``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus), exact JSON, one error mapping,
 security headers, and the OpenAPI document at ``/schema/openapi.json`` only (no CDN-loaded viewer
-pages)."""
+pages). Given its ``peers`` (the other API behind the same base URL), a service answers 405/OPTIONS
+and serves the OpenAPI document for both (``libs.infra.surface``)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from typing import Any, AsyncIterator
 
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.template import TemplateConfig
 
 from .db import Database
 from .health import DatabaseProbe, healthz_response
 from .metrics import CONTENT_TYPE_LATEST, exposition, http_metrics
+from .openapi import openapi_config
 from .settings import Settings
+from .surface import Surface
 from .web import ExactJSONResponse, api_app_kwargs
 
 READY_TIMEOUT_S = 3.0
@@ -55,8 +56,14 @@ async def readyz(state: State) -> Response:
 
 def create_service_app(service: str, settings: Settings, handlers: Sequence[Any], *,
                        setup: Setup | None = None, middleware: Sequence[Any] = (),
-                       template_config: TemplateConfig | None = None) -> Litestar:
-    """A BotRanks HTTP service named ``service`` serving ``handlers`` (HTML pages: ``template_config``)."""
+                       template_config: TemplateConfig | None = None,
+                       peers: Callable[[], Sequence[Litestar]] | None = None,
+                       openapi_paths: dict[str, Any] | None = None) -> Litestar:
+    """A BotRanks HTTP service named ``service`` serving ``handlers`` (HTML pages: ``template_config``).
+
+    ``peers`` builds the apps of the other APIs at the same base URL (at start, never served);
+    ``openapi_paths``: OpenAPI path items of routes Litestar cannot describe (hand-built JSON).
+    """
 
     @get("/healthz", include_in_schema=False)
     async def healthz(state: State) -> Response:
@@ -68,6 +75,7 @@ def create_service_app(service: str, settings: Settings, handlers: Sequence[Any]
         db = Database(settings.database_url, pool_size=4, max_overflow=16)
         await asyncio.to_thread(db.create_tables)
         app.state.db, app.state.settings = db, settings
+        app.state.surface = Surface([app, *(await asyncio.to_thread(peers) if peers else ())])
         app.state.probe = DatabaseProbe(settings.database_url)
         shutdown = await setup(app, db, settings) if setup else None
         try:
@@ -80,6 +88,6 @@ def create_service_app(service: str, settings: Settings, handlers: Sequence[Any]
 
     kwargs = api_app_kwargs()
     kwargs["middleware"] = [http_metrics(service), *kwargs["middleware"], *middleware]
-    openapi = OpenAPIConfig(title="BotRanks API", version="1.0.0", render_plugins=[JsonRenderPlugin()])
-    return Litestar(route_handlers=[*handlers, healthz, readyz, metrics], lifespan=[lifespan], openapi_config=openapi,
-                    template_config=template_config, **kwargs)
+    return Litestar(route_handlers=[*handlers, healthz, readyz, metrics], lifespan=[lifespan],
+                    openapi_config=openapi_config(), template_config=template_config,
+                    state=State({"openapi_paths": openapi_paths or {}}), **kwargs)

@@ -14,8 +14,6 @@ import psycopg_pool
 from litestar import MediaType, Request, Response
 from litestar.datastructures import ResponseHeader
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIType, Schema
-from litestar.plugins import OpenAPISchemaPlugin
 from litestar.exceptions import HTTPException, PermissionDeniedException, SerializationException, ValidationException
 from litestar.serialization import default_serializer
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
@@ -26,6 +24,8 @@ from botranks_domain import errors
 from botranks_domain.model import convert_input
 
 from .metrics import REFUSED
+from .openapi import DecimalAsNumberPlugin, StrictStructPlugin
+from .surface import allow_across_apis, routing_answer
 
 log = structlog.get_logger()
 
@@ -278,6 +278,8 @@ def error_response(request: Request, exc: Exception) -> Response:
     of the bad order in a batch); malformed JSON and bad query/path parameters are 400; a
     body that is not ``application/json`` is 415; PostgreSQL unreachable is 503 (Retry-After).
     """
+    if (across := routing_answer(request, exc)) is not None:  # 405 / OPTIONS for both APIs of the base URL
+        return across
     if isinstance(exc, HTTPException):
         status, detail = exc.status_code, exc.detail
         headers = exc.headers or None
@@ -357,17 +359,6 @@ def page_security_headers() -> list[ResponseHeader]:
     pages (Litestar's closest layer wins, header by header); its JSON keeps the API's."""
     return [ResponseHeader(name=CSP_HEADER, value=PAGE_CSP) if h.name == CSP_HEADER else h
             for h in SECURITY_HEADERS]
-
-
-class DecimalAsNumberPlugin(OpenAPISchemaPlugin):
-    """Decimals are exact JSON numbers on the wire (see ExactJSONResponse), so say "number"."""
-
-    @staticmethod
-    def is_plugin_supported_type(value: Any) -> bool:
-        return value is Decimal
-
-    def to_openapi_schema(self, field_definition, schema_creator) -> Schema:
-        return Schema(type=OpenAPIType.NUMBER)
 
 
 def rate_limit_headers(app):
@@ -496,7 +487,7 @@ def api_app_kwargs() -> dict[str, Any]:
         "request_class": ExactJSONRequest,
         "response_class": ExactJSONResponse,
         "response_headers": SECURITY_HEADERS,
-        "plugins": [DecimalAsNumberPlugin()],
+        "plugins": [DecimalAsNumberPlugin(), StrictStructPlugin()],
         "request_max_body_size": 1024 * 1024,
-        "middleware": [rate_limit_headers],
+        "middleware": [rate_limit_headers, allow_across_apis],
     }

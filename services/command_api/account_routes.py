@@ -14,6 +14,7 @@ from litestar.datastructures import Cookie, State
 from litestar.handlers import BaseRouteHandler
 
 from botranks_domain.accounts import ApiKeyCreated, ApiKeyIn, ApiKeyInfo, Credentials, Strategy, StrategyIn, User
+from libs.infra.openapi import ACCOUNTS, NONE_REQUIRED, SESSION_REQUIRED
 from libs.infra.web import error_responses
 
 from . import accounts
@@ -45,6 +46,7 @@ async def session_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None
 
 class AuthRoutes(Controller):
     path = "/auth"
+    tags, security = [ACCOUNTS], NONE_REQUIRED
 
     @post("/register", status_code=201, responses=error_responses(400, 403, 409, 415, 422, 429, 503),
           summary="Create an account")
@@ -75,6 +77,7 @@ class AuthRoutes(Controller):
 class StrategyRoutes(Controller):
     path = "/strategies"
     guards = [session_guard]
+    tags, security = [ACCOUNTS], SESSION_REQUIRED
 
     @post("/", status_code=201, responses=error_responses(400, 401, 403, 415, 422, 503),
           summary="Create a strategy owned by the signed-in user")

@@ -10,6 +10,7 @@ from libs.infra.db import Database
 from libs.infra.service_app import create_service_app
 from libs.infra.settings import Settings
 from libs.infra.web import cross_site_guard
+from services.api_surface import peers_of
 
 from . import accounts, pages
 from .account_routes import AuthRoutes, StrategyRoutes
@@ -37,4 +38,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # owner pages (/account) add CSRF tokens, their CSP and HTML errors on their own router
     handlers = [LedgerCommands, AuthRoutes, StrategyRoutes, *pages.routers(settings)]
     return create_service_app("command_api", settings, handlers, setup=_start,
-                              middleware=[cross_site_guard(settings.allowed_origins)])
+                              middleware=[cross_site_guard(settings.allowed_origins)],
+                              peers=peers_of("command_api", settings))

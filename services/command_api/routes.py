@@ -19,6 +19,7 @@ from botranks_domain.model import CashEvent, CashIn, Order, OrdersBatchIn, Snaps
 from botranks_domain.views import SnapshotOutcome
 from libs.infra.metrics import INGESTED
 from libs.infra.auth import api_key_guard
+from libs.infra.openapi import KEY_REQUIRED, LEDGER
 from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse
 
 from . import ingest
@@ -45,17 +46,18 @@ class CashResult(msgspec.Struct):
 #: a writer that does not read back (a bulk import, a bot that keeps its own books) asks for the
 #: answer at commit: ``BotRanks-Read-Your-Writes: off`` (checked before anything is written)
 RYW_HEADER = "BotRanks-Read-Your-Writes"
-RYW_PARAMETER = Parameter(header=RYW_HEADER, default=None, description=(
+RYW_PARAMETER = Parameter(header=RYW_HEADER, default=None, schema_extra={"enum": ["on", "off"]}, description=(
     "`off`: answer as soon as the write is committed (`BotRanks-Projected: false`) instead of "
     "waiting (bounded) until GET /state shows it; default `on`"))
 
 
 def _waits(header: str | None) -> bool:
-    """Whether the request wants read-your-writes (400 on a value other than on/off)."""
-    value = (header or "on").strip().lower()
-    if value not in ("on", "off"):
+    """Whether the request wants read-your-writes (400 on a value other than on/off, as documented)."""
+    if header is None:
+        return True
+    if header not in ("on", "off"):
         raise BadParameter(f"`{RYW_HEADER}` must be `on` or `off`, got {header[:40]!r}")
-    return value == "on"
+    return header == "on"
 
 
 async def _projected(state: State, strategy_id: UUID, notification_ids: list[int], wait: bool) -> bool:
@@ -78,6 +80,7 @@ def _ms(started: float) -> float:
 class LedgerCommands(Controller):
     path = "/api/v1/strategies/{strategy_id:uuid}"
     guards = [api_key_guard]
+    tags, security = [LEDGER], KEY_REQUIRED
 
     @post("/orders", responses=LEDGER_ERRORS, status_code=200, summary="Submit a batch of 1..500 orders")
     async def post_orders(self, state: State, strategy_id: UUID, data: OrdersBatchIn,

@@ -11,9 +11,11 @@ from litestar import Litestar
 from libs.infra.db import Database
 from libs.infra.service_app import create_service_app
 from libs.infra.settings import Settings
+from services.api_surface import peers_of
 
 from . import assets, pages, readers
 from .page_data import PageCache
+from .public_schema import PATHS as PUBLIC_PATHS
 from .routes import StrategyQueries
 
 
@@ -25,6 +27,7 @@ async def _start(app: Litestar, db: Database, settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    return create_service_app("query_api", settings or Settings.from_env().require_servers(),
-                              [StrategyQueries, *pages.routes()], setup=_start,
+    settings = settings or Settings.from_env().require_servers()
+    return create_service_app("query_api", settings, [StrategyQueries, *pages.routes()], setup=_start,
+                              peers=peers_of("query_api", settings), openapi_paths=PUBLIC_PATHS,
                               template_config=pages.template_config())

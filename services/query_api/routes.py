@@ -22,8 +22,9 @@ from botranks_domain.model import normalize_symbol
 from botranks_domain.nav import NAV_COLUMNS
 from botranks_domain.performance import Performance
 from botranks_domain.views import (CashPage, CorporateActions, NavSeries, OrdersPage, ReconciliationPage, StateView,
-                               decode_cursor)
+                               CURSOR_PATTERN, decode_cursor)
 from libs.infra.auth import api_key_guard
+from libs.infra.openapi import KEY_REQUIRED, LEDGER
 from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse
 
 from . import readers
@@ -31,7 +32,12 @@ from . import readers
 log = structlog.get_logger(service="query_api")
 
 Limit = Parameter(ge=1, le=1000, default=100, description="page size (1..1000)")
-Cursor = Parameter(default=None, max_length=200, description="next_cursor of the previous page")
+Cursor = Parameter(default=None, max_length=200, schema_extra={"pattern": CURSOR_PATTERN},
+                   description="next_cursor of the previous page (none: the first page)")
+#: what the query parameters take, for the OpenAPI document (the handlers check them: 400 naming them)
+DATE = {"oneOf": [{"type": "string", "format": "date"}, {"type": "string", "maxLength": 0}]}
+BENCHMARK = {"pattern": r"^(\s*|[A-Za-z0-9.\-:^]{1,20})$"}
+RATE = {"oneOf": [{"type": "number", "minimum": -1, "maximum": 1}]}
 
 
 async def _read(state: State, strategy_id: UUID, what: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -83,6 +89,7 @@ def _benchmark(raw: str) -> str:
 class StrategyQueries(Controller):
     path = "/api/v1/strategies/{strategy_id:uuid}"
     guards = [api_key_guard]
+    tags, security = [LEDGER], KEY_REQUIRED
 
     @get("/state", responses=LEDGER_ERRORS, summary="Current derived state")
     async def get_state(self, state: State, strategy_id: UUID) -> StateView:
@@ -90,9 +97,9 @@ class StrategyQueries(Controller):
 
     @get("/nav", responses=LEDGER_ERRORS, summary="Daily NAV history (JSON, or CSV with Accept: text/csv)")
     async def get_nav(self, request: Request, state: State, strategy_id: UUID,
-                      from_: str | None = Parameter(query="from", default=None, max_length=40,
+                      from_: str | None = Parameter(query="from", default=None, max_length=40, schema_extra=DATE,
                                                     description="first date, YYYY-MM-DD (inclusive)"),
-                      to: str | None = Parameter(default=None, max_length=40,
+                      to: str | None = Parameter(default=None, max_length=40, schema_extra=DATE,
                                                  description="last date, YYYY-MM-DD (inclusive)")) -> Response[NavSeries]:
         start, end = _date_param(from_, "from"), _date_param(to, "to")
         if start and end and start > end:
@@ -110,10 +117,10 @@ class StrategyQueries(Controller):
     @get("/performance", responses=LEDGER_ERRORS, summary="Return, risk and benchmark-relative metrics")
     async def get_performance(
         self, state: State, strategy_id: UUID,
-        benchmark: str | None = Parameter(default=None, max_length=20,
+        benchmark: str | None = Parameter(default=None, max_length=20, schema_extra=BENCHMARK,
                                           description="symbol to compare against (default: the strategy's,"
                                                       " SPY unless set); empty string: none"),
-        risk_free_rate: str | None = Parameter(default=None, max_length=40,
+        risk_free_rate: str | None = Parameter(default=None, max_length=40, schema_extra=RATE,
                                                description="annualized, a number in [-1, 1], e.g. 0.045"),
     ) -> Performance:
         rate = _risk_free_rate(risk_free_rate)

@@ -16,7 +16,7 @@ from botranks_client._core import prepare_cash, prepare_orders, prepare_snapshot
 from botranks_client.errors import InvalidOrder
 from botranks_domain.errors import InvalidSymbol
 from botranks_domain.model import (CashIn, OrdersBatchIn, SnapshotIn, SYMBOL_RE, convert_input, normalize_symbol,
-                                   truncate_timestamps)
+                                   read_text)
 from libs.infra.web import decode_body
 from services.command_api import ingest
 
@@ -126,7 +126,7 @@ def test_free_form_details_and_the_callers_data_are_left_as_they_are():
     batch = convert_input(raw, OrdersBatchIn)
     assert batch.orders[0].details == {"signal_at": text, "nested": [text]}
     assert raw["orders"][0]["executed_at"] == text  # not modified in place
-    assert truncate_timestamps({"positions": [], "taken_at": "2025-12-31T23:59:59.25Z"}, SnapshotIn) == \
+    assert read_text({"positions": [], "taken_at": "2025-12-31T23:59:59.25Z"}, SnapshotIn) == \
         {"positions": [], "taken_at": "2025-12-31T23:59:59.25Z"}
 
 

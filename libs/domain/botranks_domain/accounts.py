@@ -13,16 +13,22 @@ from .model import NO_NUL
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
 
 
+#: a symbol or nothing, with spaces around (the accounts trim it); for the OpenAPI document
+BENCHMARK_PATTERN = r"^\s*([A-Za-z0-9.\-:^]{1,20})?\s*$"
+#: passwords are at least this long (registration checks it; a shorter one never signs in)
+MIN_PASSWORD = 12
+
+
 class Credentials(msgspec.Struct, forbid_unknown_fields=True):
-    email: Annotated[str, msgspec.Meta(max_length=254, pattern=NO_NUL)]
-    password: Annotated[str, msgspec.Meta(max_length=1024)]
+    email: Annotated[str, msgspec.Meta(max_length=254, pattern=NO_NUL, extra_json_schema={"format": "email"})]
+    password: Annotated[str, msgspec.Meta(max_length=1024, extra_json_schema={"minLength": MIN_PASSWORD})]
 
 
 class StrategyIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     visibility: Literal["public", "private"] = "private"
     base_currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = "USD"
-    benchmark: Annotated[str, msgspec.Meta(max_length=20)] = "SPY"
+    benchmark: Annotated[str, msgspec.Meta(max_length=20, extra_json_schema={"pattern": BENCHMARK_PATTERN})] = "SPY"
 
 
 class ApiKeyIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -49,6 +49,16 @@ NO_NUL = "^[^\x00]*$"
 SymbolText = Annotated[str, msgspec.Meta(min_length=1, max_length=20, extra_json_schema={"pattern": SYMBOL_PATTERN})]
 ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=NO_NUL)]
 NoteText = Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)]
+# the bounds exact_decimal checks, for the OpenAPI document (msgspec does not check them: the
+# __post_init__ of each input does, naming the field); a JSON Schema bound cannot say "at most 18
+# digits after the point" of a JSON number exactly, so that one is said in words
+_SCALE = f"at most {MAX_FRACTION_DIGITS} digits after the decimal point"
+Positive = Annotated[Decimal, msgspec.Meta(extra_json_schema={
+    "exclusiveMinimum": 0, "maximum": float(MAX_ABS_AMOUNT), "description": f"> 0, {_SCALE}"})]
+NonNegative = Annotated[Decimal, msgspec.Meta(extra_json_schema={
+    "minimum": 0, "maximum": float(MAX_ABS_AMOUNT), "description": f">= 0, {_SCALE}"})]
+Signed = Annotated[Decimal, msgspec.Meta(extra_json_schema={
+    "minimum": -float(MAX_ABS_AMOUNT), "maximum": float(MAX_ABS_AMOUNT), "description": _SCALE})]
 
 # uuid5 namespace for deterministic aggregate ids: idempotency by version conflict.
 ID_NAMESPACE = UUID("6f1c1e0a-3d0b-5d7e-9a55-6b2f3f6c0b11")
@@ -82,68 +92,83 @@ def to_utc(ts: datetime, name: str = "timestamp") -> datetime:
 
 #: an RFC 3339 timestamp with more fractional digits than microseconds (Go and Java send nanoseconds)
 _BEYOND_MICROSECONDS = re.compile(r"(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d\.\d{6})\d+")
-_TIMESTAMP = "timestamp"
+#: a decimal sent as a string holds a JSON number, nothing else (no spaces, "_", "+1", "NaN", "１")
+DECIMAL_TEXT = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+_DECIMAL_TEXT = re.compile(DECIMAL_TEXT.rstrip("$") + r"\Z")
+_NOT_FINITE = frozenset({"nan", "snan", "inf", "infinity"})
+_TIMESTAMP, _DECIMAL = "timestamp", "decimal"
 
 
-def _timestamp_plan(info: msgspec.inspect.Type) -> Any:
-    """Where a type holds datetimes: ``_TIMESTAMP``, ``("items", plan)``, ``{encode_name: plan}`` or None."""
+def _text_plan(info: msgspec.inspect.Type) -> Any:
+    """Where a type holds datetimes or decimals: a leaf, ``("items", plan)``, ``{encode_name: plan}`` or None."""
     if isinstance(info, msgspec.inspect.Metadata):
-        return _timestamp_plan(info.type)
+        return _text_plan(info.type)
     if isinstance(info, msgspec.inspect.DateTimeType):
         return _TIMESTAMP
+    if isinstance(info, msgspec.inspect.DecimalType):
+        return _DECIMAL
     if isinstance(info, msgspec.inspect.UnionType):
-        plans = [plan for plan in map(_timestamp_plan, info.types) if plan is not None]
+        plans = [plan for plan in map(_text_plan, info.types) if plan is not None]
         return plans[0] if len(plans) == 1 else None
     if isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.VarTupleType)):
-        item = _timestamp_plan(info.item_type)
+        item = _text_plan(info.item_type)
         return None if item is None else ("items", item)
     if isinstance(info, msgspec.inspect.StructType):
-        fields = {f.encode_name: plan for f in info.fields if (plan := _timestamp_plan(f.type)) is not None}
+        fields = {f.encode_name: plan for f in info.fields if (plan := _text_plan(f.type)) is not None}
         return fields or None
     return None
 
 
 @functools.cache
 def _plan_of(type_: Any) -> Any:
-    return _timestamp_plan(msgspec.inspect.type_info(type_))
+    return _text_plan(msgspec.inspect.type_info(type_))
 
 
-def _truncated(obj: Any, plan: Any) -> Any:
+def _read(obj: Any, plan: Any, path: tuple) -> Any:
     if plan is _TIMESTAMP:
         if isinstance(obj, str) and (m := _BEYOND_MICROSECONDS.match(obj)):
             return m[1] + obj[m.end():]
         return obj
+    if plan is _DECIMAL:
+        # NaN and Infinity go on to exact_decimal, which says they are not finite
+        if isinstance(obj, str) and not _DECIMAL_TEXT.match(obj) and obj.lower().lstrip("+-") not in _NOT_FINITE:
+            where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[:-1])
+            raise msgspec.ValidationError(f"`{path[-1]}` must be a number, or a string holding a JSON number"
+                                          f" - at `{where}`")
+        return obj
     if isinstance(plan, tuple):
         if not isinstance(obj, list):
             return obj
-        items = [_truncated(item, plan[1]) for item in obj]
+        items = [_read(item, plan[1], (*path, i)) for i, item in enumerate(obj)]
         return obj if all(a is b for a, b in zip(items, obj)) else items
     if not isinstance(obj, dict):
         return obj
     out = obj
     for key, sub in plan.items():
-        if key in obj and (value := _truncated(obj[key], sub)) is not obj[key]:
+        if key in obj and (value := _read(obj[key], sub, (*path, key))) is not obj[key]:
             out = dict(obj) if out is obj else out
             out[key] = value
     return out
 
 
-def truncate_timestamps(obj: Any, type_: Any) -> Any:
-    """``obj`` (JSON data meant to become ``type_``) with its timestamps cut to whole microseconds.
+def read_text(obj: Any, type_: Any) -> Any:
+    """What msgspec does not do for ``obj`` (JSON data meant to become ``type_``): timestamps cut to
+    whole microseconds, decimals given as strings checked to hold a JSON number (ValidationError).
 
     msgspec rounds a fraction beyond microseconds to the nearest one, so ``23:59:59.9999999Z`` on
-    the 31st of December would become the next year; cut instead (what fits is kept exactly).
-    Only fields typed ``datetime`` change (never free-form ``details``); the caller's data is not
-    modified.
+    the 31st of December would become the next year; cut instead (what fits is kept exactly). It
+    reads a decimal string as Python's ``Decimal()`` does (``" 1"``, ``"1_0"``, ``"１"``, ``"NaN"``).
+    Only fields typed ``datetime`` or ``Decimal`` are looked at (never free-form ``details``); the
+    caller's data is not modified.
     """
     plan = _plan_of(type_)
-    return obj if plan is None else _truncated(obj, plan)
+    return obj if plan is None else _read(obj, plan, ())
 
 
 def convert_input(obj: Any, type_: type[T], *, strict: bool = True) -> T:
-    """JSON data (or Python objects) as ``type_``, validated: msgspec.convert after
-    :func:`truncate_timestamps`. The server and the client both read inputs through this."""
-    return msgspec.convert(truncate_timestamps(obj, type_), type_, strict=strict)
+    """JSON data (or Python objects) as ``type_``, validated: msgspec.convert after :func:`read_text`.
+    The server and the client both read inputs through this."""
+    return msgspec.convert(read_text(obj, type_), type_, strict=strict)
 
 
 def exact_decimal(value: Decimal, name: str, *, positive: bool = False,
@@ -205,10 +230,10 @@ def _check_details(details: dict[str, Any]) -> dict[str, Any]:
 class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
     symbol: SymbolText
     side: Side
-    quantity: Decimal
+    quantity: Positive
     executed_at: datetime | None = None
-    price: Decimal | None = None
-    fees: Decimal = Decimal(0)
+    price: Positive | None = None
+    fees: NonNegative = Decimal(0)
     order_type: OrderType = "market"
     status: OrderStatus = "filled"
     external_order_id: ExternalId | None = None
@@ -231,7 +256,8 @@ class OrdersBatchIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class CashIn(msgspec.Struct, forbid_unknown_fields=True):
     event_type: CashEventType
-    amount: Decimal
+    #: a deposit > 0, a withdraw < 0 (checked below)
+    amount: Signed
     occurred_at: datetime | None = None
     external_id: ExternalId | None = None
     related_symbol: SymbolText | None = None
@@ -249,8 +275,8 @@ class CashIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class PositionIn(msgspec.Struct, forbid_unknown_fields=True):
     symbol: SymbolText
-    quantity: Decimal
-    cost_basis: Decimal
+    quantity: Signed
+    cost_basis: Signed
 
     def __post_init__(self) -> None:
         self.quantity = exact_decimal(self.quantity, "quantity")
@@ -292,7 +318,8 @@ class CashEvent(msgspec.Struct, kw_only=True):
     id: UUID
     strategy_id: UUID
     event_type: CashEventType
-    amount: Decimal
+    #: a deposit > 0, a withdraw < 0 (checked below)
+    amount: Signed
     occurred_at: datetime
     external_id: str | None
     related_symbol: str | None
