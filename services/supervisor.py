@@ -1,4 +1,4 @@
-"""``botranks up``: start PostgreSQL and NATS if needed, the four services, and the gateway.
+"""``botranks up``: start PostgreSQL and NATS if needed, the services, and the front door (Caddy).
 
 Each service is its own process; the supervisor restarts one that dies (backoff 0.5 s, 1 s,
 ... 5 s, back to 0.5 s once it has stayed up for ``STABLE_AFTER_S``), restarts an embedded
@@ -36,7 +36,8 @@ from libs.infra.embedded import (EmbeddedPostgres, NatsServer, free_port, nats_s
 from libs.infra.db import Database
 from libs.infra.settings import Settings
 
-from .gateway import Gateway
+from .gateway.caddy import FrontDoor, allowed_hosts, trusted_proxies
+from .gateway.ops import Ops
 
 log = structlog.get_logger(component="supervisor")
 
@@ -44,8 +45,9 @@ STABLE_AFTER_S = 30.0  # a process up this long has its restart counter (and so 
 MAX_BACKOFF_S = 5.0
 POLL_S = 0.25
 STOP_GRACE_S = 5.0  # how long the children get, all together, between SIGTERM and SIGKILL
-GATEWAY_GRACE_S = 2.0  # in-flight requests of the gateway when stopping
+OPS_GRACE_S = 1.0  # in-flight requests of the ops app when stopping
 SERVICES = ("command_api", "query_api", "relay", "projector", "market_data")
+GATEWAY = "gateway"  # Caddy, the front door
 
 
 def _say(level: str, event: str, **kw) -> None:
@@ -103,6 +105,8 @@ def service_of(pid: int, home: Path) -> str | None:
     """The name of the service ``pid`` runs for ``home`` (``python -m services.<name>.main`` with
     ``BOTRANKS_HOME=home``), None for anything else: a reused pid is never taken for ours."""
     argv = proc_cmdline(pid)
+    if argv and Path(argv[0]).name == "caddy" and str(caddy_config(home)) in argv:
+        return GATEWAY if pid_alive(pid) else None
     if not argv or "-m" not in argv[:-1]:
         return None
     module = argv[argv.index("-m") + 1]
@@ -113,6 +117,10 @@ def service_of(pid: int, home: Path) -> str | None:
     if env is None or env.get("BOTRANKS_HOME") != str(home) or not pid_alive(pid):
         return None
     return name
+
+
+def caddy_config(home: Path) -> Path:
+    return home / "run" / "Caddyfile"
 
 
 def leftovers(home: Path) -> dict[int, str]:
@@ -192,6 +200,7 @@ class EmbeddedServer(Protocol):
 class System:
     settings: Settings
     port: int
+    ops_port: int = 0
     children: list[Child] = field(default_factory=list)
     pg: EmbeddedPostgres | None = None
     nats: NatsServer | None = None
@@ -232,7 +241,7 @@ class System:
         if self.stopping:
             raise Interrupted()
 
-    def start(self) -> Gateway:
+    def start(self) -> Ops:
         database_url, nats_url = self.resolve_backends()
         self.check_stopping()
         db = Database(database_url, pool_size=1)
@@ -243,6 +252,13 @@ class System:
         self.check_stopping()
         env = self.settings.with_servers(database_url, nats_url).service_environment()
         command_port, query_port, relay_port, projector_port = free_port(), free_port(), free_port(), free_port()
+        self.ops_port = free_port()
+        door = FrontDoor(port=self.port, command=f"127.0.0.1:{command_port}", query=f"127.0.0.1:{query_port}",
+                         ops=f"127.0.0.1:{self.ops_port}", storage=self.home / "caddy",
+                         hosts=allowed_hosts(self.settings.url, self.settings.allowed_hosts),
+                         ops_token=self.settings.ops_token, read_timeout_s=self.settings.request_read_timeout_s,
+                         trusted_proxies=trusted_proxies(self.settings.trusted_proxies))
+        config = door.write(caddy_config(self.home))
         py = sys.executable
         self.children = [
             Child("command_api", [py, "-m", "services.command_api.main", "--port", str(command_port)], env),
@@ -251,11 +267,12 @@ class System:
             Child("projector", [py, "-m", "services.projector.main", "run"],
                   {**env, "BOTRANKS_HEALTH_PORT": str(projector_port)}),
             Child("market_data", [py, "-m", "services.market_data.main"], env),
+            Child(GATEWAY, door.argv(config), door.environment(env)),
         ]
         for child in self.children:
             child.start()
         self.write_pids()
-        for port in (command_port, query_port):
+        for port in (command_port, query_port, self.port):
             deadline = time.monotonic() + 60
             while True:
                 self.check_stopping()
@@ -270,8 +287,8 @@ class System:
                                           daemon=True) for server in self.servers]
         for thread in self.threads:
             thread.start()
-        return Gateway(f"http://127.0.0.1:{command_port}", f"http://127.0.0.1:{query_port}", self.down,
-                       {"relay": f"http://127.0.0.1:{relay_port}", "projector": f"http://127.0.0.1:{projector_port}"})
+        return Ops(f"http://127.0.0.1:{command_port}", f"http://127.0.0.1:{query_port}", self.down,
+                   {"relay": f"http://127.0.0.1:{relay_port}", "projector": f"http://127.0.0.1:{projector_port}"})
 
     def down(self) -> list[str]:
         """Names of the children and embedded servers that are not running right now."""
@@ -394,26 +411,26 @@ def up(port: int, settings: Settings) -> int:
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {sig: signal.signal(sig, on_signal) for sig in handled}
     server: uvicorn.Server | None = None
-    gateway_thread: threading.Thread | None = None
+    ops_thread: threading.Thread | None = None
     status = 0
     try:
         try:
             stop_leftovers(home)
-            gateway = system.start()
-            config = uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                                    timeout_graceful_shutdown=GATEWAY_GRACE_S)
+            ops = system.start()
+            config = uvicorn.Config(ops, host="127.0.0.1", port=system.ops_port, log_level="warning",
+                                    access_log=False, timeout_graceful_shutdown=OPS_GRACE_S)
             server = uvicorn.Server(config)
             # not the main thread: uvicorn then leaves the signals to us
-            gateway_thread = threading.Thread(target=server.run, name="gateway", daemon=True)
-            gateway_thread.start()
-            while not server.started and gateway_thread.is_alive() and not stop_requested.is_set():
+            ops_thread = threading.Thread(target=server.run, name="ops", daemon=True)
+            ops_thread.start()
+            while not server.started and ops_thread.is_alive() and not stop_requested.is_set():
                 time.sleep(0.05)
             if server.started and not stop_requested.is_set():
                 log.info("ready", base_url=f"http://127.0.0.1:{port}/api/v1",
                          health=f"http://127.0.0.1:{port}/healthz")
             while not stop_requested.wait(0.5):
-                if not gateway_thread.is_alive():
-                    _say("error", "gateway_failed", port=port)
+                if not ops_thread.is_alive():
+                    _say("error", "ops_failed", port=system.ops_port)
                     status = 1
                     break
         except Interrupted:
@@ -426,8 +443,8 @@ def up(port: int, settings: Settings) -> int:
             if server is not None:
                 server.should_exit = True
             system.stop()
-            if gateway_thread is not None:
-                gateway_thread.join(GATEWAY_GRACE_S + 1)
+            if ops_thread is not None:
+                ops_thread.join(OPS_GRACE_S + 1)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

