@@ -297,7 +297,7 @@ class System:
     def write_pids(self) -> None:
         """``run/pids.json``: who is who, for operators (and the fault tests)."""
         pids = {"supervisor": os.getpid(), **{c.name: c.pid for c in self.children},
-                **{s.name: s.pid for s in self.servers}}
+                **{s.name: s.pid if s.alive() else None for s in self.servers}}  # never a dead server's pid
         run = self.home / "run"
         with self._pids_lock:
             run.mkdir(parents=True, exist_ok=True)
@@ -336,11 +336,14 @@ class System:
     def watch_server(self, server: EmbeddedServer) -> None:
         """Restart an embedded server that died, on the same address and data (one thread each:
         a PostgreSQL crash recovery must not delay the restart of anything else)."""
-        restarts, up_since = 0, time.monotonic()
+        restarts, up_since, recorded = 0, time.monotonic(), server.pid
         while not self.stopping:
             if server.alive():
                 if restarts and time.monotonic() - up_since >= STABLE_AFTER_S:
                     restarts = 0
+                if server.pid != recorded:  # came up by itself after a restart that looked failed
+                    recorded = server.pid
+                    self.write_pids()
                 time.sleep(POLL_S)
                 continue
             if self.stopping:  # stopped by stop(), not dead
@@ -354,8 +357,10 @@ class System:
                 server.restart()
             except Exception as exc:  # keep trying: the next round backs off further
                 log.error("embedded_server_restart_failed", server=server.name, error=str(exc))
+                recorded = None
+                self.write_pids()  # not the dead pid
                 continue
-            up_since = time.monotonic()
+            up_since, recorded = time.monotonic(), server.pid
             log.info("embedded_server_restarted", server=server.name, pid=server.pid)
             self.write_pids()
 

@@ -385,6 +385,10 @@ def _import_pgserver():
     return pgserver, PostgresServer
 
 
+#: how long a restarted PostgreSQL may spend in crash recovery before the restart counts as failed
+RECOVERY_TIMEOUT_S = 600.0
+
+
 class EmbeddedPostgres:
     """pgserver's PostgreSQL on ``data_dir`` (unix socket, trust auth: only this user gets in).
 
@@ -435,13 +439,36 @@ class EmbeddedPostgres:
         """Start the postmaster again on the same data directory (after it died)."""
         _, PostgresServer = _import_pgserver()
 
+        from pgserver.utils import PostmasterInfo
+
         with PostgresServer._lock:
             _remove_stale_lock_files(self.data_dir)
             self.server._postmaster_info = None
-            self.server.ensure_postgres_running()  # pg_ctl -w start; crash recovery happens here
+            try:
+                self.server.ensure_postgres_running()  # pg_ctl -w start; crash recovery happens here
+            except (subprocess.TimeoutExpired, subprocess.CalledProcessError):
+                # pgserver gives pg_ctl 10 s; a long crash recovery goes on after pg_ctl is gone
+                appeared = time.monotonic() + 5
+                while running_postmaster(self.data_dir) is None and time.monotonic() < appeared:
+                    time.sleep(0.1)
+                if running_postmaster(self.data_dir) is None:
+                    raise
+                self.wait_ready(RECOVERY_TIMEOUT_S)
+                self.server._postmaster_info = PostmasterInfo.read_from_pgdata(self.data_dir)
         url = self.server.get_uri()
         if url != self.url:  # the socket directory is a function of the data directory: never expected
             raise RuntimeError(f"restarted PostgreSQL answers at {url}, not {self.url}")
+
+    def wait_ready(self, timeout: float) -> None:
+        """Until the postmaster says ``ready`` (its crash recovery done); RuntimeError if it dies first
+        or is still not ready after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while postmaster_status(self.data_dir) != "ready":
+            if running_postmaster(self.data_dir) is None:
+                raise RuntimeError(f"PostgreSQL on {self.data_dir} died while starting (see its log)")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL on {self.data_dir} not ready after {timeout:.0f} s")
+            time.sleep(0.1)
 
     def stop(self) -> str:
         """Give up our handle; PostgreSQL stops unless another live process still holds one.
@@ -462,7 +489,10 @@ class EmbeddedPostgres:
                 pass
             else:
                 self.server._postmaster_info = info if info is not None and info.is_running() else None
-            self.server.cleanup()  # stops the server unless another process still holds a handle
+            try:
+                self.server.cleanup()  # stops the server unless another process still holds a handle
+            except Exception as exc:  # e.g. psutil.NoSuchProcess: it went away while pgserver stopped it
+                warnings.warn(f"pgserver cleanup of {self.data_dir}: {exc!r}", stacklevel=2)
             self.server = None
         elif not others:  # a start cut short after pg_ctl launched it: nobody holds a handle
             stop_postmaster(self.data_dir)
