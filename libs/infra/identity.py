@@ -146,10 +146,20 @@ class Identity:
 
     def create_strategy(self, name: str, *, benchmark: str = "SPY", owner_id: UUID | None = None,
                         base_currency: str = "USD", visibility: str = "private", show_positions: str = "none",
-                        first_key: bool = True) -> tuple[UUID, str | None]:
-        """Create a strategy (and, for scripted set-ups, a first API key); returns (id, plaintext key)."""
+                        first_key: bool = True, max_owned: int = 0) -> tuple[UUID, str | None]:
+        """Create a strategy (and, for scripted set-ups, a first API key); returns (id, plaintext key).
+
+        ``max_owned`` (> 0, with an owner): 409 when the owner already has that many strategies.
+        The owner's ``users`` row is locked first, so concurrent creates queue and none overshoots.
+        """
         strategy_id, key = uuid.uuid4(), None
         with self.datastore.transaction(commit=True) as curs:
+            if owner_id is not None and max_owned > 0:
+                curs.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (owner_id,))
+                if self._owned_count(curs, owner_id) >= max_owned:
+                    raise Conflict(f"Strategy limit reached: an account may own at most {max_owned} strategies"
+                                   " (BOTRANKS_MAX_STRATEGIES_PER_ACCOUNT); the operator can delete one"
+                                   " (`botranks strategy delete`) or raise the limit")
             curs.execute(
                 "INSERT INTO strategies (id, name, benchmark, owner_id, base_currency, visibility, show_positions)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -200,13 +210,41 @@ class Identity:
         with self.datastore.transaction(commit=True) as curs:
             return [self._insert_key(curs, strategy_id, name)[1] for name in names]
 
-    def strategies_of(self, owner: UUID, only: UUID | None = None) -> list[Strategy]:
+    def strategies_of(self, owner: UUID, only: UUID | None = None, limit: int | None = None,
+                      offset: int = 0) -> list[Strategy]:
+        """The owner's strategies, oldest first (a new one goes last: pages already read stay put)."""
         with reading(self.datastore) as curs:
             rows = curs.execute(
                 "SELECT id, name, base_currency, nullif(benchmark, '') AS benchmark, visibility, created_at"
-                " FROM strategies WHERE owner_id = %s AND (%s::uuid IS NULL OR id = %s) ORDER BY created_at, id",
-                (owner, only, only)).fetchall()
+                " FROM strategies WHERE owner_id = %s AND (%s::uuid IS NULL OR id = %s) ORDER BY created_at, id"
+                " LIMIT %s OFFSET %s", (owner, only, only, limit, offset)).fetchall()
         return [Strategy(**r) for r in rows]
+
+    def owned_profiles(self, owner: UUID, limit: int, offset: int) -> tuple[list[StrategyProfile], int]:
+        """One page of the owner's strategies as profiles (the order of ``strategies_of``), and how many
+        the owner has in all."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute(f"SELECT {_PROFILE_COLUMNS} FROM strategies WHERE owner_id = %s"
+                                " ORDER BY created_at, id LIMIT %s OFFSET %s", (owner, limit, offset)).fetchall()
+            total = self._owned_count(curs, owner)
+        return [StrategyProfile(**r) for r in rows], total
+
+    def count_owned(self, owner: UUID) -> int:
+        with reading(self.datastore) as curs:
+            return self._owned_count(curs, owner)
+
+    @staticmethod
+    def _owned_count(curs: Any, owner: UUID) -> int:
+        return curs.execute("SELECT count(*) AS n FROM strategies WHERE owner_id = %s", (owner,)).fetchone()["n"]
+
+    def owned_position(self, owner: UUID, strategy_id: UUID) -> int | None:
+        """Where ``strategy_id`` stands (0-based) among the owner's strategies; None if not theirs."""
+        with reading(self.datastore) as curs:
+            row = curs.execute(
+                "SELECT (SELECT count(*) FROM strategies o WHERE o.owner_id = s.owner_id"
+                " AND (o.created_at, o.id) < (s.created_at, s.id)) AS n FROM strategies s"
+                " WHERE s.id = %s AND s.owner_id = %s", (strategy_id, owner)).fetchone()
+        return None if row is None else row["n"]
 
     def all_strategies(self) -> list[dict[str, Any]]:
         """Every strategy, for the operator (``botranks strategy list``): its face, owner and keys."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -12,6 +13,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, State
 from litestar.handlers import BaseRouteHandler
+from litestar.params import Parameter
 
 from botranks_domain.accounts import ApiKeyCreated, ApiKeyIn, ApiKeyInfo, Credentials, Strategy, StrategyIn, User
 from libs.infra.openapi import ACCOUNTS, NONE_REQUIRED, SESSION_REQUIRED
@@ -79,16 +81,22 @@ class StrategyRoutes(Controller):
     guards = [session_guard]
     tags, security = [ACCOUNTS], SESSION_REQUIRED
 
-    @post("/", status_code=201, responses=error_responses(400, 401, 403, 415, 422, 503),
-          summary="Create a strategy owned by the signed-in user")
+    @post("/", status_code=201, responses=error_responses(400, 401, 403, 409, 415, 422, 503),
+          summary="Create a strategy owned by the signed-in user (409 past BOTRANKS_MAX_STRATEGIES_PER_ACCOUNT)")
     async def create(self, request: Request, state: State, data: StrategyIn) -> Strategy:
-        strategy = await to_thread.run_sync(accounts.new_strategy, state.db.identity, request.state.user_id, data)
+        strategy = await to_thread.run_sync(accounts.new_strategy, state.db.identity, request.state.user_id, data,
+                                            state.settings.max_strategies_per_account)
         log.info("strategy_created", strategy_id=str(strategy.id), user_id=str(request.state.user_id))
         return strategy
 
-    @get("/", responses=error_responses(401, 503), summary="The signed-in user's strategies")
-    async def mine(self, request: Request, state: State) -> list[Strategy]:
-        return await to_thread.run_sync(state.db.identity.strategies_of, request.state.user_id)
+    @get("/", responses=error_responses(400, 401, 503),
+         summary="The signed-in user's strategies, oldest first, a page at a time (X-Total-Count; Link: next, prev)")
+    async def mine(self, request: Request, state: State,
+                   limit: Annotated[int, Parameter(ge=1, le=accounts.STRATEGY_PAGE_MAX)] = accounts.STRATEGY_PAGE_MAX,
+                   offset: Annotated[int, Parameter(ge=0, le=accounts.MAX_OFFSET)] = 0) -> Response[list[Strategy]]:
+        strategies, headers = await to_thread.run_sync(accounts.my_strategies, state.db.identity,
+                                                       request.state.user_id, limit, offset)
+        return Response(strategies, headers=headers)
 
     @post("/{strategy_id:uuid}/api-keys", status_code=201,
           responses=error_responses(400, 401, 403, 404, 415, 422, 503),

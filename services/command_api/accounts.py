@@ -74,12 +74,35 @@ async def login(identity: Identity, creds: Credentials, settings: Settings, clie
     return token, User(row["id"], row["email"], row["created_at"]), expires_at
 
 
-def new_strategy(identity: Identity, owner: UUID, data: StrategyIn) -> Strategy:
-    """A strategy owned by ``owner``; its benchmark follows the symbol rule (empty: none)."""
+def new_strategy(identity: Identity, owner: UUID, data: StrategyIn, max_owned: int = 0) -> Strategy:
+    """A strategy owned by ``owner``; its benchmark follows the symbol rule (empty: none); 409 when the
+    owner already has ``max_owned`` (``BOTRANKS_MAX_STRATEGIES_PER_ACCOUNT``; 0: no limit)."""
     benchmark = data.benchmark.strip()
     if benchmark:
         benchmark = normalize_symbol(benchmark, "benchmark")
     strategy_id, _ = identity.create_strategy(data.name, benchmark=benchmark, owner_id=owner,
                                               base_currency=data.base_currency, visibility=data.visibility,
-                                              first_key=False)
+                                              first_key=False, max_owned=max_owned)
     return identity.strategies_of(owner, only=strategy_id)[0]
+
+
+#: the most strategies one answer of ``GET /strategies`` holds (and its default ``limit``)
+STRATEGY_PAGE_MAX = 100
+#: a bound on ``offset`` (PostgreSQL's OFFSET is a bigint; no account comes near this)
+MAX_OFFSET = 1_000_000_000
+
+
+def my_strategies(identity: Identity, owner: UUID, limit: int, offset: int) -> tuple[list[Strategy], dict[str, str]]:
+    """One page of ``GET /strategies`` and its headers: ``X-Total-Count``, and ``Link`` (RFC 8288)
+    to the next and previous pages when there are any."""
+    strategies = identity.strategies_of(owner, limit=limit, offset=offset)
+    total = identity.count_owned(owner)
+    links = []
+    if offset + limit < total:
+        links.append(f'</strategies?limit={limit}&offset={offset + limit}>; rel="next"')
+    if offset > 0:
+        links.append(f'</strategies?limit={limit}&offset={max(0, min(offset, total) - limit)}>; rel="prev"')
+    headers = {"X-Total-Count": str(total)}
+    if links:
+        headers["Link"] = ", ".join(links)
+    return strategies, headers
