@@ -3,8 +3,10 @@
 kill -9 of the embedded nats-server, then of the PostgreSQL postmaster, under a steady stream of
 orders: the supervisor restarts both on the same address, no request is answered 500, every
 acknowledged order is in the log exactly once, the projection catches up by itself, and
-/healthz (503 naming what is down meanwhile) returns to 200. Also: deploy/nats.conf's
-per-service permissions do what its comments say.
+/healthz (503 naming what is down meanwhile, each answer within a second) returns to 200. The
+postmaster killed once more with nothing writing: the first POST /orders and POST /auth/register
+once /healthz is 200 again succeed within a second. Also: deploy/nats.conf's per-service
+permissions do what its comments say.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -128,7 +132,7 @@ class Writer(threading.Thread):
 
 
 class HealthWatcher(threading.Thread):
-    """Polls /healthz and remembers every name it reported down."""
+    """Polls /healthz and remembers every name it reported down, and when and how fast it answered."""
 
     def __init__(self, base: str) -> None:
         super().__init__(daemon=True)
@@ -136,14 +140,21 @@ class HealthWatcher(threading.Thread):
         self.stop_event = threading.Event()
         self.seen_down: set[str] = set()
         self.bad_bodies: list[str] = []
+        self.answers: list[tuple[float, float, int]] = []  # (asked at, seconds, status; 0: no answer)
+
+    def during(self, start: float, end: float) -> list[tuple[float, float, int]]:
+        return [answer for answer in list(self.answers) if start <= answer[0] <= end]
 
     def run(self) -> None:
         with httpx.Client(base_url=self.base, timeout=10) as client:
             while not self.stop_event.is_set():
+                asked = time.monotonic()
                 try:
                     r = client.get("/healthz")
                 except httpx.HTTPError:
+                    self.answers.append((asked, time.monotonic() - asked, 0))
                     continue
+                self.answers.append((asked, time.monotonic() - asked, r.status_code))
                 if r.status_code == 503:
                     body = r.json()
                     if not isinstance(body.get("down"), list) or not body.get("detail"):
@@ -165,8 +176,35 @@ def _all_orders(client: httpx.Client, strategy_id: str) -> list[dict]:
             return items
 
 
-def test_embedded_servers_killed_under_load_come_back_and_lose_nothing(tmp_path):
-    home = tmp_path / "home"
+def _kill_postgres(data_dir: Path, health) -> tuple[float, float]:
+    """kill -9 the postmaster; when it was killed and when /healthz was 200 again (monotonic)."""
+    pg_pid = postmaster_pid(data_dir)
+    assert pg_pid and pid_alive(pg_pid)
+    killed_at = time.monotonic()
+    os.kill(pg_pid, signal.SIGKILL)
+    wait_until(lambda: postmaster_pid(data_dir) not in (None, pg_pid)
+               and pid_alive(postmaster_pid(data_dir)), 60, "the supervisor to restart PostgreSQL")
+    wait_until(lambda: health() == 200, 60, "/healthz to be 200 with PostgreSQL back")
+    return killed_at, time.monotonic()
+
+
+def _register(client: httpx.Client, email: str) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    r = client.post("/auth/register", json={"email": email, "password": "a long enough passphrase"})
+    return r, time.monotonic() - started
+
+
+@pytest.fixture
+def home():
+    """BOTRANKS_HOME, not under pytest's basetemp (mode 0700): run by root, pgserver runs PostgreSQL
+    as the user ``pgserver``, who must be able to reach its data directory."""
+    base = Path(tempfile.mkdtemp(prefix="botranks-up-"))
+    base.chmod(0o711)
+    yield base / "home"
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_embedded_servers_killed_under_load_come_back_and_lose_nothing(home, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTRANKS_")}
     env.update(BOTRANKS_HOME=str(home), BOTRANKS_RATE_LIMIT_PER_MINUTE="1000000",
                BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0.5")
@@ -230,13 +268,15 @@ def test_embedded_servers_killed_under_load_come_back_and_lose_nothing(tmp_path)
         at = writer.batches
         wait_flowing(at + 10, "orders to flow after the NATS restart")
 
-        # --- kill -9 the postmaster: the supervisor starts PostgreSQL again on the same data dir
+        # --- kill -9 the postmaster: the supervisor starts PostgreSQL again on the same data dir;
+        # meanwhile /healthz says so, each answer within a second
         data_dir = home / "postgres"
-        pg_pid = postmaster_pid(data_dir)
-        assert pg_pid and pid_alive(pg_pid)
-        os.kill(pg_pid, signal.SIGKILL)
-        wait_until(lambda: postmaster_pid(data_dir) not in (None, pg_pid)
-                   and pid_alive(postmaster_pid(data_dir)), 60, "the supervisor to restart PostgreSQL")
+        killed_at, healed_at = _kill_postgres(data_dir, health)
+        outage = watcher.during(killed_at, healed_at)
+        print(f"PostgreSQL down {healed_at - killed_at:.2f} s under load: {len(outage)} /healthz answers, "
+              f"slowest {max((a[1] for a in outage), default=0):.3f} s")
+        assert any(status == 503 for _, _, status in outage), outage
+        assert max(seconds for _, seconds, _ in outage) < 1.0, outage
         at = writer.batches
         wait_flowing(at + 10, "orders to flow after the PostgreSQL restart")
         writer.stop()
@@ -268,6 +308,28 @@ def test_embedded_servers_killed_under_load_come_back_and_lose_nothing(tmp_path)
         assert all(n == 1 for n in ids.values()), [i for i, n in ids.items() if n > 1][:5]
         api.close()
         wait_until(lambda: health() == 200, 60, "/healthz to return to 200")
+
+        # --- and again with nothing writing: the first writes once /healthz is 200 again (through
+        # the base URL) each succeed within a second (the pool's dead connections used to cost 5 s and a 503)
+        usual_register_s = sorted(_register(client, f"before{i}@example.com")[1] for i in range(3))[1]
+        killed_at, healed_at = _kill_postgres(data_dir, health)
+        started = time.monotonic()
+        first = client.post(f"/api/v1/strategies/{sid}/orders", json={"orders": [
+            {"symbol": "AAPL", "side": "buy", "quantity": 1, "price": 100, "executed_at": "2026-02-10T15:00:00Z",
+             "external_order_id": "first-after-restart"}]},
+            headers={"Authorization": f"Bearer {key}", "BotRanks-Read-Your-Writes": "off"})
+        first_s = time.monotonic() - started
+        registered, register_s = _register(client, "after.restart@example.com")
+        outage = watcher.during(killed_at, healed_at)
+        print(f"PostgreSQL down {healed_at - killed_at:.2f} s idle: slowest /healthz "
+              f"{max((a[1] for a in outage), default=0):.3f} s; first POST /orders {first.status_code} in "
+              f"{first_s:.3f} s, POST /auth/register {registered.status_code} in {register_s:.3f} s "
+              f"(usually {usual_register_s:.3f} s here)")
+        assert max(seconds for _, seconds, _ in outage) < 1.0, outage
+        assert first.status_code == 200 and first.json()["counts"] == {"accepted": 1, "duplicates": 0}, first.text
+        assert first_s < 1.0
+        assert registered.status_code == 201, registered.text
+        assert register_s < usual_register_s + 0.7  # argon2's cost (~0.2 s idle) and less than a second
         watcher.stop_event.set()
         watcher.join(15)
         assert not watcher.bad_bodies, watcher.bad_bodies[:3]
