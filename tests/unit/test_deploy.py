@@ -798,6 +798,8 @@ def nginx_locations(text: str) -> list[dict]:
         modifier, pattern, body = match.group(1) or "", match.group(2), match.group(3)
         conditional = dict(re.findall(r"if \(\$botranks_(read|get)\) \{ proxy_pass http://botranks_(\w+); \}", body))
         unconditional = re.findall(r"^\s*proxy_pass http://botranks_(\w+);", body, re.M)
+        if re.search(r"^\s*return 404;", body, re.M):
+            unconditional = ["refused"]  # not served here (the private ops paths)
         assert len(unconditional) == 1, f"location {pattern}: one unconditional proxy_pass expected"
         locations.append({"modifier": modifier, "pattern": pattern, "if": conditional, "else": unconditional[0]})
     return locations
@@ -828,9 +830,10 @@ def test_nginx_routes_like_the_gateway():
     text = (DEPLOY / "nginx.conf").read_text()
     assert "client_max_body_size 1m;" in text
     locations = nginx_locations(text)
-    wrong = [(m, p, nginx_target(locations, m, p), gateway_target(m, p)) for m, p in CASES
-             if nginx_target(locations, m, p) != gateway_target(m, p)]
-    assert not wrong, f"(method, path, nginx.conf, gateway): {wrong}"
+    expected = {(m, p): "refused" if p == "/metrics" else gateway_target(m, p) for m, p in CASES}
+    wrong = [(m, p, nginx_target(locations, m, p), want) for (m, p), want in expected.items()
+             if nginx_target(locations, m, p) != want]
+    assert not wrong, f"(method, path, nginx.conf, expected): {wrong}"
 
 
 def test_nginx_conf_runs_when_nginx_is_installed(tmp_path, upstreams):
@@ -859,8 +862,9 @@ def test_nginx_conf_runs_when_nginx_is_installed(tmp_path, upstreams):
     try:
         with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=False, timeout=10) as client:
             wait_until(lambda: client.get("/").status_code == 200, 30, "nginx")
-            wrong = [(m, p) for m, p in CASES
-                     if client.request(m, p).headers.get("x-upstream") != gateway_target(m, p)]
+            wrong = [(m, p) for m, p in CASES if p != "/metrics"
+                     and client.request(m, p).headers.get("x-upstream") != gateway_target(m, p)]
+            assert client.get("/metrics").status_code == 404
             assert not wrong, wrong
             assert client.post("/api/v1/strategies/s1/orders", content=b"x" * (1024 * 1024 + 1)).status_code == 413
     finally:
