@@ -1,5 +1,6 @@
 """Assembly of the query API: the shared service skeleton, plus a per-process cache of
-/performance answers keyed by everything they depend on, and the subscribers' pages."""
+/performance answers keyed by everything they depend on, the subscribers' pages, and the limits of
+downloads and page requests per client address (``downloads``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from libs.infra.service_app import create_service_app
 from libs.infra.settings import Settings
 from services.api_surface import peers_of
 
-from . import assets, pages, readers
+from . import assets, downloads, pages, readers
 from .page_data import PageCache
 from .public_schema import PATHS as PUBLIC_PATHS
 from .routes import StrategyQueries
@@ -23,6 +24,8 @@ async def _start(app: Litestar, db: Database, settings: Settings) -> None:
     app.state.performance = functools.lru_cache(maxsize=4096)(functools.partial(readers.performance, db))
     app.state.pages = PageCache(db)
     app.state.build = assets.build_version()
+    app.state.downloads = downloads.DownloadSlots(settings.downloads_per_process, settings.downloads_per_address)
+    app.state.page_buckets = downloads.page_buckets(settings)
     await asyncio.to_thread(assets.preload)
 
 
@@ -30,4 +33,4 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env().require_servers()
     return create_service_app("query_api", settings, [StrategyQueries, *pages.routes()], setup=_start,
                               peers=peers_of("query_api", settings), openapi_paths=PUBLIC_PATHS,
-                              template_config=pages.template_config())
+                              middleware=[downloads.page_rate_limit], template_config=pages.template_config())

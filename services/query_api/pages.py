@@ -6,7 +6,8 @@ HTML (server-rendered with Jinja2; charts drawn by plotly.js from a JSON data is
   ``/docs``        the API reference (Swagger UI 5, served from the openapi-ui-bundles package)
 JSON / downloads (read models only; ETag + If-None-Match → 304):
   ``/p/leaderboard``, ``/p/strategies/{id}``, ``/p/strategies/{id}/series``,
-  ``/p/strategies/{id}/nav.csv``, ``/p/strategies/{id}/events.jsonl``
+  ``/p/strategies/{id}/nav.csv``, ``/p/strategies/{id}/events.jsonl`` (the two downloads are streamed
+  and capped: see ``downloads``; every page and /p/ answer is under the per-address rate limit)
 Assets: ``/static/<name>?v=<hash>`` (see ``assets``), cached for a year.
 
 A private strategy is the same 404 as an unknown id to everyone but its owner's session. None of
@@ -17,9 +18,8 @@ event per request: ``page_served`` with the page, strategy id, status, viewer an
 
 from __future__ import annotations
 
-import csv
-import io
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -27,15 +27,17 @@ import structlog
 from anyio import to_thread
 from litestar import MediaType, Request, Response, Router, get
 from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Stream
 from litestar.template import TemplateConfig
 
 from botranks_domain.errors import BadParameter, DomainError, NotFound, NotOwner
-from botranks_domain.nav import NAV_COLUMNS
 from botranks_domain.views import LIVE_ONLY_MIN_SHARE, LIVE_REPORTING_S
 from libs.infra.db import Database
+from libs.infra.ledger_view import stream_chain_events, stream_nav_rows
 from libs.infra.web import API_CSP, CSP_HEADER, PAGE_CSP, domain_status, page_security_headers
 
 from . import assets, page_data
+from .downloads import ThreadedChunks, download_slots, idle_timeout, nav_csv_chunks, prime, register
 from .page_data import Access, LeaderboardQuery, PageCache
 
 log = structlog.get_logger(service="query_api")
@@ -83,6 +85,8 @@ class Answer:
     headers: dict[str, str] | None = None
     strategy_id: Any = None
     viewer: str | None = None
+    #: a streamed body instead of ``body`` (a download)
+    chunks: ThreadedChunks | None = None
 
 
 def _render(request: Request, template: str, **context: Any) -> bytes:
@@ -125,6 +129,9 @@ async def _serve(request: Request, page: str, work: Callable[[], Answer]) -> Res
                  duration_ms=round((time.perf_counter() - started) * 1000, 2))
     if answer.status == 304:
         return Response(b"", status_code=304, headers=answer.headers)
+    if answer.chunks is not None:
+        return Stream(register(request, answer.chunks), status_code=answer.status, media_type=answer.media_type,
+                      headers=answer.headers)
     return Response(answer.body, status_code=answer.status, media_type=answer.media_type, headers=answer.headers)
 
 
@@ -256,11 +263,13 @@ async def leaderboard_json(request: Request) -> Response:
 
 @dataclass(frozen=True)
 class Body:
-    """How a /p/strategies/{id}/… answer is made: its media type, extra headers, and its bytes."""
+    """How a /p/strategies/{id}/… answer is made: its media type, extra headers, and its bytes (or,
+    ``streamed``, its chunks, from ``make(..., idle_timeout_s)``: never kept in the cache of finished answers)."""
 
     media_type: str
     headers: Callable[[Access], dict[str, str]]
-    make: Callable[[Database, PageCache, Access, Any], bytes]
+    make: Callable[[Database, PageCache, Access, Any], Any]
+    streamed: bool = False
 
 
 def _strategy_json(request: Request, strategy_id: str, what: str, made: Body,
@@ -270,6 +279,7 @@ def _strategy_json(request: Request, strategy_id: str, what: str, made: Body,
     db, cache, build = _state(request)
     token = request.cookies.get(SESSION_COOKIE)
     authorization = request.headers.get("authorization") if key_holders else None
+    idle = idle_timeout(request.app.state.settings)
 
     def work() -> Answer:
         sid = page_data.strategy_uuid(strategy_id)
@@ -291,9 +301,13 @@ def _strategy_json(request: Request, strategy_id: str, what: str, made: Body,
         if page_data.not_modified(request.headers.get("if-none-match"), tag):
             answer = _not_modified(tag, _json_headers(tag, private))
         else:
-            body = cache.bodies.get(tag) or cache.bodies.put(tag, made.make(db, cache, acc, key))
-            answer = Answer(body, media_type=made.media_type, headers={**_json_headers(tag, private),
-                                                                       **made.headers(acc)})
+            headers = {**_json_headers(tag, private), **made.headers(acc)}
+            if made.streamed:
+                answer = Answer(b"", media_type=made.media_type, headers=headers,
+                                chunks=prime(made.make(db, cache, acc, key, idle), what))
+            else:
+                body = cache.bodies.get(tag) or cache.bodies.put(tag, made.make(db, cache, acc, key))
+                answer = Answer(body, media_type=made.media_type, headers=headers)
         answer.strategy_id, answer.viewer = sid, ("key" if key_holder else acc.viewer)
         return answer
 
@@ -328,19 +342,14 @@ def _series(db: Database, cache: PageCache, acc: Access, key) -> bytes:
     return cache.figures(key).series_json
 
 
-def _nav_csv(db: Database, cache: PageCache, acc: Access, key) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(NAV_COLUMNS)
-    writer.writerows([[getattr(r, c) for c in NAV_COLUMNS] for r in db.ledger.nav_series(acc.profile.id).series])
-    return out.getvalue().encode()
+def _nav_csv(db: Database, cache: PageCache, acc: Access, key, idle_timeout_s: float | None) -> Iterator[bytes]:
+    return nav_csv_chunks(stream_nav_rows(db.ledger.datastore, acc.profile.id, idle_timeout_s=idle_timeout_s))
 
 
-def _events(db: Database, cache: PageCache, acc: Access, key) -> bytes:
+def _events(db: Database, cache: PageCache, acc: Access, key, idle_timeout_s: float | None) -> Iterator[bytes]:
     if acc.publication == "none":
         raise NotOwner(NOT_PUBLISHED_DETAIL)
-    lines = db.ledger.chain_events(acc.profile.id, acc.cutoff)
-    return b"".join(line.rstrip(b"\n") + b"\n" for line in lines)
+    return stream_chain_events(db.ledger.datastore, acc.profile.id, acc.cutoff, idle_timeout_s=idle_timeout_s)
 
 
 def _attachment(kind: str, suffix: str) -> Callable[[Access], dict[str, str]]:
@@ -349,8 +358,8 @@ def _attachment(kind: str, suffix: str) -> Callable[[Access], dict[str, str]]:
 
 SUMMARY = Body(MediaType.JSON, lambda acc: {}, _summary)
 SERIES = Body(MediaType.JSON, lambda acc: {}, _series)
-NAV_CSV = Body("text/csv; charset=utf-8", _attachment("nav", "csv"), _nav_csv)
-EVENTS = Body("application/jsonl", _attachment("events", "jsonl"), _events)
+NAV_CSV = Body("text/csv", _attachment("nav", "csv"), _nav_csv, streamed=True)
+EVENTS = Body("application/jsonl", _attachment("events", "jsonl"), _events, streamed=True)
 
 
 @get("/p/strategies/{strategy_id:str}", include_in_schema=False)
@@ -363,12 +372,14 @@ async def series_json(request: Request, strategy_id: str) -> Response:
     return await _serve(request, "series.json", _strategy_json(request, strategy_id, "series", SERIES))
 
 
-@get("/p/strategies/{strategy_id:str}/nav.csv", include_in_schema=False)
+@get("/p/strategies/{strategy_id:str}/nav.csv", include_in_schema=False, middleware=[download_slots],
+     opt={"download": True})
 async def nav_csv(request: Request, strategy_id: str) -> Response:
     return await _serve(request, "nav.csv", _strategy_json(request, strategy_id, "nav.csv", NAV_CSV))
 
 
-@get("/p/strategies/{strategy_id:str}/events.jsonl", include_in_schema=False)
+@get("/p/strategies/{strategy_id:str}/events.jsonl", include_in_schema=False, middleware=[download_slots],
+     opt={"download": True})
 async def events_jsonl(request: Request, strategy_id: str) -> Response:
     return await _serve(request, "events.jsonl",
                         _strategy_json(request, strategy_id, "events.jsonl", EVENTS, key_holders=True))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from datetime import date
@@ -14,20 +12,22 @@ import msgspec
 import structlog
 from anyio import to_thread
 from litestar import Controller, Request, Response, get
+from litestar.response import Stream
 from litestar.datastructures import State
 from litestar.params import Parameter
 
 from botranks_domain.errors import BadParameter, InvalidSymbol
 from botranks_domain.model import normalize_symbol
-from botranks_domain.nav import NAV_COLUMNS
 from botranks_domain.performance import Performance
 from botranks_domain.views import (CashPage, CorporateActions, NavSeries, OrdersPage, ReconciliationPage, StateView,
                                CURSOR_PATTERN, decode_cursor)
 from libs.infra.auth import api_key_guard
 from libs.infra.openapi import KEY_REQUIRED, LEDGER
+from libs.infra.ledger_view import stream_chain_events, stream_nav_rows
 from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse
 
 from . import readers
+from .downloads import download_slots, idle_timeout, nav_csv_chunks, prime, register
 
 log = structlog.get_logger(service="query_api")
 
@@ -86,6 +86,11 @@ def _benchmark(raw: str) -> str:
         raise BadParameter(f"Unresolvable benchmark symbol: {raw}") from None
 
 
+def _wants_csv(scope) -> bool:
+    """GET /nav with ``Accept: text/csv``: a download (streamed, and under the download caps)."""
+    return any(name == b"accept" and b"text/csv" in value for name, value in scope.get("headers", ()))
+
+
 class StrategyQueries(Controller):
     path = "/api/v1/strategies/{strategy_id:uuid}"
     guards = [api_key_guard]
@@ -95,7 +100,8 @@ class StrategyQueries(Controller):
     async def get_state(self, state: State, strategy_id: UUID) -> StateView:
         return await _read(state, strategy_id, "state_read", state.db.ledger.state)
 
-    @get("/nav", responses=LEDGER_ERRORS, summary="Daily NAV history (JSON, or CSV with Accept: text/csv)")
+    @get("/nav", responses=LEDGER_ERRORS, summary="Daily NAV history (JSON, or CSV with Accept: text/csv)",
+         middleware=[download_slots], opt={"download": _wants_csv})
     async def get_nav(self, request: Request, state: State, strategy_id: UUID,
                       from_: str | None = Parameter(query="from", default=None, max_length=40, schema_extra=DATE,
                                                     description="first date, YYYY-MM-DD (inclusive)"),
@@ -104,14 +110,13 @@ class StrategyQueries(Controller):
         start, end = _date_param(from_, "from"), _date_param(to, "to")
         if start and end and start > end:
             raise BadParameter("`from` must not be after `to`")
+        if _wants_csv(request.scope):
+            chunks = nav_csv_chunks(stream_nav_rows(state.db.ledger.datastore, strategy_id, start, end,
+                                             idle_timeout_s=idle_timeout(state.settings)))
+            body = await _read(state, strategy_id, "nav_read", lambda _: prime(chunks, "nav.csv"))
+            return Stream(register(request, body), media_type="text/csv",
+                          headers={"Content-Disposition": f'inline; filename="nav-{strategy_id}.csv"'})
         series: NavSeries = await _read(state, strategy_id, "nav_read", state.db.ledger.nav_series, start, end)
-        if "text/csv" in request.headers.get("accept", ""):
-            out = io.StringIO()
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(NAV_COLUMNS)
-            writer.writerows([[getattr(p, c) for c in NAV_COLUMNS] for p in series.series])
-            return Response(out.getvalue(), media_type="text/csv",
-                            headers={"Content-Disposition": f'inline; filename="nav-{strategy_id}.csv"'})
         return ExactJSONResponse(series)
 
     @get("/performance", responses=LEDGER_ERRORS, summary="Return, risk and benchmark-relative metrics")
@@ -152,16 +157,19 @@ class StrategyQueries(Controller):
                         cursor: str | None = Cursor) -> CashPage:
         return await _read(state, strategy_id, "cash_listed", state.db.ledger.cash, _cursor(cursor), limit)
 
-    @get("/events", responses=LEDGER_ERRORS, media_type="application/jsonl",
+    @get("/events", responses=LEDGER_ERRORS, media_type="application/jsonl", middleware=[download_slots],
+         opt={"download": True},
          summary="Every event of the strategy as its hash chain (JSONL), to verify its published digests",
          description="One line per event, in arrival order: `{\"seq\", \"notification_id\", \"digest\","
                      " \"event\"}` with the event as stored, verbatim; digest n = SHA-256(digest n-1 bytes +"
                      " the event's JSON bytes), nothing before the first. The same as the strategy page's"
                      " download, which the public gets only as far as the owner's `show_positions` allows.")
-    async def get_events(self, state: State, strategy_id: UUID) -> Response[bytes]:
-        lines = await _read(state, strategy_id, "events_read", state.db.ledger.chain_events)
-        return Response(b"".join(line.rstrip(b"\n") + b"\n" for line in lines), media_type="application/jsonl",
-                        headers={"Content-Disposition": f'attachment; filename="events-{strategy_id}.jsonl"'})
+    async def get_events(self, request: Request, state: State, strategy_id: UUID) -> Response[bytes]:
+        chunks = stream_chain_events(state.db.ledger.datastore, strategy_id,
+                                     idle_timeout_s=idle_timeout(state.settings))
+        body = await _read(state, strategy_id, "events_read", lambda _: prime(chunks, "events"))
+        return Stream(register(request, body), media_type="application/jsonl",
+                      headers={"Content-Disposition": f'attachment; filename="events-{strategy_id}.jsonl"'})
 
     @get("/corporate-actions", responses=LEDGER_ERRORS, summary="Splits applied to the strategy's holdings",
          description="Each stock split that met a holding of the strategy, oldest first: the ex-date, the"
