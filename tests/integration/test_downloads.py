@@ -30,7 +30,8 @@ from services.query_api import assets
 pytestmark = pytest.mark.integration
 
 EVENTS = 100_000
-SEND_TIMEOUT_S = 5
+#: long enough for the cap test's held (stalled) downloads to outlive its steps on a loaded machine
+SEND_TIMEOUT_S = 30
 T0 = datetime(2020, 1, 6, 14, 30, tzinfo=timezone.utc)
 MB = 1024 * 1024
 
