@@ -106,7 +106,7 @@ class FrontDoor:
 	grace_period 1s
 	storage file_system {self.storage}
 	log {{
-		level WARN
+		level ERROR
 		format json
 		# Go's own server messages: a stack trace per body cut off by read_body under full duplex
 		# ("invalid concurrent Body.Read", recovered; the client has its answer): a flood under attack

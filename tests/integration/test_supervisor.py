@@ -23,14 +23,14 @@ import pytest
 
 from libs.infra.embedded import (free_port, pid_alive, proc_cmdline, proc_environ, proc_pids, stop_pids,
                                  stop_postmaster)
-from services.supervisor import SERVICES
+from services.supervisor import GATEWAY, SERVICES
 
 from devtools.stack import ROOT, wait_until
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG")]
 
-ALL = (*SERVICES, "nats", "postgres")
+ALL = (*SERVICES, GATEWAY, "nats", "postgres")
 
 
 def home_processes(home: Path) -> dict[int, list[str]]:
@@ -130,7 +130,7 @@ def test_sighup_stops_everything_embedded_servers_included(home, tmp_path):
     pids = read_pids(home)
     assert set(pids) == {"supervisor", *ALL}
     assert pids["supervisor"] == up.process.pid
-    for name in SERVICES + ("nats",):  # every child in a session of its own: the terminal never reaches it
+    for name in SERVICES + (GATEWAY, "nats"):  # every child in a session of its own: the terminal never reaches it
         assert os.getsid(pids[name]) == pids[name], name
     assert len(nats_servers(home)) == 1 and len(postmasters(home)) == 1
 
@@ -179,7 +179,7 @@ def test_kill_9_of_the_supervisor_takes_its_children_and_the_next_up_starts_clea
     first.process.kill()  # kill -9 of `botranks up` itself
     first.process.wait(10)
 
-    children = [pids[name] for name in SERVICES + ("nats",)]
+    children = [pids[name] for name in SERVICES + (GATEWAY, "nats")]
     wait_until(lambda: not any(pid_alive(pid) for pid in children), 5,
                "the services and nats-server to die with their supervisor")
     # PostgreSQL (daemonized by pg_ctl) outlives it: the next `up` adopts it

@@ -70,8 +70,8 @@ def test_botranks_up_embedded_quick_start(tmp_path):
         assert httpx.get(up.base + "/healthz").json() == {"status": "ok"}
         assert httpx.get(up.base + "/readyz").status_code in (200, 404)  # query_api's, passed through
         pids = json.loads((up.home / "run" / "pids.json").read_text())
-        assert set(pids) == {"supervisor", "command_api", "query_api", "relay", "projector", "market_data", "nats",
-                             "postgres"}
+        assert set(pids) == {"supervisor", "command_api", "query_api", "relay", "projector", "market_data", "gateway",
+                             "nats", "postgres"}
         creds = json.loads(up.cli("strategy", "create", "--name", "readme", timeout=60).strip().splitlines()[-1])
         headers = {"Authorization": f"Bearer {creds['api_key']}"}
         api = f"{up.base}/api/v1/strategies/{creds['strategy_id']}"
