@@ -21,14 +21,15 @@ from .metrics import CONTENT_TYPE_LATEST, exposition
 Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 
 #: ``/healthz`` answers within this, whatever the database does
-PROBE_TIMEOUT_S = 0.8
+PROBE_TIMEOUT_S = 0.7
 
 log = structlog.get_logger(component="health")
 
 
 class DatabaseProbe:
     """``SELECT 1`` on a connection of its own (not the pool's: a busy pool is not a dead database),
-    answered within ``timeout``; concurrent checks share one probe. Create and use it in one event loop."""
+    answered within ``timeout`` even when the server hangs; concurrent checks share one probe.
+    Create and use it in one event loop."""
 
     def __init__(self, url: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         self.url, self.timeout = url, timeout
@@ -40,33 +41,55 @@ class DatabaseProbe:
         """None while the database answers, else why not (no server details: strangers may read it)."""
         if self._probing is None or self._probing.done():
             self._probing = asyncio.create_task(self._probe())
-        return await asyncio.shield(self._probing)
-
-    async def _probe(self) -> str | None:
-        try:
-            async with asyncio.timeout(self.timeout):
-                if self._conn is None or self._conn.closed:
-                    self._conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True,
-                                                                       connect_timeout=max(1, round(self.timeout)))
-                await self._conn.execute("SELECT 1")
-        except Exception as exc:  # noqa: BLE001 - whatever it is, the database does not answer
-            await self.close()
-            if not self._down:
-                log.warning("database_down", error=str(exc).strip() or type(exc).__name__)
-            self._down = True
-            if isinstance(exc, TimeoutError):
-                return f"Database did not answer within {self.timeout} s"
-            return "Database unreachable"
+            self._probing.add_done_callback(lambda task: task.cancelled() or task.exception())
+        probing = self._probing
+        await asyncio.wait({probing}, timeout=self.timeout)
+        if not probing.done() or probing.cancelled():
+            if self._probing is probing:
+                # left to end on its own, with its connection: cancelling a statement makes psycopg
+                # ask the server to cancel it (up to 10 s when the server hangs)
+                self._probing = None
+                probing.cancel()
+            return self._failed(f"Database did not answer within {self.timeout} s", "no answer")
+        if probing.exception() is not None:
+            error = probing.exception()
+            return self._failed("Database unreachable", str(error).strip() or type(error).__name__)
         if self._down:
             log.info("database_up")
         self._down = False
         return None
 
+    def _failed(self, detail: str, error: str) -> str:
+        if not self._down:
+            log.warning("database_down", error=error)
+        self._down = True
+        return detail
+
+    async def _probe(self) -> None:
+        conn, self._conn = self._conn, None  # this probe's own until it answers
+        try:
+            if conn is None or conn.closed:
+                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True,
+                                                             connect_timeout=max(1, round(self.timeout)))
+            await conn.execute("SELECT 1")
+        except BaseException:
+            if conn is not None:
+                await _close(conn)
+            raise
+        if self._conn is None:
+            self._conn = conn
+        else:
+            await _close(conn)
+
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
+            await _close(conn)
+
+
+async def _close(conn: psycopg.AsyncConnection) -> None:
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 async def healthz_response(service: str, probe: DatabaseProbe) -> Response:

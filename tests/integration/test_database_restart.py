@@ -10,6 +10,7 @@ machine right now, ~0.2 s when idle), every /healthz is 200 again, and the proje
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -25,7 +26,8 @@ import httpx
 import pytest
 
 from libs.infra.db import Database
-from libs.infra.embedded import EmbeddedPostgres, free_port, pid_alive, wait_for_port
+from libs.infra.embedded import EmbeddedPostgres, free_port, pid_alive, proc_pids, wait_for_port
+from libs.infra.health import DatabaseProbe
 
 from devtools.stack import ROOT, wait_until
 
@@ -213,4 +215,68 @@ def test_services_heal_within_a_second_of_postgres_coming_back(backends, pg_data
             writer.stop()
         if services is not None:
             services.stop()
+        pg.stop()
+
+
+def _cluster(postmaster: int) -> list[int]:
+    """The postmaster and its children (the backends, the background workers)."""
+    children = []
+    for pid in proc_pids():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+            children.append(pid)
+    return [postmaster, *children]
+
+
+def test_the_probe_answers_within_a_second_when_postgres_hangs_or_dies_and_recovers(pg_data_dir):
+    pg = EmbeddedPostgres(pg_data_dir).start()
+
+    async def timed(probe: DatabaseProbe) -> tuple[str | None, float]:
+        started = time.monotonic()
+        return await probe.check(), time.monotonic() - started
+
+    async def until(probe: DatabaseProbe, done, within: float = 5.0) -> list[tuple[str | None, float]]:
+        answers = [await timed(probe)]
+        deadline = time.monotonic() + within
+        while not done(answers[-1][0]) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            answers.append(await timed(probe))
+        return answers
+
+    async def scenario() -> None:
+        probe = DatabaseProbe(pg.url)
+        assert (await timed(probe))[0] is None
+        # every process of the server stopped (a hung host): no answer, and /healthz says so in time
+        stopped = _cluster(pg.pid)
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            hung = [await timed(probe) for _ in range(3)]
+        finally:
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
+        print(f"hung: {hung}")
+        assert all(problem == f"Database did not answer within {probe.timeout} s" and seconds < 1.0
+                   for problem, seconds in hung), hung
+        answers = await until(probe, lambda problem: problem is None)
+        assert answers[-1][0] is None, f"the probe never saw the server answer again: {answers}"
+        # killed (its backends notice within a moment): unreachable, in time; restarted: up at once
+        os.kill(pg.pid, signal.SIGKILL)
+        dead = await until(probe, lambda problem: problem == "Database unreachable")
+        dead += [await timed(probe) for _ in range(2)]
+        print(f"dead: {dead}")
+        assert dead[-1][0] == dead[-2][0] == "Database unreachable", dead
+        assert all(seconds < 1.0 for _, seconds in dead), dead
+        await asyncio.to_thread(pg.restart)
+        back = await timed(probe)
+        print(f"back: {back}")
+        assert back[0] is None and back[1] < 1.0
+        await probe.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
         pg.stop()
