@@ -184,7 +184,7 @@ class Identity:
         """
         benchmark = changes.benchmark
         if benchmark is not None and benchmark.strip():
-            benchmark = normalize_symbol(benchmark, "benchmark")
+            benchmark = normalize_symbol(benchmark.strip(), "benchmark")
         elif benchmark is not None:
             benchmark = ""
         with self.datastore.transaction(commit=True) as curs:
