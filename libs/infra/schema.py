@@ -520,6 +520,10 @@ MIGRATIONS: list[tuple[int, str]] = [
     -- the store is read by the stored strategy_key since migration 12: the regex function is unused
     DROP FUNCTION botranks_event_partition(bytea, int);
     """),
+    (15, """
+    -- an account's strategies, counted under the per-account limit and listed a page at a time
+    CREATE INDEX strategies_owner_idx ON strategies (owner_id, created_at, id) WHERE owner_id IS NOT NULL;
+    """),
 ]
 
 

@@ -78,6 +78,13 @@ def fetch(db: Database, client: PolygonClient, symbols: list[str], start: date, 
     return changed, split_changes
 
 
+def years_before(day: date, years: int) -> date:
+    """The same calendar day ``years`` earlier; 29 February falls back to the 28th."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
 class MarketDataDaemon:
     def __init__(self, db: Database, client: PolygonClient, today=lambda: datetime.now(timezone.utc).date()):
         self.db, self.client, self.today = db, client, today
@@ -100,7 +107,7 @@ class MarketDataDaemon:
         today = self.today()
         new, due = self.wanted()
         changed = 0
-        plan = [(s, today.replace(year=today.year - HISTORY_YEARS), None) for s in new] + \
+        plan = [(s, years_before(today, HISTORY_YEARS), None) for s in new] + \
                [(s, today - timedelta(days=REFRESH_DAYS), today - timedelta(days=REFRESH_DAYS)) for s in due]
         for symbol, start, splits_from in plan:
             try:

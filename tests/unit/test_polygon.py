@@ -337,3 +337,13 @@ def test_splits_next_url_to_another_host_is_not_followed():
     with pytest.raises(PolygonError, match="another host") as err:
         client.splits("AAPL")
     assert KEY not in str(err.value) and len(seen) == 1
+
+
+def test_history_start_on_29_february_falls_back_to_the_28th():
+    from datetime import date
+
+    from services.market_data.service import years_before
+
+    assert years_before(date(2028, 2, 29), 5) == date(2023, 2, 28)
+    assert years_before(date(2028, 2, 29), 4) == date(2024, 2, 29)
+    assert years_before(date(2026, 12, 6), 5) == date(2021, 12, 6)
