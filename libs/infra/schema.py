@@ -521,8 +521,10 @@ MIGRATIONS: list[tuple[int, str]] = [
     DROP FUNCTION botranks_event_partition(bytea, int);
     """),
     (15, """
-    -- an account's strategies, counted under the per-account limit and listed a page at a time
-    CREATE INDEX strategies_owner_idx ON strategies (owner_id, created_at, id) WHERE owner_id IS NOT NULL;
+    -- an account's strategies, counted under the per-account limit and listed a page at a time in
+    -- creation order: the owner index gains the order's columns
+    DROP INDEX strategies_owner_idx;
+    CREATE INDEX strategies_owner_idx ON strategies (owner_id, created_at, id);
     """),
 ]
 
