@@ -70,7 +70,7 @@ from bench.common import HttpClient, checked, in_processes, open_loop, percentil
 from devtools.stack import create_database, drop_database, wait_until  # noqa: E402
 from botranks_domain.bars import Bar  # noqa: E402
 from libs.infra.db import Database  # noqa: E402
-from libs.infra.embedded import free_port, wait_for_port  # noqa: E402
+from tools.processes import free_port, wait_for_port  # noqa: E402
 
 BENCHMARK = "BENCH-SPY"
 DEPOSIT = 100_000.0

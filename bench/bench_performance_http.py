@@ -66,7 +66,7 @@ def main() -> None:
         stack = Stack(create_database(admin, name), nats, Path(home), BOTRANKS_RATE_LIMIT_PER_MINUTE="60")
         stack.start()
         try:
-            out = subprocess.run([sys.executable, "-m", "services.cli", "demo", "--base-url",
+            out = subprocess.run([sys.executable, "-m", "tools.cli", "demo", "--base-url",
                                   f"http://127.0.0.1:{stack.command_port}"], cwd=ROOT, env=stack.env,
                                  capture_output=True, text=True, check=True)
             demo = json.loads(out.stdout[out.stdout.index("{"):])

@@ -41,7 +41,7 @@ from bench.common import (ROOT, CpuMeter, CpuUse, LoadPool, PgActivity, busy_sha
                           fresh_database, machine, percentile_ms, pids_named, postgres_pids, servers, vm_hwm_mb)
 from devtools.stack import Stack, sql, wait_until  # noqa: E402
 from libs.infra.db import Database  # noqa: E402
-from libs.infra.embedded import wait_for_port  # noqa: E402
+from tools.processes import wait_for_port  # noqa: E402
 
 RATE_LIMIT = "1000000"  # per key per minute: the load must measure the services, not the limiter
 HISTORY_SYMBOLS = bench_rebuild.DEFAULT_SYMBOLS.split(",")  # the live orders trade the same (bench/load.py)

@@ -19,7 +19,7 @@ from psycopg.rows import DictRow
 
 from libs.infra import bus
 from libs.infra.db import Database
-from libs.infra.embedded import free_port, wait_for_port
+from tools.processes import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -215,7 +215,7 @@ class BotranksUp:
             return False
 
     def __enter__(self) -> "BotranksUp":
-        self.process = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(self.port)],
+        self.process = subprocess.Popen([sys.executable, "-m", "tools.cli", "up", "--port", str(self.port)],
                                         cwd=ROOT, env=self.env, stdout=open(self.log, "wb"),
                                         stderr=subprocess.STDOUT)
         try:
@@ -238,5 +238,5 @@ class BotranksUp:
 
     def cli(self, *args: str, timeout: float = 300) -> str:
         """Run ``botranks ARGS`` against this system; its stdout."""
-        return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT, env=self.env,
+        return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, check=True, timeout=timeout).stdout

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from libs.infra.embedded import free_port
+from tools.processes import free_port
 
 from devtools.stack import ROOT, wait_until
 
@@ -66,7 +66,7 @@ class Site:
         return self.demo["strategy_id"]
 
     def cli(self, *args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT,
+        out = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT,
                              env={**self.env, "BOTRANKS_URL": self.base}, capture_output=True, text=True,
                              timeout=300)
         assert out.returncode == 0, f"botranks {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
@@ -88,7 +88,7 @@ def site(tmp_path_factory) -> Iterator[Site]:
     env["BOTRANKS_HOME"] = str(home)
     port = free_port()
     log_path = tmp / "up.log"
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(port)], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "tools.cli", "up", "--port", str(port)], cwd=ROOT,
                                env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     http = httpx.Client(base_url=base, timeout=30)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from libs.infra.embedded import free_port
+from tools.processes import free_port
 
 PASSWORD = "correct horse battery staple"
 

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import psycopg
 import pytest
 
-from libs.infra.embedded import NatsServer, start_postgres
+from tools.embedded import NatsServer, start_postgres
 
 from devtools.stack import Stack, create_database, drop_database
 

@@ -1,4 +1,4 @@
-"""Backup and restore (services/backup.py) through the real services, real PostgreSQL and NATS.
+"""Backup and restore (tools/backup.py) through the real services, real PostgreSQL and NATS.
 
 Data goes in through the APIs (accounts, orders with and without price, cash, a snapshot with
 log_deltas) over two weeks of prices and a late stock split; once projected and the leaderboard
@@ -31,7 +31,7 @@ from botranks_domain.accounts import StrategySettingsIn
 from botranks_domain.bars import Bar, Split
 from libs.infra.db import Database
 from libs.infra.schema import MIGRATIONS
-from services.backup import BACKED_UP, BackupError, RestoreRefused, backup, restore
+from tools.backup import BACKED_UP, BackupError, RestoreRefused, backup, restore
 
 from devtools.stack import ROOT, Stack, sql, wait_until
 
@@ -263,7 +263,7 @@ def original(stack, tmp_path_factory):
 def _rebuild(database_url: str, home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTRANKS_")}
     env.update(BOTRANKS_DATABASE_URL=database_url, BOTRANKS_HOME=str(home), BOTRANKS_LOG_LEVEL="warning")
-    done = subprocess.run([sys.executable, "-m", "services.cli", "projector", "rebuild"], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "tools.cli", "projector", "rebuild"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
 

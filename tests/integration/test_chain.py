@@ -78,7 +78,7 @@ def published(db: Database) -> dict[uuid.UUID, list[tuple[int, int, bytes]]]:
 
 
 def verify(db: Database, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "services.cli", "verify", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tools.cli", "verify", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "BOTRANKS_DATABASE_URL": db.url,
                                                        "BOTRANKS_LOG_LEVEL": "warning"})
 

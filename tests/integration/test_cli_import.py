@@ -21,7 +21,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from libs.infra.embedded import free_port
+from tools.processes import free_port
 
 from devtools.stack import ROOT, BotranksUp, wait_until
 
@@ -70,7 +70,7 @@ def strategy(up, name: str) -> dict[str, str]:
 
 
 def botranks(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -1,5 +1,6 @@
 """The bots' distribution installs on its own: botranks-domain + botranks-client in a fresh venv
-bring httpx and msgspec, and none of the server's stack (Litestar, psycopg, NATS...)."""
+bring httpx and msgspec, and none of the server's stack (Litestar, psycopg, NATS...); the people-facing
+commands (botranks_client.cli) ship in it and load without rich, their optional extra."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_STACK = ("litestar", "psycopg", "nats", "eventsourcing", "structlog", "polars", "uvicorn")
+NOT_INSTALLED = (*SERVER_STACK, "rich")  # rich: only with the [cli] extra
 
 SMOKE = textwrap.dedent("""
-    import importlib.util, json
+    import argparse, importlib.util, json
     from decimal import Decimal
     import httpx
     import botranks_client
@@ -32,6 +34,11 @@ SMOKE = textwrap.dedent("""
                 transport=httpx.MockTransport(answer)) as client:
         assert client.submit_orders([{"symbol": "AAPL", "side": "buy", "quantity": Decimal("0.1")}]) == SubmitResult()
     assert "site-packages" in botranks_client.__file__, botranks_client.__file__
+    from botranks_client.cli import add_commands
+    parser = argparse.ArgumentParser(prog="botranks")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["nav", "--csv", "--from", "2026-04-01"])
+    assert args.csv and str(args.from_) == "2026-04-01", args
     print(json.dumps({name: importlib.util.find_spec(name) is not None for name in %r}))
 """)
 
@@ -52,8 +59,8 @@ def test_the_client_distribution_installs_without_the_server_stack(tmp_path):
         pytest.fail("pip install of libs/domain + clients/python failed. It needs setuptools, httpx and msgspec from"
                     " the package index (or pip's local wheels/cache); without network access and without them"
                     " cached, this test cannot pass.\n" + install.stdout[-2000:] + install.stderr[-4000:])
-    smoke = subprocess.run([python, "-c", SMOKE % (SERVER_STACK,)], capture_output=True, text=True, timeout=120,
+    smoke = subprocess.run([python, "-c", SMOKE % (NOT_INSTALLED,)], capture_output=True, text=True, timeout=120,
                            cwd=tmp_path)
     assert smoke.returncode == 0, smoke.stderr[-3000:]
     importable = json.loads(smoke.stdout.strip().splitlines()[-1])
-    assert importable == {name: False for name in SERVER_STACK}
+    assert importable == {name: False for name in NOT_INSTALLED}

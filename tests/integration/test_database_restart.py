@@ -26,8 +26,9 @@ import httpx
 import pytest
 
 from libs.infra.db import Database
-from libs.infra.embedded import EmbeddedPostgres, free_port, pid_alive, proc_pids, wait_for_port
 from libs.infra.health import DatabaseProbe
+from tools.embedded import EmbeddedPostgres
+from tools.processes import free_port, pid_alive, proc_pids, wait_for_port
 
 from devtools.stack import ROOT, wait_until
 

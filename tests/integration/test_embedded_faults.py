@@ -31,7 +31,8 @@ import nats
 import pytest
 
 from libs.infra import bus
-from libs.infra.embedded import free_port, nats_server_binary, pid_alive, postmaster_pid, wait_for_port
+from tools.embedded import nats_server_binary, postmaster_pid
+from tools.processes import free_port, pid_alive, wait_for_port
 
 from devtools.stack import ROOT, wait_until
 
@@ -210,7 +211,7 @@ def test_embedded_servers_killed_under_load_come_back_and_lose_nothing(home, tmp
                BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0.5")
     port = free_port()
     log_path = tmp_path / "up.log"
-    up = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(port)], cwd=ROOT, env=env,
+    up = subprocess.Popen([sys.executable, "-m", "tools.cli", "up", "--port", str(port)], cwd=ROOT, env=env,
                           stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     client = httpx.Client(base_url=base, timeout=30)
@@ -242,7 +243,7 @@ def test_embedded_servers_killed_under_load_come_back_and_lose_nothing(home, tmp
         assert refused is not None and "authorization" in str(refused).lower(), refused
         assert _nats_connect_error(f"nats://botranks:{password}@127.0.0.1:{nats_port}") is None
 
-        created = subprocess.run([sys.executable, "-m", "services.cli", "strategy", "create", "--name", "faults"],
+        created = subprocess.run([sys.executable, "-m", "tools.cli", "strategy", "create", "--name", "faults"],
                                  cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60)
         creds = json.loads(created.stdout.strip().splitlines()[-1])
         sid, key = creds["strategy_id"], creds["api_key"]

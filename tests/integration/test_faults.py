@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from libs.infra.embedded import NatsServer
+from tools.embedded import NatsServer
 
 from devtools.stack import ROOT, Stack, wait_until
 
@@ -33,7 +33,7 @@ def random_batch(rng: random.Random, n: int, day0: int = 1) -> dict:
 
 
 def rebuild_cli(stack: Stack) -> None:
-    subprocess.run([sys.executable, "-m", "services.cli", "projector", "rebuild"], cwd=ROOT, env=stack.env,
+    subprocess.run([sys.executable, "-m", "tools.cli", "projector", "rebuild"], cwd=ROOT, env=stack.env,
                    check=True, capture_output=True, timeout=120)
 
 

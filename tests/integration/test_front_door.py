@@ -43,7 +43,7 @@ def _slow_login(port: int) -> socket.socket:
 def test_slow_bodies_stall_nobody_and_are_cut_at_the_deadline(tmp_path):
     with BotranksUp(tmp_path, BOTRANKS_REQUEST_READ_TIMEOUT_S=str(DEADLINE_S),
                     BOTRANKS_RATE_LIMIT_PER_MINUTE="1000000") as up:
-        created = subprocess.run([sys.executable, "-m", "services.cli", "strategy", "create", "--name", "reader"],
+        created = subprocess.run([sys.executable, "-m", "tools.cli", "strategy", "create", "--name", "reader"],
                                  cwd=ROOT, env=up.env, capture_output=True, text=True, check=True, timeout=60)
         creds = __import__("json").loads(created.stdout.strip().splitlines()[-1])
         state_url = f"{up.base}/api/v1/strategies/{creds['strategy_id']}/state"

@@ -28,8 +28,8 @@ import httpx
 import pytest
 import uvicorn
 
-from libs.infra.embedded import free_port, wait_for_port
 from services.gateway.caddy import LOOPBACK_HOSTS, FrontDoor
+from tools.processes import free_port, wait_for_port
 
 from devtools.stack import BotranksUp, ROOT
 
@@ -50,7 +50,7 @@ def up(tmp_path_factory):
 
 
 def _strategy(up, name: str) -> tuple[str, str]:
-    created = subprocess.run([sys.executable, "-m", "services.cli", "strategy", "create", "--name", name],
+    created = subprocess.run([sys.executable, "-m", "tools.cli", "strategy", "create", "--name", name],
                              cwd=ROOT, env=up.env, capture_output=True, text=True, check=True, timeout=60)
     creds = json.loads(created.stdout.strip().splitlines()[-1])
     return creds["strategy_id"], creds["api_key"]

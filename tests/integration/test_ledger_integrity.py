@@ -71,7 +71,7 @@ def test_an_event_the_projector_cannot_apply_halts_only_its_own_strategy(stack):
     assert ready.status_code == 200 and ready.json()["status"] == "degraded"
     assert {q["strategy_id"] for q in ready.json()["quarantined"]} == {poisoned, str(UNKNOWN_STRATEGY)}
     # a rebuild meets the same event and isolates it the same way
-    subprocess.run([sys.executable, "-m", "services.cli", "projector", "rebuild"], cwd=ROOT, env=stack.env,
+    subprocess.run([sys.executable, "-m", "tools.cli", "projector", "rebuild"], cwd=ROOT, env=stack.env,
                    check=True, capture_output=True, timeout=120)
     assert set(_quarantine(stack)) == {uuid.UUID(poisoned), UNKNOWN_STRATEGY}
     assert stack.state(healthy, healthy_auth)["positions"][0]["quantity"] == 3

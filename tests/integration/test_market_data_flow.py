@@ -90,7 +90,7 @@ def test_polygon_daemon_fetches_history_of_new_symbols_and_benchmarks(stack):
 
 def test_demo_replays_a_bot_with_state_and_nav_that_agree(stack):
     env = {**stack.env}
-    out = subprocess.run([sys.executable, "-m", "services.cli", "demo", "--base-url",
+    out = subprocess.run([sys.executable, "-m", "tools.cli", "demo", "--base-url",
                           f"http://127.0.0.1:{stack.command_port}"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=300, check=True)
     demo = json.loads(out.stdout[out.stdout.index("{"):])
@@ -140,7 +140,7 @@ def test_demo_performance_equals_the_pure_function_of_its_nav(stack):
 
     from botranks_domain.performance import compute_performance
 
-    out = subprocess.run([sys.executable, "-m", "services.cli", "demo", "--base-url",
+    out = subprocess.run([sys.executable, "-m", "tools.cli", "demo", "--base-url",
                           f"http://127.0.0.1:{stack.command_port}"], cwd=ROOT, env=stack.env, capture_output=True,
                          text=True, timeout=300, check=True)
     demo = json.loads(out.stdout[out.stdout.index("{"):])

@@ -14,7 +14,7 @@ from uuid import UUID
 import httpx
 import pytest
 
-from libs.infra.embedded import wait_for_port
+from tools.processes import wait_for_port
 
 from devtools.stack import Stack
 

@@ -145,7 +145,7 @@ def test_a_rebuild_lays_the_projection_out_in_another_number_of_partitions(backe
         _ingest(stack, strategies, 8, [], 3)
         stack.wait_projected()
         before = stack.read_models()
-        subprocess.run([sys.executable, "-m", "services.cli", "projector", "rebuild", "--partitions", "4"], cwd=ROOT,
+        subprocess.run([sys.executable, "-m", "tools.cli", "projector", "rebuild", "--partitions", "4"], cwd=ROOT,
                        env=stack.env, check=True, capture_output=True, timeout=120)
         assert stack.db.ledger.partitions() == 4 and len(stack.db.ledger.partition_positions()) == 4
         assert stack.read_models() == before

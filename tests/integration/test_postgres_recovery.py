@@ -13,7 +13,7 @@ import subprocess
 import psycopg
 import pytest
 
-from libs.infra.embedded import EmbeddedPostgres, running_postmaster
+from tools.embedded import EmbeddedPostgres, running_postmaster
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +95,7 @@ def test_pids_json_never_keeps_a_dead_server_and_follows_one_that_came_up(tmp_pa
 
     from devtools.stack import wait_until
     from libs.infra.settings import Settings
-    from services import supervisor
+    from tools import supervisor
 
     monkeypatch.setattr(supervisor, "backoff", lambda restarts: 0.05)
     server = FlakyServer()

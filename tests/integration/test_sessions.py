@@ -17,7 +17,7 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
-from libs.infra.embedded import wait_for_port
+from tools.processes import wait_for_port
 
 from devtools.stack import Stack
 

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from libs.infra.db import Database
-from libs.infra.embedded import free_port, wait_for_port
+from tools.processes import free_port, wait_for_port
 
 from devtools.stack import ROOT, wait_until
 

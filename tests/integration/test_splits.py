@@ -57,7 +57,7 @@ def market(stack, tmp_path_factory):
 
 
 def _cli(stack, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT, env=stack.env,
+    out = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=stack.env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
@@ -194,6 +194,6 @@ def test_a_rebuild_gives_the_same_split_consistent_read_models(stack, market):
                                        headers=held_auth).json()["items"], 20, "the split to be applied")
     incremental = stack.read_models()
     assert incremental["corporate_actions"] and incremental["nav"]
-    subprocess.run([sys.executable, "-m", "services.cli", "projector", "rebuild"], cwd=ROOT, env=stack.env,
+    subprocess.run([sys.executable, "-m", "tools.cli", "projector", "rebuild"], cwd=ROOT, env=stack.env,
                    check=True, capture_output=True, timeout=300)
     assert stack.read_models() == incremental

@@ -22,7 +22,7 @@ DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 
 
 def _cli(stack: Stack, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT, env=stack.env,
+    done = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=stack.env,
                           capture_output=True, text=True, timeout=300)
     if check:
         assert done.returncode == 0, done.stderr

@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from libs.infra.embedded import (free_port, pid_alive, proc_cmdline, proc_environ, proc_pids, stop_pids,
-                                 stop_postmaster)
-from services.supervisor import GATEWAY, SERVICES
+from tools.embedded import stop_postmaster
+from tools.processes import free_port, pid_alive, proc_cmdline, proc_environ, proc_pids, stop_pids
+from tools.supervisor import GATEWAY, SERVICES
 
 from devtools.stack import ROOT, wait_until
 
@@ -82,7 +82,7 @@ class Up:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOTRANKS_")}
         env["BOTRANKS_HOME"] = str(home)
         self.env = env
-        self.process = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(self.port)],
+        self.process = subprocess.Popen([sys.executable, "-m", "tools.cli", "up", "--port", str(self.port)],
                                         cwd=ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
                                         start_new_session=True)
 
@@ -152,7 +152,7 @@ def test_a_second_up_on_the_same_home_refuses_at_once(home, tmp_path):
     nats_before, postmasters_before = nats_servers(home), postmasters(home)
 
     started = time.monotonic()
-    second = subprocess.run([sys.executable, "-m", "services.cli", "up", "--port", str(free_port())], cwd=ROOT,
+    second = subprocess.run([sys.executable, "-m", "tools.cli", "up", "--port", str(free_port())], cwd=ROOT,
                             env=first.env, capture_output=True, text=True, timeout=60)
     assert time.monotonic() - started < 15  # at once: nothing is started, nothing waited for
     assert second.returncode != 0
@@ -269,7 +269,7 @@ def test_leftovers_of_a_crashed_run_are_stopped_and_unrelated_pids_spared(home, 
 
 
 def test_up_lock_is_exclusive_names_its_holder_and_dies_with_it(tmp_path):
-    from services.supervisor import AlreadyRunning, UpLock
+    from tools.supervisor import AlreadyRunning, UpLock
 
     first = UpLock(tmp_path)
     first.acquire()
@@ -298,8 +298,8 @@ def test_up_lock_is_exclusive_names_its_holder_and_dies_with_it(tmp_path):
 
 
 def test_only_processes_of_this_home_count_as_leftovers(tmp_path):
-    from libs.infra.embedded import is_postmaster_of, nats_servers_of
-    from services.supervisor import leftovers, service_of
+    from tools.embedded import is_postmaster_of, nats_servers_of
+    from tools.supervisor import leftovers, service_of
 
     home = (tmp_path / "home").resolve()
     (home / "run").mkdir(parents=True)
@@ -326,7 +326,7 @@ def test_only_processes_of_this_home_count_as_leftovers(tmp_path):
 
 
 def test_dead_pids_are_pruned_from_pgservers_handle_list(tmp_path):
-    from libs.infra.embedded import prune_handle_pids
+    from tools.embedded import prune_handle_pids
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

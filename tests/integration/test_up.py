@@ -16,8 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from libs.infra.settings import Settings
-from services import supervisor
 from services.gateway.ops import Ops
+from tools import supervisor
 
 from devtools.stack import BotranksUp, wait_until
 

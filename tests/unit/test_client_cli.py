@@ -1,4 +1,4 @@
-"""The people-facing commands of services/client_cli.py without a server: reading and mapping a
+"""The people-facing commands of botranks_client/cli/ without a server: reading and mapping a
 broker's file, the ids of rows without an order id, rejected rows, the 422 search, CLI errors and
 the NAV as CSV (a fake client stands in for botranks_client.Client)."""
 
@@ -14,12 +14,15 @@ from uuid import UUID
 
 import pytest
 
+from botranks_client.cli import common
+from botranks_client.cli.common import CliError
+from botranks_client.cli.importer import ImportSummary, import_orders, row_reason
+from botranks_client.cli.reads import write_nav_csv
+from botranks_client.cli.rows import ImportOptions, RowError, RowIds, import_options, read_rows, to_order
 from botranks_client.errors import TransportError, Unauthorized, Unprocessable
 from botranks_domain.nav import NavRow
 from botranks_domain.views import NavSeries
-from services import cli, client_cli
-from services.client_cli import (CliError, ImportOptions, ImportSummary, RowError, RowIds, import_orders,
-                                 read_rows, to_order, write_nav_csv)
+from tools import cli
 
 STRATEGY = "6f1c1e0a-3d0b-4d7e-9a55-6b2f3f6c0b11"
 HEADER = "symbol,side,quantity,price,fees,executed_at,order_id"
@@ -30,7 +33,7 @@ def options(**flags) -> ImportOptions:
                            time_format=None, tz="UTC", delimiter=",", skip_lines=0, parallel=4)
     for key, value in flags.items():
         setattr(args, key, value)
-    return client_cli.import_options(args)
+    return import_options(args)
 
 
 def rows(text: str, opts: ImportOptions | None = None) -> list[tuple[int, dict]]:
@@ -341,7 +344,7 @@ def _use(monkeypatch, client) -> list:
         made.append((conn, options))
         return client
 
-    monkeypatch.setattr(client_cli, "make_client", make)
+    monkeypatch.setattr(common, "make_client", make)
     return made
 
 
@@ -425,8 +428,8 @@ def test_import_command_json_summary_and_exit_code(env, tmp_path, capsys):
 
 
 def test_row_reason_drops_the_batch_index():
-    assert client_cli.row_reason("No market data available for X at 2026-04-20T00:00:00Z (orders[12])") == (
+    assert row_reason("No market data available for X at 2026-04-20T00:00:00Z (orders[12])") == (
         "No market data available for X at 2026-04-20T00:00:00Z")
-    assert client_cli.row_reason("`orders[3].executed_at` is more than 5 minutes in the future") == (
+    assert row_reason("`orders[3].executed_at` is more than 5 minutes in the future") == (
         "`executed_at` is more than 5 minutes in the future")
-    assert client_cli.row_reason("Expected `str` - at `$.orders[0].symbol`") == "Expected `str` - at `symbol`"
+    assert row_reason("Expected `str` - at `$.orders[0].symbol`") == "Expected `str` - at `symbol`"

@@ -235,13 +235,13 @@ def test_build_context_builds_the_package(tmp_path):
     (wheel,) = out.glob("botranks-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for package in ("services/command_api", "services/query_api", "services/projector", "services/market_data",
-                    "libs/infra", "botranks_domain", "botranks_client"):
+                    "libs/infra", "tools", "botranks_domain", "botranks_client", "botranks_client/cli"):
         assert f"{package}/__init__.py" in names, package
     assert any(n.startswith("services/query_api/templates/") and n.endswith(".html") for n in names)
     assert any(n.startswith("services/query_api/static/") for n in names)
     assert any(n.startswith("services/command_api/templates/account/") for n in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "botranks = services.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "botranks = tools.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 # ====================================================================== compose.yaml
@@ -1034,7 +1034,7 @@ def test_backup_section_names_every_table():
     assert not any(t.startswith("rm_") for t in dumped)
     # the pg_dump recipe is `botranks backup` by hand (which also records schema_migrations' versions)
     try:
-        from services.backup import BACKED_UP
+        from tools.backup import BACKED_UP
     except ImportError:
         return
     assert dumped == set(BACKED_UP) - {"schema_migrations"}, "deploy/README.md's pg_dump differs from `botranks backup`"

@@ -15,7 +15,6 @@ import pytest
 from botranks_domain.bars import Bar, Split
 from botranks_domain.model import CashEvent, CashIn, CashRecorded, Order, OrderRecorded, OrdersBatchIn
 from botranks_domain.nav import LedgerState, PriceBook, derive
-from services import demo
 from services.market_data import synthetic
 from services.market_data.synthetic import (
     CRYPTO,
@@ -31,6 +30,7 @@ from services.market_data.synthetic import (
     synthetic_bars,
     synthetic_splits,
 )
+from tools import demo
 
 START, END = date(2022, 1, 1), date(2024, 12, 31)
 

@@ -22,7 +22,7 @@ def _database(settings: Settings) -> Iterator[Database]:
     A CLI command never creates a database: with no URL and no embedded database yet, it says
     so and stops.
     """
-    from libs.infra.embedded import start_postgres
+    from .embedded import start_postgres
 
     url = settings.database_url
     if not url:
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
                    " http://127.0.0.1:8000)")
     p.set_defaults(func=cmd_demo)
 
-    from .client_cli import add_commands  # orders import, state, performance, nav: over the HTTP API
+    from botranks_client.cli import add_commands  # orders import, state, performance, nav: over the HTTP API
 
     add_commands(sub)
 

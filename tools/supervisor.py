@@ -31,13 +31,14 @@ from typing import Protocol
 import structlog
 import uvicorn
 
-from libs.infra.embedded import (EmbeddedPostgres, NatsServer, free_port, nats_servers_of, pid_alive, proc_cmdline,
-                                 proc_environ, proc_pids, spawn, stop_pids, stop_processes, wait_for_port)
 from libs.infra.db import Database
 from libs.infra.settings import Settings
+from services.gateway.caddy import FrontDoor, allowed_hosts, trusted_proxies
+from services.gateway.ops import Ops
 
-from .gateway.caddy import FrontDoor, allowed_hosts, trusted_proxies
-from .gateway.ops import Ops
+from .embedded import EmbeddedPostgres, NatsServer, nats_servers_of
+from .processes import (free_port, pid_alive, proc_cmdline, proc_environ, proc_pids, spawn, stop_pids, stop_processes,
+                        wait_for_port)
 
 log = structlog.get_logger(component="supervisor")
 

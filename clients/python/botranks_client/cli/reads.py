@@ -1,0 +1,170 @@
+"""``botranks state``, ``performance`` and ``nav``: one read of the API, as tables, JSON or CSV."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from typing import IO, Any
+
+import msgspec
+
+from . import common
+from .common import CliError, connection, guarded
+
+_json = msgspec.json.Encoder(decimal_format="number")
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.buffer.write(msgspec.json.format(_json.encode(value), indent=2) + b"\n")
+    sys.stdout.flush()
+
+
+def _num(value: Decimal | float | int | None, places: int | None = None) -> str:
+    if value is None:
+        return "–"
+    if places is not None:
+        return f"{Decimal(value):,.{places}f}"
+    return f"{value:,}"
+
+
+def _pct(value: float | None, sign: bool = True) -> str:
+    return "–" if value is None else f"{value:+.2%}" if sign else f"{value:.2%}"
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _when(value: datetime | date | None) -> str:
+    if value is None:
+        return "–"
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if isinstance(value, datetime) else value.isoformat()
+
+
+def _reader(args: argparse.Namespace):
+    args.conn = conn = connection(args)
+    logging.getLogger("botranks_client").setLevel(logging.ERROR)  # no retry chatter: the outcome is one line
+    return common.make_client(conn, max_retries=args.retries)
+
+
+@guarded
+def cmd_state(args: argparse.Namespace) -> None:
+    with _reader(args) as client:
+        state = client.state()
+    if args.json:
+        return _print_json(state)
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console()
+    table = Table(title=f"Positions of {state.strategy_id}", title_justify="left")
+    for name in ("Symbol", "Quantity", "Cost basis", "Updated"):
+        table.add_column(name, justify="left" if name in ("Symbol", "Updated") else "right")
+    for p in state.positions:
+        table.add_row(p.symbol, _num(p.quantity), _num(p.cost_basis), _when(p.updated_at))
+    out.print(table if state.positions else "[dim]no open positions[/]")
+    nav = Table(show_header=False, box=None)
+    nav.add_column(style="bold")
+    nav.add_column(justify="right")
+    if state.nav is not None:
+        nav.add_row("Total equity", _num(state.nav.total_equity, 2))
+        nav.add_row("Cash", _num(state.nav.cash_balance, 2))
+        nav.add_row("Market value", _num(state.nav.market_value, 2))
+        nav.add_row("Marked at", _when(state.nav.captured_at))
+    nav.add_row("Last order", _when(state.last_order_at))
+    out.print(nav)
+
+
+@guarded
+def cmd_performance(args: argparse.Namespace) -> None:
+    with _reader(args) as client:
+        perf = client.performance(benchmark=args.benchmark, risk_free_rate=args.risk_free_rate)
+    if args.json:
+        return _print_json(perf)
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = Console()
+    table = Table(title=f"Performance of {perf.strategy_id}", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows = [("Period", f"{_when(perf.inception_date)} → {_when(perf.latest_date)}"
+             f" ({perf.days or 0} days, {perf.years or 0:.2f} years)"),
+            ("Equity", f"{_num(perf.starting_equity, 2)} → {_num(perf.ending_equity, 2)}"),
+            ("Total return", _pct(perf.total_return)), ("CAGR", _pct(perf.cagr)),
+            ("Volatility (ann.)", _pct(perf.volatility_annualized, sign=False)),
+            ("Downside volatility (ann.)", _pct(perf.downside_volatility_annualized, sign=False)),
+            ("Sharpe", _ratio(perf.sharpe_ratio)), ("Sortino", _ratio(perf.sortino_ratio)),
+            ("Calmar", _ratio(perf.calmar_ratio)), ("Max drawdown", _pct(perf.drawdown.max_drawdown)),
+            ("Max drawdown duration", f"{perf.drawdown.max_drawdown_duration_days or 0} days"),
+            ("Current drawdown", _pct(perf.drawdown.current_drawdown))]
+    b = perf.benchmark
+    if b is not None:
+        rows += [(f"Benchmark {b.symbol} return", _pct(b.benchmark_total_return)), ("Beta", _ratio(b.beta)),
+                 ("Alpha (ann.)", _pct(b.alpha_annualized)),
+                 ("Tracking error (ann.)", _pct(b.tracking_error_annualized, sign=False)),
+                 ("Information ratio", _ratio(b.information_ratio))]
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    if perf.monthly_returns:
+        out.print(_monthly_table(perf))
+    for warning in perf.warnings:
+        out.print(f"[yellow]warning[/] {escape(warning.code)}: {escape(warning.message)}")
+
+
+def _monthly_table(perf: Any):
+    """Returns by month (a row a year, in %: one decimal under 10, so it fits 80 columns), and the year's."""
+    from rich.table import Table
+
+    def cell(value: float | None) -> str:
+        if value is None:
+            return "–"
+        return f"{value * 100:.1f}" if abs(value) < 0.0995 else f"{value * 100:.0f}"
+
+    table = Table(title="Monthly returns (%)", title_justify="left", box=None, padding=(0, 0, 0, 1),
+                  pad_edge=False, header_style="bold")
+    table.add_column("")
+    for name in ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "Year"):
+        table.add_column(name, justify="right")
+    for year in sorted({key[:4] for key in perf.monthly_returns} | set(perf.yearly_returns)):
+        months = [f"{year}-{m:02d}" for m in range(1, 13)]
+        table.add_row(year, *[cell(perf.monthly_returns[m]) if m in perf.monthly_returns else "" for m in months],
+                      cell(perf.yearly_returns.get(year)))
+    return table
+
+
+def write_nav_csv(series: Any, out: IO[str]) -> None:
+    """The NAV series as CSV: the same columns as the server's ``/nav`` with ``Accept: text/csv``."""
+    from botranks_domain.nav import NAV_COLUMNS
+
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(NAV_COLUMNS)
+    writer.writerows([[getattr(row, c) for c in NAV_COLUMNS] for row in series.series])
+
+
+@guarded
+def cmd_nav(args: argparse.Namespace) -> None:
+    if args.from_ and args.to and args.from_ > args.to:
+        raise CliError("--from must not be after --to")
+    with _reader(args) as client:
+        series = client.nav(from_=args.from_, to=args.to)
+    if args.csv:
+        return write_nav_csv(series, sys.stdout)
+    if args.json:
+        return _print_json(series)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Daily NAV of {series.strategy_id}", title_justify="left")
+    for name in ("Date", "Cash", "Market value", "Total equity", "External flow"):
+        table.add_column(name, justify="left" if name == "Date" else "right")
+    for row in series.series:
+        table.add_row(row.date.isoformat(), _num(row.cash, 2), _num(row.market_value, 2), _num(row.total_equity, 2),
+                      _num(row.external_flow, 2))
+    Console().print(table if series.series else "[dim]no NAV history yet[/]")
