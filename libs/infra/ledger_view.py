@@ -29,7 +29,7 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import Tracking
-from psycopg.rows import tuple_row
+from psycopg.rows import args_row, tuple_row
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 
 from .pg import reading
@@ -37,7 +37,8 @@ from .pg import reading
 from botranks_domain.chain import Link, line as chain_line, to_hex
 from botranks_domain.errors import BadParameter
 from botranks_domain.ledger import Holding
-from botranks_domain.model import CashEvent, LedgerEvent, Order, Position, decode_event, event_topic, position_id
+from botranks_domain.model import (CashEvent, LedgerEvent, Order, Position, cash_of, decode_event, event_topic, order_of,
+                                   position_id)
 from botranks_domain.nav import Derivation, LedgerState, NavRow, decode_state, encode_state
 from botranks_domain.partition import MAX_PARTITIONS, partition_of
 from botranks_domain.views import (
@@ -272,13 +273,13 @@ class LedgerView(PostgresTrackingRecorder):
         """Orders in arrival order, a page at a time."""
         rows, nxt = self._page("SELECT notification_id AS cursor, event FROM rm_orders WHERE strategy_id = %s"
                                " AND notification_id > %s ORDER BY notification_id LIMIT %s", strategy_id, after, limit)
-        return OrdersPage([decode_event(bytes(r["event"])).order for r in rows], nxt)  # type: ignore[union-attr]
+        return OrdersPage([order_of(decode_event(bytes(r["event"]))) for r in rows], nxt)
 
     def cash(self, strategy_id: UUID, after: int, limit: int) -> CashPage:
         """Cash events in arrival order, a page at a time."""
         rows, nxt = self._page("SELECT notification_id AS cursor, event FROM rm_cash_events WHERE strategy_id = %s"
                                " AND notification_id > %s ORDER BY notification_id LIMIT %s", strategy_id, after, limit)
-        return CashPage([decode_event(bytes(r["event"])).cash for r in rows], nxt)  # type: ignore[union-attr]
+        return CashPage([cash_of(decode_event(bytes(r["event"]))) for r in rows], nxt)
 
     def reconciliation(self, strategy_id: UUID, after: int, limit: int) -> ReconciliationPage:
         rows, nxt = self._page(
@@ -390,12 +391,12 @@ class LedgerView(PostgresTrackingRecorder):
 
     def recent_orders(self, strategy_id: UUID, limit: int, before: datetime | None = None) -> list[Order]:
         """The latest orders by execution time, newest first (``before``: only those that arrived before it)."""
-        return [decode_event(e).order for e in self._recent(  # type: ignore[union-attr]
+        return [order_of(decode_event(e)) for e in self._recent(
             "rm_orders", "executed_at", strategy_id, limit, before)]
 
     def recent_cash(self, strategy_id: UUID, limit: int, before: datetime | None = None) -> list[CashEvent]:
         """The latest cash events by occurrence, newest first (``before``: only those that arrived before it)."""
-        return [decode_event(e).cash for e in self._recent(  # type: ignore[union-attr]
+        return [cash_of(decode_event(e)) for e in self._recent(
             "rm_cash_events", "occurred_at", strategy_id, limit, before)]
 
     def _recent(self, table: str, at: str, strategy_id: UUID, limit: int, before: datetime | None) -> list[bytes]:
@@ -778,7 +779,7 @@ class LedgerWriter:
 
     def leaderboard_inputs(self, strategy_id: UUID) -> dict[str, Any] | None:
         """What a strategy's leaderboard row is computed from (None without a ledger): its NAV version,
-        NAV rows (date, total_equity, external_flow, cash), order counts, and its last arrival."""
+        NAV rows (``NavRow``), order counts, and its last arrival."""
         row = self.cursor.execute(
             "SELECT l.updated_at AS nav_version,"
             " (SELECT last_created_at FROM rm_chain_days WHERE strategy_id = %(s)s ORDER BY day DESC LIMIT 1)"
@@ -788,9 +789,9 @@ class LedgerWriter:
             " WHERE l.strategy_id = %(s)s", {"s": strategy_id, "live": LIVE_REPORTING_S}).fetchone()
         if row is None:
             return None
-        with self.cursor.connection.cursor(row_factory=tuple_row) as tuples:
-            row["nav"] = tuples.execute("SELECT date, total_equity, external_flow, cash FROM rm_nav_daily"
-                                        " WHERE strategy_id = %s ORDER BY date", (strategy_id,)).fetchall()
+        with self.cursor.connection.cursor(row_factory=args_row(NavRow)) as navs:
+            row["nav"] = navs.execute("SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
+                                      " WHERE strategy_id = %s ORDER BY date", (strategy_id,)).fetchall()
         return row
 
     def write_leaderboard(self, rows: Sequence[dict[str, Any]]) -> None:

@@ -28,8 +28,10 @@ from botranks_domain.model import (
     SnapshotIn,
     SnapshotPosition,
     cash_aggregate_id,
+    cash_of,
     normalize_symbol,
     order_aggregate_id,
+    order_of,
 )
 from botranks_domain.errors import NoMarketData, RuleBroken
 from libs.infra.store import IntegrityError
@@ -144,8 +146,8 @@ def record_orders(log: EventLog, prices: CloseLookup, strategy_id: UUID, batch: 
         )
         candidates.append((aggregate_id, OrderRecorded(order)))
     result = append_idempotently(log, candidates)
-    accepted = [e.order for e in result.accepted]  # type: ignore[union-attr]
-    duplicates = [e.order for e in result.duplicates]  # type: ignore[union-attr]
+    accepted = [order_of(e) for e in result.accepted]
+    duplicates = [order_of(e) for e in result.duplicates]
     if in_batch_dupes:
         by_id = {o.id: o for o in accepted + duplicates}
         duplicates.extend(by_id[aggregate_id] for _, aggregate_id in in_batch_dupes)
@@ -167,7 +169,7 @@ def record_cash(log: EventLog, strategy_id: UUID, cash: CashIn) -> tuple[str, Ca
     result = append_idempotently(log, [(aggregate_id, CashRecorded(event))])
     if result.accepted:
         return "created", event, result.notification_ids
-    return "duplicate", result.duplicates[0].cash, []  # type: ignore[union-attr]
+    return "duplicate", cash_of(result.duplicates[0]), []
 
 
 def record_snapshot(log: EventLog, strategy_id: UUID, snapshot: SnapshotIn) -> tuple[PositionsSnapshot, list[int]]:

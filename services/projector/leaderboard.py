@@ -25,10 +25,10 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-import polars as pl
 import structlog
 
 from botranks_domain.performance import compute_performance
+from botranks_domain.series import nav_frame
 from libs.infra.db import Database
 from libs.infra.identity import Identity
 from libs.infra.ledger_view import LedgerWriter
@@ -41,16 +41,11 @@ BATCH = 200
 BUDGET_S = 0.25
 #: the stale scan runs at least this often even when the projector changed nothing itself
 SCAN_EVERY_S = 30.0
-_NAV_SCHEMA = {"date": pl.Date, "total_equity": pl.Float64, "external_flow": pl.Float64, "cash": pl.Float64}
 
 
 def leaderboard_entry(strategy_id: UUID, face: tuple[str, str] | None, inputs: dict[str, Any]) -> dict[str, Any]:
     """One ``rm_leaderboard`` row from a strategy's inputs (``LedgerWriter.leaderboard_inputs``)."""
-    nav = inputs["nav"]
-    frame = pl.DataFrame({"date": [r[0] for r in nav], "total_equity": [float(r[1]) for r in nav],
-                          "external_flow": [float(r[2]) for r in nav], "cash": [float(r[3]) for r in nav]},
-                         schema=_NAV_SCHEMA)
-    perf = compute_performance(frame, None, None, 0.0)
+    perf = compute_performance(nav_frame(inputs["nav"]), None, None, 0.0)
     orders, live = inputs["orders"], inputs["live_orders"]
     name, visibility = face if face is not None else ("", "private")
     return {

@@ -22,7 +22,7 @@ import structlog
 
 from botranks_domain.chain import extend
 from botranks_domain.ledger import LEDGER_CONTEXT, ZERO, Holding, published
-from botranks_domain.model import CashRecorded, LedgerEvent, OrderRecorded, decode_event, stored_event_strategy
+from botranks_domain.model import LedgerEvent, decode_event, stored_event_strategy
 from botranks_domain.nav import LedgerState, PriceBook, derive, decode_state
 from botranks_domain.partition import event_partition
 from libs.infra.db import Database
@@ -157,22 +157,13 @@ def _log_batch(writer: LedgerWriter, notifications: Sequence[Notification],
     return {s: [(nid, e) for nid, e, _ in rows] for s, rows in decoded.items()}
 
 
-def arrived_at(event: LedgerEvent) -> datetime:
-    """When the event store received the event (``created_at``, set by the command API)."""
-    if isinstance(event, OrderRecorded):
-        return event.order.created_at
-    if isinstance(event, CashRecorded):
-        return event.cash.created_at
-    return event.snapshot.created_at
-
-
 def _extend_chains(writer: LedgerWriter, decoded: dict[UUID, list[tuple[int, LedgerEvent, bytes]]]) -> None:
     """Append the events (in arrival order) to their strategies' hash chains."""
     if not decoded:
         return
     heads = writer.chain_heads(decoded)
     writer.append_chain({strategy_id: extend(heads.get(strategy_id),
-                                             [(nid, arrived_at(event), raw) for nid, event, raw in rows])
+                                             [(nid, event.arrived_at, raw) for nid, event, raw in rows])
                          for strategy_id, rows in decoded.items() if rows})
 
 

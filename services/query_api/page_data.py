@@ -34,8 +34,9 @@ import polars as pl
 from botranks_domain.accounts import StrategyProfile
 from botranks_domain.errors import BadParameter, NotSignedIn
 from botranks_domain.nav import NavRow
-from botranks_domain.performance import PERIODS_PER_YEAR, Performance, _twr
-from botranks_domain.views import LEADERBOARD_SORTS, ChainHead, LeaderboardPage
+from botranks_domain.series import closes_frame, daily_series, nav_frame
+from botranks_domain.views import (LEADERBOARD_DEFAULT_MIN_DAYS, LEADERBOARD_DEFAULT_SORT, LEADERBOARD_SORTS, ChainHead,
+                                   LeaderboardPage, Performance)
 from libs.infra.db import Database
 
 from . import readers
@@ -43,8 +44,6 @@ from . import readers
 # ---------------------------------------------------------------- parameters
 
 PAGE_SIZE = 50
-DEFAULT_SORT = "sharpe"
-DEFAULT_MIN_DAYS = 30
 MAX_MIN_DAYS = 100_000
 MAX_PAGE = 1_000_000
 #: the direction a column sorts in when first clicked: best first
@@ -99,7 +98,7 @@ def _int_param(raw: str | None, name: str, default: int, low: int, high: int) ->
 def leaderboard_query(sort: str | None, direction: str | None, min_days: str | None, live_only: str | None,
                       page: str | None) -> LeaderboardQuery:
     """The leaderboard's query parameters, checked (BadParameter, a 400, names the one that is wrong)."""
-    column = (sort or DEFAULT_SORT).strip()
+    column = (sort or LEADERBOARD_DEFAULT_SORT).strip()
     if column not in LEADERBOARD_SORTS:
         raise BadParameter(f"`sort` must be one of {', '.join(LEADERBOARD_SORTS)}; got {column[:40]!r}")
     if direction in (None, ""):
@@ -111,8 +110,8 @@ def leaderboard_query(sort: str | None, direction: str | None, min_days: str | N
     flags = {"": False, "0": False, "false": False, "off": False, "1": True, "true": True, "on": True}
     live = (live_only or "").strip().lower()
     if live not in flags:
-        raise BadParameter(f"`live_only` must be 1 or 0 (true/false), got {live_only[:40]!r}")  # type: ignore[index]
-    return LeaderboardQuery(column, descending, _int_param(min_days, "min_days", DEFAULT_MIN_DAYS, 0, MAX_MIN_DAYS),
+        raise BadParameter(f"`live_only` must be 1 or 0 (true/false), got {(live_only or '')[:40]!r}")
+    return LeaderboardQuery(column, descending, _int_param(min_days, "min_days", LEADERBOARD_DEFAULT_MIN_DAYS, 0, MAX_MIN_DAYS),
                             flags[live], _int_param(page, "page", 1, 1, MAX_PAGE))
 
 
@@ -210,32 +209,21 @@ def series_from(rows: list[NavRow], closes: list[tuple[date, Decimal]], perf: Pe
                 benchmark_symbol: str | None) -> Series:
     """Equity and benchmark rebased to 100, drawdown, rolling Sharpe and volatility, monthly table.
 
-    Returns are the time-weighted ones of /performance (``botranks_domain.performance``), so the
+    Returns are the time-weighted ones of /performance (``botranks_domain.series``), so the
     equity curve is the cumulative index whose drawdown /performance reports; the benchmark is
     its last close on or before each NAV day, rebased at its first close in the NAV's range.
     """
     if not rows:
         return Series([], [], [] if benchmark_symbol else None, benchmark_symbol, [], [], [], ROLLING_WINDOW,
                       _monthly_table(perf))
-    nav = pl.DataFrame({"date": [r.date for r in rows], "total_equity": [float(r.total_equity) for r in rows],
-                        "external_flow": [float(r.external_flow) for r in rows]},
-                       schema={"date": pl.Date, "total_equity": pl.Float64, "external_flow": pl.Float64})
-    r, w = pl.col("r"), pl.col("w")
-    mean, std = r.rolling_mean(ROLLING_WINDOW, min_samples=ROLLING_WINDOW), \
-        r.rolling_std(ROLLING_WINDOW, min_samples=ROLLING_WINDOW)
-    frame = (nav.lazy()
-             .with_columns(r=_twr(pl.col("total_equity"), pl.col("external_flow").fill_null(0.0)))
-             .with_columns(w=(1.0 + r).fill_null(1.0).cum_prod())
-             .select(pl.col("date"), equity=w * 100.0, drawdown=w / w.cum_max() - 1.0,
-                     sharpe=pl.when(std > 0).then(mean / std * math.sqrt(PERIODS_PER_YEAR)).otherwise(None),
-                     vol=std * math.sqrt(PERIODS_PER_YEAR)))
+    frame = daily_series(nav_frame(rows), ROLLING_WINDOW).select(
+        "date", "drawdown", "rolling_sharpe", "rolling_volatility", equity=pl.col("index") * 100.0)
     bench = None
     if benchmark_symbol is not None:
         if closes:
-            closes_frame = pl.DataFrame({"date": [d for d, _ in closes], "close": [float(c) for _, c in closes]},
-                                        schema={"date": pl.Date, "close": pl.Float64}).sort("date")
-            base = closes_frame["close"][0]
-            frame = frame.join_asof(closes_frame.lazy(), on="date", strategy="backward").with_columns(
+            closes_sorted = closes_frame(closes).sort("date")
+            base = closes_sorted["close"][0]
+            frame = frame.join_asof(closes_sorted.lazy(), on="date", strategy="backward").with_columns(
                 bench=pl.col("close") / base * 100.0)
         else:
             frame = frame.with_columns(bench=pl.lit(None, dtype=pl.Float64))
@@ -250,8 +238,8 @@ def series_from(rows: list[NavRow], closes: list[tuple[date, Decimal]], perf: Pe
         benchmark=bench,
         benchmark_symbol=benchmark_symbol,
         drawdown=blank if broken else _clean(out["drawdown"].to_list(), 6),
-        rolling_sharpe=blank if broken else _clean(out["sharpe"].to_list(), 4),
-        rolling_volatility=blank if broken else _clean(out["vol"].to_list(), 6),
+        rolling_sharpe=blank if broken else _clean(out["rolling_sharpe"].to_list(), 4),
+        rolling_volatility=blank if broken else _clean(out["rolling_volatility"].to_list(), 6),
         rolling_window=ROLLING_WINDOW,
         monthly=_monthly_table(perf),
     )

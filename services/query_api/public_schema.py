@@ -7,7 +7,8 @@ from typing import Any
 
 import msgspec
 
-from botranks_domain.views import LEADERBOARD_SORTS, ChainHead, LeaderboardRow
+from botranks_domain.views import (LEADERBOARD_DEFAULT_MIN_DAYS, LEADERBOARD_DEFAULT_SORT, LEADERBOARD_SORTS,
+                                   LIVE_ONLY_MIN_SHARE, LIVE_REPORTING_S, ChainHead, LeaderboardRow)
 from libs.infra.openapi import API_KEY, PUBLIC, SESSION
 
 from .page_data import MAX_MIN_DAYS, MAX_PAGE, PAGE_SIZE
@@ -100,18 +101,21 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 PATHS: dict[str, Any] = {
     "/p/leaderboard": _get(
-        "The leaderboard of public strategies, 50 a page",
+        f"The leaderboard of public strategies, {PAGE_SIZE} a page",
         "What the leaderboard page (`/`) shows, as JSON.",
         {200: _json("A page of the leaderboard", LEADERBOARD), 304: NOT_MODIFIED,
          400: _error("A query parameter out of its range (named)"), 429: TOO_MANY},
-        [{"name": "sort", "in": "query", "required": False, "description": "column (empty: sharpe)",
+        [{"name": "sort", "in": "query", "required": False,
+          "description": f"column (empty: {LEADERBOARD_DEFAULT_SORT})",
           "schema": {"type": "string", "enum": ["", *LEADERBOARD_SORTS]}},
          {"name": "dir", "in": "query", "required": False, "description": "default: the column's natural order",
           "schema": {"type": "string", "enum": ["", "asc", "desc"]}},
-         {"name": "min_days", "in": "query", "required": False, "description": "track record of at least (default 30)",
+         {"name": "min_days", "in": "query", "required": False,
+          "description": f"track record of at least (default {LEADERBOARD_DEFAULT_MIN_DAYS})",
           "schema": {"type": "integer", "minimum": 0, "maximum": MAX_MIN_DAYS}},
          {"name": "live_only", "in": "query", "required": False,
-          "description": "only strategies whose orders were reported live (within 15 minutes) at least 95% of the time",
+          "description": f"only strategies whose orders were reported live (within {LIVE_REPORTING_S // 60} minutes)"
+                         f" at least {LIVE_ONLY_MIN_SHARE:.0%} of the time",
           "schema": {"type": "string", "enum": ["", "0", "1", "false", "true", "off", "on"]}},
          {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1,
                                                                         "maximum": MAX_PAGE}},

@@ -7,10 +7,11 @@ from decimal import Decimal
 from uuid import UUID
 
 import msgspec
-import polars as pl
 
 from botranks_domain.nav import NavRow
-from botranks_domain.performance import Performance, compute_performance
+from botranks_domain.performance import compute_performance
+from botranks_domain.series import closes_frame, nav_frame
+from botranks_domain.views import Performance
 from libs.infra.db import Database
 
 
@@ -49,16 +50,8 @@ def performance(db: Database, key: PerformanceKey) -> Performance:
 
 def performance_from(key: PerformanceKey, rows: list[NavRow], closes: list[tuple[date, Decimal]]) -> Performance:
     """Every metric of ``/performance`` from loaded inputs."""
-    nav = pl.DataFrame({"date": [r.date for r in rows], "total_equity": [float(r.total_equity) for r in rows],
-                        "external_flow": [float(r.external_flow) for r in rows],
-                        "cash": [float(r.cash) for r in rows]},
-                       schema={"date": pl.Date, "total_equity": pl.Float64, "external_flow": pl.Float64,
-                               "cash": pl.Float64})
-    bench = None
-    if key.benchmark:
-        bench = pl.DataFrame({"date": [d for d, _ in closes], "close": [float(c) for _, c in closes]},
-                             schema={"date": pl.Date, "close": pl.Float64})
-    result = compute_performance(nav, bench, key.benchmark, key.risk_free_rate)
+    bench = closes_frame(closes) if key.benchmark else None
+    result = compute_performance(nav_frame(rows), bench, key.benchmark, key.risk_free_rate)
     if key.unpriced_benchmark:
         result["warnings"].append({"code": "benchmark_unpriced", "message": (
             f"The strategy's benchmark {key.unpriced_benchmark} has no prices yet: benchmark figures are null")})

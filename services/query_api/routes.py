@@ -18,9 +18,8 @@ from litestar.params import Parameter
 
 from botranks_domain.errors import BadParameter, InvalidSymbol
 from botranks_domain.model import normalize_symbol
-from botranks_domain.performance import Performance
-from botranks_domain.views import (CashPage, CorporateActions, NavSeries, OrdersPage, ReconciliationPage, StateView,
-                               CURSOR_PATTERN, decode_cursor)
+from botranks_domain.views import (CashPage, CorporateActions, NavSeries, OrdersPage, Performance, ReconciliationPage,
+                                   StateView, CURSOR_PATTERN, decode_cursor)
 from libs.infra.auth import api_key_guard
 from libs.infra.openapi import KEY_REQUIRED, LEDGER
 from libs.infra.ledger_view import stream_chain_events, stream_nav_rows

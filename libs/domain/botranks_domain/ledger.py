@@ -40,9 +40,18 @@ PUBLISHED_PLACES = 10
 _PUBLISHED_QUANTUM = Decimal(1).scaleb(-PUBLISHED_PLACES)
 
 
+def exponent(value: Decimal) -> int:
+    """The exponent of a finite decimal (``Decimal("1.25")``: -2); ValueError for NaN or an infinity,
+    which the ledger's context never makes (it traps them)."""
+    exp = value.as_tuple().exponent
+    if isinstance(exp, int):
+        return exp
+    raise ValueError(f"not a finite number: {value}")
+
+
 def published(value: Decimal) -> Decimal:
     """``value`` at the one precision the API publishes derived numbers with."""
-    if value.as_tuple().exponent >= -PUBLISHED_PLACES:  # type: ignore[operator]
+    if exponent(value) >= -PUBLISHED_PLACES:
         return value
     return value.quantize(_PUBLISHED_QUANTUM, context=LEDGER_CONTEXT)
 
@@ -150,10 +159,10 @@ class Ledger:
             return None
         with localcontext(LEDGER_CONTEXT):
             quantity = held.quantity * split_to / split_from
-            if quantity.as_tuple().exponent < -18:  # type: ignore[operator]
+            if exponent(quantity) < -18:
                 quantity = quantity.quantize(BASIS_PLACES)
             basis = held.cost_basis * split_from / split_to
-            if basis.as_tuple().exponent < -18:  # type: ignore[operator]
+            if exponent(basis) < -18:
                 basis = basis.quantize(BASIS_PLACES)
         applied = SplitApplied(ex_date, symbol, split_from, split_to, held.quantity, quantity, held.cost_basis, basis)
         if quantity == 0:  # a dust position that a reverse split rounds away

@@ -124,7 +124,7 @@ def _plan_of(type_: Any) -> Any:
     return _text_plan(msgspec.inspect.type_info(type_))
 
 
-def _read(obj: Any, plan: Any, path: tuple) -> Any:
+def _read(obj: Any, plan: Any, path: tuple[str | int, ...]) -> Any:
     if plan is _TIMESTAMP:
         if isinstance(obj, str) and (m := _BEYOND_MICROSECONDS.match(obj)):
             return m[1] + obj[m.end():]
@@ -345,9 +345,19 @@ class PositionsSnapshot(msgspec.Struct, kw_only=True):
 _details_encoder = msgspec.json.Encoder()
 
 
+#: a log table's row (``rm_orders``, ``rm_cash_events``, ``rm_snapshots``): its columns in the table's order
+LogRow = tuple[object, ...]
+
+
 class OrderRecorded(msgspec.Struct, tag="OrderRecorded.v1"):
-    """An order, as stored. Each event knows its strategy, its fold time, its symbols and its
-    log-table row: the one place that dispatches on the event type."""
+    """An order, as stored.
+
+    Every event (``LedgerEvent``) answers the same accessors, so nothing outside this module
+    dispatches on the event type: ``strategy_id``, ``aggregate_id`` (the id it is stored under),
+    ``effective_at`` (when it takes effect in the ledger: its fold position), ``arrived_at`` (when
+    the event store received it), ``external_id`` (the bot's own id, if any), ``symbols()``,
+    ``external_flow`` and ``log_row()``.
+    """
 
     order: Order
 
@@ -356,16 +366,27 @@ class OrderRecorded(msgspec.Struct, tag="OrderRecorded.v1"):
         return self.order.strategy_id
 
     @property
+    def aggregate_id(self) -> UUID:
+        return self.order.id
+
+    @property
     def effective_at(self) -> datetime:
-        """The time the event takes effect in the ledger (its fold position)."""
         return self.order.executed_at
+
+    @property
+    def arrived_at(self) -> datetime:
+        return self.order.created_at
+
+    @property
+    def external_id(self) -> str | None:
+        return self.order.external_order_id
 
     def symbols(self) -> set[str]:
         return {self.order.symbol}
 
     external_flow = Decimal(0)
 
-    def log_row(self) -> tuple:
+    def log_row(self) -> LogRow:
         """The columns of its ``rm_orders`` row (before notification id and event bytes)."""
         o = self.order
         details = None if o.details is None else _details_encoder.encode(o.details).decode()
@@ -381,13 +402,25 @@ class CashRecorded(msgspec.Struct, tag="CashRecorded.v1"):
         return self.cash.strategy_id
 
     @property
+    def aggregate_id(self) -> UUID:
+        return self.cash.id
+
+    @property
     def effective_at(self) -> datetime:
         return self.cash.occurred_at
+
+    @property
+    def arrived_at(self) -> datetime:
+        return self.cash.created_at
+
+    @property
+    def external_id(self) -> str | None:
+        return self.cash.external_id
 
     def symbols(self) -> set[str]:
         return set()
 
-    def log_row(self) -> tuple:
+    def log_row(self) -> LogRow:
         c = self.cash
         return (c.id, c.strategy_id, c.event_type, c.amount, c.occurred_at, c.external_id, c.related_symbol,
                 c.note, c.created_at)
@@ -406,15 +439,28 @@ class PositionsSnapshotted(msgspec.Struct, tag="PositionsSnapshotted.v1"):
         return self.snapshot.strategy_id
 
     @property
+    def aggregate_id(self) -> UUID:
+        return self.snapshot.id
+
+    @property
     def effective_at(self) -> datetime:
         return self.snapshot.taken_at
+
+    @property
+    def arrived_at(self) -> datetime:
+        return self.snapshot.created_at
+
+    @property
+    def external_id(self) -> None:
+        """A snapshot has no id of the bot's."""
+        return None
 
     def symbols(self) -> set[str]:
         return {p.symbol for p in self.snapshot.positions}
 
     external_flow = Decimal(0)  # the market value it adds or removes is a flow, valued by the NAV walk
 
-    def log_row(self) -> tuple:
+    def log_row(self) -> LogRow:
         s = self.snapshot
         return (s.id, s.strategy_id, s.taken_at)
 
@@ -435,7 +481,26 @@ def decode_event(data: bytes) -> LedgerEvent:
 
 
 def event_topic(event: LedgerEvent) -> str:
-    return type(event).__struct_config__.tag  # type: ignore[return-value]
+    """The event's type as the event store names it (its tag: ``OrderRecorded.v1``)."""
+    tag = type(event).__struct_config__.tag
+    if not isinstance(tag, str):  # every LedgerEvent declares a string tag
+        raise TypeError(f"not a ledger event: {type(event).__name__}")
+    return tag
+
+
+def order_of(event: LedgerEvent) -> Order:
+    """The order an ``OrderRecorded`` carries (an order's log or aggregate id holds nothing else);
+    TypeError for any other event."""
+    if isinstance(event, OrderRecorded):
+        return event.order
+    raise TypeError(f"not an order: {event_topic(event)}")
+
+
+def cash_of(event: LedgerEvent) -> CashEvent:
+    """The cash event a ``CashRecorded`` carries; TypeError for any other event."""
+    if isinstance(event, CashRecorded):
+        return event.cash
+    raise TypeError(f"not a cash event: {event_topic(event)}")
 
 
 class _StrategyOnly(msgspec.Struct):

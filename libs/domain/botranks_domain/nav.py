@@ -81,7 +81,7 @@ class PriceBook:
     def has_bar(self, symbol: str, day: date) -> bool:
         return day in self._bar_days.get(symbol, ())
 
-    def bar_days(self, symbols, start: date | None, end: date) -> set[date]:
+    def bar_days(self, symbols: Iterable[str], start: date | None, end: date) -> set[date]:
         days: set[date] = set()
         for s in symbols:
             dates = self._dates.get(s, [])
@@ -90,7 +90,7 @@ class PriceBook:
             days.update(dates[lo:hi])
         return days
 
-    def latest(self, symbols, end: date) -> date | None:
+    def latest(self, symbols: Iterable[str], end: date) -> date | None:
         best = None
         for s in symbols:
             dates = self._dates.get(s, [])
@@ -262,7 +262,8 @@ def _derive(start: LedgerState, events: list[LedgerEvent], prices: PriceBook, be
             had_events = True
             deltas = ledger.apply(event)
             pending_flow += event.external_flow
-            if deltas is not None:  # a snapshot: the market value it adds or removes is a flow
+            if deltas is not None and isinstance(event, PositionsSnapshotted):
+                # a snapshot: the market value it adds or removes is a flow
                 for d in deltas:
                     pending_dq[d.symbol] += d.snapshot_quantity - d.derived_quantity
                     if event.snapshot.log_deltas:

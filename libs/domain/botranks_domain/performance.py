@@ -71,17 +71,13 @@ from __future__ import annotations
 
 import math
 from datetime import date
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import polars as pl
 
-from .views import BenchmarkStats, Drawdown, HistoryWarning, Performance
+from .series import PERIODS_PER_YEAR, SQRT_PERIODS, drawdown_series, growth_index, nav_returns, time_weighted_returns
 
-PERIODS_PER_YEAR = 252
 DAYS_PER_YEAR = 365.25
-_SQRT_PERIODS = math.sqrt(PERIODS_PER_YEAR)
 _MIN_BENCH_VARIANCE = 1.0e-30  # empyrical.beta_aligned: smaller variances are "no variance"
 
 _FIGURES = (
@@ -115,13 +111,7 @@ def _pow(base: float, exponent: float) -> float | None:
         return None
 
 
-def _twr(equity: pl.Expr, flow: pl.Expr) -> pl.Expr:
-    """Time-weighted return ``NAV_t / (NAV_{t-1} + F_t) - 1``; null when the base is <= 0."""
-    base = equity.shift(1) + flow
-    return pl.when(base > 0).then(equity / base - 1.0).otherwise(None).fill_nan(None)
-
-
-def _empty_result(benchmark_symbol: str | None, with_benchmark: bool) -> dict:
+def _empty_result(benchmark_symbol: str | None, with_benchmark: bool) -> dict[str, Any]:
     out: dict[str, Any] = {k: None for k in _FIGURES}
     out["drawdown"] = {"max_drawdown": None, "max_drawdown_duration_days": None, "current_drawdown": None}
     out["monthly_returns"] = {}
@@ -130,7 +120,7 @@ def _empty_result(benchmark_symbol: str | None, with_benchmark: bool) -> dict:
     return out
 
 
-def _empty_benchmark(symbol: str | None) -> dict:
+def _empty_benchmark(symbol: str | None) -> dict[str, Any]:
     return {
         "symbol": symbol, "beta": None, "alpha_annualized": None, "tracking_error_annualized": None,
         "information_ratio": None, "benchmark_total_return": None,
@@ -142,7 +132,7 @@ def compute_performance(
     benchmark: pl.DataFrame | None,
     benchmark_symbol: str | None,
     risk_free_rate: float = 0.0,
-) -> dict:
+) -> dict[str, Any]:
     """Performance figures for one strategy (the ``/performance`` body minus ``strategy_id``).
 
     ``nav``: columns ``date`` (``pl.Date``, strictly increasing, unique), ``total_equity``
@@ -203,7 +193,7 @@ def _history_warnings(nav: pl.DataFrame) -> list[dict[str, str]]:
     return out
 
 
-def _null_return_figures(result: dict) -> None:
+def _null_return_figures(result: dict[str, Any]) -> None:
     for key in ("total_return", "cagr", "volatility_annualized", "downside_volatility_annualized",
                 "sharpe_ratio", "sortino_ratio", "calmar_ratio"):
         result[key] = None
@@ -215,7 +205,7 @@ def _null_return_figures(result: dict) -> None:
 
 
 def _compute(nav: pl.DataFrame, benchmark: pl.DataFrame | None, benchmark_symbol: str | None,
-             risk_free_rate: float) -> dict:
+             risk_free_rate: float) -> dict[str, Any]:
     with_benchmark = benchmark is not None
     for frame, name in ((nav, "nav"), (benchmark, "benchmark")):
         if frame is not None and frame.schema.get("date") != pl.Date:
@@ -225,7 +215,7 @@ def _compute(nav: pl.DataFrame, benchmark: pl.DataFrame | None, benchmark_symbol
 
     rf_d = risk_free_rate / PERIODS_PER_YEAR
     queries = [_series_query(nav, rf_d), _monthly_query(nav)]
-    if with_benchmark:
+    if benchmark is not None:
         queries.append(_benchmark_query(nav, benchmark, rf_d))
     # The in-memory engine: for a few thousand rows the default (streaming) engine's
     # start-up dominates the run time.
@@ -247,9 +237,9 @@ def _compute(nav: pl.DataFrame, benchmark: pl.DataFrame | None, benchmark_symbol
     if n >= 2:
         # empyrical._zero_dispersion_std: identical values have exactly zero deviation
         std_r = 0.0 if s["min_r"] == s["max_r"] else s["std_r"]
-        volatility = _finite(std_r * _SQRT_PERIODS)
+        volatility = _finite(std_r * SQRT_PERIODS)
         std_ex = std_r if "std_ex" not in s else 0.0 if s["min_ex"] == s["max_ex"] else s["std_ex"]
-        sharpe = _div(s["mean_ex"] * _SQRT_PERIODS, std_ex)
+        sharpe = _div(s["mean_ex"] * SQRT_PERIODS, std_ex)
         sortino = _div(s["mean_ex"] * PERIODS_PER_YEAR, s["downside"])
     downside = _finite(s["downside"]) if n >= 1 else None
 
@@ -290,13 +280,6 @@ def _compute(nav: pl.DataFrame, benchmark: pl.DataFrame | None, benchmark_symbol
     }
 
 
-def _nav_returns(nav: pl.DataFrame) -> pl.LazyFrame:
-    return nav.lazy().select(
-        pl.col("date"),
-        _twr(pl.col("total_equity"), pl.col("external_flow").fill_null(0.0)).alias("r"),
-    )
-
-
 def _series_query(nav: pl.DataFrame, rf_d: float) -> pl.LazyFrame:
     """One-row frame: return-series moments and drawdown figures."""
     r, w, dd = pl.col("r"), pl.col("w"), pl.col("dd")
@@ -310,10 +293,9 @@ def _series_query(nav: pl.DataFrame, rf_d: float) -> pl.LazyFrame:
         [] if rf_d == 0 else [ex.std(ddof=1).alias("std_ex"), ex.min().alias("min_ex"), ex.max().alias("max_ex")]
     )
     return (
-        _nav_returns(nav)
-        # cumulative time-weighted index, 1.0 at inception; an undefined return keeps it flat
-        .with_columns(w=(1.0 + r).fill_null(1.0).cum_prod())
-        .with_columns(dd=(w - w.cum_max()) / w.cum_max())  # as empyrical.drawdown_series
+        nav_returns(nav)
+        .with_columns(w=growth_index(r))  # an undefined return keeps it flat
+        .with_columns(dd=drawdown_series(w))  # as empyrical's
         .select(
             n=r.count(),
             growth=w.last(),
@@ -322,7 +304,7 @@ def _series_query(nav: pl.DataFrame, rf_d: float) -> pl.LazyFrame:
             std_r=r.std(ddof=1),
             min_r=r.min(),
             max_r=r.max(),
-            downside=(ex.clip(upper_bound=0.0) ** 2).mean().sqrt() * _SQRT_PERIODS,
+            downside=(ex.clip(upper_bound=0.0) ** 2).mean().sqrt() * SQRT_PERIODS,
             max_dd=dd.min(),
             cur_dd=dd.last(),
             # a spell under water runs from the last high before it to the first day back at
@@ -334,7 +316,7 @@ def _series_query(nav: pl.DataFrame, rf_d: float) -> pl.LazyFrame:
 
 def _monthly_query(nav: pl.DataFrame) -> pl.LazyFrame:
     """Growth factor ``prod(1 + r)`` of each calendar month present, in date order."""
-    return _nav_returns(nav).group_by(pl.col("date").dt.month_start(), maintain_order=True).agg(
+    return nav_returns(nav).group_by(pl.col("date").dt.month_start(), maintain_order=True).agg(
         (1.0 + pl.col("r")).product()
     )
 
@@ -359,7 +341,7 @@ def _benchmark_query(nav: pl.DataFrame, benchmark: pl.DataFrame, rf_d: float) ->
         .filter(common)
         .select(
             close,
-            r=_twr(pl.col("total_equity"), pl.col("_flow")),
+            r=time_weighted_returns(pl.col("total_equity"), pl.col("_flow")),
             b=pl.when(close.shift(1) > 0).then(close / close.shift(1) - 1.0).otherwise(None).fill_nan(None),
         )
         .with_columns(pair=pl.col("r").is_not_null() & pl.col("b").is_not_null())
@@ -382,7 +364,7 @@ def _benchmark_query(nav: pl.DataFrame, benchmark: pl.DataFrame, rf_d: float) ->
     )
 
 
-def _benchmark_figures(s: dict, symbol: str | None) -> dict:
+def _benchmark_figures(s: dict[str, Any], symbol: str | None) -> dict[str, Any]:
     out = _empty_benchmark(symbol)
     if s["first_close"] is not None and s["first_close"] > 0:
         out["benchmark_total_return"] = _finite(s["last_close"] / s["first_close"] - 1.0)
@@ -394,7 +376,7 @@ def _benchmark_figures(s: dict, symbol: str | None) -> dict:
         if beta is not None and s["alpha_mean"] is not None:
             out["alpha_annualized"] = _pow_minus_one(1.0 + s["alpha_mean"], PERIODS_PER_YEAR)
     te_daily = 0.0 if s["active_min"] == s["active_max"] else s["active_std"]
-    te = _finite(te_daily * _SQRT_PERIODS)
+    te = _finite(te_daily * SQRT_PERIODS)
     out["tracking_error_annualized"] = te
     out["information_ratio"] = _div(s["active_mean"] * PERIODS_PER_YEAR, te)
     return out
