@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -68,7 +68,7 @@ def make_orders(closes: dict[str, dict[date, Decimal]], n: int, rng: random.Rand
     orders = []
     for d_index, count in sorted(per_day.items()):
         day = days[d_index]
-        start = datetime.combine(day, datetime.min.time(), timezone.utc) + SESSION_OPEN
+        start = datetime.combine(day, datetime.min.time(), UTC) + SESSION_OPEN
         for j in range(count):
             symbol = rng.choice(SYMBOLS)
             when = start + timedelta(seconds=SESSION_SECONDS * j / count)

@@ -18,18 +18,18 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from botranks_domain.bars import Bar  # noqa: E402
 from botranks_domain.ledger import fold  # noqa: E402
 from botranks_domain.model import CashEvent, CashRecorded, Order, OrderRecorded  # noqa: E402
 from botranks_domain.nav import LedgerState, PriceBook, derive  # noqa: E402
 from devtools.stack import create_database, drop_database, sql  # noqa: E402
-from botranks_domain.bars import Bar  # noqa: E402
 from libs.infra.db import Database  # noqa: E402
 from libs.infra.logs import configure_logging  # noqa: E402
 from services.projector.projection import apply_price_updates, project  # noqa: E402
@@ -61,11 +61,11 @@ def daily_bot(sid, closes, rng) -> list:
     """One small trade a trading day over the whole data set."""
     days = [d for d, _ in closes["SPY"]]
     by_symbol = {s: dict(closes[s]) for s in SYMBOLS}
-    events = [deposit(sid, 1_000_000, datetime.combine(days[0], datetime.min.time(), timezone.utc))]
+    events = [deposit(sid, 1_000_000, datetime.combine(days[0], datetime.min.time(), UTC))]
     for i, d in enumerate(days):
         s = rng.choice(SYMBOLS)
         if d in by_symbol[s]:
-            when = datetime.combine(d, datetime.min.time(), timezone.utc) + timedelta(hours=20)
+            when = datetime.combine(d, datetime.min.time(), UTC) + timedelta(hours=20)
             events.append(order(sid, s, "buy" if rng.random() < 0.6 else "sell", rng.randint(1, 20),
                                 by_symbol[s][d], when, i))
     return events
@@ -109,7 +109,7 @@ def new_strategy(db: Database) -> uuid.UUID:
 
 
 def drain(db: Database) -> None:
-    while notifications := db.events.notifications_after(db.ledger.position(), 5000):
+    while notifications := db.events.notifications_after(db.projection.position(), 5000):
         project(db, notifications)
 
 
@@ -121,10 +121,10 @@ def bench_back_dated(db: Database, closes) -> None:
     timings = []
     by_day = dict(closes["AAPL"])
     for k, d in enumerate([date(2017, 6, 1), date(2017, 3, 1), date(2017, 9, 5), date(2018, 1, 3), date(2017, 4, 3)]):
-        when = datetime.combine(d, datetime.min.time(), timezone.utc) + timedelta(hours=15)
+        when = datetime.combine(d, datetime.min.time(), UTC) + timedelta(hours=15)
         e = order(sid, "AAPL", "buy", 5, by_day[d], when, f"late{k}")
         db.events.append([(e.order.id, e)])
-        notifications = db.events.notifications_after(db.ledger.position(), 10)
+        notifications = db.events.notifications_after(db.projection.position(), 10)
         t = time.perf_counter()
         project(db, notifications)  # re-derive from that date and commit
         timings.append(time.perf_counter() - t)
@@ -137,7 +137,7 @@ def bench_late_price(db: Database, closes, n: int = 1000) -> None:
     batch = []
     for i in range(n):
         sid = new_strategy(db)
-        start = datetime(2022, 3, 1, 15, tzinfo=timezone.utc)
+        start = datetime(2022, 3, 1, 15, tzinfo=UTC)
         batch += [(uuid.uuid4(), deposit(sid, 100_000, start)),
                   (uuid.uuid4(), order(sid, "XOM", "buy", 100, D(80), start + timedelta(hours=1), f"x{i}"))]
         batch[-2] = (batch[-2][1].cash.id, batch[-2][1])

@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -45,8 +45,8 @@ import psycopg  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 
 from bench.common import vm_hwm_mb  # noqa: E402
-from devtools.stack import code_version, create_database, drop_database, sql  # noqa: E402
 from botranks_domain.model import CashEvent, CashRecorded, Order, OrderRecorded  # noqa: E402
+from devtools.stack import code_version, create_database, drop_database, sql  # noqa: E402
 from libs.infra.db import Database  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "prices-2017-2022.csv"
@@ -85,7 +85,7 @@ def append_history(db: Database, strategies: list, closes: dict[str, dict[date, 
     over the strategies, each at the day's close), appended in time order; returns events written."""
     rng = random.Random(seed)
     days = [d for d in sorted(closes[BENCHMARK]) if first_day is None or d >= first_day]
-    opened = datetime.combine(days[0] - timedelta(days=1), datetime.min.time(), timezone.utc) + timedelta(hours=12)
+    opened = datetime.combine(days[0] - timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=12)
     batch: list = []
     written = 0
 
@@ -109,7 +109,7 @@ def append_history(db: Database, strategies: list, closes: dict[str, dict[date, 
         count = (d_index + 1) * n_orders // len(days) - d_index * n_orders // len(days)
         if not count:
             continue
-        start = datetime.combine(day, datetime.min.time(), timezone.utc) + SESSION_OPEN
+        start = datetime.combine(day, datetime.min.time(), UTC) + SESSION_OPEN
         priced = [s for s in symbols if day in closes[s]]
         for j in range(count):
             when = start + timedelta(seconds=SESSION_SECONDS * j / count)

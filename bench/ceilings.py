@@ -29,7 +29,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -62,7 +62,7 @@ class Ceilings:
 
 def order_state() -> tuple[str, bytes]:
     """The topic and stored bytes of a realistic order event."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     order = Order(id=uuid.uuid4(), strategy_id=uuid.uuid4(), symbol="AAPL", side="buy", quantity=Decimal(5),
                   price=Decimal("123.45"), fees=Decimal("0.5"), order_type="market", status="filled",
                   executed_at=now, created_at=now, external_order_id="b12-345", details=None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -41,7 +41,7 @@ def _auth(key: str) -> dict[str, str]:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def order(n: int, executed_at: float, tag: str) -> dict[str, Any]:
@@ -208,5 +208,5 @@ def reads_open(query_base: str, paths: list[tuple[str, str]], rate: float, secon
 
 def first_ts_of(day: str) -> float:
     """Epoch seconds of 00:00 UTC of ``day`` (YYYY-MM-DD)."""
-    return datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()
 

@@ -37,8 +37,22 @@ from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 
 from bench import bench_pages, bench_rebuild, load  # noqa: E402
 from bench.ceilings import Ceilings, measure  # noqa: E402
-from bench.common import (ROOT, CpuMeter, CpuUse, LoadPool, PgActivity, busy_share, descendants,  # noqa: E402
-                          fresh_database, machine, percentile_ms, pids_named, postgres_pids, servers, vm_hwm_mb)
+from bench.common import (  # noqa: E402
+    ROOT,
+    CpuMeter,
+    CpuUse,
+    LoadPool,
+    PgActivity,
+    busy_share,
+    descendants,
+    fresh_database,
+    machine,
+    percentile_ms,
+    pids_named,
+    postgres_pids,
+    servers,
+    vm_hwm_mb,
+)
 from devtools.stack import Stack, sql, wait_until  # noqa: E402
 from libs.infra.db import Database  # noqa: E402
 from tools.processes import wait_for_port  # noqa: E402
@@ -601,10 +615,10 @@ def print_table(report: Report) -> None:
     headers = ["figure", "measured", "target", "met?", "ratio to ceiling"]
     cells = [[c.replace("**", "") for c in r.cells()] for r in report.rows]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
-    print("\n" + "  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("\n" + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def main() -> None:

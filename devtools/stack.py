@@ -8,10 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import psycopg
@@ -129,7 +129,7 @@ class Stack:
 
     def wait_projected(self, timeout: float = 30.0) -> None:
         target = self.event_count()
-        wait_until(lambda: self.db.ledger.position() >= target, timeout, f"projection to reach {target}")
+        wait_until(lambda: self.db.projection.position() >= target, timeout, f"projection to reach {target}")
 
 
 @contextmanager
@@ -214,7 +214,7 @@ class BotranksUp:
         except httpx.HTTPError:
             return False
 
-    def __enter__(self) -> "BotranksUp":
+    def __enter__(self) -> BotranksUp:
         self.process = subprocess.Popen([sys.executable, "-m", "tools.cli", "up", "--port", str(self.port)],
                                         cwd=ROOT, env=self.env, stdout=open(self.log, "wb"),
                                         stderr=subprocess.STDOUT)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from botranks_client import Client
@@ -37,7 +37,7 @@ CENT = Decimal("0.01")
 
 def demo_closes(symbol: str) -> list[tuple[date, Decimal]]:
     """The demo market's daily closes of ``symbol`` up to yesterday (UTC)."""
-    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
     return [(b.date, b.close) for b in synthetic_bars(DEMO_START, yesterday) if b.symbol == symbol]
 
 
@@ -62,7 +62,7 @@ def decide(closes: list[tuple[date, Decimal]], start: date, fast: int, slow: int
         cash += (-quantity if side == "buy" else quantity) * close - fees
         shares += quantity if side == "buy" else -quantity
         orders.append({"symbol": symbol, "side": side, "quantity": quantity, "price": close, "fees": fees,
-                       "executed_at": datetime.combine(day, time(21, 0), timezone.utc),
+                       "executed_at": datetime.combine(day, time(21, 0), UTC),
                        "external_order_id": f"sma-{symbol}-{day}-{side}"})
     return orders
 
@@ -87,7 +87,7 @@ def main() -> int:
     first_day = next(day for day, _ in closes if day >= args.start)
 
     with Client(url, key, strategy, outbox=args.outbox) as client:
-        client.record_cash("deposit", DEPOSIT, occurred_at=datetime.combine(first_day, time(13, 0), timezone.utc),
+        client.record_cash("deposit", DEPOSIT, occurred_at=datetime.combine(first_day, time(13, 0), UTC),
                            external_id=f"sma-{args.symbol}-deposit")
         if orders:
             client.submit_orders(orders)

@@ -12,14 +12,15 @@ with an offset, Python 3.11's lock timeouts (``sem_clockwait``) hang under it, o
 """
 
 import os
+from datetime import UTC
 
 _shift = os.environ.get("TEST_CLOCK_SHIFT_S", "").strip()
 if _shift:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     import time_machine
 
     seconds = float(_shift)
     if seconds < 0:
         raise SystemExit("TEST_CLOCK_SHIFT_S must be >= 0 (PostgreSQL's clock is not shifted)")
-    time_machine.travel(datetime.now(timezone.utc) + timedelta(seconds=seconds), tick=True).start()
+    time_machine.travel(datetime.now(UTC) + timedelta(seconds=seconds), tick=True).start()

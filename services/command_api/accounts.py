@@ -9,7 +9,7 @@ process and sign-ins queue (holding no worker thread) instead of taking every co
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from anyio import CapacityLimiter, to_thread
@@ -69,7 +69,7 @@ async def login(identity: Identity, creds: Credentials, settings: Settings, clie
     if not ok or row is None:
         raise NotSignedIn("Invalid email or password")
     token = new_secret()
-    expires_at = datetime.now(timezone.utc) + timedelta(seconds=settings.session_ttl_s)
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.session_ttl_s)
     await to_thread.run_sync(identity.open_session, row["id"], token, expires_at, per_email, hit)
     return token, User(row["id"], row["email"], row["created_at"]), expires_at
 

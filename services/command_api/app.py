@@ -20,7 +20,7 @@ from .routes import LedgerCommands
 
 
 async def _start(app: Litestar, db: Database, settings: Settings):
-    waiter = ProjectionWaiter(db.ledger, settings.database_url, settings.read_your_writes_timeout)
+    waiter = ProjectionWaiter(db.projection, settings.database_url, settings.read_your_writes_timeout)
     waiter.start()
     app.state.waiter = waiter
     app.state.events = GroupCommit(db.events)  # concurrent requests' appends share one lock and one commit

@@ -8,13 +8,14 @@ and the price cache in production, in-memory fakes in the unit tests), and raise
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, timezone
-from typing import Protocol
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 from uuid import UUID
 
+from botranks_domain.errors import NoMarketData, RuleBroken
 from botranks_domain.model import (
     CashEvent,
     CashIn,
@@ -33,7 +34,6 @@ from botranks_domain.model import (
     order_aggregate_id,
     order_of,
 )
-from botranks_domain.errors import NoMarketData, RuleBroken
 from libs.infra.store import IntegrityError
 
 MAX_FUTURE = timedelta(minutes=5)
@@ -41,7 +41,7 @@ APPEND_ATTEMPTS = 5
 
 
 def _iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class EventLog(Protocol):
@@ -112,7 +112,7 @@ class IngestedOrders:
 
 def record_orders(log: EventLog, prices: CloseLookup, strategy_id: UUID, batch: OrdersBatchIn) -> IngestedOrders:
     """Store a batch of orders: accepted and duplicates, in request order. All-or-nothing on errors."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for i, o in enumerate(batch.orders):
         o.symbol = normalize_symbol(o.symbol, f"orders[{i}].symbol")
         if o.executed_at is None:
@@ -156,7 +156,7 @@ def record_orders(log: EventLog, prices: CloseLookup, strategy_id: UUID, batch: 
 
 def record_cash(log: EventLog, strategy_id: UUID, cash: CashIn) -> tuple[str, CashEvent, list[int]]:
     """Store one cash event; returns ("created" | "duplicate", event, notification ids)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     occurred_at = cash.occurred_at or now
     _not_future(occurred_at, now, "occurred_at")
     related = normalize_symbol(cash.related_symbol, "related_symbol") if cash.related_symbol else None
@@ -174,7 +174,7 @@ def record_cash(log: EventLog, strategy_id: UUID, cash: CashIn) -> tuple[str, Ca
 
 def record_snapshot(log: EventLog, strategy_id: UUID, snapshot: SnapshotIn) -> tuple[PositionsSnapshot, list[int]]:
     """Store a positions snapshot event (the projector applies it at ``taken_at``)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     taken_at = snapshot.taken_at or now
     _not_future(taken_at, now, "taken_at")
     positions: dict[str, SnapshotPosition] = {}

@@ -18,7 +18,7 @@ Not signed in: GET pages redirect (303) to ``/account/login``; POSTs are 401.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -143,7 +143,7 @@ def _session_cookie(request: Request, token: str, ttl: int) -> Cookie:
 def _open_session(identity: Identity, settings: Settings, user_id: UUID, email: str) -> str:
     """A session for an account that was just created (its password was just set: no second hash)."""
     token = new_secret()
-    expires_at = datetime.now(timezone.utc) + timedelta(seconds=settings.session_ttl_s)
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.session_ttl_s)
     identity.open_session(user_id, token, expires_at,
                           email_throttle(email, settings.login_failures_per_window, settings.login_failure_window_s),
                           None)

@@ -17,8 +17,8 @@ from litestar.params import Parameter
 from botranks_domain.errors import BadParameter
 from botranks_domain.model import CashEvent, CashIn, Order, OrdersBatchIn, SnapshotIn
 from botranks_domain.views import SnapshotOutcome
-from libs.infra.metrics import INGESTED
 from libs.infra.auth import api_key_guard
+from libs.infra.metrics import INGESTED
 from libs.infra.openapi import KEY_REQUIRED, LEDGER
 from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -64,7 +65,7 @@ class Ops:
             checks["query_api/readyz"] = self.query_url + "/readyz"
         results = await asyncio.gather(*(self._answers(url, (200, 404)) if name.endswith("readyz")
                                          else self._answers(url) for name, url in checks.items()))
-        down += [name for name, ok in zip(checks, results) if not ok and name not in down]
+        down += [name for name, ok in zip(checks, results, strict=True) if not ok and name not in down]
         if not down:
             return 200, b'{"status":"ok"}'
         detail = "Starting or degraded: " + ", ".join(down) + " not up"

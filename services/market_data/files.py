@@ -21,10 +21,9 @@ from typing import Any
 
 import polars as pl
 
+from botranks_domain.bars import Bar, Split
 from botranks_domain.errors import InvalidSymbol
 from botranks_domain.model import normalize_symbol
-
-from botranks_domain.bars import Bar, Split
 
 __all__ = ["read_price_file", "read_split_file", "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "ADJUSTED_COLUMN",
            "SPLIT_COLUMNS"]

@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TypeVar
 from urllib.parse import quote
@@ -26,9 +26,8 @@ import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from botranks_client import parse_retry_after
-from botranks_domain.model import normalize_symbol
-
 from botranks_domain.bars import Bar, Split
+from botranks_domain.model import normalize_symbol
 
 __all__ = ["PolygonClient", "PolygonError", "from_polygon_ticker", "to_polygon_ticker"]
 
@@ -173,7 +172,7 @@ class PolygonClient:
         by_date: dict[date, Bar] = {}
         for body in self._pages(url, _AggsResponse, what=f"{symbol} {start}..{end}"):
             for agg in body.results or ():
-                day = datetime.fromtimestamp(agg.t / 1000, tz=timezone.utc).date()
+                day = datetime.fromtimestamp(agg.t / 1000, tz=UTC).date()
                 if not start <= day <= end:
                     continue
                 try:

@@ -15,7 +15,7 @@ at the start of its ex-date (DESIGN "Prices and splits").
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -23,8 +23,8 @@ import structlog
 from libs.infra.db import Database
 
 from .files import read_price_file, read_split_file
-from .synthetic import DEMO_PREFIX
 from .polygon import PolygonClient, PolygonError
+from .synthetic import DEMO_PREFIX
 
 log = structlog.get_logger(component="market_data")
 
@@ -86,7 +86,7 @@ def years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 class MarketDataDaemon:
-    def __init__(self, db: Database, client: PolygonClient, today=lambda: datetime.now(timezone.utc).date()):
+    def __init__(self, db: Database, client: PolygonClient, today=lambda: datetime.now(UTC).date()):
         self.db, self.client, self.today = db, client, today
 
     def wanted(self) -> tuple[list[str], list[str]]:
@@ -96,7 +96,7 @@ class MarketDataDaemon:
             held[benchmark] = True
         symbols = sorted(s for s in held if not s.startswith(DEMO_PREFIX))  # invented: nothing to fetch
         status = self.db.prices.fetch_status(symbols)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         new = [s for s in symbols if status.get(s, (None, None))[0] is None]
         due = [s for s in symbols if status.get(s, (None, None))[0] is not None and held[s]
                and (status[s][1] is None or now - status[s][1] >= REFRESH_EVERY)]

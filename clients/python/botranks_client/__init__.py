@@ -7,15 +7,38 @@
 """
 
 from botranks_domain.model import CashEvent, CashIn, Order, OrderIn, PositionIn, SnapshotIn
-from botranks_domain.views import (CashPage, CorporateActions, NavSeries, OrdersPage, Performance,
-                                   ReconciliationEntry, ReconciliationPage, SnapshotOutcome, StateView)
+from botranks_domain.views import (
+                                   CashPage,
+                                   CorporateActions,
+                                   NavSeries,
+                                   OrdersPage,
+                                   Performance,
+                                   ReconciliationEntry,
+                                   ReconciliationPage,
+                                   SnapshotOutcome,
+                                   StateView,
+)
 
 from ._core import MAX_BATCH, CashResult, DeadLetter, Enqueued, SubmitResult, parse_retry_after
 from .aio import AsyncClient
 from .client import USER_AGENT, Client, __version__
-from .errors import (ApiError, BadRequest, BotRanksError, Conflict, Forbidden, InvalidInput, InvalidOrder, NotFound,
-                     OutboxTimeout, RateLimited, ServerError, TransportError, Unauthorized, UnexpectedResponse,
-                     Unprocessable)
+from .errors import (
+                                   ApiError,
+                                   BadRequest,
+                                   BotRanksError,
+                                   Conflict,
+                                   Forbidden,
+                                   InvalidInput,
+                                   InvalidOrder,
+                                   NotFound,
+                                   OutboxTimeout,
+                                   RateLimited,
+                                   ServerError,
+                                   TransportError,
+                                   Unauthorized,
+                                   UnexpectedResponse,
+                                   Unprocessable,
+)
 
 __all__ = [
     "Client", "AsyncClient", "MAX_BATCH", "SubmitResult", "CashResult", "Enqueued", "DeadLetter",

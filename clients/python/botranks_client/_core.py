@@ -9,7 +9,7 @@ import logging
 import random
 import time
 from collections.abc import Iterable, Mapping, MutableMapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
@@ -17,8 +17,17 @@ from uuid import UUID
 import msgspec
 
 from botranks_domain.errors import InvalidSymbol
-from botranks_domain.model import (MAX_BATCH, CashEvent, CashIn, Order, OrderIn, PositionIn, SnapshotIn,
-                                   convert_input, normalize_symbol)
+from botranks_domain.model import (
+    MAX_BATCH,
+    CashEvent,
+    CashIn,
+    Order,
+    OrderIn,
+    PositionIn,
+    SnapshotIn,
+    convert_input,
+    normalize_symbol,
+)
 
 from .errors import InvalidInput, InvalidOrder
 
@@ -103,7 +112,7 @@ class DeadLetter(msgspec.Struct, kw_only=True):
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def derive_id(strategy_id: UUID, kind: str, index: int | None, item: msgspec.Struct) -> str:
@@ -297,7 +306,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         except (TypeError, ValueError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - (time.time() if now is None else now)
     if seconds != seconds:  # NaN
         return None

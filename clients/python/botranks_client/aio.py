@@ -14,13 +14,31 @@ from uuid import UUID
 import httpx
 
 from botranks_domain.model import CashEvent, Order, OrderIn, PositionIn
-from botranks_domain.views import (CashPage, CorporateActions, NavSeries, OrdersPage, Performance,
-                                   ReconciliationEntry, ReconciliationPage, SnapshotOutcome, StateView)
+from botranks_domain.views import (
+    CashPage,
+    CorporateActions,
+    NavSeries,
+    OrdersPage,
+    Performance,
+    ReconciliationEntry,
+    ReconciliationPage,
+    SnapshotOutcome,
+    StateView,
+)
 
 from . import _core
 from ._core import CashResult, DeadLetter, Enqueued, Pacer, SubmitResult, log
-from .client import (CASH_RETRY_MEMORY, READYZ_POLL_S, RETRY_TRANSPORT, USER_AGENT, WRITE_PATHS, _Session, decode,
-                     projector_lag, readyz_url)
+from .client import (
+    CASH_RETRY_MEMORY,
+    READYZ_POLL_S,
+    RETRY_TRANSPORT,
+    USER_AGENT,
+    WRITE_PATHS,
+    _Session,
+    decode,
+    projector_lag,
+    readyz_url,
+)
 from .errors import BotRanksError, ServerError, TransportError, api_error
 from .outbox import Outbox
 
@@ -112,7 +130,7 @@ class AsyncClient:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -14,11 +14,20 @@ import httpx
 import msgspec
 
 from botranks_domain.model import CashEvent, Order, OrderIn, PositionIn
-from botranks_domain.views import (CashPage, CorporateActions, NavSeries, OrdersPage, Performance,
-                                   ReconciliationEntry, ReconciliationPage, SnapshotOutcome, StateView)
+from botranks_domain.views import (
+    CashPage,
+    CorporateActions,
+    NavSeries,
+    OrdersPage,
+    Performance,
+    ReconciliationEntry,
+    ReconciliationPage,
+    SnapshotOutcome,
+    StateView,
+)
 
 from . import _core
-from ._core import (CashResult, DeadLetter, Enqueued, Pacer, SubmitResult, log)
+from ._core import CashResult, DeadLetter, Enqueued, Pacer, SubmitResult, log
 from .errors import BotRanksError, ServerError, TransportError, UnexpectedResponse, api_error
 from .outbox import Outbox
 
@@ -150,7 +159,7 @@ class Client:
 
     # ------------------------------------------------------------ lifecycle
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:

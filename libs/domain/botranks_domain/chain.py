@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 #: what every line of a download starts with, up to the verbatim event
 EVENT_KEY = b'"event":'
@@ -55,7 +55,7 @@ def extend(head: Link | None, events: Iterable[tuple[int, datetime, bytes]]) -> 
     """The links that ``events`` (notification id, arrival time, stored JSON), in arrival order, add after ``head``."""
     links: list[Link] = []
     for notification_id, created_at, event_json in events:
-        day = created_at.astimezone(timezone.utc).date()
+        day = created_at.astimezone(UTC).date()
         if head is not None and head.day > day:
             day = head.day  # an arrival clock that went backwards never re-opens a published day
         head = Link((head.seq if head else 0) + 1, notification_id,

@@ -9,11 +9,11 @@ A snapshot replaces the position set and leaves cash alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import singledispatch
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
-from typing import Iterable
+from functools import singledispatch
 
 from .model import (
     EFFECTIVE_STATUSES,
@@ -98,7 +98,7 @@ class Ledger:
     external_flows: Decimal = ZERO
     last_order_at: datetime | None = None
 
-    def copy(self) -> "Ledger":
+    def copy(self) -> Ledger:
         return Ledger(
             positions={s: Holding(h.quantity, h.cost_basis, h.updated_at) for s, h in self.positions.items()},
             cash=self.cash,
@@ -169,7 +169,7 @@ class Ledger:
             del self.positions[symbol]
             return applied
         held.quantity, held.cost_basis = quantity, basis
-        held.updated_at = datetime.combine(ex_date, time(0), tzinfo=timezone.utc)
+        held.updated_at = datetime.combine(ex_date, time(0), tzinfo=UTC)
         return applied
 
     def apply_cash(self, cash: CashEvent) -> None:

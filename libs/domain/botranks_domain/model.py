@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID, uuid5
@@ -76,13 +76,13 @@ def normalize_symbol(raw: str, where: str) -> str:
     return raw.upper()
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_utc(ts: datetime, name: str = "timestamp") -> datetime:
     """Offsets are converted to UTC; naive timestamps are read as UTC; nothing before 1970."""
     try:
-        ts = ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+        ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
     except OverflowError:
         raise ValueError(f"`{name}` is out of range") from None
     if ts < EPOCH:
@@ -140,7 +140,7 @@ def _read(obj: Any, plan: Any, path: tuple[str | int, ...]) -> Any:
         if not isinstance(obj, list):
             return obj
         items = [_read(item, plan[1], (*path, i)) for i, item in enumerate(obj)]
-        return obj if all(a is b for a, b in zip(items, obj)) else items
+        return obj if all(a is b for a, b in zip(items, obj, strict=True)) else items
     if not isinstance(obj, dict):
         return obj
     out = obj

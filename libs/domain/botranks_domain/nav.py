@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
-from typing import Iterable
 
 import msgspec
 
 from .bars import Split
 from .ledger import LEDGER_CONTEXT, ZERO, Delta, Holding, Ledger, SplitApplied
 from .model import LedgerEvent, PositionsSnapshotted
-
 
 CHECKPOINT_EVERY = timedelta(days=28)
 
@@ -123,7 +122,7 @@ class LedgerState(msgspec.Struct, kw_only=True):
 
     @classmethod
     def of(cls, ledger: Ledger, pending_flow: Decimal, pending_dq: dict[str, Decimal],
-           as_of: date | None) -> "LedgerState":
+           as_of: date | None) -> LedgerState:
         return cls(
             positions=[_HoldingState(s, h.quantity, h.cost_basis, h.updated_at) for s, h in ledger.positions.items()],
             cash=ledger.cash, realized_pnl=ledger.realized_pnl, external_flows=ledger.external_flows,
@@ -131,7 +130,7 @@ class LedgerState(msgspec.Struct, kw_only=True):
             pending_dq={s: q for s, q in pending_dq.items() if q}, as_of=as_of,
         )
 
-    def dated(self, day: date | None) -> "LedgerState":
+    def dated(self, day: date | None) -> LedgerState:
         """This state, with ``as_of`` set to ``day`` when it has none (read models written before
         splits existed: their states are in the units of the day they were taken)."""
         if self.as_of is None:

@@ -297,9 +297,9 @@ def _series_query(nav: pl.DataFrame, rf_d: float) -> pl.LazyFrame:
         .with_columns(w=growth_index(r))  # an undefined return keeps it flat
         .with_columns(dd=drawdown_series(w))  # as empyrical's
         .select(
+            *excess_dispersion,
             n=r.count(),
             growth=w.last(),
-            *excess_dispersion,
             mean_ex=ex.mean(),
             std_r=r.std(ddof=1),
             min_r=r.min(),

@@ -11,6 +11,7 @@ from .importer import DEFAULT_PARALLEL, cmd_orders_import
 from .reads import cmd_nav, cmd_performance, cmd_state
 from .rows import FIELDS
 
+
 def _rate(text: str) -> Decimal:
     try:
         return Decimal(text)

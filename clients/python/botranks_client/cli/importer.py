@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import msgspec
@@ -131,7 +131,7 @@ def import_orders(stream: IO[bytes], options: ImportOptions, client: Any, summar
     started = time.perf_counter()
     ids = RowIds()
     batch: list[tuple[int, OrderIn]] = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     inflight: deque[tuple[Future[BatchOutcome], int, int]] = deque()  # (batch, rows and bytes read by its end)
 
     def settle(keep: int) -> None:
@@ -169,8 +169,14 @@ def import_orders(stream: IO[bytes], options: ImportOptions, client: Any, summar
 
 def _progress_bar(total: int | None):
     from rich.console import Console
-    from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     bar = Progress(TextColumn("[bold]importing"), BarColumn(), TaskProgressColumn(),
                    TextColumn("{task.fields[rows]:,} rows · {task.fields[rate]:,.0f} rows/s"),

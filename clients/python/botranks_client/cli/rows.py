@@ -8,7 +8,7 @@ import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -37,7 +37,7 @@ class ImportOptions:
     #: lower-cased file value -> "buy" | "sell"
     sides: dict[str, str] = field(default_factory=lambda: {"buy": "buy", "sell": "sell"})
     time_format: str | None = None
-    tz: timezone | ZoneInfo = timezone.utc
+    tz: timezone | ZoneInfo = UTC
     delimiter: str = ","
     #: lines before the CSV header (a broker's preamble)
     skip_lines: int = 0
@@ -76,7 +76,7 @@ def import_options(args: argparse.Namespace) -> ImportOptions:
             raise CliError(f"--side-map {value}={side}: the side must be buy or sell")
         sides[value.lower()] = side.lower()
     try:
-        tz = timezone.utc if args.tz.upper() == "UTC" else ZoneInfo(args.tz)
+        tz = UTC if args.tz.upper() == "UTC" else ZoneInfo(args.tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise CliError(f"--tz: unknown time zone {args.tz!r} (an IANA name, e.g. America/New_York)") from None
     delimiter = "\t" if args.delimiter in ("\\t", "tab") else args.delimiter
@@ -225,6 +225,6 @@ def to_order(row: dict[str, str | None], external_id: str, options: ImportOption
         order = msgspec.convert(fields, OrderIn)
     except msgspec.ValidationError as exc:
         raise RowError(str(exc)) from None
-    if order.executed_at is not None and order.executed_at > (now or datetime.now(timezone.utc)) + MAX_FUTURE:
+    if order.executed_at is not None and order.executed_at > (now or datetime.now(UTC)) + MAX_FUTURE:
         raise RowError(f"executed_at: {order.executed_at.isoformat()} is in the future")
     return order
