@@ -26,7 +26,7 @@ How the data is built, fast and WITHOUT HTTP (no event is replayed; the bench me
 - ``strategies``: psycopg ``COPY`` straight into the table. ``Identity`` (its owner) has no bulk
   path (``create_strategy`` is one transaction per strategy).
 - ``rm_nav_daily``, ``rm_ledger``, ``rm_chain_days`` (the read models the pages read):
-  psycopg ``COPY`` straight into the tables. ``LedgerView`` (their owner) has no bulk path: only
+  psycopg ``COPY`` straight into the tables. ``libs/infra/readmodel`` (their owner) has no bulk path: only
   the projector writes them, event by event. Each strategy's NAV is a seeded geometric random
   walk over weekdays (its own drift and volatility), one 100,000 deposit on its first day; one
   chain link per weekday.
@@ -54,7 +54,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -67,8 +67,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.common import HttpClient, checked, in_processes, open_loop, percentile_ms, run_async  # noqa: E402
-from devtools.stack import create_database, drop_database, wait_until  # noqa: E402
 from botranks_domain.bars import Bar  # noqa: E402
+from devtools.stack import create_database, drop_database, wait_until  # noqa: E402
 from libs.infra.db import Database  # noqa: E402
 from tools.processes import free_port, wait_for_port  # noqa: E402
 
@@ -112,21 +112,21 @@ def _figures(equity: np.ndarray, days: list[date]) -> dict[str, np.ndarray]:
 
 def build(database_url: str, db: Database, strategies: int, years: float, leaderboard: str) -> dict[str, float]:
     rng = np.random.default_rng(11)
-    end = datetime.now(timezone.utc).date() - timedelta(days=1)
+    end = datetime.now(UTC).date() - timedelta(days=1)
     days = weekdays(end, years)
     n_days = len(days)
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
     spy = 400 * np.exp(np.cumsum(rng.normal(0.0003, 0.01, n_days)))
-    db.prices.write_bars([Bar(symbol=BENCHMARK, date=d, close=Decimal(f"{c:.2f}")) for d, c in zip(days, spy)],
+    db.prices.write_bars([Bar(symbol=BENCHMARK, date=d, close=Decimal(f"{c:.2f}")) for d, c in zip(days, spy, strict=True)],
                          "bench")
     timings["benchmark prices (owner)"] = time.perf_counter() - t
 
     ids = [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(strategies)]
     day_frame = pl.DataFrame({"date": days})
     digests = ["\\x" + rng.bytes(32).hex() for _ in range(4096)]  # what a digest looks like is all that matters
-    created = datetime.combine(days[0], datetime.min.time(), timezone.utc)
+    created = datetime.combine(days[0], datetime.min.time(), UTC)
     copy_nav = copy_rest = 0.0
     board: list[pl.DataFrame] = []
     with psycopg.connect(database_url, autocommit=False) as conn:
@@ -156,7 +156,7 @@ def build(database_url: str, db: Database, strategies: int, years: float, leader
             _copy(conn, "rm_nav_daily", "strategy_id, date, cash, market_value, total_equity, external_flow", nav)
             copy_nav += time.perf_counter() - t
             t = time.perf_counter()
-            last_at = datetime.combine(days[-1], datetime.min.time(), timezone.utc) + timedelta(hours=20)
+            last_at = datetime.combine(days[-1], datetime.min.time(), UTC) + timedelta(hours=20)
             _copy(conn, "rm_ledger", "strategy_id, cash_balance, realized_pnl, external_flows, market_value,"
                   " total_equity, captured_at, last_order_at, last_effective_at, last_notification_id,"
                   " inception_date", pl.DataFrame({
@@ -249,7 +249,7 @@ def page_load(base: str, rate: float, seconds: float, views: list[list[str]], se
         html, *data = views[order[i]]
         t = time.perf_counter()
         out = {"page html": await _get(client, html)}
-        for url, latency in zip(data, await asyncio.gather(*(_get(client, u) for u in data))):
+        for url, latency in zip(data, await asyncio.gather(*(_get(client, u) for u in data)), strict=True):
             out[f"page data {url.split('/')[-1] if url.count('/') > 3 else 'summary'}"] = latency
         out["page view (html + data)"] = time.perf_counter() - t
         return out
@@ -335,7 +335,7 @@ def main() -> None:
         lb = in_processes(leaderboard_load, [(base, args.rate, args.seconds, pages if args.deep_pages else 1, 1)])[0]
         pv = in_processes(page_load, [(base, args.rate, args.seconds, views, 2)])[0]
 
-        n_days = len(weekdays(datetime.now(timezone.utc).date() - timedelta(days=1), args.years))
+        n_days = len(weekdays(datetime.now(UTC).date() - timedelta(days=1), args.years))
         print(f"\n$ {command}")
         print(f"{args.strategies:,} public strategies x {n_days} NAV days ({args.years:g} years of weekdays);"
               f" built in {build_s:.1f} s:")

@@ -1,11 +1,13 @@
 """One BotRanks database and the owners of its tables, sharing one connection pool.
 
 - ``events`` (:class:`EventStore`): the event log, the only truth, and its relay position;
-- ``ledger`` (:class:`LedgerView`): every read model and the projector's tracking position;
+- ``ledger`` (:class:`LedgerReader`): the read models, as the APIs and pages read them;
+- ``projection`` (:class:`ReadModelTracking`): the projector's positions and its write transactions;
 - ``prices`` (:class:`Prices`): the price cache, its outbox and the market-data bookkeeping;
 - ``identity`` (:class:`Identity`): people, sessions, strategies, API keys, rate limits.
 
-Only these four modules run SQL on their tables; ``schema`` holds the DDL of all of them.
+Only these four owners (``readmodel`` is one package) run SQL on their tables; ``schema`` holds
+the DDL of all of them.
 See docs/ARCHITECTURE.md.
 """
 
@@ -19,9 +21,9 @@ import psycopg
 from botranks_domain.partition import partition_of
 
 from .identity import Identity
-from .ledger_view import LedgerView
 from .pg import datastore_for
 from .prices import Prices
+from .readmodel import LedgerReader, ReadModelTracking
 from .schema import migrate
 from .store import EventStore
 
@@ -35,7 +37,8 @@ class Database:
         self.url = url
         self.datastore = datastore_for(url, pool_size=pool_size, max_overflow=max_overflow)
         self.events = EventStore(self.datastore)
-        self.ledger = LedgerView(self.datastore)
+        self.ledger = LedgerReader(self.datastore)
+        self.projection = ReadModelTracking(self.datastore)
         self.prices = Prices(self.datastore)
         self.identity = Identity(self.datastore)
 
@@ -45,7 +48,7 @@ class Database:
             conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
             try:
                 self.events.recorder.create_table()
-                self.ledger.create_table()
+                self.projection.create_table()
                 migrate(conn)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
@@ -64,7 +67,7 @@ class Database:
         if name is not None:
             time.sleep(grace_s)
         # also when the identity is already gone: finishes a delete that was interrupted half-way
-        with self.ledger.writing(partition_of(strategy_id, self.ledger.partitions())) as writer:
+        with self.projection.writing(partition_of(strategy_id, self.projection.partitions())) as writer:
             events = self.events.purge_strategy(writer.cursor, strategy_id)
             rows = writer.forget_strategy(strategy_id)
         if name is None and not events and not rows:

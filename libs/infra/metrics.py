@@ -81,9 +81,9 @@ class StoreCollector(Collector):
         up = GaugeMetricFamily("botranks_store_up", "Whether the database answered this scrape")
         try:
             head = self.db.events.max_notification_id()
-            positions = self.db.ledger.partition_positions()
+            positions = self.db.projection.partition_positions()
             relay = self.db.events.relay_position()
-            rebuild = self.db.ledger.rebuild_progress()
+            rebuild = self.db.projection.rebuild_progress()
         except Exception:  # noqa: BLE001 - a scrape during an outage says so
             up.add_metric([], 0)
             yield up

@@ -6,8 +6,8 @@ write's notification id, or a timeout expires (the response then says so in the
 ``BotRanks-Projected: false`` header — nothing is lost, the projection catches up).
 
 The projectors announce every committed partition position with PostgreSQL ``NOTIFY`` (the
-ledger view's ``positions_projected``); one listener per process wakes the waiters. A waiter
-also asks the ledger view when it starts (and every ``RECHECK_S``), so a notification missed
+projection's ``positions_projected``); one listener per process wakes the waiters. A waiter
+also asks the projection when it starts (and every ``RECHECK_S``), so a notification missed
 while the listener was (re)connecting costs nothing but that read.
 """
 
@@ -20,7 +20,7 @@ from uuid import UUID
 import structlog
 
 from botranks_domain.partition import partition_of
-from libs.infra.ledger_view import LedgerView
+from libs.infra.readmodel import ReadModelTracking
 
 RECONNECT_S = 1.0
 RECHECK_S = 0.5
@@ -31,8 +31,8 @@ log = structlog.get_logger(component="read_your_writes")
 
 
 class ProjectionWaiter:
-    def __init__(self, ledger: LedgerView, database_url: str, timeout: float) -> None:
-        self.ledger = ledger
+    def __init__(self, projection: ReadModelTracking, database_url: str, timeout: float) -> None:
+        self.projection = projection
         self.database_url = database_url
         self.timeout = timeout
         self.positions: dict[int, int] = {}
@@ -51,7 +51,7 @@ class ProjectionWaiter:
 
     async def _partition(self, strategy_id: UUID) -> int:
         if time.monotonic() - self._layout_read > LAYOUT_TTL_S:
-            self._partitions, self._layout_read = await asyncio.to_thread(self.ledger.partitions), time.monotonic()
+            self._partitions, self._layout_read = await asyncio.to_thread(self.projection.partitions), time.monotonic()
         return partition_of(strategy_id, self._partitions)
 
     async def wait_for(self, strategy_id: UUID, notification_id: int) -> bool:
@@ -64,7 +64,7 @@ class ProjectionWaiter:
             async with asyncio.timeout(self.timeout):
                 partition = await self._partition(strategy_id)
                 while notification_id > self.positions.get(partition, 0):
-                    for p, position in (await asyncio.to_thread(self.ledger.partition_positions)).items():
+                    for p, position in (await asyncio.to_thread(self.projection.partition_positions)).items():
                         await self._advance(p, position)
                     try:  # woken by the listener; re-read now and then in case it missed one
                         async with asyncio.timeout(RECHECK_S):
@@ -86,7 +86,7 @@ class ProjectionWaiter:
     async def _listen(self) -> None:
         while True:
             try:
-                async for partition, position in self.ledger.positions_projected(self.database_url):
+                async for partition, position in self.projection.positions_projected(self.database_url):
                     await self._advance(partition, position)
             except asyncio.CancelledError:
                 raise

@@ -122,7 +122,7 @@ class ProjectorDaemon:
         """Take this daemon's share of the partitions (at most every ``BALANCE_EVERY_S``)."""
         if not force and time.monotonic() - self._last_balance < BALANCE_EVERY_S:
             return
-        self.partitions = await asyncio.to_thread(self.db.ledger.partitions)
+        self.partitions = await asyncio.to_thread(self.db.projection.partitions)
         taken, released = await asyncio.to_thread(self.leases.balance, self.partitions)
         self._last_balance = time.monotonic()
         if taken or released:
@@ -142,7 +142,7 @@ class ProjectorDaemon:
         dirty = self._dirty
         self._dirty = set()
         head = await asyncio.to_thread(self.db.events.max_notification_id)
-        positions = await asyncio.to_thread(self.db.ledger.partition_positions)
+        positions = await asyncio.to_thread(self.db.projection.partition_positions)
         behind = {p for p in (owned if full_round else dirty) if positions.get(p, 0) < head}
         todo = behind
         if full_round and behind - dirty:
@@ -163,7 +163,7 @@ class ProjectorDaemon:
         if full_round:  # prices, for every owned partition whose cursor is behind the price outbox
             self._last_round = time.monotonic()
             latest = await asyncio.to_thread(self.db.prices.latest_update)
-            cursors = await asyncio.to_thread(self.db.ledger.partition_cursors)
+            cursors = await asyncio.to_thread(self.db.projection.partition_cursors)
             for partition in sorted(owned):
                 if cursors.get(partition, (0, 0))[0] >= latest:
                     continue
@@ -190,7 +190,7 @@ class ProjectorDaemon:
         may be more to do."""
         scan_all = time.monotonic() - self._last_scan > SCAN_EVERY_S
         latest = await asyncio.to_thread(self.db.identity.latest_strategy_update)
-        cursors = await asyncio.to_thread(self.db.ledger.partition_cursors)
+        cursors = await asyncio.to_thread(self.db.projection.partition_cursors)
         owned = sorted(self.owned)
         todo = [p for p in owned if scan_all or p in self._leaderboard_dirty or cursors.get(p, (0, 0))[1] < latest]
         todo = [p for p in todo if p >= self._board_next] + [p for p in todo if p < self._board_next]  # round robin

@@ -31,7 +31,7 @@ from botranks_domain.performance import compute_performance
 from botranks_domain.series import nav_frame
 from libs.infra.db import Database
 from libs.infra.identity import Identity
-from libs.infra.ledger_view import LedgerWriter
+from libs.infra.readmodel import LedgerWriter
 
 log = structlog.get_logger(component="projector")
 
@@ -112,9 +112,9 @@ def refresh_leaderboard(db: Database, partition: int | None = None, *, scan: boo
     """
     if partition is None:
         return sum(refresh_leaderboard(db, p, scan=scan, limit=limit, budget_s=budget_s)
-                   for p in range(db.ledger.partitions()))
+                   for p in range(db.projection.partitions()))
     started = time.monotonic()
-    with db.ledger.writing(partition) as writer:
+    with db.projection.writing(partition) as writer:
         updates = apply_strategy_updates(writer, limit)
         refreshed = 0
         if scan:

@@ -24,7 +24,7 @@ async def run_daemon(settings: Settings) -> None:
     async def readiness() -> tuple[bool, dict]:
         """The database answers and none of this projector's partitions is more than the bound behind."""
         head = await asyncio.to_thread(db.events.max_notification_id)
-        positions = await asyncio.to_thread(db.ledger.partition_positions)
+        positions = await asyncio.to_thread(db.projection.partition_positions)
         owned = sorted(daemon.owned)
         lag = {str(p): max(0, head - positions.get(p, 0)) for p in owned}
         ready = all(v <= settings.ready_max_lag for v in lag.values())

@@ -27,7 +27,7 @@ from botranks_domain.nav import LedgerState, PriceBook, derive, decode_state
 from botranks_domain.partition import event_partition
 from libs.infra.db import Database
 from libs.infra.identity import Identity
-from libs.infra.ledger_view import UNKNOWN_STRATEGY, LedgerWriter
+from libs.infra.readmodel import UNKNOWN_STRATEGY, LedgerWriter
 from libs.infra.metrics import PROJECTED
 from libs.infra.prices import Prices
 from libs.infra.store import Notification
@@ -50,12 +50,12 @@ def project(db: Database, notifications: Sequence[Notification]) -> int:
     """Apply a run of the log, every partition's share in its own transaction; returns how many were new.
 
     ``notifications`` must hold every event after the smallest partition position up to its last id
-    (what ``notifications_after(db.ledger.position(), n)`` reads), in any order, duplicates allowed:
+    (what ``notifications_after(db.projection.position(), n)`` reads), in any order, duplicates allowed:
     each partition then moves to that last id.
     """
     if not notifications:
         return 0
-    partitions = db.ledger.partitions()
+    partitions = db.projection.partitions()
     shares: dict[int, list[Notification]] = defaultdict(list)
     for n in notifications:
         shares[event_partition(n.state, partitions)].append(n)
@@ -66,7 +66,7 @@ def project(db: Database, notifications: Sequence[Notification]) -> int:
 def advance_idle(db: Database, partitions: Sequence[int], layout: int, head: int) -> None:
     """Move each of ``partitions`` (none of which has an event after its position up to ``head``) to
     ``head``, in one transaction."""
-    with db.ledger.writing(partitions=partitions) as writer:
+    with db.projection.writing(partitions=partitions) as writer:
         if writer.partitions != layout:
             raise LayoutChanged(f"the projection is laid out in {writer.partitions} partitions, not {layout}")
         writer.advance(partitions, head)
@@ -82,7 +82,7 @@ def project_partition(db: Database, partition: int, partitions: int, notificatio
     partition up to there, under a layout of ``partitions``, must be among ``notifications``), in one
     transaction. Returns how many were new; ``LayoutChanged`` (nothing written) if the layout is not that."""
     started = time.perf_counter()
-    with db.ledger.writing(partition) as writer:
+    with db.projection.writing(partition) as writer:
         if writer.partitions != partitions:
             raise LayoutChanged(f"the projection is laid out in {writer.partitions} partitions, not {partitions}")
         current = writer.position()
@@ -321,9 +321,9 @@ def apply_price_updates(db: Database, partition: int | None = None, limit: int =
     """Re-mark every strategy of ``partition`` (None: of each partition in turn) that holds (or benchmarks
     against) a symbol whose prices or splits changed; returns how many strategies were re-derived."""
     if partition is None:
-        return sum(apply_price_updates(db, p, limit) for p in range(db.ledger.partitions()))
+        return sum(apply_price_updates(db, p, limit) for p in range(db.projection.partitions()))
     started = time.perf_counter()
-    with db.ledger.writing(partition) as writer:
+    with db.projection.writing(partition) as writer:
         updates = Prices.updates_after(writer.cursor, writer.price_update_position(), limit)
         if not updates:
             return 0
@@ -355,8 +355,8 @@ def apply_price_updates(db: Database, partition: int | None = None, limit: int =
 def _fold_all(db: Database, strategies: list[UUID], halted: set[UUID], head: int, per_commit: int) -> None:
     """A rebuild's step 2: fold every strategy from its own history into the shadow tables."""
     for i in range(0, len(strategies), per_commit):
-        db.ledger.record_rebuild(head // 2 + head * i // max(1, 2 * len(strategies)), head)
-        with db.ledger.writing(shadow=True, lock=False) as writer:
+        db.projection.record_rebuild(head // 2 + head * i // max(1, 2 * len(strategies)), head)
+        with db.projection.writing(shadow=True, lock=False) as writer:
             for strategy_id in strategies[i:i + per_commit]:
                 if strategy_id in halted:
                     continue
@@ -380,21 +380,21 @@ def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200, p
     from .leaderboard import fill_stale, refresh_rows
 
     started = time.perf_counter()
-    db.ledger.create_shadow()
-    with db.ledger.writing(lock=False) as writer:  # what changes while we work is re-marked after the swap
+    db.projection.create_shadow()
+    with db.projection.writing(lock=False) as writer:  # what changes while we work is re-marked after the swap
         price_cursor = Prices.last_update_id(writer.cursor)
         strategy_cursor = Identity.last_strategy_update_id(writer.cursor)
     # 1. the log tables (and the hash chains), a batch at a time
     last, total = 0, 0
     head = db.events.max_notification_id()
-    db.ledger.record_rebuild(0, head)
+    db.projection.record_rebuild(0, head)
     while notifications := db.events.notifications_after(last, batch):
-        with db.ledger.writing(shadow=True, lock=False) as writer:
+        with db.projection.writing(shadow=True, lock=False) as writer:
             _log_batch(writer, notifications, writer.halted())
         last, total = notifications[-1].id, total + len(notifications)
-        db.ledger.record_rebuild(min(last, head) // 2, head)  # the log read: the first half of the work
+        db.projection.record_rebuild(min(last, head) // 2, head)  # the log read: the first half of the work
     # 2. every strategy folded from its own history, one strategy in memory at a time
-    with db.ledger.writing(shadow=True, lock=False) as writer:
+    with db.projection.writing(shadow=True, lock=False) as writer:
         strategies, halted = writer.logged_strategies(), writer.halted()
     books = _WHOLE_HISTORY_BOOKS.set({})
     try:
@@ -403,17 +403,17 @@ def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200, p
         _WHOLE_HISTORY_BOOKS.reset(books)
     # 3. the leaderboard of what was folded
     for i in range(0, len(strategies), strategies_per_commit):
-        with db.ledger.writing(shadow=True, lock=False) as writer:
+        with db.projection.writing(shadow=True, lock=False) as writer:
             refresh_rows(writer, strategies[i:i + strategies_per_commit])
     # 4. what arrived meanwhile, then the swap, with the live projector paused
-    with db.ledger.writing(shadow=True) as writer:
+    with db.projection.writing(shadow=True) as writer:
         while notifications := db.events.notifications_after(last, batch):
             apply_batch(writer, notifications)
             last, total = notifications[-1].id, total + len(notifications)
         fill_stale(writer)
         writer.swap_in_shadow()
         writer.reset_layout(partitions or writer.partitions, last, price_cursor, strategy_cursor)
-    db.ledger.record_rebuild(total, total, finished=True)
+    db.projection.record_rebuild(total, total, finished=True)
     log.info("rebuilt", events=total, strategies=len(strategies),
              duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return total

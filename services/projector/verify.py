@@ -24,7 +24,7 @@ BATCH = 5000
 
 def verify_chains(db: Database, strategy_id: UUID | None = None, batch: int = BATCH) -> dict[str, Any]:
     """The verification summary (``ok`` False when some chain does not follow from the event store)."""
-    position = db.ledger.position()
+    position = db.projection.position()
     halted = db.ledger.quarantined()
     heads: dict[UUID, tuple[int, bytes]] = {}
     stopped: set[UUID] = set()  # quarantined strategies past the end of their published chain

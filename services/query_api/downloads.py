@@ -1,6 +1,6 @@
 """Downloads in bounded memory, and the limits that keep one client from stalling query_api (issue 19).
 
-- Streaming: a download's body is a sync generator of chunks (``libs.infra.ledger_view.stream_*``:
+- Streaming: a download's body is a sync generator of chunks (``libs.infra.readmodel.stream_*``:
   a server-side cursor read a few hundred rows at a time) pulled one chunk at a time in a worker
   thread and sent through Litestar's ``Stream``. The first chunk is read before the answer starts,
   so a database that is down is still a 503, not a cut body.

@@ -33,7 +33,7 @@ from litestar.template import TemplateConfig
 from botranks_domain.errors import BadParameter, DomainError, NotFound, NotOwner
 from botranks_domain.views import LIVE_ONLY_MIN_SHARE, LIVE_REPORTING_S
 from libs.infra.db import Database
-from libs.infra.ledger_view import stream_chain_events, stream_nav_rows
+from libs.infra.readmodel import stream_chain_events, stream_nav_rows
 from libs.infra.web import API_CSP, CSP_HEADER, PAGE_CSP, domain_status, page_security_headers
 
 from . import assets, page_data

@@ -22,7 +22,7 @@ from botranks_domain.views import (CashPage, CorporateActions, NavSeries, Orders
                                    StateView, CURSOR_PATTERN, decode_cursor)
 from libs.infra.auth import api_key_guard
 from libs.infra.openapi import KEY_REQUIRED, LEDGER
-from libs.infra.ledger_view import stream_chain_events, stream_nav_rows
+from libs.infra.readmodel import stream_chain_events, stream_nav_rows
 from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse
 
 from . import readers

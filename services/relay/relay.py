@@ -23,7 +23,7 @@ from botranks_domain.partition import event_partition
 from botranks_domain.model import stored_event_strategy
 from libs.infra import bus
 from libs.infra.db import Database
-from libs.infra.ledger_view import UNKNOWN_STRATEGY
+from libs.infra.readmodel import UNKNOWN_STRATEGY
 from libs.infra.metrics import PUBLISHED
 from libs.infra.pg import Leadership
 
@@ -129,7 +129,7 @@ class Relay:
         """The projection's layout (re-read every ``LAYOUT_TTL_S``: only a rebuild changes it, and a
         message on an old partition's subject only wakes a projector up late)."""
         if time.monotonic() - self._layout_read > LAYOUT_TTL_S:
-            self._layout = await asyncio.to_thread(self.db.ledger.partitions)
+            self._layout = await asyncio.to_thread(self.db.projection.partitions)
             self._layout_read = time.monotonic()
         return self._layout
 

@@ -296,7 +296,7 @@ def test_backup_restore_rebuild_gives_the_same_read_models_and_answers(stack, or
             sequence = curs.execute("SELECT last_value, is_called FROM botranks_events_notification_id_seq").fetchone()
             assert (sequence["last_value"], sequence["is_called"]) == (summary["last_notification_id"], True)
         _rebuild(target, tmp_path / "cli-home")
-        assert db.ledger.position() == summary["last_notification_id"]
+        assert db.projection.position() == summary["last_notification_id"]
         models = _read_models(db)
     finally:
         db.close()

@@ -54,7 +54,7 @@ def append(db: Database, events) -> None:
 
 
 def project_all(db: Database) -> None:
-    while notifications := db.events.notifications_after(db.ledger.position(), 1000):
+    while notifications := db.events.notifications_after(db.projection.position(), 1000):
         project(db, notifications)
 
 

@@ -57,7 +57,7 @@ def test_projector_sigkill_mid_stream_then_restart_equals_rebuild(backends, make
 
         writer = threading.Thread(target=ingest)
         writer.start()
-        wait_until(lambda: stack.db.ledger.position() > 300, 30, "the projector to be mid-stream")
+        wait_until(lambda: stack.db.projection.position() > 300, 30, "the projector to be mid-stream")
         stack.kill("projector", signal.SIGKILL)
         time.sleep(0.5)
         stack.start_projector()
@@ -121,7 +121,7 @@ def test_every_process_killed_with_the_bus_down_loses_nothing(make_database, tmp
         rng = random.Random(5)
         for _ in range(6):
             assert stack.post(sid, "orders", random_batch(rng, 50), auth).status_code == 200
-        assert stack.db.ledger.position() == 0
+        assert stack.db.projection.position() == 0
         for name in list(stack.processes):
             stack.kill(name, signal.SIGKILL)
         nats.start()

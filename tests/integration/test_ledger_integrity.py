@@ -22,7 +22,7 @@ from devtools.stack import ROOT, Stack, sql, wait_until
 from botranks_domain.partition import partition_of
 from libs.infra import bus
 from libs.infra.db import Database
-from libs.infra.ledger_view import UNKNOWN_STRATEGY
+from libs.infra.readmodel import UNKNOWN_STRATEGY
 from services.projector.projection import apply_batch, project, rebuild
 
 pytestmark = pytest.mark.integration
@@ -93,7 +93,7 @@ def test_forged_bus_message_is_not_truth(stack):
             payload = msgspec.json.encode(bus.Envelope(
                 notification_id=next_id, originator_id=str(fake.order.id), topic="OrderRecorded.v1",
                 state=msgspec.Raw(msgspec.json.encode(fake))))
-            partition = partition_of(uuid.UUID(sid), stack.db.ledger.partitions())
+            partition = partition_of(uuid.UUID(sid), stack.db.projection.partitions())
             await nc.jetstream().publish(bus.subject_for(store_id, partition, sid), payload,
                                          headers={"Nats-Msg-Id": bus.message_id(store_id, next_id)})
         finally:
@@ -211,7 +211,7 @@ def test_a_year_backfilled_in_date_order_never_refolds(db):
     refolds = []
     for i in range(0, len(events), 50):  # batches split inside days, as a bot's 500-order batches are
         ids = db.events.append([(uuid.uuid4(), e) for e in events[i:i + 50]])
-        with db.ledger.writing() as writer:
+        with db.projection.writing() as writer:
             refolds.append(apply_batch(writer, db.events.notifications_after(min(ids) - 1, 100)).refolds)
     assert sum(refolds) == 0, refolds
     with sql(db) as curs:
@@ -229,13 +229,13 @@ def test_readers_are_not_blocked_while_rebuild_runs(db):
     for k in range(10):
         db.events.append([(uuid.uuid4(), _order(s, Decimal(1), day=date(2026, 1, 5) + timedelta(days=k)))
                       for s in strategies for _ in range(25)])
-    while notifications := db.events.notifications_after(db.ledger.position(), 2000):
+    while notifications := db.events.notifications_after(db.projection.position(), 2000):
         project(db, notifications)
     rebuilder = threading.Thread(target=rebuild, args=(db, 500, 2))
     rebuilder.start()
-    wait_until(db.ledger.shadow_exists, 30, "the rebuild to start")
+    wait_until(db.projection.shadow_exists, 30, "the rebuild to start")
     slowest, reads = 0.0, 0
-    while rebuilder.is_alive() and db.ledger.shadow_exists():
+    while rebuilder.is_alive() and db.projection.shadow_exists():
         started = time.perf_counter()
         with sql(db) as curs:
             curs.execute("SET LOCAL statement_timeout = '2s'")

@@ -84,7 +84,7 @@ def _ingest(stack: Stack, strategies, batches: int, accepted: list[int], seed: i
 
 def _strategies(stack: Stack, n: int):
     strategies = [stack.new_strategy(f"s{i}") for i in range(n)]
-    partitions = stack.db.ledger.partitions()
+    partitions = stack.db.projection.partitions()
     assert len({partition_of(UUID(sid), partitions) for sid, _ in strategies}) > 4
     return strategies
 
@@ -94,7 +94,7 @@ def test_two_projectors_share_the_partitions_and_a_killed_ones_move_within_10s(b
     stack = Stack(make_database(), nats_url, tmp_path, projectors=2, BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0")
     stack.start()
     try:
-        partitions = stack.db.ledger.partitions()
+        partitions = stack.db.projection.partitions()
         assert partitions == 16
         wait_until(lambda: sorted(_owners(stack).values()) == [8, 8], 20, "two projectors owning 8 partitions each")
         assert len(_locks(stack, MEMBER_LOCK)) == 2
@@ -102,7 +102,7 @@ def test_two_projectors_share_the_partitions_and_a_killed_ones_move_within_10s(b
         accepted: list[int] = []
         writer = threading.Thread(target=_ingest, args=(stack, strategies, 60, accepted, 11))
         writer.start()
-        wait_until(lambda: stack.db.ledger.position() > 600, 60, "the projectors to be mid-stream")
+        wait_until(lambda: stack.db.projection.position() > 600, 60, "the projectors to be mid-stream")
         stack.kill("projector1", signal.SIGKILL)
         killed_at = time.monotonic()
         wait_until(lambda: sorted(_owners(stack).values()) == [16], 15, "the survivor to own every partition")
@@ -123,7 +123,7 @@ def test_a_partition_handover_while_events_arrive(backends, make_database, tmp_p
         accepted: list[int] = []
         writer = threading.Thread(target=_ingest, args=(stack, strategies, 60, accepted, 5, 0.05))
         writer.start()
-        wait_until(lambda: stack.db.ledger.position() > 300, 60, "the projector to be mid-stream")
+        wait_until(lambda: stack.db.projection.position() > 300, 60, "the projector to be mid-stream")
         stack.start_projector("projector1")  # a second one joins: half the partitions change hands
         wait_until(lambda: sorted(_owners(stack).values()) == [8, 8], 20, "the partitions to be shared")
         stack.kill("projector", signal.SIGTERM)  # the first one leaves: the second takes them all
@@ -147,7 +147,7 @@ def test_a_rebuild_lays_the_projection_out_in_another_number_of_partitions(backe
         before = stack.read_models()
         subprocess.run([sys.executable, "-m", "tools.cli", "projector", "rebuild", "--partitions", "4"], cwd=ROOT,
                        env=stack.env, check=True, capture_output=True, timeout=120)
-        assert stack.db.ledger.partitions() == 4 and len(stack.db.ledger.partition_positions()) == 4
+        assert stack.db.projection.partitions() == 4 and len(stack.db.projection.partition_positions()) == 4
         assert stack.read_models() == before
         wait_until(lambda: sorted(_owners(stack).values()) == [4], 20, "the running projector to take the new layout")
         sid, auth = strategies[0]

@@ -208,7 +208,7 @@ def test_events_travel_over_jetstream_not_only_by_store_polling(stack):
         stack.post(sid, "cash", {"event_type": "deposit", "amount": 1 + i}, auth)
     with stack.sql() as curs:  # ids have gaps (rolled-back inserts): count the stored events
         target = curs.execute("SELECT count(*) AS n FROM botranks_events").fetchone()["n"]
-    store_id, partitions = stack.db.events.store_id, stack.db.ledger.partitions()
+    store_id, partitions = stack.db.events.store_id, stack.db.projection.partitions()
 
     async def delivered() -> tuple[int, int]:
         nc = await bus.connect(stack.nats_url, "test")

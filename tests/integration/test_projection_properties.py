@@ -112,7 +112,7 @@ def test_incremental_equals_rebuild_in_any_arrival_order(db, case):
     for lo, hi in zip(bounds, bounds[1:]):
         if lo < hi:
             db.events.append([(_aggregate_id(e), e) for e in ordered[lo:hi]])
-            project(db, db.events.notifications_after(db.ledger.position(), 1000))
+            project(db, db.events.notifications_after(db.projection.position(), 1000))
     # prices that arrive after the events (new bars and corrections), through the outbox
     db.prices.write_bars([Bar(symbol=s, date=d, close=c) for s, rows in late.items() for d, c in rows.items()], "test")
     apply_price_updates(db)

@@ -1,0 +1,396 @@
+"""The projector's writes to the read models: one :class:`LedgerWriter` per transaction
+(``ReadModelTracking.writing``), for one partition or for all of them. Nothing else writes ``rm_*``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import Tracking
+from psycopg.rows import args_row
+
+from botranks_domain.chain import Link
+from botranks_domain.ledger import Holding
+from botranks_domain.model import LedgerEvent, decode_event, event_topic
+from botranks_domain.nav import Derivation, LedgerState, NavRow, decode_state, encode_state
+from botranks_domain.partition import MAX_PARTITIONS, partition_of
+from botranks_domain.views import LIVE_REPORTING_S
+
+from .tables import (EPOCH, LEADERBOARD_COLUMNS, LOG_TABLES, NOTIFY_CHANNEL, PARTITION_TRACKING, PROJECTOR,
+                     READ_MODEL_TABLES, SHADOW_SCHEMA, TRACKING_TABLE, partitions_of)
+
+if TYPE_CHECKING:
+    from .tracking import ReadModelTracking
+
+
+class LedgerWriter:
+    """The projector's writes inside one transaction of the ledger view (see ``ReadModelTracking.writing``),
+    for one partition (``partition``) or for all of them (None)."""
+
+    def __init__(self, tracking: ReadModelTracking, curs: psycopg.Cursor, partition: int | None = None) -> None:
+        self.tracking = tracking
+        self.cursor = curs  # for the other owners' reads inside this transaction (prices, strategies)
+        self.partition = partition
+        self.partitions = partitions_of(curs)
+
+    def _mine(self) -> int:
+        if self.partition is None:
+            raise RuntimeError("a partition's position and cursors need a writer of that partition")
+        return self.partition
+
+    def in_partition(self, strategy_id: UUID) -> bool:
+        """Whether ``strategy_id`` is this writer's to project (always, for a writer of every partition)."""
+        return self.partition is None or partition_of(strategy_id, self.partitions) == self.partition
+
+    # ------------------------------------------------------------ tracking
+
+    def position(self, partition: int | None = None) -> int:
+        """The position in the event log of the writer's partition (or of ``partition``, whose lock the
+        writer must hold)."""
+        partition = self._mine() if partition is None else partition
+        return self.tracking.tracked_in(self.cursor, PARTITION_TRACKING.format(partition))
+
+    def track(self, notification_id: int, partition: int | None = None) -> None:
+        """Record the new position of the writer's partition (or of ``partition``, whose lock the writer
+        must hold), in this transaction (eventsourcing's exactly-once idiom: a position that does not move
+        forward fails), and announce it at commit."""
+        partition = self._mine() if partition is None else partition
+        self.tracking.track_in(self.cursor, Tracking(PARTITION_TRACKING.format(partition), notification_id))
+        self.cursor.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{partition}:{notification_id}"))
+
+    def advance(self, partitions: Sequence[int], notification_id: int) -> list[int]:
+        """Move each of ``partitions`` (whose locks the writer holds) that is behind ``notification_id``
+        to it, in two statements whatever their number, and announce them at commit; returns those moved.
+        For partitions with nothing to apply up to there (a position never moves back)."""
+        names = [PARTITION_TRACKING.format(p) for p in partitions]
+        moved = [int(r["application_name"].rsplit("p", 1)[1]) for r in self.cursor.execute(
+            f"INSERT INTO {TRACKING_TABLE} (application_name, notification_id)"
+            " SELECT name, %(id)s FROM unnest(%(names)s::text[]) AS name"
+            f" ON CONFLICT (application_name) DO UPDATE SET notification_id = EXCLUDED.notification_id"
+            f" WHERE {TRACKING_TABLE}.notification_id < EXCLUDED.notification_id RETURNING application_name",
+            {"id": notification_id, "names": names}).fetchall()]
+        if moved:  # NOTIFY payloads are at most 8000 bytes: 200 "partition:position" pairs a notification
+            payloads = [",".join(f"{p}:{notification_id}" for p in moved[i:i + 200]) for i in range(0, len(moved), 200)]
+            self.cursor.execute("SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
+                                (NOTIFY_CHANNEL, payloads))
+        return sorted(moved)
+
+    def reset_layout(self, partitions: int, notification_id: int, price_update_id: int,
+                     strategy_update_id: int) -> None:
+        """Lay the projection out in ``partitions`` partitions, every one at ``notification_id`` and at
+        those outbox cursors (after a rebuild; the writer holds every partition's lock)."""
+        if not 1 <= partitions <= MAX_PARTITIONS:
+            raise ValueError(f"partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}")
+        self.cursor.execute(f"DELETE FROM {TRACKING_TABLE} WHERE application_name = %s"
+                            " OR application_name LIKE 'projector.p%%'", (PROJECTOR,))
+        self.cursor.execute("UPDATE projector_layout SET partitions = %s", (partitions,))
+        self.cursor.execute("DELETE FROM projector_partition_cursors")
+        self.cursor.execute(
+            "INSERT INTO projector_partition_cursors (partition, price_update_id, strategy_update_id)"
+            " SELECT g, %s, %s FROM generate_series(0, %s - 1) AS g", (price_update_id, strategy_update_id, partitions))
+        if notification_id:
+            self.cursor.execute(
+                f"INSERT INTO {TRACKING_TABLE} (application_name, notification_id)"
+                " SELECT 'projector.p' || g, %s FROM generate_series(0, %s - 1) AS g", (notification_id, partitions))
+        self.partitions = partitions
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: an exception inside undoes only what was written inside."""
+        with self.cursor.connection.transaction():
+            yield
+
+    # ------------------------------------------------------------ quarantine
+
+    def halted(self) -> set[UUID]:
+        return {r["strategy_id"] for r in self.cursor.execute("SELECT strategy_id FROM rm_quarantine").fetchall()}
+
+    def quarantine(self, strategy_id: UUID, first: int, last: int, count: int, error: str | None) -> None:
+        """Record that a strategy's projection is halted (``error`` None: more skipped events of a halted one)."""
+        self.cursor.execute(
+            "INSERT INTO rm_quarantine (strategy_id, first_notification_id, last_notification_id, skipped_events,"
+            " error) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (strategy_id) DO UPDATE SET"
+            " last_notification_id = greatest(rm_quarantine.last_notification_id, EXCLUDED.last_notification_id),"
+            " skipped_events = rm_quarantine.skipped_events + EXCLUDED.skipped_events",
+            (strategy_id, first, last, count, "skipped" if error is None else error[:2000].replace("\x00", "")))
+
+    # ------------------------------------------------------------ the log tables
+
+    def insert_log_rows(self, events: Sequence[tuple[int, LedgerEvent, bytes]]) -> None:
+        """Append events to the log tables with COPY (each notification arrives here once)."""
+        rows: dict[str, list[tuple]] = defaultdict(list)
+        for nid, event, raw in events:
+            rows[event_topic(event)].append((*event.log_row(), nid, raw))
+        for topic, topic_rows in rows.items():
+            table, columns = LOG_TABLES[topic]
+            with self.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in topic_rows:
+                    copy.write_row(row)
+
+    def history(self, strategy_id: UUID, since: datetime | None) -> list[tuple[int, LedgerEvent]]:
+        """A strategy's (notification id, event) pairs with effective time >= since, in fold order."""
+        rows = self.cursor.execute(
+            "SELECT notification_id, event FROM ("
+            " SELECT notification_id, event, executed_at AS at FROM rm_orders WHERE strategy_id = %(s)s"
+            " UNION ALL SELECT notification_id, event, occurred_at FROM rm_cash_events WHERE strategy_id = %(s)s"
+            " UNION ALL SELECT notification_id, event, taken_at FROM rm_snapshots WHERE strategy_id = %(s)s"
+            ") AS history WHERE at >= %(since)s ORDER BY at, notification_id",
+            {"s": strategy_id, "since": since or EPOCH},
+        ).fetchall()
+        return [(r["notification_id"], decode_event(bytes(r["event"]))) for r in rows]
+
+    def logged_strategies(self) -> list[UUID]:
+        return [r["strategy_id"] for r in self.cursor.execute(
+            "SELECT strategy_id FROM rm_orders UNION SELECT strategy_id FROM rm_cash_events"
+            " UNION SELECT strategy_id FROM rm_snapshots ORDER BY 1").fetchall()]
+
+    # ------------------------------------------------------------ a strategy's derived state
+
+    def remember_symbols(self, strategy_id: UUID, symbols: Iterable[str]) -> None:
+        self.cursor.executemany("INSERT INTO rm_strategy_symbols (symbol, strategy_id) VALUES (%s, %s)"
+                                " ON CONFLICT DO NOTHING", [(s, strategy_id) for s in sorted(symbols)])
+
+    def ledger_row(self, strategy_id: UUID) -> dict[str, Any] | None:
+        """The strategy's ``rm_ledger`` row, locked for this transaction."""
+        return self.cursor.execute("SELECT * FROM rm_ledger WHERE strategy_id = %s FOR UPDATE",
+                                   (strategy_id,)).fetchone()
+
+    def last_nav_day(self, strategy_id: UUID, before: date | None = None) -> date | None:
+        return self._last_day("rm_nav_daily", strategy_id, before)
+
+    def last_checkpoint_day(self, strategy_id: UUID, before: date | None = None) -> date | None:
+        return self._last_day("rm_checkpoints", strategy_id, before)
+
+    def _last_day(self, table: str, strategy_id: UUID, before: date | None) -> date | None:
+        return self.cursor.execute(f"SELECT max(date) AS d FROM {table} WHERE strategy_id = %s AND date < %s",
+                                   (strategy_id, before or date.max)).fetchone()["d"]
+
+    def checkpoint(self, strategy_id: UUID, on_or_before: date) -> tuple[date, LedgerState] | None:
+        row = self.cursor.execute("SELECT date, state FROM rm_checkpoints WHERE strategy_id = %s AND date <= %s"
+                                  " ORDER BY date DESC LIMIT 1", (strategy_id, on_or_before)).fetchone()
+        return None if row is None else (row["date"], decode_state(row["state"]))
+
+    def forget_after(self, strategy_id: UUID, nav_after: date | None, checkpoints_after: date | None,
+                     reconciliation_since: datetime | None) -> None:
+        """Drop what a re-derivation from those points on will write again."""
+        self.cursor.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date > %s",
+                            (strategy_id, nav_after or date.min))
+        self.cursor.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date > %s",
+                            (strategy_id, checkpoints_after or date.min))
+        self.cursor.execute("DELETE FROM rm_reconciliation_log WHERE strategy_id = %s AND taken_at >= %s",
+                            (strategy_id, reconciliation_since or EPOCH))
+
+    def forget_strategy(self, strategy_id: UUID) -> int:
+        """Delete every read-model row of a deleted strategy; returns how many."""
+        removed = 0
+        for table in READ_MODEL_TABLES:
+            self.cursor.execute(f"DELETE FROM {table} WHERE strategy_id = %s", (strategy_id,))
+            removed += self.cursor.rowcount
+            if table == "rm_leaderboard" and self.cursor.rowcount:
+                # leaderboard_version() is the newest refreshed_at: restamp the newest row so it moves
+                self.cursor.execute("UPDATE rm_leaderboard SET refreshed_at = clock_timestamp() WHERE strategy_id ="
+                                    " (SELECT strategy_id FROM rm_leaderboard ORDER BY refreshed_at DESC LIMIT 1)")
+        return removed
+
+    def forget_nav_from(self, strategy_id: UUID, day: date) -> None:
+        self.cursor.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date >= %s", (strategy_id, day))
+
+    def write_derivation(self, strategy_id: UUID, result: Derivation, published) -> None:
+        """NAV rows, checkpoints, reconciliation entries and snapshot outcomes of one derivation.
+
+        ``published`` rounds a derived number to the API's one precision.
+        """
+        if result.nav:
+            with self.cursor.copy("COPY rm_nav_daily (strategy_id, date, cash, market_value, total_equity,"
+                                  " external_flow) FROM STDIN") as copy:
+                for n in result.nav:
+                    copy.write_row((strategy_id, n.date, published(n.cash), published(n.market_value),
+                                    published(n.total_equity), published(n.external_flow)))
+        if result.checkpoints:  # replace from the first re-derived event day on (COPY: no conflicts left)
+            self.cursor.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date >= %s",
+                                (strategy_id, result.checkpoints[0][0]))
+            with self.cursor.copy("COPY rm_checkpoints (strategy_id, date, state) FROM STDIN") as copy:
+                for d, st in result.checkpoints:
+                    copy.write_row((strategy_id, d, encode_state(st)))
+        if result.reconciliation:
+            self.cursor.executemany(
+                "INSERT INTO rm_reconciliation_log (strategy_id, snapshot_id, symbol, derived_quantity,"
+                " derived_cost_basis, snapshot_quantity, snapshot_cost_basis, taken_at)"
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (snapshot_id, symbol) DO NOTHING",
+                [(strategy_id, e.snapshot.id, d.symbol, published(d.derived_quantity),
+                  d.derived_cost_basis and published(d.derived_cost_basis), d.snapshot_quantity,
+                  d.snapshot_cost_basis, e.snapshot.taken_at) for e, d in result.reconciliation])
+        # the splits applied after the start state's day are the derivation's to record again
+        self.cursor.execute("DELETE FROM rm_corporate_actions WHERE strategy_id = %s AND ex_date > %s",
+                            (strategy_id, result.actions_after or date.min))
+        if result.actions:
+            self.cursor.executemany(
+                "INSERT INTO rm_corporate_actions (strategy_id, ex_date, symbol, split_from, split_to, quantity_before,"
+                " quantity_after, cost_basis_before, cost_basis_after) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " ON CONFLICT (strategy_id, ex_date, symbol) DO UPDATE SET split_from = EXCLUDED.split_from,"
+                " split_to = EXCLUDED.split_to, quantity_before = EXCLUDED.quantity_before,"
+                " quantity_after = EXCLUDED.quantity_after, cost_basis_before = EXCLUDED.cost_basis_before,"
+                " cost_basis_after = EXCLUDED.cost_basis_after",
+                [(strategy_id, a.ex_date, a.symbol, a.split_from, a.split_to, published(a.quantity_before),
+                  published(a.quantity_after), published(a.cost_basis_before), published(a.cost_basis_after))
+                 for a in result.actions])
+        if result.snapshots:
+            self.cursor.executemany("UPDATE rm_snapshots SET upserted = %s, removed = %s, reconciliation_entries = %s"
+                                    " WHERE id = %s", [(u, r, n, sid) for sid, u, r, n in result.snapshots])
+
+    def positions(self, strategy_id: UUID) -> dict[str, Holding]:
+        return {r["symbol"]: Holding(r["quantity"], r["cost_basis"], r["updated_at"])
+                for r in self.cursor.execute("SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions"
+                                             " WHERE strategy_id = %s", (strategy_id,)).fetchall()}
+
+    def write_positions(self, strategy_id: UUID, before: dict[str, Holding], after: dict[str, Holding]) -> None:
+        """Make ``rm_positions`` go from ``before`` (as stored) to ``after``, touching only what changed."""
+        removed = [s for s in before if s not in after]
+        changed = [(strategy_id, s, h.quantity, h.cost_basis, h.updated_at) for s, h in after.items()
+                   if s not in before or before[s] != h]
+        if removed:
+            self.cursor.execute("DELETE FROM rm_positions WHERE strategy_id = %s AND symbol = ANY(%s)",
+                                (strategy_id, removed))
+        if changed:
+            self.cursor.executemany(
+                "INSERT INTO rm_positions (strategy_id, symbol, quantity, cost_basis, updated_at)"
+                " VALUES (%s,%s,%s,%s,%s) ON CONFLICT (strategy_id, symbol) DO UPDATE SET"
+                " quantity = EXCLUDED.quantity, cost_basis = EXCLUDED.cost_basis, updated_at = EXCLUDED.updated_at",
+                changed)
+
+    def write_ledger(self, strategy_id: UUID, *, cash_balance, realized_pnl, external_flows, market_value,
+                     total_equity, captured_at: datetime, last_order_at: datetime | None,
+                     last_key: tuple[datetime, int], state: LedgerState, inception: date | None,
+                     tail: tuple[date, LedgerState] | None) -> None:
+        self.cursor.execute(
+            "INSERT INTO rm_ledger (strategy_id, cash_balance, realized_pnl, external_flows, market_value,"
+            " total_equity, captured_at, last_order_at, last_effective_at, last_notification_id, state,"
+            " inception_date, tail_day, tail_state, updated_at)"
+            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, now()) ON CONFLICT (strategy_id) DO UPDATE SET"
+            " cash_balance = EXCLUDED.cash_balance, realized_pnl = EXCLUDED.realized_pnl,"
+            " external_flows = EXCLUDED.external_flows, market_value = EXCLUDED.market_value,"
+            " total_equity = EXCLUDED.total_equity, captured_at = EXCLUDED.captured_at,"
+            " last_order_at = EXCLUDED.last_order_at, last_effective_at = EXCLUDED.last_effective_at,"
+            " last_notification_id = EXCLUDED.last_notification_id, state = EXCLUDED.state,"
+            " inception_date = EXCLUDED.inception_date, tail_day = EXCLUDED.tail_day,"
+            " tail_state = EXCLUDED.tail_state, updated_at = now()",
+            (strategy_id, cash_balance, realized_pnl, external_flows, market_value, total_equity, captured_at,
+             last_order_at, last_key[0], last_key[1], encode_state(state), inception,
+             tail and tail[0], tail and encode_state(tail[1])),
+        )
+
+    # ------------------------------------------------------------ re-marking for new prices
+
+    def price_update_position(self) -> int:
+        """The last price-outbox id the partition has re-marked for."""
+        return self.cursor.execute("SELECT price_update_id FROM projector_partition_cursors WHERE partition = %s",
+                                   (self._mine(),)).fetchone()["price_update_id"]
+
+    def move_price_cursor(self, update_id: int) -> None:
+        self.cursor.execute("UPDATE projector_partition_cursors SET price_update_id = %s WHERE partition = %s",
+                            (update_id, self._mine()))
+
+    def strategies_holding(self, symbols: Iterable[str]) -> dict[UUID, set[str]]:
+        """The strategies that ever held any of ``symbols`` (and which of them)."""
+        found: dict[UUID, set[str]] = defaultdict(set)
+        for r in self.cursor.execute("SELECT strategy_id, symbol FROM rm_strategy_symbols WHERE symbol = ANY(%s)",
+                                     (list(symbols),)).fetchall():
+            found[r["strategy_id"]].add(r["symbol"])
+        return found
+
+    def projected(self, strategy_ids: Iterable[UUID]) -> set[UUID]:
+        """Those of ``strategy_ids`` that have a ledger (at least one event folded)."""
+        return {r["strategy_id"] for r in self.cursor.execute(
+            "SELECT strategy_id FROM rm_ledger WHERE strategy_id = ANY(%s)", (list(strategy_ids),)).fetchall()}
+
+    # ------------------------------------------------------------ the hash chain
+
+    def chain_heads(self, strategy_ids: Iterable[UUID]) -> dict[UUID, Link]:
+        """Each strategy's chain head (its latest day's row; ``notification_id`` 0), for extending it."""
+        rows = self.cursor.execute(
+            "SELECT DISTINCT ON (strategy_id) strategy_id, day, events, digest, last_created_at FROM rm_chain_days"
+            " WHERE strategy_id = ANY(%s) ORDER BY strategy_id, day DESC", (list(strategy_ids),)).fetchall()
+        return {r["strategy_id"]: Link(r["events"], 0, bytes(r["digest"]), r["day"], r["last_created_at"])
+                for r in rows}
+
+    def append_chain(self, links: dict[UUID, list[Link]]) -> None:
+        """New links (COPY) and the new head of every day they reach."""
+        heads: dict[tuple[UUID, date], Link] = {}
+        with self.cursor.copy("COPY rm_chain (strategy_id, seq, notification_id, digest, day, created_at)"
+                              " FROM STDIN") as copy:
+            for strategy_id, chain in links.items():
+                for link in chain:
+                    copy.write_row((strategy_id, link.seq, link.notification_id, link.digest, link.day,
+                                    link.created_at))
+                    heads[(strategy_id, link.day)] = link
+        if heads:
+            self.cursor.executemany(
+                "INSERT INTO rm_chain_days (strategy_id, day, events, digest, last_created_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (strategy_id, day) DO UPDATE SET"
+                " events = EXCLUDED.events, digest = EXCLUDED.digest, last_created_at = EXCLUDED.last_created_at",
+                [(s, day, link.seq, link.digest, link.created_at) for (s, day), link in heads.items()])
+
+    # ------------------------------------------------------------ the leaderboard
+
+    def strategy_update_position(self) -> int:
+        """The last ``strategy_updates`` id the partition has applied to the leaderboard."""
+        return self.cursor.execute("SELECT strategy_update_id FROM projector_partition_cursors WHERE partition = %s",
+                                   (self._mine(),)).fetchone()["strategy_update_id"]
+
+    def move_strategy_update_cursor(self, update_id: int) -> None:
+        self.cursor.execute("UPDATE projector_partition_cursors SET strategy_update_id = %s WHERE partition = %s",
+                            (update_id, self._mine()))
+
+    def stale_leaderboard(self, limit: int) -> list[UUID]:
+        """Strategies (of the writer's partition) whose leaderboard row is missing or was computed from
+        another NAV version."""
+        mine = "" if self.partition is None else \
+            " AND botranks_strategy_partition(l.strategy_id::text, %(p)s) = %(mine)s"
+        return [r["strategy_id"] for r in self.cursor.execute(
+            "SELECT l.strategy_id FROM rm_ledger AS l LEFT JOIN rm_leaderboard AS b USING (strategy_id)"
+            f" WHERE b.nav_version IS DISTINCT FROM l.updated_at{mine} LIMIT %(limit)s",
+            {"limit": limit, "p": self.partitions, "mine": self.partition}).fetchall()]
+
+    def leaderboard_inputs(self, strategy_id: UUID) -> dict[str, Any] | None:
+        """What a strategy's leaderboard row is computed from (None without a ledger): its NAV version,
+        NAV rows (``NavRow``), order counts, and its last arrival."""
+        row = self.cursor.execute(
+            "SELECT l.updated_at AS nav_version,"
+            " (SELECT last_created_at FROM rm_chain_days WHERE strategy_id = %(s)s ORDER BY day DESC LIMIT 1)"
+            " AS last_activity, o.orders, o.live_orders FROM rm_ledger AS l,"
+            " LATERAL (SELECT count(*) AS orders, count(*) FILTER (WHERE created_at - executed_at"
+            " <= make_interval(secs => %(live)s)) AS live_orders FROM rm_orders WHERE strategy_id = %(s)s) AS o"
+            " WHERE l.strategy_id = %(s)s", {"s": strategy_id, "live": LIVE_REPORTING_S}).fetchone()
+        if row is None:
+            return None
+        with self.cursor.connection.cursor(row_factory=args_row(NavRow)) as navs:
+            row["nav"] = navs.execute("SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
+                                      " WHERE strategy_id = %s ORDER BY date", (strategy_id,)).fetchall()
+        return row
+
+    def write_leaderboard(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert leaderboard rows (``LEADERBOARD_COLUMNS``), each stamped with the clock of its write."""
+        if not rows:
+            return
+        columns = ", ".join(LEADERBOARD_COLUMNS)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in LEADERBOARD_COLUMNS[1:])
+        self.cursor.executemany(
+            f"INSERT INTO rm_leaderboard ({columns}, refreshed_at) VALUES"
+            f" ({', '.join(['%s'] * len(LEADERBOARD_COLUMNS))}, clock_timestamp())"
+            f" ON CONFLICT (strategy_id) DO UPDATE SET {updates}, refreshed_at = clock_timestamp()",
+            [tuple(r[c] for c in LEADERBOARD_COLUMNS) for r in rows])
+
+    # ------------------------------------------------------------ rebuild
+
+    def swap_in_shadow(self) -> None:
+        """Replace every live read model by the rebuild's (inside the caller's locked transaction)."""
+        self.cursor.execute("SET LOCAL search_path TO public")
+        for table in READ_MODEL_TABLES:
+            self.cursor.execute(f"DROP TABLE public.{table}")
+            self.cursor.execute(f"ALTER TABLE {SHADOW_SCHEMA}.{table} SET SCHEMA public")
+        self.cursor.execute(f"DROP SCHEMA {SHADOW_SCHEMA}")
