@@ -20,6 +20,7 @@ import psycopg
 
 from botranks_domain.partition import partition_of
 
+from . import locks
 from .identity import Identity
 from .pg import datastore_for
 from .prices import Prices
@@ -27,7 +28,6 @@ from .readmodel import LedgerReader, ReadModelTracking
 from .schema import migrate
 from .store import EventStore
 
-SETUP_LOCK = 4207
 
 
 class Database:
@@ -45,13 +45,13 @@ class Database:
     def create_tables(self) -> "Database":
         """eventsourcing's tables and BotRanks' migrations (idempotent, safe to race)."""
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+            conn.execute("SELECT pg_advisory_lock(%s)", (locks.SETUP,))
             try:
                 self.events.recorder.create_table()
                 self.projection.create_table()
                 migrate(conn)
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
+                conn.execute("SELECT pg_advisory_unlock(%s)", (locks.SETUP,))
         self.datastore.register_type_adapters()
         return self
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import psycopg
 
-MIGRATION_LOCK = 0x42_07_5A_01
+from . import locks
 
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
@@ -532,7 +532,7 @@ MIGRATIONS: list[tuple[int, str]] = [
 def migrate(conn: psycopg.Connection) -> int:
     """Apply pending migrations; returns the schema version now in force."""
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.MIGRATION,))
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"

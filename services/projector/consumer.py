@@ -23,7 +23,7 @@ import structlog
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from libs.infra import bus
+from libs.infra import bus, locks
 from libs.infra.db import Database
 from libs.infra.pg import Leases
 
@@ -42,8 +42,6 @@ RETRY_S = 1.0
 BALANCE_EVERY_S = 1.0
 #: the longest the leaderboard waits for its upkeep while events keep coming
 BOARD_DEFER_S = 1.0
-MEMBER_LOCK = 0x42_07_5A_04
-LEASE_LOCK = 0x42_07_5A_05
 
 log = structlog.get_logger(component="projector")
 
@@ -53,7 +51,7 @@ class ProjectorDaemon:
         self.db = db
         self.nats_url = nats_url
         self.stream_replicas = stream_replicas
-        self.leases = Leases(db.url, MEMBER_LOCK, LEASE_LOCK)
+        self.leases = Leases(db.url, locks.PROJECTOR_MEMBER, locks.PROJECTOR_LEASE)
         self.partitions = 0
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()

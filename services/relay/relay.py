@@ -21,13 +21,12 @@ import structlog
 
 from botranks_domain.partition import event_partition
 from botranks_domain.model import stored_event_strategy
-from libs.infra import bus
+from libs.infra import bus, locks
 from libs.infra.db import Database
 from libs.infra.readmodel import UNKNOWN_STRATEGY
 from libs.infra.metrics import PUBLISHED
 from libs.infra.pg import Leadership
 
-RELAY_LOCK = 0x42_07_5A_02
 BATCH = 1000
 IDLE_POLL_S = 0.25
 LAYOUT_TTL_S = 5.0
@@ -96,7 +95,7 @@ class Relay:
         self.wakeup.clear()
 
     async def _run_as_leader(self) -> None:
-        leadership = Leadership(self.database_url, RELAY_LOCK)
+        leadership = Leadership(self.database_url, locks.RELAY)
         try:
             while not self._stop.is_set():
                 if await asyncio.to_thread(leadership.try_acquire):

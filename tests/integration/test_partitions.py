@@ -15,7 +15,7 @@ from uuid import UUID
 import pytest
 
 from botranks_domain.partition import partition_of
-from services.projector.consumer import LEASE_LOCK, MEMBER_LOCK
+from libs.infra.locks import PROJECTOR_LEASE as LEASE_LOCK, PROJECTOR_MEMBER as MEMBER_LOCK
 
 from devtools.stack import ROOT, Stack, wait_until
 
