@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import Literal, Protocol
 from uuid import UUID
 
 from botranks_domain.errors import NoMarketData, RuleBroken
@@ -113,22 +113,23 @@ class IngestedOrders:
 def record_orders(log: EventLog, prices: CloseLookup, strategy_id: UUID, batch: OrdersBatchIn) -> IngestedOrders:
     """Store a batch of orders: accepted and duplicates, in request order. All-or-nothing on errors."""
     now = datetime.now(UTC)
+    executed: list[datetime] = []  # an order without executed_at was executed now
     for i, o in enumerate(batch.orders):
         o.symbol = normalize_symbol(o.symbol, f"orders[{i}].symbol")
-        if o.executed_at is None:
-            o.executed_at = now
-        _not_future(o.executed_at, now, f"orders[{i}].executed_at")
-    closes = prices.closes_on({(o.symbol, o.executed_at) for o in batch.orders if o.price is None})
+        executed.append(o.executed_at or now)
+        _not_future(executed[i], now, f"orders[{i}].executed_at")
+    closes = prices.closes_on({(o.symbol, at) for o, at in zip(batch.orders, executed, strict=True)
+                               if o.price is None})
     candidates: list[tuple[UUID, LedgerEvent]] = []
     first_by_external: dict[str, UUID] = {}
     in_batch_dupes: list[tuple[int, UUID]] = []
     for i, o in enumerate(batch.orders):
         price = o.price
         if price is None:
-            price = closes.get((o.symbol, o.executed_at.date()))
+            price = closes.get((o.symbol, executed[i].date()))
             if price is None:
                 raise NoMarketData(
-                    f"No market data available for {o.symbol} at {_iso(o.executed_at)} (orders[{i}])"
+                    f"No market data available for {o.symbol} at {_iso(executed[i])} (orders[{i}])"
                 )
         if o.external_order_id is not None:
             aggregate_id = order_aggregate_id(strategy_id, o.external_order_id)
@@ -141,7 +142,7 @@ def record_orders(log: EventLog, prices: CloseLookup, strategy_id: UUID, batch: 
         order = Order(
             id=aggregate_id, strategy_id=strategy_id, symbol=o.symbol, side=o.side,
             quantity=o.quantity, price=price, fees=o.fees, order_type=o.order_type,
-            status=o.status, executed_at=o.executed_at, created_at=now,
+            status=o.status, executed_at=executed[i], created_at=now,
             external_order_id=o.external_order_id, details=o.details,
         )
         candidates.append((aggregate_id, OrderRecorded(order)))
@@ -154,7 +155,8 @@ def record_orders(log: EventLog, prices: CloseLookup, strategy_id: UUID, batch: 
     return IngestedOrders(accepted, duplicates, result.notification_ids)
 
 
-def record_cash(log: EventLog, strategy_id: UUID, cash: CashIn) -> tuple[str, CashEvent, list[int]]:
+def record_cash(log: EventLog, strategy_id: UUID, cash: CashIn
+                ) -> tuple[Literal["created", "duplicate"], CashEvent, list[int]]:
     """Store one cash event; returns ("created" | "duplicate", event, notification ids)."""
     now = datetime.now(UTC)
     occurred_at = cash.occurred_at or now

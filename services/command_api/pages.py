@@ -101,7 +101,7 @@ def page_error(request: Request, exc: Exception) -> Response:
     answer = error_response(request, exc)  # status, detail, headers (and the log line) as for the API
     if _wants_json(request):
         return answer
-    status, detail = answer.status_code, answer.content["detail"]
+    status, detail = answer.status_code or 500, answer.content["detail"]
     if isinstance(exc, PermissionDeniedException) and exc.detail == CSRF_REFUSED:
         detail = "The form has expired or did not come from this site. Reload the page and try again."
     # an exception handler's answer gets none of the layers' response headers: set the pages' own

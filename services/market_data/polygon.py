@@ -211,6 +211,10 @@ class PolygonClient:
                     continue
                 if (start is not None and ex_date < start) or (end is not None and ex_date > end):
                     continue
+                if result.split_from is None or result.split_to is None:
+                    log.warning("polygon_split_skipped", symbol=symbol, date=ex_date.isoformat(),
+                                reason="split_from and split_to are required")
+                    continue
                 try:
                     by_date[ex_date] = Split(symbol=symbol, ex_date=ex_date,
                                              split_from=result.split_from, split_to=result.split_to)

@@ -85,6 +85,7 @@ def years_before(day: date, years: int) -> date:
     except ValueError:
         return day.replace(year=day.year - years, day=28)
 
+
 class MarketDataDaemon:
     def __init__(self, db: Database, client: PolygonClient, today=lambda: datetime.now(UTC).date()):
         self.db, self.client, self.today = db, client, today
@@ -98,8 +99,8 @@ class MarketDataDaemon:
         status = self.db.prices.fetch_status(symbols)
         now = datetime.now(UTC)
         new = [s for s in symbols if status.get(s, (None, None))[0] is None]
-        due = [s for s in symbols if status.get(s, (None, None))[0] is not None and held[s]
-               and (status[s][1] is None or now - status[s][1] >= REFRESH_EVERY)]
+        due = [s for s, (fetched, refreshed) in ((s, status.get(s, (None, None))) for s in symbols)
+               if fetched is not None and held[s] and (refreshed is None or now - refreshed >= REFRESH_EVERY)]
         return new, due
 
     def tick(self) -> int:

@@ -466,7 +466,7 @@ def mean_reversion_orders(bars: list[Bar]) -> list[dict[str, Any]]:
     the two of AAPL, MSFT, NVDA, KO, XOM that fell most over the last 10 trading days (by more
     than 2 %), 45 % of equity each; otherwise hold cash. 300,000 deposited."""
     market = _Market(bars)
-    weeks = {}
+    weeks: dict[tuple[int, int], date] = {}
     for d in market.trading_days:
         weeks.setdefault(d.isocalendar()[:2], d)
     checks = {d for d in weeks.values() if d.isocalendar()[1] % 2 == 0}

@@ -180,7 +180,7 @@ class AsyncClient:
                           occurred_at: datetime | str | None = None, external_id: str | None = None,
                           related_symbol: str | None = None, note: str | None = None) -> CashResult | Enqueued:
         """As :meth:`Client.record_cash`."""
-        key = None
+        key: tuple[str, str, str | None, str | None] | None = None
         if occurred_at is None and external_id is None:
             key = (event_type, str(amount), related_symbol, note)
             occurred_at = self._cash_retry.get(key)
@@ -189,7 +189,8 @@ class AsyncClient:
         body = _core.encode(cash)
         if self._outbox is not None:
             enqueued = await asyncio.to_thread(self._outbox.enqueue, "cash", [(body, 1)])
-            self._cash_retry.pop(key, None)
+            if key is not None:
+                self._cash_retry.pop(key, None)
             return enqueued
         try:
             response = await self._session.request("POST", self._path + "/cash", content=body)
@@ -199,7 +200,8 @@ class AsyncClient:
                 while len(self._cash_retry) > CASH_RETRY_MEMORY:
                     self._cash_retry.pop(next(iter(self._cash_retry)))
             raise
-        self._cash_retry.pop(key, None)
+        if key is not None:
+            self._cash_retry.pop(key, None)
         result = decode(response, CashResult)
         result.projected = _core.is_projected(response.headers)
         self._unprojected |= not result.projected
@@ -258,7 +260,7 @@ class AsyncClient:
     async def _pages(self, path: str, page_type: type, filters: Mapping[str, Any]) -> AsyncIterator[Any]:
         params = _core.query_params(filters)
         while True:
-            page = decode(await self._get(path, params), page_type)
+            page: Any = decode(await self._get(path, params), page_type)
             for item in page.items:
                 yield item
             if not page.next_cursor:

@@ -225,7 +225,7 @@ class Client:
         reuses its time, hence its id, and cannot double. Across processes, pass ``occurred_at``
         or ``external_id`` to be idempotent.
         """
-        key = None
+        key: tuple[str, str, str | None, str | None] | None = None
         if occurred_at is None and external_id is None:
             key = (event_type, str(amount), related_symbol, note)
             occurred_at = self._cash_retry.get(key)
@@ -234,7 +234,8 @@ class Client:
         body = _core.encode(cash)
         if self._outbox is not None:
             enqueued = self._outbox.enqueue("cash", [(body, 1)])
-            self._cash_retry.pop(key, None)
+            if key is not None:
+                self._cash_retry.pop(key, None)
             return enqueued
         try:
             response = self._session.request("POST", self._path + "/cash", content=body)
@@ -242,7 +243,8 @@ class Client:
             if key is not None:
                 self._remember_cash(key, cash.occurred_at)
             raise
-        self._cash_retry.pop(key, None)
+        if key is not None:
+            self._cash_retry.pop(key, None)
         result = decode(response, CashResult)
         result.projected = _core.is_projected(response.headers)
         self._unprojected |= not result.projected
@@ -314,7 +316,7 @@ class Client:
     def _pages(self, path: str, page_type: type, filters: Mapping[str, Any]) -> Iterator[Any]:
         params = _core.query_params(filters)
         while True:
-            page = decode(self._get(path, params), page_type)
+            page: Any = decode(self._get(path, params), page_type)
             yield from page.items
             if not page.next_cursor:
                 return

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from ._core import SubmitResult
 
 
 class BotRanksError(Exception):
     """Base of every error this client raises."""
 
     #: set by ``submit_orders`` when it fails after some batches went through (a SubmitResult)
-    partial = None
+    partial: SubmitResult | None = None
 
 
 class InvalidOrder(BotRanksError, ValueError):
