@@ -34,10 +34,9 @@ from typing import Any
 import httpx
 
 from libs.infra.db import Database
+from services.market_data.sample_bots import SAMPLE_BOTS, SampleBot
 from services.market_data.synthetic import (
     DEMO_PREFIX,
-    SAMPLE_BOTS,
-    SampleBot,
     source,
     synthetic_bars,
     synthetic_splits,
