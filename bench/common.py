@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ class HttpClient:
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
 
     @classmethod
-    def for_base(cls, base: str) -> "HttpClient":
+    def for_base(cls, base: str) -> HttpClient:
         host, port = base.removeprefix("http://").rstrip("/").split(":")
         return cls(host, int(port))
 
@@ -404,7 +404,7 @@ class PgActivity:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "PgActivity":
+    def start(self) -> PgActivity:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -447,6 +447,6 @@ def machine() -> dict[str, str]:
     dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(ROOT), "status", "--porcelain",
                             "--untracked-files=no"], capture_output=True, text=True).stdout.splitlines()
     return {"nproc": str(os.cpu_count()), "cpu": model, "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "commit": commit + (f" + uncommitted changes in {len(dirty)} tracked files" if dirty else ""),
             "python": sys.version.split()[0]}

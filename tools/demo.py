@@ -28,7 +28,7 @@ what was written, the splits included (``splits``: symbol, ex-date, ratio new:ol
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -65,7 +65,7 @@ def _replay(api: str, payloads: list[dict[str, Any]], keys: list[str]) -> dict[s
 
 def run_demo(db: Database, base_url: str) -> dict[str, object]:
     base = base_url.rstrip("/")
-    end = datetime.now(timezone.utc).date() - timedelta(days=1)
+    end = datetime.now(UTC).date() - timedelta(days=1)
     bars = synthetic_bars(DEMO_START, end)
     splits = synthetic_splits(DEMO_START, end)
     written = db.prices.write_bars(bars, source)
@@ -88,7 +88,7 @@ def run_demo(db: Database, base_url: str) -> dict[str, object]:
 
     bots = [{"strategy_id": sid, "name": bot.name, "api_key": key, "benchmark": bot.benchmark, "risk": bot.risk,
              "rules": bot.rules, "show_positions": bot.show_positions, "replayed": counts, "page": f"{base}/s/{sid}"}
-            for (bot, sid, key, _, _), counts in zip(jobs, replayed)]
+            for (bot, sid, key, _, _), counts in zip(jobs, replayed, strict=True)]
     first = bots[0]
     api = f"{base}/api/v1/strategies/{first['strategy_id']}"
     return {

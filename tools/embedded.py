@@ -202,7 +202,7 @@ class EmbeddedPostgres:
         self.url = ""
         self.adopted: int | None = None
 
-    def start(self) -> "EmbeddedPostgres":
+    def start(self) -> EmbeddedPostgres:
         pgserver, PostgresServer = _import_pgserver()
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -388,7 +388,7 @@ class NatsServer:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> "NatsServer":
+    def start(self) -> NatsServer:
         self.store_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
         if self._ensure_credentials() is not None:

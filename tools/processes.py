@@ -174,7 +174,7 @@ def stop_processes(processes: dict[str, subprocess.Popen], grace: float) -> dict
                 del running[name]
         if running:
             time.sleep(0.05)
-    for name, process in running.items():
+    for process in running.values():
         try:
             process.kill()
         except ProcessLookupError:

@@ -37,8 +37,17 @@ from services.gateway.caddy import FrontDoor, allowed_hosts, trusted_proxies
 from services.gateway.ops import Ops
 
 from .embedded import EmbeddedPostgres, NatsServer, nats_servers_of
-from .processes import (free_port, pid_alive, proc_cmdline, proc_environ, proc_pids, spawn, stop_pids, stop_processes,
-                        wait_for_port)
+from .processes import (
+    free_port,
+    pid_alive,
+    proc_cmdline,
+    proc_environ,
+    proc_pids,
+    spawn,
+    stop_pids,
+    stop_processes,
+    wait_for_port,
+)
 
 log = structlog.get_logger(component="supervisor")
 

@@ -212,7 +212,8 @@ async def login_submit(request: Request, state: State) -> Response:
         return render(request, "login.html", status=err.status, headers=err.headers, title="Sign in", email=email,
                       error=err.detail)
     log.info("user_logged_in", user_id=str(user.id), via="page")
-    return Redirect("/account", status_code=303, cookies=[_session_cookie(request, token, state.settings.session_ttl_s)])
+    cookie = _session_cookie(request, token, state.settings.session_ttl_s)
+    return Redirect("/account", status_code=303, cookies=[cookie])
 
 
 @get("/register")
@@ -235,7 +236,8 @@ async def register_submit(request: Request, state: State) -> Response:
         return render(request, "register.html", status=err.status, headers=err.headers, title="Create an account",
                       email=email, min_password=accounts.MIN_PASSWORD, error=err.detail)
     log.info("user_registered", user_id=str(user.id), via="page")
-    return Redirect("/account", status_code=303, cookies=[_session_cookie(request, token, state.settings.session_ttl_s)])
+    cookie = _session_cookie(request, token, state.settings.session_ttl_s)
+    return Redirect("/account", status_code=303, cookies=[cookie])
 
 
 @post("/logout")

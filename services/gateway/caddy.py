@@ -94,9 +94,11 @@ class FrontDoor:
         timeout = f"{max(1, round(self.read_timeout_s * 1000))}ms"
         trusted = (f"\t\ttrusted_proxies static {' '.join(self.trusted_proxies)}\n" if self.trusted_proxies else "")
         ops_matchers = "\n".join(
-            f"\t@ops{i} {{\n\t\tpath {path}\n" + (f"\t\tmethod {' '.join(sorted(methods))}\n" if methods else "") + "\t}"
+            f"\t@ops{i} {{\n\t\tpath {path}\n"
+            + (f"\t\tmethod {' '.join(sorted(methods))}\n" if methods else "") + "\t}"
             for i, (path, methods) in enumerate(OPS_ROUTES.items()))
-        ops_handles = "\n".join(f"\thandle @ops{i} {{\n\t\treverse_proxy {self.ops}\n\t}}" for i in range(len(OPS_ROUTES)))
+        ops_handles = "\n".join(f"\thandle @ops{i} {{\n\t\treverse_proxy {self.ops}\n\t}}"
+                                for i in range(len(OPS_ROUTES)))
         return f"""# written by `botranks up` (services/gateway/caddy.py) at each start: edits are overwritten
 {{
 	admin off

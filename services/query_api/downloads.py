@@ -26,8 +26,8 @@ import io
 import math
 import time
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import anyio
 import structlog
@@ -84,7 +84,7 @@ class ThreadedChunks:
         self._closed = first is None
         self._bytes, self._started = 0, time.perf_counter()
 
-    def __aiter__(self) -> "ThreadedChunks":
+    def __aiter__(self) -> ThreadedChunks:
         return self
 
     async def __anext__(self) -> bytes:

@@ -23,7 +23,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -35,8 +35,14 @@ from botranks_domain.accounts import StrategyProfile
 from botranks_domain.errors import BadParameter, NotSignedIn
 from botranks_domain.nav import NavRow
 from botranks_domain.series import closes_frame, daily_series, nav_frame
-from botranks_domain.views import (LEADERBOARD_DEFAULT_MIN_DAYS, LEADERBOARD_DEFAULT_SORT, LEADERBOARD_SORTS, ChainHead,
-                                   LeaderboardPage, Performance)
+from botranks_domain.views import (
+    LEADERBOARD_DEFAULT_MIN_DAYS,
+    LEADERBOARD_DEFAULT_SORT,
+    LEADERBOARD_SORTS,
+    ChainHead,
+    LeaderboardPage,
+    Performance,
+)
 from libs.infra.db import Database
 
 from . import readers
@@ -111,7 +117,8 @@ def leaderboard_query(sort: str | None, direction: str | None, min_days: str | N
     live = (live_only or "").strip().lower()
     if live not in flags:
         raise BadParameter(f"`live_only` must be 1 or 0 (true/false), got {(live_only or '')[:40]!r}")
-    return LeaderboardQuery(column, descending, _int_param(min_days, "min_days", LEADERBOARD_DEFAULT_MIN_DAYS, 0, MAX_MIN_DAYS),
+    return LeaderboardQuery(column, descending,
+                            _int_param(min_days, "min_days", LEADERBOARD_DEFAULT_MIN_DAYS, 0, MAX_MIN_DAYS),
                             flags[live], _int_param(page, "page", 1, 1, MAX_PAGE))
 
 
@@ -142,7 +149,7 @@ class Access:
 
 def delayed_cutoff(now: datetime | None = None) -> datetime:
     """Start of the current UTC hour, minus 24 h: everything shown under ``delayed`` is older than 24 h."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return now.replace(minute=0, second=0, microsecond=0) - DELAY
 
 
@@ -287,7 +294,7 @@ def holdings(db: Database, strategy_id: UUID) -> Holdings:
     """Current positions with their last close, market value, weight and unrealized P&L
     (quantity × (last close − cost basis)); a symbol without any close is valued at its cost basis."""
     state = db.ledger.state(strategy_id)
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     total = state.nav.total_equity if state.nav else None
     lines = []
     for p in state.positions:
@@ -490,7 +497,7 @@ def when(value: datetime | date | None) -> str:
     if value is None:
         return DASH
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return value.isoformat()
 
 
@@ -498,7 +505,7 @@ def day(value: datetime | date | None) -> str:
     """The UTC date only (the leaderboard's last activity; the full time is its tooltip)."""
     if value is None:
         return DASH
-    return (value.astimezone(timezone.utc).date() if isinstance(value, datetime) else value).isoformat()
+    return (value.astimezone(UTC).date() if isinstance(value, datetime) else value).isoformat()
 
 
 def raw(value: Any) -> str:

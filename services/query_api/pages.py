@@ -19,9 +19,9 @@ event per request: ``page_served`` with the page, strategy id, status, viewer an
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import structlog
 from anyio import to_thread

@@ -7,8 +7,15 @@ from typing import Any
 
 import msgspec
 
-from botranks_domain.views import (LEADERBOARD_DEFAULT_MIN_DAYS, LEADERBOARD_DEFAULT_SORT, LEADERBOARD_SORTS,
-                                   LIVE_ONLY_MIN_SHARE, LIVE_REPORTING_S, ChainHead, LeaderboardRow)
+from botranks_domain.views import (
+    LEADERBOARD_DEFAULT_MIN_DAYS,
+    LEADERBOARD_DEFAULT_SORT,
+    LEADERBOARD_SORTS,
+    LIVE_ONLY_MIN_SHARE,
+    LIVE_REPORTING_S,
+    ChainHead,
+    LeaderboardRow,
+)
 from libs.infra.openapi import API_KEY, PUBLIC, SESSION
 
 from .page_data import MAX_MIN_DAYS, MAX_PAGE, PAGE_SIZE
@@ -149,7 +156,8 @@ PATHS: dict[str, Any] = {
         "A strategy's events as its hash chain (JSONL), as far as the owner publishes them",
         "As GET /api/v1/strategies/{id}/events, up to what `show_positions` publishes (`delayed`: events that"
         " arrived before the delay; `none`: 403); the owner's session or a key of the strategy gets them all.",
-        {200: {"description": "One JSON object a line", "content": {"application/jsonl": {"schema": {"type": "string"}}}},
+        {200: {"description": "One JSON object a line",
+               "content": {"application/jsonl": {"schema": {"type": "string"}}}},
          304: NOT_MODIFIED, 403: _error("The owner does not publish the strategy's events"), 404: NOT_FOUND,
          429: TOO_MANY},
         [STRATEGY_ID, IF_NONE_MATCH], "publicEvents", security=[*ANYONE, {API_KEY: []}]),

@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from datetime import date
-from typing import Any, Callable
+from typing import Any
 from uuid import UUID
 
 import msgspec
 import structlog
 from anyio import to_thread
 from litestar import Controller, Request, Response, get
-from litestar.response import Stream
 from litestar.datastructures import State
 from litestar.params import Parameter
+from litestar.response import Stream
 
 from botranks_domain.errors import BadParameter, InvalidSymbol
 from botranks_domain.model import normalize_symbol
-from botranks_domain.views import (CashPage, CorporateActions, NavSeries, OrdersPage, Performance, ReconciliationPage,
-                                   StateView, CURSOR_PATTERN, decode_cursor)
+from botranks_domain.views import (
+    CURSOR_PATTERN,
+    CashPage,
+    CorporateActions,
+    NavSeries,
+    OrdersPage,
+    Performance,
+    ReconciliationPage,
+    StateView,
+    decode_cursor,
+)
 from libs.infra.auth import api_key_guard
 from libs.infra.openapi import KEY_REQUIRED, LEDGER
 from libs.infra.readmodel import stream_chain_events, stream_nav_rows
@@ -105,7 +115,8 @@ class StrategyQueries(Controller):
                       from_: str | None = Parameter(query="from", default=None, max_length=40, schema_extra=DATE,
                                                     description="first date, YYYY-MM-DD (inclusive)"),
                       to: str | None = Parameter(default=None, max_length=40, schema_extra=DATE,
-                                                 description="last date, YYYY-MM-DD (inclusive)")) -> Response[NavSeries]:
+                                                 description="last date, YYYY-MM-DD (inclusive)"),
+                      ) -> Response[NavSeries]:
         start, end = _date_param(from_, "from"), _date_param(to, "to")
         if start and end and start > end:
             raise BadParameter("`from` must not be after `to`")

@@ -19,13 +19,13 @@ import time
 import msgspec
 import structlog
 
-from botranks_domain.partition import event_partition
 from botranks_domain.model import stored_event_strategy
+from botranks_domain.partition import event_partition
 from libs.infra import bus, locks
 from libs.infra.db import Database
-from libs.infra.readmodel import UNKNOWN_STRATEGY
 from libs.infra.metrics import PUBLISHED
 from libs.infra.pg import Leadership
+from libs.infra.readmodel import UNKNOWN_STRATEGY
 
 BATCH = 1000
 IDLE_POLL_S = 0.25
@@ -90,7 +90,7 @@ class Relay:
     async def _sleep(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self.wakeup.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self.wakeup.clear()
 

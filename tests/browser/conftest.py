@@ -26,9 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tools.processes import free_port
-
 from devtools.stack import ROOT, wait_until
+from tools.processes import free_port
 
 CHROMIUM = Path(os.environ.get("BOTRANKS_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -157,7 +157,7 @@ class _EvilSite:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def __enter__(self) -> "_EvilSite":
+    def __enter__(self) -> _EvilSite:
         self.thread.start()
         return self
 

@@ -19,9 +19,8 @@ from urllib.parse import urlparse
 import psycopg
 import pytest
 
-from tools.embedded import NatsServer, start_postgres
-
 from devtools.stack import Stack, create_database, drop_database
+from tools.embedded import NatsServer, start_postgres
 
 RUN_ID = uuid.uuid4().hex[:8]
 

@@ -32,9 +32,8 @@ from uuid import UUID
 import httpx
 import psycopg
 
-from libs.infra.db import Database
-
 from devtools.stack import BotranksUp, delete_stream
+from libs.infra.db import Database
 
 KINDS = ("reset_before", "503", "429", "reset_after", "slow", "delay")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
@@ -63,7 +62,7 @@ class FaultProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="fault-proxy", daemon=True)
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         self._thread.start()
         return self
 

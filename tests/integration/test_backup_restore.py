@@ -29,11 +29,10 @@ import pytest
 
 from botranks_domain.accounts import StrategySettingsIn
 from botranks_domain.bars import Bar, Split
+from devtools.stack import ROOT, Stack, sql, wait_until
 from libs.infra.db import Database
 from libs.infra.schema import MIGRATIONS
 from tools.backup import BACKED_UP, BackupError, RestoreRefused, backup, restore
-
-from devtools.stack import ROOT, Stack, sql, wait_until
 
 pytestmark = pytest.mark.integration
 

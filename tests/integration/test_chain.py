@@ -10,23 +10,24 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from devtools.stack import ROOT, sql
 from botranks_domain.chain import digest, to_hex, verify_lines
 from botranks_domain.model import CashEvent, CashRecorded, Order, OrderRecorded, stored_event_strategy
+from devtools.stack import ROOT, sql
 from libs.infra.db import Database
 from services.projector.projection import project, rebuild
 
 pytestmark = pytest.mark.integration
 
 DAY0 = date(2025, 1, 6)
-T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)  # arrivals: after every execution
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)  # arrivals: after every execution
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,7 @@ def batches(draw):
     for i in range(draw(st.integers(1, 14))):
         sid = draw(st.sampled_from(sids))
         executed = datetime.combine(DAY0 + timedelta(days=draw(st.integers(0, 40))), datetime.min.time(),
-                                    timezone.utc) + timedelta(hours=14)
+                                    UTC) + timedelta(hours=14)
         arrived = T0 + timedelta(hours=draw(st.integers(0, 72)), minutes=i)
         events.append(order(sid, executed, arrived) if draw(st.booleans()) else deposit(sid, executed, arrived))
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(events) - 1)), max_size=4)))

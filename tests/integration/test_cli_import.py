@@ -21,9 +21,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tools.processes import free_port
-
 from devtools.stack import ROOT, BotranksUp, wait_until
+from tools.processes import free_port
 
 pytestmark = pytest.mark.integration
 

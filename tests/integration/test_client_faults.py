@@ -12,8 +12,7 @@ from uuid import UUID
 
 import pytest
 
-from botranks_client import AsyncClient, BadRequest, Client, TransportError, Unauthorized
-from botranks_client import _core
+from botranks_client import AsyncClient, BadRequest, Client, TransportError, Unauthorized, _core
 
 from .fault_proxy import FaultProxy, botranks_up, stored_orders
 

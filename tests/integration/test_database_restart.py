@@ -25,12 +25,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.stack import ROOT, wait_until
 from libs.infra.db import Database
 from libs.infra.health import DatabaseProbe
 from tools.embedded import EmbeddedPostgres
 from tools.processes import free_port, pid_alive, proc_pids, wait_for_port
-
-from devtools.stack import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 

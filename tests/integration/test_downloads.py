@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 EVENTS = 100_000
 #: long enough for the cap test's held (stalled) downloads to outlive its steps on a loaded machine
 SEND_TIMEOUT_S = 30
-T0 = datetime(2020, 1, 6, 14, 30, tzinfo=timezone.utc)
+T0 = datetime(2020, 1, 6, 14, 30, tzinfo=UTC)
 MB = 1024 * 1024
 
 

@@ -30,11 +30,10 @@ import httpx
 import nats
 import pytest
 
+from devtools.stack import ROOT, wait_until
 from libs.infra import bus
 from tools.embedded import nats_server_binary, postmaster_pid
 from tools.processes import free_port, pid_alive, wait_for_port
-
-from devtools.stack import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,8 @@ from decimal import Decimal
 
 import pytest
 
-from tools.embedded import NatsServer
-
 from devtools.stack import ROOT, Stack, wait_until
+from tools.embedded import NatsServer
 
 pytestmark = pytest.mark.integration
 

@@ -28,10 +28,9 @@ import httpx
 import pytest
 import uvicorn
 
+from devtools.stack import ROOT, BotranksUp
 from services.gateway.caddy import LOOPBACK_HOSTS, FrontDoor
 from tools.processes import free_port, wait_for_port
-
-from devtools.stack import BotranksUp, ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -8,20 +8,25 @@ import itertools
 import os
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from devtools.stack import sql, wait_until
 from botranks_domain.accounts import StrategySettingsIn
 from botranks_domain.bars import Bar
 from botranks_domain.errors import InvalidSymbol, NotFound, NotOwner
 from botranks_domain.model import CashEvent, CashRecorded, Order, OrderRecorded
 from botranks_domain.views import (
-    LEADERBOARD_DEFAULT_MIN_DAYS, LEADERBOARD_SORTS, LIVE_ONLY_MIN_SHARE, LIVE_REPORTING_S, LeaderboardRow,
+    LEADERBOARD_DEFAULT_MIN_DAYS,
+    LEADERBOARD_SORTS,
+    LIVE_ONLY_MIN_SHARE,
+    LIVE_REPORTING_S,
+    LeaderboardRow,
 )
+from devtools.stack import sql, wait_until
 from libs.infra.db import Database
 from services.projector.leaderboard import refresh_leaderboard
 from services.projector.projection import apply_price_updates, project, rebuild
@@ -58,7 +63,7 @@ def project_all(db: Database) -> None:
 
 
 def at(day_index: int, minute: int) -> datetime:
-    return datetime.combine(DAYS[day_index], datetime.min.time(), timezone.utc) + timedelta(hours=13, minutes=minute)
+    return datetime.combine(DAYS[day_index], datetime.min.time(), UTC) + timedelta(hours=13, minutes=minute)
 
 
 #: reporting delays: live (≤ 15 min) and late ones, around the boundary
@@ -293,7 +298,7 @@ def test_version_moves_with_every_change_and_only_then(db):
 
 def test_recent_orders_and_cash_newest_first_and_delayed(db):
     sid, _ = db.identity.create_strategy("recent", owner_id=db.owner, first_key=False)
-    base = datetime(2025, 2, 3, 15, tzinfo=timezone.utc)
+    base = datetime(2025, 2, 3, 15, tzinfo=UTC)
     events = [build_event(sid, ("order", "SPY", "buy", D(1), D(500), "filled", base + timedelta(days=i),
                                 base + timedelta(days=i, minutes=1))) for i in range(4)]
     events.append(build_event(sid, ("cash", "deposit", D(10000), base - timedelta(days=1), base + timedelta(days=9))))
@@ -310,7 +315,7 @@ def test_recent_orders_and_cash_newest_first_and_delayed(db):
 def test_the_projector_daemon_keeps_the_leaderboard(stack):
     """Through the real processes: an order over HTTP, a rename by the owner; the daemon refreshes both."""
     sid, auth = stack.new_strategy("daemon-board")
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     r = stack.post(sid, "cash", {"event_type": "deposit", "amount": 1000, "occurred_at": (now - timedelta(days=2))
                                  .isoformat()}, auth)
     assert r.status_code in (200, 201), r.text

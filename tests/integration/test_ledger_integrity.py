@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import msgspec
@@ -18,8 +18,8 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from botranks_domain.model import Order, OrderRecorded
-from devtools.stack import ROOT, Stack, sql, wait_until
 from botranks_domain.partition import partition_of
+from devtools.stack import ROOT, Stack, sql, wait_until
 from libs.infra import bus
 from libs.infra.db import Database
 from libs.infra.readmodel import UNKNOWN_STRATEGY
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 def _order(strategy_id, quantity: Decimal, price: Decimal = Decimal(100), day: date = date(2026, 1, 5),
            symbol: str = "AAPL") -> OrderRecorded:
-    when = datetime.combine(day, datetime.min.time(), timezone.utc) + timedelta(hours=15)
+    when = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=15)
     return OrderRecorded(Order(
         id=uuid.uuid4(), strategy_id=strategy_id, symbol=symbol, side="buy", quantity=quantity, price=price,
         fees=Decimal(0), order_type="market", status="filled", executed_at=when, created_at=when,

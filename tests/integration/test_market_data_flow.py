@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
 
 from botranks_domain.bars import Bar
+from devtools.stack import ROOT, wait_until
 from services.market_data.polygon import PolygonClient
 from services.market_data.service import MarketDataDaemon
-
-from devtools.stack import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +58,7 @@ def polygon_transport(requests: list[str]):
         ticker = request.url.path.split("/")[4]
         start = date.fromisoformat(request.url.path.split("/")[-2])
         results = [{"t": int(datetime.combine(start + timedelta(days=i), datetime.min.time(),
-                                              timezone.utc).timestamp() * 1000),
+                                              UTC).timestamp() * 1000),
                     "o": 10, "h": 11, "l": 9, "c": 10 + i, "v": 1000} for i in range(3)]
         return httpx.Response(200, json={"ticker": ticker, "status": "OK", "resultsCount": 3, "results": results})
     return httpx.MockTransport(handler)

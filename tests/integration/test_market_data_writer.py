@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from devtools.stack import sql
 from botranks_domain.bars import Bar
+from devtools.stack import sql
 from libs.infra.db import Database
 from libs.infra.prices import upsert_bars
 

@@ -14,9 +14,8 @@ from uuid import UUID
 import httpx
 import pytest
 
-from tools.processes import wait_for_port
-
 from devtools.stack import Stack
+from tools.processes import wait_for_port
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import json
 import math
 import re
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from types import SimpleNamespace
 
@@ -22,10 +22,9 @@ import pytest
 
 from botranks_domain.chain import verify_lines
 from botranks_domain.nav import NAV_COLUMNS
+from devtools.stack import Stack, wait_until
 from libs.infra.web import API_CSP, PAGE_CSP
 from services.gateway.routes import target
-
-from devtools.stack import Stack, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -66,12 +65,12 @@ def _session(stack: Stack) -> tuple[str, str]:
 
 
 def _at(d: date, hour: int) -> str:
-    return datetime(d.year, d.month, d.day, hour, tzinfo=timezone.utc).isoformat()
+    return datetime(d.year, d.month, d.day, hour, tzinfo=UTC).isoformat()
 
 
 @pytest.fixture(scope="module")
 def site(stack: Stack):
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     days = _weekdays(today - timedelta(days=150), today)
     prices = _prices(days)
     stack.add_prices([(s, d.isoformat(), c) for s, closes in prices.items() for d, c in closes.items()])
@@ -106,7 +105,7 @@ def site(stack: Stack):
     # Beta: public, no owner, publishes nothing; one order reported live (executed a minute ago)
     create("Beta", "public", "none", owned=False)
     fund("Beta", d0)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # priced at the last close: on a weekend or a holiday there is no bar for today
     buy("Beta", DOWN, 100, days[-1], executed_at=(now - timedelta(minutes=1)).isoformat())
     # Gamma: public, only a week of history (below the default 30-day filter)
@@ -344,7 +343,7 @@ def test_nav_csv_and_events_downloads(site):
     nav = site.stack.db.ledger.nav_series(uuid.UUID(sid)).series
     assert tuple(rows[0]) == NAV_COLUMNS and len(rows) == len(nav) + 1
     assert rows[-1][0] == nav[-1].date.isoformat()
-    assert 'href="/p/strategies/%s/nav.csv"' % sid in site.client.get(f"/s/{sid}").text
+    assert f'href="/p/strategies/{sid}/nav.csv"' in site.client.get(f"/s/{sid}").text
     events = site.client.get(f"/p/strategies/{sid}/events.jsonl")
     assert events.status_code == 200 and events.headers["content-type"].startswith("application/jsonl")
     count, head = verify_lines(events.content.splitlines())

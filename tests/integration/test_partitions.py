@@ -9,15 +9,14 @@ import signal
 import threading
 import time
 from collections import Counter
-
 from uuid import UUID
 
 import pytest
 
 from botranks_domain.partition import partition_of
-from libs.infra.locks import PROJECTOR_LEASE as LEASE_LOCK, PROJECTOR_MEMBER as MEMBER_LOCK
-
 from devtools.stack import ROOT, Stack, wait_until
+from libs.infra.locks import PROJECTOR_LEASE as LEASE_LOCK
+from libs.infra.locks import PROJECTOR_MEMBER as MEMBER_LOCK
 
 from .test_faults import random_batch, rebuild_cli
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from uuid import UUID
 
 import pytest
-
 
 from devtools.stack import wait_until
 
@@ -199,9 +197,10 @@ def test_events_travel_over_jetstream_not_only_by_store_polling(stack):
     its strategy's partition subject."""
     import asyncio
 
+    from nats.js.errors import NotFoundError
+
     from botranks_domain.partition import partition_of
     from libs.infra import bus
-    from nats.js.errors import NotFoundError
 
     sid, auth = stack.new_strategy()
     for i in range(3):

@@ -10,17 +10,24 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from botranks_domain.bars import Bar
 from botranks_domain.model import (
-    CashEvent, CashRecorded, Order, OrderRecorded, PositionsSnapshot, PositionsSnapshotted, SnapshotPosition,
+    CashEvent,
+    CashRecorded,
+    Order,
+    OrderRecorded,
+    PositionsSnapshot,
+    PositionsSnapshotted,
+    SnapshotPosition,
 )
 from devtools.stack import sql
-from botranks_domain.bars import Bar
 from libs.infra.db import Database
 from services.projector.projection import apply_price_updates, project, rebuild
 
@@ -57,7 +64,7 @@ def snapshot_of_read_models(db: Database) -> dict:
 
 
 def at(day_index: int, minute: int) -> datetime:
-    return datetime.combine(DAYS[day_index], datetime.min.time(), timezone.utc) + timedelta(hours=13, minutes=minute)
+    return datetime.combine(DAYS[day_index], datetime.min.time(), UTC) + timedelta(hours=13, minutes=minute)
 
 
 @st.composite

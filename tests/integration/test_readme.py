@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-
 from devtools.stack import ROOT, BotranksUp
 
 pytestmark = pytest.mark.integration

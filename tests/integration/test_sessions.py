@@ -17,9 +17,8 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
-from tools.processes import wait_for_port
-
 from devtools.stack import Stack
+from tools.processes import wait_for_port
 
 pytestmark = pytest.mark.integration
 

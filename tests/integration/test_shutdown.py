@@ -21,10 +21,9 @@ import httpx
 import psycopg
 import pytest
 
+from devtools.stack import ROOT, wait_until
 from libs.infra.db import Database
 from tools.processes import free_port, wait_for_port
-
-from devtools.stack import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 

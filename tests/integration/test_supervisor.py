@@ -21,11 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.stack import ROOT, wait_until
 from tools.embedded import stop_postmaster
 from tools.processes import free_port, pid_alive, proc_cmdline, proc_environ, proc_pids, stop_pids
 from tools.supervisor import GATEWAY, SERVICES
-
-from devtools.stack import ROOT, wait_until
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG")]

@@ -15,11 +15,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.stack import BotranksUp, wait_until
 from libs.infra.settings import Settings
 from services.gateway.ops import Ops
 from tools import supervisor
-
-from devtools.stack import BotranksUp, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from botranks_domain.chain import ChainMismatch, Link, digest, extend, from_hex, line, to_hex, verify_lines
 
-T0 = datetime(2025, 3, 3, 23, 59, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 3, 23, 59, tzinfo=UTC)
 
 
 def test_digest_is_sha256_of_previous_and_event():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
 from types import MappingProxyType
@@ -17,16 +17,30 @@ import msgspec
 import pytest
 
 import botranks_client as bc
-from botranks_client import (AsyncClient, BadRequest, Client, Enqueued, Forbidden, InvalidInput, InvalidOrder,
-                             NotFound, OrderIn, RateLimited, ServerError, SubmitResult, TransportError, Unauthorized,
-                             Unprocessable)
-from botranks_client import _core
+from botranks_client import (
+    AsyncClient,
+    BadRequest,
+    Client,
+    Enqueued,
+    Forbidden,
+    InvalidInput,
+    InvalidOrder,
+    NotFound,
+    OrderIn,
+    RateLimited,
+    ServerError,
+    SubmitResult,
+    TransportError,
+    Unauthorized,
+    Unprocessable,
+    _core,
+)
 from botranks_client import outbox as outbox_module
 
 STRATEGY = UUID("0b5c7f1e-4a55-4c27-9d0e-0d1f2a3b4c5d")
 BASE = "http://botranks.test"
 EXACT = msgspec.json.Encoder(decimal_format="number")
-T0 = datetime(2026, 4, 20, 14, 31, 22, tzinfo=timezone.utc)
+T0 = datetime(2026, 4, 20, 14, 31, 22, tzinfo=UTC)
 
 
 def order(i: int = 0, **extra) -> dict:
@@ -278,7 +292,7 @@ def test_503_and_connection_resets_are_retried_until_success(client, api, sleeps
 
 
 def test_retry_after_is_honoured_in_seconds_and_as_a_date(client, api, sleeps):
-    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    when = datetime.now(UTC) + timedelta(seconds=30)
     api.failures = [(429, {"Retry-After": "7"}), (503, {"Retry-After": format_datetime(when, usegmt=True)})]
     client.submit_orders([order(0)])
     assert sleeps[0] == 7

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from uuid import UUID
@@ -73,11 +73,11 @@ def test_default_columns_line_numbers_and_empty_optional_fields():
     assert (first.symbol, first.side, first.quantity, first.price, first.fees) == (
         "AAPL", "buy", Decimal("100"), Decimal("189.42"), Decimal("1.5"))
     assert first.external_order_id == "tb-1"
-    assert first.executed_at == datetime(2026, 4, 20, 14, 31, 22, tzinfo=timezone.utc)
+    assert first.executed_at == datetime(2026, 4, 20, 14, 31, 22, tzinfo=UTC)
     assert (second.symbol, second.side, second.price, second.fees) == ("MSFT", "sell", None, Decimal(0))
-    assert second.executed_at == datetime(2026, 4, 20, 15, tzinfo=timezone.utc)  # naive: UTC
+    assert second.executed_at == datetime(2026, 4, 20, 15, tzinfo=UTC)  # naive: UTC
     assert second.external_order_id.startswith("imp-")
-    assert third.executed_at == datetime(2026, 4, 20, 14, tzinfo=timezone.utc)  # the offset converted
+    assert third.executed_at == datetime(2026, 4, 20, 14, tzinfo=UTC)  # the offset converted
     assert isinstance(third.quantity, Decimal) and str(third.quantity) == "0.001"
 
 
@@ -95,7 +95,7 @@ def test_column_and_side_maps_time_format_and_zone():
                    time_format="%m/%d/%Y %H:%M:%S", tz="America/New_York")
     (_, buy), (_, sell) = orders(text, opts)
     assert (buy.side, sell.side, buy.external_order_id, sell.fees) == ("buy", "sell", "r1", Decimal("0.35"))
-    assert buy.executed_at == datetime(2026, 4, 20, 14, 31, 22, tzinfo=timezone.utc)  # EDT is UTC-4
+    assert buy.executed_at == datetime(2026, 4, 20, 14, 31, 22, tzinfo=UTC)  # EDT is UTC-4
     assert sell.price == Decimal("190")
 
 

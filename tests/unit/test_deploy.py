@@ -20,7 +20,6 @@ there under CI=true; docker, kubectl and nginx are used when present.
 from __future__ import annotations
 
 import copy
-import fnmatch
 import json
 import os
 import re
@@ -33,7 +32,6 @@ import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -336,7 +334,7 @@ def test_compose_invariants(compose):
         assert "postgres" in service.get("depends_on", {}), name
     assert replicas == {"command_api": 2, "query_api": 2, "projector": 2, "relay": 2, "market_data": 1}
     assert len(images) == 1 and len(database_urls) == 1, (images, database_urls)
-    for name, service in services.items():
+    for service in services.values():
         if service_process(service) in ("projector", "relay"):
             assert service["environment"]["BOTRANKS_HEALTH_PORT"] == "8080"
             assert "8080/healthz" in " ".join(service["healthcheck"]["test"])
@@ -465,7 +463,7 @@ def test_nats_cluster_forms_with_jetstream_and_permissions(tmp_path):
                                               env={**os.environ, **NATS_PASSWORDS, "NATS_SERVER_NAME": f"nats-{i}"},
                                               stdout=open(tmp_path / f"nats-{i}.log", "w"), stderr=subprocess.STDOUT))
         for p in ports.values():
-            wait_until(lambda: httpx.get(f"http://127.0.0.1:{p['http']}/healthz", timeout=2).status_code == 200, 60,
+            wait_until(lambda p=p: httpx.get(f"http://127.0.0.1:{p['http']}/healthz", timeout=2).status_code == 200, 60,
                        "the JetStream cluster")
         jsz = httpx.get(f"http://127.0.0.1:{ports[1]['http']}/jsz", timeout=5).json()
         assert jsz["meta_cluster"]["cluster_size"] == 3, jsz.get("meta_cluster")

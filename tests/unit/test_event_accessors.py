@@ -4,7 +4,7 @@ event carries, and the domain's own type check: ``python -m mypy`` holds it to -
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -12,13 +12,24 @@ import pytest
 
 from botranks_domain.ledger import exponent
 from botranks_domain.model import (
-    CashEvent, CashRecorded, LedgerEvent, Order, OrderRecorded, PositionsSnapshot, PositionsSnapshotted,
-    SnapshotPosition, cash_of, decode_event, encode_event, event_topic, order_of,
+    CashEvent,
+    CashRecorded,
+    LedgerEvent,
+    Order,
+    OrderRecorded,
+    PositionsSnapshot,
+    PositionsSnapshotted,
+    SnapshotPosition,
+    cash_of,
+    decode_event,
+    encode_event,
+    event_topic,
+    order_of,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 SID = uuid.uuid4()
-EFFECTIVE = datetime(2026, 1, 5, 15, tzinfo=timezone.utc)
+EFFECTIVE = datetime(2026, 1, 5, 15, tzinfo=UTC)
 ARRIVED = EFFECTIVE + timedelta(hours=2)
 
 ORDER = Order(id=uuid.uuid4(), strategy_id=SID, symbol="AAPL", side="buy", quantity=D(1), price=D(10), fees=D(0),

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from libs.infra.store import IntegrityError
 from services.command_api.group_commit import GroupCommit
 from services.command_api.ingest import append_idempotently
-from libs.infra.store import IntegrityError
 
 
 class SlowLog:

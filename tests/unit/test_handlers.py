@@ -7,7 +7,7 @@ PostgreSQL; the integration tests check the same through the real services.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
@@ -20,7 +20,7 @@ from libs.infra.store import IntegrityError
 from services.command_api import ingest
 
 STRATEGY = uuid4()
-DAY = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+DAY = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 
 class FakeEventLog:
@@ -97,7 +97,7 @@ def test_bad_symbols_and_future_times_refuse_the_whole_batch():
     log = FakeEventLog()
     with pytest.raises(InvalidSymbol, match=r"orders\[1\]\.symbol"):
         ingest.record_orders(log, FakePrices(), STRATEGY, orders({"price": "1"}, {"symbol": "no way", "price": "1"}))
-    future = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     with pytest.raises(RuleBroken, match=r"orders\[0\]\.executed_at"):
         ingest.record_orders(log, FakePrices(), STRATEGY, orders({"price": "1", "executed_at": future}))
     assert log.events == {}

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from botranks_domain.ledger import Ledger, fold
 from botranks_domain.model import (
-    CashEvent, CashRecorded, Order, OrderRecorded, PositionsSnapshot, PositionsSnapshotted, SnapshotPosition,
+    CashEvent,
+    CashRecorded,
+    Order,
+    OrderRecorded,
+    PositionsSnapshot,
+    PositionsSnapshotted,
+    SnapshotPosition,
 )
 
 SID = uuid.uuid4()
-T0 = datetime(2026, 1, 5, 15, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 15, tzinfo=UTC)
 
 
 def mk_order(side, qty, price, fees="0", symbol="AAPL", status="filled", at=T0):

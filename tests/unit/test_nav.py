@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 from botranks_domain.nav import LedgerState, PriceBook, decode_state, derive, encode_state
@@ -11,7 +11,7 @@ from .test_ledger import mk_cash, mk_order, mk_snapshot
 
 
 def at(day: str, hour: int = 15) -> datetime:
-    return datetime.fromisoformat(day).replace(hour=hour, tzinfo=timezone.utc)
+    return datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
 
 
 # Mon 2026-01-05 .. Mon 2026-01-12: SPY and AAPL trade on weekdays, BTC-USD every day

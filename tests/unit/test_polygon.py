@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import traceback
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import httpx
@@ -24,7 +24,7 @@ KEY = "pk_test_SECRET123"
 def ms(day: str, hour: int = 5) -> int:
     """Polygon's `t`: epoch ms of the bar start (stocks: midnight New York, crypto: midnight UTC)."""
     d = date.fromisoformat(day)
-    return int(datetime(d.year, d.month, d.day, hour, tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime(d.year, d.month, d.day, hour, tzinfo=UTC).timestamp() * 1000)
 
 
 def agg(day: str, c: float, hour: int = 5) -> dict:

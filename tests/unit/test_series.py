@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from botranks_domain.nav import NavRow
 from botranks_domain.performance import compute_performance

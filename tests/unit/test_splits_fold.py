@@ -9,10 +9,11 @@ result whether derived in one go or resumed from a saved state.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal as D
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from botranks_domain.bars import Split
 from botranks_domain.ledger import published
@@ -28,7 +29,7 @@ RATIOS = [(1, 2), (1, 3), (1, 4), (2, 3), (1, 10), (10, 1), (4, 1), (5, 2), (2, 
 
 
 def at(day: date, hour: int) -> datetime:
-    return datetime.combine(day, time(hour), tzinfo=timezone.utc)
+    return datetime.combine(day, time(hour), tzinfo=UTC)
 
 
 @st.composite

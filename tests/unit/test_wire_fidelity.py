@@ -4,7 +4,7 @@ and timestamps keep what fits microseconds, never rounded up into the next day o
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from uuid import uuid4
 
@@ -15,8 +15,15 @@ from hypothesis import strategies as st
 from botranks_client._core import prepare_cash, prepare_orders, prepare_snapshot
 from botranks_client.errors import InvalidOrder
 from botranks_domain.errors import InvalidSymbol
-from botranks_domain.model import (CashIn, OrdersBatchIn, SnapshotIn, SYMBOL_RE, convert_input, normalize_symbol,
-                                   read_text)
+from botranks_domain.model import (
+    SYMBOL_RE,
+    CashIn,
+    OrdersBatchIn,
+    SnapshotIn,
+    convert_input,
+    normalize_symbol,
+    read_text,
+)
 from libs.infra.web import decode_body
 from services.command_api import ingest
 
@@ -74,7 +81,7 @@ OFFSETS = st.sampled_from(["Z", "z", "+00:00", "-05:00", "+05:30", "+14:00", "-0
 
 def _offset(text: str) -> timezone:
     if text in ("Z", "z"):
-        return timezone.utc
+        return UTC
     sign = -1 if text[0] == "-" else 1
     return timezone(sign * timedelta(hours=int(text[1:3]), minutes=int(text[4:6])))
 
@@ -87,7 +94,7 @@ def precise_timestamps(draw):
     offset = draw(OFFSETS)
     sep = draw(st.sampled_from("Tt "))
     text = wall.strftime(f"%Y-%m-%d{sep}%H:%M:%S.%f") + extra + offset
-    return text, wall.replace(tzinfo=_offset(offset)).astimezone(timezone.utc)
+    return text, wall.replace(tzinfo=_offset(offset)).astimezone(UTC)
 
 
 @given(precise_timestamps())
@@ -116,7 +123,7 @@ def _json(obj: dict) -> str:
 def test_the_last_tenth_of_a_microsecond_of_a_year_stays_in_that_year():
     batch = decode_body(b'{"orders": [{"symbol": "AAPL", "side": "buy", "quantity": 1,'
                         b' "executed_at": "2025-12-31T23:59:59.9999999Z"}]}', JSON, OrdersBatchIn)
-    assert batch.orders[0].executed_at == datetime(2025, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+    assert batch.orders[0].executed_at == datetime(2025, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
 
 def test_free_form_details_and_the_callers_data_are_left_as_they_are():
@@ -136,5 +143,5 @@ def test_a_stored_order_carries_the_truncated_time():
                         b' "executed_at": "2020-02-29T23:59:59.999999999-00:00", "external_order_id": "x"}]}',
                         JSON, OrdersBatchIn)
     stored = ingest.record_orders(log, FakePrices(), uuid4(), batch).accepted[0]
-    assert stored.executed_at == datetime(2020, 2, 29, 23, 59, 59, 999999, tzinfo=timezone.utc)
+    assert stored.executed_at == datetime(2020, 2, 29, 23, 59, 59, 999999, tzinfo=UTC)
     assert stored.symbol == "MSFT"

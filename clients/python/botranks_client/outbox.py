@@ -93,7 +93,8 @@ class Outbox:
         left = self.pending()
         if left:
             log.info("outbox %s: resuming %d unsent rows", self.path, left)
-        others = self._conn.execute("SELECT count(*) FROM outbox WHERE strategy_id <> ?", (self.strategy,)).fetchone()[0]
+        others = self._conn.execute("SELECT count(*) FROM outbox WHERE strategy_id <> ?",
+                                    (self.strategy,)).fetchone()[0]
         if others:
             log.warning("outbox %s holds %d rows of other strategies: left for their own clients", self.path, others)
         self._thread = threading.Thread(target=self._run, name=f"botranks-outbox-{self.strategy[:8]}", daemon=True)

@@ -42,7 +42,7 @@ def connection(args: argparse.Namespace) -> Connection:
 
 
 def make_client(conn: Connection, **options: Any):
-    """A ``botranks_client.Client`` for ``conn`` (tests replace this; the commands call it as ``common.make_client``)."""
+    """A ``botranks_client.Client`` for ``conn`` (tests replace this: the commands call ``common.make_client``)."""
     from botranks_client import Client
 
     return Client(conn.url, conn.api_key, conn.strategy_id, **options)
