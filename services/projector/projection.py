@@ -23,11 +23,11 @@ import structlog
 from botranks_domain.chain import extend
 from botranks_domain.ledger import LEDGER_CONTEXT, ZERO, Holding, published
 from botranks_domain.model import LedgerEvent, decode_event, stored_event_strategy
-from botranks_domain.nav import LedgerState, PriceBook, derive, decode_state
+from botranks_domain.nav import LedgerState, PriceBook, derive, decode_state, encode_state
 from botranks_domain.partition import event_partition
 from libs.infra.db import Database
 from libs.infra.identity import Identity
-from libs.infra.readmodel import UNKNOWN_STRATEGY, LedgerWriter
+from libs.infra.readmodel import UNKNOWN_STRATEGY, LedgerRow, LedgerWriter
 from libs.infra.metrics import PROJECTED
 from libs.infra.prices import Prices
 from libs.infra.store import Notification
@@ -191,20 +191,20 @@ def _project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[
     row = writer.ledger_row(strategy_id)
     first_day = new_events[0][1].effective_at.date()
     last_nav = writer.last_nav_day(strategy_id)
-    appended = row is None or _key(*new_events[0]) > (row["last_effective_at"], row["last_notification_id"])
-    if appended and (last_nav is None or first_day > last_nav) and (row is None or row["state"] is not None):
+    appended = row is None or _key(*new_events[0]) > row.last_key
+    if appended and (last_nav is None or first_day > last_nav) and (row is None or row.state is not None):
         # the common case: new events after everything folded, on days with no NAV row yet
-        start = LedgerState() if row is None else decode_state(row["state"]).dated(
-            max(row["last_effective_at"].astimezone(timezone.utc).date(), last_nav or date.min))
+        start = LedgerState() if row is None else decode_state(row.state).dated(
+            max(row.last_effective_at.astimezone(timezone.utc).date(), last_nav or date.min))
         _derive_and_write(writer, strategy_id, row, start, [e for _, e in new_events], last_nav,
                           writer.last_checkpoint_day(strategy_id), new_last=new_events[-1])
         return 0
-    if appended and row["tail_state"] is not None and first_day >= row["tail_day"]:
+    if appended and row.tail_state is not None and row.tail_day is not None and first_day >= row.tail_day:
         # after everything folded, but on days already priced (a bot back-filling its history in
         # date order): continue from the state right after the last event, rewriting NAV from its day
-        tail_day = row["tail_day"]
+        tail_day = row.tail_day
         writer.forget_nav_from(strategy_id, tail_day)
-        _derive_and_write(writer, strategy_id, row, decode_state(row["tail_state"]).dated(tail_day),
+        _derive_and_write(writer, strategy_id, row, decode_state(row.tail_state).dated(tail_day),
                           [e for _, e in new_events],
                           tail_day - timedelta(days=1),
                           writer.last_checkpoint_day(strategy_id, tail_day + timedelta(days=1)),
@@ -214,7 +214,8 @@ def _project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[
     return 1
 
 
-def rederive(writer: LedgerWriter, strategy_id: UUID, from_day: date, *, row=None, new_last=None) -> None:
+def rederive(writer: LedgerWriter, strategy_id: UUID, from_day: date, *, row: LedgerRow | None = None,
+             new_last=None) -> None:
     """Re-derive a strategy's state, checkpoints and NAV from ``from_day`` on (the general path).
 
     NAV rows after the last NAV day before ``from_day`` are rewritten; the fold restarts from
@@ -237,7 +238,7 @@ def rederive(writer: LedgerWriter, strategy_id: UUID, from_day: date, *, row=Non
     _derive_and_write(writer, strategy_id, row, start, history, after, checkpoint_day, new_last=new_last)
 
 
-def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row, start: LedgerState, events: list[LedgerEvent],
+def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row: LedgerRow | None, start: LedgerState, events: list[LedgerEvent],
                       after: date | None, last_checkpoint: date | None, *, new_last,
                       nav_after: date | None = None) -> None:
     """Derive from ``start`` (the state at the end of day ``after``) and write every read model.
@@ -248,7 +249,7 @@ def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row, start: Ledge
     benchmark = Identity.benchmark_of(writer.cursor, strategy_id)
     held = {p.symbol for p in start.positions} | set(start.pending_dq) | _symbols(events)
     prices = _price_book(writer, held | ({benchmark} if benchmark else set()), after, today)
-    inception = row["inception_date"] if row is not None else None
+    inception = row.inception_date if row is not None else None
     if events and (inception is None or events[0].effective_at.date() < inception):
         inception = events[0].effective_at.date()
     result = derive(start, events, prices, benchmark, after, today, inception, last_checkpoint)
@@ -259,18 +260,20 @@ def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row, start: Ledge
         s: Holding(published(h.quantity), published(h.cost_basis), h.updated_at) for s, h in ledger.positions.items()})
     if new_last is not None:
         last_key = _key(*new_last)
-        if row is not None and (row["last_effective_at"], row["last_notification_id"]) > last_key:
-            last_key = (row["last_effective_at"], row["last_notification_id"])
+        if row is not None and row.last_key > last_key:
+            last_key = row.last_key
     else:
-        last_key = (row["last_effective_at"], row["last_notification_id"])
+        last_key = row.last_key
     latest_nav = result.nav[-1].date if result.nav else (after if nav_after is None else nav_after)
     market_value, captured = _mark_now(ledger.positions, prices, today, latest_nav, last_key[0])
-    writer.write_ledger(
-        strategy_id, cash_balance=published(ledger.cash), realized_pnl=published(ledger.realized_pnl),
+    tail = result.tail or _kept_tail(row, after)
+    writer.write_ledger(LedgerRow(
+        strategy_id=strategy_id, cash_balance=published(ledger.cash), realized_pnl=published(ledger.realized_pnl),
         external_flows=published(ledger.external_flows), market_value=published(market_value),
         total_equity=published(LEDGER_CONTEXT.add(ledger.cash, market_value)), captured_at=captured,
-        last_order_at=ledger.last_order_at, last_key=last_key, state=final, inception=inception,
-        tail=result.tail or _kept_tail(row, after))
+        last_order_at=ledger.last_order_at, last_effective_at=last_key[0], last_notification_id=last_key[1],
+        state=encode_state(final), inception_date=inception, tail_day=tail and tail[0],
+        tail_state=tail and encode_state(tail[1])))
 
 
 #: a rebuild's price books of whole histories, by (symbols, last day): every strategy folded from
@@ -289,12 +292,12 @@ def _price_book(writer: LedgerWriter, symbols: set[str], after: date | None, unt
     return books[key]
 
 
-def _kept_tail(row, after: date | None) -> tuple[date, LedgerState] | None:
+def _kept_tail(row: LedgerRow | None, after: date | None) -> tuple[date, LedgerState] | None:
     """The stored tail, when the derivation re-derived only days after it (a late price or split after
     the last event): it is still the state right after the last event."""
-    if row is None or row["tail_state"] is None or after is None or row["tail_day"] > after:
+    if row is None or row.tail_state is None or row.tail_day is None or after is None or row.tail_day > after:
         return None
-    return row["tail_day"], decode_state(row["tail_state"])
+    return row.tail_day, decode_state(row.tail_state)
 
 
 def _mark_now(positions: dict[str, Holding], prices: PriceBook, today: date, latest_nav: date | None,

@@ -9,7 +9,7 @@ Nothing else runs SQL on these tables.
 from .reader import LedgerReader, stream_chain_events, stream_nav_rows
 from .tables import UNKNOWN_STRATEGY
 from .tracking import ReadModelTracking
-from .writer import LedgerWriter
+from .writer import LedgerRow, LedgerWriter
 
-__all__ = ["LedgerReader", "LedgerWriter", "ReadModelTracking", "UNKNOWN_STRATEGY", "stream_chain_events",
+__all__ = ["LedgerReader", "LedgerRow", "LedgerWriter", "ReadModelTracking", "UNKNOWN_STRATEGY", "stream_chain_events",
            "stream_nav_rows"]

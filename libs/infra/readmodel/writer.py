@@ -7,9 +7,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import msgspec
 import psycopg
 from eventsourcing.persistence import Tracking
 from psycopg.rows import args_row
@@ -26,6 +28,36 @@ from .tables import (EPOCH, LEADERBOARD_COLUMNS, LOG_TABLES, NOTIFY_CHANNEL, PAR
 
 if TYPE_CHECKING:
     from .tracking import ReadModelTracking
+
+
+class LedgerRow(msgspec.Struct, kw_only=True):
+    """A strategy's ``rm_ledger`` row: its current figures (what ``/state`` shows) and where its fold
+    stands. ``state``: the state after its last event; ``tail_state``: the state right after the last
+    event, before that day's NAV row (from ``tail_day``); both ``encode_state`` bytes."""
+
+    strategy_id: UUID
+    cash_balance: Decimal
+    realized_pnl: Decimal
+    external_flows: Decimal
+    market_value: Decimal
+    total_equity: Decimal
+    captured_at: datetime
+    last_order_at: datetime | None
+    last_effective_at: datetime
+    last_notification_id: int
+    state: bytes | None
+    inception_date: date | None
+    tail_day: date | None
+    tail_state: bytes | None
+
+    @property
+    def last_key(self) -> tuple[datetime, int]:
+        """Where its last event sits in fold order: (effective time, notification id)."""
+        return self.last_effective_at, self.last_notification_id
+
+
+#: rm_ledger's columns, as LedgerRow's fields (its ``updated_at`` is the clock of the write)
+_LEDGER_COLUMNS = ", ".join(LedgerRow.__struct_fields__)
 
 
 class LedgerWriter:
@@ -155,10 +187,11 @@ class LedgerWriter:
         self.cursor.executemany("INSERT INTO rm_strategy_symbols (symbol, strategy_id) VALUES (%s, %s)"
                                 " ON CONFLICT DO NOTHING", [(s, strategy_id) for s in sorted(symbols)])
 
-    def ledger_row(self, strategy_id: UUID) -> dict[str, Any] | None:
+    def ledger_row(self, strategy_id: UUID) -> LedgerRow | None:
         """The strategy's ``rm_ledger`` row, locked for this transaction."""
-        return self.cursor.execute("SELECT * FROM rm_ledger WHERE strategy_id = %s FOR UPDATE",
-                                   (strategy_id,)).fetchone()
+        row = self.cursor.execute(f"SELECT {_LEDGER_COLUMNS} FROM rm_ledger WHERE strategy_id = %s FOR UPDATE",
+                                  (strategy_id,)).fetchone()
+        return None if row is None else LedgerRow(**row)
 
     def last_nav_day(self, strategy_id: UUID, before: date | None = None) -> date | None:
         return self._last_day("rm_nav_daily", strategy_id, before)
@@ -263,14 +296,10 @@ class LedgerWriter:
                 " quantity = EXCLUDED.quantity, cost_basis = EXCLUDED.cost_basis, updated_at = EXCLUDED.updated_at",
                 changed)
 
-    def write_ledger(self, strategy_id: UUID, *, cash_balance, realized_pnl, external_flows, market_value,
-                     total_equity, captured_at: datetime, last_order_at: datetime | None,
-                     last_key: tuple[datetime, int], state: LedgerState, inception: date | None,
-                     tail: tuple[date, LedgerState] | None) -> None:
+    def write_ledger(self, row: LedgerRow) -> None:
+        """Insert or replace the strategy's ``rm_ledger`` row."""
         self.cursor.execute(
-            "INSERT INTO rm_ledger (strategy_id, cash_balance, realized_pnl, external_flows, market_value,"
-            " total_equity, captured_at, last_order_at, last_effective_at, last_notification_id, state,"
-            " inception_date, tail_day, tail_state, updated_at)"
+            f"INSERT INTO rm_ledger ({_LEDGER_COLUMNS}, updated_at)"
             " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, now()) ON CONFLICT (strategy_id) DO UPDATE SET"
             " cash_balance = EXCLUDED.cash_balance, realized_pnl = EXCLUDED.realized_pnl,"
             " external_flows = EXCLUDED.external_flows, market_value = EXCLUDED.market_value,"
@@ -279,9 +308,7 @@ class LedgerWriter:
             " last_notification_id = EXCLUDED.last_notification_id, state = EXCLUDED.state,"
             " inception_date = EXCLUDED.inception_date, tail_day = EXCLUDED.tail_day,"
             " tail_state = EXCLUDED.tail_state, updated_at = now()",
-            (strategy_id, cash_balance, realized_pnl, external_flows, market_value, total_equity, captured_at,
-             last_order_at, last_key[0], last_key[1], encode_state(state), inception,
-             tail and tail[0], tail and encode_state(tail[1])),
+            msgspec.structs.astuple(row),
         )
 
     # ------------------------------------------------------------ re-marking for new prices
