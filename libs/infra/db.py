@@ -68,7 +68,7 @@ class Database:
             time.sleep(grace_s)
         # also when the identity is already gone: finishes a delete that was interrupted half-way
         with self.projection.writing(partition_of(strategy_id, self.projection.partitions())) as writer:
-            events = self.events.purge_strategy(writer.cursor, strategy_id)
+            events = writer.events.purge_strategy(strategy_id)
             rows = writer.forget_strategy(strategy_id)
         if name is None and not events and not rows:
             return None

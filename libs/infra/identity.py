@@ -295,48 +295,19 @@ class Identity:
     def benchmark(self, strategy_id: UUID) -> str | None:
         """The strategy's benchmark symbol (None when it has none)."""
         with reading(self.datastore) as curs:
-            return self.benchmark_of(curs, strategy_id)
+            return IdentityTx(curs).benchmark_of(strategy_id)
 
     def benchmarks_in_use(self) -> set[str]:
         with reading(self.datastore) as curs:
             return {r["benchmark"] for r in curs.execute(
                 "SELECT DISTINCT benchmark FROM strategies WHERE benchmark <> ''").fetchall()}
 
-    @staticmethod
-    def benchmark_of(curs: Any, strategy_id: UUID) -> str | None:
-        """The strategy's benchmark, in the caller's transaction (the projector's)."""
-        row = curs.execute("SELECT benchmark FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
-        return (row["benchmark"] or None) if row else None
-
-    @staticmethod
-    def strategies_benchmarking(curs: Any, symbols: Iterable[str]) -> dict[UUID, str]:
-        """Strategies whose benchmark is one of ``symbols``, in the caller's transaction."""
-        return {r["id"]: r["benchmark"] for r in curs.execute(
-            "SELECT id, benchmark FROM strategies WHERE benchmark = ANY(%s)", (list(symbols),)).fetchall()}
-
     # ------------------------------------------------------------ the projector's reads (its transaction)
-
-    @staticmethod
-    def public_faces(curs: Any, strategy_ids: Iterable[UUID]) -> dict[UUID, tuple[str, str]]:
-        """(name, visibility) of each of ``strategy_ids`` that exists, in the caller's transaction."""
-        return {r["id"]: (r["name"], r["visibility"]) for r in curs.execute(
-            "SELECT id, name, visibility FROM strategies WHERE id = ANY(%s)", (list(strategy_ids),)).fetchall()}
-
-    @staticmethod
-    def strategy_updates_after(curs: Any, update_id: int, limit: int) -> list[tuple[int, UUID, bool]]:
-        """``strategy_updates`` rows (id, strategy id, benchmark changed) after ``update_id``, in order."""
-        rows = curs.execute("SELECT id, strategy_id, benchmark_changed FROM strategy_updates WHERE id > %s"
-                            " ORDER BY id LIMIT %s", (update_id, limit)).fetchall()
-        return [(r["id"], r["strategy_id"], r["benchmark_changed"]) for r in rows]
-
-    @staticmethod
-    def last_strategy_update_id(curs: Any) -> int:
-        return curs.execute("SELECT coalesce(max(id), 0) AS m FROM strategy_updates").fetchone()["m"]
 
     def latest_strategy_update(self) -> int:
         """The last ``strategy_updates`` id (0: none), on its own connection."""
         with reading(self.datastore) as curs:
-            return self.last_strategy_update_id(curs)
+            return IdentityTx(curs).last_strategy_update_id()
 
     @staticmethod
     def _record_update(curs: Any, strategy_id: UUID, *, benchmark_changed: bool) -> None:
@@ -434,3 +405,35 @@ class Identity:
             raise TooManyRequests(throttle.detail,
                                   headers={"Retry-After": str(max(1, math.ceil(row["retry_after_s"])))})
         return row["hit"]
+
+
+class IdentityTx:
+    """The strategies' reads inside another owner's transaction: a unit of work's ``identity``
+    (``LedgerWriter.identity``)."""
+
+    def __init__(self, curs: psycopg.Cursor) -> None:
+        self._curs = curs
+
+    def benchmark_of(self, strategy_id: UUID) -> str | None:
+        """The strategy's benchmark, in the caller's transaction (the projector's)."""
+        row = self._curs.execute("SELECT benchmark FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
+        return (row["benchmark"] or None) if row else None
+
+    def strategies_benchmarking(self, symbols: Iterable[str]) -> dict[UUID, str]:
+        """Strategies whose benchmark is one of ``symbols``, in the caller's transaction."""
+        return {r["id"]: r["benchmark"] for r in self._curs.execute(
+            "SELECT id, benchmark FROM strategies WHERE benchmark = ANY(%s)", (list(symbols),)).fetchall()}
+
+    def public_faces(self, strategy_ids: Iterable[UUID]) -> dict[UUID, tuple[str, str]]:
+        """(name, visibility) of each of ``strategy_ids`` that exists, in the caller's transaction."""
+        return {r["id"]: (r["name"], r["visibility"]) for r in self._curs.execute(
+            "SELECT id, name, visibility FROM strategies WHERE id = ANY(%s)", (list(strategy_ids),)).fetchall()}
+
+    def strategy_updates_after(self, update_id: int, limit: int) -> list[tuple[int, UUID, bool]]:
+        """``strategy_updates`` rows (id, strategy id, benchmark changed) after ``update_id``, in order."""
+        rows = self._curs.execute("SELECT id, strategy_id, benchmark_changed FROM strategy_updates WHERE id > %s"
+                                  " ORDER BY id LIMIT %s", (update_id, limit)).fetchall()
+        return [(r["id"], r["strategy_id"], r["benchmark_changed"]) for r in rows]
+
+    def last_strategy_update_id(self) -> int:
+        return self._curs.execute("SELECT coalesce(max(id), 0) AS m FROM strategy_updates").fetchone()["m"]

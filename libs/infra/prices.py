@@ -17,6 +17,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from eventsourcing.postgres import PostgresDatastore
 
 from .pg import reading
@@ -189,45 +190,10 @@ class Prices:
                 (symbols, dates)).fetchall()
         return {(r["symbol"], r["date"]): r["close"] for r in rows}
 
-    @staticmethod
-    def price_book(curs: Any, symbols: set[str], after: date | None, until: date) -> PriceBook:
-        """Closes after ``after`` (all when None) up to ``until``, plus each symbol's last close on or
-        before ``after``: what a fold from ``after`` on marks with. Runs in the caller's transaction."""
-        if not symbols:
-            return PriceBook({})
-        params = {"symbols": list(symbols), "after": after or date.min, "until": until}
-        with curs.connection.cursor(row_factory=tuple_row) as tuples:  # thousands of rows: skip dict building
-            rows = tuples.execute(
-                "SELECT symbol, date, close FROM prices WHERE symbol = ANY(%(symbols)s)"
-                " AND date > %(after)s AND date <= %(until)s"
-                # each symbol's last close on or before `after`: one index probe per symbol (a DISTINCT ON
-                # walked every earlier close of every symbol)
-                " UNION ALL SELECT s.symbol, last.date, last.close FROM unnest(%(symbols)s::text[]) AS s(symbol)"
-                " CROSS JOIN LATERAL (SELECT date, close FROM prices WHERE symbol = s.symbol"
-                " AND date <= least(%(after)s, %(until)s) ORDER BY date DESC LIMIT 1) AS last"
-                " ORDER BY 1, 2",
-                params,
-            ).fetchall()
-        closes: dict[str, list] = defaultdict(list)
-        for symbol, day, close in rows:
-            closes[symbol].append((day, close))
-        return PriceBook(closes, _splits_of(curs, list(symbols), date.min, until))
-
-    @staticmethod
-    def updates_after(curs: Any, update_id: int, limit: int) -> list[tuple[int, str, date]]:
-        """Outbox rows (id, symbol, from date) after ``update_id``, in order. Caller's transaction."""
-        rows = curs.execute("SELECT id, symbol, from_date FROM price_updates WHERE id > %s ORDER BY id LIMIT %s",
-                            (update_id, limit)).fetchall()
-        return [(r["id"], r["symbol"], r["from_date"]) for r in rows]
-
-    @staticmethod
-    def last_update_id(curs: Any) -> int:
-        return curs.execute("SELECT coalesce(max(id), 0) AS m FROM price_updates").fetchone()["m"]
-
     def latest_update(self) -> int:
         """The last ``price_updates`` id (0: none), on its own connection."""
         with reading(self.datastore) as curs:
-            return self.last_update_id(curs)
+            return PricesTx(curs).last_update_id()
 
     def benchmark_status(self, symbol: str) -> tuple[bool, int | None]:
         """Whether ``symbol`` has any price, and its price version (the latest outbox id)."""
@@ -252,3 +218,44 @@ class Prices:
                     close = LEDGER_CONTEXT.divide(LEDGER_CONTEXT.multiply(close, split.split_from), split.split_to)
             closes.append((r["date"], close))
         return closes
+
+
+class PricesTx:
+    """The price cache's reads inside another owner's transaction: a unit of work's ``prices``
+    (``LedgerWriter.prices``)."""
+
+    def __init__(self, curs: psycopg.Cursor) -> None:
+        self._curs = curs
+
+    def price_book(self, symbols: set[str], after: date | None, until: date) -> PriceBook:
+        """Closes after ``after`` (all when None) up to ``until``, plus each symbol's last close on or
+        before ``after``: what a fold from ``after`` on marks with. Runs in the caller's transaction."""
+        if not symbols:
+            return PriceBook({})
+        params = {"symbols": list(symbols), "after": after or date.min, "until": until}
+        # thousands of rows: skip dict building
+        with self._curs.connection.cursor(row_factory=tuple_row) as tuples:
+            rows = tuples.execute(
+                "SELECT symbol, date, close FROM prices WHERE symbol = ANY(%(symbols)s)"
+                " AND date > %(after)s AND date <= %(until)s"
+                # each symbol's last close on or before `after`: one index probe per symbol (a DISTINCT ON
+                # walked every earlier close of every symbol)
+                " UNION ALL SELECT s.symbol, last.date, last.close FROM unnest(%(symbols)s::text[]) AS s(symbol)"
+                " CROSS JOIN LATERAL (SELECT date, close FROM prices WHERE symbol = s.symbol"
+                " AND date <= least(%(after)s, %(until)s) ORDER BY date DESC LIMIT 1) AS last"
+                " ORDER BY 1, 2",
+                params,
+            ).fetchall()
+        closes: dict[str, list] = defaultdict(list)
+        for symbol, day, close in rows:
+            closes[symbol].append((day, close))
+        return PriceBook(closes, _splits_of(self._curs, list(symbols), date.min, until))
+
+    def updates_after(self, update_id: int, limit: int) -> list[tuple[int, str, date]]:
+        """Outbox rows (id, symbol, from date) after ``update_id``, in order. Caller's transaction."""
+        rows = self._curs.execute("SELECT id, symbol, from_date FROM price_updates WHERE id > %s ORDER BY id"
+                                  " LIMIT %s", (update_id, limit)).fetchall()
+        return [(r["id"], r["symbol"], r["from_date"]) for r in rows]
+
+    def last_update_id(self) -> int:
+        return self._curs.execute("SELECT coalesce(max(id), 0) AS m FROM price_updates").fetchone()["m"]

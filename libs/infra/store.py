@@ -97,19 +97,6 @@ class EventStore:
                                 (partitions, after, stop)).fetchall()
         return {r["p"] for r in rows}
 
-    @staticmethod
-    def purge_strategy(curs: psycopg.Cursor, strategy_id: UUID) -> int:
-        """Delete every stored event of a strategy, in the caller's transaction (``botranks strategy
-        delete``); returns how many. Under the recorder's own table lock, so no append interleaves."""
-        curs.execute(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE")
-        # strategy_key (its id's top 32 bits, migration 12) narrows the scan; the regex takes the exact id
-        # from the first "strategy_id"
-        curs.execute(
-            f"DELETE FROM {EVENTS_TABLE} WHERE strategy_key = %s AND substring(encode(state, 'escape')"
-            " from '\"strategy_id\":\"([0-9a-fA-F-]{36})\"') = %s",
-            (strategy_id.int >> 96, str(strategy_id)))
-        return curs.rowcount
-
     async def appended(self, database_url: str) -> AsyncIterator[None]:
         """Once per append, as it commits: the recorder's NOTIFY, heard on a connection of its own."""
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -132,3 +119,23 @@ class EventStore:
             curs.execute("SET LOCAL synchronous_commit = off")  # lost: the relay publishes again, deduplicated
             curs.execute("UPDATE relay_position SET notification_id = %s WHERE notification_id < %s",
                          (notification_id, notification_id))
+
+
+class EventsTx:
+    """The event store's writes inside another owner's transaction: a unit of work's ``events``
+    (``LedgerWriter.events``)."""
+
+    def __init__(self, curs: psycopg.Cursor) -> None:
+        self._curs = curs
+
+    def purge_strategy(self, strategy_id: UUID) -> int:
+        """Delete every stored event of a strategy, in the caller's transaction (``botranks strategy
+        delete``); returns how many. Under the recorder's own table lock, so no append interleaves."""
+        self._curs.execute(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE")
+        # strategy_key (its id's top 32 bits, migration 12) narrows the scan; the regex takes the exact id
+        # from the first "strategy_id"
+        self._curs.execute(
+            f"DELETE FROM {EVENTS_TABLE} WHERE strategy_key = %s AND substring(encode(state, 'escape')"
+            " from '\"strategy_id\":\"([0-9a-fA-F-]{36})\"') = %s",
+            (strategy_id.int >> 96, str(strategy_id)))
+        return self._curs.rowcount

@@ -30,7 +30,6 @@ import structlog
 from botranks_domain.performance import compute_performance
 from botranks_domain.series import nav_frame
 from libs.infra.db import Database
-from libs.infra.identity import Identity
 from libs.infra.readmodel import LedgerWriter
 
 log = structlog.get_logger(component="projector")
@@ -63,7 +62,7 @@ def refresh_rows(writer: LedgerWriter, strategy_ids: Iterable[UUID], deadline: f
     """Recompute and write the rows of ``strategy_ids`` (those with a ledger); stops taking more after
     ``deadline`` (``time.monotonic()``). Returns how many were written."""
     ids = list(dict.fromkeys(strategy_ids))
-    faces = Identity.public_faces(writer.cursor, ids)
+    faces = writer.identity.public_faces(ids)
     rows = []
     for strategy_id in ids:
         if deadline is not None and rows and time.monotonic() > deadline:
@@ -85,7 +84,7 @@ def apply_strategy_updates(writer: LedgerWriter, limit: int = BATCH) -> int:
     move the cursor (all in the writer's transaction). Returns how many updates were applied."""
     from .projection import _quarantine, rederive
 
-    all_updates = Identity.strategy_updates_after(writer.cursor, writer.strategy_update_position(), limit)
+    all_updates = writer.identity.strategy_updates_after(writer.strategy_update_position(), limit)
     if not all_updates:
         return 0
     updates = [u for u in all_updates if writer.in_partition(u[1])]  # the other partitions' are theirs

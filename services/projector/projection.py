@@ -26,10 +26,8 @@ from botranks_domain.model import LedgerEvent, decode_event, stored_event_strate
 from botranks_domain.nav import LedgerState, PriceBook, derive, decode_state, encode_state
 from botranks_domain.partition import event_partition
 from libs.infra.db import Database
-from libs.infra.identity import Identity
 from libs.infra.readmodel import UNKNOWN_STRATEGY, LedgerRow, LedgerWriter
 from libs.infra.metrics import PROJECTED
-from libs.infra.prices import Prices
 from libs.infra.store import Notification
 
 #: NAV days are marked at the close; the spec shows captured_at as 16:00 (New York close, in UTC 21:00/20:00);
@@ -246,7 +244,7 @@ def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row: LedgerRow | 
     ``nav_after`` is the last NAV day kept, when ``after`` is not one (the tail path).
     """
     today = datetime.now(timezone.utc).date()
-    benchmark = Identity.benchmark_of(writer.cursor, strategy_id)
+    benchmark = writer.identity.benchmark_of(strategy_id)
     held = {p.symbol for p in start.positions} | set(start.pending_dq) | _symbols(events)
     prices = _price_book(writer, held | ({benchmark} if benchmark else set()), after, today)
     inception = row.inception_date if row is not None else None
@@ -285,10 +283,10 @@ _WHOLE_HISTORY_BOOKS: ContextVar[dict | None] = ContextVar("whole_history_books"
 def _price_book(writer: LedgerWriter, symbols: set[str], after: date | None, until: date) -> PriceBook:
     books = _WHOLE_HISTORY_BOOKS.get()
     if books is None or after is not None:
-        return Prices.price_book(writer.cursor, symbols, after, until)
+        return writer.prices.price_book(symbols, after, until)
     key = (frozenset(symbols), until)
     if key not in books:
-        books[key] = Prices.price_book(writer.cursor, symbols, None, until)
+        books[key] = writer.prices.price_book(symbols, None, until)
     return books[key]
 
 
@@ -327,7 +325,7 @@ def apply_price_updates(db: Database, partition: int | None = None, limit: int =
         return sum(apply_price_updates(db, p, limit) for p in range(db.projection.partitions()))
     started = time.perf_counter()
     with db.projection.writing(partition) as writer:
-        updates = Prices.updates_after(writer.cursor, writer.price_update_position(), limit)
+        updates = writer.prices.updates_after(writer.price_update_position(), limit)
         if not updates:
             return 0
         earliest: dict[str, date] = {}
@@ -335,7 +333,7 @@ def apply_price_updates(db: Database, partition: int | None = None, limit: int =
             if symbol not in earliest or from_date < earliest[symbol]:
                 earliest[symbol] = from_date
         touched: dict[UUID, set[str]] = writer.strategies_holding(earliest)
-        benchmarking = Identity.strategies_benchmarking(writer.cursor, earliest)
+        benchmarking = writer.identity.strategies_benchmarking(earliest)
         for strategy_id in writer.projected(benchmarking):
             touched.setdefault(strategy_id, set()).add(benchmarking[strategy_id])
         touched = {s: symbols for s, symbols in touched.items() if writer.in_partition(s)}
@@ -385,8 +383,8 @@ def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200, p
     started = time.perf_counter()
     db.projection.create_shadow()
     with db.projection.writing(lock=False) as writer:  # what changes while we work is re-marked after the swap
-        price_cursor = Prices.last_update_id(writer.cursor)
-        strategy_cursor = Identity.last_strategy_update_id(writer.cursor)
+        price_cursor = writer.prices.last_update_id()
+        strategy_cursor = writer.identity.last_strategy_update_id()
     # 1. the log tables (and the hash chains), a batch at a time
     last, total = 0, 0
     head = db.events.max_notification_id()

@@ -23,6 +23,9 @@ from botranks_domain.nav import Derivation, LedgerState, NavRow, decode_state, e
 from botranks_domain.partition import MAX_PARTITIONS, partition_of
 from botranks_domain.views import LIVE_REPORTING_S
 
+from ..identity import IdentityTx
+from ..prices import PricesTx
+from ..store import EventsTx
 from .tables import (EPOCH, LEADERBOARD_COLUMNS, LOG_TABLES, NOTIFY_CHANNEL, PARTITION_TRACKING, PROJECTOR,
                      READ_MODEL_TABLES, SHADOW_SCHEMA, TRACKING_TABLE, partitions_of)
 
@@ -61,12 +64,17 @@ _LEDGER_COLUMNS = ", ".join(LedgerRow.__struct_fields__)
 
 
 class LedgerWriter:
-    """The projector's writes inside one transaction of the ledger view (see ``ReadModelTracking.writing``),
-    for one partition (``partition``) or for all of them (None)."""
+    """The projector's writes inside one transaction (see ``ReadModelTracking.writing``), for one
+    partition (``partition``) or for all of them (None): the unit of work of that transaction, whose
+    ``events``, ``prices`` and ``identity`` are the other owners' parts in it."""
 
     def __init__(self, tracking: ReadModelTracking, curs: psycopg.Cursor, partition: int | None = None) -> None:
         self.tracking = tracking
-        self.cursor = curs  # for the other owners' reads inside this transaction (prices, strategies)
+        self._cursor = curs
+        # the other owners inside this transaction (the unit of work's members)
+        self.events = EventsTx(curs)
+        self.prices = PricesTx(curs)
+        self.identity = IdentityTx(curs)
         self.partition = partition
         self.partitions = partitions_of(curs)
 
@@ -85,22 +93,22 @@ class LedgerWriter:
         """The position in the event log of the writer's partition (or of ``partition``, whose lock the
         writer must hold)."""
         partition = self._mine() if partition is None else partition
-        return self.tracking.tracked_in(self.cursor, PARTITION_TRACKING.format(partition))
+        return self.tracking.tracked_in(self._cursor, PARTITION_TRACKING.format(partition))
 
     def track(self, notification_id: int, partition: int | None = None) -> None:
         """Record the new position of the writer's partition (or of ``partition``, whose lock the writer
         must hold), in this transaction (eventsourcing's exactly-once idiom: a position that does not move
         forward fails), and announce it at commit."""
         partition = self._mine() if partition is None else partition
-        self.tracking.track_in(self.cursor, Tracking(PARTITION_TRACKING.format(partition), notification_id))
-        self.cursor.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{partition}:{notification_id}"))
+        self.tracking.track_in(self._cursor, Tracking(PARTITION_TRACKING.format(partition), notification_id))
+        self._cursor.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{partition}:{notification_id}"))
 
     def advance(self, partitions: Sequence[int], notification_id: int) -> list[int]:
         """Move each of ``partitions`` (whose locks the writer holds) that is behind ``notification_id``
         to it, in two statements whatever their number, and announce them at commit; returns those moved.
         For partitions with nothing to apply up to there (a position never moves back)."""
         names = [PARTITION_TRACKING.format(p) for p in partitions]
-        moved = [int(r["application_name"].rsplit("p", 1)[1]) for r in self.cursor.execute(
+        moved = [int(r["application_name"].rsplit("p", 1)[1]) for r in self._cursor.execute(
             f"INSERT INTO {TRACKING_TABLE} (application_name, notification_id)"
             " SELECT name, %(id)s FROM unnest(%(names)s::text[]) AS name"
             f" ON CONFLICT (application_name) DO UPDATE SET notification_id = EXCLUDED.notification_id"
@@ -108,7 +116,7 @@ class LedgerWriter:
             {"id": notification_id, "names": names}).fetchall()]
         if moved:  # NOTIFY payloads are at most 8000 bytes: 200 "partition:position" pairs a notification
             payloads = [",".join(f"{p}:{notification_id}" for p in moved[i:i + 200]) for i in range(0, len(moved), 200)]
-            self.cursor.execute("SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
+            self._cursor.execute("SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
                                 (NOTIFY_CHANNEL, payloads))
         return sorted(moved)
 
@@ -118,15 +126,15 @@ class LedgerWriter:
         those outbox cursors (after a rebuild; the writer holds every partition's lock)."""
         if not 1 <= partitions <= MAX_PARTITIONS:
             raise ValueError(f"partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}")
-        self.cursor.execute(f"DELETE FROM {TRACKING_TABLE} WHERE application_name = %s"
+        self._cursor.execute(f"DELETE FROM {TRACKING_TABLE} WHERE application_name = %s"
                             " OR application_name LIKE 'projector.p%%'", (PROJECTOR,))
-        self.cursor.execute("UPDATE projector_layout SET partitions = %s", (partitions,))
-        self.cursor.execute("DELETE FROM projector_partition_cursors")
-        self.cursor.execute(
+        self._cursor.execute("UPDATE projector_layout SET partitions = %s", (partitions,))
+        self._cursor.execute("DELETE FROM projector_partition_cursors")
+        self._cursor.execute(
             "INSERT INTO projector_partition_cursors (partition, price_update_id, strategy_update_id)"
             " SELECT g, %s, %s FROM generate_series(0, %s - 1) AS g", (price_update_id, strategy_update_id, partitions))
         if notification_id:
-            self.cursor.execute(
+            self._cursor.execute(
                 f"INSERT INTO {TRACKING_TABLE} (application_name, notification_id)"
                 " SELECT 'projector.p' || g, %s FROM generate_series(0, %s - 1) AS g", (notification_id, partitions))
         self.partitions = partitions
@@ -134,17 +142,17 @@ class LedgerWriter:
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A nested transaction: an exception inside undoes only what was written inside."""
-        with self.cursor.connection.transaction():
+        with self._cursor.connection.transaction():
             yield
 
     # ------------------------------------------------------------ quarantine
 
     def halted(self) -> set[UUID]:
-        return {r["strategy_id"] for r in self.cursor.execute("SELECT strategy_id FROM rm_quarantine").fetchall()}
+        return {r["strategy_id"] for r in self._cursor.execute("SELECT strategy_id FROM rm_quarantine").fetchall()}
 
     def quarantine(self, strategy_id: UUID, first: int, last: int, count: int, error: str | None) -> None:
         """Record that a strategy's projection is halted (``error`` None: more skipped events of a halted one)."""
-        self.cursor.execute(
+        self._cursor.execute(
             "INSERT INTO rm_quarantine (strategy_id, first_notification_id, last_notification_id, skipped_events,"
             " error) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (strategy_id) DO UPDATE SET"
             " last_notification_id = greatest(rm_quarantine.last_notification_id, EXCLUDED.last_notification_id),"
@@ -160,13 +168,13 @@ class LedgerWriter:
             rows[event_topic(event)].append((*event.log_row(), nid, raw))
         for topic, topic_rows in rows.items():
             table, columns = LOG_TABLES[topic]
-            with self.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            with self._cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in topic_rows:
                     copy.write_row(row)
 
     def history(self, strategy_id: UUID, since: datetime | None) -> list[tuple[int, LedgerEvent]]:
         """A strategy's (notification id, event) pairs with effective time >= since, in fold order."""
-        rows = self.cursor.execute(
+        rows = self._cursor.execute(
             "SELECT notification_id, event FROM ("
             " SELECT notification_id, event, executed_at AS at FROM rm_orders WHERE strategy_id = %(s)s"
             " UNION ALL SELECT notification_id, event, occurred_at FROM rm_cash_events WHERE strategy_id = %(s)s"
@@ -177,19 +185,19 @@ class LedgerWriter:
         return [(r["notification_id"], decode_event(bytes(r["event"]))) for r in rows]
 
     def logged_strategies(self) -> list[UUID]:
-        return [r["strategy_id"] for r in self.cursor.execute(
+        return [r["strategy_id"] for r in self._cursor.execute(
             "SELECT strategy_id FROM rm_orders UNION SELECT strategy_id FROM rm_cash_events"
             " UNION SELECT strategy_id FROM rm_snapshots ORDER BY 1").fetchall()]
 
     # ------------------------------------------------------------ a strategy's derived state
 
     def remember_symbols(self, strategy_id: UUID, symbols: Iterable[str]) -> None:
-        self.cursor.executemany("INSERT INTO rm_strategy_symbols (symbol, strategy_id) VALUES (%s, %s)"
+        self._cursor.executemany("INSERT INTO rm_strategy_symbols (symbol, strategy_id) VALUES (%s, %s)"
                                 " ON CONFLICT DO NOTHING", [(s, strategy_id) for s in sorted(symbols)])
 
     def ledger_row(self, strategy_id: UUID) -> LedgerRow | None:
         """The strategy's ``rm_ledger`` row, locked for this transaction."""
-        row = self.cursor.execute(f"SELECT {_LEDGER_COLUMNS} FROM rm_ledger WHERE strategy_id = %s FOR UPDATE",
+        row = self._cursor.execute(f"SELECT {_LEDGER_COLUMNS} FROM rm_ledger WHERE strategy_id = %s FOR UPDATE",
                                   (strategy_id,)).fetchone()
         return None if row is None else LedgerRow(**row)
 
@@ -200,38 +208,38 @@ class LedgerWriter:
         return self._last_day("rm_checkpoints", strategy_id, before)
 
     def _last_day(self, table: str, strategy_id: UUID, before: date | None) -> date | None:
-        return self.cursor.execute(f"SELECT max(date) AS d FROM {table} WHERE strategy_id = %s AND date < %s",
+        return self._cursor.execute(f"SELECT max(date) AS d FROM {table} WHERE strategy_id = %s AND date < %s",
                                    (strategy_id, before or date.max)).fetchone()["d"]
 
     def checkpoint(self, strategy_id: UUID, on_or_before: date) -> tuple[date, LedgerState] | None:
-        row = self.cursor.execute("SELECT date, state FROM rm_checkpoints WHERE strategy_id = %s AND date <= %s"
+        row = self._cursor.execute("SELECT date, state FROM rm_checkpoints WHERE strategy_id = %s AND date <= %s"
                                   " ORDER BY date DESC LIMIT 1", (strategy_id, on_or_before)).fetchone()
         return None if row is None else (row["date"], decode_state(row["state"]))
 
     def forget_after(self, strategy_id: UUID, nav_after: date | None, checkpoints_after: date | None,
                      reconciliation_since: datetime | None) -> None:
         """Drop what a re-derivation from those points on will write again."""
-        self.cursor.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date > %s",
+        self._cursor.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date > %s",
                             (strategy_id, nav_after or date.min))
-        self.cursor.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date > %s",
+        self._cursor.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date > %s",
                             (strategy_id, checkpoints_after or date.min))
-        self.cursor.execute("DELETE FROM rm_reconciliation_log WHERE strategy_id = %s AND taken_at >= %s",
+        self._cursor.execute("DELETE FROM rm_reconciliation_log WHERE strategy_id = %s AND taken_at >= %s",
                             (strategy_id, reconciliation_since or EPOCH))
 
     def forget_strategy(self, strategy_id: UUID) -> int:
         """Delete every read-model row of a deleted strategy; returns how many."""
         removed = 0
         for table in READ_MODEL_TABLES:
-            self.cursor.execute(f"DELETE FROM {table} WHERE strategy_id = %s", (strategy_id,))
-            removed += self.cursor.rowcount
-            if table == "rm_leaderboard" and self.cursor.rowcount:
+            self._cursor.execute(f"DELETE FROM {table} WHERE strategy_id = %s", (strategy_id,))
+            removed += self._cursor.rowcount
+            if table == "rm_leaderboard" and self._cursor.rowcount:
                 # leaderboard_version() is the newest refreshed_at: restamp the newest row so it moves
-                self.cursor.execute("UPDATE rm_leaderboard SET refreshed_at = clock_timestamp() WHERE strategy_id ="
+                self._cursor.execute("UPDATE rm_leaderboard SET refreshed_at = clock_timestamp() WHERE strategy_id ="
                                     " (SELECT strategy_id FROM rm_leaderboard ORDER BY refreshed_at DESC LIMIT 1)")
         return removed
 
     def forget_nav_from(self, strategy_id: UUID, day: date) -> None:
-        self.cursor.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date >= %s", (strategy_id, day))
+        self._cursor.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date >= %s", (strategy_id, day))
 
     def write_derivation(self, strategy_id: UUID, result: Derivation, published) -> None:
         """NAV rows, checkpoints, reconciliation entries and snapshot outcomes of one derivation.
@@ -239,19 +247,19 @@ class LedgerWriter:
         ``published`` rounds a derived number to the API's one precision.
         """
         if result.nav:
-            with self.cursor.copy("COPY rm_nav_daily (strategy_id, date, cash, market_value, total_equity,"
+            with self._cursor.copy("COPY rm_nav_daily (strategy_id, date, cash, market_value, total_equity,"
                                   " external_flow) FROM STDIN") as copy:
                 for n in result.nav:
                     copy.write_row((strategy_id, n.date, published(n.cash), published(n.market_value),
                                     published(n.total_equity), published(n.external_flow)))
         if result.checkpoints:  # replace from the first re-derived event day on (COPY: no conflicts left)
-            self.cursor.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date >= %s",
+            self._cursor.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date >= %s",
                                 (strategy_id, result.checkpoints[0][0]))
-            with self.cursor.copy("COPY rm_checkpoints (strategy_id, date, state) FROM STDIN") as copy:
+            with self._cursor.copy("COPY rm_checkpoints (strategy_id, date, state) FROM STDIN") as copy:
                 for d, st in result.checkpoints:
                     copy.write_row((strategy_id, d, encode_state(st)))
         if result.reconciliation:
-            self.cursor.executemany(
+            self._cursor.executemany(
                 "INSERT INTO rm_reconciliation_log (strategy_id, snapshot_id, symbol, derived_quantity,"
                 " derived_cost_basis, snapshot_quantity, snapshot_cost_basis, taken_at)"
                 " VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (snapshot_id, symbol) DO NOTHING",
@@ -259,10 +267,10 @@ class LedgerWriter:
                   d.derived_cost_basis and published(d.derived_cost_basis), d.snapshot_quantity,
                   d.snapshot_cost_basis, e.snapshot.taken_at) for e, d in result.reconciliation])
         # the splits applied after the start state's day are the derivation's to record again
-        self.cursor.execute("DELETE FROM rm_corporate_actions WHERE strategy_id = %s AND ex_date > %s",
+        self._cursor.execute("DELETE FROM rm_corporate_actions WHERE strategy_id = %s AND ex_date > %s",
                             (strategy_id, result.actions_after or date.min))
         if result.actions:
-            self.cursor.executemany(
+            self._cursor.executemany(
                 "INSERT INTO rm_corporate_actions (strategy_id, ex_date, symbol, split_from, split_to, quantity_before,"
                 " quantity_after, cost_basis_before, cost_basis_after) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
                 " ON CONFLICT (strategy_id, ex_date, symbol) DO UPDATE SET split_from = EXCLUDED.split_from,"
@@ -273,12 +281,12 @@ class LedgerWriter:
                   published(a.quantity_after), published(a.cost_basis_before), published(a.cost_basis_after))
                  for a in result.actions])
         if result.snapshots:
-            self.cursor.executemany("UPDATE rm_snapshots SET upserted = %s, removed = %s, reconciliation_entries = %s"
+            self._cursor.executemany("UPDATE rm_snapshots SET upserted = %s, removed = %s, reconciliation_entries = %s"
                                     " WHERE id = %s", [(u, r, n, sid) for sid, u, r, n in result.snapshots])
 
     def positions(self, strategy_id: UUID) -> dict[str, Holding]:
         return {r["symbol"]: Holding(r["quantity"], r["cost_basis"], r["updated_at"])
-                for r in self.cursor.execute("SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions"
+                for r in self._cursor.execute("SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions"
                                              " WHERE strategy_id = %s", (strategy_id,)).fetchall()}
 
     def write_positions(self, strategy_id: UUID, before: dict[str, Holding], after: dict[str, Holding]) -> None:
@@ -287,10 +295,10 @@ class LedgerWriter:
         changed = [(strategy_id, s, h.quantity, h.cost_basis, h.updated_at) for s, h in after.items()
                    if s not in before or before[s] != h]
         if removed:
-            self.cursor.execute("DELETE FROM rm_positions WHERE strategy_id = %s AND symbol = ANY(%s)",
+            self._cursor.execute("DELETE FROM rm_positions WHERE strategy_id = %s AND symbol = ANY(%s)",
                                 (strategy_id, removed))
         if changed:
-            self.cursor.executemany(
+            self._cursor.executemany(
                 "INSERT INTO rm_positions (strategy_id, symbol, quantity, cost_basis, updated_at)"
                 " VALUES (%s,%s,%s,%s,%s) ON CONFLICT (strategy_id, symbol) DO UPDATE SET"
                 " quantity = EXCLUDED.quantity, cost_basis = EXCLUDED.cost_basis, updated_at = EXCLUDED.updated_at",
@@ -298,7 +306,7 @@ class LedgerWriter:
 
     def write_ledger(self, row: LedgerRow) -> None:
         """Insert or replace the strategy's ``rm_ledger`` row."""
-        self.cursor.execute(
+        self._cursor.execute(
             f"INSERT INTO rm_ledger ({_LEDGER_COLUMNS}, updated_at)"
             " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, now()) ON CONFLICT (strategy_id) DO UPDATE SET"
             " cash_balance = EXCLUDED.cash_balance, realized_pnl = EXCLUDED.realized_pnl,"
@@ -315,31 +323,31 @@ class LedgerWriter:
 
     def price_update_position(self) -> int:
         """The last price-outbox id the partition has re-marked for."""
-        return self.cursor.execute("SELECT price_update_id FROM projector_partition_cursors WHERE partition = %s",
+        return self._cursor.execute("SELECT price_update_id FROM projector_partition_cursors WHERE partition = %s",
                                    (self._mine(),)).fetchone()["price_update_id"]
 
     def move_price_cursor(self, update_id: int) -> None:
-        self.cursor.execute("UPDATE projector_partition_cursors SET price_update_id = %s WHERE partition = %s",
+        self._cursor.execute("UPDATE projector_partition_cursors SET price_update_id = %s WHERE partition = %s",
                             (update_id, self._mine()))
 
     def strategies_holding(self, symbols: Iterable[str]) -> dict[UUID, set[str]]:
         """The strategies that ever held any of ``symbols`` (and which of them)."""
         found: dict[UUID, set[str]] = defaultdict(set)
-        for r in self.cursor.execute("SELECT strategy_id, symbol FROM rm_strategy_symbols WHERE symbol = ANY(%s)",
+        for r in self._cursor.execute("SELECT strategy_id, symbol FROM rm_strategy_symbols WHERE symbol = ANY(%s)",
                                      (list(symbols),)).fetchall():
             found[r["strategy_id"]].add(r["symbol"])
         return found
 
     def projected(self, strategy_ids: Iterable[UUID]) -> set[UUID]:
         """Those of ``strategy_ids`` that have a ledger (at least one event folded)."""
-        return {r["strategy_id"] for r in self.cursor.execute(
+        return {r["strategy_id"] for r in self._cursor.execute(
             "SELECT strategy_id FROM rm_ledger WHERE strategy_id = ANY(%s)", (list(strategy_ids),)).fetchall()}
 
     # ------------------------------------------------------------ the hash chain
 
     def chain_heads(self, strategy_ids: Iterable[UUID]) -> dict[UUID, Link]:
         """Each strategy's chain head (its latest day's row; ``notification_id`` 0), for extending it."""
-        rows = self.cursor.execute(
+        rows = self._cursor.execute(
             "SELECT DISTINCT ON (strategy_id) strategy_id, day, events, digest, last_created_at FROM rm_chain_days"
             " WHERE strategy_id = ANY(%s) ORDER BY strategy_id, day DESC", (list(strategy_ids),)).fetchall()
         return {r["strategy_id"]: Link(r["events"], 0, bytes(r["digest"]), r["day"], r["last_created_at"])
@@ -348,7 +356,7 @@ class LedgerWriter:
     def append_chain(self, links: dict[UUID, list[Link]]) -> None:
         """New links (COPY) and the new head of every day they reach."""
         heads: dict[tuple[UUID, date], Link] = {}
-        with self.cursor.copy("COPY rm_chain (strategy_id, seq, notification_id, digest, day, created_at)"
+        with self._cursor.copy("COPY rm_chain (strategy_id, seq, notification_id, digest, day, created_at)"
                               " FROM STDIN") as copy:
             for strategy_id, chain in links.items():
                 for link in chain:
@@ -356,7 +364,7 @@ class LedgerWriter:
                                     link.created_at))
                     heads[(strategy_id, link.day)] = link
         if heads:
-            self.cursor.executemany(
+            self._cursor.executemany(
                 "INSERT INTO rm_chain_days (strategy_id, day, events, digest, last_created_at)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (strategy_id, day) DO UPDATE SET"
                 " events = EXCLUDED.events, digest = EXCLUDED.digest, last_created_at = EXCLUDED.last_created_at",
@@ -366,11 +374,11 @@ class LedgerWriter:
 
     def strategy_update_position(self) -> int:
         """The last ``strategy_updates`` id the partition has applied to the leaderboard."""
-        return self.cursor.execute("SELECT strategy_update_id FROM projector_partition_cursors WHERE partition = %s",
+        return self._cursor.execute("SELECT strategy_update_id FROM projector_partition_cursors WHERE partition = %s",
                                    (self._mine(),)).fetchone()["strategy_update_id"]
 
     def move_strategy_update_cursor(self, update_id: int) -> None:
-        self.cursor.execute("UPDATE projector_partition_cursors SET strategy_update_id = %s WHERE partition = %s",
+        self._cursor.execute("UPDATE projector_partition_cursors SET strategy_update_id = %s WHERE partition = %s",
                             (update_id, self._mine()))
 
     def stale_leaderboard(self, limit: int) -> list[UUID]:
@@ -378,7 +386,7 @@ class LedgerWriter:
         another NAV version."""
         mine = "" if self.partition is None else \
             " AND botranks_strategy_partition(l.strategy_id::text, %(p)s) = %(mine)s"
-        return [r["strategy_id"] for r in self.cursor.execute(
+        return [r["strategy_id"] for r in self._cursor.execute(
             "SELECT l.strategy_id FROM rm_ledger AS l LEFT JOIN rm_leaderboard AS b USING (strategy_id)"
             f" WHERE b.nav_version IS DISTINCT FROM l.updated_at{mine} LIMIT %(limit)s",
             {"limit": limit, "p": self.partitions, "mine": self.partition}).fetchall()]
@@ -386,7 +394,7 @@ class LedgerWriter:
     def leaderboard_inputs(self, strategy_id: UUID) -> dict[str, Any] | None:
         """What a strategy's leaderboard row is computed from (None without a ledger): its NAV version,
         NAV rows (``NavRow``), order counts, and its last arrival."""
-        row = self.cursor.execute(
+        row = self._cursor.execute(
             "SELECT l.updated_at AS nav_version,"
             " (SELECT last_created_at FROM rm_chain_days WHERE strategy_id = %(s)s ORDER BY day DESC LIMIT 1)"
             " AS last_activity, o.orders, o.live_orders FROM rm_ledger AS l,"
@@ -395,7 +403,7 @@ class LedgerWriter:
             " WHERE l.strategy_id = %(s)s", {"s": strategy_id, "live": LIVE_REPORTING_S}).fetchone()
         if row is None:
             return None
-        with self.cursor.connection.cursor(row_factory=args_row(NavRow)) as navs:
+        with self._cursor.connection.cursor(row_factory=args_row(NavRow)) as navs:
             row["nav"] = navs.execute("SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
                                       " WHERE strategy_id = %s ORDER BY date", (strategy_id,)).fetchall()
         return row
@@ -406,7 +414,7 @@ class LedgerWriter:
             return
         columns = ", ".join(LEADERBOARD_COLUMNS)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in LEADERBOARD_COLUMNS[1:])
-        self.cursor.executemany(
+        self._cursor.executemany(
             f"INSERT INTO rm_leaderboard ({columns}, refreshed_at) VALUES"
             f" ({', '.join(['%s'] * len(LEADERBOARD_COLUMNS))}, clock_timestamp())"
             f" ON CONFLICT (strategy_id) DO UPDATE SET {updates}, refreshed_at = clock_timestamp()",
@@ -416,8 +424,8 @@ class LedgerWriter:
 
     def swap_in_shadow(self) -> None:
         """Replace every live read model by the rebuild's (inside the caller's locked transaction)."""
-        self.cursor.execute("SET LOCAL search_path TO public")
+        self._cursor.execute("SET LOCAL search_path TO public")
         for table in READ_MODEL_TABLES:
-            self.cursor.execute(f"DROP TABLE public.{table}")
-            self.cursor.execute(f"ALTER TABLE {SHADOW_SCHEMA}.{table} SET SCHEMA public")
-        self.cursor.execute(f"DROP SCHEMA {SHADOW_SCHEMA}")
+            self._cursor.execute(f"DROP TABLE public.{table}")
+            self._cursor.execute(f"ALTER TABLE {SHADOW_SCHEMA}.{table} SET SCHEMA public")
+        self._cursor.execute(f"DROP SCHEMA {SHADOW_SCHEMA}")
