@@ -13,7 +13,8 @@ import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import tuple_row
 
-from botranks_domain.chain import Link, line as chain_line, to_hex
+from botranks_domain.chain import Link, to_hex
+from botranks_domain.chain import line as chain_line
 from botranks_domain.model import CashEvent, Order, Position, cash_of, decode_event, order_of, position_id
 from botranks_domain.nav import NavRow
 from botranks_domain.views import (
@@ -24,9 +25,9 @@ from botranks_domain.views import (
     LIVE_ONLY_MIN_SHARE,
     CashPage,
     ChainDay,
+    ChainHead,
     CorporateAction,
     CorporateActions,
-    ChainHead,
     LeaderboardPage,
     LeaderboardRow,
     Nav,

@@ -7,7 +7,7 @@ position is the tracking table's ``projector.p<N>`` rows (one per partition, lai
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 import psycopg
@@ -48,7 +48,7 @@ LEADERBOARD_ROW = ("strategy_id, name, total_return, cagr, sharpe, sortino, max_
 LEADERBOARD_COLUMNS = ("strategy_id", "name", "visibility", "total_return", "cagr", "sharpe", "sortino",
                        "max_drawdown", "volatility", "track_days", "inception_date", "latest_date", "last_activity",
                        "orders", "live_orders", "live_share", "nav_version")
-EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 def partitions_of(curs: psycopg.Cursor) -> int:

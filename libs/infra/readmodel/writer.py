@@ -26,8 +26,18 @@ from botranks_domain.views import LIVE_REPORTING_S
 from ..identity import IdentityTx
 from ..prices import PricesTx
 from ..store import EventsTx
-from .tables import (EPOCH, LEADERBOARD_COLUMNS, LOG_TABLES, NOTIFY_CHANNEL, PARTITION_TRACKING, PROJECTOR,
-                     READ_MODEL_TABLES, SHADOW_SCHEMA, TRACKING_TABLE, partitions_of)
+from .tables import (
+    EPOCH,
+    LEADERBOARD_COLUMNS,
+    LOG_TABLES,
+    NOTIFY_CHANNEL,
+    PARTITION_TRACKING,
+    PROJECTOR,
+    READ_MODEL_TABLES,
+    SHADOW_SCHEMA,
+    TRACKING_TABLE,
+    partitions_of,
+)
 
 if TYPE_CHECKING:
     from .tracking import ReadModelTracking
