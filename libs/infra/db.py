@@ -29,7 +29,6 @@ from .schema import migrate
 from .store import EventStore
 
 
-
 class Database:
     """A connection pool to one database and the owners of its tables."""
 
@@ -42,7 +41,7 @@ class Database:
         self.prices = Prices(self.datastore)
         self.identity = Identity(self.datastore)
 
-    def create_tables(self) -> "Database":
+    def create_tables(self) -> Database:
         """eventsourcing's tables and BotRanks' migrations (idempotent, safe to race)."""
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (locks.SETUP,))
@@ -72,7 +71,8 @@ class Database:
             rows = writer.forget_strategy(strategy_id)
         if name is None and not events and not rows:
             return None
-        return {"strategy_id": str(strategy_id), "name": name, "events_deleted": events, "read_model_rows_deleted": rows}
+        return {"strategy_id": str(strategy_id), "name": name, "events_deleted": events,
+                "read_model_rows_deleted": rows}
 
     def close(self) -> None:
         self.datastore.close()

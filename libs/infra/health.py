@@ -139,7 +139,7 @@ class HealthServer:
         self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         self._task: asyncio.Task | None = None
 
-    def start(self) -> "HealthServer":
+    def start(self) -> HealthServer:
         if self.port:
             self._task = asyncio.create_task(self._server.serve())
         return self

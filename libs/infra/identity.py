@@ -28,11 +28,11 @@ import psycopg
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore
 
-from .pg import reading
-
 from botranks_domain.accounts import ApiKeyCreated, ApiKeyInfo, Strategy, StrategyProfile, StrategySettingsIn, User
 from botranks_domain.errors import Conflict, NotFound, NotOwner, NotSignedIn, TooManyRequests
 from botranks_domain.model import normalize_symbol
+
+from .pg import reading
 
 KEY_PREFIX = "fq_live_"
 _PROFILE_COLUMNS = ("id, name, visibility, nullif(benchmark, '') AS benchmark, show_positions, owner_id,"

@@ -26,8 +26,8 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from .db import Database
 
-__all__ = ["INGESTED", "REFUSED", "PROJECTED", "PUBLISHED", "StoreCollector", "exposition", "http_metrics", "merge_expositions",
-           "CONTENT_TYPE_LATEST"]
+__all__ = ["INGESTED", "REFUSED", "PROJECTED", "PUBLISHED", "StoreCollector", "exposition", "http_metrics",
+           "merge_expositions", "CONTENT_TYPE_LATEST"]
 
 #: request durations: sub-millisecond reads to multi-second batches
 DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
@@ -74,7 +74,7 @@ class StoreCollector(Collector):
     """Gauges read from the database at scrape time: the projection's and the relay's lag, a rebuild's
     progress. Errors make the scrape carry ``botranks_store_up 0`` rather than fail."""
 
-    def __init__(self, db: "Database") -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def collect(self) -> Iterator[Metric]:
@@ -102,7 +102,8 @@ class StoreCollector(Collector):
         yield lag
         yield GaugeMetricFamily("botranks_relay_lag_events", "Events stored but not yet published to JetStream",
                                 value=max(0, head - relay))
-        done = GaugeMetricFamily("botranks_rebuild_progress_ratio", "A running rebuild's progress (0..1; 1: none running)")
+        done = GaugeMetricFamily("botranks_rebuild_progress_ratio",
+                                 "A running rebuild's progress (0..1; 1: none running)")
         done.add_metric([], rebuild)
         yield done
 

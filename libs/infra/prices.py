@@ -13,19 +13,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
-
-from .pg import reading
 from psycopg.rows import tuple_row
 
 from botranks_domain.bars import Bar, Split
 from botranks_domain.ledger import LEDGER_CONTEXT
 from botranks_domain.nav import PriceBook
+
+from .pg import reading
 
 __all__ = ["Prices", "upsert_bars", "upsert_splits", "BATCH_SIZE"]
 
@@ -182,7 +182,7 @@ class Prices:
         if not wanted:
             return {}
         symbols = [s for s, _ in wanted]
-        dates = [ts.astimezone(timezone.utc).date() for _, ts in wanted]
+        dates = [ts.astimezone(UTC).date() for _, ts in wanted]
         with reading(self.datastore) as curs:
             rows = curs.execute(
                 "SELECT p.symbol, p.date, p.close FROM prices p"

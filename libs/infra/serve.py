@@ -19,8 +19,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Awaitable
-from typing import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 import uvicorn

@@ -7,9 +7,9 @@ and serves the OpenAPI document for both (``libs.infra.surface``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from litestar import Litestar, Response, get
 from litestar.datastructures import State

@@ -68,7 +68,7 @@ class Settings:
     page_burst_per_ip: int = 300
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
             database_url=env.get("BOTRANKS_DATABASE_URL", ""),
@@ -102,14 +102,14 @@ class Settings:
             page_burst_per_ip=max(1, int(env.get("BOTRANKS_PAGE_BURST_PER_IP", "300"))),
         )
 
-    def require_servers(self) -> "Settings":
+    def require_servers(self) -> Settings:
         """For a service process: both URLs must be set (``botranks up`` sets them)."""
         if not self.database_url or not self.nats_url:
             raise RuntimeError("BOTRANKS_DATABASE_URL and BOTRANKS_NATS_URL must be set "
                                "(`botranks up` sets them for the services it starts)")
         return self
 
-    def with_servers(self, database_url: str, nats_url: str) -> "Settings":
+    def with_servers(self, database_url: str, nats_url: str) -> Settings:
         return replace(self, database_url=database_url, nats_url=nats_url)
 
     def service_environment(self) -> dict[str, str]:

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Sequence
 from uuid import UUID
 
 import psycopg
-
 from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 

@@ -11,14 +11,14 @@ import eventsourcing.persistence as es_persistence
 import msgspec
 import psycopg
 import psycopg_pool
+import structlog
 from litestar import MediaType, Request, Response
 from litestar.datastructures import ResponseHeader
-from litestar.openapi import ResponseSpec
 from litestar.exceptions import HTTPException, PermissionDeniedException, SerializationException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.serialization import default_serializer
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import Empty
-import structlog
 
 from botranks_domain import errors
 from botranks_domain.model import convert_input

@@ -102,7 +102,7 @@ class ProjectorDaemon:
                     continue  # more to do: new events first, then the leaderboard
                 try:
                     await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             for task in self._consumers.values():
@@ -113,7 +113,7 @@ class ProjectorDaemon:
     async def _sleep(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._stop.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def balance(self, force: bool = False) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from libs.infra.logs import configure_logging
-from libs.infra.settings import Settings
 from libs.infra.db import Database
 from libs.infra.health import DatabaseProbe, HealthServer, health_app
+from libs.infra.logs import configure_logging
 from libs.infra.metrics import StoreCollector
 from libs.infra.serve import run_until_stopped
+from libs.infra.settings import Settings
 
 from .consumer import ProjectorDaemon
 from .projection import rebuild

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from contextvars import ContextVar
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from uuid import UUID
 
 import structlog
@@ -23,11 +24,11 @@ import structlog
 from botranks_domain.chain import extend
 from botranks_domain.ledger import LEDGER_CONTEXT, ZERO, Holding, published
 from botranks_domain.model import LedgerEvent, decode_event, stored_event_strategy
-from botranks_domain.nav import LedgerState, PriceBook, derive, decode_state, encode_state
+from botranks_domain.nav import LedgerState, PriceBook, decode_state, derive, encode_state
 from botranks_domain.partition import event_partition
 from libs.infra.db import Database
-from libs.infra.readmodel import UNKNOWN_STRATEGY, LedgerRow, LedgerWriter
 from libs.infra.metrics import PROJECTED
+from libs.infra.readmodel import UNKNOWN_STRATEGY, LedgerRow, LedgerWriter
 from libs.infra.store import Notification
 
 #: NAV days are marked at the close; the spec shows captured_at as 16:00 (New York close, in UTC 21:00/20:00);
@@ -193,7 +194,7 @@ def _project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[
     if appended and (last_nav is None or first_day > last_nav) and (row is None or row.state is not None):
         # the common case: new events after everything folded, on days with no NAV row yet
         start = LedgerState() if row is None else decode_state(row.state).dated(
-            max(row.last_effective_at.astimezone(timezone.utc).date(), last_nav or date.min))
+            max(row.last_effective_at.astimezone(UTC).date(), last_nav or date.min))
         _derive_and_write(writer, strategy_id, row, start, [e for _, e in new_events], last_nav,
                           writer.last_checkpoint_day(strategy_id), new_last=new_events[-1])
         return 0
@@ -230,20 +231,21 @@ def rederive(writer: LedgerWriter, strategy_id: UUID, from_day: date, *, row: Le
             start.dated(checkpoint_day)
             start.pending_flow, start.pending_dq = ZERO, {}  # consumed by a NAV day on or before `after`
     since = None if checkpoint_day is None else datetime.combine(
-        checkpoint_day + timedelta(days=1), dtime(0), tzinfo=timezone.utc)
+        checkpoint_day + timedelta(days=1), dtime(0), tzinfo=UTC)
     writer.forget_after(strategy_id, after, checkpoint_day, since)
     history = [event for _, event in writer.history(strategy_id, since)]
     _derive_and_write(writer, strategy_id, row, start, history, after, checkpoint_day, new_last=new_last)
 
 
-def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row: LedgerRow | None, start: LedgerState, events: list[LedgerEvent],
+def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row: LedgerRow | None, start: LedgerState,
+                      events: list[LedgerEvent],
                       after: date | None, last_checkpoint: date | None, *, new_last,
                       nav_after: date | None = None) -> None:
     """Derive from ``start`` (the state at the end of day ``after``) and write every read model.
 
     ``nav_after`` is the last NAV day kept, when ``after`` is not one (the tail path).
     """
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     benchmark = writer.identity.benchmark_of(strategy_id)
     held = {p.symbol for p in start.positions} | set(start.pending_dq) | _symbols(events)
     prices = _price_book(writer, held | ({benchmark} if benchmark else set()), after, today)
@@ -315,7 +317,7 @@ def _mark_now(positions: dict[str, Holding], prices: PriceBook, today: date, lat
             latest = day if latest is None or day > latest else latest
     if latest_nav is not None and (latest is None or latest_nav > latest):
         latest = latest_nav
-    return market_value, datetime.combine(latest, CLOSE_TIME, tzinfo=timezone.utc) if latest else last_event_at
+    return market_value, datetime.combine(latest, CLOSE_TIME, tzinfo=UTC) if latest else last_event_at
 
 
 def apply_price_updates(db: Database, partition: int | None = None, limit: int = 10_000) -> int:

@@ -73,7 +73,7 @@ class LedgerReader:
         positions = [Position(id=position_id(strategy_id, symbol), strategy_id=strategy_id, symbol=symbol,
                               quantity=quantity, cost_basis=basis, updated_at=updated)
                      for symbol, quantity, basis, updated in zip(row["symbols"] or (), row["quantities"] or (),
-                                                                 row["bases"] or (), row["updated"] or ())]
+                                                                 row["bases"] or (), row["updated"] or (), strict=True)]
         has_ledger = row["captured_at"] is not None
         return StateView(
             strategy_id=strategy_id,
