@@ -32,6 +32,8 @@ from botranks_domain.series import nav_frame
 from libs.infra.db import Database
 from libs.infra.readmodel import LedgerWriter
 
+from .projection import quarantine, rederive
+
 log = structlog.get_logger(component="projector")
 
 #: strategies (or strategy updates) taken per transaction
@@ -82,8 +84,6 @@ def refresh_rows(writer: LedgerWriter, strategy_ids: Iterable[UUID], deadline: f
 def apply_strategy_updates(writer: LedgerWriter, limit: int = BATCH) -> int:
     """Follow ``strategy_updates`` after the cursor: re-derive on a new benchmark, refresh the rows,
     move the cursor (all in the writer's transaction). Returns how many updates were applied."""
-    from .projection import _quarantine, rederive
-
     all_updates = writer.identity.strategy_updates_after(writer.strategy_update_position(), limit)
     if not all_updates:
         return 0
@@ -96,7 +96,7 @@ def apply_strategy_updates(writer: LedgerWriter, limit: int = BATCH) -> int:
                 with writer.savepoint():
                     rederive(writer, strategy_id, date.min)
             except Exception as exc:  # noqa: BLE001 - one strategy's failure stops no other
-                _quarantine(writer, strategy_id, 0, 0, 0, exc)
+                quarantine(writer, strategy_id, 0, 0, 0, exc)
     refresh_rows(writer, [s for s in ids if s in projected])
     writer.move_strategy_update_cursor(all_updates[-1][0])
     return len(all_updates)

@@ -13,7 +13,7 @@ from libs.infra.serve import run_until_stopped
 from libs.infra.settings import Settings
 
 from .consumer import ProjectorDaemon
-from .projection import rebuild
+from .rebuild import rebuild
 
 
 async def run_daemon(settings: Settings) -> None:

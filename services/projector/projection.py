@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -106,19 +107,19 @@ def apply_batch(writer: LedgerWriter, notifications: Sequence[Notification]) -> 
     from then on; every other strategy of the batch is projected as usual.
     """
     outcome = BatchOutcome()
-    by_strategy = _log_batch(writer, notifications, writer.halted())
+    by_strategy = log_batch(writer, notifications, writer.halted())
     outcome.strategies = len(by_strategy)
     for strategy_id, events in by_strategy.items():
         try:
             with writer.savepoint():  # a failing fold undoes only itself
-                outcome.refolds += _project_strategy(writer, strategy_id, events)
+                outcome.refolds += project_strategy(writer, strategy_id, events)
         except Exception as exc:  # noqa: BLE001 - any failure isolates this strategy only
-            _quarantine(writer, strategy_id, events[0][0], events[-1][0], len(events), exc)
+            quarantine(writer, strategy_id, events[0][0], events[-1][0], len(events), exc)
             outcome.quarantined += 1
     return outcome
 
 
-def _log_batch(writer: LedgerWriter, notifications: Sequence[Notification],
+def log_batch(writer: LedgerWriter, notifications: Sequence[Notification],
                halted: set[UUID]) -> dict[UUID, list[tuple[int, LedgerEvent]]]:
     """Decode the notifications and append them to the log tables; returns them by strategy.
 
@@ -133,7 +134,7 @@ def _log_batch(writer: LedgerWriter, notifications: Sequence[Notification],
             event = decode_event(n.state)
         except Exception as exc:  # noqa: BLE001 - whatever the bytes are, they stop nobody else
             strategy_id = stored_event_strategy(n.state) or UNKNOWN_STRATEGY
-            _quarantine(writer, strategy_id, n.id, n.id, 1, exc)
+            quarantine(writer, strategy_id, n.id, n.id, 1, exc)
             halted.add(strategy_id)
             continue
         decoded[event.strategy_id].append((n.id, event, n.state))
@@ -152,7 +153,7 @@ def _log_batch(writer: LedgerWriter, notifications: Sequence[Notification],
                     _extend_chains(writer, {strategy_id: decoded[strategy_id]})
             except Exception as exc:  # noqa: BLE001
                 events = decoded.pop(strategy_id)
-                _quarantine(writer, strategy_id, events[0][0], events[-1][0], len(events), exc)
+                quarantine(writer, strategy_id, events[0][0], events[-1][0], len(events), exc)
     return {s: [(nid, e) for nid, e, _ in rows] for s, rows in decoded.items()}
 
 
@@ -166,7 +167,7 @@ def _extend_chains(writer: LedgerWriter, decoded: dict[UUID, list[tuple[int, Led
                          for strategy_id, rows in decoded.items() if rows})
 
 
-def _quarantine(writer: LedgerWriter, strategy_id: UUID, first: int, last: int, count: int,
+def quarantine(writer: LedgerWriter, strategy_id: UUID, first: int, last: int, count: int,
                 error: Exception) -> None:
     message = f"{type(error).__name__}: {error}"
     log.error("strategy_quarantined", strategy_id=str(strategy_id), notification_id=first, error=message[:2000])
@@ -181,7 +182,7 @@ def _symbols(events: Sequence[LedgerEvent]) -> set[str]:
     return set().union(*(e.symbols() for e in events))
 
 
-def _project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[tuple[int, LedgerEvent]]) -> int:
+def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[tuple[int, LedgerEvent]]) -> int:
     """Fold a strategy's new events and maintain its NAV history; returns 1 if it had to re-derive."""
     new_events.sort(key=lambda item: _key(*item))
     symbols = _symbols([e for _, e in new_events])
@@ -278,8 +279,19 @@ def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row: LedgerRow | 
 
 #: a rebuild's price books of whole histories, by (symbols, last day): every strategy folded from
 #: the start over the same few symbols reads the same closes. Set only while a rebuild folds its
-#: strategies; prices that change meanwhile come through the price outbox after the swap.
+#: strategies (:func:`sharing_price_books`); prices that change meanwhile come through the price outbox
+#: after the swap.
 _WHOLE_HISTORY_BOOKS: ContextVar[dict | None] = ContextVar("whole_history_books", default=None)
+
+
+@contextmanager
+def sharing_price_books() -> Iterator[None]:
+    """While open, folds from the start of a history share their price books (a rebuild's step 2)."""
+    books = _WHOLE_HISTORY_BOOKS.set({})
+    try:
+        yield
+    finally:
+        _WHOLE_HISTORY_BOOKS.reset(books)
 
 
 def _price_book(writer: LedgerWriter, symbols: set[str], after: date | None, until: date) -> PriceBook:
@@ -347,76 +359,9 @@ def apply_price_updates(db: Database, partition: int | None = None, limit: int =
                 with writer.savepoint():
                     rederive(writer, strategy_id, min(earliest[s] for s in touched[strategy_id]))
             except Exception as exc:  # noqa: BLE001 - one strategy's failure stops no other
-                _quarantine(writer, strategy_id, 0, 0, 0, exc)
+                quarantine(writer, strategy_id, 0, 0, 0, exc)
         writer.move_price_cursor(updates[-1][0])
     if touched:
         log.info("remarked", partition=partition, price_updates=len(updates), symbols=len(earliest),
                  strategies=len(touched), duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return len(touched)
-
-
-def _fold_all(db: Database, strategies: list[UUID], halted: set[UUID], head: int, per_commit: int) -> None:
-    """A rebuild's step 2: fold every strategy from its own history into the shadow tables."""
-    for i in range(0, len(strategies), per_commit):
-        db.projection.record_rebuild(head // 2 + head * i // max(1, 2 * len(strategies)), head)
-        with db.projection.writing(shadow=True, lock=False) as writer:
-            for strategy_id in strategies[i:i + per_commit]:
-                if strategy_id in halted:
-                    continue
-                history = writer.history(strategy_id, None)
-                try:
-                    with writer.savepoint():
-                        _project_strategy(writer, strategy_id, history)
-                except Exception as exc:  # noqa: BLE001
-                    _quarantine(writer, strategy_id, history[0][0], history[-1][0], len(history), exc)
-
-
-def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200, partitions: int | None = None) -> int:
-    """Rebuild every read model from the event store alone, then swap them in at once.
-
-    Readers keep the current read models until the swap (one short transaction); memory is
-    bounded by one batch of the log or one strategy's history, never the whole log.
-    The live projectors keep running meanwhile; they are paused only for the final catch-up
-    and swap, under every partition's lock. ``partitions``: lay the projection out in that many
-    partitions from then on (default: as it is).
-    """
-    from .leaderboard import fill_stale, refresh_rows
-
-    started = time.perf_counter()
-    db.projection.create_shadow()
-    with db.projection.writing(lock=False) as writer:  # what changes while we work is re-marked after the swap
-        price_cursor = writer.prices.last_update_id()
-        strategy_cursor = writer.identity.last_strategy_update_id()
-    # 1. the log tables (and the hash chains), a batch at a time
-    last, total = 0, 0
-    head = db.events.max_notification_id()
-    db.projection.record_rebuild(0, head)
-    while notifications := db.events.notifications_after(last, batch):
-        with db.projection.writing(shadow=True, lock=False) as writer:
-            _log_batch(writer, notifications, writer.halted())
-        last, total = notifications[-1].id, total + len(notifications)
-        db.projection.record_rebuild(min(last, head) // 2, head)  # the log read: the first half of the work
-    # 2. every strategy folded from its own history, one strategy in memory at a time
-    with db.projection.writing(shadow=True, lock=False) as writer:
-        strategies, halted = writer.logged_strategies(), writer.halted()
-    books = _WHOLE_HISTORY_BOOKS.set({})
-    try:
-        _fold_all(db, strategies, halted, head, strategies_per_commit)
-    finally:
-        _WHOLE_HISTORY_BOOKS.reset(books)
-    # 3. the leaderboard of what was folded
-    for i in range(0, len(strategies), strategies_per_commit):
-        with db.projection.writing(shadow=True, lock=False) as writer:
-            refresh_rows(writer, strategies[i:i + strategies_per_commit])
-    # 4. what arrived meanwhile, then the swap, with the live projector paused
-    with db.projection.writing(shadow=True) as writer:
-        while notifications := db.events.notifications_after(last, batch):
-            apply_batch(writer, notifications)
-            last, total = notifications[-1].id, total + len(notifications)
-        fill_stale(writer)
-        writer.swap_in_shadow()
-        writer.reset_layout(partitions or writer.partitions, last, price_cursor, strategy_cursor)
-    db.projection.record_rebuild(total, total, finished=True)
-    log.info("rebuilt", events=total, strategies=len(strategies),
-             duration_ms=round((time.perf_counter() - started) * 1000, 2))
-    return total

@@ -22,7 +22,8 @@ from botranks_domain.chain import digest, to_hex, verify_lines
 from botranks_domain.model import CashEvent, CashRecorded, Order, OrderRecorded, stored_event_strategy
 from devtools.stack import ROOT, sql
 from libs.infra.db import Database
-from services.projector.projection import project, rebuild
+from services.projector.projection import project
+from services.projector.rebuild import rebuild
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,8 @@ from botranks_domain.views import (
 from devtools.stack import sql, wait_until
 from libs.infra.db import Database
 from services.projector.leaderboard import refresh_leaderboard
-from services.projector.projection import apply_price_updates, project, rebuild
+from services.projector.projection import apply_price_updates, project
+from services.projector.rebuild import rebuild
 from services.query_api import readers
 
 pytestmark = pytest.mark.integration

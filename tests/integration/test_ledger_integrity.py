@@ -23,7 +23,8 @@ from devtools.stack import ROOT, Stack, sql, wait_until
 from libs.infra import bus
 from libs.infra.db import Database
 from libs.infra.readmodel import UNKNOWN_STRATEGY
-from services.projector.projection import apply_batch, project, rebuild
+from services.projector.projection import apply_batch, project
+from services.projector.rebuild import rebuild
 
 pytestmark = pytest.mark.integration
 

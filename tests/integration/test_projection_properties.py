@@ -29,7 +29,8 @@ from botranks_domain.model import (
 )
 from devtools.stack import sql
 from libs.infra.db import Database
-from services.projector.projection import apply_price_updates, project, rebuild
+from services.projector.projection import apply_price_updates, project
+from services.projector.rebuild import rebuild
 
 pytestmark = pytest.mark.integration
 
