@@ -25,7 +25,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, OpenAPIType, Schema, SecurityScheme, Tag
 from litestar.plugins import OpenAPISchemaPlugin
 
-from botranks_domain.model import DECIMAL_TEXT
+from botranks_domain.reading import DECIMAL_TEXT
 
 TITLE, VERSION = "BotRanks API", "1.0.0"
 

@@ -21,7 +21,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVI
 from litestar.types import Empty
 
 from botranks_domain import errors
-from botranks_domain.model import convert_input
+from botranks_domain.reading import convert_input
 
 from .metrics import REFUSED
 from .openapi import DecimalAsNumberPlugin, StrictStructPlugin

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from botranks_domain.ledger import published
-from botranks_domain.model import MAX_ABS_AMOUNT, MAX_DETAILS_DEPTH, MAX_FRACTION_DIGITS
+from botranks_domain.model import MAX_DETAILS_DEPTH
+from botranks_domain.reading import MAX_ABS_AMOUNT, MAX_FRACTION_DIGITS
 
 pytestmark = pytest.mark.integration
 

@@ -29,15 +29,8 @@ from hypothesis import strategies as st
 from litestar import Litestar, get, post
 from litestar.testing import TestClient
 
-from botranks_domain.model import (
-    MAX_ABS_AMOUNT,
-    MAX_DETAILS_DEPTH,
-    MAX_FRACTION_DIGITS,
-    CashIn,
-    OrdersBatchIn,
-    SnapshotIn,
-    exact_decimal,
-)
+from botranks_domain.model import MAX_DETAILS_DEPTH, CashIn, OrdersBatchIn, SnapshotIn
+from botranks_domain.reading import MAX_ABS_AMOUNT, MAX_FRACTION_DIGITS, exact_decimal
 from libs.infra.web import api_app_kwargs, is_json_content_type
 from services.command_api.accounts import Credentials
 

@@ -20,10 +20,9 @@ from botranks_domain.model import (
     CashIn,
     OrdersBatchIn,
     SnapshotIn,
-    convert_input,
     normalize_symbol,
-    read_text,
 )
+from botranks_domain.reading import convert_input, read_text
 from libs.infra.web import decode_body
 from services.command_api import ingest
 

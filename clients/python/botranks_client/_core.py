@@ -25,9 +25,9 @@ from botranks_domain.model import (
     OrderIn,
     PositionIn,
     SnapshotIn,
-    convert_input,
     normalize_symbol,
 )
+from botranks_domain.reading import convert_input
 
 from .errors import InvalidInput, InvalidOrder
 
