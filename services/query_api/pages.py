@@ -36,7 +36,7 @@ from libs.infra.db import Database
 from libs.infra.readmodel import stream_chain_events, stream_nav_rows
 from libs.infra.web import API_CSP, CSP_HEADER, PAGE_CSP, domain_status, page_security_headers
 
-from . import assets, page_data
+from . import assets, formatting, page_data
 from .downloads import ThreadedChunks, download_slots, idle_timeout, nav_csv_chunks, prime, register
 from .page_data import Access, LeaderboardQuery, PageCache
 
@@ -68,8 +68,8 @@ def template_config() -> TemplateConfig:
     def configure(engine: JinjaTemplateEngine) -> None:
         env = engine.engine
         env.trim_blocks = env.lstrip_blocks = True
-        env.filters.update(page_data.FILTERS)
-        env.globals.update(asset_url=assets.url, sign_class=page_data.sign_class, PAGE_SIZE=page_data.PAGE_SIZE,
+        env.filters.update(formatting.FILTERS)
+        env.globals.update(asset_url=assets.url, sign_class=formatting.sign_class, PAGE_SIZE=page_data.PAGE_SIZE,
                            LIVE_REPORTING_MIN=LIVE_REPORTING_S // 60, LIVE_ONLY_MIN_SHARE=LIVE_ONLY_MIN_SHARE)
 
     return TemplateConfig(directory=assets.TEMPLATES_DIR, engine=JinjaTemplateEngine, engine_callback=configure)
