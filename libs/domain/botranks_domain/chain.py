@@ -6,7 +6,7 @@ JSON. ``event_json`` is the event exactly as the event store keeps it (its bytes
 A back-dated event is appended like any other: the chain never rewrites, so a digest
 someone noted earlier stays a prefix of every later chain.
 
-The download (``LedgerView.chain_events``) is JSONL, one event per line, ``event`` last and
+The download (``LedgerReader.chain_events``) is JSONL, one event per line, ``event`` last and
 verbatim::
 
     {"seq":1,"notification_id":17,"digest":"<hex>","event":{...the stored event...}}

@@ -178,7 +178,7 @@ class ChainHead(msgspec.Struct):
     digest: str | None
     days: list[ChainDay]
 
-#: the board a strategy's own rank (``LedgerView.leaderboard_row``) is counted on: best Sharpe first,
+#: the board a strategy's own rank (``LedgerReader.leaderboard_row``) is counted on: best Sharpe first,
 #: among public strategies with at least this many days of track record
 LEADERBOARD_DEFAULT_SORT = "sharpe"
 LEADERBOARD_DEFAULT_MIN_DAYS = 30
