@@ -88,8 +88,10 @@ either way — also for a clone restored beside a still-running original on the 
 the two would share a stream: the worst a foreign or swallowed wake-up can do is delay a
 projection until the projector's idle poll of the store (0.5 s).
 
-This module runs SQL across the tables of every owner (like ``libs/infra/schema.py``, which holds
-their DDL): it is whole-database maintenance, run while no service writes to the target.
+This module runs no SQL itself: whole-database maintenance (the catalog, counts, locks, COPY, the
+exported snapshot, ``schema_migrations``) goes through ``libs/infra/schema.py`` and the event
+store's rows (``botranks_meta``, ``relay_position``) through ``store.EventsBackup``; it is run
+while no service writes to the target.
 """
 
 from __future__ import annotations
@@ -105,12 +107,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from libs.infra import schema
 from libs.infra.db import Database
-from libs.infra.schema import MIGRATIONS
-from libs.infra.store import EVENTS_TABLE
+from libs.infra.store import EVENTS_TABLE, EventsBackup
 
 __all__ = ["backup", "restore", "BACKED_UP", "BackupError", "RestoreRefused"]
 
@@ -165,28 +166,26 @@ def backup(database_url: str, path: Path) -> dict:
     with psycopg.connect(database_url, autocommit=True) as conn:
         server_major = conn.info.server_version // 10000
         pg_dump = _pg_dump_for(server_major)
-        # one REPEATABLE READ snapshot, exported to pg_dump: the counts below are those of the dump
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-        present = _existing_tables(conn, BACKED_UP)
-        missing = [t for t in REQUIRED if t not in present]
-        if missing:
-            raise BackupError(f"not a BotRanks database (no table {', '.join(missing)}): nothing to back up")
-        counts = _row_counts(conn, present)
-        events, last_id = _events(conn)
-        store_id = conn.execute("SELECT store_id FROM botranks_meta").fetchone()[0]
-        version = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
-
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            conninfo, env = _libpq_target(database_url)
-            argv = [str(pg_dump), "--format=custom", "--no-owner", "--no-privileges", "--strict-names",
-                    f"--snapshot={snapshot}", f"--file={tmp}", f"--dbname={conninfo}"]
-            argv += [f"--table={SCHEMA}.{table}" for table in present]
-            _run(argv, env, "pg_dump")
-            conn.execute("COMMIT")  # the snapshot may end once pg_dump is done with it
+            # one REPEATABLE READ snapshot, exported to pg_dump: the counts below are those of the dump
+            with schema.snapshot(conn) as snapshot:  # it may end once pg_dump is done with it
+                present = schema.existing_tables(conn, BACKED_UP)
+                missing = [t for t in REQUIRED if t not in present]
+                if missing:
+                    raise BackupError(f"not a BotRanks database (no table {', '.join(missing)}): nothing to back up")
+                counts = schema.row_counts(conn, present)
+                events_of = EventsBackup(conn)
+                events, last_id = events_of.events()
+                store_id = events_of.store_id()
+                version = schema.applied_version(conn)
+                conninfo, env = _libpq_target(database_url)
+                argv = [str(pg_dump), "--format=custom", "--no-owner", "--no-privileges", "--strict-names",
+                        f"--snapshot={snapshot}", f"--file={tmp}", f"--dbname={conninfo}"]
+                argv += [f"--table={SCHEMA}.{table}" for table in present]
+                _run(argv, env, "pg_dump")
             entries = _archive_toc(_newest("pg_restore"), tmp)
             dumped = {e["name"] for e in entries if e["type"] == "TABLE DATA"}
             if dumped != set(present):
@@ -248,12 +247,11 @@ def restore(database_url: str, path: Path) -> dict:
         stderr_path = Path(work) / "pg_restore.err"
         with psycopg.connect(database_url) as conn, open(stderr_path, "wb") as stderr:
             with conn.transaction():
-                conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-                    sql.SQL(", ").join(sql.Identifier(SCHEMA, t) for t in (*BACKED_UP, "relay_position"))))
+                schema.lock_tables(conn, (*BACKED_UP, "relay_position"), LOCK_TIMEOUT)
                 _refuse_unless_empty(conn, schema_known=True)  # again, under the lock
-                conn.execute("DELETE FROM botranks_meta")
-                conn.execute("DELETE FROM schema_migrations")
+                events_of = EventsBackup(conn)
+                events_of.forget_store_id()
+                schema.forget_versions(conn)
                 process = subprocess.Popen(
                     [str(pg_restore), "--data-only", f"--use-list={listing}", "--file=-", str(path)],
                     stdout=subprocess.PIPE, stderr=stderr)
@@ -268,16 +266,15 @@ def restore(database_url: str, path: Path) -> dict:
                     raise BackupError(f"incomplete archive: loaded {sorted(loaded)} and sequences"
                                       f" {sorted(set_sequences)}, its table of contents lists {sorted(tables)}"
                                       f" and {sorted(sequences)}")
-                backup_version = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+                backup_version = schema.applied_version(conn)
                 # the schema in force is this code's (step 1): record the versions the backup predates
-                conn.execute("INSERT INTO schema_migrations (version) SELECT unnest(%s::int[]) ON CONFLICT DO NOTHING",
-                             ([version for version, _ in MIGRATIONS],))
-                if conn.execute("SELECT count(*) FROM botranks_meta").fetchone()[0] != 1:
+                schema.record_all_versions(conn)
+                if events_of.store_ids() != 1:
                     raise BackupError("the backup's botranks_meta does not hold exactly one store id")
-                conn.execute("UPDATE relay_position SET notification_id = 0")
-                counts = _row_counts(conn, tables)
-                events, last_id = _events(conn)
-                store_id = conn.execute("SELECT store_id FROM botranks_meta").fetchone()[0]
+                events_of.reset_relay_position()
+                counts = schema.row_counts(conn, tables)
+                events, last_id = events_of.events()
+                store_id = events_of.store_id()
     return {
         "path": str(path),
         "tables": counts,
@@ -301,16 +298,15 @@ def _load_script(conn: psycopg.Connection, script, tables: set[str], sequences: 
     loaded: set[str] = set()
     set_sequences: set[str] = set()
     lines: Iterator[bytes] = iter(script)
-    newest = max(version for version, _ in MIGRATIONS)
     for raw in lines:
         line = raw.decode("utf-8").strip()
         if not line or line.startswith("--") or line.startswith("\\"):  # comments; psql's \restrict
             continue
         if match := _COPY_RE.match(line):
-            schema, table = match.group(1), match.group(2)
-            if schema != SCHEMA or table not in tables or table in loaded:
-                raise BackupError(f"unexpected data in the backup: {schema}.{table}")
-            with conn.cursor() as curs, curs.copy(line[:-1]) as copy:
+            namespace, table = match.group(1), match.group(2)
+            if namespace != SCHEMA or table not in tables or table in loaded:
+                raise BackupError(f"unexpected data in the backup: {namespace}.{table}")
+            with schema.copy_in(conn, table, _columns(match.group(3))) as copy:
                 chunk: list[bytes] = []
                 size = 0
                 for row in lines:
@@ -327,20 +323,19 @@ def _load_script(conn: psycopg.Connection, script, tables: set[str], sequences: 
                     copy.write(b"".join(chunk))
             loaded.add(table)
             if table == "schema_migrations":  # first in the list: stop before loading anything big
-                version = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
-                if version > newest:
+                version = schema.applied_version(conn)
+                if version > schema.NEWEST:
                     raise BackupError(f"the backup has schema version {version}, this BotRanks knows"
-                                      f" {newest}: restore it with a newer BotRanks")
+                                      f" {schema.NEWEST}: restore it with a newer BotRanks")
         elif match := _SETVAL_RE.match(line):
-            schema, sequence, value, called = match.groups()
-            if schema != SCHEMA or sequence not in sequences:
-                raise BackupError(f"unexpected sequence in the backup: {schema}.{sequence}")
-            conn.execute("SELECT pg_catalog.setval(%s::regclass, %s, %s)",
-                         (f"{SCHEMA}.{sequence}", int(value), called == "true"))
+            namespace, sequence, value, called = match.groups()
+            if namespace != SCHEMA or sequence not in sequences:
+                raise BackupError(f"unexpected sequence in the backup: {namespace}.{sequence}")
+            schema.set_sequence(conn, sequence, int(value), called == "true")
             set_sequences.add(sequence)
         elif match := _SET_RE.match(line):
             if match.group(1) == "client_encoding":  # the encoding of the COPY data that follows
-                conn.execute(line)
+                schema.set_client_encoding(conn, match.group(2).strip("'"))
             # other session settings (timeouts, search_path...) do not matter to qualified COPYs
         elif line.startswith("SELECT pg_catalog.set_config("):
             continue
@@ -351,20 +346,17 @@ def _load_script(conn: psycopg.Connection, script, tables: set[str], sequences: 
 
 def _refuse_unless_empty(conn: psycopg.Connection, *, schema_known: bool) -> None:
     """Raise RestoreRefused unless the database has no tables, or only a BotRanks schema without data."""
-    if not schema_known and "botranks_meta" not in _existing_tables(conn, ["botranks_meta"]):
-        others = conn.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1 LIMIT 5",
-            (SCHEMA,)).fetchall()
+    if not schema_known and "botranks_meta" not in schema.existing_tables(conn, ["botranks_meta"]):
+        others = schema.some_relations(conn, 5)
         if others:
             raise RestoreRefused("refusing to restore: the database is not empty and holds no BotRanks schema"
-                                 f" (tables {', '.join(r[0] for r in others)}...); restore into a new, empty"
+                                 f" (tables {', '.join(others)}...); restore into a new, empty"
                                  " database")
         return
-    present = _existing_tables(conn, [t for t in BACKED_UP if t not in SEEDED])
-    used = {table: n for table, n in _row_counts(conn, present, limit=1).items() if n}
+    present = schema.existing_tables(conn, [t for t in BACKED_UP if t not in SEEDED])
+    used = {table: n for table, n in schema.row_counts(conn, present, limit=1).items() if n}
     if used:
-        events = f" ({_events(conn)[0]} stored events)" if EVENTS_TABLE in used else ""
+        events = f" ({EventsBackup(conn).events()[0]} stored events)" if EVENTS_TABLE in used else ""
         raise RestoreRefused(f"refusing to restore: the database already holds data{events} in"
                              f" {', '.join(sorted(used))}; restore into a new, empty database")
 
@@ -372,31 +364,9 @@ def _refuse_unless_empty(conn: psycopg.Connection, *, schema_known: bool) -> Non
 # ---------------------------------------------------------------- helpers
 
 
-def _existing_tables(conn: psycopg.Connection, tables) -> list[str]:
-    """Those of ``tables`` that exist in the schema, in the given order."""
-    rows = conn.execute(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p')",
-        (SCHEMA, list(tables))).fetchall()
-    found = {r[0] for r in rows}
-    return [t for t in tables if t in found]
-
-
-def _row_counts(conn: psycopg.Connection, tables, limit: int | None = None) -> dict[str, int]:
-    counts = {}
-    for table in tables:
-        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(SCHEMA, table))
-        if limit is not None:
-            query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS t").format(
-                sql.Identifier(SCHEMA, table), sql.Literal(limit))
-        counts[table] = conn.execute(query).fetchone()[0]
-    return counts
-
-
-def _events(conn: psycopg.Connection) -> tuple[int, int]:
-    row = conn.execute(sql.SQL("SELECT count(*), coalesce(max(notification_id), 0) FROM {}").format(
-        sql.Identifier(SCHEMA, EVENTS_TABLE))).fetchone()
-    return row[0], row[1]
+def _columns(listed: str) -> list[str]:
+    """The column names of pg_dump's ``COPY t (a, "b") FROM stdin`` line."""
+    return [c.strip().strip('"') for c in listed.split(",")]
 
 
 def _libpq_target(database_url: str) -> tuple[str, dict[str, str]]:
@@ -486,8 +456,8 @@ def _archive_toc(pg_restore: Path, path: Path) -> list[dict[str, Any]]:
     entries = []
     for line in listing.splitlines():
         if match := _TOC_RE.match(line):
-            kind, schema, name = match.groups()
-            if schema != SCHEMA:
-                raise BackupError(f"unexpected schema {schema} in {path}")
-            entries.append({"type": kind, "schema": schema, "name": name, "line": line})
+            kind, namespace, name = match.groups()
+            if namespace != SCHEMA:
+                raise BackupError(f"unexpected schema {namespace} in {path}")
+            entries.append({"type": kind, "schema": namespace, "name": name, "line": line})
     return entries

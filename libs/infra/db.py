@@ -6,8 +6,8 @@
 - ``prices`` (:class:`Prices`): the price cache, its outbox and the market-data bookkeeping;
 - ``identity`` (:class:`Identity`): people, sessions, strategies, API keys, rate limits.
 
-Only these four owners (``readmodel`` is one package) run SQL on their tables; ``schema`` holds
-the DDL of all of them.
+Only these four owners (``readmodel`` and ``identity`` are packages) run SQL on their tables, and
+each holds its tables' DDL; ``schema`` applies it as one ordered sequence of migrations.
 See docs/ARCHITECTURE.md.
 """
 

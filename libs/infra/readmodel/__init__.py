@@ -2,14 +2,16 @@
 
 Split by side: :class:`LedgerReader` (``reader``) is what the APIs and pages read;
 :class:`ReadModelTracking` (``tracking``) holds the projector's positions and opens its
-transactions, each a :class:`LedgerWriter` (``writer``); ``tables`` names the tables once.
+transactions, each a :class:`LedgerWriter` (``writer``); ``tables`` names the tables once;
+``ddl`` creates them (``MIGRATIONS``, by migration version).
 Nothing else runs SQL on these tables.
 """
 
+from .ddl import MIGRATIONS
 from .reader import LedgerReader, stream_chain_events, stream_nav_rows
 from .tables import UNKNOWN_STRATEGY
 from .tracking import ReadModelTracking
 from .writer import LedgerRow, LedgerWriter
 
-__all__ = ["LedgerReader", "LedgerRow", "LedgerWriter", "ReadModelTracking", "UNKNOWN_STRATEGY", "stream_chain_events",
-           "stream_nav_rows"]
+__all__ = ["MIGRATIONS", "LedgerReader", "LedgerRow", "LedgerWriter", "ReadModelTracking", "UNKNOWN_STRATEGY",
+           "stream_chain_events", "stream_nav_rows"]

@@ -1,14 +1,5 @@
-"""Identity: owner of ``users``, ``sessions``, ``strategies``, ``api_keys``, ``rate_windows`` and
-``auth_throttle``.
-
-Secrets (API keys, session tokens) carry 256 random bits; only their SHA-256 is stored and
-lookups go by that hash, so no plaintext is ever compared or kept. The per-key rate limit is
-a true sliding window in PostgreSQL (``botranks_check_key``: one round trip per request, shared
-by every replica of both APIs); so are the sign-in throttles (``botranks_auth_attempt``:
-attempts per client address, failed logins per email). Errors are domain errors
-(``botranks_domain.errors``); the web layer maps them to statuses. Nothing else runs SQL on
-these tables.
-"""
+"""Identity's reads and writes: :class:`Identity` (on the pool) and :class:`IdentityTx` (inside the
+projector's unit of work), with the secrets and throttle helpers. The tables are in ``ddl``."""
 
 from __future__ import annotations
 
@@ -32,7 +23,7 @@ from botranks_domain.accounts import ApiKeyCreated, ApiKeyInfo, Strategy, Strate
 from botranks_domain.errors import Conflict, NotFound, NotOwner, NotSignedIn, TooManyRequests
 from botranks_domain.model import normalize_symbol
 
-from .pg import reading
+from ..pg import reading
 
 KEY_PREFIX = "fq_live_"
 _PROFILE_COLUMNS = ("id, name, visibility, nullif(benchmark, '') AS benchmark, show_positions, owner_id,"
