@@ -19,7 +19,7 @@ from botranks_domain.views import (
                                    StateView,
 )
 
-from ._core import MAX_BATCH, CashResult, DeadLetter, Enqueued, SubmitResult, parse_retry_after
+from ._core import MAX_BATCH, parse_retry_after
 from .aio import AsyncClient
 from .client import USER_AGENT, Client, __version__
 from .errors import (
@@ -39,6 +39,7 @@ from .errors import (
                                    UnexpectedResponse,
                                    Unprocessable,
 )
+from .results import CashResult, DeadLetter, Enqueued, SubmitResult
 
 __all__ = [
     "Client", "AsyncClient", "MAX_BATCH", "SubmitResult", "CashResult", "Enqueued", "DeadLetter",

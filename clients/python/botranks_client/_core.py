@@ -1,4 +1,4 @@
-"""What the sync and async clients share: results, input preparation (validation, times, ids),
+"""What the sync and async clients share: input preparation (validation, times, ids),
 request bodies, and the retry and pacing rules. No I/O here."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -19,9 +19,7 @@ import msgspec
 from botranks_domain.errors import InvalidSymbol
 from botranks_domain.model import (
     MAX_BATCH,
-    CashEvent,
     CashIn,
-    Order,
     OrderIn,
     PositionIn,
     SnapshotIn,
@@ -30,8 +28,9 @@ from botranks_domain.model import (
 from botranks_domain.reading import convert_input
 
 from .errors import InvalidInput, InvalidOrder
+from .results import SubmitResult
 
-__all__ = ["MAX_BATCH", "MAX_BODY_BYTES", "SubmitResult", "CashResult", "Enqueued", "DeadLetter"]
+__all__ = ["MAX_BATCH", "MAX_BODY_BYTES"]
 
 log = logging.getLogger("botranks_client")
 
@@ -47,65 +46,6 @@ PROJECTED_HEADER = "BotRanks-Projected"
 _wire = msgspec.json.Encoder(decimal_format="number")
 # the identity of an input: sorted keys, decimals as their exact text
 _canonical = msgspec.json.Encoder(decimal_format="string", order="sorted")
-_exact = msgspec.json.Decoder(float_hook=Decimal)
-
-
-# ---------------------------------------------------------------- results
-
-
-class SubmitResult(msgspec.Struct, kw_only=True):
-    """What ``submit_orders`` got back, all batches together (``accepted``: new; ``duplicates``:
-    an order with that ``external_order_id`` already existed and was not re-applied)."""
-
-    accepted: list[Order] = msgspec.field(default_factory=list)
-    duplicates: list[Order] = msgspec.field(default_factory=list)
-    #: False when some batch was stored but not yet folded into /state when the server answered
-    projected: bool = True
-
-    @property
-    def accepted_count(self) -> int:
-        return len(self.accepted)
-
-    @property
-    def duplicates_count(self) -> int:
-        return len(self.duplicates)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {"accepted": len(self.accepted), "duplicates": len(self.duplicates)}
-
-
-class CashResult(msgspec.Struct, kw_only=True):
-    """``status`` "created", or "duplicate" (an event with that ``external_id`` existed: that one)."""
-
-    status: Literal["created", "duplicate"]
-    event: CashEvent
-    projected: bool = True
-
-
-class Enqueued(msgspec.Struct, kw_only=True):
-    """A submission written to the outbox: sent in the background, in order (``ids``: its rows)."""
-
-    kind: Literal["orders", "cash", "snapshot"]
-    ids: list[int]
-    items: int
-
-
-class DeadLetter(msgspec.Struct, kw_only=True):
-    """An outbox row the server refused for good (a 4xx): never retried by itself."""
-
-    id: int
-    kind: Literal["orders", "cash", "snapshot"]
-    body: bytes
-    items: int
-    status: int | None
-    detail: str
-    created_at: datetime
-    failed_at: datetime
-
-    def payload(self) -> Any:
-        """The request body as JSON data (decimals as Decimal)."""
-        return _exact.decode(self.body)
 
 
 # ---------------------------------------------------------------- input preparation

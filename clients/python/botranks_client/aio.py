@@ -27,7 +27,7 @@ from botranks_domain.views import (
 )
 
 from . import _core
-from ._core import CashResult, DeadLetter, Enqueued, Pacer, SubmitResult, log
+from ._core import Pacer, log
 from .client import (
     CASH_RETRY_MEMORY,
     READYZ_POLL_S,
@@ -41,6 +41,7 @@ from .client import (
 )
 from .errors import BotRanksError, ServerError, TransportError, api_error
 from .outbox import Outbox
+from .results import CashResult, DeadLetter, Enqueued, SubmitResult
 
 
 class _AsyncSession:

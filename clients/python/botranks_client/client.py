@@ -27,9 +27,10 @@ from botranks_domain.views import (
 )
 
 from . import _core
-from ._core import CashResult, DeadLetter, Enqueued, Pacer, SubmitResult, log
+from ._core import Pacer, log
 from .errors import BotRanksError, ServerError, TransportError, UnexpectedResponse, api_error
 from .outbox import Outbox
+from .results import CashResult, DeadLetter, Enqueued, SubmitResult
 
 T = TypeVar("T")
 

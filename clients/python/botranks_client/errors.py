@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from ._core import SubmitResult
+    from .results import SubmitResult
 
 
 class BotRanksError(Exception):

@@ -22,8 +22,8 @@ from pathlib import Path
 from uuid import UUID
 
 from . import _core
-from ._core import DeadLetter, Enqueued
 from .errors import ApiError, BotRanksError, Forbidden, NotFound, OutboxTimeout, RateLimited, Unauthorized
+from .results import DeadLetter, Enqueued
 
 log = logging.getLogger("botranks_client.outbox")
 
