@@ -1,6 +1,6 @@
-"""No circle of imports among the first-party modules (issue 20), function-level imports included:
-an import inside a function hides a cycle from Python, not from a reader. Imports under
-``if TYPE_CHECKING:`` are left out (annotations only, never executed)."""
+"""No circle of imports among the first-party modules (issue 20), function-level and
+``if TYPE_CHECKING:`` imports included: an import inside a function or for annotations only hides
+a cycle from Python, not from a reader."""
 
 from __future__ import annotations
 
@@ -35,13 +35,7 @@ def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for module, path in mods.items():
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-        tree = ast.parse(path.read_text())
-        typing_only = {id(node) for block in ast.walk(tree)
-                       if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
-                       for statement in block.body for node in ast.walk(statement)}
-        for node in ast.walk(tree):
-            if id(node) in typing_only:
-                continue
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):

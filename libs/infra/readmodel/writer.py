@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import msgspec
@@ -39,8 +39,14 @@ from .tables import (
     partitions_of,
 )
 
-if TYPE_CHECKING:
-    from .tracking import ReadModelTracking
+
+class TrackingHooks(Protocol):
+    """What a writer needs of ``ReadModelTracking`` (tracking.py, which makes the writers): its two
+    hooks into this transaction. A protocol, so that this module does not import that one back."""
+
+    def tracked_in(self, curs: psycopg.Cursor, name: str) -> int: ...
+
+    def track_in(self, curs: psycopg.Cursor, tracking: Tracking) -> None: ...
 
 
 class LedgerRow(msgspec.Struct, kw_only=True):
@@ -78,7 +84,7 @@ class LedgerWriter:
     partition (``partition``) or for all of them (None): the unit of work of that transaction, whose
     ``events``, ``prices`` and ``identity`` are the other owners' parts in it."""
 
-    def __init__(self, tracking: ReadModelTracking, curs: psycopg.Cursor, partition: int | None = None) -> None:
+    def __init__(self, tracking: TrackingHooks, curs: psycopg.Cursor, partition: int | None = None) -> None:
         self.tracking = tracking
         self._cursor = curs
         # the other owners inside this transaction (the unit of work's members)
