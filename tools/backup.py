@@ -69,7 +69,7 @@ is refused before anything is touched (:class:`RestoreRefused`).
    backup from an older schema loads too (COPY names its columns; newer columns take their
    defaults), and ``schema_migrations`` then gets the versions step 1 applied. The relay position
    is set to 0. Any error rolls the whole load back: the database is left as step 1 made it.
-3. The caller then runs ``botranks projector rebuild`` (or :func:`services.projector.projection.
+3. The caller then runs ``botranks projector rebuild`` (or :func:`services.projector.rebuild.
    rebuild`): every read model, the tracking position and the outbox cursors are derived from
    the restored tables. (A projector started without it would catch up from position 0 by itself,
    the slow way.)
