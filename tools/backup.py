@@ -255,6 +255,7 @@ def restore(database_url: str, path: Path) -> dict:
                 process = subprocess.Popen(
                     [str(pg_restore), "--data-only", f"--use-list={listing}", "--file=-", str(path)],
                     stdout=subprocess.PIPE, stderr=stderr)
+                assert process.stdout is not None  # stdout=PIPE
                 try:
                     loaded, set_sequences = _load_script(conn, process.stdout, set(tables), sequences)
                 finally:
@@ -377,7 +378,7 @@ def _libpq_target(database_url: str) -> tuple[str, dict[str, str]]:
     env = dict(os.environ)
     if password:
         env["PGPASSWORD"] = str(password)
-    return make_conninfo(**params), env
+    return make_conninfo("", **params), env
 
 
 def _run(argv: list[str], env: dict[str, str] | None, what: str) -> subprocess.CompletedProcess:

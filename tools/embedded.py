@@ -26,6 +26,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .processes import free_port, pid_alive, proc_cmdline, proc_pids, spawn, stop_pids, stop_processes, wait_for_port
@@ -146,7 +147,8 @@ def stop_postmaster(data_dir: Path, timeout: float = 30.0) -> str:
     pid = running_postmaster(data_dir)
     if pid is None:
         return "not running"
-    from pgserver._commands import pg_ctl
+    # pgserver makes its commands at import (one function per binary): no attribute mypy can see
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     try:
         pg_ctl(["-w", "-t", str(int(timeout)), "-m", "fast", "stop"], pgdata=Path(data_dir),
@@ -198,7 +200,7 @@ class EmbeddedPostgres:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
-        self.server = None
+        self.server: Any = None  # pgserver's PostgresServer (untyped)
         self.url = ""
         self.adopted: int | None = None
 

@@ -55,7 +55,7 @@ STABLE_AFTER_S = 30.0  # a process up this long has its restart counter (and so 
 MAX_BACKOFF_S = 5.0
 POLL_S = 0.25
 STOP_GRACE_S = 5.0  # how long the children get, all together, between SIGTERM and SIGKILL
-OPS_GRACE_S = 1.0  # in-flight requests of the ops app when stopping
+OPS_GRACE_S = 1  # (s) in-flight requests of the ops app when stopping
 SERVICES = ("command_api", "query_api", "relay", "projector", "market_data")
 GATEWAY = "gateway"  # Caddy, the front door
 
@@ -203,7 +203,7 @@ class EmbeddedServer(Protocol):
 
     def restart(self) -> None: ...
 
-    def stop(self) -> None: ...
+    def stop(self) -> object: ...
 
 
 @dataclass
