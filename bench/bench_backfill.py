@@ -72,11 +72,16 @@ def make_orders(closes: dict[str, dict[date, Decimal]], n: int, rng: random.Rand
         for j in range(count):
             symbol = rng.choice(SYMBOLS)
             when = start + timedelta(seconds=SESSION_SECONDS * j / count)
-            orders.append({
-                "symbol": symbol, "side": "buy" if rng.random() < 0.55 else "sell",
-                "quantity": rng.randint(1, 10), "price": float(closes[symbol][day]), "fees": 0.5,
-                "executed_at": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            })
+            orders.append(
+                {
+                    "symbol": symbol,
+                    "side": "buy" if rng.random() < 0.55 else "sell",
+                    "quantity": rng.randint(1, 10),
+                    "price": float(closes[symbol][day]),
+                    "fees": 0.5,
+                    "executed_at": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                }
+            )
     return orders
 
 
@@ -114,13 +119,21 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=40_000)
     parser.add_argument("--batch", type=int, default=500, help="orders per POST (1..500)")
     parser.add_argument("--year", type=int, default=2021, help="year of real closes (2017..2021)")
-    parser.add_argument("--read-your-writes", type=float, default=2.0,
-                        help="BOTRANKS_READ_YOUR_WRITES_TIMEOUT in s (0 = answer at commit, wait at the end)")
+    parser.add_argument(
+        "--read-your-writes",
+        type=float,
+        default=2.0,
+        help="BOTRANKS_READ_YOUR_WRITES_TIMEOUT in s (0 = answer at commit, wait at the end)",
+    )
     parser.add_argument("--shuffle", action="store_true", help="post the batches in random date order")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--edge", type=int, default=10, help="batches averaged at the start and at the end")
-    parser.add_argument("--timeout", type=float, default=1800,
-                        help="give up (and clean up) after this many seconds of posting + projecting")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1800,
+        help="give up (and clean up) after this many seconds of posting + projecting",
+    )
     args = parser.parse_args()
     if not 1 <= args.batch <= 500:
         parser.error("--batch must be 1..500")
@@ -134,7 +147,7 @@ def main() -> None:
     if not all(closes[s] for s in (*SYMBOLS, BENCHMARK)):
         sys.exit(f"no closes for {args.year} in {DATA}")
     orders = make_orders(closes, args.orders, rng)
-    chunks = [orders[i:i + args.batch] for i in range(0, len(orders), args.batch)]
+    chunks = [orders[i : i + args.batch] for i in range(0, len(orders), args.batch)]
     for c, chunk in enumerate(chunks):
         for j, o in enumerate(chunk):
             o["external_order_id"] = f"bf-{c}-{j}"
@@ -149,21 +162,39 @@ def main() -> None:
     url = create_database(admin, name)
     with tempfile.TemporaryDirectory() as home:
         # info level: the projector's "projected" lines (duration_ms, refolds) go to <home>/projector.log
-        stack = Stack(url, nats, Path(home), BOTRANKS_READ_YOUR_WRITES_TIMEOUT=str(args.read_your_writes),
-                      BOTRANKS_LOG_LEVEL="info")
+        stack = Stack(
+            url,
+            nats,
+            Path(home),
+            BOTRANKS_READ_YOUR_WRITES_TIMEOUT=str(args.read_your_writes),
+            BOTRANKS_LOG_LEVEL="info",
+        )
         try:
             stack.add_prices([(s, d, c) for s, by_day in closes.items() for d, c in sorted(by_day.items())])
             stack.start()
             # warm-up on another strategy: first requests of each endpoint, first projection
             warm_sid, warm_auth = stack.new_strategy("warm-up")
-            stack.post(warm_sid, "cash", {"event_type": "deposit", "amount": 1000,
-                                          "occurred_at": f"{first_day - timedelta(days=1)}T12:00:00Z"}, warm_auth)
+            stack.post(
+                warm_sid,
+                "cash",
+                {"event_type": "deposit", "amount": 1000, "occurred_at": f"{first_day - timedelta(days=1)}T12:00:00Z"},
+                warm_auth,
+            )
             warm = stack.post(warm_sid, "orders", {"orders": [dict(orders[0], external_order_id="warm")]}, warm_auth)
             assert warm.status_code == 200, warm.text
 
             sid, auth = stack.new_strategy("backfill")
-            r = stack.post(sid, "cash", {"event_type": "deposit", "amount": 100_000_000, "external_id": "dep-1",
-                                         "occurred_at": f"{first_day - timedelta(days=1)}T12:00:00Z"}, auth)
+            r = stack.post(
+                sid,
+                "cash",
+                {
+                    "event_type": "deposit",
+                    "amount": 100_000_000,
+                    "external_id": "dep-1",
+                    "occurred_at": f"{first_day - timedelta(days=1)}T12:00:00Z",
+                },
+                auth,
+            )
             assert r.status_code in (200, 201), r.text
             stack.wait_projected(60)
 
@@ -190,11 +221,14 @@ def main() -> None:
                 rows = curs.execute(
                     "SELECT split_part(external_order_id, '-', 2)::int AS chunk, max(notification_id) AS hi"
                     " FROM rm_orders WHERE strategy_id = %s AND external_order_id LIKE 'bf-%%' GROUP BY 1",
-                    (sid,)).fetchall()
-                nav_days = curs.execute("SELECT count(*) AS n FROM rm_nav_daily WHERE strategy_id = %s",
-                                        (sid,)).fetchone()["n"]
-                checkpoints = curs.execute("SELECT count(*) AS n FROM rm_checkpoints WHERE strategy_id = %s",
-                                           (sid,)).fetchone()["n"]
+                    (sid,),
+                ).fetchall()
+                nav_days = curs.execute(
+                    "SELECT count(*) AS n FROM rm_nav_daily WHERE strategy_id = %s", (sid,)
+                ).fetchone()["n"]
+                checkpoints = curs.execute(
+                    "SELECT count(*) AS n FROM rm_checkpoints WHERE strategy_id = %s", (sid,)
+                ).fetchone()["n"]
             hi_by_chunk = {r["chunk"]: r["hi"] for r in rows}
             his = [hi_by_chunk[c] for c in post_order]  # increasing: one client, batches in post order
             first_nid = his[0] - len(chunks[post_order[0]]) + 1
@@ -239,10 +273,14 @@ def main() -> None:
     mode = "shuffled batches (random date order)" if args.shuffle else "chronological"
     print(f"command: {command_line}")
     print(f"code:    {version}")
-    print(f"backfill {args.year}: {accepted:,} orders accepted in {n} batches of {args.batch}, {mode}, "
-          f"read-your-writes {args.read_your_writes:g}s ({not_projected} of {n} answers BotRanks-Projected: false)")
-    print(f"read models: {nav_days} NAV days, {checkpoints} checkpoints; "
-          f"{len(lines)} projector 'projected' lines, {sum(proj_refolds)} refolds")
+    print(
+        f"backfill {args.year}: {accepted:,} orders accepted in {n} batches of {args.batch}, {mode}, "
+        f"read-your-writes {args.read_your_writes:g}s ({not_projected} of {n} answers BotRanks-Projected: false)"
+    )
+    print(
+        f"read models: {nav_days} NAV days, {checkpoints} checkpoints; "
+        f"{len(lines)} projector 'projected' lines, {sum(proj_refolds)} refolds"
+    )
     print()
     print(f"{'':34}{'total':>12}{'orders/s':>12}")
     print(f"{'acknowledged (last POST answered)':34}{acked:>10.2f} s{accepted / acked:>12,.0f}")
@@ -257,14 +295,21 @@ def main() -> None:
     print(f"{'projector ms per 500 events':34}{h5:>12.0f}{t5:>12.0f}{t5 / h5 if h5 else float('nan'):>8.1f}")
     rh, rt = per_batch(relay_ms, head), per_batch(relay_ms, tail)
     print(f"{'relay (publish to NATS) ms/batch':34}{rh:>12.0f}{rt:>12.0f}")
-    print(f"{'projector refolds per batch':34}{per_batch(proj_refolds, head):>12.1f}"
-          f"{per_batch(proj_refolds, tail):>12.1f}")
+    print(
+        f"{'projector refolds per batch':34}{per_batch(proj_refolds, head):>12.1f}"
+        f"{per_batch(proj_refolds, tail):>12.1f}"
+    )
     print(f"{'projections per batch':34}{per_batch(proj_count, head):>12.1f}{per_batch(proj_count, tail):>12.1f}")
     ordered = sorted(latencies)
-    print(f"POST latency p50 / p99 / max: {ordered[n // 2] * 1000:.0f} / "
-          f"{ordered[min(n - 1, -(-n * 99 // 100) - 1)] * 1000:.0f} / {ordered[-1] * 1000:.0f} ms")
-    print("CPU seconds by service: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
-          + f", bench client {time.process_time():.1f}")
+    print(
+        f"POST latency p50 / p99 / max: {ordered[n // 2] * 1000:.0f} / "
+        f"{ordered[min(n - 1, -(-n * 99 // 100) - 1)] * 1000:.0f} / {ordered[-1] * 1000:.0f} ms"
+    )
+    print(
+        "CPU seconds by service: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+        + f", bench client {time.process_time():.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--read-your-writes", type=float, default=2.0,
-                        help="seconds a write may wait for its projection (0 = answer at commit)")
+    parser.add_argument(
+        "--read-your-writes",
+        type=float,
+        default=2.0,
+        help="seconds a write may wait for its projection (0 = answer at commit)",
+    )
     args = parser.parse_args()
     admin = os.environ.get("BOTRANKS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     nats = os.environ.get("BOTRANKS_TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -41,11 +45,20 @@ def main() -> None:
             strategies = [stack.new_strategy(f"bench{i}") for i in range(args.clients)]
 
             def batch(i: int) -> dict:
-                return {"orders": [{
-                    "symbol": ("AAPL", "MSFT", "KO", "SPY")[j % 4], "side": "buy" if j % 3 else "sell",
-                    "quantity": 1 + j % 7, "price": 100 + j % 13, "fees": 0.5,
-                    "executed_at": f"2026-03-{1 + (i * 500 + j) // 20000 % 28:02d}T15:00:00Z",
-                    "external_order_id": f"b{i}-{j}"} for j in range(500)]}
+                return {
+                    "orders": [
+                        {
+                            "symbol": ("AAPL", "MSFT", "KO", "SPY")[j % 4],
+                            "side": "buy" if j % 3 else "sell",
+                            "quantity": 1 + j % 7,
+                            "price": 100 + j % 13,
+                            "fees": 0.5,
+                            "executed_at": f"2026-03-{1 + (i * 500 + j) // 20000 % 28:02d}T15:00:00Z",
+                            "external_order_id": f"b{i}-{j}",
+                        }
+                        for j in range(500)
+                    ]
+                }
 
             payloads = [batch(i) for i in range(args.batches)]
             warm_sid, warm_auth = stack.new_strategy("warm-up")
@@ -72,18 +85,25 @@ def main() -> None:
             projected = time.perf_counter() - started
             latencies.sort()
             print(f"orders accepted:          {accepted}")
-            print(f"acknowledged in:          {acked:.2f} s  -> {accepted / acked:,.0f} orders/s "
-                  f"({args.clients} clients, 500/batch, read-your-writes {args.read_your_writes}s)")
+            print(
+                f"acknowledged in:          {acked:.2f} s  -> {accepted / acked:,.0f} orders/s "
+                f"({args.clients} clients, 500/batch, read-your-writes {args.read_your_writes}s)"
+            )
             print(f"projected (all) in:       {projected:.2f} s  -> {accepted / projected:,.0f} orders/s")
-            print(f"batch latency p50 / p99:  {latencies[len(latencies) // 2] * 1000:.0f} ms / "
-                  f"{latencies[int(len(latencies) * 0.99) - 1] * 1000:.0f} ms")
+            print(
+                f"batch latency p50 / p99:  {latencies[len(latencies) // 2] * 1000:.0f} ms / "
+                f"{latencies[int(len(latencies) * 0.99) - 1] * 1000:.0f} ms"
+            )
             ticks = os.sysconf("SC_CLK_TCK")
             cpu = {}
             for name, process in stack.processes.items():
                 fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
                 cpu[name] = (int(fields[11]) + int(fields[12])) / ticks
-            print("CPU seconds by service:   " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
-                  + f", bench client {time.process_time():.1f}")
+            print(
+                "CPU seconds by service:   "
+                + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+                + f", bench client {time.process_time():.1f}"
+            )
         finally:
             stack.stop()
             drop_database(admin, name)

@@ -47,14 +47,39 @@ def load_prices() -> dict[str, list[tuple[date, D]]]:
 
 
 def order(sid, symbol, side, qty, price, when, i) -> OrderRecorded:
-    return OrderRecorded(Order(id=uuid.uuid4(), strategy_id=sid, symbol=symbol, side=side, quantity=D(qty),
-                               price=price, fees=D("1.00"), order_type="market", status="filled", executed_at=when,
-                               created_at=when, external_order_id=f"o{i}", details=None))
+    return OrderRecorded(
+        Order(
+            id=uuid.uuid4(),
+            strategy_id=sid,
+            symbol=symbol,
+            side=side,
+            quantity=D(qty),
+            price=price,
+            fees=D("1.00"),
+            order_type="market",
+            status="filled",
+            executed_at=when,
+            created_at=when,
+            external_order_id=f"o{i}",
+            details=None,
+        )
+    )
 
 
 def deposit(sid, amount, when) -> CashRecorded:
-    return CashRecorded(CashEvent(id=uuid.uuid4(), strategy_id=sid, event_type="deposit", amount=D(amount),
-                                  occurred_at=when, external_id=None, related_symbol=None, note=None, created_at=when))
+    return CashRecorded(
+        CashEvent(
+            id=uuid.uuid4(),
+            strategy_id=sid,
+            event_type="deposit",
+            amount=D(amount),
+            occurred_at=when,
+            external_id=None,
+            related_symbol=None,
+            note=None,
+            created_at=when,
+        )
+    )
 
 
 def daily_bot(sid, closes, rng) -> list:
@@ -66,8 +91,9 @@ def daily_bot(sid, closes, rng) -> list:
         s = rng.choice(SYMBOLS)
         if d in by_symbol[s]:
             when = datetime.combine(d, datetime.min.time(), UTC) + timedelta(hours=20)
-            events.append(order(sid, s, "buy" if rng.random() < 0.6 else "sell", rng.randint(1, 20),
-                                by_symbol[s][d], when, i))
+            events.append(
+                order(sid, s, "buy" if rng.random() < 0.6 else "sell", rng.randint(1, 20), by_symbol[s][d], when, i)
+            )
     return events
 
 
@@ -86,8 +112,10 @@ def bench_fold(closes, n_events: int = 300_000) -> None:
     t = time.perf_counter()
     result = derive(LedgerState(), one, book, "SPY", None, date(2022, 5, 2), date(2017, 1, 3))
     dt = time.perf_counter() - t
-    print(f"fold + daily NAV (5.3 years): {len(one) / dt:>11,.0f} events/s  ({len(result.nav)} NAV days "
-          f"in {dt * 1000:.1f} ms)")
+    print(
+        f"fold + daily NAV (5.3 years): {len(one) / dt:>11,.0f} events/s  ({len(result.nav)} NAV days "
+        f"in {dt * 1000:.1f} ms)"
+    )
 
 
 def fresh_db() -> tuple[Database, str, str]:
@@ -129,8 +157,10 @@ def bench_back_dated(db: Database, closes) -> None:
         project(db, notifications)  # re-derive from that date and commit
         timings.append(time.perf_counter() - t)
     days = len(db.ledger.nav_series(sid).series)
-    print(f"back-dated order, 5y history: median {statistics.median(timings) * 1000:.1f} ms, "
-          f"max {max(timings) * 1000:.1f} ms  ({len(events):,} events, {days} NAV days, ~4.5-5 years re-derived)")
+    print(
+        f"back-dated order, 5y history: median {statistics.median(timings) * 1000:.1f} ms, "
+        f"max {max(timings) * 1000:.1f} ms  ({len(events):,} events, {days} NAV days, ~4.5-5 years re-derived)"
+    )
 
 
 def bench_late_price(db: Database, closes, n: int = 1000) -> None:
@@ -138,8 +168,10 @@ def bench_late_price(db: Database, closes, n: int = 1000) -> None:
     for i in range(n):
         sid = new_strategy(db)
         start = datetime(2022, 3, 1, 15, tzinfo=UTC)
-        batch += [(uuid.uuid4(), deposit(sid, 100_000, start)),
-                  (uuid.uuid4(), order(sid, "XOM", "buy", 100, D(80), start + timedelta(hours=1), f"x{i}"))]
+        batch += [
+            (uuid.uuid4(), deposit(sid, 100_000, start)),
+            (uuid.uuid4(), order(sid, "XOM", "buy", 100, D(80), start + timedelta(hours=1), f"x{i}")),
+        ]
         batch[-2] = (batch[-2][1].cash.id, batch[-2][1])
         batch[-1] = (batch[-1][1].order.id, batch[-1][1])
         if len(batch) >= 1000:

@@ -75,8 +75,18 @@ from tools.processes import free_port, wait_for_port  # noqa: E402
 BENCHMARK = "BENCH-SPY"
 DEPOSIT = 100_000.0
 CHUNK = 500  # strategies per COPY batch
-SORTS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "volatility", "track_days",
-         "last_activity", "live_share", "name")
+SORTS = (
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "volatility",
+    "track_days",
+    "last_activity",
+    "live_share",
+    "name",
+)
 LEADERBOARD_TARGET_MS = 20.0
 PAGE_TARGET_MS = 30.0
 
@@ -86,8 +96,9 @@ PAGE_TARGET_MS = 30.0
 
 def weekdays(end: date, years: float) -> list[date]:
     start = end - timedelta(days=round(365.25 * years))
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)
-            if (start + timedelta(days=i)).weekday() < 5]
+    return [
+        start + timedelta(days=i) for i in range((end - start).days + 1) if (start + timedelta(days=i)).weekday() < 5
+    ]
 
 
 def _copy(conn: psycopg.Connection, table: str, columns: str, frame: pl.DataFrame) -> None:
@@ -105,9 +116,14 @@ def _figures(equity: np.ndarray, days: list[date]) -> dict[str, np.ndarray]:
     mean, std = returns.mean(axis=1), returns.std(axis=1, ddof=1)
     downside = np.sqrt(np.mean(np.minimum(returns, 0) ** 2, axis=1))
     peak = np.maximum.accumulate(equity, axis=1)
-    return {"total_return": total, "cagr": (1 + total) ** (365.25 / span) - 1,
-            "sharpe": mean / std * np.sqrt(252), "sortino": mean / downside * np.sqrt(252),
-            "max_drawdown": (equity / peak - 1).min(axis=1), "volatility": std * np.sqrt(252)}
+    return {
+        "total_return": total,
+        "cagr": (1 + total) ** (365.25 / span) - 1,
+        "sharpe": mean / std * np.sqrt(252),
+        "sortino": mean / downside * np.sqrt(252),
+        "max_drawdown": (equity / peak - 1).min(axis=1),
+        "volatility": std * np.sqrt(252),
+    }
 
 
 def build(database_url: str, db: Database, strategies: int, years: float, leaderboard: str) -> dict[str, float]:
@@ -119,8 +135,9 @@ def build(database_url: str, db: Database, strategies: int, years: float, leader
 
     t = time.perf_counter()
     spy = 400 * np.exp(np.cumsum(rng.normal(0.0003, 0.01, n_days)))
-    db.prices.write_bars([Bar(symbol=BENCHMARK, date=d, close=Decimal(f"{c:.2f}")) for d, c in zip(days, spy, strict=True)],
-                         "bench")
+    db.prices.write_bars(
+        [Bar(symbol=BENCHMARK, date=d, close=Decimal(f"{c:.2f}")) for d, c in zip(days, spy, strict=True)], "bench"
+    )
     timings["benchmark prices (owner)"] = time.perf_counter() - t
 
     ids = [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(strategies)]
@@ -131,14 +148,25 @@ def build(database_url: str, db: Database, strategies: int, years: float, leader
     board: list[pl.DataFrame] = []
     with psycopg.connect(database_url, autocommit=False) as conn:
         t = time.perf_counter()
-        _copy(conn, "strategies", "id, name, benchmark, visibility, show_positions, created_at", pl.DataFrame({
-            "id": ids, "name": [f"Bench bot {i:05d}" for i in range(strategies)],
-            "benchmark": [BENCHMARK] * strategies, "visibility": ["public"] * strategies,
-            "show_positions": ["none"] * strategies, "created_at": [created] * strategies}))
+        _copy(
+            conn,
+            "strategies",
+            "id, name, benchmark, visibility, show_positions, created_at",
+            pl.DataFrame(
+                {
+                    "id": ids,
+                    "name": [f"Bench bot {i:05d}" for i in range(strategies)],
+                    "benchmark": [BENCHMARK] * strategies,
+                    "visibility": ["public"] * strategies,
+                    "show_positions": ["none"] * strategies,
+                    "created_at": [created] * strategies,
+                }
+            ),
+        )
         conn.commit()
         timings["strategies (COPY)"] = time.perf_counter() - t
         for first in range(0, strategies, CHUNK):
-            chunk = ids[first:first + CHUNK]
+            chunk = ids[first : first + CHUNK]
             n = len(chunk)
             drift = rng.normal(0.0003, 0.0005, n)[:, None]
             vol = rng.uniform(0.003, 0.03, n)[:, None]
@@ -150,38 +178,79 @@ def build(database_url: str, db: Database, strategies: int, years: float, leader
             flow = np.zeros_like(equity)
             flow[:, 0] = DEPOSIT
             t = time.perf_counter()
-            nav = pl.DataFrame({"strategy_id": chunk}).join(day_frame, how="cross").with_columns(
-                pl.Series("cash", cash.ravel()), pl.Series("market_value", (equity - cash).ravel()),
-                pl.Series("total_equity", equity.ravel()), pl.Series("external_flow", flow.ravel()))
+            nav = (
+                pl.DataFrame({"strategy_id": chunk})
+                .join(day_frame, how="cross")
+                .with_columns(
+                    pl.Series("cash", cash.ravel()),
+                    pl.Series("market_value", (equity - cash).ravel()),
+                    pl.Series("total_equity", equity.ravel()),
+                    pl.Series("external_flow", flow.ravel()),
+                )
+            )
             _copy(conn, "rm_nav_daily", "strategy_id, date, cash, market_value, total_equity, external_flow", nav)
             copy_nav += time.perf_counter() - t
             t = time.perf_counter()
             last_at = datetime.combine(days[-1], datetime.min.time(), UTC) + timedelta(hours=20)
-            _copy(conn, "rm_ledger", "strategy_id, cash_balance, realized_pnl, external_flows, market_value,"
-                  " total_equity, captured_at, last_order_at, last_effective_at, last_notification_id,"
-                  " inception_date", pl.DataFrame({
-                      "strategy_id": chunk, "cash_balance": cash[:, -1], "realized_pnl": [0.0] * n,
-                      "external_flows": [DEPOSIT] * n, "market_value": equity[:, -1] - cash[:, -1],
-                      "total_equity": equity[:, -1], "captured_at": [last_at] * n, "last_order_at": [last_at] * n,
-                      "last_effective_at": [last_at] * n, "last_notification_id": [0] * n,
-                      "inception_date": [days[0]] * n}))
-            links = pl.DataFrame({"strategy_id": chunk}).join(
-                day_frame.with_row_index("events", offset=1), how="cross").with_columns(
-                pl.Series("digest", digests).gather(rng.integers(0, len(digests), n * n_days)),
-                (pl.col("date").cast(pl.Datetime("us", "UTC")) + pl.duration(hours=20, minutes=5))
-                .alias("last_created_at"))
-            _copy(conn, "rm_chain_days", "strategy_id, events, day, digest, last_created_at",
-                  links.select("strategy_id", "events", "date", "digest", "last_created_at"))
+            _copy(
+                conn,
+                "rm_ledger",
+                "strategy_id, cash_balance, realized_pnl, external_flows, market_value,"
+                " total_equity, captured_at, last_order_at, last_effective_at, last_notification_id,"
+                " inception_date",
+                pl.DataFrame(
+                    {
+                        "strategy_id": chunk,
+                        "cash_balance": cash[:, -1],
+                        "realized_pnl": [0.0] * n,
+                        "external_flows": [DEPOSIT] * n,
+                        "market_value": equity[:, -1] - cash[:, -1],
+                        "total_equity": equity[:, -1],
+                        "captured_at": [last_at] * n,
+                        "last_order_at": [last_at] * n,
+                        "last_effective_at": [last_at] * n,
+                        "last_notification_id": [0] * n,
+                        "inception_date": [days[0]] * n,
+                    }
+                ),
+            )
+            links = (
+                pl.DataFrame({"strategy_id": chunk})
+                .join(day_frame.with_row_index("events", offset=1), how="cross")
+                .with_columns(
+                    pl.Series("digest", digests).gather(rng.integers(0, len(digests), n * n_days)),
+                    (pl.col("date").cast(pl.Datetime("us", "UTC")) + pl.duration(hours=20, minutes=5)).alias(
+                        "last_created_at"
+                    ),
+                )
+            )
+            _copy(
+                conn,
+                "rm_chain_days",
+                "strategy_id, events, day, digest, last_created_at",
+                links.select("strategy_id", "events", "date", "digest", "last_created_at"),
+            )
             if leaderboard == "direct":
                 figures = _figures(equity, days)
                 orders = rng.integers(50, 2000, n)
                 live = np.round(orders * rng.uniform(0, 1, n)).astype(int)
-                board.append(pl.DataFrame({
-                    "strategy_id": chunk, "name": [f"Bench bot {i:05d}" for i in range(first, first + n)],
-                    "visibility": ["public"] * n, **{k: v for k, v in figures.items()},
-                    "track_days": [(days[-1] - days[0]).days] * n, "inception_date": [days[0]] * n,
-                    "latest_date": [days[-1]] * n, "last_activity": [last_at + timedelta(minutes=5)] * n,
-                    "orders": orders, "live_orders": live, "live_share": live / orders}))
+                board.append(
+                    pl.DataFrame(
+                        {
+                            "strategy_id": chunk,
+                            "name": [f"Bench bot {i:05d}" for i in range(first, first + n)],
+                            "visibility": ["public"] * n,
+                            **{k: v for k, v in figures.items()},
+                            "track_days": [(days[-1] - days[0]).days] * n,
+                            "inception_date": [days[0]] * n,
+                            "latest_date": [days[-1]] * n,
+                            "last_activity": [last_at + timedelta(minutes=5)] * n,
+                            "orders": orders,
+                            "live_orders": live,
+                            "live_share": live / orders,
+                        }
+                    )
+                )
             conn.commit()
             copy_rest += time.perf_counter() - t
         timings[f"rm_nav_daily: {strategies * n_days:,} rows (COPY)"] = copy_nav
@@ -191,8 +260,10 @@ def build(database_url: str, db: Database, strategies: int, years: float, leader
             # every row's nav_version is its ledger's updated_at, as the projector writes it
             if leaderboard == "direct":
                 _copy(conn, "rm_leaderboard", ", ".join(board[0].columns), pl.concat(board))
-                curs.execute("UPDATE rm_leaderboard AS b SET nav_version = l.updated_at FROM rm_ledger AS l"
-                             " WHERE l.strategy_id = b.strategy_id")
+                curs.execute(
+                    "UPDATE rm_leaderboard AS b SET nav_version = l.updated_at FROM rm_ledger AS l"
+                    " WHERE l.strategy_id = b.strategy_id"
+                )
             curs.execute("ANALYZE")
         conn.commit()
     if leaderboard == "direct":
@@ -230,8 +301,11 @@ async def _get(client: HttpClient, url: str) -> float:
 def leaderboard_load(base: str, rate: float, seconds: float, pages: int, seed: int) -> dict[str, Any]:
     """``pages``: requests pick a page among the first ``pages`` (1: always the first)."""
     rng = random.Random(seed)
-    urls = [f"/p/leaderboard?sort={rng.choice(SORTS)}&dir={rng.choice(('asc', 'desc'))}&min_days=30"
-            f"&page={rng.randint(1, pages)}" for _ in range(int(rate * seconds))]
+    urls = [
+        f"/p/leaderboard?sort={rng.choice(SORTS)}&dir={rng.choice(('asc', 'desc'))}&min_days=30"
+        f"&page={rng.randint(1, pages)}"
+        for _ in range(int(rate * seconds))
+    ]
 
     async def make(client: HttpClient, i: int) -> dict[str, float]:
         return {"leaderboard": await _get(client, urls[i])}
@@ -273,8 +347,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
     parser.add_argument("--hot", type=int, default=200, help="strategies whose pages are loaded (warm)")
     parser.add_argument("--leaderboard", choices=("direct", "refresh"), default="direct")
-    parser.add_argument("--deep-pages", action="store_true",
-                        help="leaderboard requests pick any page of the board (default: the first page)")
+    parser.add_argument(
+        "--deep-pages",
+        action="store_true",
+        help="leaderboard requests pick any page of the board (default: the first page)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed) to look into it")
     args = parser.parse_args()
     command = "python bench/bench_pages.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -292,10 +369,20 @@ def main() -> None:
 
         port = free_port()
         home = Path(tempfile.mkdtemp(prefix="bench-pages-"))
-        env = {**os.environ, "BOTRANKS_DATABASE_URL": url, "BOTRANKS_NATS_URL": nats, "BOTRANKS_HOME": str(home),
-               "BOTRANKS_LOG_LEVEL": "warning"}
-        query = subprocess.Popen([sys.executable, "-m", "services.query_api.main", "--port", str(port)], cwd=ROOT,
-                                 env=env, stdout=open(home / "query_api.log", "wb"), stderr=subprocess.STDOUT)
+        env = {
+            **os.environ,
+            "BOTRANKS_DATABASE_URL": url,
+            "BOTRANKS_NATS_URL": nats,
+            "BOTRANKS_HOME": str(home),
+            "BOTRANKS_LOG_LEVEL": "warning",
+        }
+        query = subprocess.Popen(
+            [sys.executable, "-m", "services.query_api.main", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=open(home / "query_api.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
         wait_for_port(port, 60)
         base = f"http://127.0.0.1:{port}"
         http = httpx.Client(base_url=base, timeout=30)
@@ -310,7 +397,7 @@ def main() -> None:
                 break
             hot += [row["strategy_id"] for row in more]
             page += 1
-        hot = hot[:args.hot]
+        hot = hot[: args.hot]
 
         # warm: every sort, both directions, and every hot strategy's page and data once
         t = time.perf_counter()
@@ -337,33 +424,44 @@ def main() -> None:
 
         n_days = len(weekdays(datetime.now(UTC).date() - timedelta(days=1), args.years))
         print(f"\n$ {command}")
-        print(f"{args.strategies:,} public strategies x {n_days} NAV days ({args.years:g} years of weekdays);"
-              f" built in {build_s:.1f} s:")
+        print(
+            f"{args.strategies:,} public strategies x {n_days} NAV days ({args.years:g} years of weekdays);"
+            f" built in {build_s:.1f} s:"
+        )
         for what, seconds in timings.items():
             print(f"  {what:<48} {seconds:8.1f} s")
-        print(f"warm-up: {len(SORTS) * 2} leaderboard sorts + {len(hot)} strategy pages in {warm_s:.1f} s"
-              f" (first page view, cold: {cold_page * 1000:.0f} ms); a page view = /s/{{id}}"
-              f"{' + ' + ', '.join(u.split(hot[0])[-1] or '/p/strategies/{id}' for u in views[0][1:]) if len(views[0]) > 1 else ' (its data is inline)'}")
-        print(f"\nload: open loop, {args.rate:g} requests/s for {args.seconds:g} s per phase, from another process,"
-              " loopback, no If-None-Match\n")
+        print(
+            f"warm-up: {len(SORTS) * 2} leaderboard sorts + {len(hot)} strategy pages in {warm_s:.1f} s"
+            f" (first page view, cold: {cold_page * 1000:.0f} ms); a page view = /s/{{id}}"
+            f"{' + ' + ', '.join(u.split(hot[0])[-1] or '/p/strategies/{id}' for u in views[0][1:]) if len(views[0]) > 1 else ' (its data is inline)'}"
+        )
+        print(
+            f"\nload: open loop, {args.rate:g} requests/s for {args.seconds:g} s per phase, from another process,"
+            " loopback, no If-None-Match\n"
+        )
         header = f"{'what':<34} {'n':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'target':>8}  ok"
         print(header)
         print("-" * len(header))
         verdicts = []
         which = f"any of {pages} pages" if args.deep_pages else "page 1"
-        for phase, result, targets in ((f"leaderboard JSON (50 rows, random sort and dir, {which})", lb,
-                                        {"leaderboard": LEADERBOARD_TARGET_MS}),
-                                       ("strategy page", pv, {"page view (html + data)": PAGE_TARGET_MS})):
-            print(f"{phase}:  {result['elapsed']:.1f} s, errors {len(result['errors'])},"
-                  f" sender lag p99 {result['sender_lag_p99']:.1f} ms")
+        for phase, result, targets in (
+            (f"leaderboard JSON (50 rows, random sort and dir, {which})", lb, {"leaderboard": LEADERBOARD_TARGET_MS}),
+            ("strategy page", pv, {"page view (html + data)": PAGE_TARGET_MS}),
+        ):
+            print(
+                f"{phase}:  {result['elapsed']:.1f} s, errors {len(result['errors'])},"
+                f" sender lag p99 {result['sender_lag_p99']:.1f} ms"
+            )
             for kind, values in result["latencies"].items():
                 target = targets.get(kind)
                 ok = "" if target is None else ("yes" if percentile_ms(values, 0.99) <= target else "NO")
                 if target is not None:
                     verdicts.append(ok == "yes" and not result["errors"])
-                print(f"  {kind:<32} {len(values):>6} {percentile_ms(values, 0.5):8.2f} {percentile_ms(values, 0.9):8.2f}"
-                      f" {percentile_ms(values, 0.99):8.2f} {max(values) * 1000:8.2f} {'' if target is None else f'{target:.0f}':>8}"
-                      f"  {ok}")
+                print(
+                    f"  {kind:<32} {len(values):>6} {percentile_ms(values, 0.5):8.2f} {percentile_ms(values, 0.9):8.2f}"
+                    f" {percentile_ms(values, 0.99):8.2f} {max(values) * 1000:8.2f} {'' if target is None else f'{target:.0f}':>8}"
+                    f"  {ok}"
+                )
             for error in result["errors"][:5]:
                 print(f"    error: {error}")
         print("\nall targets met" if all(verdicts) else "\nsome target missed")

@@ -156,9 +156,15 @@ def main() -> None:
 
         def quantstats_metrics():
             return (
-                qs.stats.comp(r), qs.stats.volatility(r), qs.stats.sharpe(r, rf=RF), qs.stats.sortino(r, rf=RF),
-                qs.stats.max_drawdown(r), qs.stats.calmar(r), qs.stats.greeks(pd.Series(rg), pd.Series(bg)),
-                qs.stats.information_ratio(pd.Series(rg), pd.Series(bg)), qs.stats.monthly_returns(r),
+                qs.stats.comp(r),
+                qs.stats.volatility(r),
+                qs.stats.sharpe(r, rf=RF),
+                qs.stats.sortino(r, rf=RF),
+                qs.stats.max_drawdown(r),
+                qs.stats.calmar(r),
+                qs.stats.greeks(pd.Series(rg), pd.Series(bg)),
+                qs.stats.information_ratio(pd.Series(rg), pd.Series(bg)),
+                qs.stats.monthly_returns(r),
             )
 
         rows.append(("quantstats metric calls only", quantstats_metrics))

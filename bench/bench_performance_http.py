@@ -33,6 +33,7 @@ async def load(url: str, keys: list[str], rate: float, seconds: float) -> list[f
     latencies: list[float] = []
     errors = 0
     async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=64)) as client:
+
         async def one(i: int) -> None:
             nonlocal errors
             t = time.perf_counter()
@@ -66,14 +67,20 @@ def main() -> None:
         stack = Stack(create_database(admin, name), nats, Path(home), BOTRANKS_RATE_LIMIT_PER_MINUTE="60")
         stack.start()
         try:
-            out = subprocess.run([sys.executable, "-m", "tools.cli", "demo", "--base-url",
-                                  f"http://127.0.0.1:{stack.command_port}"], cwd=ROOT, env=stack.env,
-                                 capture_output=True, text=True, check=True)
-            demo = json.loads(out.stdout[out.stdout.index("{"):])
+            out = subprocess.run(
+                [sys.executable, "-m", "tools.cli", "demo", "--base-url", f"http://127.0.0.1:{stack.command_port}"],
+                cwd=ROOT,
+                env=stack.env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            demo = json.loads(out.stdout[out.stdout.index("{") :])
             url = f"http://127.0.0.1:{stack.query_port}/api/v1/strategies/{demo['strategy_id']}/performance"
             headers = {"Authorization": f"Bearer {demo['api_key']}"}
-            keys = stack.db.identity.add_keys(uuid.UUID(demo["strategy_id"]),
-                                              [f"bench-{i}" for i in range(int(args.rate * 60 / 50) + 1)])
+            keys = stack.db.identity.add_keys(
+                uuid.UUID(demo["strategy_id"]), [f"bench-{i}" for i in range(int(args.rate * 60 / 50) + 1)]
+            )
             days = len(stack.query.get(url.replace("/performance", "/nav"), headers=headers).json()["series"])
             cold = time.perf_counter()
             assert stack.query.get(url, headers=headers).status_code == 200
@@ -81,9 +88,11 @@ def main() -> None:
             lat = sorted(asyncio.run(load(url, keys, args.rate, args.seconds)))
             pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
             print(f"NAV days: {days}; cold request {cold * 1000:.1f} ms")
-            print(f"warm /performance at {args.rate:.0f} req/s for {args.seconds:.0f} s ({len(lat)} requests): "
-                  f"p50 {pct(0.5):.2f} ms, p90 {pct(0.9):.2f} ms, p99 {pct(0.99):.2f} ms, max {lat[-1] * 1000:.2f} ms, "
-                  f"mean {statistics.mean(lat) * 1000:.2f} ms")
+            print(
+                f"warm /performance at {args.rate:.0f} req/s for {args.seconds:.0f} s ({len(lat)} requests): "
+                f"p50 {pct(0.5):.2f} ms, p90 {pct(0.9):.2f} ms, p99 {pct(0.99):.2f} ms, max {lat[-1] * 1000:.2f} ms, "
+                f"mean {statistics.mean(lat) * 1000:.2f} ms"
+            )
         finally:
             stack.stop()
             drop_database(admin, name)

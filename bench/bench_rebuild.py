@@ -78,8 +78,16 @@ def write_closes(db: Database, closes: dict[str, dict[date, Decimal]]) -> None:
                     copy.write_row((s, d, c, "shared-data"))
 
 
-def append_history(db: Database, strategies: list, closes: dict[str, dict[date, Decimal]], symbols: list[str],
-                   n_events: int, append_batch: int, seed: int, first_day: date | None = None) -> int:
+def append_history(
+    db: Database,
+    strategies: list,
+    closes: dict[str, dict[date, Decimal]],
+    symbols: list[str],
+    n_events: int,
+    append_batch: int,
+    seed: int,
+    first_day: date | None = None,
+) -> int:
     """One deposit per strategy the day before ``first_day`` (default: the first priced day), then
     ``n_events`` minus those orders spread over the trading days from ``first_day`` on (round-robin
     over the strategies, each at the day's close), appended in time order; returns events written."""
@@ -97,8 +105,17 @@ def append_history(db: Database, strategies: list, closes: dict[str, dict[date, 
             batch = []
 
     for sid in strategies:
-        cash = CashEvent(id=uuid.uuid4(), strategy_id=sid, event_type="deposit", amount=Decimal(10_000_000),
-                         occurred_at=opened, external_id=None, related_symbol=None, note=None, created_at=opened)
+        cash = CashEvent(
+            id=uuid.uuid4(),
+            strategy_id=sid,
+            event_type="deposit",
+            amount=Decimal(10_000_000),
+            occurred_at=opened,
+            external_id=None,
+            related_symbol=None,
+            note=None,
+            created_at=opened,
+        )
         batch.append((cash.id, CashRecorded(cash)))
         if len(batch) >= append_batch:
             flush()
@@ -114,10 +131,21 @@ def append_history(db: Database, strategies: list, closes: dict[str, dict[date, 
         for j in range(count):
             when = start + timedelta(seconds=SESSION_SECONDS * j / count)
             symbol = rng.choice(priced)
-            order = Order(id=uuid.uuid4(), strategy_id=strategies[k % len(strategies)], symbol=symbol,
-                          side="buy" if rng.random() < 0.6 else "sell", quantity=Decimal(rng.randint(1, 20)),
-                          price=closes[symbol][day], fees=fees, order_type="market", status="filled",
-                          executed_at=when, created_at=when, external_order_id=f"r{k}", details=None)
+            order = Order(
+                id=uuid.uuid4(),
+                strategy_id=strategies[k % len(strategies)],
+                symbol=symbol,
+                side="buy" if rng.random() < 0.6 else "sell",
+                quantity=Decimal(rng.randint(1, 20)),
+                price=closes[symbol][day],
+                fees=fees,
+                order_type="market",
+                status="filled",
+                executed_at=when,
+                created_at=when,
+                external_order_id=f"r{k}",
+                details=None,
+            )
             batch.append((order.id, OrderRecorded(order)))
             k += 1
             if len(batch) >= append_batch:
@@ -126,13 +154,16 @@ def append_history(db: Database, strategies: list, closes: dict[str, dict[date, 
     return written
 
 
-def fill(db: Database, n_events: int, n_strategies: int, symbols: list[str], append_batch: int,
-         seed: int) -> tuple[int, int]:
+def fill(
+    db: Database, n_events: int, n_strategies: int, symbols: list[str], append_batch: int, seed: int
+) -> tuple[int, int]:
     """Prices, strategies and ``n_events`` ledger events; returns (events, strategies)."""
     closes = load_closes(symbols)
     write_closes(db, closes)
-    strategies = [db.identity.create_strategy(f"rebuild-{i}", benchmark=BENCHMARK, first_key=False)[0]
-                  for i in range(n_strategies)]
+    strategies = [
+        db.identity.create_strategy(f"rebuild-{i}", benchmark=BENCHMARK, first_key=False)[0]
+        for i in range(n_strategies)
+    ]
     return append_history(db, strategies, closes, symbols, n_events, append_batch, seed), n_strategies
 
 
@@ -165,13 +196,23 @@ def timed_rebuild(url: str, nats: str, code: Path = ROOT, timeout: float = 3600)
     """``python -m services.projector.main rebuild`` as a child process (from checkout ``code``):
     its wall time, resource usage and log."""
     with tempfile.TemporaryDirectory() as home, open(Path(home) / "rebuild.log", "w+b") as log:
-        env = {**os.environ, "BOTRANKS_DATABASE_URL": url, "BOTRANKS_NATS_URL": nats,
-               "BOTRANKS_HOME": home, "BOTRANKS_LOG_LEVEL": "info"}
+        env = {
+            **os.environ,
+            "BOTRANKS_DATABASE_URL": url,
+            "BOTRANKS_NATS_URL": nats,
+            "BOTRANKS_HOME": home,
+            "BOTRANKS_LOG_LEVEL": "info",
+        }
         env["PYTHONPATH"] = str(code)  # the checkout's packages before any installed copy
         version = code_version(code)
         started = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-m", "services.projector.main", "rebuild"], cwd=code,
-                                 env=env, stdout=log, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "services.projector.main", "rebuild"],
+            cwd=code,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         watchdog = threading.Timer(timeout, lambda: os.kill(child.pid, signal.SIGKILL))
         watchdog.start()
         peak = [0.0]
@@ -188,8 +229,15 @@ def timed_rebuild(url: str, nats: str, code: Path = ROOT, timeout: float = 3600)
         done.set()
         watchdog.cancel()
         log.seek(0)
-        return RebuildRun(wall, usage, os.waitstatus_to_exitcode(status), log.read().decode(errors="replace"),
-                          version, started, peak[0])
+        return RebuildRun(
+            wall,
+            usage,
+            os.waitstatus_to_exitcode(status),
+            log.read().decode(errors="replace"),
+            version,
+            started,
+            peak[0],
+        )
 
 
 class Reader(threading.Thread):
@@ -212,8 +260,9 @@ class Reader(threading.Thread):
                     sid = self.strategy_ids[i % len(self.strategy_ids)]
                     i += 1
                     t = time.perf_counter()
-                    row = conn.execute("SELECT cash_balance, total_equity FROM rm_ledger WHERE strategy_id = %s",
-                                       (sid,)).fetchone()
+                    row = conn.execute(
+                        "SELECT cash_balance, total_equity FROM rm_ledger WHERE strategy_id = %s", (sid,)
+                    ).fetchone()
                     dt = time.perf_counter() - t
                     if not self.durations or dt > max(self.durations):
                         self.slowest_at = t
@@ -239,8 +288,13 @@ def main() -> None:
     parser.add_argument("--read-interval", type=float, default=0.05, help="seconds between reads of rm_ledger")
     parser.add_argument("--timeout", type=float, default=3600, help="kill the rebuild after this many seconds")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--code", metavar="DIR", type=Path, default=ROOT,
-                        help="run the rebuild from this checkout (e.g. `git archive HEAD | tar -x -C DIR`)")
+    parser.add_argument(
+        "--code",
+        metavar="DIR",
+        type=Path,
+        default=ROOT,
+        help="run the rebuild from this checkout (e.g. `git archive HEAD | tar -x -C DIR`)",
+    )
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"missing {DATA} (see ../shared/data/README.md)")
@@ -270,8 +324,14 @@ def main() -> None:
         fill_s = None
         if db.events.max_notification_id() == 0:
             t = time.perf_counter()
-            fill(db, args.events, args.strategies, [s.strip().upper() for s in args.symbols.split(",")],
-                 args.append_batch, args.seed)
+            fill(
+                db,
+                args.events,
+                args.strategies,
+                [s.strip().upper() for s in args.symbols.split(",")],
+                args.append_batch,
+                args.seed,
+            )
             fill_s = time.perf_counter() - t
         with sql(db) as curs:
             events = curs.execute("SELECT count(*) AS n FROM botranks_events").fetchone()["n"]
@@ -295,20 +355,24 @@ def main() -> None:
             sys.exit(f"rebuild failed (exit {run.returncode}, timeout {args.timeout:.0f} s):\n{run.output[-4000:]}")
         rebuilt = run.rebuilt
         with psycopg.connect(url, autocommit=True) as conn:
-            counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                      for t in ("rm_orders", "rm_cash_events", "rm_ledger", "rm_nav_daily", "rm_checkpoints")}
+            counts = {
+                t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("rm_orders", "rm_cash_events", "rm_ledger", "rm_nav_daily", "rm_checkpoints")
+            }
     finally:
         if db is not None:
             db.close()
         if drop:
             drop_database(admin, drop)
 
-    during = reader.durations[len(baseline):]
+    during = reader.durations[len(baseline) :]
     print(f"command: {command_line}")
     print(f"rebuild code: {version}")
-    print(f"database: {name} ({'kept' if not drop else 'dropped'}; "
-          f"{'filled now' if fill_s is not None else 'reused, already filled'}; "
-          f"read models before the rebuild: {had_models} rm_ledger rows)")
+    print(
+        f"database: {name} ({'kept' if not drop else 'dropped'}; "
+        f"{'filled now' if fill_s is not None else 'reused, already filled'}; "
+        f"read models before the rebuild: {had_models} rm_ledger rows)"
+    )
     print()
     rows = [
         ("events", f"{events:,}"),
@@ -319,11 +383,9 @@ def main() -> None:
         ("  child CPU user + sys", f"{usage.ru_utime:.1f} + {usage.ru_stime:.1f} s"),
         ("rebuild events/s", f"{events / wall:,.0f}"),
         ("peak RSS of the rebuild", f"{run.peak_rss_mb:,.0f} MB (VmHWM, polled every 0.2 s)"),
-        ("max read stall (one rm_ledger read)",
-         f"{max(during) * 1000:,.0f} ms" if during else "n/a"),
+        ("max read stall (one rm_ledger read)", f"{max(during) * 1000:,.0f} ms" if during else "n/a"),
         ("  reads during / found a row", f"{len(during)} / {reader.found}"),
-        ("  read before rebuild, median",
-         f"{statistics.median(baseline) * 1000:.1f} ms" if baseline else "n/a"),
+        ("  read before rebuild, median", f"{statistics.median(baseline) * 1000:.1f} ms" if baseline else "n/a"),
         ("  slowest read issued at", f"{reader.slowest_at - started:+.2f} s after the rebuild started"),
         ("read models after", ", ".join(f"{t} {n:,}" for t, n in counts.items())),
     ]

@@ -63,9 +63,21 @@ class Ceilings:
 def order_state() -> tuple[str, bytes]:
     """The topic and stored bytes of a realistic order event."""
     now = datetime.now(UTC)
-    order = Order(id=uuid.uuid4(), strategy_id=uuid.uuid4(), symbol="AAPL", side="buy", quantity=Decimal(5),
-                  price=Decimal("123.45"), fees=Decimal("0.5"), order_type="market", status="filled",
-                  executed_at=now, created_at=now, external_order_id="b12-345", details=None)
+    order = Order(
+        id=uuid.uuid4(),
+        strategy_id=uuid.uuid4(),
+        symbol="AAPL",
+        side="buy",
+        quantity=Decimal(5),
+        price=Decimal("123.45"),
+        fees=Decimal("0.5"),
+        order_type="market",
+        status="filled",
+        executed_at=now,
+        created_at=now,
+        external_order_id="b12-345",
+        details=None,
+    )
     event = OrderRecorded(order)
     return event_topic(event), encode_event(event)
 
@@ -75,9 +87,11 @@ def order_state() -> tuple[str, bytes]:
 
 def _scratch_table(conn: psycopg.Connection) -> None:
     conn.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
-    conn.execute(f"CREATE TABLE {SCRATCH} (originator_id uuid NOT NULL, originator_version bigint NOT NULL,"
-                 " topic text, state bytea, notification_id bigserial,"
-                 " PRIMARY KEY (originator_id, originator_version))")
+    conn.execute(
+        f"CREATE TABLE {SCRATCH} (originator_id uuid NOT NULL, originator_version bigint NOT NULL,"
+        " topic text, state bytea, notification_id bigserial,"
+        " PRIMARY KEY (originator_id, originator_version))"
+    )
     conn.execute(f"CREATE UNIQUE INDEX ON {SCRATCH} (notification_id)")
 
 
@@ -93,7 +107,7 @@ def pg_copy(url: str, rows: int) -> float:
         with conn.transaction(), conn.cursor() as curs:
             with curs.copy(f"COPY {SCRATCH} (originator_id, originator_version, topic, state) FROM STDIN") as copy:
                 for first in range(0, len(data), 1 << 20):
-                    copy.write(data[first:first + (1 << 20)])
+                    copy.write(data[first : first + (1 << 20)])
         elapsed = time.perf_counter() - started
         assert conn.execute(f"SELECT count(*) FROM {SCRATCH}").fetchone()[0] == rows
         return rows / elapsed
@@ -102,12 +116,13 @@ def pg_copy(url: str, rows: int) -> float:
 def pg_executemany(url: str, rows: int) -> float:
     """rows/s of 500-row pipelined ``executemany`` batches, one transaction each."""
     topic, state = order_state()
-    sql = (f"INSERT INTO {SCRATCH} (originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)"
-           " RETURNING notification_id")
+    sql = (
+        f"INSERT INTO {SCRATCH} (originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)"
+        " RETURNING notification_id"
+    )
     with psycopg.connect(url, autocommit=True) as conn:
         _scratch_table(conn)
-        batches = [[(uuid.uuid4(), 1, topic, state) for _ in range(INSERT_BATCH)]
-                   for _ in range(rows // INSERT_BATCH)]
+        batches = [[(uuid.uuid4(), 1, topic, state) for _ in range(INSERT_BATCH)] for _ in range(rows // INSERT_BATCH)]
         started = time.perf_counter()
         for batch in batches:
             with conn.pipeline(), conn.transaction(), conn.cursor() as curs:
@@ -127,16 +142,22 @@ def pg_round_trips(url: str, seconds: float) -> tuple[list[float], list[float]]:
         end = time.perf_counter() + seconds / 2
         while time.perf_counter() < end:
             t = time.perf_counter()
-            conn.execute(f"INSERT INTO {SCRATCH} (originator_id, originator_version, topic, state)"
-                         " VALUES (%s, 1, %s, %s)", (uuid.uuid4(), topic, state), prepare=True)
+            conn.execute(
+                f"INSERT INTO {SCRATCH} (originator_id, originator_version, topic, state) VALUES (%s, 1, %s, %s)",
+                (uuid.uuid4(), topic, state),
+                prepare=True,
+            )
             commits.append(time.perf_counter() - t)
         ids = [r[0] for r in conn.execute(f"SELECT originator_id FROM {SCRATCH} LIMIT 1000").fetchall()]
         end = time.perf_counter() + seconds / 2
         i = 0
         while time.perf_counter() < end:
             t = time.perf_counter()
-            conn.execute(f"SELECT state FROM {SCRATCH} WHERE originator_id = %s AND originator_version = 1",
-                         (ids[i % len(ids)],), prepare=True).fetchone()
+            conn.execute(
+                f"SELECT state FROM {SCRATCH} WHERE originator_id = %s AND originator_version = 1",
+                (ids[i % len(ids)],),
+                prepare=True,
+            ).fetchone()
             selects.append(time.perf_counter() - t)
             i += 1
         conn.execute(f"DROP TABLE {SCRATCH}")
@@ -157,11 +178,24 @@ async def jetstream(nats_url: str, messages: int, hop_seconds: float) -> tuple[f
         await js.add_stream(name=stream, subjects=[f"{root}.>"], duplicate_window=bus.DUPLICATE_WINDOW_S)
         started = time.perf_counter()
         for first in range(0, messages, RELAY_BATCH):
-            await asyncio.gather(*(
-                js.publish(f"{root}.{n % 16}.{uuid.uuid4()}", msgspec.json.encode(bus.Envelope(
-                    notification_id=n, originator_id=str(uuid.uuid4()), topic=topic, state=msgspec.Raw(state))),
-                    headers={"Nats-Msg-Id": f"{tag}:{n}"}, timeout=10)
-                for n in range(first, min(messages, first + RELAY_BATCH))))
+            await asyncio.gather(
+                *(
+                    js.publish(
+                        f"{root}.{n % 16}.{uuid.uuid4()}",
+                        msgspec.json.encode(
+                            bus.Envelope(
+                                notification_id=n,
+                                originator_id=str(uuid.uuid4()),
+                                topic=topic,
+                                state=msgspec.Raw(state),
+                            )
+                        ),
+                        headers={"Nats-Msg-Id": f"{tag}:{n}"},
+                        timeout=10,
+                    )
+                    for n in range(first, min(messages, first + RELAY_BATCH))
+                )
+            )
         publish = messages / (time.perf_counter() - started)
 
         sub = await js.pull_subscribe(f"{root}.>", durable=f"bench_{tag}", stream=stream)
@@ -197,12 +231,16 @@ def measure(url: str, nats_url: str, rows: int, messages: int, floor_seconds: fl
     commits, selects = pg_round_trips(url, floor_seconds)
     publish, pull, hops = asyncio.run(jetstream(nats_url, messages, floor_seconds / 2))
     return Ceilings(
-        pg_copy_rows_s=copy, pg_executemany_rows_s=many, js_publish_msg_s=publish, js_pull_ack_msg_s=pull,
+        pg_copy_rows_s=copy,
+        pg_executemany_rows_s=many,
+        js_publish_msg_s=publish,
+        js_pull_ack_msg_s=pull,
         pg_commit_ms=(percentile_ms(commits, 0.5), percentile_ms(commits, 0.99)),
         pg_commit_tx_s=len(commits) / sum(commits),
         pg_select_ms=(percentile_ms(selects, 0.5), percentile_ms(selects, 0.99)),
         pg_select_qps=len(selects) / sum(selects),
-        js_hop_ms=(percentile_ms(hops, 0.5), percentile_ms(hops, 0.99)))
+        js_hop_ms=(percentile_ms(hops, 0.5), percentile_ms(hops, 0.99)),
+    )
 
 
 def main() -> None:

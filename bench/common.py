@@ -30,8 +30,10 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def servers() -> tuple[str, str]:
     """(admin PostgreSQL URL, NATS URL): the test suite's backends (env or the local defaults)."""
-    return (os.environ.get("BOTRANKS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-            os.environ.get("BOTRANKS_TEST_NATS_URL", "nats://127.0.0.1:4222"))
+    return (
+        os.environ.get("BOTRANKS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        os.environ.get("BOTRANKS_TEST_NATS_URL", "nats://127.0.0.1:4222"),
+    )
 
 
 @contextmanager
@@ -85,8 +87,9 @@ class HttpClient:
         return status, body
 
     async def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        status, _, answer = await self.request("POST", path, body,
-                                               {"Content-Type": "application/json", **(headers or {})})
+        status, _, answer = await self.request(
+            "POST", path, body, {"Content-Type": "application/json", **(headers or {})}
+        )
         return status, answer
 
     async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
@@ -100,14 +103,16 @@ class HttpClient:
         reader, writer = await asyncio.open_connection(self.host, self.port)
         return reader, writer, False
 
-    async def request(self, method: str, path: str, body: bytes | None = None,
-                      headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         """(status, response headers with lower-case names, body)."""
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         if body is not None:
             extra += f"Content-Length: {len(body)}\r\n"
-        message = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                   f"Accept-Encoding: identity\r\n{extra}\r\n").encode() + (body or b"")
+        message = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAccept-Encoding: identity\r\n{extra}\r\n"
+        ).encode() + (body or b"")
         while True:
             reader, writer, reused = await self._connection()
             try:
@@ -121,8 +126,9 @@ class HttpClient:
                     raise
                 lines = head.decode("latin-1").split("\r\n")
                 status = int(lines[0].split(" ", 2)[1])
-                fields = {k.strip().lower(): v.strip()
-                          for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+                fields = {
+                    k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+                }
                 if fields.get("transfer-encoding", "").lower() == "chunked":
                     parts = []
                     while True:
@@ -176,8 +182,9 @@ async def wait_for_start(start_at: float | None) -> None:
         await asyncio.sleep(max(0.0, start_at - time.time()))
 
 
-async def open_loop(rate: float, seconds: float, make: Callable[[int], Awaitable[dict[str, float]]],
-                    start_at: float | None = None) -> dict[str, Any]:
+async def open_loop(
+    rate: float, seconds: float, make: Callable[[int], Awaitable[dict[str, float]]], start_at: float | None = None
+) -> dict[str, Any]:
     """Fire ``make(i)`` on a fixed schedule (``rate`` a second for ``seconds``): a slow answer does
     not slow the sender. Each call returns latencies by kind; errors are counted, not raised."""
     results: dict[str, list[float]] = {}
@@ -203,12 +210,18 @@ async def open_loop(rate: float, seconds: float, make: Callable[[int], Awaitable
         lags.append(max(0.0, time.perf_counter() - due))
         tasks.append(asyncio.create_task(one(i)))
     await asyncio.gather(*tasks)
-    return {"latencies": results, "errors": errors, "elapsed": time.perf_counter() - start,
-            "sender_lag_p99": percentile_ms(lags, 0.99), "cpu": time.process_time() - cpu}
+    return {
+        "latencies": results,
+        "errors": errors,
+        "elapsed": time.perf_counter() - start,
+        "sender_lag_p99": percentile_ms(lags, 0.99),
+        "cpu": time.process_time() - cpu,
+    }
 
 
-async def closed_loop(connections: int, seconds: float, step: Callable[[int, int], Awaitable[int]],
-                      start_at: float | None = None) -> dict[str, Any]:
+async def closed_loop(
+    connections: int, seconds: float, step: Callable[[int, int], Awaitable[int]], start_at: float | None = None
+) -> dict[str, Any]:
     """``connections`` workers, each calling ``step(worker, n)`` back to back for ``seconds``; a step
     returns how many units (orders, requests) it completed. Returns units, the successful requests
     and their latencies, errors, and the time until the last answer."""
@@ -238,8 +251,14 @@ async def closed_loop(connections: int, seconds: float, step: Callable[[int, int
             n += 1
 
     await asyncio.gather(*(worker(w) for w in range(connections)))
-    return {"units": sum(done), "requests": len(latencies), "latencies": latencies, "errors": errors,
-            "elapsed": last - start, "cpu": time.process_time() - cpu}
+    return {
+        "units": sum(done),
+        "requests": len(latencies),
+        "latencies": latencies,
+        "errors": errors,
+        "elapsed": last - start,
+        "cpu": time.process_time() - cpu,
+    }
 
 
 class LoadPool:
@@ -378,8 +397,11 @@ class CpuMeter:
         self.groups = groups
 
     def snapshot(self) -> tuple[float, float, dict[str, float]]:
-        return (time.perf_counter(), machine_cpu_seconds(),
-                {g: sum(cpu_seconds(p) for p in pids) for g, pids in self.groups().items()})
+        return (
+            time.perf_counter(),
+            machine_cpu_seconds(),
+            {g: sum(cpu_seconds(p) for p in pids) for g, pids in self.groups().items()},
+        )
 
     def since(self, snapshot: tuple[float, float, dict[str, float]], load_cpu: float = 0.0) -> CpuUse:
         """CPU use since ``snapshot``; ``load_cpu``: the load processes' own CPU seconds meanwhile."""
@@ -416,7 +438,9 @@ class PgActivity:
             while not self._stop.wait(self.interval):
                 rows = conn.execute(
                     "SELECT state, wait_event_type, query FROM pg_stat_activity WHERE datname = %s"
-                    " AND state <> 'idle' AND pid <> pg_backend_pid()", (self.database,)).fetchall()
+                    " AND state <> 'idle' AND pid <> pg_backend_pid()",
+                    (self.database,),
+                ).fetchall()
                 self.rounds += 1
                 for state, wait, query in rows:
                     text = " ".join(query.split())
@@ -438,15 +462,33 @@ class PgActivity:
 
 def machine() -> dict[str, str]:
     """nproc, CPU model, memory, date and the code's commit, for a report's header."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "unknown")
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal:"))
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(ROOT), "status", "--porcelain",
-                            "--untracked-files=no"], capture_output=True, text=True).stdout.splitlines()
-    return {"nproc": str(os.cpu_count()), "cpu": model, "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "commit": commit + (f" + uncommitted changes in {len(dirty)} tracked files" if dirty else ""),
-            "python": sys.version.split()[0]}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    mem_kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")
+    )
+    commit = (
+        subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        or "unknown"
+    )
+    dirty = subprocess.run(
+        ["git", "--no-optional-locks", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit + (f" + uncommitted changes in {len(dirty)} tracked files" if dirty else ""),
+        "python": sys.version.split()[0],
+    }

@@ -47,16 +47,30 @@ def _iso(ts: float) -> str:
 def order(n: int, executed_at: float, tag: str) -> dict[str, Any]:
     """The ``n``-th order of a strategy in a phase (priced: no price lookup)."""
     symbol, price = SYMBOLS[n % len(SYMBOLS)]
-    return {"symbol": symbol, "side": "sell" if n % 3 == 0 else "buy", "quantity": 1 + n % 7,
-            "price": price + n % 13 / 100, "fees": 0.5, "executed_at": _iso(executed_at),
-            "external_order_id": f"{tag}-{n}"}
+    return {
+        "symbol": symbol,
+        "side": "sell" if n % 3 == 0 else "buy",
+        "quantity": 1 + n % 7,
+        "price": price + n % 13 / 100,
+        "fees": 0.5,
+        "executed_at": _iso(executed_at),
+        "external_order_id": f"{tag}-{n}",
+    }
 
 
 # ---------------------------------------------------------------- writes
 
 
-def ingest(command_base: str, accounts: list[tuple[str, str]], per_post: int, connections: int, seconds: float,
-           start_at: float, tag: str, first_ts: float) -> dict[str, Any]:
+def ingest(
+    command_base: str,
+    accounts: list[tuple[str, str]],
+    per_post: int,
+    connections: int,
+    seconds: float,
+    start_at: float,
+    tag: str,
+    first_ts: float,
+) -> dict[str, Any]:
     """Closed loop: ``connections`` clients, each posting ``per_post``-order batches back to back,
     round-robin over its own share of ``accounts``; each strategy's orders are one second apart from
     ``first_ts`` (epoch seconds) on. Counts the orders acknowledged as accepted."""
@@ -72,7 +86,8 @@ def ingest(command_base: str, accounts: list[tuple[str, str]], per_post: int, co
         sent[sid] += per_post
         body = msgspec.json.encode({"orders": [order(first + j, first_ts + first + j, tag) for j in range(per_post)]})
         status, headers, answer = await client.request(
-            "POST", f"/api/v1/strategies/{sid}/orders", body, {"Content-Type": "application/json", **_auth(key)})
+            "POST", f"/api/v1/strategies/{sid}/orders", body, {"Content-Type": "application/json", **_auth(key)}
+        )
         if status != 200:
             raise RuntimeError(f"POST orders: {status} {answer[:200]!r}")
         not_projected += headers.get("botranks-projected") == "false"
@@ -87,9 +102,19 @@ def ingest(command_base: str, accounts: list[tuple[str, str]], per_post: int, co
     return {**run_async(main()), "not_projected": not_projected}
 
 
-def lag(command_base: str, query_base: str, accounts: list[tuple[str, str]], rate: float, per_post: int,
-        seconds: float, sample_every: int, poll_s: float, start_at: float, tag: str, first_ts: float
-        ) -> dict[str, Any]:
+def lag(
+    command_base: str,
+    query_base: str,
+    accounts: list[tuple[str, str]],
+    rate: float,
+    per_post: int,
+    seconds: float,
+    sample_every: int,
+    poll_s: float,
+    start_at: float,
+    tag: str,
+    first_ts: float,
+) -> dict[str, Any]:
     """Open loop: ``rate`` orders a second as POSTs of ``per_post`` orders, round-robin over
     ``accounts``. For every ``sample_every``-th POST, from its 2xx on, GET /state every ``poll_s``
     (or every 5 % of the time waited so far, if longer; 25 % after a second: the polls must not load
@@ -117,8 +142,9 @@ def lag(command_base: str, query_base: str, accounts: list[tuple[str, str]], rat
             return out
         wanted = datetime.fromisoformat(_iso(executed[-1]))
         while True:
-            state = msgspec.json.decode(await checked(query.get(f"/api/v1/strategies/{sid}/state", _auth(key)),
-                                                      "GET state"), type=_StateAnswer)
+            state = msgspec.json.decode(
+                await checked(query.get(f"/api/v1/strategies/{sid}/state", _auth(key)), "GET state"), type=_StateAnswer
+            )
             seen = time.perf_counter()
             polls += 1
             if state.last_order_at is not None and state.last_order_at >= wanted:
@@ -145,8 +171,9 @@ def lag(command_base: str, query_base: str, accounts: list[tuple[str, str]], rat
 # ---------------------------------------------------------------- reads
 
 
-def reads_closed(query_base: str, paths: list[tuple[str, str]], connections: int, seconds: float,
-                 start_at: float, seed: int) -> dict[str, Any]:
+def reads_closed(
+    query_base: str, paths: list[tuple[str, str]], connections: int, seconds: float, start_at: float, seed: int
+) -> dict[str, Any]:
     """Closed loop: ``connections`` clients GETting random ``(path, api_key)`` back to back."""
     client = HttpClient.for_base(query_base)
     rng = random.Random(seed)
@@ -184,8 +211,9 @@ def get_each(query_base: str, paths: list[tuple[str, str]], connections: int) ->
     run_async(main())
 
 
-def reads_open(query_base: str, paths: list[tuple[str, str]], rate: float, seconds: float, start_at: float,
-               seed: int) -> dict[str, Any]:
+def reads_open(
+    query_base: str, paths: list[tuple[str, str]], rate: float, seconds: float, start_at: float, seed: int
+) -> dict[str, Any]:
     """Open loop: GET a random ``(path, api_key)`` ``rate`` times a second."""
     client = HttpClient.for_base(query_base)
     rng = random.Random(seed)
@@ -209,4 +237,3 @@ def reads_open(query_base: str, paths: list[tuple[str, str]], rate: float, secon
 def first_ts_of(day: str) -> float:
     """Epoch seconds of 00:00 UTC of ``day`` (YYYY-MM-DD)."""
     return datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()
-

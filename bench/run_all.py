@@ -90,9 +90,20 @@ class Profile:
     rebuild_strategies: int = 200
 
 
-QUICK = Profile(ceiling_rows=40_000, ceiling_messages=20_000, floor_seconds=2.0, strategies=300, history_orders=10,
-                history_days=40, ingest_seconds=5.0, single_seconds=4.0, lag_seconds=6.0, read_closed_seconds=4.0,
-                read_open_seconds=5.0, rebuild_events=100_000)
+QUICK = Profile(
+    ceiling_rows=40_000,
+    ceiling_messages=20_000,
+    floor_seconds=2.0,
+    strategies=300,
+    history_orders=10,
+    history_days=40,
+    ingest_seconds=5.0,
+    single_seconds=4.0,
+    lag_seconds=6.0,
+    read_closed_seconds=4.0,
+    read_open_seconds=5.0,
+    rebuild_events=100_000,
+)
 
 
 @dataclass
@@ -170,12 +181,17 @@ def _errors(results: list[dict]) -> str:
 class System:
     """The Stack on its fresh database, the accounts, the load processes and the CPU meter."""
 
-    def __init__(self, url: str, nats: str, home: Path, profile: Profile, report: Report,
-                 api_workers: int = 1) -> None:
+    def __init__(self, url: str, nats: str, home: Path, profile: Profile, report: Report, api_workers: int = 1) -> None:
         self.profile, self.report = profile, report
         self.url, self.database = url, conninfo_to_dict(url)["dbname"]
-        self.stack = Stack(url, nats, home, BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0",
-                           BOTRANKS_RATE_LIMIT_PER_MINUTE=RATE_LIMIT, BOTRANKS_API_WORKERS=str(api_workers))
+        self.stack = Stack(
+            url,
+            nats,
+            home,
+            BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0",
+            BOTRANKS_RATE_LIMIT_PER_MINUTE=RATE_LIMIT,
+            BOTRANKS_API_WORKERS=str(api_workers),
+        )
         self.command = f"http://127.0.0.1:{self.stack.command_port}"
         self.query = f"http://127.0.0.1:{self.stack.query_port}"
         self.accounts: list[tuple[str, str]] = []
@@ -199,21 +215,22 @@ class System:
         closes = bench_rebuild.load_closes(HISTORY_SYMBOLS)
         bench_rebuild.write_closes(db, closes)
         days = sorted(closes[bench_rebuild.BENCHMARK])
-        events = bench_rebuild.append_history(db, ids, closes, HISTORY_SYMBOLS, p.strategies * (p.history_orders + 1),
-                                              2000, 1, days[-p.history_days])
+        events = bench_rebuild.append_history(
+            db, ids, closes, HISTORY_SYMBOLS, p.strategies * (p.history_orders + 1), 2000, 1, days[-p.history_days]
+        )
         with sql(db) as curs:
             curs.execute("ANALYZE")
         self.report.timings["setup: strategies, prices, history (no HTTP)"] = time.perf_counter() - t
         t = time.perf_counter()
         self.stack.start()
         self.drain(timeout=900)
-        self.report.timings[f"setup: services start and fold the history ({events:,} events)"] = \
-            time.perf_counter() - t
+        self.report.timings[f"setup: services start and fold the history ({events:,} events)"] = time.perf_counter() - t
         self.report.notes.append(
             f"History: {p.strategies:,} public strategies, each a deposit and {p.history_orders} orders at real"
             f" closes of {', '.join(HISTORY_SYMBOLS)} over the {p.history_days} trading days up to {days[-1]}"
             f" (benchmark SPY), appended straight into the event store ({events:,} events) and folded by the"
-            " projector before anything is timed.")
+            " projector before anything is timed."
+        )
 
     def next_first_ts(self) -> float:
         """Executed-at of a write phase's first orders: after the last priced day (no NAV day is
@@ -234,9 +251,13 @@ class System:
 
         def fresh() -> bool:
             with sql(self.stack.db) as curs:
-                return curs.execute("SELECT count(*) AS n FROM rm_ledger AS l LEFT JOIN rm_leaderboard AS b"
-                                    " USING (strategy_id) WHERE b.nav_version IS DISTINCT FROM l.updated_at"
-                                    ).fetchone()["n"] == 0
+                return (
+                    curs.execute(
+                        "SELECT count(*) AS n FROM rm_ledger AS l LEFT JOIN rm_leaderboard AS b"
+                        " USING (strategy_id) WHERE b.nav_version IS DISTINCT FROM l.updated_at"
+                    ).fetchone()["n"]
+                    == 0
+                )
 
         wait_until(fresh, max(10.0, timeout - projected), "the leaderboard to be fresh")
         return projected, time.perf_counter() - t
@@ -295,10 +316,13 @@ class System:
 
 def merged(results: list[dict]) -> dict[str, Any]:
     """Closed-loop results of several load processes as one."""
-    return {"units": sum(r["units"] for r in results), "requests": sum(r["requests"] for r in results),
-            "latencies": [x for r in results for x in r["latencies"]],
-            "elapsed": max(r["elapsed"] for r in results),
-            "not_projected": sum(r.get("not_projected", 0) for r in results)}
+    return {
+        "units": sum(r["units"] for r in results),
+        "requests": sum(r["requests"] for r in results),
+        "latencies": [x for r in results for x in r["latencies"]],
+        "elapsed": max(r["elapsed"] for r in results),
+        "not_projected": sum(r.get("not_projected", 0) for r in results),
+    }
 
 
 # ---------------------------------------------------------------- phases
@@ -311,51 +335,84 @@ def ingest_phase(system: System, label: str, per_post: int, connections: int, se
     system.settle()
     before, postgres = system.meter.snapshot(), system.pg_activity()
     first_ts, start_at = system.next_first_ts(), time.time() + 0.5
-    results, during = system.run_load(load.ingest, [
-        (system.command, share, per_post, connections, seconds, start_at, system.tag(), first_ts)
-        for share in system.split()], settle=False)
+    results, during = system.run_load(
+        load.ingest,
+        [
+            (system.command, share, per_post, connections, seconds, start_at, system.tag(), first_ts)
+            for share in system.split()
+        ],
+        settle=False,
+    )
     out = merged(results)
     projected, fresh = system.drain()
     until_applied = system.meter.since(before, during.seconds.get("load generator", 0.0))
     top = postgres.stop()
     orders = out["units"]
-    detail = (f"{orders:,} orders in {out['requests']:,} POSTs over {out['elapsed']:.1f} s from {n}×{connections}"
-              f" connections; POST {_lat(out['latencies'])}; the projector had applied everything"
-              f" {projected:.1f} s after the last answer ({orders / (out['elapsed'] + projected):,.0f} orders/s"
-              f" acknowledged and applied), the leaderboard was fresh {fresh:.1f} s after it")
+    detail = (
+        f"{orders:,} orders in {out['requests']:,} POSTs over {out['elapsed']:.1f} s from {n}×{connections}"
+        f" connections; POST {_lat(out['latencies'])}; the projector had applied everything"
+        f" {projected:.1f} s after the last answer ({orders / (out['elapsed'] + projected):,.0f} orders/s"
+        f" acknowledged and applied), the leaderboard was fresh {fresh:.1f} s after it"
+    )
     if ryw:
-        detail += (f"; {out['not_projected']:,} of {out['requests']:,} answers said `BotRanks-Projected: false`"
-                   " (read-your-writes timed out)")
-    system.report.phases.append(Phase(label, detail + _errors(results), during, until_applied, orders, "order",
-                                      top))
+        detail += (
+            f"; {out['not_projected']:,} of {out['requests']:,} answers said `BotRanks-Projected: false`"
+            " (read-your-writes timed out)"
+        )
+    system.report.phases.append(Phase(label, detail + _errors(results), during, until_applied, orders, "order", top))
     return orders / out["elapsed"] if per_post > 1 else out["requests"] / out["elapsed"]
 
 
 def write_phases(system: System, c: Ceilings) -> None:
     """Batched and single-order ingest and the lag with read-your-writes off, then both ingests with it on."""
     p = system.profile
-    batched_off = ingest_phase(system, "batched ingest, read-your-writes off", 500, p.ingest_connections,
-                               p.ingest_seconds, False)
-    single_off = ingest_phase(system, "single-order POSTs, read-your-writes off", 1, p.single_connections,
-                              p.single_seconds, False)
+    batched_off = ingest_phase(
+        system, "batched ingest, read-your-writes off", 500, p.ingest_connections, p.ingest_seconds, False
+    )
+    single_off = ingest_phase(
+        system, "single-order POSTs, read-your-writes off", 1, p.single_connections, p.single_seconds, False
+    )
     lag = lag_phase(system, c)
     system.restart_command_api(BOTRANKS_READ_YOUR_WRITES_TIMEOUT="2")
-    batched_on = ingest_phase(system, "batched ingest, read-your-writes on (2 s)", 500, p.ingest_connections,
-                              p.ingest_seconds, True)
-    single_on = ingest_phase(system, "single-order POSTs, read-your-writes on (2 s)", 1, p.single_connections,
-                             p.single_seconds, True)
+    batched_on = ingest_phase(
+        system, "batched ingest, read-your-writes on (2 s)", 500, p.ingest_connections, p.ingest_seconds, True
+    )
+    single_on = ingest_phase(
+        system, "single-order POSTs, read-your-writes on (2 s)", 1, p.single_connections, p.single_seconds, True
+    )
     many = f"{{:.2f}} of PG executemany ({c.pg_executemany_rows_s:,.0f} rows/s)"
     commit = f"{{:.2f}} of PG 1-row commits ({c.pg_commit_tx_s:,.0f} tx/s, 1 connection)"
     system.report.rows += [
-        Row("Batched ingest (500/POST), read-your-writes off", batched_off, "orders/s", 20_000,
-            ratio=many.format(batched_off / c.pg_executemany_rows_s)),
-        Row("Batched ingest (500/POST), read-your-writes on", batched_on, "orders/s", 12_000,
-            ratio=many.format(batched_on / c.pg_executemany_rows_s)),
-        Row("Single-order POSTs, read-your-writes on (the default)", single_on, "req/s", 1_500,
-            ratio=commit.format(single_on / c.pg_commit_tx_s)),
-        Row("Single-order POSTs, read-your-writes off", single_off, "req/s", None,
-            ratio=commit.format(single_off / c.pg_commit_tx_s)),
-        *lag]
+        Row(
+            "Batched ingest (500/POST), read-your-writes off",
+            batched_off,
+            "orders/s",
+            20_000,
+            ratio=many.format(batched_off / c.pg_executemany_rows_s),
+        ),
+        Row(
+            "Batched ingest (500/POST), read-your-writes on",
+            batched_on,
+            "orders/s",
+            12_000,
+            ratio=many.format(batched_on / c.pg_executemany_rows_s),
+        ),
+        Row(
+            "Single-order POSTs, read-your-writes on (the default)",
+            single_on,
+            "req/s",
+            1_500,
+            ratio=commit.format(single_on / c.pg_commit_tx_s),
+        ),
+        Row(
+            "Single-order POSTs, read-your-writes off",
+            single_off,
+            "req/s",
+            None,
+            ratio=commit.format(single_off / c.pg_commit_tx_s),
+        ),
+        *lag,
+    ]
 
 
 def lag_phase(system: System, c: Ceilings) -> list[Row]:
@@ -364,9 +421,25 @@ def lag_phase(system: System, c: Ceilings) -> list[Row]:
     system.settle()
     before, postgres = system.meter.snapshot(), system.pg_activity()
     first_ts = system.next_first_ts()
-    results, during = system.run_load(load.lag, [
-        (system.command, system.query, system.accounts, p.lag_rate, p.lag_per_post, p.lag_seconds,
-         p.lag_sample_every, p.lag_poll_s, time.time() + 0.5, system.tag(), first_ts)], settle=False)
+    results, during = system.run_load(
+        load.lag,
+        [
+            (
+                system.command,
+                system.query,
+                system.accounts,
+                p.lag_rate,
+                p.lag_per_post,
+                p.lag_seconds,
+                p.lag_sample_every,
+                p.lag_poll_s,
+                time.time() + 0.5,
+                system.tag(),
+                first_ts,
+            )
+        ],
+        settle=False,
+    )
     r = results[0]
     lags, posts = r["latencies"].get("lag", []), r["latencies"].get("POST", [])
     by_time = [lag for _, lag in sorted(r["lag_series"])]
@@ -375,24 +448,51 @@ def lag_phase(system: System, c: Ceilings) -> list[Row]:
     projected, _ = system.drain()
     until_applied = system.meter.since(before, during.seconds.get("load generator", 0.0))
     top = postgres.stop()
-    system.report.phases.append(Phase(
-        "projection lag", f"{len(posts):,} POSTs of {p.lag_per_post} orders in {p.lag_seconds:.0f} s (open loop,"
-        f" {p.lag_rate / p.lag_per_post:,.0f} POSTs/s, read-your-writes off), POST {_lat(posts)}; lag of"
-        f" {len(lags):,} sampled POSTs (1 in {p.lag_sample_every}): {_lat(lags)}, max {max(lags, default=0):,.1f} s;"
-        f" lag p50 of the first quarter of the samples {first:,.0f} ms, of the last quarter {last:,.0f} ms"
-        + (" (growing: the projector falls behind)" if last > 1.5 * first + 10 else "")
-        + (f"; **{r['censored']} samples still not visible {load.GIVE_UP_S:.0f} s after their 2xx**, counted as"
-           f" the time waited (the percentiles are lower bounds)" if r["censored"] else "")
-        + f"; the polls added {r['polls'] / p.lag_seconds:,.0f} GET /state a second; sender lag p99"
-        f" {r['sender_lag_p99']:.1f} ms; the projector had applied everything {projected:.1f} s after the last"
-        " sample" + _errors(results), during, until_applied, len(posts) * p.lag_per_post, "order", top))
+    system.report.phases.append(
+        Phase(
+            "projection lag",
+            f"{len(posts):,} POSTs of {p.lag_per_post} orders in {p.lag_seconds:.0f} s (open loop,"
+            f" {p.lag_rate / p.lag_per_post:,.0f} POSTs/s, read-your-writes off), POST {_lat(posts)}; lag of"
+            f" {len(lags):,} sampled POSTs (1 in {p.lag_sample_every}): {_lat(lags)}, max {max(lags, default=0):,.1f} s;"
+            f" lag p50 of the first quarter of the samples {first:,.0f} ms, of the last quarter {last:,.0f} ms"
+            + (" (growing: the projector falls behind)" if last > 1.5 * first + 10 else "")
+            + (
+                f"; **{r['censored']} samples still not visible {load.GIVE_UP_S:.0f} s after their 2xx**, counted as"
+                f" the time waited (the percentiles are lower bounds)"
+                if r["censored"]
+                else ""
+            )
+            + f"; the polls added {r['polls'] / p.lag_seconds:,.0f} GET /state a second; sender lag p99"
+            f" {r['sender_lag_p99']:.1f} ms; the projector had applied everything {projected:.1f} s after the last"
+            " sample" + _errors(results),
+            during,
+            until_applied,
+            len(posts) * p.lag_per_post,
+            "order",
+            top,
+        )
+    )
     floor50, floor99 = c.pg_commit_ms[0] + c.js_hop_ms[0], c.pg_commit_ms[1] + c.js_hop_ms[1]
     return [
-        Row(f"Projection lag p50 (2xx → visible in GET /state) at {p.lag_rate:,.0f} orders/s",
-            percentile_ms(lags, 0.5), "ms", 30, False, f"{percentile_ms(lags, 0.5) / floor50:,.0f}× the floor "
-            f"(PG commit + JetStream hop p50 = {floor50:.1f} ms)", r["censored"] > 0),
-        Row(f"Projection lag p99 at {p.lag_rate:,.0f} orders/s", percentile_ms(lags, 0.99), "ms", 100, False,
-            f"{percentile_ms(lags, 0.99) / floor99:,.0f}× the floor (p99s: {floor99:.1f} ms)", r["censored"] > 0)]
+        Row(
+            f"Projection lag p50 (2xx → visible in GET /state) at {p.lag_rate:,.0f} orders/s",
+            percentile_ms(lags, 0.5),
+            "ms",
+            30,
+            False,
+            f"{percentile_ms(lags, 0.5) / floor50:,.0f}× the floor (PG commit + JetStream hop p50 = {floor50:.1f} ms)",
+            r["censored"] > 0,
+        ),
+        Row(
+            f"Projection lag p99 at {p.lag_rate:,.0f} orders/s",
+            percentile_ms(lags, 0.99),
+            "ms",
+            100,
+            False,
+            f"{percentile_ms(lags, 0.99) / floor99:,.0f}× the floor (p99s: {floor99:.1f} ms)",
+            r["censored"] > 0,
+        ),
+    ]
 
 
 def read_phases(system: System, c: Ceilings) -> None:
@@ -407,37 +507,90 @@ def read_phases(system: System, c: Ceilings) -> None:
     for what, label in (("state", "GET /state"), ("performance", "GET /performance (warm)")):
         paths = [(f"/api/v1/strategies/{sid}/{what}", key) for sid, key in system.accounts]
         postgres = system.pg_activity()
-        results, during = system.run_load(load.reads_closed, [
-            (system.query, paths, p.read_connections, p.read_closed_seconds, time.time() + 0.5, i)
-            for i in range(p.load_processes)])
+        results, during = system.run_load(
+            load.reads_closed,
+            [
+                (system.query, paths, p.read_connections, p.read_closed_seconds, time.time() + 0.5, i)
+                for i in range(p.load_processes)
+            ],
+        )
         top_statements = postgres.stop()
         out = merged(results)
         top = out["requests"] / out["elapsed"]
-        report.rows.append(Row(f"{label}, {p.strategies:,} keys: max throughput", top, "req/s", 3_000,
-                               ratio=select.format(top / c.pg_select_qps)))
-        report.phases.append(Phase(f"{label}, closed loop", f"{p.load_processes}×{p.read_connections} connections,"
-                                   f" {out['elapsed']:.1f} s, {_lat(out['latencies'])}" + _errors(results),
-                                   during, None, out["requests"], "request", top_statements))
+        report.rows.append(
+            Row(
+                f"{label}, {p.strategies:,} keys: max throughput",
+                top,
+                "req/s",
+                3_000,
+                ratio=select.format(top / c.pg_select_qps),
+            )
+        )
+        report.phases.append(
+            Phase(
+                f"{label}, closed loop",
+                f"{p.load_processes}×{p.read_connections} connections,"
+                f" {out['elapsed']:.1f} s, {_lat(out['latencies'])}" + _errors(results),
+                during,
+                None,
+                out["requests"],
+                "request",
+                top_statements,
+            )
+        )
         for rate, target in ((p.read_rate, 5.0), (round(top / 2), None)):
-            results, during = system.run_load(load.reads_open, [
-                (system.query, paths, rate, p.read_open_seconds, time.time() + 0.5, 7)])
+            results, during = system.run_load(
+                load.reads_open, [(system.query, paths, rate, p.read_open_seconds, time.time() + 0.5, 7)]
+            )
             lat = results[0]["latencies"].get("GET", [])
             name = f"{label} p99 at {rate:,.0f} req/s" + ("" if target else " (half the max, no target)")
-            report.rows.append(Row(name, percentile_ms(lat, 0.99), "ms", target, False,
-                                   f"{percentile_ms(lat, 0.99) / c.pg_select_ms[1]:,.0f}× PG point SELECT p99"
-                                   f" ({c.pg_select_ms[1]:.2f} ms)"))
-            report.phases.append(Phase(f"{label}, open loop at {rate:,.0f}/s", f"{len(lat):,} requests,"
-                                       f" {_lat(lat)}, sender lag p99 {results[0]['sender_lag_p99']:.1f} ms"
-                                       + _errors(results), during, None, len(lat), "request"))
-    results, during = system.run_load(bench_pages.leaderboard_load, [
-        (system.query, p.leaderboard_rate, p.read_open_seconds, 1, 3)])
+            report.rows.append(
+                Row(
+                    name,
+                    percentile_ms(lat, 0.99),
+                    "ms",
+                    target,
+                    False,
+                    f"{percentile_ms(lat, 0.99) / c.pg_select_ms[1]:,.0f}× PG point SELECT p99"
+                    f" ({c.pg_select_ms[1]:.2f} ms)",
+                )
+            )
+            report.phases.append(
+                Phase(
+                    f"{label}, open loop at {rate:,.0f}/s",
+                    f"{len(lat):,} requests,"
+                    f" {_lat(lat)}, sender lag p99 {results[0]['sender_lag_p99']:.1f} ms" + _errors(results),
+                    during,
+                    None,
+                    len(lat),
+                    "request",
+                )
+            )
+    results, during = system.run_load(
+        bench_pages.leaderboard_load, [(system.query, p.leaderboard_rate, p.read_open_seconds, 1, 3)]
+    )
     lat = results[0]["latencies"].get("leaderboard", [])
-    report.rows.append(Row(f"Leaderboard JSON (/p/leaderboard) p99 at {p.leaderboard_rate:,.0f} req/s",
-                           percentile_ms(lat, 0.99), "ms", 20, False,
-                           f"{percentile_ms(lat, 0.99) / c.pg_select_ms[1]:,.0f}× PG point SELECT p99"))
-    report.phases.append(Phase("leaderboard, open loop", f"{len(lat):,} requests at {p.leaderboard_rate:,.0f}/s"
-                               f" (page 1, random sort and direction, min_days=30), {_lat(lat)}" + _errors(results),
-                               during, None, len(lat), "request"))
+    report.rows.append(
+        Row(
+            f"Leaderboard JSON (/p/leaderboard) p99 at {p.leaderboard_rate:,.0f} req/s",
+            percentile_ms(lat, 0.99),
+            "ms",
+            20,
+            False,
+            f"{percentile_ms(lat, 0.99) / c.pg_select_ms[1]:,.0f}× PG point SELECT p99",
+        )
+    )
+    report.phases.append(
+        Phase(
+            "leaderboard, open loop",
+            f"{len(lat):,} requests at {p.leaderboard_rate:,.0f}/s"
+            f" (page 1, random sort and direction, min_days=30), {_lat(lat)}" + _errors(results),
+            during,
+            None,
+            len(lat),
+            "request",
+        )
+    )
 
 
 def rebuild_phase(profile: Profile, c: Ceilings, report: Report) -> None:
@@ -447,8 +600,9 @@ def rebuild_phase(profile: Profile, c: Ceilings, report: Report) -> None:
         db = Database(url, pool_size=2).create_tables()
         try:
             t = time.perf_counter()
-            events, _ = bench_rebuild.fill(db, profile.rebuild_events, profile.rebuild_strategies,
-                                           HISTORY_SYMBOLS, 2000, 1)
+            events, _ = bench_rebuild.fill(
+                db, profile.rebuild_events, profile.rebuild_strategies, HISTORY_SYMBOLS, 2000, 1
+            )
             with sql(db) as curs:
                 curs.execute("ANALYZE")
             report.timings[f"rebuild: fill the log ({events:,} events, no HTTP)"] = time.perf_counter() - t
@@ -457,13 +611,26 @@ def rebuild_phase(profile: Profile, c: Ceilings, report: Report) -> None:
         run = bench_rebuild.timed_rebuild(url, nats, timeout=1800)
     if run.returncode != 0:
         raise RuntimeError(f"rebuild failed (exit {run.returncode}):\n{run.output[-3000:]}")
-    report.rows.append(Row(f"Rebuild of every read model from {events:,} events", run.wall, "s", 60, False,
-                           f"{events / run.wall / c.pg_copy_rows_s:.2f} of PG COPY ({events / run.wall:,.0f}"
-                           f" events/s vs {c.pg_copy_rows_s:,.0f} rows/s)"))
+    report.rows.append(
+        Row(
+            f"Rebuild of every read model from {events:,} events",
+            run.wall,
+            "s",
+            60,
+            False,
+            f"{events / run.wall / c.pg_copy_rows_s:.2f} of PG COPY ({events / run.wall:,.0f}"
+            f" events/s vs {c.pg_copy_rows_s:,.0f} rows/s)",
+        )
+    )
     report.rss["rebuild (projector main rebuild)"] = run.peak_rss_mb
-    report.phases.append(Phase("rebuild", f"{events:,} events of {profile.rebuild_strategies} strategies (5"
-                               f" symbols, 2017-2022 real closes); the child used {run.usage.ru_utime:.0f} s user +"
-                               f" {run.usage.ru_stime:.0f} s system CPU in {run.wall:.0f} s"))
+    report.phases.append(
+        Phase(
+            "rebuild",
+            f"{events:,} events of {profile.rebuild_strategies} strategies (5"
+            f" symbols, 2017-2022 real closes); the child used {run.usage.ru_utime:.0f} s user +"
+            f" {run.usage.ru_stime:.0f} s system CPU in {run.wall:.0f} s",
+        )
+    )
 
 
 # ---------------------------------------------------------------- report
@@ -476,8 +643,14 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 def postgres_text(phase: Phase) -> str:
     """PostgreSQL's busiest statements in the phase (average number of backends in each)."""
-    return ("PostgreSQL, busiest statements (average number of backends in each, sampled every 20 ms): "
-            + "; ".join(f"{n:.2f} in {what}" for n, what in phase.postgres)) if phase.postgres else ""
+    return (
+        (
+            "PostgreSQL, busiest statements (average number of backends in each, sampled every 20 ms): "
+            + "; ".join(f"{n:.2f} in {what}" for n, what in phase.postgres)
+        )
+        if phase.postgres
+        else ""
+    )
 
 
 def cpu_text(phase: Phase) -> str:
@@ -486,49 +659,83 @@ def cpu_text(phase: Phase) -> str:
     if phase.during:
         shares = phase.during.shares()
         top = sorted(((v, k) for k, v in shares.items() if v >= 0.005 and k != "idle"), reverse=True)
-        parts.append("CPU while loading (share of all cores): " + ", ".join(f"{k} {v:.0%}" for v, k in top)
-                     + f"; idle {shares['idle']:.0%}")
+        parts.append(
+            "CPU while loading (share of all cores): "
+            + ", ".join(f"{k} {v:.0%}" for v, k in top)
+            + f"; idle {shares['idle']:.0%}"
+        )
     use = phase.until_applied or phase.during
     if use and phase.units:
         per = use.per_unit_ms(phase.units)
         top = sorted(((v, k) for k, v in per.items() if v >= 0.005), reverse=True)
         scope = " until everything was applied" if phase.until_applied else ""
-        parts.append(f"CPU per {phase.unit}{scope}: {sum(per.values()):.2f} ms ("
-                     + ", ".join(f"{k} {v:.2f}" for v, k in top) + ")")
+        parts.append(
+            f"CPU per {phase.unit}{scope}: {sum(per.values()):.2f} ms ("
+            + ", ".join(f"{k} {v:.2f}" for v, k in top)
+            + ")"
+        )
     return ". ".join(parts)
 
 
-def render(report: Report, c: Ceilings, info: dict[str, str], command: str, profile: Profile, quick: bool,
-           wall: float, api_workers: int) -> str:
+def render(
+    report: Report,
+    c: Ceilings,
+    info: dict[str, str],
+    command: str,
+    profile: Profile,
+    quick: bool,
+    wall: float,
+    api_workers: int,
+) -> str:
     figures = table(["figure", "measured", "target", "met?", "ratio to ceiling"], [r.cells() for r in report.rows])
-    ceilings = table(["ceiling", "measured"], [
-        ["PostgreSQL COPY, order-sized rows (1 connection, 1 transaction)", f"{c.pg_copy_rows_s:,.0f} rows/s"],
-        ["PostgreSQL executemany, 500-row batches, 1 transaction each (1 connection)",
-         f"{c.pg_executemany_rows_s:,.0f} rows/s"],
-        ["JetStream pipelined publish (batches of 1,000 in flight, then their acks)",
-         f"{c.js_publish_msg_s:,.0f} msg/s"],
-        ["JetStream pull (500 a fetch) + ack", f"{c.js_pull_ack_msg_s:,.0f} msg/s"],
-        ["PostgreSQL 1-row INSERT + COMMIT, back to back (1 connection)",
-         f"{c.pg_commit_tx_s:,.0f} tx/s; p50 {c.pg_commit_ms[0]:.2f} ms, p99 {c.pg_commit_ms[1]:.2f} ms"],
-        ["PostgreSQL point SELECT by primary key (1 connection)",
-         f"{c.pg_select_qps:,.0f}/s; p50 {c.pg_select_ms[0]:.2f} ms, p99 {c.pg_select_ms[1]:.2f} ms"],
-        ["JetStream hop: publish 1, fetch it, ack it", f"p50 {c.js_hop_ms[0]:.2f} ms, p99 {c.js_hop_ms[1]:.2f} ms"],
-    ])
+    ceilings = table(
+        ["ceiling", "measured"],
+        [
+            ["PostgreSQL COPY, order-sized rows (1 connection, 1 transaction)", f"{c.pg_copy_rows_s:,.0f} rows/s"],
+            [
+                "PostgreSQL executemany, 500-row batches, 1 transaction each (1 connection)",
+                f"{c.pg_executemany_rows_s:,.0f} rows/s",
+            ],
+            [
+                "JetStream pipelined publish (batches of 1,000 in flight, then their acks)",
+                f"{c.js_publish_msg_s:,.0f} msg/s",
+            ],
+            ["JetStream pull (500 a fetch) + ack", f"{c.js_pull_ack_msg_s:,.0f} msg/s"],
+            [
+                "PostgreSQL 1-row INSERT + COMMIT, back to back (1 connection)",
+                f"{c.pg_commit_tx_s:,.0f} tx/s; p50 {c.pg_commit_ms[0]:.2f} ms, p99 {c.pg_commit_ms[1]:.2f} ms",
+            ],
+            [
+                "PostgreSQL point SELECT by primary key (1 connection)",
+                f"{c.pg_select_qps:,.0f}/s; p50 {c.pg_select_ms[0]:.2f} ms, p99 {c.pg_select_ms[1]:.2f} ms",
+            ],
+            ["JetStream hop: publish 1, fetch it, ack it", f"p50 {c.js_hop_ms[0]:.2f} ms, p99 {c.js_hop_ms[1]:.2f} ms"],
+        ],
+    )
     rss = table(["process", "peak RSS (VmHWM)"], [[k, f"{v:,.0f} MB"] for k, v in report.rss.items()])
-    phases = "\n".join(f"- **{ph.name}**: {ph.detail}." + (f" {cpu_text(ph)}." if ph.during or ph.until_applied
-                                                          else "")
-                       + (f" {postgres_text(ph)}." if ph.postgres else "") for ph in report.phases)
+    phases = "\n".join(
+        f"- **{ph.name}**: {ph.detail}."
+        + (f" {cpu_text(ph)}." if ph.during or ph.until_applied else "")
+        + (f" {postgres_text(ph)}." if ph.postgres else "")
+        for ph in report.phases
+    )
     timings = "\n".join(f"- {k}: {v:.1f} s" for k, v in report.timings.items())
     missed = [r for r in report.rows if r.met == "**NO**"]
-    verdict = ("Every target met." if not missed else
-               f"{len(missed)} of {sum(r.target is not None for r in report.rows)} targets missed.")
+    verdict = (
+        "Every target met."
+        if not missed
+        else f"{len(missed)} of {sum(r.target is not None for r in report.rows)} targets missed."
+    )
     return f"""# BotRanks benchmarks
-{chr(10) + '**QUICK smoke run (`--quick`): smaller sizes, shorter phases; not the reference figures.**' + chr(10)
- if quick else ''}
-Measured on {info['nproc']} cores ({info['cpu']}), {info['memory']} RAM, on {info['date']}, code at commit
-{info['commit']} (Python {info['python']}). PostgreSQL and NATS JetStream run on the same machine
-(loopback), as do the load generator and the services: everything shares the {info['nproc']} cores.
-Before the run the machine was {info['background']} busy with other work ("other" in the CPU shares
+{
+        chr(10) + "**QUICK smoke run (`--quick`): smaller sizes, shorter phases; not the reference figures.**" + chr(10)
+        if quick
+        else ""
+    }
+Measured on {info["nproc"]} cores ({info["cpu"]}), {info["memory"]} RAM, on {info["date"]}, code at commit
+{info["commit"]} (Python {info["python"]}). PostgreSQL and NATS JetStream run on the same machine
+(loopback), as do the load generator and the services: everything shares the {info["nproc"]} cores.
+Before the run the machine was {info["background"]} busy with other work ("other" in the CPU shares
 below is work that is not part of the run, e.g. someone else's tests on the same servers).
 The run took {wall / 60:.1f} minutes.
 
@@ -562,8 +769,8 @@ Setup and other timings:
 ## How the figures are measured
 
 - **Services**: `devtools.stack.Stack` starts command_api, query_api, relay and one projector as real
-  processes ({api_workers} uvicorn worker{'s' if api_workers > 1 else ''} each for the two APIs,
-  `BOTRANKS_API_WORKERS`{', the default' if api_workers == 1 else ''}) on a database the run creates and drops, with
+  processes ({api_workers} uvicorn worker{"s" if api_workers > 1 else ""} each for the two APIs,
+  `BOTRANKS_API_WORKERS`{", the default" if api_workers == 1 else ""}) on a database the run creates and drops, with
   **`BOTRANKS_RATE_LIMIT_PER_MINUTE={RATE_LIMIT}`** per key (the default, 60, would measure the rate
   limiter) and `BOTRANKS_LOG_LEVEL=warning`. Read-your-writes is off (`BOTRANKS_READ_YOUR_WRITES_TIMEOUT=0`)
   for the first write phases and the lag; command_api is then restarted with it on (2 s, the default).
@@ -607,7 +814,7 @@ Setup and other timings:
   (its `VmHWM`, polled every 0.2 s) in the RSS table.
 - **Peak RSS**: `VmHWM` of each process the Stack spawned (summed over its children, if any), read
   before it stops (command_api: the larger of its two incarnations).
-{chr(10).join('- ' + n for n in report.notes)}
+{chr(10).join("- " + n for n in report.notes)}
 """
 
 
@@ -626,10 +833,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a ~3-minute smoke run (smaller, shorter)")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--skip-rebuild", action="store_true", help="leave out the rebuild phase")
-    parser.add_argument("--api-workers", type=int, default=1,
-                        help="BOTRANKS_API_WORKERS: uvicorn worker processes of command_api and query_api")
-    parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
-                        help="wait up to S seconds for the machine to be quiet (< 15%% busy) before starting")
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=1,
+        help="BOTRANKS_API_WORKERS: uvicorn worker processes of command_api and query_api",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        metavar="S",
+        help="wait up to S seconds for the machine to be quiet (< 15%% busy) before starting",
+    )
     args = parser.parse_args()
     profile = QUICK if args.quick else Profile()
     command = " ".join([".venv/bin/python", "bench/run_all.py", *map(shlex.quote, sys.argv[1:])])

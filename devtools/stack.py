@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Stack:
-    def __init__(self, database_url: str, nats_url: str, home: Path, replicas: int = 1, projectors: int = 1,
-                 **env: str) -> None:
+    def __init__(
+        self, database_url: str, nats_url: str, home: Path, replicas: int = 1, projectors: int = 1, **env: str
+    ) -> None:
         self.database_url, self.nats_url, self.home = database_url, nats_url, home
         self.projectors = projectors
         self.extra_env = env
@@ -42,15 +43,22 @@ class Stack:
     def env(self) -> dict[str, str]:
         # tests send far more than 60 requests a minute per key (and 30 sign-ins a minute from one
         # address); the rate-limit and throttle tests set their own
-        return {**os.environ, "BOTRANKS_DATABASE_URL": self.database_url, "BOTRANKS_NATS_URL": self.nats_url,
-                "BOTRANKS_HOME": str(self.home), "BOTRANKS_LOG_LEVEL": "warning",
-                "BOTRANKS_RATE_LIMIT_PER_MINUTE": "1000000", "BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP": "1000000",
-                **self.extra_env}
+        return {
+            **os.environ,
+            "BOTRANKS_DATABASE_URL": self.database_url,
+            "BOTRANKS_NATS_URL": self.nats_url,
+            "BOTRANKS_HOME": str(self.home),
+            "BOTRANKS_LOG_LEVEL": "warning",
+            "BOTRANKS_RATE_LIMIT_PER_MINUTE": "1000000",
+            "BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP": "1000000",
+            **self.extra_env,
+        }
 
     def _spawn(self, name: str, *args: str) -> None:
         log = open(self.home / f"{name}.log", "ab")
-        self.processes[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env,
-                                                stdout=log, stderr=subprocess.STDOUT)
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def start(self) -> None:
         for i, port in enumerate(self.command_ports):
@@ -107,22 +115,24 @@ class Stack:
         with self.sql() as curs:
             curs.executemany(
                 "INSERT INTO prices (symbol, date, close, source) VALUES (%s, %s, %s, 'test')"
-                " ON CONFLICT (symbol, date) DO UPDATE SET close = EXCLUDED.close", rows)
+                " ON CONFLICT (symbol, date) DO UPDATE SET close = EXCLUDED.close",
+                rows,
+            )
 
     def read_models(self) -> dict[str, list[tuple]]:
         """Every read model, as comparable rows (timestamps of the projection itself excluded)."""
         queries = {
             "positions": "SELECT strategy_id, symbol, quantity, cost_basis, updated_at FROM rm_positions ORDER BY 1, 2",
             "ledger": "SELECT strategy_id, cash_balance, realized_pnl, external_flows, market_value, total_equity,"
-                      " last_order_at, last_effective_at, last_notification_id FROM rm_ledger ORDER BY 1",
+            " last_order_at, last_effective_at, last_notification_id FROM rm_ledger ORDER BY 1",
             "orders": "SELECT id, notification_id FROM rm_orders ORDER BY 1",
             "cash": "SELECT id, notification_id FROM rm_cash_events ORDER BY 1",
             "reconciliation": "SELECT snapshot_id, symbol, derived_quantity, snapshot_quantity"
-                              " FROM rm_reconciliation_log ORDER BY 1, 2",
+            " FROM rm_reconciliation_log ORDER BY 1, 2",
             "nav": "SELECT strategy_id, date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
-                   " ORDER BY 1, 2",
+            " ORDER BY 1, 2",
             "corporate_actions": "SELECT strategy_id, ex_date, symbol, quantity_before, quantity_after,"
-                                 " cost_basis_before, cost_basis_after FROM rm_corporate_actions ORDER BY 1, 2, 3",
+            " cost_basis_before, cost_basis_after FROM rm_corporate_actions ORDER BY 1, 2, 3",
         }
         with self.sql() as curs:
             return {name: [tuple(r.values()) for r in curs.execute(q).fetchall()] for name, q in queries.items()}
@@ -179,10 +189,15 @@ def drop_database(admin_url: str, name: str) -> None:
 def code_version(root: Path) -> str:
     """The commit the services run from, and whether the tree differs from it (others edit it live)."""
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.splitlines()
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         return f"{root} (not a git checkout)"
     if not head:
@@ -215,9 +230,13 @@ class BotranksUp:
             return False
 
     def __enter__(self) -> BotranksUp:
-        self.process = subprocess.Popen([sys.executable, "-m", "tools.cli", "up", "--port", str(self.port)],
-                                        cwd=ROOT, env=self.env, stdout=open(self.log, "wb"),
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tools.cli", "up", "--port", str(self.port)],
+            cwd=ROOT,
+            env=self.env,
+            stdout=open(self.log, "wb"),
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_until(self.healthy, self.timeout, "botranks up to be healthy")
         except BaseException:
@@ -238,5 +257,12 @@ class BotranksUp:
 
     def cli(self, *args: str, timeout: float = 300) -> str:
         """Run ``botranks ARGS`` against this system; its stdout."""
-        return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, check=True, timeout=timeout).stdout
+        return subprocess.run(
+            [sys.executable, "-m", "tools.cli", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=timeout,
+        ).stdout

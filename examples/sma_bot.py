@@ -48,7 +48,7 @@ def decide(closes: list[tuple[date, Decimal]], start: date, fast: int, slow: int
         day, close = closes[i]
         if day < start:
             continue
-        window = [c for _, c in closes[i - slow + 1:i + 1]]
+        window = [c for _, c in closes[i - slow + 1 : i + 1]]
         above = sum(window[-fast:]) / fast > sum(window) / slow
         if above and shares == 0:
             side, quantity = "buy", (cash / (close * (1 + FEE_RATE))).to_integral_value(ROUND_DOWN)
@@ -61,9 +61,17 @@ def decide(closes: list[tuple[date, Decimal]], start: date, fast: int, slow: int
         fees = max(CENT, (quantity * close * FEE_RATE).quantize(CENT))
         cash += (-quantity if side == "buy" else quantity) * close - fees
         shares += quantity if side == "buy" else -quantity
-        orders.append({"symbol": symbol, "side": side, "quantity": quantity, "price": close, "fees": fees,
-                       "executed_at": datetime.combine(day, time(21, 0), UTC),
-                       "external_order_id": f"sma-{symbol}-{day}-{side}"})
+        orders.append(
+            {
+                "symbol": symbol,
+                "side": side,
+                "quantity": quantity,
+                "price": close,
+                "fees": fees,
+                "executed_at": datetime.combine(day, time(21, 0), UTC),
+                "external_order_id": f"sma-{symbol}-{day}-{side}",
+            }
+        )
     return orders
 
 
@@ -87,8 +95,12 @@ def main() -> int:
     first_day = next(day for day, _ in closes if day >= args.start)
 
     with Client(url, key, strategy, outbox=args.outbox) as client:
-        client.record_cash("deposit", DEPOSIT, occurred_at=datetime.combine(first_day, time(13, 0), UTC),
-                           external_id=f"sma-{args.symbol}-deposit")
+        client.record_cash(
+            "deposit",
+            DEPOSIT,
+            occurred_at=datetime.combine(first_day, time(13, 0), UTC),
+            external_id=f"sma-{args.symbol}-deposit",
+        )
         if orders:
             client.submit_orders(orders)
         client.flush(timeout=120)  # everything acknowledged by the server (or refused: dead letters)

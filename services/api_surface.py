@@ -18,7 +18,8 @@ def peers_of(service: str, settings: Settings) -> Callable[[], list[Litestar]]:
     """What builds the apps of the other services (imported when called: the services import this)."""
 
     def build() -> list[Litestar]:
-        return [importlib.import_module(module).create_app(settings) for name, module in APPS.items()
-                if name != service]
+        return [
+            importlib.import_module(module).create_app(settings) for name, module in APPS.items() if name != service
+        ]
 
     return build

@@ -182,8 +182,16 @@ def backup(database_url: str, path: Path) -> dict:
                 store_id = events_of.store_id()
                 version = schema.applied_version(conn)
                 conninfo, env = _libpq_target(database_url)
-                argv = [str(pg_dump), "--format=custom", "--no-owner", "--no-privileges", "--strict-names",
-                        f"--snapshot={snapshot}", f"--file={tmp}", f"--dbname={conninfo}"]
+                argv = [
+                    str(pg_dump),
+                    "--format=custom",
+                    "--no-owner",
+                    "--no-privileges",
+                    "--strict-names",
+                    f"--snapshot={snapshot}",
+                    f"--file={tmp}",
+                    f"--dbname={conninfo}",
+                ]
                 argv += [f"--table={SCHEMA}.{table}" for table in present]
                 _run(argv, env, "pg_dump")
             entries = _archive_toc(_newest("pg_restore"), tmp)
@@ -254,7 +262,9 @@ def restore(database_url: str, path: Path) -> dict:
                 schema.forget_versions(conn)
                 process = subprocess.Popen(
                     [str(pg_restore), "--data-only", f"--use-list={listing}", "--file=-", str(path)],
-                    stdout=subprocess.PIPE, stderr=stderr)
+                    stdout=subprocess.PIPE,
+                    stderr=stderr,
+                )
                 assert process.stdout is not None  # stdout=PIPE
                 try:
                     loaded, set_sequences = _load_script(conn, process.stdout, set(tables), sequences)
@@ -264,9 +274,11 @@ def restore(database_url: str, path: Path) -> dict:
                 if returncode != 0:
                     raise BackupError(f"pg_restore failed ({returncode}): {_tail(stderr_path)}")
                 if loaded != set(tables) or set_sequences != sequences:
-                    raise BackupError(f"incomplete archive: loaded {sorted(loaded)} and sequences"
-                                      f" {sorted(set_sequences)}, its table of contents lists {sorted(tables)}"
-                                      f" and {sorted(sequences)}")
+                    raise BackupError(
+                        f"incomplete archive: loaded {sorted(loaded)} and sequences"
+                        f" {sorted(set_sequences)}, its table of contents lists {sorted(tables)}"
+                        f" and {sorted(sequences)}"
+                    )
                 backup_version = schema.applied_version(conn)
                 # the schema in force is this code's (step 1): record the versions the backup predates
                 schema.record_all_versions(conn)
@@ -326,8 +338,10 @@ def _load_script(conn: psycopg.Connection, script, tables: set[str], sequences: 
             if table == "schema_migrations":  # first in the list: stop before loading anything big
                 version = schema.applied_version(conn)
                 if version > schema.NEWEST:
-                    raise BackupError(f"the backup has schema version {version}, this BotRanks knows"
-                                      f" {schema.NEWEST}: restore it with a newer BotRanks")
+                    raise BackupError(
+                        f"the backup has schema version {version}, this BotRanks knows"
+                        f" {schema.NEWEST}: restore it with a newer BotRanks"
+                    )
         elif match := _SETVAL_RE.match(line):
             namespace, sequence, value, called = match.groups()
             if namespace != SCHEMA or sequence not in sequences:
@@ -350,16 +364,20 @@ def _refuse_unless_empty(conn: psycopg.Connection, *, schema_known: bool) -> Non
     if not schema_known and "botranks_meta" not in schema.existing_tables(conn, ["botranks_meta"]):
         others = schema.some_relations(conn, 5)
         if others:
-            raise RestoreRefused("refusing to restore: the database is not empty and holds no BotRanks schema"
-                                 f" (tables {', '.join(others)}...); restore into a new, empty"
-                                 " database")
+            raise RestoreRefused(
+                "refusing to restore: the database is not empty and holds no BotRanks schema"
+                f" (tables {', '.join(others)}...); restore into a new, empty"
+                " database"
+            )
         return
     present = schema.existing_tables(conn, [t for t in BACKED_UP if t not in SEEDED])
     used = {table: n for table, n in schema.row_counts(conn, present, limit=1).items() if n}
     if used:
         events = f" ({EventsBackup(conn).events()[0]} stored events)" if EVENTS_TABLE in used else ""
-        raise RestoreRefused(f"refusing to restore: the database already holds data{events} in"
-                             f" {', '.join(sorted(used))}; restore into a new, empty database")
+        raise RestoreRefused(
+            f"refusing to restore: the database already holds data{events} in"
+            f" {', '.join(sorted(used))}; restore into a new, empty database"
+        )
 
 
 # ---------------------------------------------------------------- helpers
@@ -437,8 +455,10 @@ def _pg_dump_for(server_major: int) -> Path:
         seen.append(f"{binary} ({major})")
         if major is not None and major >= server_major:
             return binary
-    raise BackupError(f"no pg_dump of PostgreSQL {server_major} or newer (found: {', '.join(seen) or 'none'});"
-                      " install the server's client tools, or `pip install pgserver`")
+    raise BackupError(
+        f"no pg_dump of PostgreSQL {server_major} or newer (found: {', '.join(seen) or 'none'});"
+        " install the server's client tools, or `pip install pgserver`"
+    )
 
 
 def _newest(tool: str) -> Path:

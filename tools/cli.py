@@ -28,8 +28,10 @@ def _database(settings: Settings) -> Iterator[Database]:
     if not url:
         data_dir = settings.home / "postgres"
         if not (data_dir / "PG_VERSION").exists():
-            sys.exit(f"botranks: no database at {data_dir}: start one with `botranks up` "
-                     "(or set BOTRANKS_DATABASE_URL / BOTRANKS_HOME)")
+            sys.exit(
+                f"botranks: no database at {data_dir}: start one with `botranks up` "
+                "(or set BOTRANKS_DATABASE_URL / BOTRANKS_HOME)"
+            )
         url, _ = start_postgres(data_dir)  # started, or the running one of `botranks up` adopted
     db = Database(url, pool_size=1).create_tables()
     try:
@@ -131,8 +133,9 @@ def cmd_prices_fetch(args) -> None:
     with _database(args.settings) as db:
         try:
             with PolygonClient(args.settings.polygon_api_key) as client:
-                changed, splits = fetch(db, client, [s.strip() for s in args.symbols.split(",") if s.strip()],
-                                        args.from_, args.to)
+                changed, splits = fetch(
+                    db, client, [s.strip() for s in args.symbols.split(",") if s.strip()], args.from_, args.to
+                )
         except PolygonError as exc:
             sys.exit(f"Polygon: {exc}")
     print(json.dumps({"rows_written": changed, "splits_written": splits}))
@@ -146,8 +149,21 @@ def cmd_splits_list(args) -> None:
     with _database(args.settings) as db:
         symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
         splits = db.prices.splits(symbols)
-    print(json.dumps([{"symbol": sp.symbol, "ex_date": sp.ex_date.isoformat(), "split_from": str(sp.split_from),
-                       "split_to": str(sp.split_to), "ratio": sp.ratio} for sp in splits], indent=2))
+    print(
+        json.dumps(
+            [
+                {
+                    "symbol": sp.symbol,
+                    "ex_date": sp.ex_date.isoformat(),
+                    "split_from": str(sp.split_from),
+                    "split_to": str(sp.split_to),
+                    "ratio": sp.ratio,
+                }
+                for sp in splits
+            ],
+            indent=2,
+        )
+    )
 
 
 def cmd_verify(args) -> None:
@@ -166,8 +182,10 @@ def cmd_verify(args) -> None:
     print(json.dumps(summary, indent=2))
     if not summary["ok"]:
         first = summary["first_mismatch"]
-        sys.exit(f"botranks verify: chain mismatch for strategy {first['strategy_id']} at seq {first['seq']}"
-                 f" (notification {first['notification_id']}): {first['reason']}")
+        sys.exit(
+            f"botranks verify: chain mismatch for strategy {first['strategy_id']} at seq {first['seq']}"
+            f" (notification {first['notification_id']}): {first['reason']}"
+        )
 
 
 def cmd_backup(args) -> None:
@@ -226,37 +244,54 @@ def main(argv: list[str] | None = None) -> None:
     c.set_defaults(func=cmd_strategy_create)
     c = ssub.add_parser("list", help="every strategy: id, name, owner, visibility, active keys, last use")
     c.set_defaults(func=cmd_strategy_list)
-    c = ssub.add_parser("delete", help="delete a strategy FOR GOOD: its keys, its events in the event store and"
-                        " every read model (take a `botranks backup` first if in doubt)")
+    c = ssub.add_parser(
+        "delete",
+        help="delete a strategy FOR GOOD: its keys, its events in the event store and"
+        " every read model (take a `botranks backup` first if in doubt)",
+    )
     c.add_argument("strategy_id")
     c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     c.set_defaults(func=cmd_strategy_delete)
 
-    p = sub.add_parser("projector", help="run a projector (any number share the partitions), or rebuild every"
-                       " read model from the event store")
+    p = sub.add_parser(
+        "projector",
+        help="run a projector (any number share the partitions), or rebuild every read model from the event store",
+    )
     p.add_argument("action", choices=["run", "rebuild"])
-    p.add_argument("--partitions", type=int, help="rebuild: lay the projection out in this many partitions"
-                   " from then on (1..1024; default: as it is, 16 at first)")
+    p.add_argument(
+        "--partitions",
+        type=int,
+        help="rebuild: lay the projection out in this many partitions"
+        " from then on (1..1024; default: as it is, 16 at first)",
+    )
     p.set_defaults(func=cmd_projector)
 
-    p = sub.add_parser("relay", help="publish the event store to JetStream (any number: one leads, the others"
-                       " stand by)")
+    p = sub.add_parser(
+        "relay", help="publish the event store to JetStream (any number: one leads, the others stand by)"
+    )
     p.set_defaults(func=cmd_relay)
 
-    p = sub.add_parser("verify", help="recompute every strategy's hash chain from the event store and compare it"
-                       " with the published one (exit 1 on the first mismatch)")
+    p = sub.add_parser(
+        "verify",
+        help="recompute every strategy's hash chain from the event store and compare it"
+        " with the published one (exit 1 on the first mismatch)",
+    )
     p.add_argument("--strategy", help="only this strategy's chain")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("prices", help="the price cache (closes as traded): import files or fetch from Polygon")
     psub = p.add_subparsers(dest="action", required=True)
-    c = psub.add_parser("import", help="load CSV/Parquet files of unadjusted closes"
-                        " (symbol,date,close[,open,high,low,volume,adjusted]; a row with adjusted=true refuses"
-                        " the file)")
+    c = psub.add_parser(
+        "import",
+        help="load CSV/Parquet files of unadjusted closes"
+        " (symbol,date,close[,open,high,low,volume,adjusted]; a row with adjusted=true refuses"
+        " the file)",
+    )
     c.add_argument("files", nargs="+")
     c.set_defaults(func=cmd_prices_import)
-    c = psub.add_parser("fetch", help="pull unadjusted daily bars and the splits from Polygon"
-                        " (BOTRANKS_POLYGON_API_KEY)")
+    c = psub.add_parser(
+        "fetch", help="pull unadjusted daily bars and the splits from Polygon (BOTRANKS_POLYGON_API_KEY)"
+    )
     c.add_argument("--symbols", required=True, help="comma-separated, e.g. AAPL,SPY,BTC-USD")
     c.add_argument("--from", dest="from_", required=True, type=date.fromisoformat)
     c.add_argument("--to", required=True, type=date.fromisoformat)
@@ -264,27 +299,35 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("splits", help="stock splits, applied by the ledger at the start of their ex-date")
     psub = p.add_subparsers(dest="action", required=True)
-    c = psub.add_parser("import", help="load CSV files (symbol,ex_date,split_from,split_to; a 4-for-1 split is"
-                        " 1,4); every strategy that held the symbol is re-derived from the ex-date on")
+    c = psub.add_parser(
+        "import",
+        help="load CSV files (symbol,ex_date,split_from,split_to; a 4-for-1 split is"
+        " 1,4); every strategy that held the symbol is re-derived from the ex-date on",
+    )
     c.add_argument("files", nargs="+")
     c.set_defaults(func=cmd_splits_import)
     c = psub.add_parser("list", help="the known splits of some symbols")
     c.add_argument("--symbols", required=True, help="comma-separated, e.g. AAPL,TSLA")
     c.set_defaults(func=cmd_splits_list)
 
-    p = sub.add_parser("backup", help="dump what cannot be derived (the event store, identity, prices and"
-                       " splits) to FILE (pg_dump custom format); read models and NATS are rebuilt, not saved")
+    p = sub.add_parser(
+        "backup",
+        help="dump what cannot be derived (the event store, identity, prices and"
+        " splits) to FILE (pg_dump custom format); read models and NATS are rebuilt, not saved",
+    )
     p.add_argument("file")
     p.set_defaults(func=cmd_backup)
-    p = sub.add_parser("restore", help="load a backup into an EMPTY database (BOTRANKS_DATABASE_URL, or the"
-                       " embedded one), then rebuild every read model from it")
+    p = sub.add_parser(
+        "restore",
+        help="load a backup into an EMPTY database (BOTRANKS_DATABASE_URL, or the"
+        " embedded one), then rebuild every read model from it",
+    )
     p.add_argument("file")
     p.add_argument("--no-rebuild", action="store_true", help="only load; run `botranks projector rebuild` later")
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("demo", help="load synthetic prices and replay a sample bot through the API")
-    p.add_argument("--base-url", help="where `botranks up` listens (default: BOTRANKS_URL, else"
-                   " http://127.0.0.1:8000)")
+    p.add_argument("--base-url", help="where `botranks up` listens (default: BOTRANKS_URL, else http://127.0.0.1:8000)")
     p.set_defaults(func=cmd_demo)
 
     from botranks_client.cli import add_commands  # orders import, state, performance, nav: over the HTTP API

@@ -74,32 +74,55 @@ def run_demo(db: Database, base_url: str) -> dict[str, object]:
     jobs: list[tuple[SampleBot, str, str, list[dict[str, Any]], list[str]]] = []
     for bot in SAMPLE_BOTS:
         payloads = bot.orders(bars)
-        strategy_id, _ = db.identity.create_strategy(bot.name, benchmark=bot.benchmark, visibility="public",
-                                                     show_positions=bot.show_positions, first_key=False)
+        strategy_id, _ = db.identity.create_strategy(
+            bot.name, benchmark=bot.benchmark, visibility="public", show_positions=bot.show_positions, first_key=False
+        )
         # the replay's keys, used KEY_BUDGET times each, then the key printed for the user: never used
         *replay_keys, key = db.identity.add_keys(
-            strategy_id, [f"demo-replay-{i}" for i in range(len(payloads) // KEY_BUDGET + 1)] + ["demo"])
+            strategy_id, [f"demo-replay-{i}" for i in range(len(payloads) // KEY_BUDGET + 1)] + ["demo"]
+        )
         jobs.append((bot, str(strategy_id), key, payloads, replay_keys))
 
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        futures = [pool.submit(_replay, f"{base}/api/v1/strategies/{sid}", payloads, keys)
-                   for _, sid, _, payloads, keys in jobs]
+        futures = [
+            pool.submit(_replay, f"{base}/api/v1/strategies/{sid}", payloads, keys)
+            for _, sid, _, payloads, keys in jobs
+        ]
         replayed = [f.result() for f in futures]
 
-    bots = [{"strategy_id": sid, "name": bot.name, "api_key": key, "benchmark": bot.benchmark, "risk": bot.risk,
-             "rules": bot.rules, "show_positions": bot.show_positions, "replayed": counts, "page": f"{base}/s/{sid}"}
-            for (bot, sid, key, _, _), counts in zip(jobs, replayed, strict=True)]
+    bots = [
+        {
+            "strategy_id": sid,
+            "name": bot.name,
+            "api_key": key,
+            "benchmark": bot.benchmark,
+            "risk": bot.risk,
+            "rules": bot.rules,
+            "show_positions": bot.show_positions,
+            "replayed": counts,
+            "page": f"{base}/s/{sid}",
+        }
+        for (bot, sid, key, _, _), counts in zip(jobs, replayed, strict=True)
+    ]
     first = bots[0]
     api = f"{base}/api/v1/strategies/{first['strategy_id']}"
     return {
-        "strategy_id": first["strategy_id"], "api_key": first["api_key"], "name": first["name"],
-        "prices": {"source": source, "symbols": f"{DEMO_PREFIX}*", "rows_written": written,
-                   "from": DEMO_START.isoformat(), "to": end.isoformat(),
-                   "splits": [{"symbol": sp.symbol, "ex_date": sp.ex_date.isoformat(), "ratio": sp.ratio}
-                              for sp in splits]},
+        "strategy_id": first["strategy_id"],
+        "api_key": first["api_key"],
+        "name": first["name"],
+        "prices": {
+            "source": source,
+            "symbols": f"{DEMO_PREFIX}*",
+            "rows_written": written,
+            "from": DEMO_START.isoformat(),
+            "to": end.isoformat(),
+            "splits": [{"symbol": sp.symbol, "ex_date": sp.ex_date.isoformat(), "ratio": sp.ratio} for sp in splits],
+        },
         "replayed": first["replayed"],
         "leaderboard": f"{base}/",
         "bots": bots,
-        "try": [f'curl -s -H "Authorization: Bearer {first["api_key"]}" {api}/{what}'
-                for what in ("state", "nav", "performance")],
+        "try": [
+            f'curl -s -H "Authorization: Bearer {first["api_key"]}" {api}/{what}'
+            for what in ("state", "nav", "performance")
+        ],
     }

@@ -129,8 +129,7 @@ def _spawner_executor() -> concurrent.futures.ThreadPoolExecutor:
     global _spawner
     with _spawner_lock:
         if _spawner is None or _spawner[0] != os.getpid():
-            _spawner = (os.getpid(), concurrent.futures.ThreadPoolExecutor(max_workers=1,
-                                                                            thread_name_prefix="spawner"))
+            _spawner = (os.getpid(), concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner"))
         return _spawner[1]
 
 
@@ -144,8 +143,7 @@ def spawn(argv: list[str], **popen_kwargs) -> subprocess.Popen:
     parent = os.getpid()
 
     def start() -> subprocess.Popen:
-        return subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent(parent),
-                                **popen_kwargs)
+        return subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent(parent), **popen_kwargs)
 
     if threading.current_thread().name.startswith("spawner"):
         return start()
@@ -216,4 +214,3 @@ def stop_pids(pids: list[int], grace: float, sig: int = signal.SIGTERM) -> dict[
     while any(pid_alive(pid) for pid in running) and time.monotonic() < deadline:
         time.sleep(0.05)
     return outcome
-

@@ -242,8 +242,12 @@ class System:
             self.nats = NatsServer(self.home / "nats")
             self.nats.start()
             nats_url = self.nats.url  # carries the credentials: handed to the services, never logged
-            log.info("embedded_nats_started", url=self.nats.public_url, pid=self.nats.pid,
-                     auth=str(self.nats.store_dir / "auth.conf"))
+            log.info(
+                "embedded_nats_started",
+                url=self.nats.public_url,
+                pid=self.nats.pid,
+                auth=str(self.nats.store_dir / "auth.conf"),
+            )
         return database_url, nats_url
 
     def check_stopping(self) -> None:
@@ -263,19 +267,28 @@ class System:
         env = self.settings.with_servers(database_url, nats_url).service_environment()
         command_port, query_port, relay_port, projector_port = free_port(), free_port(), free_port(), free_port()
         self.ops_port = free_port()
-        door = FrontDoor(port=self.port, command=f"127.0.0.1:{command_port}", query=f"127.0.0.1:{query_port}",
-                         ops=f"127.0.0.1:{self.ops_port}", storage=self.home / "caddy",
-                         hosts=allowed_hosts(self.settings.url, self.settings.allowed_hosts),
-                         ops_token=self.settings.ops_token, read_timeout_s=self.settings.request_read_timeout_s,
-                         trusted_proxies=trusted_proxies(self.settings.trusted_proxies))
+        door = FrontDoor(
+            port=self.port,
+            command=f"127.0.0.1:{command_port}",
+            query=f"127.0.0.1:{query_port}",
+            ops=f"127.0.0.1:{self.ops_port}",
+            storage=self.home / "caddy",
+            hosts=allowed_hosts(self.settings.url, self.settings.allowed_hosts),
+            ops_token=self.settings.ops_token,
+            read_timeout_s=self.settings.request_read_timeout_s,
+            trusted_proxies=trusted_proxies(self.settings.trusted_proxies),
+        )
         config = door.write(caddy_config(self.home))
         py = sys.executable
         self.children = [
             Child("command_api", [py, "-m", "services.command_api.main", "--port", str(command_port)], env),
             Child("query_api", [py, "-m", "services.query_api.main", "--port", str(query_port)], env),
             Child("relay", [py, "-m", "services.relay.main"], {**env, "BOTRANKS_HEALTH_PORT": str(relay_port)}),
-            Child("projector", [py, "-m", "services.projector.main", "run"],
-                  {**env, "BOTRANKS_HEALTH_PORT": str(projector_port)}),
+            Child(
+                "projector",
+                [py, "-m", "services.projector.main", "run"],
+                {**env, "BOTRANKS_HEALTH_PORT": str(projector_port)},
+            ),
             Child("market_data", [py, "-m", "services.market_data.main"], env),
             Child(GATEWAY, door.argv(config), door.environment(env)),
         ]
@@ -293,12 +306,18 @@ class System:
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after 60s") from None
         self.threads = [threading.Thread(target=self.watch_children, name="watch-children", daemon=True)]
-        self.threads += [threading.Thread(target=self.watch_server, args=(server,), name=f"watch-{server.name}",
-                                          daemon=True) for server in self.servers]
+        self.threads += [
+            threading.Thread(target=self.watch_server, args=(server,), name=f"watch-{server.name}", daemon=True)
+            for server in self.servers
+        ]
         for thread in self.threads:
             thread.start()
-        return Ops(f"http://127.0.0.1:{command_port}", f"http://127.0.0.1:{query_port}", self.down,
-                   {"relay": f"http://127.0.0.1:{relay_port}", "projector": f"http://127.0.0.1:{projector_port}"})
+        return Ops(
+            f"http://127.0.0.1:{command_port}",
+            f"http://127.0.0.1:{query_port}",
+            self.down,
+            {"relay": f"http://127.0.0.1:{relay_port}", "projector": f"http://127.0.0.1:{projector_port}"},
+        )
 
     def down(self) -> list[str]:
         """Names of the children and embedded servers that are not running right now."""
@@ -306,8 +325,11 @@ class System:
 
     def write_pids(self) -> None:
         """``run/pids.json``: who is who, for operators (and the fault tests)."""
-        pids = {"supervisor": os.getpid(), **{c.name: c.pid for c in self.children},
-                **{s.name: s.pid if s.alive() else None for s in self.servers}}  # never a dead server's pid
+        pids = {
+            "supervisor": os.getpid(),
+            **{c.name: c.pid for c in self.children},
+            **{s.name: s.pid if s.alive() else None for s in self.servers},
+        }  # never a dead server's pid
         run = self.home / "run"
         with self._pids_lock:
             run.mkdir(parents=True, exist_ok=True)
@@ -329,9 +351,13 @@ class System:
                 elif child.restart_at is None:
                     child.restarts += 1
                     child.restart_at = now + backoff(child.restarts)
-                    log.warning("service_died_restarting", service=child.name, restarts=child.restarts,
-                                exit_code=child.process.returncode if child.process else None,
-                                in_s=backoff(child.restarts))
+                    log.warning(
+                        "service_died_restarting",
+                        service=child.name,
+                        restarts=child.restarts,
+                        exit_code=child.process.returncode if child.process else None,
+                        in_s=backoff(child.restarts),
+                    )
                 elif now >= child.restart_at:
                     try:
                         child.start()
@@ -382,8 +408,7 @@ class System:
         for thread in self.threads:  # a watcher may be starting a process right now
             thread.join(1.0)
         pids = {c.name: c.pid for c in self.children}
-        outcome = stop_processes({c.name: c.process for c in self.children if c.process is not None},
-                                 STOP_GRACE_S)
+        outcome = stop_processes({c.name: c.process for c in self.children if c.process is not None}, STOP_GRACE_S)
         for child in self.children:
             self._report(child.name, outcome.get(child.name, "not running"), pids[child.name])
         if self.nats is not None:
@@ -397,8 +422,9 @@ class System:
 
     @staticmethod
     def _report(name: str, outcome: str, pid: int | None) -> None:
-        _say("warning" if outcome == "killed" else "info", "service_" + outcome.replace(" ", "_"),
-             service=name, pid=pid)
+        _say(
+            "warning" if outcome == "killed" else "info", "service_" + outcome.replace(" ", "_"), service=name, pid=pid
+        )
 
 
 class Interrupted(BaseException):
@@ -432,8 +458,14 @@ def up(port: int, settings: Settings) -> int:
         try:
             stop_leftovers(home)
             ops = system.start()
-            config = uvicorn.Config(ops, host="127.0.0.1", port=system.ops_port, log_level="warning",
-                                    access_log=False, timeout_graceful_shutdown=OPS_GRACE_S)
+            config = uvicorn.Config(
+                ops,
+                host="127.0.0.1",
+                port=system.ops_port,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=OPS_GRACE_S,
+            )
             server = uvicorn.Server(config)
             # not the main thread: uvicorn then leaves the signals to us
             ops_thread = threading.Thread(target=server.run, name="ops", daemon=True)
@@ -441,8 +473,7 @@ def up(port: int, settings: Settings) -> int:
             while not server.started and ops_thread.is_alive() and not stop_requested.is_set():
                 time.sleep(0.05)
             if server.started and not stop_requested.is_set():
-                log.info("ready", base_url=f"http://127.0.0.1:{port}/api/v1",
-                         health=f"http://127.0.0.1:{port}/healthz")
+                log.info("ready", base_url=f"http://127.0.0.1:{port}/api/v1", health=f"http://127.0.0.1:{port}/healthz")
             while not stop_requested.wait(0.5):
                 if not ops_thread.is_alive():
                     _say("error", "ops_failed", port=system.ops_port)

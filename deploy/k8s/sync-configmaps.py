@@ -30,11 +30,11 @@ def sync(manifest: Path, key: str, source: Path) -> bool:
     if match is None:
         raise SystemExit(f"{manifest.name}: no `{key}: |` block")
     body = match.group("body")
-    trailing = body[len(body.rstrip("\n")) + 1:]  # blank lines after the block belong to the file
+    trailing = body[len(body.rstrip("\n")) + 1 :]  # blank lines after the block belong to the file
     new = f"{match.group('indent')}{key}: |\n{block(source.read_text(), match.group('indent') + '  ')}{trailing}"
-    if text[match.start():match.end()] == new:
+    if text[match.start() : match.end()] == new:
         return False
-    manifest.write_text(text[:match.start()] + new + text[match.end():])
+    manifest.write_text(text[: match.start()] + new + text[match.end() :])
     return True
 
 

@@ -16,5 +16,8 @@ async def api_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None
     """Litestar guard: check the bearer key against the strategy of the path."""
     app_state = connection.app.state
     connection.state.rate = await to_thread.run_sync(
-        app_state.db.identity.check_key, connection.headers.get("authorization"),
-        connection.path_params["strategy_id"], app_state.settings.rate_limit_per_minute)
+        app_state.db.identity.check_key,
+        connection.headers.get("authorization"),
+        connection.path_params["strategy_id"],
+        app_state.settings.rate_limit_per_minute,
+    )

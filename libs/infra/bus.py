@@ -61,19 +61,30 @@ async def connect(url: str, name: str, **callbacks) -> Client:
     nats-py retries a first connection forever with unbounded reconnects: bound it, so that a
     caller whose bus is down gets an error it can handle (and a store it can fall back on).
     """
-    return await asyncio.wait_for(nats.connect(
-        servers=[url], name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-        connect_timeout=2, allow_reconnect=True, **callbacks,
-    ), FIRST_CONNECT_TIMEOUT_S)
+    return await asyncio.wait_for(
+        nats.connect(
+            servers=[url],
+            name=name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=2,
+            allow_reconnect=True,
+            **callbacks,
+        ),
+        FIRST_CONNECT_TIMEOUT_S,
+    )
 
 
 async def ensure_stream(nc: Client, store_id: str, replicas: int = 1) -> None:
     """The store's stream, created if missing (``replicas``: its copies in a NATS cluster)."""
     js = nc.jetstream()
     config = StreamConfig(
-        name=stream_name(store_id), subjects=[f"{subject_root(store_id)}.>"],
-        retention=RetentionPolicy.LIMITS, duplicate_window=DUPLICATE_WINDOW_S,
-        max_age=7 * 24 * 3600.0, num_replicas=replicas,
+        name=stream_name(store_id),
+        subjects=[f"{subject_root(store_id)}.>"],
+        retention=RetentionPolicy.LIMITS,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        max_age=7 * 24 * 3600.0,
+        num_replicas=replicas,
     )
     try:
         await js.stream_info(config.name)

@@ -71,8 +71,12 @@ class Database:
             rows = writer.forget_strategy(strategy_id)
         if name is None and not events and not rows:
             return None
-        return {"strategy_id": str(strategy_id), "name": name, "events_deleted": events,
-                "read_model_rows_deleted": rows}
+        return {
+            "strategy_id": str(strategy_id),
+            "name": name,
+            "events_deleted": events,
+            "read_model_rows_deleted": rows,
+        }
 
     def close(self) -> None:
         self.datastore.close()

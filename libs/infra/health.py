@@ -69,8 +69,9 @@ class DatabaseProbe:
         conn, self._conn = self._conn, None  # this probe's own until it answers
         try:
             if conn is None or conn.closed:
-                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True,
-                                                             connect_timeout=max(1, round(self.timeout)))
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=max(1, round(self.timeout))
+                )
             await conn.execute("SELECT 1")
         except BaseException:
             if conn is not None:
@@ -97,12 +98,16 @@ async def healthz_response(service: str, probe: DatabaseProbe) -> Response:
     problem = await probe.check()
     if problem is None:
         return Response({"status": "ok", "service": service, "database": "up"})
-    return Response({"status": "unavailable", "service": service, "database": "down", "detail": problem},
-                    status_code=503, headers={"Retry-After": "2"})
+    return Response(
+        {"status": "unavailable", "service": service, "database": "down", "detail": problem},
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
 
 
-def health_app(service: str, readiness: Readiness, probe: DatabaseProbe,
-               collectors: Iterable[Collector] = ()) -> Litestar:
+def health_app(
+    service: str, readiness: Readiness, probe: DatabaseProbe, collectors: Iterable[Collector] = ()
+) -> Litestar:
     collectors = list(collectors)
 
     @get("/healthz")
@@ -118,8 +123,9 @@ def health_app(service: str, readiness: Readiness, probe: DatabaseProbe,
             ready, body = await asyncio.wait_for(readiness(), 3.0)
         except Exception as exc:  # noqa: BLE001 - whatever it is, the answer is "not ready"
             ready, body = False, {"detail": str(exc) or type(exc).__name__}
-        return Response({"service": service, "status": "ok" if ready else "unavailable", **body},
-                        status_code=200 if ready else 503)
+        return Response(
+            {"service": service, "status": "ok" if ready else "unavailable", **body}, status_code=200 if ready else 503
+        )
 
     @get("/metrics")
     async def metrics() -> Response:
@@ -134,8 +140,9 @@ class HealthServer:
 
     def __init__(self, app: Litestar, host: str, port: int) -> None:
         self.port = port
-        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port or 1, log_level="warning",
-                                                     access_log=False, lifespan="off"))
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port or 1, log_level="warning", access_log=False, lifespan="off")
+        )
         self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         self._task: asyncio.Task | None = None
 

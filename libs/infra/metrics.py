@@ -26,8 +26,17 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from .db import Database
 
-__all__ = ["INGESTED", "REFUSED", "PROJECTED", "PUBLISHED", "StoreCollector", "exposition", "http_metrics",
-           "merge_expositions", "CONTENT_TYPE_LATEST"]
+__all__ = [
+    "INGESTED",
+    "REFUSED",
+    "PROJECTED",
+    "PUBLISHED",
+    "StoreCollector",
+    "exposition",
+    "http_metrics",
+    "merge_expositions",
+    "CONTENT_TYPE_LATEST",
+]
 
 #: request durations: sub-millisecond reads to multi-second batches
 DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
@@ -42,8 +51,13 @@ def http_metrics(service: str):
     """Litestar's Prometheus middleware, configured for ``service`` (path templates, not raw paths)."""
     from litestar.plugins.prometheus import PrometheusConfig
 
-    return PrometheusConfig(app_name=service, prefix="botranks_http", group_path=True, buckets=DURATION_BUCKETS,
-                            exclude=["^/metrics$", "^/healthz$", "^/static/"]).middleware
+    return PrometheusConfig(
+        app_name=service,
+        prefix="botranks_http",
+        group_path=True,
+        buckets=DURATION_BUCKETS,
+        exclude=["^/metrics$", "^/healthz$", "^/static/"],
+    ).middleware
 
 
 def _registry(extra: Iterable[Collector] = ()) -> CollectorRegistry:
@@ -91,19 +105,23 @@ class StoreCollector(Collector):
         up.add_metric([], 1)
         yield up
         yield GaugeMetricFamily("botranks_event_log_head", "The last notification id of the event store", value=head)
-        position = GaugeMetricFamily("botranks_projection_position", "Each partition's position in the event log",
-                                     labels=["partition"])
-        lag = GaugeMetricFamily("botranks_projection_lag_events", "Events of the log a partition has not read yet",
-                                labels=["partition"])
+        position = GaugeMetricFamily(
+            "botranks_projection_position", "Each partition's position in the event log", labels=["partition"]
+        )
+        lag = GaugeMetricFamily(
+            "botranks_projection_lag_events", "Events of the log a partition has not read yet", labels=["partition"]
+        )
         for partition, at in sorted(positions.items()):
             position.add_metric([str(partition)], at)
             lag.add_metric([str(partition)], max(0, head - at))
         yield position
         yield lag
-        yield GaugeMetricFamily("botranks_relay_lag_events", "Events stored but not yet published to JetStream",
-                                value=max(0, head - relay))
-        done = GaugeMetricFamily("botranks_rebuild_progress_ratio",
-                                 "A running rebuild's progress (0..1; 1: none running)")
+        yield GaugeMetricFamily(
+            "botranks_relay_lag_events", "Events stored but not yet published to JetStream", value=max(0, head - relay)
+        )
+        done = GaugeMetricFamily(
+            "botranks_rebuild_progress_ratio", "A running rebuild's progress (0..1; 1: none running)"
+        )
         done.add_metric([], rebuild)
         yield done
 

@@ -37,14 +37,23 @@ NONE_REQUIRED: list[dict[str, list[str]]] = [{}]
 
 LEDGER, ACCOUNTS, PUBLIC = "Ledger", "Accounts", "Public data"
 TAGS = [
-    Tag(name=LEDGER, description="A strategy's ledger, for its bot: orders, cash events and position snapshots"
-                                 " in; state, NAV, performance and the logs out. An API key of the strategy"
-                                 " (`Authorization: Bearer ...`)."),
-    Tag(name=ACCOUNTS, description="People: sign-up, sign-in (the `access_token` session cookie), their"
-                                   " strategies and the strategies' API keys."),
-    Tag(name=PUBLIC, description="What the public pages show, as JSON and downloads: the leaderboard and a"
-                                 " public strategy. No credentials needed (a private strategy is 404 except to"
-                                 " its owner's session)."),
+    Tag(
+        name=LEDGER,
+        description="A strategy's ledger, for its bot: orders, cash events and position snapshots"
+        " in; state, NAV, performance and the logs out. An API key of the strategy"
+        " (`Authorization: Bearer ...`).",
+    ),
+    Tag(
+        name=ACCOUNTS,
+        description="People: sign-up, sign-in (the `access_token` session cookie), their"
+        " strategies and the strategies' API keys.",
+    ),
+    Tag(
+        name=PUBLIC,
+        description="What the public pages show, as JSON and downloads: the leaderboard and a"
+        " public strategy. No credentials needed (a private strategy is 404 except to"
+        " its owner's session).",
+    ),
 ]
 
 DESCRIPTION = """\
@@ -70,8 +79,12 @@ are RFC 3339, read to the microsecond (further digits are cut, never rounded).
 def security_schemes() -> dict[str, SecurityScheme]:
     return {
         API_KEY: SecurityScheme(type="http", scheme="bearer", description="An API key of the strategy in the path"),
-        SESSION: SecurityScheme(type="apiKey", security_scheme_in="cookie", name="access_token",
-                                description="The session cookie set by POST /auth/login"),
+        SESSION: SecurityScheme(
+            type="apiKey",
+            security_scheme_in="cookie",
+            name="access_token",
+            description="The session cookie set by POST /auth/login",
+        ),
     }
 
 
@@ -80,14 +93,20 @@ class SurfaceJSON(JsonRenderPlugin):
 
     def render(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
         surface = getattr(request.app.state, "surface", None)
-        return self.render_json(request, surface.document() if surface is not None
-                                else merged_document([openapi_schema]))
+        return self.render_json(
+            request, surface.document() if surface is not None else merged_document([openapi_schema])
+        )
 
 
 def openapi_config() -> OpenAPIConfig:
-    return OpenAPIConfig(title=TITLE, version=VERSION, description=DESCRIPTION, tags=TAGS,
-                         components=Components(security_schemes=security_schemes()),
-                         render_plugins=[SurfaceJSON()])
+    return OpenAPIConfig(
+        title=TITLE,
+        version=VERSION,
+        description=DESCRIPTION,
+        tags=TAGS,
+        components=Components(security_schemes=security_schemes()),
+        render_plugins=[SurfaceJSON()],
+    )
 
 
 # ---------------------------------------------------------------- schemas of structs
@@ -143,8 +162,19 @@ class StrictStructPlugin(StructSchemaPlugin):
         return schema
 
 
-_CONSTRAINTS = ("max_length", "min_length", "pattern", "maximum", "minimum", "exclusive_maximum",
-                "exclusive_minimum", "multiple_of", "max_items", "min_items", "format")
+_CONSTRAINTS = (
+    "max_length",
+    "min_length",
+    "pattern",
+    "maximum",
+    "minimum",
+    "exclusive_maximum",
+    "exclusive_minimum",
+    "multiple_of",
+    "max_items",
+    "min_items",
+    "format",
+)
 
 
 def _is_null(schema: Any) -> bool:
@@ -162,12 +192,17 @@ def _property(prop: Schema, info: msgspec.inspect.Type, request: bool) -> Schema
         base = next(arm for arm in prop.one_of if not _is_null(arm))  # type: ignore[union-attr]
         if not isinstance(base, Schema):
             return prop
-        base = dataclasses.replace(base, **{name: getattr(prop, name) for name in _CONSTRAINTS
-                                            if getattr(prop, name) is not None})
+        base = dataclasses.replace(
+            base, **{name: getattr(prop, name) for name in _CONSTRAINTS if getattr(prop, name) is not None}
+        )
     default = prop.default
     if decimal_in:
-        base = Schema(one_of=[_with(Schema(type=OpenAPIType.NUMBER), extra),
-                              Schema(type=OpenAPIType.STRING, pattern=DECIMAL_TEXT)])
+        base = Schema(
+            one_of=[
+                _with(Schema(type=OpenAPIType.NUMBER), extra),
+                Schema(type=OpenAPIType.STRING, pattern=DECIMAL_TEXT),
+            ]
+        )
         default = None if default is None else float(Decimal(str(default)))
     else:
         base = _with(base, extra)
@@ -188,7 +223,8 @@ def merged_document(documents: list[dict[str, Any]], extra_paths: dict[str, Any]
             merged.setdefault("paths", {}).setdefault(path, {}).update(copy.deepcopy(operations))
         for kind, items in document.get("components", {}).items():
             merged.setdefault("components", {}).setdefault(kind, {}).update(
-                {k: copy.deepcopy(v) for k, v in items.items() if k not in merged["components"].get(kind, {})})
+                {k: copy.deepcopy(v) for k, v in items.items() if k not in merged["components"].get(kind, {})}
+            )
     merged["paths"].update(copy.deepcopy(extra_paths or {}))
     merged["paths"] = dict(sorted(merged["paths"].items()))
     for kind, items in merged.get("components", {}).items():

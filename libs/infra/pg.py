@@ -134,9 +134,14 @@ def datastore_for(database_url: str, *, pool_size: int, max_overflow: int) -> Po
     datastore.pool = HealingPool(
         connection_class=built.connection_class,
         kwargs={**built.kwargs, "connect_timeout": CONNECT_TIMEOUT_S},
-        min_size=built.min_size, max_size=built.max_size, open=False,
-        configure=datastore.after_connect_func(), timeout=built.timeout, max_waiting=built.max_waiting,
-        max_lifetime=built.max_lifetime)
+        min_size=built.min_size,
+        max_size=built.max_size,
+        open=False,
+        configure=datastore.after_connect_func(),
+        timeout=built.timeout,
+        max_waiting=built.max_waiting,
+        max_lifetime=built.max_lifetime,
+    )
     return datastore
 
 
@@ -188,15 +193,22 @@ class Leases:
         if self._conn is None or self._conn.closed:
             self.owned, self.slot = set(), None
             # keepalives: a peer that vanishes without closing its socket is noticed by the server sooner
-            self._conn = psycopg.connect(self.database_url, autocommit=True, keepalives=1, keepalives_idle=5,
-                                         keepalives_interval=1, keepalives_count=3)
+            self._conn = psycopg.connect(
+                self.database_url,
+                autocommit=True,
+                keepalives=1,
+                keepalives_idle=5,
+                keepalives_interval=1,
+                keepalives_count=3,
+            )
         return self._conn
 
     def _granted(self, conn: psycopg.Connection, lock_class: int) -> list[int]:
         rows = conn.execute(
             "SELECT objid::int FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s::oid"
             " AND objsubid = 2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            (lock_class,)).fetchall()
+            (lock_class,),
+        ).fetchall()
         return [r[0] for r in rows]
 
     def balance(self, partitions: int) -> tuple[set[int], set[int]]:

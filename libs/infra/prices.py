@@ -65,8 +65,9 @@ def _field(row: Any, name: str, index: int) -> Any:
     return row[name] if isinstance(row, dict) else row[index]
 
 
-def _upsert_with_outbox(curs: Any, sql: str, rows: dict[tuple[str, date], Any], source: str,
-                        columns: dict[str, Any]) -> int:
+def _upsert_with_outbox(
+    curs: Any, sql: str, rows: dict[tuple[str, date], Any], source: str, columns: dict[str, Any]
+) -> int:
     """Run ``sql`` (an ``unnest`` upsert returning each (symbol, day) it changed) over ``rows`` in batches
     of 500, in key order (a stable lock order across writers), then add one ``price_updates`` row per
     changed symbol, from its earliest changed day. ``columns``: parameter name -> value of a row."""
@@ -75,7 +76,7 @@ def _upsert_with_outbox(curs: Any, sql: str, rows: dict[tuple[str, date], Any], 
     ordered = [rows[key] for key in sorted(rows)]
     changed, earliest = 0, {}
     for start in range(0, len(ordered), BATCH_SIZE):
-        batch = ordered[start:start + BATCH_SIZE]
+        batch = ordered[start : start + BATCH_SIZE]
         curs.execute(sql, {"source": source, **{name: [get(r) for r in batch] for name, get in columns.items()}})
         for row in curs.fetchall():
             symbol, day = _field(row, "symbol", 0), _field(row, "day", 1)
@@ -95,9 +96,16 @@ def upsert_bars(curs: Any, bars: list[Bar], source: str) -> int:
     Duplicate (symbol, date) pairs keep the last bar. Returns the number of rows inserted or
     changed. Runs on the caller's cursor, inside the caller's transaction.
     """
-    return _upsert_with_outbox(curs, _UPSERT, {(b.symbol, b.date): b for b in bars}, source, {
-        name: (lambda b, name=name: getattr(b, name))
-        for name in ("symbol", "date", "open", "high", "low", "close", "volume")})
+    return _upsert_with_outbox(
+        curs,
+        _UPSERT,
+        {(b.symbol, b.date): b for b in bars},
+        source,
+        {
+            name: (lambda b, name=name: getattr(b, name))
+            for name in ("symbol", "date", "open", "high", "low", "close", "volume")
+        },
+    )
 
 
 _UPSERT_SPLITS = """
@@ -116,15 +124,22 @@ def upsert_splits(curs: Any, splits: list[Split], source: str) -> int:
     """Insert or update ``splits`` (only those new or changed), then one ``price_updates`` row per
     changed symbol from its earliest changed ex-date. Duplicate (symbol, ex_date) pairs keep the last.
     Returns the number of splits inserted or changed. Runs in the caller's transaction."""
-    return _upsert_with_outbox(curs, _UPSERT_SPLITS, {(sp.symbol, sp.ex_date): sp for sp in splits}, source, {
-        name: (lambda sp, name=name: getattr(sp, name)) for name in ("symbol", "ex_date", "split_from", "split_to")})
+    return _upsert_with_outbox(
+        curs,
+        _UPSERT_SPLITS,
+        {(sp.symbol, sp.ex_date): sp for sp in splits},
+        source,
+        {name: (lambda sp, name=name: getattr(sp, name)) for name in ("symbol", "ex_date", "split_from", "split_to")},
+    )
 
 
 def _splits_of(curs: Any, symbols: list[str], after: date, until: date) -> list[Split]:
     with curs.connection.cursor(row_factory=tuple_row) as tuples:
-        rows = tuples.execute("SELECT symbol, ex_date, split_from, split_to FROM splits WHERE symbol = ANY(%s)"
-                              " AND ex_date > %s AND ex_date <= %s ORDER BY symbol, ex_date",
-                              (symbols, after, until)).fetchall()
+        rows = tuples.execute(
+            "SELECT symbol, ex_date, split_from, split_to FROM splits WHERE symbol = ANY(%s)"
+            " AND ex_date > %s AND ex_date <= %s ORDER BY symbol, ex_date",
+            (symbols, after, until),
+        ).fetchall()
     return [Split(*row) for row in rows]
 
 
@@ -159,20 +174,24 @@ class Prices:
                 " fetched_from = least(market_data_symbols.fetched_from, EXCLUDED.fetched_from),"
                 " fetched_through = greatest(market_data_symbols.fetched_through, EXCLUDED.fetched_through),"
                 " refreshed_at = now(), last_error = NULL",
-                (symbol, start, end))
+                (symbol, start, end),
+            )
 
     def record_fetch_error(self, symbol: str, error: str) -> None:
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 "INSERT INTO market_data_symbols (symbol, refreshed_at, last_error) VALUES (%s, now(), %s)"
                 " ON CONFLICT (symbol) DO UPDATE SET refreshed_at = now(), last_error = EXCLUDED.last_error",
-                (symbol, error))
+                (symbol, error),
+            )
 
     def fetch_status(self, symbols: Iterable[str]) -> dict[str, tuple[date | None, datetime | None]]:
         """(fetched_through, refreshed_at) of each symbol the daemon has fetched or tried."""
         with reading(self.datastore) as curs:
-            rows = curs.execute("SELECT symbol, fetched_through, refreshed_at FROM market_data_symbols"
-                                " WHERE symbol = ANY(%s)", (list(symbols),)).fetchall()
+            rows = curs.execute(
+                "SELECT symbol, fetched_through, refreshed_at FROM market_data_symbols WHERE symbol = ANY(%s)",
+                (list(symbols),),
+            ).fetchall()
         return {r["symbol"]: (r["fetched_through"], r["refreshed_at"]) for r in rows}
 
     # ------------------------------------------------------------ reads
@@ -187,7 +206,8 @@ class Prices:
             rows = curs.execute(
                 "SELECT p.symbol, p.date, p.close FROM prices p"
                 " JOIN unnest(%s::text[], %s::date[]) AS w(symbol, date) USING (symbol, date)",
-                (symbols, dates)).fetchall()
+                (symbols, dates),
+            ).fetchall()
         return {(r["symbol"], r["date"]): r["close"] for r in rows}
 
     def latest_update(self) -> int:
@@ -200,15 +220,19 @@ class Prices:
         with reading(self.datastore) as curs:
             row = curs.execute(
                 "SELECT EXISTS (SELECT 1 FROM prices WHERE symbol = %(b)s) AS known,"
-                " (SELECT max(id) FROM price_updates WHERE symbol = %(b)s) AS version", {"b": symbol}).fetchone()
+                " (SELECT max(id) FROM price_updates WHERE symbol = %(b)s) AS version",
+                {"b": symbol},
+            ).fetchone()
         return row["known"], row["version"]
 
     def closes_between(self, symbol: str, start: date, end: date) -> list[tuple[date, Decimal]]:
         """Closes in [start, end], split-adjusted into the share units of ``end`` (a close before a
         split's ex-date x from/to): a return series without the split's jump."""
         with reading(self.datastore) as curs:
-            rows = curs.execute("SELECT date, close FROM prices WHERE symbol = %s AND date BETWEEN %s AND %s"
-                                " ORDER BY date", (symbol, start, end)).fetchall()
+            rows = curs.execute(
+                "SELECT date, close FROM prices WHERE symbol = %s AND date BETWEEN %s AND %s ORDER BY date",
+                (symbol, start, end),
+            ).fetchall()
             splits = _splits_of(curs, [symbol], start, end) if rows else []
         closes = []
         for r in rows:
@@ -253,8 +277,9 @@ class PricesTx:
 
     def updates_after(self, update_id: int, limit: int) -> list[tuple[int, str, date]]:
         """Outbox rows (id, symbol, from date) after ``update_id``, in order. Caller's transaction."""
-        rows = self._curs.execute("SELECT id, symbol, from_date FROM price_updates WHERE id > %s ORDER BY id"
-                                  " LIMIT %s", (update_id, limit)).fetchall()
+        rows = self._curs.execute(
+            "SELECT id, symbol, from_date FROM price_updates WHERE id > %s ORDER BY id LIMIT %s", (update_id, limit)
+        ).fetchall()
         return [(r["id"], r["symbol"], r["from_date"]) for r in rows]
 
     def last_update_id(self) -> int:

@@ -64,8 +64,10 @@ def forget_versions(conn: psycopg.Connection) -> None:
 
 def record_all_versions(conn: psycopg.Connection) -> None:
     """Record every version this code knows as applied (the schema in force is this code's)."""
-    conn.execute("INSERT INTO schema_migrations (version) SELECT unnest(%s::int[]) ON CONFLICT DO NOTHING",
-                 ([version for version, _ in MIGRATIONS],))
+    conn.execute(
+        "INSERT INTO schema_migrations (version) SELECT unnest(%s::int[]) ON CONFLICT DO NOTHING",
+        ([version for version, _ in MIGRATIONS],),
+    )
 
 
 # ------------------------------------------------------------ every table at once (backup, restore)
@@ -77,7 +79,9 @@ def existing_tables(conn: psycopg.Connection, tables: Iterable[str]) -> list[str
     with conn.cursor(row_factory=tuple_row) as curs:
         rows = curs.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p')", (SCHEMA, tables)).fetchall()
+            " WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p')",
+            (SCHEMA, tables),
+        ).fetchall()
     found = {r[0] for r in rows}
     return [t for t in tables if t in found]
 
@@ -88,7 +92,8 @@ def some_relations(conn: psycopg.Connection, limit: int) -> list[str]:
         rows = curs.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1 LIMIT %s",
-            (SCHEMA, limit)).fetchall()
+            (SCHEMA, limit),
+        ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -99,7 +104,8 @@ def row_counts(conn: psycopg.Connection, tables: Iterable[str], limit: int | Non
         query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(SCHEMA, table))
         if limit is not None:
             query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS t").format(
-                sql.Identifier(SCHEMA, table), sql.Literal(limit))
+                sql.Identifier(SCHEMA, table), sql.Literal(limit)
+            )
         counts[table] = _one(conn, query)[0]
     return counts
 
@@ -107,8 +113,11 @@ def row_counts(conn: psycopg.Connection, tables: Iterable[str], limit: int | Non
 def lock_tables(conn: psycopg.Connection, tables: Iterable[str], timeout: str) -> None:
     """Lock ``tables`` for the caller's transaction, waiting at most ``timeout`` (e.g. '10s')."""
     conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(timeout)))
-    conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-        sql.SQL(", ").join(sql.Identifier(SCHEMA, t) for t in tables)))
+    conn.execute(
+        sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+            sql.SQL(", ").join(sql.Identifier(SCHEMA, t) for t in tables)
+        )
+    )
 
 
 @contextmanager
@@ -124,7 +133,8 @@ def snapshot(conn: psycopg.Connection) -> Iterator[str]:
 def copy_in(conn: psycopg.Connection, table: str, columns: Sequence[str]) -> Iterator[psycopg.Copy]:
     """COPY ``table`` (``columns``) FROM STDIN, in the caller's transaction."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(SCHEMA, table), sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+        sql.Identifier(SCHEMA, table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
     with conn.cursor() as curs, curs.copy(statement) as copy:
         yield copy
 

@@ -69,8 +69,9 @@ def exit_by_deadline(signum: int = signal.SIGTERM, seconds: float = STOP_DEADLIN
     timer.start()
 
 
-async def run_until_stopped(run: Callable[[], Awaitable[None]], stop: Callable[[], None],
-                            grace: float = DAEMON_GRACE_S) -> None:
+async def run_until_stopped(
+    run: Callable[[], Awaitable[None]], stop: Callable[[], None], grace: float = DAEMON_GRACE_S
+) -> None:
     """``run()`` until it returns or SIGTERM/SIGINT arrives: then ``stop()`` (its loops wake and
     return), and ``run()`` is cancelled if it has not returned after ``grace``."""
     loop = asyncio.get_running_loop()
@@ -120,6 +121,7 @@ def _deadline_on_signals() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         handler = signal.getsignal(signum)
         if callable(handler):
+
             def armed(sig, frame, handler=handler) -> None:
                 exit_by_deadline(sig)
                 handler(sig, frame)
@@ -149,9 +151,17 @@ def stopping_answers_503(app):
         except asyncio.CancelledError:
             if started or not _deadline_armed:
                 raise
-            await send({"type": "http.response.start", "status": 503,
-                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
-                                    (b"content-length", str(len(_STOPPING_BODY)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"retry-after", b"1"),
+                        (b"content-length", str(len(_STOPPING_BODY)).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": _STOPPING_BODY})
 
     return guarded
@@ -177,8 +187,10 @@ def behind_proxies(app, trusted_proxies: str):
             if forwarded is not None and peer and peer[0] in trusted:
                 host = forwarded.split(b",", 1)[0].strip()
                 if host:
-                    scope = {**scope, "headers": [(name, value) for name, value in headers if name != b"host"]
-                             + [(b"host", host)]}
+                    scope = {
+                        **scope,
+                        "headers": [(name, value) for name, value in headers if name != b"host"] + [(b"host", host)],
+                    }
         await proxied(scope, receive, send)
 
     return forwarded_host
@@ -207,9 +219,15 @@ def serve(service: str, create_app: Callable[[Settings], Litestar], default_port
     settings = Settings.from_env().require_servers()
     configure_logging(service, settings.log_level)
     workers = args.workers or settings.api_workers
-    options = dict(host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on",
-                   proxy_headers=False,  # proxy headers are applied by behind_proxies (plus X-Forwarded-Host)
-                   timeout_graceful_shutdown=GRACE_S)
+    options = dict(
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        proxy_headers=False,  # proxy headers are applied by behind_proxies (plus X-Forwarded-Host)
+        timeout_graceful_shutdown=GRACE_S,
+    )
     if workers <= 1:
         app = stopping_answers_503(behind_proxies(create_app(settings), settings.trusted_proxies))
         server = _Server(uvicorn.Config(app, **options))

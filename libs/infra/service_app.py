@@ -49,16 +49,25 @@ async def readyz(state: State) -> Response:
             raise ConnectionError(problem)
         ready = await asyncio.wait_for(asyncio.to_thread(check), READY_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - whatever it is, the answer is "not ready"
-        return Response({"status": "unavailable", "database": "down", "detail": str(exc) or type(exc).__name__},
-                        status_code=503, headers={"Retry-After": "2"})
+        return Response(
+            {"status": "unavailable", "database": "down", "detail": str(exc) or type(exc).__name__},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
     return ExactJSONResponse(ready)
 
 
-def create_service_app(service: str, settings: Settings, handlers: Sequence[Any], *,
-                       setup: Setup | None = None, middleware: Sequence[Any] = (),
-                       template_config: TemplateConfig | None = None,
-                       peers: Callable[[], Sequence[Litestar]] | None = None,
-                       openapi_paths: dict[str, Any] | None = None) -> Litestar:
+def create_service_app(
+    service: str,
+    settings: Settings,
+    handlers: Sequence[Any],
+    *,
+    setup: Setup | None = None,
+    middleware: Sequence[Any] = (),
+    template_config: TemplateConfig | None = None,
+    peers: Callable[[], Sequence[Litestar]] | None = None,
+    openapi_paths: dict[str, Any] | None = None,
+) -> Litestar:
     """A BotRanks HTTP service named ``service`` serving ``handlers`` (HTML pages: ``template_config``).
 
     ``peers`` builds the apps of the other APIs at the same base URL (at start, never served);
@@ -88,6 +97,11 @@ def create_service_app(service: str, settings: Settings, handlers: Sequence[Any]
 
     kwargs = api_app_kwargs()
     kwargs["middleware"] = [http_metrics(service), *kwargs["middleware"], *middleware]
-    return Litestar(route_handlers=[*handlers, healthz, readyz, metrics], lifespan=[lifespan],
-                    openapi_config=openapi_config(), template_config=template_config,
-                    state=State({"openapi_paths": openapi_paths or {}}), **kwargs)
+    return Litestar(
+        route_handlers=[*handlers, healthz, readyz, metrics],
+        lifespan=[lifespan],
+        openapi_config=openapi_config(),
+        template_config=template_config,
+        state=State({"openapi_paths": openapi_paths or {}}),
+        **kwargs,
+    )

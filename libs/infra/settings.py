@@ -82,8 +82,7 @@ class Settings:
             session_ttl_s=int(env.get("BOTRANKS_SESSION_TTL_S", str(12 * 3600))),
             max_strategies_per_account=max(0, int(env.get("BOTRANKS_MAX_STRATEGIES_PER_ACCOUNT", "100"))),
             trusted_proxies=env.get("BOTRANKS_TRUSTED_PROXIES", "127.0.0.1").strip(),
-            allowed_origins=tuple(o.strip() for o in env.get("BOTRANKS_ALLOWED_ORIGINS", "").split(",")
-                                  if o.strip()),
+            allowed_origins=tuple(o.strip() for o in env.get("BOTRANKS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
             login_failures_per_window=int(env.get("BOTRANKS_LOGIN_FAILURES_PER_WINDOW", "10")),
             login_failure_window_s=int(env.get("BOTRANKS_LOGIN_FAILURE_WINDOW_S", str(15 * 60))),
             auth_attempts_per_minute_per_ip=int(env.get("BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP", "30")),
@@ -105,8 +104,10 @@ class Settings:
     def require_servers(self) -> Settings:
         """For a service process: both URLs must be set (``botranks up`` sets them)."""
         if not self.database_url or not self.nats_url:
-            raise RuntimeError("BOTRANKS_DATABASE_URL and BOTRANKS_NATS_URL must be set "
-                               "(`botranks up` sets them for the services it starts)")
+            raise RuntimeError(
+                "BOTRANKS_DATABASE_URL and BOTRANKS_NATS_URL must be set "
+                "(`botranks up` sets them for the services it starts)"
+            )
         return self
 
     def with_servers(self, database_url: str, nats_url: str) -> Settings:
@@ -114,5 +115,9 @@ class Settings:
 
     def service_environment(self) -> dict[str, str]:
         """The environment of a service process that ``botranks up`` starts: this one, plus the servers."""
-        return {**os.environ, "BOTRANKS_DATABASE_URL": self.database_url, "BOTRANKS_NATS_URL": self.nats_url,
-                "BOTRANKS_HOME": str(self.home)}
+        return {
+            **os.environ,
+            "BOTRANKS_DATABASE_URL": self.database_url,
+            "BOTRANKS_NATS_URL": self.nats_url,
+            "BOTRANKS_HOME": str(self.home),
+        }

@@ -56,9 +56,15 @@ class EventStore:
         # botranks_append (migration 13): the recorder's lock, NOTIFY and insert in one autocommit
         # statement; a duplicate id raises IntegrityError through the datastore, nothing stored
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            rows = curs.execute("SELECT botranks_append(%s, %s, %s) AS id",
-                                ([aggregate_id for aggregate_id, _ in events], [event_topic(e) for _, e in events],
-                                 [encode_event(e) for _, e in events]), prepare=True).fetchall()
+            rows = curs.execute(
+                "SELECT botranks_append(%s, %s, %s) AS id",
+                (
+                    [aggregate_id for aggregate_id, _ in events],
+                    [event_topic(e) for _, e in events],
+                    [encode_event(e) for _, e in events],
+                ),
+                prepare=True,
+            ).fetchall()
         return sorted(r["id"] for r in rows)
 
     def existing(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, LedgerEvent]:
@@ -76,25 +82,37 @@ class EventStore:
     def notifications_after(self, last: int, limit: int, stop: int | None = None) -> Sequence[Notification]:
         return self.recorder.select_notifications(start=last, limit=limit, stop=stop, inclusive_of_start=False)
 
-    def partition_notifications(self, partition: int, partitions: int, after: int, limit: int,
-                                stop: int) -> list[Notification]:
+    def partition_notifications(
+        self, partition: int, partitions: int, after: int, limit: int, stop: int
+    ) -> list[Notification]:
         """The events of ``partition`` (of ``partitions``) with notification id in (after, stop], in
         order, at most ``limit`` of them."""
         with reading(self.datastore) as curs:
             rows = curs.execute(
                 f"SELECT notification_id, originator_id, originator_version, topic, state FROM {EVENTS_TABLE}"
                 " WHERE notification_id > %s AND notification_id <= %s AND strategy_key %% %s = %s"
-                " ORDER BY notification_id LIMIT %s", (after, stop, partitions, partition, limit)).fetchall()
-        return [Notification(id=r["notification_id"], originator_id=r["originator_id"],
-                             originator_version=r["originator_version"], topic=r["topic"], state=bytes(r["state"]))
-                for r in rows]
+                " ORDER BY notification_id LIMIT %s",
+                (after, stop, partitions, partition, limit),
+            ).fetchall()
+        return [
+            Notification(
+                id=r["notification_id"],
+                originator_id=r["originator_id"],
+                originator_version=r["originator_version"],
+                topic=r["topic"],
+                state=bytes(r["state"]),
+            )
+            for r in rows
+        ]
 
     def partitions_with_events(self, partitions: int, after: int, stop: int) -> set[int]:
         """The partitions that have events with notification id in (after, stop]."""
         with reading(self.datastore) as curs:
-            rows = curs.execute(f"SELECT DISTINCT strategy_key %% %s AS p FROM {EVENTS_TABLE}"
-                                " WHERE notification_id > %s AND notification_id <= %s",
-                                (partitions, after, stop)).fetchall()
+            rows = curs.execute(
+                f"SELECT DISTINCT strategy_key %% %s AS p FROM {EVENTS_TABLE}"
+                " WHERE notification_id > %s AND notification_id <= %s",
+                (partitions, after, stop),
+            ).fetchall()
         return {r["p"] for r in rows}
 
     async def appended(self, database_url: str) -> AsyncIterator[None]:
@@ -117,8 +135,10 @@ class EventStore:
     def record_relay_position(self, notification_id: int) -> None:
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SET LOCAL synchronous_commit = off")  # lost: the relay publishes again, deduplicated
-            curs.execute("UPDATE relay_position SET notification_id = %s WHERE notification_id < %s",
-                         (notification_id, notification_id))
+            curs.execute(
+                "UPDATE relay_position SET notification_id = %s WHERE notification_id < %s",
+                (notification_id, notification_id),
+            )
 
 
 class EventsTx:
@@ -136,8 +156,9 @@ class EventsTx:
         # from the first "strategy_id"
         self._curs.execute(
             f"DELETE FROM {EVENTS_TABLE} WHERE strategy_key = %s AND substring(encode(state, 'escape')"
-            " from '\"strategy_id\":\"([0-9a-fA-F-]{36})\"') = %s",
-            (strategy_id.int >> 96, str(strategy_id)))
+            ' from \'"strategy_id":"([0-9a-fA-F-]{36})"\') = %s',
+            (strategy_id.int >> 96, str(strategy_id)),
+        )
         return self._curs.rowcount
 
 

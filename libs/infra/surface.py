@@ -30,7 +30,9 @@ class _Template:
         self.path, self.methods = path, frozenset(methods)
         pattern, last = "", 0
         for m in _SEGMENT.finditer(path):
-            pattern += re.escape(path[last:m.start()]) + (f"(?P<{m[1]}>.*)" if m[2] == "path" else f"(?P<{m[1]}>[^/]+)")
+            pattern += re.escape(path[last : m.start()]) + (
+                f"(?P<{m[1]}>.*)" if m[2] == "path" else f"(?P<{m[1]}>[^/]+)"
+            )
             last = m.end()
         self.regex = re.compile(pattern + re.escape(path[last:]) + r"\Z")
         self.static = "{" not in path
@@ -46,9 +48,11 @@ class Surface:
         self.apps = list(apps)
         self.templates = [
             # per app, static paths first: Litestar prefers /schema/openapi.json to /schema/{path:str}
-            sorted((_Template(r.path, r.methods) for r in app.routes if hasattr(r, "methods")),
-                   key=lambda t: not t.static)
-            for app in self.apps]
+            sorted(
+                (_Template(r.path, r.methods) for r in app.routes if hasattr(r, "methods")), key=lambda t: not t.static
+            )
+            for app in self.apps
+        ]
         self._document: dict[str, Any] | None = None
 
     def methods(self, path: str) -> frozenset[str]:
@@ -69,7 +73,8 @@ class Surface:
 
             self._document = merged_document(
                 [app.openapi_schema.to_schema() for app in self.apps],
-                {path: item for app in self.apps for path, item in getattr(app.state, "openapi_paths", {}).items()})
+                {path: item for app in self.apps for path, item in getattr(app.state, "openapi_paths", {}).items()},
+            )
         return self._document
 
 
@@ -96,8 +101,12 @@ def routing_answer(request: Request, exc: Exception) -> Response | None:
         return Response(None, status_code=204, headers={"Allow": allow_header(methods)}, media_type=MediaType.TEXT)
     if request.method in methods:  # served on this path, by the other API (a request that bypassed the proxy)
         return None
-    return Response({"detail": f"Method {request.method[:20]} not allowed on this path"}, status_code=405,
-                    media_type=MediaType.JSON, headers={"Allow": allow_header(methods)})
+    return Response(
+        {"detail": f"Method {request.method[:20]} not allowed on this path"},
+        status_code=405,
+        media_type=MediaType.JSON,
+        headers={"Allow": allow_header(methods)},
+    )
 
 
 def allow_across_apis(app):

@@ -39,8 +39,11 @@ class ExactJSONResponse(Response):
     def render(self, content: Any, media_type: str, enc_hook=default_serializer) -> bytes:  # type: ignore[override]
         if isinstance(content, bytes) or not media_type.startswith("application/json"):
             return super().render(content, media_type, enc_hook)
-        encoder = _exact_encoder if enc_hook is default_serializer else msgspec.json.Encoder(
-            enc_hook=enc_hook, decimal_format="number")  # one encoder for the usual case, not one per response
+        encoder = (
+            _exact_encoder
+            if enc_hook is default_serializer
+            else msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
+        )  # one encoder for the usual case, not one per response
         return encoder.encode(content)
 
 
@@ -159,11 +162,13 @@ def parse_json_body(body: bytes) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadRequest(f"Request body is not valid UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}"
-                         ) from None
+        raise BadRequest(
+            f"Request body is not valid UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}"
+        ) from None
     try:
-        obj = json.loads(text, parse_float=_exact_number, parse_constant=_no_constants,
-                         object_pairs_hook=_no_duplicate_keys)
+        obj = json.loads(
+            text, parse_float=_exact_number, parse_constant=_no_constants, object_pairs_hook=_no_duplicate_keys
+        )
         if _SURROGATE_ESCAPE.search(text):
             _check_unicode(obj)
     except RecursionError:
@@ -171,8 +176,9 @@ def parse_json_body(body: bytes) -> Any:
     except _BodyError as exc:
         raise BadRequest(f"Malformed JSON body: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"Malformed JSON body: {exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}"
-                         ) from None
+        raise BadRequest(
+            f"Malformed JSON body: {exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except ValueError as exc:  # e.g. an integer literal over the interpreter's 4300-digit limit
         raise BadRequest(f"Malformed JSON body: {str(exc).split(';')[0]}") from None
     return obj
@@ -243,8 +249,11 @@ class ExactJSONRequest(Request):
                 self._json = cached
             else:
                 body = await self.body()
-                value = None if not body else decode_body(
-                    body, self.headers.get("content-type"), _data_type(self.route_handler))
+                value = (
+                    None
+                    if not body
+                    else decode_body(body, self.headers.get("content-type"), _data_type(self.route_handler))
+                )
                 self._json = self._connection_state.json = value
         return self._json
 
@@ -294,7 +303,8 @@ def error_response(request: Request, exc: Exception) -> Response:
                 detail = "; ".join(_body_problem(e) for e in problems)
             elif problems:
                 detail = "Invalid request parameters: " + "; ".join(
-                    f"`{e.get('key', '?')}`: {e.get('message', 'invalid')}" for e in problems)
+                    f"`{e.get('key', '?')}`: {e.get('message', 'invalid')}" for e in problems
+                )
     elif isinstance(exc, errors.DomainError):
         status, detail, headers = domain_status(exc), exc.detail, exc.headers or None
         if isinstance(exc, errors.TooManyRequests):
@@ -317,13 +327,18 @@ class ErrorBody(msgspec.Struct):
 
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     """OpenAPI documentation of the error statuses a route can answer with."""
-    text = {400: "Malformed request", 401: "Missing, invalid or revoked credentials",
-            403: "Credentials do not grant access to this strategy, or a cross-site request",
-            404: "Strategy or resource not found",
-            409: "Conflict", 413: "Body over 1 MiB", 415: "Content-Type is not application/json",
-            422: "Validation failed (names the field)",
-            429: "Rate limit or sign-in throttle exceeded (Retry-After; RateLimit-* headers for API keys)",
-            503: "Database unavailable, retry shortly (Retry-After)"}
+    text = {
+        400: "Malformed request",
+        401: "Missing, invalid or revoked credentials",
+        403: "Credentials do not grant access to this strategy, or a cross-site request",
+        404: "Strategy or resource not found",
+        409: "Conflict",
+        413: "Body over 1 MiB",
+        415: "Content-Type is not application/json",
+        422: "Validation failed (names the field)",
+        429: "Rate limit or sign-in throttle exceeded (Retry-After; RateLimit-* headers for API keys)",
+        503: "Database unavailable, retry shortly (Retry-After)",
+    }
     return {code: ResponseSpec(data_container=ErrorBody, description=text[code]) for code in codes}
 
 
@@ -341,8 +356,10 @@ EXCEPTION_HANDLERS = {Exception: error_response}
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 #: HTML pages: scripts, styles and images from our own origin only (no inline script; plotly and
 #: Swagger UI set inline styles, hence 'unsafe-inline' for styles only), never framed
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"
-            " frame-ancestors 'none'")
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"
+    " frame-ancestors 'none'"
+)
 CSP_HEADER = "Content-Security-Policy"
 
 SECURITY_HEADERS = [
@@ -357,8 +374,7 @@ SECURITY_HEADERS = [
 def page_security_headers() -> list[ResponseHeader]:
     """SECURITY_HEADERS with the pages' CSP instead of the API's: set on a router or handler of HTML
     pages (Litestar's closest layer wins, header by header); its JSON keeps the API's."""
-    return [ResponseHeader(name=CSP_HEADER, value=PAGE_CSP) if h.name == CSP_HEADER else h
-            for h in SECURITY_HEADERS]
+    return [ResponseHeader(name=CSP_HEADER, value=PAGE_CSP) if h.name == CSP_HEADER else h for h in SECURITY_HEADERS]
 
 
 def rate_limit_headers(app):
@@ -400,7 +416,7 @@ def normalize_origin(origin: str) -> str | None:
         end = rest.find("]")
         if end < 0:
             return None
-        host, after = rest[: end + 1], rest[end + 1:]
+        host, after = rest[: end + 1], rest[end + 1 :]
         if after:
             if not after.startswith(":"):
                 return None
@@ -436,10 +452,19 @@ def cross_site_guard(allowed_origins: tuple[str, ...] | list[str] = ()):
 
     def middleware(app):
         async def guard(scope, receive, send):
-            if scope["type"] == "http" and scope.get("method", "GET").upper() not in SAFE_METHODS \
-                    and not _key_authenticated(scope) and _cross_site(scope, allowed):
-                log.warning("cross_site_request_refused", path=scope.get("path"), method=scope.get("method"),
-                            origin=_header(scope, b"origin"), sec_fetch_site=_header(scope, b"sec-fetch-site"))
+            if (
+                scope["type"] == "http"
+                and scope.get("method", "GET").upper() not in SAFE_METHODS
+                and not _key_authenticated(scope)
+                and _cross_site(scope, allowed)
+            ):
+                log.warning(
+                    "cross_site_request_refused",
+                    path=scope.get("path"),
+                    method=scope.get("method"),
+                    origin=_header(scope, b"origin"),
+                    sec_fetch_site=_header(scope, b"sec-fetch-site"),
+                )
                 raise PermissionDeniedException(CROSS_SITE_DETAIL)
             await app(scope, receive, send)
 

@@ -43,37 +43,58 @@ def _client(request: Request) -> str | None:
 async def session_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """Signed-in users only: sets ``state.user_id`` from the session cookie."""
     connection.state.user_id = await to_thread.run_sync(
-        connection.app.state.db.identity.session_user, connection.cookies.get(COOKIE))
+        connection.app.state.db.identity.session_user, connection.cookies.get(COOKIE)
+    )
 
 
 class AuthRoutes(Controller):
     path = "/auth"
     tags, security = [ACCOUNTS], NONE_REQUIRED
 
-    @post("/register", status_code=201, responses=error_responses(400, 403, 409, 415, 422, 429, 503),
-          summary="Create an account")
+    @post(
+        "/register",
+        status_code=201,
+        responses=error_responses(400, 403, 409, 415, 422, 429, 503),
+        summary="Create an account",
+    )
     async def register(self, request: Request, state: State, data: Credentials) -> User:
         user = await accounts.register(state.db.identity, data, state.settings, _client(request), state.hash_lane)
         log.info("user_registered", user_id=str(user.id))
         return user
 
-    @post("/login", status_code=200, responses=error_responses(400, 401, 403, 415, 422, 429, 503),
-          summary="Sign in; sets the access_token session cookie")
+    @post(
+        "/login",
+        status_code=200,
+        responses=error_responses(400, 401, 403, 415, 422, 429, 503),
+        summary="Sign in; sets the access_token session cookie",
+    )
     async def login(self, request: Request, state: State, data: Credentials) -> Response[LoginResult]:
         ttl = state.settings.session_ttl_s
-        token, user, expires_at = await accounts.login(state.db.identity, data, state.settings, _client(request),
-                                                       state.hash_lane)
+        token, user, expires_at = await accounts.login(
+            state.db.identity, data, state.settings, _client(request), state.hash_lane
+        )
         log.info("user_logged_in", user_id=str(user.id))
-        cookie = Cookie(key=COOKIE, value=token, httponly=True, samesite="lax", secure=_secure(request),
-                        max_age=ttl, path="/")
+        cookie = Cookie(
+            key=COOKIE, value=token, httponly=True, samesite="lax", secure=_secure(request), max_age=ttl, path="/"
+        )
         return Response(LoginResult(user, expires_at), cookies=[cookie])
 
-    @post("/logout", status_code=200, responses=error_responses(403, 503),
-          summary="End the session server-side and clear the cookie")
+    @post(
+        "/logout",
+        status_code=200,
+        responses=error_responses(403, 503),
+        summary="End the session server-side and clear the cookie",
+    )
     async def logout(self, request: Request, state: State) -> Response[dict[str, str]]:
         await to_thread.run_sync(state.db.identity.end_session, request.cookies.get(COOKIE))
-        return Response({"status": "logged_out"}, cookies=[
-            Cookie(key=COOKIE, value="", max_age=0, httponly=True, samesite="lax", secure=_secure(request), path="/")])
+        return Response(
+            {"status": "logged_out"},
+            cookies=[
+                Cookie(
+                    key=COOKIE, value="", max_age=0, httponly=True, samesite="lax", secure=_secure(request), path="/"
+                )
+            ],
+        )
 
 
 class StrategyRoutes(Controller):
@@ -81,40 +102,65 @@ class StrategyRoutes(Controller):
     guards = [session_guard]
     tags, security = [ACCOUNTS], SESSION_REQUIRED
 
-    @post("/", status_code=201, responses=error_responses(400, 401, 403, 409, 415, 422, 503),
-          summary="Create a strategy owned by the signed-in user (409 past BOTRANKS_MAX_STRATEGIES_PER_ACCOUNT)")
+    @post(
+        "/",
+        status_code=201,
+        responses=error_responses(400, 401, 403, 409, 415, 422, 503),
+        summary="Create a strategy owned by the signed-in user (409 past BOTRANKS_MAX_STRATEGIES_PER_ACCOUNT)",
+    )
     async def create(self, request: Request, state: State, data: StrategyIn) -> Strategy:
-        strategy = await to_thread.run_sync(accounts.new_strategy, state.db.identity, request.state.user_id, data,
-                                            state.settings.max_strategies_per_account)
+        strategy = await to_thread.run_sync(
+            accounts.new_strategy,
+            state.db.identity,
+            request.state.user_id,
+            data,
+            state.settings.max_strategies_per_account,
+        )
         log.info("strategy_created", strategy_id=str(strategy.id), user_id=str(request.state.user_id))
         return strategy
 
-    @get("/", responses=error_responses(400, 401, 503),
-         summary="The signed-in user's strategies, oldest first, a page at a time (X-Total-Count; Link: next, prev)")
-    async def mine(self, request: Request, state: State,
-                   limit: Annotated[int, Parameter(ge=1, le=accounts.STRATEGY_PAGE_MAX)] = accounts.STRATEGY_PAGE_MAX,
-                   offset: Annotated[int, Parameter(ge=0, le=accounts.MAX_OFFSET)] = 0) -> Response[list[Strategy]]:
-        strategies, headers = await to_thread.run_sync(accounts.my_strategies, state.db.identity,
-                                                       request.state.user_id, limit, offset)
+    @get(
+        "/",
+        responses=error_responses(400, 401, 503),
+        summary="The signed-in user's strategies, oldest first, a page at a time (X-Total-Count; Link: next, prev)",
+    )
+    async def mine(
+        self,
+        request: Request,
+        state: State,
+        limit: Annotated[int, Parameter(ge=1, le=accounts.STRATEGY_PAGE_MAX)] = accounts.STRATEGY_PAGE_MAX,
+        offset: Annotated[int, Parameter(ge=0, le=accounts.MAX_OFFSET)] = 0,
+    ) -> Response[list[Strategy]]:
+        strategies, headers = await to_thread.run_sync(
+            accounts.my_strategies, state.db.identity, request.state.user_id, limit, offset
+        )
         return Response(strategies, headers=headers)
 
-    @post("/{strategy_id:uuid}/api-keys", status_code=201,
-          responses=error_responses(400, 401, 403, 404, 415, 422, 503),
-          summary="Create an API key (plaintext shown once)")
+    @post(
+        "/{strategy_id:uuid}/api-keys",
+        status_code=201,
+        responses=error_responses(400, 401, 403, 404, 415, 422, 503),
+        summary="Create an API key (plaintext shown once)",
+    )
     async def create_key(self, request: Request, state: State, strategy_id: UUID, data: ApiKeyIn) -> ApiKeyCreated:
-        created = await to_thread.run_sync(state.db.identity.create_key, request.state.user_id, strategy_id,
-                                           data.name)
+        created = await to_thread.run_sync(state.db.identity.create_key, request.state.user_id, strategy_id, data.name)
         log.info("api_key_created", strategy_id=str(strategy_id), key_id=str(created.id))
         return created
 
-    @get("/{strategy_id:uuid}/api-keys", responses=error_responses(400, 401, 403, 404, 503),
-         summary="API key metadata (never the key itself)")
+    @get(
+        "/{strategy_id:uuid}/api-keys",
+        responses=error_responses(400, 401, 403, 404, 503),
+        summary="API key metadata (never the key itself)",
+    )
     async def list_keys(self, request: Request, state: State, strategy_id: UUID) -> list[ApiKeyInfo]:
         return await to_thread.run_sync(state.db.identity.list_keys, request.state.user_id, strategy_id)
 
-    @post("/{strategy_id:uuid}/api-keys/{key_id:uuid}/revoke", status_code=200,
-          responses=error_responses(400, 401, 403, 404, 503),
-          summary="Revoke a key (idempotent); it answers 401 from then on")
+    @post(
+        "/{strategy_id:uuid}/api-keys/{key_id:uuid}/revoke",
+        status_code=200,
+        responses=error_responses(400, 401, 403, 404, 503),
+        summary="Revoke a key (idempotent); it answers 401 from then on",
+    )
     async def revoke(self, request: Request, state: State, strategy_id: UUID, key_id: UUID) -> ApiKeyInfo:
         info = await to_thread.run_sync(state.db.identity.revoke_key, request.state.user_id, strategy_id, key_id)
         log.info("api_key_revoked", strategy_id=str(strategy_id), key_id=str(key_id))

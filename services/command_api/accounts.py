@@ -40,8 +40,9 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-async def register(identity: Identity, creds: Credentials, settings: Settings, client: str | None,
-                   lane: CapacityLimiter) -> User:
+async def register(
+    identity: Identity, creds: Credentials, settings: Settings, client: str | None, lane: CapacityLimiter
+) -> User:
     """Validate (422), throttle per client address (429), hash in the lane, insert (409 if the email is taken)."""
     email = creds.email.strip()
     if not EMAIL_RE.match(email):
@@ -53,8 +54,9 @@ async def register(identity: Identity, creds: Credentials, settings: Settings, c
     return await to_thread.run_sync(identity.insert_user, email, password_hash)
 
 
-async def login(identity: Identity, creds: Credentials, settings: Settings, client: str | None,
-                lane: CapacityLimiter) -> tuple[str, User, datetime]:
+async def login(
+    identity: Identity, creds: Credentials, settings: Settings, client: str | None, lane: CapacityLimiter
+) -> tuple[str, User, datetime]:
     """Check the password; open a server-side session. Returns (token, user, expires_at).
 
     Throttled per client address and per lower-cased email (429 with Retry-After, even for the
@@ -63,7 +65,8 @@ async def login(identity: Identity, creds: Credentials, settings: Settings, clie
     email = creds.email.strip()
     per_email = email_throttle(email, settings.login_failures_per_window, settings.login_failure_window_s)
     hit, row = await to_thread.run_sync(
-        identity.begin_login, [address_throttle(client, settings.auth_attempts_per_minute_per_ip), per_email], email)
+        identity.begin_login, [address_throttle(client, settings.auth_attempts_per_minute_per_ip), per_email], email
+    )
     # same cost either way
     ok = await to_thread.run_sync(_verify, row["password_hash"] if row else _DUMMY_HASH, creds.password, limiter=lane)
     if not ok or row is None:
@@ -80,9 +83,15 @@ def new_strategy(identity: Identity, owner: UUID, data: StrategyIn, max_owned: i
     benchmark = data.benchmark.strip()
     if benchmark:
         benchmark = normalize_symbol(benchmark, "benchmark")
-    strategy_id, _ = identity.create_strategy(data.name, benchmark=benchmark, owner_id=owner,
-                                              base_currency=data.base_currency, visibility=data.visibility,
-                                              first_key=False, max_owned=max_owned)
+    strategy_id, _ = identity.create_strategy(
+        data.name,
+        benchmark=benchmark,
+        owner_id=owner,
+        base_currency=data.base_currency,
+        visibility=data.visibility,
+        first_key=False,
+        max_owned=max_owned,
+    )
     return identity.strategies_of(owner, only=strategy_id)[0]
 
 

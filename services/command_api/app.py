@@ -37,6 +37,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # cookie-authenticated unsafe requests from another site: 403 (before guards and body); the
     # owner pages (/account) add CSRF tokens, their CSP and HTML errors on their own router
     handlers = [LedgerCommands, AuthRoutes, StrategyRoutes, *pages.routers(settings)]
-    return create_service_app("command_api", settings, handlers, setup=_start,
-                              middleware=[cross_site_guard(settings.allowed_origins)],
-                              peers=peers_of("command_api", settings))
+    return create_service_app(
+        "command_api",
+        settings,
+        handlers,
+        setup=_start,
+        middleware=[cross_site_guard(settings.allowed_origins)],
+        peers=peers_of("command_api", settings),
+    )

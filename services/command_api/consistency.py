@@ -70,7 +70,8 @@ class ProjectionWaiter:
                         async with asyncio.timeout(RECHECK_S):
                             async with self._changed:
                                 await self._changed.wait_for(
-                                    lambda: notification_id <= self.positions.get(partition, 0))
+                                    lambda: notification_id <= self.positions.get(partition, 0)
+                                )
                     except TimeoutError:
                         continue
             return True

@@ -96,7 +96,7 @@ class GroupCommit:
             else:
                 start = 0
                 for pending in group:
-                    pending.settle(ids[start:start + len(pending.events)])
+                    pending.settle(ids[start : start + len(pending.events)])
                     start += len(pending.events)
                 return
         for pending in group:

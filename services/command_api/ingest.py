@@ -118,8 +118,7 @@ def record_orders(log: EventLog, prices: CloseLookup, strategy_id: UUID, batch: 
         o.symbol = normalize_symbol(o.symbol, f"orders[{i}].symbol")
         executed.append(o.executed_at or now)
         _not_future(executed[i], now, f"orders[{i}].executed_at")
-    closes = prices.closes_on({(o.symbol, at) for o, at in zip(batch.orders, executed, strict=True)
-                               if o.price is None})
+    closes = prices.closes_on({(o.symbol, at) for o, at in zip(batch.orders, executed, strict=True) if o.price is None})
     candidates: list[tuple[UUID, LedgerEvent]] = []
     first_by_external: dict[str, UUID] = {}
     in_batch_dupes: list[tuple[int, UUID]] = []
@@ -128,9 +127,7 @@ def record_orders(log: EventLog, prices: CloseLookup, strategy_id: UUID, batch: 
         if price is None:
             price = closes.get((o.symbol, executed[i].date()))
             if price is None:
-                raise NoMarketData(
-                    f"No market data available for {o.symbol} at {_iso(executed[i])} (orders[{i}])"
-                )
+                raise NoMarketData(f"No market data available for {o.symbol} at {_iso(executed[i])} (orders[{i}])")
         if o.external_order_id is not None:
             aggregate_id = order_aggregate_id(strategy_id, o.external_order_id)
             if o.external_order_id in first_by_external:
@@ -140,10 +137,19 @@ def record_orders(log: EventLog, prices: CloseLookup, strategy_id: UUID, batch: 
         else:
             aggregate_id = uuid.uuid4()
         order = Order(
-            id=aggregate_id, strategy_id=strategy_id, symbol=o.symbol, side=o.side,
-            quantity=o.quantity, price=price, fees=o.fees, order_type=o.order_type,
-            status=o.status, executed_at=executed[i], created_at=now,
-            external_order_id=o.external_order_id, details=o.details,
+            id=aggregate_id,
+            strategy_id=strategy_id,
+            symbol=o.symbol,
+            side=o.side,
+            quantity=o.quantity,
+            price=price,
+            fees=o.fees,
+            order_type=o.order_type,
+            status=o.status,
+            executed_at=executed[i],
+            created_at=now,
+            external_order_id=o.external_order_id,
+            details=o.details,
         )
         candidates.append((aggregate_id, OrderRecorded(order)))
     result = append_idempotently(log, candidates)
@@ -155,8 +161,9 @@ def record_orders(log: EventLog, prices: CloseLookup, strategy_id: UUID, batch: 
     return IngestedOrders(accepted, duplicates, result.notification_ids)
 
 
-def record_cash(log: EventLog, strategy_id: UUID, cash: CashIn
-                ) -> tuple[Literal["created", "duplicate"], CashEvent, list[int]]:
+def record_cash(
+    log: EventLog, strategy_id: UUID, cash: CashIn
+) -> tuple[Literal["created", "duplicate"], CashEvent, list[int]]:
     """Store one cash event; returns ("created" | "duplicate", event, notification ids)."""
     now = datetime.now(UTC)
     occurred_at = cash.occurred_at or now
@@ -164,9 +171,15 @@ def record_cash(log: EventLog, strategy_id: UUID, cash: CashIn
     related = normalize_symbol(cash.related_symbol, "related_symbol") if cash.related_symbol else None
     aggregate_id = cash_aggregate_id(strategy_id, cash.external_id) if cash.external_id else uuid.uuid4()
     event = CashEvent(
-        id=aggregate_id, strategy_id=strategy_id, event_type=cash.event_type, amount=cash.amount,
-        occurred_at=occurred_at, external_id=cash.external_id, related_symbol=related,
-        note=cash.note, created_at=now,
+        id=aggregate_id,
+        strategy_id=strategy_id,
+        event_type=cash.event_type,
+        amount=cash.amount,
+        occurred_at=occurred_at,
+        external_id=cash.external_id,
+        related_symbol=related,
+        note=cash.note,
+        created_at=now,
     )
     result = append_idempotently(log, [(aggregate_id, CashRecorded(event))])
     if result.accepted:
@@ -186,8 +199,12 @@ def record_snapshot(log: EventLog, strategy_id: UUID, snapshot: SnapshotIn) -> t
             raise RuleBroken(f"`positions[{i}].symbol` {symbol} appears twice in the snapshot")
         positions[symbol] = SnapshotPosition(symbol, p.quantity, p.cost_basis)
     event = PositionsSnapshot(
-        id=uuid.uuid4(), strategy_id=strategy_id, positions=list(positions.values()),
-        log_deltas=snapshot.log_deltas, taken_at=taken_at, created_at=now,
+        id=uuid.uuid4(),
+        strategy_id=strategy_id,
+        positions=list(positions.values()),
+        log_deltas=snapshot.log_deltas,
+        taken_at=taken_at,
+        created_at=now,
     )
     result = append_idempotently(log, [(event.id, PositionsSnapshotted(event))])
     return event, result.notification_ids

@@ -54,8 +54,10 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self';"
-            " frame-ancestors 'none'")
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self';"
+    " frame-ancestors 'none'"
+)
 CSRF_COOKIE = "botranks_csrf"
 CSRF_FIELD = "_csrf_token"  # the form field Litestar's CSRFMiddleware reads
 CSRF_REFUSED = "CSRF token verification failed"  # its 403's detail
@@ -70,8 +72,9 @@ engine = JinjaTemplateEngine(directory=TEMPLATES)
 def csrf_config(settings: Settings) -> CSRFConfig:
     """The pages' CSRF settings; the signing secret is the same in every replica (see docs/NOTES.md)."""
     secret = hashlib.sha256(b"botranks-csrf\x00" + settings.database_url.encode()).hexdigest()
-    return CSRFConfig(secret=secret, cookie_name=CSRF_COOKIE, cookie_path="/account", cookie_httponly=True,
-                      cookie_samesite="lax")
+    return CSRFConfig(
+        secret=secret, cookie_name=CSRF_COOKIE, cookie_path="/account", cookie_httponly=True, cookie_samesite="lax"
+    )
 
 
 # ---------------------------------------------------------------- rendering
@@ -83,12 +86,17 @@ def _csrf_input(request: Request) -> Markup:
     return Markup('<input type="hidden" name="%s" value="%s">') % (CSRF_FIELD, token)
 
 
-def render(request: Request, template: str, status: int = 200, headers: dict[str, str] | None = None,
-           **context: Any) -> Response:
+def render(
+    request: Request, template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
+) -> Response:
     context.setdefault("signed_in", False)
     html = engine.get_template(f"account/{template}").render(
-        request=request, csrf_input=_csrf_input(request), visibilities=VISIBILITIES,
-        show_positions_choices=SHOW_POSITIONS, **context)
+        request=request,
+        csrf_input=_csrf_input(request),
+        visibilities=VISIBILITIES,
+        show_positions_choices=SHOW_POSITIONS,
+        **context,
+    )
     return Response(html, status_code=status, media_type=MediaType.HTML, headers=headers)
 
 
@@ -105,10 +113,15 @@ def page_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, PermissionDeniedException) and exc.detail == CSRF_REFUSED:
         detail = "The form has expired or did not come from this site. Reload the page and try again."
     # an exception handler's answer gets none of the layers' response headers: set the pages' own
-    headers = {**{h.name: h.value for h in SECURITY_HEADERS}, **(answer.headers or {}),
-               "Content-Security-Policy": PAGE_CSP, "Referrer-Policy": "same-origin"}
-    return render(request, "error.html", status=status, headers=headers, title=f"Error {status}", code=status,
-                  detail=detail)
+    headers = {
+        **{h.name: h.value for h in SECURITY_HEADERS},
+        **(answer.headers or {}),
+        "Content-Security-Policy": PAGE_CSP,
+        "Referrer-Policy": "same-origin",
+    }
+    return render(
+        request, "error.html", status=status, headers=headers, title=f"Error {status}", code=status, detail=detail
+    )
 
 
 # ---------------------------------------------------------------- sessions
@@ -136,17 +149,22 @@ def _to_login() -> Redirect:
 
 def _session_cookie(request: Request, token: str, ttl: int) -> Cookie:
     """The same cookie as ``POST /auth/login``."""
-    return Cookie(key=COOKIE, value=token, httponly=True, samesite="lax", secure=_secure(request), max_age=ttl,
-                  path="/")
+    return Cookie(
+        key=COOKIE, value=token, httponly=True, samesite="lax", secure=_secure(request), max_age=ttl, path="/"
+    )
 
 
 def _open_session(identity: Identity, settings: Settings, user_id: UUID, email: str) -> str:
     """A session for an account that was just created (its password was just set: no second hash)."""
     token = new_secret()
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.session_ttl_s)
-    identity.open_session(user_id, token, expires_at,
-                          email_throttle(email, settings.login_failures_per_window, settings.login_failure_window_s),
-                          None)
+    identity.open_session(
+        user_id,
+        token,
+        expires_at,
+        email_throttle(email, settings.login_failures_per_window, settings.login_failure_window_s),
+        None,
+    )
     return token
 
 
@@ -205,12 +223,20 @@ async def login_submit(request: Request, state: State) -> Response:
     email = _field(form, "email")
     try:
         creds = _convert({"email": email, "password": _field(form, "password")}, Credentials)
-        token, user, _ = await accounts.login(state.db.identity, creds, state.settings, _client(request),
-                                              state.hash_lane)
+        token, user, _ = await accounts.login(
+            state.db.identity, creds, state.settings, _client(request), state.hash_lane
+        )
     except (DomainError, _FormError) as exc:
         err = _form_error(exc)
-        return render(request, "login.html", status=err.status, headers=err.headers, title="Sign in", email=email,
-                      error=err.detail)
+        return render(
+            request,
+            "login.html",
+            status=err.status,
+            headers=err.headers,
+            title="Sign in",
+            email=email,
+            error=err.detail,
+        )
     log.info("user_logged_in", user_id=str(user.id), via="page")
     cookie = _session_cookie(request, token, state.settings.session_ttl_s)
     return Redirect("/account", status_code=303, cookies=[cookie])
@@ -233,8 +259,16 @@ async def register_submit(request: Request, state: State) -> Response:
         token = await to_thread.run_sync(_open_session, state.db.identity, state.settings, user.id, user.email)
     except (DomainError, _FormError) as exc:
         err = _form_error(exc)
-        return render(request, "register.html", status=err.status, headers=err.headers, title="Create an account",
-                      email=email, min_password=accounts.MIN_PASSWORD, error=err.detail)
+        return render(
+            request,
+            "register.html",
+            status=err.status,
+            headers=err.headers,
+            title="Create an account",
+            email=email,
+            min_password=accounts.MIN_PASSWORD,
+            error=err.detail,
+        )
     log.info("user_registered", user_id=str(user.id), via="page")
     cookie = _session_cookie(request, token, state.settings.session_ttl_s)
     return Redirect("/account", status_code=303, cookies=[cookie])
@@ -244,8 +278,13 @@ async def register_submit(request: Request, state: State) -> Response:
 async def logout(request: Request, state: State) -> Response:
     """Ends the session (if any), clears the cookie, back to the home page."""
     await to_thread.run_sync(state.db.identity.end_session, request.cookies.get(COOKIE))
-    return Redirect("/", status_code=303, cookies=[
-        Cookie(key=COOKIE, value="", max_age=0, httponly=True, samesite="lax", secure=_secure(request), path="/")])
+    return Redirect(
+        "/",
+        status_code=303,
+        cookies=[
+            Cookie(key=COOKIE, value="", max_age=0, httponly=True, samesite="lax", secure=_secure(request), path="/")
+        ],
+    )
 
 
 # ---------------------------------------------------------------- my strategies
@@ -276,8 +315,14 @@ def _page_link(page: int, done: str = "") -> str:
     return f"/account?{query}" if query else "/account"
 
 
-async def _strategies_page(request: Request, user: UUID, status: int = 200, new: dict[str, str] | None = None,
-                           page: int | None = None, **context: Any) -> Response:
+async def _strategies_page(
+    request: Request,
+    user: UUID,
+    status: int = 200,
+    new: dict[str, str] | None = None,
+    page: int | None = None,
+    **context: Any,
+) -> Response:
     """One page of the list with a settings form each, and the create form (``new``: what was typed,
     after an error); ``page`` defaults to the query's."""
     if page is None:
@@ -285,14 +330,29 @@ async def _strategies_page(request: Request, user: UUID, status: int = 200, new:
     identity, settings = request.app.state.db.identity, request.app.state.settings
     strategies, total = await to_thread.run_sync(identity.owned_profiles, user, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     pages = max(1, -(-total // PAGE_SIZE))
-    pager = {"page": page, "pages": pages, "total": total,
-             "prev": _page_link(min(page, pages + 1) - 1) if page > 1 else None,
-             "next": _page_link(page + 1) if page < pages else None}
+    pager = {
+        "page": page,
+        "pages": pages,
+        "total": total,
+        "prev": _page_link(min(page, pages + 1) - 1) if page > 1 else None,
+        "next": _page_link(page + 1) if page < pages else None,
+    }
     limit = settings.max_strategies_per_account
     notice = NOTICES.get(request.query_params.get("done", "")) if status == 200 else None
-    return render(request, "strategies.html", status=status, title="My strategies", signed_in=True,
-                  strategies=strategies, notice=notice, new=new or NEW_STRATEGY, pager=pager,
-                  limit=limit, at_limit=0 < limit <= total, **context)
+    return render(
+        request,
+        "strategies.html",
+        status=status,
+        title="My strategies",
+        signed_in=True,
+        strategies=strategies,
+        notice=notice,
+        new=new or NEW_STRATEGY,
+        pager=pager,
+        limit=limit,
+        at_limit=0 < limit <= total,
+        **context,
+    )
 
 
 @get("/")
@@ -305,9 +365,16 @@ async def strategies_page(request: Request) -> Response:
 
 def _create(identity: Identity, owner: UUID, data: StrategyIn, show_positions: str, max_owned: int) -> UUID:
     """Like ``POST /strategies`` (``accounts.new_strategy``), with ``show_positions`` in the same insert."""
-    strategy_id, _ = identity.create_strategy(data.name, benchmark=data.benchmark, owner_id=owner,
-                                              base_currency=data.base_currency, visibility=data.visibility,
-                                              show_positions=show_positions, first_key=False, max_owned=max_owned)
+    strategy_id, _ = identity.create_strategy(
+        data.name,
+        benchmark=data.benchmark,
+        owner_id=owner,
+        base_currency=data.base_currency,
+        visibility=data.visibility,
+        show_positions=show_positions,
+        first_key=False,
+        max_owned=max_owned,
+    )
     return strategy_id
 
 
@@ -319,10 +386,13 @@ async def create_strategy(request: Request, state: State) -> Response:
     try:
         visibility = _choice(new["visibility"], VISIBILITIES, "visibility")
         show_positions = _choice(new["show_positions"], SHOW_POSITIONS, "show_positions")
-        data = _convert({"name": new["name"].strip(), "visibility": visibility,
-                         "benchmark": _benchmark(new["benchmark"])}, StrategyIn)
-        strategy_id = await to_thread.run_sync(_create, state.db.identity, user, data, show_positions,
-                                               state.settings.max_strategies_per_account)
+        data = _convert(
+            {"name": new["name"].strip(), "visibility": visibility, "benchmark": _benchmark(new["benchmark"])},
+            StrategyIn,
+        )
+        strategy_id = await to_thread.run_sync(
+            _create, state.db.identity, user, data, show_positions, state.settings.max_strategies_per_account
+        )
     except (DomainError, _FormError) as exc:
         err = _form_error(exc)
         return await _strategies_page(request, user, status=err.status, create_error=err.detail, new=new, page=1)
@@ -337,19 +407,24 @@ async def update_settings(request: Request, state: State, strategy_id: UUID) -> 
     form = await request.form()
     typed = {k: _field(form, k) for k in ("name", "visibility", "benchmark", "show_positions")}
     try:
-        changes = _convert({"name": typed["name"].strip(),
-                            "visibility": _choice(typed["visibility"], VISIBILITIES, "visibility"),
-                            "benchmark": _benchmark(typed["benchmark"]),
-                            "show_positions": _choice(typed["show_positions"], SHOW_POSITIONS, "show_positions")},
-                           StrategySettingsIn)
+        changes = _convert(
+            {
+                "name": typed["name"].strip(),
+                "visibility": _choice(typed["visibility"], VISIBILITIES, "visibility"),
+                "benchmark": _benchmark(typed["benchmark"]),
+                "show_positions": _choice(typed["show_positions"], SHOW_POSITIONS, "show_positions"),
+            },
+            StrategySettingsIn,
+        )
         await to_thread.run_sync(state.db.identity.update_strategy, user, strategy_id, changes)
     except (NotFound, NotOwner):
         raise NotFound(f"Strategy {strategy_id} not found") from None  # another's strategy: no existence leak
     except (DomainError, _FormError) as exc:
         err = _form_error(exc)
         page = await to_thread.run_sync(_page_of, state.db.identity, user, strategy_id)
-        return await _strategies_page(request, user, status=err.status, settings_error=err.detail,
-                                      failed_id=strategy_id, typed=typed, page=page)
+        return await _strategies_page(
+            request, user, status=err.status, settings_error=err.detail, failed_id=strategy_id, typed=typed, page=page
+        )
     log.info("strategy_updated", strategy_id=str(strategy_id), user_id=str(user), via="page")
     page = await to_thread.run_sync(_page_of, state.db.identity, user, strategy_id)
     return Redirect(f"{_page_link(page, 'saved')}#strategy-{strategy_id}", status_code=303)
@@ -372,8 +447,17 @@ def _keys(identity: Identity, owner: UUID, strategy_id: UUID) -> tuple[StrategyP
 async def _keys_page(request: Request, user: UUID, strategy_id: UUID, status: int = 200, **context: Any) -> Response:
     strategy, keys = await to_thread.run_sync(_keys, request.app.state.db.identity, user, strategy_id)
     notice = NOTICES.get(request.query_params.get("done", "")) if status == 200 and "created" not in context else None
-    return render(request, "keys.html", status=status, title=f"API keys · {strategy.name}", signed_in=True,
-                  strategy=strategy, keys=keys, notice=notice, **context)
+    return render(
+        request,
+        "keys.html",
+        status=status,
+        title=f"API keys · {strategy.name}",
+        signed_in=True,
+        strategy=strategy,
+        keys=keys,
+        notice=notice,
+        **context,
+    )
 
 
 @get("/strategies/{strategy_id:uuid}/keys")
@@ -428,15 +512,32 @@ def routers(settings: Settings) -> list[Router]:
     """``/account`` (pages, CSRF, page CSP) and ``/account/static`` (the pages' stylesheet)."""
     pages = Router(
         path="/account",
-        route_handlers=[login_page, login_submit, register_page, register_submit, logout, strategies_page,
-                        create_strategy, update_settings, keys_page, create_key, revoke_key],
+        route_handlers=[
+            login_page,
+            login_submit,
+            register_page,
+            register_submit,
+            logout,
+            strategies_page,
+            create_strategy,
+            update_settings,
+            keys_page,
+            create_key,
+            revoke_key,
+        ],
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf_config(settings))],
-        response_headers=[ResponseHeader(name="Content-Security-Policy", value=PAGE_CSP),
-                          # forms post with a real Origin (under no-referrer browsers send "null")
-                          ResponseHeader(name="Referrer-Policy", value="same-origin")],
+        response_headers=[
+            ResponseHeader(name="Content-Security-Policy", value=PAGE_CSP),
+            # forms post with a real Origin (under no-referrer browsers send "null")
+            ResponseHeader(name="Referrer-Policy", value="same-origin"),
+        ],
         exception_handlers={Exception: page_error},
         include_in_schema=False,
     )
-    static = create_static_files_router(path="/account/static", directories=[STATIC], name="account_static",
-                                        cache_control=CacheControlHeader(max_age=3600, public=True))
+    static = create_static_files_router(
+        path="/account/static",
+        directories=[STATIC],
+        name="account_static",
+        cache_control=CacheControlHeader(max_age=3600, public=True),
+    )
     return [pages, static]

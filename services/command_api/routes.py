@@ -46,9 +46,15 @@ class CashResult(msgspec.Struct):
 #: a writer that does not read back (a bulk import, a bot that keeps its own books) asks for the
 #: answer at commit: ``BotRanks-Read-Your-Writes: off`` (checked before anything is written)
 RYW_HEADER = "BotRanks-Read-Your-Writes"
-RYW_PARAMETER = Parameter(header=RYW_HEADER, default=None, schema_extra={"enum": ["on", "off"]}, description=(
-    "`off`: answer as soon as the write is committed (`BotRanks-Projected: false`) instead of "
-    "waiting (bounded) until GET /state shows it; default `on`"))
+RYW_PARAMETER = Parameter(
+    header=RYW_HEADER,
+    default=None,
+    schema_extra={"enum": ["on", "off"]},
+    description=(
+        "`off`: answer as soon as the write is committed (`BotRanks-Projected: false`) instead of "
+        "waiting (bounded) until GET /state shows it; default `on`"
+    ),
+)
 
 
 def _waits(header: str | None) -> bool:
@@ -69,8 +75,9 @@ async def _projected(state: State, strategy_id: UUID, notification_ids: list[int
 
 
 def _answer(content, projected: bool, status_code: int = 200) -> ExactJSONResponse:
-    return ExactJSONResponse(content, status_code=status_code,
-                             headers={"BotRanks-Projected": "true" if projected else "false"})
+    return ExactJSONResponse(
+        content, status_code=status_code, headers={"BotRanks-Projected": "true" if projected else "false"}
+    )
 
 
 def _ms(started: float) -> float:
@@ -83,38 +90,70 @@ class LedgerCommands(Controller):
     tags, security = [LEDGER], KEY_REQUIRED
 
     @post("/orders", responses=LEDGER_ERRORS, status_code=200, summary="Submit a batch of 1..500 orders")
-    async def post_orders(self, state: State, strategy_id: UUID, data: OrdersBatchIn,
-                          ryw: str | None = RYW_PARAMETER) -> Response[OrdersResult]:
+    async def post_orders(
+        self, state: State, strategy_id: UUID, data: OrdersBatchIn, ryw: str | None = RYW_PARAMETER
+    ) -> Response[OrdersResult]:
         started, wait = time.perf_counter(), _waits(ryw)
         result = await to_thread.run_sync(ingest.record_orders, state.events, state.db.prices, strategy_id, data)
         counts = Counts(len(result.accepted), len(result.duplicates))
         INGESTED.labels(kind="order", outcome="accepted").inc(counts.accepted)
         INGESTED.labels(kind="order", outcome="duplicate").inc(counts.duplicates)
-        response = _answer(OrdersResult(result.accepted, result.duplicates, counts),
-                           await _projected(state, strategy_id, result.notification_ids, wait))
-        log.info("orders_ingested", strategy_id=str(strategy_id), accepted=counts.accepted,
-                 duplicates=counts.duplicates, duration_ms=_ms(started))
+        response = _answer(
+            OrdersResult(result.accepted, result.duplicates, counts),
+            await _projected(state, strategy_id, result.notification_ids, wait),
+        )
+        log.info(
+            "orders_ingested",
+            strategy_id=str(strategy_id),
+            accepted=counts.accepted,
+            duplicates=counts.duplicates,
+            duration_ms=_ms(started),
+        )
         return response
 
-    @post("/cash", responses={**LEDGER_ERRORS, 200: ResponseSpec(
-        CashResult, description="Duplicate external_id: the existing event, not re-applied")},
-        status_code=201, summary="Record a cash event (201 created, 200 duplicate)")
-    async def post_cash(self, state: State, strategy_id: UUID, data: CashIn,
-                        ryw: str | None = RYW_PARAMETER) -> Response[CashResult]:
+    @post(
+        "/cash",
+        responses={
+            **LEDGER_ERRORS,
+            200: ResponseSpec(CashResult, description="Duplicate external_id: the existing event, not re-applied"),
+        },
+        status_code=201,
+        summary="Record a cash event (201 created, 200 duplicate)",
+    )
+    async def post_cash(
+        self, state: State, strategy_id: UUID, data: CashIn, ryw: str | None = RYW_PARAMETER
+    ) -> Response[CashResult]:
         started, wait = time.perf_counter(), _waits(ryw)
         status, event, notification_ids = await to_thread.run_sync(ingest.record_cash, state.events, strategy_id, data)
         INGESTED.labels(kind="cash", outcome="accepted" if status == "created" else "duplicate").inc()
-        response = _answer(CashResult(status, event), await _projected(state, strategy_id, notification_ids, wait),
-                           status_code=201 if status == "created" else 200)
-        log.info("cash_ingested", strategy_id=str(strategy_id), status=status, event_type=event.event_type,
-                 duration_ms=_ms(started))
+        response = _answer(
+            CashResult(status, event),
+            await _projected(state, strategy_id, notification_ids, wait),
+            status_code=201 if status == "created" else 200,
+        )
+        log.info(
+            "cash_ingested",
+            strategy_id=str(strategy_id),
+            status=status,
+            event_type=event.event_type,
+            duration_ms=_ms(started),
+        )
         return response
 
-    @post("/positions/snapshot", responses={**LEDGER_ERRORS, 202: ResponseSpec(
-        SnapshotOutcome, description="Stored; the projector has not folded it yet (removed/entries null)")},
-        status_code=200, summary="Replace the position set (reconciliation)")
-    async def post_snapshot(self, state: State, strategy_id: UUID, data: SnapshotIn,
-                            ryw: str | None = RYW_PARAMETER) -> Response[SnapshotOutcome]:
+    @post(
+        "/positions/snapshot",
+        responses={
+            **LEDGER_ERRORS,
+            202: ResponseSpec(
+                SnapshotOutcome, description="Stored; the projector has not folded it yet (removed/entries null)"
+            ),
+        },
+        status_code=200,
+        summary="Replace the position set (reconciliation)",
+    )
+    async def post_snapshot(
+        self, state: State, strategy_id: UUID, data: SnapshotIn, ryw: str | None = RYW_PARAMETER
+    ) -> Response[SnapshotOutcome]:
         started, wait = time.perf_counter(), _waits(ryw)
         snapshot, notification_ids = await to_thread.run_sync(ingest.record_snapshot, state.events, strategy_id, data)
         INGESTED.labels(kind="snapshot", outcome="accepted").inc()
@@ -125,6 +164,11 @@ class LedgerCommands(Controller):
             response = _answer(SnapshotOutcome(len(snapshot.positions), None, None), False, status_code=202)
         else:
             response = _answer(counts, True)
-        log.info("snapshot_ingested", strategy_id=str(strategy_id), positions=len(snapshot.positions),
-                 projected=counts is not None, duration_ms=_ms(started))
+        log.info(
+            "snapshot_ingested",
+            strategy_id=str(strategy_id),
+            positions=len(snapshot.positions),
+            projected=counts is not None,
+            duration_ms=_ms(started),
+        )
         return response

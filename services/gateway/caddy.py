@@ -29,8 +29,10 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 SAFE_TOKEN = re.compile(r"[A-Za-z0-9.:\-/*\[\]]+")
 #: a Content-Length over 1 MiB (1,048,576): 8+ digits, or 7 digits above it. Refused before any of the
 #: body is read; a body without one (chunked) is cut off at the limit by ``request_body``
-OVER_1_MIB = (r"^(\d{8,}|[2-9]\d{6}|1[1-9]\d{5}|10[5-9]\d{4}|1049\d{3}|1048[6-9]\d{2}|10485[89]\d"
-              r"|104857[7-9])$")
+OVER_1_MIB = (
+    r"^(\d{8,}|[2-9]\d{6}|1[1-9]\d{5}|10[5-9]\d{4}|1049\d{3}|1048[6-9]\d{2}|10485[89]\d"
+    r"|104857[7-9])$"
+)
 OPS_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{16,}")
 UNAVAILABLE = '{"detail":"Service unavailable, retry with backoff"}'
 TOO_LARGE = '{"detail":"Request body over 1 MiB"}'
@@ -92,13 +94,16 @@ class FrontDoor:
         hosts = " ".join(self.hosts)
         bad_host = json.dumps({"detail": "Host header not allowed: set BOTRANKS_ALLOWED_HOSTS to serve this name"})
         timeout = f"{max(1, round(self.read_timeout_s * 1000))}ms"
-        trusted = (f"\t\ttrusted_proxies static {' '.join(self.trusted_proxies)}\n" if self.trusted_proxies else "")
+        trusted = f"\t\ttrusted_proxies static {' '.join(self.trusted_proxies)}\n" if self.trusted_proxies else ""
         ops_matchers = "\n".join(
             f"\t@ops{i} {{\n\t\tpath {path}\n"
-            + (f"\t\tmethod {' '.join(sorted(methods))}\n" if methods else "") + "\t}"
-            for i, (path, methods) in enumerate(OPS_ROUTES.items()))
-        ops_handles = "\n".join(f"\thandle @ops{i} {{\n\t\treverse_proxy {self.ops}\n\t}}"
-                                for i in range(len(OPS_ROUTES)))
+            + (f"\t\tmethod {' '.join(sorted(methods))}\n" if methods else "")
+            + "\t}"
+            for i, (path, methods) in enumerate(OPS_ROUTES.items())
+        )
+        ops_handles = "\n".join(
+            f"\thandle @ops{i} {{\n\t\treverse_proxy {self.ops}\n\t}}" for i in range(len(OPS_ROUTES))
+        )
         return f"""# written by `botranks up` (services/gateway/caddy.py) at each start: edits are overwritten
 {{
 	admin off
@@ -214,5 +219,9 @@ http://:{self.port} {{
 
     def environment(self, base: dict[str, str]) -> dict[str, str]:
         """Caddy keeps its autosave and instance id under XDG dirs: ours, not the user's."""
-        return {**base, "XDG_DATA_HOME": str(self.storage), "XDG_CONFIG_HOME": str(self.storage),
-                "HOME": os.environ.get("HOME", str(self.storage))}
+        return {
+            **base,
+            "XDG_DATA_HOME": str(self.storage),
+            "XDG_CONFIG_HOME": str(self.storage),
+            "HOME": os.environ.get("HOME", str(self.storage)),
+        }

@@ -33,8 +33,9 @@ def new_client() -> httpx.AsyncClient:
 
 
 class Ops:
-    def __init__(self, command_url: str, query_url: str, down: Callable[[], list[str]],
-                 workers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, command_url: str, query_url: str, down: Callable[[], list[str]], workers: dict[str, str] | None = None
+    ) -> None:
         """``down()`` names the supervised processes and embedded servers not running right now;
         ``workers``: the health servers (``/healthz``, ``/readyz``, ``/metrics``) of the services without
         an HTTP API, by name."""
@@ -57,14 +58,23 @@ class Ops:
 
     async def health(self) -> tuple[int, bytes]:
         down = list(self.down())
-        checks = {name: url for name, url in (("command_api", self.command_url + "/healthz"),
-                                              ("query_api", self.query_url + "/healthz"))
-                  if name not in down}
+        checks = {
+            name: url
+            for name, url in (
+                ("command_api", self.command_url + "/healthz"),
+                ("query_api", self.query_url + "/healthz"),
+            )
+            if name not in down
+        }
         if "query_api" not in down:
             # query_api's database answers (404: a query_api without /readyz, nothing to check)
             checks["query_api/readyz"] = self.query_url + "/readyz"
-        results = await asyncio.gather(*(self._answers(url, (200, 404)) if name.endswith("readyz")
-                                         else self._answers(url) for name, url in checks.items()))
+        results = await asyncio.gather(
+            *(
+                self._answers(url, (200, 404)) if name.endswith("readyz") else self._answers(url)
+                for name, url in checks.items()
+            )
+        )
         down += [name for name, ok in zip(checks, results, strict=True) if not ok and name not in down]
         if not down:
             return 200, b'{"status":"ok"}'
@@ -74,6 +84,7 @@ class Ops:
     async def readiness(self) -> tuple[int, bytes]:
         """Every service's ``/readyz``: 200 when all are ready (a 404: a service without readiness, nothing
         to check), else 503 naming those that are not."""
+
         async def one(name: str, base: str) -> tuple[str, int, Any]:
             try:
                 answer = await self.client.get(base + "/readyz", timeout=READYZ_TIMEOUT_S)
@@ -83,14 +94,17 @@ class Ops:
 
         results = await asyncio.gather(*(one(name, base) for name, base in self.services.items()))
         down = [name for name, status, _ in results if status not in (200, 404)]
-        body: dict[str, Any] = {"status": "ok" if not down else "unavailable",
-                                "services": {name: answer for name, _, answer in results}}
+        body: dict[str, Any] = {
+            "status": "ok" if not down else "unavailable",
+            "services": {name: answer for name, _, answer in results},
+        }
         if down:
             body = {"detail": "Not ready: " + ", ".join(down), "down": down, **body}
         return (503 if down else 200), json.dumps(body, default=str).encode()
 
     async def metrics(self) -> tuple[int, bytes]:
         """Every service's ``/metrics`` in one exposition, each sample labelled with its ``service``."""
+
         async def one(name: str, base: str) -> tuple[str, str | None]:
             try:
                 answer = await self.client.get(base + "/metrics", timeout=READYZ_TIMEOUT_S)

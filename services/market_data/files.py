@@ -25,8 +25,14 @@ from botranks_domain.bars import Bar, Split
 from botranks_domain.errors import InvalidSymbol
 from botranks_domain.model import normalize_symbol
 
-__all__ = ["read_price_file", "read_split_file", "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "ADJUSTED_COLUMN",
-           "SPLIT_COLUMNS"]
+__all__ = [
+    "read_price_file",
+    "read_split_file",
+    "REQUIRED_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "ADJUSTED_COLUMN",
+    "SPLIT_COLUMNS",
+]
 
 REQUIRED_COLUMNS = ("symbol", "date", "close")
 OPTIONAL_COLUMNS = ("open", "high", "low", "volume")
@@ -53,6 +59,7 @@ def _blank(value: Any) -> bool:
 
 def _number(value: Any, name: str, *, rule: str, minimum_exclusive: bool) -> Decimal:
     """Parse a number; ``rule`` is the phrase of the error ('a positive number', ...)."""
+
     def bad() -> _RowError:
         shown = value if isinstance(value, str) else str(value)
         return _RowError(f"{name} must be {rule}, got {shown!r}")
@@ -175,8 +182,10 @@ def _read_frame(path: Path, is_csv: bool, required: tuple[str, ...], optional: t
             columns[key] = col
     missing = [c for c in required if c not in columns]
     if missing:
-        raise _FileError(f"{name}: missing required column{'s' if len(missing) > 1 else ''} "
-                         f"{', '.join(missing)} (found: {', '.join(frame.columns) or 'none'})")
+        raise _FileError(
+            f"{name}: missing required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} (found: {', '.join(frame.columns) or 'none'})"
+        )
     return frame.select([pl.col(orig).alias(key) for key, orig in columns.items()])
 
 
@@ -212,9 +221,11 @@ def read_price_file(path: str | Path) -> tuple[list[Bar], list[str]]:
     for where, row in _rows(frame, name, is_csv):
         try:
             if _adjusted(row.get(ADJUSTED_COLUMN)):
-                return [], [f"{name}: {where.removeprefix(f'{name} ')} says adjusted=true: BotRanks stores "
-                            "closes as traded (unadjusted) and applies splits itself; import unadjusted closes "
-                            "and the splits (botranks splits import)"]
+                return [], [
+                    f"{name}: {where.removeprefix(f'{name} ')} says adjusted=true: BotRanks stores "
+                    "closes as traded (unadjusted) and applies splits itself; import unadjusted closes "
+                    "and the splits (botranks splits import)"
+                ]
             bar = _bar(row)
         except _RowError as exc:
             errors.append(f"{where}: {exc}")
@@ -256,8 +267,9 @@ def read_split_file(path: str | Path) -> tuple[list[Split], list[str]]:
             continue
         key = (split.symbol, split.ex_date)
         if key in seen:
-            errors.append(f"{where}: duplicate split of {split.symbol} on {split.ex_date.isoformat()} "
-                          f"(first at {seen[key]})")
+            errors.append(
+                f"{where}: duplicate split of {split.symbol} on {split.ex_date.isoformat()} (first at {seen[key]})"
+            )
             continue
         seen[key] = where.removeprefix(f"{name} ")
         splits.append(split)

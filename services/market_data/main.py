@@ -26,8 +26,9 @@ def main() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
     if not settings.polygon_api_key:
-        log.info("polygon_not_configured", hint="set BOTRANKS_POLYGON_API_KEY, or load prices with"
-                 " `botranks prices import`")
+        log.info(
+            "polygon_not_configured", hint="set BOTRANKS_POLYGON_API_KEY, or load prices with `botranks prices import`"
+        )
         while not stopping.wait(0.1):
             pass
         return

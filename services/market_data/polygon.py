@@ -144,8 +144,7 @@ class PolygonClient:
         self.backoff_s = backoff_s
         self.max_wait_s = max_wait_s
         self._sleep = sleep
-        self._client = httpx.Client(transport=transport, timeout=timeout_s,
-                                    headers={"Accept": "application/json"})
+        self._client = httpx.Client(transport=transport, timeout=timeout_s, headers={"Accept": "application/json"})
         _install_redaction()
 
     def close(self) -> None:
@@ -176,8 +175,9 @@ class PolygonClient:
                 if not start <= day <= end:
                     continue
                 try:
-                    by_date[day] = Bar(symbol=symbol, date=day, close=agg.c, open=agg.o,
-                                       high=agg.h, low=agg.l, volume=agg.v)
+                    by_date[day] = Bar(
+                        symbol=symbol, date=day, close=agg.c, open=agg.o, high=agg.h, low=agg.l, volume=agg.v
+                    )
                 except ValueError as exc:
                     log.warning("polygon_bar_skipped", symbol=symbol, date=day.isoformat(), reason=str(exc))
         return [by_date[d] for d in sorted(by_date)]
@@ -206,18 +206,27 @@ class PolygonClient:
                 try:
                     ex_date = date.fromisoformat(result.execution_date or "")
                 except ValueError:
-                    log.warning("polygon_split_skipped", symbol=symbol, date=result.execution_date,
-                                reason=f"execution_date must be a date like 2024-01-31, got {result.execution_date!r}")
+                    log.warning(
+                        "polygon_split_skipped",
+                        symbol=symbol,
+                        date=result.execution_date,
+                        reason=f"execution_date must be a date like 2024-01-31, got {result.execution_date!r}",
+                    )
                     continue
                 if (start is not None and ex_date < start) or (end is not None and ex_date > end):
                     continue
                 if result.split_from is None or result.split_to is None:
-                    log.warning("polygon_split_skipped", symbol=symbol, date=ex_date.isoformat(),
-                                reason="split_from and split_to are required")
+                    log.warning(
+                        "polygon_split_skipped",
+                        symbol=symbol,
+                        date=ex_date.isoformat(),
+                        reason="split_from and split_to are required",
+                    )
                     continue
                 try:
-                    by_date[ex_date] = Split(symbol=symbol, ex_date=ex_date,
-                                             split_from=result.split_from, split_to=result.split_to)
+                    by_date[ex_date] = Split(
+                        symbol=symbol, ex_date=ex_date, split_from=result.split_from, split_to=result.split_to
+                    )
                 except ValueError as exc:
                     log.warning("polygon_split_skipped", symbol=symbol, date=ex_date.isoformat(), reason=str(exc))
         return [by_date[d] for d in sorted(by_date)]
@@ -258,17 +267,17 @@ class PolygonClient:
             except httpx.TransportError as exc:
                 raise _Retryable(f"{type(exc).__name__}: {self._scrub(str(exc))}") from None
             if resp.status_code == 429 or resp.status_code >= 500:
-                raise _Retryable(f"HTTP {resp.status_code}", resp.status_code,
-                                 parse_retry_after(resp.headers.get("Retry-After")))
+                raise _Retryable(
+                    f"HTTP {resp.status_code}", resp.status_code, parse_retry_after(resp.headers.get("Retry-After"))
+                )
             if resp.status_code >= 400:
                 raise PolygonError(
-                    f"Polygon request for {what} failed: HTTP {resp.status_code}{self._detail(resp)}",
-                    resp.status_code)
+                    f"Polygon request for {what} failed: HTTP {resp.status_code}{self._detail(resp)}", resp.status_code
+                )
             try:
                 return msgspec.json.decode(resp.content, type=kind)
             except msgspec.DecodeError as exc:
-                raise PolygonError(f"Polygon returned an unexpected body for {what}: {exc}",
-                                   resp.status_code) from None
+                raise PolygonError(f"Polygon returned an unexpected body for {what}: {exc}", resp.status_code) from None
 
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries + 1),
@@ -276,17 +285,20 @@ class PolygonClient:
             retry=retry_if_exception_type(_Retryable),
             sleep=self._sleep,
             before_sleep=lambda state: log.warning(
-                "polygon_retry", what=what, attempt=state.attempt_number,
+                "polygon_retry",
+                what=what,
+                attempt=state.attempt_number,
                 error=str(state.outcome.exception()) if state.outcome else None,
-                wait_s=state.next_action.sleep if state.next_action else None),
+                wait_s=state.next_action.sleep if state.next_action else None,
+            ),
             reraise=True,
         )
         try:
             return retrying(attempt)
         except _Retryable as exc:
             raise PolygonError(
-                f"Polygon request for {what} failed after {self.max_retries + 1} attempts: {exc}",
-                exc.status_code) from None
+                f"Polygon request for {what} failed after {self.max_retries + 1} attempts: {exc}", exc.status_code
+            ) from None
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -132,7 +132,7 @@ class _Market:
         i = self.position_of.get((symbol, day))
         if i is None or i < n:
             return None
-        return [float(c) for _, c in self.history[symbol][i - n:i + 1]]
+        return [float(c) for _, c in self.history[symbol][i - n : i + 1]]
 
 
 class _Bot:
@@ -165,12 +165,17 @@ class _Bot:
         self.counter += 1
         return f"{self.slug}-{self.counter:06d}"
 
-    def cash_event(self, day: date, hhmm: str, event_type: str, amount: Decimal,
-                   note: str, related_symbol: str | None = None) -> None:
+    def cash_event(
+        self, day: date, hhmm: str, event_type: str, amount: Decimal, note: str, related_symbol: str | None = None
+    ) -> None:
         self.cash += amount
-        payload: dict[str, Any] = {"event_type": event_type, "amount": _num(amount),
-                                   "occurred_at": _ts(day, hhmm), "external_id": self.next_id(),
-                                   "note": note}
+        payload: dict[str, Any] = {
+            "event_type": event_type,
+            "amount": _num(amount),
+            "occurred_at": _ts(day, hhmm),
+            "external_id": self.next_id(),
+            "note": note,
+        }
         if related_symbol:
             payload["related_symbol"] = related_symbol
         self.items.append({"kind": "cash", "payload": payload})
@@ -184,8 +189,9 @@ class _Bot:
             if amount > 0:
                 self.cash_event(day, "12:00", "dividend", amount, f"{symbol} quarterly dividend", symbol)
 
-    def rebalance(self, day: date, weights: dict[str, Decimal], reserve: Decimal = Decimal(0),
-                  min_trade: Decimal = _MIN_TRADE) -> None:
+    def rebalance(
+        self, day: date, weights: dict[str, Decimal], reserve: Decimal = Decimal(0), min_trade: Decimal = _MIN_TRADE
+    ) -> None:
         """Trade towards ``weights`` (of equity less ``reserve``) at the day's closes: sells first,
         then covers, then buys, never spending more cash than there is. Adjustments smaller than
         ``min_trade`` of equity are skipped (opening or closing a position never is)."""
@@ -210,12 +216,20 @@ class _Bot:
             fee = _fee(notional)
             self.cash += notional - fee if side == "sell" else -(notional + fee)
             self.qty[symbol] += quantity if side == "buy" else -quantity
-            orders.append({
-                "symbol": symbol, "side": side, "quantity": _num(quantity), "price": _num(price),
-                "fees": _num(fee), "order_type": "market", "status": "filled",
-                "executed_at": _ts(day, "20:00"), "external_order_id": self.next_id(),
-                "details": {"bot": self.label, "reason": reason},
-            })
+            orders.append(
+                {
+                    "symbol": symbol,
+                    "side": side,
+                    "quantity": _num(quantity),
+                    "price": _num(price),
+                    "fees": _num(fee),
+                    "order_type": "market",
+                    "status": "filled",
+                    "executed_at": _ts(day, "20:00"),
+                    "external_order_id": self.next_id(),
+                    "details": {"bot": self.label, "reason": reason},
+                }
+            )
 
         for symbol, want in target.items():
             have = self.qty[symbol]
@@ -244,7 +258,7 @@ class _Bot:
             if want > have >= 0 and ((want - have) * prices[symbol] >= small or have == 0):
                 trade(symbol, "buy", affordable(symbol, want - have), "rebalance")
         for start in range(0, len(orders), MAX_BATCH):
-            self.items.append({"kind": "orders", "payload": {"orders": orders[start:start + MAX_BATCH]}})
+            self.items.append({"kind": "orders", "payload": {"orders": orders[start : start + MAX_BATCH]}})
 
 
 def _start(market: _Market, first: date | None) -> date | None:
@@ -253,6 +267,7 @@ def _start(market: _Market, first: date | None) -> date | None:
 
 
 # ---- the momentum bot (the demo's first one)
+
 
 def _momentum_score(market: _Market, symbol: str, index: int) -> float | None:
     """3-month momentum minus half the 1-month return (short-term reversal), on split-adjusted closes."""
@@ -319,8 +334,11 @@ def sample_bot_orders(bars: list[Bar]) -> list[dict[str, Any]]:
         i = market.index_of.get(day)
         if i is not None and i in rebalance_set:
             withdraw = i == withdraw_idx
-            bot.rebalance(day, _momentum_targets(market, i, short_allowed=i in short_at),
-                          reserve=WITHDRAWAL if withdraw else Decimal(0))
+            bot.rebalance(
+                day,
+                _momentum_targets(market, i, short_allowed=i in short_at),
+                reserve=WITHDRAWAL if withdraw else Decimal(0),
+            )
             if withdraw:
                 bot.cash_event(day, "20:30", "withdraw", -WITHDRAWAL, "demo withdrawal")
     return bot.items
@@ -328,8 +346,10 @@ def sample_bot_orders(bars: list[Bar]) -> list[dict[str, Any]]:
 
 # ---- the other sample bots
 
-def _run(market: _Market, slug: str, first: date | None, deposit: Decimal,
-         on_day: Callable[[_Bot, date, int | None], None]) -> list[dict[str, Any]]:
+
+def _run(
+    market: _Market, slug: str, first: date | None, deposit: Decimal, on_day: Callable[[_Bot, date, int | None], None]
+) -> list[dict[str, Any]]:
     """Walk every day of the market from the bot's first day: splits applied and closes known,
     the deposit on the first day, then ``on_day(bot, day, trading index or None)``."""
     start = _start(market, first)
@@ -467,22 +487,59 @@ class SampleBot:
 
 
 SAMPLE_BOTS: tuple[SampleBot, ...] = (
-    SampleBot("momentum", "Momentum rotation (demo)", "DEMO-SPY", "medium",
-              "monthly: SPY/KO core, the two strongest of AAPL, MSFT, NVDA, XOM, BTC; a small short now and then",
-              sample_bot_orders, show_positions="live"),
-    SampleBot("meanrev", "Mean reversion (demo)", "DEMO-SPY", "medium",
-              "every other week: the two biggest 10-day losers among five stocks, else cash", mean_reversion_orders),
-    SampleBot("index", "Index buy & hold (demo)", "DEMO-SPY", "medium",
-              "all in SPY on day one, dividends reinvested", index_orders, show_positions="delayed"),
-    SampleBot("crypto", "Crypto trend (demo)", "DEMO-BTC-USD", "high",
-              "weekly: 95 % BTC above its 30-day average, else cash", crypto_trend_orders),
-    SampleBot("income", "Dividend income (demo)", "DEMO-SPY", "low",
-              "50 % KO/XOM/SPY rebalanced quarterly, the rest in cash earning 4 %", income_orders),
-    SampleBot("tech", "Concentrated tech (demo)", "DEMO-SPY", "high",
-              "fully invested in NVDA, AAPL and MSFT from 2023, rebalanced monthly;"
-              f" holds NVDA through its {DEMO_SPLIT.ratio.replace(':', '-for-')} split"
-              f" of {DEMO_SPLIT.ex_date.isoformat()}",
-              tech_orders, show_positions="live"),
+    SampleBot(
+        "momentum",
+        "Momentum rotation (demo)",
+        "DEMO-SPY",
+        "medium",
+        "monthly: SPY/KO core, the two strongest of AAPL, MSFT, NVDA, XOM, BTC; a small short now and then",
+        sample_bot_orders,
+        show_positions="live",
+    ),
+    SampleBot(
+        "meanrev",
+        "Mean reversion (demo)",
+        "DEMO-SPY",
+        "medium",
+        "every other week: the two biggest 10-day losers among five stocks, else cash",
+        mean_reversion_orders,
+    ),
+    SampleBot(
+        "index",
+        "Index buy & hold (demo)",
+        "DEMO-SPY",
+        "medium",
+        "all in SPY on day one, dividends reinvested",
+        index_orders,
+        show_positions="delayed",
+    ),
+    SampleBot(
+        "crypto",
+        "Crypto trend (demo)",
+        "DEMO-BTC-USD",
+        "high",
+        "weekly: 95 % BTC above its 30-day average, else cash",
+        crypto_trend_orders,
+    ),
+    SampleBot(
+        "income",
+        "Dividend income (demo)",
+        "DEMO-SPY",
+        "low",
+        "50 % KO/XOM/SPY rebalanced quarterly, the rest in cash earning 4 %",
+        income_orders,
+    ),
+    SampleBot(
+        "tech",
+        "Concentrated tech (demo)",
+        "DEMO-SPY",
+        "high",
+        "fully invested in NVDA, AAPL and MSFT from 2023, rebalanced monthly;"
+        f" holds NVDA through its {DEMO_SPLIT.ratio.replace(':', '-for-')} split"
+        f" of {DEMO_SPLIT.ex_date.isoformat()}",
+        tech_orders,
+        show_positions="live",
+    ),
 )
 
 

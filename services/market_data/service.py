@@ -61,8 +61,9 @@ def import_split_files(db: Database, paths: list[str]) -> tuple[int, list[str]]:
     return _import(paths, read_split_file, db.prices.write_splits)
 
 
-def fetch(db: Database, client: PolygonClient, symbols: list[str], start: date, end: date,
-          splits_from: date | None = None) -> tuple[int, int]:
+def fetch(
+    db: Database, client: PolygonClient, symbols: list[str], start: date, end: date, splits_from: date | None = None
+) -> tuple[int, int]:
     """Fetch a date range of bars for each symbol from Polygon into the cache, and its splits (all of
     them, or those from ``splits_from`` on); returns (bar rows changed, splits changed)."""
     changed = split_changes = 0
@@ -73,8 +74,15 @@ def fetch(db: Database, client: PolygonClient, symbols: list[str], start: date, 
         split_changes += db.prices.write_splits(splits, "polygon")
         changed += db.prices.write_bars(bars, "polygon")
         db.prices.record_fetch(symbol, start, end)
-        log.info("fetched", symbol=symbol, bars=len(bars), splits=len(splits), changed=changed,
-                 start=start.isoformat(), end=end.isoformat())
+        log.info(
+            "fetched",
+            symbol=symbol,
+            bars=len(bars),
+            splits=len(splits),
+            changed=changed,
+            start=start.isoformat(),
+            end=end.isoformat(),
+        )
     return changed, split_changes
 
 
@@ -99,8 +107,11 @@ class MarketDataDaemon:
         status = self.db.prices.fetch_status(symbols)
         now = datetime.now(UTC)
         new = [s for s in symbols if status.get(s, (None, None))[0] is None]
-        due = [s for s, (fetched, refreshed) in ((s, status.get(s, (None, None))) for s in symbols)
-               if fetched is not None and held[s] and (refreshed is None or now - refreshed >= REFRESH_EVERY)]
+        due = [
+            s
+            for s, (fetched, refreshed) in ((s, status.get(s, (None, None))) for s in symbols)
+            if fetched is not None and held[s] and (refreshed is None or now - refreshed >= REFRESH_EVERY)
+        ]
         return new, due
 
     def tick(self) -> int:
@@ -108,8 +119,9 @@ class MarketDataDaemon:
         today = self.today()
         new, due = self.wanted()
         changed = 0
-        plan = [(s, years_before(today, HISTORY_YEARS), None) for s in new] + \
-               [(s, today - timedelta(days=REFRESH_DAYS), today - timedelta(days=REFRESH_DAYS)) for s in due]
+        plan = [(s, years_before(today, HISTORY_YEARS), None) for s in new] + [
+            (s, today - timedelta(days=REFRESH_DAYS), today - timedelta(days=REFRESH_DAYS)) for s in due
+        ]
         for symbol, start, splits_from in plan:
             try:
                 changed += sum(fetch(self.db, self.client, [symbol], start, today, splits_from))

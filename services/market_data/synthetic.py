@@ -24,8 +24,18 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from botranks_domain.bars import Bar, Split
 
-__all__ = ["SYMBOLS", "STOCKS", "CRYPTO", "source", "is_us_trading_day", "synthetic_bars", "DEMO_PREFIX",
-           "DEMO_SPLIT", "DEMO_SPLITS", "synthetic_splits"]
+__all__ = [
+    "SYMBOLS",
+    "STOCKS",
+    "CRYPTO",
+    "source",
+    "is_us_trading_day",
+    "synthetic_bars",
+    "DEMO_PREFIX",
+    "DEMO_SPLIT",
+    "DEMO_SPLITS",
+    "synthetic_splits",
+]
 
 source = "synthetic-demo"
 SOURCE = source
@@ -81,11 +91,23 @@ def _cents(value: float) -> Decimal:
 
 def _unadjusted(bar: Bar, factor: Decimal) -> Bar:
     """``bar`` (post-split units) in the units of its day: prices x ``factor``, volume / ``factor``."""
+
+    def scaled(value: Decimal) -> Decimal:
+        return max(CENT, (value * factor).quantize(CENT, ROUND_HALF_UP))
+
     def price(value: Decimal | None) -> Decimal | None:
-        return None if value is None else max(CENT, (value * factor).quantize(CENT, ROUND_HALF_UP))
+        return None if value is None else scaled(value)
+
     volume = None if bar.volume is None else (bar.volume / factor).quantize(Decimal(1), ROUND_HALF_UP)
-    return Bar(symbol=bar.symbol, date=bar.date, close=price(bar.close), open=price(bar.open),  # type: ignore[arg-type]
-               high=price(bar.high), low=price(bar.low), volume=volume)
+    return Bar(
+        symbol=bar.symbol,
+        date=bar.date,
+        close=scaled(bar.close),
+        open=price(bar.open),
+        high=price(bar.high),
+        low=price(bar.low),
+        volume=volume,
+    )
 
 
 def synthetic_bars(start: date, end: date, seed: int = 42) -> list[Bar]:
@@ -121,8 +143,15 @@ def synthetic_bars(start: date, end: date, seed: int = 42) -> list[Bar]:
             high = max(open_, close) * math.exp(0.4 * step * abs(rng.gauss(0.0, 1.0)))
             low = min(open_, close) * math.exp(-0.4 * step * abs(rng.gauss(0.0, 1.0)))
             volume = round(base_volume * (0.6 + 0.4 * abs(z)) * math.exp(0.2 * rng.gauss(0.0, 1.0)))
-            bar = Bar(symbol=symbol, date=day, close=_cents(close), open=_cents(open_),
-                      high=_cents(high), low=_cents(low), volume=Decimal(volume))
+            bar = Bar(
+                symbol=symbol,
+                date=day,
+                close=_cents(close),
+                open=_cents(open_),
+                high=_cents(high),
+                low=_cents(low),
+                volume=Decimal(volume),
+            )
             factor = _pre_split_factor(symbol, day)
             bars.append(bar if factor == 1 else _unadjusted(bar, factor))
         day += timedelta(days=1)

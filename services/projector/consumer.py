@@ -124,8 +124,13 @@ class ProjectorDaemon:
         taken, released = await asyncio.to_thread(self.leases.balance, self.partitions)
         self._last_balance = time.monotonic()
         if taken or released:
-            log.info("partitions_balanced", taken=sorted(taken), released=sorted(released), owned=sorted(self.owned),
-                     member=self.leases.slot)
+            log.info(
+                "partitions_balanced",
+                taken=sorted(taken),
+                released=sorted(released),
+                owned=sorted(self.owned),
+                member=self.leases.slot,
+            )
             self._dirty |= taken
             self._leaderboard_dirty |= taken
         self._sync_consumers()
@@ -144,8 +149,9 @@ class ProjectorDaemon:
         behind = {p for p in (owned if full_round else dirty) if positions.get(p, 0) < head}
         todo = behind
         if full_round and behind - dirty:
-            busy = await asyncio.to_thread(self.db.events.partitions_with_events, self.partitions,
-                                           min(positions.get(p, 0) for p in behind), head)
+            busy = await asyncio.to_thread(
+                self.db.events.partitions_with_events, self.partitions, min(positions.get(p, 0) for p in behind), head
+            )
             idle = behind - dirty - busy
             if idle:
                 await asyncio.to_thread(advance_idle, self.db, sorted(idle), self.partitions, head)
@@ -173,11 +179,13 @@ class ProjectorDaemon:
         """Project the partition's events up to ``head`` (and move its position there)."""
         total = 0
         while position < head and not self._stop.is_set():
-            notifications = await asyncio.to_thread(self.db.events.partition_notifications, partition,
-                                                    self.partitions, position, STORE_BATCH, head)
+            notifications = await asyncio.to_thread(
+                self.db.events.partition_notifications, partition, self.partitions, position, STORE_BATCH, head
+            )
             up_to = head if len(notifications) < STORE_BATCH else notifications[-1].id
-            total += await asyncio.to_thread(project_partition, self.db, partition, self.partitions, notifications,
-                                             up_to)
+            total += await asyncio.to_thread(
+                project_partition, self.db, partition, self.partitions, notifications, up_to
+            )
             position = up_to
         return total
 
@@ -239,12 +247,20 @@ class ProjectorDaemon:
             js = nc.jetstream()
             durable = bus.partition_consumer(store_id, partition)
             config = ConsumerConfig(
-                durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                max_deliver=20, ack_wait=30, max_ack_pending=20_000,
+                durable_name=durable,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                max_deliver=20,
+                ack_wait=30,
+                max_ack_pending=20_000,
                 filter_subject=bus.partition_subjects(store_id, partition),
             )
-            sub = await js.pull_subscribe(bus.partition_subjects(store_id, partition), durable=durable,
-                                          stream=bus.stream_name(store_id), config=config)
+            sub = await js.pull_subscribe(
+                bus.partition_subjects(store_id, partition),
+                durable=durable,
+                stream=bus.stream_name(store_id),
+                config=config,
+            )
             idle = 0
             while not self._stop.is_set():
                 try:

@@ -50,13 +50,23 @@ def leaderboard_entry(strategy_id: UUID, face: tuple[str, str] | None, inputs: d
     orders, live = inputs["orders"], inputs["live_orders"]
     name, visibility = face if face is not None else ("", "private")
     return {
-        "strategy_id": strategy_id, "name": name, "visibility": visibility,
-        "total_return": perf["total_return"], "cagr": perf["cagr"], "sharpe": perf["sharpe_ratio"],
-        "sortino": perf["sortino_ratio"], "max_drawdown": perf["drawdown"]["max_drawdown"],
-        "volatility": perf["volatility_annualized"], "track_days": perf["days"] or 0,
-        "inception_date": perf["inception_date"], "latest_date": perf["latest_date"],
-        "last_activity": inputs["last_activity"], "orders": orders, "live_orders": live,
-        "live_share": live / orders if orders else None, "nav_version": inputs["nav_version"],
+        "strategy_id": strategy_id,
+        "name": name,
+        "visibility": visibility,
+        "total_return": perf["total_return"],
+        "cagr": perf["cagr"],
+        "sharpe": perf["sharpe_ratio"],
+        "sortino": perf["sortino_ratio"],
+        "max_drawdown": perf["drawdown"]["max_drawdown"],
+        "volatility": perf["volatility_annualized"],
+        "track_days": perf["days"] or 0,
+        "inception_date": perf["inception_date"],
+        "latest_date": perf["latest_date"],
+        "last_activity": inputs["last_activity"],
+        "orders": orders,
+        "live_orders": live,
+        "live_share": live / orders if orders else None,
+        "nav_version": inputs["nav_version"],
     }
 
 
@@ -102,16 +112,19 @@ def apply_strategy_updates(writer: LedgerWriter, limit: int = BATCH) -> int:
     return len(all_updates)
 
 
-def refresh_leaderboard(db: Database, partition: int | None = None, *, scan: bool = True, limit: int = BATCH,
-                        budget_s: float = BUDGET_S) -> int:
+def refresh_leaderboard(
+    db: Database, partition: int | None = None, *, scan: bool = True, limit: int = BATCH, budget_s: float = BUDGET_S
+) -> int:
     """One transaction of leaderboard upkeep for a partition's strategies (None: each partition in turn):
     strategy updates, then (``scan``) stale rows.
 
     Returns how much it did (0: nothing left to do); call again while it returns more than 0.
     """
     if partition is None:
-        return sum(refresh_leaderboard(db, p, scan=scan, limit=limit, budget_s=budget_s)
-                   for p in range(db.projection.partitions()))
+        return sum(
+            refresh_leaderboard(db, p, scan=scan, limit=limit, budget_s=budget_s)
+            for p in range(db.projection.partitions())
+        )
     started = time.monotonic()
     with db.projection.writing(partition) as writer:
         updates = apply_strategy_updates(writer, limit)
@@ -119,8 +132,13 @@ def refresh_leaderboard(db: Database, partition: int | None = None, *, scan: boo
         if scan:
             refreshed = refresh_rows(writer, writer.stale_leaderboard(limit), started + budget_s)
     if updates or refreshed:
-        log.info("leaderboard_refreshed", partition=partition, strategy_updates=updates, rows=refreshed,
-                 duration_ms=round((time.monotonic() - started) * 1000, 2))
+        log.info(
+            "leaderboard_refreshed",
+            partition=partition,
+            strategy_updates=updates,
+            rows=refreshed,
+            duration_ms=round((time.monotonic() - started) * 1000, 2),
+        )
     return updates + refreshed
 
 

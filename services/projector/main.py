@@ -31,8 +31,9 @@ async def run_daemon(settings: Settings) -> None:
         return ready, {"partitions_owned": owned, "lag_events": lag, "max_lag": settings.ready_max_lag}
 
     probe = DatabaseProbe(settings.database_url)
-    health = HealthServer(health_app("projector", readiness, probe, [StoreCollector(db)]), settings.health_host,
-                          settings.health_port).start()
+    health = HealthServer(
+        health_app("projector", readiness, probe, [StoreCollector(db)]), settings.health_host, settings.health_port
+    ).start()
     try:
         await run_until_stopped(daemon.run, daemon.stop)
     finally:  # together: each waits a little (uvicorn's ticks, a cancelled statement's thread)

@@ -76,8 +76,9 @@ class LayoutChanged(RuntimeError):
     """The projection was laid out anew (a rebuild) since the caller read the partition's events."""
 
 
-def project_partition(db: Database, partition: int, partitions: int, notifications: Sequence[Notification],
-                      up_to: int) -> int:
+def project_partition(
+    db: Database, partition: int, partitions: int, notifications: Sequence[Notification], up_to: int
+) -> int:
     """Apply a partition's events (those after its position) and move it to ``up_to`` (every event of the
     partition up to there, under a layout of ``partitions``, must be among ``notifications``), in one
     transaction. Returns how many were new; ``LayoutChanged`` (nothing written) if the layout is not that."""
@@ -93,9 +94,16 @@ def project_partition(db: Database, partition: int, partitions: int, notificatio
         writer.track(up_to)
     if fresh:
         PROJECTED.labels(partition=str(partition)).inc(len(fresh))
-        log.info("projected", partition=partition, events=len(fresh), strategies=outcome.strategies,
-                 refolds=outcome.refolds, quarantined=outcome.quarantined, up_to=up_to,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        log.info(
+            "projected",
+            partition=partition,
+            events=len(fresh),
+            strategies=outcome.strategies,
+            refolds=outcome.refolds,
+            quarantined=outcome.quarantined,
+            up_to=up_to,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
     return len(fresh)
 
 
@@ -119,8 +127,9 @@ def apply_batch(writer: LedgerWriter, notifications: Sequence[Notification]) -> 
     return outcome
 
 
-def log_batch(writer: LedgerWriter, notifications: Sequence[Notification],
-               halted: set[UUID]) -> dict[UUID, list[tuple[int, LedgerEvent]]]:
+def log_batch(
+    writer: LedgerWriter, notifications: Sequence[Notification], halted: set[UUID]
+) -> dict[UUID, list[tuple[int, LedgerEvent]]]:
     """Decode the notifications and append them to the log tables; returns them by strategy.
 
     Events of quarantined strategies (and undecodable ones) are left out. The log rows go
@@ -162,13 +171,16 @@ def _extend_chains(writer: LedgerWriter, decoded: dict[UUID, list[tuple[int, Led
     if not decoded:
         return
     heads = writer.chain_heads(decoded)
-    writer.append_chain({strategy_id: extend(heads.get(strategy_id),
-                                             [(nid, event.arrived_at, raw) for nid, event, raw in rows])
-                         for strategy_id, rows in decoded.items() if rows})
+    writer.append_chain(
+        {
+            strategy_id: extend(heads.get(strategy_id), [(nid, event.arrived_at, raw) for nid, event, raw in rows])
+            for strategy_id, rows in decoded.items()
+            if rows
+        }
+    )
 
 
-def quarantine(writer: LedgerWriter, strategy_id: UUID, first: int, last: int, count: int,
-                error: Exception) -> None:
+def quarantine(writer: LedgerWriter, strategy_id: UUID, first: int, last: int, count: int, error: Exception) -> None:
     message = f"{type(error).__name__}: {error}"
     log.error("strategy_quarantined", strategy_id=str(strategy_id), notification_id=first, error=message[:2000])
     writer.quarantine(strategy_id, first, last, count, message)
@@ -194,28 +206,46 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
     appended = row is None or _key(*new_events[0]) > row.last_key
     if appended and (last_nav is None or first_day > last_nav) and (row is None or row.state is not None):
         # the common case: new events after everything folded, on days with no NAV row yet
-        start = LedgerState() if row is None else decode_state(row.state).dated(
-            max(row.last_effective_at.astimezone(UTC).date(), last_nav or date.min))
-        _derive_and_write(writer, strategy_id, row, start, [e for _, e in new_events], last_nav,
-                          writer.last_checkpoint_day(strategy_id), new_last=new_events[-1])
+        start = (
+            LedgerState()
+            if row is None
+            else decode_state(row.state).dated(max(row.last_effective_at.astimezone(UTC).date(), last_nav or date.min))
+        )
+        _derive_and_write(
+            writer,
+            strategy_id,
+            row,
+            start,
+            [e for _, e in new_events],
+            last_nav,
+            writer.last_checkpoint_day(strategy_id),
+            new_last=new_events[-1],
+        )
         return 0
     if appended and row.tail_state is not None and row.tail_day is not None and first_day >= row.tail_day:
         # after everything folded, but on days already priced (a bot back-filling its history in
         # date order): continue from the state right after the last event, rewriting NAV from its day
         tail_day = row.tail_day
         writer.forget_nav_from(strategy_id, tail_day)
-        _derive_and_write(writer, strategy_id, row, decode_state(row.tail_state).dated(tail_day),
-                          [e for _, e in new_events],
-                          tail_day - timedelta(days=1),
-                          writer.last_checkpoint_day(strategy_id, tail_day + timedelta(days=1)),
-                          new_last=new_events[-1], nav_after=writer.last_nav_day(strategy_id, tail_day))
+        _derive_and_write(
+            writer,
+            strategy_id,
+            row,
+            decode_state(row.tail_state).dated(tail_day),
+            [e for _, e in new_events],
+            tail_day - timedelta(days=1),
+            writer.last_checkpoint_day(strategy_id, tail_day + timedelta(days=1)),
+            new_last=new_events[-1],
+            nav_after=writer.last_nav_day(strategy_id, tail_day),
+        )
         return 0
     rederive(writer, strategy_id, first_day, row=row, new_last=new_events[-1])
     return 1
 
 
-def rederive(writer: LedgerWriter, strategy_id: UUID, from_day: date, *, row: LedgerRow | None = None,
-             new_last=None) -> None:
+def rederive(
+    writer: LedgerWriter, strategy_id: UUID, from_day: date, *, row: LedgerRow | None = None, new_last=None
+) -> None:
     """Re-derive a strategy's state, checkpoints and NAV from ``from_day`` on (the general path).
 
     NAV rows after the last NAV day before ``from_day`` are rewritten; the fold restarts from
@@ -231,17 +261,26 @@ def rederive(writer: LedgerWriter, strategy_id: UUID, from_day: date, *, row: Le
             checkpoint_day, start = checkpoint
             start.dated(checkpoint_day)
             start.pending_flow, start.pending_dq = ZERO, {}  # consumed by a NAV day on or before `after`
-    since = None if checkpoint_day is None else datetime.combine(
-        checkpoint_day + timedelta(days=1), dtime(0), tzinfo=UTC)
+    since = (
+        None if checkpoint_day is None else datetime.combine(checkpoint_day + timedelta(days=1), dtime(0), tzinfo=UTC)
+    )
     writer.forget_after(strategy_id, after, checkpoint_day, since)
     history = [event for _, event in writer.history(strategy_id, since)]
     _derive_and_write(writer, strategy_id, row, start, history, after, checkpoint_day, new_last=new_last)
 
 
-def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row: LedgerRow | None, start: LedgerState,
-                      events: list[LedgerEvent],
-                      after: date | None, last_checkpoint: date | None, *, new_last,
-                      nav_after: date | None = None) -> None:
+def _derive_and_write(
+    writer: LedgerWriter,
+    strategy_id: UUID,
+    row: LedgerRow | None,
+    start: LedgerState,
+    events: list[LedgerEvent],
+    after: date | None,
+    last_checkpoint: date | None,
+    *,
+    new_last,
+    nav_after: date | None = None,
+) -> None:
     """Derive from ``start`` (the state at the end of day ``after``) and write every read model.
 
     ``nav_after`` is the last NAV day kept, when ``after`` is not one (the tail path).
@@ -257,8 +296,11 @@ def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row: LedgerRow | 
     writer.write_derivation(strategy_id, result, published)
     final = result.final
     ledger = result.current  # in today's share units: a split whose ex-date has come is applied
-    writer.write_positions(strategy_id, writer.positions(strategy_id), {
-        s: Holding(published(h.quantity), published(h.cost_basis), h.updated_at) for s, h in ledger.positions.items()})
+    writer.write_positions(
+        strategy_id,
+        writer.positions(strategy_id),
+        {s: Holding(published(h.quantity), published(h.cost_basis), h.updated_at) for s, h in ledger.positions.items()},
+    )
     if new_last is not None:
         last_key = _key(*new_last)
         if row is not None and row.last_key > last_key:
@@ -268,13 +310,24 @@ def _derive_and_write(writer: LedgerWriter, strategy_id: UUID, row: LedgerRow | 
     latest_nav = result.nav[-1].date if result.nav else (after if nav_after is None else nav_after)
     market_value, captured = _mark_now(ledger.positions, prices, today, latest_nav, last_key[0])
     tail = result.tail or _kept_tail(row, after)
-    writer.write_ledger(LedgerRow(
-        strategy_id=strategy_id, cash_balance=published(ledger.cash), realized_pnl=published(ledger.realized_pnl),
-        external_flows=published(ledger.external_flows), market_value=published(market_value),
-        total_equity=published(LEDGER_CONTEXT.add(ledger.cash, market_value)), captured_at=captured,
-        last_order_at=ledger.last_order_at, last_effective_at=last_key[0], last_notification_id=last_key[1],
-        state=encode_state(final), inception_date=inception, tail_day=tail and tail[0],
-        tail_state=tail and encode_state(tail[1])))
+    writer.write_ledger(
+        LedgerRow(
+            strategy_id=strategy_id,
+            cash_balance=published(ledger.cash),
+            realized_pnl=published(ledger.realized_pnl),
+            external_flows=published(ledger.external_flows),
+            market_value=published(market_value),
+            total_equity=published(LEDGER_CONTEXT.add(ledger.cash, market_value)),
+            captured_at=captured,
+            last_order_at=ledger.last_order_at,
+            last_effective_at=last_key[0],
+            last_notification_id=last_key[1],
+            state=encode_state(final),
+            inception_date=inception,
+            tail_day=tail and tail[0],
+            tail_state=tail and encode_state(tail[1]),
+        )
+    )
 
 
 #: a rebuild's price books of whole histories, by (symbols, last day): every strategy folded from
@@ -312,8 +365,9 @@ def _kept_tail(row: LedgerRow | None, after: date | None) -> tuple[date, LedgerS
     return row.tail_day, decode_state(row.tail_state)
 
 
-def _mark_now(positions: dict[str, Holding], prices: PriceBook, today: date, latest_nav: date | None,
-              last_event_at: datetime):
+def _mark_now(
+    positions: dict[str, Holding], prices: PriceBook, today: date, latest_nav: date | None, last_event_at: datetime
+):
     """Market value at each symbol's latest close (cost basis where none is known), and ``captured_at``.
 
     ``captured_at`` is the close (21:00Z) of the latest priced day behind the marks, or of
@@ -322,8 +376,9 @@ def _mark_now(positions: dict[str, Holding], prices: PriceBook, today: date, lat
     market_value, latest = ZERO, None
     for symbol, holding in positions.items():
         close = prices.close(symbol, today)
-        market_value = LEDGER_CONTEXT.add(market_value, LEDGER_CONTEXT.multiply(
-            holding.quantity, holding.cost_basis if close is None else close))
+        market_value = LEDGER_CONTEXT.add(
+            market_value, LEDGER_CONTEXT.multiply(holding.quantity, holding.cost_basis if close is None else close)
+        )
         if close is not None:
             day = prices.latest([symbol], today)
             latest = day if latest is None or day > latest else latest
@@ -362,6 +417,12 @@ def apply_price_updates(db: Database, partition: int | None = None, limit: int =
                 quarantine(writer, strategy_id, 0, 0, 0, exc)
         writer.move_price_cursor(updates[-1][0])
     if touched:
-        log.info("remarked", partition=partition, price_updates=len(updates), symbols=len(earliest),
-                 strategies=len(touched), duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        log.info(
+            "remarked",
+            partition=partition,
+            price_updates=len(updates),
+            symbols=len(earliest),
+            strategies=len(touched),
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
     return len(touched)

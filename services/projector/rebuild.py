@@ -24,7 +24,7 @@ def _fold_all(db: Database, strategies: list[UUID], halted: set[UUID], head: int
     for i in range(0, len(strategies), per_commit):
         db.projection.record_rebuild(head // 2 + head * i // max(1, 2 * len(strategies)), head)
         with db.projection.writing(shadow=True, lock=False) as writer:
-            for strategy_id in strategies[i:i + per_commit]:
+            for strategy_id in strategies[i : i + per_commit]:
                 if strategy_id in halted:
                     continue
                 history = writer.history(strategy_id, None)
@@ -66,7 +66,7 @@ def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200, p
     # 3. the leaderboard of what was folded
     for i in range(0, len(strategies), strategies_per_commit):
         with db.projection.writing(shadow=True, lock=False) as writer:
-            refresh_rows(writer, strategies[i:i + strategies_per_commit])
+            refresh_rows(writer, strategies[i : i + strategies_per_commit])
     # 4. what arrived meanwhile, then the swap, with the live projector paused
     with db.projection.writing(shadow=True) as writer:
         while notifications := db.events.notifications_after(last, batch):
@@ -76,6 +76,10 @@ def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200, p
         writer.swap_in_shadow()
         writer.reset_layout(partitions or writer.partitions, last, price_cursor, strategy_cursor)
     db.projection.record_rebuild(total, total, finished=True)
-    log.info("rebuilt", events=total, strategies=len(strategies),
-             duration_ms=round((time.perf_counter() - started) * 1000, 2))
+    log.info(
+        "rebuilt",
+        events=total,
+        strategies=len(strategies),
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
     return total

@@ -33,8 +33,13 @@ def verify_chains(db: Database, strategy_id: UUID | None = None, batch: int = BA
 
     def fail(sid: UUID, seq: int, notification_id: int, reason: str, **more: Any) -> None:
         if sid not in mismatches:
-            mismatches[sid] = {"strategy_id": str(sid), "seq": seq, "notification_id": notification_id,
-                               "reason": reason, **more}
+            mismatches[sid] = {
+                "strategy_id": str(sid),
+                "seq": seq,
+                "notification_id": notification_id,
+                "reason": reason,
+                **more,
+            }
 
     last = 0
     while True:
@@ -71,8 +76,14 @@ def verify_chains(db: Database, strategy_id: UUID | None = None, batch: int = BA
             elif link[1] != seq + 1:
                 fail(sid, seq + 1, n.id, f"published as seq {link[1]}")
             elif link[2] != expected:
-                fail(sid, seq + 1, n.id, "digest differs: the stored event (or the chain) was changed",
-                     expected=to_hex(expected), published=to_hex(link[2]))
+                fail(
+                    sid,
+                    seq + 1,
+                    n.id,
+                    "digest differs: the stored event (or the chain) was changed",
+                    expected=to_hex(expected),
+                    published=to_hex(link[2]),
+                )
         for nid in orphans:
             fail(published[nid][0], published[nid][1], nid, "published link without an event in the event store")
         if not notifications:

@@ -31,6 +31,13 @@ async def _start(app: Litestar, db: Database, settings: Settings) -> None:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env().require_servers()
-    return create_service_app("query_api", settings, [StrategyQueries, *pages.routes()], setup=_start,
-                              peers=peers_of("query_api", settings), openapi_paths=PUBLIC_PATHS,
-                              middleware=[downloads.page_rate_limit], template_config=pages.template_config())
+    return create_service_app(
+        "query_api",
+        settings,
+        [StrategyQueries, *pages.routes()],
+        setup=_start,
+        peers=peers_of("query_api", settings),
+        openapi_paths=PUBLIC_PATHS,
+        middleware=[downloads.page_rate_limit],
+        template_config=pages.template_config(),
+    )

@@ -28,8 +28,12 @@ SWAGGER_DIR = Path(openapi_ui_bundles.swagger_ui.static_path)
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=300"
 
-_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-          ".svg": "image/svg+xml", ".png": "image/png"}
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
 
 #: public name -> file; nothing else under /static exists
 FILES: dict[str, Path] = {

@@ -96,8 +96,12 @@ class ThreadedChunks:
             chunk = await to_thread.run_sync(next, self._chunks, _DONE)
             if chunk is _DONE:
                 self._closed = True
-                log.info("download_sent", download=self._what, bytes=self._bytes,
-                         duration_ms=round((time.perf_counter() - self._started) * 1000, 2))
+                log.info(
+                    "download_sent",
+                    download=self._what,
+                    bytes=self._bytes,
+                    duration_ms=round((time.perf_counter() - self._started) * 1000, 2),
+                )
                 raise StopAsyncIteration
         self._bytes += len(chunk)
         return chunk
@@ -163,8 +167,7 @@ class DownloadSlots:
         if self.per_process and self.running >= self.per_process:
             return f"Too many downloads in progress (at most {self.per_process} at once); retry shortly"
         if self.per_address and self.by_address[address] >= self.per_address:
-            return (f"Too many downloads from this address (at most {self.per_address} at once);"
-                    " wait for one to finish")
+            return f"Too many downloads from this address (at most {self.per_address} at once); wait for one to finish"
         self.running += 1
         self.by_address[address] += 1
         return None
@@ -234,8 +237,13 @@ def download_slots(app: Callable) -> Callable:
 class AddressBuckets:
     """A token bucket per client address: ``per_minute`` tokens a minute, at most ``burst`` saved."""
 
-    def __init__(self, per_minute: int, burst: int, max_addresses: int = MAX_ADDRESSES,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_minute: int,
+        burst: int,
+        max_addresses: int = MAX_ADDRESSES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rate, self.burst = per_minute / 60.0, float(max(1, burst))
         self.max_addresses, self.clock = max_addresses, clock
         self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, when), least recent first
@@ -279,7 +287,8 @@ def page_rate_limit(app: Callable) -> Callable:
                     per_minute = round(buckets.rate * 60)
                     raise TooManyRequestsException(
                         f"Too many requests from this address (at most {per_minute} a minute); retry later",
-                        headers={"Retry-After": str(max(1, math.ceil(wait)))})
+                        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                    )
         await app(scope, receive, send)
 
     return middleware

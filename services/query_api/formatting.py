@@ -87,12 +87,19 @@ def raw(value: Any) -> str:
     return str(value)
 
 
-FILTERS = {"pct": pct, "ratio": ratio, "money": money, "quantity": quantity, "integer": integer, "when": when,
-           "day": day, "raw": raw}
+FILTERS = {
+    "pct": pct,
+    "ratio": ratio,
+    "money": money,
+    "quantity": quantity,
+    "integer": integer,
+    "when": when,
+    "day": day,
+    "raw": raw,
+}
 
 
 def sign_class(value: float | Decimal | None) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)) or value == 0:
         return ""
     return "pos" if value > 0 else "neg"
-

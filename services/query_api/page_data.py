@@ -101,8 +101,9 @@ def _int_param(raw: str | None, name: str, default: int, low: int, high: int) ->
     return value
 
 
-def leaderboard_query(sort: str | None, direction: str | None, min_days: str | None, live_only: str | None,
-                      page: str | None) -> LeaderboardQuery:
+def leaderboard_query(
+    sort: str | None, direction: str | None, min_days: str | None, live_only: str | None, page: str | None
+) -> LeaderboardQuery:
     """The leaderboard's query parameters, checked (BadParameter, a 400, names the one that is wrong)."""
     column = (sort or LEADERBOARD_DEFAULT_SORT).strip()
     if column not in LEADERBOARD_SORTS:
@@ -117,9 +118,13 @@ def leaderboard_query(sort: str | None, direction: str | None, min_days: str | N
     live = (live_only or "").strip().lower()
     if live not in flags:
         raise BadParameter(f"`live_only` must be 1 or 0 (true/false), got {(live_only or '')[:40]!r}")
-    return LeaderboardQuery(column, descending,
-                            _int_param(min_days, "min_days", LEADERBOARD_DEFAULT_MIN_DAYS, 0, MAX_MIN_DAYS),
-                            flags[live], _int_param(page, "page", 1, 1, MAX_PAGE))
+    return LeaderboardQuery(
+        column,
+        descending,
+        _int_param(min_days, "min_days", LEADERBOARD_DEFAULT_MIN_DAYS, 0, MAX_MIN_DAYS),
+        flags[live],
+        _int_param(page, "page", 1, 1, MAX_PAGE),
+    )
 
 
 def strategy_uuid(raw: str) -> UUID | None:
@@ -212,8 +217,9 @@ def _monthly_table(perf: Performance) -> dict[str, Any]:
     return {"years": years, "columns": [*calendar.month_abbr[1:], "Year"], "returns": rows}
 
 
-def series_from(rows: list[NavRow], closes: list[tuple[date, Decimal]], perf: Performance,
-                benchmark_symbol: str | None) -> Series:
+def series_from(
+    rows: list[NavRow], closes: list[tuple[date, Decimal]], perf: Performance, benchmark_symbol: str | None
+) -> Series:
     """Equity and benchmark rebased to 100, drawdown, rolling Sharpe and volatility, monthly table.
 
     Returns are the time-weighted ones of /performance (``botranks_domain.series``), so the
@@ -221,17 +227,20 @@ def series_from(rows: list[NavRow], closes: list[tuple[date, Decimal]], perf: Pe
     its last close on or before each NAV day, rebased at its first close in the NAV's range.
     """
     if not rows:
-        return Series([], [], [] if benchmark_symbol else None, benchmark_symbol, [], [], [], ROLLING_WINDOW,
-                      _monthly_table(perf))
+        return Series(
+            [], [], [] if benchmark_symbol else None, benchmark_symbol, [], [], [], ROLLING_WINDOW, _monthly_table(perf)
+        )
     frame = daily_series(nav_frame(rows), ROLLING_WINDOW).select(
-        "date", "drawdown", "rolling_sharpe", "rolling_volatility", equity=pl.col("index") * 100.0)
+        "date", "drawdown", "rolling_sharpe", "rolling_volatility", equity=pl.col("index") * 100.0
+    )
     bench = None
     if benchmark_symbol is not None:
         if closes:
             closes_sorted = closes_frame(closes).sort("date")
             base = closes_sorted["close"][0]
             frame = frame.join_asof(closes_sorted.lazy(), on="date", strategy="backward").with_columns(
-                bench=pl.col("close") / base * 100.0)
+                bench=pl.col("close") / base * 100.0
+            )
         else:
             frame = frame.with_columns(bench=pl.lit(None, dtype=pl.Float64))
     out = frame.collect(engine="in-memory")
@@ -261,8 +270,14 @@ def encode_json(value: Any) -> bytes:
 
 def island(payload: bytes) -> str:
     """JSON safe inside ``<script type="application/json">``: no ``</script>``, no ``<!--``."""
-    return payload.decode().replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") \
-        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return (
+        payload.decode()
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def figures(db: Database, key: readers.PerformanceKey) -> StrategyFigures:
@@ -308,8 +323,9 @@ def holdings(db: Database, strategy_id: UUID) -> Holdings:
         pnl = p.quantity * (close - p.cost_basis) if close is not None else None
         lines.append(PositionLine(p.symbol, p.quantity, p.cost_basis, close, value, weight, pnl))
     lines.sort(key=lambda line: -abs(line.market_value))
-    return Holdings(state.nav.captured_at if state.nav else None, total,
-                    state.nav.cash_balance if state.nav else None, lines)
+    return Holdings(
+        state.nav.captured_at if state.nav else None, total, state.nav.cash_balance if state.nav else None, lines
+    )
 
 
 def _items(result: Any) -> list[Any]:
@@ -382,8 +398,9 @@ class PageCache:
         self.chain = functools.lru_cache(maxsize=512)(self._chain)
         self.bodies = Bodies(body_bytes)
 
-    def _activity(self, strategy_id: UUID, nav_version: datetime | None, publication: str,
-                  cutoff: datetime | None) -> Activity:
+    def _activity(
+        self, strategy_id: UUID, nav_version: datetime | None, publication: str, cutoff: datetime | None
+    ) -> Activity:
         return activity(self.db, strategy_id, publication, cutoff)
 
     def _chain(self, strategy_id: UUID, nav_version: datetime | None) -> ChainHead:
@@ -413,9 +430,23 @@ def strategy_etag(build: str, what: str, acc: Access, key: readers.PerformanceKe
     with it), the benchmark's price version, the viewer and what it may see, the leaderboard's
     version (live share, last activity: refreshed by the projector right after a fold) and the build."""
     p = acc.profile
-    return etag(build, what, p.id, p.name, p.visibility, p.benchmark, p.show_positions, acc.viewer,
-                acc.publication, acc.cutoff, key.nav_version, key.benchmark, key.benchmark_version,
-                key.unpriced_benchmark, board_version)
+    return etag(
+        build,
+        what,
+        p.id,
+        p.name,
+        p.visibility,
+        p.benchmark,
+        p.show_positions,
+        acc.viewer,
+        acc.publication,
+        acc.cutoff,
+        key.nav_version,
+        key.benchmark,
+        key.benchmark_version,
+        key.unpriced_benchmark,
+        board_version,
+    )
 
 
 def not_modified(if_none_match: str | None, tag: str) -> bool:

@@ -69,8 +69,13 @@ def template_config() -> TemplateConfig:
         env = engine.engine
         env.trim_blocks = env.lstrip_blocks = True
         env.filters.update(formatting.FILTERS)
-        env.globals.update(asset_url=assets.url, sign_class=formatting.sign_class, PAGE_SIZE=page_data.PAGE_SIZE,
-                           LIVE_REPORTING_MIN=LIVE_REPORTING_S // 60, LIVE_ONLY_MIN_SHARE=LIVE_ONLY_MIN_SHARE)
+        env.globals.update(
+            asset_url=assets.url,
+            sign_class=formatting.sign_class,
+            PAGE_SIZE=page_data.PAGE_SIZE,
+            LIVE_REPORTING_MIN=LIVE_REPORTING_S // 60,
+            LIVE_ONLY_MIN_SHARE=LIVE_ONLY_MIN_SHARE,
+        )
 
     return TemplateConfig(directory=assets.TEMPLATES_DIR, engine=JinjaTemplateEngine, engine_callback=configure)
 
@@ -123,15 +128,24 @@ async def _serve(request: Request, page: str, work: Callable[[], Answer]) -> Res
         status = domain_status(exc)
         raise
     finally:
-        log.info("page_served", page=page, path=request.url.path, status=status,
-                 strategy_id=str(answer.strategy_id) if answer and answer.strategy_id else None,
-                 viewer=answer.viewer if answer else None,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        log.info(
+            "page_served",
+            page=page,
+            path=request.url.path,
+            status=status,
+            strategy_id=str(answer.strategy_id) if answer and answer.strategy_id else None,
+            viewer=answer.viewer if answer else None,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
     if answer.status == 304:
         return Response(b"", status_code=304, headers=answer.headers)
     if answer.chunks is not None:
-        return Stream(register(request, answer.chunks), status_code=answer.status, media_type=answer.media_type,
-                      headers=answer.headers)
+        return Stream(
+            register(request, answer.chunks),
+            status_code=answer.status,
+            media_type=answer.media_type,
+            headers=answer.headers,
+        )
     return Response(answer.body, status_code=answer.status, media_type=answer.media_type, headers=answer.headers)
 
 
@@ -146,8 +160,13 @@ def _state(request: Request) -> tuple[Database, PageCache, str]:
 def _leaderboard_view(request: Request, q: LeaderboardQuery) -> dict[str, Any]:
     db, _, _ = _state(request)
     board = page_data.leaderboard(db, q)
-    return {"board": board, "q": q, "columns": COLUMNS, "pages": page_data.pages(board.total),
-            "first_rank": q.offset + 1}
+    return {
+        "board": board,
+        "q": q,
+        "columns": COLUMNS,
+        "pages": page_data.pages(board.total),
+        "first_rank": q.offset + 1,
+    }
 
 
 @get("/", include_in_schema=False)
@@ -157,8 +176,13 @@ async def leaderboard_page(request: Request) -> Response:
 
     def work() -> Answer:
         try:
-            q = page_data.leaderboard_query(params.get("sort"), params.get("dir"), params.get("min_days"),
-                                            params.get("live_only"), params.get("page"))
+            q = page_data.leaderboard_query(
+                params.get("sort"),
+                params.get("dir"),
+                params.get("min_days"),
+                params.get("live_only"),
+                params.get("page"),
+            )
         except BadParameter as exc:
             body = _render(request, "error.html", title="Bad request", status=400, message=exc.detail)
             return Answer(body, 400, headers=_html_headers())
@@ -167,7 +191,8 @@ async def leaderboard_page(request: Request) -> Response:
         if page_data.not_modified(request.headers.get("if-none-match"), tag):
             return _not_modified(tag, headers)
         body = cache.bodies.get(tag) or cache.bodies.put(
-            tag, _render(request, "leaderboard.html", **_leaderboard_view(request, q)))
+            tag, _render(request, "leaderboard.html", **_leaderboard_view(request, q))
+        )
         return Answer(body, headers=headers)
 
     return await _serve(request, "leaderboard", work)
@@ -181,7 +206,10 @@ def _not_found_page(request: Request) -> Answer:
 def _strategy_view(db: Database, cache: PageCache, acc: Access, key) -> dict[str, Any]:
     figures = cache.figures(key)
     return {
-        "profile": acc.profile, "access": acc, "perf": figures.performance, "figures": figures,
+        "profile": acc.profile,
+        "access": acc,
+        "perf": figures.performance,
+        "figures": figures,
         "series_island": page_data.island(figures.series_json),
         "row": db.ledger.leaderboard_row(acc.profile.id),
         "chain": cache.chain(acc.profile.id, key.nav_version),
@@ -208,7 +236,8 @@ async def strategy_page(request: Request, strategy_id: str) -> Response:
             answer = _not_modified(tag, headers)
         else:
             body = cache.bodies.get(tag) or cache.bodies.put(
-                tag, _render(request, "strategy.html", **_strategy_view(db, cache, acc, key)))
+                tag, _render(request, "strategy.html", **_strategy_view(db, cache, acc, key))
+            )
             answer = Answer(body, headers=headers)
         answer.strategy_id, answer.viewer = sid, acc.viewer
         return answer
@@ -243,8 +272,9 @@ async def leaderboard_json(request: Request) -> Response:
     params = request.query_params
 
     def work() -> Answer:
-        q = page_data.leaderboard_query(params.get("sort"), params.get("dir"), params.get("min_days"),
-                                        params.get("live_only"), params.get("page"))
+        q = page_data.leaderboard_query(
+            params.get("sort"), params.get("dir"), params.get("min_days"), params.get("live_only"), params.get("page")
+        )
         tag = page_data.etag(build, "leaderboard.json", db.ledger.leaderboard_version(), q)
         headers = _json_headers(tag)
         if page_data.not_modified(request.headers.get("if-none-match"), tag):
@@ -252,10 +282,22 @@ async def leaderboard_json(request: Request) -> Response:
         body = cache.bodies.get(tag)
         if body is None:
             board = page_data.leaderboard(db, q)
-            body = cache.bodies.put(tag, page_data.encode_json({
-                "items": board.items, "total": board.total, "sort": board.sort, "descending": board.descending,
-                "min_days": board.min_days, "live_only": board.live_only, "page": q.page,
-                "pages": page_data.pages(board.total), "page_size": page_data.PAGE_SIZE}))
+            body = cache.bodies.put(
+                tag,
+                page_data.encode_json(
+                    {
+                        "items": board.items,
+                        "total": board.total,
+                        "sort": board.sort,
+                        "descending": board.descending,
+                        "min_days": board.min_days,
+                        "live_only": board.live_only,
+                        "page": q.page,
+                        "pages": page_data.pages(board.total),
+                        "page_size": page_data.PAGE_SIZE,
+                    }
+                ),
+            )
         return Answer(body, media_type=MediaType.JSON, headers=headers)
 
     return await _serve(request, "leaderboard.json", work)
@@ -272,8 +314,9 @@ class Body:
     streamed: bool = False
 
 
-def _strategy_json(request: Request, strategy_id: str, what: str, made: Body,
-                   key_holders: bool = False) -> Callable[[], Answer]:
+def _strategy_json(
+    request: Request, strategy_id: str, what: str, made: Body, key_holders: bool = False
+) -> Callable[[], Answer]:
     """A /p/strategies/{id}/… handler's work: access (404 alike for unknown and private), ETag, 304,
     the body from the cache of finished answers when it is there."""
     db, cache, build = _state(request)
@@ -303,8 +346,12 @@ def _strategy_json(request: Request, strategy_id: str, what: str, made: Body,
         else:
             headers = {**_json_headers(tag, private), **made.headers(acc)}
             if made.streamed:
-                answer = Answer(b"", media_type=made.media_type, headers=headers,
-                                chunks=prime(made.make(db, cache, acc, key, idle), what))
+                answer = Answer(
+                    b"",
+                    media_type=made.media_type,
+                    headers=headers,
+                    chunks=prime(made.make(db, cache, acc, key, idle), what),
+                )
             else:
                 body = cache.bodies.get(tag) or cache.bodies.put(tag, made.make(db, cache, acc, key))
                 answer = Answer(body, media_type=made.media_type, headers=headers)
@@ -319,23 +366,31 @@ def _summary(db: Database, cache: PageCache, acc: Access, key) -> bytes:
     act = cache.activity(acc.profile.id, key.nav_version, acc.publication, acc.cutoff)
     p = acc.profile
     row = db.ledger.leaderboard_row(p.id)
-    return page_data.encode_json({
-        "strategy": {"id": p.id, "name": p.name, "visibility": p.visibility, "benchmark": p.benchmark,
-                     "show_positions": p.show_positions, "created_at": p.created_at},
-        "viewer": acc.viewer,
-        "publication": acc.publication,
-        "published_before": acc.cutoff,
-        "performance": figures.performance,
-        "rank": row.rank if row and row.rank else None,
-        "live_share": row.live_share if row else None,
-        "orders": row.orders if row else None,
-        "last_activity": row.last_activity if row else None,
-        "chain": cache.chain(p.id, key.nav_version),
-        "positions": act.holdings,
-        "recent_orders": act.orders,
-        "recent_cash": act.cash,
-        "corporate_actions": act.splits,
-    })
+    return page_data.encode_json(
+        {
+            "strategy": {
+                "id": p.id,
+                "name": p.name,
+                "visibility": p.visibility,
+                "benchmark": p.benchmark,
+                "show_positions": p.show_positions,
+                "created_at": p.created_at,
+            },
+            "viewer": acc.viewer,
+            "publication": acc.publication,
+            "published_before": acc.cutoff,
+            "performance": figures.performance,
+            "rank": row.rank if row and row.rank else None,
+            "live_share": row.live_share if row else None,
+            "orders": row.orders if row else None,
+            "last_activity": row.last_activity if row else None,
+            "chain": cache.chain(p.id, key.nav_version),
+            "positions": act.holdings,
+            "recent_orders": act.orders,
+            "recent_cash": act.cash,
+            "corporate_actions": act.splits,
+        }
+    )
 
 
 def _series(db: Database, cache: PageCache, acc: Access, key) -> bytes:
@@ -372,17 +427,26 @@ async def series_json(request: Request, strategy_id: str) -> Response:
     return await _serve(request, "series.json", _strategy_json(request, strategy_id, "series", SERIES))
 
 
-@get("/p/strategies/{strategy_id:str}/nav.csv", include_in_schema=False, middleware=[download_slots],
-     opt={"download": True})
+@get(
+    "/p/strategies/{strategy_id:str}/nav.csv",
+    include_in_schema=False,
+    middleware=[download_slots],
+    opt={"download": True},
+)
 async def nav_csv(request: Request, strategy_id: str) -> Response:
     return await _serve(request, "nav.csv", _strategy_json(request, strategy_id, "nav.csv", NAV_CSV))
 
 
-@get("/p/strategies/{strategy_id:str}/events.jsonl", include_in_schema=False, middleware=[download_slots],
-     opt={"download": True})
+@get(
+    "/p/strategies/{strategy_id:str}/events.jsonl",
+    include_in_schema=False,
+    middleware=[download_slots],
+    opt={"download": True},
+)
 async def events_jsonl(request: Request, strategy_id: str) -> Response:
-    return await _serve(request, "events.jsonl",
-                        _strategy_json(request, strategy_id, "events.jsonl", EVENTS, key_holders=True))
+    return await _serve(
+        request, "events.jsonl", _strategy_json(request, strategy_id, "events.jsonl", EVENTS, key_holders=True)
+    )
 
 
 # ---------------------------------------------------------------- static assets
@@ -395,8 +459,7 @@ def static_asset(request: Request, name: str) -> Response:
         return Response({"detail": "Not found"}, status_code=404, media_type=MediaType.JSON)
     versioned = request.query_params.get("v") == found.version
     tag = f'"{found.version}"'
-    headers = {"Cache-Control": assets.IMMUTABLE if versioned else assets.SHORT, "ETag": tag,
-               "Vary": "Accept-Encoding"}
+    headers = {"Cache-Control": assets.IMMUTABLE if versioned else assets.SHORT, "ETag": tag, "Vary": "Accept-Encoding"}
     if page_data.not_modified(request.headers.get("if-none-match"), tag):
         return Response(b"", status_code=304, headers=headers)
     body = found.body
@@ -407,8 +470,12 @@ def static_asset(request: Request, name: str) -> Response:
 
 def routes() -> list[Any]:
     """The pages (with the pages' CSP as their layer default) and their data."""
-    html = Router(path="/", route_handlers=[leaderboard_page, strategy_page, docs_page],
-                  response_headers=page_security_headers(), include_in_schema=False)
+    html = Router(
+        path="/",
+        route_handlers=[leaderboard_page, strategy_page, docs_page],
+        response_headers=page_security_headers(),
+        include_in_schema=False,
+    )
     return [html, leaderboard_json, strategy_json, series_json, nav_csv, events_jsonl, static_asset]
 
 

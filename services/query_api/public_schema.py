@@ -20,8 +20,12 @@ from libs.infra.openapi import API_KEY, PUBLIC, SESSION
 
 from .page_data import MAX_MIN_DAYS, MAX_PAGE, PAGE_SIZE
 
-ERROR = {"type": "object", "required": ["detail"], "additionalProperties": False,
-         "properties": {"detail": {"type": "string"}}}
+ERROR = {
+    "type": "object",
+    "required": ["detail"],
+    "additionalProperties": False,
+    "properties": {"detail": {"type": "string"}},
+}
 ANYONE = [{}, {SESSION: []}]  # the owner's session also sees a private strategy
 
 
@@ -46,10 +50,20 @@ def _error(description: str) -> dict[str, Any]:
 NOT_MODIFIED = {"description": "Not modified (If-None-Match matched the ETag)"}
 NOT_FOUND = _error("No such strategy, or a private one and not its owner's session")
 TOO_MANY = _error("Too many requests from this address (Retry-After)")
-STRATEGY_ID = {"name": "strategy_id", "in": "path", "required": True, "schema": {"type": "string"},
-               "description": "The strategy's id (anything else: 404)"}
-IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
-                 "description": "An ETag of an earlier answer: 304 while nothing changed"}
+STRATEGY_ID = {
+    "name": "strategy_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The strategy's id (anything else: 404)",
+}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "An ETag of an earlier answer: 304 while nothing changed",
+}
 
 LEADERBOARD = {
     "type": "object",
@@ -69,15 +83,30 @@ LEADERBOARD = {
 NULLABLE_OBJECT = {"anyOf": [{"type": "object"}, {"type": "null"}]}
 SUMMARY = {
     "type": "object",
-    "required": ["strategy", "viewer", "publication", "performance", "chain", "positions", "recent_orders",
-                 "recent_cash", "corporate_actions"],
+    "required": [
+        "strategy",
+        "viewer",
+        "publication",
+        "performance",
+        "chain",
+        "positions",
+        "recent_orders",
+        "recent_cash",
+        "corporate_actions",
+    ],
     "properties": {
-        "strategy": {"type": "object", "required": ["id", "name", "visibility"], "properties": {
-            "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
-            "visibility": {"type": "string", "enum": ["public", "private"]},
-            "benchmark": {"type": ["string", "null"]},
-            "show_positions": {"type": "string", "enum": ["none", "delayed", "live"]},
-            "created_at": {"type": "string", "format": "date-time"}}},
+        "strategy": {
+            "type": "object",
+            "required": ["id", "name", "visibility"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "name": {"type": "string"},
+                "visibility": {"type": "string", "enum": ["public", "private"]},
+                "benchmark": {"type": ["string", "null"]},
+                "show_positions": {"type": "string", "enum": ["none", "delayed", "live"]},
+                "created_at": {"type": "string", "format": "date-time"},
+            },
+        },
         "viewer": {"type": "string", "description": "who the page is shown to (owner, or anyone)"},
         "publication": {"type": "string", "enum": ["none", "delayed", "live"]},
         "published_before": {"type": ["string", "null"], "format": "date-time"},
@@ -95,11 +124,25 @@ SUMMARY = {
 }
 
 
-def _get(summary: str, description: str, responses: dict[int, Any], parameters: list[dict[str, Any]],
-         operation_id: str, security: list[dict[str, list[str]]] = ANYONE) -> dict[str, Any]:
-    return {"get": {"tags": [PUBLIC], "summary": summary, "description": description, "operationId": operation_id,
-                    "parameters": parameters, "security": security,
-                    "responses": {str(code): answer for code, answer in responses.items()}}}
+def _get(
+    summary: str,
+    description: str,
+    responses: dict[int, Any],
+    parameters: list[dict[str, Any]],
+    operation_id: str,
+    security: list[dict[str, list[str]]] = ANYONE,
+) -> dict[str, Any]:
+    return {
+        "get": {
+            "tags": [PUBLIC],
+            "summary": summary,
+            "description": description,
+            "operationId": operation_id,
+            "parameters": parameters,
+            "security": security,
+            "responses": {str(code): answer for code, answer in responses.items()},
+        }
+    }
 
 
 def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -110,55 +153,122 @@ PATHS: dict[str, Any] = {
     "/p/leaderboard": _get(
         f"The leaderboard of public strategies, {PAGE_SIZE} a page",
         "What the leaderboard page (`/`) shows, as JSON.",
-        {200: _json("A page of the leaderboard", LEADERBOARD), 304: NOT_MODIFIED,
-         400: _error("A query parameter out of its range (named)"), 429: TOO_MANY},
-        [{"name": "sort", "in": "query", "required": False,
-          "description": f"column (empty: {LEADERBOARD_DEFAULT_SORT})",
-          "schema": {"type": "string", "enum": ["", *LEADERBOARD_SORTS]}},
-         {"name": "dir", "in": "query", "required": False, "description": "default: the column's natural order",
-          "schema": {"type": "string", "enum": ["", "asc", "desc"]}},
-         {"name": "min_days", "in": "query", "required": False,
-          "description": f"track record of at least (default {LEADERBOARD_DEFAULT_MIN_DAYS})",
-          "schema": {"type": "integer", "minimum": 0, "maximum": MAX_MIN_DAYS}},
-         {"name": "live_only", "in": "query", "required": False,
-          "description": f"only strategies whose orders were reported live (within {LIVE_REPORTING_S // 60} minutes)"
-                         f" at least {LIVE_ONLY_MIN_SHARE:.0%} of the time",
-          "schema": {"type": "string", "enum": ["", "0", "1", "false", "true", "off", "on"]}},
-         {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1,
-                                                                        "maximum": MAX_PAGE}},
-         IF_NONE_MATCH],
-        "publicLeaderboard", security=[{}]),
+        {
+            200: _json("A page of the leaderboard", LEADERBOARD),
+            304: NOT_MODIFIED,
+            400: _error("A query parameter out of its range (named)"),
+            429: TOO_MANY,
+        },
+        [
+            {
+                "name": "sort",
+                "in": "query",
+                "required": False,
+                "description": f"column (empty: {LEADERBOARD_DEFAULT_SORT})",
+                "schema": {"type": "string", "enum": ["", *LEADERBOARD_SORTS]},
+            },
+            {
+                "name": "dir",
+                "in": "query",
+                "required": False,
+                "description": "default: the column's natural order",
+                "schema": {"type": "string", "enum": ["", "asc", "desc"]},
+            },
+            {
+                "name": "min_days",
+                "in": "query",
+                "required": False,
+                "description": f"track record of at least (default {LEADERBOARD_DEFAULT_MIN_DAYS})",
+                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_MIN_DAYS},
+            },
+            {
+                "name": "live_only",
+                "in": "query",
+                "required": False,
+                "description": "only strategies whose orders were reported live"
+                f" (within {LIVE_REPORTING_S // 60} minutes) at least {LIVE_ONLY_MIN_SHARE:.0%} of the time",
+                "schema": {"type": "string", "enum": ["", "0", "1", "false", "true", "off", "on"]},
+            },
+            {
+                "name": "page",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+            },
+            IF_NONE_MATCH,
+        ],
+        "publicLeaderboard",
+        security=[{}],
+    ),
     "/p/strategies/{strategy_id}": _get(
         "A strategy's public summary",
         "What the strategy page (`/s/{id}`) shows, as JSON: performance, rank, the hash chain's head, and"
         " positions, orders and cash as far as the owner publishes them (`show_positions`).",
         {200: _json("The summary", SUMMARY), 304: NOT_MODIFIED, 404: NOT_FOUND, 429: TOO_MANY},
-        [STRATEGY_ID, IF_NONE_MATCH], "publicStrategy"),
+        [STRATEGY_ID, IF_NONE_MATCH],
+        "publicStrategy",
+    ),
     "/p/strategies/{strategy_id}/series": _get(
         "A strategy's charts: equity, benchmark, drawdown, rolling figures and monthly returns",
         "The series the strategy page draws (equity and benchmark rebased, drawdown, 63-day rolling Sharpe and"
         " volatility, the monthly returns table).",
-        {200: _json("The series", {"type": "object", "required": ["dates", "equity"], "properties": {
-            "dates": {"type": "array", "items": {"type": "string", "format": "date"}},
-            "equity": {"type": "array"}, "benchmark": {"type": "array"},
-            "benchmark_symbol": {"type": ["string", "null"]}, "drawdown": {"type": "array"},
-            "rolling_sharpe": {"type": "array"}, "rolling_volatility": {"type": "array"},
-            "rolling_window": {"type": "integer"}, "monthly": {"type": "object"}}}),
-         304: NOT_MODIFIED, 404: NOT_FOUND, 429: TOO_MANY},
-        [STRATEGY_ID, IF_NONE_MATCH], "publicSeries"),
+        {
+            200: _json(
+                "The series",
+                {
+                    "type": "object",
+                    "required": ["dates", "equity"],
+                    "properties": {
+                        "dates": {"type": "array", "items": {"type": "string", "format": "date"}},
+                        "equity": {"type": "array"},
+                        "benchmark": {"type": "array"},
+                        "benchmark_symbol": {"type": ["string", "null"]},
+                        "drawdown": {"type": "array"},
+                        "rolling_sharpe": {"type": "array"},
+                        "rolling_volatility": {"type": "array"},
+                        "rolling_window": {"type": "integer"},
+                        "monthly": {"type": "object"},
+                    },
+                },
+            ),
+            304: NOT_MODIFIED,
+            404: NOT_FOUND,
+            429: TOO_MANY,
+        },
+        [STRATEGY_ID, IF_NONE_MATCH],
+        "publicSeries",
+    ),
     "/p/strategies/{strategy_id}/nav.csv": _get(
         "A strategy's daily NAV as CSV",
         "`date,cash,market_value,total_equity,external_flow`, one line a day, oldest first.",
-        {200: {"description": "The CSV file (an attachment)", "content": {"text/csv": {"schema": {"type": "string"}}}},
-         304: NOT_MODIFIED, 404: NOT_FOUND, 429: TOO_MANY},
-        [STRATEGY_ID, IF_NONE_MATCH], "publicNavCsv"),
+        {
+            200: {
+                "description": "The CSV file (an attachment)",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            },
+            304: NOT_MODIFIED,
+            404: NOT_FOUND,
+            429: TOO_MANY,
+        },
+        [STRATEGY_ID, IF_NONE_MATCH],
+        "publicNavCsv",
+    ),
     "/p/strategies/{strategy_id}/events.jsonl": _get(
         "A strategy's events as its hash chain (JSONL), as far as the owner publishes them",
         "As GET /api/v1/strategies/{id}/events, up to what `show_positions` publishes (`delayed`: events that"
         " arrived before the delay; `none`: 403); the owner's session or a key of the strategy gets them all.",
-        {200: {"description": "One JSON object a line",
-               "content": {"application/jsonl": {"schema": {"type": "string"}}}},
-         304: NOT_MODIFIED, 403: _error("The owner does not publish the strategy's events"), 404: NOT_FOUND,
-         429: TOO_MANY},
-        [STRATEGY_ID, IF_NONE_MATCH], "publicEvents", security=[*ANYONE, {API_KEY: []}]),
+        {
+            200: {
+                "description": "One JSON object a line",
+                "content": {"application/jsonl": {"schema": {"type": "string"}}},
+            },
+            304: NOT_MODIFIED,
+            403: _error("The owner does not publish the strategy's events"),
+            404: NOT_FOUND,
+            429: TOO_MANY,
+        },
+        [STRATEGY_ID, IF_NONE_MATCH],
+        "publicEvents",
+        security=[*ANYONE, {API_KEY: []}],
+    ),
 }

@@ -27,8 +27,9 @@ class PerformanceKey(msgspec.Struct, frozen=True):
     unpriced_benchmark: str | None = None
 
 
-def performance_key(db: Database, strategy_id: UUID, benchmark: str | None,
-                    risk_free_rate: float) -> tuple[PerformanceKey, bool]:
+def performance_key(
+    db: Database, strategy_id: UUID, benchmark: str | None, risk_free_rate: float
+) -> tuple[PerformanceKey, bool]:
     """The cache key, and whether the benchmark has any price (``benchmark`` None: the strategy's own)."""
     symbol = benchmark if benchmark is not None else db.identity.benchmark(strategy_id)
     symbol = symbol or None
@@ -53,8 +54,14 @@ def performance_from(key: PerformanceKey, rows: list[NavRow], closes: list[tuple
     bench = closes_frame(closes) if key.benchmark else None
     result = compute_performance(nav_frame(rows), bench, key.benchmark, key.risk_free_rate)
     if key.unpriced_benchmark:
-        result["warnings"].append({"code": "benchmark_unpriced", "message": (
-            f"The strategy's benchmark {key.unpriced_benchmark} has no prices yet: benchmark figures are null")})
+        result["warnings"].append(
+            {
+                "code": "benchmark_unpriced",
+                "message": (
+                    f"The strategy's benchmark {key.unpriced_benchmark} has no prices yet: benchmark figures are null"
+                ),
+            }
+        )
     if rows:  # money as the NAV rows publish it, not through a float
         result["starting_equity"], result["ending_equity"] = rows[0].total_equity, rows[-1].total_equity
     return msgspec.convert({"strategy_id": key.strategy_id, **result}, Performance)

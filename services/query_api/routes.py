@@ -41,8 +41,12 @@ from .downloads import download_slots, idle_timeout, nav_csv_chunks, prime, regi
 log = structlog.get_logger(service="query_api")
 
 Limit = Parameter(ge=1, le=1000, default=100, description="page size (1..1000)")
-Cursor = Parameter(default=None, max_length=200, schema_extra={"pattern": CURSOR_PATTERN},
-                   description="next_cursor of the previous page (none: the first page)")
+Cursor = Parameter(
+    default=None,
+    max_length=200,
+    schema_extra={"pattern": CURSOR_PATTERN},
+    description="next_cursor of the previous page (none: the first page)",
+)
 #: what the query parameters take, for the OpenAPI document (the handlers check them: 400 naming them)
 DATE = {"oneOf": [{"type": "string", "format": "date"}, {"type": "string", "maxLength": 0}]}
 BENCHMARK = {"pattern": r"^(\s*|[A-Za-z0-9.\-:^]{1,20})$"}
@@ -109,34 +113,61 @@ class StrategyQueries(Controller):
     async def get_state(self, state: State, strategy_id: UUID) -> StateView:
         return await _read(state, strategy_id, "state_read", state.db.ledger.state)
 
-    @get("/nav", responses=LEDGER_ERRORS, summary="Daily NAV history (JSON, or CSV with Accept: text/csv)",
-         middleware=[download_slots], opt={"download": _wants_csv})
-    async def get_nav(self, request: Request, state: State, strategy_id: UUID,
-                      from_: str | None = Parameter(query="from", default=None, max_length=40, schema_extra=DATE,
-                                                    description="first date, YYYY-MM-DD (inclusive)"),
-                      to: str | None = Parameter(default=None, max_length=40, schema_extra=DATE,
-                                                 description="last date, YYYY-MM-DD (inclusive)"),
-                      ) -> Response[NavSeries]:
+    @get(
+        "/nav",
+        responses=LEDGER_ERRORS,
+        summary="Daily NAV history (JSON, or CSV with Accept: text/csv)",
+        middleware=[download_slots],
+        opt={"download": _wants_csv},
+    )
+    async def get_nav(
+        self,
+        request: Request,
+        state: State,
+        strategy_id: UUID,
+        from_: str | None = Parameter(
+            query="from",
+            default=None,
+            max_length=40,
+            schema_extra=DATE,
+            description="first date, YYYY-MM-DD (inclusive)",
+        ),
+        to: str | None = Parameter(
+            default=None, max_length=40, schema_extra=DATE, description="last date, YYYY-MM-DD (inclusive)"
+        ),
+    ) -> Response[NavSeries]:
         start, end = _date_param(from_, "from"), _date_param(to, "to")
         if start and end and start > end:
             raise BadParameter("`from` must not be after `to`")
         if _wants_csv(request.scope):
-            chunks = nav_csv_chunks(stream_nav_rows(state.db.ledger.datastore, strategy_id, start, end,
-                                             idle_timeout_s=idle_timeout(state.settings)))
+            chunks = nav_csv_chunks(
+                stream_nav_rows(
+                    state.db.ledger.datastore, strategy_id, start, end, idle_timeout_s=idle_timeout(state.settings)
+                )
+            )
             body = await _read(state, strategy_id, "nav_read", lambda _: prime(chunks, "nav.csv"))
-            return Stream(register(request, body), media_type="text/csv",
-                          headers={"Content-Disposition": f'inline; filename="nav-{strategy_id}.csv"'})
+            return Stream(
+                register(request, body),
+                media_type="text/csv",
+                headers={"Content-Disposition": f'inline; filename="nav-{strategy_id}.csv"'},
+            )
         series: NavSeries = await _read(state, strategy_id, "nav_read", state.db.ledger.nav_series, start, end)
         return ExactJSONResponse(series)
 
     @get("/performance", responses=LEDGER_ERRORS, summary="Return, risk and benchmark-relative metrics")
     async def get_performance(
-        self, state: State, strategy_id: UUID,
-        benchmark: str | None = Parameter(default=None, max_length=20, schema_extra=BENCHMARK,
-                                          description="symbol to compare against (default: the strategy's,"
-                                                      " SPY unless set); empty string: none"),
-        risk_free_rate: str | None = Parameter(default=None, max_length=40, schema_extra=RATE,
-                                               description="annualized, a number in [-1, 1], e.g. 0.045"),
+        self,
+        state: State,
+        strategy_id: UUID,
+        benchmark: str | None = Parameter(
+            default=None,
+            max_length=20,
+            schema_extra=BENCHMARK,
+            description="symbol to compare against (default: the strategy's, SPY unless set); empty string: none",
+        ),
+        risk_free_rate: str | None = Parameter(
+            default=None, max_length=40, schema_extra=RATE, description="annualized, a number in [-1, 1], e.g. 0.045"
+        ),
     ) -> Performance:
         rate = _risk_free_rate(risk_free_rate)
         symbol = None if benchmark is None else _benchmark(benchmark)
@@ -147,50 +178,72 @@ class StrategyQueries(Controller):
             if not known and symbol is not None:  # asked for by name: the spec's 400
                 raise BadParameter(f"Unresolvable benchmark symbol: {key.benchmark}")
             if not known:  # the strategy's own benchmark, not priced yet (a fresh install): say so
-                key = msgspec.structs.replace(key, benchmark=None, benchmark_version=None,
-                                              unpriced_benchmark=key.benchmark)
+                key = msgspec.structs.replace(
+                    key, benchmark=None, benchmark_version=None, unpriced_benchmark=key.benchmark
+                )
             # cached per (strategy, NAV version, benchmark and its price version, rate): a NAV change is a new key
             return state.performance(key)
 
         body = await to_thread.run_sync(work)
-        log.info("performance_read", strategy_id=str(strategy_id), benchmark=body.benchmark and body.benchmark.symbol,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        log.info(
+            "performance_read",
+            strategy_id=str(strategy_id),
+            benchmark=body.benchmark and body.benchmark.symbol,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
         return body
 
     @get("/orders", responses=LEDGER_ERRORS, summary="The strategy's orders, in arrival order, paginated")
-    async def list_orders(self, state: State, strategy_id: UUID, limit: int = Limit,
-                          cursor: str | None = Cursor) -> OrdersPage:
+    async def list_orders(
+        self, state: State, strategy_id: UUID, limit: int = Limit, cursor: str | None = Cursor
+    ) -> OrdersPage:
         return await _read(state, strategy_id, "orders_listed", state.db.ledger.orders, _cursor(cursor), limit)
 
     @get("/cash", responses=LEDGER_ERRORS, summary="The strategy's cash events, in arrival order, paginated")
-    async def list_cash(self, state: State, strategy_id: UUID, limit: int = Limit,
-                        cursor: str | None = Cursor) -> CashPage:
+    async def list_cash(
+        self, state: State, strategy_id: UUID, limit: int = Limit, cursor: str | None = Cursor
+    ) -> CashPage:
         return await _read(state, strategy_id, "cash_listed", state.db.ledger.cash, _cursor(cursor), limit)
 
-    @get("/events", responses=LEDGER_ERRORS, media_type="application/jsonl", middleware=[download_slots],
-         opt={"download": True},
-         summary="Every event of the strategy as its hash chain (JSONL), to verify its published digests",
-         description="One line per event, in arrival order: `{\"seq\", \"notification_id\", \"digest\","
-                     " \"event\"}` with the event as stored, verbatim; digest n = SHA-256(digest n-1 bytes +"
-                     " the event's JSON bytes), nothing before the first. The same as the strategy page's"
-                     " download, which the public gets only as far as the owner's `show_positions` allows.")
+    @get(
+        "/events",
+        responses=LEDGER_ERRORS,
+        media_type="application/jsonl",
+        middleware=[download_slots],
+        opt={"download": True},
+        summary="Every event of the strategy as its hash chain (JSONL), to verify its published digests",
+        description='One line per event, in arrival order: `{"seq", "notification_id", "digest",'
+        ' "event"}` with the event as stored, verbatim; digest n = SHA-256(digest n-1 bytes +'
+        " the event's JSON bytes), nothing before the first. The same as the strategy page's"
+        " download, which the public gets only as far as the owner's `show_positions` allows.",
+    )
     async def get_events(self, request: Request, state: State, strategy_id: UUID) -> Response[bytes]:
-        chunks = stream_chain_events(state.db.ledger.datastore, strategy_id,
-                                     idle_timeout_s=idle_timeout(state.settings))
+        chunks = stream_chain_events(
+            state.db.ledger.datastore, strategy_id, idle_timeout_s=idle_timeout(state.settings)
+        )
         body = await _read(state, strategy_id, "events_read", lambda _: prime(chunks, "events"))
-        return Stream(register(request, body), media_type="application/jsonl",
-                      headers={"Content-Disposition": f'attachment; filename="events-{strategy_id}.jsonl"'})
+        return Stream(
+            register(request, body),
+            media_type="application/jsonl",
+            headers={"Content-Disposition": f'attachment; filename="events-{strategy_id}.jsonl"'},
+        )
 
-    @get("/corporate-actions", responses=LEDGER_ERRORS, summary="Splits applied to the strategy's holdings",
-         description="Each stock split that met a holding of the strategy, oldest first: the ex-date, the"
-                     " symbol, the ratio (new shares for old, `\"4:1\"`), and the quantity and cost basis before"
-                     " and after. Prices are kept as traded and splits applied at the start of the ex-date,"
-                     " so NAV is continuous across a split.")
+    @get(
+        "/corporate-actions",
+        responses=LEDGER_ERRORS,
+        summary="Splits applied to the strategy's holdings",
+        description="Each stock split that met a holding of the strategy, oldest first: the ex-date, the"
+        ' symbol, the ratio (new shares for old, `"4:1"`), and the quantity and cost basis before'
+        " and after. Prices are kept as traded and splits applied at the start of the ex-date,"
+        " so NAV is continuous across a split.",
+    )
     async def list_corporate_actions(self, state: State, strategy_id: UUID) -> CorporateActions:
         return await _read(state, strategy_id, "corporate_actions_listed", state.db.ledger.corporate_actions)
 
     @get("/reconciliation", responses=LEDGER_ERRORS, summary="Reconciliation log of snapshots sent with log_deltas")
-    async def list_reconciliation(self, state: State, strategy_id: UUID, limit: int = Limit,
-                                  cursor: str | None = Cursor) -> ReconciliationPage:
-        return await _read(state, strategy_id, "reconciliation_listed", state.db.ledger.reconciliation,
-                           _cursor(cursor), limit)
+    async def list_reconciliation(
+        self, state: State, strategy_id: UUID, limit: int = Limit, cursor: str | None = Cursor
+    ) -> ReconciliationPage:
+        return await _read(
+            state, strategy_id, "reconciliation_listed", state.db.ledger.reconciliation, _cursor(cursor), limit
+        )

@@ -27,11 +27,16 @@ async def run_relay(settings: Settings) -> None:
         if not relay.is_leader:
             await asyncio.to_thread(db.events.max_notification_id)  # the database answers
             return True, {"role": "standby"}
-        lag = max(0, await asyncio.to_thread(db.events.max_notification_id)
-                  - await asyncio.to_thread(db.events.relay_position))
+        lag = max(
+            0,
+            await asyncio.to_thread(db.events.max_notification_id) - await asyncio.to_thread(db.events.relay_position),
+        )
         return relay.publishing and lag <= settings.ready_max_lag, {
-            "role": "leader", "nats": "up" if relay.publishing else "down", "lag_events": lag,
-            "max_lag": settings.ready_max_lag}
+            "role": "leader",
+            "nats": "up" if relay.publishing else "down",
+            "lag_events": lag,
+            "max_lag": settings.ready_max_lag,
+        }
 
     probe = DatabaseProbe(settings.database_url)
     health = HealthServer(health_app("relay", readiness, probe), settings.health_host, settings.health_port).start()

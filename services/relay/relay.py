@@ -142,20 +142,31 @@ class Relay:
         for n in notifications:
             strategy = str(stored_event_strategy(n.state) or UNKNOWN_STRATEGY)
             partition = event_partition(n.state, partitions)
-            payload = msgspec.json.encode(bus.Envelope(
-                notification_id=n.id, originator_id=str(n.originator_id), topic=n.topic,
-                state=msgspec.Raw(n.state),
-            ))
-            publishes.append(js.publish(
-                bus.subject_for(store_id, partition, strategy), payload,
-                headers={"Nats-Msg-Id": bus.message_id(store_id, n.id)},
-                timeout=5,
-            ))
+            payload = msgspec.json.encode(
+                bus.Envelope(
+                    notification_id=n.id,
+                    originator_id=str(n.originator_id),
+                    topic=n.topic,
+                    state=msgspec.Raw(n.state),
+                )
+            )
+            publishes.append(
+                js.publish(
+                    bus.subject_for(store_id, partition, strategy),
+                    payload,
+                    headers={"Nats-Msg-Id": bus.message_id(store_id, n.id)},
+                    timeout=5,
+                )
+            )
         await asyncio.gather(*publishes)  # pipelined: all in flight, then all acks
         last = notifications[-1].id
         await asyncio.to_thread(self.events.record_relay_position, last)
         self._position = last
         PUBLISHED.inc(len(notifications))
-        log.info("relay_published", count=len(notifications), up_to=last,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        log.info(
+            "relay_published",
+            count=len(notifications),
+            up_to=last,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
         return len(notifications)

@@ -30,8 +30,16 @@ from devtools.stack import ROOT, wait_until
 from tools.processes import free_port
 
 CHROMIUM = Path(os.environ.get("BOTRANKS_TEST_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -65,9 +73,14 @@ class Site:
         return self.demo["strategy_id"]
 
     def cli(self, *args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT,
-                             env={**self.env, "BOTRANKS_URL": self.base}, capture_output=True, text=True,
-                             timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-m", "tools.cli", *args],
+            cwd=ROOT,
+            env={**self.env, "BOTRANKS_URL": self.base},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert out.returncode == 0, f"botranks {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
         return out.stdout
 
@@ -87,8 +100,13 @@ def site(tmp_path_factory) -> Iterator[Site]:
     env["BOTRANKS_HOME"] = str(home)
     port = free_port()
     log_path = tmp / "up.log"
-    process = subprocess.Popen([sys.executable, "-m", "tools.cli", "up", "--port", str(port)], cwd=ROOT,
-                               env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli", "up", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     http = httpx.Client(base_url=base, timeout=30)
 
@@ -104,7 +122,7 @@ def site(tmp_path_factory) -> Iterator[Site]:
         wait_until(healthy, 180, "botranks up to be healthy")
         site = Site(base, port, env, home, log_path, {}, http)
         out = site.cli("demo")
-        site.demo = json.loads(out[out.index("{"):])
+        site.demo = json.loads(out[out.index("{") :])
 
         def ranked() -> bool:  # the projector has put every demo bot on the leaderboard
             r = http.get("/p/leaderboard", params={"min_days": 0})
@@ -139,7 +157,7 @@ def _rows(body: Any) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="package")  # not session: playwright's sync API keeps an event loop running in
-def browser() -> Iterator[Any]:   # this thread until it stops, and later tests call asyncio.run()
+def browser() -> Iterator[Any]:  # this thread until it stops, and later tests call asyncio.run()
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     try:

@@ -28,9 +28,11 @@ def sign_in(context, site, email: str, password: str = PASSWORD):
         page.click("#login-submit")
     if not page.url.rstrip("/").endswith("/account"):
         said = page.locator("#error-detail, #form-error").all_inner_texts()
-        raise AssertionError(f"signing in through the /account/login form answered {nav.value.status} {said}"
-                             f" (POST sent with Origin: {nav.value.request.header_value('origin')!r}),"
-                             f" landing on {page.url}")
+        raise AssertionError(
+            f"signing in through the /account/login form answered {nav.value.status} {said}"
+            f" (POST sent with Origin: {nav.value.request.header_value('origin')!r}),"
+            f" landing on {page.url}"
+        )
     assert page.locator("#logout").count() == 1, "signed in: the page offers to sign out"
     return page
 
@@ -92,7 +94,8 @@ def test_a_private_page_is_404_to_a_stranger_and_visible_to_its_owner(site, new_
     assert response.status == 200
     assert name in owner.locator("main").inner_text()
     assert "no-store" in response.headers.get("cache-control", "") or "private" in response.headers.get(
-        "cache-control", ""), "a private page must not be kept by shared caches"
+        "cache-control", ""
+    ), "a private page must not be kept by shared caches"
     owner.wait_for_load_state("networkidle")
     checks.assert_clean(f"/s/{sid} (owner)")
 
@@ -112,8 +115,9 @@ def test_the_key_page_shows_a_new_key_once_then_only_its_prefix(site, new_contex
     assert plaintext.startswith("fq_live_") and len(plaintext) > 40
 
     # it works: the bot's API answers with it
-    state = httpx.get(site.url(f"/api/v1/strategies/{sid}/state"),
-                      headers={"Authorization": f"Bearer {plaintext}"}, timeout=10)
+    state = httpx.get(
+        site.url(f"/api/v1/strategies/{sid}/state"), headers={"Authorization": f"Bearer {plaintext}"}, timeout=10
+    )
     assert state.status_code == 200, state.text
 
     # the next visit of the page lists it by its prefix only
@@ -134,8 +138,10 @@ class _EvilSite:
 
     def __init__(self, target: str, fields: dict[str, str]) -> None:
         inputs = "".join(f'<input type="hidden" name="{k}" value="{v}">' for k, v in fields.items())
-        self.html = (f'<!doctype html><title>win a prize</title><form id="f" method="post" action="{target}">'
-                     f'{inputs}</form><script>document.getElementById("f").submit()</script>').encode()
+        self.html = (
+            f'<!doctype html><title>win a prize</title><form id="f" method="post" action="{target}">'
+            f'{inputs}</form><script>document.getElementById("f").submit()</script>'
+        ).encode()
         self.port = free_port()
         html = self.html
 
@@ -181,8 +187,9 @@ def test_a_cross_site_form_post_is_refused(site, signed_in_owner):
     name = f"evil-{uuid.uuid4().hex[:8]}"
     fields = {"name": name, "visibility": "public", "benchmark": "SPY", "show_positions": "live"}
     with _EvilSite(site.url("/account/strategies"), fields) as evil:
-        with owner.expect_response(lambda r: r.url == site.url("/account/strategies")
-                                   and r.request.method == "POST") as posted:
+        with owner.expect_response(
+            lambda r: r.url == site.url("/account/strategies") and r.request.method == "POST"
+        ) as posted:
             owner.goto(evil.url)
         answer = posted.value
         assert answer.status == 403, f"the cross-site POST got {answer.status}"
@@ -198,13 +205,17 @@ def test_a_same_origin_post_without_the_csrf_token_is_refused(site, signed_in_ow
         """async (name) => (await fetch('/account/strategies', {method: 'POST', credentials: 'same-origin',
               headers: {'Content-Type': 'application/x-www-form-urlencoded'},
               body: new URLSearchParams({name, visibility: 'public', benchmark: 'SPY', show_positions: 'none'})
-           })).status""", name)
+           })).status""",
+        name,
+    )
     assert status == 403, f"a POST without the form's token got {status}"
     forged = owner.evaluate(
         """async (name) => (await fetch('/account/strategies', {method: 'POST', credentials: 'same-origin',
               headers: {'Content-Type': 'application/x-www-form-urlencoded'},
               body: new URLSearchParams({name, visibility: 'public', benchmark: 'SPY', show_positions: 'none',
                                          _csrf_token: 'forged-token'})
-           })).status""", name)
+           })).status""",
+        name,
+    )
     assert forged == 403, f"a POST with a made-up token got {forged}"
     assert not _listed(owner, site, name)

@@ -29,13 +29,17 @@ def _number(raw: str | None) -> float | None:
 
 
 def _column(page, column: str) -> list[float | None]:
-    return [_number(v) for v in page.locator(f'#leaderboard tbody td[data-col="{column}"]').evaluate_all(
-        "cells => cells.map(c => c.getAttribute('data-value'))")]
+    return [
+        _number(v)
+        for v in page.locator(f'#leaderboard tbody td[data-col="{column}"]').evaluate_all(
+            "cells => cells.map(c => c.getAttribute('data-value'))"
+        )
+    ]
 
 
 def _assert_sorted(values: list[float | None], descending: bool, what: str) -> None:
     present = [v for v in values if v is not None]
-    assert values[:len(present)] == present, f"{what}: nulls come last"
+    assert values[: len(present)] == present, f"{what}: nulls come last"
     assert present == sorted(present, reverse=descending), f"{what}: {values}"
 
 
@@ -59,8 +63,12 @@ def test_the_leaderboard_sorts_by_a_clicked_column(site, page, watch):
             header = page.locator(f'#leaderboard thead th[data-col="{column}"]')
             assert header.get_attribute("aria-sort") == ("descending" if direction == "desc" else "ascending")
             _assert_sorted(_column(page, column), direction == "desc", f"{column} {direction}")
-            ranks = [int(v) for v in page.locator('#leaderboard tbody td[data-col="rank"]').evaluate_all(
-                "cells => cells.map(c => c.getAttribute('data-value'))")]
+            ranks = [
+                int(v)
+                for v in page.locator('#leaderboard tbody td[data-col="rank"]').evaluate_all(
+                    "cells => cells.map(c => c.getAttribute('data-value'))"
+                )
+            ]
             assert ranks == list(range(1, len(ranks) + 1))
             # the page shows what the JSON endpoint answers for the same view
             rows = page.locator("#leaderboard tbody tr").evaluate_all("rows => rows.map(r => r.dataset.strategyId)")
@@ -74,8 +82,9 @@ def test_the_strategy_page_draws_every_chart_with_every_point(site, page, watch)
     for bot in site.demo["bots"]:
         sid = bot["strategy_id"]
         series = site.http.get(f"/p/strategies/{sid}/series").json()
-        nav = httpx.get(site.url(f"/api/v1/strategies/{sid}/nav"), timeout=30,
-                        headers={"Authorization": f"Bearer {bot['api_key']}"}).json()["series"]
+        nav = httpx.get(
+            site.url(f"/api/v1/strategies/{sid}/nav"), timeout=30, headers={"Authorization": f"Bearer {bot['api_key']}"}
+        ).json()["series"]
         n = len(nav)
         assert n > 252 and series["dates"] == [row["date"] for row in nav], bot["name"]
         years, columns = series["monthly"]["years"], series["monthly"]["columns"]
@@ -83,8 +92,9 @@ def test_the_strategy_page_draws_every_chart_with_every_point(site, page, watch)
 
         page.goto(site.url(f"/s/{sid}"))
         assert page.locator("#strategy-name").inner_text().strip() == bot["name"]
-        page.wait_for_function("ids => ids.every(id => document.getElementById(id).dataset.drawn === 'true')",
-                               arg=list(CHARTS))
+        page.wait_for_function(
+            "ids => ids.every(id => document.getElementById(id).dataset.drawn === 'true')", arg=list(CHARTS)
+        )
         traces = page.evaluate(READ_TRACES, list(CHARTS))
         what = bot["name"]
         equity = traces["chart-equity"]
@@ -133,8 +143,9 @@ def test_no_console_errors_and_nothing_from_elsewhere(site, page, watch, path):
         shown = page.locator("#swagger-ui .opblock").count()
         assert shown == _operations(spec) and shown >= 10, (shown, _operations(spec))
     elif path.startswith("/s/"):
-        page.wait_for_function("ids => ids.every(id => document.getElementById(id).dataset.drawn === 'true')",
-                               arg=list(CHARTS))
+        page.wait_for_function(
+            "ids => ids.every(id => document.getElementById(id).dataset.drawn === 'true')", arg=list(CHARTS)
+        )
     page.wait_for_load_state("networkidle")
     checks.assert_clean(path)
     assert all(u.startswith(site.base) for u in checks.requests if u.startswith("http"))
@@ -149,8 +160,9 @@ def test_screenshots(site, new_context, watch, artifacts, viewport):
     for name, path in (("leaderboard", "/"), ("strategy", f"/s/{site.strategy_id}")):
         page.goto(site.url(path))
         if name == "strategy":
-            page.wait_for_function("ids => ids.every(id => document.getElementById(id).dataset.drawn === 'true')",
-                                   arg=list(CHARTS))
+            page.wait_for_function(
+                "ids => ids.every(id => document.getElementById(id).dataset.drawn === 'true')", arg=list(CHARTS)
+            )
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(artifacts / f"{name}-{size}.png"), full_page=True)
         # nothing wider than the screen: tables scroll inside their own box

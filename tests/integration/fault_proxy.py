@@ -36,15 +36,31 @@ from devtools.stack import BotranksUp, delete_stream
 from libs.infra.db import Database
 
 KINDS = ("reset_before", "503", "429", "reset_after", "slow", "delay")
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-              "host", "content-length", "content-encoding"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "content-encoding",
+}
 
 
 class FaultProxy:
     """``with FaultProxy(upstream, schedule={"POST": ["reset_after", None]}) as proxy:`` → ``proxy.url``."""
 
-    def __init__(self, upstream: str, schedule: dict[str, list[str | None]] | None = None, *,
-                 delay_s: float = 1.0, slow_hold_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        schedule: dict[str, list[str | None]] | None = None,
+        *,
+        delay_s: float = 1.0,
+        slow_hold_s: float = 60.0,
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.delay_s = delay_s
         self.slow_hold_s = slow_hold_s
@@ -168,8 +184,13 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def botranks_up(workdir: Path, database_url: str, nats_url: str, **env: str) -> Iterator[BotranksUp]:
     """``botranks up`` (gateway, both APIs, relay, projector) on the test backends; its stream is deleted after."""
-    settings = {"BOTRANKS_DATABASE_URL": database_url, "BOTRANKS_NATS_URL": nats_url,
-                "BOTRANKS_RATE_LIMIT_PER_MINUTE": "1000000", "BOTRANKS_LOG_LEVEL": "warning", **env}
+    settings = {
+        "BOTRANKS_DATABASE_URL": database_url,
+        "BOTRANKS_NATS_URL": nats_url,
+        "BOTRANKS_RATE_LIMIT_PER_MINUTE": "1000000",
+        "BOTRANKS_LOG_LEVEL": "warning",
+        **env,
+    }
     try:
         with BotranksUp(workdir, timeout=120, **settings) as up:
             yield up
@@ -191,5 +212,6 @@ def stored_orders(database_url: str, strategy_id: str) -> list[str]:
             "SELECT convert_from(state, 'UTF8')::json->'order'->>'external_order_id' FROM botranks_events"
             " WHERE topic = 'OrderRecorded.v1' AND strategy_key = %s"
             " AND convert_from(state, 'UTF8')::json->'order'->>'strategy_id' = %s",
-            (UUID(strategy_id).int >> 96, strategy_id)).fetchall()
+            (UUID(strategy_id).int >> 96, strategy_id),
+        ).fetchall()
     return [r[0] for r in rows]

@@ -18,8 +18,14 @@ LIMIT = 60
 @pytest.fixture(scope="module")
 def replicas(backends, make_database, tmp_path_factory):
     _, nats_url = backends
-    s = Stack(make_database(), nats_url, tmp_path_factory.mktemp("replicas"), replicas=2,
-              BOTRANKS_RATE_LIMIT_PER_MINUTE=str(LIMIT), BOTRANKS_SESSION_TTL_S="8")
+    s = Stack(
+        make_database(),
+        nats_url,
+        tmp_path_factory.mktemp("replicas"),
+        replicas=2,
+        BOTRANKS_RATE_LIMIT_PER_MINUTE=str(LIMIT),
+        BOTRANKS_SESSION_TTL_S="8",
+    )
     s.start()
     s.apis = [httpx.Client(base_url=f"http://127.0.0.1:{p}", timeout=30) for p in s.command_ports + s.query_ports]
     yield s
@@ -51,7 +57,9 @@ def test_register_login_logout_and_session_expiry(replicas):
     assert c.post("/auth/register", json={"email": email.lower(), "password": "another-long-secret"}).status_code == 409
     short = c.post("/auth/register", json={"email": "x" + email, "password": "short"})
     assert short.status_code == 422 and "password" in short.json()["detail"]
-    assert c.post("/auth/register", json={"email": "not-an-email", "password": "a-long-enough-secret"}).status_code == 422
+    assert (
+        c.post("/auth/register", json={"email": "not-an-email", "password": "a-long-enough-secret"}).status_code == 422
+    )
     assert c.post("/auth/login", json={"email": email, "password": "wrong-password!!"}).status_code == 401
     assert c.post("/auth/login", json={"email": "nobody@example.com", "password": "x" * 12}).status_code == 401
     assert c.get("/strategies").status_code == 401
@@ -60,8 +68,9 @@ def test_register_login_logout_and_session_expiry(replicas):
     cookie = r.headers["set-cookie"]
     assert "access_token=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
     assert "Secure" not in cookie and "Max-Age=8" in cookie
-    behind_tls = c.post("/auth/login", json={"email": email, "password": "a-long-enough-secret"},
-                        headers={"X-Forwarded-Proto": "https"})
+    behind_tls = c.post(
+        "/auth/login", json={"email": email, "password": "a-long-enough-secret"}, headers={"X-Forwarded-Proto": "https"}
+    )
     assert "Secure" in behind_tls.headers["set-cookie"]
     c.cookies.set("access_token", r.cookies["access_token"])
     assert c.get("/strategies").json() == []
@@ -88,8 +97,11 @@ def test_api_key_lifecycle_and_revocation_reaches_every_replica_within_a_second(
     assert created_keys[0]["key_prefix"].startswith("fq_live_") and len(created_keys[0]["key_prefix"]) == 10
     for api in replicas.apis:
         path = f"/api/v1/strategies/{sid}/" + ("state" if api.base_url.port in replicas.query_ports else "cash")
-        r = api.get(path, headers=auth) if "state" in path else api.post(path, json={
-            "event_type": "deposit", "amount": 1}, headers=auth)
+        r = (
+            api.get(path, headers=auth)
+            if "state" in path
+            else api.post(path, json={"event_type": "deposit", "amount": 1}, headers=auth)
+        )
         assert r.status_code == (200 if "state" in path else 201), r.text
     assert owner.get(f"/strategies/{sid}/api-keys").json()[0]["last_used_at"] is not None
     revoked = owner.post(f"/strategies/{sid}/api-keys/{kid}/revoke")
@@ -116,7 +128,9 @@ def test_api_key_lifecycle_and_revocation_reaches_every_replica_within_a_second(
 def test_rate_limit_is_a_sliding_window_shared_by_all_replicas(replicas):
     owner = account(replicas)
     sid, _, auth = strategy_with_key(owner)
-    other = {"Authorization": "Bearer " + owner.post(f"/strategies/{sid}/api-keys", json={"name": "b"}).json()["plaintext"]}
+    other = {
+        "Authorization": "Bearer " + owner.post(f"/strategies/{sid}/api-keys", json={"name": "b"}).json()["plaintext"]
+    }
     statuses, expected = [], []
     for i in range(LIMIT):
         api = replicas.apis[i % 4]
@@ -140,8 +154,11 @@ ENDPOINTS = [
     ("command", "POST", "orders", {"orders": [{"symbol": "AAPL", "side": "buy", "quantity": 1, "price": 1}]}),
     ("command", "POST", "cash", {"event_type": "deposit", "amount": 5}),
     ("command", "POST", "positions/snapshot", {"positions": []}),
-    ("query", "GET", "state", None), ("query", "GET", "nav", None), ("query", "GET", "orders", None),
-    ("query", "GET", "cash", None), ("query", "GET", "reconciliation", None),
+    ("query", "GET", "state", None),
+    ("query", "GET", "nav", None),
+    ("query", "GET", "orders", None),
+    ("query", "GET", "cash", None),
+    ("query", "GET", "reconciliation", None),
 ]
 
 
@@ -171,8 +188,11 @@ def test_hostile_input(replicas):
     sid, _, auth = strategy_with_key(owner)
     url = f"/api/v1/strategies/{sid}/orders"
     order = {"symbol": "AAPL", "side": "buy", "quantity": 1, "price": 10}
-    big = replicas.command.post(url, content=b'{"orders": [' + b" " * (1024 * 1024 + 10) + b"]}",
-                                headers={**auth, "Content-Type": "application/json"})
+    big = replicas.command.post(
+        url,
+        content=b'{"orders": [' + b" " * (1024 * 1024 + 10) + b"]}",
+        headers={**auth, "Content-Type": "application/json"},
+    )
     assert big.status_code == 413 and set(big.json()) == {"detail"}
     cases = [
         ({**order, "symbol": "A" * 21}, "symbol"),
@@ -189,8 +209,16 @@ def test_hostile_input(replicas):
         assert r.status_code == 422, (bad, r.text)
         assert field in r.json()["detail"] and "orders[2]" in r.json()["detail"], r.json()
     assert replicas.event_count() == before
-    r = replicas.command.post(url, json={"orders": [{**order, "executed_at": "2026-01-05T10:00:00-05:00"},
-                                                    {**order, "executed_at": "2026-01-05T15:00:01"}]}, headers=auth)
+    r = replicas.command.post(
+        url,
+        json={
+            "orders": [
+                {**order, "executed_at": "2026-01-05T10:00:00-05:00"},
+                {**order, "executed_at": "2026-01-05T15:00:01"},
+            ]
+        },
+        headers=auth,
+    )
     assert [o["executed_at"] for o in r.json()["accepted"]] == ["2026-01-05T15:00:00Z", "2026-01-05T15:00:01Z"]
 
 

@@ -42,11 +42,11 @@ DAYS = [date(2026, 3, 2) + timedelta(days=i) for i in range(12) if (date(2026, 3
 
 #: columns that say when or how the projector wrote a row, not what the log and prices say
 NOT_COMPARED = {
-    ("rm_ledger", "updated_at"),         # now() of the last write (the leaderboard's staleness mark)
+    ("rm_ledger", "updated_at"),  # now() of the last write (the leaderboard's staleness mark)
     ("rm_leaderboard", "refreshed_at"),  # clock_timestamp() of the refresh (the pages' ETag)
-    ("rm_leaderboard", "nav_version"),   # = rm_ledger.updated_at it was computed from
+    ("rm_leaderboard", "nav_version"),  # = rm_ledger.updated_at it was computed from
     ("rm_quarantine", "quarantined_at"),
-    ("rm_reconciliation_log", "id"),     # a bigserial: the order of insertion, not data
+    ("rm_reconciliation_log", "id"),  # a bigserial: the order of insertion, not data
 }
 
 
@@ -87,63 +87,176 @@ def _populate(stack: Stack) -> dict[str, dict[str, str]]:
     key = _ok(owner.post(f"/strategies/{alpha_id}/api-keys", json={"name": "bot"}), 201)["plaintext"]
     auth = {"Authorization": f"Bearer {key}"}
     strategies[alpha_id] = auth
-    _ok(stack.post(alpha_id, "cash", {"event_type": "deposit", "amount": 100000, "external_id": "dep-1",
-                                      "occurred_at": "2026-03-02T13:00:00Z"}, auth), 201)
-    _ok(stack.post(alpha_id, "orders", {"orders": [
-        {"symbol": "AAPL", "side": "buy", "quantity": 100, "price": 190.5, "fees": 1,
-         "executed_at": "2026-03-02T15:00:00Z", "external_order_id": "a-1"},
-        {"symbol": "ACME", "side": "buy", "quantity": 20,  # no price: the close of 2026-03-03
-         "executed_at": "2026-03-03T15:00:00Z", "external_order_id": "a-2"},
-    ]}, auth))
-    _ok(stack.post(alpha_id, "orders", {"orders": [
-        {"symbol": "AAPL", "side": "sell", "quantity": 50, "price": 195, "executed_at": "2026-03-05T15:00:00Z",
-         "external_order_id": "a-3"},
-        {"symbol": "ACME", "side": "sell", "quantity": 10,  # post-split units, no price
-         "executed_at": "2026-03-10T15:00:00Z", "external_order_id": "a-4"},
-    ]}, auth))
-    _ok(stack.post(alpha_id, "cash", {"event_type": "withdraw", "amount": -1000, "external_id": "wd-1",
-                                      "occurred_at": "2026-03-11T13:00:00Z"}, auth), 201)
+    _ok(
+        stack.post(
+            alpha_id,
+            "cash",
+            {"event_type": "deposit", "amount": 100000, "external_id": "dep-1", "occurred_at": "2026-03-02T13:00:00Z"},
+            auth,
+        ),
+        201,
+    )
+    _ok(
+        stack.post(
+            alpha_id,
+            "orders",
+            {
+                "orders": [
+                    {
+                        "symbol": "AAPL",
+                        "side": "buy",
+                        "quantity": 100,
+                        "price": 190.5,
+                        "fees": 1,
+                        "executed_at": "2026-03-02T15:00:00Z",
+                        "external_order_id": "a-1",
+                    },
+                    {
+                        "symbol": "ACME",
+                        "side": "buy",
+                        "quantity": 20,  # no price: the close of 2026-03-03
+                        "executed_at": "2026-03-03T15:00:00Z",
+                        "external_order_id": "a-2",
+                    },
+                ]
+            },
+            auth,
+        )
+    )
+    _ok(
+        stack.post(
+            alpha_id,
+            "orders",
+            {
+                "orders": [
+                    {
+                        "symbol": "AAPL",
+                        "side": "sell",
+                        "quantity": 50,
+                        "price": 195,
+                        "executed_at": "2026-03-05T15:00:00Z",
+                        "external_order_id": "a-3",
+                    },
+                    {
+                        "symbol": "ACME",
+                        "side": "sell",
+                        "quantity": 10,  # post-split units, no price
+                        "executed_at": "2026-03-10T15:00:00Z",
+                        "external_order_id": "a-4",
+                    },
+                ]
+            },
+            auth,
+        )
+    )
+    _ok(
+        stack.post(
+            alpha_id,
+            "cash",
+            {"event_type": "withdraw", "amount": -1000, "external_id": "wd-1", "occurred_at": "2026-03-11T13:00:00Z"},
+            auth,
+        ),
+        201,
+    )
 
     # beta: an operator-created private strategy (the CLI's way), MSFT without price, AAPL with fees
     beta_id, beta_auth = stack.new_strategy("beta")
     strategies[beta_id] = beta_auth
-    _ok(stack.post(beta_id, "cash", {"event_type": "deposit", "amount": 50000,
-                                     "occurred_at": "2026-03-02T12:00:00Z"}, beta_auth), 201)
-    _ok(stack.post(beta_id, "orders", {"orders": [
-        {"symbol": "MSFT", "side": "buy", "quantity": 30, "executed_at": "2026-03-04T15:00:00Z"},
-        {"symbol": "AAPL", "side": "buy", "quantity": 40, "price": 193, "fees": 2.5,
-         "executed_at": "2026-03-06T15:00:00Z"},
-        {"symbol": "MSFT", "side": "sell", "quantity": 10, "executed_at": "2026-03-12T15:00:00Z"},
-    ]}, beta_auth))
+    _ok(
+        stack.post(
+            beta_id,
+            "cash",
+            {"event_type": "deposit", "amount": 50000, "occurred_at": "2026-03-02T12:00:00Z"},
+            beta_auth,
+        ),
+        201,
+    )
+    _ok(
+        stack.post(
+            beta_id,
+            "orders",
+            {
+                "orders": [
+                    {"symbol": "MSFT", "side": "buy", "quantity": 30, "executed_at": "2026-03-04T15:00:00Z"},
+                    {
+                        "symbol": "AAPL",
+                        "side": "buy",
+                        "quantity": 40,
+                        "price": 193,
+                        "fees": 2.5,
+                        "executed_at": "2026-03-06T15:00:00Z",
+                    },
+                    {"symbol": "MSFT", "side": "sell", "quantity": 10, "executed_at": "2026-03-12T15:00:00Z"},
+                ]
+            },
+            beta_auth,
+        )
+    )
 
     # gamma: public, publishes its positions, holds ACME through the split with a price given
     gamma, gamma_key = stack.db.identity.create_strategy("gamma", visibility="public", show_positions="live")
     gamma_id, gamma_auth = str(gamma), {"Authorization": f"Bearer {gamma_key}"}
     strategies[gamma_id] = gamma_auth
-    _ok(stack.post(gamma_id, "cash", {"event_type": "deposit", "amount": 20000,
-                                      "occurred_at": "2026-03-02T12:00:00Z"}, gamma_auth), 201)
-    _ok(stack.post(gamma_id, "orders", {"orders": [
-        {"symbol": "ACME", "side": "buy", "quantity": 25, "price": 405, "executed_at": "2026-03-04T15:00:00Z",
-         "external_order_id": "g-1"}]}, gamma_auth))
+    _ok(
+        stack.post(
+            gamma_id,
+            "cash",
+            {"event_type": "deposit", "amount": 20000, "occurred_at": "2026-03-02T12:00:00Z"},
+            gamma_auth,
+        ),
+        201,
+    )
+    _ok(
+        stack.post(
+            gamma_id,
+            "orders",
+            {
+                "orders": [
+                    {
+                        "symbol": "ACME",
+                        "side": "buy",
+                        "quantity": 25,
+                        "price": 405,
+                        "executed_at": "2026-03-04T15:00:00Z",
+                        "external_order_id": "g-1",
+                    }
+                ]
+            },
+            gamma_auth,
+        )
+    )
     stack.wait_projected()
 
     # the split becomes known late: every holder is re-derived from the ex-date on
     assert stack.db.prices.write_splits([Split("ACME", EX_DATE, Decimal(1), Decimal(4))], "test") == 1
     for sid in (alpha_id, gamma_id):
-        wait_until(lambda sid=sid: _corporate_actions(stack, sid, strategies[sid]) == 1, 30,
-                   "the split to reach its holders")
+        wait_until(
+            lambda sid=sid: _corporate_actions(stack, sid, strategies[sid]) == 1, 30, "the split to reach its holders"
+        )
 
     # alpha's snapshot after the split: 75 ACME (derived: 70) and AAPL as derived, with the deltas logged
-    outcome = _ok(stack.post(alpha_id, "positions/snapshot", {
-        "positions": [{"symbol": "AAPL", "quantity": 50, "cost_basis": 190.51},
-                      {"symbol": "ACME", "quantity": 75, "cost_basis": 100}],
-        "taken_at": "2026-03-12T20:00:00Z", "log_deltas": True}, auth))
+    outcome = _ok(
+        stack.post(
+            alpha_id,
+            "positions/snapshot",
+            {
+                "positions": [
+                    {"symbol": "AAPL", "quantity": 50, "cost_basis": 190.51},
+                    {"symbol": "ACME", "quantity": 75, "cost_basis": 100},
+                ],
+                "taken_at": "2026-03-12T20:00:00Z",
+                "log_deltas": True,
+            },
+            auth,
+        )
+    )
     assert outcome["reconciliation_entries"] >= 1, outcome
 
     # a change of public face, recorded in strategy_updates
     owner_id = stack.db.identity.user_id("owner@example.com")
-    stack.db.identity.update_strategy(owner_id, UUID(alpha_id),
-                                      StrategySettingsIn(name="alpha prime", show_positions="delayed"))
+    stack.db.identity.update_strategy(
+        owner_id, UUID(alpha_id), StrategySettingsIn(name="alpha prime", show_positions="delayed")
+    )
     wait_until(lambda: _leaderboard_name(stack, alpha_id) == "alpha prime", 30, "the rename to reach the leaderboard")
     owner.close()
     return strategies
@@ -163,8 +276,13 @@ def _corporate_actions(stack: Stack, sid: str, auth: dict[str, str]) -> int:
 def _leaderboard_fresh(db: Database) -> bool:
     """Every strategy with a ledger has a leaderboard row computed from its latest NAV."""
     with sql(db) as curs:
-        return curs.execute("SELECT count(*) AS n FROM rm_ledger l LEFT JOIN rm_leaderboard b USING (strategy_id)"
-                            " WHERE b.nav_version IS DISTINCT FROM l.updated_at").fetchone()["n"] == 0
+        return (
+            curs.execute(
+                "SELECT count(*) AS n FROM rm_ledger l LEFT JOIN rm_leaderboard b USING (strategy_id)"
+                " WHERE b.nav_version IS DISTINCT FROM l.updated_at"
+            ).fetchone()["n"]
+            == 0
+        )
 
 
 def _settle(stack: Stack) -> dict[str, list[dict]]:
@@ -189,18 +307,29 @@ def _settle(stack: Stack) -> dict[str, list[dict]]:
 def _read_models(db: Database) -> dict[str, list[dict]]:
     """Every rm_* table, every column but those of NOT_COMPARED, rows sorted."""
     with sql(db) as curs:
-        tables = [r["table_name"] for r in curs.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
-            " AND table_name LIKE 'rm\\_%' ORDER BY 1").fetchall()]
+        tables = [
+            r["table_name"]
+            for r in curs.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+                " AND table_name LIKE 'rm\\_%' ORDER BY 1"
+            ).fetchall()
+        ]
         models = {}
         for table in tables:
-            columns = [r["column_name"] for r in curs.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public'"
-                " AND table_name = %s ORDER BY ordinal_position", (table,)).fetchall()
-                if (table, r["column_name"]) not in NOT_COMPARED]
+            columns = [
+                r["column_name"]
+                for r in curs.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public'"
+                    " AND table_name = %s ORDER BY ordinal_position",
+                    (table,),
+                ).fetchall()
+                if (table, r["column_name"]) not in NOT_COMPARED
+            ]
             query = psycopg.sql.SQL("SELECT {} FROM {} ORDER BY {}").format(
-                psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, columns)), psycopg.sql.Identifier(table),
-                psycopg.sql.SQL(", ").join(psycopg.sql.Literal(i + 1) for i in range(len(columns))))
+                psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, columns)),
+                psycopg.sql.Identifier(table),
+                psycopg.sql.SQL(", ").join(psycopg.sql.Literal(i + 1) for i in range(len(columns))),
+            )
             models[table] = curs.execute(query).fetchall()  # dict rows: a difference names its column
     return models
 
@@ -209,8 +338,12 @@ def _differences(table: str, restored: list[dict], original: list[dict]) -> list
     """Where two versions of a read model differ, column by column (empty: equal)."""
     if len(restored) != len(original):
         return [f"{table}: {len(restored)} rows restored, {len(original)} originally"]
-    return [f"{table} row {i} {column}: restored {r[column]!r}, originally {o[column]!r}"
-            for i, (r, o) in enumerate(zip(restored, original)) for column in o if r.get(column) != o[column]]
+    return [
+        f"{table} row {i} {column}: restored {r[column]!r}, originally {o[column]!r}"
+        for i, (r, o) in enumerate(zip(restored, original))
+        for column in o
+        if r.get(column) != o[column]
+    ]
 
 
 def _answers(stack: Stack, strategies: dict[str, dict[str, str]]) -> dict[str, Any]:
@@ -218,8 +351,16 @@ def _answers(stack: Stack, strategies: dict[str, dict[str, str]]) -> dict[str, A
     out: dict[str, Any] = {}
     for sid, auth in strategies.items():
         base = f"/api/v1/strategies/{sid}"
-        for what in ("state", "nav", "performance", "performance?benchmark=SPY&risk_free_rate=0.045",
-                     "corporate-actions", "reconciliation", "orders?limit=100", "cash?limit=100"):
+        for what in (
+            "state",
+            "nav",
+            "performance",
+            "performance?benchmark=SPY&risk_free_rate=0.045",
+            "corporate-actions",
+            "reconciliation",
+            "orders?limit=100",
+            "cash?limit=100",
+        ):
             out[f"{sid}/{what}"] = _ok(stack.query.get(f"{base}/{what}", headers=auth), 200)
         csv = stack.query.get(f"{base}/nav", headers={**auth, "Accept": "text/csv"})
         assert csv.status_code == 200
@@ -233,14 +374,19 @@ def _answers(stack: Stack, strategies: dict[str, dict[str, str]]) -> dict[str, A
 def _fingerprint(url: str) -> dict[str, Any]:
     """The relations of the public schema and a digest of every backed-up table's rows."""
     with psycopg.connect(url, autocommit=True) as conn:
-        relations = [r[0] for r in conn.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' ORDER BY 1").fetchall()]
+        relations = [
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'public' ORDER BY 1"
+            ).fetchall()
+        ]
         digests = {}
         for table in BACKED_UP:
             if table in relations:
-                rows = conn.execute(psycopg.sql.SQL("SELECT t::text FROM {} AS t ORDER BY 1").format(
-                    psycopg.sql.Identifier(table))).fetchall()
+                rows = conn.execute(
+                    psycopg.sql.SQL("SELECT t::text FROM {} AS t ORDER BY 1").format(psycopg.sql.Identifier(table))
+                ).fetchall()
                 digests[table] = hashlib.sha256("\n".join(r[0] for r in rows).encode()).hexdigest()
     return {"relations": relations, "digests": digests}
 
@@ -255,20 +401,33 @@ def original(stack, tmp_path_factory):
     answers = _answers(stack, strategies)
     path = tmp_path_factory.mktemp("backup") / "botranks.dump"
     summary = backup(stack.database_url, path)
-    return {"strategies": strategies, "models": models, "legacy": stack.read_models(), "answers": answers,
-            "path": path, "summary": summary}
+    return {
+        "strategies": strategies,
+        "models": models,
+        "legacy": stack.read_models(),
+        "answers": answers,
+        "path": path,
+        "summary": summary,
+    }
 
 
 def _rebuild(database_url: str, home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTRANKS_")}
     env.update(BOTRANKS_DATABASE_URL=database_url, BOTRANKS_HOME=str(home), BOTRANKS_LOG_LEVEL="warning")
-    done = subprocess.run([sys.executable, "-m", "tools.cli", "projector", "rebuild"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "projector", "rebuild"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
 
 
-def test_backup_restore_rebuild_gives_the_same_read_models_and_answers(stack, original, backends, make_database,
-                                                                      tmp_path):
+def test_backup_restore_rebuild_gives_the_same_read_models_and_answers(
+    stack, original, backends, make_database, tmp_path
+):
     _, nats_url = backends
     summary = original["summary"]
     assert summary["bytes"] == original["path"].stat().st_size > 0
@@ -282,7 +441,10 @@ def test_backup_restore_rebuild_gives_the_same_read_models_and_answers(stack, or
     restored = restore(target, original["path"])
     assert restored["tables"] == summary["tables"]
     assert (restored["events"], restored["last_notification_id"], restored["store_id"]) == (
-        summary["events"], summary["last_notification_id"], summary["store_id"])
+        summary["events"],
+        summary["last_notification_id"],
+        summary["store_id"],
+    )
 
     # before the rebuild: the truth is back, the read models are empty, the relay starts over
     db = Database(target, pool_size=1)
@@ -290,8 +452,9 @@ def test_backup_restore_rebuild_gives_the_same_read_models_and_answers(stack, or
         with sql(db) as curs:
             assert curs.execute("SELECT count(*) AS n FROM rm_nav_daily").fetchone()["n"] == 0
             assert curs.execute("SELECT notification_id FROM relay_position").fetchone()["notification_id"] == 0
-            assert [r["version"] for r in curs.execute("SELECT version FROM schema_migrations ORDER BY 1")] == \
-                [version for version, _ in MIGRATIONS]
+            assert [r["version"] for r in curs.execute("SELECT version FROM schema_migrations ORDER BY 1")] == [
+                version for version, _ in MIGRATIONS
+            ]
             sequence = curs.execute("SELECT last_value, is_called FROM botranks_events_notification_id_seq").fetchone()
             assert (sequence["last_value"], sequence["is_called"]) == (summary["last_notification_id"], True)
         _rebuild(target, tmp_path / "cli-home")
@@ -319,16 +482,36 @@ def test_backup_restore_rebuild_gives_the_same_read_models_and_answers(stack, or
             # same events sent to the original give the same state, NAV and performance on both
             for system in (again, stack):
                 for number, (strategy, key) in enumerate(original["strategies"].items()):
-                    r = system.post(strategy, "orders", {"orders": [
-                        {"symbol": "AAPL", "side": "buy", "quantity": 1 + number, "price": 200,
-                         "executed_at": "2026-03-13T18:00:00Z", "external_order_id": "after-restore"}]}, key)
+                    r = system.post(
+                        strategy,
+                        "orders",
+                        {
+                            "orders": [
+                                {
+                                    "symbol": "AAPL",
+                                    "side": "buy",
+                                    "quantity": 1 + number,
+                                    "price": 200,
+                                    "executed_at": "2026-03-13T18:00:00Z",
+                                    "external_order_id": "after-restore",
+                                }
+                            ]
+                        },
+                        key,
+                    )
                     assert r.status_code == 200 and r.json()["counts"]["accepted"] == 1, r.text
                 _settle(system)
             assert again.event_count() == summary["last_notification_id"] + len(original["strategies"])
             after, after_original = _answers(again, original["strategies"]), _answers(stack, original["strategies"])
             for name, answer in after_original.items():
-                if name.rsplit("/", 1)[-1].split("?")[0] in ("state", "nav", "nav.csv", "performance",
-                                                             "corporate-actions", "reconciliation"):
+                if name.rsplit("/", 1)[-1].split("?")[0] in (
+                    "state",
+                    "nav",
+                    "nav.csv",
+                    "performance",
+                    "corporate-actions",
+                    "reconciliation",
+                ):
                     assert after[name] == answer, name
             # the owner signs in with the old password and still owns the strategy
             client = httpx.Client(base_url=f"http://127.0.0.1:{again.command_port}", timeout=60)

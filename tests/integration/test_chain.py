@@ -39,16 +39,39 @@ def db(make_database):
 
 
 def order(sid: uuid.UUID, executed: datetime, arrived: datetime, qty: int = 1) -> OrderRecorded:
-    return OrderRecorded(Order(id=uuid.uuid4(), strategy_id=sid, symbol="CHN", side="buy", quantity=D(qty),
-                               price=D("10.5"), fees=D(0), order_type="market", status="filled",
-                               executed_at=executed, created_at=arrived, external_order_id=None,
-                               details={"k": [1, 2.5, "x"]}))
+    return OrderRecorded(
+        Order(
+            id=uuid.uuid4(),
+            strategy_id=sid,
+            symbol="CHN",
+            side="buy",
+            quantity=D(qty),
+            price=D("10.5"),
+            fees=D(0),
+            order_type="market",
+            status="filled",
+            executed_at=executed,
+            created_at=arrived,
+            external_order_id=None,
+            details={"k": [1, 2.5, "x"]},
+        )
+    )
 
 
 def deposit(sid: uuid.UUID, at: datetime, arrived: datetime) -> CashRecorded:
-    return CashRecorded(CashEvent(id=uuid.uuid4(), strategy_id=sid, event_type="deposit", amount=D("1000.25"),
-                                  occurred_at=at, external_id=None, related_symbol=None, note="n\u00e9",
-                                  created_at=arrived))
+    return CashRecorded(
+        CashEvent(
+            id=uuid.uuid4(),
+            strategy_id=sid,
+            event_type="deposit",
+            amount=D("1000.25"),
+            occurred_at=at,
+            external_id=None,
+            related_symbol=None,
+            note="n\u00e9",
+            created_at=arrived,
+        )
+    )
 
 
 def append(db: Database, events) -> None:
@@ -73,16 +96,22 @@ def recomputed(db: Database) -> dict[uuid.UUID, list[tuple[int, int, bytes]]]:
 def published(db: Database) -> dict[uuid.UUID, list[tuple[int, int, bytes]]]:
     chains: dict[uuid.UUID, list[tuple[int, int, bytes]]] = defaultdict(list)
     with sql(db) as curs:
-        for r in curs.execute("SELECT strategy_id, seq, notification_id, digest FROM rm_chain"
-                              " ORDER BY strategy_id, seq").fetchall():
+        for r in curs.execute(
+            "SELECT strategy_id, seq, notification_id, digest FROM rm_chain ORDER BY strategy_id, seq"
+        ).fetchall():
             chains[r["strategy_id"]].append((r["seq"], r["notification_id"], bytes(r["digest"])))
     return dict(chains)
 
 
 def verify(db: Database, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools.cli", "verify", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "BOTRANKS_DATABASE_URL": db.url,
-                                                       "BOTRANKS_LOG_LEVEL": "warning"})
+    return subprocess.run(
+        [sys.executable, "-m", "tools.cli", "verify", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "BOTRANKS_DATABASE_URL": db.url, "BOTRANKS_LOG_LEVEL": "warning"},
+    )
 
 
 @st.composite
@@ -92,16 +121,18 @@ def batches(draw):
     events = []
     for i in range(draw(st.integers(1, 14))):
         sid = draw(st.sampled_from(sids))
-        executed = datetime.combine(DAY0 + timedelta(days=draw(st.integers(0, 40))), datetime.min.time(),
-                                    UTC) + timedelta(hours=14)
+        executed = datetime.combine(
+            DAY0 + timedelta(days=draw(st.integers(0, 40))), datetime.min.time(), UTC
+        ) + timedelta(hours=14)
         arrived = T0 + timedelta(hours=draw(st.integers(0, 72)), minutes=i)
         events.append(order(sid, executed, arrived) if draw(st.booleans()) else deposit(sid, executed, arrived))
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(events) - 1)), max_size=4)))
     return events, cuts
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                               HealthCheck.too_slow])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(batches())
 def test_published_chain_equals_the_event_log_in_any_batching(db, case):
     events, cuts = case
@@ -114,7 +145,7 @@ def test_published_chain_equals_the_event_log_in_any_batching(db, case):
     after = published(db)
     assert after == recomputed(db)
     for sid, chain in before.items():  # appends only: what was published stays a prefix
-        assert after[sid][:len(chain)] == chain
+        assert after[sid][: len(chain)] == chain
 
 
 def test_back_dated_event_appends_and_rebuild_recomputes_the_same_chain(db):
@@ -152,8 +183,11 @@ def test_verify_passes_untouched_and_names_the_first_edited_event(db):
 
     seq2 = published(db)[sid][1]
     with sql(db) as curs:  # behind the application's back: the amount of the second deposit
-        curs.execute("UPDATE botranks_events SET state = convert_to(replace(convert_from(state, 'UTF8'),"
-                     " '1000.25', '9000.25'), 'UTF8') WHERE notification_id = %s", (seq2[1],))
+        curs.execute(
+            "UPDATE botranks_events SET state = convert_to(replace(convert_from(state, 'UTF8'),"
+            " '1000.25', '9000.25'), 'UTF8') WHERE notification_id = %s",
+            (seq2[1],),
+        )
     tampered = verify(db)
     assert tampered.returncode == 1
     first = json.loads(tampered.stdout)["first_mismatch"]
@@ -163,8 +197,11 @@ def test_verify_passes_untouched_and_names_the_first_edited_event(db):
     assert verify(db, "--strategy", str(uuid.uuid4())).returncode == 0  # another strategy's chain is intact
 
     with sql(db) as curs:  # put it back: verifies again; then drop an event altogether
-        curs.execute("UPDATE botranks_events SET state = convert_to(replace(convert_from(state, 'UTF8'),"
-                     " '9000.25', '1000.25'), 'UTF8') WHERE notification_id = %s", (seq2[1],))
+        curs.execute(
+            "UPDATE botranks_events SET state = convert_to(replace(convert_from(state, 'UTF8'),"
+            " '9000.25', '1000.25'), 'UTF8') WHERE notification_id = %s",
+            (seq2[1],),
+        )
     assert verify(db).returncode == 0
     with sql(db) as curs:
         curs.execute("DELETE FROM botranks_events WHERE notification_id = %s", (seq2[1],))
@@ -174,14 +211,20 @@ def test_verify_passes_untouched_and_names_the_first_edited_event(db):
 
 def notes_script() -> str:
     notes = (Path(ROOT) / "docs" / "NOTES.md").read_text()
-    section = notes[notes.index("## Verifiable history"):]
+    section = notes[notes.index("## Verifiable history") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
 def test_the_documented_script_verifies_a_download(db, tmp_path):
     sid = uuid.uuid4()
-    append(db, [order(sid, T0 - timedelta(days=3), T0), deposit(sid, T0 - timedelta(days=9), T0 + timedelta(hours=2)),
-                order(sid, T0 - timedelta(days=1), T0 + timedelta(days=2))])
+    append(
+        db,
+        [
+            order(sid, T0 - timedelta(days=3), T0),
+            deposit(sid, T0 - timedelta(days=9), T0 + timedelta(hours=2)),
+            order(sid, T0 - timedelta(days=1), T0 + timedelta(days=2)),
+        ],
+    )
     project_all(db)
     lines = db.ledger.chain_events(sid)
     head = db.ledger.chain(sid)
@@ -221,8 +264,9 @@ def test_a_quarantined_strategy_chain_stops_where_its_projection_stopped(make_da
         bad = order(poisoned, T0 - timedelta(days=1), T0 + timedelta(minutes=1))
         bad.order.quantity = D("1e-20000")  # PostgreSQL's numeric refuses it: the strategy is quarantined
         append(db, [bad, order(healthy, T0 - timedelta(days=1), T0 + timedelta(minutes=1))])
-        db.events.recorder.insert_events([StoredEvent(originator_id=uuid.uuid4(), originator_version=1,
-                                                      topic="OrderRecorded.v1", state=b"not json")])
+        db.events.recorder.insert_events(
+            [StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="OrderRecorded.v1", state=b"not json")]
+        )
         append(db, [deposit(poisoned, T0, T0 + timedelta(minutes=2)), deposit(healthy, T0, T0 + timedelta(minutes=2))])
         project_all(db)
         assert db.ledger.quarantined() >= {poisoned}
@@ -236,7 +280,7 @@ def test_a_quarantined_strategy_chain_stops_where_its_projection_stopped(make_da
         rebuild(db)  # the rebuild meets the poison in a bigger batch: the halted chain may stop earlier
         rebuilt = published(db)
         assert rebuilt[healthy] == chains[healthy]
-        assert rebuilt.get(poisoned, []) == chains[poisoned][:len(rebuilt.get(poisoned, []))]
+        assert rebuilt.get(poisoned, []) == chains[poisoned][: len(rebuilt.get(poisoned, []))]
         assert verify(db).returncode == 0
     finally:
         db.close()

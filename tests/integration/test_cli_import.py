@@ -28,10 +28,28 @@ pytestmark = pytest.mark.integration
 
 SYMBOLS = {"AAPL": 185.0, "MSFT": 375.0, "NVDA": 48.0, "SPY": 470.0, "KO": 59.0}
 ROWS = 100_000
-BROKER_FLAGS = ["--map", "symbol=Ticker", "--map", "side=Action", "--map", "quantity=Qty", "--map",
-                "price=Fill Price", "--map", "fees=Commission", "--map", "executed_at=Trade Time", "--map",
-                "order_id=Ref", "--side-map", "BOT=buy", "--side-map", "SLD=sell", "--time-format",
-                "%Y%m%d %H:%M:%S"]
+BROKER_FLAGS = [
+    "--map",
+    "symbol=Ticker",
+    "--map",
+    "side=Action",
+    "--map",
+    "quantity=Qty",
+    "--map",
+    "price=Fill Price",
+    "--map",
+    "fees=Commission",
+    "--map",
+    "executed_at=Trade Time",
+    "--map",
+    "order_id=Ref",
+    "--side-map",
+    "BOT=buy",
+    "--side-map",
+    "SLD=sell",
+    "--time-format",
+    "%Y%m%d %H:%M:%S",
+]
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +87,9 @@ def strategy(up, name: str) -> dict[str, str]:
 
 
 def botranks(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def ingested(up) -> dict[str, float]:
@@ -91,8 +110,9 @@ def server_orders(up, env: dict[str, str]) -> list[dict]:
     items, cursor = [], None
     with httpx.Client(timeout=60) as http:
         while True:
-            page = http.get(api, params={"limit": 1000, **({"cursor": cursor} if cursor else {})},
-                            headers=headers).json()
+            page = http.get(
+                api, params={"limit": 1000, **({"cursor": cursor} if cursor else {})}, headers=headers
+            ).json()
             items += page["items"]
             cursor = page["next_cursor"]
             if not cursor:
@@ -117,9 +137,18 @@ def write_broker_file(path: Path, closes: dict[tuple[str, date], Decimal], rows:
             close = closes[symbol, day]
             price = "" if k % 10 == 3 else f"{close * Decimal(1 + rng.uniform(-0.005, 0.005)):.2f}"
             at = datetime(day.year, day.month, day.day, 14, 30) + timedelta(seconds=rng.randrange(6 * 3600))
-            writer.writerow([symbol, rng.choice(["BOT", "SLD"]), rng.randint(1, 300), price,
-                             f"{rng.randint(0, 150) / 100:.2f}", at.strftime("%Y%m%d %H:%M:%S"),
-                             f"U1-{k:07d}" if k % 2 else "", "U1234567"])
+            writer.writerow(
+                [
+                    symbol,
+                    rng.choice(["BOT", "SLD"]),
+                    rng.randint(1, 300),
+                    price,
+                    f"{rng.randint(0, 150) / 100:.2f}",
+                    at.strftime("%Y%m%d %H:%M:%S"),
+                    f"U1-{k:07d}" if k % 2 else "",
+                    "U1234567",
+                ]
+            )
 
 
 def test_importing_100k_broker_rows_then_again_is_a_no_op(up, closes, tmp_path):
@@ -133,8 +162,10 @@ def test_importing_100k_broker_rows_then_again_is_a_no_op(up, closes, tmp_path):
     summary = json.loads(first.stdout)
     assert (summary["rows"], summary["accepted"], summary["duplicates"], summary["rejected"]) == (ROWS, ROWS, 0, [])
     assert summary["requests"] == ROWS // 500
-    print(f"\nbotranks orders import, {ROWS:,} rows, first run: {summary['rows_per_s']:,.0f} rows/s"
-          f" ({summary['seconds']:.1f} s)")
+    print(
+        f"\nbotranks orders import, {ROWS:,} rows, first run: {summary['rows_per_s']:,.0f} rows/s"
+        f" ({summary['seconds']:.1f} s)"
+    )
     after_first = ingested(up)
     assert after_first["accepted"] - before["accepted"] == ROWS
 
@@ -142,8 +173,10 @@ def test_importing_100k_broker_rows_then_again_is_a_no_op(up, closes, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     summary = json.loads(again.stdout)
     assert (summary["rows"], summary["accepted"], summary["duplicates"], summary["rejected"]) == (ROWS, 0, ROWS, [])
-    print(f"botranks orders import, {ROWS:,} rows, again (all duplicates): {summary['rows_per_s']:,.0f} rows/s"
-          f" ({summary['seconds']:.1f} s)")
+    print(
+        f"botranks orders import, {ROWS:,} rows, again (all duplicates): {summary['rows_per_s']:,.0f} rows/s"
+        f" ({summary['seconds']:.1f} s)"
+    )
     after_again = ingested(up)
     assert after_again["accepted"] == after_first["accepted"]  # nothing stored the second time
     assert after_again["duplicate"] - after_first["duplicate"] == ROWS
@@ -158,17 +191,22 @@ def test_importing_100k_broker_rows_then_again_is_a_no_op(up, closes, tmp_path):
     assert Decimal(str(without_price["price"])) == closes[without_price["symbol"], day]  # the day's close
 
 
-BAD = "\n".join([
-    "symbol,side,quantity,price,fees,executed_at,order_id",     # 1
-    "AAPL,buy,10,190.00,1.00,2025-03-03T15:00:00Z,s-1",         # 2
-    "AAPL,buy,ten,190.00,1.00,2025-03-03T15:01:00Z,s-2",        # 3: not a number (refused locally)
-    "MSFT,buy,5,,0,2025-03-03T15:02:00Z,s-3",                   # 4: no price: the close of the day
-    "ZZZZ,buy,1,,0,2025-03-03T15:03:00Z,s-4",                   # 5: no price and no close (refused by the server)
-    "AAPL,hold,1,190.00,0,2025-03-03T15:04:00Z,s-5",            # 6: not a side (refused locally)
-    "KO,buy,100,60.10,0,2025-03-04T15:00:00Z,",                 # 7
-    "KO,sell,50,60.50,0,2025-03-05T15:00:00Z,",                 # 8
-    "NVDA,buy,3,50.00,0,2025-03-05T16:00:00Z,s-8",              # 9
-]) + "\n"
+BAD = (
+    "\n".join(
+        [
+            "symbol,side,quantity,price,fees,executed_at,order_id",  # 1
+            "AAPL,buy,10,190.00,1.00,2025-03-03T15:00:00Z,s-1",  # 2
+            "AAPL,buy,ten,190.00,1.00,2025-03-03T15:01:00Z,s-2",  # 3: not a number (refused locally)
+            "MSFT,buy,5,,0,2025-03-03T15:02:00Z,s-3",  # 4: no price: the close of the day
+            "ZZZZ,buy,1,,0,2025-03-03T15:03:00Z,s-4",  # 5: no price and no close (refused by the server)
+            "AAPL,hold,1,190.00,0,2025-03-03T15:04:00Z,s-5",  # 6: not a side (refused locally)
+            "KO,buy,100,60.10,0,2025-03-04T15:00:00Z,",  # 7
+            "KO,sell,50,60.50,0,2025-03-05T15:00:00Z,",  # 8
+            "NVDA,buy,3,50.00,0,2025-03-05T16:00:00Z,s-8",  # 9
+        ]
+    )
+    + "\n"
+)
 
 
 def test_bad_rows_are_reported_by_line_and_the_rest_is_stored(up, closes, tmp_path):
@@ -226,8 +264,20 @@ def test_errors_are_one_line_with_exit_code_2(up):
 
 def test_the_sma_bot_reports_its_orders_through_the_outbox(up, tmp_path):
     env = strategy(up, "sma-bot")
-    args = [sys.executable, "examples/sma_bot.py", "--symbol", "DEMO-AAPL", "--fast", "10", "--slow", "40",
-            "--start", "2025-01-02", "--outbox", str(tmp_path / "outbox.sqlite")]
+    args = [
+        sys.executable,
+        "examples/sma_bot.py",
+        "--symbol",
+        "DEMO-AAPL",
+        "--fast",
+        "10",
+        "--slow",
+        "40",
+        "--start",
+        "2025-01-02",
+        "--outbox",
+        str(tmp_path / "outbox.sqlite"),
+    ]
     run = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     sent = int(run.stdout.split()[0])

@@ -27,8 +27,9 @@ def system(backends, make_database, tmp_path_factory):
     _, nats_url = backends
     url = make_database()
     # writes answer at commit (read-your-writes off) so that a normal answer is far below the client's timeout
-    with botranks_up(tmp_path_factory.mktemp("client-faults"), url, nats_url,
-                     BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0") as up:
+    with botranks_up(
+        tmp_path_factory.mktemp("client-faults"), url, nats_url, BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0"
+    ) as up:
         yield up, url
 
 
@@ -41,12 +42,21 @@ def test_5000_orders_through_every_fault_are_stored_exactly_once(system):
     up, database_url = system
     strategy_id, key = new_strategy(up)
     # every other POST meets a fault, each kind in turn; some reads too
-    schedule = {"POST": ["reset_after", None, "503", None, "429", None, "slow", None, "reset_before", None],
-                "GET": [None, "503", None, "reset_after", None, "slow"]}
-    lists = [[{"symbol": "AAPL", "side": "buy", "quantity": Decimal(n * 1000 + i + 1) / 100, "price": PRICE}
-              for i in range(1000)] for n in range(5)]
-    with FaultProxy(up.base, schedule) as proxy, \
-            Client(proxy.url, key, strategy_id, timeout=4.0, max_retries=8) as client:
+    schedule = {
+        "POST": ["reset_after", None, "503", None, "429", None, "slow", None, "reset_before", None],
+        "GET": [None, "503", None, "reset_after", None, "slow"],
+    }
+    lists = [
+        [
+            {"symbol": "AAPL", "side": "buy", "quantity": Decimal(n * 1000 + i + 1) / 100, "price": PRICE}
+            for i in range(1000)
+        ]
+        for n in range(5)
+    ]
+    with (
+        FaultProxy(up.base, schedule) as proxy,
+        Client(proxy.url, key, strategy_id, timeout=4.0, max_retries=8) as client,
+    ):
         started = time.monotonic()
         results = [client.submit_orders(orders) for orders in lists[:3]]
 
@@ -85,8 +95,10 @@ def test_5000_orders_through_every_fault_are_stored_exactly_once(system):
         position = client.state().positions[0]
         assert position.quantity == sum((Decimal(i + 1) / 100 for i in range(TOTAL)), Decimal(0))
         assert proxy.injected["slow"] >= 2 and proxy.requests["GET"] > 5
-    print(f"5,000 orders through {sum(proxy.injected.values())} injected faults in {elapsed:.1f} s:"
-          f" {dict(proxy.injected)}")
+    print(
+        f"5,000 orders through {sum(proxy.injected.values())} injected faults in {elapsed:.1f} s:"
+        f" {dict(proxy.injected)}"
+    )
 
 
 def test_every_method_against_the_real_server_sync_and_async(system):
@@ -96,22 +108,36 @@ def test_every_method_against_the_real_server_sync_and_async(system):
     with Client(up.base, key, strategy_id, read_your_writes=True) as client:
         deposit = client.record_cash("deposit", Decimal("1000000.01"), occurred_at="2026-04-20T13:00:00Z")
         assert deposit.status == "created" and deposit.event.amount == Decimal("1000000.01")
-        assert client.record_cash("deposit", Decimal("1000000.01"), occurred_at="2026-04-20T13:00:00Z").status \
+        assert (
+            client.record_cash("deposit", Decimal("1000000.01"), occurred_at="2026-04-20T13:00:00Z").status
             == "duplicate"
-        result = client.submit_orders([{"symbol": "aapl", "side": "buy", "quantity": Decimal("0.1"),
-                                        "price": Decimal("90071992547409.93"), "executed_at": "2026-04-20T14:31:22Z"}])
+        )
+        result = client.submit_orders(
+            [
+                {
+                    "symbol": "aapl",
+                    "side": "buy",
+                    "quantity": Decimal("0.1"),
+                    "price": Decimal("90071992547409.93"),
+                    "executed_at": "2026-04-20T14:31:22Z",
+                }
+            ]
+        )
         assert result.projected is False  # this system answers at commit (read-your-writes off)
         state = client.state()  # ... so the client waited for the projection itself
         assert [(p.symbol, p.quantity, p.cost_basis) for p in state.positions] == [
-            ("AAPL", Decimal("0.1"), Decimal("90071992547409.93"))]
+            ("AAPL", Decimal("0.1"), Decimal("90071992547409.93"))
+        ]
         assert [o.price for o in client.orders()] == [Decimal("90071992547409.93")]
         assert [c.amount for c in client.cash_events()] == [Decimal("1000000.01")]
-        outcome = client.snapshot_positions([{"symbol": "AAPL", "quantity": "0.2", "cost_basis": "100"}],
-                                            log_deltas=True)
+        outcome = client.snapshot_positions(
+            [{"symbol": "AAPL", "quantity": "0.2", "cost_basis": "100"}], log_deltas=True
+        )
         assert outcome.upserted == 1
         entries = list(client.reconciliation())
         assert [(e.symbol, e.derived_quantity, e.snapshot_quantity) for e in entries] == [
-            ("AAPL", Decimal("0.1"), Decimal("0.2"))]
+            ("AAPL", Decimal("0.1"), Decimal("0.2"))
+        ]
         assert client.nav().strategy_id == UUID(strategy_id)
         assert client.performance(benchmark="", risk_free_rate=Decimal("0.045")).benchmark is None
         with pytest.raises(BadRequest):
@@ -120,8 +146,9 @@ def test_every_method_against_the_real_server_sync_and_async(system):
 
     async def scenario() -> None:
         async with AsyncClient(up.base, key, strategy_id, read_your_writes=True) as client:
-            again = await client.submit_orders([{"symbol": "MSFT", "side": "buy", "quantity": 3, "price": 10,
-                                                 "external_order_id": "m-1"}])
+            again = await client.submit_orders(
+                [{"symbol": "MSFT", "side": "buy", "quantity": 3, "price": 10, "external_order_id": "m-1"}]
+            )
             assert again.accepted_count == 1
             assert len([o async for o in client.orders(limit=1)]) == 2
             assert (await client.state()).strategy_id == UUID(strategy_id)

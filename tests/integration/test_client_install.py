@@ -53,14 +53,18 @@ def test_the_client_distribution_installs_without_the_server_stack(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
-    install = subprocess.run([python, "-m", "pip", "install", "--quiet", *sources], capture_output=True, text=True,
-                             timeout=600)
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", *sources], capture_output=True, text=True, timeout=600
+    )
     if install.returncode != 0:
-        pytest.fail("pip install of libs/domain + clients/python failed. It needs setuptools, httpx and msgspec from"
-                    " the package index (or pip's local wheels/cache); without network access and without them"
-                    " cached, this test cannot pass.\n" + install.stdout[-2000:] + install.stderr[-4000:])
-    smoke = subprocess.run([python, "-c", SMOKE % (NOT_INSTALLED,)], capture_output=True, text=True, timeout=120,
-                           cwd=tmp_path)
+        pytest.fail(
+            "pip install of libs/domain + clients/python failed. It needs setuptools, httpx and msgspec from"
+            " the package index (or pip's local wheels/cache); without network access and without them"
+            " cached, this test cannot pass.\n" + install.stdout[-2000:] + install.stderr[-4000:]
+        )
+    smoke = subprocess.run(
+        [python, "-c", SMOKE % (NOT_INSTALLED,)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert smoke.returncode == 0, smoke.stderr[-3000:]
     importable = json.loads(smoke.stdout.strip().splitlines()[-1])
     assert importable == {name: False for name in NOT_INSTALLED}

@@ -46,8 +46,9 @@ BOT = textwrap.dedent("""
 def system(backends, make_database, tmp_path_factory):
     _, nats_url = backends
     url = make_database()
-    with botranks_up(tmp_path_factory.mktemp("client-outbox"), url, nats_url,
-                     BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0") as up:
+    with botranks_up(
+        tmp_path_factory.mktemp("client-outbox"), url, nats_url, BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0"
+    ) as up:
         yield up, url
 
 
@@ -61,10 +62,15 @@ def test_a_bot_killed_mid_flush_and_restarted_loses_nothing_and_doubles_nothing(
 
     # every answer is held 1.5 s after the server committed: the kill lands while one is in flight
     with FaultProxy(up.base, {"POST": ["delay"]}, delay_s=1.5) as proxy:
+
         def run(mode: str) -> subprocess.Popen:
-            return subprocess.Popen([sys.executable, str(script), proxy.url, key, strategy_id, str(outbox), mode,
-                                     str(N)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True)
+            return subprocess.Popen(
+                [sys.executable, str(script), proxy.url, key, strategy_id, str(outbox), mode, str(N)],
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
 
         bot = run("enqueue")
         assert bot.stdout.readline().split() == ["enqueued", "6"]

@@ -42,22 +42,35 @@ class Services:
 
     def __init__(self, database_url: str, nats_url: str, home: Path) -> None:
         self.home = home
-        self.env = {**os.environ, "BOTRANKS_DATABASE_URL": database_url, "BOTRANKS_NATS_URL": nats_url,
-                    "BOTRANKS_HOME": str(home), "BOTRANKS_LOG_LEVEL": "info",
-                    "BOTRANKS_RATE_LIMIT_PER_MINUTE": "1000000",
-                    "BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP": "1000000",
-                    "BOTRANKS_READ_YOUR_WRITES_TIMEOUT": "0.5"}
+        self.env = {
+            **os.environ,
+            "BOTRANKS_DATABASE_URL": database_url,
+            "BOTRANKS_NATS_URL": nats_url,
+            "BOTRANKS_HOME": str(home),
+            "BOTRANKS_LOG_LEVEL": "info",
+            "BOTRANKS_RATE_LIMIT_PER_MINUTE": "1000000",
+            "BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP": "1000000",
+            "BOTRANKS_READ_YOUR_WRITES_TIMEOUT": "0.5",
+        }
         self.ports = {name: free_port() for name in ("command_api", "query_api", "relay", "projector")}
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self) -> None:
         for name, port in self.ports.items():
-            args = {"command_api": ["--port", str(port)], "query_api": ["--port", str(port)],
-                    "relay": [], "projector": ["run"]}[name]
+            args = {
+                "command_api": ["--port", str(port)],
+                "query_api": ["--port", str(port)],
+                "relay": [],
+                "projector": ["run"],
+            }[name]
             env = {**self.env, "BOTRANKS_HEALTH_PORT": str(port)} if name in ("relay", "projector") else self.env
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}.main", *args], cwd=ROOT, env=env,
-                stdout=open(self.home / f"{name}.log", "ab"), stderr=subprocess.STDOUT)
+                [sys.executable, "-m", f"services.{name}.main", *args],
+                cwd=ROOT,
+                env=env,
+                stdout=open(self.home / f"{name}.log", "ab"),
+                stderr=subprocess.STDOUT,
+            )
         for port in self.ports.values():
             wait_for_port(port, 60)
 
@@ -113,14 +126,19 @@ class Writer(threading.Thread):
 
 def register(base: str, email: str) -> tuple[httpx.Response, float]:
     started = time.monotonic()
-    r = httpx.post(f"{base}/auth/register", json={"email": email, "password": "a long enough passphrase"},
-                   timeout=30)
+    r = httpx.post(f"{base}/auth/register", json={"email": email, "password": "a long enough passphrase"}, timeout=30)
     return r, time.monotonic() - started
 
 
 def order(external_id: str) -> dict:
-    return {"symbol": "AAPL", "side": "buy", "quantity": 1, "price": 100,
-            "executed_at": "2026-02-10T15:00:00Z", "external_order_id": external_id}
+    return {
+        "symbol": "AAPL",
+        "side": "buy",
+        "quantity": 1,
+        "price": 100,
+        "executed_at": "2026-02-10T15:00:00Z",
+        "external_order_id": external_id,
+    }
 
 
 @pytest.fixture
@@ -151,8 +169,9 @@ def test_services_heal_within_a_second_of_postgres_coming_back(backends, pg_data
         writer.start()
         wait_until(lambda: writer.statuses[200] >= 20, 60, "writes to flow")
         # what a registration costs here and now (argon2: ~0.2 s on an idle machine, more on a busy one)
-        usual_register_s = sorted(register(services.url("command_api"), f"before{i}@example.com")[1]
-                                  for i in range(3))[1]
+        usual_register_s = sorted(register(services.url("command_api"), f"before{i}@example.com")[1] for i in range(3))[
+            1
+        ]
 
         # --- kill -9 the postmaster: every /healthz says so within a second, writes are 503
         postmaster = pg.pid
@@ -164,8 +183,10 @@ def test_services_heal_within_a_second_of_postgres_coming_back(backends, pg_data
             answers += [(name, *services.healthz(name)) for name in names]
             time.sleep(0.3)
         writer.stop()
-        print(f"writer: {dict(writer.statuses)}; slowest /healthz while down: "
-              f"{max(seconds for _, _, seconds in answers):.3f} s")
+        print(
+            f"writer: {dict(writer.statuses)}; slowest /healthz while down: "
+            f"{max(seconds for _, _, seconds in answers):.3f} s"
+        )
         assert {status for _, status, _ in answers} == {503}, answers
         assert max(seconds for _, _, seconds in answers) < 1.0, answers
         assert writer.statuses[503] >= 1 and not set(writer.statuses) - {200, 503}, writer.statuses
@@ -178,9 +199,12 @@ def test_services_heal_within_a_second_of_postgres_coming_back(backends, pg_data
         def first_order() -> None:
             started = time.monotonic()
             # the write's own path (read-your-writes would add the projector's recovery, up to its timeout)
-            r = httpx.post(f"{services.url('command_api')}/api/v1/strategies/{sid}/orders", timeout=30,
-                           headers={**auth, "BotRanks-Read-Your-Writes": "off"},
-                           json={"orders": [order("after-restart")]})
+            r = httpx.post(
+                f"{services.url('command_api')}/api/v1/strategies/{sid}/orders",
+                timeout=30,
+                headers={**auth, "BotRanks-Read-Your-Writes": "off"},
+                json={"orders": [order("after-restart")]},
+            )
             firsts["orders"] = r, time.monotonic() - started
 
         def first_register() -> None:
@@ -192,8 +216,10 @@ def test_services_heal_within_a_second_of_postgres_coming_back(backends, pg_data
         for thread in threads:
             thread.join(60)
         (first, first_s), (registered, register_s) = firsts["orders"], firsts["register"]
-        print(f"first POST /orders {first.status_code} in {first_s:.3f} s, first POST /auth/register "
-              f"{registered.status_code} in {register_s:.3f} s (usually {usual_register_s:.3f} s here)")
+        print(
+            f"first POST /orders {first.status_code} in {first_s:.3f} s, first POST /auth/register "
+            f"{registered.status_code} in {register_s:.3f} s (usually {usual_register_s:.3f} s here)"
+        )
         assert first.status_code == 200 and first.json()["counts"] == {"accepted": 1, "duplicates": 0}, first.text
         assert first_s < 1.0
         assert registered.status_code == 201, registered.text
@@ -205,8 +231,12 @@ def test_services_heal_within_a_second_of_postgres_coming_back(backends, pg_data
         print(f"every /healthz 200 again {time.monotonic() - started:.3f} s after the first writes")
 
         def projected() -> bool:
-            r = httpx.get(f"{services.url('query_api')}/api/v1/strategies/{sid}/orders",
-                          params={"limit": 1000}, headers=auth, timeout=10)
+            r = httpx.get(
+                f"{services.url('query_api')}/api/v1/strategies/{sid}/orders",
+                params={"limit": 1000},
+                headers=auth,
+                timeout=10,
+            )
             return r.status_code == 200 and "after-restart" in {o["external_order_id"] for o in r.json()["items"]}
 
         wait_until(projected, 30, "the projection to catch up by itself")
@@ -259,8 +289,10 @@ def test_the_probe_answers_within_a_second_when_postgres_hangs_or_dies_and_recov
             for pid in stopped:
                 os.kill(pid, signal.SIGCONT)
         print(f"hung: {hung}")
-        assert all(problem == f"Database did not answer within {probe.timeout} s" and seconds < 1.0
-                   for problem, seconds in hung), hung
+        assert all(
+            problem == f"Database did not answer within {probe.timeout} s" and seconds < 1.0
+            for problem, seconds in hung
+        ), hung
         answers = await until(probe, lambda problem: problem is None)
         assert answers[-1][0] is None, f"the probe never saw the server answer again: {answers}"
         # killed (its backends notice within a moment): unreachable, in time; restarted: up at once

@@ -38,15 +38,35 @@ MB = 1024 * 1024
 
 def _history(sid: uuid.UUID) -> Iterator[tuple[uuid.UUID, object]]:
     """A deposit, then buys and sells of one share, 64 a day over ~4 years (arrival order = time order)."""
-    cash = CashEvent(id=uuid.uuid4(), strategy_id=sid, event_type="deposit", amount=D("1000000"), occurred_at=T0,
-                     external_id="dep", related_symbol=None, note=None, created_at=T0)
+    cash = CashEvent(
+        id=uuid.uuid4(),
+        strategy_id=sid,
+        event_type="deposit",
+        amount=D("1000000"),
+        occurred_at=T0,
+        external_id="dep",
+        related_symbol=None,
+        note=None,
+        created_at=T0,
+    )
     yield cash.id, CashRecorded(cash)
     for i in range(EVENTS - 1):
         at = T0 + timedelta(days=i // 64, seconds=60 + i % 64)
-        order = Order(id=uuid.uuid4(), strategy_id=sid, symbol="DLS", side="buy" if i % 2 == 0 else "sell",
-                      quantity=D(1), price=D("10.25"), fees=D("0.01"), order_type="market", status="filled",
-                      executed_at=at, created_at=at + timedelta(seconds=1), external_order_id=f"o-{i:06d}",
-                      details={"note": "caf\u00e9", "i": i})
+        order = Order(
+            id=uuid.uuid4(),
+            strategy_id=sid,
+            symbol="DLS",
+            side="buy" if i % 2 == 0 else "sell",
+            quantity=D(1),
+            price=D("10.25"),
+            fees=D("0.01"),
+            order_type="market",
+            status="filled",
+            executed_at=at,
+            created_at=at + timedelta(seconds=1),
+            external_order_id=f"o-{i:06d}",
+            details={"note": "caf\u00e9", "i": i},
+        )
         yield order.id, OrderRecorded(order)
 
 
@@ -59,8 +79,12 @@ def _expected(stack: Stack, sid: uuid.UUID) -> tuple[int, int, str]:
                 continue
             digest = hashlib.sha256((digest or b"") + n.state).digest()
             lines += 1
-            line = b'{"seq":%d,"notification_id":%d,"digest":"%s","event":%s}\n' % (lines, n.id, digest.hex().encode(),
-                                                                                 n.state)
+            line = b'{"seq":%d,"notification_id":%d,"digest":"%s","event":%s}\n' % (
+                lines,
+                n.id,
+                digest.hex().encode(),
+                n.state,
+            )
             sha.update(line)
             size += len(line)
         last = batch[-1].id
@@ -71,24 +95,38 @@ def _expected(stack: Stack, sid: uuid.UUID) -> tuple[int, int, str]:
 def big(backends, make_database):
     _, nats_url = backends
     with tempfile.TemporaryDirectory() as home:
-        stack = Stack(make_database(), nats_url, Path(home), BOTRANKS_DOWNLOADS_PER_PROCESS="4",
-                      BOTRANKS_DOWNLOADS_PER_ADDRESS="2", BOTRANKS_DOWNLOAD_SEND_TIMEOUT_S=str(SEND_TIMEOUT_S),
-                      BOTRANKS_PAGE_REQUESTS_PER_MINUTE_PER_IP="60", BOTRANKS_PAGE_BURST_PER_IP="5")
+        stack = Stack(
+            make_database(),
+            nats_url,
+            Path(home),
+            BOTRANKS_DOWNLOADS_PER_PROCESS="4",
+            BOTRANKS_DOWNLOADS_PER_ADDRESS="2",
+            BOTRANKS_DOWNLOAD_SEND_TIMEOUT_S=str(SEND_TIMEOUT_S),
+            BOTRANKS_PAGE_REQUESTS_PER_MINUTE_PER_IP="60",
+            BOTRANKS_PAGE_BURST_PER_IP="5",
+        )
         stack.start()
         try:
             sid, key = stack.db.identity.create_strategy("Big", visibility="public", show_positions="live")
             days = EVENTS // 64 + 2
-            stack.add_prices([(symbol, (T0 + timedelta(days=d)).date().isoformat(), 10 + d % 7 / 4)
-                              for symbol in ("DLS", "SPY") for d in range(days)])
+            stack.add_prices(
+                [
+                    (symbol, (T0 + timedelta(days=d)).date().isoformat(), 10 + d % 7 / 4)
+                    for symbol in ("DLS", "SPY")
+                    for d in range(days)
+                ]
+            )
             started = time.perf_counter()
             events = list(_history(sid))
             for i in range(0, len(events), 5_000):
-                stack.db.events.append(events[i:i + 5_000])
+                stack.db.events.append(events[i : i + 5_000])
             del events
             appended = time.perf_counter()
             stack.wait_projected(timeout=600)
-            print(f"\n{EVENTS:,} events appended in {appended - started:.1f} s,"
-                  f" projected {time.perf_counter() - appended:.1f} s later")
+            print(
+                f"\n{EVENTS:,} events appended in {appended - started:.1f} s,"
+                f" projected {time.perf_counter() - appended:.1f} s later"
+            )
             stack.sid, stack.key = sid, {"Authorization": f"Bearer {key}"}
             stack.expected = _expected(stack, sid)
             yield stack
@@ -143,27 +181,36 @@ def test_concurrent_downloads_are_complete_and_memory_stays_flat(big):
     elapsed = time.perf_counter() - started
     after = _vm(pid)
     grew = after["VmHWM"] - before["VmRSS"]
-    print(f"\nquery_api RSS before {before['VmRSS'] / MB:.1f} MB, peak during 4 concurrent downloads of"
-          f" {size / MB:.1f} MB each {after['VmHWM'] / MB:.1f} MB (+{grew / MB:.1f} MB), after"
-          f" {after['VmRSS'] / MB:.1f} MB; {elapsed:.1f} s")
+    print(
+        f"\nquery_api RSS before {before['VmRSS'] / MB:.1f} MB, peak during 4 concurrent downloads of"
+        f" {size / MB:.1f} MB each {after['VmHWM'] / MB:.1f} MB (+{grew / MB:.1f} MB), after"
+        f" {after['VmRSS'] / MB:.1f} MB; {elapsed:.1f} s"
+    )
     assert results == [(200, lines, size, sha)] * 4
     assert grew < 50 * MB
     # the key holder's API download is the same bytes
-    assert _download(big.query, f"/api/v1/strategies/{big.sid}/events", _from("10.1.0.10", **big.key)) \
-        == (200, lines, size, sha)
+    assert _download(big.query, f"/api/v1/strategies/{big.sid}/events", _from("10.1.0.10", **big.key)) == (
+        200,
+        lines,
+        size,
+        sha,
+    )
 
 
 def test_nav_csv_streams_the_same_rows(big):
     series = big.db.ledger.nav_series(big.sid).series
     assert len(series) > 1000  # several chunks of the server-side cursor
-    expected = "\n".join([",".join(NAV_COLUMNS), *(",".join(str(getattr(r, c)) for c in NAV_COLUMNS)
-                                                   for r in series)]) + "\n"
+    expected = (
+        "\n".join([",".join(NAV_COLUMNS), *(",".join(str(getattr(r, c)) for c in NAV_COLUMNS) for r in series)]) + "\n"
+    )
     page = big.query.get(f"/p/strategies/{big.sid}/nav.csv", headers=_from("10.5.0.1"))
     api = big.query.get(f"/api/v1/strategies/{big.sid}/nav", headers=_from("10.5.0.2", Accept="text/csv", **big.key))
     assert page.status_code == api.status_code == 200
     assert page.text == api.text == expected
-    assert page.headers["content-type"] == "text/csv; charset=utf-8" and "attachment" in page.headers[
-        "content-disposition"]
+    assert (
+        page.headers["content-type"] == "text/csv; charset=utf-8"
+        and "attachment" in page.headers["content-disposition"]
+    )
     assert api.headers["content-type"].startswith("text/csv") and "inline" in api.headers["content-disposition"]
 
 
@@ -184,21 +231,26 @@ def _refused(r: httpx.Response) -> str:
 
 def test_downloads_are_capped_per_address_and_per_process(big):
     url = f"/p/strategies/{big.sid}/events.jsonl"
-    with ExitStack() as held, httpx.Client(base_url=big.query.base_url, timeout=30) as client, \
-            httpx.Client(base_url=big.query.base_url, timeout=30) as other:
+    with (
+        ExitStack() as held,
+        httpx.Client(base_url=big.query.base_url, timeout=30) as client,
+        httpx.Client(base_url=big.query.base_url, timeout=30) as other,
+    ):
         for _ in range(2):
             _hold(held, big.query.base_url, url, _from("10.2.0.1"))
         assert "from this address" in _refused(client.get(url, headers=_from("10.2.0.1")))
         # the NAV CSV is a download too; the address's pages are not
-        assert "from this address" in _refused(client.get(f"/p/strategies/{big.sid}/nav.csv",
-                                                          headers=_from("10.2.0.1")))
+        assert "from this address" in _refused(
+            client.get(f"/p/strategies/{big.sid}/nav.csv", headers=_from("10.2.0.1"))
+        )
         assert client.get(f"/p/strategies/{big.sid}", headers=_from("10.2.0.1")).status_code == 200
         _hold(held, big.query.base_url, url, _from("10.2.0.2"))
         _hold(held, big.query.base_url, url, _from("10.2.0.3"))
         # four running: the process is full, for the API's key holders too
         assert "in progress" in _refused(client.get(url, headers=_from("10.2.0.4")))
-        assert "in progress" in _refused(other.get(f"/api/v1/strategies/{big.sid}/events",
-                                                   headers=_from("10.2.0.4", **big.key)))
+        assert "in progress" in _refused(
+            other.get(f"/api/v1/strategies/{big.sid}/events", headers=_from("10.2.0.4", **big.key))
+        )
         # the JSON NAV is no download
         assert other.get(f"/api/v1/strategies/{big.sid}/nav", headers=_from("10.2.0.4", **big.key)).status_code == 200
     # the clients went away: their slots come back
@@ -206,16 +258,17 @@ def test_downloads_are_capped_per_address_and_per_process(big):
 
 
 def client_ok(stack: Stack, url: str, address: str) -> bool:
-    with httpx.Client(base_url=stack.query.base_url, timeout=30) as client, \
-            client.stream("GET", url, headers=_from(address)) as r:
+    with (
+        httpx.Client(base_url=stack.query.base_url, timeout=30) as client,
+        client.stream("GET", url, headers=_from(address)) as r,
+    ):
         return r.status_code == 200
 
 
 def test_a_stalled_download_is_cut_and_frees_its_slot(big):
     url = f"/p/strategies/{big.sid}/events.jsonl"
     with ExitStack() as held:
-        stalled = [_hold(held, big.query.base_url, url, _from("10.3.0.1"))
-                   for _ in range(2)]
+        stalled = [_hold(held, big.query.base_url, url, _from("10.3.0.1")) for _ in range(2)]
         _refused(big.query.get(url, headers=_from("10.3.0.1")))
         time.sleep(SEND_TIMEOUT_S + 2)
         assert client_ok(big, url, "10.3.0.1")  # the stalled ones were cut

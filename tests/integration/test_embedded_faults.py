@@ -70,8 +70,7 @@ class Writer(threading.Thread):
 
     def __init__(self, base: str, strategy_id: str, api_key: str) -> None:
         super().__init__(daemon=True)
-        self.client = httpx.Client(base_url=base, timeout=30,
-                                   headers={"Authorization": f"Bearer {api_key}"})
+        self.client = httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {api_key}"})
         self.path = f"/api/v1/strategies/{strategy_id}/orders"
         self.stop_event = threading.Event()
         self.acknowledged: dict[str, dict] = {}  # external_order_id -> order, once a 2xx included it
@@ -93,9 +92,16 @@ class Writer(threading.Thread):
             orders = []
             for _ in range(5):
                 n += 1
-                orders.append({"symbol": SYMBOLS[n % 3], "side": "buy", "quantity": 1 + n % 7,
-                               "price": 100 + n % 13, "executed_at": "2026-02-10T15:00:00Z",
-                               "external_order_id": f"fault-{n:06d}"})
+                orders.append(
+                    {
+                        "symbol": SYMBOLS[n % 3],
+                        "side": "buy",
+                        "quantity": 1 + n % 7,
+                        "price": 100 + n % 13,
+                        "executed_at": "2026-02-10T15:00:00Z",
+                        "external_order_id": f"fault-{n:06d}",
+                    }
+                )
             self._until_acknowledged(orders)
             self.batches += 1
             time.sleep(0.02)
@@ -182,8 +188,11 @@ def _kill_postgres(data_dir: Path, health) -> tuple[float, float]:
     assert pg_pid and pid_alive(pg_pid)
     killed_at = time.monotonic()
     os.kill(pg_pid, signal.SIGKILL)
-    wait_until(lambda: postmaster_pid(data_dir) not in (None, pg_pid)
-               and pid_alive(postmaster_pid(data_dir)), 60, "the supervisor to restart PostgreSQL")
+    wait_until(
+        lambda: postmaster_pid(data_dir) not in (None, pg_pid) and pid_alive(postmaster_pid(data_dir)),
+        60,
+        "the supervisor to restart PostgreSQL",
+    )
     wait_until(lambda: health() == 200, 60, "/healthz to be 200 with PostgreSQL back")
     return killed_at, time.monotonic()
 
@@ -206,12 +215,18 @@ def home():
 
 def test_embedded_servers_killed_under_load_come_back_and_lose_nothing(home, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTRANKS_")}
-    env.update(BOTRANKS_HOME=str(home), BOTRANKS_RATE_LIMIT_PER_MINUTE="1000000",
-               BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0.5")
+    env.update(
+        BOTRANKS_HOME=str(home), BOTRANKS_RATE_LIMIT_PER_MINUTE="1000000", BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0.5"
+    )
     port = free_port()
     log_path = tmp_path / "up.log"
-    up = subprocess.Popen([sys.executable, "-m", "tools.cli", "up", "--port", str(port)], cwd=ROOT, env=env,
-                          stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli", "up", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     client = httpx.Client(base_url=base, timeout=30)
     writer = watcher = None
@@ -242,8 +257,15 @@ def test_embedded_servers_killed_under_load_come_back_and_lose_nothing(home, tmp
         assert refused is not None and "authorization" in str(refused).lower(), refused
         assert _nats_connect_error(f"nats://botranks:{password}@127.0.0.1:{nats_port}") is None
 
-        created = subprocess.run([sys.executable, "-m", "tools.cli", "strategy", "create", "--name", "faults"],
-                                 cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60)
+        created = subprocess.run(
+            [sys.executable, "-m", "tools.cli", "strategy", "create", "--name", "faults"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
         creds = json.loads(created.stdout.strip().splitlines()[-1])
         sid, key = creds["strategy_id"], creds["api_key"]
 
@@ -273,15 +295,19 @@ def test_embedded_servers_killed_under_load_come_back_and_lose_nothing(home, tmp
         data_dir = home / "postgres"
         killed_at, healed_at = _kill_postgres(data_dir, health)
         outage = watcher.during(killed_at, healed_at)
-        print(f"PostgreSQL down {healed_at - killed_at:.2f} s under load: {len(outage)} /healthz answers, "
-              f"slowest {max((a[1] for a in outage), default=0):.3f} s")
+        print(
+            f"PostgreSQL down {healed_at - killed_at:.2f} s under load: {len(outage)} /healthz answers, "
+            f"slowest {max((a[1] for a in outage), default=0):.3f} s"
+        )
         assert any(status == 503 for _, _, status in outage), outage
         assert max(seconds for _, seconds, _ in outage) < 1.0, outage
         at = writer.batches
         wait_flowing(at + 10, "orders to flow after the PostgreSQL restart")
         writer.stop()
-        print(f"writer: {writer.batches} batches, statuses {dict(writer.statuses)}, "
-              f"connection errors {writer.connect_errors}")
+        print(
+            f"writer: {writer.batches} batches, statuses {dict(writer.statuses)}, "
+            f"connection errors {writer.connect_errors}"
+        )
         assert not writer.bad, f"answers other than 2xx/503: {writer.bad[:5]} ({writer.statuses})"
 
         # --- every acknowledged order exactly once, the projection caught up, health back to 200
@@ -314,17 +340,31 @@ def test_embedded_servers_killed_under_load_come_back_and_lose_nothing(home, tmp
         usual_register_s = sorted(_register(client, f"before{i}@example.com")[1] for i in range(3))[1]
         killed_at, healed_at = _kill_postgres(data_dir, health)
         started = time.monotonic()
-        first = client.post(f"/api/v1/strategies/{sid}/orders", json={"orders": [
-            {"symbol": "AAPL", "side": "buy", "quantity": 1, "price": 100, "executed_at": "2026-02-10T15:00:00Z",
-             "external_order_id": "first-after-restart"}]},
-            headers={"Authorization": f"Bearer {key}", "BotRanks-Read-Your-Writes": "off"})
+        first = client.post(
+            f"/api/v1/strategies/{sid}/orders",
+            json={
+                "orders": [
+                    {
+                        "symbol": "AAPL",
+                        "side": "buy",
+                        "quantity": 1,
+                        "price": 100,
+                        "executed_at": "2026-02-10T15:00:00Z",
+                        "external_order_id": "first-after-restart",
+                    }
+                ]
+            },
+            headers={"Authorization": f"Bearer {key}", "BotRanks-Read-Your-Writes": "off"},
+        )
         first_s = time.monotonic() - started
         registered, register_s = _register(client, "after.restart@example.com")
         outage = watcher.during(killed_at, healed_at)
-        print(f"PostgreSQL down {healed_at - killed_at:.2f} s idle: slowest /healthz "
-              f"{max((a[1] for a in outage), default=0):.3f} s; first POST /orders {first.status_code} in "
-              f"{first_s:.3f} s, POST /auth/register {registered.status_code} in {register_s:.3f} s "
-              f"(usually {usual_register_s:.3f} s here)")
+        print(
+            f"PostgreSQL down {healed_at - killed_at:.2f} s idle: slowest /healthz "
+            f"{max((a[1] for a in outage), default=0):.3f} s; first POST /orders {first.status_code} in "
+            f"{first_s:.3f} s, POST /auth/register {registered.status_code} in {register_s:.3f} s "
+            f"(usually {usual_register_s:.3f} s here)"
+        )
         assert max(seconds for _, seconds, _ in outage) < 1.0, outage
         assert first.status_code == 200 and first.json()["counts"] == {"accepted": 1, "duplicates": 0}, first.text
         assert first_s < 1.0
@@ -361,9 +401,12 @@ def test_deploy_nats_conf_gives_each_service_only_what_it_needs(tmp_path):
     (tmp_path / "nats.conf").write_text(conf.replace("/var/lib/nats-server", str(tmp_path / "js")))
     for included in ("nats-auth.conf",):  # the users, shared with the cluster configuration
         (tmp_path / included).write_text((ROOT / "deploy" / included).read_text())
-    server = subprocess.Popen([nats_server_binary(), "-c", str(tmp_path / "nats.conf"), "-a", "127.0.0.1",
-                               "-p", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [nats_server_binary(), "-c", str(tmp_path / "nats.conf"), "-a", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = {u: f"nats://{u}:{p}@127.0.0.1:{port}" for u, p in passwords.items()}
     store_id, strategy = "t" + os.urandom(4).hex(), "s1"
 
@@ -377,20 +420,26 @@ def test_deploy_nats_conf_gives_each_service_only_what_it_needs(tmp_path):
 
         relay = await bus.connect(url["relay"], "relay", error_cb=on_error)
         await bus.ensure_stream(relay, store_id)
-        ack = await relay.jetstream().publish(bus.subject_for(store_id, 0, strategy), b"{}",
-                                              headers={"Nats-Msg-Id": bus.message_id(store_id, 1)})
+        ack = await relay.jetstream().publish(
+            bus.subject_for(store_id, 0, strategy), b"{}", headers={"Nats-Msg-Id": bus.message_id(store_id, 1)}
+        )
         assert ack.seq == 1
         with pytest.raises(Exception):  # the relay may not consume
-            await relay.jetstream().pull_subscribe(f"{bus.subject_root(store_id)}.>", durable="x",
-                                                   stream=bus.stream_name(store_id))
+            await relay.jetstream().pull_subscribe(
+                f"{bus.subject_root(store_id)}.>", durable="x", stream=bus.stream_name(store_id)
+            )
 
         projector = await bus.connect(url["projector"], "projector", error_cb=on_error)
         await bus.ensure_stream(projector, store_id)
         durable = bus.partition_consumer(store_id, 0)
         sub = await projector.jetstream().pull_subscribe(
-            bus.partition_subjects(store_id, 0), durable=durable, stream=bus.stream_name(store_id),
-            config=ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
-                                  filter_subject=bus.partition_subjects(store_id, 0)))
+            bus.partition_subjects(store_id, 0),
+            durable=durable,
+            stream=bus.stream_name(store_id),
+            config=ConsumerConfig(
+                durable_name=durable, ack_policy=AckPolicy.EXPLICIT, filter_subject=bus.partition_subjects(store_id, 0)
+            ),
+        )
         msgs = await sub.fetch(1, timeout=5)
         assert msgs[0].subject == bus.subject_for(store_id, 0, strategy)
         await msgs[0].ack()

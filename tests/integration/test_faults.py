@@ -22,18 +22,29 @@ def random_batch(rng: random.Random, n: int, day0: int = 1) -> dict:
     orders = []
     for _ in range(n):
         day = rng.randint(day0, 28)  # many orders are back-dated relative to earlier batches
-        orders.append({
-            "symbol": rng.choice(["AAPL", "MSFT", "KO"]), "side": rng.choice(["buy", "sell"]),
-            "quantity": rng.randint(1, 50), "price": round(rng.uniform(10, 500), 2),
-            "fees": round(rng.uniform(0, 2), 2), "status": rng.choice(["filled", "filled", "partial", "cancelled"]),
-            "executed_at": f"2026-02-{day:02d}T{rng.randint(14, 20)}:{rng.randint(0, 59):02d}:00Z",
-        })
+        orders.append(
+            {
+                "symbol": rng.choice(["AAPL", "MSFT", "KO"]),
+                "side": rng.choice(["buy", "sell"]),
+                "quantity": rng.randint(1, 50),
+                "price": round(rng.uniform(10, 500), 2),
+                "fees": round(rng.uniform(0, 2), 2),
+                "status": rng.choice(["filled", "filled", "partial", "cancelled"]),
+                "executed_at": f"2026-02-{day:02d}T{rng.randint(14, 20)}:{rng.randint(0, 59):02d}:00Z",
+            }
+        )
     return {"orders": orders}
 
 
 def rebuild_cli(stack: Stack) -> None:
-    subprocess.run([sys.executable, "-m", "tools.cli", "projector", "rebuild"], cwd=ROOT, env=stack.env,
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "tools.cli", "projector", "rebuild"],
+        cwd=ROOT,
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def test_projector_sigkill_mid_stream_then_restart_equals_rebuild(backends, make_database, tmp_path):
@@ -51,8 +62,12 @@ def test_projector_sigkill_mid_stream_then_restart_equals_rebuild(backends, make
                 r = stack.post(sid, "orders", random_batch(rng, 100), auth)
                 assert r.status_code == 200
                 accepted.append(r.json()["counts"]["accepted"])
-                stack.post(sid, "cash", {"event_type": "deposit", "amount": 1000 + i,
-                                         "occurred_at": f"2026-02-{1 + i % 27:02d}T10:00:00Z"}, auth)
+                stack.post(
+                    sid,
+                    "cash",
+                    {"event_type": "deposit", "amount": 1000 + i, "occurred_at": f"2026-02-{1 + i % 27:02d}T10:00:00Z"},
+                    auth,
+                )
 
         writer = threading.Thread(target=ingest)
         writer.start()
@@ -87,8 +102,11 @@ def test_nats_outage_during_ingest_loses_nothing(make_database, tmp_path):
                 batch = random_batch(rng, 50)
                 r = stack.post(sid, "orders", batch, auth)
                 assert r.status_code == 200, r.text
-                total += sum(Decimal(str(o["quantity"])) * (1 if o["side"] == "buy" else -1)
-                             for o in batch["orders"] if o["status"] != "cancelled")
+                total += sum(
+                    Decimal(str(o["quantity"])) * (1 if o["side"] == "buy" else -1)
+                    for o in batch["orders"]
+                    if o["status"] != "cancelled"
+                )
 
         send(5)
         stack.wait_projected()
@@ -101,8 +119,9 @@ def test_nats_outage_during_ingest_loses_nothing(make_database, tmp_path):
         assert sum(Decimal(str(p["quantity"])) for p in positions) == total
         assert len(stack.read_models()["orders"]) == 1000
         # the relay caught up too: everything stored was published once the bus came back
-        wait_until(lambda: stack.db.events.relay_position() >= stack.event_count(), 60,
-                   "the relay to publish the backlog")
+        wait_until(
+            lambda: stack.db.events.relay_position() >= stack.event_count(), 60, "the relay to publish the backlog"
+        )
     finally:
         stack.stop()
         nats.stop()

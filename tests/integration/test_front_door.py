@@ -29,22 +29,34 @@ DEADLINE_S = 8.0
 
 def _login_requests_seen(base: str) -> float:
     text = httpx.get(base + "/metrics", timeout=10).text
-    return sum(float(m.group(1)) for m in re.finditer(
-        r'^botranks_http_requests_total\{[^}]*path="/auth/login"[^}]*\} ([0-9.e+]+)$', text, re.M))
+    return sum(
+        float(m.group(1))
+        for m in re.finditer(r'^botranks_http_requests_total\{[^}]*path="/auth/login"[^}]*\} ([0-9.e+]+)$', text, re.M)
+    )
 
 
 def _slow_login(port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    sock.sendall(b"POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: 100000\r\n\r\n{")
+    sock.sendall(
+        b"POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100000\r\n\r\n{"
+    )
     return sock
 
 
 def test_slow_bodies_stall_nobody_and_are_cut_at_the_deadline(tmp_path):
-    with BotranksUp(tmp_path, BOTRANKS_REQUEST_READ_TIMEOUT_S=str(DEADLINE_S),
-                    BOTRANKS_RATE_LIMIT_PER_MINUTE="1000000") as up:
-        created = subprocess.run([sys.executable, "-m", "tools.cli", "strategy", "create", "--name", "reader"],
-                                 cwd=ROOT, env=up.env, capture_output=True, text=True, check=True, timeout=60)
+    with BotranksUp(
+        tmp_path, BOTRANKS_REQUEST_READ_TIMEOUT_S=str(DEADLINE_S), BOTRANKS_RATE_LIMIT_PER_MINUTE="1000000"
+    ) as up:
+        created = subprocess.run(
+            [sys.executable, "-m", "tools.cli", "strategy", "create", "--name", "reader"],
+            cwd=ROOT,
+            env=up.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
         creds = __import__("json").loads(created.stdout.strip().splitlines()[-1])
         state_url = f"{up.base}/api/v1/strategies/{creds['strategy_id']}/state"
         auth = {"Authorization": f"Bearer {creds['api_key']}"}
@@ -72,7 +84,10 @@ def test_slow_bodies_stall_nobody_and_are_cut_at_the_deadline(tmp_path):
             try:
                 latencies = {"state": [], "leaderboard": []}
                 while time.monotonic() - opened < DEADLINE_S - 2:
-                    for name, url, headers in (("state", state_url, auth), ("leaderboard", up.base + "/p/leaderboard", {})):
+                    for name, url, headers in (
+                        ("state", state_url, auth),
+                        ("leaderboard", up.base + "/p/leaderboard", {}),
+                    ):
                         started = time.perf_counter()
                         r = client.get(url, headers=headers)
                         latencies[name].append(time.perf_counter() - started)
@@ -98,14 +113,15 @@ def test_slow_bodies_stall_nobody_and_are_cut_at_the_deadline(tmp_path):
 
             for name, values in latencies.items():
                 values.sort()
-                print(f"{name}: {len(values)} reads with {SLOW} slow bodies open: median "
-                      f"{statistics.median(values) * 1000:.1f} ms, p95 {values[int(len(values) * 0.95)] * 1000:.1f} ms, "
-                      f"max {values[-1] * 1000:.1f} ms")
+                print(
+                    f"{name}: {len(values)} reads with {SLOW} slow bodies open: median "
+                    f"{statistics.median(values) * 1000:.1f} ms, p95 {values[int(len(values) * 0.95)] * 1000:.1f} ms, "
+                    f"max {values[-1] * 1000:.1f} ms"
+                )
                 assert len(values) >= 20
                 assert statistics.median(values) < 0.1, values
                 assert values[-1] < 2.0, values
-            print(f"all {SLOW} slow connections answered {ended:.1f} s after opening "
-                  f"(deadline {DEADLINE_S} s)")
+            print(f"all {SLOW} slow connections answered {ended:.1f} s after opening (deadline {DEADLINE_S} s)")
             statuses = {bytes(a[:12]) for a in answers.values()}
             assert len(answers) == SLOW and statuses <= {b"HTTP/1.1 499", b"HTTP/1.1 408", b"", b"<closed>"}, statuses
             # none of them ever reached command_api

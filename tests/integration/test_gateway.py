@@ -49,14 +49,22 @@ def up(tmp_path_factory):
 
 
 def _strategy(up, name: str) -> tuple[str, str]:
-    created = subprocess.run([sys.executable, "-m", "tools.cli", "strategy", "create", "--name", name],
-                             cwd=ROOT, env=up.env, capture_output=True, text=True, check=True, timeout=60)
+    created = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "strategy", "create", "--name", name],
+        cwd=ROOT,
+        env=up.env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     creds = json.loads(created.stdout.strip().splitlines()[-1])
     return creds["strategy_id"], creds["api_key"]
 
 
-def _raw_http(port: int, request: bytes, timeout: float = 10.0,
-              allow_close: bool = False) -> tuple[int, dict[str, list[str]], bytes]:
+def _raw_http(
+    port: int, request: bytes, timeout: float = 10.0, allow_close: bool = False
+) -> tuple[int, dict[str, list[str]], bytes]:
     """One request on a fresh socket, bytes exactly as given (httpx refuses to send some of
     them, e.g. a header value with trailing whitespace); the response read until it is whole
     (``allow_close``: or until the server closes, for answers without a Content-Length)."""
@@ -73,7 +81,7 @@ def _raw_http(port: int, request: bytes, timeout: float = 10.0,
                     name, _, value = line.partition(":")
                     headers.setdefault(name.strip().lower(), []).append(value.strip())
                 if "content-length" in headers and len(body) >= int(headers["content-length"][0]):
-                    return int(lines[0].split()[1]), headers, body[:int(headers["content-length"][0])]
+                    return int(lines[0].split()[1]), headers, body[: int(headers["content-length"][0])]
             chunk = sock.recv(65536)
             if not chunk:
                 if allow_close and sep:
@@ -127,8 +135,12 @@ def test_an_anonymous_request_never_rides_on_someone_elses_session(up):
         assert bob.get("/strategies").status_code == 200
 
     # X-Forwarded-Proto reaches command_api: behind a TLS front the session cookie is Secure
-    r = httpx.post(f"{up.base}/auth/login", json={"email": "alice@example.com", "password": PASSWORD},
-                   headers={"X-Forwarded-Proto": "https"}, timeout=30)
+    r = httpx.post(
+        f"{up.base}/auth/login",
+        json={"email": "alice@example.com", "password": PASSWORD},
+        headers={"X-Forwarded-Proto": "https"},
+        timeout=30,
+    )
     assert r.status_code == 200 and "secure" in r.headers["set-cookie"].lower()
     r = httpx.post(f"{up.base}/auth/login", json={"email": "alice@example.com", "password": PASSWORD}, timeout=30)
     assert r.status_code == 200 and "secure" not in r.headers["set-cookie"].lower()
@@ -137,36 +149,59 @@ def test_an_anonymous_request_never_rides_on_someone_elses_session(up):
 def test_an_empty_bearer_token_is_the_apis_401(up):
     sid, key = _strategy(up, "empty-bearer")
     for value in (b"Bearer ", b"Bearer", b"Bearer  \t", b""):
-        status, headers, body = _raw_http(up.port, b"GET /api/v1/strategies/" + sid.encode() + b"/state HTTP/1.1\r\n"
-                                          b"Host: 127.0.0.1\r\nAuthorization: " + value + b"\r\n\r\n")
+        status, headers, body = _raw_http(
+            up.port,
+            b"GET /api/v1/strategies/" + sid.encode() + b"/state HTTP/1.1\r\n"
+            b"Host: 127.0.0.1\r\nAuthorization: " + value + b"\r\n\r\n",
+        )
         assert status == 401, (value, status, body)
         assert json.loads(body)["detail"], body
         assert "retry-after" not in headers
     # the same on command_api's side (a write)
-    status, _, body = _raw_http(up.port, b"POST /api/v1/strategies/" + sid.encode() + b"/orders HTTP/1.1\r\n"
-                                b"Host: 127.0.0.1\r\nAuthorization: Bearer \r\nContent-Type: application/json\r\n"
-                                b"Content-Length: 2\r\n\r\n{}")
+    status, _, body = _raw_http(
+        up.port,
+        b"POST /api/v1/strategies/" + sid.encode() + b"/orders HTTP/1.1\r\n"
+        b"Host: 127.0.0.1\r\nAuthorization: Bearer \r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2\r\n\r\n{}",
+    )
     assert status == 401 and json.loads(body)["detail"], body
 
 
 def test_non_utf8_header_bytes_are_4xx_through_the_gateway(up):
     sid, _ = _strategy(up, "odd-bytes")
     for header in (b"Authorization: Bearer \xff\xfe", b"Cookie: access_token=\xff\xfe"):
-        status, _, body = _raw_http(up.port, b"GET /api/v1/strategies/" + sid.encode() + b"/state HTTP/1.1\r\n"
-                                    b"Host: 127.0.0.1\r\n" + header + b"\r\n\r\n")
+        status, _, body = _raw_http(
+            up.port,
+            b"GET /api/v1/strategies/" + sid.encode() + b"/state HTTP/1.1\r\n"
+            b"Host: 127.0.0.1\r\n" + header + b"\r\n\r\n",
+        )
         assert 400 <= status < 500 and json.loads(body)["detail"], (header, status, body)
-    status, _, body = _raw_http(up.port, b"GET /strategies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                b"Cookie: access_token=\xff\xfe\r\n\r\n")
+    status, _, body = _raw_http(
+        up.port, b"GET /strategies HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: access_token=\xff\xfe\r\n\r\n"
+    )
     assert 400 <= status < 500 and json.loads(body)["detail"], (status, body)
 
 
 def test_orders_and_state_still_work_through_the_gateway(up):
     sid, key = _strategy(up, "through-the-gateway")
-    with httpx.Client(base_url=f"{up.base}/api/v1/strategies/{sid}", timeout=30,
-                      headers={"Authorization": f"Bearer {key}"}) as api:
-        r = api.post("/orders", json={"orders": [{
-            "symbol": "AAPL", "side": "buy", "quantity": 100, "price": 189.42,
-            "executed_at": "2026-04-18T14:31:22Z", "external_order_id": "gw-00001"}]})
+    with httpx.Client(
+        base_url=f"{up.base}/api/v1/strategies/{sid}", timeout=30, headers={"Authorization": f"Bearer {key}"}
+    ) as api:
+        r = api.post(
+            "/orders",
+            json={
+                "orders": [
+                    {
+                        "symbol": "AAPL",
+                        "side": "buy",
+                        "quantity": 100,
+                        "price": 189.42,
+                        "executed_at": "2026-04-18T14:31:22Z",
+                        "external_order_id": "gw-00001",
+                    }
+                ]
+            },
+        )
         assert r.status_code == 200 and r.json()["counts"] == {"accepted": 1, "duplicates": 0}, r.text
         assert r.headers.get_list("date") and len(r.headers.get_list("date")) == 1
         assert len(r.headers.get_list("server")) == 1
@@ -189,9 +224,12 @@ def test_bodies_over_1_mib_are_413_and_the_gateway_memory_stays_bounded(up):
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
     # announced by Content-Length: refused before a byte of the body is read
-    status, resp_headers, body = _raw_http(up.port, b"POST /api/v1/strategies/" + sid.encode() + b"/orders HTTP/1.1\r\n"
-                                           b"Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                                           b"Content-Length: 2097152\r\n\r\n")
+    status, resp_headers, body = _raw_http(
+        up.port,
+        b"POST /api/v1/strategies/" + sid.encode() + b"/orders HTTP/1.1\r\n"
+        b"Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2097152\r\n\r\n",
+    )
     assert (status, json.loads(body)) == (413, {"detail": "Request body over 1 MiB"})
     r = httpx.post(orders, content=b" " * (2 * 1024 * 1024), headers=headers, timeout=30)
     assert (r.status_code, r.json()) == (413, {"detail": "Request body over 1 MiB"})
@@ -225,8 +263,10 @@ def test_bodies_over_1_mib_are_413_and_the_gateway_memory_stays_bounded(up):
         elapsed = time.monotonic() - started
         done.set()
         sampler.join(5)
-    print(f"200 MB chunked: {r.status_code} after {elapsed:.2f} s, {sent[0] / 1e6:.0f} MB offered; "
-          f"Caddy RSS {baseline / 1024:.0f} MiB -> peak {peak[0] / 1024:.0f} MiB")
+    print(
+        f"200 MB chunked: {r.status_code} after {elapsed:.2f} s, {sent[0] / 1e6:.0f} MB offered; "
+        f"Caddy RSS {baseline / 1024:.0f} MiB -> peak {peak[0] / 1024:.0f} MiB"
+    )
     assert (r.status_code, r.json()) == (413, {"detail": "Request body over 1 MiB"})
     assert elapsed < 10, elapsed
     assert sent[0] < 50 * 1024 * 1024, "the gateway kept reading after answering 413"
@@ -256,8 +296,13 @@ class Upstream:
         if scope["type"] != "http":
             return
         if scope["path"] == "/stream":
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/octet-stream")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/octet-stream")],
+                }
+            )
             await send({"type": "http.response.body", "body": b"first", "more_body": True})
             for _ in range(200):
                 if self.release.is_set():
@@ -273,14 +318,31 @@ class Upstream:
                 self.first_chunk.set()
             if not message.get("more_body"):
                 break
-        body = json.dumps({"upstream": self.name, "path": scope["path"], "size": size,
-                           "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
-                           }).encode()
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"set-cookie", b"a=1; Path=/; HttpOnly"), (b"set-cookie", b"b=2; Path=/"),
-            (b"x-multi", b"one"), (b"x-multi", b"two"),
-            (b"connection", b"x-upstream-hop"), (b"x-upstream-hop", b"1"), (b"keep-alive", b"timeout=5")]})
+        body = json.dumps(
+            {
+                "upstream": self.name,
+                "path": scope["path"],
+                "size": size,
+                "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"set-cookie", b"a=1; Path=/; HttpOnly"),
+                    (b"set-cookie", b"b=2; Path=/"),
+                    (b"x-multi", b"one"),
+                    (b"x-multi", b"two"),
+                    (b"connection", b"x-upstream-hop"),
+                    (b"x-upstream-hop", b"1"),
+                    (b"keep-alive", b"timeout=5"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -300,11 +362,21 @@ class Door:
     def __init__(self, tmp: Path, command: int, query: int, ops: int, **kw) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.door = FrontDoor(port=self.port, command=f"127.0.0.1:{command}", query=f"127.0.0.1:{query}",
-                              ops=f"127.0.0.1:{ops}", storage=tmp / "caddy", **kw)
+        self.door = FrontDoor(
+            port=self.port,
+            command=f"127.0.0.1:{command}",
+            query=f"127.0.0.1:{query}",
+            ops=f"127.0.0.1:{ops}",
+            storage=tmp / "caddy",
+            **kw,
+        )
         config = self.door.write(tmp / "Caddyfile")
-        self.process = subprocess.Popen(self.door.argv(config), env=self.door.environment(dict(os.environ)),
-                                        stdout=open(tmp / "caddy.log", "wb"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            self.door.argv(config),
+            env=self.door.environment(dict(os.environ)),
+            stdout=open(tmp / "caddy.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
         wait_for_port(self.port, 20)
 
     def stop(self) -> None:
@@ -316,11 +388,17 @@ class Door:
 def echo(tmp_path_factory):
     command, query, ops = Upstream("command"), Upstream("query"), Upstream("ops")
     servers = [_serve(command), _serve(query), _serve(ops)]
-    door = Door(tmp_path_factory.mktemp("door"), servers[0][2], servers[1][2], servers[2][2],
-                hosts=(*LOOPBACK_HOSTS, "botranks.example"))
+    door = Door(
+        tmp_path_factory.mktemp("door"),
+        servers[0][2],
+        servers[1][2],
+        servers[2][2],
+        hosts=(*LOOPBACK_HOSTS, "botranks.example"),
+    )
     try:
-        yield SimpleNamespace(base=door.base, port=door.port, command=command, query=query, ops=ops,
-                              command_port=servers[0][2])
+        yield SimpleNamespace(
+            base=door.base, port=door.port, command=command, query=query, ops=ops, command_port=servers[0][2]
+        )
     finally:
         door.stop()
         for server, thread, _ in reversed(servers):
@@ -334,13 +412,25 @@ def _pairs(r: httpx.Response) -> list[tuple[str, str]]:
 
 def test_repeated_headers_both_ways_hop_by_hop_dropped_forwarded_headers_set(echo):
     with httpx.Client(base_url=echo.base, timeout=10) as client:
-        r = client.post("/strategies", content=b'{"x": 1}', headers=[
-            ("Content-Type", "application/json"), ("X-Multi", "a"), ("X-Multi", "b"),
-            ("Cookie", "access_token=mine; other=1"),
-            ("Connection", "keep-alive, X-Client-Hop"), ("X-Client-Hop", "secret"), ("Keep-Alive", "timeout=9"),
-            ("TE", "trailers"), ("Proxy-Authorization", "Basic eDp5"), ("Proxy", "http://evil:1"),
-            ("Host", "botranks.example:8443"), ("X-Forwarded-Host", "spoofed.example"),
-            ("X-Forwarded-For", "6.6.6.6")])
+        r = client.post(
+            "/strategies",
+            content=b'{"x": 1}',
+            headers=[
+                ("Content-Type", "application/json"),
+                ("X-Multi", "a"),
+                ("X-Multi", "b"),
+                ("Cookie", "access_token=mine; other=1"),
+                ("Connection", "keep-alive, X-Client-Hop"),
+                ("X-Client-Hop", "secret"),
+                ("Keep-Alive", "timeout=9"),
+                ("TE", "trailers"),
+                ("Proxy-Authorization", "Basic eDp5"),
+                ("Proxy", "http://evil:1"),
+                ("Host", "botranks.example:8443"),
+                ("X-Forwarded-Host", "spoofed.example"),
+                ("X-Forwarded-For", "6.6.6.6"),
+            ],
+        )
         assert r.status_code == 200, r.text
         # response: two Set-Cookie and two X-Multi as two, one date and one server, hop-by-hop gone
         assert r.headers.get_list("set-cookie") == ["a=1; Path=/; HttpOnly", "b=2; Path=/"]
@@ -354,8 +444,7 @@ def test_repeated_headers_both_ways_hop_by_hop_dropped_forwarded_headers_set(ech
         assert r.json()["upstream"] == "command" and r.json()["size"] == 8
         assert [v for k, v in got if k == "x-multi"] == ["a", "b"]
         assert [v for k, v in got if k == "cookie"] == ["access_token=mine; other=1"]
-        for hop in ("connection", "keep-alive", "x-client-hop", "proxy-authorization", "proxy",
-                    "transfer-encoding"):
+        for hop in ("connection", "keep-alive", "x-client-hop", "proxy-authorization", "proxy", "transfer-encoding"):
             assert hop not in names, (hop, names)
         assert [v for k, v in got if k == "te"] in ([], ["trailers"])  # RFC 9110 7.6.1 allows TE: trailers on
         # the client's own forwarding headers are replaced (it is no trusted proxy)
@@ -380,8 +469,9 @@ def test_repeated_headers_both_ways_hop_by_hop_dropped_forwarded_headers_set(ech
 
 def test_a_foreign_host_is_400_before_any_service(echo):
     for host in (b"evil.example", b"evil.example:80", b"127.0.0.1.nip.io", b"botranks.example.evil"):
-        status, headers, body = _raw_http(echo.port, b"POST /auth/register HTTP/1.1\r\nHost: " + host
-                                          + b"\r\nContent-Length: 2\r\n\r\n{}")
+        status, headers, body = _raw_http(
+            echo.port, b"POST /auth/register HTTP/1.1\r\nHost: " + host + b"\r\nContent-Length: 2\r\n\r\n{}"
+        )
         assert status == 400 and "Host" in json.loads(body)["detail"], (host, status, body)
         assert headers["content-type"] == ["application/json"]
     for host in (b"localhost:1", b"127.0.0.1", b"[::1]:8000", b"botranks.example"):
@@ -391,8 +481,14 @@ def test_a_foreign_host_is_400_before_any_service(echo):
 
 def test_readyz_and_metrics_are_private(echo, tmp_path):
     # here everyone is on loopback: the rule is shown with a door whose "local" clients are 127.0.0.2 only
-    door = Door(tmp_path, echo.command_port, echo.command_port, echo.command_port,
-                ops_clients=("127.0.0.2/32",), ops_token="t0ken-of-sixteen-chars")
+    door = Door(
+        tmp_path,
+        echo.command_port,
+        echo.command_port,
+        echo.command_port,
+        ops_clients=("127.0.0.2/32",),
+        ops_token="t0ken-of-sixteen-chars",
+    )
     try:
         for path in ("/readyz", "/metrics"):
             r = httpx.get(door.base + path, timeout=10)
@@ -441,12 +537,16 @@ def test_bodies_buffered_before_the_upstream_with_the_limit(echo):
 
 def test_client_errors_are_4xx_and_only_an_unreachable_upstream_is_503(echo, tmp_path):
     for bad in (b"X-Bad: a\x00b", b"X-Bad a", b"Transfer-Encoding: gzip, chunked"):
-        status, _, body = _raw_http(echo.port, b"POST /strategies HTTP/1.1\r\nHost: a\r\n" + bad
-                                    + b"\r\nContent-Length: 2\r\n\r\n{}", allow_close=True)
+        status, _, body = _raw_http(
+            echo.port,
+            b"POST /strategies HTTP/1.1\r\nHost: a\r\n" + bad + b"\r\nContent-Length: 2\r\n\r\n{}",
+            allow_close=True,
+        )
         assert 400 <= status < 500 or status == 501, (bad, status, body)
     # an empty bearer token and obs-text reach the upstream, not a 503
-    status, _, body = _raw_http(echo.port, b"GET /strategies HTTP/1.1\r\nHost: localhost\r\n"
-                                b"Authorization: Bearer \r\nX-Latin: caf\xe9\r\n\r\n")
+    status, _, body = _raw_http(
+        echo.port, b"GET /strategies HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \r\nX-Latin: caf\xe9\r\n\r\n"
+    )
     assert status == 200, body
     headers = json.loads(body)["headers"]
     assert ["authorization", "Bearer"] in headers and ["x-latin", "caf\xe9"] in headers

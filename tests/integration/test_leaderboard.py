@@ -46,8 +46,10 @@ EXPECTED: dict[uuid.UUID, dict] = {}
 def db(make_database):
     d = Database(make_database(), pool_size=1, max_overflow=2).create_tables()
     with sql(d) as curs:
-        curs.executemany("INSERT INTO prices (symbol, date, close) VALUES ('SPY', %s, %s)",
-                         [(day, D(500) + i % 7 - i % 3) for i, day in enumerate(DAYS) if day.weekday() < 5])
+        curs.executemany(
+            "INSERT INTO prices (symbol, date, close) VALUES ('SPY', %s, %s)",
+            [(day, D(500) + i % 7 - i % 3) for i, day in enumerate(DAYS) if day.weekday() < 5],
+        )
     d.owner = d.identity.insert_user(f"lb-{uuid.uuid4().hex[:8]}@example.com", "not-a-hash").id
     yield d
     d.close()
@@ -68,8 +70,13 @@ def at(day_index: int, minute: int) -> datetime:
 
 
 #: reporting delays: live (≤ 15 min) and late ones, around the boundary
-DELAYS = [timedelta(0), timedelta(minutes=10), timedelta(seconds=LIVE_REPORTING_S),
-          timedelta(seconds=LIVE_REPORTING_S + 1), timedelta(days=3)]
+DELAYS = [
+    timedelta(0),
+    timedelta(minutes=10),
+    timedelta(seconds=LIVE_REPORTING_S),
+    timedelta(seconds=LIVE_REPORTING_S + 1),
+    timedelta(days=3),
+]
 NAMES = ["alpha", "Beta", "gamma", "alpha", "zeta"]
 
 
@@ -88,40 +95,100 @@ def scenario(draw):
             when = at(draw(st.integers(0, len(DAYS) - 1)), draw(st.integers(0, 300)))
             arrived = when + draw(st.sampled_from(delays))
             if draw(st.integers(0, 3)) == 0:
-                events.append(("cash", draw(st.sampled_from(["deposit", "withdraw", "dividend"])),
-                               D(draw(st.integers(1, 5000))), when, arrived))
+                events.append(
+                    (
+                        "cash",
+                        draw(st.sampled_from(["deposit", "withdraw", "dividend"])),
+                        D(draw(st.integers(1, 5000))),
+                        when,
+                        arrived,
+                    )
+                )
             else:
-                events.append(("order", draw(st.sampled_from(symbols)), draw(st.sampled_from(["buy", "sell"])),
-                               D(draw(st.integers(1, 20))), D(draw(st.integers(50, 150))),
-                               draw(st.sampled_from(["filled", "filled", "pending"])), when, arrived))
-        strategies.append({"name": draw(st.sampled_from(NAMES)), "visibility": draw(st.sampled_from(["public", "private"])),
-                           "benchmark": draw(st.sampled_from(["SPY", "SPY", ""])), "events": events})
+                events.append(
+                    (
+                        "order",
+                        draw(st.sampled_from(symbols)),
+                        draw(st.sampled_from(["buy", "sell"])),
+                        D(draw(st.integers(1, 20))),
+                        D(draw(st.integers(50, 150))),
+                        draw(st.sampled_from(["filled", "filled", "pending"])),
+                        when,
+                        arrived,
+                    )
+                )
+        strategies.append(
+            {
+                "name": draw(st.sampled_from(NAMES)),
+                "visibility": draw(st.sampled_from(["public", "private"])),
+                "benchmark": draw(st.sampled_from(["SPY", "SPY", ""])),
+                "events": events,
+            }
+        )
     total = sum(len(s["events"]) for s in strategies)
     arrival = draw(st.permutations([(i, j) for i, s in enumerate(strategies) for j in range(len(s["events"]))]))
     cuts = sorted(draw(st.sets(st.integers(1, max(1, total - 1)), max_size=3)))
     refresh_between = draw(st.booleans())
-    prices = {s: {d: D(draw(st.integers(60, 140))) for d in DAYS if d.weekday() < 5 and draw(st.booleans())}
-              for s in symbols}
-    late = {s: {d: D(draw(st.integers(60, 140))) for d in DAYS[-draw(st.integers(0, 10)):] if d.weekday() < 5}
-            for s in symbols}
-    changes = draw(st.lists(st.tuples(
-        st.integers(0, len(strategies) - 1),
-        st.fixed_dictionaries({}, optional={"visibility": st.sampled_from(["public", "private"]),
-                                            "name": st.sampled_from(NAMES),
-                                            "benchmark": st.sampled_from(["spy", "", "SPY"])})), max_size=4))
+    prices = {
+        s: {d: D(draw(st.integers(60, 140))) for d in DAYS if d.weekday() < 5 and draw(st.booleans())} for s in symbols
+    }
+    late = {
+        s: {d: D(draw(st.integers(60, 140))) for d in DAYS[-draw(st.integers(0, 10)) :] if d.weekday() < 5}
+        for s in symbols
+    }
+    changes = draw(
+        st.lists(
+            st.tuples(
+                st.integers(0, len(strategies) - 1),
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "visibility": st.sampled_from(["public", "private"]),
+                        "name": st.sampled_from(NAMES),
+                        "benchmark": st.sampled_from(["spy", "", "SPY"]),
+                    },
+                ),
+            ),
+            max_size=4,
+        )
+    )
     return strategies, arrival, cuts, refresh_between, prices, late, changes
 
 
 def build_event(sid: uuid.UUID, spec):
     if spec[0] == "cash":
         _, kind, amount, when, arrived = spec
-        return CashRecorded(CashEvent(id=uuid.uuid4(), strategy_id=sid, event_type=kind,
-                                      amount=-amount if kind == "withdraw" else amount, occurred_at=when,
-                                      external_id=None, related_symbol=None, note=None, created_at=arrived))
+        return CashRecorded(
+            CashEvent(
+                id=uuid.uuid4(),
+                strategy_id=sid,
+                event_type=kind,
+                amount=-amount if kind == "withdraw" else amount,
+                occurred_at=when,
+                external_id=None,
+                related_symbol=None,
+                note=None,
+                created_at=arrived,
+            )
+        )
     _, symbol, side, qty, price, status, when, arrived = spec
-    return OrderRecorded(Order(id=uuid.uuid4(), strategy_id=sid, symbol=symbol, side=side, quantity=qty, price=price,
-                               fees=D(0), order_type="market", status=status, executed_at=when, created_at=arrived,
-                               external_order_id=None, details=None))
+    return OrderRecorded(
+        Order(
+            id=uuid.uuid4(),
+            strategy_id=sid,
+            symbol=symbol,
+            side=side,
+            quantity=qty,
+            price=price,
+            fees=D(0),
+            order_type="market",
+            status=status,
+            executed_at=when,
+            created_at=arrived,
+            external_order_id=None,
+            details=None,
+        )
+    )
 
 
 def event_id(event) -> uuid.UUID:
@@ -133,21 +200,36 @@ def expected_row(db: Database, sid: uuid.UUID) -> dict:
     perf = readers.performance(db, readers.PerformanceKey(sid, db.ledger.nav_version(sid), None, None, 0.0))
     profile = db.identity.profile(sid)
     mine = EXPECTED[sid]
-    return {"strategy_id": sid, "name": profile.name, "visibility": profile.visibility,
-            "total_return": perf.total_return, "cagr": perf.cagr, "sharpe": perf.sharpe_ratio,
-            "sortino": perf.sortino_ratio, "max_drawdown": perf.drawdown.max_drawdown,
-            "volatility": perf.volatility_annualized, "track_days": perf.days or 0,
-            "inception_date": perf.inception_date, "latest_date": perf.latest_date,
-            "last_activity": mine["last_arrival"], "orders": mine["orders"], "live_orders": mine["live"],
-            "live_share": mine["live"] / mine["orders"] if mine["orders"] else None}
+    return {
+        "strategy_id": sid,
+        "name": profile.name,
+        "visibility": profile.visibility,
+        "total_return": perf.total_return,
+        "cagr": perf.cagr,
+        "sharpe": perf.sharpe_ratio,
+        "sortino": perf.sortino_ratio,
+        "max_drawdown": perf.drawdown.max_drawdown,
+        "volatility": perf.volatility_annualized,
+        "track_days": perf.days or 0,
+        "inception_date": perf.inception_date,
+        "latest_date": perf.latest_date,
+        "last_activity": mine["last_arrival"],
+        "orders": mine["orders"],
+        "live_orders": mine["live"],
+        "live_share": mine["live"] / mine["orders"] if mine["orders"] else None,
+    }
 
 
 def stored_rows(db: Database) -> dict[uuid.UUID, dict]:
     with sql(db) as curs:
-        return {r["strategy_id"]: dict(r) for r in curs.execute(
-            "SELECT strategy_id, name, visibility, total_return, cagr, sharpe, sortino, max_drawdown, volatility,"
-            " track_days, inception_date, latest_date, last_activity, orders, live_orders, live_share"
-            " FROM rm_leaderboard").fetchall()}
+        return {
+            r["strategy_id"]: dict(r)
+            for r in curs.execute(
+                "SELECT strategy_id, name, visibility, total_return, cagr, sharpe, sortino, max_drawdown, volatility,"
+                " track_days, inception_date, latest_date, last_activity, orders, live_orders, live_share"
+                " FROM rm_leaderboard"
+            ).fetchall()
+        }
 
 
 def sort_key(sort: str, descending: bool):
@@ -156,9 +238,13 @@ def sort_key(sort: str, descending: bool):
         if value is None:
             return (1, 0, row["strategy_id"])
         if descending:
-            value = -value.timestamp() if isinstance(value, datetime) else (
-                tuple(-b for b in value.encode()) + (1,) if isinstance(value, str) else -value)
+            value = (
+                -value.timestamp()
+                if isinstance(value, datetime)
+                else (tuple(-b for b in value.encode()) + (1,) if isinstance(value, str) else -value)
+            )
         return (0, value, row["strategy_id"])
+
     return key
 
 
@@ -167,35 +253,52 @@ def assert_reads_match(db: Database, rows: dict[uuid.UUID, dict]) -> None:
     public = [r for r in rows.values() if r["visibility"] == "public"]
     for sort, descending in itertools.product(LEADERBOARD_SORTS, (True, False)):
         for min_days, live_only in ((0, False), (20, False), (0, True), (LEADERBOARD_DEFAULT_MIN_DAYS, True)):
-            wanted = sorted((r for r in public if r["track_days"] >= min_days and (
-                not live_only or (r["live_share"] is not None and r["live_share"] >= LIVE_ONLY_MIN_SHARE))),
-                key=sort_key(sort, descending))
+            wanted = sorted(
+                (
+                    r
+                    for r in public
+                    if r["track_days"] >= min_days
+                    and (not live_only or (r["live_share"] is not None and r["live_share"] >= LIVE_ONLY_MIN_SHARE))
+                ),
+                key=sort_key(sort, descending),
+            )
             page = db.ledger.leaderboard(sort, descending, min_days, live_only, 500, 0)
             assert page.total == len(wanted), (sort, descending, min_days, live_only)
             assert [i.strategy_id for i in page.items] == [r["strategy_id"] for r in wanted], (sort, descending)
             assert [i.rank for i in page.items] == list(range(1, len(wanted) + 1))
             if (min_days, live_only) == (0, False):  # pages of 3 add up to the whole board, ranks continue
-                paged = [i for off in range(0, len(wanted) + 3, 3)
-                         for i in db.ledger.leaderboard(sort, descending, 0, False, 3, off).items]
+                paged = [
+                    i
+                    for off in range(0, len(wanted) + 3, 3)
+                    for i in db.ledger.leaderboard(sort, descending, 0, False, 3, off).items
+                ]
                 assert paged == page.items
             nulls = [i for i, r in enumerate(wanted) if r[sort] is None]
             assert nulls == list(range(len(wanted) - len(nulls), len(wanted)))  # NULLs last, either way
 
 
-@settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "12")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "12")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(scenario())
 def test_leaderboard_equals_performance_after_events_late_prices_and_changes(db, case):
     strategies, arrival, cuts, refresh_between, prices, late, changes = case
     sids = []
     for s in strategies:
-        sid, _ = db.identity.create_strategy(s["name"], benchmark=s["benchmark"], owner_id=db.owner,
-                                             visibility=s["visibility"], first_key=False)
+        sid, _ = db.identity.create_strategy(
+            s["name"], benchmark=s["benchmark"], owner_id=db.owner, visibility=s["visibility"], first_key=False
+        )
         sids.append(sid)
     with sql(db) as curs:  # prices known before the events
-        curs.executemany("INSERT INTO prices (symbol, date, close) VALUES (%s, %s, %s)",
-                         [(s, d, c) for s, rows in prices.items() for d, c in rows.items()])
-    events = {(i, j): build_event(sids[i], spec) for i, s in enumerate(strategies) for j, spec in enumerate(s["events"])}
+        curs.executemany(
+            "INSERT INTO prices (symbol, date, close) VALUES (%s, %s, %s)",
+            [(s, d, c) for s, rows in prices.items() for d, c in rows.items()],
+        )
+    events = {
+        (i, j): build_event(sids[i], spec) for i, s in enumerate(strategies) for j, spec in enumerate(s["events"])
+    }
     ordered = [events[k] for k in arrival]
     for k in arrival:  # what the leaderboard must count
         spec, sid = strategies[k[0]]["events"][k[1]], sids[k[0]]
@@ -258,16 +361,24 @@ def test_update_strategy_rules_and_outbox(db):
         db.identity.update_strategy(db.owner, sid, StrategySettingsIn(benchmark="not a symbol"))
     with sql(db) as curs:
         before = curs.execute("SELECT coalesce(max(id), 0) AS m FROM strategy_updates").fetchone()["m"]
-    profile = db.identity.update_strategy(db.owner, sid, StrategySettingsIn(
-        name="renamed", visibility="public", benchmark=" qqq ", show_positions="delayed"))
+    profile = db.identity.update_strategy(
+        db.owner,
+        sid,
+        StrategySettingsIn(name="renamed", visibility="public", benchmark=" qqq ", show_positions="delayed"),
+    )
     assert (profile.name, profile.visibility, profile.benchmark, profile.show_positions) == (
-        "renamed", "public", "QQQ", "delayed")
+        "renamed",
+        "public",
+        "QQQ",
+        "delayed",
+    )
     assert db.identity.profile(sid) == profile
     assert db.identity.update_strategy(db.owner, sid, StrategySettingsIn(benchmark="")).benchmark is None
     db.identity.update_strategy(db.owner, sid, StrategySettingsIn(name="renamed"))  # no change: no update row
     with sql(db) as curs:
-        updates = curs.execute("SELECT strategy_id, benchmark_changed FROM strategy_updates WHERE id > %s"
-                               " ORDER BY id", (before,)).fetchall()
+        updates = curs.execute(
+            "SELECT strategy_id, benchmark_changed FROM strategy_updates WHERE id > %s ORDER BY id", (before,)
+        ).fetchall()
     assert [(r["strategy_id"], r["benchmark_changed"]) for r in updates] == [(sid, True), (sid, True)]
     assert db.identity.profile(uuid.uuid4()) is None
     # what a stranger sends is checked by the HTTP layer (400s: test_pages); here it is a caller's bug
@@ -300,15 +411,31 @@ def test_version_moves_with_every_change_and_only_then(db):
 def test_recent_orders_and_cash_newest_first_and_delayed(db):
     sid, _ = db.identity.create_strategy("recent", owner_id=db.owner, first_key=False)
     base = datetime(2025, 2, 3, 15, tzinfo=UTC)
-    events = [build_event(sid, ("order", "SPY", "buy", D(1), D(500), "filled", base + timedelta(days=i),
-                                base + timedelta(days=i, minutes=1))) for i in range(4)]
+    events = [
+        build_event(
+            sid,
+            (
+                "order",
+                "SPY",
+                "buy",
+                D(1),
+                D(500),
+                "filled",
+                base + timedelta(days=i),
+                base + timedelta(days=i, minutes=1),
+            ),
+        )
+        for i in range(4)
+    ]
     events.append(build_event(sid, ("cash", "deposit", D(10000), base - timedelta(days=1), base + timedelta(days=9))))
     db.events.append([(event_id(e), e) for e in events])
     project_all(db)
     newest = db.ledger.recent_orders(sid, 3)
     assert [o.executed_at for o in newest] == [base + timedelta(days=i) for i in (3, 2, 1)]
     assert [o.executed_at for o in db.ledger.recent_orders(sid, 10, base + timedelta(days=2))] == [
-        base + timedelta(days=1), base]  # only what arrived before the cut-off
+        base + timedelta(days=1),
+        base,
+    ]  # only what arrived before the cut-off
     assert [c.amount for c in db.ledger.recent_cash(sid, 5)] == [D(10000)]
     assert db.ledger.recent_cash(sid, 5, base + timedelta(days=9)) == []
 
@@ -317,15 +444,34 @@ def test_the_projector_daemon_keeps_the_leaderboard(stack):
     """Through the real processes: an order over HTTP, a rename by the owner; the daemon refreshes both."""
     sid, auth = stack.new_strategy("daemon-board")
     now = datetime.now(UTC).replace(microsecond=0)
-    r = stack.post(sid, "cash", {"event_type": "deposit", "amount": 1000, "occurred_at": (now - timedelta(days=2))
-                                 .isoformat()}, auth)
+    r = stack.post(
+        sid,
+        "cash",
+        {"event_type": "deposit", "amount": 1000, "occurred_at": (now - timedelta(days=2)).isoformat()},
+        auth,
+    )
     assert r.status_code in (200, 201), r.text
-    r = stack.post(sid, "orders", {"orders": [{"symbol": "DBRD", "side": "buy", "quantity": 1, "price": 10,
-                                               "executed_at": (now - timedelta(minutes=1)).isoformat()}]}, auth)
+    r = stack.post(
+        sid,
+        "orders",
+        {
+            "orders": [
+                {
+                    "symbol": "DBRD",
+                    "side": "buy",
+                    "quantity": 1,
+                    "price": 10,
+                    "executed_at": (now - timedelta(minutes=1)).isoformat(),
+                }
+            ]
+        },
+        auth,
+    )
     assert r.status_code in (200, 201), r.text
     uid = uuid.UUID(sid)
-    wait_until(lambda: (row := stack.db.ledger.leaderboard_row(uid)) is not None and row.orders == 1, 20,
-               "the leaderboard row")
+    wait_until(
+        lambda: (row := stack.db.ledger.leaderboard_row(uid)) is not None and row.orders == 1, 20, "the leaderboard row"
+    )
     row = stack.db.ledger.leaderboard_row(uid)
     assert row.live_share == 1.0 and row.last_activity is not None and row.name == "daemon-board"
     assert stack.db.ledger.chain(uid).events == 2

@@ -23,12 +23,22 @@ WEEKDAYS = [d for d in DAYS if d.weekday() < 5]
 
 
 def test_a_late_price_re_marks_nav_from_its_date_on(stack):
-    stack.db.prices.write_bars([Bar(symbol=s, date=d, close=Decimal(p + i)) for i, d in enumerate(WEEKDAYS)
-                                for s, p in (("SPY", 500), ("LATE1", 100))], "test")
+    stack.db.prices.write_bars(
+        [
+            Bar(symbol=s, date=d, close=Decimal(p + i))
+            for i, d in enumerate(WEEKDAYS)
+            for s, p in (("SPY", 500), ("LATE1", 100))
+        ],
+        "test",
+    )
     sid, auth = stack.new_strategy()
     stack.post(sid, "cash", {"event_type": "deposit", "amount": 10000, "occurred_at": f"{WEEKDAYS[0]}T14:00:00Z"}, auth)
-    stack.post(sid, "orders", {"orders": [{"symbol": "LATE1", "side": "buy", "quantity": 10,
-                                           "executed_at": f"{WEEKDAYS[1]}T15:00:00Z"}]}, auth)
+    stack.post(
+        sid,
+        "orders",
+        {"orders": [{"symbol": "LATE1", "side": "buy", "quantity": 10, "executed_at": f"{WEEKDAYS[1]}T15:00:00Z"}]},
+        auth,
+    )
 
     def series():
         r = stack.query.get(f"/api/v1/strategies/{sid}/nav", headers=auth).json()["series"]
@@ -51,16 +61,28 @@ def polygon_transport(requests: list[str]):
         if request.url.path == "/v3/reference/splits":  # SPY split 2-for-1 once, in this made-up world
             ticker = request.url.params["ticker"]
             requests.append(f"splits of {ticker}")
-            results = [{"execution_date": "2022-01-10", "split_from": 1, "split_to": 2, "ticker": ticker,
-                        "id": "E1"}] if ticker == "SPY" else []
+            results = (
+                [{"execution_date": "2022-01-10", "split_from": 1, "split_to": 2, "ticker": ticker, "id": "E1"}]
+                if ticker == "SPY"
+                else []
+            )
             return httpx.Response(200, json={"status": "OK", "results": results})
         requests.append(request.url.path)
         ticker = request.url.path.split("/")[4]
         start = date.fromisoformat(request.url.path.split("/")[-2])
-        results = [{"t": int(datetime.combine(start + timedelta(days=i), datetime.min.time(),
-                                              UTC).timestamp() * 1000),
-                    "o": 10, "h": 11, "l": 9, "c": 10 + i, "v": 1000} for i in range(3)]
+        results = [
+            {
+                "t": int(datetime.combine(start + timedelta(days=i), datetime.min.time(), UTC).timestamp() * 1000),
+                "o": 10,
+                "h": 11,
+                "l": 9,
+                "c": 10 + i,
+                "v": 1000,
+            }
+            for i in range(3)
+        ]
         return httpx.Response(200, json={"ticker": ticker, "status": "OK", "resultsCount": 3, "results": results})
+
     return httpx.MockTransport(handler)
 
 
@@ -77,7 +99,8 @@ def test_polygon_daemon_fetches_history_of_new_symbols_and_benchmarks(stack):
     assert any("/SPY/" in p for p in requests)  # the strategy's benchmark
     assert "splits of SPY" in requests and not any("BTC" in p for p in requests if p.startswith("splits"))
     assert [(s.ex_date, s.split_from, s.split_to) for s in stack.db.prices.splits(["SPY", "BTC-USD"])] == [
-        (date(2022, 1, 10), 1, 2)]
+        (date(2022, 1, 10), 1, 2)
+    ]
     with stack.sql() as curs:
         rows = curs.execute("SELECT date, close FROM prices WHERE symbol = 'BTC-USD' ORDER BY date").fetchall()
         assert [(r["date"], r["close"]) for r in rows][:2] == [(date(2021, 1, 10), 10), (date(2021, 1, 11), 11)]
@@ -89,16 +112,26 @@ def test_polygon_daemon_fetches_history_of_new_symbols_and_benchmarks(stack):
 
 def test_demo_replays_a_bot_with_state_and_nav_that_agree(stack):
     env = {**stack.env}
-    out = subprocess.run([sys.executable, "-m", "tools.cli", "demo", "--base-url",
-                          f"http://127.0.0.1:{stack.command_port}"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300, check=True)
-    demo = json.loads(out.stdout[out.stdout.index("{"):])
+    out = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "demo", "--base-url", f"http://127.0.0.1:{stack.command_port}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    demo = json.loads(out.stdout[out.stdout.index("{") :])
     auth = {"Authorization": f"Bearer {demo['api_key']}"}
     sid = demo["strategy_id"]
     assert demo["replayed"]["orders"] > 100 and demo["prices"]["source"] == "synthetic-demo"
     with stack.sql() as curs:  # invented prices stay under invented names
-        assert curs.execute("SELECT count(*) AS n FROM prices WHERE source = 'synthetic-demo'"
-                            " AND symbol NOT LIKE 'DEMO-%%'").fetchone()["n"] == 0
+        assert (
+            curs.execute(
+                "SELECT count(*) AS n FROM prices WHERE source = 'synthetic-demo' AND symbol NOT LIKE 'DEMO-%%'"
+            ).fetchone()["n"]
+            == 0
+        )
     state = stack.state(sid, auth)
     series = stack.query.get(f"/api/v1/strategies/{sid}/nav", headers=auth).json()["series"]
     assert len(series) > 3 * 252
@@ -115,16 +148,20 @@ def test_demo_replays_a_bot_with_state_and_nav_that_agree(stack):
     assert len({b["name"] for b in bots}) == len({b["strategy_id"] for b in bots}) == len(bots)
     assert {b["risk"] for b in bots} == {"low", "medium", "high"}
     with stack.sql() as curs:
-        rows = curs.execute("SELECT id::text AS id, visibility, benchmark, show_positions FROM strategies"
-                            " WHERE id = ANY(%s::uuid[])", ([b["strategy_id"] for b in bots],)).fetchall()
+        rows = curs.execute(
+            "SELECT id::text AS id, visibility, benchmark, show_positions FROM strategies WHERE id = ANY(%s::uuid[])",
+            ([b["strategy_id"] for b in bots],),
+        ).fetchall()
     assert {r["id"]: (r["visibility"], r["benchmark"], r["show_positions"]) for r in rows} == {
-        b["strategy_id"]: ("public", b["benchmark"], b["show_positions"]) for b in bots}
+        b["strategy_id"]: ("public", b["benchmark"], b["show_positions"]) for b in bots
+    }
     assert {b["show_positions"] for b in bots} == {"none", "delayed", "live"}
     equities = set()
     for bot in bots:
         assert bot["replayed"]["orders"] > 0 and bot["page"].endswith(f"/s/{bot['strategy_id']}")
-        response = stack.query.get(f"/api/v1/strategies/{bot['strategy_id']}/nav",
-                                   headers={"Authorization": f"Bearer {bot['api_key']}"})
+        response = stack.query.get(
+            f"/api/v1/strategies/{bot['strategy_id']}/nav", headers={"Authorization": f"Bearer {bot['api_key']}"}
+        )
         assert response.status_code == 200, bot["name"]
         limit, left = (int(response.headers[f"RateLimit-{h}"]) for h in ("Limit", "Remaining"))
         assert left == limit - 1 or bot is bots[0], bot["name"]  # (the first one's key was used above)
@@ -139,23 +176,36 @@ def test_demo_performance_equals_the_pure_function_of_its_nav(stack):
 
     from botranks_domain.performance import compute_performance
 
-    out = subprocess.run([sys.executable, "-m", "tools.cli", "demo", "--base-url",
-                          f"http://127.0.0.1:{stack.command_port}"], cwd=ROOT, env=stack.env, capture_output=True,
-                         text=True, timeout=300, check=True)
-    demo = json.loads(out.stdout[out.stdout.index("{"):])
+    out = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "demo", "--base-url", f"http://127.0.0.1:{stack.command_port}"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    demo = json.loads(out.stdout[out.stdout.index("{") :])
     auth, sid = {"Authorization": f"Bearer {demo['api_key']}"}, demo["strategy_id"]
     series = stack.query.get(f"/api/v1/strategies/{sid}/nav", headers=auth).json()["series"]
-    nav = pl.DataFrame({"date": [date.fromisoformat(r["date"]) for r in series],
-                        "total_equity": [float(r["total_equity"]) for r in series],
-                        "external_flow": [float(r["external_flow"]) for r in series]})
+    nav = pl.DataFrame(
+        {
+            "date": [date.fromisoformat(r["date"]) for r in series],
+            "total_equity": [float(r["total_equity"]) for r in series],
+            "external_flow": [float(r["external_flow"]) for r in series],
+        }
+    )
     with stack.sql() as curs:
-        rows = curs.execute("SELECT date, close FROM prices WHERE symbol = 'DEMO-SPY' AND date BETWEEN %s AND %s"
-                            " ORDER BY date", (nav["date"][0], nav["date"][-1])).fetchall()
+        rows = curs.execute(
+            "SELECT date, close FROM prices WHERE symbol = 'DEMO-SPY' AND date BETWEEN %s AND %s ORDER BY date",
+            (nav["date"][0], nav["date"][-1]),
+        ).fetchall()
     bench = pl.DataFrame({"date": [r["date"] for r in rows], "close": [float(r["close"]) for r in rows]})
     for rate in (0.0, 0.045):
         expected = json.loads(json.dumps(compute_performance(nav, bench, "DEMO-SPY", rate), default=str))
-        got = stack.query.get(f"/api/v1/strategies/{sid}/performance", params={"risk_free_rate": rate},
-                              headers=auth).json()
+        got = stack.query.get(
+            f"/api/v1/strategies/{sid}/performance", params={"risk_free_rate": rate}, headers=auth
+        ).json()
         assert got.pop("strategy_id") == sid
         assert got == expected
     assert got["benchmark"]["symbol"] == "DEMO-SPY" and got["sharpe_ratio"] is not None

@@ -37,8 +37,16 @@ def prices(db, symbol: str) -> dict[date, dict]:
 
 def test_insert_noop_change_and_outbox(db):
     d0 = date(2024, 1, 2)
-    bars = [Bar(symbol="AAPL", date=d0 + timedelta(days=i), close=Decimal("185.00") + i,
-                open=Decimal("184"), volume=Decimal(1000)) for i in range(3)]
+    bars = [
+        Bar(
+            symbol="AAPL",
+            date=d0 + timedelta(days=i),
+            close=Decimal("185.00") + i,
+            open=Decimal("184"),
+            volume=Decimal(1000),
+        )
+        for i in range(3)
+    ]
     bars.append(Bar(symbol="BTC-USD", date=d0, close=Decimal("43000.5")))
 
     assert db.prices.write_bars(bars, "test") == 4
@@ -55,15 +63,18 @@ def test_insert_noop_change_and_outbox(db):
     assert prices(db, "AAPL")[d0]["open"] == Decimal("184")  # a close-only bar keeps stored OHLCV
 
     # one changed close (the later day) and one unchanged: one outbox row from the changed date
-    changed = [Bar(symbol="AAPL", date=d0 + timedelta(days=1), close=Decimal("186.00")),
-               Bar(symbol="AAPL", date=d0 + timedelta(days=2), close=Decimal("187.25"))]
+    changed = [
+        Bar(symbol="AAPL", date=d0 + timedelta(days=1), close=Decimal("186.00")),
+        Bar(symbol="AAPL", date=d0 + timedelta(days=2), close=Decimal("187.25")),
+    ]
     assert db.prices.write_bars(changed, "fix") == 1
     assert outbox(db)[2:] == [("AAPL", d0 + timedelta(days=2))]
     assert prices(db, "AAPL")[d0 + timedelta(days=2)]["close"] == Decimal("187.25")
 
     # a changed volume alone also counts
-    assert db.prices.write_bars([Bar(symbol="BTC-USD", date=d0, close=Decimal("43000.5"),
-                                         volume=Decimal(5))], "fix") == 1
+    assert (
+        db.prices.write_bars([Bar(symbol="BTC-USD", date=d0, close=Decimal("43000.5"), volume=Decimal(5))], "fix") == 1
+    )
     assert outbox(db)[3:] == [("BTC-USD", d0)]
 
 

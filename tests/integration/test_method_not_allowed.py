@@ -22,12 +22,14 @@ def test_a_method_neither_api_serves_is_405_naming_both_apis_methods(stack, stra
     sid, auth = strategy
     base = f"/api/v1/strategies/{sid}"
     # where the proxy sends them: command_api gets everything but GET/HEAD of /api/v1
-    for method, path, allowed in [("POST", f"{base}/state", {"GET", "OPTIONS"}),  # command_api has no /state
-                                  ("DELETE", f"{base}/nav", {"GET", "OPTIONS"}),
-                                  ("PUT", f"{base}/orders", {"GET", "POST", "OPTIONS"}),  # was Allow: OPTIONS, POST
-                                  ("PATCH", "/strategies", {"GET", "POST", "OPTIONS"}),
-                                  ("POST", "/p/leaderboard", {"GET", "OPTIONS"}),  # a query_api page
-                                  ("DELETE", "/", {"GET", "OPTIONS"})]:
+    for method, path, allowed in [
+        ("POST", f"{base}/state", {"GET", "OPTIONS"}),  # command_api has no /state
+        ("DELETE", f"{base}/nav", {"GET", "OPTIONS"}),
+        ("PUT", f"{base}/orders", {"GET", "POST", "OPTIONS"}),  # was Allow: OPTIONS, POST
+        ("PATCH", "/strategies", {"GET", "POST", "OPTIONS"}),
+        ("POST", "/p/leaderboard", {"GET", "OPTIONS"}),  # a query_api page
+        ("DELETE", "/", {"GET", "OPTIONS"}),
+    ]:
         r = stack.command.request(method, path, headers=auth)
         assert r.status_code == 405 and _allow(r) == allowed, (method, path, r.status_code, r.headers, r.text)
         assert set(r.json()) == {"detail"}

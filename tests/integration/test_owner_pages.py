@@ -21,8 +21,10 @@ pytestmark = pytest.mark.integration
 
 PASSWORD = "correct horse battery"
 EVIL = "https://evil.example"
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self';"
-            " frame-ancestors 'none'")
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self';"
+    " frame-ancestors 'none'"
+)
 TOKEN_RE = re.compile(r'name="_csrf_token" value="([^"]*)"')
 NEW_KEY_RE = re.compile(r'<code id="new-key" class="secret">(fq_live_[A-Za-z0-9_\-]{43})</code>')
 
@@ -30,8 +32,9 @@ NEW_KEY_RE = re.compile(r'<code id="new-key" class="secret">(fq_live_[A-Za-z0-9_
 @pytest.fixture(scope="module")
 def site(backends, make_database, tmp_path_factory):
     _, nats_url = backends
-    s = Stack(make_database(), nats_url, tmp_path_factory.mktemp("pages"), replicas=2,
-              BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0")
+    s = Stack(
+        make_database(), nats_url, tmp_path_factory.mktemp("pages"), replicas=2, BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0"
+    )
     for i, port in enumerate(s.command_ports):
         s._spawn(f"command_api{i or ''}", "services.command_api.main", "--port", str(port))
     for port in s.command_ports:
@@ -78,8 +81,7 @@ def create_strategy(stack: Stack, c: httpx.Client, name: str, **fields: str) -> 
 
 def key_status(stack: Stack, sid: str, plaintext: str) -> int:
     """What /api/v1 says to the key (the body is deliberately empty: only the key guard matters)."""
-    r = browser(stack).post(f"/api/v1/strategies/{sid}/cash", json={},
-                            headers={"Authorization": f"Bearer {plaintext}"})
+    r = browser(stack).post(f"/api/v1/strategies/{sid}/cash", json={}, headers={"Authorization": f"Bearer {plaintext}"})
     return r.status_code
 
 
@@ -104,10 +106,15 @@ def test_register_create_configure_keys_revoke_logout(site):
     r = c.post("/account/register", data={"email": email, "password": PASSWORD, "_csrf_token": token(form)})
     assert r.status_code == 303 and r.headers["location"] == "/account"
     session = r.headers["set-cookie"]
-    assert session.startswith("access_token=") and "HttpOnly" in session and "SameSite=lax" in session.replace(
-        "Lax", "lax") and "Path=/" in session
-    taken = submit(browser(site), "/account/register", "/account/register", {"email": email.upper(),
-                                                                             "password": PASSWORD})
+    assert (
+        session.startswith("access_token=")
+        and "HttpOnly" in session
+        and "SameSite=lax" in session.replace("Lax", "lax")
+        and "Path=/" in session
+    )
+    taken = submit(
+        browser(site), "/account/register", "/account/register", {"email": email.upper(), "password": PASSWORD}
+    )
     assert taken.status_code == 409 and "already exists" in taken.text
 
     home = c.get("/account")
@@ -122,8 +129,9 @@ def test_register_create_configure_keys_revoke_logout(site):
     other = browser(site, 1)
     other.cookies = c.cookies
     login = c.get("/account/login")
-    wrong = other.post("/account/login", data={"email": email, "password": "wrong password!", "_csrf_token":
-                                               token(login)})
+    wrong = other.post(
+        "/account/login", data={"email": email, "password": "wrong password!", "_csrf_token": token(login)}
+    )
     assert wrong.status_code == 401 and "Invalid email or password" in wrong.text and 'id="login-form"' in wrong.text
     r = other.post("/account/login", data={"email": email, "password": PASSWORD, "_csrf_token": token(login)})
     assert r.status_code == 303 and r.headers["location"] == "/account" and "access_token=" in r.headers["set-cookie"]
@@ -133,25 +141,45 @@ def test_register_create_configure_keys_revoke_logout(site):
     sid = create_strategy(site, other, "Alpha <bot>", show_positions="delayed", benchmark="qqq")
     profile = site.db.identity.profile(UUID(sid))
     assert (profile.name, profile.visibility, profile.benchmark, profile.show_positions) == (
-        "Alpha <bot>", "private", "QQQ", "delayed")
+        "Alpha <bot>",
+        "private",
+        "QQQ",
+        "delayed",
+    )
     page = other.get("/account")
     assert "Alpha &lt;bot&gt;" in page.text and "Alpha <bot>" not in page.text  # escaped
     assert f'id="strategy-{sid}"' in page.text and f'href="/s/{sid}"' in page.text
     assert f'href="/account/strategies/{sid}/keys"' in page.text and 'id="notice"' not in page.text
 
-    r = submit(other, "/account", f"/account/strategies/{sid}/settings",
-               {"name": "Alpha v2", "visibility": "public", "benchmark": "", "show_positions": "live"})
+    r = submit(
+        other,
+        "/account",
+        f"/account/strategies/{sid}/settings",
+        {"name": "Alpha v2", "visibility": "public", "benchmark": "", "show_positions": "live"},
+    )
     assert r.status_code == 303 and r.headers["location"] == f"/account?done=saved#strategy-{sid}"
     profile = site.db.identity.profile(UUID(sid))
     assert (profile.name, profile.visibility, profile.benchmark, profile.show_positions) == (
-        "Alpha v2", "public", None, "live")
+        "Alpha v2",
+        "public",
+        None,
+        "live",
+    )
     assert "Settings saved." in other.get(r.headers["location"]).text
 
-    bad = submit(other, "/account", f"/account/strategies/{sid}/settings",
-                 {"name": "Alpha v3", "visibility": "public", "benchmark": "not a symbol!", "show_positions": "live"})
+    bad = submit(
+        other,
+        "/account",
+        f"/account/strategies/{sid}/settings",
+        {"name": "Alpha v3", "visibility": "public", "benchmark": "not a symbol!", "show_positions": "live"},
+    )
     assert bad.status_code == 400 and "Invalid symbol" in bad.text and 'value="Alpha v3"' in bad.text
-    bad = submit(other, "/account", f"/account/strategies/{sid}/settings",
-                 {"name": "", "visibility": "public", "benchmark": "", "show_positions": "sometimes"})
+    bad = submit(
+        other,
+        "/account",
+        f"/account/strategies/{sid}/settings",
+        {"name": "", "visibility": "public", "benchmark": "", "show_positions": "sometimes"},
+    )
     assert bad.status_code == 422 and "show_positions" in bad.text
     assert site.db.identity.profile(UUID(sid)).name == "Alpha v2"  # nothing changed
 
@@ -177,8 +205,11 @@ def test_register_create_configure_keys_revoke_logout(site):
     assert r.status_code == 303 and r.headers["location"] == f"{keys_url}?done=revoked"
     assert key_status(site, sid, plaintext) == 401
     listing = other.get(r.headers["location"])
-    assert "Key revoked." in listing.text and "revoked <time" in listing.text and f'id="revoke-{info.id}"' not in (
-        listing.text)
+    assert (
+        "Key revoked." in listing.text
+        and "revoked <time" in listing.text
+        and f'id="revoke-{info.id}"' not in (listing.text)
+    )
 
     # sign out: the session is over on the server, the cookie cleared
     r = submit(other, "/account", "/account/logout", {})
@@ -195,11 +226,12 @@ def test_not_signed_in(site):
         r = c.get(url)
         assert r.status_code == 303 and r.headers["location"] == "/account/login", url
     csrf = token(c.get("/account/login"))
-    for url, fields in (("/account/strategies", {"name": "x", "visibility": "private", "benchmark": "",
-                                                 "show_positions": "none"}),
-                        (f"/account/strategies/{sid}/settings", {"name": "x"}),
-                        (f"/account/strategies/{sid}/keys", {"name": "x"}),
-                        (f"/account/strategies/{sid}/keys/{kid}/revoke", {})):
+    for url, fields in (
+        ("/account/strategies", {"name": "x", "visibility": "private", "benchmark": "", "show_positions": "none"}),
+        (f"/account/strategies/{sid}/settings", {"name": "x"}),
+        (f"/account/strategies/{sid}/keys", {"name": "x"}),
+        (f"/account/strategies/{sid}/keys/{kid}/revoke", {}),
+    ):
         r = c.post(url, data={**fields, "_csrf_token": csrf})
         assert r.status_code == 401 and 'href="/account/login"' in r.text, url
         r = c.post(url, data={**fields, "_csrf_token": csrf}, headers={"Accept": "application/json"})
@@ -218,8 +250,12 @@ def test_someone_elses_strategy_is_not_found(site):
     assert r.headers["x-frame-options"] == "DENY" and r.headers["cache-control"] == "no-store"
     r = submit(stranger, "/account", f"/account/strategies/{sid}/keys", {"name": "stolen"})
     assert r.status_code == 404 and "fq_live_" not in r.text
-    r = submit(stranger, "/account", f"/account/strategies/{sid}/settings",
-               {"name": "taken over", "visibility": "public", "benchmark": "", "show_positions": "live"})
+    r = submit(
+        stranger,
+        "/account",
+        f"/account/strategies/{sid}/settings",
+        {"name": "taken over", "visibility": "public", "benchmark": "", "show_positions": "live"},
+    )
     assert r.status_code == 404
     assert site.db.identity.profile(UUID(sid)).name == "mine"
     assert f"strategy-{sid}" not in stranger.get("/account").text
@@ -236,8 +272,11 @@ def test_posts_without_the_csrf_token_are_refused(site):
     off_by_one = csrf[:-1] + ("1" if csrf.endswith("0") else "0")  # never the token itself (was 1 run in 16)
     form = {"name": "planted", "visibility": "public", "benchmark": "", "show_positions": "live"}
     attempts = [
-        ("/account/strategies", form), (f"/account/strategies/{sid}/settings", form), (keys_url, {"name": "x"}),
-        ("/account/logout", {}), ("/account/login", {"email": new_email(), "password": PASSWORD}),
+        ("/account/strategies", form),
+        (f"/account/strategies/{sid}/settings", form),
+        (keys_url, {"name": "x"}),
+        ("/account/logout", {}),
+        ("/account/login", {"email": new_email(), "password": PASSWORD}),
         ("/account/register", {"email": new_email(), "password": PASSWORD}),
     ]
     for url, fields in attempts:

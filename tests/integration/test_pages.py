@@ -47,9 +47,9 @@ def _weekdays(start: date, end: date) -> list[date]:
 def _prices(days: list[date]) -> dict[str, dict[date, float]]:
     out: dict[str, dict[date, float]] = {BENCH: {}, UP: {}, DOWN: {}}
     for i, d in enumerate(days):
-        out[BENCH][d] = round(100 * 1.0008 ** i * (1 + 0.004 * math.sin(i / 3)), 4)
-        out[UP][d] = round(50 * 1.003 ** i * (1 + 0.01 * math.sin(i / 2)), 4)
-        out[DOWN][d] = round(80 * 0.998 ** i * (1 + 0.012 * math.cos(i / 2)), 4)
+        out[BENCH][d] = round(100 * 1.0008**i * (1 + 0.004 * math.sin(i / 3)), 4)
+        out[UP][d] = round(50 * 1.003**i * (1 + 0.01 * math.sin(i / 2)), 4)
+        out[DOWN][d] = round(80 * 0.998**i * (1 + 0.012 * math.cos(i / 2)), 4)
     return out
 
 
@@ -82,19 +82,32 @@ def site(stack: Stack):
 
     def create(name: str, visibility: str, show: str, owned: bool) -> str:
         sid, key = stack.db.identity.create_strategy(
-            name, benchmark=BENCH, visibility=visibility, show_positions=show,
-            owner_id=uuid.UUID(owner_id) if owned else None)
+            name,
+            benchmark=BENCH,
+            visibility=visibility,
+            show_positions=show,
+            owner_id=uuid.UUID(owner_id) if owned else None,
+        )
         ids[name], keys[name] = str(sid), {"Authorization": f"Bearer {key}"}
         return str(sid)
 
     def fund(name: str, day: date, amount: int = 100_000) -> None:
-        r = stack.post(ids[name], "cash", {"event_type": "deposit", "amount": amount, "occurred_at": _at(day, 13),
-                                           "external_id": f"dep-{name}"}, keys[name])
+        r = stack.post(
+            ids[name],
+            "cash",
+            {"event_type": "deposit", "amount": amount, "occurred_at": _at(day, 13), "external_id": f"dep-{name}"},
+            keys[name],
+        )
         assert r.status_code == 201, r.text
 
     def buy(name: str, symbol: str, quantity: int, day: date, executed_at: str | None = None) -> None:
-        order = {"symbol": symbol, "side": "buy", "quantity": quantity, "price": prices[symbol][day],
-                 "executed_at": executed_at or _at(day, 15)}
+        order = {
+            "symbol": symbol,
+            "side": "buy",
+            "quantity": quantity,
+            "price": prices[symbol][day],
+            "executed_at": executed_at or _at(day, 15),
+        }
         r = stack.post(ids[name], "orders", {"orders": [order]}, keys[name])
         assert r.status_code == 200 and r.json()["counts"]["accepted"] == 1, r.text
 
@@ -123,24 +136,34 @@ def site(stack: Stack):
     buy("Private", UP, 100, d0)
 
     stack.wait_projected()
-    wait_until(lambda: all(stack.db.ledger.leaderboard_row(uuid.UUID(s)) is not None
-                           and stack.db.ledger.leaderboard_row(uuid.UUID(s)).track_days > 0 for s in ids.values()),
-               60, "the leaderboard rows")
+    wait_until(
+        lambda: all(
+            stack.db.ledger.leaderboard_row(uuid.UUID(s)) is not None
+            and stack.db.ledger.leaderboard_row(uuid.UUID(s)).track_days > 0
+            for s in ids.values()
+        ),
+        60,
+        "the leaderboard rows",
+    )
     # Delta's deposit and first order "arrived" three days ago: what its delayed publication may show
     delta = uuid.UUID(ids["Delta"])
     with stack.sql() as curs:
         for table in ("rm_cash_events", "rm_orders", "rm_chain"):
-            curs.execute(f"UPDATE {table} SET created_at = created_at - interval '3 days' WHERE strategy_id = %s"
-                         + (" AND seq <= 2" if table == "rm_chain" else
-                            " AND symbol = %s" if table == "rm_orders" else ""),
-                         (delta, DOWN) if table == "rm_orders" else (delta,))
+            curs.execute(
+                f"UPDATE {table} SET created_at = created_at - interval '3 days' WHERE strategy_id = %s"
+                + (" AND seq <= 2" if table == "rm_chain" else " AND symbol = %s" if table == "rm_orders" else ""),
+                (delta, DOWN) if table == "rm_orders" else (delta,),
+            )
     client = httpx.Client(base_url=f"http://127.0.0.1:{stack.query_port}", timeout=30)
-    owner = httpx.Client(base_url=f"http://127.0.0.1:{stack.query_port}", timeout=30,
-                         cookies={"access_token": owner_token})
-    stranger = httpx.Client(base_url=f"http://127.0.0.1:{stack.query_port}", timeout=30,
-                            cookies={"access_token": stranger_token})
-    yield SimpleNamespace(ids=ids, keys=keys, client=client, owner=owner, stranger=stranger, days=days,
-                          prices=prices, stack=stack)
+    owner = httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.query_port}", timeout=30, cookies={"access_token": owner_token}
+    )
+    stranger = httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.query_port}", timeout=30, cookies={"access_token": stranger_token}
+    )
+    yield SimpleNamespace(
+        ids=ids, keys=keys, client=client, owner=owner, stranger=stranger, days=days, prices=prices, stack=stack
+    )
     for c in (client, owner, stranger):
         c.close()
 
@@ -203,8 +226,18 @@ def test_leaderboard_lists_public_strategies_sorted_and_filtered(site):
     for name in ("Alpha", "Beta", "Delta"):
         assert f'href="/s/{ids[name]}">{name}</a>' in r.text
     # every column sorts, through its header link; the same header again reverses the order
-    for column in ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "volatility", "track_days",
-                   "last_activity", "live_share", "name"):
+    for column in (
+        "total_return",
+        "cagr",
+        "sharpe",
+        "sortino",
+        "max_drawdown",
+        "volatility",
+        "track_days",
+        "last_activity",
+        "live_share",
+        "name",
+    ):
         assert column in b.headers, column
         first = site.client.get("/" + b.headers[column])
         assert first.status_code == 200, (column, first.text[:300])
@@ -261,8 +294,14 @@ def test_leaderboard_json_pagination_and_bad_parameters(site):
     assert site.ids["Private"] not in {i["strategy_id"] for i in body["items"]}
     empty = site.client.get("/?page=2")
     assert empty.status_code == 200 and 'id="leaderboard-empty"' in empty.text and "There is no page 2" in empty.text
-    for params in ({"sort": "bogus"}, {"dir": "up"}, {"min_days": "-1"}, {"min_days": "many"}, {"page": "0"},
-                   {"live_only": "maybe"}):
+    for params in (
+        {"sort": "bogus"},
+        {"dir": "up"},
+        {"min_days": "-1"},
+        {"min_days": "many"},
+        {"page": "0"},
+        {"live_only": "maybe"},
+    ):
         bad = site.client.get("/p/leaderboard", params=params)
         assert bad.status_code == 400 and set(bad.json()) == {"detail"}, (params, bad.text)
         page = site.client.get("/", params=params)
@@ -302,8 +341,11 @@ def test_strategy_page_has_the_charts_and_their_data(site):
     summary = site.client.get(f"/p/strategies/{sid}").json()
     perf = summary["performance"]
     shown = f"+{perf['total_return'] * 100:,.1f}%"
-    assert re.search(rf'data-metric="total_return"[^>]*><span class="label">Total return</span>'
-                     rf'<span class="value pos">{re.escape(shown)}</span>', html), shown
+    assert re.search(
+        rf'data-metric="total_return"[^>]*><span class="label">Total return</span>'
+        rf'<span class="value pos">{re.escape(shown)}</span>',
+        html,
+    ), shown
     assert f"{perf['ending_equity']:,.2f}" in html  # thousands separators
     assert summary["strategy"]["name"] == "Alpha" and summary["viewer"] == "public"
     assert "owner_id" not in summary["strategy"]
@@ -321,14 +363,18 @@ def test_strategy_page_has_the_charts_and_their_data(site):
 
 
 def test_a_strategy_without_history_has_a_page_too(site):
-    sid, _ = site.stack.db.identity.create_strategy("Fresh", benchmark=BENCH, visibility="public",
-                                                    show_positions="live")
+    sid, _ = site.stack.db.identity.create_strategy(
+        "Fresh", benchmark=BENCH, visibility="public", show_positions="live"
+    )
     r = site.client.get(f"/s/{sid}")
     assert r.status_code == 200 and "No NAV history yet." in r.text and "No NAV yet" in r.text
     assert _island(r.text)["dates"] == [] and 'id="chain-events" data-value="0"' in r.text
     summary = site.client.get(f"/p/strategies/{sid}").json()
-    assert summary["performance"]["total_return"] is None and summary["chain"] == {"events": 0, "digest": None,
-                                                                                   "days": []}
+    assert summary["performance"]["total_return"] is None and summary["chain"] == {
+        "events": 0,
+        "digest": None,
+        "days": [],
+    }
     assert summary["positions"]["positions"] == [] and summary["recent_orders"] == []
     csv_rows = site.client.get(f"/p/strategies/{sid}/nav.csv").text.splitlines()
     assert csv_rows == [",".join(NAV_COLUMNS)]
@@ -411,8 +457,9 @@ def test_private_strategy_is_not_found_except_for_its_owner(site):
         answers.append(site.client.get(f"/p/strategies/{sid}{suffix}", headers=site.keys["Alpha"]))
         assert {a.status_code for a in answers} == {404}, suffix
         assert len({a.content for a in answers}) == 1 and answers[0].json() == {"detail": "Strategy not found"}
-        assert {frozenset((k, v) for k, v in a.headers.items() if k not in ("date", "content-length"))
-                for a in answers[:2]} and answers[0].headers.get("etag") is None
+        assert {
+            frozenset((k, v) for k, v in a.headers.items() if k not in ("date", "content-length")) for a in answers[:2]
+        } and answers[0].headers.get("etag") is None
     mine = site.owner.get(f"/s/{sid}")
     assert mine.status_code == 200 and "Your strategy" in mine.text and 'id="positions-hidden"' not in mine.text
     assert "private" in mine.headers["cache-control"]
@@ -427,9 +474,17 @@ def test_private_strategy_is_not_found_except_for_its_owner(site):
 
 def test_etags_and_not_modified(site):
     sid = site.ids["Alpha"]
-    for url in ("/", "/?sort=name&dir=asc", "/p/leaderboard", f"/s/{sid}", f"/p/strategies/{sid}",
-                f"/p/strategies/{sid}/series", f"/p/strategies/{sid}/nav.csv", f"/p/strategies/{sid}/events.jsonl",
-                "/docs"):
+    for url in (
+        "/",
+        "/?sort=name&dir=asc",
+        "/p/leaderboard",
+        f"/s/{sid}",
+        f"/p/strategies/{sid}",
+        f"/p/strategies/{sid}/series",
+        f"/p/strategies/{sid}/nav.csv",
+        f"/p/strategies/{sid}/events.jsonl",
+        "/docs",
+    ):
         first = site.client.get(url)
         tag = first.headers["etag"]
         assert first.status_code == 200 and tag.startswith('"'), url
@@ -443,12 +498,14 @@ def test_etags_and_not_modified(site):
     assert site.owner.get(f"/s/{sid}").headers["etag"] != public_tag
     series_tag = site.client.get(f"/p/strategies/{sid}/series").headers["etag"]
     board_tag = site.client.get("/p/leaderboard").headers["etag"]
-    r = site.stack.post(sid, "cash", {"event_type": "deposit", "amount": 5, "external_id": "etag-probe"},
-                        site.keys["Alpha"])
+    r = site.stack.post(
+        sid, "cash", {"event_type": "deposit", "amount": 5, "external_id": "etag-probe"}, site.keys["Alpha"]
+    )
     assert r.status_code == 201
     site.stack.wait_projected()
-    wait_until(lambda: site.client.get(f"/p/strategies/{sid}/series").headers["etag"] != series_tag, 20,
-               "a new series ETag")
+    wait_until(
+        lambda: site.client.get(f"/p/strategies/{sid}/series").headers["etag"] != series_tag, 20, "a new series ETag"
+    )
     assert site.client.get(f"/s/{sid}", headers={"If-None-Match": public_tag}).status_code == 200
     wait_until(lambda: site.client.get("/p/leaderboard").headers["etag"] != board_tag, 30, "a new leaderboard ETag")
 
@@ -480,7 +537,10 @@ def test_docs_render_offline(site):
     assert all(u.startswith("/") and not u.startswith("//") for u in urls), urls
     scripts = re.findall(r'<script src="([^"]+)"', r.text)
     assert [s.split("?")[0] for s in scripts] == [
-        "/static/swagger-ui-bundle.js", "/static/swagger-ui-standalone-preset.js", "/static/docs.js"]
+        "/static/swagger-ui-bundle.js",
+        "/static/swagger-ui-standalone-preset.js",
+        "/static/docs.js",
+    ]
     assert "<script>" not in r.text  # no inline script: the CSP would refuse it
     for url in urls:
         if url.startswith("/static/"):
@@ -493,9 +553,23 @@ def test_docs_render_offline(site):
 
 
 def test_gateway_routes_pages_to_query_api():
-    for path in ("/", "/s/abc", "/p/leaderboard", "/p/strategies/x/series", "/static/app.js", "/docs",
-                 "/api/v1/strategies/x/state"):
+    for path in (
+        "/",
+        "/s/abc",
+        "/p/leaderboard",
+        "/p/strategies/x/series",
+        "/static/app.js",
+        "/docs",
+        "/api/v1/strategies/x/state",
+    ):
         assert target("GET", path) == "query", path
-    for method, path in (("GET", "/account"), ("GET", "/account/login"), ("POST", "/"), ("POST", "/auth/login"),
-                         ("GET", "/strategies"), ("GET", "/sx"), ("GET", "/docs/x")):
+    for method, path in (
+        ("GET", "/account"),
+        ("GET", "/account/login"),
+        ("POST", "/"),
+        ("POST", "/auth/login"),
+        ("GET", "/strategies"),
+        ("GET", "/sx"),
+        ("GET", "/docs/x"),
+    ):
         assert target(method, path) == "command", (method, path)

@@ -32,9 +32,13 @@ def _sql_keys(db: Database, states: list[bytes]) -> list[int]:
     with db.datastore.transaction(commit=False) as curs:
         keys = []
         for state in states:
-            keys.append(curs.execute(
-                f"INSERT INTO {EVENTS_TABLE} (originator_id, originator_version, topic, state)"
-                " VALUES (%s, 1, 't', %s) RETURNING strategy_key", (uuid.uuid4(), state)).fetchone()["strategy_key"])
+            keys.append(
+                curs.execute(
+                    f"INSERT INTO {EVENTS_TABLE} (originator_id, originator_version, topic, state)"
+                    " VALUES (%s, 1, 't', %s) RETURNING strategy_key",
+                    (uuid.uuid4(), state),
+                ).fetchone()["strategy_key"]
+            )
     return keys
 
 
@@ -48,8 +52,11 @@ _odd = st.one_of(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ids=st.lists(st.uuids(), min_size=1, max_size=20), odd=st.lists(_odd, max_size=20))
 def test_sql_and_python_keys_agree(db, ids, odd):
-    real = [f'{{"type":"OrderRecorded.v1","id":"{uuid.uuid4()}","strategy_id":"{sid}","details":'
-            f'{{"strategy_id":"{uuid.uuid4()}"}}}}'.encode() for sid in ids]
+    real = [
+        f'{{"type":"OrderRecorded.v1","id":"{uuid.uuid4()}","strategy_id":"{sid}","details":'
+        f'{{"strategy_id":"{uuid.uuid4()}"}}}}'.encode()
+        for sid in ids
+    ]
     states = real + odd
     assert _sql_keys(db, states) == [event_strategy_key(s) for s in states]
     for sid, state in zip(ids, real):

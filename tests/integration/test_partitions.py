@@ -30,7 +30,8 @@ def _locks(stack: Stack, lock_class: int) -> dict[int, int]:
             "SELECT objid::int AS objid, pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
             " AND classid = %s::oid AND objsubid = 2"
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            (lock_class,)).fetchall()
+            (lock_class,),
+        ).fetchall()
     return {r["objid"]: r["pid"] for r in rows}
 
 
@@ -47,13 +48,15 @@ def _applied_once(stack: Stack) -> None:
         links = curs.execute("SELECT count(*) AS n, count(DISTINCT notification_id) AS d FROM rm_chain").fetchone()
         events = curs.execute("SELECT count(*) AS n FROM botranks_events").fetchone()["n"]
         assert links["n"] == links["d"] == events
-        gaps = curs.execute("SELECT strategy_id FROM rm_chain GROUP BY strategy_id"
-                            " HAVING max(seq) <> count(*) OR min(seq) <> 1").fetchall()
+        gaps = curs.execute(
+            "SELECT strategy_id FROM rm_chain GROUP BY strategy_id HAVING max(seq) <> count(*) OR min(seq) <> 1"
+        ).fetchall()
         assert gaps == []
 
 
-def _all_applied_once_and_equal_to_a_rebuild(stack: Stack, writer: threading.Thread, accepted: list[int],
-                                             projector: str) -> None:
+def _all_applied_once_and_equal_to_a_rebuild(
+    stack: Stack, writer: threading.Thread, accepted: list[int], projector: str
+) -> None:
     """Once the writer is done and everything is projected: every order and deposit is in the read models
     exactly once, and a rebuild (with ``projector`` stopped) gives the same read models."""
     writer.join(180)
@@ -75,8 +78,12 @@ def _ingest(stack: Stack, strategies, batches: int, accepted: list[int], seed: i
         r = stack.post(sid, "orders", random_batch(rng, 50), auth)
         assert r.status_code == 200, r.text
         accepted.append(r.json()["counts"]["accepted"])
-        r = stack.post(sid, "cash", {"event_type": "deposit", "amount": 1000 + i,
-                                     "occurred_at": f"2026-02-{1 + i % 27:02d}T10:00:00Z"}, auth)
+        r = stack.post(
+            sid,
+            "cash",
+            {"event_type": "deposit", "amount": 1000 + i, "occurred_at": f"2026-02-{1 + i % 27:02d}T10:00:00Z"},
+            auth,
+        )
         assert r.status_code == 201, r.text
         time.sleep(pause)
 
@@ -144,8 +151,14 @@ def test_a_rebuild_lays_the_projection_out_in_another_number_of_partitions(backe
         _ingest(stack, strategies, 8, [], 3)
         stack.wait_projected()
         before = stack.read_models()
-        subprocess.run([sys.executable, "-m", "tools.cli", "projector", "rebuild", "--partitions", "4"], cwd=ROOT,
-                       env=stack.env, check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "tools.cli", "projector", "rebuild", "--partitions", "4"],
+            cwd=ROOT,
+            env=stack.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         assert stack.db.projection.partitions() == 4 and len(stack.db.projection.partition_positions()) == 4
         assert stack.read_models() == before
         wait_until(lambda: sorted(_owners(stack).values()) == [4], 20, "the running projector to take the new layout")

@@ -20,20 +20,51 @@ def order(symbol="AAPL", side="buy", quantity=100, **extra):
 
 def test_orders_and_cash_show_in_state(stack):
     sid, auth = stack.new_strategy()
-    r = stack.post(sid, "cash", {"event_type": "deposit", "amount": 100000, "external_id": "dep-1",
-                                 "occurred_at": "2026-01-02T09:00:00Z"}, auth)
+    r = stack.post(
+        sid,
+        "cash",
+        {"event_type": "deposit", "amount": 100000, "external_id": "dep-1", "occurred_at": "2026-01-02T09:00:00Z"},
+        auth,
+    )
     assert r.status_code == 201 and r.json()["status"] == "created"
-    r = stack.post(sid, "orders", {"orders": [
-        order(quantity=100, price=150.25, fees=1.5, executed_at="2026-01-05T15:00:00Z", external_order_id="o1"),
-        order(quantity=40, side="sell", price=160, fees=1, executed_at="2026-01-06T15:00:00Z", external_order_id="o2"),
-        order(symbol="msft", quantity=10, price=400, executed_at="2026-01-06T16:00:00Z", status="pending"),
-    ]}, auth)
+    r = stack.post(
+        sid,
+        "orders",
+        {
+            "orders": [
+                order(quantity=100, price=150.25, fees=1.5, executed_at="2026-01-05T15:00:00Z", external_order_id="o1"),
+                order(
+                    quantity=40,
+                    side="sell",
+                    price=160,
+                    fees=1,
+                    executed_at="2026-01-06T15:00:00Z",
+                    external_order_id="o2",
+                ),
+                order(symbol="msft", quantity=10, price=400, executed_at="2026-01-06T16:00:00Z", status="pending"),
+            ]
+        },
+        auth,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["counts"] == {"accepted": 3, "duplicates": 0}
     first = body["accepted"][0]
-    assert set(first) == {"id", "strategy_id", "symbol", "side", "quantity", "price", "fees", "order_type",
-                          "status", "executed_at", "created_at", "external_order_id", "details"}
+    assert set(first) == {
+        "id",
+        "strategy_id",
+        "symbol",
+        "side",
+        "quantity",
+        "price",
+        "fees",
+        "order_type",
+        "status",
+        "executed_at",
+        "created_at",
+        "external_order_id",
+        "details",
+    }
     assert first["strategy_id"] == sid and first["order_type"] == "market" and first["status"] == "filled"
     assert body["accepted"][2]["symbol"] == "MSFT"
     assert r.headers["BotRanks-Projected"] == "true"
@@ -65,11 +96,19 @@ def test_spec_idempotency_walkthrough(stack):
 
 def test_duplicate_inside_one_batch_and_orders_without_external_id(stack):
     sid, auth = stack.new_strategy()
-    r = stack.post(sid, "orders", {"orders": [
-        order(quantity=1, price=10, external_order_id="x"),
-        order(quantity=2, price=10, external_order_id="x"),
-        order(quantity=3, price=10), order(quantity=3, price=10),
-    ]}, auth).json()
+    r = stack.post(
+        sid,
+        "orders",
+        {
+            "orders": [
+                order(quantity=1, price=10, external_order_id="x"),
+                order(quantity=2, price=10, external_order_id="x"),
+                order(quantity=3, price=10),
+                order(quantity=3, price=10),
+            ]
+        },
+        auth,
+    ).json()
     assert r["counts"] == {"accepted": 3, "duplicates": 1}
     assert r["duplicates"][0]["quantity"] == 1  # the first one won
     assert stack.state(sid, auth)["positions"][0]["quantity"] == 7
@@ -96,10 +135,17 @@ def test_omitted_price_resolves_from_close_or_rejects_whole_batch(stack):
     r = stack.post(sid, "orders", {"orders": [order("ZZTEST", quantity=2, executed_at="2026-03-02T15:00:00Z")]}, auth)
     assert r.status_code == 200 and r.json()["accepted"][0]["price"] == 42.5
     before = stack.event_count()
-    r = stack.post(sid, "orders", {"orders": [
-        order("ZZTEST", quantity=1, executed_at="2026-03-02T15:00:00Z"),
-        order("ZZTEST", quantity=1, executed_at="2026-03-07T14:00:00Z"),  # a Saturday: no bar
-    ]}, auth)
+    r = stack.post(
+        sid,
+        "orders",
+        {
+            "orders": [
+                order("ZZTEST", quantity=1, executed_at="2026-03-02T15:00:00Z"),
+                order("ZZTEST", quantity=1, executed_at="2026-03-07T14:00:00Z"),  # a Saturday: no bar
+            ]
+        },
+        auth,
+    )
     assert r.status_code == 422
     assert r.json() == {"detail": "No market data available for ZZTEST at 2026-03-07T14:00:00Z (orders[1])"}
     assert stack.event_count() == before
@@ -111,13 +157,18 @@ def test_auth_matrix(stack):
     body = {"orders": [order(price=1)]}
     path = f"/api/v1/strategies/{sid}"
     cases = [
-        ({}, 401), ({"Authorization": "Bearer nope"}, 401), ({"Authorization": "Basic abc"}, 401),
-        ({"Authorization": "Bearer fq_live_" + "A" * 43}, 401), (other_auth, 403),
+        ({}, 401),
+        ({"Authorization": "Bearer nope"}, 401),
+        ({"Authorization": "Basic abc"}, 401),
+        ({"Authorization": "Bearer fq_live_" + "A" * 43}, 401),
+        (other_auth, 403),
     ]
     for headers, status in cases:
         assert stack.command.post(path + "/orders", json=body, headers=headers).status_code == status
-        assert stack.command.post(path + "/cash", json={"event_type": "fee", "amount": -1},
-                                  headers=headers).status_code == status
+        assert (
+            stack.command.post(path + "/cash", json={"event_type": "fee", "amount": -1}, headers=headers).status_code
+            == status
+        )
         r = stack.query.get(path + "/state", headers=headers)
         assert r.status_code == status and set(r.json()) == {"detail"}
     unknown = f"/api/v1/strategies/{uuid.uuid4()}"
@@ -125,35 +176,56 @@ def test_auth_matrix(stack):
     assert stack.query.get(unknown + "/state", headers=auth).status_code == 404
 
 
-@pytest.mark.parametrize("payload, status, needle", [
-    (b'{"orders": [', 400, "Malformed JSON"),
-    (b'', 400, "empty"),
-    (b'{"orders": []}', 422, "orders"),
-    (b'{"orders": [{"side": "buy", "quantity": 1, "price": 1}]}', 422, "symbol"),
-    (b'{"orders": [{"symbol": "A", "side": "hold", "quantity": 1, "price": 1}]}', 422, "orders[0].side"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 0, "price": 1}]}', 422, "quantity"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": -3, "price": 1}]}', 422, "quantity"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": "NaN", "price": 1}]}', 422, "quantity"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": NaN, "price": 1}]}', 400, "Malformed"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": "Infinity"}]}', 422, "price"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "fees": -1}]}', 422, "fees"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "status": "done"}]}', 422, "status"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "executed_at": "yesterday"}]}',
-     422, "executed_at"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "executed_at": "2999-01-01T00:00:00Z"}]}',
-     422, "future"),
-    (b'{"orders": [{"symbol": "A B", "side": "buy", "quantity": 1, "price": 1}]}', 400, "orders[0].symbol"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "executed_at": "0001-01-01T00:00:00+01:00"}]}',
-     422, "executed_at"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "executed_at": "1969-12-31T23:59:59Z"}]}',
-     422, "1970"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "bogus": 1}]}', 422, "bogus"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1e16, "price": 1}]}', 422, "quantity"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "external_order_id": "a\\u0000"}]}',
-     422, "external_order_id"),
-    (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "details": {"k": "\\u0000"}}]}',
-     422, "details"),
-])
+@pytest.mark.parametrize(
+    "payload, status, needle",
+    [
+        (b'{"orders": [', 400, "Malformed JSON"),
+        (b"", 400, "empty"),
+        (b'{"orders": []}', 422, "orders"),
+        (b'{"orders": [{"side": "buy", "quantity": 1, "price": 1}]}', 422, "symbol"),
+        (b'{"orders": [{"symbol": "A", "side": "hold", "quantity": 1, "price": 1}]}', 422, "orders[0].side"),
+        (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 0, "price": 1}]}', 422, "quantity"),
+        (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": -3, "price": 1}]}', 422, "quantity"),
+        (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": "NaN", "price": 1}]}', 422, "quantity"),
+        (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": NaN, "price": 1}]}', 400, "Malformed"),
+        (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": "Infinity"}]}', 422, "price"),
+        (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "fees": -1}]}', 422, "fees"),
+        (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "status": "done"}]}', 422, "status"),
+        (
+            b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "executed_at": "yesterday"}]}',
+            422,
+            "executed_at",
+        ),
+        (
+            b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "executed_at": "2999-01-01T00:00:00Z"}]}',
+            422,
+            "future",
+        ),
+        (b'{"orders": [{"symbol": "A B", "side": "buy", "quantity": 1, "price": 1}]}', 400, "orders[0].symbol"),
+        (
+            b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "executed_at": "0001-01-01T00:00:00+01:00"}]}',
+            422,
+            "executed_at",
+        ),
+        (
+            b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "executed_at": "1969-12-31T23:59:59Z"}]}',
+            422,
+            "1970",
+        ),
+        (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "bogus": 1}]}', 422, "bogus"),
+        (b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1e16, "price": 1}]}', 422, "quantity"),
+        (
+            b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "external_order_id": "a\\u0000"}]}',
+            422,
+            "external_order_id",
+        ),
+        (
+            b'{"orders": [{"symbol": "A", "side": "buy", "quantity": 1, "price": 1, "details": {"k": "\\u0000"}}]}',
+            422,
+            "details",
+        ),
+    ],
+)
 def test_bad_orders_are_rejected_whole_and_store_nothing(stack, payload, status, needle):
     sid, auth = stack.new_strategy()
     good = b'{"symbol": "A", "side": "buy", "quantity": 1, "price": 1}, '
@@ -161,8 +233,9 @@ def test_bad_orders_are_rejected_whole_and_store_nothing(stack, payload, status,
         payload = payload.replace(b'{"orders": [', b'{"orders": [' + good, 1).replace(b"orders[0]", b"orders[1]")
         needle = needle.replace("orders[0]", "orders[1]")
     before = stack.event_count()
-    r = stack.command.post(f"/api/v1/strategies/{sid}/orders", content=payload,
-                           headers={**auth, "Content-Type": "application/json"})
+    r = stack.command.post(
+        f"/api/v1/strategies/{sid}/orders", content=payload, headers={**auth, "Content-Type": "application/json"}
+    )
     assert r.status_code == status, r.text
     assert set(r.json()) == {"detail"} and needle in r.json()["detail"], r.json()
     assert stack.event_count() == before
@@ -177,13 +250,16 @@ def test_batch_of_501_is_rejected(stack):
     assert stack.post(sid, "orders", {"orders": [order(price=1)] * 500}, auth).json()["counts"]["accepted"] == 500
 
 
-@pytest.mark.parametrize("payload, needle", [
-    ({"event_type": "deposit", "amount": -5}, "deposit"),
-    ({"event_type": "withdraw", "amount": 5}, "withdraw"),
-    ({"event_type": "gift", "amount": 5}, "event_type"),
-    ({"amount": 5}, "event_type"),
-    ({"event_type": "fee", "amount": "NaN"}, "amount"),
-])
+@pytest.mark.parametrize(
+    "payload, needle",
+    [
+        ({"event_type": "deposit", "amount": -5}, "deposit"),
+        ({"event_type": "withdraw", "amount": 5}, "withdraw"),
+        ({"event_type": "gift", "amount": 5}, "event_type"),
+        ({"amount": 5}, "event_type"),
+        ({"event_type": "fee", "amount": "NaN"}, "amount"),
+    ],
+)
 def test_bad_cash_events_are_rejected(stack, payload, needle):
     sid, auth = stack.new_strategy()
     before = stack.event_count()
@@ -221,8 +297,9 @@ def test_events_travel_over_jetstream_not_only_by_store_polling(stack):
                     continue
                 total += info.delivered.consumer_seq
             stream = await js.stream_info(bus.stream_name(store_id))
-            mine = await js.get_last_msg(bus.stream_name(store_id),
-                                         bus.subject_for(store_id, partition_of(UUID(sid), partitions), sid))
+            mine = await js.get_last_msg(
+                bus.stream_name(store_id), bus.subject_for(store_id, partition_of(UUID(sid), partitions), sid)
+            )
             assert mine.data  # the strategy's events are on its partition's subject
             return total, stream.state.messages
         finally:

@@ -36,8 +36,9 @@ def test_restart_waits_for_readiness_when_pg_ctl_gives_up(data_dir, monkeypatch)
         from pgserver import postgres_server
 
         # a crash (immediate shutdown: no checkpoint, so the next start runs crash recovery)
-        postgres_server.pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=data_dir,
-                               user="pgserver" if os.geteuid() == 0 else None)
+        postgres_server.pg_ctl(
+            ["-w", "-m", "immediate", "stop"], pgdata=data_dir, user="pgserver" if os.geteuid() == 0 else None
+        )
         assert running_postmaster(data_dir) is None
 
         real = postgres_server.pg_ctl
@@ -60,6 +61,7 @@ def test_restart_waits_for_readiness_when_pg_ctl_gives_up(data_dir, monkeypatch)
                 return None
 
         from devtools.stack import wait_until
+
         wait_until(lambda: count() == 1000, 10, "the restarted server to answer with its data")
     finally:
         pg.stop()

@@ -49,9 +49,9 @@ def test_every_bash_block_of_the_readme_runs_against_botranks_up(tmp_path):
         assert len(blocks) >= 3
         script = HARNESS + "\n".join(
             f"echo '>>> README bash block {i + 1}'\n{block.replace('127.0.0.1:8000', f'127.0.0.1:{up.port}')}"
-            for i, block in enumerate(blocks))
-        run = subprocess.run(["bash", "-c", script], cwd=ROOT, env=up.env, capture_output=True, text=True,
-                             timeout=600)
+            for i, block in enumerate(blocks)
+        )
+        run = subprocess.run(["bash", "-c", script], cwd=ROOT, env=up.env, capture_output=True, text=True, timeout=600)
         Path(tmp_path / "readme.out").write_text(run.stdout + run.stderr)
         assert run.returncode == 0, f"README block failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
         assert f">>> README bash block {len(blocks)}" in run.stdout

@@ -15,8 +15,10 @@ from libs.infra import schema
 from libs.infra.db import Database
 from tools.backup import _pg_dump_for
 
-BEFORE = [(int(v), text) for v, text in
-          json.loads((Path(__file__).parents[1] / "unit" / "data" / "migrations_v15.json").read_text()).items()]
+BEFORE = [
+    (int(v), text)
+    for v, text in json.loads((Path(__file__).parents[1] / "unit" / "data" / "migrations_v15.json").read_text()).items()
+]
 
 
 def _schema_of(url: str, migrations: list[tuple[int, str]], monkeypatch) -> str:
@@ -28,8 +30,12 @@ def _schema_of(url: str, migrations: list[tuple[int, str]], monkeypatch) -> str:
         db.close()
     with psycopg.connect(url) as conn:
         major = conn.info.server_version // 10000
-    dump = subprocess.run([str(_pg_dump_for(major)), "--schema-only", "--no-owner", "--no-privileges",
-                           f"--dbname={url}"], capture_output=True, text=True, check=True).stdout
+    dump = subprocess.run(
+        [str(_pg_dump_for(major)), "--schema-only", "--no-owner", "--no-privileges", f"--dbname={url}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return re.sub(r"^\\(un)?restrict \S+$", "", dump, flags=re.M)  # pg_dump's random per-dump token
 
 

@@ -77,8 +77,11 @@ if sys.version_info < (3, 12):
 @pytest.fixture(scope="module")
 def up(tmp_path_factory):
     # the run sends far more than 60 requests a minute with one key, and signs in more than 30 times
-    with BotranksUp(tmp_path_factory.mktemp("up"), BOTRANKS_RATE_LIMIT_PER_MINUTE="1000000",
-                    BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP="1000000") as system:
+    with BotranksUp(
+        tmp_path_factory.mktemp("up"),
+        BOTRANKS_RATE_LIMIT_PER_MINUTE="1000000",
+        BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP="1000000",
+    ) as system:
         yield system
 
 
@@ -102,12 +105,32 @@ def signed_in(up, tmp_path_factory):
 def test_the_whole_api_against_its_document(up, signed_in, tmp_path: Path):
     (tmp_path / "schemathesis.toml").write_text(CONFIG)
     (tmp_path / "st_hooks.py").write_text(HOOKS)
-    cmd = [str(Path(sys.executable).parent / "st"), "--config-file", str(tmp_path / "schemathesis.toml"), "run",
-           f"{up.base}/schema/openapi.json", "--checks", "all", "--exclude-path", "/auth/logout",
-           "--max-examples", os.environ.get("ST_MAX_EXAMPLES", "30"), "--seed", os.environ.get("ST_SEED", "4207"),
-           "--workers", "2", "--no-color", "--request-timeout", "20"]
-    env = {**os.environ, **signed_in, "SCHEMATHESIS_HOOKS": "st_hooks",
-           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    cmd = [
+        str(Path(sys.executable).parent / "st"),
+        "--config-file",
+        str(tmp_path / "schemathesis.toml"),
+        "run",
+        f"{up.base}/schema/openapi.json",
+        "--checks",
+        "all",
+        "--exclude-path",
+        "/auth/logout",
+        "--max-examples",
+        os.environ.get("ST_MAX_EXAMPLES", "30"),
+        "--seed",
+        os.environ.get("ST_SEED", "4207"),
+        "--workers",
+        "2",
+        "--no-color",
+        "--request-timeout",
+        "20",
+    ]
+    env = {
+        **os.environ,
+        **signed_in,
+        "SCHEMATHESIS_HOOKS": "st_hooks",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    }
     result = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-10000:] + result.stderr[-2000:]
     generated = re.search(r"(\d+) generated", result.stdout)  # "230 generated" contains "0 generated"

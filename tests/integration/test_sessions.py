@@ -40,8 +40,13 @@ def command_api(backends, make_database, home, **env: str) -> Stack:
 @pytest.fixture(scope="module")
 def site(backends, make_database, tmp_path_factory):
     """Default failed-login throttle, the stack's generous per-address limit; one allow-listed dashboard origin."""
-    s = command_api(backends, make_database, tmp_path_factory.mktemp("site"),
-                    BOTRANKS_ALLOWED_ORIGINS=f" {DASHBOARD}/ ,", BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0")
+    s = command_api(
+        backends,
+        make_database,
+        tmp_path_factory.mktemp("site"),
+        BOTRANKS_ALLOWED_ORIGINS=f" {DASHBOARD}/ ,",
+        BOTRANKS_READ_YOUR_WRITES_TIMEOUT="0",
+    )
     yield s
     s.stop()
 
@@ -51,10 +56,14 @@ FAILURES, FAILURE_WINDOW_S, PER_ADDRESS = 5, 10, 8
 
 @pytest.fixture(scope="module")
 def throttled(backends, make_database, tmp_path_factory):
-    s = command_api(backends, make_database, tmp_path_factory.mktemp("throttled"),
-                    BOTRANKS_LOGIN_FAILURES_PER_WINDOW=str(FAILURES),
-                    BOTRANKS_LOGIN_FAILURE_WINDOW_S=str(FAILURE_WINDOW_S),
-                    BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP=str(PER_ADDRESS))
+    s = command_api(
+        backends,
+        make_database,
+        tmp_path_factory.mktemp("throttled"),
+        BOTRANKS_LOGIN_FAILURES_PER_WINDOW=str(FAILURES),
+        BOTRANKS_LOGIN_FAILURE_WINDOW_S=str(FAILURE_WINDOW_S),
+        BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP=str(PER_ADDRESS),
+    )
     yield s
     s.stop()
 
@@ -65,9 +74,13 @@ UNTRUSTED_PER_ADDRESS = 5
 @pytest.fixture(scope="module")
 def untrusted(backends, make_database, tmp_path_factory):
     """127.0.0.1 is not a trusted proxy here: X-Forwarded-* from it mean nothing."""
-    s = command_api(backends, make_database, tmp_path_factory.mktemp("untrusted"),
-                    BOTRANKS_TRUSTED_PROXIES="10.9.9.9",
-                    BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP=str(UNTRUSTED_PER_ADDRESS))
+    s = command_api(
+        backends,
+        make_database,
+        tmp_path_factory.mktemp("untrusted"),
+        BOTRANKS_TRUSTED_PROXIES="10.9.9.9",
+        BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP=str(UNTRUSTED_PER_ADDRESS),
+    )
     yield s
     s.stop()
 
@@ -115,18 +128,29 @@ def test_cross_site_posts_are_refused_and_change_nothing(site):
     assert client(site).post("/auth/register", json=creds(other_email)).status_code == 201
 
     # a text/plain body (what a cross-site form or fetch can send without a preflight) is 415
-    plain = client(site).post("/auth/login", content=f'{{"email": "{other_email}", "password": "{PASSWORD}"}}',
-                              headers={"Content-Type": "text/plain"})
+    plain = client(site).post(
+        "/auth/login",
+        content=f'{{"email": "{other_email}", "password": "{PASSWORD}"}}',
+        headers={"Content-Type": "text/plain"},
+    )
     assert plain.status_code == 415 and "set-cookie" not in plain.headers
 
     sessions, users = count(site, "SELECT count(*) FROM sessions"), count(site, "SELECT count(*) FROM users")
-    for headers in ({"Origin": EVIL}, {"Origin": EVIL, "Sec-Fetch-Site": "cross-site"}, {"Origin": "null"},
-                    {"Sec-Fetch-Site": "cross-site"}, {"Origin": f"http://127.0.0.1:{site.command_port}.evil.example"},
-                    {"Origin": f"https://127.0.0.1:{site.command_port}"}):
+    for headers in (
+        {"Origin": EVIL},
+        {"Origin": EVIL, "Sec-Fetch-Site": "cross-site"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": f"http://127.0.0.1:{site.command_port}.evil.example"},
+        {"Origin": f"https://127.0.0.1:{site.command_port}"},
+    ):
         answers = [
             client(site).post("/auth/login", json=creds(other_email), headers=headers),  # login CSRF
-            client(site).post("/auth/login", content=f'{{"email": "{other_email}", "password": "{PASSWORD}"}}',
-                              headers={**headers, "Content-Type": "text/plain"}),
+            client(site).post(
+                "/auth/login",
+                content=f'{{"email": "{other_email}", "password": "{PASSWORD}"}}',
+                headers={**headers, "Content-Type": "text/plain"},
+            ),
             client(site).post("/auth/register", json=creds(new_email()), headers=headers),
             owner.post("/strategies", json={"name": "planted"}, headers=headers),
             owner.post(f"/strategies/{sid}/api-keys", json={"name": "stolen"}, headers=headers),
@@ -149,13 +173,16 @@ def test_cross_site_posts_are_refused_and_change_nothing(site):
     assert r.is_success, r.text
 
 
-@pytest.mark.parametrize("headers", [
-    {},  # curl, scripts
-    {"Origin": "SELF", "Sec-Fetch-Site": "same-origin"},  # a page of the service itself
-    {"Origin": "SELF/"},
-    {"Origin": DASHBOARD, "Sec-Fetch-Site": "cross-site"},  # BOTRANKS_ALLOWED_ORIGINS
-    {"Origin": "HTTPS://DASH.EXAMPLE.COM:443"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # curl, scripts
+        {"Origin": "SELF", "Sec-Fetch-Site": "same-origin"},  # a page of the service itself
+        {"Origin": "SELF/"},
+        {"Origin": DASHBOARD, "Sec-Fetch-Site": "cross-site"},  # BOTRANKS_ALLOWED_ORIGINS
+        {"Origin": "HTTPS://DASH.EXAMPLE.COM:443"},
+    ],
+)
 def test_same_origin_allowed_origin_and_no_origin_succeed(site, headers):
     own = f"http://127.0.0.1:{site.command_port}"
     headers = {k: v.replace("SELF", own) for k, v in headers.items()}
@@ -172,8 +199,12 @@ def test_same_origin_allowed_origin_and_no_origin_succeed(site, headers):
 
 
 def test_own_origin_behind_a_trusted_proxy_is_the_forwarded_one(site, untrusted):
-    front = {"Origin": "https://botranks.example.com", "X-Forwarded-Host": "botranks.example.com",
-             "X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.20"}
+    front = {
+        "Origin": "https://botranks.example.com",
+        "X-Forwarded-Host": "botranks.example.com",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-For": "198.51.100.20",
+    }
     email = new_email()
     assert client(site).post("/auth/register", json=creds(email), headers=front).status_code == 201
     r = client(site).post("/auth/login", json=creds(email), headers=front)
@@ -193,8 +224,9 @@ def test_failed_logins_lock_the_account_even_for_the_right_password_until_the_wi
     email = new_email()
     assert client(throttled).post("/auth/register", json=creds(email), headers=xff("203.0.113.1")).status_code == 201
     for i in range(FAILURES):  # from as many addresses: the limit is the account's
-        r = client(throttled).post("/auth/login", json=creds(email.upper(), "wrong password!"),
-                                   headers=xff(f"203.0.113.{10 + i}"))
+        r = client(throttled).post(
+            "/auth/login", json=creds(email.upper(), "wrong password!"), headers=xff(f"203.0.113.{10 + i}")
+        )
         assert r.status_code == 401, r.text
     locked_at = time.monotonic()
     for password in (PASSWORD, "wrong password!"):
@@ -204,11 +236,14 @@ def test_failed_logins_lock_the_account_even_for_the_right_password_until_the_wi
         assert 1 <= int(r.headers["Retry-After"]) <= FAILURE_WINDOW_S and "set-cookie" not in r.headers
     # an email without an account locks the same way (the throttle does not reveal accounts)
     ghost = new_email()
-    statuses = [client(throttled).post("/auth/login", json=creds(ghost), headers=xff(f"203.0.113.{60 + i}")
-                                       ).status_code for i in range(FAILURES + 1)]
+    statuses = [
+        client(throttled).post("/auth/login", json=creds(ghost), headers=xff(f"203.0.113.{60 + i}")).status_code
+        for i in range(FAILURES + 1)
+    ]
     assert statuses == [401] * FAILURES + [429]
-    retry = int(client(throttled).post("/auth/login", json=creds(email), headers=xff("203.0.113.51")
-                                       ).headers["Retry-After"])
+    retry = int(
+        client(throttled).post("/auth/login", json=creds(email), headers=xff("203.0.113.51")).headers["Retry-After"]
+    )
     assert retry <= FAILURE_WINDOW_S - (time.monotonic() - locked_at) + 1
     time.sleep(retry + 0.2)  # the oldest failure has left the window
     r = client(throttled).post("/auth/login", json=creds(email), headers=xff("203.0.113.52"))
@@ -219,8 +254,10 @@ def test_failed_logins_lock_the_account_even_for_the_right_password_until_the_wi
 
 def test_per_address_throttle_spans_emails_and_register(throttled):
     address = "198.51.100.7"
-    statuses = [client(throttled).post("/auth/login", json=creds(new_email()), headers=xff(address)).status_code
-                for _ in range(PER_ADDRESS)]
+    statuses = [
+        client(throttled).post("/auth/login", json=creds(new_email()), headers=xff(address)).status_code
+        for _ in range(PER_ADDRESS)
+    ]
     assert statuses == [401] * PER_ADDRESS
     over = client(throttled).post("/auth/login", json=creds(new_email()), headers=xff(address))
     assert over.status_code == 429 and "from this address" in over.json()["detail"], over.text
@@ -231,29 +268,34 @@ def test_per_address_throttle_spans_emails_and_register(throttled):
     assert count(throttled, "SELECT count(*) FROM users WHERE email = %s", email) == 0
     # another address is not affected; nor is an IPv6 address outside the /64
     assert client(throttled).post("/auth/register", json=creds(email), headers=xff("198.51.100.8")).status_code == 201
-    v6 = [client(throttled).post("/auth/login", json=creds(new_email()), headers=xff(f"2001:db8:1:2::{i:x}")
-                                 ).status_code for i in range(1, PER_ADDRESS + 2)]
+    v6 = [
+        client(throttled).post("/auth/login", json=creds(new_email()), headers=xff(f"2001:db8:1:2::{i:x}")).status_code
+        for i in range(1, PER_ADDRESS + 2)
+    ]
     assert v6 == [401] * PER_ADDRESS + [429]  # one /64 is one address
-    assert client(throttled).post("/auth/login", json=creds(new_email()), headers=xff("2001:db8:1:3::1")
-                                  ).status_code == 401
+    assert (
+        client(throttled).post("/auth/login", json=creds(new_email()), headers=xff("2001:db8:1:3::1")).status_code
+        == 401
+    )
 
 
 def test_register_is_throttled_per_address(throttled):
     address = "192.0.2.77"
     emails = [new_email() for _ in range(PER_ADDRESS + 1)]
-    statuses = [client(throttled).post("/auth/register", json=creds(e), headers=xff(address)).status_code
-                for e in emails]
+    statuses = [
+        client(throttled).post("/auth/register", json=creds(e), headers=xff(address)).status_code for e in emails
+    ]
     assert statuses == [201] * PER_ADDRESS + [429]
     assert count(throttled, "SELECT count(*) FROM users WHERE email = %s", emails[-1]) == 0
     # the choice written down in NOTES: a taken email stays 409 (from another address, within its budget)
-    assert client(throttled).post("/auth/register", json=creds(emails[0]), headers=xff("192.0.2.78")
-                                  ).status_code == 409
+    assert client(throttled).post("/auth/register", json=creds(emails[0]), headers=xff("192.0.2.78")).status_code == 409
     # a malformed or invalid registration costs no hashing and is not counted
     for _ in range(PER_ADDRESS):
         r = client(throttled).post("/auth/register", json=creds("not-an-email"), headers=xff("192.0.2.79"))
         assert r.status_code == 422
-    assert client(throttled).post("/auth/register", json=creds(new_email()), headers=xff("192.0.2.79")
-                                  ).status_code == 201
+    assert (
+        client(throttled).post("/auth/register", json=creds(new_email()), headers=xff("192.0.2.79")).status_code == 201
+    )
 
 
 # ---------------------------------------------------------------- trusted proxies
@@ -266,8 +308,10 @@ def test_forwarded_headers_count_only_from_trusted_proxies(site, untrusted):
     r = client(untrusted).post("/auth/login", json=creds(email), headers=tls)  # attempt 2
     assert r.status_code == 200 and "Secure" not in r.headers["set-cookie"]
     # X-Forwarded-For from an untrusted peer does not give it a fresh address
-    statuses = [client(untrusted).post("/auth/login", json=creds(new_email()), headers=xff(f"192.0.2.{i}")
-                                       ).status_code for i in range(UNTRUSTED_PER_ADDRESS - 1)]
+    statuses = [
+        client(untrusted).post("/auth/login", json=creds(new_email()), headers=xff(f"192.0.2.{i}")).status_code
+        for i in range(UNTRUSTED_PER_ADDRESS - 1)
+    ]
     assert statuses == [401] * (UNTRUSTED_PER_ADDRESS - 2) + [429]
     # from a trusted one (127.0.0.1 by default) the proxy's word holds
     email = new_email()
@@ -284,8 +328,9 @@ def test_forwarded_headers_count_only_from_trusted_proxies(site, untrusted):
 def test_concurrent_logins_are_serialized_and_ingest_stays_fast(site):
     owner = signed_in(site)
     sid = owner.post("/strategies", json={"name": "ingest"}).json()["id"]
-    auth = {"Authorization": "Bearer " + owner.post(f"/strategies/{sid}/api-keys", json={"name": "k"}
-                                                    ).json()["plaintext"]}
+    auth = {
+        "Authorization": "Bearer " + owner.post(f"/strategies/{sid}/api-keys", json={"name": "k"}).json()["plaintext"]
+    }
     email = new_email()
     assert owner.post("/auth/register", json=creds(email)).status_code == 201
     order = {"orders": [{"symbol": "AAPL", "side": "buy", "quantity": 1, "price": 1}]}

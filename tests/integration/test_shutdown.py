@@ -41,13 +41,20 @@ def database(make_database):
 
 
 def _spawn(module: str, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT
+    )
 
 
 def _env(database_url: str, nats_url: str, home: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "BOTRANKS_DATABASE_URL": database_url, "BOTRANKS_NATS_URL": nats_url,
-            "BOTRANKS_HOME": str(home), "BOTRANKS_LOG_LEVEL": "info", **extra}
+    return {
+        **os.environ,
+        "BOTRANKS_DATABASE_URL": database_url,
+        "BOTRANKS_NATS_URL": nats_url,
+        "BOTRANKS_HOME": str(home),
+        "BOTRANKS_LOG_LEVEL": "info",
+        **extra,
+    }
 
 
 def _sigterm(process: subprocess.Popen) -> float:
@@ -76,7 +83,8 @@ class Locked:
             return other.execute(
                 "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass"
                 " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                (self.table,)).fetchone()[0]
+                (self.table,),
+            ).fetchone()[0]
 
     def close(self) -> None:
         self.conn.close()
@@ -84,12 +92,16 @@ class Locked:
 
 @pytest.mark.parametrize("service", ["command_api", "query_api"])
 def test_api_stops_within_a_second_with_a_keepalive_and_a_request_stuck_in_the_database(
-        service, database, backends, tmp_path):
+    service, database, backends, tmp_path
+):
     url, sid, auth = database
     port = free_port()
-    process = _spawn(f"services.{service}.main", ["--port", str(port)],
-                     _env(url, backends[1], tmp_path, BOTRANKS_READ_YOUR_WRITES_TIMEOUT="30"),
-                     tmp_path / f"{service}.log")
+    process = _spawn(
+        f"services.{service}.main",
+        ["--port", str(port)],
+        _env(url, backends[1], tmp_path, BOTRANKS_READ_YOUR_WRITES_TIMEOUT="30"),
+        tmp_path / f"{service}.log",
+    )
     base = f"http://127.0.0.1:{port}"
     lock = None
     try:
@@ -105,9 +117,23 @@ def test_api_stops_within_a_second_with_a_keepalive_and_a_request_stuck_in_the_d
             try:
                 with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
                     if service == "command_api":
-                        answers.append(client.post(f"/api/v1/strategies/{sid}/orders", json={"orders": [
-                            {"symbol": "AAPL", "side": "buy", "quantity": 1, "price": 10,
-                             "executed_at": "2026-02-10T15:00:00Z", "external_order_id": "stuck-1"}]}))
+                        answers.append(
+                            client.post(
+                                f"/api/v1/strategies/{sid}/orders",
+                                json={
+                                    "orders": [
+                                        {
+                                            "symbol": "AAPL",
+                                            "side": "buy",
+                                            "quantity": 1,
+                                            "price": 10,
+                                            "executed_at": "2026-02-10T15:00:00Z",
+                                            "external_order_id": "stuck-1",
+                                        }
+                                    ]
+                                },
+                            )
+                        )
                     else:
                         answers.append(client.get(f"/api/v1/strategies/{sid}/state"))
             except Exception as exc:  # noqa: BLE001 - reported below
@@ -137,14 +163,16 @@ def test_api_stops_within_a_second_with_a_keepalive_and_a_request_stuck_in_the_d
 
 
 @pytest.mark.parametrize("service", ["relay", "projector"])
-def test_daemon_stops_within_a_second_while_its_loop_is_stuck_in_the_database(
-        service, database, backends, tmp_path):
+def test_daemon_stops_within_a_second_while_its_loop_is_stuck_in_the_database(service, database, backends, tmp_path):
     url, sid, auth = database
     health_port = free_port()
     args = ["run"] if service == "projector" else []
-    process = _spawn(f"services.{service}.main", args,
-                     _env(url, backends[1], tmp_path, BOTRANKS_HEALTH_PORT=str(health_port)),
-                     tmp_path / f"{service}.log")
+    process = _spawn(
+        f"services.{service}.main",
+        args,
+        _env(url, backends[1], tmp_path, BOTRANKS_HEALTH_PORT=str(health_port)),
+        tmp_path / f"{service}.log",
+    )
     lock = None
     try:
         wait_for_port(health_port, 60)

@@ -56,8 +56,9 @@ def market(stack, tmp_path_factory):
 
 
 def _cli(stack, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=stack.env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -70,13 +71,30 @@ def _nav(stack, sid, auth) -> dict[str, dict]:
 def _strategy(stack, symbol: str, quantity: int) -> tuple[str, dict]:
     """A public strategy that publishes its positions: deposit, then buy ``quantity`` of ``symbol`` at
     the day's close (no price sent)."""
-    strategy_id, key = stack.db.identity.create_strategy(f"holds {symbol}", visibility="public",
-                                                         show_positions="live")
+    strategy_id, key = stack.db.identity.create_strategy(f"holds {symbol}", visibility="public", show_positions="live")
     sid, auth = str(strategy_id), {"Authorization": f"Bearer {key}"}
-    assert stack.post(sid, "cash", {"event_type": "deposit", "amount": "100000",
-                                    "occurred_at": "2020-07-31T14:00:00Z"}, auth).status_code == 201
-    r = stack.post(sid, "orders", {"orders": [{"symbol": symbol, "side": "buy", "quantity": quantity,
-                                               "executed_at": "2020-08-03T15:00:00Z", "external_order_id": "b1"}]}, auth)
+    assert (
+        stack.post(
+            sid, "cash", {"event_type": "deposit", "amount": "100000", "occurred_at": "2020-07-31T14:00:00Z"}, auth
+        ).status_code
+        == 201
+    )
+    r = stack.post(
+        sid,
+        "orders",
+        {
+            "orders": [
+                {
+                    "symbol": symbol,
+                    "side": "buy",
+                    "quantity": quantity,
+                    "executed_at": "2020-08-03T15:00:00Z",
+                    "external_order_id": "b1",
+                }
+            ]
+        },
+        auth,
+    )
     assert r.status_code in (200, 201), r.text
     return sid, auth
 
@@ -123,12 +141,23 @@ def test_holding_through_a_split_imported_late_equals_holding_post_split_units(s
     assert perf["drawdown"]["max_drawdown"] > -0.2  # no three-quarter drop in the figures
 
     actions = stack.query.get(f"/api/v1/strategies/{held}/corporate-actions", headers=held_auth).json()
-    assert actions["items"] == [{
-        "ex_date": "2020-08-31", "symbol": "AAPL", "kind": "split", "ratio": "4:1", "split_from": 1, "split_to": 4,
-        "quantity_before": 100, "quantity_after": 400, "cost_basis_before": float(basis),
-        "cost_basis_after": float(basis / 4)}]
-    assert stack.query.get(f"/api/v1/strategies/{adjusted}/corporate-actions",
-                           headers=adjusted_auth).json()["items"] == []
+    assert actions["items"] == [
+        {
+            "ex_date": "2020-08-31",
+            "symbol": "AAPL",
+            "kind": "split",
+            "ratio": "4:1",
+            "split_from": 1,
+            "split_to": 4,
+            "quantity_before": 100,
+            "quantity_after": 400,
+            "cost_basis_before": float(basis),
+            "cost_basis_after": float(basis / 4),
+        }
+    ]
+    assert (
+        stack.query.get(f"/api/v1/strategies/{adjusted}/corporate-actions", headers=adjusted_auth).json()["items"] == []
+    )
 
     # subscribers see it on the strategy's page, and its positions in post-split units
     page = stack.query.get(f"/s/{held}")
@@ -144,8 +173,11 @@ def test_holding_through_a_split_imported_late_equals_holding_post_split_units(s
         rows = [stack.db.ledger.leaderboard_row(s) for s in (held, adjusted)]
         return None if None in rows else rows
 
-    wait_until(lambda: boards() is not None and boards()[0].total_return == boards()[1].total_return, 20,
-               "the leaderboard to see the split")
+    wait_until(
+        lambda: boards() is not None and boards()[0].total_return == boards()[1].total_return,
+        20,
+        "the leaderboard to see the split",
+    )
 
 
 def test_orders_on_both_sides_of_a_split_in_any_arrival_order(stack, market):
@@ -155,21 +187,51 @@ def test_orders_on_both_sides_of_a_split_in_any_arrival_order(stack, market):
     adjusted, adjusted_auth = _strategy(stack, "ADJAAPL", 400)
     # after the split: sell 100 post-split shares with no price (the unadjusted close of the day) ...
     for sid, auth, symbol, quantity in ((held, held_auth, "AAPL", 100), (adjusted, adjusted_auth, "ADJAAPL", 100)):
-        r = stack.post(sid, "orders", {"orders": [{"symbol": symbol, "side": "sell", "quantity": quantity,
-                                                   "executed_at": "2020-09-15T15:00:00Z"}]}, auth)
+        r = stack.post(
+            sid,
+            "orders",
+            {
+                "orders": [
+                    {"symbol": symbol, "side": "sell", "quantity": quantity, "executed_at": "2020-09-15T15:00:00Z"}
+                ]
+            },
+            auth,
+        )
         assert r.status_code in (200, 201), r.text
         assert Decimal(str(r.json()["accepted"][0]["price"])) == closes[date(2020, 9, 15)]
     # ... then, arriving later, a back-dated buy before the split: 10 pre-split shares = 40 post-split
-    for sid, auth, symbol, quantity, price in ((held, held_auth, "AAPL", 10, closes[date(2020, 8, 20)] * 4),
-                                               (adjusted, adjusted_auth, "ADJAAPL", 40, closes[date(2020, 8, 20)])):
-        r = stack.post(sid, "orders", {"orders": [{"symbol": symbol, "side": "buy", "quantity": quantity,
-                                                   "price": str(price), "executed_at": "2020-08-20T15:00:00Z"}]},
-                       auth)
+    for sid, auth, symbol, quantity, price in (
+        (held, held_auth, "AAPL", 10, closes[date(2020, 8, 20)] * 4),
+        (adjusted, adjusted_auth, "ADJAAPL", 40, closes[date(2020, 8, 20)]),
+    ):
+        r = stack.post(
+            sid,
+            "orders",
+            {
+                "orders": [
+                    {
+                        "symbol": symbol,
+                        "side": "buy",
+                        "quantity": quantity,
+                        "price": str(price),
+                        "executed_at": "2020-08-20T15:00:00Z",
+                    }
+                ]
+            },
+            auth,
+        )
         assert r.status_code in (200, 201), r.text
     # and a snapshot after the split, in post-split units: it agrees with the derived state
-    r = stack.post(held, "positions/snapshot", {"positions": [{"symbol": "AAPL", "quantity": 340,
-                                                               "cost_basis": "1"}],
-                                                "taken_at": "2020-09-20T12:00:00Z", "log_deltas": True}, held_auth)
+    r = stack.post(
+        held,
+        "positions/snapshot",
+        {
+            "positions": [{"symbol": "AAPL", "quantity": 340, "cost_basis": "1"}],
+            "taken_at": "2020-09-20T12:00:00Z",
+            "log_deltas": True,
+        },
+        held_auth,
+    )
     assert r.status_code in (200, 201), r.text
     stack.wait_projected()
     recon = stack.query.get(f"/api/v1/strategies/{held}/reconciliation", headers=held_auth).json()["items"]
@@ -189,10 +251,19 @@ def test_a_rebuild_gives_the_same_split_consistent_read_models(stack, market):
     _cli(stack, "splits", "import", str(split_file))
     held, held_auth = _strategy(stack, "AAPL", 100)
     stack.wait_projected()
-    wait_until(lambda: stack.query.get(f"/api/v1/strategies/{held}/corporate-actions",
-                                       headers=held_auth).json()["items"], 20, "the split to be applied")
+    wait_until(
+        lambda: stack.query.get(f"/api/v1/strategies/{held}/corporate-actions", headers=held_auth).json()["items"],
+        20,
+        "the split to be applied",
+    )
     incremental = stack.read_models()
     assert incremental["corporate_actions"] and incremental["nav"]
-    subprocess.run([sys.executable, "-m", "tools.cli", "projector", "rebuild"], cwd=ROOT, env=stack.env,
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "tools.cli", "projector", "rebuild"],
+        cwd=ROOT,
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert stack.read_models() == incremental

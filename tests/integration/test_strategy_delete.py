@@ -22,8 +22,9 @@ DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 
 
 def _cli(stack: Stack, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=stack.env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=300
+    )
     if check:
         assert done.returncode == 0, done.stderr
     return done
@@ -32,26 +33,57 @@ def _cli(stack: Stack, *args: str, check: bool = True) -> subprocess.CompletedPr
 def _trade(stack: Stack, name: str) -> tuple[str, dict[str, str]]:
     sid, key = stack.db.identity.create_strategy(name, visibility="public")
     auth = {"Authorization": f"Bearer {key}"}
-    r = stack.post(str(sid), "cash", {"event_type": "deposit", "amount": "10000", "external_id": f"{name}-dep",
-                                      "occurred_at": "2026-03-02T12:00:00Z"}, auth)
+    r = stack.post(
+        str(sid),
+        "cash",
+        {
+            "event_type": "deposit",
+            "amount": "10000",
+            "external_id": f"{name}-dep",
+            "occurred_at": "2026-03-02T12:00:00Z",
+        },
+        auth,
+    )
     assert r.status_code == 201, r.text
-    r = stack.post(str(sid), "orders", {"orders": [
-        {"symbol": "ACME", "side": "buy", "quantity": "10", "executed_at": f"{day}T15:00:00Z",
-         "external_order_id": f"{name}-{day}"} for day in DAYS]}, auth)
+    r = stack.post(
+        str(sid),
+        "orders",
+        {
+            "orders": [
+                {
+                    "symbol": "ACME",
+                    "side": "buy",
+                    "quantity": "10",
+                    "executed_at": f"{day}T15:00:00Z",
+                    "external_order_id": f"{name}-{day}",
+                }
+                for day in DAYS
+            ]
+        },
+        auth,
+    )
     assert r.status_code == 200, r.text
     return str(sid), auth
 
 
 def _rows_of(stack: Stack, strategy_id: str) -> dict[str, int]:
     with stack.sql() as curs:
-        tables = [r["table_name"] for r in curs.execute(
-            "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public'"
-            " AND column_name = 'strategy_id' AND table_name LIKE 'rm\\_%'").fetchall()]
-        counts = {t: curs.execute(f"SELECT count(*) AS n FROM {t} WHERE strategy_id = %s",
-                                  (UUID(strategy_id),)).fetchone()["n"] for t in tables}
+        tables = [
+            r["table_name"]
+            for r in curs.execute(
+                "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public'"
+                " AND column_name = 'strategy_id' AND table_name LIKE 'rm\\_%'"
+            ).fetchall()
+        ]
+        counts = {
+            t: curs.execute(f"SELECT count(*) AS n FROM {t} WHERE strategy_id = %s", (UUID(strategy_id),)).fetchone()[
+                "n"
+            ]
+            for t in tables
+        }
         counts["events"] = curs.execute(
-            "SELECT count(*) AS n FROM botranks_events WHERE encode(state, 'escape') LIKE %s",
-            (f"%{strategy_id}%",)).fetchone()["n"]
+            "SELECT count(*) AS n FROM botranks_events WHERE encode(state, 'escape') LIKE %s", (f"%{strategy_id}%",)
+        ).fetchone()["n"]
     return counts
 
 
@@ -62,13 +94,17 @@ def _leaderboard_page(stack: Stack) -> str:
 
 
 def test_delete_removes_one_strategy_for_good(stack: Stack):
-    stack.add_prices([("ACME", day, 100 + i) for i, day in enumerate(DAYS)] +
-                     [("SPY", day, 500 + i) for i, day in enumerate(DAYS)])
+    stack.add_prices(
+        [("ACME", day, 100 + i) for i, day in enumerate(DAYS)] + [("SPY", day, 500 + i) for i, day in enumerate(DAYS)]
+    )
     doomed, doomed_auth = _trade(stack, "doomed")
     kept, kept_auth = _trade(stack, "kept")
     stack.wait_projected()
-    wait_until(lambda: _rows_of(stack, doomed)["rm_leaderboard"] == _rows_of(stack, kept)["rm_leaderboard"] == 1,
-               30, "both on the leaderboard")
+    wait_until(
+        lambda: _rows_of(stack, doomed)["rm_leaderboard"] == _rows_of(stack, kept)["rm_leaderboard"] == 1,
+        30,
+        "both on the leaderboard",
+    )
     assert "doomed" in _leaderboard_page(stack)
     listed = {row["id"]: row for row in json.loads(_cli(stack, "strategy", "list").stdout)}
     assert listed[doomed]["name"] == "doomed" and listed[doomed]["active_keys"] == 1
@@ -86,8 +122,12 @@ def test_delete_removes_one_strategy_for_good(stack: Stack):
     assert summary["read_model_rows_deleted"] >= 3 + 1 + 1
     assert set(_rows_of(stack, doomed).values()) == {0}
     # its key is dead, for writes and reads; the public page and the leaderboard forget it
-    r = stack.post(doomed, "orders", {"orders": [{"symbol": "ACME", "side": "buy", "quantity": "1",
-                                                  "executed_at": "2026-03-04T16:00:00Z"}]}, doomed_auth)
+    r = stack.post(
+        doomed,
+        "orders",
+        {"orders": [{"symbol": "ACME", "side": "buy", "quantity": "1", "executed_at": "2026-03-04T16:00:00Z"}]},
+        doomed_auth,
+    )
     assert r.status_code in (401, 404), r.text
     assert stack.query.get(f"/api/v1/strategies/{doomed}/state", headers=doomed_auth).status_code in (401, 404)
     page = _leaderboard_page(stack)
@@ -95,8 +135,12 @@ def test_delete_removes_one_strategy_for_good(stack: Stack):
     assert doomed not in {row["id"] for row in json.loads(_cli(stack, "strategy", "list").stdout)}
     # the other strategy is untouched and still takes orders
     assert stack.state(kept, kept_auth) == kept_state
-    r = stack.post(kept, "orders", {"orders": [{"symbol": "ACME", "side": "sell", "quantity": "5",
-                                                "executed_at": "2026-03-04T16:00:00Z"}]}, kept_auth)
+    r = stack.post(
+        kept,
+        "orders",
+        {"orders": [{"symbol": "ACME", "side": "sell", "quantity": "5", "executed_at": "2026-03-04T16:00:00Z"}]},
+        kept_auth,
+    )
     assert r.status_code == 200, r.text
     stack.wait_projected()
     assert set(_rows_of(stack, doomed).values()) == {0}

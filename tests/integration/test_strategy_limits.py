@@ -31,8 +31,13 @@ CARD_RE = re.compile(r'<li class="card" id="strategy-([0-9a-f-]{36})"')
 @pytest.fixture(scope="module")
 def site(backends, make_database, tmp_path_factory):
     _, nats_url = backends
-    s = Stack(make_database(), nats_url, tmp_path_factory.mktemp("limits"), replicas=2,
-              BOTRANKS_MAX_STRATEGIES_PER_ACCOUNT=str(LIMIT))
+    s = Stack(
+        make_database(),
+        nats_url,
+        tmp_path_factory.mktemp("limits"),
+        replicas=2,
+        BOTRANKS_MAX_STRATEGIES_PER_ACCOUNT=str(LIMIT),
+    )
     for i, port in enumerate(s.command_ports):
         s._spawn(f"command_api{i or ''}", "services.command_api.main", "--port", str(port))
     for port in s.command_ports:
@@ -52,8 +57,9 @@ def signed_in(stack: Stack, replica: int = 0) -> tuple[httpx.Client, UUID]:
 
 def plant(stack: Stack, owner: UUID, n: int) -> list[str]:
     """``n`` strategies for ``owner`` the operator's way (no limit), oldest first."""
-    return [str(stack.db.identity.create_strategy(f"planted-{i}", owner_id=owner, first_key=False)[0])
-            for i in range(n)]
+    return [
+        str(stack.db.identity.create_strategy(f"planted-{i}", owner_id=owner, first_key=False)[0]) for i in range(n)
+    ]
 
 
 def page_form(c: httpx.Client, action: str, fields: dict[str, str], page: str = "/account") -> httpx.Response:

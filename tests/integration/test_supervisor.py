@@ -26,8 +26,10 @@ from tools.embedded import stop_postmaster
 from tools.processes import free_port, pid_alive, proc_cmdline, proc_environ, proc_pids, stop_pids
 from tools.supervisor import GATEWAY, SERVICES
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG"),
+]
 
 ALL = (*SERVICES, GATEWAY, "nats", "postgres")
 
@@ -52,8 +54,13 @@ def home_processes(home: Path) -> dict[int, list[str]]:
 
 def _with_option(name: str, option: str, value: Path):
     def match(argv: list[str]) -> bool:
-        return (bool(argv) and Path(argv[0]).name == name and option in argv[:-1]
-                and argv[argv.index(option) + 1] == str(value))
+        return (
+            bool(argv)
+            and Path(argv[0]).name == name
+            and option in argv[:-1]
+            and argv[argv.index(option) + 1] == str(value)
+        )
+
     return match
 
 
@@ -81,9 +88,14 @@ class Up:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOTRANKS_")}
         env["BOTRANKS_HOME"] = str(home)
         self.env = env
-        self.process = subprocess.Popen([sys.executable, "-m", "tools.cli", "up", "--port", str(self.port)],
-                                        cwd=ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tools.cli", "up", "--port", str(self.port)],
+            cwd=ROOT,
+            env=env,
+            stdout=open(log, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def health(self) -> int:
         try:
@@ -118,8 +130,7 @@ def home(tmp_path):
 
 def wait_all_gone(home: Path, timeout: float) -> float:
     started = time.monotonic()
-    wait_until(lambda: not home_processes(home), timeout,
-               f"every process of {home} to be gone: {home_processes(home)}")
+    wait_until(lambda: not home_processes(home), timeout, f"every process of {home} to be gone: {home_processes(home)}")
     return time.monotonic() - started
 
 
@@ -151,8 +162,14 @@ def test_a_second_up_on_the_same_home_refuses_at_once(home, tmp_path):
     nats_before, postmasters_before = nats_servers(home), postmasters(home)
 
     started = time.monotonic()
-    second = subprocess.run([sys.executable, "-m", "tools.cli", "up", "--port", str(free_port())], cwd=ROOT,
-                            env=first.env, capture_output=True, text=True, timeout=60)
+    second = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "up", "--port", str(free_port())],
+        cwd=ROOT,
+        env=first.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert time.monotonic() - started < 15  # at once: nothing is started, nothing waited for
     assert second.returncode != 0
     lines = second.stderr.strip().splitlines()
@@ -179,8 +196,11 @@ def test_kill_9_of_the_supervisor_takes_its_children_and_the_next_up_starts_clea
     first.process.wait(10)
 
     children = [pids[name] for name in SERVICES + (GATEWAY, "nats")]
-    wait_until(lambda: not any(pid_alive(pid) for pid in children), 5,
-               "the services and nats-server to die with their supervisor")
+    wait_until(
+        lambda: not any(pid_alive(pid) for pid in children),
+        5,
+        "the services and nats-server to die with their supervisor",
+    )
     # PostgreSQL (daemonized by pg_ctl) outlives it: the next `up` adopts it
 
     second = Up(home, tmp_path / "second.log")
@@ -276,11 +296,19 @@ def test_up_lock_is_exclusive_names_its_holder_and_dies_with_it(tmp_path):
         with pytest.raises(AlreadyRunning) as refused:
             UpLock(tmp_path).acquire()  # another open file description: refused even in-process
         assert refused.value.pid == os.getpid() and f"pid {os.getpid()}" in str(refused.value)
-        holder = subprocess.Popen([sys.executable, "-c", (
-            "import fcntl, os, sys, time\n"
-            f"fd = os.open({str(tmp_path / 'other.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
-            "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)")],
-            stdout=subprocess.PIPE, text=True)
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                (
+                    "import fcntl, os, sys, time\n"
+                    f"fd = os.open({str(tmp_path / 'other.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+                    "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)"
+                ),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert holder.stdout.readline().strip() == "locked"
         holder.kill()  # kill -9: the kernel drops its lock
         holder.wait()
@@ -304,14 +332,20 @@ def test_only_processes_of_this_home_count_as_leftovers(tmp_path):
     (home / "run").mkdir(parents=True)
     script = "import time; time.sleep(60)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTRANKS_")}
-    ours = subprocess.Popen([sys.executable, "-c", script, "-m", "services.projector.main"],
-                            env={**env, "BOTRANKS_HOME": str(home)})
-    other_home = subprocess.Popen([sys.executable, "-c", script, "-m", "services.projector.main"],
-                                  env={**env, "BOTRANKS_HOME": str(tmp_path / "elsewhere")})
+    ours = subprocess.Popen(
+        [sys.executable, "-c", script, "-m", "services.projector.main"], env={**env, "BOTRANKS_HOME": str(home)}
+    )
+    other_home = subprocess.Popen(
+        [sys.executable, "-c", script, "-m", "services.projector.main"],
+        env={**env, "BOTRANKS_HOME": str(tmp_path / "elsewhere")},
+    )
     unrelated = subprocess.Popen([sys.executable, "-c", script], env={**env, "BOTRANKS_HOME": str(home)})
     try:
-        wait_until(lambda: all(proc_cmdline(p.pid) and "-c" in proc_cmdline(p.pid)
-                               for p in (ours, other_home, unrelated)), 10, "the processes to exec")
+        wait_until(
+            lambda: all(proc_cmdline(p.pid) and "-c" in proc_cmdline(p.pid) for p in (ours, other_home, unrelated)),
+            10,
+            "the processes to exec",
+        )
         assert service_of(ours.pid, home) == "projector"
         assert service_of(other_home.pid, home) is None and service_of(unrelated.pid, home) is None
         (home / "run" / "pids.json").write_text(json.dumps({"projector": unrelated.pid, "nats": other_home.pid}))

@@ -33,10 +33,18 @@ def test_every_service_answers_healthz_readyz_and_metrics_at_the_base_url_with_t
         headers = {"Authorization": f"Bearer {creds['api_key']}"}
         api = f"{up.base}/api/v1/strategies/{creds['strategy_id']}"
         for i in range(6):  # several requests: both workers of each API serve some
-            r = httpx.post(api + "/orders", headers=headers, json={"orders": [{
-                "symbol": "AAPL", "side": "buy", "quantity": 1, "price": 100 + i, "external_order_id": f"o{i}"}]})
+            r = httpx.post(
+                api + "/orders",
+                headers=headers,
+                json={
+                    "orders": [
+                        {"symbol": "AAPL", "side": "buy", "quantity": 1, "price": 100 + i, "external_order_id": f"o{i}"}
+                    ]
+                },
+            )
             assert r.status_code == 200 and r.headers["BotRanks-Projected"] == "true"
             assert httpx.get(api + "/state", headers=headers).json()["positions"][0]["quantity"] == i + 1
+
         def scrape() -> list:
             text = httpx.get(up.base + "/metrics", timeout=10).text
             return [s for family in text_string_to_metric_families(text) for s in family.samples]
@@ -48,7 +56,9 @@ def test_every_service_answers_healthz_readyz_and_metrics_at_the_base_url_with_t
         samples = scrape()
 
         def value(name: str, **labels: str) -> float:
-            found = [s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+            found = [
+                s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+            ]
             assert found, f"no {name} {labels} in /metrics"
             return sum(found)
 
@@ -69,14 +79,36 @@ def test_botranks_up_embedded_quick_start(tmp_path):
         assert httpx.get(up.base + "/healthz").json() == {"status": "ok"}
         assert httpx.get(up.base + "/readyz").status_code in (200, 404)  # query_api's, passed through
         pids = json.loads((up.home / "run" / "pids.json").read_text())
-        assert set(pids) == {"supervisor", "command_api", "query_api", "relay", "projector", "market_data", "gateway",
-                             "nats", "postgres"}
+        assert set(pids) == {
+            "supervisor",
+            "command_api",
+            "query_api",
+            "relay",
+            "projector",
+            "market_data",
+            "gateway",
+            "nats",
+            "postgres",
+        }
         creds = json.loads(up.cli("strategy", "create", "--name", "readme", timeout=60).strip().splitlines()[-1])
         headers = {"Authorization": f"Bearer {creds['api_key']}"}
         api = f"{up.base}/api/v1/strategies/{creds['strategy_id']}"
-        r = httpx.post(api + "/orders", headers=headers, json={"orders": [{
-            "symbol": "AAPL", "side": "buy", "quantity": 100, "price": 189.42,
-            "executed_at": "2026-04-18T14:31:22Z", "external_order_id": "tb-20260418-00001"}]})
+        r = httpx.post(
+            api + "/orders",
+            headers=headers,
+            json={
+                "orders": [
+                    {
+                        "symbol": "AAPL",
+                        "side": "buy",
+                        "quantity": 100,
+                        "price": 189.42,
+                        "executed_at": "2026-04-18T14:31:22Z",
+                        "external_order_id": "tb-20260418-00001",
+                    }
+                ]
+            },
+        )
         assert r.status_code == 200 and r.json()["counts"] == {"accepted": 1, "duplicates": 0}
         state = httpx.get(api + "/state", headers=headers).json()
         assert state["positions"][0]["symbol"] == "AAPL" and state["positions"][0]["quantity"] == 100
@@ -101,8 +133,9 @@ def test_ops_healthz_names_what_is_down_and_passes_readyz_through():
         if request.url.host == "query" and not query_up["value"]:
             raise httpx.ConnectError("refused", request=request)
         if request.url.path == "/readyz":
-            return httpx.Response(readyz["status"], content=readyz["body"],
-                                  headers={"content-type": "application/json"})
+            return httpx.Response(
+                readyz["status"], content=readyz["body"], headers={"content-type": "application/json"}
+            )
         return httpx.Response(200, json={"status": "ok"})
 
     async def scenario() -> None:

@@ -13,7 +13,7 @@ DOC = (Path(__file__).resolve().parents[2] / "docs" / "ARCHITECTURE.md").read_te
 
 def section(start: str, end: str | None = None) -> str:
     i = DOC.index(start)
-    return DOC[i:DOC.index(end, i)] if end else DOC[i:]
+    return DOC[i : DOC.index(end, i)] if end else DOC[i:]
 
 
 def test_the_lock_table_is_locks_py():
@@ -30,7 +30,10 @@ def test_the_lock_table_is_locks_py():
 
 
 def test_the_owner_table_names_every_table_the_migrations_create():
-    created = {m[1] for _, ddl in schema.MIGRATIONS
-               for m in re.finditer(r"CREATE (?:UNLOGGED )?TABLE (?:IF NOT EXISTS )?([a-z_]+)", ddl)}
+    created = {
+        m[1]
+        for _, ddl in schema.MIGRATIONS
+        for m in re.finditer(r"CREATE (?:UNLOGGED )?TABLE (?:IF NOT EXISTS )?([a-z_]+)", ddl)
+    }
     named = set(re.findall(r"`([a-z_]+)`", section("| owner (module) |", "Inside the services")))
     assert created and not created - named, sorted(created - named)

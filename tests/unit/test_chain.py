@@ -55,7 +55,7 @@ def test_line_format_keeps_the_event_verbatim():
     fields = json.loads(text)
     assert fields["seq"] == 1 and fields["notification_id"] == 10
     assert fields["digest"] == to_hex(digest(None, event))
-    assert text[text.index(b'"event":') + 8:-2] == event
+    assert text[text.index(b'"event":') + 8 : -2] == event
 
 
 @given(st.lists(st.binary(min_size=1, max_size=40).map(lambda b: json.dumps(b.hex()).encode()), max_size=12))

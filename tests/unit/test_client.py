@@ -67,6 +67,7 @@ class FakeApi:
         async def handle(request: httpx.Request) -> httpx.Response:
             await request.aread()
             return self.handle(request)
+
         return httpx.MockTransport(handle)
 
     def posts(self, suffix: str = "/orders") -> list[httpx.Request]:
@@ -80,8 +81,9 @@ class FakeApi:
                 if isinstance(failure, Exception):
                     raise failure
                 status, headers = failure if isinstance(failure, tuple) else (failure, {})
-                return httpx.Response(status, json={"detail": f"scripted {status}"},
-                                      headers={**self.headers, **headers})
+                return httpx.Response(
+                    status, json={"detail": f"scripted {status}"}, headers={**self.headers, **headers}
+                )
             return self.route(request)
 
     def route(self, request: httpx.Request) -> httpx.Response:
@@ -99,34 +101,49 @@ class FakeApi:
             for o in body["orders"]:
                 key = o["external_order_id"]
                 (duplicates if key in self.orders else accepted).append(self.orders.setdefault(key, self.stored(o)))
-            return self.exact(200, {"accepted": accepted, "duplicates": duplicates,
-                                    "counts": {"accepted": len(accepted), "duplicates": len(duplicates)}}, headers)
+            return self.exact(
+                200,
+                {
+                    "accepted": accepted,
+                    "duplicates": duplicates,
+                    "counts": {"accepted": len(accepted), "duplicates": len(duplicates)},
+                },
+                headers,
+            )
         if request.method == "POST" and what == "cash":
             key = body["external_id"]
             status = "duplicate" if key in self.cash else "created"
-            event = self.cash.setdefault(key, {**body, "id": str(uuid4()), "strategy_id": str(STRATEGY),
-                                               "created_at": "2026-04-20T15:00:00Z"})
+            event = self.cash.setdefault(
+                key, {**body, "id": str(uuid4()), "strategy_id": str(STRATEGY), "created_at": "2026-04-20T15:00:00Z"}
+            )
             return self.exact(201 if status == "created" else 200, {"status": status, "event": event}, headers)
         if request.method == "POST" and what == "snapshot":
             self.snapshots.append(body)
-            return self.exact(200, {"upserted": len(body["positions"]), "removed": 0, "reconciliation_entries": 0},
-                              headers)
+            return self.exact(
+                200, {"upserted": len(body["positions"]), "removed": 0, "reconciliation_entries": 0}, headers
+            )
         if what == "orders":  # GET: pages of 2 unless ?limit
             items = list(self.orders.values())
             start = int(request.url.params.get("cursor", "0"))
             limit = int(request.url.params.get("limit", "2"))
-            page = items[start:start + limit]
+            page = items[start : start + limit]
             more = start + limit < len(items)
             return self.exact(200, {"items": page, "next_cursor": str(start + limit) if more else None}, headers)
         if what == "state":
-            return self.exact(200, {"strategy_id": str(STRATEGY), "positions": [], "nav": None,
-                                    "last_order_at": None}, headers)
+            return self.exact(
+                200, {"strategy_id": str(STRATEGY), "positions": [], "nav": None, "last_order_at": None}, headers
+            )
         return httpx.Response(404, json={"detail": "Not Found"})
 
     @staticmethod
     def stored(o: dict) -> dict:
-        return {**o, "id": str(uuid5(STRATEGY, o["external_order_id"])), "strategy_id": str(STRATEGY),
-                "price": o["price"] if o["price"] is not None else Decimal(100), "created_at": "2026-04-20T15:00:00Z"}
+        return {
+            **o,
+            "id": str(uuid5(STRATEGY, o["external_order_id"])),
+            "strategy_id": str(STRATEGY),
+            "price": o["price"] if o["price"] is not None else Decimal(100),
+            "created_at": "2026-04-20T15:00:00Z",
+        }
 
     @staticmethod
     def exact(status: int, body: object, headers: dict[str, str]) -> httpx.Response:
@@ -209,13 +226,16 @@ def test_read_only_mapping_without_time_is_refused_before_sending(client, api):
     assert api.requests == []
 
 
-@pytest.mark.parametrize("bad, words", [
-    ({"quantity": Decimal(0)}, "quantity"),
-    ({"side": "hold"}, "side"),
-    ({"symbol": "not a symbol!"}, "symbol"),
-    ({"colour": "red"}, "colour"),
-    ({"quantity": Decimal("1e-30")}, "quantity"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"quantity": Decimal(0)}, "quantity"),
+        ({"side": "hold"}, "side"),
+        ({"symbol": "not a symbol!"}, "symbol"),
+        ({"colour": "red"}, "colour"),
+        ({"quantity": Decimal("1e-30")}, "quantity"),
+    ],
+)
 def test_a_bad_order_raises_invalid_order_with_its_index_before_anything_is_sent(client, api, bad, words):
     orders = [order(i) for i in range(700)]
     orders[612] = {**orders[612], **bad}
@@ -258,8 +278,7 @@ def test_an_empty_list_sends_nothing(client, api):
 
 
 def test_an_error_mid_way_carries_what_went_through(api, sleeps):
-    with Client(BASE, "fq_live_test", STRATEGY, transport=api.transport(), sleep=sleeps.append,
-                max_retries=1) as c:
+    with Client(BASE, "fq_live_test", STRATEGY, transport=api.transport(), sleep=sleeps.append, max_retries=1) as c:
         orders = [order(i) for i in range(1000)]
         original = api.route
 
@@ -282,13 +301,18 @@ def test_an_error_mid_way_carries_what_went_through(api, sleeps):
 
 
 def test_503_and_connection_resets_are_retried_until_success(client, api, sleeps):
-    api.failures = [503, httpx.ReadError("connection reset by peer"), httpx.ConnectError("refused"),
-                    httpx.ReadTimeout("slow"), 502]
+    api.failures = [
+        503,
+        httpx.ReadError("connection reset by peer"),
+        httpx.ConnectError("refused"),
+        httpx.ReadTimeout("slow"),
+        502,
+    ]
     result = client.submit_orders([order(0)])
     assert result.accepted_count == 1
     assert len(api.posts()) == 6 and len(sleeps) == 5
     for attempt, slept in enumerate(sleeps):  # full jitter under an exponential ceiling
-        assert 0 <= slept <= min(_core.BACKOFF_CAP_S, _core.BACKOFF_BASE_S * 2 ** attempt)
+        assert 0 <= slept <= min(_core.BACKOFF_CAP_S, _core.BACKOFF_BASE_S * 2**attempt)
 
 
 def test_retry_after_is_honoured_in_seconds_and_as_a_date(client, api, sleeps):
@@ -307,8 +331,7 @@ def test_the_ceiling_of_the_backoff_is_capped():
 
 
 def test_retries_give_up_with_a_typed_error(api, sleeps):
-    with Client(BASE, "fq_live_test", STRATEGY, transport=api.transport(), sleep=sleeps.append,
-                max_retries=2) as c:
+    with Client(BASE, "fq_live_test", STRATEGY, transport=api.transport(), sleep=sleeps.append, max_retries=2) as c:
         api.failures = [503] * 3
         with pytest.raises(ServerError) as caught:
             c.state()
@@ -323,8 +346,17 @@ def test_retries_give_up_with_a_typed_error(api, sleeps):
     assert len(api.requests) == 9
 
 
-@pytest.mark.parametrize("status, error", [(400, BadRequest), (401, Unauthorized), (403, Forbidden),
-                                           (404, NotFound), (422, Unprocessable), (413, bc.ApiError)])
+@pytest.mark.parametrize(
+    "status, error",
+    [
+        (400, BadRequest),
+        (401, Unauthorized),
+        (403, Forbidden),
+        (404, NotFound),
+        (422, Unprocessable),
+        (413, bc.ApiError),
+    ],
+)
 def test_4xx_is_a_typed_error_with_its_detail_and_never_retried(client, api, sleeps, status, error):
     api.failures = [status]
     with pytest.raises(error) as caught:
@@ -372,9 +404,12 @@ def test_read_parameters(api, sleeps):
         return httpx.Response(400, json={"detail": "just looking"})
 
     with Client(BASE + "/api/v1/", "fq_live_test", STRATEGY, transport=httpx.MockTransport(handle)) as c:
-        for call in (lambda: c.nav(from_=datetime(2026, 1, 1).date(), to=datetime(2026, 2, 1).date()),
-                     lambda: c.performance(benchmark="", risk_free_rate=Decimal("0.045")),
-                     lambda: c.performance(risk_free_rate=0.045), lambda: c.performance()):
+        for call in (
+            lambda: c.nav(from_=datetime(2026, 1, 1).date(), to=datetime(2026, 2, 1).date()),
+            lambda: c.performance(benchmark="", risk_free_rate=Decimal("0.045")),
+            lambda: c.performance(risk_free_rate=0.045),
+            lambda: c.performance(),
+        ):
             with pytest.raises(BadRequest):
                 call()
     assert str(seen[0].url).endswith(f"/api/v1/strategies/{STRATEGY}/nav?from=2026-01-01&to=2026-02-01")
@@ -387,7 +422,9 @@ def test_read_parameters(api, sleeps):
 
 
 def test_decimals_are_exact_on_the_wire_and_back(client, api):
-    orders = [order(0, quantity=Decimal("0.1"), price=Decimal("90071992547409.93"), fees=Decimal("0.000000000000000001"))]
+    orders = [
+        order(0, quantity=Decimal("0.1"), price=Decimal("90071992547409.93"), fees=Decimal("0.000000000000000001"))
+    ]
     result = client.submit_orders(orders)
     raw = api.posts()[0].content
     assert b'"quantity":0.1,' in raw and b'"price":90071992547409.93,' in raw and b'"fees":1E-18' in raw
@@ -431,8 +468,9 @@ def test_bad_cash_and_snapshots_are_refused_locally(client, api):
 
 
 def test_snapshot_fixes_taken_at_before_sending(client, api):
-    outcome = client.snapshot_positions([{"symbol": "aapl", "quantity": Decimal(100), "cost_basis": "189.42"}],
-                                        log_deltas=True)
+    outcome = client.snapshot_positions(
+        [{"symbol": "aapl", "quantity": Decimal(100), "cost_basis": "189.42"}], log_deltas=True
+    )
     assert outcome == bc.SnapshotOutcome(1, 0, 0)
     body = api.snapshots[0]
     assert body["log_deltas"] is True and body["taken_at"] and body["positions"][0]["symbol"] == "AAPL"
@@ -450,8 +488,9 @@ def test_read_your_writes_waits_for_the_projection_after_an_unprojected_write(ap
 
     api.route = route
     api.projected = "false"
-    with Client(BASE, "fq_live_test", STRATEGY, transport=api.transport(), sleep=sleeps.append,
-                read_your_writes=True) as c:
+    with Client(
+        BASE, "fq_live_test", STRATEGY, transport=api.transport(), sleep=sleeps.append, read_your_writes=True
+    ) as c:
         assert c.submit_orders([order(0)]).projected is False
         c.state()
         assert [r.url.path for r in api.requests].count("/readyz") == 3
@@ -469,8 +508,7 @@ def test_async_client_same_rules(api):
         sleeps.append(seconds)
 
     async def scenario() -> None:
-        async with AsyncClient(BASE, "fq_live_test", STRATEGY, transport=api.async_transport(),
-                               sleep=fake_sleep) as c:
+        async with AsyncClient(BASE, "fq_live_test", STRATEGY, transport=api.async_transport(), sleep=fake_sleep) as c:
             orders = [order(i) for i in range(501)]
             api.failures = [(503, {"Retry-After": "3"}), httpx.ReadError("reset")]
             first = await c.submit_orders(orders)
@@ -520,8 +558,9 @@ def test_outbox_dead_letters_a_refused_row_and_moves_on(api, sleeps, tmp_path):
         return original(request)
 
     api.route = refuse_msft
-    with Client(BASE, "fq_live_test", STRATEGY, transport=api.transport(), sleep=sleeps.append,
-                outbox=tmp_path / "o.sqlite") as c:
+    with Client(
+        BASE, "fq_live_test", STRATEGY, transport=api.transport(), sleep=sleeps.append, outbox=tmp_path / "o.sqlite"
+    ) as c:
         c.submit_orders([order(0)])
         c.submit_orders([order(1, symbol="MSFT")])  # merged with its neighbours at first, then isolated
         c.submit_orders([order(2)])
@@ -544,8 +583,9 @@ def test_outbox_keeps_rows_through_failures_and_a_restart(api, tmp_path, monkeyp
     c.close(flush_timeout=0)
     assert api.orders == {}
     api.failures = [503, httpx.ReadError("reset")]
-    with Client(BASE, "fq_live_test", STRATEGY, transport=api.transport(), sleep=lambda s: None,
-                outbox=path, max_retries=0) as again:  # resumes at start; transient failures only delay
+    with Client(
+        BASE, "fq_live_test", STRATEGY, transport=api.transport(), sleep=lambda s: None, outbox=path, max_retries=0
+    ) as again:  # resumes at start; transient failures only delay
         again.flush(timeout=10)
         assert again.dead_letters() == []
     assert len(api.orders) == 1
@@ -558,8 +598,15 @@ def test_outbox_flush_timeout(tmp_path):
         gate.wait(5)
         return httpx.Response(503, json={"detail": "down"})
 
-    c = Client(BASE, "fq_live_test", STRATEGY, transport=httpx.MockTransport(handle), sleep=lambda s: None,
-               outbox=tmp_path / "o.sqlite", max_retries=0)
+    c = Client(
+        BASE,
+        "fq_live_test",
+        STRATEGY,
+        transport=httpx.MockTransport(handle),
+        sleep=lambda s: None,
+        outbox=tmp_path / "o.sqlite",
+        max_retries=0,
+    )
     c.submit_orders([order(0)])
     with pytest.raises(bc.OutboxTimeout) as caught:
         c.flush(timeout=0.2)
@@ -581,8 +628,9 @@ def test_async_read_your_writes_false_sends_the_header_too():
     api = FakeApi()
 
     async def run() -> None:
-        async with AsyncClient(BASE, "fq_live_test", STRATEGY, transport=api.async_transport(),
-                               read_your_writes=False) as client:
+        async with AsyncClient(
+            BASE, "fq_live_test", STRATEGY, transport=api.async_transport(), read_your_writes=False
+        ) as client:
             await client.submit_orders([order(0, executed_at=T0)])
 
     asyncio.run(run())

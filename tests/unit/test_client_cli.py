@@ -29,8 +29,17 @@ HEADER = "symbol,side,quantity,price,fees,executed_at,order_id"
 
 
 def options(**flags) -> ImportOptions:
-    args = SimpleNamespace(file=flags.pop("file", "x.csv"), format=None, map=None, side_map=None,
-                           time_format=None, tz="UTC", delimiter=",", skip_lines=0, parallel=4)
+    args = SimpleNamespace(
+        file=flags.pop("file", "x.csv"),
+        format=None,
+        map=None,
+        side_map=None,
+        time_format=None,
+        tz="UTC",
+        delimiter=",",
+        skip_lines=0,
+        parallel=4,
+    )
     for key, value in flags.items():
         setattr(args, key, value)
     return import_options(args)
@@ -60,18 +69,28 @@ def ids_of(text: str, opts: ImportOptions | None = None) -> list[str]:
 
 
 def test_default_columns_line_numbers_and_empty_optional_fields():
-    text = "\n".join([
-        HEADER,                                                          # 1
-        "AAPL,buy,100,189.42,1.5,2026-04-20T14:31:22Z,tb-1",             # 2
-        "",                                                              # 3: blank, skipped
-        'msft,SELL,2.5,,,"2026-04-20 15:00:00",',                        # 4: price and fees empty, no id
-        '"BTC-USD",Buy,0.001,"64000",0,"2026-04-20T16:00:00+02:00",x',   # 5
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                HEADER,  # 1
+                "AAPL,buy,100,189.42,1.5,2026-04-20T14:31:22Z,tb-1",  # 2
+                "",  # 3: blank, skipped
+                'msft,SELL,2.5,,,"2026-04-20 15:00:00",',  # 4: price and fees empty, no id
+                '"BTC-USD",Buy,0.001,"64000",0,"2026-04-20T16:00:00+02:00",x',  # 5
+            ]
+        )
+        + "\n"
+    )
     got = orders(text)
     assert [line for line, _ in got] == [2, 4, 5]
     first, second, third = (o for _, o in got)
     assert (first.symbol, first.side, first.quantity, first.price, first.fees) == (
-        "AAPL", "buy", Decimal("100"), Decimal("189.42"), Decimal("1.5"))
+        "AAPL",
+        "buy",
+        Decimal("100"),
+        Decimal("189.42"),
+        Decimal("1.5"),
+    )
     assert first.external_order_id == "tb-1"
     assert first.executed_at == datetime(2026, 4, 20, 14, 31, 22, tzinfo=UTC)
     assert (second.symbol, second.side, second.price, second.fees) == ("MSFT", "sell", None, Decimal(0))
@@ -87,12 +106,25 @@ def test_a_quoted_field_over_two_lines_keeps_the_line_numbers_right():
 
 
 def test_column_and_side_maps_time_format_and_zone():
-    text = ("Ticker,Action,Qty,Fill Price,Commission,Trade Time,Ref,Account\n"
-            "aapl,BOT,10,189.5,0.35,04/20/2026 10:31:22,r1,U1\n"
-            "AAPL,SLD,10,190,0.35,04/20/2026 15:59:00,r2,U1\n")
-    opts = options(map=["symbol=Ticker", "side=Action", "quantity=Qty", "price=Fill Price", "fees=Commission",
-                        "executed_at=Trade Time", "order_id=Ref"], side_map=["BOT=buy", "SLD=sell"],
-                   time_format="%m/%d/%Y %H:%M:%S", tz="America/New_York")
+    text = (
+        "Ticker,Action,Qty,Fill Price,Commission,Trade Time,Ref,Account\n"
+        "aapl,BOT,10,189.5,0.35,04/20/2026 10:31:22,r1,U1\n"
+        "AAPL,SLD,10,190,0.35,04/20/2026 15:59:00,r2,U1\n"
+    )
+    opts = options(
+        map=[
+            "symbol=Ticker",
+            "side=Action",
+            "quantity=Qty",
+            "price=Fill Price",
+            "fees=Commission",
+            "executed_at=Trade Time",
+            "order_id=Ref",
+        ],
+        side_map=["BOT=buy", "SLD=sell"],
+        time_format="%m/%d/%Y %H:%M:%S",
+        tz="America/New_York",
+    )
     (_, buy), (_, sell) = orders(text, opts)
     assert (buy.side, sell.side, buy.external_order_id, sell.fees) == ("buy", "sell", "r1", Decimal("0.35"))
     assert buy.executed_at == datetime(2026, 4, 20, 14, 31, 22, tzinfo=UTC)  # EDT is UTC-4
@@ -100,7 +132,7 @@ def test_column_and_side_maps_time_format_and_zone():
 
 
 def test_headers_match_in_any_case_and_external_order_id_is_an_order_id_column():
-    (_, order), = orders("Symbol,SIDE,Quantity,Price,External_Order_Id\nAAPL,buy,1,10,abc\n")
+    ((_, order),) = orders("Symbol,SIDE,Quantity,Price,External_Order_Id\nAAPL,buy,1,10,abc\n")
     assert order.external_order_id == "abc"
 
 
@@ -127,13 +159,15 @@ def test_bad_flags_are_one_line_errors():
 
 
 def test_jsonl_keeps_numbers_exact_and_reports_bad_lines():
-    text = "\n".join([
-        '{"symbol": "AAPL", "side": "buy", "quantity": 0.1, "price": 90071992547409.93, "executed_at":'
-        ' "2026-04-20T14:31:22Z", "external_order_id": "j-1", "extra": [1]}',
-        "",
-        "not json",
-        '{"symbol": "AAPL", "side": "buy", "quantity": "3", "price": 1e2}',
-    ])
+    text = "\n".join(
+        [
+            '{"symbol": "AAPL", "side": "buy", "quantity": 0.1, "price": 90071992547409.93, "executed_at":'
+            ' "2026-04-20T14:31:22Z", "external_order_id": "j-1", "extra": [1]}',
+            "",
+            "not json",
+            '{"symbol": "AAPL", "side": "buy", "quantity": "3", "price": 1e2}',
+        ]
+    )
     got = orders(text, options(file="f.jsonl"))
     assert [line for line, _ in got] == [1, 3, 4]
     assert got[0][1].quantity == Decimal("0.1") and got[0][1].price == Decimal("90071992547409.93")
@@ -143,20 +177,22 @@ def test_jsonl_keeps_numbers_exact_and_reports_bad_lines():
 
 
 def test_bad_rows_say_why():
-    text = "\n".join([
-        HEADER,
-        "AAPL,buy,abc,1,,,",                        # 2
-        "AAPL,hold,1,1,,,",                         # 3
-        "AA PL,buy,1,1,,,",                         # 4
-        "AAPL,buy,-5,1,,,",                         # 5
-        "AAPL,buy,1,0,,,",                          # 6
-        "AAPL,buy,1,1,-1,,",                        # 7
-        "AAPL,buy,1,1,,2026-13-01,",                # 8
-        "AAPL,buy,1,1,,2999-01-01T00:00:00Z,",      # 9
-        ",buy,1,1,,,",                              # 10
-        "AAPL,buy,1,1,,," + "x" * 129,              # 11
-        "AAPL,buy,1,1.0000000000000000001,,,",      # 12
-    ])
+    text = "\n".join(
+        [
+            HEADER,
+            "AAPL,buy,abc,1,,,",  # 2
+            "AAPL,hold,1,1,,,",  # 3
+            "AA PL,buy,1,1,,,",  # 4
+            "AAPL,buy,-5,1,,,",  # 5
+            "AAPL,buy,1,0,,,",  # 6
+            "AAPL,buy,1,1,-1,,",  # 7
+            "AAPL,buy,1,1,,2026-13-01,",  # 8
+            "AAPL,buy,1,1,,2999-01-01T00:00:00Z,",  # 9
+            ",buy,1,1,,,",  # 10
+            "AAPL,buy,1,1,,," + "x" * 129,  # 11
+            "AAPL,buy,1,1.0000000000000000001,,,",  # 12
+        ]
+    )
     reasons = dict(orders(text))
     assert reasons[2] == "quantity: not a number ('abc')"
     assert "'hold' is not buy or sell" in reasons[3] and "--side-map hold=" in reasons[3]
@@ -174,13 +210,18 @@ def test_bad_rows_say_why():
 # ---------------------------------------------------------------- ids of rows without an order id
 
 
-FILLS = "\n".join([
-    HEADER,
-    "AAPL,buy,100,189.42,1,2026-04-20T14:31:22Z,",
-    "AAPL,buy,100,189.42,1,2026-04-20T14:31:22Z,",   # the same fill twice: two orders
-    "MSFT,sell,5,420.10,0,2026-04-20T15:00:00Z,",
-    "AAPL,buy,100,189.42,1,2026-04-20T14:31:22Z,own-id",
-]) + "\n"
+FILLS = (
+    "\n".join(
+        [
+            HEADER,
+            "AAPL,buy,100,189.42,1,2026-04-20T14:31:22Z,",
+            "AAPL,buy,100,189.42,1,2026-04-20T14:31:22Z,",  # the same fill twice: two orders
+            "MSFT,sell,5,420.10,0,2026-04-20T15:00:00Z,",
+            "AAPL,buy,100,189.42,1,2026-04-20T14:31:22Z,own-id",
+        ]
+    )
+    + "\n"
+)
 
 
 def test_derived_ids_are_stable_across_runs_and_separate_identical_rows():
@@ -197,7 +238,8 @@ def test_derived_ids_do_not_depend_on_line_numbers_column_order_extra_columns_or
     lines = FILLS.splitlines()
     assert sorted(ids_of("\n".join([lines[0], lines[3], lines[1], "", lines[2], lines[4]]))) == sorted(base)
     reordered = "executed_at,fees,price,quantity,side,symbol,order_id,account\n" + "".join(
-        ",".join(reversed(line.split(",")[:6])) + f",{line.split(',')[6]},U1\n" for line in lines[1:])
+        ",".join(reversed(line.split(",")[:6])) + f",{line.split(',')[6]},U1\n" for line in lines[1:]
+    )
     assert ids_of(reordered) == base
     # the ids identify the file's rows, not their reading: a corrected --tz does not re-import a file
     assert ids_of(FILLS, options(tz="America/New_York")) == base
@@ -241,8 +283,7 @@ def _file(n: int, bad: dict[int, str] | None = None) -> bytes:
 
 
 def run_import(data: bytes, client, opts: ImportOptions | None = None, parallel: int = 1) -> ImportSummary:
-    return import_orders(io.BytesIO(data), opts or options(), client, ImportSummary("f.csv", "csv"),
-                         parallel=parallel)
+    return import_orders(io.BytesIO(data), opts or options(), client, ImportSummary("f.csv", "csv"), parallel=parallel)
 
 
 @pytest.mark.parametrize("name_index", [True, False])
@@ -266,7 +307,9 @@ def test_invalid_rows_are_not_sent_and_a_rerun_is_all_duplicates():
     first = run_import(data, client)
     assert (first.accepted, first.duplicates) == (8, 0)
     assert sorted((r["line"], r["reason"][:18]) for r in first.rejected) == [
-        (4, "Invalid symbol 'BA"), (6, "`quantity` must be")]
+        (4, "Invalid symbol 'BA"),
+        (6, "`quantity` must be"),
+    ]
     assert client.calls == [8]
     again = run_import(data, client)
     assert (again.accepted, again.duplicates, len(again.rejected)) == (0, 8, 2)
@@ -291,18 +334,23 @@ def test_the_file_is_streamed_one_batch_at_a_time():
 # ---------------------------------------------------------------- the commands
 
 
-NAV = NavSeries(strategy_id=UUID(STRATEGY), series=[
-    NavRow(date(2026, 4, 20), Decimal("981058.00"), Decimal("18942"), Decimal("1000000.00"), Decimal("1000000")),
-    NavRow(date(2026, 4, 21), Decimal("981058.00"), Decimal("19105.0"), Decimal("1000163.0"), Decimal(0)),
-])
+NAV = NavSeries(
+    strategy_id=UUID(STRATEGY),
+    series=[
+        NavRow(date(2026, 4, 20), Decimal("981058.00"), Decimal("18942"), Decimal("1000000.00"), Decimal("1000000")),
+        NavRow(date(2026, 4, 21), Decimal("981058.00"), Decimal("19105.0"), Decimal("1000163.0"), Decimal(0)),
+    ],
+)
 
 
 def test_nav_csv_has_the_servers_columns_and_exact_decimals():
     out = io.StringIO()
     write_nav_csv(NAV, out)
-    assert out.getvalue() == ("date,cash,market_value,total_equity,external_flow\n"
-                              "2026-04-20,981058.00,18942,1000000.00,1000000\n"
-                              "2026-04-21,981058.00,19105.0,1000163.0,0\n")
+    assert out.getvalue() == (
+        "date,cash,market_value,total_equity,external_flow\n"
+        "2026-04-20,981058.00,18942,1000000.00,1000000\n"
+        "2026-04-21,981058.00,19105.0,1000163.0,0\n"
+    )
 
 
 class ReadClient:
@@ -362,18 +410,28 @@ def test_nav_command_json_and_table(env, capsys):
     _use(env, ReadClient())
     cli.main(["nav", "--json", "--url", "http://other:8000/", "--strategy", STRATEGY])
     body = json.loads(capsys.readouterr().out)
-    assert body["series"][1] == {"date": "2026-04-21", "cash": 981058.00, "market_value": 19105.0,
-                                 "total_equity": 1000163.0, "external_flow": 0}
+    assert body["series"][1] == {
+        "date": "2026-04-21",
+        "cash": 981058.00,
+        "market_value": 19105.0,
+        "total_equity": 1000163.0,
+        "external_flow": 0,
+    }
     cli.main(["nav"])
     table = capsys.readouterr().out
     assert "2026-04-21" in table and "1,000,163.00" in table
 
 
-@pytest.mark.parametrize("error, message", [
-    (Unauthorized(401, "Invalid API key"), "the API key was refused (401: Invalid API key)"),
-    (TransportError("GET /x: ConnectError", OSError("connection refused")),
-     "cannot reach BotRanks at http://127.0.0.1:9 (connection refused): is `botranks up` running?"),
-])
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (Unauthorized(401, "Invalid API key"), "the API key was refused (401: Invalid API key)"),
+        (
+            TransportError("GET /x: ConnectError", OSError("connection refused")),
+            "cannot reach BotRanks at http://127.0.0.1:9 (connection refused): is `botranks up` running?",
+        ),
+    ],
+)
 def test_errors_are_one_line_and_exit_2(env, capsys, error, message):
     _use(env, ReadClient(error))
     with pytest.raises(SystemExit) as exit:
@@ -389,7 +447,8 @@ def test_missing_key_or_strategy_exit_2(env, capsys):
     with pytest.raises(SystemExit) as exit:
         cli.main(["state"])
     assert exit.value.code == 2 and capsys.readouterr().err == (
-        "botranks: no API key: set FQ_API_KEY or pass --api-key\n")
+        "botranks: no API key: set FQ_API_KEY or pass --api-key\n"
+    )
     with pytest.raises(SystemExit) as exit:
         cli.main(["performance", "--api-key", "k", "--strategy", "not-a-uuid"])
     assert exit.value.code == 2 and "must be a UUID" in capsys.readouterr().err
@@ -416,9 +475,11 @@ def test_import_command_json_summary_and_exit_code(env, tmp_path, capsys):
     assert exit.value.code == 1
     summary = json.loads(capsys.readouterr().out)
     assert (summary["rows"], summary["accepted"], summary["duplicates"]) == (5, 4, 0)
-    assert summary["rejected"] == [{"line": 5, "reason": "No market data available for NODATA at "
-                                                         "2026-04-20T00:00:00Z"}]
-    assert summary["rows_per_s"] > 0 and [options for _, options in made] == [{"max_retries": 2}, {"timeout": 60.0, "read_your_writes": False}]
+    assert summary["rejected"] == [{"line": 5, "reason": "No market data available for NODATA at 2026-04-20T00:00:00Z"}]
+    assert summary["rows_per_s"] > 0 and [options for _, options in made] == [
+        {"max_retries": 2},
+        {"timeout": 60.0, "read_your_writes": False},
+    ]
     with pytest.raises(SystemExit) as exit:  # again: a no-op, the same row rejected
         cli.main(["orders", "import", str(path), "-q"])
     out = capsys.readouterr().out
@@ -429,7 +490,9 @@ def test_import_command_json_summary_and_exit_code(env, tmp_path, capsys):
 
 def test_row_reason_drops_the_batch_index():
     assert row_reason("No market data available for X at 2026-04-20T00:00:00Z (orders[12])") == (
-        "No market data available for X at 2026-04-20T00:00:00Z")
+        "No market data available for X at 2026-04-20T00:00:00Z"
+    )
     assert row_reason("`orders[3].executed_at` is more than 5 minutes in the future") == (
-        "`executed_at` is more than 5 minutes in the future")
+        "`executed_at` is more than 5 minutes in the future"
+    )
     assert row_reason("Expected `str` - at `$.orders[0].symbol`") == "Expected `str` - at `symbol`"

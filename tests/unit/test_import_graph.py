@@ -8,9 +8,13 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = {"libs": ROOT / "libs", "services": ROOT / "services", "tools": ROOT / "tools",
-            "botranks_domain": ROOT / "libs" / "domain" / "botranks_domain",
-            "botranks_client": ROOT / "clients" / "python" / "botranks_client"}
+PACKAGES = {
+    "libs": ROOT / "libs",
+    "services": ROOT / "services",
+    "tools": ROOT / "tools",
+    "botranks_domain": ROOT / "libs" / "domain" / "botranks_domain",
+    "botranks_client": ROOT / "clients" / "python" / "botranks_client",
+}
 
 
 def modules() -> dict[str, Path]:
@@ -41,7 +45,7 @@ def import_graph() -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(up + ([base] if base else []))
                 targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
             else:

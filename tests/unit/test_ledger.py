@@ -25,21 +25,52 @@ T0 = datetime(2026, 1, 5, 15, tzinfo=UTC)
 
 
 def mk_order(side, qty, price, fees="0", symbol="AAPL", status="filled", at=T0):
-    return OrderRecorded(Order(
-        id=uuid.uuid4(), strategy_id=SID, symbol=symbol, side=side, quantity=D(str(qty)), price=D(str(price)),
-        fees=D(str(fees)), order_type="market", status=status, executed_at=at, created_at=at,
-        external_order_id=None, details=None))
+    return OrderRecorded(
+        Order(
+            id=uuid.uuid4(),
+            strategy_id=SID,
+            symbol=symbol,
+            side=side,
+            quantity=D(str(qty)),
+            price=D(str(price)),
+            fees=D(str(fees)),
+            order_type="market",
+            status=status,
+            executed_at=at,
+            created_at=at,
+            external_order_id=None,
+            details=None,
+        )
+    )
 
 
 def mk_cash(kind, amount, at=T0):
-    return CashRecorded(CashEvent(id=uuid.uuid4(), strategy_id=SID, event_type=kind, amount=D(str(amount)),
-                                  occurred_at=at, external_id=None, related_symbol=None, note=None, created_at=at))
+    return CashRecorded(
+        CashEvent(
+            id=uuid.uuid4(),
+            strategy_id=SID,
+            event_type=kind,
+            amount=D(str(amount)),
+            occurred_at=at,
+            external_id=None,
+            related_symbol=None,
+            note=None,
+            created_at=at,
+        )
+    )
 
 
 def mk_snapshot(positions, at=T0):
-    return PositionsSnapshotted(PositionsSnapshot(
-        id=uuid.uuid4(), strategy_id=SID, positions=[SnapshotPosition(s, D(str(q)), D(str(b))) for s, q, b in positions],
-        log_deltas=True, taken_at=at, created_at=at))
+    return PositionsSnapshotted(
+        PositionsSnapshot(
+            id=uuid.uuid4(),
+            strategy_id=SID,
+            positions=[SnapshotPosition(s, D(str(q)), D(str(b))) for s, q, b in positions],
+            log_deltas=True,
+            taken_at=at,
+            created_at=at,
+        )
+    )
 
 
 def test_long_to_short_flip_with_fees():
@@ -69,8 +100,9 @@ def test_pending_and_cancelled_move_nothing():
 
 
 def test_dividend_on_a_short_and_withdrawal():
-    ledger = fold([mk_cash("deposit", 1000), mk_order("sell", 5, 20), mk_cash("dividend", "-2.50"),
-                   mk_cash("withdraw", -100)])
+    ledger = fold(
+        [mk_cash("deposit", 1000), mk_order("sell", 5, 20), mk_cash("dividend", "-2.50"), mk_cash("withdraw", -100)]
+    )
     assert ledger.cash == D("997.50") and ledger.external_flows == D(900)
 
 
@@ -78,8 +110,7 @@ def test_snapshot_replaces_positions_and_reports_deltas_not_cash():
     ledger = Ledger()
     fold([mk_cash("deposit", 500), mk_order("buy", 10, 10), mk_order("buy", 1, 5, symbol="MSFT")], ledger)
     deltas = ledger.apply(mk_snapshot([("AAPL", 10, 10), ("KO", 3, 60)]))
-    assert {(d.symbol, d.derived_quantity, d.snapshot_quantity) for d in deltas} == {
-        ("KO", 0, 3), ("MSFT", 1, 0)}
+    assert {(d.symbol, d.derived_quantity, d.snapshot_quantity) for d in deltas} == {("KO", 0, 3), ("MSFT", 1, 0)}
     assert set(ledger.positions) == {"AAPL", "KO"} and ledger.cash == D(500 - 100 - 5)
 
 
@@ -88,13 +119,23 @@ def test_snapshot_replaces_positions_and_reports_deltas_not_cash():
 qty = st.decimals(min_value=D("0.001"), max_value=D(1000), places=3)
 price = st.decimals(min_value=D("0.01"), max_value=D(5000), places=2)
 fees = st.decimals(min_value=D(0), max_value=D(20), places=2)
-orders = st.builds(mk_order, st.sampled_from(["buy", "sell"]), qty, price, fees,
-                   st.sampled_from(["AAPL", "MSFT", "BTC-USD"]), st.sampled_from(["filled", "partial", "pending", "cancelled"]))
+orders = st.builds(
+    mk_order,
+    st.sampled_from(["buy", "sell"]),
+    qty,
+    price,
+    fees,
+    st.sampled_from(["AAPL", "MSFT", "BTC-USD"]),
+    st.sampled_from(["filled", "partial", "pending", "cancelled"]),
+)
 cash_events = st.one_of(
     st.builds(mk_cash, st.just("deposit"), price),
     st.builds(mk_cash, st.just("withdraw"), price.map(lambda p: -p)),
-    st.builds(mk_cash, st.sampled_from(["dividend", "interest", "fee", "adjustment"]),
-              st.decimals(min_value=D(-100), max_value=D(100), places=2)),
+    st.builds(
+        mk_cash,
+        st.sampled_from(["dividend", "interest", "fee", "adjustment"]),
+        st.decimals(min_value=D(-100), max_value=D(100), places=2),
+    ),
 )
 
 
@@ -114,7 +155,9 @@ def test_cash_identity_and_positive_basis(events):
     net = {}
     for e in events:
         if isinstance(e, OrderRecorded) and e.order.status in ("filled", "partial"):
-            net[e.order.symbol] = net.get(e.order.symbol, 0) + (e.order.quantity if e.order.side == "buy" else -e.order.quantity)
+            net[e.order.symbol] = net.get(e.order.symbol, 0) + (
+                e.order.quantity if e.order.side == "buy" else -e.order.quantity
+            )
     assert {s: h.quantity for s, h in ledger.positions.items()} == {s: q for s, q in net.items() if q != 0}
 
 
@@ -130,5 +173,6 @@ def test_folding_in_two_parts_equals_folding_at_once(events, cut):
     whole = fold(events)
     parts = fold(events[cut:], fold(events[:cut]).copy())
     assert (whole.cash, whole.realized_pnl) == (parts.cash, parts.realized_pnl)
-    assert {s: (h.quantity, h.cost_basis) for s, h in whole.positions.items()} == \
-           {s: (h.quantity, h.cost_basis) for s, h in parts.positions.items()}
+    assert {s: (h.quantity, h.cost_basis) for s, h in whole.positions.items()} == {
+        s: (h.quantity, h.cost_basis) for s, h in parts.positions.items()
+    }

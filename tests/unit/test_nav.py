@@ -16,11 +16,13 @@ def at(day: str, hour: int = 15) -> datetime:
 
 # Mon 2026-01-05 .. Mon 2026-01-12: SPY and AAPL trade on weekdays, BTC-USD every day
 WEEKDAYS = ["2026-01-05", "2026-01-06", "2026-01-07", "2026-01-08", "2026-01-09", "2026-01-12"]
-PRICES = PriceBook({
-    "SPY": [(date.fromisoformat(d), D(400 + i)) for i, d in enumerate(WEEKDAYS)],
-    "AAPL": [(date.fromisoformat(d), D(100 + 2 * i)) for i, d in enumerate(WEEKDAYS)],
-    "BTC-USD": [(date(2026, 1, 5 + i), D(40000 + 100 * i)) for i in range(8)],
-})
+PRICES = PriceBook(
+    {
+        "SPY": [(date.fromisoformat(d), D(400 + i)) for i, d in enumerate(WEEKDAYS)],
+        "AAPL": [(date.fromisoformat(d), D(100 + 2 * i)) for i, d in enumerate(WEEKDAYS)],
+        "BTC-USD": [(date(2026, 1, 5 + i), D(40000 + 100 * i)) for i in range(8)],
+    }
+)
 
 
 def rows(result):
@@ -47,8 +49,11 @@ def test_weekend_deposit_lands_on_monday_and_marks_use_last_close():
 
 
 def test_crypto_holding_adds_weekend_days_and_inception_is_first_event_day():
-    events = [mk_cash("deposit", 50000, at("2026-01-06")), mk_order("buy", 1, 40000, "0", "BTC-USD", at=at("2026-01-09", 12)),
-              mk_order("sell", 1, 40300, "0", "BTC-USD", at=at("2026-01-11", 12))]
+    events = [
+        mk_cash("deposit", 50000, at("2026-01-06")),
+        mk_order("buy", 1, 40000, "0", "BTC-USD", at=at("2026-01-09", 12)),
+        mk_order("sell", 1, 40300, "0", "BTC-USD", at=at("2026-01-11", 12)),
+    ]
     result = derive(LedgerState(), events, PRICES, "SPY", None, date(2026, 1, 12), date(2026, 1, 6))
     days = [r.date.isoformat() for r in result.nav]
     # Saturday is a NAV day (BTC held at its end); Sunday is not (sold that day; SPY has no bar)
@@ -57,16 +62,19 @@ def test_crypto_holding_adds_weekend_days_and_inception_is_first_event_day():
 
 
 def test_snapshot_market_value_is_an_external_flow_and_deltas_are_reported():
-    events = [mk_cash("deposit", 1000, at("2026-01-05")),
-              mk_snapshot([("AAPL", 10, 90)], at("2026-01-06"))]
+    events = [mk_cash("deposit", 1000, at("2026-01-05")), mk_snapshot([("AAPL", 10, 90)], at("2026-01-06"))]
     result = derive(LedgerState(), events, PRICES, "SPY", None, date(2026, 1, 7), date(2026, 1, 5))
     assert rows(result)[1] == ("2026-01-06", D(1000), D(1020), D(2020), D(1020))
     assert [(d.symbol, d.snapshot_quantity) for _, d in result.reconciliation] == [("AAPL", D(10))]
 
 
 def test_resuming_from_a_checkpoint_equals_deriving_at_once():
-    events = [mk_cash("deposit", 1000, at("2026-01-05")), mk_order("buy", 3, 102, at=at("2026-01-06")),
-              mk_cash("withdraw", -100, at("2026-01-10")), mk_order("sell", 1, 108, at=at("2026-01-12"))]
+    events = [
+        mk_cash("deposit", 1000, at("2026-01-05")),
+        mk_order("buy", 3, 102, at=at("2026-01-06")),
+        mk_cash("withdraw", -100, at("2026-01-10")),
+        mk_order("sell", 1, 108, at=at("2026-01-12")),
+    ]
     whole = derive(LedgerState(), events, PRICES, "SPY", None, date(2026, 1, 12), date(2026, 1, 5))
     first = derive(LedgerState(), events[:2], PRICES, "SPY", None, date(2026, 1, 8), date(2026, 1, 5))
     state = decode_state(encode_state(first.final))

@@ -35,8 +35,16 @@ def _operations(doc):
             yield path, method, op
 
 
-REQUEST_STRUCTS = [model.OrdersBatchIn, model.OrderIn, model.CashIn, model.SnapshotIn, model.PositionIn,
-                   accounts.Credentials, accounts.StrategyIn, accounts.ApiKeyIn]
+REQUEST_STRUCTS = [
+    model.OrdersBatchIn,
+    model.OrderIn,
+    model.CashIn,
+    model.SnapshotIn,
+    model.PositionIn,
+    accounts.Credentials,
+    accounts.StrategyIn,
+    accounts.ApiKeyIn,
+]
 
 
 @pytest.mark.parametrize("struct", REQUEST_STRUCTS, ids=lambda s: s.__name__)
@@ -48,12 +56,16 @@ def test_request_bodies_refuse_unknown_fields_as_the_server_does(doc, struct):
 
 
 def _minimal(struct) -> dict:
-    return {"OrdersBatchIn": {"orders": [{"symbol": "A", "side": "buy", "quantity": 1}]},
-            "OrderIn": {"symbol": "A", "side": "buy", "quantity": 1},
-            "CashIn": {"event_type": "fee", "amount": -1}, "SnapshotIn": {"positions": []},
-            "PositionIn": {"symbol": "A", "quantity": 0, "cost_basis": 0},
-            "Credentials": {"email": "a@b.co", "password": "p" * 12}, "StrategyIn": {"name": "n"},
-            "ApiKeyIn": {"name": "n"}}[struct.__name__]
+    return {
+        "OrdersBatchIn": {"orders": [{"symbol": "A", "side": "buy", "quantity": 1}]},
+        "OrderIn": {"symbol": "A", "side": "buy", "quantity": 1},
+        "CashIn": {"event_type": "fee", "amount": -1},
+        "SnapshotIn": {"positions": []},
+        "PositionIn": {"symbol": "A", "quantity": 0, "cost_basis": 0},
+        "Credentials": {"email": "a@b.co", "password": "p" * 12},
+        "StrategyIn": {"name": "n"},
+        "ApiKeyIn": {"name": "n"},
+    }[struct.__name__]
 
 
 def test_the_constraints_the_server_enforces_are_declared(doc):
@@ -95,8 +107,13 @@ def test_two_ways_in_and_tags_on_every_operation(doc):
 
 def test_the_public_json_is_documented(doc):
     public = {path for path, _, op in _operations(doc) if op["tags"] == ["Public data"]}
-    assert public == {"/p/leaderboard", "/p/strategies/{strategy_id}", "/p/strategies/{strategy_id}/series",
-                      "/p/strategies/{strategy_id}/nav.csv", "/p/strategies/{strategy_id}/events.jsonl"}
+    assert public == {
+        "/p/leaderboard",
+        "/p/strategies/{strategy_id}",
+        "/p/strategies/{strategy_id}/series",
+        "/p/strategies/{strategy_id}/nav.csv",
+        "/p/strategies/{strategy_id}/events.jsonl",
+    }
     refs = re.findall(r'"\$ref": "([^"]+)"', msgspec.json.encode(doc).decode().replace('":"', '": "'))
     assert all(ref.removeprefix("#/components/schemas/") in doc["components"]["schemas"] for ref in refs)
 
@@ -107,14 +124,17 @@ def test_each_api_serves_the_document_of_both(surface, doc):
     assert set(doc["paths"]) >= set(command_only) | set(query_only)
 
 
-@pytest.mark.parametrize("path, methods", [
-    (f"/api/v1/strategies/{SID}/state", {"GET", "OPTIONS"}),  # query_api's only
-    (f"/api/v1/strategies/{SID}/positions/snapshot", {"POST", "OPTIONS"}),  # command_api's only
-    (f"/api/v1/strategies/{SID}/orders", {"GET", "POST", "OPTIONS"}),  # both
-    ("/strategies/", {"GET", "POST", "OPTIONS"}),
-    ("/p/strategies/anything/events.jsonl", {"GET", "OPTIONS"}),
-    ("/api/v1/strategies/not-a-uuid/state", {"GET", "OPTIONS"}),  # 405 for POST, 404 for GET (as Litestar)
-    ("/nowhere", set()),
-])
+@pytest.mark.parametrize(
+    "path, methods",
+    [
+        (f"/api/v1/strategies/{SID}/state", {"GET", "OPTIONS"}),  # query_api's only
+        (f"/api/v1/strategies/{SID}/positions/snapshot", {"POST", "OPTIONS"}),  # command_api's only
+        (f"/api/v1/strategies/{SID}/orders", {"GET", "POST", "OPTIONS"}),  # both
+        ("/strategies/", {"GET", "POST", "OPTIONS"}),
+        ("/p/strategies/anything/events.jsonl", {"GET", "OPTIONS"}),
+        ("/api/v1/strategies/not-a-uuid/state", {"GET", "OPTIONS"}),  # 405 for POST, 404 for GET (as Litestar)
+        ("/nowhere", set()),
+    ],
+)
 def test_the_methods_of_a_path_across_both_apis(surface, path, methods):
     assert surface.methods(path) == methods

@@ -25,17 +25,42 @@ from botranks_domain.performance import compute_performance
 
 SQRT252 = math.sqrt(252)
 TOP_KEYS = {
-    "inception_date", "latest_date", "days", "years", "starting_equity", "ending_equity",
-    "total_return", "cagr", "volatility_annualized", "downside_volatility_annualized",
-    "sharpe_ratio", "sortino_ratio", "calmar_ratio", "drawdown", "monthly_returns",
-    "yearly_returns", "benchmark", "warnings",
+    "inception_date",
+    "latest_date",
+    "days",
+    "years",
+    "starting_equity",
+    "ending_equity",
+    "total_return",
+    "cagr",
+    "volatility_annualized",
+    "downside_volatility_annualized",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "calmar_ratio",
+    "drawdown",
+    "monthly_returns",
+    "yearly_returns",
+    "benchmark",
+    "warnings",
 }
 DRAWDOWN_KEYS = {"max_drawdown", "max_drawdown_duration_days", "current_drawdown"}
 BENCHMARK_KEYS = {
-    "symbol", "beta", "alpha_annualized", "tracking_error_annualized", "information_ratio",
+    "symbol",
+    "beta",
+    "alpha_annualized",
+    "tracking_error_annualized",
+    "information_ratio",
     "benchmark_total_return",
 }
-RATIOS = ("cagr", "volatility_annualized", "downside_volatility_annualized", "sharpe_ratio", "sortino_ratio", "calmar_ratio")
+RATIOS = (
+    "cagr",
+    "volatility_annualized",
+    "downside_volatility_annualized",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "calmar_ratio",
+)
 
 
 def nav_frame(days, equity, flows=None) -> pl.DataFrame:
@@ -87,8 +112,16 @@ def assert_shape(res: dict, with_benchmark: bool) -> None:
 # NAV: 100 -> 110 -> 99 -> 99 -> 108.9 -> 103.455 -> 108.62775 -> 108.62775 -> 97.764975
 #      -> 115.3626705
 HAND_DAYS = [
-    "2024-01-26", "2024-01-29", "2024-01-30", "2024-01-31", "2024-02-01",
-    "2024-02-02", "2024-02-05", "2024-02-06", "2024-02-07", "2024-02-08",
+    "2024-01-26",
+    "2024-01-29",
+    "2024-01-30",
+    "2024-01-31",
+    "2024-02-01",
+    "2024-02-02",
+    "2024-02-05",
+    "2024-02-06",
+    "2024-02-07",
+    "2024-02-08",
 ]
 HAND_NAV = [100, 110, 99, 99, 108.9, 103.455, 108.62775, 108.62775, 97.764975, 115.3626705]
 
@@ -150,7 +183,9 @@ def test_risk_free_rate_shifts_sharpe_and_sortino_by_hand():
 def test_deposits_are_not_gains():
     # 1M deposited, +1%, another 1M deposited at the start of day 3, +1% on 2.01M
     res = compute_performance(
-        nav_frame(["2025-03-03", "2025-03-04", "2025-03-05"], [1_000_000, 1_010_000, 2_030_100], [1_000_000, 0, 1_000_000]),
+        nav_frame(
+            ["2025-03-03", "2025-03-04", "2025-03-05"], [1_000_000, 1_010_000, 2_030_100], [1_000_000, 0, 1_000_000]
+        ),
         None,
         None,
     )
@@ -166,7 +201,9 @@ def test_deposits_are_not_gains():
 def test_deposit_does_not_fake_a_recovery():
     # -10%, then a deposit lifts raw NAV far above its old peak while performance is flat
     res = compute_performance(
-        nav_frame(["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-06"], [1000, 900, 1900, 1900], [1000, 0, 1000, 0]),
+        nav_frame(
+            ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-06"], [1000, 900, 1900, 1900], [1000, 0, 1000, 0]
+        ),
         None,
         None,
     )
@@ -202,8 +239,12 @@ def test_one_day_history_has_no_ratios():
     assert res["drawdown"] == {"max_drawdown": 0.0, "max_drawdown_duration_days": 0, "current_drawdown": 0.0}
     assert res["monthly_returns"] == {"2025-05": 0.0}
     assert res["benchmark"] == {
-        "symbol": "SPY", "beta": None, "alpha_annualized": None, "tracking_error_annualized": None,
-        "information_ratio": None, "benchmark_total_return": 0.0,
+        "symbol": "SPY",
+        "beta": None,
+        "alpha_annualized": None,
+        "tracking_error_annualized": None,
+        "information_ratio": None,
+        "benchmark_total_return": 0.0,
     }
 
 
@@ -237,8 +278,12 @@ def test_benchmark_without_common_dates():
         nav_frame(["2025-01-04", "2025-01-05"], [100, 101]), bench_frame(["2025-01-06"], [10]), "SPY"
     )
     assert res["benchmark"] == {
-        "symbol": "SPY", "beta": None, "alpha_annualized": None, "tracking_error_annualized": None,
-        "information_ratio": None, "benchmark_total_return": None,
+        "symbol": "SPY",
+        "beta": None,
+        "alpha_annualized": None,
+        "tracking_error_annualized": None,
+        "information_ratio": None,
+        "benchmark_total_return": None,
     }
 
 
@@ -251,14 +296,32 @@ def test_crypto_strategy_against_weekday_benchmark_on_the_common_grid():
         [1000, 0, 0, 0, 0, 0, 500, 0, 0, 0],
     )
     bench = bench_frame(
-        ["2023-12-29", "2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08", "2024-01-09", "2024-01-10"],
+        [
+            "2023-12-29",
+            "2024-01-01",
+            "2024-01-02",
+            "2024-01-03",
+            "2024-01-04",
+            "2024-01-05",
+            "2024-01-08",
+            "2024-01-09",
+            "2024-01-10",
+        ],
         [95, 100, 101, 100, 102, 103, 104, 103, 105],
     )
     res = compute_performance(nav, bench, "SPY")
     assert_shape(res, with_benchmark=True)
     # Common dates: Jan 1-5, 8, 9, 10. Friday -> Monday folds the weekend, and Sunday's
     # deposit becomes Monday's flow: 1560 / (1030 + 500) - 1.
-    r = [1010 / 1000 - 1, 1005 / 1010 - 1, 1020 / 1005 - 1, 1030 / 1020 - 1, 1560 / 1530 - 1, 1545 / 1560 - 1, 1570 / 1545 - 1]
+    r = [
+        1010 / 1000 - 1,
+        1005 / 1010 - 1,
+        1020 / 1005 - 1,
+        1030 / 1020 - 1,
+        1560 / 1530 - 1,
+        1545 / 1560 - 1,
+        1570 / 1545 - 1,
+    ]
     b = [101 / 100 - 1, 100 / 101 - 1, 102 / 100 - 1, 103 / 102 - 1, 104 / 103 - 1, 103 / 104 - 1, 105 / 103 - 1]
     beta = statistics.covariance(r, b) / statistics.variance(b)
     active = [x - y for x, y in zip(r, b)]
@@ -293,6 +356,7 @@ def test_duplicate_and_unsorted_benchmark_rows():
 # property cross-check against empyrical
 # --------------------------------------------------------------------------------------
 
+
 @st.composite
 def histories(draw, with_flows: bool, with_benchmark: bool):
     n = draw(st.integers(min_value=1, max_value=60))
@@ -301,7 +365,9 @@ def histories(draw, with_flows: bool, with_benchmark: bool):
     days = [start]
     for g in gaps:
         days.append(days[-1] + timedelta(days=g))
-    returns = draw(st.lists(st.floats(min_value=-0.25, max_value=0.25, allow_nan=False), min_size=n - 1, max_size=n - 1))
+    returns = draw(
+        st.lists(st.floats(min_value=-0.25, max_value=0.25, allow_nan=False), min_size=n - 1, max_size=n - 1)
+    )
     equity = [draw(st.floats(min_value=100.0, max_value=1e7))]
     flows = [equity[0]]
     for ret in returns:
@@ -429,7 +495,11 @@ def reference_grid(days, equity, flows, bdays, closes):
     g = m[common].reset_index(drop=True)
     eq, F, c = g["eq"].to_numpy(float), g["F"].to_numpy(float), g["close"].to_numpy(float)
     base = eq[:-1] + F[1:]
-    ill = bool(np.any(g["inexact"].to_numpy(bool)[1:] & (np.abs(base) < 1e-3 * (np.abs(eq[:-1]) + g["F_abs"].to_numpy(float)[1:]))))
+    ill = bool(
+        np.any(
+            g["inexact"].to_numpy(bool)[1:] & (np.abs(base) < 1e-3 * (np.abs(eq[:-1]) + g["F_abs"].to_numpy(float)[1:]))
+        )
+    )
     r = twr(eq, F)
     b = c[1:] / c[:-1] - 1.0
     ok = ~np.isnan(r) & ~np.isnan(b)
@@ -454,7 +524,9 @@ def check_benchmark(days, equity, flows, bench, rf, res) -> bool:
         assert_close(out["beta"], ep.beta(r, b, risk_free=rf_d), "beta")
         assert_close(out["alpha_annualized"], ep.alpha(r, b, risk_free=rf_d), "alpha")
     active = r - b
-    assert_close(out["tracking_error_annualized"], float(np.std(active, ddof=1)) * SQRT252 if np.ptp(active) else 0.0, "te")
+    assert_close(
+        out["tracking_error_annualized"], float(np.std(active, ddof=1)) * SQRT252 if np.ptp(active) else 0.0, "te"
+    )
     if well_conditioned(active) or np.ptp(active) == 0:
         assert_close(out["information_ratio"], ep.excess_sharpe(r, b) * SQRT252, "information_ratio")
     return True
@@ -534,9 +606,14 @@ def test_rejects_datetime_dates():
 
 
 def test_negative_equity_nulls_every_return_figure_and_says_why():
-    nav = pl.DataFrame({"date": [date(2026, 1, d) for d in (5, 6, 7, 8)],
-                        "total_equity": [1000.0, -50.0, 900.0, 950.0], "external_flow": [1000.0, 0.0, 900.0, 0.0],
-                        "cash": [1000.0, -50.0, 900.0, 950.0]})
+    nav = pl.DataFrame(
+        {
+            "date": [date(2026, 1, d) for d in (5, 6, 7, 8)],
+            "total_equity": [1000.0, -50.0, 900.0, 950.0],
+            "external_flow": [1000.0, 0.0, 900.0, 0.0],
+            "cash": [1000.0, -50.0, 900.0, 950.0],
+        }
+    )
     bench = pl.DataFrame({"date": [date(2026, 1, d) for d in (5, 6, 7, 8)], "close": [10.0, 11.0, 12.0, 13.0]})
     res = compute_performance(nav, bench, "SPY")
     assert [w["code"] for w in res["warnings"]] == ["negative_equity", "negative_cash"]
@@ -548,8 +625,14 @@ def test_negative_equity_nulls_every_return_figure_and_says_why():
 
 
 def test_negative_cash_is_a_warning_and_the_figures_stand():
-    nav = pl.DataFrame({"date": [date(2026, 1, d) for d in (5, 6, 7)], "total_equity": [100.0, 110.0, 121.0],
-                        "external_flow": [100.0, 0.0, 0.0], "cash": [-18000.0, -18000.0, -18000.0]})
+    nav = pl.DataFrame(
+        {
+            "date": [date(2026, 1, d) for d in (5, 6, 7)],
+            "total_equity": [100.0, 110.0, 121.0],
+            "external_flow": [100.0, 0.0, 0.0],
+            "cash": [-18000.0, -18000.0, -18000.0],
+        }
+    )
     res = compute_performance(nav, None, None)
     assert [w["code"] for w in res["warnings"]] == ["negative_cash"]
     assert res["total_return"] == pytest.approx(0.21)

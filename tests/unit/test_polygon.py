@@ -28,14 +28,29 @@ def ms(day: str, hour: int = 5) -> int:
 
 
 def agg(day: str, c: float, hour: int = 5) -> dict:
-    return {"v": 7.09e7, "vw": c - 0.1, "o": c - 1, "c": c, "h": c + 1.5, "l": c - 2.25,
-            "t": ms(day, hour), "n": 541277}
+    return {
+        "v": 7.09e7,
+        "vw": c - 0.1,
+        "o": c - 1,
+        "c": c,
+        "h": c + 1.5,
+        "l": c - 2.25,
+        "t": ms(day, hour),
+        "n": 541277,
+    }
 
 
 def page(ticker: str, results: list[dict], next_url: str | None = None, status: str = "OK") -> dict:
-    body = {"ticker": ticker, "queryCount": len(results), "resultsCount": len(results),
-            "adjusted": False, "results": results, "status": status,
-            "request_id": "6a7e466379af0a71039d60cc78e72282", "count": len(results)}
+    body = {
+        "ticker": ticker,
+        "queryCount": len(results),
+        "resultsCount": len(results),
+        "adjusted": False,
+        "results": results,
+        "status": status,
+        "request_id": "6a7e466379af0a71039d60cc78e72282",
+        "count": len(results),
+    }
     if next_url:
         body["next_url"] = next_url
     return body
@@ -54,8 +69,9 @@ def test_pagination_across_two_pages_with_api_key_on_both():
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.url)
         if "cursor" not in request.url.params:
-            return httpx.Response(200, json=page("AAPL", [agg("2024-01-02", 185.64), agg("2024-01-03", 184.25)],
-                                                 next_url=cursor))
+            return httpx.Response(
+                200, json=page("AAPL", [agg("2024-01-02", 185.64), agg("2024-01-03", 184.25)], next_url=cursor)
+            )
         return httpx.Response(200, json=page("AAPL", [agg("2024-01-04", 181.91)]))
 
     client, sleeps = make(handler)
@@ -65,7 +81,12 @@ def test_pagination_across_two_pages_with_api_key_on_both():
     assert all(b.symbol == "AAPL" for b in bars)
     first = bars[0]
     assert (first.close, first.open, first.high, first.low, first.volume) == (
-        Decimal("185.64"), Decimal("184.64"), Decimal("187.14"), Decimal("183.39"), Decimal("70900000.0"))
+        Decimal("185.64"),
+        Decimal("184.64"),
+        Decimal("187.14"),
+        Decimal("183.39"),
+        Decimal("70900000.0"),
+    )
     assert len(seen) == 2 and sleeps == []
     assert seen[0].path == "/v2/aggs/ticker/AAPL/range/1/day/2024-01-01/2024-01-05"
     assert dict(seen[0].params) == {"adjusted": "false", "sort": "asc", "limit": "50000", "apiKey": KEY}
@@ -86,21 +107,31 @@ def test_crypto_symbol_maps_both_ways():
     def handler(request: httpx.Request) -> httpx.Response:
         paths.append(request.url.path)
         # crypto bars start at midnight UTC, every calendar day
-        return httpx.Response(200, json=page("X:BTCUSD", [agg("2024-01-06", 43929.1, hour=0),
-                                                          agg("2024-01-07", 43934.6, hour=0)]))
+        return httpx.Response(
+            200, json=page("X:BTCUSD", [agg("2024-01-06", 43929.1, hour=0), agg("2024-01-07", 43934.6, hour=0)])
+        )
 
     client, _ = make(handler)
     bars = client.daily_bars("BTC-USD", date(2024, 1, 6), date(2024, 1, 7))
     assert paths == ["/v2/aggs/ticker/X:BTCUSD/range/1/day/2024-01-06/2024-01-07"]
     assert [(b.symbol, b.date, b.close) for b in bars] == [
-        ("BTC-USD", date(2024, 1, 6), Decimal("43929.1")), ("BTC-USD", date(2024, 1, 7), Decimal("43934.6"))]
+        ("BTC-USD", date(2024, 1, 6), Decimal("43929.1")),
+        ("BTC-USD", date(2024, 1, 7), Decimal("43934.6")),
+    ]
 
 
 @pytest.mark.parametrize("status", ["OK", "DELAYED"])
 def test_no_results_is_empty(status):
     def handler(request):
-        body = {"ticker": "AAPL", "queryCount": 0, "resultsCount": 0, "adjusted": False,
-                "status": status, "request_id": "abc", "count": 0}
+        body = {
+            "ticker": "AAPL",
+            "queryCount": 0,
+            "resultsCount": 0,
+            "adjusted": False,
+            "status": status,
+            "request_id": "abc",
+            "count": 0,
+        }
         return httpx.Response(200, json=body)
 
     client, _ = make(handler)
@@ -108,10 +139,17 @@ def test_no_results_is_empty(status):
 
 
 def test_429_then_200_honors_retry_after():
-    calls = iter([httpx.Response(429, headers={"Retry-After": "7"},
-                                 json={"status": "ERROR", "error": "You've exceeded the maximum requests per minute"}),
-                  httpx.Response(429, json={"status": "ERROR"}),
-                  httpx.Response(200, json=page("SPY", [agg("2024-01-02", 472.65)]))])
+    calls = iter(
+        [
+            httpx.Response(
+                429,
+                headers={"Retry-After": "7"},
+                json={"status": "ERROR", "error": "You've exceeded the maximum requests per minute"},
+            ),
+            httpx.Response(429, json={"status": "ERROR"}),
+            httpx.Response(200, json=page("SPY", [agg("2024-01-02", 472.65)])),
+        ]
+    )
     client, sleeps = make(lambda request: next(calls), backoff_s=0.5)
     bars = client.daily_bars("SPY", date(2024, 1, 2), date(2024, 1, 2))
     assert [b.close for b in bars] == [Decimal("472.65")]
@@ -137,9 +175,14 @@ def test_5xx_exhaustion_raises_polygon_error():
 
 def test_403_is_polygon_error_without_the_key():
     def handler(request):
-        return httpx.Response(403, json={
-            "status": "NOT_AUTHORIZED", "request_id": "f0e1",
-            "message": f"You are not entitled to this data (key {KEY}). Please upgrade your plan at https://polygon.io/pricing"})
+        return httpx.Response(
+            403,
+            json={
+                "status": "NOT_AUTHORIZED",
+                "request_id": "f0e1",
+                "message": f"You are not entitled to this data (key {KEY}). Please upgrade your plan at https://polygon.io/pricing",
+            },
+        )
 
     client, sleeps = make(handler)
     with pytest.raises(PolygonError) as err:
@@ -152,16 +195,16 @@ def test_403_is_polygon_error_without_the_key():
 
 
 def test_error_status_in_body_is_polygon_error():
-    client, _ = make(lambda r: httpx.Response(200, json={"status": "ERROR", "request_id": "x",
-                                                         "error": "bad ticker"}))
+    client, _ = make(lambda r: httpx.Response(200, json={"status": "ERROR", "request_id": "x", "error": "bad ticker"}))
     with pytest.raises(PolygonError):
         client.daily_bars("AAPL", date(2024, 1, 2), date(2024, 1, 3))
 
 
 def test_next_url_to_another_host_is_not_followed():
     def handler(request):
-        return httpx.Response(200, json=page("AAPL", [agg("2024-01-02", 185.64)],
-                                             next_url="https://evil.example/v2/aggs?cursor=x"))
+        return httpx.Response(
+            200, json=page("AAPL", [agg("2024-01-02", 185.64)], next_url="https://evil.example/v2/aggs?cursor=x")
+        )
 
     client, _ = make(handler)
     with pytest.raises(PolygonError, match="another host"):
@@ -188,8 +231,13 @@ def test_response_json_shape_roundtrip():
 
 
 def split(day: str, split_from, split_to, ticker: str = "AAPL") -> dict:
-    return {"execution_date": day, "id": f"E{day.replace('-', '')}", "split_from": split_from,
-            "split_to": split_to, "ticker": ticker}
+    return {
+        "execution_date": day,
+        "id": f"E{day.replace('-', '')}",
+        "split_from": split_from,
+        "split_to": split_to,
+        "ticker": ticker,
+    }
 
 
 def splits_page(results: list[dict] | None, next_url: str | None = None) -> dict:
@@ -203,11 +251,16 @@ def splits_page(results: list[dict] | None, next_url: str | None = None) -> dict
 
 def test_splits_query_params_and_pagination_with_api_key_on_every_page():
     seen: list[httpx.URL] = []
-    cursors = {None: "https://api.polygon.io/v3/reference/splits?cursor=YXA9Mg",
-               "YXA9Mg": "/v3/reference/splits?cursor=YXA9Mw", "YXA9Mw": None}
-    pages = {None: [split("2000-06-21", 1, 2), split("2005-02-28", 1, 2)],
-             "YXA9Mg": [split("2014-06-09", 1, 7)],
-             "YXA9Mw": [split("2020-08-31", 1, 4)]}
+    cursors = {
+        None: "https://api.polygon.io/v3/reference/splits?cursor=YXA9Mg",
+        "YXA9Mg": "/v3/reference/splits?cursor=YXA9Mw",
+        "YXA9Mw": None,
+    }
+    pages = {
+        None: [split("2000-06-21", 1, 2), split("2005-02-28", 1, 2)],
+        "YXA9Mg": [split("2014-06-09", 1, 7)],
+        "YXA9Mw": [split("2020-08-31", 1, 4)],
+    }
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.url)
@@ -226,8 +279,14 @@ def test_splits_query_params_and_pagination_with_api_key_on_every_page():
     assert len(seen) == 3 and sleeps == []
     assert seen[0].path == "/v3/reference/splits"
     assert dict(seen[0].params) == {
-        "ticker": "AAPL", "execution_date.gte": "1990-01-01", "execution_date.lte": "2024-12-31",
-        "limit": "1000", "order": "asc", "sort": "execution_date", "apiKey": KEY}
+        "ticker": "AAPL",
+        "execution_date.gte": "1990-01-01",
+        "execution_date.lte": "2024-12-31",
+        "limit": "1000",
+        "order": "asc",
+        "sort": "execution_date",
+        "apiKey": KEY,
+    }
     assert [u.params.get("cursor") for u in seen] == [None, "YXA9Mg", "YXA9Mw"]
     assert all(u.params["apiKey"] == KEY and u.host == "api.polygon.io" for u in seen)
 
@@ -245,7 +304,10 @@ def test_splits_only_the_dates_given_are_sent():
     assert client.splits("NVDA", end=date(2024, 6, 30)) == []
     base = {"ticker": "NVDA", "limit": "1000", "order": "asc", "sort": "execution_date", "apiKey": KEY}
     assert [dict(u.params) for u in seen] == [
-        base, {**base, "execution_date.gte": "2021-01-01"}, {**base, "execution_date.lte": "2024-06-30"}]
+        base,
+        {**base, "execution_date.gte": "2021-01-01"},
+        {**base, "execution_date.lte": "2024-06-30"},
+    ]
 
 
 @pytest.mark.parametrize("results", [None, []])
@@ -256,10 +318,12 @@ def test_splits_unknown_ticker_is_empty(results):
 
 def test_splits_fractional_factor_is_exact_decimal_from_the_json_text():
     # 3-for-2 as Polygon sometimes sends it: from 1 to 1.5; and a factor a float cannot hold
-    raw = (b'{"status":"OK","request_id":"r","results":['
-           b'{"execution_date":"2021-07-01","id":"a","split_from":1,"split_to":1.5,"ticker":"BRK.B"},'
-           b'{"execution_date":"2022-07-01","id":"b","split_from":3,"split_to":0.100000000000000005,'
-           b'"ticker":"BRK.B"}]}')
+    raw = (
+        b'{"status":"OK","request_id":"r","results":['
+        b'{"execution_date":"2021-07-01","id":"a","split_from":1,"split_to":1.5,"ticker":"BRK.B"},'
+        b'{"execution_date":"2022-07-01","id":"b","split_from":3,"split_to":0.100000000000000005,'
+        b'"ticker":"BRK.B"}]}'
+    )
     client, _ = make(lambda r: httpx.Response(200, content=raw, headers={"content-type": "application/json"}))
     first, second = client.splits("BRK.B")
     assert first.split_to == Decimal("1.5") and str(first.split_to) == "1.5"
@@ -271,13 +335,13 @@ def test_splits_fractional_factor_is_exact_decimal_from_the_json_text():
 def test_splits_other_tickers_and_invalid_results_are_skipped_one_per_date():
     results = [
         split("2020-08-31", 1, 4),
-        split("2020-08-31", 1, 4, ticker="AAPLX"),     # another ticker: ignored
-        split("2021-01-04", 0, 2),                     # split_from must be > 0: skipped
-        split("2021-02-01", 1, 2_000_000),             # too large: skipped
+        split("2020-08-31", 1, 4, ticker="AAPLX"),  # another ticker: ignored
+        split("2021-01-04", 0, 2),  # split_from must be > 0: skipped
+        split("2021-02-01", 1, 2_000_000),  # too large: skipped
         {"execution_date": "not a date", "split_from": 1, "split_to": 2, "ticker": "AAPL"},
         {"execution_date": "2022-03-01", "ticker": "AAPL"},  # factors missing: skipped
-        split("2019-05-01", 10, 1),                    # out of order: sorted
-        split("2019-05-01", 10, 1),                    # same ex_date twice: one kept
+        split("2019-05-01", 10, 1),  # out of order: sorted
+        split("2019-05-01", 10, 1),  # same ex_date twice: one kept
     ]
     client, _ = make(lambda r: httpx.Response(200, json=splits_page(results)))
     with capture_logs() as logs:
@@ -298,9 +362,16 @@ def test_splits_of_crypto_make_no_request():
 
 
 def test_splits_429_then_200_honors_retry_after():
-    calls = iter([httpx.Response(429, headers={"Retry-After": "12"},
-                                 json={"status": "ERROR", "error": "You've exceeded the maximum requests per minute"}),
-                  httpx.Response(200, json=splits_page([split("2024-06-10", 1, 10, ticker="NVDA")]))])
+    calls = iter(
+        [
+            httpx.Response(
+                429,
+                headers={"Retry-After": "12"},
+                json={"status": "ERROR", "error": "You've exceeded the maximum requests per minute"},
+            ),
+            httpx.Response(200, json=splits_page([split("2024-06-10", 1, 10, ticker="NVDA")])),
+        ]
+    )
     client, sleeps = make(lambda request: next(calls), backoff_s=0.5)
     (only,) = client.splits("NVDA", date(2024, 1, 1), date(2024, 12, 31))
     assert (only.ex_date, only.split_from, only.split_to) == (date(2024, 6, 10), Decimal(1), Decimal(10))
@@ -330,8 +401,10 @@ def test_splits_next_url_to_another_host_is_not_followed():
 
     def handler(request):
         seen.append(request.url)
-        return httpx.Response(200, json=splits_page([split("2020-08-31", 1, 4)],
-                                                    next_url="https://evil.example/v3/reference/splits?cursor=x"))
+        return httpx.Response(
+            200,
+            json=splits_page([split("2020-08-31", 1, 4)], next_url="https://evil.example/v3/reference/splits?cursor=x"),
+        )
 
     client, _ = make(handler)
     with pytest.raises(PolygonError, match="another host") as err:

@@ -20,24 +20,31 @@ def write(tmp_path, name: str, text: str):
 
 
 def test_csv_good_and_bad_rows(tmp_path):
-    path = write(tmp_path, "prices.csv", "\n".join([
-        "Symbol,DATE,Close,Open,volume,comment",   # line 1, headers in any case, extra column ignored
-        "aapl,2024-01-02,185.64,187.15,82488700,ok",   # 2
-        "AAPL,2024-01-03,184.25,,,",                   # 3: optional fields empty
-        "BTC-USD,2024-01-06,43929.10,,,",              # 4
-        "AAPL,2024/01/04,181.91,,,",                   # 5: bad date
-        "AAPL,2024-01-05,0,,,",                        # 6: non-positive close
-        "AAPL,2024-01-08,abc,,,",                      # 7: not a number
-        "AA PL,2024-01-09,1,,,",                       # 8: invalid symbol
-        "AAPL,2024-01-10,inf,,,",                      # 9: not finite
-        "",                                            # 10: blank line, skipped
-        "AAPL,2024-01-11,NaN,,,",                      # 11
-        "MSFT,2024-01-11,,,,",                         # 12: close missing
-        "MSFT,2024-01-12,390.1,-3,,",                  # 13: bad open
-        "MSFT,2024-01-16,390.2,,-1,",                  # 14: negative volume
-        "AAPL,2024-01-02,185.64,,,",                   # 15: duplicate of line 2
-        "MSFT,2024-01-17,389.47,,,",                   # 16
-    ]) + "\n")
+    path = write(
+        tmp_path,
+        "prices.csv",
+        "\n".join(
+            [
+                "Symbol,DATE,Close,Open,volume,comment",  # line 1, headers in any case, extra column ignored
+                "aapl,2024-01-02,185.64,187.15,82488700,ok",  # 2
+                "AAPL,2024-01-03,184.25,,,",  # 3: optional fields empty
+                "BTC-USD,2024-01-06,43929.10,,,",  # 4
+                "AAPL,2024/01/04,181.91,,,",  # 5: bad date
+                "AAPL,2024-01-05,0,,,",  # 6: non-positive close
+                "AAPL,2024-01-08,abc,,,",  # 7: not a number
+                "AA PL,2024-01-09,1,,,",  # 8: invalid symbol
+                "AAPL,2024-01-10,inf,,,",  # 9: not finite
+                "",  # 10: blank line, skipped
+                "AAPL,2024-01-11,NaN,,,",  # 11
+                "MSFT,2024-01-11,,,,",  # 12: close missing
+                "MSFT,2024-01-12,390.1,-3,,",  # 13: bad open
+                "MSFT,2024-01-16,390.2,,-1,",  # 14: negative volume
+                "AAPL,2024-01-02,185.64,,,",  # 15: duplicate of line 2
+                "MSFT,2024-01-17,389.47,,,",  # 16
+            ]
+        )
+        + "\n",
+    )
     bars, errors = read_price_file(path)
 
     assert [(b.symbol, b.date, b.close) for b in bars] == [
@@ -78,15 +85,18 @@ def test_csv_header_only_and_empty_file(tmp_path):
 
 def test_parquet_good_and_bad_rows(tmp_path):
     path = tmp_path / "prices.parquet"
-    pl.DataFrame({
-        "SYMBOL": ["spy", "SPY", "SPY", "spy!", "KO"],
-        "Date": [date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4), date(2024, 1, 5), None],
-        "close": [472.65, -1.0, float("nan"), 470.0, 59.4],
-        "high": [473.2, None, None, None, None],
-    }).write_parquet(path)
+    pl.DataFrame(
+        {
+            "SYMBOL": ["spy", "SPY", "SPY", "spy!", "KO"],
+            "Date": [date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4), date(2024, 1, 5), None],
+            "close": [472.65, -1.0, float("nan"), 470.0, 59.4],
+            "high": [473.2, None, None, None, None],
+        }
+    ).write_parquet(path)
     bars, errors = read_price_file(path)
     assert [(b.symbol, b.date, b.close, b.high) for b in bars] == [
-        ("SPY", date(2024, 1, 2), Decimal("472.65"), Decimal("473.2"))]
+        ("SPY", date(2024, 1, 2), Decimal("472.65"), Decimal("473.2"))
+    ]
     assert errors == [
         "prices.parquet row 2: close must be a positive number, got '-1.0'",
         "prices.parquet row 3: close must be a positive number, got 'nan'",
@@ -105,55 +115,86 @@ def test_parquet_with_string_columns(tmp_path):
 def test_parquet_missing_column(tmp_path):
     path = tmp_path / "p.parquet"
     pl.DataFrame({"symbol": ["SPY"], "date": [date(2024, 1, 2)]}).write_parquet(path)
-    assert read_price_file(path) == ([], [
-        "p.parquet: missing required column close (found: symbol, date)"])
+    assert read_price_file(path) == ([], ["p.parquet: missing required column close (found: symbol, date)"])
 
 
-ADJUSTED_REFUSAL = ("says adjusted=true: BotRanks stores closes as traded (unadjusted) and applies splits itself; "
-                    "import unadjusted closes and the splits (botranks splits import)")
+ADJUSTED_REFUSAL = (
+    "says adjusted=true: BotRanks stores closes as traded (unadjusted) and applies splits itself; "
+    "import unadjusted closes and the splits (botranks splits import)"
+)
 
 
 @pytest.mark.parametrize("value", ["true", "TRUE", "t", "1", "Yes", "y", " True "])
 def test_csv_adjusted_true_refuses_the_whole_file(tmp_path, value):
-    path = write(tmp_path, "adj.csv", "\n".join([
-        "symbol,date,close,Adjusted",
-        "AAPL,2020-08-28,499.23,false",   # 2
-        "AAPL,2020-08-31,oops,",          # 3: a row error, but the file is refused anyway
-        f"AAPL,2020-09-01,134.18,{value}",  # 4
-        "AAPL,2020-09-02,131.40,true",    # 5
-    ]) + "\n")
+    path = write(
+        tmp_path,
+        "adj.csv",
+        "\n".join(
+            [
+                "symbol,date,close,Adjusted",
+                "AAPL,2020-08-28,499.23,false",  # 2
+                "AAPL,2020-08-31,oops,",  # 3: a row error, but the file is refused anyway
+                f"AAPL,2020-09-01,134.18,{value}",  # 4
+                "AAPL,2020-09-02,131.40,true",  # 5
+            ]
+        )
+        + "\n",
+    )
     assert read_price_file(path) == ([], [f"adj.csv: line 4 {ADJUSTED_REFUSAL}"])
 
 
 @pytest.mark.parametrize("value", ["false", "FALSE", "f", "0", "no", "N", ""])
 def test_csv_adjusted_false_or_blank_is_read_as_traded(tmp_path, value):
-    path = write(tmp_path, "adj.csv", f"symbol,date,close,adjusted\nAAPL,2020-08-28,499.23,{value}\n"
-                                      "AAPL,2020-08-31,129.04,false\n")
+    path = write(
+        tmp_path,
+        "adj.csv",
+        f"symbol,date,close,adjusted\nAAPL,2020-08-28,499.23,{value}\nAAPL,2020-08-31,129.04,false\n",
+    )
     bars, errors = read_price_file(path)
     assert errors == []
-    assert [(b.date, b.close) for b in bars] == [(date(2020, 8, 28), Decimal("499.23")),
-                                                 (date(2020, 8, 31), Decimal("129.04"))]
+    assert [(b.date, b.close) for b in bars] == [
+        (date(2020, 8, 28), Decimal("499.23")),
+        (date(2020, 8, 31), Decimal("129.04")),
+    ]
 
 
 def test_csv_adjusted_garbage_is_a_row_error(tmp_path):
-    path = write(tmp_path, "adj.csv", "symbol,date,close,adjusted\n"
-                                      "AAPL,2020-08-28,499.23,false\n"
-                                      "AAPL,2020-08-31,129.04,maybe\n"
-                                      "AAPL,2020-09-01,134.18,1.0\n")
+    path = write(
+        tmp_path,
+        "adj.csv",
+        "symbol,date,close,adjusted\n"
+        "AAPL,2020-08-28,499.23,false\n"
+        "AAPL,2020-08-31,129.04,maybe\n"
+        "AAPL,2020-09-01,134.18,1.0\n",
+    )
     bars, errors = read_price_file(path)
     assert [b.date for b in bars] == [date(2020, 8, 28)]
-    assert errors == ["adj.csv line 3: adjusted must be true or false, got 'maybe'",
-                      "adj.csv line 4: adjusted must be true or false, got '1.0'"]
+    assert errors == [
+        "adj.csv line 3: adjusted must be true or false, got 'maybe'",
+        "adj.csv line 4: adjusted must be true or false, got '1.0'",
+    ]
 
 
 def test_parquet_adjusted_column(tmp_path):
     path = tmp_path / "adj.parquet"
-    pl.DataFrame({"symbol": ["KO", "KO"], "date": [date(2024, 1, 2), date(2024, 1, 3)],
-                  "close": ["59.4", "59.6"], "adjusted": [False, None]}).write_parquet(path)
+    pl.DataFrame(
+        {
+            "symbol": ["KO", "KO"],
+            "date": [date(2024, 1, 2), date(2024, 1, 3)],
+            "close": ["59.4", "59.6"],
+            "adjusted": [False, None],
+        }
+    ).write_parquet(path)
     bars, errors = read_price_file(path)
     assert errors == [] and len(bars) == 2
-    pl.DataFrame({"symbol": ["KO", "KO"], "date": [date(2024, 1, 2), date(2024, 1, 3)],
-                  "close": ["59.4", "59.6"], "adjusted": [False, True]}).write_parquet(path)
+    pl.DataFrame(
+        {
+            "symbol": ["KO", "KO"],
+            "date": [date(2024, 1, 2), date(2024, 1, 3)],
+            "close": ["59.4", "59.6"],
+            "adjusted": [False, True],
+        }
+    ).write_parquet(path)
     assert read_price_file(path) == ([], [f"adj.parquet: row 2 {ADJUSTED_REFUSAL}"])
 
 

@@ -41,8 +41,12 @@ seen: list = []
 @post("/orders", sync_to_thread=False)
 def orders(data: OrdersBatchIn) -> dict:
     seen.append(data)
-    return {"orders": [{"quantity": str(o.quantity), "price": str(o.price), "fees": str(o.fees),
-                        "details": o.details} for o in data.orders]}
+    return {
+        "orders": [
+            {"quantity": str(o.quantity), "price": str(o.price), "fees": str(o.fees), "details": o.details}
+            for o in data.orders
+        ]
+    }
 
 
 @post("/cash", sync_to_thread=False)
@@ -86,8 +90,16 @@ def fail(kind: str) -> None:
     if kind == "real":  # what the eventsourcing datastore really raises with PostgreSQL down
         from eventsourcing.postgres import PostgresDatastore
 
-        datastore = PostgresDatastore(dbname="x", host="127.0.0.1", port=_closed_port(), user="postgres",
-                                      password="", pool_size=1, max_overflow=0, connect_timeout=1)
+        datastore = PostgresDatastore(
+            dbname="x",
+            host="127.0.0.1",
+            port=_closed_port(),
+            user="postgres",
+            password="",
+            pool_size=1,
+            max_overflow=0,
+            connect_timeout=1,
+        )
         try:
             with datastore.transaction(commit=True) as curs:
                 curs.execute("SELECT 1")
@@ -115,8 +127,19 @@ def _order(extra: bytes = b"") -> bytes:
 # ---------------------------------------------------------------- exact decimals
 
 
-@pytest.mark.parametrize("literal", [b"90071992547409.93", b"987654321098765.43", b"0.1", b"123456.000000000000000001",
-                                     b'"90071992547409.93"', b'"1.5"', b"1e15", b"-5e-18"])
+@pytest.mark.parametrize(
+    "literal",
+    [
+        b"90071992547409.93",
+        b"987654321098765.43",
+        b"0.1",
+        b"123456.000000000000000001",
+        b'"90071992547409.93"',
+        b'"1.5"',
+        b"1e15",
+        b"-5e-18",
+    ],
+)
 def test_numbers_are_read_exactly_from_the_text(client, literal):
     r = client.post("/cash", content=b'{"event_type": "adjustment", "amount": ' + literal + b"}", headers=JSON)
     assert r.status_code == 201, r.text
@@ -124,13 +147,25 @@ def test_numbers_are_read_exactly_from_the_text(client, literal):
 
 
 def test_order_and_snapshot_decimals_are_exact(client):
-    r = client.post("/orders", content=b'{"orders": [{"symbol": "AAPL", "side": "buy",'
-                    b' "quantity": 0.000000000000000001, "price": 987654321098765.43, "fees": "0.10"}]}', headers=JSON)
+    r = client.post(
+        "/orders",
+        content=b'{"orders": [{"symbol": "AAPL", "side": "buy",'
+        b' "quantity": 0.000000000000000001, "price": 987654321098765.43, "fees": "0.10"}]}',
+        headers=JSON,
+    )
     assert r.status_code == 201, r.text
-    assert r.json()["orders"][0] == {"quantity": "1E-18", "price": "987654321098765.43", "fees": "0.10",
-                                     "details": None}
-    r = client.post("/snapshot", content=b'{"positions": [{"symbol": "A", "quantity": 90071992547409.93,'
-                    b' "cost_basis": 1.500000000000000000000000}]}', headers=JSON)
+    assert r.json()["orders"][0] == {
+        "quantity": "1E-18",
+        "price": "987654321098765.43",
+        "fees": "0.10",
+        "details": None,
+    }
+    r = client.post(
+        "/snapshot",
+        content=b'{"positions": [{"symbol": "A", "quantity": 90071992547409.93,'
+        b' "cost_basis": 1.500000000000000000000000}]}',
+        headers=JSON,
+    )
     assert r.status_code == 201 and r.json()["positions"] == [["90071992547409.93", "1.5"]], r.text
 
 
@@ -144,24 +179,37 @@ def test_the_converted_struct_reaches_the_handler_once(client):
 # ---------------------------------------------------------------- bounds
 
 
-@pytest.mark.parametrize("value, ok", [
-    ("1.500000000000000000000000", "1.5"), ("1e-18", "1E-18"), ("0E-20000", "0"), ("0E+999999", "0"),
-    ("-0.00", "-0.00"), ("1000000000000000", "1000000000000000"), ("1.50", "1.50"), ("1E+15", "1E+15"),
-    ("123.4560000000000000000000000000000000", "123.456"),
-])
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("1.500000000000000000000000", "1.5"),
+        ("1e-18", "1E-18"),
+        ("0E-20000", "0"),
+        ("0E+999999", "0"),
+        ("-0.00", "-0.00"),
+        ("1000000000000000", "1000000000000000"),
+        ("1.50", "1.50"),
+        ("1E+15", "1E+15"),
+        ("123.4560000000000000000000000000000000", "123.456"),
+    ],
+)
 def test_exact_decimal_keeps_values_and_drops_only_excess_zeros(value, ok):
     result = exact_decimal(Decimal(value), "x")
     assert str(result) == ok and result == Decimal(value)
 
 
-@pytest.mark.parametrize("value, message", [
-    ("1e-19", "`x` must have at most 18 digits after the decimal point"),
-    ("1e-20000", "`x` must have at most 18 digits after the decimal point"),
-    ("1.00000000000000000001", "`x` must have at most 18 digits after the decimal point"),
-    ("1e999999", "`x` must be at most 1e15 in magnitude"),
-    ("-1000000000000000.000000000000000001", "`x` must be at most 1e15 in magnitude"),
-    ("NaN", "`x` must be a finite number"), ("-Infinity", "`x` must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("1e-19", "`x` must have at most 18 digits after the decimal point"),
+        ("1e-20000", "`x` must have at most 18 digits after the decimal point"),
+        ("1.00000000000000000001", "`x` must have at most 18 digits after the decimal point"),
+        ("1e999999", "`x` must be at most 1e15 in magnitude"),
+        ("-1000000000000000.000000000000000001", "`x` must be at most 1e15 in magnitude"),
+        ("NaN", "`x` must be a finite number"),
+        ("-Infinity", "`x` must be a finite number"),
+    ],
+)
 def test_exact_decimal_refuses(value, message):
     with pytest.raises(ValueError) as info:
         exact_decimal(Decimal(value), "x")
@@ -190,42 +238,82 @@ def test_exact_decimal_never_rounds(digits, exponent, negative):
 # ---------------------------------------------------------------- hostile bodies
 
 
-@pytest.mark.parametrize("path, body, status, needle", [
-    ("/orders", _order(b', "quantity": 1000000'), 400, 'duplicate key "quantity"'),
-    ("/orders", b'{"orders": [{"symbol":"AAPL","side":"buy","quantity":"1e-20000","price":100}]}', 422,
-     "`orders[0].quantity` must have at most 18 digits after the decimal point"),
-    ("/orders", b'{"orders": [{"symbol":"AAPL","side":"buy","quantity":1e-20000,"price":100}]}', 422,
-     "`orders[0].quantity` must have at most 18 digits after the decimal point"),
-    ("/orders", b'{"orders": [{"symbol":"AAPL","side":"buy","quantity":1,"price":1e999999}]}', 422,
-     "`orders[0].price` must be at most 1e15 in magnitude"),
-    ("/orders", b'{"orders": [{"symbol":"AAPL","side":"buy","quantity":1,"price":1e99999999999999999999}]}', 400,
-     "out of range"),
-    ("/orders", b'{"orders": [{"symbol":"AAPL","side":"buy","quantity":1.00000000000000000001,"price":1}]}', 422,
-     "`orders[0].quantity` must have at most 18 digits"),
-    ("/orders", _order(b', "executed_at": 1767225600'), 422, "orders[0].executed_at"),
-    ("/orders", _order(b', "fees": NaN'), 400, "NaN"),
-    ("/orders", _order(b', "fees": -Infinity'), 400, "Infinity"),
-    ("/orders", _order(b', "fees": "NaN"'), 422, "`orders[0].fees` must be a finite number"),
-    ("/orders", _order(b', "details": ' + b'{"a":' * 971 + b"1" + b"}" * 971), None, None),
-    ("/orders", _order(b', "details": {"a": ' + b"[" * 200 + b"]" * 200 + b"}"), 422,
-     f"`orders[0].details` must be nested at most {MAX_DETAILS_DEPTH} levels deep"),
-    ("/orders", _order(b', "details": {"x": 1e400}'), 422, "`orders[0].details` contains a number out of range"),
-    ("/orders", _order(b', "details": {"x": "\\ud800"}'), 400, "surrogate"),
-    ("/orders", _order(b', "external_order_id": "\xff"'), 400, "not valid UTF-8"),
-    ("/orders", b"[" * 100_000 + b"]" * 100_000, 400, "JSON nested too deeply"),
-    ("/orders", b'{"orders": [' + b"1" * 5000 + b"]}", 400, "Malformed JSON"),
-    ("/cash", b'{"event_type": "fee", "amount": -1, "note": ' + b"[" * 971 + b"]" * 971 + b"}", None, None),
-    ("/cash", b'{"event_type": "fee", "amount": -1, "note": {"a": 1}}', 422, "note"),
-    ("/cash", b'{"event_type": "fee", "amount": -1, "amount": 1}', 400, 'duplicate key "amount"'),
-    ("/cash", b'{"event_type": "deposit", "amount": "1e-20000"}', 422,
-     "`amount` must have at most 18 digits after the decimal point"),
-    ("/snapshot", b'{"positions": [{"symbol": "A", "quantity": 1, "cost_basis": 1e-19}]}', 422,
-     "`positions[0].cost_basis` must have at most 18 digits"),
-    ("/register", b'{"email": ' + b"[" * 971 + b"]" * 971 + b', "password": "x"}', None, None),
-    ("/register", b'{"email": "a@b.cd", "password": 123456789012}', 422, "password"),
-    ("/register", b'{"email": "a@b.cd", "email": "c@d.ef", "password": "123456789012"}', 400, 'duplicate key "email"'),
-    ("/register", b'\xfe\xff{"email": "a@b.cd"}', 400, "not valid UTF-8"),
-])
+@pytest.mark.parametrize(
+    "path, body, status, needle",
+    [
+        ("/orders", _order(b', "quantity": 1000000'), 400, 'duplicate key "quantity"'),
+        (
+            "/orders",
+            b'{"orders": [{"symbol":"AAPL","side":"buy","quantity":"1e-20000","price":100}]}',
+            422,
+            "`orders[0].quantity` must have at most 18 digits after the decimal point",
+        ),
+        (
+            "/orders",
+            b'{"orders": [{"symbol":"AAPL","side":"buy","quantity":1e-20000,"price":100}]}',
+            422,
+            "`orders[0].quantity` must have at most 18 digits after the decimal point",
+        ),
+        (
+            "/orders",
+            b'{"orders": [{"symbol":"AAPL","side":"buy","quantity":1,"price":1e999999}]}',
+            422,
+            "`orders[0].price` must be at most 1e15 in magnitude",
+        ),
+        (
+            "/orders",
+            b'{"orders": [{"symbol":"AAPL","side":"buy","quantity":1,"price":1e99999999999999999999}]}',
+            400,
+            "out of range",
+        ),
+        (
+            "/orders",
+            b'{"orders": [{"symbol":"AAPL","side":"buy","quantity":1.00000000000000000001,"price":1}]}',
+            422,
+            "`orders[0].quantity` must have at most 18 digits",
+        ),
+        ("/orders", _order(b', "executed_at": 1767225600'), 422, "orders[0].executed_at"),
+        ("/orders", _order(b', "fees": NaN'), 400, "NaN"),
+        ("/orders", _order(b', "fees": -Infinity'), 400, "Infinity"),
+        ("/orders", _order(b', "fees": "NaN"'), 422, "`orders[0].fees` must be a finite number"),
+        ("/orders", _order(b', "details": ' + b'{"a":' * 971 + b"1" + b"}" * 971), None, None),
+        (
+            "/orders",
+            _order(b', "details": {"a": ' + b"[" * 200 + b"]" * 200 + b"}"),
+            422,
+            f"`orders[0].details` must be nested at most {MAX_DETAILS_DEPTH} levels deep",
+        ),
+        ("/orders", _order(b', "details": {"x": 1e400}'), 422, "`orders[0].details` contains a number out of range"),
+        ("/orders", _order(b', "details": {"x": "\\ud800"}'), 400, "surrogate"),
+        ("/orders", _order(b', "external_order_id": "\xff"'), 400, "not valid UTF-8"),
+        ("/orders", b"[" * 100_000 + b"]" * 100_000, 400, "JSON nested too deeply"),
+        ("/orders", b'{"orders": [' + b"1" * 5000 + b"]}", 400, "Malformed JSON"),
+        ("/cash", b'{"event_type": "fee", "amount": -1, "note": ' + b"[" * 971 + b"]" * 971 + b"}", None, None),
+        ("/cash", b'{"event_type": "fee", "amount": -1, "note": {"a": 1}}', 422, "note"),
+        ("/cash", b'{"event_type": "fee", "amount": -1, "amount": 1}', 400, 'duplicate key "amount"'),
+        (
+            "/cash",
+            b'{"event_type": "deposit", "amount": "1e-20000"}',
+            422,
+            "`amount` must have at most 18 digits after the decimal point",
+        ),
+        (
+            "/snapshot",
+            b'{"positions": [{"symbol": "A", "quantity": 1, "cost_basis": 1e-19}]}',
+            422,
+            "`positions[0].cost_basis` must have at most 18 digits",
+        ),
+        ("/register", b'{"email": ' + b"[" * 971 + b"]" * 971 + b', "password": "x"}', None, None),
+        ("/register", b'{"email": "a@b.cd", "password": 123456789012}', 422, "password"),
+        (
+            "/register",
+            b'{"email": "a@b.cd", "email": "c@d.ef", "password": "123456789012"}',
+            400,
+            'duplicate key "email"',
+        ),
+        ("/register", b'\xfe\xff{"email": "a@b.cd"}', 400, "not valid UTF-8"),
+    ],
+)
 def test_hostile_bodies_are_4xx_with_a_detail(client, path, body, status, needle):
     r = client.post(path, content=body, headers=JSON)
     assert 400 <= r.status_code < 500 and set(r.json()) == {"detail"}, r.text
@@ -234,11 +322,21 @@ def test_hostile_bodies_are_4xx_with_a_detail(client, path, body, status, needle
         assert needle in r.json()["detail"], r.text
 
 
-@pytest.mark.parametrize("content_type, status", [
-    ("application/json", 201), ("application/json; charset=utf-8", 201), ("Application/JSON; Charset=UTF-8", 201),
-    ("application/json; charset=latin-1", 415), ("text/plain", 415), ("application/x-www-form-urlencoded", 415),
-    ("multipart/form-data; boundary=x", 415), ("application/msgpack", 415), ("application/jsonp", 415), (None, 415),
-])
+@pytest.mark.parametrize(
+    "content_type, status",
+    [
+        ("application/json", 201),
+        ("application/json; charset=utf-8", 201),
+        ("Application/JSON; Charset=UTF-8", 201),
+        ("application/json; charset=latin-1", 415),
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),
+        ("multipart/form-data; boundary=x", 415),
+        ("application/msgpack", 415),
+        ("application/jsonp", 415),
+        (None, 415),
+    ],
+)
 def test_only_json_bodies_are_read(client, content_type, status):
     headers = {"Content-Type": content_type} if content_type else {}
     r = client.post("/cash", content=b'{"event_type": "deposit", "amount": 1}', headers=headers)

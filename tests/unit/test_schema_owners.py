@@ -13,7 +13,9 @@ from pathlib import Path
 
 from libs.infra import identity, prices, readmodel, schema, store
 
-BEFORE = {int(v): text for v, text in json.loads((Path(__file__).parent / "data" / "migrations_v15.json").read_text()).items()}
+BEFORE = {
+    int(v): text for v, text in json.loads((Path(__file__).parent / "data" / "migrations_v15.json").read_text()).items()
+}
 
 
 def statements(text: str) -> list[str]:
@@ -70,10 +72,19 @@ def test_single_owner_versions_are_byte_identical() -> None:
 
 
 def test_each_table_is_created_by_its_owner() -> None:
-    created = {owner: set(re.findall(r"CREATE (?:UNLOGGED )?TABLE (\w+)", "".join(owner.MIGRATIONS.values())))
-               for owner in schema.OWNERS}
+    created = {
+        owner: set(re.findall(r"CREATE (?:UNLOGGED )?TABLE (\w+)", "".join(owner.MIGRATIONS.values())))
+        for owner in schema.OWNERS
+    }
     assert created[store] == {"botranks_meta", "relay_position"}
-    assert created[identity] == {"strategies", "api_keys", "users", "sessions", "rate_windows", "auth_throttle",
-                                 "strategy_updates"}
+    assert created[identity] == {
+        "strategies",
+        "api_keys",
+        "users",
+        "sessions",
+        "rate_windows",
+        "auth_throttle",
+        "strategy_updates",
+    }
     assert created[prices] == {"prices", "price_updates", "market_data_symbols", "splits"}
     assert all(t.startswith(("rm_", "projector_")) for t in created[readmodel])

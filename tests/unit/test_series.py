@@ -34,13 +34,19 @@ DAY0 = date(2024, 1, 1)
 
 def rows_of(equity: list[str], flows: list[str] | None = None) -> list[NavRow]:
     flows = flows or ["0"] * len(equity)
-    return [NavRow(DAY0 + timedelta(days=i), D(e) - D(1), D(1), D(e), D(f)) for i, (e, f) in enumerate(zip(equity, flows))]
+    return [
+        NavRow(DAY0 + timedelta(days=i), D(e) - D(1), D(1), D(e), D(f)) for i, (e, f) in enumerate(zip(equity, flows))
+    ]
 
 
 def test_nav_frame_holds_every_column_the_metrics_read_as_floats():
     frame = nav_frame(rows_of(["100", "110.5"], ["0", "10"]))
-    assert frame.schema == {"date": pl.Date, "total_equity": pl.Float64, "external_flow": pl.Float64,
-                            "cash": pl.Float64}
+    assert frame.schema == {
+        "date": pl.Date,
+        "total_equity": pl.Float64,
+        "external_flow": pl.Float64,
+        "cash": pl.Float64,
+    }
     assert frame.rows() == [(DAY0, 100.0, 0.0, 99.0), (DAY0 + timedelta(days=1), 110.5, 10.0, 109.5)]
     assert nav_frame([]).schema == frame.schema and nav_frame([]).height == 0
 
@@ -85,14 +91,15 @@ returns = st.lists(st.floats(-0.2, 0.2, allow_nan=False).filter(lambda x: abs(x)
 @given(returns, st.integers(2, 10))
 def test_rolling_figures_match_empyrical(rs, window):
     series = pd.Series(rs)
-    out = pl.DataFrame({"r": rs}).select(s=rolling_sharpe(pl.col("r"), window),
-                                         v=rolling_volatility(pl.col("r"), window))
-    assert out["s"][:window - 1].null_count() == min(window - 1, len(rs))
+    out = pl.DataFrame({"r": rs}).select(
+        s=rolling_sharpe(pl.col("r"), window), v=rolling_volatility(pl.col("r"), window)
+    )
+    assert out["s"][: window - 1].null_count() == min(window - 1, len(rs))
     if len(rs) < window:
         return
     expected_vol = np.asarray(ep.roll_annual_volatility(series, window))
     expected_sharpe = np.asarray(ep.roll_sharpe_ratio(series, window))
-    got_vol, got_sharpe = out["v"].to_list()[window - 1:], out["s"].to_list()[window - 1:]
+    got_vol, got_sharpe = out["v"].to_list()[window - 1 :], out["s"].to_list()[window - 1 :]
     assert len(got_vol) == len(expected_vol)
     for got, want in zip(got_vol, expected_vol):
         assert got == pytest.approx(want, rel=1e-9, abs=1e-12)

@@ -66,11 +66,19 @@ def histories(draw):
         events_a.append(mk_order(side, q, price_b * g, symbol="XYZ", at=at(day, hour)))
         events_b.append(mk_order(side, q * g, price_b, symbol="XYZ", at=at(day, hour)))
     order = sorted(range(len(events_a)), key=lambda i: events_a[i].effective_at)
-    closes_a = {"XYZ": [(d, adjusted[d] * factor(d)) for d in DAYS if d not in missing],
-                "SPY": [(d, D(400 + i)) for i, d in enumerate(DAYS)]}
+    closes_a = {
+        "XYZ": [(d, adjusted[d] * factor(d)) for d in DAYS if d not in missing],
+        "SPY": [(d, D(400 + i)) for i, d in enumerate(DAYS)],
+    }
     closes_b = {"XYZ": [(d, adjusted[d]) for d in DAYS if d not in missing], "SPY": closes_a["SPY"]}
-    return ([events_a[i] for i in order], [events_b[i] for i in order], PriceBook(closes_a, splits),
-            PriceBook(closes_b), splits, draw(st.integers(1, len(events_a))))
+    return (
+        [events_a[i] for i in order],
+        [events_b[i] for i in order],
+        PriceBook(closes_a, splits),
+        PriceBook(closes_b),
+        splits,
+        draw(st.integers(1, len(events_a))),
+    )
 
 
 def _nav(result):
@@ -114,11 +122,27 @@ def test_nav_is_continuous_across_every_ex_date(history):
         if any(prev < d < sp.ex_date for d in event_days):
             continue
         # holdings of the day before, in post-split units, moved by the adjusted closes: the whole change
-        state = derive(LedgerState(), [e for e in events_a if e.effective_at.date() <= prev], book_a, "SPY",
-                       None, sp.ex_date, DAYS[0]).current
-        move = sum((h.quantity * (book_a.close(s, sp.ex_date) - book_a.close(s, prev) * sp.split_from / sp.split_to
-                                  if s == sp.symbol else h.quantity * (book_a.close(s, sp.ex_date) - book_a.close(s, prev)))
-                    for s, h in state.positions.items()), D(0))
+        state = derive(
+            LedgerState(),
+            [e for e in events_a if e.effective_at.date() <= prev],
+            book_a,
+            "SPY",
+            None,
+            sp.ex_date,
+            DAYS[0],
+        ).current
+        move = sum(
+            (
+                h.quantity
+                * (
+                    book_a.close(s, sp.ex_date) - book_a.close(s, prev) * sp.split_from / sp.split_to
+                    if s == sp.symbol
+                    else h.quantity * (book_a.close(s, sp.ex_date) - book_a.close(s, prev))
+                )
+                for s, h in state.positions.items()
+            ),
+            D(0),
+        )
         assert published(nav[sp.ex_date].total_equity - nav[prev].total_equity) == published(move)
         assert nav[sp.ex_date].external_flow == 0
 
@@ -144,16 +168,20 @@ def test_resuming_from_a_saved_state_applies_each_split_once(history):
     assert _positions(more.current) == _positions(one_go.current)
     # as the read model keeps them: the first part's, less those after the resumed state's day, then the rest
     kept = [x for x in part.actions if x.ex_date <= (more.actions_after or date.min)] + more.actions
-    assert sorted((x.ex_date, x.symbol, x.quantity_after) for x in kept) == \
-        sorted((x.ex_date, x.symbol, x.quantity_after) for x in one_go.actions)
+    assert sorted((x.ex_date, x.symbol, x.quantity_after) for x in kept) == sorted(
+        (x.ex_date, x.symbol, x.quantity_after) for x in one_go.actions
+    )
 
 
 def test_a_weekend_snapshot_before_a_monday_split_flows_in_post_split_units():
     # Friday 100 XYZ at 40; Saturday's snapshot says 150 (50 more, a flow); Monday a 2-for-1 split
     friday, saturday, monday = date(2024, 1, 5), date(2024, 1, 6), date(2024, 1, 8)
     book = PriceBook({"XYZ": [(friday, D(40)), (monday, D(21))]}, [Split("XYZ", monday, D(1), D(2))])
-    events = [mk_cash("deposit", 4000, at(friday, 10)), mk_order("buy", 100, 40, symbol="XYZ", at=at(friday, 11)),
-              mk_snapshot([("XYZ", 150, 40)], at=at(saturday, 12))]
+    events = [
+        mk_cash("deposit", 4000, at(friday, 10)),
+        mk_order("buy", 100, 40, symbol="XYZ", at=at(friday, 11)),
+        mk_snapshot([("XYZ", 150, 40)], at=at(saturday, 12)),
+    ]
     result = derive(LedgerState(), events, book, None, None, monday, friday)
     (fri, mon) = result.nav
     assert (fri.total_equity, mon.total_equity) == (D(4000), D(300 * 21))

@@ -80,8 +80,14 @@ def test_calendar(bars):
     assert by_symbol["DEMO-BTC-USD"] == all_days
     weekdays = {x for x in all_days if x.weekday() < 5}
     # Jan 1, Jul 4 and Dec 25 when they fall on a weekday (2022-01-01 and 2022-12-25 do not)
-    holidays = {date(2022, 7, 4), date(2023, 7, 4), date(2023, 12, 25),
-                date(2024, 1, 1), date(2024, 7, 4), date(2024, 12, 25)}
+    holidays = {
+        date(2022, 7, 4),
+        date(2023, 7, 4),
+        date(2023, 12, 25),
+        date(2024, 1, 1),
+        date(2024, 7, 4),
+        date(2024, 12, 25),
+    }
     for symbol in STOCKS:
         days = by_symbol[symbol]
         assert not any(x.weekday() >= 5 for x in days), symbol
@@ -104,13 +110,17 @@ def test_long_run_stays_positive_and_correlated():
     for b in long:
         closes[b.symbol][b.date] = float(b.close)
     days = sorted(closes["DEMO-SPY"])
+
     def rets(s):
         return [closes[s][b] / closes[s][a] - 1 for a, b in zip(days, days[1:])]
+
     spy, aapl, ko = rets("DEMO-SPY"), rets("DEMO-AAPL"), rets("DEMO-KO")
+
     def corr(x, y):
         mx, my = sum(x) / len(x), sum(y) / len(y)
         cov = sum((a - mx) * (b - my) for a, b in zip(x, y))
         return cov / (sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y)) ** 0.5
+
     assert 0.65 < corr(spy, aapl) < 0.85
     assert 0.3 < corr(spy, ko) < 0.6
 
@@ -138,8 +148,10 @@ def test_batches_ids_and_time_order(items, bars):
                 assert o["executed_at"].endswith("T20:00:00Z")
                 day = date.fromisoformat(o["executed_at"][:10])
                 assert d(o["price"]) == closes[(o["symbol"], day)]
-                assert d(o["fees"]) == max(Decimal("0.01"), (d(o["quantity"]) * d(o["price"]) * Decimal("0.0005"))
-                                           .quantize(Decimal("0.01"), "ROUND_HALF_UP"))
+                assert d(o["fees"]) == max(
+                    Decimal("0.01"),
+                    (d(o["quantity"]) * d(o["price"]) * Decimal("0.0005")).quantize(Decimal("0.01"), "ROUND_HALF_UP"),
+                )
                 assert o["executed_at"] >= last_time
                 last_time = o["executed_at"]
         else:
@@ -244,8 +256,10 @@ def test_at_least_five_bots_with_different_rules_and_risk(every_bot):
     assert {b.show_positions for b in SAMPLE_BOTS} == {"none", "delayed", "live"}
     assert all(b.benchmark.startswith("DEMO-") and b.name.endswith("(demo)") for b in SAMPLE_BOTS)
     # different rules: different symbols, trade counts and first days
-    traded = [frozenset(o["symbol"] for i in items if i["kind"] == "orders" for o in i["payload"]["orders"])
-              for _, items in every_bot]
+    traded = [
+        frozenset(o["symbol"] for i in items if i["kind"] == "orders" for o in i["payload"]["orders"])
+        for _, items in every_bot
+    ]
     assert len(set(traded)) == len(traded)
     assert frozenset({"DEMO-SPY"}) in traded and frozenset({"DEMO-BTC-USD"}) in traded
     starts = {items[0]["payload"]["occurred_at"][:10] for _, items in every_bot}
@@ -286,7 +300,9 @@ def test_every_bot_but_momentum_is_long_only_and_never_overdrawn(every_bot, bars
 
 def test_bots_carry_their_income(every_bot):
     by_slug = {b.slug: items for b, items in every_bot}
-    kinds = {slug: {i["payload"]["event_type"] for i in items if i["kind"] == "cash"} for slug, items in by_slug.items()}
+    kinds = {
+        slug: {i["payload"]["event_type"] for i in items if i["kind"] == "cash"} for slug, items in by_slug.items()
+    }
     assert kinds["income"] == {"deposit", "dividend", "interest"}
     assert kinds["index"] == {"deposit", "dividend"}
     index_orders = [o for i in by_slug["index"] if i["kind"] == "orders" for o in i["payload"]["orders"]]
@@ -323,9 +339,17 @@ def _split_free(bars: list[Bar]) -> list[Bar]:
             out.append(b)
         else:
             cents = Decimal("0.01")
-            out.append(Bar(symbol=b.symbol, date=b.date, close=(b.close / factor).quantize(cents),
-                           open=(b.open / factor).quantize(cents), high=(b.high / factor).quantize(cents),
-                           low=(b.low / factor).quantize(cents), volume=b.volume * factor))
+            out.append(
+                Bar(
+                    symbol=b.symbol,
+                    date=b.date,
+                    close=(b.close / factor).quantize(cents),
+                    open=(b.open / factor).quantize(cents),
+                    high=(b.high / factor).quantize(cents),
+                    low=(b.low / factor).quantize(cents),
+                    volume=b.volume * factor,
+                )
+            )
     return out
 
 
@@ -378,8 +402,11 @@ def test_split_symbol_close_drops_by_the_ratio_on_the_ex_date_others_do_not(bars
 
 def test_the_walk_is_unchanged_only_the_units_before_the_ex_date_are(bars):
     free = _split_free(bars)
-    rows = [f"{b.symbol} {b.date} {b.open} {b.high} {b.low} {b.close} "
-            f"{'-' if b.symbol == DEMO_SPLIT.symbol and b.date < EX else b.volume}" for b in free]
+    rows = [
+        f"{b.symbol} {b.date} {b.open} {b.high} {b.low} {b.close} "
+        f"{'-' if b.symbol == DEMO_SPLIT.symbol and b.date < EX else b.volume}"
+        for b in free
+    ]
     assert hashlib.sha256("\n".join(rows).encode()).hexdigest() == SPLIT_FREE_DIGEST
     # every other symbol's bars are untouched (the split-free view changes the split symbol's only)
     assert [b for b in bars if b.symbol != DEMO_SPLIT.symbol] == [b for b in free if b.symbol != DEMO_SPLIT.symbol]
@@ -461,23 +488,50 @@ SID = uuid.UUID(int=7)
 
 def _events(items):
     """The bot's payloads as the ledger stores them."""
+
     def at(stamp: str) -> datetime:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
     out = []
     for item in items:
         p = item["payload"]
         if item["kind"] == "cash":
-            out.append(CashRecorded(CashEvent(
-                id=uuid.uuid4(), strategy_id=SID, event_type=p["event_type"], amount=d(p["amount"]),
-                occurred_at=at(p["occurred_at"]), external_id=p["external_id"], related_symbol=p.get("related_symbol"),
-                note=p.get("note"), created_at=at(p["occurred_at"]))))
+            out.append(
+                CashRecorded(
+                    CashEvent(
+                        id=uuid.uuid4(),
+                        strategy_id=SID,
+                        event_type=p["event_type"],
+                        amount=d(p["amount"]),
+                        occurred_at=at(p["occurred_at"]),
+                        external_id=p["external_id"],
+                        related_symbol=p.get("related_symbol"),
+                        note=p.get("note"),
+                        created_at=at(p["occurred_at"]),
+                    )
+                )
+            )
         else:
             for o in p["orders"]:
-                out.append(OrderRecorded(Order(
-                    id=uuid.uuid4(), strategy_id=SID, symbol=o["symbol"], side=o["side"], quantity=d(o["quantity"]),
-                    price=d(o["price"]), fees=d(o["fees"]), order_type=o["order_type"], status=o["status"],
-                    executed_at=at(o["executed_at"]), created_at=at(o["executed_at"]),
-                    external_order_id=o["external_order_id"], details=o["details"])))
+                out.append(
+                    OrderRecorded(
+                        Order(
+                            id=uuid.uuid4(),
+                            strategy_id=SID,
+                            symbol=o["symbol"],
+                            side=o["side"],
+                            quantity=d(o["quantity"]),
+                            price=d(o["price"]),
+                            fees=d(o["fees"]),
+                            order_type=o["order_type"],
+                            status=o["status"],
+                            executed_at=at(o["executed_at"]),
+                            created_at=at(o["executed_at"]),
+                            external_order_id=o["external_order_id"],
+                            details=o["details"],
+                        )
+                    )
+                )
     return out
 
 
@@ -497,8 +551,13 @@ def test_folding_the_tech_bot_through_the_split_gives_a_nav_without_a_jump(tech,
         return rows[previous], rows[EX]
 
     def market_move() -> Decimal:  # the positions' move over the day, from split-adjusted closes
-        return sum((q * (_adjusted(s, EX, closes[(s, EX)]) - _adjusted(s, previous, closes[(s, previous)]))
-                    for s, q in held.items()), Decimal(0))
+        return sum(
+            (
+                q * (_adjusted(s, EX, closes[(s, EX)]) - _adjusted(s, previous, closes[(s, previous)]))
+                for s, q in held.items()
+            ),
+            Decimal(0),
+        )
 
     split = _fold(items, PriceBook(_closes(bars), synthetic_splits(START, END)), bot.benchmark)
     prev, ex = around(split)

@@ -56,9 +56,13 @@ def test_a_symbol_is_accepted_iff_it_is_sent_in_the_grammar_and_stored_upper_cas
 
 def test_an_order_with_a_non_ascii_symbol_stores_nothing():
     log = FakeEventLog()
-    batch = decode_body(b'{"orders": [{"symbol": "aapl", "side": "buy", "quantity": 1, "price": 10,'
-                        b' "executed_at": "2026-03-02T15:00:00Z"}, {"symbol": "\xc3\x9f", "side": "buy",'
-                        b' "quantity": 1, "price": 10, "executed_at": "2026-03-02T15:00:00Z"}]}', JSON, OrdersBatchIn)
+    batch = decode_body(
+        b'{"orders": [{"symbol": "aapl", "side": "buy", "quantity": 1, "price": 10,'
+        b' "executed_at": "2026-03-02T15:00:00Z"}, {"symbol": "\xc3\x9f", "side": "buy",'
+        b' "quantity": 1, "price": 10, "executed_at": "2026-03-02T15:00:00Z"}]}',
+        JSON,
+        OrdersBatchIn,
+    )
     with pytest.raises(InvalidSymbol, match=r"'ß' at orders\[1\]\.symbol"):
         ingest.record_orders(log, FakePrices(), uuid4(), batch)
     assert log.events == {}
@@ -66,10 +70,10 @@ def test_an_order_with_a_non_ascii_symbol_stores_nothing():
 
 def test_the_client_refuses_what_the_server_refuses():
     with pytest.raises(InvalidOrder, match="ı"):
-        prepare_orders([{"symbol": "ı", "side": "buy", "quantity": 1, "executed_at": "2026-03-02T15:00:00Z"}],
-                       uuid4())
-    [order] = prepare_orders([{"symbol": "brk.b", "side": "buy", "quantity": 1,
-                               "executed_at": "2026-03-02T15:00:00Z"}], uuid4())
+        prepare_orders([{"symbol": "ı", "side": "buy", "quantity": 1, "executed_at": "2026-03-02T15:00:00Z"}], uuid4())
+    [order] = prepare_orders(
+        [{"symbol": "brk.b", "side": "buy", "quantity": 1, "executed_at": "2026-03-02T15:00:00Z"}], uuid4()
+    )
     assert order.symbol == "BRK.B"
 
 
@@ -110,8 +114,12 @@ def test_every_input_timestamp_keeps_what_fits_microseconds(sample):
     assert snapshot.taken_at == exact
     # the client validates with the same structs, so it sends what it was given
     assert prepare_orders([dict(order)], uuid4())[0].executed_at == exact
-    assert prepare_cash(uuid4(), "fee", Decimal(-1), occurred_at=text, external_id=None, related_symbol=None,
-                        note=None).occurred_at == exact
+    assert (
+        prepare_cash(
+            uuid4(), "fee", Decimal(-1), occurred_at=text, external_id=None, related_symbol=None, note=None
+        ).occurred_at
+        == exact
+    )
     assert prepare_snapshot([], taken_at=text, log_deltas=False).taken_at == exact
 
 
@@ -120,27 +128,45 @@ def _json(obj: dict) -> str:
 
 
 def test_the_last_tenth_of_a_microsecond_of_a_year_stays_in_that_year():
-    batch = decode_body(b'{"orders": [{"symbol": "AAPL", "side": "buy", "quantity": 1,'
-                        b' "executed_at": "2025-12-31T23:59:59.9999999Z"}]}', JSON, OrdersBatchIn)
+    batch = decode_body(
+        b'{"orders": [{"symbol": "AAPL", "side": "buy", "quantity": 1,'
+        b' "executed_at": "2025-12-31T23:59:59.9999999Z"}]}',
+        JSON,
+        OrdersBatchIn,
+    )
     assert batch.orders[0].executed_at == datetime(2025, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
 
 def test_free_form_details_and_the_callers_data_are_left_as_they_are():
     text = "2025-12-31T23:59:59.9999999Z"
-    raw = {"orders": [{"symbol": "AAPL", "side": "buy", "quantity": 1, "executed_at": text,
-                       "details": {"signal_at": text, "nested": [text]}}]}
+    raw = {
+        "orders": [
+            {
+                "symbol": "AAPL",
+                "side": "buy",
+                "quantity": 1,
+                "executed_at": text,
+                "details": {"signal_at": text, "nested": [text]},
+            }
+        ]
+    }
     batch = convert_input(raw, OrdersBatchIn)
     assert batch.orders[0].details == {"signal_at": text, "nested": [text]}
     assert raw["orders"][0]["executed_at"] == text  # not modified in place
-    assert read_text({"positions": [], "taken_at": "2025-12-31T23:59:59.25Z"}, SnapshotIn) == \
-        {"positions": [], "taken_at": "2025-12-31T23:59:59.25Z"}
+    assert read_text({"positions": [], "taken_at": "2025-12-31T23:59:59.25Z"}, SnapshotIn) == {
+        "positions": [],
+        "taken_at": "2025-12-31T23:59:59.25Z",
+    }
 
 
 def test_a_stored_order_carries_the_truncated_time():
     log = FakeEventLog()
-    batch = decode_body(b'{"orders": [{"symbol": "msft", "side": "buy", "quantity": 1, "price": 10,'
-                        b' "executed_at": "2020-02-29T23:59:59.999999999-00:00", "external_order_id": "x"}]}',
-                        JSON, OrdersBatchIn)
+    batch = decode_body(
+        b'{"orders": [{"symbol": "msft", "side": "buy", "quantity": 1, "price": 10,'
+        b' "executed_at": "2020-02-29T23:59:59.999999999-00:00", "external_order_id": "x"}]}',
+        JSON,
+        OrdersBatchIn,
+    )
     stored = ingest.record_orders(log, FakePrices(), uuid4(), batch).accepted[0]
     assert stored.executed_at == datetime(2020, 2, 29, 23, 59, 59, 999999, tzinfo=UTC)
     assert stored.symbol == "MSFT"

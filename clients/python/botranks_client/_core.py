@@ -66,8 +66,9 @@ def _as_strategy(value: UUID | str) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
 
-def prepare_orders(orders: Iterable[OrderIn | Mapping[str, Any]], strategy_id: UUID,
-                   now: datetime | None = None) -> list[OrderIn]:
+def prepare_orders(
+    orders: Iterable[OrderIn | Mapping[str, Any]], strategy_id: UUID, now: datetime | None = None
+) -> list[OrderIn]:
     """Validate every order, fill ``executed_at`` on the caller's object and derive missing ids.
 
     Nothing is sent; the first bad order raises :class:`InvalidOrder` with its index.
@@ -82,8 +83,11 @@ def prepare_orders(orders: Iterable[OrderIn | Mapping[str, Any]], strategy_id: U
         elif isinstance(item, Mapping):
             if item.get("executed_at") is None:
                 if not isinstance(item, MutableMapping):
-                    raise InvalidOrder(index, "`executed_at` is missing and the mapping is read-only: pass"
-                                              " executed_at (a retry must reuse the same time to stay idempotent)")
+                    raise InvalidOrder(
+                        index,
+                        "`executed_at` is missing and the mapping is read-only: pass"
+                        " executed_at (a retry must reuse the same time to stay idempotent)",
+                    )
                 item["executed_at"] = now
             raw = item
         else:
@@ -101,12 +105,26 @@ def prepare_orders(orders: Iterable[OrderIn | Mapping[str, Any]], strategy_id: U
     return prepared
 
 
-def prepare_cash(strategy_id: UUID, event_type: str, amount: Decimal | int | str, *, occurred_at: datetime | str | None,
-                 external_id: str | None, related_symbol: str | None, note: str | None,
-                 now: datetime | None = None) -> CashIn:
+def prepare_cash(
+    strategy_id: UUID,
+    event_type: str,
+    amount: Decimal | int | str,
+    *,
+    occurred_at: datetime | str | None,
+    external_id: str | None,
+    related_symbol: str | None,
+    note: str | None,
+    now: datetime | None = None,
+) -> CashIn:
     """Validate a cash event, fill ``occurred_at`` (now) and derive ``external_id`` from the content."""
-    raw = {"event_type": event_type, "amount": amount, "occurred_at": occurred_at or now or utc_now(),
-           "external_id": external_id, "related_symbol": related_symbol, "note": note}
+    raw = {
+        "event_type": event_type,
+        "amount": amount,
+        "occurred_at": occurred_at or now or utc_now(),
+        "external_id": external_id,
+        "related_symbol": related_symbol,
+        "note": note,
+    }
     try:
         cash = convert_input(raw, CashIn)
         if cash.related_symbol is not None:
@@ -120,13 +138,19 @@ def prepare_cash(strategy_id: UUID, event_type: str, amount: Decimal | int | str
     return cash
 
 
-def prepare_snapshot(positions: Iterable[PositionIn | Mapping[str, Any]], *, taken_at: datetime | str | None,
-                     log_deltas: bool, now: datetime | None = None) -> SnapshotIn:
+def prepare_snapshot(
+    positions: Iterable[PositionIn | Mapping[str, Any]],
+    *,
+    taken_at: datetime | str | None,
+    log_deltas: bool,
+    now: datetime | None = None,
+) -> SnapshotIn:
     """Validate a snapshot; ``taken_at`` defaults to now (fixed here so that every retry sends the same)."""
     items = [msgspec.structs.asdict(p) if isinstance(p, PositionIn) else p for p in positions]
     try:
-        snapshot = convert_input({"positions": items, "log_deltas": log_deltas,
-                                  "taken_at": taken_at or now or utc_now()}, SnapshotIn)
+        snapshot = convert_input(
+            {"positions": items, "log_deltas": log_deltas, "taken_at": taken_at or now or utc_now()}, SnapshotIn
+        )
         for i, p in enumerate(snapshot.positions):
             p.symbol = normalize_symbol(p.symbol, f"positions[{i}].symbol")
     except msgspec.ValidationError as exc:
@@ -282,8 +306,11 @@ class Pacer:
         if remaining is None or reset is None:
             return
         try:
-            self.last = {"limit": int(headers.get("RateLimit-Limit", "0")), "remaining": int(remaining),
-                         "reset": int(float(reset))}
+            self.last = {
+                "limit": int(headers.get("RateLimit-Limit", "0")),
+                "remaining": int(remaining),
+                "reset": int(float(reset)),
+            }
             if int(remaining) <= 0:
                 wait = min(float(reset), RETRY_AFTER_CAP_S)
                 if wait > 0:

@@ -47,19 +47,31 @@ from .results import CashResult, DeadLetter, Enqueued, SubmitResult
 class _AsyncSession:
     """The async twin of ``client._Session`` (same retry and pacing rules)."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float, max_retries: int,
-                 transport: httpx.AsyncBaseTransport | None, sleep: Callable[[float], Awaitable[None]] | None,
-                 pacer: Pacer) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float,
+        max_retries: int,
+        transport: httpx.AsyncBaseTransport | None,
+        sleep: Callable[[float], Awaitable[None]] | None,
+        pacer: Pacer,
+    ) -> None:
         self.root = _core.api_root(base_url)
         self.max_retries = max_retries
         self.sleep = sleep or asyncio.sleep
         self.pacer = pacer
-        self.http = httpx.AsyncClient(base_url=self.root, timeout=timeout, transport=transport,
-                                      headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json",
-                                               "User-Agent": USER_AGENT})
+        self.http = httpx.AsyncClient(
+            base_url=self.root,
+            timeout=timeout,
+            transport=transport,
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json", "User-Agent": USER_AGENT},
+        )
 
-    async def request(self, method: str, path: str, *, content: bytes | None = None,
-                      params: Mapping[str, str] | None = None) -> httpx.Response:
+    async def request(
+        self, method: str, path: str, *, content: bytes | None = None, params: Mapping[str, str] | None = None
+    ) -> httpx.Response:
         headers = {"Content-Type": "application/json"} if content is not None else None
         attempt, delay = 0, 0.0
         while True:
@@ -70,11 +82,20 @@ class _AsyncSession:
                 response = await self.http.request(method, path, content=content, params=params, headers=headers)
             except RETRY_TRANSPORT as exc:
                 if attempt >= self.max_retries:
-                    raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}"
-                                         f" (after {attempt + 1} attempts)", exc) from exc
+                    raise TransportError(
+                        f"{method} {path}: {type(exc).__name__}: {exc} (after {attempt + 1} attempts)", exc
+                    ) from exc
                 delay = _core.backoff(attempt)
-                log.warning("%s %s: %s (%s); retry %d/%d in %.2f s", method, path, type(exc).__name__, exc,
-                            attempt + 1, self.max_retries, delay)
+                log.warning(
+                    "%s %s: %s (%s); retry %d/%d in %.2f s",
+                    method,
+                    path,
+                    type(exc).__name__,
+                    exc,
+                    attempt + 1,
+                    self.max_retries,
+                    delay,
+                )
             except httpx.HTTPError as exc:
                 raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}", exc) from exc
             else:
@@ -86,8 +107,16 @@ class _AsyncSession:
                     raise api_error(response)
                 after = _core.parse_retry_after(response.headers.get("Retry-After"))
                 delay = _core.backoff(attempt) if after is None else after
-                log.warning("%s %s: %d %s; retry %d/%d in %.2f s", method, path, response.status_code,
-                            response.text[:200], attempt + 1, self.max_retries, delay)
+                log.warning(
+                    "%s %s: %d %s; retry %d/%d in %.2f s",
+                    method,
+                    path,
+                    response.status_code,
+                    response.text[:200],
+                    attempt + 1,
+                    self.max_retries,
+                    delay,
+                )
             attempt += 1
 
     async def close(self) -> None:
@@ -102,16 +131,26 @@ class AsyncClient:
     its own (synchronous) connection pool.
     """
 
-    def __init__(self, base_url: str, api_key: str, strategy_id: UUID | str, *, timeout: float = 10.0,
-                 max_retries: int = 8, outbox: str | Path | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None, read_your_writes: bool | None = None,
-                 sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        strategy_id: UUID | str,
+        *,
+        timeout: float = 10.0,
+        max_retries: int = 8,
+        outbox: str | Path | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        read_your_writes: bool | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
         self.strategy_id = _core.strategy_uuid(strategy_id)
         self.timeout = timeout
         self.read_your_writes = bool(read_your_writes)
         pacer = Pacer()
-        self._session = _AsyncSession(base_url, api_key, timeout=timeout, max_retries=max_retries,
-                                      transport=transport, sleep=sleep, pacer=pacer)
+        self._session = _AsyncSession(
+            base_url, api_key, timeout=timeout, max_retries=max_retries, transport=transport, sleep=sleep, pacer=pacer
+        )
         self._session.http.headers.update(_core.write_headers(read_your_writes))
         self._path = f"/strategies/{self.strategy_id}"
         self._unprojected = False
@@ -119,8 +158,9 @@ class AsyncClient:
         self._outbox: Outbox | None = None
         self._flusher_session: _Session | None = None
         if outbox is not None:
-            self._flusher_session = _Session(base_url, api_key, timeout=timeout, max_retries=max_retries,
-                                             transport=None, sleep=None, pacer=pacer)
+            self._flusher_session = _Session(
+                base_url, api_key, timeout=timeout, max_retries=max_retries, transport=None, sleep=None, pacer=pacer
+            )
             self._flusher_session.http.headers.update(_core.write_headers(read_your_writes))
             self._outbox = Outbox(outbox, self.strategy_id, self._send_row, request_timeout=timeout)
 
@@ -177,16 +217,30 @@ class AsyncClient:
         self._unprojected |= not total.projected
         return total
 
-    async def record_cash(self, event_type: str, amount: Decimal | int | str, *,
-                          occurred_at: datetime | str | None = None, external_id: str | None = None,
-                          related_symbol: str | None = None, note: str | None = None) -> CashResult | Enqueued:
+    async def record_cash(
+        self,
+        event_type: str,
+        amount: Decimal | int | str,
+        *,
+        occurred_at: datetime | str | None = None,
+        external_id: str | None = None,
+        related_symbol: str | None = None,
+        note: str | None = None,
+    ) -> CashResult | Enqueued:
         """As :meth:`Client.record_cash`."""
         key: tuple[str, str, str | None, str | None] | None = None
         if occurred_at is None and external_id is None:
             key = (event_type, str(amount), related_symbol, note)
             occurred_at = self._cash_retry.get(key)
-        cash = _core.prepare_cash(self.strategy_id, event_type, amount, occurred_at=occurred_at,
-                                  external_id=external_id, related_symbol=related_symbol, note=note)
+        cash = _core.prepare_cash(
+            self.strategy_id,
+            event_type,
+            amount,
+            occurred_at=occurred_at,
+            external_id=external_id,
+            related_symbol=related_symbol,
+            note=note,
+        )
         body = _core.encode(cash)
         if self._outbox is not None:
             enqueued = await asyncio.to_thread(self._outbox.enqueue, "cash", [(body, 1)])
@@ -208,9 +262,13 @@ class AsyncClient:
         self._unprojected |= not result.projected
         return result
 
-    async def snapshot_positions(self, positions: Iterable[PositionIn | Mapping[str, Any]], *,
-                                 taken_at: datetime | str | None = None,
-                                 log_deltas: bool = False) -> SnapshotOutcome | Enqueued:
+    async def snapshot_positions(
+        self,
+        positions: Iterable[PositionIn | Mapping[str, Any]],
+        *,
+        taken_at: datetime | str | None = None,
+        log_deltas: bool = False,
+    ) -> SnapshotOutcome | Enqueued:
         """As :meth:`Client.snapshot_positions`."""
         snapshot = _core.prepare_snapshot(positions, taken_at=taken_at, log_deltas=log_deltas)
         body = _core.encode(snapshot)
@@ -238,8 +296,9 @@ class AsyncClient:
             if lag is None or lag <= 0:
                 break
             if time.monotonic() >= deadline:
-                log.warning("read-your-writes: the projection is still %d events behind after %.1f s", lag,
-                            self.timeout)
+                log.warning(
+                    "read-your-writes: the projection is still %d events behind after %.1f s", lag, self.timeout
+                )
                 break
             await self._session.sleep(READYZ_POLL_S)
         self._unprojected = False
@@ -250,10 +309,10 @@ class AsyncClient:
     async def nav(self, from_: date | None = None, to: date | None = None) -> NavSeries:
         return decode(await self._get("/nav", _core.query_params({"from": from_, "to": to})), NavSeries)
 
-    async def performance(self, benchmark: str | None = None,
-                          risk_free_rate: Decimal | float | None = None) -> Performance:
-        return decode(await self._get("/performance", _core.performance_params(benchmark, risk_free_rate)),
-                      Performance)
+    async def performance(
+        self, benchmark: str | None = None, risk_free_rate: Decimal | float | None = None
+    ) -> Performance:
+        return decode(await self._get("/performance", _core.performance_params(benchmark, risk_free_rate)), Performance)
 
     async def corporate_actions(self) -> CorporateActions:
         return decode(await self._get("/corporate-actions"), CorporateActions)

@@ -49,8 +49,10 @@ def decode(response: httpx.Response, type_: type[T]) -> T:
     try:
         return msgspec.json.decode(response.content, type=type_)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise UnexpectedResponse(f"{response.request.method} {response.request.url}: {response.status_code}"
-                                 f" with an unexpected body ({exc}): {response.text[:200]!r}") from None
+        raise UnexpectedResponse(
+            f"{response.request.method} {response.request.url}: {response.status_code}"
+            f" with an unexpected body ({exc}): {response.text[:200]!r}"
+        ) from None
 
 
 def readyz_url(root: str) -> str:
@@ -74,20 +76,37 @@ def projector_lag(response: httpx.Response) -> int | None:
 class _Session:
     """One HTTP connection pool with the retry and pacing rules."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float, max_retries: int,
-                 transport: httpx.BaseTransport | None, sleep: Callable[[float], None] | None,
-                 pacer: Pacer | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float,
+        max_retries: int,
+        transport: httpx.BaseTransport | None,
+        sleep: Callable[[float], None] | None,
+        pacer: Pacer | None = None,
+    ) -> None:
         self.root = _core.api_root(base_url)
         self.max_retries = max_retries
         self.sleep = sleep or time.sleep
         self.pacer = pacer or Pacer()
-        self.http = httpx.Client(base_url=self.root, timeout=timeout, transport=transport,
-                                 headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json",
-                                          "User-Agent": USER_AGENT})
+        self.http = httpx.Client(
+            base_url=self.root,
+            timeout=timeout,
+            transport=transport,
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json", "User-Agent": USER_AGENT},
+        )
 
-    def request(self, method: str, path: str, *, content: bytes | None = None,
-                params: Mapping[str, str] | None = None,
-                sleep: Callable[[float], None] | None = None) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> httpx.Response:
         """Send until a 2xx (returned) or a final failure (raised); retries 429, 5xx and network errors."""
         sleep = sleep or self.sleep
         headers = {"Content-Type": "application/json"} if content is not None else None
@@ -100,11 +119,20 @@ class _Session:
                 response = self.http.request(method, path, content=content, params=params, headers=headers)
             except RETRY_TRANSPORT as exc:
                 if attempt >= self.max_retries:
-                    raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}"
-                                         f" (after {attempt + 1} attempts)", exc) from exc
+                    raise TransportError(
+                        f"{method} {path}: {type(exc).__name__}: {exc} (after {attempt + 1} attempts)", exc
+                    ) from exc
                 delay = _core.backoff(attempt)
-                log.warning("%s %s: %s (%s); retry %d/%d in %.2f s", method, path, type(exc).__name__, exc,
-                            attempt + 1, self.max_retries, delay)
+                log.warning(
+                    "%s %s: %s (%s); retry %d/%d in %.2f s",
+                    method,
+                    path,
+                    type(exc).__name__,
+                    exc,
+                    attempt + 1,
+                    self.max_retries,
+                    delay,
+                )
             except httpx.HTTPError as exc:
                 raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}", exc) from exc
             else:
@@ -116,8 +144,16 @@ class _Session:
                     raise api_error(response)
                 after = _core.parse_retry_after(response.headers.get("Retry-After"))
                 delay = _core.backoff(attempt) if after is None else after
-                log.warning("%s %s: %d %s; retry %d/%d in %.2f s", method, path, response.status_code,
-                            response.text[:200], attempt + 1, self.max_retries, delay)
+                log.warning(
+                    "%s %s: %d %s; retry %d/%d in %.2f s",
+                    method,
+                    path,
+                    response.status_code,
+                    response.text[:200],
+                    attempt + 1,
+                    self.max_retries,
+                    delay,
+                )
             attempt += 1
 
     def close(self) -> None:
@@ -136,15 +172,25 @@ class Client:
     ``sleep``: how the client waits (tests pass a fake).
     """
 
-    def __init__(self, base_url: str, api_key: str, strategy_id: UUID | str, *, timeout: float = 10.0,
-                 max_retries: int = 8, outbox: str | Path | None = None,
-                 transport: httpx.BaseTransport | None = None, read_your_writes: bool | None = None,
-                 sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        strategy_id: UUID | str,
+        *,
+        timeout: float = 10.0,
+        max_retries: int = 8,
+        outbox: str | Path | None = None,
+        transport: httpx.BaseTransport | None = None,
+        read_your_writes: bool | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
         self.strategy_id = _core.strategy_uuid(strategy_id)
         self.timeout = timeout
         self.read_your_writes = bool(read_your_writes)
-        self._session = _Session(base_url, api_key, timeout=timeout, max_retries=max_retries,
-                                 transport=transport, sleep=sleep)
+        self._session = _Session(
+            base_url, api_key, timeout=timeout, max_retries=max_retries, transport=transport, sleep=sleep
+        )
         self._session.http.headers.update(_core.write_headers(read_your_writes))
         self._path = f"/strategies/{self.strategy_id}"
         self._unprojected = False
@@ -215,9 +261,16 @@ class Client:
         self._unprojected |= not total.projected
         return total
 
-    def record_cash(self, event_type: str, amount: Decimal | int | str, *, occurred_at: datetime | str | None = None,
-                    external_id: str | None = None, related_symbol: str | None = None,
-                    note: str | None = None) -> CashResult | Enqueued:
+    def record_cash(
+        self,
+        event_type: str,
+        amount: Decimal | int | str,
+        *,
+        occurred_at: datetime | str | None = None,
+        external_id: str | None = None,
+        related_symbol: str | None = None,
+        note: str | None = None,
+    ) -> CashResult | Enqueued:
         """Record a cash event; ``amount`` is signed (positive: cash in).
 
         ``external_id`` defaults to one derived from the content, ``occurred_at`` (default now)
@@ -230,8 +283,15 @@ class Client:
         if occurred_at is None and external_id is None:
             key = (event_type, str(amount), related_symbol, note)
             occurred_at = self._cash_retry.get(key)
-        cash = _core.prepare_cash(self.strategy_id, event_type, amount, occurred_at=occurred_at,
-                                  external_id=external_id, related_symbol=related_symbol, note=note)
+        cash = _core.prepare_cash(
+            self.strategy_id,
+            event_type,
+            amount,
+            occurred_at=occurred_at,
+            external_id=external_id,
+            related_symbol=related_symbol,
+            note=note,
+        )
         body = _core.encode(cash)
         if self._outbox is not None:
             enqueued = self._outbox.enqueue("cash", [(body, 1)])
@@ -258,9 +318,13 @@ class Client:
         while len(self._cash_retry) > CASH_RETRY_MEMORY:
             self._cash_retry.pop(next(iter(self._cash_retry)))
 
-    def snapshot_positions(self, positions: Iterable[PositionIn | Mapping[str, Any]], *,
-                           taken_at: datetime | str | None = None,
-                           log_deltas: bool = False) -> SnapshotOutcome | Enqueued:
+    def snapshot_positions(
+        self,
+        positions: Iterable[PositionIn | Mapping[str, Any]],
+        *,
+        taken_at: datetime | str | None = None,
+        log_deltas: bool = False,
+    ) -> SnapshotOutcome | Enqueued:
         """Replace the strategy's position set; ``taken_at`` defaults to now (fixed before the first try)."""
         snapshot = _core.prepare_snapshot(positions, taken_at=taken_at, log_deltas=log_deltas)
         body = _core.encode(snapshot)
@@ -291,8 +355,9 @@ class Client:
             if lag is None or lag <= 0:
                 break
             if time.monotonic() >= deadline:
-                log.warning("read-your-writes: the projection is still %d events behind after %.1f s", lag,
-                            self.timeout)
+                log.warning(
+                    "read-your-writes: the projection is still %d events behind after %.1f s", lag, self.timeout
+                )
                 break
             self._session.sleep(READYZ_POLL_S)
         self._unprojected = False
@@ -305,8 +370,7 @@ class Client:
         """The daily NAV series (both ends inclusive)."""
         return decode(self._get("/nav", _core.query_params({"from": from_, "to": to})), NavSeries)
 
-    def performance(self, benchmark: str | None = None,
-                    risk_free_rate: Decimal | float | None = None) -> Performance:
+    def performance(self, benchmark: str | None = None, risk_free_rate: Decimal | float | None = None) -> Performance:
         """The metrics; ``benchmark=None``: the strategy's own, ``""``: none."""
         return decode(self._get("/performance", _core.performance_params(benchmark, risk_free_rate)), Performance)
 

@@ -94,8 +94,15 @@ class OutboxTimeout(BotRanksError, TimeoutError):
         self.remaining = remaining
 
 
-_BY_STATUS: dict[int, type[ApiError]] = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound,
-                                         409: Conflict, 422: Unprocessable, 429: RateLimited}
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: Unprocessable,
+    429: RateLimited,
+}
 
 
 def error_detail(response: httpx.Response) -> str:

@@ -93,8 +93,9 @@ class Outbox:
         left = self.pending()
         if left:
             log.info("outbox %s: resuming %d unsent rows", self.path, left)
-        others = self._conn.execute("SELECT count(*) FROM outbox WHERE strategy_id <> ?",
-                                    (self.strategy,)).fetchone()[0]
+        others = self._conn.execute("SELECT count(*) FROM outbox WHERE strategy_id <> ?", (self.strategy,)).fetchone()[
+            0
+        ]
         if others:
             log.warning("outbox %s holds %d rows of other strategies: left for their own clients", self.path, others)
         self._thread = threading.Thread(target=self._run, name=f"botranks-outbox-{self.strategy[:8]}", daemon=True)
@@ -111,7 +112,8 @@ class Outbox:
                 for body, items in bodies:
                     cursor = self._conn.execute(
                         "INSERT INTO outbox (strategy_id, kind, body, items, created_at) VALUES (?, ?, ?, ?, ?)",
-                        (self.strategy, kind, body, items, _now()))
+                        (self.strategy, kind, body, items, _now()),
+                    )
                     ids.append(int(cursor.lastrowid or 0))
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -122,17 +124,30 @@ class Outbox:
 
     def pending(self) -> int:
         with self._lock:
-            return self._conn.execute("SELECT count(*) FROM outbox WHERE strategy_id = ?",
-                                      (self.strategy,)).fetchone()[0]
+            return self._conn.execute("SELECT count(*) FROM outbox WHERE strategy_id = ?", (self.strategy,)).fetchone()[
+                0
+            ]
 
     def dead_letters(self) -> list[DeadLetter]:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT id, kind, body, items, status, detail, created_at, failed_at FROM dead_letters"
-                " WHERE strategy_id = ? ORDER BY id", (self.strategy,)).fetchall()
-        return [DeadLetter(id=r[0], kind=r[1], body=bytes(r[2]), items=r[3], status=r[4], detail=r[5],
-                           created_at=datetime.fromisoformat(r[6]), failed_at=datetime.fromisoformat(r[7]))
-                for r in rows]
+                " WHERE strategy_id = ? ORDER BY id",
+                (self.strategy,),
+            ).fetchall()
+        return [
+            DeadLetter(
+                id=r[0],
+                kind=r[1],
+                body=bytes(r[2]),
+                items=r[3],
+                status=r[4],
+                detail=r[5],
+                created_at=datetime.fromisoformat(r[6]),
+                failed_at=datetime.fromisoformat(r[7]),
+            )
+            for r in rows
+        ]
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every row of this strategy is acknowledged."""
@@ -185,8 +200,11 @@ class Outbox:
                     continue
                 ids = [r[0] for r in rows]
                 kind = rows[0][1]
-                body = rows[0][2] if len(rows) == 1 else _core.orders_body(
-                    [o for r in rows for o in _core.split_orders_body(r[2])])
+                body = (
+                    rows[0][2]
+                    if len(rows) == 1
+                    else _core.orders_body([o for r in rows for o in _core.split_orders_body(r[2])])
+                )
                 try:
                     self.send(kind, body, self._sleep)
                 except _Stopped:
@@ -225,8 +243,10 @@ class Outbox:
             conn.close()
 
     def _next(self, conn: sqlite3.Connection, isolate_until: int) -> list[tuple]:
-        rows = conn.execute("SELECT id, kind, body, items FROM outbox WHERE strategy_id = ? ORDER BY id LIMIT ?",
-                            (self.strategy, _core.MAX_BATCH)).fetchall()
+        rows = conn.execute(
+            "SELECT id, kind, body, items FROM outbox WHERE strategy_id = ? ORDER BY id LIMIT ?",
+            (self.strategy, _core.MAX_BATCH),
+        ).fetchall()
         if not rows:
             return []
         batch = [rows[0]]
@@ -234,8 +254,7 @@ class Outbox:
             return batch
         count, size = rows[0][3], len(rows[0][2])
         for row in rows[1:]:
-            if (row[1] != "orders" or count + row[3] > _core.MAX_BATCH
-                    or size + len(row[2]) > _core.MAX_BODY_BYTES):
+            if row[1] != "orders" or count + row[3] > _core.MAX_BATCH or size + len(row[2]) > _core.MAX_BODY_BYTES:
                 break
             batch.append(row)
             count, size = count + row[3], size + len(row[2])
@@ -243,8 +262,10 @@ class Outbox:
 
     def _failed(self, conn: sqlite3.Connection, ids: list[int], exc: BaseException, failures: int) -> int:
         """A failure that may pass: note it, wait (backoff, interrupted by close), try the same rows again."""
-        conn.execute(f"UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id IN"
-                     f" ({','.join('?' * len(ids))})", [str(exc)[:1000], *ids])
+        conn.execute(
+            f"UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id IN ({','.join('?' * len(ids))})",
+            [str(exc)[:1000], *ids],
+        )
         delay = min(FAILURE_BACKOFF_CAP_S, 1.0 * 2 ** min(failures, 6))
         log.warning("outbox %s: sending rows %s failed (%s); again in %.0f s", self.path, ids, exc, delay)
         self._sleep(delay)
@@ -254,13 +275,22 @@ class Outbox:
         row_id = row[0]
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("INSERT INTO dead_letters (id, strategy_id, kind, body, items, created_at, status, detail,"
-                         " failed_at) SELECT id, strategy_id, kind, body, items, created_at, ?, ?, ? FROM outbox"
-                         " WHERE id = ?", (status, detail, _now(), row_id))
+            conn.execute(
+                "INSERT INTO dead_letters (id, strategy_id, kind, body, items, created_at, status, detail,"
+                " failed_at) SELECT id, strategy_id, kind, body, items, created_at, ?, ?, ? FROM outbox"
+                " WHERE id = ?",
+                (status, detail, _now(), row_id),
+            )
             conn.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        log.error("outbox %s: row %d (%s) refused by the server (%s): %s; moved to dead_letters", self.path,
-                  row_id, row[1], status, detail)
+        log.error(
+            "outbox %s: row %d (%s) refused by the server (%s): %s; moved to dead_letters",
+            self.path,
+            row_id,
+            row[1],
+            status,
+            detail,
+        )

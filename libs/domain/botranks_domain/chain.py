@@ -58,17 +58,26 @@ def extend(head: Link | None, events: Iterable[tuple[int, datetime, bytes]]) -> 
         day = created_at.astimezone(UTC).date()
         if head is not None and head.day > day:
             day = head.day  # an arrival clock that went backwards never re-opens a published day
-        head = Link((head.seq if head else 0) + 1, notification_id,
-                    digest(head.digest if head else None, event_json), day, created_at)
+        head = Link(
+            (head.seq if head else 0) + 1,
+            notification_id,
+            digest(head.digest if head else None, event_json),
+            day,
+            created_at,
+        )
         links.append(head)
     return links
 
 
 def line(link: Link, event_json: bytes) -> bytes:
     """One line of a JSONL download (newline included)."""
-    return (b'{"seq":%d,"notification_id":%d,"digest":"%s",' % (link.seq, link.notification_id,
-                                                                  to_hex(link.digest).encode())
-            + EVENT_KEY + event_json + b"}\n")
+    return (
+        b'{"seq":%d,"notification_id":%d,"digest":"%s",'
+        % (link.seq, link.notification_id, to_hex(link.digest).encode())
+        + EVENT_KEY
+        + event_json
+        + b"}\n"
+    )
 
 
 class ChainMismatch(ValueError):
@@ -93,7 +102,7 @@ def verify_lines(lines: Iterable[bytes | str]) -> tuple[int, str | None]:
         start = data.find(EVENT_KEY)
         if start < 0 or not data.endswith(b"}"):
             raise ChainMismatch(count, "no event")
-        event_json = data[start + len(EVENT_KEY):-1]
+        event_json = data[start + len(EVENT_KEY) : -1]
         if fields.get("seq") != count:
             raise ChainMismatch(count, f"expected seq {count}, found {fields.get('seq')}")
         previous = digest(previous, event_json)

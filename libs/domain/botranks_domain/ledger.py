@@ -31,8 +31,9 @@ ZERO = Decimal(0)
 #: the fold's arithmetic: wide enough that a sum of products of two in-bound inputs (15 digits
 #: before the point, 18 after: MAX_ABS_AMOUNT, MAX_FRACTION_DIGITS) is exact; only a division
 #: (the weighted-average cost basis) rounds, to BASIS_PLACES
-LEDGER_CONTEXT = Context(prec=100, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999,
-                         traps=[InvalidOperation, DivisionByZero, Overflow])
+LEDGER_CONTEXT = Context(
+    prec=100, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999, traps=[InvalidOperation, DivisionByZero, Overflow]
+)
 BASIS_PLACES = Decimal(1).scaleb(-18)
 #: what the API publishes of every derived number (positions, cash, NAV, reconciliation): at most
 #: this many decimal places, half-even. What a bot sent comes back as it sent it.

@@ -47,12 +47,22 @@ NoteText = Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)]
 # __post_init__ of each input does, naming the field); a JSON Schema bound cannot say "at most 18
 # digits after the point" of a JSON number exactly, so that one is said in words
 _SCALE = f"at most {MAX_FRACTION_DIGITS} digits after the decimal point"
-Positive = Annotated[Decimal, msgspec.Meta(extra_json_schema={
-    "exclusiveMinimum": 0, "maximum": float(MAX_ABS_AMOUNT), "description": f"> 0, {_SCALE}"})]
-NonNegative = Annotated[Decimal, msgspec.Meta(extra_json_schema={
-    "minimum": 0, "maximum": float(MAX_ABS_AMOUNT), "description": f">= 0, {_SCALE}"})]
-Signed = Annotated[Decimal, msgspec.Meta(extra_json_schema={
-    "minimum": -float(MAX_ABS_AMOUNT), "maximum": float(MAX_ABS_AMOUNT), "description": _SCALE})]
+Positive = Annotated[
+    Decimal,
+    msgspec.Meta(
+        extra_json_schema={"exclusiveMinimum": 0, "maximum": float(MAX_ABS_AMOUNT), "description": f"> 0, {_SCALE}"}
+    ),
+]
+NonNegative = Annotated[
+    Decimal,
+    msgspec.Meta(extra_json_schema={"minimum": 0, "maximum": float(MAX_ABS_AMOUNT), "description": f">= 0, {_SCALE}"}),
+]
+Signed = Annotated[
+    Decimal,
+    msgspec.Meta(
+        extra_json_schema={"minimum": -float(MAX_ABS_AMOUNT), "maximum": float(MAX_ABS_AMOUNT), "description": _SCALE}
+    ),
+]
 
 # uuid5 namespace for deterministic aggregate ids: idempotency by version conflict.
 ID_NAMESPACE = UUID("6f1c1e0a-3d0b-5d7e-9a55-6b2f3f6c0b11")
@@ -258,8 +268,21 @@ class OrderRecorded(msgspec.Struct, tag="OrderRecorded.v1"):
         """The columns of its ``rm_orders`` row (before notification id and event bytes)."""
         o = self.order
         details = None if o.details is None else _details_encoder.encode(o.details).decode()
-        return (o.id, o.strategy_id, o.symbol, o.side, o.quantity, o.price, o.fees, o.order_type, o.status,
-                o.executed_at, o.created_at, o.external_order_id, details)
+        return (
+            o.id,
+            o.strategy_id,
+            o.symbol,
+            o.side,
+            o.quantity,
+            o.price,
+            o.fees,
+            o.order_type,
+            o.status,
+            o.executed_at,
+            o.created_at,
+            o.external_order_id,
+            details,
+        )
 
 
 class CashRecorded(msgspec.Struct, tag="CashRecorded.v1"):
@@ -290,8 +313,17 @@ class CashRecorded(msgspec.Struct, tag="CashRecorded.v1"):
 
     def log_row(self) -> LogRow:
         c = self.cash
-        return (c.id, c.strategy_id, c.event_type, c.amount, c.occurred_at, c.external_id, c.related_symbol,
-                c.note, c.created_at)
+        return (
+            c.id,
+            c.strategy_id,
+            c.event_type,
+            c.amount,
+            c.occurred_at,
+            c.external_id,
+            c.related_symbol,
+            c.note,
+            c.created_at,
+        )
 
     @property
     def external_flow(self) -> Decimal:

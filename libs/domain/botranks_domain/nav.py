@@ -72,7 +72,7 @@ class PriceBook:
         if not days:
             return []
         lo = 0 if after is None else bisect.bisect_right(days, after)
-        return self._splits[symbol][lo:bisect.bisect_right(days, until)]
+        return self._splits[symbol][lo : bisect.bisect_right(days, until)]
 
     def has_splits(self) -> bool:
         return bool(self._splits)
@@ -121,13 +121,18 @@ class LedgerState(msgspec.Struct, kw_only=True):
     as_of: date | None = None
 
     @classmethod
-    def of(cls, ledger: Ledger, pending_flow: Decimal, pending_dq: dict[str, Decimal],
-           as_of: date | None) -> LedgerState:
+    def of(
+        cls, ledger: Ledger, pending_flow: Decimal, pending_dq: dict[str, Decimal], as_of: date | None
+    ) -> LedgerState:
         return cls(
             positions=[_HoldingState(s, h.quantity, h.cost_basis, h.updated_at) for s, h in ledger.positions.items()],
-            cash=ledger.cash, realized_pnl=ledger.realized_pnl, external_flows=ledger.external_flows,
-            last_order_at=ledger.last_order_at, pending_flow=pending_flow,
-            pending_dq={s: q for s, q in pending_dq.items() if q}, as_of=as_of,
+            cash=ledger.cash,
+            realized_pnl=ledger.realized_pnl,
+            external_flows=ledger.external_flows,
+            last_order_at=ledger.last_order_at,
+            pending_flow=pending_flow,
+            pending_dq={s: q for s, q in pending_dq.items() if q},
+            as_of=as_of,
         )
 
     def dated(self, day: date | None) -> LedgerState:
@@ -140,7 +145,9 @@ class LedgerState(msgspec.Struct, kw_only=True):
     def ledger(self) -> Ledger:
         return Ledger(
             positions={p.symbol: Holding(p.quantity, p.cost_basis, p.updated_at) for p in self.positions},
-            cash=self.cash, realized_pnl=self.realized_pnl, external_flows=self.external_flows,
+            cash=self.cash,
+            realized_pnl=self.realized_pnl,
+            external_flows=self.external_flows,
             last_order_at=self.last_order_at,
         )
 
@@ -220,8 +227,16 @@ def derive(
         return _derive(start, events, prices, benchmark, after, until, inception, last_checkpoint)
 
 
-def _derive(start: LedgerState, events: list[LedgerEvent], prices: PriceBook, benchmark: str | None,
-            after: date | None, until: date, inception: date | None, last_checkpoint: date | None) -> Derivation:
+def _derive(
+    start: LedgerState,
+    events: list[LedgerEvent],
+    prices: PriceBook,
+    benchmark: str | None,
+    after: date | None,
+    until: date,
+    inception: date | None,
+    last_checkpoint: date | None,
+) -> Derivation:
     ledger = start.ledger()
     pending_flow = start.pending_flow
     pending_dq: dict[str, Decimal] = defaultdict(lambda: ZERO, start.pending_dq)
@@ -230,8 +245,14 @@ def _derive(start: LedgerState, events: list[LedgerEvent], prices: PriceBook, be
 
     def catch_up(day: date, target: Ledger, record: list[SplitApplied]) -> None:
         """Apply the splits of held symbols with ex-date in (as_of, day], in date order."""
-        due = sorted((sp for s in set(target.positions) | {s for s, q in pending_dq.items() if q}
-                      for sp in prices.splits_between(s, as_of, day)), key=lambda sp: (sp.ex_date, sp.symbol))
+        due = sorted(
+            (
+                sp
+                for s in set(target.positions) | {s for s, q in pending_dq.items() if q}
+                for sp in prices.splits_between(s, as_of, day)
+            ),
+            key=lambda sp: (sp.ex_date, sp.symbol),
+        )
         for split in due:
             applied = target.apply_split(split.symbol, split.ex_date, split.split_from, split.split_to)
             if applied is not None:
@@ -268,8 +289,9 @@ def _derive(start: LedgerState, events: list[LedgerEvent], prices: PriceBook, be
                     if event.snapshot.log_deltas:
                         out.reconciliation.append((event, d))
                 removed = sum(1 for d in deltas if d.derived_quantity and not d.snapshot_quantity)
-                out.snapshots.append((event.snapshot.id, len(ledger.positions), removed,
-                                      len(deltas) if event.snapshot.log_deltas else 0))
+                out.snapshots.append(
+                    (event.snapshot.id, len(ledger.positions), removed, len(deltas) if event.snapshot.log_deltas else 0)
+                )
             i += 1
         if had_events and i == len(events) and (after is None or day > after):
             out.tail = (day, LedgerState.of(ledger, pending_flow, pending_dq, as_of))
@@ -285,15 +307,22 @@ def _derive(start: LedgerState, events: list[LedgerEvent], prices: PriceBook, be
                 catch_up(day, ledger, out.actions)
             as_of = day if as_of is None or day > as_of else as_of
             market_value = sum(
-                (h.quantity * _mark(prices, s, day, h.cost_basis) for s, h in ledger.positions.items()), ZERO)
+                (h.quantity * _mark(prices, s, day, h.cost_basis) for s, h in ledger.positions.items()), ZERO
+            )
             flow = pending_flow + sum(
-                (dq * _mark(prices, s, day, ledger.positions[s].cost_basis if s in ledger.positions else ZERO)
-                 for s, dq in pending_dq.items() if dq), ZERO)
+                (
+                    dq * _mark(prices, s, day, ledger.positions[s].cost_basis if s in ledger.positions else ZERO)
+                    for s, dq in pending_dq.items()
+                    if dq
+                ),
+                ZERO,
+            )
             out.nav.append(NavRow(day, ledger.cash, market_value, ledger.cash + market_value, flow))
             pending_flow = ZERO
             pending_dq.clear()
-        if had_events and (last_checkpoint is None or day == last_checkpoint
-                           or day - last_checkpoint >= CHECKPOINT_EVERY):
+        if had_events and (
+            last_checkpoint is None or day == last_checkpoint or day - last_checkpoint >= CHECKPOINT_EVERY
+        ):
             out.checkpoints.append((day, LedgerState.of(ledger, pending_flow, pending_dq, as_of)))
             last_checkpoint = day
     out.final = LedgerState.of(ledger, pending_flow, pending_dq, as_of)

@@ -31,7 +31,7 @@ def event_strategy_key(state: bytes) -> int:
     at = state.find(_STRATEGY_FIELD)
     if at < 0:
         return 0
-    digits = state[at + len(_STRATEGY_FIELD): at + len(_STRATEGY_FIELD) + 8]
+    digits = state[at + len(_STRATEGY_FIELD) : at + len(_STRATEGY_FIELD) + 8]
     return int(digits, 16) if _KEY_DIGITS.fullmatch(digits) else 0
 
 

@@ -81,9 +81,19 @@ DAYS_PER_YEAR = 365.25
 _MIN_BENCH_VARIANCE = 1.0e-30  # empyrical.beta_aligned: smaller variances are "no variance"
 
 _FIGURES = (
-    "inception_date", "latest_date", "days", "years", "starting_equity", "ending_equity",
-    "total_return", "cagr", "volatility_annualized", "downside_volatility_annualized",
-    "sharpe_ratio", "sortino_ratio", "calmar_ratio",
+    "inception_date",
+    "latest_date",
+    "days",
+    "years",
+    "starting_equity",
+    "ending_equity",
+    "total_return",
+    "cagr",
+    "volatility_annualized",
+    "downside_volatility_annualized",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "calmar_ratio",
 )
 
 
@@ -106,7 +116,7 @@ def _pow(base: float, exponent: float) -> float | None:
     if base < 0 and not float(exponent).is_integer():
         return None
     try:
-        return _finite(base ** exponent)
+        return _finite(base**exponent)
     except (OverflowError, ZeroDivisionError):
         return None
 
@@ -122,8 +132,12 @@ def _empty_result(benchmark_symbol: str | None, with_benchmark: bool) -> dict[st
 
 def _empty_benchmark(symbol: str | None) -> dict[str, Any]:
     return {
-        "symbol": symbol, "beta": None, "alpha_annualized": None, "tracking_error_annualized": None,
-        "information_ratio": None, "benchmark_total_return": None,
+        "symbol": symbol,
+        "beta": None,
+        "alpha_annualized": None,
+        "tracking_error_annualized": None,
+        "information_ratio": None,
+        "benchmark_total_return": None,
     }
 
 
@@ -175,27 +189,52 @@ def _history_warnings(nav: pl.DataFrame) -> list[dict[str, str]]:
         return out
     broke = nav.filter(pl.col("total_equity") < 0)
     if broke.height:
-        out.append({"code": "negative_equity", "message": (
-            f"Total equity was negative on {broke.height} day(s), first on {broke['date'][0]}: "
-            "returns are undefined there, so return-based figures are omitted")})
+        out.append(
+            {
+                "code": "negative_equity",
+                "message": (
+                    f"Total equity was negative on {broke.height} day(s), first on {broke['date'][0]}: "
+                    "returns are undefined there, so return-based figures are omitted"
+                ),
+            }
+        )
     emptied = nav.filter(pl.col("total_equity") == 0)
     if emptied.height:
-        out.append({"code": "emptied_account", "message": (
-            f"Total equity was zero on {emptied.height} day(s), first on {emptied['date'][0]}: "
-            "the returns across those days are undefined and left out")})
+        out.append(
+            {
+                "code": "emptied_account",
+                "message": (
+                    f"Total equity was zero on {emptied.height} day(s), first on {emptied['date'][0]}: "
+                    "the returns across those days are undefined and left out"
+                ),
+            }
+        )
     if "cash" in nav.columns:
         short = nav.filter(pl.col("cash") < 0)
         if short.height:
-            out.append({"code": "negative_cash", "message": (
-                f"Cash was negative on {short.height} day(s), first on {short['date'][0]}: borrowed money, "
-                "or a deposit recorded with a later date than the orders it paid for; figures are computed "
-                "on the equity as reported")})
+            out.append(
+                {
+                    "code": "negative_cash",
+                    "message": (
+                        f"Cash was negative on {short.height} day(s), first on {short['date'][0]}: borrowed money, "
+                        "or a deposit recorded with a later date than the orders it paid for; figures are computed "
+                        "on the equity as reported"
+                    ),
+                }
+            )
     return out
 
 
 def _null_return_figures(result: dict[str, Any]) -> None:
-    for key in ("total_return", "cagr", "volatility_annualized", "downside_volatility_annualized",
-                "sharpe_ratio", "sortino_ratio", "calmar_ratio"):
+    for key in (
+        "total_return",
+        "cagr",
+        "volatility_annualized",
+        "downside_volatility_annualized",
+        "sharpe_ratio",
+        "sortino_ratio",
+        "calmar_ratio",
+    ):
         result[key] = None
     result["drawdown"] = {k: None for k in result["drawdown"]}
     result["monthly_returns"], result["yearly_returns"] = {}, {}
@@ -204,8 +243,9 @@ def _null_return_figures(result: dict[str, Any]) -> None:
         result["benchmark"] = {**_empty_benchmark(result["benchmark"]["symbol"]), "benchmark_total_return": kept}
 
 
-def _compute(nav: pl.DataFrame, benchmark: pl.DataFrame | None, benchmark_symbol: str | None,
-             risk_free_rate: float) -> dict[str, Any]:
+def _compute(
+    nav: pl.DataFrame, benchmark: pl.DataFrame | None, benchmark_symbol: str | None, risk_free_rate: float
+) -> dict[str, Any]:
     with_benchmark = benchmark is not None
     for frame, name in ((nav, "nav"), (benchmark, "benchmark")):
         if frame is not None and frame.schema.get("date") != pl.Date:
@@ -316,8 +356,10 @@ def _series_query(nav: pl.DataFrame, rf_d: float) -> pl.LazyFrame:
 
 def _monthly_query(nav: pl.DataFrame) -> pl.LazyFrame:
     """Growth factor ``prod(1 + r)`` of each calendar month present, in date order."""
-    return nav_returns(nav).group_by(pl.col("date").dt.month_start(), maintain_order=True).agg(
-        (1.0 + pl.col("r")).product()
+    return (
+        nav_returns(nav)
+        .group_by(pl.col("date").dt.month_start(), maintain_order=True)
+        .agg((1.0 + pl.col("r")).product())
     )
 
 

@@ -75,14 +75,15 @@ def _plan_of(type_: Any) -> Any:
 def _read(obj: Any, plan: Any, path: tuple[str | int, ...]) -> Any:
     if plan is _TIMESTAMP:
         if isinstance(obj, str) and (m := _BEYOND_MICROSECONDS.match(obj)):
-            return m[1] + obj[m.end():]
+            return m[1] + obj[m.end() :]
         return obj
     if plan is _DECIMAL:
         # NaN and Infinity go on to exact_decimal, which says they are not finite
         if isinstance(obj, str) and not _DECIMAL_TEXT.match(obj) and obj.lower().lstrip("+-") not in _NOT_FINITE:
             where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[:-1])
-            raise msgspec.ValidationError(f"`{path[-1]}` must be a number, or a string holding a JSON number"
-                                          f" - at `{where}`")
+            raise msgspec.ValidationError(
+                f"`{path[-1]}` must be a number, or a string holding a JSON number - at `{where}`"
+            )
         return obj
     if isinstance(plan, tuple):
         if not isinstance(obj, list):
@@ -119,8 +120,7 @@ def convert_input(obj: Any, type_: type[T], *, strict: bool = True) -> T:
     return msgspec.convert(read_text(obj, type_), type_, strict=strict)
 
 
-def exact_decimal(value: Decimal, name: str, *, positive: bool = False,
-                  non_negative: bool = False) -> Decimal:
+def exact_decimal(value: Decimal, name: str, *, positive: bool = False, non_negative: bool = False) -> Decimal:
     """Check a client's decimal against the bounds; return it in a form PostgreSQL can store.
 
     Works on the digits and exponent only (``as_tuple``): no arithmetic under a rounding
@@ -140,7 +140,7 @@ def exact_decimal(value: Decimal, name: str, *, positive: bool = False,
         dropped = min(trailing_zeros, -exponent)
         if -exponent - dropped > MAX_FRACTION_DIGITS:
             raise ValueError(f"`{name}` must have at most {MAX_FRACTION_DIGITS} digits after the decimal point")
-        value = Decimal((sign, digits[:len(digits) - dropped], exponent + dropped))
+        value = Decimal((sign, digits[: len(digits) - dropped], exponent + dropped))
     if value.copy_abs() > MAX_ABS_AMOUNT:  # comparisons are exact (no context)
         raise ValueError(f"`{name}` must be at most 1e15 in magnitude")
     if positive and value <= 0:

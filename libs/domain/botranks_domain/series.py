@@ -37,8 +37,7 @@ def nav_frame(rows: Iterable[NavRow]) -> pl.DataFrame:
         equity.append(float(r.total_equity))
         flow.append(float(r.external_flow))
         cash.append(float(r.cash))
-    return pl.DataFrame({"date": dates, "total_equity": equity, "external_flow": flow, "cash": cash},
-                        schema=NAV_SCHEMA)
+    return pl.DataFrame({"date": dates, "total_equity": equity, "external_flow": flow, "cash": cash}, schema=NAV_SCHEMA)
 
 
 def closes_frame(closes: Iterable[tuple[date, Decimal]]) -> pl.DataFrame:
@@ -99,6 +98,9 @@ def daily_series(nav: pl.DataFrame, window: int) -> pl.LazyFrame:
     return (
         nav_returns(nav)
         .with_columns(index=growth_index(r))
-        .with_columns(drawdown=drawdown_series(w), rolling_sharpe=rolling_sharpe(r, window),
-                      rolling_volatility=rolling_volatility(r, window))
+        .with_columns(
+            drawdown=drawdown_series(w),
+            rolling_sharpe=rolling_sharpe(r, window),
+            rolling_volatility=rolling_volatility(r, window),
+        )
     )

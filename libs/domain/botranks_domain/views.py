@@ -132,8 +132,18 @@ LIVE_REPORTING_S = 15 * 60
 #: the leaderboard's "reported live only" filter: at least this share of orders reported live
 LIVE_ONLY_MIN_SHARE = 0.95
 #: the leaderboard's columns a subscriber may sort by
-LEADERBOARD_SORTS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "volatility", "track_days",
-                     "last_activity", "live_share", "name")
+LEADERBOARD_SORTS = (
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "volatility",
+    "track_days",
+    "last_activity",
+    "live_share",
+    "name",
+)
 
 
 class LeaderboardRow(msgspec.Struct):
@@ -177,6 +187,7 @@ class ChainHead(msgspec.Struct):
     events: int
     digest: str | None
     days: list[ChainDay]
+
 
 #: the board a strategy's own rank (``LedgerReader.leaderboard_row``) is counted on: best Sharpe first,
 #: among public strategies with at least this many days of track record

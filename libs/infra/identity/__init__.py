@@ -27,6 +27,19 @@ from .accounts import (
 )
 from .ddl import MIGRATIONS
 
-__all__ = ["AUTH_IP_WINDOW_S", "KEY_PREFIX", "KEY_RE", "MIGRATIONS", "RATE_WINDOW_S", "Identity", "IdentityTx",
-           "RateState", "Throttle", "address_throttle", "client_bucket", "email_throttle", "hash_secret",
-           "new_secret"]
+__all__ = [
+    "AUTH_IP_WINDOW_S",
+    "KEY_PREFIX",
+    "KEY_RE",
+    "MIGRATIONS",
+    "RATE_WINDOW_S",
+    "Identity",
+    "IdentityTx",
+    "RateState",
+    "Throttle",
+    "address_throttle",
+    "client_bucket",
+    "email_throttle",
+    "hash_secret",
+    "new_secret",
+]

@@ -26,8 +26,7 @@ from botranks_domain.model import normalize_symbol
 from ..pg import reading
 
 KEY_PREFIX = "fq_live_"
-_PROFILE_COLUMNS = ("id, name, visibility, nullif(benchmark, '') AS benchmark, show_positions, owner_id,"
-                    " created_at")
+_PROFILE_COLUMNS = "id, name, visibility, nullif(benchmark, '') AS benchmark, show_positions, owner_id, created_at"
 KEY_RE = re.compile(r"^fq_live_[A-Za-z0-9_\-]{43}$")
 RATE_WINDOW_S = 60
 AUTH_IP_WINDOW_S = 60
@@ -51,8 +50,12 @@ class RateState:
 
     def headers(self) -> dict[str, str]:
         reset = str(max(0, math.ceil(self.reset_s)))
-        return {"RateLimit-Limit": str(self.limit), "RateLimit-Remaining": str(self.remaining),
-                "RateLimit-Reset": reset, "RateLimit-Policy": f"{self.limit};w={RATE_WINDOW_S}"}
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": reset,
+            "RateLimit-Policy": f"{self.limit};w={RATE_WINDOW_S}",
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +93,22 @@ def client_bucket(host: str | None) -> str:
 
 def address_throttle(host: str | None, limit: int) -> Throttle:
     """Login and register attempts of one client address (``request.client``)."""
-    return Throttle(client_bucket(host), limit, AUTH_IP_WINDOW_S,
-                    f"Too many sign-in attempts from this address (at most {limit} {_per(AUTH_IP_WINDOW_S)});"
-                    " retry later")
+    return Throttle(
+        client_bucket(host),
+        limit,
+        AUTH_IP_WINDOW_S,
+        f"Too many sign-in attempts from this address (at most {limit} {_per(AUTH_IP_WINDOW_S)}); retry later",
+    )
 
 
 def email_throttle(email: str, limit: int, window_s: float) -> Throttle:
     """Failed logins of one (lower-cased) email, whether or not it has an account."""
-    return Throttle("email:" + email.strip().lower(), limit, window_s,
-                    f"Too many failed sign-ins for this account (at most {limit} {_per(window_s)}); retry later")
+    return Throttle(
+        "email:" + email.strip().lower(),
+        limit,
+        window_s,
+        f"Too many failed sign-ins for this account (at most {limit} {_per(window_s)}); retry later",
+    )
 
 
 class Identity:
@@ -118,15 +128,19 @@ class Identity:
         if scheme.lower() != "bearer" or not KEY_RE.match(token):
             raise NotSignedIn("Invalid Authorization header: expected `Bearer fq_live_...`")
         with reading(self.datastore) as curs:  # one statement, its own transaction (autocommit): one round trip
-            row = curs.execute("SELECT * FROM botranks_check_key(%s, %s, %s, %s)",
-                               (hash_secret(token), strategy_id, limit, RATE_WINDOW_S)).fetchone()
+            row = curs.execute(
+                "SELECT * FROM botranks_check_key(%s, %s, %s, %s)",
+                (hash_secret(token), strategy_id, limit, RATE_WINDOW_S),
+            ).fetchone()
         outcome = row["outcome"]
         if outcome == "unauthorized":
             raise NotSignedIn("Invalid or revoked API key")
         rate = RateState(limit, row["remaining"], row["reset_s"])
         if outcome == "limited":
-            raise TooManyRequests(f"Rate limit exceeded: {limit} requests per {RATE_WINDOW_S}s",
-                                  headers={**rate.headers(), "Retry-After": str(max(1, math.ceil(rate.reset_s)))})
+            raise TooManyRequests(
+                f"Rate limit exceeded: {limit} requests per {RATE_WINDOW_S}s",
+                headers={**rate.headers(), "Retry-After": str(max(1, math.ceil(rate.reset_s)))},
+            )
         if outcome == "not_found":
             raise NotFound(f"Strategy {strategy_id} not found")
         if outcome == "forbidden":
@@ -135,9 +149,18 @@ class Identity:
 
     # ------------------------------------------------------------ strategies and keys
 
-    def create_strategy(self, name: str, *, benchmark: str = "SPY", owner_id: UUID | None = None,
-                        base_currency: str = "USD", visibility: str = "private", show_positions: str = "none",
-                        first_key: bool = True, max_owned: int = 0) -> tuple[UUID, str | None]:
+    def create_strategy(
+        self,
+        name: str,
+        *,
+        benchmark: str = "SPY",
+        owner_id: UUID | None = None,
+        base_currency: str = "USD",
+        visibility: str = "private",
+        show_positions: str = "none",
+        first_key: bool = True,
+        max_owned: int = 0,
+    ) -> tuple[UUID, str | None]:
         """Create a strategy (and, for scripted set-ups, a first API key); returns (id, plaintext key).
 
         ``max_owned`` (> 0, with an owner): 409 when the owner already has that many strategies.
@@ -148,13 +171,16 @@ class Identity:
             if owner_id is not None and max_owned > 0:
                 curs.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (owner_id,))
                 if self._owned_count(curs, owner_id) >= max_owned:
-                    raise Conflict(f"Strategy limit reached: an account may own at most {max_owned} strategies"
-                                   " (BOTRANKS_MAX_STRATEGIES_PER_ACCOUNT); the operator can delete one"
-                                   " (`botranks strategy delete`) or raise the limit")
+                    raise Conflict(
+                        f"Strategy limit reached: an account may own at most {max_owned} strategies"
+                        " (BOTRANKS_MAX_STRATEGIES_PER_ACCOUNT); the operator can delete one"
+                        " (`botranks strategy delete`) or raise the limit"
+                    )
             curs.execute(
                 "INSERT INTO strategies (id, name, benchmark, owner_id, base_currency, visibility, show_positions)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (strategy_id, name, benchmark, owner_id, base_currency, visibility, show_positions))
+                (strategy_id, name, benchmark, owner_id, base_currency, visibility, show_positions),
+            )
             self._record_update(curs, strategy_id, benchmark_changed=False)
             if first_key:
                 _, key = self._insert_key(curs, strategy_id, "default")
@@ -179,21 +205,30 @@ class Identity:
         elif benchmark is not None:
             benchmark = ""
         with self.datastore.transaction(commit=True) as curs:
-            row = curs.execute("SELECT owner_id, name, visibility, benchmark, show_positions FROM strategies"
-                               " WHERE id = %s FOR UPDATE", (strategy_id,)).fetchone()
+            row = curs.execute(
+                "SELECT owner_id, name, visibility, benchmark, show_positions FROM strategies WHERE id = %s FOR UPDATE",
+                (strategy_id,),
+            ).fetchone()
             if row is None:
                 raise NotFound(f"Strategy {strategy_id} not found")
             if row["owner_id"] is None or row["owner_id"] != owner:
                 raise NotOwner("Only the strategy's creator may change it")
-            new = {"name": changes.name, "visibility": changes.visibility, "benchmark": benchmark,
-                   "show_positions": changes.show_positions}
+            new = {
+                "name": changes.name,
+                "visibility": changes.visibility,
+                "benchmark": benchmark,
+                "show_positions": changes.show_positions,
+            }
             new = {k: v for k, v in new.items() if v is not None and v != row[k]}
             if new:
-                curs.execute("UPDATE strategies SET " + ", ".join(f"{k} = %({k})s" for k in new)
-                             + " WHERE id = %(id)s", {**new, "id": strategy_id})
+                curs.execute(
+                    "UPDATE strategies SET " + ", ".join(f"{k} = %({k})s" for k in new) + " WHERE id = %(id)s",
+                    {**new, "id": strategy_id},
+                )
                 self._record_update(curs, strategy_id, benchmark_changed="benchmark" in new)
-            profile = curs.execute(f"SELECT {_PROFILE_COLUMNS} FROM strategies WHERE id = %s",
-                                   (strategy_id,)).fetchone()
+            profile = curs.execute(
+                f"SELECT {_PROFILE_COLUMNS} FROM strategies WHERE id = %s", (strategy_id,)
+            ).fetchone()
         return StrategyProfile(**profile)
 
     def add_keys(self, strategy_id: UUID, names: Iterable[str]) -> list[str]:
@@ -201,22 +236,28 @@ class Identity:
         with self.datastore.transaction(commit=True) as curs:
             return [self._insert_key(curs, strategy_id, name)[1] for name in names]
 
-    def strategies_of(self, owner: UUID, only: UUID | None = None, limit: int | None = None,
-                      offset: int = 0) -> list[Strategy]:
+    def strategies_of(
+        self, owner: UUID, only: UUID | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[Strategy]:
         """The owner's strategies, oldest first (a new one goes last: pages already read stay put)."""
         with reading(self.datastore) as curs:
             rows = curs.execute(
                 "SELECT id, name, base_currency, nullif(benchmark, '') AS benchmark, visibility, created_at"
                 " FROM strategies WHERE owner_id = %s AND (%s::uuid IS NULL OR id = %s) ORDER BY created_at, id"
-                " LIMIT %s OFFSET %s", (owner, only, only, limit, offset)).fetchall()
+                " LIMIT %s OFFSET %s",
+                (owner, only, only, limit, offset),
+            ).fetchall()
         return [Strategy(**r) for r in rows]
 
     def owned_profiles(self, owner: UUID, limit: int, offset: int) -> tuple[list[StrategyProfile], int]:
         """One page of the owner's strategies as profiles (the order of ``strategies_of``), and how many
         the owner has in all."""
         with reading(self.datastore) as curs:
-            rows = curs.execute(f"SELECT {_PROFILE_COLUMNS} FROM strategies WHERE owner_id = %s"
-                                " ORDER BY created_at, id LIMIT %s OFFSET %s", (owner, limit, offset)).fetchall()
+            rows = curs.execute(
+                f"SELECT {_PROFILE_COLUMNS} FROM strategies WHERE owner_id = %s"
+                " ORDER BY created_at, id LIMIT %s OFFSET %s",
+                (owner, limit, offset),
+            ).fetchall()
             total = self._owned_count(curs, owner)
         return [StrategyProfile(**r) for r in rows], total
 
@@ -234,7 +275,9 @@ class Identity:
             row = curs.execute(
                 "SELECT (SELECT count(*) FROM strategies o WHERE o.owner_id = s.owner_id"
                 " AND (o.created_at, o.id) < (s.created_at, s.id)) AS n FROM strategies s"
-                " WHERE s.id = %s AND s.owner_id = %s", (strategy_id, owner)).fetchone()
+                " WHERE s.id = %s AND s.owner_id = %s",
+                (strategy_id, owner),
+            ).fetchone()
         return None if row is None else row["n"]
 
     def all_strategies(self) -> list[dict[str, Any]]:
@@ -245,14 +288,17 @@ class Identity:
                 " u.email AS owner_email, s.created_at,"
                 " count(k.id) FILTER (WHERE k.revoked_at IS NULL) AS active_keys, max(k.last_used_at) AS last_used_at"
                 " FROM strategies s LEFT JOIN users u ON u.id = s.owner_id LEFT JOIN api_keys k ON k.strategy_id = s.id"
-                " GROUP BY s.id, u.email ORDER BY s.created_at, s.id").fetchall()
+                " GROUP BY s.id, u.email ORDER BY s.created_at, s.id"
+            ).fetchall()
 
     def delete_strategy(self, strategy_id: UUID) -> str | None:
         """Remove a strategy, its keys and their rate windows at once (its keys stop working as this
         commits); returns its name, None if there was none."""
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute("DELETE FROM rate_windows WHERE key_id IN (SELECT id FROM api_keys WHERE strategy_id = %s)",
-                         (strategy_id,))
+            curs.execute(
+                "DELETE FROM rate_windows WHERE key_id IN (SELECT id FROM api_keys WHERE strategy_id = %s)",
+                (strategy_id,),
+            )
             curs.execute("DELETE FROM api_keys WHERE strategy_id = %s", (strategy_id,))
             curs.execute("DELETE FROM strategy_updates WHERE strategy_id = %s", (strategy_id,))
             row = curs.execute("DELETE FROM strategies WHERE id = %s RETURNING name", (strategy_id,)).fetchone()
@@ -267,8 +313,11 @@ class Identity:
     def list_keys(self, user: UUID, strategy_id: UUID) -> list[ApiKeyInfo]:
         with reading(self.datastore) as curs:
             self._owned(curs, user, strategy_id)
-            rows = curs.execute("SELECT id, name, key_prefix, created_at, last_used_at, revoked_at FROM api_keys"
-                                " WHERE strategy_id = %s ORDER BY created_at, id", (strategy_id,)).fetchall()
+            rows = curs.execute(
+                "SELECT id, name, key_prefix, created_at, last_used_at, revoked_at FROM api_keys"
+                " WHERE strategy_id = %s ORDER BY created_at, id",
+                (strategy_id,),
+            ).fetchall()
         return [ApiKeyInfo(**r) for r in rows]
 
     def revoke_key(self, user: UUID, strategy_id: UUID, key_id: UUID) -> ApiKeyInfo:
@@ -278,7 +327,8 @@ class Identity:
             row = curs.execute(
                 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = %s AND strategy_id = %s"
                 " RETURNING id, name, key_prefix, created_at, last_used_at, revoked_at",
-                (key_id, strategy_id)).fetchone()
+                (key_id, strategy_id),
+            ).fetchone()
         if row is None:
             raise NotFound(f"API key {key_id} not found")
         return ApiKeyInfo(**row)
@@ -290,8 +340,10 @@ class Identity:
 
     def benchmarks_in_use(self) -> set[str]:
         with reading(self.datastore) as curs:
-            return {r["benchmark"] for r in curs.execute(
-                "SELECT DISTINCT benchmark FROM strategies WHERE benchmark <> ''").fetchall()}
+            return {
+                r["benchmark"]
+                for r in curs.execute("SELECT DISTINCT benchmark FROM strategies WHERE benchmark <> ''").fetchall()
+            }
 
     # ------------------------------------------------------------ the projector's reads (its transaction)
 
@@ -302,8 +354,10 @@ class Identity:
 
     @staticmethod
     def _record_update(curs: Any, strategy_id: UUID, *, benchmark_changed: bool) -> None:
-        curs.execute("INSERT INTO strategy_updates (strategy_id, benchmark_changed) VALUES (%s, %s)",
-                     (strategy_id, benchmark_changed))
+        curs.execute(
+            "INSERT INTO strategy_updates (strategy_id, benchmark_changed) VALUES (%s, %s)",
+            (strategy_id, benchmark_changed),
+        )
 
     @staticmethod
     def _insert_key(curs: Any, strategy_id: UUID, name: str) -> tuple[dict, str]:
@@ -312,7 +366,8 @@ class Identity:
         row = curs.execute(
             "INSERT INTO api_keys (id, strategy_id, name, key_prefix, key_hash) VALUES (%s, %s, %s, %s, %s)"
             " RETURNING id, name, key_prefix, created_at",
-            (uuid.uuid4(), strategy_id, name, key[: len(KEY_PREFIX) + 2], hash_secret(key))).fetchone()
+            (uuid.uuid4(), strategy_id, name, key[: len(KEY_PREFIX) + 2], hash_secret(key)),
+        ).fetchone()
         return row, key
 
     @staticmethod
@@ -333,9 +388,10 @@ class Identity:
     def insert_user(self, email: str, password_hash: str) -> User:
         try:
             with self.datastore.transaction(commit=True) as curs:
-                row = curs.execute("INSERT INTO users (id, email, password_hash) VALUES (%s, %s, %s)"
-                                   " RETURNING id, email, created_at",
-                                   (uuid.uuid4(), email, password_hash)).fetchone()
+                row = curs.execute(
+                    "INSERT INTO users (id, email, password_hash) VALUES (%s, %s, %s) RETURNING id, email, created_at",
+                    (uuid.uuid4(), email, password_hash),
+                ).fetchone()
         except (IntegrityError, psycopg.errors.UniqueViolation):
             raise Conflict("An account with this email already exists") from None
         return User(**row)
@@ -352,33 +408,42 @@ class Identity:
         """Throttle (429 before any hashing; the attempt counts as failed until it succeeds), find the user."""
         with self.datastore.transaction(commit=True) as curs:
             hit = self._attempt(curs, throttles)
-            row = curs.execute("SELECT id, email, created_at, password_hash FROM users"
-                               " WHERE lower(email) = lower(%s)", (email,)).fetchone()
+            row = curs.execute(
+                "SELECT id, email, created_at, password_hash FROM users WHERE lower(email) = lower(%s)", (email,)
+            ).fetchone()
         return hit, row
 
-    def open_session(self, user_id: UUID, token: str, expires_at: datetime, succeeded: Throttle,
-                     hit: datetime | None) -> None:
+    def open_session(
+        self, user_id: UUID, token: str, expires_at: datetime, succeeded: Throttle, hit: datetime | None
+    ) -> None:
         """A server-side session; the login's attempt is taken back out of its bucket (not a failure)."""
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute("INSERT INTO sessions (id, user_id, token_hash, expires_at) VALUES (%s, %s, %s, %s)",
-                         (uuid.uuid4(), user_id, hash_secret(token), expires_at))
+            curs.execute(
+                "INSERT INTO sessions (id, user_id, token_hash, expires_at) VALUES (%s, %s, %s, %s)",
+                (uuid.uuid4(), user_id, hash_secret(token), expires_at),
+            )
             if hit is not None and succeeded.limit > 0:
-                curs.execute("UPDATE auth_throttle SET hits = array_remove(hits, %s) WHERE bucket = %s",
-                             (hit, succeeded.bucket))
+                curs.execute(
+                    "UPDATE auth_throttle SET hits = array_remove(hits, %s) WHERE bucket = %s", (hit, succeeded.bucket)
+                )
 
     def end_session(self, token: str | None) -> None:
         if token:
             with self.datastore.transaction(commit=True) as curs:
-                curs.execute("UPDATE sessions SET ended_at = now() WHERE token_hash = %s AND ended_at IS NULL",
-                             (hash_secret(token),))
+                curs.execute(
+                    "UPDATE sessions SET ended_at = now() WHERE token_hash = %s AND ended_at IS NULL",
+                    (hash_secret(token),),
+                )
 
     def session_user(self, token: str | None) -> UUID:
         """The signed-in user of a session cookie, or 401."""
         if not token:
             raise NotSignedIn("Sign in first (no session cookie)")
         with reading(self.datastore) as curs:
-            row = curs.execute("SELECT user_id FROM sessions WHERE token_hash = %s AND ended_at IS NULL"
-                               " AND expires_at > now()", (hash_secret(token),)).fetchone()
+            row = curs.execute(
+                "SELECT user_id FROM sessions WHERE token_hash = %s AND ended_at IS NULL AND expires_at > now()",
+                (hash_secret(token),),
+            ).fetchone()
         if row is None:
             raise NotSignedIn("Session expired or signed out")
         return row["user_id"]
@@ -388,13 +453,15 @@ class Identity:
         active = [t for t in throttles if t.limit > 0]
         if not active:
             return None
-        row = curs.execute("SELECT * FROM botranks_auth_attempt(%s::text[], %s::int[], %s::float8[])",
-                           ([t.bucket for t in active], [t.limit for t in active],
-                            [float(t.window_s) for t in active])).fetchone()
+        row = curs.execute(
+            "SELECT * FROM botranks_auth_attempt(%s::text[], %s::int[], %s::float8[])",
+            ([t.bucket for t in active], [t.limit for t in active], [float(t.window_s) for t in active]),
+        ).fetchone()
         if row["limited"]:
             throttle = active[row["limited"] - 1]
-            raise TooManyRequests(throttle.detail,
-                                  headers={"Retry-After": str(max(1, math.ceil(row["retry_after_s"])))})
+            raise TooManyRequests(
+                throttle.detail, headers={"Retry-After": str(max(1, math.ceil(row["retry_after_s"])))}
+            )
         return row["hit"]
 
 
@@ -412,18 +479,28 @@ class IdentityTx:
 
     def strategies_benchmarking(self, symbols: Iterable[str]) -> dict[UUID, str]:
         """Strategies whose benchmark is one of ``symbols``, in the caller's transaction."""
-        return {r["id"]: r["benchmark"] for r in self._curs.execute(
-            "SELECT id, benchmark FROM strategies WHERE benchmark = ANY(%s)", (list(symbols),)).fetchall()}
+        return {
+            r["id"]: r["benchmark"]
+            for r in self._curs.execute(
+                "SELECT id, benchmark FROM strategies WHERE benchmark = ANY(%s)", (list(symbols),)
+            ).fetchall()
+        }
 
     def public_faces(self, strategy_ids: Iterable[UUID]) -> dict[UUID, tuple[str, str]]:
         """(name, visibility) of each of ``strategy_ids`` that exists, in the caller's transaction."""
-        return {r["id"]: (r["name"], r["visibility"]) for r in self._curs.execute(
-            "SELECT id, name, visibility FROM strategies WHERE id = ANY(%s)", (list(strategy_ids),)).fetchall()}
+        return {
+            r["id"]: (r["name"], r["visibility"])
+            for r in self._curs.execute(
+                "SELECT id, name, visibility FROM strategies WHERE id = ANY(%s)", (list(strategy_ids),)
+            ).fetchall()
+        }
 
     def strategy_updates_after(self, update_id: int, limit: int) -> list[tuple[int, UUID, bool]]:
         """``strategy_updates`` rows (id, strategy id, benchmark changed) after ``update_id``, in order."""
-        rows = self._curs.execute("SELECT id, strategy_id, benchmark_changed FROM strategy_updates WHERE id > %s"
-                                  " ORDER BY id LIMIT %s", (update_id, limit)).fetchall()
+        rows = self._curs.execute(
+            "SELECT id, strategy_id, benchmark_changed FROM strategy_updates WHERE id > %s ORDER BY id LIMIT %s",
+            (update_id, limit),
+        ).fetchall()
         return [(r["id"], r["strategy_id"], r["benchmark_changed"]) for r in rows]
 
     def last_strategy_update_id(self) -> int:

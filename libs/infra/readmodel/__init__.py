@@ -13,5 +13,13 @@ from .tables import UNKNOWN_STRATEGY
 from .tracking import ReadModelTracking
 from .writer import LedgerRow, LedgerWriter
 
-__all__ = ["MIGRATIONS", "LedgerReader", "LedgerRow", "LedgerWriter", "ReadModelTracking", "UNKNOWN_STRATEGY",
-           "stream_chain_events", "stream_nav_rows"]
+__all__ = [
+    "MIGRATIONS",
+    "LedgerReader",
+    "LedgerRow",
+    "LedgerWriter",
+    "ReadModelTracking",
+    "UNKNOWN_STRATEGY",
+    "stream_chain_events",
+    "stream_nav_rows",
+]

@@ -69,17 +69,29 @@ class LedgerReader:
                 " LEFT JOIN LATERAL (SELECT array_agg(symbol ORDER BY symbol) AS symbols,"
                 " array_agg(quantity ORDER BY symbol) AS quantities, array_agg(cost_basis ORDER BY symbol) AS bases,"
                 " array_agg(updated_at ORDER BY symbol) AS updated FROM rm_positions WHERE strategy_id = %(s)s) AS p"
-                " ON true", {"s": strategy_id}).fetchone()
-        positions = [Position(id=position_id(strategy_id, symbol), strategy_id=strategy_id, symbol=symbol,
-                              quantity=quantity, cost_basis=basis, updated_at=updated)
-                     for symbol, quantity, basis, updated in zip(row["symbols"] or (), row["quantities"] or (),
-                                                                 row["bases"] or (), row["updated"] or (), strict=True)]
+                " ON true",
+                {"s": strategy_id},
+            ).fetchone()
+        positions = [
+            Position(
+                id=position_id(strategy_id, symbol),
+                strategy_id=strategy_id,
+                symbol=symbol,
+                quantity=quantity,
+                cost_basis=basis,
+                updated_at=updated,
+            )
+            for symbol, quantity, basis, updated in zip(
+                row["symbols"] or (), row["quantities"] or (), row["bases"] or (), row["updated"] or (), strict=True
+            )
+        ]
         has_ledger = row["captured_at"] is not None
         return StateView(
             strategy_id=strategy_id,
             positions=positions,
             nav=Nav(row["total_equity"], row["cash_balance"], row["market_value"], row["captured_at"])
-            if has_ledger else None,
+            if has_ledger
+            else None,
             last_order_at=row["last_order_at"] if has_ledger else None,
         )
 
@@ -89,7 +101,8 @@ class LedgerReader:
             rows = curs.execute(
                 "SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
                 " WHERE strategy_id = %s AND date >= %s AND date <= %s ORDER BY date",
-                (strategy_id, start or date.min, end or date.max)).fetchall()
+                (strategy_id, start or date.min, end or date.max),
+            ).fetchall()
         return NavSeries(strategy_id, [NavRow(**r) for r in rows])
 
     def nav_version(self, strategy_id: UUID) -> datetime | None:
@@ -104,59 +117,89 @@ class LedgerReader:
             rows = curs.execute(
                 "SELECT ex_date, symbol, split_from, split_to, quantity_before, quantity_after, cost_basis_before,"
                 " cost_basis_after FROM rm_corporate_actions WHERE strategy_id = %s ORDER BY ex_date, symbol",
-                (strategy_id,)).fetchall()
-        return CorporateActions(strategy_id, [
-            CorporateAction(kind="split", ratio=f"{_plain(r['split_to'])}:{_plain(r['split_from'])}", **r)
-            for r in rows])
+                (strategy_id,),
+            ).fetchall()
+        return CorporateActions(
+            strategy_id,
+            [
+                CorporateAction(kind="split", ratio=f"{_plain(r['split_to'])}:{_plain(r['split_from'])}", **r)
+                for r in rows
+            ],
+        )
 
     def orders(self, strategy_id: UUID, after: int, limit: int) -> OrdersPage:
         """Orders in arrival order, a page at a time."""
-        rows, nxt = self._page("SELECT notification_id AS cursor, event FROM rm_orders WHERE strategy_id = %s"
-                               " AND notification_id > %s ORDER BY notification_id LIMIT %s", strategy_id, after, limit)
+        rows, nxt = self._page(
+            "SELECT notification_id AS cursor, event FROM rm_orders WHERE strategy_id = %s"
+            " AND notification_id > %s ORDER BY notification_id LIMIT %s",
+            strategy_id,
+            after,
+            limit,
+        )
         return OrdersPage([order_of(decode_event(bytes(r["event"]))) for r in rows], nxt)
 
     def cash(self, strategy_id: UUID, after: int, limit: int) -> CashPage:
         """Cash events in arrival order, a page at a time."""
-        rows, nxt = self._page("SELECT notification_id AS cursor, event FROM rm_cash_events WHERE strategy_id = %s"
-                               " AND notification_id > %s ORDER BY notification_id LIMIT %s", strategy_id, after, limit)
+        rows, nxt = self._page(
+            "SELECT notification_id AS cursor, event FROM rm_cash_events WHERE strategy_id = %s"
+            " AND notification_id > %s ORDER BY notification_id LIMIT %s",
+            strategy_id,
+            after,
+            limit,
+        )
         return CashPage([cash_of(decode_event(bytes(r["event"]))) for r in rows], nxt)
 
     def reconciliation(self, strategy_id: UUID, after: int, limit: int) -> ReconciliationPage:
         rows, nxt = self._page(
             "SELECT id AS cursor, snapshot_id, symbol, derived_quantity, derived_cost_basis, snapshot_quantity,"
             " snapshot_cost_basis, taken_at FROM rm_reconciliation_log WHERE strategy_id = %s AND id > %s"
-            " ORDER BY id LIMIT %s", strategy_id, after, limit)
+            " ORDER BY id LIMIT %s",
+            strategy_id,
+            after,
+            limit,
+        )
         return ReconciliationPage(
-            [ReconciliationEntry(**{k: v for k, v in r.items() if k != "cursor"}) for r in rows], nxt)
+            [ReconciliationEntry(**{k: v for k, v in r.items() if k != "cursor"}) for r in rows], nxt
+        )
 
     def snapshot_outcome(self, snapshot_id: UUID) -> SnapshotOutcome | None:
         """What the fold made of a snapshot (None until it has folded it)."""
         with reading(self.datastore) as curs:
-            row = curs.execute("SELECT upserted, removed, reconciliation_entries FROM rm_snapshots WHERE id = %s",
-                               (snapshot_id,)).fetchone()
+            row = curs.execute(
+                "SELECT upserted, removed, reconciliation_entries FROM rm_snapshots WHERE id = %s", (snapshot_id,)
+            ).fetchone()
         return None if row is None or row["upserted"] is None else SnapshotOutcome(**row)
 
     def readiness(self, last_notification_id: int) -> Readiness:
         """Projector lag behind ``last_notification_id`` and the quarantined strategies."""
         with self._snapshot() as curs:
             position = min(positions_of(curs).values())
-            halted = curs.execute("SELECT strategy_id, first_notification_id, skipped_events, error, quarantined_at"
-                                  " FROM rm_quarantine ORDER BY quarantined_at LIMIT 100").fetchall()
-        return Readiness("degraded" if halted else "ok", "ok", max(0, last_notification_id - position),
-                         [Quarantined(**r) for r in halted])
+            halted = curs.execute(
+                "SELECT strategy_id, first_notification_id, skipped_events, error, quarantined_at"
+                " FROM rm_quarantine ORDER BY quarantined_at LIMIT 100"
+            ).fetchall()
+        return Readiness(
+            "degraded" if halted else "ok",
+            "ok",
+            max(0, last_notification_id - position),
+            [Quarantined(**r) for r in halted],
+        )
 
     def symbols_in_use(self) -> dict[str, bool]:
         """Every symbol a strategy ever held, with whether one holds it now (for market data)."""
         with reading(self.datastore) as curs:
-            rows = curs.execute("SELECT symbol, bool_or(held) AS held FROM ("
-                                " SELECT symbol, false AS held FROM rm_strategy_symbols"
-                                " UNION ALL SELECT symbol, true FROM rm_positions) AS s GROUP BY symbol").fetchall()
+            rows = curs.execute(
+                "SELECT symbol, bool_or(held) AS held FROM ("
+                " SELECT symbol, false AS held FROM rm_strategy_symbols"
+                " UNION ALL SELECT symbol, true FROM rm_positions) AS s GROUP BY symbol"
+            ).fetchall()
         return {r["symbol"]: r["held"] for r in rows}
 
     # ------------------------------------------------------------ subscribers' pages (issue 11)
 
-    def leaderboard(self, sort: str, descending: bool, min_days: int, live_only: bool, limit: int,
-                    offset: int) -> LeaderboardPage:
+    def leaderboard(
+        self, sort: str, descending: bool, min_days: int, live_only: bool, limit: int, offset: int
+    ) -> LeaderboardPage:
         """A page of public strategies with at least ``min_days`` of track record (``live_only``: at
         least ``LIVE_ONLY_MIN_SHARE`` of their orders reported live), by ``sort``, NULLs last in either
         direction, ties by strategy id; ``total`` counts the filtered board. One indexed statement."""
@@ -165,17 +208,20 @@ class LedgerReader:
         if sort not in LEADERBOARD_SORTS or not 1 <= limit <= LEADERBOARD_MAX_LIMIT or offset < 0 or min_days < 0:
             raise ValueError(f"leaderboard({str(sort)[:40]!r}, limit={limit}, offset={offset}, min_days={min_days})")
         filters = "visibility = 'public' AND track_days >= %(min_days)s" + (
-            " AND live_share >= %(share)s" if live_only else "")
+            " AND live_share >= %(share)s" if live_only else ""
+        )
         direction = "DESC" if descending else "ASC"
         with reading(self.datastore) as curs:
             rows = curs.execute(
                 f"SELECT t.total, p.* FROM (SELECT count(*) AS total FROM rm_leaderboard WHERE {filters}) AS t"
                 f" LEFT JOIN LATERAL (SELECT {LEADERBOARD_ROW} FROM rm_leaderboard WHERE {filters}"
                 f" ORDER BY {sort} {direction} NULLS LAST, strategy_id LIMIT %(limit)s OFFSET %(offset)s) AS p ON true",
-                {"min_days": min(min_days, 2**31 - 1), "share": LIVE_ONLY_MIN_SHARE, "limit": limit,
-                 "offset": offset}).fetchall()
-        items = [LeaderboardRow(rank=offset + i, **{k: v for k, v in r.items() if k != "total"})
-                 for i, r in enumerate((r for r in rows if r["strategy_id"] is not None), start=1)]
+                {"min_days": min(min_days, 2**31 - 1), "share": LIVE_ONLY_MIN_SHARE, "limit": limit, "offset": offset},
+            ).fetchall()
+        items = [
+            LeaderboardRow(rank=offset + i, **{k: v for k, v in r.items() if k != "total"})
+            for i, r in enumerate((r for r in rows if r["strategy_id"] is not None), start=1)
+        ]
         return LeaderboardPage(items, rows[0]["total"], sort, descending, min_days, live_only, limit, offset)
 
     def leaderboard_row(self, strategy_id: UUID) -> LeaderboardRow | None:
@@ -186,33 +232,43 @@ class LedgerReader:
         """
         column = LEADERBOARD_DEFAULT_SORT
         with self._snapshot() as curs:
-            row = curs.execute(f"SELECT {LEADERBOARD_ROW}, visibility FROM rm_leaderboard WHERE strategy_id = %s",
-                               (strategy_id,)).fetchone()
+            row = curs.execute(
+                f"SELECT {LEADERBOARD_ROW}, visibility FROM rm_leaderboard WHERE strategy_id = %s", (strategy_id,)
+            ).fetchone()
             if row is None:
                 return None
             rank = 0
             if row["visibility"] == "public" and row["track_days"] >= LEADERBOARD_DEFAULT_MIN_DAYS:
-                ahead = ("{c} > %(v)s OR ({c} = %(v)s AND strategy_id < %(s)s)" if row[column] is not None
-                         else "{c} IS NOT NULL OR strategy_id < %(s)s").format(c=column)
-                rank = 1 + curs.execute(
-                    "SELECT count(*) AS n FROM rm_leaderboard WHERE visibility = 'public' AND track_days >= %(d)s"
-                    f" AND ({ahead})", {"v": row[column], "s": strategy_id, "d": LEADERBOARD_DEFAULT_MIN_DAYS}
-                ).fetchone()["n"]
+                ahead = (
+                    "{c} > %(v)s OR ({c} = %(v)s AND strategy_id < %(s)s)"
+                    if row[column] is not None
+                    else "{c} IS NOT NULL OR strategy_id < %(s)s"
+                ).format(c=column)
+                rank = (
+                    1
+                    + curs.execute(
+                        "SELECT count(*) AS n FROM rm_leaderboard WHERE visibility = 'public' AND track_days >= %(d)s"
+                        f" AND ({ahead})",
+                        {"v": row[column], "s": strategy_id, "d": LEADERBOARD_DEFAULT_MIN_DAYS},
+                    ).fetchone()["n"]
+                )
         return LeaderboardRow(rank=rank, **{k: v for k, v in row.items() if k != "visibility"})
 
     def leaderboard_version(self) -> str:
         """Changes whenever any leaderboard row does (every write stamps ``refreshed_at`` with the clock;
         a rebuild swaps in another table): for ETags. Two index lookups."""
         with reading(self.datastore) as curs:
-            row = curs.execute("SELECT 'rm_leaderboard'::regclass::oid AS t,"
-                               " (SELECT max(refreshed_at) FROM rm_leaderboard) AS m").fetchone()
+            row = curs.execute(
+                "SELECT 'rm_leaderboard'::regclass::oid AS t, (SELECT max(refreshed_at) FROM rm_leaderboard) AS m"
+            ).fetchone()
         return f"{row['t']}:{row['m'].isoformat() if row['m'] else '-'}"
 
     def chain(self, strategy_id: UUID) -> ChainHead:
         """The strategy's hash chain: event count, head digest, and the head at the end of every day."""
         with reading(self.datastore) as curs:
-            rows = curs.execute("SELECT day, events, digest FROM rm_chain_days WHERE strategy_id = %s ORDER BY day",
-                                (strategy_id,)).fetchall()
+            rows = curs.execute(
+                "SELECT day, events, digest FROM rm_chain_days WHERE strategy_id = %s ORDER BY day", (strategy_id,)
+            ).fetchall()
         days = [ChainDay(r["day"], r["events"], to_hex(bytes(r["digest"]))) for r in rows]
         return ChainHead(days[-1].events, days[-1].digest, days) if days else ChainHead(0, None, [])
 
@@ -229,20 +285,22 @@ class LedgerReader:
 
     def recent_orders(self, strategy_id: UUID, limit: int, before: datetime | None = None) -> list[Order]:
         """The latest orders by execution time, newest first (``before``: only those that arrived before it)."""
-        return [order_of(decode_event(e)) for e in self._recent(
-            "rm_orders", "executed_at", strategy_id, limit, before)]
+        return [order_of(decode_event(e)) for e in self._recent("rm_orders", "executed_at", strategy_id, limit, before)]
 
     def recent_cash(self, strategy_id: UUID, limit: int, before: datetime | None = None) -> list[CashEvent]:
         """The latest cash events by occurrence, newest first (``before``: only those that arrived before it)."""
-        return [cash_of(decode_event(e)) for e in self._recent(
-            "rm_cash_events", "occurred_at", strategy_id, limit, before)]
+        return [
+            cash_of(decode_event(e)) for e in self._recent("rm_cash_events", "occurred_at", strategy_id, limit, before)
+        ]
 
     def _recent(self, table: str, at: str, strategy_id: UUID, limit: int, before: datetime | None) -> list[bytes]:
         arrived = "" if before is None else " AND created_at < %(before)s"
         with reading(self.datastore) as curs:
-            rows = curs.execute(f"SELECT event FROM {table} WHERE strategy_id = %(s)s{arrived}"
-                                f" ORDER BY {at} DESC, notification_id DESC LIMIT %(limit)s",
-                                {"s": strategy_id, "before": before, "limit": max(0, limit)}).fetchall()
+            rows = curs.execute(
+                f"SELECT event FROM {table} WHERE strategy_id = %(s)s{arrived}"
+                f" ORDER BY {at} DESC, notification_id DESC LIMIT %(limit)s",
+                {"s": strategy_id, "before": before, "limit": max(0, limit)},
+            ).fetchall()
         return [bytes(r["event"]) for r in rows]
 
     def chain_links(self, after: int, upto: int, strategy_id: UUID | None = None) -> dict[int, tuple[UUID, int, bytes]]:
@@ -252,7 +310,8 @@ class LedgerReader:
             rows = curs.execute(
                 "SELECT notification_id, strategy_id, seq, digest FROM rm_chain WHERE notification_id > %s"
                 " AND notification_id <= %s AND (%s::uuid IS NULL OR strategy_id = %s)",
-                (after, upto, strategy_id, strategy_id)).fetchall()
+                (after, upto, strategy_id, strategy_id),
+            ).fetchall()
         return {nid: (sid, seq, bytes(d)) for nid, sid, seq, d in rows}
 
     def quarantined(self) -> set[UUID]:
@@ -276,6 +335,7 @@ class LedgerReader:
         rows = rows[:limit]
         return rows, (encode_cursor(rows[-1]["cursor"]) if more and rows else None)
 
+
 # ---------------------------------------------------------------- downloads, streamed (issue 19)
 #
 # Self-contained: a download reads through a server-side cursor (a psycopg named cursor, which lives
@@ -288,11 +348,16 @@ STREAM_ROWS = 500
 
 def _chain_events_sql(before: datetime | None) -> str:
     """The chain joined with the stored events, in seq order (``before``: the prefix that arrived before it)."""
-    stop = ("" if before is None else
-            " AND c.seq < coalesce((SELECT min(seq) FROM rm_chain WHERE strategy_id = %(s)s"
-            " AND created_at >= %(before)s), 2147483647)")
-    return (f"SELECT c.seq, c.notification_id, c.digest, e.event FROM rm_chain AS c JOIN ({LOG_EVENTS}) AS e"
-            f" USING (notification_id) WHERE c.strategy_id = %(s)s{stop} ORDER BY c.seq")
+    stop = (
+        ""
+        if before is None
+        else " AND c.seq < coalesce((SELECT min(seq) FROM rm_chain WHERE strategy_id = %(s)s"
+        " AND created_at >= %(before)s), 2147483647)"
+    )
+    return (
+        f"SELECT c.seq, c.notification_id, c.digest, e.event FROM rm_chain AS c JOIN ({LOG_EVENTS}) AS e"
+        f" USING (notification_id) WHERE c.strategy_id = %(s)s{stop} ORDER BY c.seq"
+    )
 
 
 def _chain_line(row: tuple) -> bytes:
@@ -301,8 +366,9 @@ def _chain_line(row: tuple) -> bytes:
 
 
 @contextmanager
-def _server_cursor(datastore: PostgresDatastore, name: str, sql: str, params: dict[str, Any], rows: int,
-                   idle_timeout_s: float | None) -> Iterator[psycopg.Cursor]:
+def _server_cursor(
+    datastore: PostgresDatastore, name: str, sql: str, params: dict[str, Any], rows: int, idle_timeout_s: float | None
+) -> Iterator[psycopg.Cursor]:
     """A named (server-side) cursor over ``sql`` in a read-only transaction on a pooled connection.
 
     ``idle_timeout_s``: PostgreSQL ends the transaction if nothing is fetched for that long (a stuck
@@ -314,31 +380,53 @@ def _server_cursor(datastore: PostgresDatastore, name: str, sql: str, params: di
         # 6.7 s per FETCH of 500 rows of a freshly loaded 100k-event strategy)
         conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")
         if idle_timeout_s:
-            conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
-                         (f"{int(idle_timeout_s * 1000)}ms",))
+            conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
+                (f"{int(idle_timeout_s * 1000)}ms",),
+            )
         with conn.cursor(name, row_factory=tuple_row) as curs:
             curs.itersize = rows
             curs.execute(sql, params)
             yield curs
 
 
-def stream_chain_events(datastore: PostgresDatastore, strategy_id: UUID, before: datetime | None = None,
-                        rows: int = STREAM_ROWS, idle_timeout_s: float | None = None) -> Iterator[bytes]:
+def stream_chain_events(
+    datastore: PostgresDatastore,
+    strategy_id: UUID,
+    before: datetime | None = None,
+    rows: int = STREAM_ROWS,
+    idle_timeout_s: float | None = None,
+) -> Iterator[bytes]:
     """``LedgerReader.chain_events``' lines, byte for byte, joined ``rows`` lines a chunk."""
-    with _server_cursor(datastore, "botranks_chain_download", _chain_events_sql(before),
-                        {"s": strategy_id, "before": before}, rows, idle_timeout_s) as curs:
+    with _server_cursor(
+        datastore,
+        "botranks_chain_download",
+        _chain_events_sql(before),
+        {"s": strategy_id, "before": before},
+        rows,
+        idle_timeout_s,
+    ) as curs:
         while batch := curs.fetchmany(rows):
             yield b"".join(_chain_line(row) for row in batch)
 
 
-def stream_nav_rows(datastore: PostgresDatastore, strategy_id: UUID, start: date | None = None,
-                    end: date | None = None, rows: int = STREAM_ROWS,
-                    idle_timeout_s: float | None = None) -> Iterator[list[NavRow]]:
+def stream_nav_rows(
+    datastore: PostgresDatastore,
+    strategy_id: UUID,
+    start: date | None = None,
+    end: date | None = None,
+    rows: int = STREAM_ROWS,
+    idle_timeout_s: float | None = None,
+) -> Iterator[list[NavRow]]:
     """``LedgerReader.nav_series``' rows, oldest first, up to ``rows`` a chunk."""
-    with _server_cursor(datastore, "botranks_nav_download",
-                        "SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
-                        " WHERE strategy_id = %(s)s AND date >= %(start)s AND date <= %(end)s ORDER BY date",
-                        {"s": strategy_id, "start": start or date.min, "end": end or date.max}, rows,
-                        idle_timeout_s) as curs:
+    with _server_cursor(
+        datastore,
+        "botranks_nav_download",
+        "SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
+        " WHERE strategy_id = %(s)s AND date >= %(start)s AND date <= %(end)s ORDER BY date",
+        {"s": strategy_id, "start": start or date.min, "end": end or date.max},
+        rows,
+        idle_timeout_s,
+    ) as curs:
         while batch := curs.fetchmany(rows):
             yield [NavRow(*row) for row in batch]

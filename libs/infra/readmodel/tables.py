@@ -21,9 +21,22 @@ PARTITION_TRACKING = "projector.p{}"
 #: every committed projection sends ``NOTIFY botranks_projected, '<partition>:<position>'``
 NOTIFY_CHANNEL = "botranks_projected"
 #: every read model: what a rebuild replaces and a deleted strategy leaves behind (all keyed by strategy)
-READ_MODEL_TABLES = ("rm_orders", "rm_cash_events", "rm_snapshots", "rm_positions", "rm_ledger",
-                     "rm_reconciliation_log", "rm_checkpoints", "rm_nav_daily", "rm_strategy_symbols",
-                     "rm_quarantine", "rm_leaderboard", "rm_chain", "rm_chain_days", "rm_corporate_actions")
+READ_MODEL_TABLES = (
+    "rm_orders",
+    "rm_cash_events",
+    "rm_snapshots",
+    "rm_positions",
+    "rm_ledger",
+    "rm_reconciliation_log",
+    "rm_checkpoints",
+    "rm_nav_daily",
+    "rm_strategy_symbols",
+    "rm_quarantine",
+    "rm_leaderboard",
+    "rm_chain",
+    "rm_chain_days",
+    "rm_corporate_actions",
+)
 #: where a rebuild builds the new read models before swapping them in
 SHADOW_SCHEMA = "botranks_rebuild"
 #: the quarantine row of events whose strategy cannot even be read
@@ -31,23 +44,49 @@ UNKNOWN_STRATEGY = UUID(int=0)
 
 #: the log tables by event topic: (table, columns of ``log_row()`` + notification id + event bytes)
 LOG_TABLES = {
-    "OrderRecorded.v1": ("rm_orders", "id, strategy_id, symbol, side, quantity, price, fees, order_type, status,"
-                         " executed_at, created_at, external_order_id, details, notification_id, event"),
-    "CashRecorded.v1": ("rm_cash_events", "id, strategy_id, event_type, amount, occurred_at, external_id,"
-                        " related_symbol, note, created_at, notification_id, event"),
+    "OrderRecorded.v1": (
+        "rm_orders",
+        "id, strategy_id, symbol, side, quantity, price, fees, order_type, status,"
+        " executed_at, created_at, external_order_id, details, notification_id, event",
+    ),
+    "CashRecorded.v1": (
+        "rm_cash_events",
+        "id, strategy_id, event_type, amount, occurred_at, external_id,"
+        " related_symbol, note, created_at, notification_id, event",
+    ),
     "PositionsSnapshotted.v1": ("rm_snapshots", "id, strategy_id, taken_at, notification_id, event"),
 }
 #: a strategy's stored events, any order: (notification_id, event)
-LOG_EVENTS = ("SELECT notification_id, event FROM rm_orders WHERE strategy_id = %(s)s"
-              " UNION ALL SELECT notification_id, event FROM rm_cash_events WHERE strategy_id = %(s)s"
-              " UNION ALL SELECT notification_id, event FROM rm_snapshots WHERE strategy_id = %(s)s")
+LOG_EVENTS = (
+    "SELECT notification_id, event FROM rm_orders WHERE strategy_id = %(s)s"
+    " UNION ALL SELECT notification_id, event FROM rm_cash_events WHERE strategy_id = %(s)s"
+    " UNION ALL SELECT notification_id, event FROM rm_snapshots WHERE strategy_id = %(s)s"
+)
 #: the columns of a LeaderboardRow (after its rank), as stored in rm_leaderboard
-LEADERBOARD_ROW = ("strategy_id, name, total_return, cagr, sharpe, sortino, max_drawdown, volatility, track_days,"
-                   " inception_date, latest_date, last_activity, orders, live_share")
+LEADERBOARD_ROW = (
+    "strategy_id, name, total_return, cagr, sharpe, sortino, max_drawdown, volatility, track_days,"
+    " inception_date, latest_date, last_activity, orders, live_share"
+)
 #: what the projector writes into rm_leaderboard (refreshed_at is the clock of the write)
-LEADERBOARD_COLUMNS = ("strategy_id", "name", "visibility", "total_return", "cagr", "sharpe", "sortino",
-                       "max_drawdown", "volatility", "track_days", "inception_date", "latest_date", "last_activity",
-                       "orders", "live_orders", "live_share", "nav_version")
+LEADERBOARD_COLUMNS = (
+    "strategy_id",
+    "name",
+    "visibility",
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "volatility",
+    "track_days",
+    "inception_date",
+    "latest_date",
+    "last_activity",
+    "orders",
+    "live_orders",
+    "live_share",
+    "nav_version",
+)
 EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
@@ -59,7 +98,8 @@ def partitions_of(curs: psycopg.Cursor) -> int:
 def positions_of(curs: psycopg.Cursor) -> dict[int, int]:
     """Each partition's position in the event log (0 before its first projection)."""
     partitions = partitions_of(curs)
-    rows = curs.execute(f"SELECT application_name, notification_id FROM {TRACKING_TABLE}"
-                        " WHERE application_name LIKE 'projector.p%%'").fetchall()
+    rows = curs.execute(
+        f"SELECT application_name, notification_id FROM {TRACKING_TABLE} WHERE application_name LIKE 'projector.p%%'"
+    ).fetchall()
     found = {int(r["application_name"].removeprefix("projector.p")): r["notification_id"] for r in rows}
     return {p: found.get(p, 0) for p in range(partitions)}

@@ -52,11 +52,15 @@ class ReadModelTracking(PostgresTrackingRecorder):
 
     def track_in(self, curs: psycopg.Cursor, tracking: Tracking) -> None:
         """Record ``tracking`` in the transaction of ``curs``; IntegrityError if it does not move forward."""
-        curs.execute(self.insert_tracking_statement, {"application_name": tracking.application_name,
-                                                       "notification_id": tracking.notification_id}, prepare=True)
+        curs.execute(
+            self.insert_tracking_statement,
+            {"application_name": tracking.application_name, "notification_id": tracking.notification_id},
+            prepare=True,
+        )
         if curs.fetchone() is None:
-            raise IntegrityError(f"Failed to record tracking for {tracking.application_name}"
-                                 f" {tracking.notification_id}")
+            raise IntegrityError(
+                f"Failed to record tracking for {tracking.application_name} {tracking.notification_id}"
+            )
 
     # ------------------------------------------------------------ positions
 
@@ -73,8 +77,9 @@ class ReadModelTracking(PostgresTrackingRecorder):
     def partition_cursors(self) -> dict[int, tuple[int, int]]:
         """Each partition's (price-outbox, strategy-update-outbox) cursor."""
         with reading(self.datastore) as curs:
-            rows = curs.execute("SELECT partition, price_update_id, strategy_update_id"
-                                " FROM projector_partition_cursors").fetchall()
+            rows = curs.execute(
+                "SELECT partition, price_update_id, strategy_update_id FROM projector_partition_cursors"
+            ).fetchall()
         return {r["partition"]: (r["price_update_id"], r["strategy_update_id"]) for r in rows}
 
     def position(self) -> int:
@@ -94,8 +99,14 @@ class ReadModelTracking(PostgresTrackingRecorder):
     # ------------------------------------------------------------ the projector's transactions
 
     @contextmanager
-    def writing(self, partition: int | None = None, *, shadow: bool = False, lock: bool = True,
-                partitions: Sequence[int] | None = None) -> Iterator[LedgerWriter]:
+    def writing(
+        self,
+        partition: int | None = None,
+        *,
+        shadow: bool = False,
+        lock: bool = True,
+        partitions: Sequence[int] | None = None,
+    ) -> Iterator[LedgerWriter]:
         """One committed transaction of projector writes, holding the lock of ``partition`` (None:
         of every partition, taken in order: a rebuild's swap, a change of layout; or of each of
         ``partitions``, in order, for moving several positions at once).
@@ -108,13 +119,17 @@ class ReadModelTracking(PostgresTrackingRecorder):
             # them and they are applied again), so they need not wait for the disk
             curs.execute("SET LOCAL synchronous_commit = off")
             if lock and partitions is not None:
-                curs.execute("SELECT pg_advisory_xact_lock(%s, p) FROM unnest(%s::int[]) AS p ORDER BY p",
-                             (locks.PROJECTOR, sorted(partitions)))
+                curs.execute(
+                    "SELECT pg_advisory_xact_lock(%s, p) FROM unnest(%s::int[]) AS p ORDER BY p",
+                    (locks.PROJECTOR, sorted(partitions)),
+                )
             elif lock and partition is not None:
                 curs.execute("SELECT pg_advisory_xact_lock(%s, %s)", (locks.PROJECTOR, partition))
             elif lock:
-                curs.execute("SELECT pg_advisory_xact_lock(%s, g) FROM generate_series(0, %s - 1) AS g",
-                             (locks.PROJECTOR, MAX_PARTITIONS))
+                curs.execute(
+                    "SELECT pg_advisory_xact_lock(%s, g) FROM generate_series(0, %s - 1) AS g",
+                    (locks.PROJECTOR, MAX_PARTITIONS),
+                )
             if shadow:
                 curs.execute(f"SET LOCAL search_path TO {SHADOW_SCHEMA}, public")
             yield LedgerWriter(self, curs, partition)
@@ -137,7 +152,8 @@ class ReadModelTracking(PostgresTrackingRecorder):
                 " VALUES (now(), %(d)s, %(t)s, CASE WHEN %(f)s THEN now() END) ON CONFLICT (singleton) DO UPDATE SET"
                 " started_at = CASE WHEN %(d)s = 0 THEN now() ELSE projector_rebuild.started_at END,"
                 " events_done = %(d)s, events_total = %(t)s, finished_at = CASE WHEN %(f)s THEN now() END",
-                {"d": done, "t": total, "f": finished})
+                {"d": done, "t": total, "f": finished},
+            )
 
     def create_shadow(self) -> None:
         """Empty copies of every read model in the shadow schema, for a rebuild."""
@@ -147,12 +163,17 @@ class ReadModelTracking(PostgresTrackingRecorder):
             for table in READ_MODEL_TABLES:
                 curs.execute(f"CREATE TABLE {SHADOW_SCHEMA}.{table} (LIKE public.{table} INCLUDING ALL)")
             # LIKE copies the serial default, which names the live table's sequence: give it its own
-            curs.execute(f"CREATE SEQUENCE {SHADOW_SCHEMA}.rm_reconciliation_log_id_seq"
-                         f" OWNED BY {SHADOW_SCHEMA}.rm_reconciliation_log.id")
-            curs.execute(f"ALTER TABLE {SHADOW_SCHEMA}.rm_reconciliation_log ALTER COLUMN id"
-                         f" SET DEFAULT nextval('{SHADOW_SCHEMA}.rm_reconciliation_log_id_seq')")
+            curs.execute(
+                f"CREATE SEQUENCE {SHADOW_SCHEMA}.rm_reconciliation_log_id_seq"
+                f" OWNED BY {SHADOW_SCHEMA}.rm_reconciliation_log.id"
+            )
+            curs.execute(
+                f"ALTER TABLE {SHADOW_SCHEMA}.rm_reconciliation_log ALTER COLUMN id"
+                f" SET DEFAULT nextval('{SHADOW_SCHEMA}.rm_reconciliation_log_id_seq')"
+            )
 
     def shadow_exists(self) -> bool:
         with reading(self.datastore) as curs:
-            return curs.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
-                                (SHADOW_SCHEMA,)).fetchone() is not None
+            return (
+                curs.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SHADOW_SCHEMA,)).fetchone() is not None
+            )

@@ -124,35 +124,49 @@ class LedgerWriter:
         to it, in two statements whatever their number, and announce them at commit; returns those moved.
         For partitions with nothing to apply up to there (a position never moves back)."""
         names = [PARTITION_TRACKING.format(p) for p in partitions]
-        moved = [int(r["application_name"].rsplit("p", 1)[1]) for r in self._cursor.execute(
-            f"INSERT INTO {TRACKING_TABLE} (application_name, notification_id)"
-            " SELECT name, %(id)s FROM unnest(%(names)s::text[]) AS name"
-            f" ON CONFLICT (application_name) DO UPDATE SET notification_id = EXCLUDED.notification_id"
-            f" WHERE {TRACKING_TABLE}.notification_id < EXCLUDED.notification_id RETURNING application_name",
-            {"id": notification_id, "names": names}).fetchall()]
+        moved = [
+            int(r["application_name"].rsplit("p", 1)[1])
+            for r in self._cursor.execute(
+                f"INSERT INTO {TRACKING_TABLE} (application_name, notification_id)"
+                " SELECT name, %(id)s FROM unnest(%(names)s::text[]) AS name"
+                f" ON CONFLICT (application_name) DO UPDATE SET notification_id = EXCLUDED.notification_id"
+                f" WHERE {TRACKING_TABLE}.notification_id < EXCLUDED.notification_id RETURNING application_name",
+                {"id": notification_id, "names": names},
+            ).fetchall()
+        ]
         if moved:  # NOTIFY payloads are at most 8000 bytes: 200 "partition:position" pairs a notification
-            payloads = [",".join(f"{p}:{notification_id}" for p in moved[i:i + 200]) for i in range(0, len(moved), 200)]
-            self._cursor.execute("SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
-                                (NOTIFY_CHANNEL, payloads))
+            payloads = [
+                ",".join(f"{p}:{notification_id}" for p in moved[i : i + 200]) for i in range(0, len(moved), 200)
+            ]
+            self._cursor.execute(
+                "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload", (NOTIFY_CHANNEL, payloads)
+            )
         return sorted(moved)
 
-    def reset_layout(self, partitions: int, notification_id: int, price_update_id: int,
-                     strategy_update_id: int) -> None:
+    def reset_layout(
+        self, partitions: int, notification_id: int, price_update_id: int, strategy_update_id: int
+    ) -> None:
         """Lay the projection out in ``partitions`` partitions, every one at ``notification_id`` and at
         those outbox cursors (after a rebuild; the writer holds every partition's lock)."""
         if not 1 <= partitions <= MAX_PARTITIONS:
             raise ValueError(f"partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}")
-        self._cursor.execute(f"DELETE FROM {TRACKING_TABLE} WHERE application_name = %s"
-                            " OR application_name LIKE 'projector.p%%'", (PROJECTOR,))
+        self._cursor.execute(
+            f"DELETE FROM {TRACKING_TABLE} WHERE application_name = %s OR application_name LIKE 'projector.p%%'",
+            (PROJECTOR,),
+        )
         self._cursor.execute("UPDATE projector_layout SET partitions = %s", (partitions,))
         self._cursor.execute("DELETE FROM projector_partition_cursors")
         self._cursor.execute(
             "INSERT INTO projector_partition_cursors (partition, price_update_id, strategy_update_id)"
-            " SELECT g, %s, %s FROM generate_series(0, %s - 1) AS g", (price_update_id, strategy_update_id, partitions))
+            " SELECT g, %s, %s FROM generate_series(0, %s - 1) AS g",
+            (price_update_id, strategy_update_id, partitions),
+        )
         if notification_id:
             self._cursor.execute(
                 f"INSERT INTO {TRACKING_TABLE} (application_name, notification_id)"
-                " SELECT 'projector.p' || g, %s FROM generate_series(0, %s - 1) AS g", (notification_id, partitions))
+                " SELECT 'projector.p' || g, %s FROM generate_series(0, %s - 1) AS g",
+                (notification_id, partitions),
+            )
         self.partitions = partitions
 
     @contextmanager
@@ -173,7 +187,8 @@ class LedgerWriter:
             " error) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (strategy_id) DO UPDATE SET"
             " last_notification_id = greatest(rm_quarantine.last_notification_id, EXCLUDED.last_notification_id),"
             " skipped_events = rm_quarantine.skipped_events + EXCLUDED.skipped_events",
-            (strategy_id, first, last, count, "skipped" if error is None else error[:2000].replace("\x00", "")))
+            (strategy_id, first, last, count, "skipped" if error is None else error[:2000].replace("\x00", "")),
+        )
 
     # ------------------------------------------------------------ the log tables
 
@@ -201,20 +216,27 @@ class LedgerWriter:
         return [(r["notification_id"], decode_event(bytes(r["event"]))) for r in rows]
 
     def logged_strategies(self) -> list[UUID]:
-        return [r["strategy_id"] for r in self._cursor.execute(
-            "SELECT strategy_id FROM rm_orders UNION SELECT strategy_id FROM rm_cash_events"
-            " UNION SELECT strategy_id FROM rm_snapshots ORDER BY 1").fetchall()]
+        return [
+            r["strategy_id"]
+            for r in self._cursor.execute(
+                "SELECT strategy_id FROM rm_orders UNION SELECT strategy_id FROM rm_cash_events"
+                " UNION SELECT strategy_id FROM rm_snapshots ORDER BY 1"
+            ).fetchall()
+        ]
 
     # ------------------------------------------------------------ a strategy's derived state
 
     def remember_symbols(self, strategy_id: UUID, symbols: Iterable[str]) -> None:
-        self._cursor.executemany("INSERT INTO rm_strategy_symbols (symbol, strategy_id) VALUES (%s, %s)"
-                                " ON CONFLICT DO NOTHING", [(s, strategy_id) for s in sorted(symbols)])
+        self._cursor.executemany(
+            "INSERT INTO rm_strategy_symbols (symbol, strategy_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            [(s, strategy_id) for s in sorted(symbols)],
+        )
 
     def ledger_row(self, strategy_id: UUID) -> LedgerRow | None:
         """The strategy's ``rm_ledger`` row, locked for this transaction."""
-        row = self._cursor.execute(f"SELECT {_LEDGER_COLUMNS} FROM rm_ledger WHERE strategy_id = %s FOR UPDATE",
-                                  (strategy_id,)).fetchone()
+        row = self._cursor.execute(
+            f"SELECT {_LEDGER_COLUMNS} FROM rm_ledger WHERE strategy_id = %s FOR UPDATE", (strategy_id,)
+        ).fetchone()
         return None if row is None else LedgerRow(**row)
 
     def last_nav_day(self, strategy_id: UUID, before: date | None = None) -> date | None:
@@ -224,23 +246,37 @@ class LedgerWriter:
         return self._last_day("rm_checkpoints", strategy_id, before)
 
     def _last_day(self, table: str, strategy_id: UUID, before: date | None) -> date | None:
-        return self._cursor.execute(f"SELECT max(date) AS d FROM {table} WHERE strategy_id = %s AND date < %s",
-                                   (strategy_id, before or date.max)).fetchone()["d"]
+        return self._cursor.execute(
+            f"SELECT max(date) AS d FROM {table} WHERE strategy_id = %s AND date < %s",
+            (strategy_id, before or date.max),
+        ).fetchone()["d"]
 
     def checkpoint(self, strategy_id: UUID, on_or_before: date) -> tuple[date, LedgerState] | None:
-        row = self._cursor.execute("SELECT date, state FROM rm_checkpoints WHERE strategy_id = %s AND date <= %s"
-                                  " ORDER BY date DESC LIMIT 1", (strategy_id, on_or_before)).fetchone()
+        row = self._cursor.execute(
+            "SELECT date, state FROM rm_checkpoints WHERE strategy_id = %s AND date <= %s ORDER BY date DESC LIMIT 1",
+            (strategy_id, on_or_before),
+        ).fetchone()
         return None if row is None else (row["date"], decode_state(row["state"]))
 
-    def forget_after(self, strategy_id: UUID, nav_after: date | None, checkpoints_after: date | None,
-                     reconciliation_since: datetime | None) -> None:
+    def forget_after(
+        self,
+        strategy_id: UUID,
+        nav_after: date | None,
+        checkpoints_after: date | None,
+        reconciliation_since: datetime | None,
+    ) -> None:
         """Drop what a re-derivation from those points on will write again."""
-        self._cursor.execute("DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date > %s",
-                            (strategy_id, nav_after or date.min))
-        self._cursor.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date > %s",
-                            (strategy_id, checkpoints_after or date.min))
-        self._cursor.execute("DELETE FROM rm_reconciliation_log WHERE strategy_id = %s AND taken_at >= %s",
-                            (strategy_id, reconciliation_since or EPOCH))
+        self._cursor.execute(
+            "DELETE FROM rm_nav_daily WHERE strategy_id = %s AND date > %s", (strategy_id, nav_after or date.min)
+        )
+        self._cursor.execute(
+            "DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date > %s",
+            (strategy_id, checkpoints_after or date.min),
+        )
+        self._cursor.execute(
+            "DELETE FROM rm_reconciliation_log WHERE strategy_id = %s AND taken_at >= %s",
+            (strategy_id, reconciliation_since or EPOCH),
+        )
 
     def forget_strategy(self, strategy_id: UUID) -> int:
         """Delete every read-model row of a deleted strategy; returns how many."""
@@ -250,8 +286,10 @@ class LedgerWriter:
             removed += self._cursor.rowcount
             if table == "rm_leaderboard" and self._cursor.rowcount:
                 # leaderboard_version() is the newest refreshed_at: restamp the newest row so it moves
-                self._cursor.execute("UPDATE rm_leaderboard SET refreshed_at = clock_timestamp() WHERE strategy_id ="
-                                    " (SELECT strategy_id FROM rm_leaderboard ORDER BY refreshed_at DESC LIMIT 1)")
+                self._cursor.execute(
+                    "UPDATE rm_leaderboard SET refreshed_at = clock_timestamp() WHERE strategy_id ="
+                    " (SELECT strategy_id FROM rm_leaderboard ORDER BY refreshed_at DESC LIMIT 1)"
+                )
         return removed
 
     def forget_nav_from(self, strategy_id: UUID, day: date) -> None:
@@ -263,14 +301,25 @@ class LedgerWriter:
         ``published`` rounds a derived number to the API's one precision.
         """
         if result.nav:
-            with self._cursor.copy("COPY rm_nav_daily (strategy_id, date, cash, market_value, total_equity,"
-                                  " external_flow) FROM STDIN") as copy:
+            with self._cursor.copy(
+                "COPY rm_nav_daily (strategy_id, date, cash, market_value, total_equity, external_flow) FROM STDIN"
+            ) as copy:
                 for n in result.nav:
-                    copy.write_row((strategy_id, n.date, published(n.cash), published(n.market_value),
-                                    published(n.total_equity), published(n.external_flow)))
+                    copy.write_row(
+                        (
+                            strategy_id,
+                            n.date,
+                            published(n.cash),
+                            published(n.market_value),
+                            published(n.total_equity),
+                            published(n.external_flow),
+                        )
+                    )
         if result.checkpoints:  # replace from the first re-derived event day on (COPY: no conflicts left)
-            self._cursor.execute("DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date >= %s",
-                                (strategy_id, result.checkpoints[0][0]))
+            self._cursor.execute(
+                "DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date >= %s",
+                (strategy_id, result.checkpoints[0][0]),
+            )
             with self._cursor.copy("COPY rm_checkpoints (strategy_id, date, state) FROM STDIN") as copy:
                 for d, st in result.checkpoints:
                     copy.write_row((strategy_id, d, encode_state(st)))
@@ -279,12 +328,25 @@ class LedgerWriter:
                 "INSERT INTO rm_reconciliation_log (strategy_id, snapshot_id, symbol, derived_quantity,"
                 " derived_cost_basis, snapshot_quantity, snapshot_cost_basis, taken_at)"
                 " VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (snapshot_id, symbol) DO NOTHING",
-                [(strategy_id, e.snapshot.id, d.symbol, published(d.derived_quantity),
-                  d.derived_cost_basis and published(d.derived_cost_basis), d.snapshot_quantity,
-                  d.snapshot_cost_basis, e.snapshot.taken_at) for e, d in result.reconciliation])
+                [
+                    (
+                        strategy_id,
+                        e.snapshot.id,
+                        d.symbol,
+                        published(d.derived_quantity),
+                        d.derived_cost_basis and published(d.derived_cost_basis),
+                        d.snapshot_quantity,
+                        d.snapshot_cost_basis,
+                        e.snapshot.taken_at,
+                    )
+                    for e, d in result.reconciliation
+                ],
+            )
         # the splits applied after the start state's day are the derivation's to record again
-        self._cursor.execute("DELETE FROM rm_corporate_actions WHERE strategy_id = %s AND ex_date > %s",
-                            (strategy_id, result.actions_after or date.min))
+        self._cursor.execute(
+            "DELETE FROM rm_corporate_actions WHERE strategy_id = %s AND ex_date > %s",
+            (strategy_id, result.actions_after or date.min),
+        )
         if result.actions:
             self._cursor.executemany(
                 "INSERT INTO rm_corporate_actions (strategy_id, ex_date, symbol, split_from, split_to, quantity_before,"
@@ -293,32 +355,55 @@ class LedgerWriter:
                 " split_to = EXCLUDED.split_to, quantity_before = EXCLUDED.quantity_before,"
                 " quantity_after = EXCLUDED.quantity_after, cost_basis_before = EXCLUDED.cost_basis_before,"
                 " cost_basis_after = EXCLUDED.cost_basis_after",
-                [(strategy_id, a.ex_date, a.symbol, a.split_from, a.split_to, published(a.quantity_before),
-                  published(a.quantity_after), published(a.cost_basis_before), published(a.cost_basis_after))
-                 for a in result.actions])
+                [
+                    (
+                        strategy_id,
+                        a.ex_date,
+                        a.symbol,
+                        a.split_from,
+                        a.split_to,
+                        published(a.quantity_before),
+                        published(a.quantity_after),
+                        published(a.cost_basis_before),
+                        published(a.cost_basis_after),
+                    )
+                    for a in result.actions
+                ],
+            )
         if result.snapshots:
-            self._cursor.executemany("UPDATE rm_snapshots SET upserted = %s, removed = %s, reconciliation_entries = %s"
-                                    " WHERE id = %s", [(u, r, n, sid) for sid, u, r, n in result.snapshots])
+            self._cursor.executemany(
+                "UPDATE rm_snapshots SET upserted = %s, removed = %s, reconciliation_entries = %s WHERE id = %s",
+                [(u, r, n, sid) for sid, u, r, n in result.snapshots],
+            )
 
     def positions(self, strategy_id: UUID) -> dict[str, Holding]:
-        return {r["symbol"]: Holding(r["quantity"], r["cost_basis"], r["updated_at"])
-                for r in self._cursor.execute("SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions"
-                                             " WHERE strategy_id = %s", (strategy_id,)).fetchall()}
+        return {
+            r["symbol"]: Holding(r["quantity"], r["cost_basis"], r["updated_at"])
+            for r in self._cursor.execute(
+                "SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions WHERE strategy_id = %s",
+                (strategy_id,),
+            ).fetchall()
+        }
 
     def write_positions(self, strategy_id: UUID, before: dict[str, Holding], after: dict[str, Holding]) -> None:
         """Make ``rm_positions`` go from ``before`` (as stored) to ``after``, touching only what changed."""
         removed = [s for s in before if s not in after]
-        changed = [(strategy_id, s, h.quantity, h.cost_basis, h.updated_at) for s, h in after.items()
-                   if s not in before or before[s] != h]
+        changed = [
+            (strategy_id, s, h.quantity, h.cost_basis, h.updated_at)
+            for s, h in after.items()
+            if s not in before or before[s] != h
+        ]
         if removed:
-            self._cursor.execute("DELETE FROM rm_positions WHERE strategy_id = %s AND symbol = ANY(%s)",
-                                (strategy_id, removed))
+            self._cursor.execute(
+                "DELETE FROM rm_positions WHERE strategy_id = %s AND symbol = ANY(%s)", (strategy_id, removed)
+            )
         if changed:
             self._cursor.executemany(
                 "INSERT INTO rm_positions (strategy_id, symbol, quantity, cost_basis, updated_at)"
                 " VALUES (%s,%s,%s,%s,%s) ON CONFLICT (strategy_id, symbol) DO UPDATE SET"
                 " quantity = EXCLUDED.quantity, cost_basis = EXCLUDED.cost_basis, updated_at = EXCLUDED.updated_at",
-                changed)
+                changed,
+            )
 
     def write_ledger(self, row: LedgerRow) -> None:
         """Insert or replace the strategy's ``rm_ledger`` row."""
@@ -339,25 +424,33 @@ class LedgerWriter:
 
     def price_update_position(self) -> int:
         """The last price-outbox id the partition has re-marked for."""
-        return self._cursor.execute("SELECT price_update_id FROM projector_partition_cursors WHERE partition = %s",
-                                   (self._mine(),)).fetchone()["price_update_id"]
+        return self._cursor.execute(
+            "SELECT price_update_id FROM projector_partition_cursors WHERE partition = %s", (self._mine(),)
+        ).fetchone()["price_update_id"]
 
     def move_price_cursor(self, update_id: int) -> None:
-        self._cursor.execute("UPDATE projector_partition_cursors SET price_update_id = %s WHERE partition = %s",
-                            (update_id, self._mine()))
+        self._cursor.execute(
+            "UPDATE projector_partition_cursors SET price_update_id = %s WHERE partition = %s",
+            (update_id, self._mine()),
+        )
 
     def strategies_holding(self, symbols: Iterable[str]) -> dict[UUID, set[str]]:
         """The strategies that ever held any of ``symbols`` (and which of them)."""
         found: dict[UUID, set[str]] = defaultdict(set)
-        for r in self._cursor.execute("SELECT strategy_id, symbol FROM rm_strategy_symbols WHERE symbol = ANY(%s)",
-                                     (list(symbols),)).fetchall():
+        for r in self._cursor.execute(
+            "SELECT strategy_id, symbol FROM rm_strategy_symbols WHERE symbol = ANY(%s)", (list(symbols),)
+        ).fetchall():
             found[r["strategy_id"]].add(r["symbol"])
         return found
 
     def projected(self, strategy_ids: Iterable[UUID]) -> set[UUID]:
         """Those of ``strategy_ids`` that have a ledger (at least one event folded)."""
-        return {r["strategy_id"] for r in self._cursor.execute(
-            "SELECT strategy_id FROM rm_ledger WHERE strategy_id = ANY(%s)", (list(strategy_ids),)).fetchall()}
+        return {
+            r["strategy_id"]
+            for r in self._cursor.execute(
+                "SELECT strategy_id FROM rm_ledger WHERE strategy_id = ANY(%s)", (list(strategy_ids),)
+            ).fetchall()
+        }
 
     # ------------------------------------------------------------ the hash chain
 
@@ -365,47 +458,61 @@ class LedgerWriter:
         """Each strategy's chain head (its latest day's row; ``notification_id`` 0), for extending it."""
         rows = self._cursor.execute(
             "SELECT DISTINCT ON (strategy_id) strategy_id, day, events, digest, last_created_at FROM rm_chain_days"
-            " WHERE strategy_id = ANY(%s) ORDER BY strategy_id, day DESC", (list(strategy_ids),)).fetchall()
-        return {r["strategy_id"]: Link(r["events"], 0, bytes(r["digest"]), r["day"], r["last_created_at"])
-                for r in rows}
+            " WHERE strategy_id = ANY(%s) ORDER BY strategy_id, day DESC",
+            (list(strategy_ids),),
+        ).fetchall()
+        return {
+            r["strategy_id"]: Link(r["events"], 0, bytes(r["digest"]), r["day"], r["last_created_at"]) for r in rows
+        }
 
     def append_chain(self, links: dict[UUID, list[Link]]) -> None:
         """New links (COPY) and the new head of every day they reach."""
         heads: dict[tuple[UUID, date], Link] = {}
-        with self._cursor.copy("COPY rm_chain (strategy_id, seq, notification_id, digest, day, created_at)"
-                              " FROM STDIN") as copy:
+        with self._cursor.copy(
+            "COPY rm_chain (strategy_id, seq, notification_id, digest, day, created_at) FROM STDIN"
+        ) as copy:
             for strategy_id, chain in links.items():
                 for link in chain:
-                    copy.write_row((strategy_id, link.seq, link.notification_id, link.digest, link.day,
-                                    link.created_at))
+                    copy.write_row(
+                        (strategy_id, link.seq, link.notification_id, link.digest, link.day, link.created_at)
+                    )
                     heads[(strategy_id, link.day)] = link
         if heads:
             self._cursor.executemany(
                 "INSERT INTO rm_chain_days (strategy_id, day, events, digest, last_created_at)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (strategy_id, day) DO UPDATE SET"
                 " events = EXCLUDED.events, digest = EXCLUDED.digest, last_created_at = EXCLUDED.last_created_at",
-                [(s, day, link.seq, link.digest, link.created_at) for (s, day), link in heads.items()])
+                [(s, day, link.seq, link.digest, link.created_at) for (s, day), link in heads.items()],
+            )
 
     # ------------------------------------------------------------ the leaderboard
 
     def strategy_update_position(self) -> int:
         """The last ``strategy_updates`` id the partition has applied to the leaderboard."""
-        return self._cursor.execute("SELECT strategy_update_id FROM projector_partition_cursors WHERE partition = %s",
-                                   (self._mine(),)).fetchone()["strategy_update_id"]
+        return self._cursor.execute(
+            "SELECT strategy_update_id FROM projector_partition_cursors WHERE partition = %s", (self._mine(),)
+        ).fetchone()["strategy_update_id"]
 
     def move_strategy_update_cursor(self, update_id: int) -> None:
-        self._cursor.execute("UPDATE projector_partition_cursors SET strategy_update_id = %s WHERE partition = %s",
-                            (update_id, self._mine()))
+        self._cursor.execute(
+            "UPDATE projector_partition_cursors SET strategy_update_id = %s WHERE partition = %s",
+            (update_id, self._mine()),
+        )
 
     def stale_leaderboard(self, limit: int) -> list[UUID]:
         """Strategies (of the writer's partition) whose leaderboard row is missing or was computed from
         another NAV version."""
-        mine = "" if self.partition is None else \
-            " AND botranks_strategy_partition(l.strategy_id::text, %(p)s) = %(mine)s"
-        return [r["strategy_id"] for r in self._cursor.execute(
-            "SELECT l.strategy_id FROM rm_ledger AS l LEFT JOIN rm_leaderboard AS b USING (strategy_id)"
-            f" WHERE b.nav_version IS DISTINCT FROM l.updated_at{mine} LIMIT %(limit)s",
-            {"limit": limit, "p": self.partitions, "mine": self.partition}).fetchall()]
+        mine = (
+            "" if self.partition is None else " AND botranks_strategy_partition(l.strategy_id::text, %(p)s) = %(mine)s"
+        )
+        return [
+            r["strategy_id"]
+            for r in self._cursor.execute(
+                "SELECT l.strategy_id FROM rm_ledger AS l LEFT JOIN rm_leaderboard AS b USING (strategy_id)"
+                f" WHERE b.nav_version IS DISTINCT FROM l.updated_at{mine} LIMIT %(limit)s",
+                {"limit": limit, "p": self.partitions, "mine": self.partition},
+            ).fetchall()
+        ]
 
     def leaderboard_inputs(self, strategy_id: UUID) -> dict[str, Any] | None:
         """What a strategy's leaderboard row is computed from (None without a ledger): its NAV version,
@@ -416,12 +523,17 @@ class LedgerWriter:
             " AS last_activity, o.orders, o.live_orders FROM rm_ledger AS l,"
             " LATERAL (SELECT count(*) AS orders, count(*) FILTER (WHERE created_at - executed_at"
             " <= make_interval(secs => %(live)s)) AS live_orders FROM rm_orders WHERE strategy_id = %(s)s) AS o"
-            " WHERE l.strategy_id = %(s)s", {"s": strategy_id, "live": LIVE_REPORTING_S}).fetchone()
+            " WHERE l.strategy_id = %(s)s",
+            {"s": strategy_id, "live": LIVE_REPORTING_S},
+        ).fetchone()
         if row is None:
             return None
         with self._cursor.connection.cursor(row_factory=args_row(NavRow)) as navs:
-            row["nav"] = navs.execute("SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
-                                      " WHERE strategy_id = %s ORDER BY date", (strategy_id,)).fetchall()
+            row["nav"] = navs.execute(
+                "SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
+                " WHERE strategy_id = %s ORDER BY date",
+                (strategy_id,),
+            ).fetchall()
         return row
 
     def write_leaderboard(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -434,7 +546,8 @@ class LedgerWriter:
             f"INSERT INTO rm_leaderboard ({columns}, refreshed_at) VALUES"
             f" ({', '.join(['%s'] * len(LEADERBOARD_COLUMNS))}, clock_timestamp())"
             f" ON CONFLICT (strategy_id) DO UPDATE SET {updates}, refreshed_at = clock_timestamp()",
-            [tuple(r[c] for c in LEADERBOARD_COLUMNS) for r in rows])
+            [tuple(r[c] for c in LEADERBOARD_COLUMNS) for r in rows],
+        )
 
     # ------------------------------------------------------------ rebuild
 

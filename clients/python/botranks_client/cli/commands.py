@@ -52,24 +52,43 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add `orders import`, `state`, `performance` and `nav` to the `botranks` parser."""
     p = sub.add_parser("orders", help="a strategy's orders over the API (import a broker's file)")
     osub = p.add_subparsers(dest="action", required=True)
-    c = osub.add_parser("import", help="send a CSV/JSONL file of fills as orders (idempotent: re-running is a"
-                        " no-op)", description=IMPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c = osub.add_parser(
+        "import",
+        help="send a CSV/JSONL file of fills as orders (idempotent: re-running is a no-op)",
+        description=IMPORT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     c.add_argument("file", help="the file (- for stdin, with --format)")
     c.add_argument("--format", choices=["csv", "jsonl"], help="default: from the extension (.jsonl/.ndjson: jsonl)")
-    c.add_argument("--map", action="append", metavar="FIELD=COLUMN",
-                   help=f"read FIELD from COLUMN (fields: {', '.join(FIELDS)}); repeatable, e.g."
-                        " --map symbol=Ticker --map executed_at='Trade Time'")
-    c.add_argument("--side-map", action="append", metavar="VALUE=buy|sell",
-                   help="what the side column's values mean, e.g. --side-map BOT=buy --side-map SLD=sell"
-                        " (buy/sell in any case are known)")
-    c.add_argument("--time-format", help="strptime format of executed_at, e.g. '%%m/%%d/%%Y %%H:%%M:%%S'"
-                   " (default: ISO-8601)")
+    c.add_argument(
+        "--map",
+        action="append",
+        metavar="FIELD=COLUMN",
+        help=f"read FIELD from COLUMN (fields: {', '.join(FIELDS)}); repeatable, e.g."
+        " --map symbol=Ticker --map executed_at='Trade Time'",
+    )
+    c.add_argument(
+        "--side-map",
+        action="append",
+        metavar="VALUE=buy|sell",
+        help="what the side column's values mean, e.g. --side-map BOT=buy --side-map SLD=sell"
+        " (buy/sell in any case are known)",
+    )
+    c.add_argument(
+        "--time-format", help="strptime format of executed_at, e.g. '%%m/%%d/%%Y %%H:%%M:%%S' (default: ISO-8601)"
+    )
     c.add_argument("--tz", default="UTC", help="time zone of executed_at values without an offset (default UTC)")
     c.add_argument("--delimiter", default=",", help="CSV field separator (default ','; 'tab' for tabs)")
-    c.add_argument("--skip-lines", type=int, default=0, metavar="N", help="CSV: lines before the header row"
-                   " (a broker's preamble)")
-    c.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
-                   help=f"requests in flight at once (default {DEFAULT_PARALLEL})")
+    c.add_argument(
+        "--skip-lines", type=int, default=0, metavar="N", help="CSV: lines before the header row (a broker's preamble)"
+    )
+    c.add_argument(
+        "--parallel",
+        type=int,
+        default=DEFAULT_PARALLEL,
+        metavar="N",
+        help=f"requests in flight at once (default {DEFAULT_PARALLEL})",
+    )
     c.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _connection_flags(c)

@@ -50,9 +50,17 @@ class ImportSummary:
         return round(self.rows / self.seconds, 1) if self.seconds > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "format": self.format, "rows": self.rows, "accepted": self.accepted,
-                "duplicates": self.duplicates, "rejected": sorted(self.rejected, key=lambda r: r["line"]),
-                "requests": self.requests, "seconds": round(self.seconds, 3), "rows_per_s": self.rows_per_s}
+        return {
+            "file": self.file,
+            "format": self.format,
+            "rows": self.rows,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": sorted(self.rejected, key=lambda r: r["line"]),
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "rows_per_s": self.rows_per_s,
+        }
 
 
 def _bad_index(exc: Exception, size: int) -> int | None:
@@ -99,7 +107,7 @@ def send_batch(client: Any, batch: list[tuple[int, OrderIn]]) -> BatchOutcome:
             if partial is not None and (partial.accepted or partial.duplicates):
                 out.accepted += len(partial.accepted)
                 out.duplicates += len(partial.duplicates)
-                part = part[len(partial.accepted) + len(partial.duplicates):]
+                part = part[len(partial.accepted) + len(partial.duplicates) :]
             reason = str(getattr(exc, "detail", "") or exc)
             index = _bad_index(exc, len(part))
             if index is None and status == 400 and len(part) > 1 and "orders[" not in reason:
@@ -109,7 +117,7 @@ def send_batch(client: Any, batch: list[tuple[int, OrderIn]]) -> BatchOutcome:
             if index is not None:
                 line, _ = part[index]
                 out.rejected.append({"line": line, "reason": row_reason(reason)})
-                rest = part[:index] + part[index + 1:]
+                rest = part[:index] + part[index + 1 :]
                 if rest:
                     pending.append(rest)
             else:
@@ -121,9 +129,15 @@ def send_batch(client: Any, batch: list[tuple[int, OrderIn]]) -> BatchOutcome:
     return out
 
 
-def import_orders(stream: IO[bytes], options: ImportOptions, client: Any, summary: ImportSummary,
-                  progress: Callable[[ImportSummary, int], None] = lambda s, b: None,
-                  position: Callable[[], int] = lambda: 0, parallel: int = 1) -> ImportSummary:
+def import_orders(
+    stream: IO[bytes],
+    options: ImportOptions,
+    client: Any,
+    summary: ImportSummary,
+    progress: Callable[[ImportSummary, int], None] = lambda s, b: None,
+    position: Callable[[], int] = lambda: 0,
+    parallel: int = 1,
+) -> ImportSummary:
     """Read, validate and send a file's rows in batches of MAX_BATCH, ``parallel`` batches in flight at most.
 
     Memory holds the batch being read and those in flight, never the file.
@@ -178,9 +192,16 @@ def _progress_bar(total: int | None):
         TimeRemainingColumn,
     )
 
-    bar = Progress(TextColumn("[bold]importing"), BarColumn(), TaskProgressColumn(),
-                   TextColumn("{task.fields[rows]:,} rows · {task.fields[rate]:,.0f} rows/s"),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    bar = Progress(
+        TextColumn("[bold]importing"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows · {task.fields[rate]:,.0f} rows/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
     task = bar.add_task("import", total=total, rows=0, rate=0.0)
 
     def update(summary: ImportSummary, done: int) -> None:
@@ -193,8 +214,9 @@ def print_import_summary(summary: ImportSummary, limit: int = 50) -> None:
     from rich.console import Console
 
     out = Console(highlight=False)
-    out.print(f"[bold]{summary.file}[/]: {summary.rows:,} rows in {summary.seconds:.1f} s "
-              f"({summary.rows_per_s:,.0f} rows/s)")
+    out.print(
+        f"[bold]{summary.file}[/]: {summary.rows:,} rows in {summary.seconds:.1f} s ({summary.rows_per_s:,.0f} rows/s)"
+    )
     out.print(f"  accepted    {summary.accepted:>10,}")
     out.print(f"  duplicates  {summary.duplicates:>10,}")
     style = "red" if summary.rejected else "green"
@@ -260,13 +282,19 @@ def cmd_orders_import(args: argparse.Namespace) -> int:
                 if bar is not None:
                     bar.stop()
     except KeyboardInterrupt:
-        print(f"botranks: interrupted after {summary.rows:,} rows ({summary.accepted:,} accepted); running the same"
-              " import again is safe: rows already sent come back as duplicates", file=sys.stderr)
+        print(
+            f"botranks: interrupted after {summary.rows:,} rows ({summary.accepted:,} accepted); running the same"
+            " import again is safe: rows already sent come back as duplicates",
+            file=sys.stderr,
+        )
         return 130
     except Exception:  # what was sent stays sent: say how far it got, then the error
         if summary.accepted or summary.duplicates:
-            print(f"botranks: stopped after {summary.accepted:,} accepted and {summary.duplicates:,} duplicate"
-                  " orders; running the same import again is safe", file=sys.stderr)
+            print(
+                f"botranks: stopped after {summary.accepted:,} accepted and {summary.duplicates:,} duplicate"
+                " orders; running the same import again is safe",
+                file=sys.stderr,
+            )
         raise
     if args.json:
         sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(summary.as_dict()), indent=2) + b"\n")

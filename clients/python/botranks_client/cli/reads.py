@@ -93,22 +93,33 @@ def cmd_performance(args: argparse.Namespace) -> None:
     table = Table(title=f"Performance of {perf.strategy_id}", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
-    rows = [("Period", f"{_when(perf.inception_date)} → {_when(perf.latest_date)}"
-             f" ({perf.days or 0} days, {perf.years or 0:.2f} years)"),
-            ("Equity", f"{_num(perf.starting_equity, 2)} → {_num(perf.ending_equity, 2)}"),
-            ("Total return", _pct(perf.total_return)), ("CAGR", _pct(perf.cagr)),
-            ("Volatility (ann.)", _pct(perf.volatility_annualized, sign=False)),
-            ("Downside volatility (ann.)", _pct(perf.downside_volatility_annualized, sign=False)),
-            ("Sharpe", _ratio(perf.sharpe_ratio)), ("Sortino", _ratio(perf.sortino_ratio)),
-            ("Calmar", _ratio(perf.calmar_ratio)), ("Max drawdown", _pct(perf.drawdown.max_drawdown)),
-            ("Max drawdown duration", f"{perf.drawdown.max_drawdown_duration_days or 0} days"),
-            ("Current drawdown", _pct(perf.drawdown.current_drawdown))]
+    rows = [
+        (
+            "Period",
+            f"{_when(perf.inception_date)} → {_when(perf.latest_date)}"
+            f" ({perf.days or 0} days, {perf.years or 0:.2f} years)",
+        ),
+        ("Equity", f"{_num(perf.starting_equity, 2)} → {_num(perf.ending_equity, 2)}"),
+        ("Total return", _pct(perf.total_return)),
+        ("CAGR", _pct(perf.cagr)),
+        ("Volatility (ann.)", _pct(perf.volatility_annualized, sign=False)),
+        ("Downside volatility (ann.)", _pct(perf.downside_volatility_annualized, sign=False)),
+        ("Sharpe", _ratio(perf.sharpe_ratio)),
+        ("Sortino", _ratio(perf.sortino_ratio)),
+        ("Calmar", _ratio(perf.calmar_ratio)),
+        ("Max drawdown", _pct(perf.drawdown.max_drawdown)),
+        ("Max drawdown duration", f"{perf.drawdown.max_drawdown_duration_days or 0} days"),
+        ("Current drawdown", _pct(perf.drawdown.current_drawdown)),
+    ]
     b = perf.benchmark
     if b is not None:
-        rows += [(f"Benchmark {b.symbol} return", _pct(b.benchmark_total_return)), ("Beta", _ratio(b.beta)),
-                 ("Alpha (ann.)", _pct(b.alpha_annualized)),
-                 ("Tracking error (ann.)", _pct(b.tracking_error_annualized, sign=False)),
-                 ("Information ratio", _ratio(b.information_ratio))]
+        rows += [
+            (f"Benchmark {b.symbol} return", _pct(b.benchmark_total_return)),
+            ("Beta", _ratio(b.beta)),
+            ("Alpha (ann.)", _pct(b.alpha_annualized)),
+            ("Tracking error (ann.)", _pct(b.tracking_error_annualized, sign=False)),
+            ("Information ratio", _ratio(b.information_ratio)),
+        ]
     for row in rows:
         table.add_row(*row)
     out.print(table)
@@ -127,15 +138,24 @@ def _monthly_table(perf: Any):
             return "–"
         return f"{value * 100:.1f}" if abs(value) < 0.0995 else f"{value * 100:.0f}"
 
-    table = Table(title="Monthly returns (%)", title_justify="left", box=None, padding=(0, 0, 0, 1),
-                  pad_edge=False, header_style="bold")
+    table = Table(
+        title="Monthly returns (%)",
+        title_justify="left",
+        box=None,
+        padding=(0, 0, 0, 1),
+        pad_edge=False,
+        header_style="bold",
+    )
     table.add_column("")
     for name in ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "Year"):
         table.add_column(name, justify="right")
     for year in sorted({key[:4] for key in perf.monthly_returns} | set(perf.yearly_returns)):
         months = [f"{year}-{m:02d}" for m in range(1, 13)]
-        table.add_row(year, *[cell(perf.monthly_returns[m]) if m in perf.monthly_returns else "" for m in months],
-                      cell(perf.yearly_returns.get(year)))
+        table.add_row(
+            year,
+            *[cell(perf.monthly_returns[m]) if m in perf.monthly_returns else "" for m in months],
+            cell(perf.yearly_returns.get(year)),
+        )
     return table
 
 
@@ -165,6 +185,11 @@ def cmd_nav(args: argparse.Namespace) -> None:
     for name in ("Date", "Cash", "Market value", "Total equity", "External flow"):
         table.add_column(name, justify="left" if name == "Date" else "right")
     for row in series.series:
-        table.add_row(row.date.isoformat(), _num(row.cash, 2), _num(row.market_value, 2), _num(row.total_equity, 2),
-                      _num(row.external_flow, 2))
+        table.add_row(
+            row.date.isoformat(),
+            _num(row.cash, 2),
+            _num(row.market_value, 2),
+            _num(row.total_equity, 2),
+            _num(row.external_flow, 2),
+        )
     Console().print(table if series.series else "[dim]no NAV history yet[/]")

@@ -138,11 +138,16 @@ def _csv_rows(text: IO[str], options: ImportOptions) -> Iterator[tuple[int, dict
     index = {name.lower(): i for i, name in reversed(list(enumerate(header)))}
     if options.columns["order_id"] == "order_id" and "order_id" not in index and "external_order_id" in index:
         index["order_id"] = index["external_order_id"]
-    missing = [f"{f} ({c!r})" for f, c in options.columns.items()
-               if (f in REQUIRED or f in options.mapped) and c.lower() not in index]
+    missing = [
+        f"{f} ({c!r})"
+        for f, c in options.columns.items()
+        if (f in REQUIRED or f in options.mapped) and c.lower() not in index
+    ]
     if missing:
-        raise CliError(f"the header has no column for {', '.join(missing)}; it has {', '.join(map(repr, header))}"
-                       " (map columns with --map FIELD=COLUMN)")
+        raise CliError(
+            f"the header has no column for {', '.join(missing)}; it has {', '.join(map(repr, header))}"
+            " (map columns with --map FIELD=COLUMN)"
+        )
     positions = {f: index[c.lower()] for f, c in options.columns.items() if c.lower() in index}
     start = options.skip_lines + reader.line_num + 1
     for cells in reader:
@@ -196,8 +201,9 @@ def _timestamp(raw: str | None, options: ImportOptions) -> datetime | None:
     return ts.replace(tzinfo=options.tz) if ts.tzinfo is None else ts
 
 
-def to_order(row: dict[str, str | None], external_id: str, options: ImportOptions,
-             now: datetime | None = None) -> OrderIn:
+def to_order(
+    row: dict[str, str | None], external_id: str, options: ImportOptions, now: datetime | None = None
+) -> OrderIn:
     """One file row as a validated OrderIn (the API's own rules), or RowError saying why not."""
     if "__error__" in row:
         raise RowError(row["__error__"])
@@ -211,8 +217,12 @@ def to_order(row: dict[str, str | None], external_id: str, options: ImportOption
         symbol = normalize_symbol(row["symbol"], "symbol")  # type: ignore[arg-type]
     except InvalidSymbol as exc:
         raise RowError(str(exc).replace(" at symbol", "")) from None
-    fields: dict[str, Any] = {"symbol": symbol, "side": side, "quantity": _decimal(row["quantity"], "quantity"),
-                              "external_order_id": external_id}
+    fields: dict[str, Any] = {
+        "symbol": symbol,
+        "side": side,
+        "quantity": _decimal(row["quantity"], "quantity"),
+        "external_order_id": external_id,
+    }
     for name in ("price", "fees"):
         if (value := _decimal(row.get(name), name)) is not None:
             fields[name] = value
