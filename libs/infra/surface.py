@@ -8,16 +8,24 @@ for both:
   the path in both (not 404, nor only this API's methods);
 - ``OPTIONS``: 204 with that same ``Allow``;
 - ``/schema/openapi.json``: one OpenAPI document of both APIs (``libs.infra.openapi``).
+
+``peers_of`` builds the other API's app; the APIs are named here by module, imported only when called
+(each API imports this module, so importing them at load time would be a circle).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
+
+from libs.infra.settings import Settings
+
+APPS = {"command_api": "services.command_api.app", "query_api": "services.query_api.app"}
 
 _SEGMENT = re.compile(r"\{(\w+):(\w+)\}")
 
@@ -129,3 +137,14 @@ def allow_across_apis(app):
         await app(scope, receive, send_allow)
 
     return middleware
+
+
+def peers_of(service: str, settings: Settings) -> Callable[[], list[Litestar]]:
+    """What builds the apps of the APIs other than ``service`` (imported when called)."""
+
+    def build() -> list[Litestar]:
+        return [
+            importlib.import_module(module).create_app(settings) for name, module in APPS.items() if name != service
+        ]
+
+    return build

@@ -9,8 +9,8 @@ from litestar import Litestar
 from libs.infra.db import Database
 from libs.infra.service_app import create_service_app
 from libs.infra.settings import Settings
+from libs.infra.surface import peers_of
 from libs.infra.web import cross_site_guard
-from services.api_surface import peers_of
 
 from . import accounts, pages
 from .account_routes import AuthRoutes, StrategyRoutes

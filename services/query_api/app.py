@@ -12,7 +12,7 @@ from litestar import Litestar
 from libs.infra.db import Database
 from libs.infra.service_app import create_service_app
 from libs.infra.settings import Settings
-from services.api_surface import peers_of
+from libs.infra.surface import peers_of
 
 from . import assets, downloads, pages, readers
 from .page_data import PageCache
