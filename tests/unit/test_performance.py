@@ -21,10 +21,18 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from botranks_domain.performance import compute_performance
+from botranks_domain.performance import compute_performance as _compute_performance
 
 SQRT252 = math.sqrt(252)
+
+
+def compute_performance(*args, **kwargs):
+    """The formulas on short series too: the short-history rule is tested in test_significance.py."""
+    return _compute_performance(*args, min_annualised_returns=0, **kwargs)
+
+
 TOP_KEYS = {
+    "significance",
     "inception_date",
     "latest_date",
     "days",
@@ -264,7 +272,7 @@ def test_constant_nav_has_zero_volatility_and_no_sharpe():
 def test_empty_nav_gives_every_figure_none():
     res = compute_performance(nav_frame([], []), bench_frame(["2025-01-02"], [1.0]), "SPY")
     assert_shape(res, with_benchmark=True)
-    for key in TOP_KEYS - {"drawdown", "monthly_returns", "yearly_returns", "benchmark", "warnings"}:
+    for key in TOP_KEYS - {"drawdown", "monthly_returns", "yearly_returns", "benchmark", "warnings", "significance"}:
         assert res[key] is None, key
     assert all(v is None for v in res["drawdown"].values())
     assert res["monthly_returns"] == {} and res["yearly_returns"] == {}

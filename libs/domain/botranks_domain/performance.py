@@ -58,6 +58,12 @@ in ``tests/unit/test_performance.py``):
     sqrt(252)``; empyrical's ``excess_sharpe`` itself is the *daily*, un-annualized ratio;
   - ``benchmark_total_return = last close / first close - 1`` on the common grid.
 
+* ``short_history``: with fewer than 20 daily returns (``MIN_ANNUALISED_RETURNS``) every annualised
+  figure (cagr, volatility, downside volatility, Sharpe, Sortino, Calmar, alpha, tracking error,
+  information ratio) is None and ``warnings`` says so; beta needs 20 common days as well. Two days
+  of returns annualised are not a figure (an alpha of 10^12 %).
+* ``significance``: the Sharpe ratio's PSR, DSR, 95 % interval and minimum track record
+  (:mod:`botranks_domain.significance`), from the same excess returns as ``sharpe_ratio``.
 * Anything undefined (no returns, one return where two are needed, zero dispersion,
   no drawdown for Calmar, non-positive bases, overflow) is ``None``; the result never holds
   NaN or +-inf, so ``json.dumps(result, allow_nan=False)`` is safe. Nothing is rounded.
@@ -75,10 +81,22 @@ from typing import Any
 
 import polars as pl
 
+from .significance import NO_TRIALS, ReturnMoments, Trials, significance
 from .series import PERIODS_PER_YEAR, SQRT_PERIODS, drawdown_series, growth_index, nav_returns, time_weighted_returns
 
 DAYS_PER_YEAR = 365.25
 _MIN_BENCH_VARIANCE = 1.0e-30  # empyrical.beta_aligned: smaller variances are "no variance"
+#: daily returns (and, for beta, common days) an annualised figure needs; fewer: null and ``short_history``
+MIN_ANNUALISED_RETURNS = 20
+#: what ``short_history`` nulls (besides the benchmark's beta, alpha, tracking error and information ratio)
+_ANNUALISED = (
+    "cagr",
+    "volatility_annualized",
+    "downside_volatility_annualized",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "calmar_ratio",
+)
 
 _FIGURES = (
     "inception_date",
@@ -146,6 +164,8 @@ def compute_performance(
     benchmark: pl.DataFrame | None,
     benchmark_symbol: str | None,
     risk_free_rate: float = 0.0,
+    trials: Trials = NO_TRIALS,
+    min_annualised_returns: int = MIN_ANNUALISED_RETURNS,
 ) -> dict[str, Any]:
     """Performance figures for one strategy (the ``/performance`` body minus ``strategy_id``).
 
@@ -164,16 +184,26 @@ def compute_performance(
     drawdown (the index sits at its peak) and every ratio None.
 
     ``warnings`` lists what makes the history's figures not mean what they seem
-    (:func:`_history_warnings`); with ``negative_equity`` every return-based figure is None.
+    (:func:`_history_warnings`); with ``negative_equity`` every return-based figure is None, with
+    ``short_history`` (fewer than ``MIN_ANNUALISED_RETURNS`` daily returns) every annualised one.
+    ``significance`` (:mod:`botranks_domain.significance`) judges the Sharpe ratio against ``trials``,
+    the strategies of the instance. ``min_annualised_returns`` (0: no such rule) is there for tests of the
+    formulas on short series; the API and the board use the default.
     """
-    result = _compute(nav, benchmark, benchmark_symbol, risk_free_rate)
-    result["warnings"] = warnings = _history_warnings(nav)
-    if any(w["code"] == "negative_equity" for w in warnings):
+    result, observed = _compute(nav, benchmark, benchmark_symbol, risk_free_rate, min_annualised_returns)
+    result["warnings"] = warnings = _history_warnings(nav, observed.observations, min_annualised_returns)
+    codes = {w["code"] for w in warnings}
+    if "negative_equity" in codes:
+        observed = ReturnMoments(observed.observations, None, None, None, None)
+    result["significance"] = significance(observed, trials)
+    if "negative_equity" in codes:
         _null_return_figures(result)
+    elif "short_history" in codes:
+        _null_annualised_figures(result)
     return result
 
 
-def _history_warnings(nav: pl.DataFrame) -> list[dict[str, str]]:
+def _history_warnings(nav: pl.DataFrame, observations: int, needed: int) -> list[dict[str, str]]:
     """What makes a history's figures not mean what they seem (DESIGN: say so, never print nonsense).
 
     ``negative_equity``: on some day the account was worth less than nothing, so its returns are
@@ -182,11 +212,22 @@ def _history_warnings(nav: pl.DataFrame) -> list[dict[str, str]]:
     undefined and skipped, the rest stands. ``negative_cash``: cash
     below zero on some day — borrowed money, or a deposit recorded after the orders it paid for
     (e.g. dated "now" while the orders are back-dated); the figures stand, on the equity as
-    reported. Needs a ``cash`` column for the latter.
+    reported. Needs a ``cash`` column for the latter. ``short_history``: fewer than
+    ``needed`` daily returns, too few for an annualised figure to mean anything.
     """
     out: list[dict[str, str]] = []
     if nav.height == 0:
         return out
+    if observations < needed:
+        out.append(
+            {
+                "code": "short_history",
+                "message": (
+                    f"{observations} daily return(s): annualised figures (CAGR, volatility, Sharpe, Sortino, Calmar,"
+                    f" alpha, beta, tracking error, information ratio) need at least {needed}"
+                ),
+            }
+        )
     broke = nav.filter(pl.col("total_equity") < 0)
     if broke.height:
         out.append(
@@ -225,6 +266,14 @@ def _history_warnings(nav: pl.DataFrame) -> list[dict[str, str]]:
     return out
 
 
+def _null_annualised_figures(result: dict[str, Any]) -> None:
+    for key in _ANNUALISED:
+        result[key] = None
+    if result["benchmark"] is not None:
+        kept = result["benchmark"]["benchmark_total_return"]
+        result["benchmark"] = {**_empty_benchmark(result["benchmark"]["symbol"]), "benchmark_total_return": kept}
+
+
 def _null_return_figures(result: dict[str, Any]) -> None:
     for key in (
         "total_return",
@@ -244,14 +293,19 @@ def _null_return_figures(result: dict[str, Any]) -> None:
 
 
 def _compute(
-    nav: pl.DataFrame, benchmark: pl.DataFrame | None, benchmark_symbol: str | None, risk_free_rate: float
-) -> dict[str, Any]:
+    nav: pl.DataFrame,
+    benchmark: pl.DataFrame | None,
+    benchmark_symbol: str | None,
+    risk_free_rate: float,
+    min_common_days: int,
+) -> tuple[dict[str, Any], ReturnMoments]:
+    """The figures, and the moments of the excess returns the Sharpe ratio is computed from."""
     with_benchmark = benchmark is not None
     for frame, name in ((nav, "nav"), (benchmark, "benchmark")):
         if frame is not None and frame.schema.get("date") != pl.Date:
             raise TypeError(f"{name}.date must be pl.Date, got {frame.schema.get('date')}")
     if nav.height == 0:
-        return _empty_result(benchmark_symbol, with_benchmark)
+        return _empty_result(benchmark_symbol, with_benchmark), ReturnMoments(0, None, None, None, None)
 
     rf_d = risk_free_rate / PERIODS_PER_YEAR
     queries = [_series_query(nav, rf_d), _monthly_query(nav)]
@@ -273,7 +327,7 @@ def _compute(
     if days > 0 and total_return is not None:
         cagr = _pow_minus_one(1.0 + total_return, 1.0 / years)
 
-    volatility = sharpe = sortino = None
+    volatility = sharpe = sortino = std_ex = None
     if n >= 2:
         # empyrical._zero_dispersion_std: identical values have exactly zero deviation
         std_r = 0.0 if s["min_r"] == s["max_r"] else s["std_r"]
@@ -281,6 +335,7 @@ def _compute(
         std_ex = std_r if "std_ex" not in s else 0.0 if s["min_ex"] == s["max_ex"] else s["std_ex"]
         sharpe = _div(s["mean_ex"] * SQRT_PERIODS, std_ex)
         sortino = _div(s["mean_ex"] * PERIODS_PER_YEAR, s["downside"])
+    observed = ReturnMoments(n, _finite(s["mean_ex"]), std_ex, _finite(s["skew_ex"]), _finite(s["kurt_ex"]))
     downside = _finite(s["downside"]) if n >= 1 else None
 
     max_dd = _finite(s["max_dd"])
@@ -315,9 +370,11 @@ def _compute(
         "monthly_returns": monthly,
         "yearly_returns": {y: _finite(g - 1.0) for y, g in yearly_growth.items()},
         "benchmark": (
-            _benchmark_figures(collected[2].row(0, named=True), benchmark_symbol) if with_benchmark else None
+            _benchmark_figures(collected[2].row(0, named=True), benchmark_symbol, min_common_days)
+            if with_benchmark
+            else None
         ),
-    }
+    }, observed
 
 
 def _series_query(nav: pl.DataFrame, rf_d: float) -> pl.LazyFrame:
@@ -341,6 +398,8 @@ def _series_query(nav: pl.DataFrame, rf_d: float) -> pl.LazyFrame:
             n=r.count(),
             growth=w.last(),
             mean_ex=ex.mean(),
+            skew_ex=ex.skew(bias=True),
+            kurt_ex=ex.kurtosis(fisher=False, bias=True),
             std_r=r.std(ddof=1),
             min_r=r.min(),
             max_r=r.max(),
@@ -406,11 +465,11 @@ def _benchmark_query(nav: pl.DataFrame, benchmark: pl.DataFrame, rf_d: float) ->
     )
 
 
-def _benchmark_figures(s: dict[str, Any], symbol: str | None) -> dict[str, Any]:
+def _benchmark_figures(s: dict[str, Any], symbol: str | None, min_common_days: int) -> dict[str, Any]:
     out = _empty_benchmark(symbol)
     if s["first_close"] is not None and s["first_close"] > 0:
         out["benchmark_total_return"] = _finite(s["last_close"] / s["first_close"] - 1.0)
-    if not s["n"] or s["n"] < 2:
+    if not s["n"] or s["n"] < max(2, min_common_days):
         return out
     if s["var"] is not None and s["var"] >= _MIN_BENCH_VARIANCE:
         beta = _finite(s["cov"] / s["var"])
