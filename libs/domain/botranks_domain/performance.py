@@ -81,8 +81,8 @@ from typing import Any
 
 import polars as pl
 
-from .significance import NO_TRIALS, ReturnMoments, Trials, significance
 from .series import PERIODS_PER_YEAR, SQRT_PERIODS, drawdown_series, growth_index, nav_returns, time_weighted_returns
+from .significance import NO_TRIALS, ReturnMoments, Trials, significance
 
 DAYS_PER_YEAR = 365.25
 _MIN_BENCH_VARIANCE = 1.0e-30  # empyrical.beta_aligned: smaller variances are "no variance"
