@@ -78,8 +78,9 @@ async def connect(url: str, name: str, **callbacks) -> Client:
 async def ensure_stream(nc: Client, store_id: str, replicas: int = 1) -> None:
     """The store's stream, created if missing (``replicas``: its copies in a NATS cluster)."""
     js = nc.jetstream()
+    name = stream_name(store_id)
     config = StreamConfig(
-        name=stream_name(store_id),
+        name=name,
         subjects=[f"{subject_root(store_id)}.>"],
         retention=RetentionPolicy.LIMITS,
         duplicate_window=DUPLICATE_WINDOW_S,
@@ -87,10 +88,10 @@ async def ensure_stream(nc: Client, store_id: str, replicas: int = 1) -> None:
         num_replicas=replicas,
     )
     try:
-        await js.stream_info(config.name)
+        await js.stream_info(name)
     except NotFoundError:
         try:
             await js.add_stream(config)
         except Exception:  # created concurrently by the other side: fine if it now exists
             await asyncio.sleep(0.1)
-            await js.stream_info(config.name)
+            await js.stream_info(name)

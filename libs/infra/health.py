@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import psycopg
@@ -134,16 +134,23 @@ def health_app(
     return Litestar(route_handlers=[healthz, readyz, metrics], openapi_config=None)
 
 
+class _QuietServer(uvicorn.Server):
+    """uvicorn's server without its signal handlers (the service keeps its own)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class HealthServer:
     """``app`` served at ``host:port`` (port 0: not at all) as a task of the running loop; the service
     keeps its own signal handlers."""
 
     def __init__(self, app: Litestar, host: str, port: int) -> None:
         self.port = port
-        self._server = uvicorn.Server(
+        self._server = _QuietServer(
             uvicorn.Config(app, host=host, port=port or 1, log_level="warning", access_log=False, lifespan="off")
         )
-        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         self._task: asyncio.Task | None = None
 
     def start(self) -> HealthServer:

@@ -39,7 +39,22 @@ __all__ = [
 ]
 
 #: request durations: sub-millisecond reads to multi-second batches
-DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+DURATION_BUCKETS: list[str | float] = [
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+]
 
 INGESTED = Counter("botranks_ingested_total", "Ledger events received by command_api", ["kind", "outcome"])
 REFUSED = Counter("botranks_refused_total", "Requests refused by a limit (429)", ["limit"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +23,7 @@ from litestar import Request
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.openapi.spec import Components, OpenAPIType, Schema, SecurityScheme, Tag
+from litestar.openapi.spec import Components, OpenAPIType, Reference, Schema, SecurityScheme, Tag
 from litestar.plugins import OpenAPISchemaPlugin
 
 from botranks_domain.reading import DECIMAL_TEXT
@@ -31,8 +32,8 @@ TITLE, VERSION = "BotRanks API", "1.0.0"
 
 API_KEY, SESSION = "apiKey", "session"
 #: on an operation: who may call it (``security=`` of a Litestar route or controller)
-KEY_REQUIRED = [{API_KEY: []}]
-SESSION_REQUIRED = [{SESSION: []}]
+KEY_REQUIRED: list[dict[str, list[str]]] = [{API_KEY: []}]
+SESSION_REQUIRED: list[dict[str, list[str]]] = [{SESSION: []}]
 NONE_REQUIRED: list[dict[str, list[str]]] = [{}]
 
 LEDGER, ACCOUNTS, PUBLIC = "Ledger", "Accounts", "Public data"
@@ -76,7 +77,7 @@ are RFC 3339, read to the microsecond (further digits are cut, never rounded).
 """
 
 
-def security_schemes() -> dict[str, SecurityScheme]:
+def security_schemes() -> dict[str, SecurityScheme | Reference]:
     return {
         API_KEY: SecurityScheme(type="http", scheme="bearer", description="An API key of the strategy in the path"),
         SESSION: SecurityScheme(
@@ -155,10 +156,13 @@ class StrictStructPlugin(StructSchemaPlugin):
         request = struct.__struct_config__.forbid_unknown_fields
         if request:
             schema.additional_properties = False
-        for field in msgspec.inspect.type_info(struct).fields:  # type: ignore[union-attr]
-            prop = (schema.properties or {}).get(field.encode_name)
+        info = msgspec.inspect.type_info(struct)
+        assert isinstance(info, msgspec.inspect.StructType)  # the plugin is Litestar's for msgspec structs
+        properties = schema.properties or {}
+        for field in info.fields:
+            prop = properties.get(field.encode_name)
             if isinstance(prop, Schema):
-                schema.properties[field.encode_name] = _property(prop, field.type, request)  # type: ignore[index]
+                properties[field.encode_name] = _property(prop, field.type, request)
         return schema
 
 
@@ -189,11 +193,11 @@ def _property(prop: Schema, info: msgspec.inspect.Type, request: bool) -> Schema
         return prop
     base = prop
     if nullable:
-        base = next(arm for arm in prop.one_of if not _is_null(arm))  # type: ignore[union-attr]
-        if not isinstance(base, Schema):
+        arm = next(a for a in prop.one_of or () if not _is_null(a))
+        if not isinstance(arm, Schema):
             return prop
         base = dataclasses.replace(
-            base, **{name: getattr(prop, name) for name in _CONSTRAINTS if getattr(prop, name) is not None}
+            arm, **{name: getattr(prop, name) for name in _CONSTRAINTS if getattr(prop, name) is not None}
         )
     default = prop.default
     if decimal_in:
@@ -207,8 +211,12 @@ def _property(prop: Schema, info: msgspec.inspect.Type, request: bool) -> Schema
     else:
         base = _with(base, extra)
     if nullable:
-        arms = base.one_of if decimal_in else [dataclasses.replace(base, default=None)]
-        return Schema(one_of=[*arms, Schema(type=OpenAPIType.NULL)], default=default)  # type: ignore[misc]
+        arms: Sequence[Schema | Reference]
+        if decimal_in:
+            arms = base.one_of or []  # the number and the string made above
+        else:
+            arms = [dataclasses.replace(base, default=None)]
+        return Schema(one_of=[*arms, Schema(type=OpenAPIType.NULL)], default=default)
     return dataclasses.replace(base, default=default)
 
 

@@ -7,12 +7,13 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import TypeAlias, TypeVar
 
 import psycopg
-from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.postgres import ConnectionPool, PostgresDatastore
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
-from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import PoolClosed, PoolTimeout
 from psycopg_pool.pool import AddConnection
 
 #: how long a request waits for a connection: a dead database is a 503 within this
@@ -27,14 +28,28 @@ RECONNECT_MAX_S = 0.2
 #: how long closing the pool waits for its threads, and for each cancellation of a running statement
 CLOSE_TIMEOUT_S = 0.3
 
+#: a cursor of eventsourcing's connections (``reading``, ``datastore.transaction``): rows are dicts by column
+DictCursor: TypeAlias = psycopg.Cursor[DictRow]
+
+Row = TypeVar("Row")
+
+
+def one(curs: psycopg.Cursor[Row]) -> Row:
+    """The row of a statement that always returns exactly one (an aggregate, a singleton table, a row
+    the transaction holds): ``fetchone()`` narrowed."""
+    row = curs.fetchone()
+    assert row is not None, "the statement returns one row"
+    return row
+
 
 class PoolStopped(RuntimeError):
     """The pool was closed: the process is stopping. Not a ``psycopg.OperationalError``, so
     eventsourcing's recorders do not retry it (ten times, 0.2 s apart) as they retry a lost connection."""
 
 
-class HealingPool(ConnectionPool):
-    """psycopg_pool's pool, whole again within a fraction of a second after the database restarts.
+class HealingPool(ConnectionPool[psycopg.Connection[DictRow]]):
+    """eventsourcing's pool (psycopg_pool's, the datastore's password function aside: none here), whole
+    again within a fraction of a second after the database restarts.
 
     - A connection is pinged before it is handed out (a restart leaves every pooled connection
       dead), unless it was returned less than ``FRESH_S`` ago and more than ``FRESH_S`` after the
@@ -52,11 +67,11 @@ class HealingPool(ConnectionPool):
         self._stopped = False
         self._returned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lost_at = float("-inf")
-        self._in_use: set[psycopg.Connection] = set()
+        self._in_use: set[psycopg.Connection[DictRow]] = set()
         self._in_use_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
-    def getconn(self, timeout: float | None = None) -> psycopg.Connection:
+    def getconn(self, timeout: float | None = None) -> psycopg.Connection[DictRow]:
         total = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + total
         while True:
@@ -86,7 +101,7 @@ class HealingPool(ConnectionPool):
             self._in_use.add(conn)
         return conn
 
-    def putconn(self, conn: psycopg.Connection) -> None:
+    def putconn(self, conn: psycopg.Connection[DictRow]) -> None:
         with self._in_use_lock:
             self._in_use.discard(conn)
         if conn.broken:
@@ -118,7 +133,8 @@ class HealingPool(ConnectionPool):
 def datastore_for(database_url: str, *, pool_size: int, max_overflow: int) -> PostgresDatastore:
     """eventsourcing's PostgreSQL datastore for a database URL (shared by every owner), on a
     :class:`HealingPool`."""
-    params = conninfo_to_dict(database_url)
+    # the URL's parameters are text (conninfo_to_dict types them as any connection parameter)
+    params = {name: str(value) for name, value in conninfo_to_dict(database_url).items() if value is not None}
     datastore = PostgresDatastore(
         dbname=params.get("dbname", "postgres"),
         host=params.get("host", "127.0.0.1"),
@@ -131,6 +147,7 @@ def datastore_for(database_url: str, *, pool_size: int, max_overflow: int) -> Po
         connect_timeout=CONNECT_TIMEOUT_S,
     )
     built = datastore.pool  # never opened: the same settings on our pool
+    assert isinstance(built.kwargs, dict)  # eventsourcing passes its connection parameters as a dict
     datastore.pool = HealingPool(
         connection_class=built.connection_class,
         kwargs={**built.kwargs, "connect_timeout": CONNECT_TIMEOUT_S},
@@ -146,7 +163,7 @@ def datastore_for(database_url: str, *, pool_size: int, max_overflow: int) -> Po
 
 
 @contextmanager
-def reading(datastore: PostgresDatastore) -> Iterator[psycopg.Cursor[DictRow]]:
+def reading(datastore: PostgresDatastore) -> Iterator[DictCursor]:
     """A cursor on a pooled autocommit connection: each statement is its own snapshot, no BEGIN."""
     with datastore.get_connection() as conn, conn.cursor() as curs:
         yield curs
@@ -163,7 +180,7 @@ class Leadership:
     def try_acquire(self) -> bool:
         if self._conn is None:
             self._conn = psycopg.connect(self.database_url, autocommit=True)
-        return bool(self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0])
+        return bool(one(self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)))[0])
 
     def release(self) -> None:
         if self._conn is not None:
@@ -216,7 +233,7 @@ class Leases:
         conn = self._connection()
         if self.slot is None:
             for slot in range(self.MAX_MEMBERS):
-                if conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (self.member_class, slot)).fetchone()[0]:
+                if one(conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (self.member_class, slot)))[0]:
                     self.slot = slot
                     break
             else:
@@ -236,7 +253,7 @@ class Leases:
                     break
                 if partition in held or partition in self.owned:
                     continue
-                if conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (self.lease_class, partition)).fetchone()[0]:
+                if one(conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (self.lease_class, partition)))[0]:
                     self.owned.add(partition)
                     taken.add(partition)
         return taken, released

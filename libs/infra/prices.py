@@ -17,7 +17,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import tuple_row
 
@@ -25,7 +24,7 @@ from botranks_domain.bars import Bar, Split
 from botranks_domain.ledger import LEDGER_CONTEXT
 from botranks_domain.nav import PriceBook
 
-from .pg import reading
+from .pg import DictCursor, one, reading
 
 __all__ = ["Prices", "upsert_bars", "upsert_splits", "BATCH_SIZE", "MIGRATIONS"]
 
@@ -74,7 +73,7 @@ def _upsert_with_outbox(
     if not source:
         raise ValueError("source must be a non-empty string")
     ordered = [rows[key] for key in sorted(rows)]
-    changed, earliest = 0, {}
+    changed, earliest = 0, dict[str, date]()
     for start in range(0, len(ordered), BATCH_SIZE):
         batch = ordered[start : start + BATCH_SIZE]
         curs.execute(sql, {"source": source, **{name: [get(r) for r in batch] for name, get in columns.items()}})
@@ -218,11 +217,13 @@ class Prices:
     def benchmark_status(self, symbol: str) -> tuple[bool, int | None]:
         """Whether ``symbol`` has any price, and its price version (the latest outbox id)."""
         with reading(self.datastore) as curs:
-            row = curs.execute(
-                "SELECT EXISTS (SELECT 1 FROM prices WHERE symbol = %(b)s) AS known,"
-                " (SELECT max(id) FROM price_updates WHERE symbol = %(b)s) AS version",
-                {"b": symbol},
-            ).fetchone()
+            row = one(
+                curs.execute(
+                    "SELECT EXISTS (SELECT 1 FROM prices WHERE symbol = %(b)s) AS known,"
+                    " (SELECT max(id) FROM price_updates WHERE symbol = %(b)s) AS version",
+                    {"b": symbol},
+                )
+            )
         return row["known"], row["version"]
 
     def closes_between(self, symbol: str, start: date, end: date) -> list[tuple[date, Decimal]]:
@@ -248,7 +249,7 @@ class PricesTx:
     """The price cache's reads inside another owner's transaction: a unit of work's ``prices``
     (``LedgerWriter.prices``)."""
 
-    def __init__(self, curs: psycopg.Cursor) -> None:
+    def __init__(self, curs: DictCursor) -> None:
         self._curs = curs
 
     def price_book(self, symbols: set[str], after: date | None, until: date) -> PriceBook:
@@ -283,7 +284,7 @@ class PricesTx:
         return [(r["id"], r["symbol"], r["from_date"]) for r in rows]
 
     def last_update_id(self) -> int:
-        return self._curs.execute("SELECT coalesce(max(id), 0) AS m FROM price_updates").fetchone()["m"]
+        return one(self._curs.execute("SELECT coalesce(max(id), 0) AS m FROM price_updates"))["m"]
 
 
 # ------------------------------------------------------------ DDL

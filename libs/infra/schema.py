@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
 from . import identity, locks, prices, readmodel, store
+from .pg import one
 
 #: whose DDL comes first within a version (foreign keys and functions only point to earlier owners)
 OWNERS = (store, identity, prices, readmodel)
@@ -47,9 +49,10 @@ def migrate(conn: psycopg.Connection) -> int:
     return current
 
 
-def _one(conn: psycopg.Connection, query: sql.Composable | str, params: Sequence | None = None) -> tuple:
+def _one(conn: psycopg.Connection, query: sql.Composed | str, params: Sequence[Any] | None = None) -> tuple[Any, ...]:
+    """The row of a query that returns one (an aggregate, a function's value)."""
     with conn.cursor(row_factory=tuple_row) as curs:
-        return curs.execute(query, params).fetchone()
+        return one(curs.execute(query, params))
 
 
 def applied_version(conn: psycopg.Connection) -> int:

@@ -76,7 +76,7 @@ async def run_until_stopped(
     return), and ``run()`` is cancelled if it has not returned after ``grace``."""
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(run())
-    stopping = []
+    stopping: list[int] = []
 
     def on_signal(signum: int) -> None:
         exit_by_deadline(signum)

@@ -17,6 +17,7 @@ by the database, atomically, for the whole batch. Appends take eventsourcing's t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -26,7 +27,7 @@ from psycopg.rows import tuple_row
 
 from botranks_domain.model import LedgerEvent, decode_event, encode_event, event_topic
 
-from .pg import reading
+from .pg import DictCursor, one, reading
 
 EVENTS_TABLE = "botranks_events"
 
@@ -46,7 +47,7 @@ class EventStore:
         """Random id created with the schema: keeps NATS names apart across databases."""
         if self._store_id is None:
             with reading(self.datastore) as curs:
-                self._store_id = curs.execute("SELECT store_id FROM botranks_meta").fetchone()["store_id"]
+                self._store_id = one(curs.execute("SELECT store_id FROM botranks_meta"))["store_id"]
         return self._store_id
 
     def append(self, events: Sequence[tuple[UUID, LedgerEvent]]) -> Sequence[int]:
@@ -130,7 +131,7 @@ class EventStore:
     def relay_position(self) -> int:
         """The last notification id the relay has published."""
         with reading(self.datastore) as curs:
-            return curs.execute("SELECT notification_id FROM relay_position").fetchone()["notification_id"]
+            return one(curs.execute("SELECT notification_id FROM relay_position"))["notification_id"]
 
     def record_relay_position(self, notification_id: int) -> None:
         with self.datastore.transaction(commit=True) as curs:
@@ -145,7 +146,7 @@ class EventsTx:
     """The event store's writes inside another owner's transaction: a unit of work's ``events``
     (``LedgerWriter.events``)."""
 
-    def __init__(self, curs: psycopg.Cursor) -> None:
+    def __init__(self, curs: DictCursor) -> None:
         self._curs = curs
 
     def purge_strategy(self, strategy_id: UUID) -> int:
@@ -169,9 +170,10 @@ class EventsBackup:
     def __init__(self, conn: psycopg.Connection) -> None:
         self._conn = conn
 
-    def _one(self, query: str) -> tuple:
+    def _one(self, query: str) -> tuple[Any, ...]:
+        """The row of a query that returns one: an aggregate, or the singleton ``botranks_meta``."""
         with self._conn.cursor(row_factory=tuple_row) as curs:
-            return curs.execute(query).fetchone()
+            return one(curs.execute(query))
 
     def store_id(self) -> str:
         return self._one("SELECT store_id FROM botranks_meta")[0]

@@ -18,7 +18,7 @@ from litestar.exceptions import HTTPException, PermissionDeniedException, Serial
 from litestar.openapi import ResponseSpec
 from litestar.serialization import default_serializer
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
-from litestar.types import Empty
+from litestar.types import Empty, Serializer
 
 from botranks_domain import errors
 from botranks_domain.reading import convert_input
@@ -36,7 +36,7 @@ _exact_encoder = msgspec.json.Encoder(enc_hook=default_serializer, decimal_forma
 class ExactJSONResponse(Response):
     """JSON with Decimals written as exact JSON numbers (not strings, not rounded floats)."""
 
-    def render(self, content: Any, media_type: str, enc_hook=default_serializer) -> bytes:  # type: ignore[override]
+    def render(self, content: Any, media_type: str, enc_hook: Serializer = default_serializer) -> bytes:
         if isinstance(content, bytes) or not media_type.startswith("application/json"):
             return super().render(content, media_type, enc_hook)
         encoder = (

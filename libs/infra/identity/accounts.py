@@ -23,7 +23,7 @@ from botranks_domain.accounts import ApiKeyCreated, ApiKeyInfo, Strategy, Strate
 from botranks_domain.errors import Conflict, NotFound, NotOwner, NotSignedIn, TooManyRequests
 from botranks_domain.model import normalize_symbol
 
-from ..pg import reading
+from ..pg import DictCursor, one, reading
 
 KEY_PREFIX = "fq_live_"
 _PROFILE_COLUMNS = "id, name, visibility, nullif(benchmark, '') AS benchmark, show_positions, owner_id, created_at"
@@ -128,10 +128,12 @@ class Identity:
         if scheme.lower() != "bearer" or not KEY_RE.match(token):
             raise NotSignedIn("Invalid Authorization header: expected `Bearer fq_live_...`")
         with reading(self.datastore) as curs:  # one statement, its own transaction (autocommit): one round trip
-            row = curs.execute(
-                "SELECT * FROM botranks_check_key(%s, %s, %s, %s)",
-                (hash_secret(token), strategy_id, limit, RATE_WINDOW_S),
-            ).fetchone()
+            row = one(  # botranks_check_key returns one row, whatever the outcome
+                curs.execute(
+                    "SELECT * FROM botranks_check_key(%s, %s, %s, %s)",
+                    (hash_secret(token), strategy_id, limit, RATE_WINDOW_S),
+                )
+            )
         outcome = row["outcome"]
         if outcome == "unauthorized":
             raise NotSignedIn("Invalid or revoked API key")
@@ -226,9 +228,8 @@ class Identity:
                     {**new, "id": strategy_id},
                 )
                 self._record_update(curs, strategy_id, benchmark_changed="benchmark" in new)
-            profile = curs.execute(
-                f"SELECT {_PROFILE_COLUMNS} FROM strategies WHERE id = %s", (strategy_id,)
-            ).fetchone()
+            # the row this transaction holds locked (FOR UPDATE above)
+            profile = one(curs.execute(f"SELECT {_PROFILE_COLUMNS} FROM strategies WHERE id = %s", (strategy_id,)))
         return StrategyProfile(**profile)
 
     def add_keys(self, strategy_id: UUID, names: Iterable[str]) -> list[str]:
@@ -388,10 +389,11 @@ class Identity:
     def insert_user(self, email: str, password_hash: str) -> User:
         try:
             with self.datastore.transaction(commit=True) as curs:
-                row = curs.execute(
+                curs.execute(
                     "INSERT INTO users (id, email, password_hash) VALUES (%s, %s, %s) RETURNING id, email, created_at",
                     (uuid.uuid4(), email, password_hash),
-                ).fetchone()
+                )
+                row = one(curs)
         except (IntegrityError, psycopg.errors.UniqueViolation):
             raise Conflict("An account with this email already exists") from None
         return User(**row)
@@ -469,7 +471,7 @@ class IdentityTx:
     """The strategies' reads inside another owner's transaction: a unit of work's ``identity``
     (``LedgerWriter.identity``)."""
 
-    def __init__(self, curs: psycopg.Cursor) -> None:
+    def __init__(self, curs: DictCursor) -> None:
         self._curs = curs
 
     def benchmark_of(self, strategy_id: UUID) -> str | None:
@@ -504,4 +506,4 @@ class IdentityTx:
         return [(r["id"], r["strategy_id"], r["benchmark_changed"]) for r in rows]
 
     def last_strategy_update_id(self) -> int:
-        return self._curs.execute("SELECT coalesce(max(id), 0) AS m FROM strategy_updates").fetchone()["m"]
+        return one(self._curs.execute("SELECT coalesce(max(id), 0) AS m FROM strategy_updates"))["m"]

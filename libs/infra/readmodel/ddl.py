@@ -204,7 +204,7 @@ MIGRATIONS: dict[int, str] = {
         last_created_at timestamptz NOT NULL,
         PRIMARY KEY (strategy_id, day)
     );
-    """,  # noqa: E501
+    """,  # noqa: E501 - a migration's text is what was applied: never re-wrapped
     9: """
     -- what each split did to a strategy's holding (GET /corporate-actions), written by the fold
     CREATE TABLE rm_corporate_actions (

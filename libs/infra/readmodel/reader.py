@@ -3,7 +3,7 @@ and the streamed downloads. Reads only; the projector writes (``writer``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
@@ -42,7 +42,7 @@ from botranks_domain.views import (
     encode_cursor,
 )
 
-from ..pg import reading
+from ..pg import DictCursor, one, reading
 from .tables import EPOCH, LEADERBOARD_ROW, LOG_EVENTS, positions_of
 
 
@@ -61,8 +61,8 @@ class LedgerReader:
     def state(self, strategy_id: UUID) -> StateView:
         """GET /state: positions, current NAV and last order time, in ONE statement (one snapshot, never
         torn, one round trip)."""
-        with reading(self.datastore) as curs:
-            row = curs.execute(
+        with reading(self.datastore) as curs:  # one row (``FROM (SELECT 1)``), with or without a ledger
+            curs.execute(
                 "SELECT l.total_equity, l.cash_balance, l.market_value, l.captured_at, l.last_order_at,"
                 " p.symbols, p.quantities, p.bases, p.updated FROM (SELECT 1) AS one"
                 " LEFT JOIN rm_ledger AS l ON l.strategy_id = %(s)s"
@@ -71,7 +71,8 @@ class LedgerReader:
                 " array_agg(updated_at ORDER BY symbol) AS updated FROM rm_positions WHERE strategy_id = %(s)s) AS p"
                 " ON true",
                 {"s": strategy_id},
-            ).fetchone()
+            )
+            row = one(curs)
         positions = [
             Position(
                 id=position_id(strategy_id, symbol),
@@ -246,11 +247,13 @@ class LedgerReader:
                 ).format(c=column)
                 rank = (
                     1
-                    + curs.execute(
-                        "SELECT count(*) AS n FROM rm_leaderboard WHERE visibility = 'public' AND track_days >= %(d)s"
-                        f" AND ({ahead})",
-                        {"v": row[column], "s": strategy_id, "d": LEADERBOARD_DEFAULT_MIN_DAYS},
-                    ).fetchone()["n"]
+                    + one(
+                        curs.execute(
+                            "SELECT count(*) AS n FROM rm_leaderboard WHERE visibility = 'public'"
+                            f" AND track_days >= %(d)s AND ({ahead})",
+                            {"v": row[column], "s": strategy_id, "d": LEADERBOARD_DEFAULT_MIN_DAYS},
+                        )
+                    )["n"]
                 )
         return LeaderboardRow(rank=rank, **{k: v for k, v in row.items() if k != "visibility"})
 
@@ -258,9 +261,11 @@ class LedgerReader:
         """Changes whenever any leaderboard row does (every write stamps ``refreshed_at`` with the clock;
         a rebuild swaps in another table): for ETags. Two index lookups."""
         with reading(self.datastore) as curs:
-            row = curs.execute(
-                "SELECT 'rm_leaderboard'::regclass::oid AS t, (SELECT max(refreshed_at) FROM rm_leaderboard) AS m"
-            ).fetchone()
+            row = one(
+                curs.execute(
+                    "SELECT 'rm_leaderboard'::regclass::oid AS t, (SELECT max(refreshed_at) FROM rm_leaderboard) AS m"
+                )
+            )
         return f"{row['t']}:{row['m'].isoformat() if row['m'] else '-'}"
 
     def chain(self, strategy_id: UUID) -> ChainHead:
@@ -322,7 +327,7 @@ class LedgerReader:
     # ------------------------------------------------------------ helpers
 
     @contextmanager
-    def _snapshot(self) -> Iterator[psycopg.Cursor]:
+    def _snapshot(self) -> Iterator[DictCursor]:
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield curs
@@ -396,7 +401,7 @@ def stream_chain_events(
     before: datetime | None = None,
     rows: int = STREAM_ROWS,
     idle_timeout_s: float | None = None,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """``LedgerReader.chain_events``' lines, byte for byte, joined ``rows`` lines a chunk."""
     with _server_cursor(
         datastore,
@@ -417,7 +422,7 @@ def stream_nav_rows(
     end: date | None = None,
     rows: int = STREAM_ROWS,
     idle_timeout_s: float | None = None,
-) -> Iterator[list[NavRow]]:
+) -> Generator[list[NavRow], None, None]:
     """``LedgerReader.nav_series``' rows, oldest first, up to ``rows`` a chunk."""
     with _server_cursor(
         datastore,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
-import psycopg
+from ..pg import DictCursor, one
 
 #: eventsourcing's tracking table (the projector's positions in the event log)
 TRACKING_TABLE = "botranks_tracking"
@@ -90,12 +90,12 @@ LEADERBOARD_COLUMNS = (
 EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
-def partitions_of(curs: psycopg.Cursor) -> int:
-    """How many partitions the projection is laid out in."""
-    return curs.execute("SELECT partitions FROM projector_layout").fetchone()["partitions"]
+def partitions_of(curs: DictCursor) -> int:
+    """How many partitions the projection is laid out in (``projector_layout`` holds one row)."""
+    return one(curs.execute("SELECT partitions FROM projector_layout"))["partitions"]
 
 
-def positions_of(curs: psycopg.Cursor) -> dict[int, int]:
+def positions_of(curs: DictCursor) -> dict[int, int]:
     """Each partition's position in the event log (0 before its first projection)."""
     partitions = partitions_of(curs)
     rows = curs.execute(

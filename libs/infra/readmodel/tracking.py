@@ -27,7 +27,7 @@ from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from botranks_domain.partition import MAX_PARTITIONS
 
 from .. import locks
-from ..pg import reading
+from ..pg import DictCursor, one, reading
 from .tables import NOTIFY_CHANNEL, READ_MODEL_TABLES, SHADOW_SCHEMA, TRACKING_TABLE, partitions_of, positions_of
 from .writer import LedgerWriter
 
@@ -45,12 +45,11 @@ class ReadModelTracking(PostgresTrackingRecorder):
     # statements (``max_tracking_id_statement``, ``insert_tracking_statement``) on the caller's cursor,
     # with the recorder's semantics (single-row tracking: a position that does not move forward fails).
 
-    def tracked_in(self, curs: psycopg.Cursor, name: str) -> int:
+    def tracked_in(self, curs: DictCursor, name: str) -> int:
         """``name``'s position in the transaction of ``curs`` (0 if none)."""
-        row = curs.execute(self.max_tracking_id_statement, (name,), prepare=True).fetchone()
-        return row["max"] or 0
+        return one(curs.execute(self.max_tracking_id_statement, (name,), prepare=True))["max"] or 0
 
-    def track_in(self, curs: psycopg.Cursor, tracking: Tracking) -> None:
+    def track_in(self, curs: DictCursor, tracking: Tracking) -> None:
         """Record ``tracking`` in the transaction of ``curs``; IntegrityError if it does not move forward."""
         curs.execute(
             self.insert_tracking_statement,

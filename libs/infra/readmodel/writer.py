@@ -12,7 +12,6 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import msgspec
-import psycopg
 from eventsourcing.persistence import Tracking
 from psycopg.rows import args_row
 
@@ -24,6 +23,7 @@ from botranks_domain.partition import MAX_PARTITIONS, partition_of
 from botranks_domain.views import LIVE_REPORTING_S
 
 from ..identity import IdentityTx
+from ..pg import DictCursor, one
 from ..prices import PricesTx
 from ..store import EventsTx
 from .tables import (
@@ -44,9 +44,9 @@ class TrackingHooks(Protocol):
     """What a writer needs of ``ReadModelTracking`` (tracking.py, which makes the writers): its two
     hooks into this transaction. A protocol, so that this module does not import that one back."""
 
-    def tracked_in(self, curs: psycopg.Cursor, name: str) -> int: ...
+    def tracked_in(self, curs: DictCursor, name: str) -> int: ...
 
-    def track_in(self, curs: psycopg.Cursor, tracking: Tracking) -> None: ...
+    def track_in(self, curs: DictCursor, tracking: Tracking) -> None: ...
 
 
 class LedgerRow(msgspec.Struct, kw_only=True):
@@ -84,7 +84,7 @@ class LedgerWriter:
     partition (``partition``) or for all of them (None): the unit of work of that transaction, whose
     ``events``, ``prices`` and ``identity`` are the other owners' parts in it."""
 
-    def __init__(self, tracking: TrackingHooks, curs: psycopg.Cursor, partition: int | None = None) -> None:
+    def __init__(self, tracking: TrackingHooks, curs: DictCursor, partition: int | None = None) -> None:
         self.tracking = tracking
         self._cursor = curs
         # the other owners inside this transaction (the unit of work's members)
@@ -246,10 +246,12 @@ class LedgerWriter:
         return self._last_day("rm_checkpoints", strategy_id, before)
 
     def _last_day(self, table: str, strategy_id: UUID, before: date | None) -> date | None:
-        return self._cursor.execute(
-            f"SELECT max(date) AS d FROM {table} WHERE strategy_id = %s AND date < %s",
-            (strategy_id, before or date.max),
-        ).fetchone()["d"]
+        return one(
+            self._cursor.execute(
+                f"SELECT max(date) AS d FROM {table} WHERE strategy_id = %s AND date < %s",
+                (strategy_id, before or date.max),
+            )
+        )["d"]
 
     def checkpoint(self, strategy_id: UUID, on_or_before: date) -> tuple[date, LedgerState] | None:
         row = self._cursor.execute(
@@ -423,10 +425,12 @@ class LedgerWriter:
     # ------------------------------------------------------------ re-marking for new prices
 
     def price_update_position(self) -> int:
-        """The last price-outbox id the partition has re-marked for."""
-        return self._cursor.execute(
-            "SELECT price_update_id FROM projector_partition_cursors WHERE partition = %s", (self._mine(),)
-        ).fetchone()["price_update_id"]
+        """The last price-outbox id the partition has re-marked for (every partition has its cursors row)."""
+        return one(
+            self._cursor.execute(
+                "SELECT price_update_id FROM projector_partition_cursors WHERE partition = %s", (self._mine(),)
+            )
+        )["price_update_id"]
 
     def move_price_cursor(self, update_id: int) -> None:
         self._cursor.execute(
@@ -489,9 +493,11 @@ class LedgerWriter:
 
     def strategy_update_position(self) -> int:
         """The last ``strategy_updates`` id the partition has applied to the leaderboard."""
-        return self._cursor.execute(
-            "SELECT strategy_update_id FROM projector_partition_cursors WHERE partition = %s", (self._mine(),)
-        ).fetchone()["strategy_update_id"]
+        return one(
+            self._cursor.execute(
+                "SELECT strategy_update_id FROM projector_partition_cursors WHERE partition = %s", (self._mine(),)
+            )
+        )["strategy_update_id"]
 
     def move_strategy_update_cursor(self, update_id: int) -> None:
         self._cursor.execute(
