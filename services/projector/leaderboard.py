@@ -75,7 +75,7 @@ def refresh_rows(writer: LedgerWriter, strategy_ids: Iterable[UUID], deadline: f
     ``deadline`` (``time.monotonic()``). Returns how many were written."""
     ids = list(dict.fromkeys(strategy_ids))
     faces = writer.identity.public_faces(ids)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for strategy_id in ids:
         if deadline is not None and rows and time.monotonic() > deadline:
             break

@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from decimal import Decimal
 from uuid import UUID
 
 import structlog
@@ -160,7 +161,7 @@ def log_batch(
                 with writer.savepoint():
                     writer.insert_log_rows(decoded[strategy_id])
                     _extend_chains(writer, {strategy_id: decoded[strategy_id]})
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - this strategy's events are the cause: quarantined
                 events = decoded.pop(strategy_id)
                 quarantine(writer, strategy_id, events[0][0], events[-1][0], len(events), exc)
     return {s: [(nid, e) for nid, e, _ in rows] for s, rows in decoded.items()}
@@ -206,11 +207,13 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
     appended = row is None or _key(*new_events[0]) > row.last_key
     if appended and (last_nav is None or first_day > last_nav) and (row is None or row.state is not None):
         # the common case: new events after everything folded, on days with no NAV row yet
-        start = (
-            LedgerState()
-            if row is None
-            else decode_state(row.state).dated(max(row.last_effective_at.astimezone(UTC).date(), last_nav or date.min))
-        )
+        if row is None:
+            start = LedgerState()
+        else:
+            assert row.state is not None  # the condition above
+            start = decode_state(row.state).dated(
+                max(row.last_effective_at.astimezone(UTC).date(), last_nav or date.min)
+            )
         _derive_and_write(
             writer,
             strategy_id,
@@ -222,7 +225,13 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
             new_last=new_events[-1],
         )
         return 0
-    if appended and row.tail_state is not None and row.tail_day is not None and first_day >= row.tail_day:
+    if (
+        appended
+        and row is not None  # always here: NAV rows are written with the ledger row
+        and row.tail_state is not None
+        and row.tail_day is not None
+        and first_day >= row.tail_day
+    ):
         # after everything folded, but on days already priced (a bot back-filling its history in
         # date order): continue from the state right after the last event, rewriting NAV from its day
         tail_day = row.tail_day
@@ -244,7 +253,12 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
 
 
 def rederive(
-    writer: LedgerWriter, strategy_id: UUID, from_day: date, *, row: LedgerRow | None = None, new_last=None
+    writer: LedgerWriter,
+    strategy_id: UUID,
+    from_day: date,
+    *,
+    row: LedgerRow | None = None,
+    new_last: tuple[int, LedgerEvent] | None = None,
 ) -> None:
     """Re-derive a strategy's state, checkpoints and NAV from ``from_day`` on (the general path).
 
@@ -278,7 +292,7 @@ def _derive_and_write(
     after: date | None,
     last_checkpoint: date | None,
     *,
-    new_last,
+    new_last: tuple[int, LedgerEvent] | None,
     nav_after: date | None = None,
 ) -> None:
     """Derive from ``start`` (the state at the end of day ``after``) and write every read model.
@@ -296,6 +310,7 @@ def _derive_and_write(
     writer.write_derivation(strategy_id, result, published)
     final = result.final
     ledger = result.current  # in today's share units: a split whose ex-date has come is applied
+    assert final is not None and ledger is not None  # derive() sets both
     writer.write_positions(
         strategy_id,
         writer.positions(strategy_id),
@@ -306,6 +321,7 @@ def _derive_and_write(
         if row is not None and row.last_key > last_key:
             last_key = row.last_key
     else:
+        assert row is not None  # without new events (a re-mark, a new benchmark): a strategy with a ledger
         last_key = row.last_key
     latest_nav = result.nav[-1].date if result.nav else (after if nav_after is None else nav_after)
     market_value, captured = _mark_now(ledger.positions, prices, today, latest_nav, last_key[0])
@@ -367,7 +383,7 @@ def _kept_tail(row: LedgerRow | None, after: date | None) -> tuple[date, LedgerS
 
 def _mark_now(
     positions: dict[str, Holding], prices: PriceBook, today: date, latest_nav: date | None, last_event_at: datetime
-):
+) -> tuple[Decimal, datetime]:
     """Market value at each symbol's latest close (cost basis where none is known), and ``captured_at``.
 
     ``captured_at`` is the close (21:00Z) of the latest priced day behind the marks, or of
@@ -381,6 +397,7 @@ def _mark_now(
         )
         if close is not None:
             day = prices.latest([symbol], today)
+            assert day is not None  # it has a close on or before today
             latest = day if latest is None or day > latest else latest
     if latest_nav is not None and (latest is None or latest_nav > latest):
         latest = latest_nav

@@ -31,7 +31,7 @@ def _fold_all(db: Database, strategies: list[UUID], halted: set[UUID], head: int
                 try:
                     with writer.savepoint():
                         project_strategy(writer, strategy_id, history)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - one strategy's failure stops no other: quarantined
                     quarantine(writer, strategy_id, history[0][0], history[-1][0], len(history), exc)
 
 
