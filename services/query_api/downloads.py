@@ -26,8 +26,8 @@ import io
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, cast
 
 import anyio
 import structlog
@@ -49,7 +49,6 @@ MAX_ADDRESSES = 50_000
 #: path prefixes under the page rate limit ("/" itself too); /static/, /api/, /healthz... are not
 PAGE_PREFIXES = ("/p/", "/s/", "/docs")
 _STREAMS = "botranks_download_streams"  # scope key: the streams a download middleware closes
-_DONE = object()
 
 
 def client_address(scope: Any) -> str:
@@ -75,11 +74,16 @@ def _stalled(exc: BaseException | None) -> bool:
     return False
 
 
+def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:
+    """The next chunk, None after the last."""
+    return next(chunks, None)
+
+
 class ThreadedChunks:
     """An async iterator over a sync generator of chunks, each step in a worker thread (the
     generator holds a pooled connection and a server-side cursor: ``aclose`` gives them back)."""
 
-    def __init__(self, chunks: Iterator[bytes], first: bytes | None, what: str) -> None:
+    def __init__(self, chunks: Generator[bytes, None, None], first: bytes | None, what: str) -> None:
         self._chunks, self._first, self._what = chunks, first, what
         self._closed = first is None
         self._bytes, self._started = 0, time.perf_counter()
@@ -93,8 +97,8 @@ class ThreadedChunks:
         elif self._closed:
             raise StopAsyncIteration
         else:
-            chunk = await to_thread.run_sync(next, self._chunks, _DONE)
-            if chunk is _DONE:
+            step = await to_thread.run_sync(_next_chunk, self._chunks)
+            if step is None:
                 self._closed = True
                 log.info(
                     "download_sent",
@@ -103,6 +107,7 @@ class ThreadedChunks:
                     duration_ms=round((time.perf_counter() - self._started) * 1000, 2),
                 )
                 raise StopAsyncIteration
+            chunk = step
         self._bytes += len(chunk)
         return chunk
 
@@ -113,7 +118,7 @@ class ThreadedChunks:
                 await to_thread.run_sync(self._chunks.close)
 
 
-def prime(chunks: Iterator[bytes], what: str) -> ThreadedChunks:
+def prime(chunks: Generator[bytes, None, None], what: str) -> ThreadedChunks:
     """Read the first chunk now (in the caller's worker thread): errors before the answer starts."""
     try:
         first = next(chunks, None)
@@ -128,7 +133,7 @@ def idle_timeout(settings: Settings) -> float | None:
     return settings.download_send_timeout_s + 30 if settings.download_send_timeout_s else None
 
 
-def nav_csv_chunks(row_chunks: Iterator[list[NavRow]]) -> Iterator[bytes]:
+def nav_csv_chunks(row_chunks: Generator[list[NavRow], None, None]) -> Generator[bytes, None, None]:
     """NAV rows as CSV (``NAV_COLUMNS`` first), a chunk of rows at a time; closing it closes ``row_chunks``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -145,7 +150,8 @@ def nav_csv_chunks(row_chunks: Iterator[list[NavRow]]) -> Iterator[bytes]:
 
 def register(request: Request, stream: ThreadedChunks) -> ThreadedChunks:
     """Have the download middleware close ``stream`` when the request ends, however it ends."""
-    streams = request.scope.get(_STREAMS)
+    # the download middleware's own key, beside the ASGI scope's (Litestar's Scope type does not name it)
+    streams = cast("list[ThreadedChunks] | None", request.scope.get(_STREAMS))
     if streams is not None:
         streams.append(stream)
     return stream

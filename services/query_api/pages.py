@@ -19,7 +19,7 @@ event per request: ``page_served`` with the page, strategy id, status, viewer an
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ from libs.infra.web import API_CSP, CSP_HEADER, PAGE_CSP, domain_status, page_se
 from . import assets, formatting, page_data
 from .downloads import ThreadedChunks, download_slots, idle_timeout, nav_csv_chunks, prime, register
 from .page_data import Access, LeaderboardQuery, PageCache
+from .readers import PerformanceKey
 
 log = structlog.get_logger(service="query_api")
 
@@ -95,7 +96,9 @@ class Answer:
 
 
 def _render(request: Request, template: str, **context: Any) -> bytes:
-    return request.app.template_engine.get_template(template).render(**context).encode()
+    engine = request.app.template_engine
+    assert engine is not None  # the app is made with template_config()
+    return engine.get_template(template).render(**context).encode()
 
 
 def _headers(csp: str, tag: str | None, private: bool) -> dict[str, str]:
@@ -305,17 +308,25 @@ async def leaderboard_json(request: Request) -> Response:
 
 @dataclass(frozen=True)
 class Body:
-    """How a /p/strategies/{id}/… answer is made: its media type, extra headers, and its bytes (or,
-    ``streamed``, its chunks, from ``make(..., idle_timeout_s)``: never kept in the cache of finished answers)."""
+    """How a /p/strategies/{id}/… answer is made: its media type, extra headers, and its bytes."""
 
     media_type: str
     headers: Callable[[Access], dict[str, str]]
-    make: Callable[[Database, PageCache, Access, Any], Any]
-    streamed: bool = False
+    make: Callable[[Database, PageCache, Access, PerformanceKey], bytes]
+
+
+@dataclass(frozen=True)
+class StreamedBody:
+    """A :class:`Body` whose answer is streamed: its chunks, from ``make(..., idle_timeout_s)`` (never
+    kept in the cache of finished answers)."""
+
+    media_type: str
+    headers: Callable[[Access], dict[str, str]]
+    make: Callable[[Database, PageCache, Access, PerformanceKey, float | None], Generator[bytes, None, None]]
 
 
 def _strategy_json(
-    request: Request, strategy_id: str, what: str, made: Body, key_holders: bool = False
+    request: Request, strategy_id: str, what: str, made: Body | StreamedBody, key_holders: bool = False
 ) -> Callable[[], Answer]:
     """A /p/strategies/{id}/… handler's work: access (404 alike for unknown and private), ETag, 304,
     the body from the cache of finished answers when it is there."""
@@ -345,7 +356,7 @@ def _strategy_json(
             answer = _not_modified(tag, _json_headers(tag, private))
         else:
             headers = {**_json_headers(tag, private), **made.headers(acc)}
-            if made.streamed:
+            if isinstance(made, StreamedBody):
                 answer = Answer(
                     b"",
                     media_type=made.media_type,
@@ -397,11 +408,15 @@ def _series(db: Database, cache: PageCache, acc: Access, key) -> bytes:
     return cache.figures(key).series_json
 
 
-def _nav_csv(db: Database, cache: PageCache, acc: Access, key, idle_timeout_s: float | None) -> Iterator[bytes]:
+def _nav_csv(
+    db: Database, cache: PageCache, acc: Access, key: PerformanceKey, idle_timeout_s: float | None
+) -> Generator[bytes, None, None]:
     return nav_csv_chunks(stream_nav_rows(db.ledger.datastore, acc.profile.id, idle_timeout_s=idle_timeout_s))
 
 
-def _events(db: Database, cache: PageCache, acc: Access, key, idle_timeout_s: float | None) -> Iterator[bytes]:
+def _events(
+    db: Database, cache: PageCache, acc: Access, key: PerformanceKey, idle_timeout_s: float | None
+) -> Generator[bytes, None, None]:
     if acc.publication == "none":
         raise NotOwner(NOT_PUBLISHED_DETAIL)
     return stream_chain_events(db.ledger.datastore, acc.profile.id, acc.cutoff, idle_timeout_s=idle_timeout_s)
@@ -413,8 +428,8 @@ def _attachment(kind: str, suffix: str) -> Callable[[Access], dict[str, str]]:
 
 SUMMARY = Body(MediaType.JSON, lambda acc: {}, _summary)
 SERIES = Body(MediaType.JSON, lambda acc: {}, _series)
-NAV_CSV = Body("text/csv", _attachment("nav", "csv"), _nav_csv, streamed=True)
-EVENTS = Body("application/jsonl", _attachment("events", "jsonl"), _events, streamed=True)
+NAV_CSV = StreamedBody("text/csv", _attachment("nav", "csv"), _nav_csv)
+EVENTS = StreamedBody("application/jsonl", _attachment("events", "jsonl"), _events)
 
 
 @get("/p/strategies/{strategy_id:str}", include_in_schema=False)

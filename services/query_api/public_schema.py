@@ -26,7 +26,7 @@ ERROR = {
     "additionalProperties": False,
     "properties": {"detail": {"type": "string"}},
 }
-ANYONE = [{}, {SESSION: []}]  # the owner's session also sees a private strategy
+ANYONE: list[dict[str, list[str]]] = [{}, {SESSION: []}]  # the owner's session also sees a private strategy
 
 
 def _struct(kind: type) -> dict[str, Any]:

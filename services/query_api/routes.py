@@ -36,7 +36,7 @@ from libs.infra.readmodel import stream_chain_events, stream_nav_rows
 from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse
 
 from . import readers
-from .downloads import download_slots, idle_timeout, nav_csv_chunks, prime, register
+from .downloads import ThreadedChunks, download_slots, idle_timeout, nav_csv_chunks, prime, register
 
 log = structlog.get_logger(service="query_api")
 
@@ -99,6 +99,12 @@ def _benchmark(raw: str) -> str:
         raise BadParameter(f"Unresolvable benchmark symbol: {raw}") from None
 
 
+def _streamed(request: Request, body: ThreadedChunks, media_type: str, disposition: str) -> Response[Any]:
+    """A download's streamed answer, whatever the body type its route's annotation documents (Litestar
+    writes the OpenAPI answer of a route from that annotation: a JSON body, or the download's bytes)."""
+    return Stream(register(request, body), media_type=media_type, headers={"Content-Disposition": disposition})
+
+
 def _wants_csv(scope) -> bool:
     """GET /nav with ``Accept: text/csv``: a download (streamed, and under the download caps)."""
     return any(name == b"accept" and b"text/csv" in value for name, value in scope.get("headers", ()))
@@ -146,11 +152,7 @@ class StrategyQueries(Controller):
                 )
             )
             body = await _read(state, strategy_id, "nav_read", lambda _: prime(chunks, "nav.csv"))
-            return Stream(
-                register(request, body),
-                media_type="text/csv",
-                headers={"Content-Disposition": f'inline; filename="nav-{strategy_id}.csv"'},
-            )
+            return _streamed(request, body, "text/csv", f'inline; filename="nav-{strategy_id}.csv"')
         series: NavSeries = await _read(state, strategy_id, "nav_read", state.db.ledger.nav_series, start, end)
         return ExactJSONResponse(series)
 
@@ -222,11 +224,7 @@ class StrategyQueries(Controller):
             state.db.ledger.datastore, strategy_id, idle_timeout_s=idle_timeout(state.settings)
         )
         body = await _read(state, strategy_id, "events_read", lambda _: prime(chunks, "events"))
-        return Stream(
-            register(request, body),
-            media_type="application/jsonl",
-            headers={"Content-Disposition": f'attachment; filename="events-{strategy_id}.jsonl"'},
-        )
+        return _streamed(request, body, "application/jsonl", f'attachment; filename="events-{strategy_id}.jsonl"')
 
     @get(
         "/corporate-actions",
