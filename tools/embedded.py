@@ -146,8 +146,7 @@ def stop_postmaster(data_dir: Path, timeout: float = 30.0) -> str:
     pid = running_postmaster(data_dir)
     if pid is None:
         return "not running"
-    # pgserver makes its commands at import (one function per binary): no attribute mypy can see
-    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import, one per binary: mypy sees none
 
     try:
         pg_ctl(

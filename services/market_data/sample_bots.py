@@ -22,7 +22,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from botranks_domain.bars import Bar, Split
-from botranks_domain.ledger import BASIS_PLACES, LEDGER_CONTEXT
+from botranks_domain.ledger import BASIS_PLACES, LEDGER_CONTEXT, exponent
 from botranks_domain.model import MAX_BATCH
 
 from .synthetic import CENT, CRYPTO, DEMO_SPLIT, synthetic_splits
@@ -75,7 +75,7 @@ def _split_quantity(quantity: Decimal, split: Split) -> Decimal:
     x to/from, at most 18 digits after the point; no cash in lieu."""
     with localcontext(LEDGER_CONTEXT):
         converted = quantity * split.split_to / split.split_from
-        if converted.as_tuple().exponent < -18:  # type: ignore[operator]
+        if exponent(converted) < -18:
             converted = converted.quantize(BASIS_PLACES)
     return converted
 
@@ -274,10 +274,10 @@ def _momentum_score(market: _Market, symbol: str, index: int) -> float | None:
     if index < 21:
         return None
     days = market.trading_days
-    series = [market.adjusted[days[j]].get(symbol) for j in (max(0, index - 63), index - 21, index)]
-    if any(c is None for c in series):
+    then, month, now = (market.adjusted[days[j]].get(symbol) for j in (max(0, index - 63), index - 21, index))
+    if then is None or month is None or now is None:
         return None
-    c63, c21, c0 = (float(c) for c in series)  # type: ignore[arg-type]
+    c63, c21, c0 = float(then), float(month), float(now)
     return (c0 / c63 - 1) - 0.5 * (c0 / c21 - 1)
 
 
@@ -285,13 +285,14 @@ def _momentum_targets(market: _Market, index: int, short_allowed: bool) -> dict[
     present = market.closes[market.trading_days[index]]
     weights = {s: w for s, w in _CORE.items() if s in present}
     tactical = [s for s in _TACTICAL if s in present]
-    scores = {s: _momentum_score(market, s, index) for s in tactical}
-    if any(v is None for v in scores.values()):
+    known = {s: _momentum_score(market, s, index) for s in tactical}
+    scores = {s: v for s, v in known.items() if v is not None}
+    if len(scores) < len(known):  # a symbol without enough history yet
         for s in tactical:
             weights[s] = Decimal("0.10")
         return weights
-    ranked = sorted(tactical, key=lambda s: (-scores[s], s))  # type: ignore[operator]
-    picks = [s for s in ranked[:2] if scores[s] > 0]  # type: ignore[operator]
+    ranked = sorted(tactical, key=lambda s: (-scores[s], s))
+    picks = [s for s in ranked[:2] if scores[s] > 0]
     for s in picks:
         weights[s] = min(_PICK_WEIGHT, _BTC_CAP) if s in CRYPTO else _PICK_WEIGHT
     if short_allowed:

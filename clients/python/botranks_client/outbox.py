@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 from uuid import UUID
 
 from . import _core
@@ -103,7 +104,7 @@ class Outbox:
 
     # ------------------------------------------------------------ caller side
 
-    def enqueue(self, kind: str, bodies: list[tuple[bytes, int]]) -> Enqueued:
+    def enqueue(self, kind: Literal["orders", "cash", "snapshot"], bodies: list[tuple[bytes, int]]) -> Enqueued:
         """Store request bodies in one transaction; return their row ids."""
         ids: list[int] = []
         with self._lock:
@@ -120,7 +121,7 @@ class Outbox:
                 self._conn.execute("ROLLBACK")
                 raise
         self._wake.set()
-        return Enqueued(kind=kind, ids=ids, items=sum(items for _, items in bodies))  # type: ignore[arg-type]
+        return Enqueued(kind=kind, ids=ids, items=sum(items for _, items in bodies))
 
     def pending(self) -> int:
         with self._lock:

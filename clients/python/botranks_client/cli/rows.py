@@ -172,8 +172,8 @@ class RowIds:
         self.seen: dict[int, int] = {}
 
     def external_id(self, row: dict[str, str | None]) -> str:
-        if row.get("order_id"):
-            return row["order_id"]  # type: ignore[return-value]
+        if order_id := row.get("order_id"):
+            return order_id
         content = "\x1f".join(row.get(f) or "" for f in CONTENT_FIELDS).encode()
         fingerprint = int.from_bytes(hashlib.sha256(content).digest()[:8], "big")
         k = self.seen.get(fingerprint, 0)
@@ -210,11 +210,13 @@ def to_order(
     for name in REQUIRED:
         if row.get(name) is None:
             raise RowError(f"{name}: missing (column {options.columns[name]!r})")
-    side = options.sides.get(row["side"].lower())  # type: ignore[union-attr]
+    raw_side, raw_symbol = row["side"], row["symbol"]
+    assert raw_side is not None and raw_symbol is not None  # REQUIRED, checked above
+    side = options.sides.get(raw_side.lower())
     if side is None:
         raise RowError(f"side: {row['side']!r} is not buy or sell (map it with --side-map {row['side']}=buy|sell)")
     try:
-        symbol = normalize_symbol(row["symbol"], "symbol")  # type: ignore[arg-type]
+        symbol = normalize_symbol(raw_symbol, "symbol")
     except InvalidSymbol as exc:
         raise RowError(str(exc).replace(" at symbol", "")) from None
     fields: dict[str, Any] = {
@@ -229,8 +231,8 @@ def to_order(
     if (executed_at := _timestamp(row.get("executed_at"), options)) is not None:
         fields["executed_at"] = executed_at
     for name in ("order_type", "status"):
-        if row.get(name) is not None:
-            fields[name] = row[name].lower()  # type: ignore[union-attr]
+        if (text := row.get(name)) is not None:
+            fields[name] = text.lower()
     try:
         order = msgspec.convert(fields, OrderIn)
     except msgspec.ValidationError as exc:
