@@ -12,7 +12,7 @@ the splits of a date range, for the price cache's split table). The random walk 
 x split_to/split_from (4x), volume / split_to/split_from. So its close falls to about a quarter on
 the ex-date, while the market's economics (and every other symbol's bars) are the same as without it.
 
-The sample bots that trade this market are in ``sample_bots.py``.
+The sample bots that trade this market are in ``sample_bots/``.
 """
 
 from __future__ import annotations

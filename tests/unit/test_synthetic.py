@@ -15,8 +15,8 @@ import pytest
 from botranks_domain.bars import Bar, Split
 from botranks_domain.model import CashEvent, CashIn, CashRecorded, Order, OrderRecorded, OrdersBatchIn
 from botranks_domain.nav import LedgerState, PriceBook, derive
-from services.market_data import sample_bots as sample_bots_module
 from services.market_data.sample_bots import SAMPLE_BOTS, sample_bot_orders, sample_bots
+from services.market_data.sample_bots import market as sample_bots_market
 from services.market_data.synthetic import (
     CRYPTO,
     DEMO_SPLIT,
@@ -428,7 +428,7 @@ def test_bots_signals_read_adjusted_closes_so_the_split_changes_no_decision(ever
     long or short, after every trading day; the bots that never trade the split symbol send exactly
     the same payloads. Unadjusted signals would see a -75 % crash (the mean-reversion bot, which
     checks that very Monday, would buy it; the momentum bot would rank it last for months and short it)."""
-    monkeypatch.setattr(sample_bots_module, "synthetic_splits", lambda start, end: [])
+    monkeypatch.setattr(sample_bots_market, "synthetic_splits", lambda start, end: [])
     free = sample_bots(_split_free(bars))
     for (bot, items), (_, free_items) in zip(every_bot, free):
         assert _held_signs(items) == _held_signs(free_items), bot.slug
