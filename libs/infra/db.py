@@ -60,15 +60,21 @@ class Database:
         The keys go first, in their own commit, so no new request can append; after ``grace_s`` (a
         request that passed the key check just before has appended by then) the events and the read
         models go in one transaction holding the projector's lock of the strategy's partition, so a
-        projector never writes them back and a rebuild finds nothing of them. None: no such strategy.
+        projector never writes them back and a rebuild finds nothing of them. What stays is a tombstone
+        (its last per-day Sharpe and daily returns: it still counts as a trial of the instance, whose count
+        moves in the same transaction). None: no such strategy.
         """
         name = self.identity.delete_strategy(strategy_id)
         if name is not None:
             time.sleep(grace_s)
         # also when the identity is already gone: finishes a delete that was interrupted half-way
         with self.projection.writing(partition_of(strategy_id, self.projection.partitions())) as writer:
+            trial = writer.board.trial_of(strategy_id)
+            if trial is not None:
+                writer.identity.bury(strategy_id, *trial)
             events = writer.events.purge_strategy(strategy_id)
             rows = writer.forget_strategy(strategy_id)
+            writer.board.recount_trials(writer.identity)
         if name is None and not events and not rows:
             return None
         return {

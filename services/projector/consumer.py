@@ -59,6 +59,8 @@ class ProjectorDaemon:
         self._dirty: set[int] = set()
         #: partitions whose leaderboard rows may be stale (all of them at start: catch up)
         self._leaderboard_dirty: set[int] = set()
+        #: the trials version the owned partitions' DSRs were last brought to (a new one: every partition's)
+        self._trials_seen = -1
         self._last_scan = 0.0
         self._last_balance = 0.0
         self._last_round = 0.0
@@ -197,8 +199,14 @@ class ProjectorDaemon:
         scan_all = time.monotonic() - self._last_scan > SCAN_EVERY_S
         latest = await asyncio.to_thread(self.db.identity.latest_strategy_update)
         cursors = await asyncio.to_thread(self.db.projection.partition_cursors)
+        trials_version = (await asyncio.to_thread(self.db.ledger.trials_counted))[1]
+        rejudge = trials_version != self._trials_seen
         owned = sorted(self.owned)
-        todo = [p for p in owned if scan_all or p in self._leaderboard_dirty or cursors.get(p, (0, 0))[1] < latest]
+        todo = [
+            p
+            for p in owned
+            if rejudge or scan_all or p in self._leaderboard_dirty or cursors.get(p, (0, 0))[1] < latest
+        ]
         todo = [p for p in todo if p >= self._board_next] + [p for p in todo if p < self._board_next]  # round robin
         deadline = time.monotonic() + BUDGET_S
         more = False
@@ -216,6 +224,8 @@ class ProjectorDaemon:
             self._board_next = 0
             if scan_all:
                 self._last_scan = time.monotonic()
+            if not more:
+                self._trials_seen = trials_version
         return more
 
     # ------------------------------------------------------------ wake-ups from JetStream

@@ -1,7 +1,8 @@
 """The leaderboard read model (``rm_leaderboard``): one row per strategy with events.
 
 A row is a function of the strategy's NAV rows (the /performance metrics with no benchmark
-and a risk-free rate of 0, through :func:`botranks_domain.performance.compute_performance`), its
+and a risk-free rate of 0, through :func:`botranks_domain.performance.compute_performance`, with the
+significance of its Sharpe ratio: docs/METHODOLOGY.md), its
 orders (how many were reported live), its chain head (last activity = arrival time of its
 latest event) and its public face in ``strategies`` (name, visibility). So it is a function of
 log + prices + identity, and a rebuild fills it like every other read model.
@@ -14,7 +15,9 @@ What gets refreshed, in the projector daemon's loop after each catch-up:
   ``SCAN_EVERY_S`` as a safety net), a bounded batch per transaction;
 - strategies named in ``strategy_updates`` after the projector's cursor (a rename, a visibility,
   benchmark or show_positions change), in the same transaction as the cursor's move; a new
-  benchmark first re-derives the strategy's NAV (its NAV days follow the benchmark's bars).
+  benchmark first re-derives the strategy's NAV (its NAV days follow the benchmark's bars);
+- the Deflated Sharpe Ratio of every row of the partition, when the instance's trials (``rm_trials``,
+  counted anew by each transaction that changed rows, and by a deletion) moved since the row was judged.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from uuid import UUID
 
 import structlog
 
-from botranks_domain.performance import compute_performance
+from botranks_domain.performance import performance_with_moments
 from botranks_domain.series import nav_frame
+from botranks_domain.significance import Trials, deflated_sharpe, sharpe_std
 from libs.infra.db import Database
 from libs.infra.readmodel import LedgerWriter
 
@@ -42,13 +46,20 @@ BATCH = 200
 BUDGET_S = 0.25
 #: the stale scan runs at least this often even when the projector changed nothing itself
 SCAN_EVERY_S = 30.0
+#: rows re-judged against new trials per transaction (a DSR from stored figures: cheap)
+REJUDGE_BATCH = 5000
 
 
-def leaderboard_entry(strategy_id: UUID, face: tuple[str, str] | None, inputs: dict[str, Any]) -> dict[str, Any]:
-    """One ``rm_leaderboard`` row from a strategy's inputs (``LedgerWriter.leaderboard_inputs``)."""
-    perf = compute_performance(nav_frame(inputs["nav"]), None, None, 0.0)
+def leaderboard_entry(
+    strategy_id: UUID, face: tuple[str, str] | None, inputs: dict[str, Any], trials: Trials, trials_version: int
+) -> dict[str, Any]:
+    """One ``rm_leaderboard`` row from a strategy's inputs (``BoardWriter.inputs``), its DSR judged
+    against the instance's ``trials`` (of ``trials_version``)."""
+    perf, observed = performance_with_moments(nav_frame(inputs["nav"]), None, None, 0.0, trials)
+    sig = perf["significance"]
     orders, live = inputs["orders"], inputs["live_orders"]
     name, visibility = face if face is not None else ("", "private")
+    interval = sig["sharpe_ci_95"] or (None, None)
     return {
         "strategy_id": strategy_id,
         "name": name,
@@ -67,6 +78,15 @@ def leaderboard_entry(strategy_id: UUID, face: tuple[str, str] | None, inputs: d
         "live_orders": live,
         "live_share": live / orders if orders else None,
         "nav_version": inputs["nav_version"],
+        "observations": sig["observations"],
+        "sharpe_daily": observed.sharpe,
+        "sharpe_daily_std": sharpe_std(observed),
+        "psr": sig["psr"],
+        "dsr": sig["dsr"],
+        "sharpe_ci_low": interval[0],
+        "sharpe_ci_high": interval[1],
+        "min_track_record_days": sig["min_track_record_days"],
+        "trials_version": trials_version,
     }
 
 
@@ -75,19 +95,33 @@ def refresh_rows(writer: LedgerWriter, strategy_ids: Iterable[UUID], deadline: f
     ``deadline`` (``time.monotonic()``). Returns how many were written."""
     ids = list(dict.fromkeys(strategy_ids))
     faces = writer.identity.public_faces(ids)
+    trials, version = writer.board.trials()
     rows: list[dict[str, Any]] = []
     for strategy_id in ids:
         if deadline is not None and rows and time.monotonic() > deadline:
             break
-        inputs = writer.leaderboard_inputs(strategy_id)
+        inputs = writer.board.inputs(strategy_id)
         if inputs is None:
             continue
+        face = faces.get(strategy_id)
         try:
-            rows.append(leaderboard_entry(strategy_id, faces.get(strategy_id), inputs))
+            rows.append(leaderboard_entry(strategy_id, face, inputs, trials, version))
         except Exception as exc:  # noqa: BLE001 - never let one strategy stall the board: figures left null
             log.error("leaderboard_failed", strategy_id=str(strategy_id), error=f"{type(exc).__name__}: {exc}")
-            rows.append(leaderboard_entry(strategy_id, faces.get(strategy_id), {**inputs, "nav": []}))
-    writer.write_leaderboard(rows)
+            rows.append(leaderboard_entry(strategy_id, face, {**inputs, "nav": []}, trials, version))
+    writer.board.write(rows)
+    return len(rows)
+
+
+def judge_against_trials(writer: LedgerWriter, recount: bool) -> int:
+    """Keep every DSR of the writer's partition judged against the instance's current trials: count them
+    anew first (``recount``: this transaction changed rows), then re-judge the rows judged against an
+    older count. Returns how many rows it re-judged."""
+    if recount:
+        writer.board.recount_trials(writer.identity)
+    trials, version = writer.board.trials()
+    rows = writer.board.misjudged(version, REJUDGE_BATCH)
+    writer.board.rejudge([(s, deflated_sharpe(sr, sigma, trials)) for s, sr, sigma in rows], version)
     return len(rows)
 
 
@@ -130,21 +164,23 @@ def refresh_leaderboard(
         updates = apply_strategy_updates(writer, limit)
         refreshed = 0
         if scan:
-            refreshed = refresh_rows(writer, writer.stale_leaderboard(limit), started + budget_s)
-    if updates or refreshed:
+            refreshed = refresh_rows(writer, writer.board.stale(limit), started + budget_s)
+        rejudged = judge_against_trials(writer, recount=bool(updates or refreshed))
+    if updates or refreshed or rejudged:
         log.info(
             "leaderboard_refreshed",
             partition=partition,
             strategy_updates=updates,
             rows=refreshed,
+            rejudged=rejudged,
             duration_ms=round((time.monotonic() - started) * 1000, 2),
         )
-    return updates + refreshed
+    return updates + refreshed + rejudged
 
 
 def fill_stale(writer: LedgerWriter, limit: int = BATCH) -> int:
     """Refresh every stale row reachable in this transaction (rebuild: the shadow's catch-up)."""
     total = 0
-    while stale := writer.stale_leaderboard(limit):
+    while stale := writer.board.stale(limit):
         total += refresh_rows(writer, stale)
     return total

@@ -13,7 +13,7 @@ import structlog
 
 from libs.infra.db import Database
 
-from .leaderboard import fill_stale, refresh_rows
+from .leaderboard import fill_stale, judge_against_trials, refresh_rows
 from .projection import apply_batch, log_batch, project_strategy, quarantine, sharing_price_books
 
 log = structlog.get_logger(component="projector")
@@ -75,6 +75,8 @@ def rebuild(db: Database, batch: int = 5000, strategies_per_commit: int = 200, p
         fill_stale(writer)
         writer.swap_in_shadow()
         writer.reset_layout(partitions or writer.partitions, last, price_cursor, strategy_cursor)
+        # the rebuilt board's trials, counted anew (rows of a new trials version are re-judged by the upkeep)
+        judge_against_trials(writer, recount=True)
     db.projection.record_rebuild(total, total, finished=True)
     log.info(
         "rebuilt",

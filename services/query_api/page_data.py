@@ -413,7 +413,8 @@ def performance_key(db: Database, profile: StrategyProfile) -> readers.Performan
     is compared against nothing and said so, as /performance does)."""
     symbol = profile.benchmark or None
     known, version = db.prices.benchmark_status(symbol) if symbol else (True, None)
-    key = readers.PerformanceKey(profile.id, db.ledger.nav_version(profile.id), symbol, version, 0.0)
+    nav_version = db.ledger.nav_version(profile.id)
+    key = readers.PerformanceKey(profile.id, nav_version, symbol, version, 0.0, db.ledger.trials())
     if not known:
         key = msgspec.structs.replace(key, benchmark=None, benchmark_version=None, unpriced_benchmark=symbol)
     return key

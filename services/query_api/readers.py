@@ -11,6 +11,7 @@ import msgspec
 from botranks_domain.nav import NavRow
 from botranks_domain.performance import compute_performance
 from botranks_domain.series import closes_frame, nav_frame
+from botranks_domain.significance import Trials
 from botranks_domain.views import Performance
 from libs.infra.db import Database
 
@@ -23,6 +24,8 @@ class PerformanceKey(msgspec.Struct, frozen=True):
     benchmark: str | None
     benchmark_version: int | None
     risk_free_rate: float
+    #: the instance's trials the Deflated Sharpe Ratio is judged against (a new trial is a new key)
+    trials: Trials
     #: the strategy's own benchmark when it has no price yet (then compared against nothing)
     unpriced_benchmark: str | None = None
 
@@ -34,7 +37,8 @@ def performance_key(
     symbol = benchmark if benchmark is not None else db.identity.benchmark(strategy_id)
     symbol = symbol or None
     known, version = db.prices.benchmark_status(symbol) if symbol else (True, None)
-    return PerformanceKey(strategy_id, db.ledger.nav_version(strategy_id), symbol, version, risk_free_rate), known
+    nav_version = db.ledger.nav_version(strategy_id)
+    return PerformanceKey(strategy_id, nav_version, symbol, version, risk_free_rate, db.ledger.trials()), known
 
 
 def load_inputs(db: Database, key: PerformanceKey) -> tuple[list[NavRow], list[tuple[date, Decimal]]]:
@@ -52,7 +56,7 @@ def performance(db: Database, key: PerformanceKey) -> Performance:
 def performance_from(key: PerformanceKey, rows: list[NavRow], closes: list[tuple[date, Decimal]]) -> Performance:
     """Every metric of ``/performance`` from loaded inputs."""
     bench = closes_frame(closes) if key.benchmark else None
-    result = compute_performance(nav_frame(rows), bench, key.benchmark, key.risk_free_rate)
+    result = compute_performance(nav_frame(rows), bench, key.benchmark, key.risk_free_rate, key.trials)
     if key.unpriced_benchmark:
         result["warnings"].append(
             {

@@ -45,6 +45,9 @@ NOT_COMPARED = {
     ("rm_ledger", "updated_at"),  # now() of the last write (the leaderboard's staleness mark)
     ("rm_leaderboard", "refreshed_at"),  # clock_timestamp() of the refresh (the pages' ETag)
     ("rm_leaderboard", "nav_version"),  # = rm_ledger.updated_at it was computed from
+    ("rm_leaderboard", "trials_version"),  # the count of rm_trials it was judged against: a counter
+    ("rm_trials", "version"),  # a counter of the recounts that changed something
+    ("rm_trials", "refreshed_at"),
     ("rm_quarantine", "quarantined_at"),
     ("rm_reconciliation_log", "id"),  # a bigserial: the order of insertion, not data
 }

@@ -28,6 +28,7 @@ from botranks_domain.views import (
 )
 from devtools.stack import sql, wait_until
 from libs.infra.db import Database
+from libs.infra.readmodel.tables import LEADERBOARD_TIEBREAKS
 from services.projector.leaderboard import refresh_leaderboard
 from services.projector.projection import apply_price_updates, project
 from services.projector.rebuild import rebuild
@@ -197,7 +198,8 @@ def event_id(event) -> uuid.UUID:
 
 def expected_row(db: Database, sid: uuid.UUID) -> dict:
     """What the leaderboard must say of a strategy: /performance (no benchmark, rf 0) and the events written."""
-    perf = readers.performance(db, readers.PerformanceKey(sid, db.ledger.nav_version(sid), None, None, 0.0))
+    key = readers.PerformanceKey(sid, db.ledger.nav_version(sid), None, None, 0.0, db.ledger.trials())
+    perf = readers.performance(db, key)
     profile = db.identity.profile(sid)
     mine = EXPECTED[sid]
     return {
@@ -217,6 +219,9 @@ def expected_row(db: Database, sid: uuid.UUID) -> dict:
         "orders": mine["orders"],
         "live_orders": mine["live"],
         "live_share": mine["live"] / mine["orders"] if mine["orders"] else None,
+        "psr": perf.significance.psr,
+        "dsr": perf.significance.dsr,
+        "min_track_record_days": perf.significance.min_track_record_days,
     }
 
 
@@ -226,24 +231,29 @@ def stored_rows(db: Database) -> dict[uuid.UUID, dict]:
             r["strategy_id"]: dict(r)
             for r in curs.execute(
                 "SELECT strategy_id, name, visibility, total_return, cagr, sharpe, sortino, max_drawdown, volatility,"
-                " track_days, inception_date, latest_date, last_activity, orders, live_orders, live_share"
-                " FROM rm_leaderboard"
+                " track_days, inception_date, latest_date, last_activity, orders, live_orders, live_share,"
+                " psr, dsr, min_track_record_days FROM rm_leaderboard"
             ).fetchall()
         }
 
 
 def sort_key(sort: str, descending: bool):
-    def key(row: dict):
-        value = row[sort]
+    """The board's order: the column, its tie-breakers (DSR ties by PSR), NULLs last either way, then the id."""
+    columns = (sort, *LEADERBOARD_TIEBREAKS.get(sort, ()))
+
+    def one(value):
         if value is None:
-            return (1, 0, row["strategy_id"])
+            return (1, 0)
         if descending:
             value = (
                 -value.timestamp()
                 if isinstance(value, datetime)
                 else (tuple(-b for b in value.encode()) + (1,) if isinstance(value, str) else -value)
             )
-        return (0, value, row["strategy_id"])
+        return (0, value)
+
+    def key(row: dict):
+        return (*(one(row[c]) for c in columns), row["strategy_id"])
 
     return key
 

@@ -175,6 +175,7 @@ def test_demo_performance_equals_the_pure_function_of_its_nav(stack):
     import polars as pl
 
     from botranks_domain.performance import compute_performance
+    from botranks_domain.significance import Trials
 
     out = subprocess.run(
         [sys.executable, "-m", "tools.cli", "demo", "--base-url", f"http://127.0.0.1:{stack.command_port}"],
@@ -200,9 +201,12 @@ def test_demo_performance_equals_the_pure_function_of_its_nav(stack):
             "SELECT date, close FROM prices WHERE symbol = 'DEMO-SPY' AND date BETWEEN %s AND %s ORDER BY date",
             (nav["date"][0], nav["date"][-1]),
         ).fetchall()
+        counted = curs.execute("SELECT trials, sharpe_std FROM rm_trials").fetchone()
     bench = pl.DataFrame({"date": [r["date"] for r in rows], "close": [float(r["close"]) for r in rows]})
+    trials = Trials(counted["trials"], counted["sharpe_std"])  # the demo's strategies with 30+ daily returns
+    assert trials.count >= 2
     for rate in (0.0, 0.045):
-        expected = json.loads(json.dumps(compute_performance(nav, bench, "DEMO-SPY", rate), default=str))
+        expected = json.loads(json.dumps(compute_performance(nav, bench, "DEMO-SPY", rate, trials), default=str))
         got = stack.query.get(
             f"/api/v1/strategies/{sid}/performance", params={"risk_free_rate": rate}, headers=auth
         ).json()

@@ -40,7 +40,8 @@ def _schema_of(url: str, migrations: list[tuple[int, str]], monkeypatch) -> str:
 
 
 def test_the_owners_migrations_give_the_schema_the_single_list_gave(make_database, monkeypatch):
-    assembled = list(schema.MIGRATIONS)
+    # the versions the single list had (later ones were written by the owners from the start)
+    assembled = [(v, text) for v, text in schema.MIGRATIONS if v <= BEFORE[-1][0]]
     assert [v for v, _ in assembled] == [v for v, _ in BEFORE]
     assert assembled != BEFORE  # some versions' statements moved between owners' pieces
     before = _schema_of(make_database(), BEFORE, monkeypatch)

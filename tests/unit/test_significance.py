@@ -19,6 +19,7 @@ from botranks_domain.significance import (
     ReturnMoments,
     Trials,
     min_track_record,
+    pooled_trials,
     probabilistic_sharpe,
     sharpe_std,
     trials,
@@ -165,3 +166,19 @@ def test_a_two_day_history_has_no_annualised_figure_and_says_why() -> None:
     assert out["total_return"] == pytest.approx(1.05 * 0.98 - 1)
     longer = compute_performance(_nav(np.resize(r, 20)), None, None, 0.0)
     assert longer["sharpe_ratio"] is not None and longer["warnings"] == []
+
+
+@given(hs.lists(hs.lists(hs.floats(-0.5, 0.5), max_size=30), max_size=4))
+def test_pooled_trials_are_the_trials_taken_together(groups: list[list[float]]) -> None:
+    def described(values: list[float]) -> tuple[int, float | None, float | None]:
+        if not values:
+            return 0, None, None
+        return len(values), float(np.mean(values)), float(np.var(values, ddof=1)) if len(values) > 1 else None
+
+    pooled = pooled_trials(described(g) for g in groups)
+    together = trials(x for g in groups for x in g)
+    assert pooled.count == together.count
+    if together.sharpe_std is None:
+        assert pooled.sharpe_std is None
+    else:
+        assert pooled.sharpe_std == pytest.approx(together.sharpe_std, rel=1e-9, abs=1e-12)

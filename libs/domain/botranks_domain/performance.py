@@ -159,6 +159,29 @@ def _empty_benchmark(symbol: str | None) -> dict[str, Any]:
     }
 
 
+def performance_with_moments(
+    nav: pl.DataFrame,
+    benchmark: pl.DataFrame | None,
+    benchmark_symbol: str | None,
+    risk_free_rate: float = 0.0,
+    trials: Trials = NO_TRIALS,
+    min_annualised_returns: int = MIN_ANNUALISED_RETURNS,
+) -> tuple[dict[str, Any], ReturnMoments]:
+    """:func:`compute_performance`, and the moments of the returns its Sharpe ratio was computed from (the
+    leaderboard keeps the per-day Sharpe and its standard error to re-judge its DSR against new trials)."""
+    result, observed = _compute(nav, benchmark, benchmark_symbol, risk_free_rate, min_annualised_returns)
+    result["warnings"] = warnings = _history_warnings(nav, observed.observations, min_annualised_returns)
+    codes = {w["code"] for w in warnings}
+    if "negative_equity" in codes:
+        observed = ReturnMoments(observed.observations, None, None, None, None)
+    result["significance"] = significance(observed, trials)
+    if "negative_equity" in codes:
+        _null_return_figures(result)
+    elif "short_history" in codes:
+        _null_annualised_figures(result)
+    return result, observed
+
+
 def compute_performance(
     nav: pl.DataFrame,
     benchmark: pl.DataFrame | None,
@@ -190,17 +213,7 @@ def compute_performance(
     the strategies of the instance. ``min_annualised_returns`` (0: no such rule) is there for tests of the
     formulas on short series; the API and the board use the default.
     """
-    result, observed = _compute(nav, benchmark, benchmark_symbol, risk_free_rate, min_annualised_returns)
-    result["warnings"] = warnings = _history_warnings(nav, observed.observations, min_annualised_returns)
-    codes = {w["code"] for w in warnings}
-    if "negative_equity" in codes:
-        observed = ReturnMoments(observed.observations, None, None, None, None)
-    result["significance"] = significance(observed, trials)
-    if "negative_equity" in codes:
-        _null_return_figures(result)
-    elif "short_history" in codes:
-        _null_annualised_figures(result)
-    return result
+    return performance_with_moments(nav, benchmark, benchmark_symbol, risk_free_rate, trials, min_annualised_returns)[0]
 
 
 def _history_warnings(nav: pl.DataFrame, observations: int, needed: int) -> list[dict[str, str]]:

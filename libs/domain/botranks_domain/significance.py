@@ -86,6 +86,29 @@ def trials(sharpes: Iterable[float]) -> Trials:
     return Trials(n, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)))
 
 
+def pooled_trials(groups: Iterable[tuple[int, float | None, float | None]]) -> Trials:
+    """N and √V of trials given as groups of (count, mean, sample variance) of their per-day Sharpes
+    (e.g. the live strategies and the deleted ones), pooled exactly as if taken together."""
+    n, mean, m2 = 0, 0.0, 0.0
+    for count, group_mean, variance in groups:
+        if not count or group_mean is None:
+            continue
+        group_m2 = (variance or 0.0) * (count - 1)
+        total = n + count
+        delta = group_mean - mean
+        mean += delta * count / total
+        m2 += group_m2 + delta * delta * n * count / total
+        n = total
+    return Trials(n, math.sqrt(max(m2, 0.0) / (n - 1)) if n >= 2 else None)
+
+
+def deflated_sharpe(sharpe_daily: float | None, sharpe_daily_std: float | None, of_instance: Trials) -> float | None:
+    """``dsr`` from a stored per-day Sharpe and its standard error: Φ((SR − SR₀) / σ(SR))."""
+    if sharpe_daily is None or not sharpe_daily_std:
+        return None
+    return _finite(_NORMAL.cdf((sharpe_daily - of_instance.expected_max_sharpe) / sharpe_daily_std))
+
+
 def _variance_term(sr: float, m: ReturnMoments) -> float | None:
     """1 − γ3·SR + (γ4 − 1)/4·SR², or None when a moment is unknown or the term is not positive."""
     if m.skewness is None or m.kurtosis is None:

@@ -143,6 +143,8 @@ LEADERBOARD_SORTS = (
     "last_activity",
     "live_share",
     "name",
+    "psr",
+    "dsr",
 )
 
 
@@ -162,6 +164,12 @@ class LeaderboardRow(msgspec.Struct):
     last_activity: datetime | None
     orders: int
     live_share: float | None
+    #: docs/METHODOLOGY.md#significance, on a risk-free rate of 0
+    observations: int = 0
+    psr: float | None = None
+    dsr: float | None = None
+    sharpe_ci_95: list[float] | None = None
+    min_track_record_days: int | None = None
 
 
 class LeaderboardPage(msgspec.Struct):
@@ -189,9 +197,9 @@ class ChainHead(msgspec.Struct):
     days: list[ChainDay]
 
 
-#: the board a strategy's own rank (``LedgerReader.leaderboard_row``) is counted on: best Sharpe first,
-#: among public strategies with at least this many days of track record
-LEADERBOARD_DEFAULT_SORT = "sharpe"
+#: the board a strategy's own rank (``LedgerReader.leaderboard_row``) is counted on: best Deflated Sharpe
+#: Ratio first (ties by PSR), among public strategies with at least this many days of track record
+LEADERBOARD_DEFAULT_SORT = "dsr"
 LEADERBOARD_DEFAULT_MIN_DAYS = 30
 #: at most this many rows per leaderboard page
 LEADERBOARD_MAX_LIMIT = 500
@@ -210,6 +218,21 @@ class Drawdown(msgspec.Struct):
     max_drawdown: float | None
     max_drawdown_duration_days: int | None
     current_drawdown: float | None
+
+
+class Significance(msgspec.Struct):
+    """How sure the Sharpe ratio is (docs/METHODOLOGY.md#significance)."""
+
+    observations: int
+    skewness: float | None
+    kurtosis: float | None
+    psr: float | None
+    dsr: float | None
+    sharpe_ci_95: list[float] | None
+    min_track_record_days: int | None
+    trials: int
+    trials_sharpe_std: float | None
+    expected_max_sharpe: float
 
 
 class HistoryWarning(msgspec.Struct):
@@ -243,3 +266,5 @@ class Performance(msgspec.Struct):
     yearly_returns: dict[str, float | None]
     benchmark: BenchmarkStats | None
     warnings: list[HistoryWarning]
+    #: always sent by the server; None only from a server older than the field
+    significance: Significance | None = None

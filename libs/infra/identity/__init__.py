@@ -1,5 +1,5 @@
 """Identity: owner of ``users``, ``sessions``, ``strategies``, ``strategy_updates`` (outbox),
-``api_keys``, ``rate_windows`` and ``auth_throttle``.
+``api_keys``, ``rate_windows``, ``auth_throttle`` and ``strategy_tombstones``.
 
 Secrets (API keys, session tokens) carry 256 random bits; only their SHA-256 is stored and
 lookups go by that hash, so no plaintext is ever compared or kept. The per-key rate limit is
@@ -7,7 +7,8 @@ a true sliding window in PostgreSQL (``botranks_check_key``: one round trip per 
 by every replica of both APIs); so are the sign-in throttles (``botranks_auth_attempt``:
 attempts per client address, failed logins per email). Errors are domain errors
 (``botranks_domain.errors``); the web layer maps them to statuses. Nothing else runs SQL on
-these tables. ``accounts`` holds the reads and writes, ``ddl`` the tables (by migration version).
+these tables. ``accounts`` holds the reads and writes, ``tx`` what other owners' transactions use,
+``ddl`` the tables (by migration version).
 """
 
 from .accounts import (
@@ -16,7 +17,6 @@ from .accounts import (
     KEY_RE,
     RATE_WINDOW_S,
     Identity,
-    IdentityTx,
     RateState,
     Throttle,
     address_throttle,
@@ -26,6 +26,7 @@ from .accounts import (
     new_secret,
 )
 from .ddl import MIGRATIONS
+from .tx import IdentityTx
 
 __all__ = [
     "AUTH_IP_WINDOW_S",

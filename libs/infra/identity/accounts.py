@@ -23,7 +23,8 @@ from botranks_domain.accounts import ApiKeyCreated, ApiKeyInfo, Strategy, Strate
 from botranks_domain.errors import Conflict, NotFound, NotOwner, NotSignedIn, TooManyRequests
 from botranks_domain.model import normalize_symbol
 
-from ..pg import DictCursor, one, reading
+from ..pg import one, reading
+from .tx import IdentityTx
 
 KEY_PREFIX = "fq_live_"
 _PROFILE_COLUMNS = "id, name, visibility, nullif(benchmark, '') AS benchmark, show_positions, owner_id, created_at"
@@ -292,6 +293,18 @@ class Identity:
                 " GROUP BY s.id, u.email ORDER BY s.created_at, s.id"
             ).fetchall()
 
+    def owner_record(self, strategy_id: UUID) -> dict[str, int] | None:
+        """How many strategies the owner of ``strategy_id`` has started here: ``public``, ``private``
+        and ``deleted`` (None for a strategy without an owner, or no such strategy)."""
+        with reading(self.datastore) as curs:
+            return curs.execute(
+                "SELECT count(*) FILTER (WHERE s.visibility = 'public') AS public,"
+                " count(*) FILTER (WHERE s.visibility <> 'public') AS private, min(u.strategies_deleted) AS deleted"
+                " FROM strategies AS mine JOIN users AS u ON u.id = mine.owner_id"
+                " JOIN strategies AS s ON s.owner_id = u.id WHERE mine.id = %s GROUP BY u.id",
+                (strategy_id,),
+            ).fetchone()
+
     def delete_strategy(self, strategy_id: UUID) -> str | None:
         """Remove a strategy, its keys and their rate windows at once (its keys stop working as this
         commits); returns its name, None if there was none."""
@@ -302,7 +315,13 @@ class Identity:
             )
             curs.execute("DELETE FROM api_keys WHERE strategy_id = %s", (strategy_id,))
             curs.execute("DELETE FROM strategy_updates WHERE strategy_id = %s", (strategy_id,))
-            row = curs.execute("DELETE FROM strategies WHERE id = %s RETURNING name", (strategy_id,)).fetchone()
+            row = curs.execute(
+                "DELETE FROM strategies WHERE id = %s RETURNING name, owner_id", (strategy_id,)
+            ).fetchone()
+            if row is not None and row["owner_id"] is not None:  # their count of strategies started stays whole
+                curs.execute(
+                    "UPDATE users SET strategies_deleted = strategies_deleted + 1 WHERE id = %s", (row["owner_id"],)
+                )
         return None if row is None else row["name"]
 
     def create_key(self, user: UUID, strategy_id: UUID, name: str) -> ApiKeyCreated:
@@ -465,45 +484,3 @@ class Identity:
                 throttle.detail, headers={"Retry-After": str(max(1, math.ceil(row["retry_after_s"])))}
             )
         return row["hit"]
-
-
-class IdentityTx:
-    """The strategies' reads inside another owner's transaction: a unit of work's ``identity``
-    (``LedgerWriter.identity``)."""
-
-    def __init__(self, curs: DictCursor) -> None:
-        self._curs = curs
-
-    def benchmark_of(self, strategy_id: UUID) -> str | None:
-        """The strategy's benchmark, in the caller's transaction (the projector's)."""
-        row = self._curs.execute("SELECT benchmark FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
-        return (row["benchmark"] or None) if row else None
-
-    def strategies_benchmarking(self, symbols: Iterable[str]) -> dict[UUID, str]:
-        """Strategies whose benchmark is one of ``symbols``, in the caller's transaction."""
-        return {
-            r["id"]: r["benchmark"]
-            for r in self._curs.execute(
-                "SELECT id, benchmark FROM strategies WHERE benchmark = ANY(%s)", (list(symbols),)
-            ).fetchall()
-        }
-
-    def public_faces(self, strategy_ids: Iterable[UUID]) -> dict[UUID, tuple[str, str]]:
-        """(name, visibility) of each of ``strategy_ids`` that exists, in the caller's transaction."""
-        return {
-            r["id"]: (r["name"], r["visibility"])
-            for r in self._curs.execute(
-                "SELECT id, name, visibility FROM strategies WHERE id = ANY(%s)", (list(strategy_ids),)
-            ).fetchall()
-        }
-
-    def strategy_updates_after(self, update_id: int, limit: int) -> list[tuple[int, UUID, bool]]:
-        """``strategy_updates`` rows (id, strategy id, benchmark changed) after ``update_id``, in order."""
-        rows = self._curs.execute(
-            "SELECT id, strategy_id, benchmark_changed FROM strategy_updates WHERE id > %s ORDER BY id LIMIT %s",
-            (update_id, limit),
-        ).fetchall()
-        return [(r["id"], r["strategy_id"], r["benchmark_changed"]) for r in rows]
-
-    def last_strategy_update_id(self) -> int:
-        return one(self._curs.execute("SELECT coalesce(max(id), 0) AS m FROM strategy_updates"))["m"]

@@ -168,4 +168,15 @@ MIGRATIONS: dict[int, str] = {
     DROP INDEX strategies_owner_idx;
     CREATE INDEX strategies_owner_idx ON strategies (owner_id, created_at, id);
     """,
+    16: """
+    -- issue 21: a deleted strategy still counts as a trial of the instance (its last per-day Sharpe and
+    -- daily returns, keyed by a digest of its id, nothing else of it) and in its owner's record
+    CREATE TABLE strategy_tombstones (
+        digest bytea PRIMARY KEY,
+        sharpe_daily float8,
+        observations int NOT NULL,
+        deleted_at timestamptz NOT NULL DEFAULT now()
+    );
+    ALTER TABLE users ADD COLUMN strategies_deleted int NOT NULL DEFAULT 0;
+    """,
 }

@@ -252,4 +252,39 @@ MIGRATIONS: dict[int, str] = {
         finished_at timestamptz
     );
     """,
+    16: """
+    -- issue 21: how sure each row's Sharpe ratio is (docs/METHODOLOGY.md#significance), on a risk-free
+    -- rate of 0. sharpe_daily is the per-day SR the trials' variance is taken over, sharpe_daily_std its
+    -- standard error; dsr was computed against the trials of rm_trials' trials_version.
+    ALTER TABLE rm_leaderboard
+        ADD COLUMN observations int NOT NULL DEFAULT 0,
+        ADD COLUMN sharpe_daily float8,
+        ADD COLUMN sharpe_daily_std float8,
+        ADD COLUMN psr float8,
+        ADD COLUMN dsr float8,
+        ADD COLUMN sharpe_ci_low float8,
+        ADD COLUMN sharpe_ci_high float8,
+        ADD COLUMN min_track_record_days int,
+        ADD COLUMN trials_version bigint NOT NULL DEFAULT 0;
+    CREATE INDEX rm_lb_trials_version ON rm_leaderboard (trials_version);
+    CREATE INDEX rm_lb_psr_d ON rm_leaderboard (psr DESC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_psr_a ON rm_leaderboard (psr ASC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_dsr_d ON rm_leaderboard (dsr DESC NULLS LAST, psr DESC NULLS LAST, strategy_id)
+        WHERE visibility = 'public';
+    CREATE INDEX rm_lb_dsr_a ON rm_leaderboard (dsr ASC NULLS LAST, psr ASC NULLS LAST, strategy_id)
+        WHERE visibility = 'public';
+    -- every row is recomputed with its new figures
+    UPDATE rm_leaderboard SET nav_version = NULL;
+    -- the instance's trials (strategies with >= 30 daily returns, deleted ones' tombstones included): N and
+    -- the std of their per-day Sharpes; version moves when either changes. A cache of an aggregate (not a
+    -- rebuilt read model: a rebuild's rows are judged against it, and the upkeep recomputes it)
+    CREATE TABLE rm_trials (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        trials int NOT NULL,
+        sharpe_std float8,
+        version bigint NOT NULL,
+        refreshed_at timestamptz NOT NULL
+    );
+    INSERT INTO rm_trials VALUES (true, 0, NULL, 1, clock_timestamp());
+    """,
 }

@@ -17,6 +17,7 @@ from botranks_domain.chain import Link, to_hex
 from botranks_domain.chain import line as chain_line
 from botranks_domain.model import CashEvent, Order, Position, cash_of, decode_event, order_of, position_id
 from botranks_domain.nav import NavRow
+from botranks_domain.significance import Trials
 from botranks_domain.views import (
     LEADERBOARD_DEFAULT_MIN_DAYS,
     LEADERBOARD_DEFAULT_SORT,
@@ -43,7 +44,7 @@ from botranks_domain.views import (
 )
 
 from ..pg import DictCursor, one, reading
-from .tables import EPOCH, LEADERBOARD_ROW, LOG_EVENTS, positions_of
+from .tables import EPOCH, LEADERBOARD_ROW, LEADERBOARD_TIEBREAKS, LOG_EVENTS, positions_of
 
 
 def _plain(value) -> str:
@@ -212,11 +213,12 @@ class LedgerReader:
             " AND live_share >= %(share)s" if live_only else ""
         )
         direction = "DESC" if descending else "ASC"
+        order = ", ".join(f"{c} {direction} NULLS LAST" for c in (sort, *LEADERBOARD_TIEBREAKS.get(sort, ())))
         with reading(self.datastore) as curs:
             rows = curs.execute(
                 f"SELECT t.total, p.* FROM (SELECT count(*) AS total FROM rm_leaderboard WHERE {filters}) AS t"
                 f" LEFT JOIN LATERAL (SELECT {LEADERBOARD_ROW} FROM rm_leaderboard WHERE {filters}"
-                f" ORDER BY {sort} {direction} NULLS LAST, strategy_id LIMIT %(limit)s OFFSET %(offset)s) AS p ON true",
+                f" ORDER BY {order}, strategy_id LIMIT %(limit)s OFFSET %(offset)s) AS p ON true",
                 {"min_days": min(min_days, 2**31 - 1), "share": LIVE_ONLY_MIN_SHARE, "limit": limit, "offset": offset},
             ).fetchall()
         items = [
@@ -231,7 +233,7 @@ class LedgerReader:
         ``rank`` is its place on the default board (``LEADERBOARD_DEFAULT_SORT`` descending, public
         strategies with at least ``LEADERBOARD_DEFAULT_MIN_DAYS`` days), 0 when it is not on it.
         """
-        column = LEADERBOARD_DEFAULT_SORT
+        columns = (LEADERBOARD_DEFAULT_SORT, *LEADERBOARD_TIEBREAKS.get(LEADERBOARD_DEFAULT_SORT, ()))
         with self._snapshot() as curs:
             row = curs.execute(
                 f"SELECT {LEADERBOARD_ROW}, visibility FROM rm_leaderboard WHERE strategy_id = %s", (strategy_id,)
@@ -240,22 +242,28 @@ class LedgerReader:
                 return None
             rank = 0
             if row["visibility"] == "public" and row["track_days"] >= LEADERBOARD_DEFAULT_MIN_DAYS:
-                ahead = (
-                    "{c} > %(v)s OR ({c} = %(v)s AND strategy_id < %(s)s)"
-                    if row[column] is not None
-                    else "{c} IS NOT NULL OR strategy_id < %(s)s"
-                ).format(c=column)
+                values = {f"v{i}": row[c] for i, c in enumerate(columns)}
                 rank = (
                     1
                     + one(
                         curs.execute(
                             "SELECT count(*) AS n FROM rm_leaderboard WHERE visibility = 'public'"
-                            f" AND track_days >= %(d)s AND ({ahead})",
-                            {"v": row[column], "s": strategy_id, "d": LEADERBOARD_DEFAULT_MIN_DAYS},
+                            f" AND track_days >= %(d)s AND ({_ahead(columns, row)})",
+                            {**values, "s": strategy_id, "d": LEADERBOARD_DEFAULT_MIN_DAYS},
                         )
                     )["n"]
                 )
         return LeaderboardRow(rank=rank, **{k: v for k, v in row.items() if k != "visibility"})
+
+    def trials(self) -> Trials:
+        """The instance's trials every DSR is judged against (docs/METHODOLOGY.md#dsr), as last counted."""
+        return self.trials_counted()[0]
+
+    def trials_counted(self) -> tuple[Trials, int]:
+        """The instance's trials and the version of that count (it moves when N or their spread does)."""
+        with reading(self.datastore) as curs:
+            row = curs.execute("SELECT trials, sharpe_std, version FROM rm_trials").fetchone()
+        return (Trials(0, None), 0) if row is None else (Trials(row["trials"], row["sharpe_std"]), row["version"])
 
     def leaderboard_version(self) -> str:
         """Changes whenever any leaderboard row does (every write stamps ``refreshed_at`` with the clock;
@@ -435,3 +443,14 @@ def stream_nav_rows(
     ) as curs:
         while batch := curs.fetchmany(rows):
             yield [NavRow(*row) for row in batch]
+
+
+def _ahead(columns: tuple[str, ...], row: dict[str, Any], i: int = 0) -> str:
+    """The condition of a row ahead of ``row`` on a board sorted by ``columns`` descending (NULLs last),
+    ties by strategy id; the values are the parameters ``v0``, ``v1``… and ``s``."""
+    if i == len(columns):
+        return "strategy_id < %(s)s"
+    c, rest = columns[i], _ahead(columns, row, i + 1)
+    if row[c] is None:
+        return f"{c} IS NOT NULL OR ({c} IS NULL AND ({rest}))"
+    return f"{c} > %(v{i})s OR ({c} = %(v{i})s AND ({rest}))"

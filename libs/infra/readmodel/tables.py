@@ -65,8 +65,12 @@ LOG_EVENTS = (
 #: the columns of a LeaderboardRow (after its rank), as stored in rm_leaderboard
 LEADERBOARD_ROW = (
     "strategy_id, name, total_return, cagr, sharpe, sortino, max_drawdown, volatility, track_days,"
-    " inception_date, latest_date, last_activity, orders, live_share"
+    " inception_date, latest_date, last_activity, orders, live_share, observations, psr, dsr,"
+    " CASE WHEN sharpe_ci_low IS NULL THEN NULL ELSE ARRAY[sharpe_ci_low, sharpe_ci_high] END AS sharpe_ci_95,"
+    " min_track_record_days"
 )
+#: a sort's tie-breakers before the strategy id (same direction): DSR ties (e.g. all 1.0) by PSR
+LEADERBOARD_TIEBREAKS = {"dsr": ("psr",)}
 #: what the projector writes into rm_leaderboard (refreshed_at is the clock of the write)
 LEADERBOARD_COLUMNS = (
     "strategy_id",
@@ -86,6 +90,15 @@ LEADERBOARD_COLUMNS = (
     "live_orders",
     "live_share",
     "nav_version",
+    "observations",
+    "sharpe_daily",
+    "sharpe_daily_std",
+    "psr",
+    "dsr",
+    "sharpe_ci_low",
+    "sharpe_ci_high",
+    "min_track_record_days",
+    "trials_version",
 )
 EPOCH = datetime.min.replace(tzinfo=UTC)
 

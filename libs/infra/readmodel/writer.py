@@ -8,27 +8,25 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 import msgspec
 from eventsourcing.persistence import Tracking
-from psycopg.rows import args_row
 
 from botranks_domain.chain import Link
 from botranks_domain.ledger import Holding
 from botranks_domain.model import LedgerEvent, decode_event, event_topic
-from botranks_domain.nav import Derivation, LedgerState, NavRow, decode_state, encode_state
+from botranks_domain.nav import Derivation, LedgerState, decode_state, encode_state
 from botranks_domain.partition import MAX_PARTITIONS, partition_of
-from botranks_domain.views import LIVE_REPORTING_S
 
 from ..identity import IdentityTx
 from ..pg import DictCursor, one
 from ..prices import PricesTx
 from ..store import EventsTx
+from .board import BoardWriter
 from .tables import (
     EPOCH,
-    LEADERBOARD_COLUMNS,
     LOG_TABLES,
     NOTIFY_CHANNEL,
     PARTITION_TRACKING,
@@ -82,7 +80,8 @@ _LEDGER_COLUMNS = ", ".join(LedgerRow.__struct_fields__)
 class LedgerWriter:
     """The projector's writes inside one transaction (see ``ReadModelTracking.writing``), for one
     partition (``partition``) or for all of them (None): the unit of work of that transaction, whose
-    ``events``, ``prices`` and ``identity`` are the other owners' parts in it."""
+    ``events``, ``prices`` and ``identity`` are the other owners' parts in it; ``board`` is the
+    leaderboard's part of the read model."""
 
     def __init__(self, tracking: TrackingHooks, curs: DictCursor, partition: int | None = None) -> None:
         self.tracking = tracking
@@ -93,6 +92,7 @@ class LedgerWriter:
         self.identity = IdentityTx(curs)
         self.partition = partition
         self.partitions = partitions_of(curs)
+        self.board = BoardWriter(curs, partition, self.partitions)
 
     def _mine(self) -> int:
         if self.partition is None:
@@ -503,56 +503,6 @@ class LedgerWriter:
         self._cursor.execute(
             "UPDATE projector_partition_cursors SET strategy_update_id = %s WHERE partition = %s",
             (update_id, self._mine()),
-        )
-
-    def stale_leaderboard(self, limit: int) -> list[UUID]:
-        """Strategies (of the writer's partition) whose leaderboard row is missing or was computed from
-        another NAV version."""
-        mine = (
-            "" if self.partition is None else " AND botranks_strategy_partition(l.strategy_id::text, %(p)s) = %(mine)s"
-        )
-        return [
-            r["strategy_id"]
-            for r in self._cursor.execute(
-                "SELECT l.strategy_id FROM rm_ledger AS l LEFT JOIN rm_leaderboard AS b USING (strategy_id)"
-                f" WHERE b.nav_version IS DISTINCT FROM l.updated_at{mine} LIMIT %(limit)s",
-                {"limit": limit, "p": self.partitions, "mine": self.partition},
-            ).fetchall()
-        ]
-
-    def leaderboard_inputs(self, strategy_id: UUID) -> dict[str, Any] | None:
-        """What a strategy's leaderboard row is computed from (None without a ledger): its NAV version,
-        NAV rows (``NavRow``), order counts, and its last arrival."""
-        row = self._cursor.execute(
-            "SELECT l.updated_at AS nav_version,"
-            " (SELECT last_created_at FROM rm_chain_days WHERE strategy_id = %(s)s ORDER BY day DESC LIMIT 1)"
-            " AS last_activity, o.orders, o.live_orders FROM rm_ledger AS l,"
-            " LATERAL (SELECT count(*) AS orders, count(*) FILTER (WHERE created_at - executed_at"
-            " <= make_interval(secs => %(live)s)) AS live_orders FROM rm_orders WHERE strategy_id = %(s)s) AS o"
-            " WHERE l.strategy_id = %(s)s",
-            {"s": strategy_id, "live": LIVE_REPORTING_S},
-        ).fetchone()
-        if row is None:
-            return None
-        with self._cursor.connection.cursor(row_factory=args_row(NavRow)) as navs:
-            row["nav"] = navs.execute(
-                "SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
-                " WHERE strategy_id = %s ORDER BY date",
-                (strategy_id,),
-            ).fetchall()
-        return row
-
-    def write_leaderboard(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Upsert leaderboard rows (``LEADERBOARD_COLUMNS``), each stamped with the clock of its write."""
-        if not rows:
-            return
-        columns = ", ".join(LEADERBOARD_COLUMNS)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in LEADERBOARD_COLUMNS[1:])
-        self._cursor.executemany(
-            f"INSERT INTO rm_leaderboard ({columns}, refreshed_at) VALUES"
-            f" ({', '.join(['%s'] * len(LEADERBOARD_COLUMNS))}, clock_timestamp())"
-            f" ON CONFLICT (strategy_id) DO UPDATE SET {updates}, refreshed_at = clock_timestamp()",
-            [tuple(r[c] for c in LEADERBOARD_COLUMNS) for r in rows],
         )
 
     # ------------------------------------------------------------ rebuild

@@ -120,6 +120,18 @@ def cmd_performance(args: argparse.Namespace) -> None:
             ("Tracking error (ann.)", _pct(b.tracking_error_annualized, sign=False)),
             ("Information ratio", _ratio(b.information_ratio)),
         ]
+    sig = perf.significance
+    if sig is not None:
+        interval = "–" if sig.sharpe_ci_95 is None else " … ".join(_ratio(x) for x in sig.sharpe_ci_95)
+        needed = sig.min_track_record_days
+        rows += [
+            ("Daily returns", str(sig.observations)),
+            ("PSR (Sharpe > 0)", _pct(sig.psr, sign=False)),
+            (f"DSR (beats the luck of {sig.trials} trials)", _pct(sig.dsr, sign=False)),
+            ("Sharpe, 95 % interval", interval),
+            ("Min. track record", "–" if needed is None else f"{needed} days"),
+            ("Skewness / kurtosis", f"{_ratio(sig.skewness)} / {_ratio(sig.kurtosis)}"),
+        ]
     for row in rows:
         table.add_row(*row)
     out.print(table)
