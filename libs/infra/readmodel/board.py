@@ -122,10 +122,13 @@ class BoardWriter:
 
     def rejudge(self, dsr: Sequence[tuple[UUID, float | None]], version: int) -> None:
         """Write rows' new DSR against the trials of ``version`` (stamped, so the board's version moves)."""
-        self._cursor.executemany(
-            "UPDATE rm_leaderboard SET dsr = %s, trials_version = %s, refreshed_at = clock_timestamp()"
-            " WHERE strategy_id = %s",
-            [(value, version, strategy_id) for strategy_id, value in dsr],
+        if not dsr:
+            return
+        ids, values = zip(*dsr, strict=True)
+        self._cursor.execute(  # one statement: a row at a time costs ~10x more
+            "UPDATE rm_leaderboard AS b SET dsr = v.dsr, trials_version = %s, refreshed_at = clock_timestamp()"
+            " FROM unnest(%s::uuid[], %s::float8[]) AS v(strategy_id, dsr) WHERE b.strategy_id = v.strategy_id",
+            (version, list(ids), list(values)),
         )
 
     def trial_of(self, strategy_id: UUID) -> tuple[float | None, int] | None:
