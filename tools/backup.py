@@ -16,6 +16,9 @@ recomputed from the others (``BACKED_UP``, in the order a restore loads them):
 - ``users``, ``strategies``, ``api_keys`` — people, strategies (name, visibility, benchmark,
   owner, show_positions) and the SHA-256 of every API key: the bots' keys keep working, and the
   owners' passwords (argon2 hashes) too;
+- ``strategy_tombstones`` — what deleted strategies left: their last per-day Sharpe and daily
+  returns, still trials of the instance (every Deflated Sharpe Ratio is judged against them), and
+  ``users.strategies_deleted`` with the users; nothing derives them again;
 - ``prices``, ``splits`` — the price cache, as traded, and the stock splits. They are a cache of
   Polygon only in part: closes imported from files (``botranks prices import``, ``botranks
   splits import``) exist nowhere else, and every NAV, mark, omitted-price fill and corporate
@@ -124,6 +127,7 @@ BACKED_UP: tuple[str, ...] = (
     EVENTS_TABLE,
     "users",
     "strategies",
+    "strategy_tombstones",
     "api_keys",
     "strategy_updates",
     "prices",

@@ -171,8 +171,8 @@ def _extend_chains(writer: LedgerWriter, decoded: dict[UUID, list[tuple[int, Led
     """Append the events (in arrival order) to their strategies' hash chains."""
     if not decoded:
         return
-    heads = writer.chain_heads(decoded)
-    writer.append_chain(
+    heads = writer.chain.heads(decoded)
+    writer.chain.append(
         {
             strategy_id: extend(heads.get(strategy_id), [(nid, event.arrived_at, raw) for nid, event, raw in rows])
             for strategy_id, rows in decoded.items()

@@ -50,14 +50,15 @@ def test_the_old_list_parses_into_its_statements() -> None:
 
 
 def test_every_version_applies_the_same_statements_as_before() -> None:
-    assert [version for version, _ in schema.MIGRATIONS] == list(range(1, 16)) == sorted(BEFORE)
-    for version, text in schema.MIGRATIONS:
+    # versions after the single list (16 on) were written by the owners from the start
+    assert [version for version, _ in schema.MIGRATIONS][:15] == list(range(1, 16)) == sorted(BEFORE)
+    for version, text in schema.MIGRATIONS[:15]:
         assert sorted(statements(text)) == sorted(statements(BEFORE[version])), version
 
 
 def test_each_owners_statements_keep_their_order_and_owners_come_in_a_fixed_order() -> None:
     assert schema.OWNERS == (store, identity, prices, readmodel)
-    for version, text in schema.MIGRATIONS:
+    for version, text in schema.MIGRATIONS[:15]:
         before = statements(BEFORE[version])
         pieces = [statements(owner.MIGRATIONS[version]) for owner in schema.OWNERS if version in owner.MIGRATIONS]
         assert [s for piece in pieces for s in piece] == statements(text), version
@@ -85,6 +86,7 @@ def test_each_table_is_created_by_its_owner() -> None:
         "rate_windows",
         "auth_throttle",
         "strategy_updates",
+        "strategy_tombstones",
     }
     assert created[prices] == {"prices", "price_updates", "market_data_symbols", "splits"}
     assert all(t.startswith(("rm_", "projector_")) for t in created[readmodel])

@@ -288,21 +288,10 @@ def _null_annualised_figures(result: dict[str, Any]) -> None:
 
 
 def _null_return_figures(result: dict[str, Any]) -> None:
-    for key in (
-        "total_return",
-        "cagr",
-        "volatility_annualized",
-        "downside_volatility_annualized",
-        "sharpe_ratio",
-        "sortino_ratio",
-        "calmar_ratio",
-    ):
-        result[key] = None
+    _null_annualised_figures(result)  # the benchmark's figures too, but its own total return
+    result["total_return"] = None
     result["drawdown"] = {k: None for k in result["drawdown"]}
     result["monthly_returns"], result["yearly_returns"] = {}, {}
-    if result["benchmark"] is not None:
-        kept = result["benchmark"]["benchmark_total_return"]
-        result["benchmark"] = {**_empty_benchmark(result["benchmark"]["symbol"]), "benchmark_total_return": kept}
 
 
 def _compute(

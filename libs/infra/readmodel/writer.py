@@ -14,7 +14,6 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import Tracking
 
-from botranks_domain.chain import Link
 from botranks_domain.ledger import Holding
 from botranks_domain.model import LedgerEvent, decode_event, event_topic
 from botranks_domain.nav import Derivation, LedgerState, decode_state, encode_state
@@ -25,6 +24,7 @@ from ..pg import DictCursor, one
 from ..prices import PricesTx
 from ..store import EventsTx
 from .board import BoardWriter
+from .chain import ChainWriter
 from .tables import (
     EPOCH,
     LOG_TABLES,
@@ -81,7 +81,7 @@ class LedgerWriter:
     """The projector's writes inside one transaction (see ``ReadModelTracking.writing``), for one
     partition (``partition``) or for all of them (None): the unit of work of that transaction, whose
     ``events``, ``prices`` and ``identity`` are the other owners' parts in it; ``board`` is the
-    leaderboard's part of the read model."""
+    leaderboard's part of the read model, ``chain`` the hash chains'."""
 
     def __init__(self, tracking: TrackingHooks, curs: DictCursor, partition: int | None = None) -> None:
         self.tracking = tracking
@@ -93,6 +93,7 @@ class LedgerWriter:
         self.partition = partition
         self.partitions = partitions_of(curs)
         self.board = BoardWriter(curs, partition, self.partitions)
+        self.chain = ChainWriter(curs)
 
     def _mine(self) -> int:
         if self.partition is None:
@@ -455,39 +456,6 @@ class LedgerWriter:
                 "SELECT strategy_id FROM rm_ledger WHERE strategy_id = ANY(%s)", (list(strategy_ids),)
             ).fetchall()
         }
-
-    # ------------------------------------------------------------ the hash chain
-
-    def chain_heads(self, strategy_ids: Iterable[UUID]) -> dict[UUID, Link]:
-        """Each strategy's chain head (its latest day's row; ``notification_id`` 0), for extending it."""
-        rows = self._cursor.execute(
-            "SELECT DISTINCT ON (strategy_id) strategy_id, day, events, digest, last_created_at FROM rm_chain_days"
-            " WHERE strategy_id = ANY(%s) ORDER BY strategy_id, day DESC",
-            (list(strategy_ids),),
-        ).fetchall()
-        return {
-            r["strategy_id"]: Link(r["events"], 0, bytes(r["digest"]), r["day"], r["last_created_at"]) for r in rows
-        }
-
-    def append_chain(self, links: dict[UUID, list[Link]]) -> None:
-        """New links (COPY) and the new head of every day they reach."""
-        heads: dict[tuple[UUID, date], Link] = {}
-        with self._cursor.copy(
-            "COPY rm_chain (strategy_id, seq, notification_id, digest, day, created_at) FROM STDIN"
-        ) as copy:
-            for strategy_id, chain in links.items():
-                for link in chain:
-                    copy.write_row(
-                        (strategy_id, link.seq, link.notification_id, link.digest, link.day, link.created_at)
-                    )
-                    heads[(strategy_id, link.day)] = link
-        if heads:
-            self._cursor.executemany(
-                "INSERT INTO rm_chain_days (strategy_id, day, events, digest, last_created_at)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (strategy_id, day) DO UPDATE SET"
-                " events = EXCLUDED.events, digest = EXCLUDED.digest, last_created_at = EXCLUDED.last_created_at",
-                [(s, day, link.seq, link.digest, link.created_at) for (s, day), link in heads.items()],
-            )
 
     # ------------------------------------------------------------ the leaderboard
 
