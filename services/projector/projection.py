@@ -205,6 +205,9 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
     first_day = new_events[0][1].effective_at.date()
     last_nav = writer.last_nav_day(strategy_id)
     appended = row is None or _key(*new_events[0]) > row.last_key
+    if row is not None and _before_trades(row):
+        rederive(writer, strategy_id, date.min, row=row, new_last=new_events[-1])
+        return 1
     if appended and (last_nav is None or first_day > last_nav) and (row is None or row.state is not None):
         # the common case: new events after everything folded, on days with no NAV row yet
         if row is None:
@@ -252,6 +255,11 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
     return 1
 
 
+def _before_trades(row: LedgerRow) -> bool:
+    """Whether the strategy's state was written before trades existed (its trades need the whole history)."""
+    return row.state is not None and decode_state(row.state).trades is None
+
+
 def rederive(
     writer: LedgerWriter,
     strategy_id: UUID,
@@ -271,6 +279,8 @@ def rederive(
     start, checkpoint_day = LedgerState(), None
     if after is not None:
         checkpoint = writer.checkpoint(strategy_id, after)
+        if checkpoint is not None and checkpoint[1].trades is None:  # written before trades: from the start
+            after, checkpoint = None, None
         if checkpoint is not None:
             checkpoint_day, start = checkpoint
             start.dated(checkpoint_day)
@@ -279,6 +289,7 @@ def rederive(
         None if checkpoint_day is None else datetime.combine(checkpoint_day + timedelta(days=1), dtime(0), tzinfo=UTC)
     )
     writer.forget_after(strategy_id, after, checkpoint_day, since)
+    writer.trades.forget_ended(strategy_id, since)
     history = [event for _, event in writer.history(strategy_id, since)]
     _derive_and_write(writer, strategy_id, row, start, history, after, checkpoint_day, new_last=new_last)
 
@@ -311,6 +322,7 @@ def _derive_and_write(
     final = result.final
     ledger = result.current  # in today's share units: a split whose ex-date has come is applied
     assert final is not None and ledger is not None  # derive() sets both
+    writer.trades.write(strategy_id, result.ended, ledger.trades.open.values())
     writer.write_positions(
         strategy_id,
         writer.positions(strategy_id),

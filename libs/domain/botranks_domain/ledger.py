@@ -25,6 +25,7 @@ from .model import (
     PositionsSnapshot,
     PositionsSnapshotted,
 )
+from .trades import TradeBook
 
 ZERO = Decimal(0)
 
@@ -98,6 +99,8 @@ class Ledger:
     realized_pnl: Decimal = ZERO
     external_flows: Decimal = ZERO
     last_order_at: datetime | None = None
+    #: the open trades, and the trades this ledger ended (``trades.ended``): botranks_domain.trades
+    trades: TradeBook = field(default_factory=TradeBook)
 
     def copy(self) -> Ledger:
         return Ledger(
@@ -106,6 +109,7 @@ class Ledger:
             realized_pnl=self.realized_pnl,
             external_flows=self.external_flows,
             last_order_at=self.last_order_at,
+            trades=self.trades.copy(),
         )
 
     # ------------------------------------------------------------ events
@@ -130,6 +134,16 @@ class Ledger:
         held = self.positions.get(order.symbol)
         old = held.quantity if held is not None else ZERO
         new = old + signed
+        self.trades.fill(
+            order.id,
+            order.symbol,
+            order.executed_at,
+            signed,
+            price,
+            order.fees,
+            old,
+            None if held is None else held.cost_basis,
+        )
         if new == 0:
             if held is not None:
                 self.realized_pnl += (price - held.cost_basis) * old
@@ -166,6 +180,8 @@ class Ledger:
             if exponent(basis) < -18:
                 basis = basis.quantize(BASIS_PLACES)
         applied = SplitApplied(ex_date, symbol, split_from, split_to, held.quantity, quantity, held.cost_basis, basis)
+        with localcontext(LEDGER_CONTEXT):
+            self.trades.split(symbol, split_to, split_from, quantity, datetime.combine(ex_date, time(0), tzinfo=UTC))
         if quantity == 0:  # a dust position that a reverse split rounds away
             del self.positions[symbol]
             return applied
@@ -195,6 +211,9 @@ class Ledger:
             elif before is not None and after is not None:
                 after.updated_at = before.updated_at
         self.positions = new_positions
+        self.trades.snapshot(
+            snapshot.id, snapshot.taken_at, {d.symbol: (d.snapshot_quantity, d.snapshot_cost_basis) for d in deltas}
+        )
         return deltas
 
 

@@ -33,6 +33,7 @@ import msgspec
 from .bars import Split
 from .ledger import LEDGER_CONTEXT, ZERO, Delta, Holding, Ledger, SplitApplied
 from .model import LedgerEvent, PositionsSnapshotted
+from .trades import ClosedTrade, OpenTrade, TradeBook
 
 CHECKPOINT_EVERY = timedelta(days=28)
 
@@ -119,6 +120,8 @@ class LedgerState(msgspec.Struct, kw_only=True):
     #: the day whose share units the quantities are in: every split with ex-date on or before it is
     #: applied (None: no day yet, or a state written before splits existed; see ``dated``)
     as_of: date | None = None
+    #: the open trades (None: a state written before trades existed, which the projector re-derives)
+    trades: list[OpenTrade] | None = None
 
     @classmethod
     def of(
@@ -133,6 +136,7 @@ class LedgerState(msgspec.Struct, kw_only=True):
             pending_flow=pending_flow,
             pending_dq={s: q for s, q in pending_dq.items() if q},
             as_of=as_of,
+            trades=[msgspec.structs.replace(t) for t in ledger.trades.open.values()],
         )
 
     def dated(self, day: date | None) -> LedgerState:
@@ -149,6 +153,7 @@ class LedgerState(msgspec.Struct, kw_only=True):
             realized_pnl=self.realized_pnl,
             external_flows=self.external_flows,
             last_order_at=self.last_order_at,
+            trades=TradeBook({t.symbol: msgspec.structs.replace(t) for t in self.trades or ()}),
         )
 
 
@@ -190,6 +195,8 @@ class Derivation:
     final: LedgerState | None = None
     #: (last event day, state right after the last event): see ``derive``
     tail: tuple[date, LedgerState] | None = None
+    #: the trades the derived events ended (closed or reset), in the order they ended
+    ended: list[ClosedTrade] = field(default_factory=list)
 
 
 #: the NAV row's columns, in order (``/nav`` as CSV)
@@ -325,6 +332,7 @@ def _derive(
         ):
             out.checkpoints.append((day, LedgerState.of(ledger, pending_flow, pending_dq, as_of)))
             last_checkpoint = day
+    out.ended = ledger.trades.ended
     out.final = LedgerState.of(ledger, pending_flow, pending_dq, as_of)
     # the positions as of the last day (a split whose ex-date has come, even before its first bar)
     current = out.final.ledger()

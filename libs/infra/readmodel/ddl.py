@@ -287,4 +287,30 @@ MIGRATIONS: dict[int, str] = {
     );
     INSERT INTO rm_trials VALUES (true, 0, NULL, 1, clock_timestamp());
     """,
+    17: """
+    -- issue 22: a strategy's trades (open, closed, reset), with the running sums every published figure is
+    -- computed from; written with the strategy's derivation (the open ones replaced each time)
+    CREATE TABLE rm_trades (
+        strategy_id uuid NOT NULL,
+        trade_id uuid NOT NULL,
+        symbol text NOT NULL,
+        direction text NOT NULL,
+        status text NOT NULL,
+        opened_at timestamptz NOT NULL,
+        closed_at timestamptz,
+        quantity numeric NOT NULL,
+        max_quantity numeric NOT NULL,
+        entry_value numeric NOT NULL,
+        entry_quantity numeric NOT NULL,
+        exit_value numeric NOT NULL,
+        exit_quantity numeric NOT NULL,
+        fees numeric NOT NULL,
+        gross numeric NOT NULL,
+        fills int NOT NULL,
+        notional numeric NOT NULL,
+        PRIMARY KEY (strategy_id, trade_id)
+    );
+    CREATE INDEX rm_trades_opened_idx ON rm_trades (strategy_id, opened_at, trade_id);
+    CREATE INDEX rm_trades_closed_idx ON rm_trades (strategy_id, closed_at);
+    """,
 }

@@ -36,6 +36,7 @@ READ_MODEL_TABLES = (
     "rm_chain",
     "rm_chain_days",
     "rm_corporate_actions",
+    "rm_trades",
 )
 #: where a rebuild builds the new read models before swapping them in
 SHADOW_SCHEMA = "botranks_rebuild"

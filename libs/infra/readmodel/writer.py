@@ -36,6 +36,7 @@ from .tables import (
     TRACKING_TABLE,
     partitions_of,
 )
+from .trades import TradesWriter
 
 
 class TrackingHooks(Protocol):
@@ -81,7 +82,7 @@ class LedgerWriter:
     """The projector's writes inside one transaction (see ``ReadModelTracking.writing``), for one
     partition (``partition``) or for all of them (None): the unit of work of that transaction, whose
     ``events``, ``prices`` and ``identity`` are the other owners' parts in it; ``board`` is the
-    leaderboard's part of the read model, ``chain`` the hash chains'."""
+    leaderboard's part of the read model, ``chain`` the hash chains', ``trades`` the trades'."""
 
     def __init__(self, tracking: TrackingHooks, curs: DictCursor, partition: int | None = None) -> None:
         self.tracking = tracking
@@ -94,6 +95,7 @@ class LedgerWriter:
         self.partitions = partitions_of(curs)
         self.board = BoardWriter(curs, partition, self.partitions)
         self.chain = ChainWriter(curs)
+        self.trades = TradesWriter(curs)
 
     def _mine(self) -> int:
         if self.partition is None:
