@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import UTC, date, datetime
+from decimal import Decimal, localcontext
 from uuid import UUID
 
 import msgspec
 
+from botranks_domain.ledger import LEDGER_CONTEXT
 from botranks_domain.nav import NavRow
 from botranks_domain.performance import compute_performance
 from botranks_domain.series import closes_frame, nav_frame
 from botranks_domain.significance import Trials
+from botranks_domain.trade_stats import TradingStats, trading_stats
 from botranks_domain.views import Performance
 from libs.infra.db import Database
 
@@ -50,10 +52,24 @@ def load_inputs(db: Database, key: PerformanceKey) -> tuple[list[NavRow], list[t
 
 def performance(db: Database, key: PerformanceKey) -> Performance:
     """Load the NAV series and benchmark closes, and compute every metric (pure, in botranks_domain)."""
-    return performance_from(key, *load_inputs(db, key))
+    rows, closes = load_inputs(db, key)
+    return performance_from(key, rows, closes, trading(db, key.strategy_id, rows))
 
 
-def performance_from(key: PerformanceKey, rows: list[NavRow], closes: list[tuple[date, Decimal]]) -> Performance:
+def trading(db: Database, strategy_id: UUID, rows: list[NavRow]) -> TradingStats:
+    """The trade statistics: every trade, the NAV days, and the open positions' unrealized P&L at the
+    ledger's current marks (market value − Σ quantity × cost basis)."""
+    view = db.ledger.state(strategy_id)
+    with localcontext(LEDGER_CONTEXT):
+        cost = sum((p.quantity * p.cost_basis for p in view.positions), Decimal(0))
+        unrealized = (view.nav.market_value - cost) if view.nav is not None else Decimal(0)
+    nav = [(r.date, r.total_equity) for r in rows]
+    return trading_stats(db.ledger.trades.all_sums(strategy_id), nav, unrealized, datetime.now(UTC))
+
+
+def performance_from(
+    key: PerformanceKey, rows: list[NavRow], closes: list[tuple[date, Decimal]], trades: TradingStats | None = None
+) -> Performance:
     """Every metric of ``/performance`` from loaded inputs."""
     bench = closes_frame(closes) if key.benchmark else None
     result = compute_performance(nav_frame(rows), bench, key.benchmark, key.risk_free_rate, key.trials)
@@ -68,4 +84,4 @@ def performance_from(key: PerformanceKey, rows: list[NavRow], closes: list[tuple
         )
     if rows:  # money as the NAV rows publish it, not through a float
         result["starting_equity"], result["ending_equity"] = rows[0].total_equity, rows[-1].total_equity
-    return msgspec.convert({"strategy_id": key.strategy_id, **result}, Performance)
+    return msgspec.convert({"strategy_id": key.strategy_id, **result, "trading": trades}, Performance)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +19,14 @@ from litestar.response import Stream
 
 from botranks_domain.errors import BadParameter, InvalidSymbol
 from botranks_domain.model import normalize_symbol
+from botranks_domain.trade_stats import (
+    TRADE_CURSOR_PATTERN,
+    TRADE_STATUSES,
+    TradesPage,
+    decode_trade_cursor,
+    encode_trade_cursor,
+    published_trade,
+)
 from botranks_domain.views import (
     CURSOR_PATTERN,
     CashPage,
@@ -200,6 +208,55 @@ class StrategyQueries(Controller):
         self, state: State, strategy_id: UUID, limit: int = Limit, cursor: str | None = Cursor
     ) -> OrdersPage:
         return await _read(state, strategy_id, "orders_listed", state.db.ledger.orders, _cursor(cursor), limit)
+
+    @get("/trades", responses=LEDGER_ERRORS, summary="The strategy's trades (round trips), in the order opened")
+    async def list_trades(
+        self,
+        state: State,
+        strategy_id: UUID,
+        limit: int = Limit,
+        cursor: str | None = Parameter(
+            default=None,
+            max_length=60,
+            schema_extra={"pattern": TRADE_CURSOR_PATTERN},
+            description="next_cursor of the previous page (none: the first page)",
+        ),
+        status: str | None = Parameter(
+            default=None,
+            max_length=10,
+            schema_extra={"enum": ["", *TRADE_STATUSES]},
+            description="open, closed or reset",
+        ),
+        symbol: str | None = Parameter(default=None, max_length=20, description="one symbol's trades"),
+        from_: str | None = Parameter(
+            query="from", default=None, max_length=10, schema_extra=DATE, description="opened on or after (UTC day)"
+        ),
+        to: str | None = Parameter(default=None, max_length=10, schema_extra=DATE, description="opened on or before"),
+    ) -> Response[TradesPage]:
+        try:
+            after = decode_trade_cursor(cursor)
+        except ValueError:
+            raise BadParameter("Invalid `cursor`: pass back the next_cursor of a previous page") from None
+        if status and status not in TRADE_STATUSES:
+            raise BadParameter(f"`status` must be one of {', '.join(TRADE_STATUSES)}, got {status[:10]!r}")
+        try:
+            wanted = normalize_symbol(symbol, "symbol") if symbol else None
+        except InvalidSymbol:
+            raise BadParameter(f"Invalid `symbol`: {symbol!r}") from None
+        start, end = _date_param(from_, "from"), _date_param(to, "to")
+
+        def page(strategy_id: UUID) -> TradesPage:
+            rows = state.db.ledger.trades.page(
+                strategy_id, after=after, limit=limit + 1, status=status or None, symbol=wanted,
+                opened_from=start, opened_to=end,
+            )  # fmt: skip
+            now = datetime.now(UTC)
+            more = len(rows) > limit
+            rows = rows[:limit]
+            nxt = encode_trade_cursor(rows[-1].opened_at, rows[-1].id) if more else None
+            return TradesPage([published_trade(t, now) for t in rows], nxt)
+
+        return ExactJSONResponse(await _read(state, strategy_id, "trades_listed", page))
 
     @get("/cash", responses=LEDGER_ERRORS, summary="The strategy's cash events, in arrival order, paginated")
     async def list_cash(

@@ -14,6 +14,7 @@ import msgspec
 
 from .model import CashEvent, Order, Position
 from .nav import NavRow
+from .trade_stats import TradingStats
 
 
 class Nav(msgspec.Struct):
@@ -268,3 +269,5 @@ class Performance(msgspec.Struct):
     warnings: list[HistoryWarning]
     #: always sent by the server; None only from a server older than the field
     significance: Significance | None = None
+    #: the trade statistics (docs/METHODOLOGY.md#trades); None from a server older than the field
+    trading: TradingStats | None = None

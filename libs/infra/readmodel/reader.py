@@ -45,6 +45,7 @@ from botranks_domain.views import (
 
 from ..pg import DictCursor, one, reading
 from .tables import EPOCH, LEADERBOARD_ROW, LEADERBOARD_TIEBREAKS, LOG_EVENTS, positions_of
+from .trade_reads import TradesReader
 
 
 def _plain(value) -> str:
@@ -56,6 +57,7 @@ class LedgerReader:
 
     def __init__(self, datastore: PostgresDatastore) -> None:
         self.datastore = datastore
+        self.trades = TradesReader(datastore)
 
     # ------------------------------------------------------------ reads
 
