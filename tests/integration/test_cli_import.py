@@ -245,6 +245,15 @@ def test_bad_rows_are_reported_by_line_and_the_rest_is_stored(up, closes, tmp_pa
     assert json.loads(perf.stdout)["benchmark"]["symbol"] == "SPY"
     human = botranks(env, "performance", "--benchmark", "SPY")
     assert human.returncode == 0 and "Sharpe" in human.stdout and "Monthly returns (%)" in human.stdout
+    assert "Win rate" in human.stdout and "PSR (Sharpe > 0)" in human.stdout
+    # the trades: every position above is one open trade (the imported fills only buy)
+    trades = botranks(env, "trades", "--json")
+    assert trades.returncode == 0, trades.stderr
+    rows = [json.loads(line) for line in trades.stdout.splitlines()]
+    assert sorted(r["symbol"] for r in rows if r["status"] == "open") == sorted(held)
+    as_csv = botranks(env, "trades", "--csv", "--status", "open", "--symbol", "AAPL").stdout.splitlines()
+    assert as_csv[0].startswith("id,symbol,direction,status,") and len(as_csv) == 2 and ",AAPL,long,open," in as_csv[1]
+    assert "Trades" in botranks(env, "trades").stdout
 
 
 def test_errors_are_one_line_with_exit_code_2(up):

@@ -14,6 +14,7 @@ from uuid import UUID
 import httpx
 
 from botranks_domain.model import CashEvent, Order, OrderIn, PositionIn
+from botranks_domain.trade_stats import Trade, TradesPage
 from botranks_domain.views import (
     CashPage,
     CorporateActions,
@@ -330,6 +331,10 @@ class AsyncClient:
     def orders(self, **filters: Any) -> AsyncIterator[Order]:
         """``async for order in client.orders():`` every order, oldest first, lazily."""
         return self._pages("/orders", OrdersPage, filters)
+
+    def trades(self, **filters: Any) -> AsyncIterator[Trade]:
+        """``async for trade in client.trades(status="closed"):`` every trade, in the order opened, lazily."""
+        return self._pages("/trades", TradesPage, filters)
 
     def cash_events(self, **filters: Any) -> AsyncIterator[CashEvent]:
         return self._pages("/cash", CashPage, filters)

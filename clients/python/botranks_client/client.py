@@ -14,6 +14,7 @@ import httpx
 import msgspec
 
 from botranks_domain.model import CashEvent, Order, OrderIn, PositionIn
+from botranks_domain.trade_stats import Trade, TradesPage
 from botranks_domain.views import (
     CashPage,
     CorporateActions,
@@ -390,6 +391,11 @@ class Client:
     def orders(self, **filters: Any) -> Iterator[Order]:
         """Every order, oldest first, page after page as it is consumed (``limit``: page size)."""
         return self._pages("/orders", OrdersPage, filters)
+
+    def trades(self, **filters: Any) -> Iterator[Trade]:
+        """Every trade (round trip), in the order opened, lazily; filters ``status`` (open, closed, reset),
+        ``symbol``, ``from_`` and ``to`` (the UTC day opened), ``limit`` (page size)."""
+        return self._pages("/trades", TradesPage, filters)
 
     def cash_events(self, **filters: Any) -> Iterator[CashEvent]:
         """Every cash event, oldest first, lazily."""

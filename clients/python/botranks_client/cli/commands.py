@@ -10,6 +10,7 @@ from .common import DEFAULT_URL
 from .importer import DEFAULT_PARALLEL, cmd_orders_import
 from .reads import cmd_nav, cmd_performance, cmd_state
 from .rows import FIELDS
+from .trades import cmd_trades
 
 
 def _rate(text: str) -> Decimal:
@@ -103,6 +104,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--risk-free-rate", type=_rate, help="annualized, e.g. 0.045")
     _read_flags(p)
     p.set_defaults(func=cmd_performance)
+
+    p = sub.add_parser("trades", help="a strategy's trades (round trips) over the API; --csv for CSV on stdout")
+    p.add_argument("--status", choices=("open", "closed", "reset"), help="only trades of this status")
+    p.add_argument("--symbol", help="only this symbol's trades")
+    p.add_argument("--from", dest="from_", type=date.fromisoformat, help="opened on or after, YYYY-MM-DD")
+    p.add_argument("--to", type=date.fromisoformat, help="opened on or before, YYYY-MM-DD")
+    p.add_argument("--csv", action="store_true", help="CSV on stdout (every field of GET /trades)")
+    _read_flags(p)
+    p.set_defaults(func=cmd_trades)
 
     p = sub.add_parser("nav", help="a strategy's daily NAV (over the API); --csv for CSV on stdout")
     p.add_argument("--from", dest="from_", type=date.fromisoformat, help="first day, YYYY-MM-DD")

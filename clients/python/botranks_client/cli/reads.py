@@ -132,6 +132,18 @@ def cmd_performance(args: argparse.Namespace) -> None:
             ("Min. track record", "–" if needed is None else f"{needed} days"),
             ("Skewness / kurtosis", f"{_ratio(sig.skewness)} / {_ratio(sig.kurtosis)}"),
         ]
+    tr = perf.trading
+    if tr is not None:
+        rows += [
+            ("Trades (closed / open)", f"{tr.trades} / {tr.open_trades}"),
+            ("Win rate", f"{_pct(tr.win_rate, sign=False)} ({tr.wins} won, {tr.losses} lost)"),
+            ("Average win / loss", f"{_num(tr.average_win, 2)} / {_num(tr.average_loss, 2)}"),
+            ("Profit factor / payoff", f"{_ratio(tr.profit_factor)} / {_ratio(tr.payoff_ratio)}"),
+            ("Expectancy", _num(tr.expectancy, 2)),
+            ("Avg. holding", "–" if tr.average_holding_days is None else f"{tr.average_holding_days:.1f} days"),
+            ("Exposure / turnover (ann.)", f"{_pct(tr.exposure, sign=False)} / {_ratio(tr.turnover_annualized)}"),
+            ("Realized / unrealized P&L", f"{_num(tr.realized_pnl, 2)} / {_num(tr.unrealized_pnl, 2)}"),
+        ]
     for row in rows:
         table.add_row(*row)
     out.print(table)
