@@ -14,7 +14,7 @@ from libs.infra.service_app import create_service_app
 from libs.infra.settings import Settings
 from libs.infra.surface import peers_of
 
-from . import assets, downloads, pages, readers
+from . import assets, downloads, methodology, pages, readers
 from .page_data import PageCache
 from .public_schema import PATHS as PUBLIC_PATHS
 from .routes import StrategyQueries
@@ -27,6 +27,7 @@ async def _start(app: Litestar, db: Database, settings: Settings) -> None:
     app.state.downloads = downloads.DownloadSlots(settings.downloads_per_process, settings.downloads_per_address)
     app.state.page_buckets = downloads.page_buckets(settings)
     await asyncio.to_thread(assets.preload)
+    app.state.methodology = await asyncio.to_thread(methodology.load)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

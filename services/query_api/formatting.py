@@ -7,6 +7,7 @@ that is missing or not finite (docs/NOTES.md "Numbers for people").
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -87,8 +88,21 @@ def raw(value: Any) -> str:
     return str(value)
 
 
+def prob(value: float | None) -> str:
+    """A probability as a percent with one decimal, never rounded to a certainty: ``0.9999`` →
+    ``>99.9%``, ``0.00001`` → ``<0.1%``; None → ``—``."""
+    if value is None or not math.isfinite(value):
+        return DASH
+    if value >= 0.9995:
+        return ">99.9%"
+    if 0 < value < 0.0005:
+        return "<0.1%"
+    return f"{value * 100:.1f}%"
+
+
 FILTERS = {
     "pct": pct,
+    "prob": prob,
     "ratio": ratio,
     "money": money,
     "quantity": quantity,
@@ -103,3 +117,83 @@ def sign_class(value: float | Decimal | None) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)) or value == 0:
         return ""
     return "pos" if value > 0 else "neg"
+
+
+# ---------------------------------------------------------------- significance, drawn and said
+
+#: the Sharpe intervals' common scale never reaches past ±6: one wild interval must not squash the rest
+CI_CLIP = 6.0
+CI_WIDTH, CI_HEIGHT, CI_PAD = 72, 14, 5
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def ci_scale(figures: Iterable[tuple[list[float] | None, float | None]]) -> tuple[float, float]:
+    """The Sharpe scale shared by a page's interval bars, from its (interval, Sharpe) pairs: every
+    interval, estimate and 0, clipped to ±``CI_CLIP``, at least one unit wide."""
+    values = [0.0]
+    for ci, sharpe in figures:
+        values += [v for v in (ci or []) if _finite(v)]
+        if sharpe is not None and _finite(sharpe):
+            values.append(sharpe)
+    lo, hi = max(min(values), -CI_CLIP), min(max(values), CI_CLIP)
+    if hi - lo < 1:
+        lo, hi = min(lo, -0.5), max(hi, 0.5)
+    return lo, hi
+
+
+def ci_bar(
+    ci: list[float] | None, sharpe: float | None, scale: tuple[float, float], width: int = CI_WIDTH
+) -> dict[str, Any] | None:
+    """Where a Sharpe ratio's 95 % interval is drawn on ``scale`` (pixels of a ``width`` wide SVG),
+    which ends run off it, its tone (above 0, below 0, or across), and what it says in words."""
+    if not ci or len(ci) != 2 or not all(_finite(v) for v in ci):
+        return None
+    lo, hi = scale
+    inner = width - 2 * CI_PAD
+
+    def x(v: float) -> float:
+        return round(CI_PAD + (min(max(v, lo), hi) - lo) / (hi - lo) * inner, 1)
+
+    mid = sharpe if sharpe is not None and math.isfinite(sharpe) else (ci[0] + ci[1]) / 2
+    tone = "pos" if ci[0] > 0 else "neg" if ci[1] < 0 else "across"
+    return {
+        "lo": x(ci[0]),
+        "hi": x(ci[1]),
+        "mid": x(mid),
+        "zero": x(0.0),
+        "clipped_lo": ci[0] < lo,
+        "clipped_hi": ci[1] > hi,
+        "tone": tone,
+        "label": f"95% interval of the Sharpe ratio: {ratio(ci[0])} to {ratio(ci[1])}",
+        "width": width,
+        "height": CI_HEIGHT,
+    }
+
+
+def record_hint(observations: int, min_days: int | None, psr: float | None) -> dict[str, str] | None:
+    """What the minimum track record says of a record: ``needs N more days`` while it is shorter, or
+    that no length will do while the Sharpe ratio is 0 or below (``text``, and as ``lead`` + ``tail``
+    for a line break between them); None when there is nothing to say."""
+    if psr is None:
+        return None  # no figures at all (too short, or flat): the page says why elsewhere
+    if min_days is None:
+        return {
+            "text": "needs a positive Sharpe",
+            "lead": "needs a",
+            "tail": "positive Sharpe",
+            "title": "Its Sharpe ratio is 0 or below: no track record, however long, "
+            "makes a true Sharpe above 0 likely at 95%.",
+        }
+    if observations < min_days:
+        more = min_days - observations
+        return {
+            "text": f"needs {more:,} more day{'' if more == 1 else 's'}",
+            "lead": f"needs {more:,}",
+            "tail": f"more day{'' if more == 1 else 's'}",
+            "title": f"{observations:,} daily returns so far; {min_days:,} give 95% confidence "
+            "that the true Sharpe ratio is above 0 (minimum track record).",
+        }
+    return None

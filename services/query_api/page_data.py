@@ -426,10 +426,13 @@ def etag(*parts: Any) -> str:
     return f'"{digest}"'
 
 
-def strategy_etag(build: str, what: str, acc: Access, key: readers.PerformanceKey, board_version: str) -> str:
+def strategy_etag(
+    build: str, what: str, acc: Access, key: readers.PerformanceKey, board_version: str, *extra: Any
+) -> str:
     """The strategy's profile and NAV version (its metrics, charts, positions, events and chain move
-    with it), the benchmark's price version, the viewer and what it may see, the leaderboard's
-    version (live share, last activity: refreshed by the projector right after a fold) and the build."""
+    with it), the benchmark's price version, the trials its DSR is judged against, the viewer and
+    what it may see, the leaderboard's version (live share, last activity: refreshed by the projector
+    right after a fold), the build, and whatever else the answer shows (``extra``: the owner's record)."""
     p = acc.profile
     return etag(
         build,
@@ -446,7 +449,9 @@ def strategy_etag(build: str, what: str, acc: Access, key: readers.PerformanceKe
         key.benchmark,
         key.benchmark_version,
         key.unpriced_benchmark,
+        key.trials,
         board_version,
+        *extra,
     )
 
 

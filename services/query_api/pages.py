@@ -4,6 +4,7 @@ HTML (server-rendered with Jinja2; charts drawn by plotly.js from a JSON data is
   ``/``            the leaderboard of public strategies (sort, filters, 50 a page)
   ``/s/{id}``      a strategy's page
   ``/docs``        the API reference (Swagger UI 5, served from the openapi-ui-bundles package)
+  ``/methodology`` how every figure is computed: docs/METHODOLOGY.md, rendered once (``methodology``)
 JSON / downloads (read models only; ETag + If-None-Match → 304):
   ``/p/leaderboard``, ``/p/strategies/{id}``, ``/p/strategies/{id}/series``,
   ``/p/strategies/{id}/nav.csv``, ``/p/strategies/{id}/events.jsonl`` (the two downloads are streamed
@@ -18,48 +19,45 @@ event per request: ``page_served`` with the page, strategy id, status, viewer an
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-from anyio import to_thread
 from litestar import MediaType, Request, Response, Router, get
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Stream
 from litestar.template import TemplateConfig
 
-from botranks_domain.errors import BadParameter, DomainError, NotFound, NotOwner
+from botranks_domain.errors import BadParameter, NotFound, NotOwner
+from botranks_domain.significance import Trials
 from botranks_domain.views import LIVE_ONLY_MIN_SHARE, LIVE_REPORTING_S
 from libs.infra.db import Database
 from libs.infra.readmodel import stream_chain_events, stream_nav_rows
-from libs.infra.web import API_CSP, CSP_HEADER, PAGE_CSP, domain_status, page_security_headers
+from libs.infra.web import page_security_headers
 
 from . import assets, formatting, page_data
-from .downloads import ThreadedChunks, download_slots, idle_timeout, nav_csv_chunks, prime, register
+from .downloads import download_slots, idle_timeout, nav_csv_chunks, prime
 from .page_data import Access, LeaderboardQuery, PageCache
 from .readers import PerformanceKey
-
-log = structlog.get_logger(service="query_api")
+from .serving import Answer, html_headers, json_headers, not_modified_answer, render, serve, state
 
 SESSION_COOKIE = "access_token"  # command_api's session cookie (services/command_api/account_routes.py)
-HTML = "text/html; charset=utf-8"
 NOT_FOUND_DETAIL = "Strategy not found"
 NOT_PUBLISHED_DETAIL = "The owner of this strategy does not publish its events"
-#: leaderboard columns: (sort key or None, header, cell kind)
+#: leaderboard columns: (sort key, header, cell kind, its section of /methodology)
 COLUMNS = [
-    ("rank", "#", "rank"),
-    ("name", "Strategy", "name"),
-    ("total_return", "Total return", "pct"),
-    ("cagr", "CAGR", "pct"),
-    ("sharpe", "Sharpe", "ratio"),
-    ("sortino", "Sortino", "ratio"),
-    ("max_drawdown", "Max drawdown", "pct"),
-    ("volatility", "Volatility", "pct_unsigned"),
-    ("track_days", "Track record (days)", "integer"),
-    ("last_activity", "Last activity", "when"),
-    ("live_share", "Reported live", "pct_unsigned"),
+    ("rank", "#", "rank", "leaderboard"),
+    ("name", "Strategy", "name", "leaderboard"),
+    ("dsr", "DSR", "prob", "dsr"),
+    ("psr", "PSR", "prob", "significance"),
+    ("sharpe", "Sharpe (95% interval)", "ratio", "significance"),
+    ("total_return", "Total return", "pct", "return"),
+    ("cagr", "CAGR", "pct", "return"),
+    ("sortino", "Sortino", "ratio", "ratios"),
+    ("max_drawdown", "Max drawdown", "pct", "risk"),
+    ("volatility", "Volatility", "pct_unsigned", "risk"),
+    ("track_days", "Track record (days)", "integer", "leaderboard"),
+    ("last_activity", "Last activity", "when", "leaderboard"),
+    ("live_share", "Reported live", "pct_unsigned", "leaderboard"),
 ]
 
 
@@ -73,6 +71,8 @@ def template_config() -> TemplateConfig:
         env.globals.update(
             asset_url=assets.url,
             sign_class=formatting.sign_class,
+            ci_bar=formatting.ci_bar,
+            record_hint=formatting.record_hint,
             PAGE_SIZE=page_data.PAGE_SIZE,
             LIVE_REPORTING_MIN=LIVE_REPORTING_S // 60,
             LIVE_ONLY_MIN_SHARE=LIVE_ONLY_MIN_SHARE,
@@ -81,90 +81,16 @@ def template_config() -> TemplateConfig:
     return TemplateConfig(directory=assets.TEMPLATES_DIR, engine=JinjaTemplateEngine, engine_callback=configure)
 
 
-@dataclass
-class Answer:
-    """What a page handler computed (in a worker thread): body, status, headers, what to log."""
-
-    body: bytes
-    status: int = 200
-    media_type: str = HTML
-    headers: dict[str, str] | None = None
-    strategy_id: Any = None
-    viewer: str | None = None
-    #: a streamed body instead of ``body`` (a download)
-    chunks: ThreadedChunks | None = None
-
-
-def _render(request: Request, template: str, **context: Any) -> bytes:
-    engine = request.app.template_engine
-    assert engine is not None  # the app is made with template_config()
-    return engine.get_template(template).render(**context).encode()
-
-
-def _headers(csp: str, tag: str | None, private: bool) -> dict[str, str]:
-    headers = {CSP_HEADER: csp, "Cache-Control": ("private, no-cache" if private else "no-cache"), "Vary": "Cookie"}
-    if tag:
-        headers["ETag"] = tag
-    return headers
-
-
-def _html_headers(tag: str | None = None, private: bool = False) -> dict[str, str]:
-    return _headers(PAGE_CSP, tag, private)
-
-
-def _json_headers(tag: str | None = None, private: bool = False) -> dict[str, str]:
-    return _headers(API_CSP, tag, private)
-
-
-def _not_modified(tag: str, headers: dict[str, str]) -> Answer:
-    return Answer(b"", 304, headers=headers)
-
-
-async def _serve(request: Request, page: str, work: Callable[[], Answer]) -> Response:
-    """Run ``work`` in a worker thread, answer it, and log one event."""
-    started = time.perf_counter()
-    status, answer = 500, None
-    try:
-        answer = await to_thread.run_sync(work)
-        status = answer.status
-    except DomainError as exc:
-        status = domain_status(exc)
-        raise
-    finally:
-        log.info(
-            "page_served",
-            page=page,
-            path=request.url.path,
-            status=status,
-            strategy_id=str(answer.strategy_id) if answer and answer.strategy_id else None,
-            viewer=answer.viewer if answer else None,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-    if answer.status == 304:
-        return Response(b"", status_code=304, headers=answer.headers)
-    if answer.chunks is not None:
-        return Stream(
-            register(request, answer.chunks),
-            status_code=answer.status,
-            media_type=answer.media_type,
-            headers=answer.headers,
-        )
-    return Response(answer.body, status_code=answer.status, media_type=answer.media_type, headers=answer.headers)
-
-
-def _state(request: Request) -> tuple[Database, PageCache, str]:
-    app_state = request.app.state
-    return app_state.db, app_state.pages, app_state.build
-
-
 # ---------------------------------------------------------------- HTML
 
 
-def _leaderboard_view(request: Request, q: LeaderboardQuery) -> dict[str, Any]:
-    db, _, _ = _state(request)
+def _leaderboard_view(request: Request, q: LeaderboardQuery, trials: Trials) -> dict[str, Any]:
+    db, _, _ = state(request)
     board = page_data.leaderboard(db, q)
     return {
         "board": board,
+        "ci_scale": formatting.ci_scale((row.sharpe_ci_95, row.sharpe) for row in board.items),
+        "trials": trials,
         "q": q,
         "columns": COLUMNS,
         "pages": page_data.pages(board.total),
@@ -174,7 +100,7 @@ def _leaderboard_view(request: Request, q: LeaderboardQuery) -> dict[str, Any]:
 
 @get("/", include_in_schema=False)
 async def leaderboard_page(request: Request) -> Response:
-    db, cache, build = _state(request)
+    db, cache, build = state(request)
     params = request.query_params
 
     def work() -> Answer:
@@ -187,28 +113,34 @@ async def leaderboard_page(request: Request) -> Response:
                 params.get("page"),
             )
         except BadParameter as exc:
-            body = _render(request, "error.html", title="Bad request", status=400, message=exc.detail)
-            return Answer(body, 400, headers=_html_headers())
-        tag = page_data.etag(build, "leaderboard.html", db.ledger.leaderboard_version(), q)
-        headers = _html_headers(tag)
+            body = render(request, "error.html", title="Bad request", status=400, message=exc.detail)
+            return Answer(body, 400, headers=html_headers())
+        trials, trials_version = db.ledger.trials_counted()  # the legend says N
+        tag = page_data.etag(build, "leaderboard.html", db.ledger.leaderboard_version(), trials_version, q)
+        headers = html_headers(tag)
         if page_data.not_modified(request.headers.get("if-none-match"), tag):
-            return _not_modified(tag, headers)
+            return not_modified_answer(tag, headers)
         body = cache.bodies.get(tag) or cache.bodies.put(
-            tag, _render(request, "leaderboard.html", **_leaderboard_view(request, q))
+            tag, render(request, "leaderboard.html", **_leaderboard_view(request, q, trials))
         )
         return Answer(body, headers=headers)
 
-    return await _serve(request, "leaderboard", work)
+    return await serve(request, "leaderboard", work)
 
 
 def _not_found_page(request: Request) -> Answer:
     """The one answer for an unknown id, a malformed id and somebody else's private strategy."""
-    return Answer(_render(request, "not_found.html"), 404, headers=_html_headers())
+    return Answer(render(request, "not_found.html"), 404, headers=html_headers())
 
 
-def _strategy_view(db: Database, cache: PageCache, acc: Access, key) -> dict[str, Any]:
+def _strategy_view(
+    db: Database, cache: PageCache, acc: Access, key, owner_record: dict[str, int] | None
+) -> dict[str, Any]:
     figures = cache.figures(key)
+    sig = figures.performance.significance
     return {
+        "owner_record": owner_record,
+        "ci_scale": formatting.ci_scale([(sig.sharpe_ci_95 if sig else None, figures.performance.sharpe_ratio)]),
         "profile": acc.profile,
         "access": acc,
         "perf": figures.performance,
@@ -224,7 +156,7 @@ def _strategy_view(db: Database, cache: PageCache, acc: Access, key) -> dict[str
 
 @get("/s/{strategy_id:str}", include_in_schema=False)
 async def strategy_page(request: Request, strategy_id: str) -> Response:
-    db, cache, build = _state(request)
+    db, cache, build = state(request)
     token = request.cookies.get(SESSION_COOKIE)
 
     def work() -> Answer:
@@ -233,45 +165,63 @@ async def strategy_page(request: Request, strategy_id: str) -> Response:
         if acc is None:
             return _not_found_page(request)
         key = page_data.performance_key(db, acc.profile)
-        tag = page_data.strategy_etag(build, "strategy.html", acc, key, db.ledger.leaderboard_version())
-        headers = _html_headers(tag, private=acc.owner or acc.profile.visibility != "public")
+        record = db.identity.owner_record(acc.profile.id)  # one indexed query: read per request, in the tag
+        board_version = db.ledger.leaderboard_version()
+        tag = page_data.strategy_etag(build, "strategy.html", acc, key, board_version, record)
+        headers = html_headers(tag, private=acc.owner or acc.profile.visibility != "public")
         if page_data.not_modified(request.headers.get("if-none-match"), tag):
-            answer = _not_modified(tag, headers)
+            answer = not_modified_answer(tag, headers)
         else:
             body = cache.bodies.get(tag) or cache.bodies.put(
-                tag, _render(request, "strategy.html", **_strategy_view(db, cache, acc, key))
+                tag, render(request, "strategy.html", **_strategy_view(db, cache, acc, key, record))
             )
             answer = Answer(body, headers=headers)
         answer.strategy_id, answer.viewer = sid, acc.viewer
         return answer
 
-    return await _serve(request, "strategy", work)
+    return await serve(request, "strategy", work)
 
 
 @get("/docs", include_in_schema=False)
 async def docs_page(request: Request) -> Response:
-    _, _, build = _state(request)
+    _, _, build = state(request)
 
     def work() -> Answer:
         tag = page_data.etag(build, "docs.html")
-        headers = _html_headers(tag)
+        headers = html_headers(tag)
         if page_data.not_modified(request.headers.get("if-none-match"), tag):
-            return _not_modified(tag, headers)
-        return Answer(_render(request, "docs.html", spec_url="/schema/openapi.json"), headers=headers)
+            return not_modified_answer(tag, headers)
+        return Answer(render(request, "docs.html", spec_url="/schema/openapi.json"), headers=headers)
 
-    return await _serve(request, "docs", work)
+    return await serve(request, "docs", work)
+
+
+@get("/methodology", include_in_schema=False)
+async def methodology_page(request: Request) -> Response:
+    """docs/METHODOLOGY.md, rendered once at start-up (``app.state.methodology``)."""
+    _, _, build = state(request)
+    doc = request.app.state.methodology
+
+    def work() -> Answer:
+        tag = page_data.etag(build, "methodology.html", doc.version)
+        headers = html_headers(tag)
+        if page_data.not_modified(request.headers.get("if-none-match"), tag):
+            return not_modified_answer(tag, headers)
+        return Answer(render(request, "methodology.html", doc=doc), headers=headers)
+
+    return await serve(request, "methodology", work)
 
 
 # ---------------------------------------------------------------- JSON and downloads
 
 
 def _json_not_found() -> Answer:
-    return Answer(page_data.encode_json({"detail": NOT_FOUND_DETAIL}), 404, MediaType.JSON, _json_headers())
+    return Answer(page_data.encode_json({"detail": NOT_FOUND_DETAIL}), 404, MediaType.JSON, json_headers())
 
 
 @get("/p/leaderboard", include_in_schema=False)
 async def leaderboard_json(request: Request) -> Response:
-    db, cache, build = _state(request)
+    db, cache, build = state(request)
     params = request.query_params
 
     def work() -> Answer:
@@ -279,9 +229,9 @@ async def leaderboard_json(request: Request) -> Response:
             params.get("sort"), params.get("dir"), params.get("min_days"), params.get("live_only"), params.get("page")
         )
         tag = page_data.etag(build, "leaderboard.json", db.ledger.leaderboard_version(), q)
-        headers = _json_headers(tag)
+        headers = json_headers(tag)
         if page_data.not_modified(request.headers.get("if-none-match"), tag):
-            return _not_modified(tag, headers)
+            return not_modified_answer(tag, headers)
         body = cache.bodies.get(tag)
         if body is None:
             board = page_data.leaderboard(db, q)
@@ -303,7 +253,7 @@ async def leaderboard_json(request: Request) -> Response:
             )
         return Answer(body, media_type=MediaType.JSON, headers=headers)
 
-    return await _serve(request, "leaderboard.json", work)
+    return await serve(request, "leaderboard.json", work)
 
 
 @dataclass(frozen=True)
@@ -330,7 +280,7 @@ def _strategy_json(
 ) -> Callable[[], Answer]:
     """A /p/strategies/{id}/… handler's work: access (404 alike for unknown and private), ETag, 304,
     the body from the cache of finished answers when it is there."""
-    db, cache, build = _state(request)
+    db, cache, build = state(request)
     token = request.cookies.get(SESSION_COOKIE)
     authorization = request.headers.get("authorization") if key_holders else None
     idle = idle_timeout(request.app.state.settings)
@@ -353,9 +303,9 @@ def _strategy_json(
         tag = page_data.strategy_etag(build, what, acc, key, db.ledger.leaderboard_version())
         private = acc.owner or acc.profile.visibility != "public"
         if page_data.not_modified(request.headers.get("if-none-match"), tag):
-            answer = _not_modified(tag, _json_headers(tag, private))
+            answer = not_modified_answer(tag, json_headers(tag, private))
         else:
-            headers = {**_json_headers(tag, private), **made.headers(acc)}
+            headers = {**json_headers(tag, private), **made.headers(acc)}
             if isinstance(made, StreamedBody):
                 answer = Answer(
                     b"",
@@ -434,12 +384,12 @@ EVENTS = StreamedBody("application/jsonl", _attachment("events", "jsonl"), _even
 
 @get("/p/strategies/{strategy_id:str}", include_in_schema=False)
 async def strategy_json(request: Request, strategy_id: str) -> Response:
-    return await _serve(request, "strategy.json", _strategy_json(request, strategy_id, "summary", SUMMARY))
+    return await serve(request, "strategy.json", _strategy_json(request, strategy_id, "summary", SUMMARY))
 
 
 @get("/p/strategies/{strategy_id:str}/series", include_in_schema=False)
 async def series_json(request: Request, strategy_id: str) -> Response:
-    return await _serve(request, "series.json", _strategy_json(request, strategy_id, "series", SERIES))
+    return await serve(request, "series.json", _strategy_json(request, strategy_id, "series", SERIES))
 
 
 @get(
@@ -449,7 +399,7 @@ async def series_json(request: Request, strategy_id: str) -> Response:
     opt={"download": True},
 )
 async def nav_csv(request: Request, strategy_id: str) -> Response:
-    return await _serve(request, "nav.csv", _strategy_json(request, strategy_id, "nav.csv", NAV_CSV))
+    return await serve(request, "nav.csv", _strategy_json(request, strategy_id, "nav.csv", NAV_CSV))
 
 
 @get(
@@ -459,7 +409,7 @@ async def nav_csv(request: Request, strategy_id: str) -> Response:
     opt={"download": True},
 )
 async def events_jsonl(request: Request, strategy_id: str) -> Response:
-    return await _serve(
+    return await serve(
         request, "events.jsonl", _strategy_json(request, strategy_id, "events.jsonl", EVENTS, key_holders=True)
     )
 
@@ -487,7 +437,7 @@ def routes() -> list[Any]:
     """The pages (with the pages' CSP as their layer default) and their data."""
     html = Router(
         path="/",
-        route_handlers=[leaderboard_page, strategy_page, docs_page],
+        route_handlers=[leaderboard_page, strategy_page, docs_page, methodology_page],
         response_headers=page_security_headers(),
         include_in_schema=False,
     )

@@ -191,7 +191,7 @@ class Board(HTMLParser):
             self._th = a["data-col"]
             if "aria-sort" in a:
                 self.sorted[a["data-col"]] = a["aria-sort"]
-        elif tag == "a" and self._th:
+        elif tag == "a" and self._th and a.get("class") == "sort":
             self.headers[self._th] = a["href"]
 
     def handle_endtag(self, tag):
@@ -221,12 +221,14 @@ def test_leaderboard_lists_public_strategies_sorted_and_filtered(site):
     b = board(r.text)
     listed = [sid for sid, _ in b.rows]
     assert set(listed) == {ids["Alpha"], ids["Beta"], ids["Delta"]}  # not Gamma (7 days), not Private
-    assert b.sorted == {"sharpe": "descending"}
+    assert b.sorted == {"dsr": "descending"}  # issue 21: ranked by the Deflated Sharpe Ratio
     assert [cells["rank"] for _, cells in b.rows] == ["1", "2", "3"]
     for name in ("Alpha", "Beta", "Delta"):
         assert f'href="/s/{ids[name]}">{name}</a>' in r.text
     # every column sorts, through its header link; the same header again reverses the order
     for column in (
+        "dsr",
+        "psr",
         "total_return",
         "cagr",
         "sharpe",
@@ -342,7 +344,7 @@ def test_strategy_page_has_the_charts_and_their_data(site):
     perf = summary["performance"]
     shown = f"+{perf['total_return'] * 100:,.1f}%"
     assert re.search(
-        rf'data-metric="total_return"[^>]*><span class="label">Total return</span>'
+        rf'data-metric="total_return"[^>]*><span class="label"><a href="/methodology#return">Total return</a></span>'
         rf'<span class="value pos">{re.escape(shown)}</span>',
         html,
     ), shown
@@ -484,6 +486,7 @@ def test_etags_and_not_modified(site):
         f"/p/strategies/{sid}/nav.csv",
         f"/p/strategies/{sid}/events.jsonl",
         "/docs",
+        "/methodology",
     ):
         first = site.client.get(url)
         tag = first.headers["etag"]
@@ -555,6 +558,7 @@ def test_docs_render_offline(site):
 def test_gateway_routes_pages_to_query_api():
     for path in (
         "/",
+        "/methodology",
         "/s/abc",
         "/p/leaderboard",
         "/p/strategies/x/series",

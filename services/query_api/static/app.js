@@ -63,15 +63,21 @@
 
   var hasRolling = data.rolling_sharpe.some(function (v) { return v !== null; });
   if (hasRolling) {
+    // two stacked panels on one x axis (Sharpe above, volatility below), each autoranged to its own
+    // data, so neither squashes or clips the other as they did on twin y axes
     draw("chart-rolling", [
-      { x: data.dates, y: data.rolling_sharpe, name: "Sharpe", type: "scatter", mode: "lines",
+      { x: data.dates, y: data.rolling_sharpe, name: "Sharpe", type: "scatter", mode: "lines", yaxis: "y",
         line: { color: STRATEGY, width: 1.5 }, hovertemplate: "%{y:.2f}<extra>Sharpe</extra>" },
       { x: data.dates, y: data.rolling_volatility, name: "Volatility", type: "scatter", mode: "lines", yaxis: "y2",
         line: { color: VOL, width: 1.5 }, hovertemplate: "%{y:.1%}<extra>Volatility</extra>" }
-    ], { yaxis: { title: { text: "Sharpe" }, gridcolor: "#eef0f3", zerolinecolor: "#d1d5db" },
-         yaxis2: { title: { text: "Volatility" }, overlaying: "y", side: "right",
-                   tickformat: percentFormat(data.rolling_volatility), showgrid: false },
-         margin: { l: 52, r: 52, t: 8, b: 36 } });
+    ], { showlegend: false,
+         xaxis: { type: "date", anchor: "y2", gridcolor: "#eef0f3" },
+         yaxis: { domain: [0.54, 1], autorange: true, automargin: true, title: { text: "Sharpe" },
+                  gridcolor: "#eef0f3", zerolinecolor: "#9ca3af" },
+         yaxis2: { domain: [0, 0.46], autorange: true, rangemode: "tozero", automargin: true,
+                   title: { text: "Volatility" }, tickformat: percentFormat(data.rolling_volatility),
+                   gridcolor: "#eef0f3", zerolinecolor: "#d1d5db" },
+         margin: { l: 52, r: 12, t: 8, b: 36 } });
   } else {
     empty("chart-rolling", "Rolling figures need " + data.rolling_window + " days of returns.");
   }
