@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +34,7 @@ import structlog
 from botranks_domain.performance import performance_with_moments
 from botranks_domain.series import nav_frame
 from botranks_domain.significance import Trials, deflated_sharpe, sharpe_std
+from botranks_domain.trade_stats import trading_stats
 from libs.infra.db import Database
 from libs.infra.readmodel import LedgerWriter
 
@@ -57,6 +59,8 @@ def leaderboard_entry(
     against the instance's ``trials`` (of ``trials_version``)."""
     perf, observed = performance_with_moments(nav_frame(inputs["nav"]), None, None, 0.0, trials)
     sig = perf["significance"]
+    nav = [(r.date, r.total_equity) for r in inputs["nav"]]
+    trading = trading_stats(inputs.get("trades", []), nav, Decimal(0), datetime.now(UTC))
     orders, live = inputs["orders"], inputs["live_orders"]
     name, visibility = face if face is not None else ("", "private")
     interval = sig["sharpe_ci_95"] or (None, None)
@@ -87,6 +91,9 @@ def leaderboard_entry(
         "sharpe_ci_high": interval[1],
         "min_track_record_days": sig["min_track_record_days"],
         "trials_version": trials_version,
+        "trades": trading.trades,
+        "win_rate": trading.win_rate,
+        "profit_factor": trading.profit_factor,
     }
 
 

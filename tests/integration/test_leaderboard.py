@@ -21,6 +21,7 @@ from botranks_domain.errors import InvalidSymbol, NotFound, NotOwner
 from botranks_domain.model import CashEvent, CashRecorded, Order, OrderRecorded
 from botranks_domain.views import (
     LEADERBOARD_DEFAULT_MIN_DAYS,
+    LEADERBOARD_DEFAULT_SORT,
     LEADERBOARD_SORTS,
     LIVE_ONLY_MIN_SHARE,
     LIVE_REPORTING_S,
@@ -222,6 +223,9 @@ def expected_row(db: Database, sid: uuid.UUID) -> dict:
         "psr": perf.significance.psr,
         "dsr": perf.significance.dsr,
         "min_track_record_days": perf.significance.min_track_record_days,
+        "trades": perf.trading.trades,
+        "win_rate": perf.trading.win_rate,
+        "profit_factor": perf.trading.profit_factor,
     }
 
 
@@ -232,7 +236,7 @@ def stored_rows(db: Database) -> dict[uuid.UUID, dict]:
             for r in curs.execute(
                 "SELECT strategy_id, name, visibility, total_return, cagr, sharpe, sortino, max_drawdown, volatility,"
                 " track_days, inception_date, latest_date, last_activity, orders, live_orders, live_share,"
-                " psr, dsr, min_track_record_days FROM rm_leaderboard"
+                " psr, dsr, min_track_record_days, trades, win_rate, profit_factor FROM rm_leaderboard"
             ).fetchall()
         }
 
@@ -345,7 +349,9 @@ def test_leaderboard_equals_performance_after_events_late_prices_and_changes(db,
         assert (row is None) == (sid not in rows)
         if row is not None:
             assert row.name == rows[sid]["name"] and row.live_share == rows[sid]["live_share"]
-            default = db.ledger.leaderboard("sharpe", True, LEADERBOARD_DEFAULT_MIN_DAYS, False, 500, 0).items
+            default = db.ledger.leaderboard(
+                LEADERBOARD_DEFAULT_SORT, True, LEADERBOARD_DEFAULT_MIN_DAYS, False, 500, 0
+            ).items
             place = [i.rank for i in default if i.strategy_id == sid]
             assert row.rank == (place[0] if place else 0)
     assert_reads_match(db, rows)

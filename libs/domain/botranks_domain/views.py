@@ -146,6 +146,9 @@ LEADERBOARD_SORTS = (
     "name",
     "psr",
     "dsr",
+    "trades",
+    "win_rate",
+    "profit_factor",
 )
 
 
@@ -171,6 +174,10 @@ class LeaderboardRow(msgspec.Struct):
     dsr: float | None = None
     sharpe_ci_95: list[float] | None = None
     min_track_record_days: int | None = None
+    #: closed trades, and their win rate and profit factor (docs/METHODOLOGY.md#trades)
+    trades: int = 0
+    win_rate: float | None = None
+    profit_factor: float | None = None
 
 
 class LeaderboardPage(msgspec.Struct):

@@ -8,15 +8,17 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from psycopg.rows import args_row
+from psycopg.rows import args_row, class_row
 
 from botranks_domain.nav import NavRow
 from botranks_domain.significance import MIN_TRIAL_RETURNS, Trials, pooled_trials
+from botranks_domain.trade_stats import TradeSums
 from botranks_domain.views import LIVE_REPORTING_S
 
 from ..identity import IdentityTx
 from ..pg import DictCursor, one
 from .tables import LEADERBOARD_COLUMNS
+from .trade_reads import TRADE_SUMS
 
 
 class BoardWriter:
@@ -45,7 +47,7 @@ class BoardWriter:
 
     def inputs(self, strategy_id: UUID) -> dict[str, Any] | None:
         """What a strategy's row is computed from (None without a ledger): its NAV version, NAV rows
-        (``NavRow``), order counts, and its last arrival."""
+        (``NavRow``), trades (``TradeSums``), order counts, and its last arrival."""
         row = self._cursor.execute(
             "SELECT l.updated_at AS nav_version,"
             " (SELECT last_created_at FROM rm_chain_days WHERE strategy_id = %(s)s ORDER BY day DESC LIMIT 1)"
@@ -61,6 +63,11 @@ class BoardWriter:
             row["nav"] = navs.execute(
                 "SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
                 " WHERE strategy_id = %s ORDER BY date",
+                (strategy_id,),
+            ).fetchall()
+        with self._cursor.connection.cursor(row_factory=class_row(TradeSums)) as trades:
+            row["trades"] = trades.execute(
+                f"SELECT {TRADE_SUMS} FROM rm_trades WHERE strategy_id = %s ORDER BY opened_at, trade_id",
                 (strategy_id,),
             ).fetchall()
         return row

@@ -312,5 +312,21 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX rm_trades_opened_idx ON rm_trades (strategy_id, opened_at, trade_id);
     CREATE INDEX rm_trades_closed_idx ON rm_trades (strategy_id, closed_at);
+    -- the board sorts by closed trades, their win rate and profit factor too
+    ALTER TABLE rm_leaderboard
+        ADD COLUMN trades int NOT NULL DEFAULT 0,
+        ADD COLUMN win_rate float8,
+        ADD COLUMN profit_factor float8;
+    CREATE INDEX rm_lb_trades_d ON rm_leaderboard (trades DESC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_trades_a ON rm_leaderboard (trades ASC NULLS LAST, strategy_id) WHERE visibility = 'public';
+    CREATE INDEX rm_lb_win_rate_d ON rm_leaderboard (win_rate DESC NULLS LAST, strategy_id)
+        WHERE visibility = 'public';
+    CREATE INDEX rm_lb_win_rate_a ON rm_leaderboard (win_rate ASC NULLS LAST, strategy_id)
+        WHERE visibility = 'public';
+    CREATE INDEX rm_lb_profit_factor_d ON rm_leaderboard (profit_factor DESC NULLS LAST, strategy_id)
+        WHERE visibility = 'public';
+    CREATE INDEX rm_lb_profit_factor_a ON rm_leaderboard (profit_factor ASC NULLS LAST, strategy_id)
+        WHERE visibility = 'public';
+    UPDATE rm_leaderboard SET nav_version = NULL;
     """,
 }

@@ -13,7 +13,8 @@ from botranks_domain.trade_stats import TradeSums
 
 from ..pg import reading
 
-_SUMS = (
+#: a TradeSums of each row
+TRADE_SUMS = (
     "trade_id AS id, symbol, direction, status, opened_at, closed_at, quantity, max_quantity, entry_value,"
     " entry_quantity, exit_value, exit_quantity, fees, gross, fills, notional"
 )
@@ -54,7 +55,7 @@ class TradesReader:
                 params.append(value)
         with reading(self.datastore) as curs, curs.connection.cursor(row_factory=class_row(TradeSums)) as rows:
             return rows.execute(
-                f"SELECT {_SUMS} FROM rm_trades WHERE {' AND '.join(where)} ORDER BY opened_at, trade_id LIMIT %s",
+                f"SELECT {TRADE_SUMS} FROM rm_trades WHERE {' AND '.join(where)} ORDER BY opened_at, trade_id LIMIT %s",
                 [*params, limit],
             ).fetchall()
 
@@ -62,5 +63,6 @@ class TradesReader:
         """Every trade of the strategy, in the order they were opened."""
         with reading(self.datastore) as curs, curs.connection.cursor(row_factory=class_row(TradeSums)) as rows:
             return rows.execute(
-                f"SELECT {_SUMS} FROM rm_trades WHERE strategy_id = %s ORDER BY opened_at, trade_id", (strategy_id,)
+                f"SELECT {TRADE_SUMS} FROM rm_trades WHERE strategy_id = %s ORDER BY opened_at, trade_id",
+                (strategy_id,),
             ).fetchall()
