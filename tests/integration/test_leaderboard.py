@@ -360,7 +360,9 @@ def test_leaderboard_equals_performance_after_events_late_prices_and_changes(db,
     with sql(db) as curs:
         nav = curs.execute("SELECT * FROM rm_nav_daily ORDER BY 1, 2").fetchall()
     rebuild(db)
-    assert stored_rows(db) == rows
+    after = stored_rows(db)
+    changed = {(s, k): (v, after[s][k]) for s in rows if s in after for k, v in rows[s].items() if after[s][k] != v}
+    assert set(after) == set(rows) and not changed, changed
     with sql(db) as curs:
         assert curs.execute("SELECT * FROM rm_nav_daily ORDER BY 1, 2").fetchall() == nav
     assert refresh_leaderboard(db) == 0  # nothing stale after the swap

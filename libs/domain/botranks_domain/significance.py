@@ -162,7 +162,7 @@ def significance(m: ReturnMoments, of_instance: Trials) -> dict[str, Any]:
         "skewness": _finite(m.skewness) if known else None,
         "kurtosis": _finite(m.kurtosis) if known else None,
         "psr": probabilistic_sharpe(m),
-        "dsr": probabilistic_sharpe(m, bar),
+        "dsr": deflated_sharpe(sr, sigma, of_instance),  # the board re-judges through the same function
         "sharpe_ci_95": interval,
         "min_track_record_days": min_track_record(m),
         "trials": of_instance.count,

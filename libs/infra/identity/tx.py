@@ -65,7 +65,8 @@ class IdentityTx:
         Sharpe): their number, the mean and the sample variance of their per-day Sharpes."""
         row = one(
             self._curs.execute(
-                "SELECT count(*) AS n, avg(sharpe_daily) AS mean, var_samp(sharpe_daily) AS var"
+                "SELECT count(*) AS n, avg(sharpe_daily::numeric)::float8 AS mean,"
+                " var_samp(sharpe_daily::numeric)::float8 AS var"
                 " FROM strategy_tombstones WHERE observations >= %s AND sharpe_daily IS NOT NULL",
                 (min_observations,),
             )

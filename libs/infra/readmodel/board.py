@@ -101,7 +101,8 @@ class BoardWriter:
         row = self._cursor.execute("SELECT trials, sharpe_std FROM rm_trials FOR UPDATE").fetchone()
         live = one(
             self._cursor.execute(
-                "SELECT count(*) AS n, avg(sharpe_daily) AS mean, var_samp(sharpe_daily) AS var FROM rm_leaderboard"
+                "SELECT count(*) AS n, avg(sharpe_daily::numeric)::float8 AS mean,"
+                " var_samp(sharpe_daily::numeric)::float8 AS var FROM rm_leaderboard"
                 " WHERE observations >= %s AND sharpe_daily IS NOT NULL",
                 (MIN_TRIAL_RETURNS,),
             )
