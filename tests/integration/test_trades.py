@@ -8,6 +8,7 @@ from decimal import Decimal as D
 import pytest
 
 from devtools.stack import wait_until
+from services.projector.rebuild import rebuild
 
 pytestmark = pytest.mark.integration
 
@@ -86,3 +87,12 @@ def test_trades_statistics_and_a_back_dated_split(stack):
     for bad in ({"status": "won"}, {"cursor": "x"}, {"from": "yesterday"}, {"symbol": "no way"}):
         response = stack.query.get(f"/api/v1/strategies/{sid}/trades", params=bad, headers=auth)
         assert response.status_code == 400 and "detail" in response.json(), bad
+
+    # the trades are a function of the log (and prices): a rebuild writes the same rows
+    def stored() -> list[dict]:
+        with stack.sql() as curs:
+            return curs.execute("SELECT * FROM rm_trades ORDER BY strategy_id, opened_at, trade_id").fetchall()
+
+    before = stored()
+    rebuild(stack.db)
+    assert stored() == before and len(before) == 3
