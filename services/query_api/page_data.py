@@ -35,6 +35,7 @@ from botranks_domain.accounts import StrategyProfile
 from botranks_domain.errors import BadParameter, NotSignedIn
 from botranks_domain.nav import NavRow
 from botranks_domain.series import closes_frame, daily_series, nav_frame
+from botranks_domain.trade_stats import TradeSums
 from botranks_domain.views import (
     LEADERBOARD_DEFAULT_MIN_DAYS,
     LEADERBOARD_DEFAULT_SORT,
@@ -45,7 +46,7 @@ from botranks_domain.views import (
 )
 from libs.infra.db import Database
 
-from . import readers
+from . import readers, trade_pages
 
 # ---------------------------------------------------------------- parameters
 
@@ -280,10 +281,11 @@ def island(payload: bytes) -> str:
     )
 
 
-def figures(db: Database, key: readers.PerformanceKey) -> StrategyFigures:
-    """The metrics and the charts' data of one NAV version (computed once: see ``PageCache``)."""
+def figures(db: Database, key: readers.PerformanceKey, trades: list[TradeSums] | None = None) -> StrategyFigures:
+    """The metrics (``trading`` too, as /performance) and the charts' data of one NAV version
+    (computed once: see ``PageCache``); ``trades``: the strategy's, when already read."""
     rows, closes = readers.load_inputs(db, key)
-    perf = readers.performance_from(key, rows, closes)
+    perf = readers.performance_from(key, rows, closes, readers.trading(db, key.strategy_id, rows, trades))
     series = series_from(rows, closes, perf, key.benchmark or key.unpriced_benchmark)
     return StrategyFigures(perf, series, encode_json(series), len(rows), list(reversed(rows[-NAV_TABLE_ROWS:])))
 
@@ -388,15 +390,24 @@ class Bodies:
 
 class PageCache:
     """Per-process caches (never stale: see the module doc): what one NAV version gives (metrics,
-    charts' data, positions and events as published), the chain of that version, and finished
-    bodies by ETag."""
+    charts' data, trades, positions and events as published), the chain of that version, and
+    finished bodies by ETag."""
 
     def __init__(self, db: Database, body_bytes: int = 64 * 1024 * 1024) -> None:
         self.db = db
-        self.figures = functools.lru_cache(maxsize=512)(functools.partial(figures, db))
+        self.figures = functools.lru_cache(maxsize=512)(self._figures)
+        # fewer: a strategy's trades may be tens of thousands of rows (~1.5 kB each)
+        self.trades = functools.lru_cache(maxsize=16)(self._trades)
         self.activity = functools.lru_cache(maxsize=512)(self._activity)
         self.chain = functools.lru_cache(maxsize=512)(self._chain)
         self.bodies = Bodies(body_bytes)
+
+    def _figures(self, key: readers.PerformanceKey) -> StrategyFigures:
+        return figures(self.db, key, self.trades(key.strategy_id, key.nav_version).sums)
+
+    def _trades(self, strategy_id: UUID, nav_version: datetime | None) -> trade_pages.TradeBook:
+        # the projector writes the trades in the transaction that moves the NAV version
+        return trade_pages.book(self.db.ledger.trades.all_sums(strategy_id))
 
     def _activity(
         self, strategy_id: UUID, nav_version: datetime | None, publication: str, cutoff: datetime | None

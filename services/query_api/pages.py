@@ -7,8 +7,9 @@ HTML (server-rendered with Jinja2; charts drawn by plotly.js from a JSON data is
   ``/methodology`` how every figure is computed: docs/METHODOLOGY.md, rendered once (``methodology``)
 JSON / downloads (read models only; ETag + If-None-Match → 304):
   ``/p/leaderboard``, ``/p/strategies/{id}``, ``/p/strategies/{id}/series``,
-  ``/p/strategies/{id}/nav.csv``, ``/p/strategies/{id}/events.jsonl`` (the two downloads are streamed
-  and capped: see ``downloads``; every page and /p/ answer is under the per-address rate limit)
+  ``/p/strategies/{id}/nav.csv``, ``/p/strategies/{id}/trades.csv``, ``/p/strategies/{id}/events.jsonl``
+  (the downloads are streamed and capped: see ``downloads``; every page and /p/ answer is under the
+  per-address rate limit)
 Assets: ``/static/<name>?v=<hash>`` (see ``assets``), cached for a year.
 
 A private strategy is the same 404 as an unknown id to everyone but its owner's session. None of
@@ -34,7 +35,7 @@ from libs.infra.db import Database
 from libs.infra.readmodel import stream_chain_events, stream_nav_rows
 from libs.infra.web import page_security_headers
 
-from . import assets, formatting, page_data
+from . import assets, formatting, page_data, trade_pages
 from .downloads import download_slots, idle_timeout, nav_csv_chunks, prime
 from .page_data import Access, LeaderboardQuery, PageCache
 from .readers import PerformanceKey
@@ -43,6 +44,7 @@ from .serving import Answer, html_headers, json_headers, not_modified_answer, re
 SESSION_COOKIE = "access_token"  # command_api's session cookie (services/command_api/account_routes.py)
 NOT_FOUND_DETAIL = "Strategy not found"
 NOT_PUBLISHED_DETAIL = "The owner of this strategy does not publish its events"
+TRADES_NOT_PUBLISHED = "The owner of this strategy does not publish its trades"
 #: leaderboard columns: (sort key, header, cell kind, its section of /methodology)
 COLUMNS = [
     ("rank", "#", "rank", "leaderboard"),
@@ -58,6 +60,9 @@ COLUMNS = [
     ("track_days", "Track record (days)", "integer", "leaderboard"),
     ("last_activity", "Last activity", "when", "leaderboard"),
     ("live_share", "Reported live", "pct_unsigned", "leaderboard"),
+    ("trades", "Trades", "integer", "trades"),
+    ("win_rate", "Win rate", "pct_unsigned", "trades"),
+    ("profit_factor", "Profit factor", "ratio", "trades"),
 ]
 
 
@@ -134,11 +139,13 @@ def _not_found_page(request: Request) -> Answer:
 
 
 def _strategy_view(
-    db: Database, cache: PageCache, acc: Access, key, owner_record: dict[str, int] | None
+    db: Database, cache: PageCache, acc: Access, key, owner_record: dict[str, int] | None, trades_page: int
 ) -> dict[str, Any]:
     figures = cache.figures(key)
     sig = figures.performance.significance
+    book = cache.trades(acc.profile.id, key.nav_version)
     return {
+        "trades": trade_pages.view(book, figures.performance.trading, acc.publication, acc.cutoff, trades_page),
         "owner_record": owner_record,
         "ci_scale": formatting.ci_scale([(sig.sharpe_ci_95 if sig else None, figures.performance.sharpe_ratio)]),
         "profile": acc.profile,
@@ -158,22 +165,28 @@ def _strategy_view(
 async def strategy_page(request: Request, strategy_id: str) -> Response:
     db, cache, build = state(request)
     token = request.cookies.get(SESSION_COOKIE)
+    raw_page = request.query_params.get("trades_page")
 
     def work() -> Answer:
         sid = page_data.strategy_uuid(strategy_id)
         acc = page_data.access(db, sid, token) if sid else None
         if acc is None:
             return _not_found_page(request)
+        try:
+            page = trade_pages.trades_page(raw_page)
+        except BadParameter as exc:
+            body = render(request, "error.html", title="Bad request", status=400, message=exc.detail)
+            return Answer(body, 400, headers=html_headers())
         key = page_data.performance_key(db, acc.profile)
         record = db.identity.owner_record(acc.profile.id)  # one indexed query: read per request, in the tag
         board_version = db.ledger.leaderboard_version()
-        tag = page_data.strategy_etag(build, "strategy.html", acc, key, board_version, record)
+        tag = page_data.strategy_etag(build, "strategy.html", acc, key, board_version, record, page)
         headers = html_headers(tag, private=acc.owner or acc.profile.visibility != "public")
         if page_data.not_modified(request.headers.get("if-none-match"), tag):
             answer = not_modified_answer(tag, headers)
         else:
             body = cache.bodies.get(tag) or cache.bodies.put(
-                tag, render(request, "strategy.html", **_strategy_view(db, cache, acc, key, record))
+                tag, render(request, "strategy.html", **_strategy_view(db, cache, acc, key, record, page))
             )
             answer = Answer(body, headers=headers)
         answer.strategy_id, answer.viewer = sid, acc.viewer
@@ -372,6 +385,14 @@ def _events(
     return stream_chain_events(db.ledger.datastore, acc.profile.id, acc.cutoff, idle_timeout_s=idle_timeout_s)
 
 
+def _trades_csv(
+    db: Database, cache: PageCache, acc: Access, key: PerformanceKey, idle_timeout_s: float | None
+) -> Generator[bytes, None, None]:
+    if acc.publication == "none":
+        raise NotOwner(TRADES_NOT_PUBLISHED)
+    return trade_pages.csv_chunks(cache.trades(acc.profile.id, key.nav_version), acc.publication, acc.cutoff)
+
+
 def _attachment(kind: str, suffix: str) -> Callable[[Access], dict[str, str]]:
     return lambda acc: {"Content-Disposition": f'attachment; filename="{kind}-{acc.profile.id}.{suffix}"'}
 
@@ -379,6 +400,7 @@ def _attachment(kind: str, suffix: str) -> Callable[[Access], dict[str, str]]:
 SUMMARY = Body(MediaType.JSON, lambda acc: {}, _summary)
 SERIES = Body(MediaType.JSON, lambda acc: {}, _series)
 NAV_CSV = StreamedBody("text/csv", _attachment("nav", "csv"), _nav_csv)
+TRADES_CSV = StreamedBody("text/csv", _attachment("trades", "csv"), _trades_csv)
 EVENTS = StreamedBody("application/jsonl", _attachment("events", "jsonl"), _events)
 
 
@@ -400,6 +422,16 @@ async def series_json(request: Request, strategy_id: str) -> Response:
 )
 async def nav_csv(request: Request, strategy_id: str) -> Response:
     return await serve(request, "nav.csv", _strategy_json(request, strategy_id, "nav.csv", NAV_CSV))
+
+
+@get(
+    "/p/strategies/{strategy_id:str}/trades.csv",
+    include_in_schema=False,
+    middleware=[download_slots],
+    opt={"download": True},
+)
+async def trades_csv(request: Request, strategy_id: str) -> Response:
+    return await serve(request, "trades.csv", _strategy_json(request, strategy_id, "trades.csv", TRADES_CSV))
 
 
 @get(
@@ -441,7 +473,7 @@ def routes() -> list[Any]:
         response_headers=page_security_headers(),
         include_in_schema=False,
     )
-    return [html, leaderboard_json, strategy_json, series_json, nav_csv, events_jsonl, static_asset]
+    return [html, leaderboard_json, strategy_json, series_json, nav_csv, trades_csv, events_jsonl, static_asset]
 
 
 __all__ = ["routes", "template_config"]

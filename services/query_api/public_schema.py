@@ -110,7 +110,10 @@ SUMMARY = {
         "viewer": {"type": "string", "description": "who the page is shown to (owner, or anyone)"},
         "publication": {"type": "string", "enum": ["none", "delayed", "live"]},
         "published_before": {"type": ["string", "null"], "format": "date-time"},
-        "performance": {"type": "object", "description": "as GET /api/v1/strategies/{id}/performance"},
+        "performance": {
+            "type": "object",
+            "description": "as GET /api/v1/strategies/{id}/performance, with its `trading` statistics",
+        },
         "rank": {"type": ["integer", "null"]},
         "live_share": {"type": ["number", "null"]},
         "orders": {"type": ["integer", "null"]},
@@ -252,6 +255,25 @@ PATHS: dict[str, Any] = {
         },
         [STRATEGY_ID, IF_NONE_MATCH],
         "publicNavCsv",
+    ),
+    "/p/strategies/{strategy_id}/trades.csv": _get(
+        "A strategy's trades as CSV, as far as the owner publishes them",
+        "Every field of GET /api/v1/strategies/{id}/trades (`id,symbol,direction,status,opened_at,closed_at,"
+        "quantity_open,max_quantity,entry_price,exit_price,quantity_closed,fees,realized_pnl,return,holding_days,"
+        "fills`), one trade a line in the order opened, up to what `show_positions` publishes (`delayed`: trades"
+        " that ended before the delay, no open ones; `none`: 403); the owner's session gets them all.",
+        {
+            200: {
+                "description": "The CSV file (an attachment)",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            },
+            304: NOT_MODIFIED,
+            403: _error("The owner does not publish the strategy's trades"),
+            404: NOT_FOUND,
+            429: TOO_MANY,
+        },
+        [STRATEGY_ID, IF_NONE_MATCH],
+        "publicTradesCsv",
     ),
     "/p/strategies/{strategy_id}/events.jsonl": _get(
         "A strategy's events as its hash chain (JSONL), as far as the owner publishes them",

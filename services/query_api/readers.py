@@ -13,7 +13,7 @@ from botranks_domain.nav import NavRow
 from botranks_domain.performance import compute_performance
 from botranks_domain.series import closes_frame, nav_frame
 from botranks_domain.significance import Trials
-from botranks_domain.trade_stats import TradingStats, trading_stats
+from botranks_domain.trade_stats import TradeSums, TradingStats, trading_stats
 from botranks_domain.views import Performance
 from libs.infra.db import Database
 
@@ -56,15 +56,16 @@ def performance(db: Database, key: PerformanceKey) -> Performance:
     return performance_from(key, rows, closes, trading(db, key.strategy_id, rows))
 
 
-def trading(db: Database, strategy_id: UUID, rows: list[NavRow]) -> TradingStats:
-    """The trade statistics: every trade, the NAV days, and the open positions' unrealized P&L at the
-    ledger's current marks (market value − Σ quantity × cost basis)."""
+def trading(db: Database, strategy_id: UUID, rows: list[NavRow], sums: list[TradeSums] | None = None) -> TradingStats:
+    """The trade statistics: every trade (``sums``, read when not given), the NAV days, and the open
+    positions' unrealized P&L at the ledger's current marks (market value − Σ quantity × cost basis)."""
     view = db.ledger.state(strategy_id)
     with localcontext(LEDGER_CONTEXT):
         cost = sum((p.quantity * p.cost_basis for p in view.positions), Decimal(0))
         unrealized = (view.nav.market_value - cost) if view.nav is not None else Decimal(0)
     nav = [(r.date, r.total_equity) for r in rows]
-    return trading_stats(db.ledger.trades.all_sums(strategy_id), nav, unrealized, datetime.now(UTC))
+    trades = db.ledger.trades.all_sums(strategy_id) if sums is None else sums
+    return trading_stats(trades, nav, unrealized, datetime.now(UTC))
 
 
 def performance_from(

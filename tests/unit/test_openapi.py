@@ -112,6 +112,7 @@ def test_the_public_json_is_documented(doc):
         "/p/strategies/{strategy_id}",
         "/p/strategies/{strategy_id}/series",
         "/p/strategies/{strategy_id}/nav.csv",
+        "/p/strategies/{strategy_id}/trades.csv",
         "/p/strategies/{strategy_id}/events.jsonl",
     }
     refs = re.findall(r'"\$ref": "([^"]+)"', msgspec.json.encode(doc).decode().replace('":"', '": "'))
