@@ -174,12 +174,14 @@ def book(sums: list[TradeSums]) -> TradeBook:
     """Every view of the trades the page needs, from one read of them (in the order opened)."""
     ended = sorted((t for t in sums if t.status != "open"), key=_ended_order, reverse=True)
     returns = []
-    now = datetime.now(UTC)
     for t in ended:
-        if t.status == "closed":
-            ret = published_trade(t, now).return_
-            if ret is not None and math.isfinite(ret):
-                returns.append((ret, (t.realized_pnl > 0) - (t.realized_pnl < 0)))
+        # the published return, realized / (entry price × quantity closed), in floats: only binned
+        # (published_trade's exact division costs ~40 µs a trade: 0.4 s for 10,000)
+        if t.status == "closed" and t.entry_value and t.exit_quantity:
+            pnl = t.realized_pnl
+            ret = float(pnl) * float(t.entry_quantity) / (float(t.entry_value) * float(t.exit_quantity))
+            if math.isfinite(ret):
+                returns.append((ret, (pnl > 0) - (pnl < 0)))
     return TradeBook(
         sums,
         ended,
