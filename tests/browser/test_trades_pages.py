@@ -98,3 +98,19 @@ def test_trades_section_screenshots(site, trader, new_context, watch, tmp_path, 
         assert width <= 0, f"the board is {width}px wider than a 1366 px screen"
     assert page.evaluate(OVERFLOW) <= 0
     checks.assert_clean(f"issue 22 pages at {size}")
+
+
+def test_demo_scalper_and_trend_follower_trade_records_differ(site):
+    """Issue 22's demo: the scalper wins small and often, the trend follower seldom and big; read through
+    the real API (the projector's trades, not the bots' own arithmetic)."""
+    by_name = {b["name"]: b for b in site.demo["bots"]}
+    stats = {}
+    for name in ("Dip scalper (demo)", "Breakout trend (demo)"):
+        body = site.http.get(f"/p/strategies/{by_name[name]['strategy_id']}")
+        assert body.status_code == 200, body.text
+        stats[name] = body.json()["performance"]["trading"]
+    scalp, trend = stats["Dip scalper (demo)"], stats["Breakout trend (demo)"]
+    assert scalp["trades"] > 4 * trend["trades"] > 0
+    assert scalp["win_rate"] > 0.6 > 0.5 > trend["win_rate"]
+    assert float(trend["average_win"]) > 5 * float(scalp["average_win"])
+    assert trend["payoff_ratio"] > 1 > scalp["payoff_ratio"]

@@ -1,18 +1,17 @@
-"""The demo's sample trading bots, over the synthetic market of ``synthetic.py``.
-
-``sample_bot_orders`` replays a simple monthly momentum / short-term-reversal bot over
-those bars and returns the API payloads it would send, in time order; ``SAMPLE_BOTS`` are the
-demo's public bots (momentum, mean reversion, index buy-and-hold, crypto trend, low-risk
-income, concentrated tech), each a deterministic function of the bars. They only go long and
-never spend more cash than they hold (the momentum bot's small shorts excepted). Their signals
-(momentum, look-backs, averages) read split-ADJUSTED closes, so a split is no crash to them; their
-orders carry the day's unadjusted close and quantities in the day's share units, and their
-holdings convert at the start of an ex-date exactly as the ledger does (quantity x to/from, no
-cash in lieu). The concentrated tech bot holds DEMO-NVDA through the split without trading it
-that day.
+"""The demo's sample trading bots, over the synthetic market of ``synthetic.py``. ``sample_bot_orders``
+replays a simple monthly momentum / short-term-reversal bot over those bars and returns the API
+payloads it would send, in time order; ``SAMPLE_BOTS`` are the demo's public bots (momentum, mean
+reversion, index buy-and-hold, crypto trend, low-risk income, concentrated tech, a scalper and a
+trend follower), each a deterministic function of the bars. They only go long and never spend more
+cash than they hold (the momentum bot's small shorts excepted). Their signals (momentum, look-backs,
+averages) read split-ADJUSTED closes, so a split is no crash to them; their orders carry the day's
+unadjusted close and quantities in the day's share units, and their holdings convert at the start of
+an ex-date exactly as the ledger does (quantity x to/from, no cash in lieu). The concentrated tech
+bot holds DEMO-NVDA through the split without trading it that day.
 
 The package: ``market`` (the bars as the bots see them), ``account`` (a bot's cash account and
-its payloads), ``momentum`` (the first bot), ``other_bots`` (the other five); here, the roster.
+its payloads), ``momentum`` (the first bot), ``other_bots`` (five more), ``trade_styles`` (the
+scalper and the trend follower, whose trade statistics differ on purpose); here, the roster.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from botranks_domain.bars import Bar
 from ..synthetic import DEMO_SPLIT
 from .momentum import sample_bot_orders
 from .other_bots import crypto_trend_orders, income_orders, index_orders, mean_reversion_orders, tech_orders
+from .trade_styles import scalper_orders, trend_follower_orders
 
 __all__ = ["sample_bot_orders", "SampleBot", "SAMPLE_BOTS", "sample_bots"]
 
@@ -97,6 +97,24 @@ SAMPLE_BOTS: tuple[SampleBot, ...] = (
         f" holds NVDA through its {DEMO_SPLIT.ratio.replace(':', '-for-')} split"
         f" of {DEMO_SPLIT.ex_date.isoformat()}",
         tech_orders,
+        show_positions="live",
+    ),
+    SampleBot(
+        "scalper",
+        "Dip scalper (demo)",
+        "DEMO-SPY",
+        "medium",
+        "daily: buys SPY, KO or MSFT after a 0.8 % down day; out at +0.6 %, -3 % or after 10 days",
+        scalper_orders,
+        show_positions="live",
+    ),
+    SampleBot(
+        "trend",
+        "Breakout trend (demo)",
+        "DEMO-SPY",
+        "high",
+        "daily: buys AAPL, NVDA, XOM or BTC at a 50-day high, sells at a 20-day low",
+        trend_follower_orders,
         show_positions="live",
     ),
 )
