@@ -284,8 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     c = psub.add_parser(
         "import",
         help="load CSV/Parquet files of unadjusted closes"
-        " (symbol,date,close[,open,high,low,volume,adjusted]; a row with adjusted=true refuses"
-        " the file)",
+        " (symbol,date,close[,open,high,low,volume,adjusted,currency]; a row with adjusted=true refuses"
+        " the file; currency: the symbol's ISO 4217 quote currency; FX rates are closes of C:EURUSD-style"
+        " symbols, one EUR in USD)",
     )
     c.add_argument("files", nargs="+")
     c.set_defaults(func=cmd_prices_import)

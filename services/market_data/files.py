@@ -2,7 +2,9 @@
 error per bad row.
 
 Price files: required columns ``symbol``, ``date``, ``close`` (headers case-insensitive); optional
-``open``, ``high``, ``low``, ``volume`` and ``adjusted``; other columns are ignored. Closes are read
+``open``, ``high``, ``low``, ``volume``, ``adjusted`` and ``currency`` (the ISO 4217 code the symbol is
+quoted in, any case; blank: not said; every row of a symbol that says one must say the same); other
+columns are ignored. FX rates are ordinary closes of ``C:EURUSD``-style symbols (one EUR in USD). Closes are read
 as traded (unadjusted): BotRanks applies splits itself, so a file with any ``adjusted`` value that
 is true is refused whole. Split files: ``symbol``, ``ex_date``, ``split_from``, ``split_to`` (a
 4-for-1 split is from 1 to 4). CSV errors name the line as a person counts it (header = line 1;
@@ -22,11 +24,13 @@ from typing import Any
 import polars as pl
 
 from botranks_domain.bars import Bar, Split
+from botranks_domain.currency import is_currency
 from botranks_domain.errors import InvalidSymbol
 from botranks_domain.model import normalize_symbol
 
 __all__ = [
     "read_price_file",
+    "read_price_file_currencies",
     "read_split_file",
     "REQUIRED_COLUMNS",
     "OPTIONAL_COLUMNS",
@@ -38,6 +42,8 @@ REQUIRED_COLUMNS = ("symbol", "date", "close")
 OPTIONAL_COLUMNS = ("open", "high", "low", "volume")
 #: optional price-file column; only false/blank values are accepted (closes must be as traded)
 ADJUSTED_COLUMN = "adjusted"
+#: optional price-file column: the symbol's quote currency (ISO 4217)
+CURRENCY_COLUMN = "currency"
 SPLIT_COLUMNS = ("symbol", "ex_date", "split_from", "split_to")
 CSV_SUFFIXES = (".csv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -130,6 +136,16 @@ def _adjusted(value: Any) -> bool:
     raise _RowError(f"adjusted must be true or false, got {value if isinstance(value, str) else str(value)!r}")
 
 
+def _currency(value: Any) -> str | None:
+    """The ``currency`` cell: an ISO 4217 code in tender (upper-cased), None when blank."""
+    if _blank(value):
+        return None
+    text = str(value).strip().upper()
+    if not is_currency(text):
+        raise _RowError(f"currency must be an ISO 4217 code like USD or EUR, got {str(value)[:20]!r}")
+    return text
+
+
 def _bar(row: dict[str, Any]) -> Bar:
     symbol = _symbol(row["symbol"])
     day = _date(row["date"])
@@ -202,7 +218,18 @@ def read_price_file(path: str | Path) -> tuple[list[Bar], list[str]]:
 
     A missing required column gives a single error and no bars, and so does a row whose
     ``adjusted`` value is true (closes must be as traded). A (symbol, date) that appears twice is
-    reported at its second occurrence and only the first is kept.
+    reported at its second occurrence and only the first is kept. (The currencies the file says:
+    :func:`read_price_file_currencies`.)
+    """
+    bars, _, errors = read_price_file_currencies(path)
+    return bars, errors
+
+
+def read_price_file_currencies(path: str | Path) -> tuple[list[Bar], dict[str, str], list[str]]:
+    """:func:`read_price_file`, plus ``{symbol: currency}`` from the optional ``currency`` column.
+
+    A code that is not ISO 4217 is a row error; so is a row whose currency differs from the one an
+    earlier row of the same symbol said (naming that row). Rows that leave it blank say nothing.
     """
     path = Path(path)
     name = path.name
@@ -211,32 +238,44 @@ def read_price_file(path: str | Path) -> tuple[list[Bar], list[str]]:
     if not is_csv and suffix not in PARQUET_SUFFIXES:
         raise ValueError(f"{name}: unsupported price file type {suffix!r} (expected .csv or .parquet)")
     try:
-        frame = _read_frame(path, is_csv, REQUIRED_COLUMNS, OPTIONAL_COLUMNS + (ADJUSTED_COLUMN,))
+        frame = _read_frame(path, is_csv, REQUIRED_COLUMNS, OPTIONAL_COLUMNS + (ADJUSTED_COLUMN, CURRENCY_COLUMN))
     except _FileError as exc:
-        return [], [str(exc)]
+        return [], {}, [str(exc)]
 
     bars: list[Bar] = []
     errors: list[str] = []
     seen: dict[tuple[str, date], str] = {}
+    currencies: dict[str, tuple[str, str]] = {}  # symbol -> (currency, where it was first said)
     for where, row in _rows(frame, name, is_csv):
+        at = where.removeprefix(f"{name} ")
         try:
             if _adjusted(row.get(ADJUSTED_COLUMN)):
-                return [], [
-                    f"{name}: {where.removeprefix(f'{name} ')} says adjusted=true: BotRanks stores "
-                    "closes as traded (unadjusted) and applies splits itself; import unadjusted closes "
-                    "and the splits (botranks splits import)"
-                ]
+                return (
+                    [],
+                    {},
+                    [
+                        f"{name}: {at} says adjusted=true: BotRanks stores "
+                        "closes as traded (unadjusted) and applies splits itself; import unadjusted closes "
+                        "and the splits (botranks splits import)"
+                    ],
+                )
             bar = _bar(row)
+            currency = _currency(row.get(CURRENCY_COLUMN))
         except _RowError as exc:
             errors.append(f"{where}: {exc}")
             continue
+        if currency is not None:
+            said = currencies.setdefault(bar.symbol, (currency, at))
+            if said[0] != currency:
+                errors.append(f"{where}: currency {currency} of {bar.symbol} differs from {said[0]} (at {said[1]})")
+                continue
         key = (bar.symbol, bar.date)
         if key in seen:
             errors.append(f"{where}: duplicate {bar.symbol} {bar.date.isoformat()} (first at {seen[key]})")
             continue
-        seen[key] = where.removeprefix(f"{name} ")
+        seen[key] = at
         bars.append(bar)
-    return bars, errors
+    return bars, {symbol: currency for symbol, (currency, _) in currencies.items()}, errors
 
 
 def read_split_file(path: str | Path) -> tuple[list[Split], list[str]]:
