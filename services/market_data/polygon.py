@@ -1,7 +1,11 @@
-"""Polygon.io client (sync httpx): unadjusted daily bars and stock splits, with pagination and polite retries.
+"""Polygon.io client (sync httpx): unadjusted daily bars, stock splits and a ticker's currency, with
+pagination and polite retries.
 
 Bars are fetched with ``adjusted=false``: closes as traded that day; BotRanks applies the splits
 (``/v3/reference/splits``) itself. Split factors are decoded from the JSON text as exact ``Decimal``.
+A stock's quote currency is its ticker details' ``currency_name`` (``/v3/reference/tickers/{ticker}``).
+Forex pairs keep Polygon's own ticker (``C:EURUSD``: one EUR in USD) and come from the same aggregates
+endpoint; crypto pairs are ``BTC-USD`` here and ``X:BTCUSD`` there (any fiat quote currency).
 
 The API key travels as the ``apiKey`` query parameter (also appended to ``next_url``); it never
 appears in an error message, and a filter on the ``httpx`` logger redacts it from request logs.
@@ -27,14 +31,15 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from botranks_client import parse_retry_after
 from botranks_domain.bars import Bar, Split
+from botranks_domain.currency import FX_PREFIX, is_currency
 from botranks_domain.model import normalize_symbol
 
-__all__ = ["PolygonClient", "PolygonError", "from_polygon_ticker", "to_polygon_ticker"]
+__all__ = ["PolygonClient", "PolygonError", "from_polygon_ticker", "to_polygon_ticker", "is_pair"]
 
 log = structlog.get_logger(__name__)
 
-CRYPTO_RE = re.compile(r"^([A-Z]{2,10})-USD$")
-POLYGON_CRYPTO_RE = re.compile(r"^X:([A-Z]{2,10})USD$")
+CRYPTO_RE = re.compile(r"^([A-Z]{2,10})-([A-Z]{3})$")  # quoted in a fiat currency (checked with is_currency)
+POLYGON_CRYPTO_RE = re.compile(r"^X:([A-Z]{2,10}?)([A-Z]{3})$")
 _KEY_IN_URL = re.compile(r"(apiKey=)[^&\s\"']+", re.IGNORECASE)
 
 
@@ -46,18 +51,28 @@ class PolygonError(RuntimeError):
         self.status_code = status_code
 
 
-def to_polygon_ticker(symbol: str) -> str:
-    """BotRanks symbol → Polygon ticker: ``BTC-USD`` → ``X:BTCUSD``; stocks unchanged."""
-    symbol = normalize_symbol(symbol, "symbol")
+def _crypto(symbol: str) -> re.Match[str] | None:
     match = CRYPTO_RE.match(symbol)
-    return f"X:{match.group(1)}USD" if match else symbol
+    return match if match and is_currency(match.group(2)) else None
+
+
+def is_pair(symbol: str) -> bool:
+    """A crypto (``BTC-USD``) or forex (``C:EURUSD``) pair: its currency is in its name, it has no splits."""
+    return symbol.startswith(FX_PREFIX) or _crypto(symbol) is not None
+
+
+def to_polygon_ticker(symbol: str) -> str:
+    """BotRanks symbol → Polygon ticker: ``BTC-USD`` → ``X:BTCUSD``; stocks and forex (``C:EURUSD``) unchanged."""
+    symbol = normalize_symbol(symbol, "symbol")
+    match = _crypto(symbol)
+    return f"X:{match.group(1)}{match.group(2)}" if match else symbol
 
 
 def from_polygon_ticker(ticker: str) -> str:
-    """Polygon ticker → BotRanks symbol: ``X:BTCUSD`` → ``BTC-USD``; stocks unchanged."""
+    """Polygon ticker → BotRanks symbol: ``X:BTCUSD`` → ``BTC-USD``; stocks and forex unchanged."""
     ticker = ticker.strip().upper()
     match = POLYGON_CRYPTO_RE.match(ticker)
-    return f"{match.group(1)}-USD" if match else ticker
+    return f"{match.group(1)}-{match.group(2)}" if match and is_currency(match.group(2)) else ticker
 
 
 # ---------------------------------------------------------------- response shapes
@@ -91,7 +106,18 @@ class _SplitsResponse(msgspec.Struct):
     next_url: str | None = None
 
 
+class _TickerDetails(msgspec.Struct):
+    ticker: str | None = None
+    currency_name: str | None = None
+
+
+class _TickerResponse(msgspec.Struct):
+    status: str = ""
+    results: _TickerDetails | None = None
+
+
 _Page = TypeVar("_Page", _AggsResponse, _SplitsResponse)
+_Body = TypeVar("_Body", _AggsResponse, _SplitsResponse, _TickerResponse)
 
 
 class _Retryable(Exception):
@@ -185,9 +211,9 @@ class PolygonClient:
     def splits(self, symbol: str, start: date | None = None, end: date | None = None) -> list[Split]:
         """Stock splits of ``symbol`` with an ex-date from ``start`` to ``end`` (inclusive; either
         may be None for open-ended), ascending by ex-date, one per ex-date. Crypto has none (no request);
-        an unknown ticker gives []; a result that is not a valid split is skipped with a warning."""
+        so has forex; an unknown ticker gives []; a result that is not a valid split is skipped with a warning."""
         symbol = normalize_symbol(symbol, "symbol")
-        if CRYPTO_RE.match(symbol) or (start is not None and end is not None and end < start):
+        if is_pair(symbol) or (start is not None and end is not None and end < start):
             return []
         ticker = to_polygon_ticker(symbol)
         params = {"ticker": ticker}
@@ -231,6 +257,29 @@ class PolygonClient:
                     log.warning("polygon_split_skipped", symbol=symbol, date=ex_date.isoformat(), reason=str(exc))
         return [by_date[d] for d in sorted(by_date)]
 
+    def ticker_currency(self, symbol: str) -> str | None:
+        """The ISO 4217 code ``symbol`` is quoted in, from its ticker details (``currency_name``, e.g.
+        ``"usd"``, upper-cased). None: Polygon does not know the ticker or names no ISO currency; a pair
+        (crypto, forex) is not asked (its name says it)."""
+        symbol = normalize_symbol(symbol, "symbol")
+        if is_pair(symbol):
+            return None
+        url = self._base.join(f"v3/reference/tickers/{quote(to_polygon_ticker(symbol), safe=':')}")
+        try:
+            body = self._get(url, _TickerResponse, what=f"{symbol} details")
+        except PolygonError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        if body.status not in ("OK", "DELAYED"):
+            raise PolygonError(f"Polygon returned status {body.status!r} for {symbol} details")
+        named = ((body.results.currency_name if body.results else None) or "").strip().upper()
+        if not is_currency(named):
+            if named:
+                log.warning("polygon_currency_skipped", symbol=symbol, currency=named[:20])
+            return None
+        return named
+
     # ------------------------------------------------------------ internals
 
     def _pages(self, url: httpx.URL, kind: type[_Page], *, what: str) -> Iterator[_Page]:
@@ -257,11 +306,11 @@ class PolygonClient:
     def _scrub(self, text: str) -> str:
         return _KEY_IN_URL.sub(r"\1***", text.replace(self._api_key, "***"))
 
-    def _get(self, url: httpx.URL, kind: type[_Page], *, what: str) -> _Page:
+    def _get(self, url: httpx.URL, kind: type[_Body], *, what: str) -> _Body:
         """One GET decoded as ``kind``; 429/5xx/transport errors retried, others a PolygonError."""
         request_url = url.copy_set_param("apiKey", self._api_key)
 
-        def attempt() -> _Page:
+        def attempt() -> _Body:
             try:
                 resp = self._client.get(request_url)
             except httpx.TransportError as exc:
