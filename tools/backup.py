@@ -26,6 +26,8 @@ recomputed from the others (``BACKED_UP``, in the order a restore loads them):
 - ``market_data_symbols`` — the market-data daemon's bookkeeping of what it fetched from Polygon
   and up to when: restored with ``prices`` so that the daemon neither re-downloads every history
   nor believes it has bars it lacks (it is small);
+- ``symbol_currencies`` — the currency each symbol is quoted in, where a source said so: every fill
+  and mark of an instrument quoted in another currency than its strategy's is converted by it;
 - ``price_updates`` and ``strategy_updates`` (with their sequences) — the outboxes the projector
   follows. Their history is not needed (a rebuild derives from the current prices and strategies
   and moves the projector's cursors to their ends, so nothing is replayed), but they are small
@@ -134,6 +136,7 @@ BACKED_UP: tuple[str, ...] = (
     "splits",
     "price_updates",
     "market_data_symbols",
+    "symbol_currencies",
 )
 #: without these an archive is not a BotRanks backup (the others are absent from older schemas)
 REQUIRED = ("schema_migrations", "botranks_meta", EVENTS_TABLE)

@@ -15,6 +15,7 @@ from libs.infra.web import cross_site_guard
 from . import accounts, pages
 from .account_routes import AuthRoutes, StrategyRoutes
 from .consistency import ProjectionWaiter
+from .fx_check import RateGuard
 from .group_commit import GroupCommit
 from .routes import LedgerCommands
 
@@ -25,6 +26,7 @@ async def _start(app: Litestar, db: Database, settings: Settings):
     app.state.waiter = waiter
     app.state.events = GroupCommit(db.events)  # concurrent requests' appends share one lock and one commit
     app.state.hash_lane = accounts.hash_lane()  # one argon2 hash at a time in this process
+    app.state.rate_guard = RateGuard(db)  # fills in another currency than the base need an FX rate
 
     async def stop() -> None:
         await waiter.stop()

@@ -8,7 +8,7 @@ and the price cache in production, in-memory fakes in the unit tests), and raise
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -17,6 +17,7 @@ from uuid import UUID
 
 from botranks_domain.errors import NoMarketData, RuleBroken
 from botranks_domain.model import (
+    EFFECTIVE_STATUSES,
     CashEvent,
     CashIn,
     CashRecorded,
@@ -58,6 +59,13 @@ class CloseLookup(Protocol):
     """What command handling needs of the price cache: the close of a (symbol, UTC day)."""
 
     def closes_on(self, wanted: set[tuple[str, datetime]]) -> dict[tuple[str, date], Decimal]: ...
+
+
+class RateCheck(Protocol):
+    """The FX guard (``fx_check.RateGuard``): ``NoFxRate`` unless every (symbol, UTC day) quoted in
+    another currency than the strategy's base has a rate on that day."""
+
+    def check(self, strategy_id: UUID, wanted: Iterable[tuple[str, date]]) -> None: ...
 
 
 def _not_future(ts: datetime, now: datetime, where: str) -> None:
@@ -110,14 +118,26 @@ class IngestedOrders:
     notification_ids: list[int]
 
 
-def record_orders(log: EventLog, prices: CloseLookup, strategy_id: UUID, batch: OrdersBatchIn) -> IngestedOrders:
-    """Store a batch of orders: accepted and duplicates, in request order. All-or-nothing on errors."""
+def record_orders(
+    log: EventLog, prices: CloseLookup, strategy_id: UUID, batch: OrdersBatchIn, rates: RateCheck | None = None
+) -> IngestedOrders:
+    """Store a batch of orders: accepted and duplicates, in request order. All-or-nothing on errors
+    (``rates``: the FX guard of its fills)."""
     now = datetime.now(UTC)
     executed: list[datetime] = []  # an order without executed_at was executed now
     for i, o in enumerate(batch.orders):
         o.symbol = normalize_symbol(o.symbol, f"orders[{i}].symbol")
         executed.append(o.executed_at or now)
         _not_future(executed[i], now, f"orders[{i}].executed_at")
+    if rates is not None:
+        rates.check(
+            strategy_id,
+            {
+                (o.symbol, at.astimezone(UTC).date())
+                for o, at in zip(batch.orders, executed, strict=True)
+                if o.status in EFFECTIVE_STATUSES
+            },
+        )
     closes = prices.closes_on({(o.symbol, at) for o, at in zip(batch.orders, executed, strict=True) if o.price is None})
     candidates: list[tuple[UUID, LedgerEvent]] = []
     first_by_external: dict[str, UUID] = {}
@@ -187,8 +207,11 @@ def record_cash(
     return "duplicate", cash_of(result.duplicates[0]), []
 
 
-def record_snapshot(log: EventLog, strategy_id: UUID, snapshot: SnapshotIn) -> tuple[PositionsSnapshot, list[int]]:
-    """Store a positions snapshot event (the projector applies it at ``taken_at``)."""
+def record_snapshot(
+    log: EventLog, strategy_id: UUID, snapshot: SnapshotIn, rates: RateCheck | None = None
+) -> tuple[PositionsSnapshot, list[int]]:
+    """Store a positions snapshot event (the projector applies it at ``taken_at``; ``rates``: the FX
+    guard of its positions)."""
     now = datetime.now(UTC)
     taken_at = snapshot.taken_at or now
     _not_future(taken_at, now, "taken_at")
@@ -198,6 +221,8 @@ def record_snapshot(log: EventLog, strategy_id: UUID, snapshot: SnapshotIn) -> t
         if symbol in positions:
             raise RuleBroken(f"`positions[{i}].symbol` {symbol} appears twice in the snapshot")
         positions[symbol] = SnapshotPosition(symbol, p.quantity, p.cost_basis)
+    if rates is not None:
+        rates.check(strategy_id, {(s, taken_at.astimezone(UTC).date()) for s, p in positions.items() if p.quantity})
     event = PositionsSnapshot(
         id=uuid.uuid4(),
         strategy_id=strategy_id,

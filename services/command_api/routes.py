@@ -94,7 +94,9 @@ class LedgerCommands(Controller):
         self, state: State, strategy_id: UUID, data: OrdersBatchIn, ryw: str | None = RYW_PARAMETER
     ) -> Response[OrdersResult]:
         started, wait = time.perf_counter(), _waits(ryw)
-        result = await to_thread.run_sync(ingest.record_orders, state.events, state.db.prices, strategy_id, data)
+        result = await to_thread.run_sync(
+            ingest.record_orders, state.events, state.db.prices, strategy_id, data, state.rate_guard
+        )
         counts = Counts(len(result.accepted), len(result.duplicates))
         INGESTED.labels(kind="order", outcome="accepted").inc(counts.accepted)
         INGESTED.labels(kind="order", outcome="duplicate").inc(counts.duplicates)
@@ -155,7 +157,9 @@ class LedgerCommands(Controller):
         self, state: State, strategy_id: UUID, data: SnapshotIn, ryw: str | None = RYW_PARAMETER
     ) -> Response[SnapshotOutcome]:
         started, wait = time.perf_counter(), _waits(ryw)
-        snapshot, notification_ids = await to_thread.run_sync(ingest.record_snapshot, state.events, strategy_id, data)
+        snapshot, notification_ids = await to_thread.run_sync(
+            ingest.record_snapshot, state.events, strategy_id, data, state.rate_guard
+        )
         INGESTED.labels(kind="snapshot", outcome="accepted").inc()
         counts = None
         if await _projected(state, strategy_id, notification_ids, wait):

@@ -24,6 +24,7 @@ from uuid import UUID
 import structlog
 
 from botranks_domain.chain import extend
+from botranks_domain.currency import FxRates, needed_rate_symbols, quote_currency
 from botranks_domain.ledger import LEDGER_CONTEXT, ZERO, Holding, published
 from botranks_domain.model import LedgerEvent, decode_event, stored_event_strategy
 from botranks_domain.nav import LedgerState, PriceBook, decode_state, derive, encode_state
@@ -313,11 +314,17 @@ def _derive_and_write(
     today = datetime.now(UTC).date()
     benchmark = writer.identity.benchmark_of(strategy_id)
     held = {p.symbol for p in start.positions} | set(start.pending_dq) | _symbols(events)
-    prices = _price_book(writer, held | ({benchmark} if benchmark else set()), after, today)
+    base, recorded = writer.identity.base_currency_of(strategy_id), writer.prices.currencies(held)
+    foreign = {s for s in held if quote_currency(s, recorded) != base}
+    rate_symbols = needed_rate_symbols(foreign, base, recorded)
+    if rate_symbols:  # late rates re-derive it like late closes (apply_price_updates)
+        writer.remember_symbols(strategy_id, rate_symbols)
+    prices = _price_book(writer, held | rate_symbols | ({benchmark} if benchmark else set()), after, today)
+    fx = FxRates(prices, base, recorded) if foreign else None
     inception = row.inception_date if row is not None else None
     if events and (inception is None or events[0].effective_at.date() < inception):
         inception = events[0].effective_at.date()
-    result = derive(start, events, prices, benchmark, after, today, inception, last_checkpoint)
+    result = derive(start, events, prices, benchmark, after, today, inception, last_checkpoint, fx)
     writer.write_derivation(strategy_id, result, published)
     final = result.final
     ledger = result.current  # in today's share units: a split whose ex-date has come is applied
@@ -336,7 +343,7 @@ def _derive_and_write(
         assert row is not None  # without new events (a re-mark, a new benchmark): a strategy with a ledger
         last_key = row.last_key
     latest_nav = result.nav[-1].date if result.nav else (after if nav_after is None else nav_after)
-    market_value, captured = _mark_now(ledger.positions, prices, today, latest_nav, last_key[0])
+    market_value, captured = _mark_now(ledger.positions, prices, today, latest_nav, last_key[0], fx)
     tail = result.tail or _kept_tail(row, after)
     writer.write_ledger(
         LedgerRow(
@@ -394,9 +401,15 @@ def _kept_tail(row: LedgerRow | None, after: date | None) -> tuple[date, LedgerS
 
 
 def _mark_now(
-    positions: dict[str, Holding], prices: PriceBook, today: date, latest_nav: date | None, last_event_at: datetime
+    positions: dict[str, Holding],
+    prices: PriceBook,
+    today: date,
+    latest_nav: date | None,
+    last_event_at: datetime,
+    fx: FxRates | None = None,
 ) -> tuple[Decimal, datetime]:
-    """Market value at each symbol's latest close (cost basis where none is known), and ``captured_at``.
+    """Market value (in the base currency: each mark at the latest rate) at each symbol's latest close
+    (cost basis where none is known), and ``captured_at``.
 
     ``captured_at`` is the close (21:00Z) of the latest priced day behind the marks, or of
     the latest NAV day, or else the last event's time: a function of log and prices only.
@@ -404,9 +417,10 @@ def _mark_now(
     market_value, latest = ZERO, None
     for symbol, holding in positions.items():
         close = prices.close(symbol, today)
-        market_value = LEDGER_CONTEXT.add(
-            market_value, LEDGER_CONTEXT.multiply(holding.quantity, holding.cost_basis if close is None else close)
-        )
+        value = LEDGER_CONTEXT.multiply(holding.quantity, holding.cost_basis if close is None else close)
+        if fx is not None:
+            value = LEDGER_CONTEXT.multiply(value, fx.required(symbol, today))
+        market_value = LEDGER_CONTEXT.add(market_value, value)
         if close is not None:
             day = prices.latest([symbol], today)
             assert day is not None  # it has a close on or before today

@@ -284,8 +284,8 @@ def island(payload: bytes) -> str:
 def figures(db: Database, key: readers.PerformanceKey, trades: list[TradeSums] | None = None) -> StrategyFigures:
     """The metrics (``trading`` too, as /performance) and the charts' data of one NAV version
     (computed once: see ``PageCache``); ``trades``: the strategy's, when already read."""
-    rows, closes = readers.load_inputs(db, key)
-    perf = readers.performance_from(key, rows, closes, readers.trading(db, key.strategy_id, rows, trades))
+    rows, closes, warning = readers.load_inputs(db, key)
+    perf = readers.performance_with(db, key, rows, closes, warning, trades)
     series = series_from(rows, closes, perf, key.benchmark or key.unpriced_benchmark)
     return StrategyFigures(perf, series, encode_json(series), len(rows), list(reversed(rows[-NAV_TABLE_ROWS:])))
 
@@ -295,9 +295,11 @@ class PositionLine(msgspec.Struct):
     quantity: Decimal
     cost_basis: Decimal
     last_close: Decimal | None
+    #: market value and unrealized P&L in the base currency (at the latest rate); prices in ``currency``
     market_value: Decimal
     weight: float | None
     unrealized_pnl: Decimal | None
+    currency: str = "USD"
 
 
 class Holdings(msgspec.Struct):
@@ -309,8 +311,10 @@ class Holdings(msgspec.Struct):
 
 def holdings(db: Database, strategy_id: UUID) -> Holdings:
     """Current positions with their last close, market value, weight and unrealized P&L
-    (quantity × (last close − cost basis)); a symbol without any close is valued at its cost basis."""
-    state = db.ledger.state(strategy_id)
+    (quantity × (last close − cost basis)); a symbol without any close is valued at its cost basis. Values
+    are in the base currency, at the latest rate of the instrument's currency (prices stay in it)."""
+    state = readers.state_view(db, strategy_id)
+    rates = readers.rates_now(db, state.base_currency, {p.currency for p in state.positions})
     today = datetime.now(UTC).date()
     total = state.nav.total_equity if state.nav else None
     lines = []
@@ -320,10 +324,11 @@ def holdings(db: Database, strategy_id: UUID) -> Holdings:
         closes = db.prices.closes_between(p.symbol, today - timedelta(days=400), today)
         close = closes[-1][1] if closes else None
         mark = close if close is not None else p.cost_basis
-        value = p.quantity * mark
+        rate = rates.get(p.currency) or Decimal(1)  # no rate at all: the fold would have refused it
+        value = p.quantity * mark * rate
         weight = float(value / total) if total else None
-        pnl = p.quantity * (close - p.cost_basis) if close is not None else None
-        lines.append(PositionLine(p.symbol, p.quantity, p.cost_basis, close, value, weight, pnl))
+        pnl = p.quantity * (close - p.cost_basis) * rate if close is not None else None
+        lines.append(PositionLine(p.symbol, p.quantity, p.cost_basis, close, value, weight, pnl, p.currency))
     lines.sort(key=lambda line: -abs(line.market_value))
     return Holdings(
         state.nav.captured_at if state.nav else None, total, state.nav.cash_balance if state.nav else None, lines
@@ -428,7 +433,7 @@ def performance_key(db: Database, profile: StrategyProfile) -> readers.Performan
     key = readers.PerformanceKey(profile.id, nav_version, symbol, version, 0.0, db.ledger.trials())
     if not known:
         key = msgspec.structs.replace(key, benchmark=None, benchmark_version=None, unpriced_benchmark=symbol)
-    return key
+    return readers.with_currencies(db, key)
 
 
 def etag(*parts: Any) -> str:

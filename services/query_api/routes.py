@@ -125,7 +125,7 @@ class StrategyQueries(Controller):
 
     @get("/state", responses=LEDGER_ERRORS, summary="Current derived state")
     async def get_state(self, state: State, strategy_id: UUID) -> StateView:
-        return await _read(state, strategy_id, "state_read", state.db.ledger.state)
+        return await _read(state, strategy_id, "state_read", lambda sid: readers.state_view(state.db, sid))
 
     @get(
         "/nav",
@@ -161,8 +161,13 @@ class StrategyQueries(Controller):
             )
             body = await _read(state, strategy_id, "nav_read", lambda _: prime(chunks, "nav.csv"))
             return _streamed(request, body, "text/csv", f'inline; filename="nav-{strategy_id}.csv"')
-        series: NavSeries = await _read(state, strategy_id, "nav_read", state.db.ledger.nav_series, start, end)
-        return ExactJSONResponse(series)
+
+        def nav(strategy_id: UUID) -> NavSeries:
+            series = state.db.ledger.nav_series(strategy_id, start, end)
+            series.base_currency = state.db.identity.base_currency(strategy_id)
+            return series
+
+        return ExactJSONResponse(await _read(state, strategy_id, "nav_read", nav))
 
     @get("/performance", responses=LEDGER_ERRORS, summary="Return, risk and benchmark-relative metrics")
     async def get_performance(
@@ -254,7 +259,8 @@ class StrategyQueries(Controller):
             more = len(rows) > limit
             rows = rows[:limit]
             nxt = encode_trade_cursor(rows[-1].opened_at, rows[-1].id) if more else None
-            return TradesPage([published_trade(t, now) for t in rows], nxt)
+            currency = readers.trade_currencies(state.db, rows)
+            return TradesPage([published_trade(t, now, currency[t.symbol]) for t in rows], nxt)
 
         return ExactJSONResponse(await _read(state, strategy_id, "trades_listed", page))
 

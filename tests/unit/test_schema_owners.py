@@ -88,5 +88,5 @@ def test_each_table_is_created_by_its_owner() -> None:
         "strategy_updates",
         "strategy_tombstones",
     }
-    assert created[prices] == {"prices", "price_updates", "market_data_symbols", "splits"}
+    assert created[prices] == {"prices", "price_updates", "market_data_symbols", "splits", "symbol_currencies"}
     assert all(t.startswith(("rm_", "projector_")) for t in created[readmodel])

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 
+from .currency import is_currency
 from .model import NO_NUL
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
@@ -24,11 +25,23 @@ class Credentials(msgspec.Struct, forbid_unknown_fields=True):
     password: Annotated[str, msgspec.Meta(max_length=1024, extra_json_schema={"minLength": MIN_PASSWORD})]
 
 
+CurrencyCode = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$", description="an ISO 4217 code in tender, e.g. EUR")]
+
+
+def check_currency(code: str | None) -> None:
+    """ValueError (msgspec's 400, naming the field) unless ``code`` is an ISO 4217 currency in tender."""
+    if code is not None and not is_currency(code):
+        raise ValueError(f"base_currency: {code!r} is not an ISO 4217 currency code in tender (e.g. USD, EUR, GBP)")
+
+
 class StrategyIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     visibility: Literal["public", "private"] = "private"
-    base_currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = "USD"
+    base_currency: CurrencyCode = "USD"
     benchmark: Annotated[str, msgspec.Meta(max_length=20, extra_json_schema={"pattern": BENCHMARK_PATTERN})] = "SPY"
+
+    def __post_init__(self) -> None:
+        check_currency(self.base_currency)
 
 
 class ApiKeyIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -81,6 +94,8 @@ class StrategyProfile(msgspec.Struct):
     show_positions: str
     owner_id: UUID | None
     created_at: datetime
+    #: the currency every money amount of the strategy is in (ISO 4217)
+    base_currency: str = "USD"
 
 
 class StrategySettingsIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -90,3 +105,8 @@ class StrategySettingsIn(msgspec.Struct, forbid_unknown_fields=True):
     visibility: Literal["public", "private"] | None = None
     benchmark: Annotated[str, msgspec.Meta(max_length=20)] | None = None
     show_positions: ShowPositions | None = None
+    #: a new base currency re-derives every read model in it
+    base_currency: CurrencyCode | None = None
+
+    def __post_init__(self) -> None:
+        check_currency(self.base_currency)

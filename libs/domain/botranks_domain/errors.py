@@ -33,6 +33,11 @@ class NoMarketData(RuleBroken):
     """An order without price on a day without a close (422, nothing of the batch stored)."""
 
 
+class NoFxRate(RuleBroken):
+    """A fill or snapshot in another currency than the strategy's base on a day without an FX rate (422,
+    nothing of the batch stored)."""
+
+
 class NotSignedIn(DomainError):
     """No, invalid, revoked or expired credentials (401)."""
 

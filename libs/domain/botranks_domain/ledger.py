@@ -1,7 +1,9 @@
 """The pure fold: ledger events, in effective-time order, into positions and cash.
 
 Rules (DESIGN "Ledger semantics"): only filled/partial orders move anything; buy costs
-``q*price + fees``, sell yields ``q*price - fees``; cost basis is the weighted-average
+``q*price*fx + fees``, sell yields ``q*price*fx - fees`` (``fx``: one unit of the instrument's
+currency in the base currency on the fill's day, 1 when they are the same; prices and the cost
+basis stay in the instrument's currency, fees and cash in the base); cost basis is the weighted-average
 entry price (fees excluded, always positive): adding re-weights, reducing keeps it and
 realizes P&L, crossing zero opens the remainder at the fill price, zero disappears.
 A snapshot replaces the position set and leaves cash alone.
@@ -28,6 +30,7 @@ from .model import (
 from .trades import TradeBook
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
 
 #: the fold's arithmetic: wide enough that a sum of products of two in-bound inputs (15 digits
 #: before the point, 18 after: MAX_ABS_AMOUNT, MAX_FRACTION_DIGITS) is exact; only a division
@@ -114,22 +117,26 @@ class Ledger:
 
     # ------------------------------------------------------------ events
 
-    def apply(self, event: LedgerEvent) -> list[Delta] | None:
-        """Apply one event; a snapshot returns its reconciliation deltas (anything else None)."""
+    def apply(self, event: LedgerEvent, fx: Decimal = ONE) -> list[Delta] | None:
+        """Apply one event (``fx``: an order's rate into the base currency); a snapshot returns its
+        reconciliation deltas (anything else None)."""
         with localcontext(LEDGER_CONTEXT):
+            if fx is not ONE and isinstance(event, OrderRecorded):
+                self.apply_order(event.order, fx)
+                return None
             return _apply(event, self)
 
-    def apply_order(self, order: Order) -> None:
+    def apply_order(self, order: Order, fx: Decimal = ONE) -> None:
         if self.last_order_at is None or order.executed_at > self.last_order_at:
             self.last_order_at = order.executed_at
         if order.status not in EFFECTIVE_STATUSES:
             return
         qty, price = order.quantity, order.price
         if order.side == "buy":
-            self.cash -= qty * price + order.fees
+            self.cash -= qty * price * fx + order.fees
             signed = qty
         else:
-            self.cash += qty * price - order.fees
+            self.cash += qty * price * fx - order.fees
             signed = -qty
         held = self.positions.get(order.symbol)
         old = held.quantity if held is not None else ZERO
@@ -143,10 +150,11 @@ class Ledger:
             order.fees,
             old,
             None if held is None else held.cost_basis,
+            fx,
         )
         if new == 0:
             if held is not None:
-                self.realized_pnl += (price - held.cost_basis) * old
+                self.realized_pnl += (price - held.cost_basis) * old * fx
                 del self.positions[order.symbol]
             return
         if held is None or old == 0:
@@ -156,9 +164,9 @@ class Ledger:
             basis = ((abs(old) * held.cost_basis + qty * price) / abs(new)).quantize(BASIS_PLACES)
         elif (old > 0) == (new > 0):  # reducing: basis kept, P&L realized
             basis = held.cost_basis
-            self.realized_pnl += (price - held.cost_basis) * (-signed)
+            self.realized_pnl += (price - held.cost_basis) * (-signed) * fx
         else:  # crossing zero: close all, open the remainder at the fill price
-            self.realized_pnl += (price - held.cost_basis) * old
+            self.realized_pnl += (price - held.cost_basis) * old * fx
             basis = price
         held.quantity, held.cost_basis, held.updated_at = new, basis, order.executed_at
 

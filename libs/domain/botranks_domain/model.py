@@ -443,6 +443,8 @@ class Position(msgspec.Struct, kw_only=True):
     quantity: Decimal
     cost_basis: Decimal
     updated_at: datetime
+    #: the instrument's quote currency: ``cost_basis`` is in it
+    currency: str = "USD"
 
 
 def position_id(strategy_id: UUID, symbol: str) -> UUID:

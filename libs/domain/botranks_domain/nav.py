@@ -1,7 +1,9 @@
 """Daily NAV derivation: walk a strategy's events and the price calendar day by day.
 
-DESIGN "NAV and performance": NAV = cash + sum(quantity * close), marked at the last
-close on or before the day (a symbol with no close yet is marked at its cost basis).
+DESIGN "NAV and performance": NAV = cash + sum(quantity * close * fx), marked at the last
+close on or before the day (a symbol with no close yet is marked at its cost basis); ``fx`` is
+the rate of the symbol's quote currency into the strategy's base currency on that day
+(botranks_domain.currency; 1 when they are the same), and a fill moves cash at its day's rate.
 NAV days are those on which the benchmark, or a symbol held at the end of the day, has a
 bar. Events on other days (a Saturday deposit in a stock-only strategy) land in the next
 NAV day. Deposits/withdrawals and the market value a snapshot adds or removes are the
@@ -31,8 +33,9 @@ from decimal import Decimal, localcontext
 import msgspec
 
 from .bars import Split
-from .ledger import LEDGER_CONTEXT, ZERO, Delta, Holding, Ledger, SplitApplied
-from .model import LedgerEvent, PositionsSnapshotted
+from .currency import FxRates
+from .ledger import LEDGER_CONTEXT, ONE, ZERO, Delta, Holding, Ledger, SplitApplied
+from .model import EFFECTIVE_STATUSES, LedgerEvent, OrderRecorded, PositionsSnapshotted
 from .trades import ClosedTrade, OpenTrade, TradeBook
 
 CHECKPOINT_EVERY = timedelta(days=28)
@@ -217,8 +220,12 @@ def derive(
     until: date,
     inception: date | None,
     last_checkpoint: date | None = None,
+    fx: FxRates | None = None,
 ) -> Derivation:
     """NAV rows for the days in (after, until], folding ``events`` (sorted) onto ``start``.
+
+    ``fx`` converts the instruments quoted in another currency than the base (None: every one is in
+    the base); a fill, snapshot or mark it has no rate for raises ``MissingRate``.
 
     ``inception`` is the strategy's first event day: no NAV day precedes it. Events dated
     on or before ``after`` are folded without NAV rows (their flows belong to NAV days that
@@ -231,7 +238,7 @@ def derive(
     events appended after it on already-priced days continue from there, re-folding nothing.
     """
     with localcontext(LEDGER_CONTEXT):
-        return _derive(start, events, prices, benchmark, after, until, inception, last_checkpoint)
+        return _derive(start, events, prices, benchmark, after, until, inception, last_checkpoint, fx)
 
 
 def _derive(
@@ -243,8 +250,13 @@ def _derive(
     until: date,
     inception: date | None,
     last_checkpoint: date | None,
+    fx: FxRates | None,
 ) -> Derivation:
     ledger = start.ledger()
+
+    def rate(symbol: str, day: date) -> Decimal:
+        return ONE if fx is None else fx.required(symbol, day)
+
     pending_flow = start.pending_flow
     pending_dq: dict[str, Decimal] = defaultdict(lambda: ZERO, start.pending_dq)
     as_of = start.as_of
@@ -287,7 +299,10 @@ def _derive(
         while i < len(events) and event_days[i] == day:
             event = events[i]
             had_events = True
-            deltas = ledger.apply(event)
+            if fx is not None and isinstance(event, OrderRecorded) and event.order.status in EFFECTIVE_STATUSES:
+                deltas = ledger.apply(event, rate(event.order.symbol, day))
+            else:
+                deltas = ledger.apply(event)
             pending_flow += event.external_flow
             if deltas is not None and isinstance(event, PositionsSnapshotted):
                 # a snapshot: the market value it adds or removes is a flow
@@ -314,11 +329,14 @@ def _derive(
                 catch_up(day, ledger, out.actions)
             as_of = day if as_of is None or day > as_of else as_of
             market_value = sum(
-                (h.quantity * _mark(prices, s, day, h.cost_basis) for s, h in ledger.positions.items()), ZERO
+                (h.quantity * _mark(prices, s, day, h.cost_basis) * rate(s, day) for s, h in ledger.positions.items()),
+                ZERO,
             )
             flow = pending_flow + sum(
                 (
-                    dq * _mark(prices, s, day, ledger.positions[s].cost_basis if s in ledger.positions else ZERO)
+                    dq
+                    * _mark(prices, s, day, ledger.positions[s].cost_basis if s in ledger.positions else ZERO)
+                    * rate(s, day)
                     for s, dq in pending_dq.items()
                     if dq
                 ),

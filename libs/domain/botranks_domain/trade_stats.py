@@ -64,12 +64,27 @@ class TradeSums:
     gross: Decimal
     fills: int
     notional: Decimal
+    #: the base-currency and instrument-currency sums (botranks_domain.trades): equal to gross, fees and
+    #: notional when the instrument is quoted in the base currency
+    gross_base: Decimal | None = None
+    fees_local: Decimal | None = None
+    notional_base: Decimal | None = None
 
     @property
     def realized_pnl(self) -> Decimal:
-        """What the reducing fills realized, minus every fee of its fills."""
+        """What the reducing fills realized, minus every fee of its fills (the instrument's currency)."""
         with localcontext(LEDGER_CONTEXT):
-            return self.gross - self.fees
+            return self.gross - (self.fees if self.fees_local is None else self.fees_local)
+
+    @property
+    def realized_pnl_base(self) -> Decimal:
+        """The same in the base currency: each reducing fill's gross at its rate, minus the fees as sent."""
+        with localcontext(LEDGER_CONTEXT):
+            return (self.gross if self.gross_base is None else self.gross_base) - self.fees
+
+    @property
+    def turnover_base(self) -> Decimal:
+        return self.notional if self.notional_base is None else self.notional_base
 
 
 class Trade(msgspec.Struct, kw_only=True):
@@ -91,6 +106,10 @@ class Trade(msgspec.Struct, kw_only=True):
     return_: float | None = msgspec.field(name="return")
     holding_days: float
     fills: int
+    #: the instrument's quote currency: prices and ``realized_pnl`` are in it; ``fees`` are in the base
+    currency: str = "USD"
+    #: ``realized_pnl`` in the base currency, at the rates of its fills (what the statistics count)
+    realized_pnl_base: Decimal | None = None
 
 
 class TradesPage(msgspec.Struct):
@@ -137,7 +156,7 @@ def _holding_days(t: TradeSums, now: datetime) -> float:
     return ((t.closed_at or now) - t.opened_at).total_seconds() / SECONDS_PER_DAY
 
 
-def published_trade(t: TradeSums, now: datetime) -> Trade:
+def published_trade(t: TradeSums, now: datetime, currency: str = "USD") -> Trade:
     """A trade as published: prices are quantity-weighted averages, ``return`` on the capital at entry."""
     entry = _ratio(t.entry_value, t.entry_quantity)
     exit_ = _ratio(t.exit_value, t.exit_quantity)
@@ -163,6 +182,8 @@ def published_trade(t: TradeSums, now: datetime) -> Trade:
         return_=ret,
         holding_days=_holding_days(t, now),
         fills=t.fills,
+        currency=currency,
+        realized_pnl_base=published(t.realized_pnl_base),
     )
 
 
@@ -211,7 +232,7 @@ def trading_stats(
     """``trading`` from every trade of a strategy (in the order they were opened), its NAV days
     ``(date, total_equity)`` and the open positions' unrealized P&L at their current marks."""
     closed = sorted((t for t in trades if t.status == "closed"), key=lambda t: (t.closed_at, t.opened_at, t.id))
-    pnls = [t.realized_pnl for t in closed]
+    pnls = [t.realized_pnl_base for t in closed]
     wins = [p for p in pnls if p > 0]
     losses = [p for p in pnls if p < 0]
     gross_win, gross_loss = sum(wins, ZERO), sum(losses, ZERO)
@@ -224,9 +245,9 @@ def trading_stats(
         years = (nav[-1][0] - nav[0][0]).days / DAYS_PER_YEAR
         mean_nav = float(sum((e for _, e in nav), ZERO)) / len(nav)
         if years > 0 and mean_nav > 0:
-            turnover = float(sum((t.notional for t in trades), ZERO)) / mean_nav / years
+            turnover = float(sum((t.turnover_base for t in trades), ZERO)) / mean_nav / years
     with localcontext(LEDGER_CONTEXT):
-        realized_total = sum((t.realized_pnl for t in trades), ZERO)
+        realized_total = sum((t.realized_pnl_base for t in trades), ZERO)
     return TradingStats(
         trades=len(closed),
         wins=len(wins),
@@ -243,9 +264,9 @@ def trading_stats(
         max_consecutive_wins=streak_w,
         max_consecutive_losses=streak_l,
         long_trades=len(longs),
-        long_win_rate=_rate(sum(t.realized_pnl > 0 for t in longs), len(longs)),
+        long_win_rate=_rate(sum(t.realized_pnl_base > 0 for t in longs), len(longs)),
         short_trades=len(shorts),
-        short_win_rate=_rate(sum(t.realized_pnl > 0 for t in shorts), len(shorts)),
+        short_win_rate=_rate(sum(t.realized_pnl_base > 0 for t in shorts), len(shorts)),
         open_trades=sum(t.status == "open" for t in trades),
         exposure=exposure(trades, [d for d, _ in nav]),
         turnover_annualized=turnover,

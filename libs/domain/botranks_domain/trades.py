@@ -11,6 +11,12 @@ what its reducing fills realized minus every fee of its fills. A snapshot that c
 quantity or basis ends its open trade as ``reset`` and opens one at the snapshot's quantity and basis; a
 split converts an open trade to the new units (quantities × to/from; values, hence prices × from/to).
 
+Currencies: prices, values and ``gross`` are in the instrument's currency, ``fees`` in the base currency
+(as sent). ``fees_local`` is every fee converted at its fill's rate (fee / fx, half-even to 18 places;
+the fee itself when fx is 1) and ``gross_base`` every reducing fill's gross × its rate: a trade's
+``realized_pnl`` (instrument currency) is ``gross − fees_local``, its ``realized_pnl_base`` is
+``gross_base − fees``. None in a state written before currencies: the same as ``gross`` / ``fees``.
+
 Pure: the :class:`~botranks_domain.ledger.Ledger` calls :class:`TradeBook` from its fold; the open
 trades travel in the ledger's state (checkpoints), closed ones are emitted.
 """
@@ -25,6 +31,7 @@ from typing import Literal
 import msgspec
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
 _FEE_PLACES = Decimal(1).scaleb(-18)
 #: the namespace of trade ids: uuid5(namespace, "<opening event id>:<symbol>"), the same in every re-fold
 TRADE_NAMESPACE = uuid.UUID("6f1c4d2e-9b7a-4e5f-8a21-3c0d5e7b9f14")
@@ -49,6 +56,9 @@ class OpenTrade(msgspec.Struct, array_like=True):
     gross: Decimal  # what the reducing fills realized, before fees
     fills: int
     notional: Decimal  # Σ |q × price| of its fills (turnover; a snapshot's opening is no fill)
+    gross_base: Decimal | None = None  # Σ each reducing fill's gross × its rate (None: = gross)
+    fees_local: Decimal | None = None  # Σ each fee / its fill's rate (None: = fees)
+    notional_base: Decimal | None = None  # Σ |q × price × rate| of its fills (None: = notional)
 
 
 class ClosedTrade(msgspec.Struct):
@@ -62,6 +72,22 @@ class ClosedTrade(msgspec.Struct):
 def _places(value: Decimal) -> int:
     exp = value.as_tuple().exponent
     return -exp if isinstance(exp, int) else 0
+
+
+def _local(fees: Decimal, fx: Decimal) -> Decimal:
+    """A fee (base currency) in the instrument's currency at its fill's rate."""
+    return fees if fx == ONE else (fees / fx).quantize(_FEE_PLACES, ROUND_HALF_EVEN)
+
+
+def _in_currencies(trade: OpenTrade) -> None:
+    """Fill the currency sums of a trade from a state written before currencies (then everything was in
+    one currency)."""
+    if trade.gross_base is None:
+        trade.gross_base = trade.gross
+    if trade.fees_local is None:
+        trade.fees_local = trade.fees
+    if trade.notional_base is None:
+        trade.notional_base = trade.notional
 
 
 def trade_id(opening_event: uuid.UUID, symbol: str) -> uuid.UUID:
@@ -82,55 +108,64 @@ class TradeBook:
 
     def fill(
         self, order_id: uuid.UUID, symbol: str, at: datetime, signed: Decimal, price: Decimal, fees: Decimal,
-        old: Decimal, basis: Decimal | None,
+        old: Decimal, basis: Decimal | None, fx: Decimal = ONE,
     ) -> None:  # fmt: skip
         """One effective fill of ``signed`` shares (buy +, sell −) on a position of ``old`` shares at
-        ``basis`` (the ledger's, before the fill)."""
+        ``basis`` (the ledger's, before the fill); ``fx``: one unit of its currency in the base currency."""
         qty = abs(signed)
         if old == 0:
-            self._open(order_id, symbol, at, signed, price, fees, qty)
+            self._open(order_id, symbol, at, signed, price, fees, qty, fx)
             return
         trade = self.open.get(symbol)
         if trade is None:  # a position the book never saw open (cannot happen from a full fold)
             trade = self._adopt(order_id, symbol, at, old, basis if basis is not None else price)
+        _in_currencies(trade)
+        assert trade.gross_base is not None and trade.fees_local is not None and trade.notional_base is not None
         if (old > 0) == (signed > 0):  # adding
             trade.quantity += qty
             trade.entry_value += qty * price
             trade.entry_quantity += qty
             trade.max_quantity = max(trade.max_quantity, trade.quantity)
             trade.fees += fees
+            trade.fees_local += _local(fees, fx)
             trade.fills += 1
             trade.notional += qty * price
+            trade.notional_base += qty * price * fx
             return
         closing = min(qty, abs(old))
         closing_fees = fees if closing == qty else (fees * closing / qty).quantize(_FEE_PLACES, ROUND_HALF_EVEN)
         assert basis is not None  # a reduced position has a basis
-        trade.gross += (price - basis) * closing if trade.long else (basis - price) * closing
+        gross = (price - basis) * closing if trade.long else (basis - price) * closing
+        trade.gross += gross
+        trade.gross_base += gross * fx
         trade.quantity -= closing
         trade.exit_value += closing * price
         trade.exit_quantity += closing
         trade.fees += closing_fees
+        trade.fees_local += _local(closing_fees, fx)
         trade.fills += 1
         trade.notional += closing * price
+        trade.notional_base += closing * price * fx
         if trade.quantity == 0:
             self._end(symbol, "closed", at)
         if qty > closing:  # crossed zero: the rest opens the next trade, the other way
-            self._open(order_id, symbol, at, signed, price, fees - closing_fees, qty - closing)
+            self._open(order_id, symbol, at, signed, price, fees - closing_fees, qty - closing, fx)
 
     def _open(
         self, event_id: uuid.UUID, symbol: str, at: datetime, signed: Decimal, price: Decimal, fees: Decimal,
-        qty: Decimal,
+        qty: Decimal, fx: Decimal,
     ) -> None:  # fmt: skip
         value = qty * price
         self.open[symbol] = OpenTrade(
-            trade_id(event_id, symbol), symbol, signed > 0, at, qty, qty, value, qty, ZERO, ZERO, fees, ZERO, 1, value
-        )
+            trade_id(event_id, symbol), symbol, signed > 0, at, qty, qty, value, qty, ZERO, ZERO, fees, ZERO, 1, value,
+            ZERO, _local(fees, fx), value * fx,
+        )  # fmt: skip
 
     def _adopt(self, event_id: uuid.UUID, symbol: str, at: datetime, quantity: Decimal, basis: Decimal) -> OpenTrade:
         qty = abs(quantity)
         trade = OpenTrade(
             trade_id(event_id, symbol), symbol, quantity > 0, at, qty, qty, qty * basis, qty,
-            ZERO, ZERO, ZERO, ZERO, 0, ZERO,
+            ZERO, ZERO, ZERO, ZERO, 0, ZERO, ZERO, ZERO, ZERO,
         )  # fmt: skip
         self.open[symbol] = trade
         return trade

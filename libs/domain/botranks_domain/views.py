@@ -29,11 +29,14 @@ class StateView(msgspec.Struct):
     positions: list[Position]
     nav: Nav | None
     last_order_at: datetime | None
+    #: every money amount (cash, market value, NAV) is in it; positions' prices are in their ``currency``
+    base_currency: str = "USD"
 
 
 class NavSeries(msgspec.Struct):
     strategy_id: UUID
     series: list[NavRow]
+    base_currency: str = "USD"
 
 
 class ReconciliationEntry(msgspec.Struct):
@@ -278,3 +281,6 @@ class Performance(msgspec.Struct):
     significance: Significance | None = None
     #: the trade statistics (docs/METHODOLOGY.md#trades); None from a server older than the field
     trading: TradingStats | None = None
+    #: the currency of every money figure (the NAV's), and every currency converted into it (sorted)
+    base_currency: str = "USD"
+    currencies: list[str] = msgspec.field(default_factory=lambda: ["USD"])

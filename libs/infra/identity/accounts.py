@@ -27,7 +27,9 @@ from ..pg import one, reading
 from .tx import IdentityTx
 
 KEY_PREFIX = "fq_live_"
-_PROFILE_COLUMNS = "id, name, visibility, nullif(benchmark, '') AS benchmark, show_positions, owner_id, created_at"
+_PROFILE_COLUMNS = (
+    "id, name, visibility, nullif(benchmark, '') AS benchmark, show_positions, owner_id, created_at, base_currency"
+)
 KEY_RE = re.compile(r"^fq_live_[A-Za-z0-9_\-]{43}$")
 RATE_WINDOW_S = 60
 AUTH_IP_WINDOW_S = 60
@@ -196,11 +198,12 @@ class Identity:
         return None if row is None else StrategyProfile(**row)
 
     def update_strategy(self, owner: UUID, strategy_id: UUID, changes: StrategySettingsIn) -> StrategyProfile:
-        """Change a strategy's name, visibility, benchmark or show_positions (its owner only).
+        """Change a strategy's name, visibility, benchmark, show_positions or base currency (its owner only).
 
         The benchmark is normalized like a symbol (``""``: none). A change that changes something
         is recorded in ``strategy_updates`` in the same transaction, for the projector (leaderboard;
-        a new benchmark re-derives the NAV days).
+        a new benchmark or base currency re-derives every read model: ``benchmark_changed`` means
+        "re-derive").
         """
         benchmark = changes.benchmark
         if benchmark is not None and benchmark.strip():
@@ -209,7 +212,8 @@ class Identity:
             benchmark = ""
         with self.datastore.transaction(commit=True) as curs:
             row = curs.execute(
-                "SELECT owner_id, name, visibility, benchmark, show_positions FROM strategies WHERE id = %s FOR UPDATE",
+                "SELECT owner_id, name, visibility, benchmark, show_positions, base_currency FROM strategies"
+                " WHERE id = %s FOR UPDATE",
                 (strategy_id,),
             ).fetchone()
             if row is None:
@@ -221,6 +225,7 @@ class Identity:
                 "visibility": changes.visibility,
                 "benchmark": benchmark,
                 "show_positions": changes.show_positions,
+                "base_currency": changes.base_currency,
             }
             new = {k: v for k, v in new.items() if v is not None and v != row[k]}
             if new:
@@ -228,7 +233,7 @@ class Identity:
                     "UPDATE strategies SET " + ", ".join(f"{k} = %({k})s" for k in new) + " WHERE id = %(id)s",
                     {**new, "id": strategy_id},
                 )
-                self._record_update(curs, strategy_id, benchmark_changed="benchmark" in new)
+                self._record_update(curs, strategy_id, benchmark_changed="benchmark" in new or "base_currency" in new)
             # the row this transaction holds locked (FOR UPDATE above)
             profile = one(curs.execute(f"SELECT {_PROFILE_COLUMNS} FROM strategies WHERE id = %s", (strategy_id,)))
         return StrategyProfile(**profile)
@@ -358,12 +363,20 @@ class Identity:
         with reading(self.datastore) as curs:
             return IdentityTx(curs).benchmark_of(strategy_id)
 
+    def base_currency(self, strategy_id: UUID) -> str:
+        with reading(self.datastore) as curs:
+            return IdentityTx(curs).base_currency_of(strategy_id)
+
+    def base_currencies_in_use(self) -> dict[UUID, str]:
+        """Every strategy whose base currency is not USD, with it (what FX rates the market data needs)."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute("SELECT id, base_currency FROM strategies WHERE base_currency <> 'USD'").fetchall()
+        return {r["id"]: r["base_currency"] for r in rows}
+
     def benchmarks_in_use(self) -> set[str]:
         with reading(self.datastore) as curs:
-            return {
-                r["benchmark"]
-                for r in curs.execute("SELECT DISTINCT benchmark FROM strategies WHERE benchmark <> ''").fetchall()
-            }
+            rows = curs.execute("SELECT DISTINCT benchmark FROM strategies WHERE benchmark <> ''").fetchall()
+        return {r["benchmark"] for r in rows}
 
     # ------------------------------------------------------------ the projector's reads (its transaction)
 

@@ -22,6 +22,11 @@ class IdentityTx:
         row = self._curs.execute("SELECT benchmark FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
         return (row["benchmark"] or None) if row else None
 
+    def base_currency_of(self, strategy_id: UUID) -> str:
+        """The strategy's base currency (USD for an unknown id), in the caller's transaction."""
+        row = self._curs.execute("SELECT base_currency FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
+        return row["base_currency"] if row else "USD"
+
     def strategies_benchmarking(self, symbols: Iterable[str]) -> dict[UUID, str]:
         """Strategies whose benchmark is one of ``symbols``, in the caller's transaction."""
         return {

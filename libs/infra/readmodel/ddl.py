@@ -329,4 +329,12 @@ MIGRATIONS: dict[int, str] = {
         WHERE visibility = 'public';
     UPDATE rm_leaderboard SET nav_version = NULL;
     """,
+    18: """
+    -- currencies (issue 23): a trade's sums in the base currency beside those in the instrument's
+    -- (NULL in rows written before: the same as gross / fees / notional, all in one currency then)
+    ALTER TABLE rm_trades
+        ADD COLUMN gross_base numeric,
+        ADD COLUMN fees_local numeric,
+        ADD COLUMN notional_base numeric;
+    """,
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -15,7 +15,16 @@ from psycopg.rows import tuple_row
 
 from botranks_domain.chain import Link, to_hex
 from botranks_domain.chain import line as chain_line
-from botranks_domain.model import CashEvent, Order, Position, cash_of, decode_event, order_of, position_id
+from botranks_domain.model import (
+    CashEvent,
+    Order,
+    Position,
+    PositionsSnapshotted,
+    cash_of,
+    decode_event,
+    order_of,
+    position_id,
+)
 from botranks_domain.nav import NavRow
 from botranks_domain.significance import Trials
 from botranks_domain.views import (
@@ -198,6 +207,24 @@ class LedgerReader:
                 " UNION ALL SELECT symbol, true FROM rm_positions) AS s GROUP BY symbol"
             ).fetchall()
         return {r["symbol"]: r["held"] for r in rows}
+
+    def first_uses(self, strategy_id: UUID) -> set[tuple[str, date]]:
+        """Each symbol's first filled / partial order day and every snapshot's (symbol, day) of a non-zero
+        position, in UTC: what a change of base currency needs FX rates for."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute(
+                "SELECT symbol, min(executed_at) AS at FROM rm_orders WHERE strategy_id = %s"
+                " AND status IN ('filled', 'partial') GROUP BY symbol",
+                (strategy_id,),
+            ).fetchall()
+            snapshots = curs.execute("SELECT event FROM rm_snapshots WHERE strategy_id = %s", (strategy_id,)).fetchall()
+        uses = {(r["symbol"], r["at"].astimezone(UTC).date()) for r in rows}
+        for r in snapshots:
+            event = decode_event(bytes(r["event"]))
+            if isinstance(event, PositionsSnapshotted):
+                day = event.snapshot.taken_at.astimezone(UTC).date()
+                uses |= {(p.symbol, day) for p in event.snapshot.positions if p.quantity}
+        return uses
 
     # ------------------------------------------------------------ subscribers' pages (issue 11)
 

@@ -16,7 +16,9 @@ from ..pg import reading
 #: a TradeSums of each row
 TRADE_SUMS = (
     "trade_id AS id, symbol, direction, status, opened_at, closed_at, quantity, max_quantity, entry_value,"
-    " entry_quantity, exit_value, exit_quantity, fees, gross, fills, notional"
+    " entry_quantity, exit_value, exit_quantity, fees, gross, fills, notional,"
+    " coalesce(gross_base, gross) AS gross_base, coalesce(fees_local, fees) AS fees_local,"
+    " coalesce(notional_base, notional) AS notional_base"
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from uuid import UUID
 
 from botranks_domain.trades import ClosedTrade, OpenTrade
@@ -15,7 +16,7 @@ from ..pg import DictCursor
 #: rm_trades' columns as written, in order
 TRADE_COLUMNS = (
     "strategy_id, trade_id, symbol, direction, status, opened_at, closed_at, quantity, max_quantity, entry_value,"
-    " entry_quantity, exit_value, exit_quantity, fees, gross, fills, notional"
+    " entry_quantity, exit_value, exit_quantity, fees, gross, fills, notional, gross_base, fees_local, notional_base"
 )
 
 
@@ -23,8 +24,12 @@ def _row(strategy_id: UUID, t: OpenTrade, status: str, closed_at: datetime | Non
     return (
         strategy_id, t.id, t.symbol, "long" if t.long else "short", status, t.opened_at, closed_at, t.quantity,
         t.max_quantity, t.entry_value, t.entry_quantity, t.exit_value, t.exit_quantity, t.fees, t.gross, t.fills,
-        t.notional,
+        t.notional, _or(t.gross_base, t.gross), _or(t.fees_local, t.fees), _or(t.notional_base, t.notional),
     )  # fmt: skip
+
+
+def _or(value: Decimal | None, same: Decimal) -> Decimal:
+    return same if value is None else value
 
 
 class TradesWriter:

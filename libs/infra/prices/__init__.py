@@ -1,4 +1,5 @@
-"""The price cache: owner of ``prices``, ``splits``, ``price_updates`` and ``market_data_symbols``.
+"""The price cache: owner of ``prices``, ``splits``, ``price_updates``, ``market_data_symbols`` and
+``symbol_currencies`` (``currencies.py``; the DDL in ``ddl.py``).
 
 Closes are as traded (unadjusted); splits are kept beside them (DESIGN "Prices and splits").
 Every write goes through :meth:`Prices.write_bars` or :meth:`Prices.write_splits`, which upsert
@@ -24,9 +25,11 @@ from botranks_domain.bars import Bar, Split
 from botranks_domain.ledger import LEDGER_CONTEXT
 from botranks_domain.nav import PriceBook
 
-from .pg import DictCursor, one, reading
+from ..pg import DictCursor, one, reading
+from .currencies import CurrencyConflict, record_currencies, recorded_currencies
+from .ddl import MIGRATIONS
 
-__all__ = ["Prices", "upsert_bars", "upsert_splits", "BATCH_SIZE", "MIGRATIONS"]
+__all__ = ["Prices", "upsert_bars", "upsert_splits", "BATCH_SIZE", "MIGRATIONS", "CurrencyConflict"]
 
 BATCH_SIZE = 500
 
@@ -160,6 +163,38 @@ class Prices:
         with self.datastore.transaction(commit=True) as curs:
             return upsert_splits(curs, splits, source)
 
+    def record_currencies(self, currencies: dict[str, str], source: str) -> int:
+        """Record the quote currency of symbols (``CurrencyConflict``, nothing written, on a disagreement)."""
+        with self.datastore.transaction(commit=True) as curs:
+            return record_currencies(curs, currencies, source)
+
+    def currencies(self, symbols: Iterable[str]) -> dict[str, str]:
+        """The recorded quote currency of each of ``symbols`` that has one."""
+        with reading(self.datastore) as curs:
+            return recorded_currencies(curs, symbols)
+
+    def first_closes(self, symbols: Iterable[str]) -> dict[str, date]:
+        """Each symbol's earliest close day (those with any): whether a rate exists on a day."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute(
+                "SELECT s.symbol, (SELECT min(date) FROM prices p WHERE p.symbol = s.symbol) AS first"
+                " FROM unnest(%s::text[]) AS s(symbol)",
+                (sorted(set(symbols)),),
+            ).fetchall()
+        return {r["symbol"]: r["first"] for r in rows if r["first"] is not None}
+
+    def version_of(self, symbols: Iterable[str]) -> int | None:
+        """The latest outbox id of any of ``symbols`` (None: never written): a cache key's price version."""
+        with reading(self.datastore) as curs:
+            return one(
+                curs.execute("SELECT max(id) AS v FROM price_updates WHERE symbol = ANY(%s)", (sorted(set(symbols)),))
+            )["v"]
+
+    def book(self, symbols: set[str], until: date) -> PriceBook:
+        """Every close of ``symbols`` up to ``until`` (with their splits), on its own connection."""
+        with reading(self.datastore) as curs:
+            return PricesTx(curs).price_book(symbols, None, until)
+
     def splits(self, symbols: Iterable[str]) -> list[Split]:
         """The known splits of ``symbols``, by symbol and ex-date."""
         with reading(self.datastore) as curs:
@@ -276,6 +311,10 @@ class PricesTx:
             closes[symbol].append((day, close))
         return PriceBook(closes, _splits_of(self._curs, list(symbols), date.min, until))
 
+    def currencies(self, symbols: Iterable[str]) -> dict[str, str]:
+        """The recorded quote currency of each of ``symbols`` that has one. Caller's transaction."""
+        return recorded_currencies(self._curs, symbols)
+
     def updates_after(self, update_id: int, limit: int) -> list[tuple[int, str, date]]:
         """Outbox rows (id, symbol, from date) after ``update_id``, in order. Caller's transaction."""
         rows = self._curs.execute(
@@ -285,61 +324,3 @@ class PricesTx:
 
     def last_update_id(self) -> int:
         return one(self._curs.execute("SELECT coalesce(max(id), 0) AS m FROM price_updates"))["m"]
-
-
-# ------------------------------------------------------------ DDL
-
-#: The price cache's tables, by the migration version that creates or changes them (``schema`` applies
-#: every owner's pieces of a version in one ordered sequence; the text is what was applied: never edited)
-MIGRATIONS: dict[int, str] = {
-    1: """
-    CREATE TABLE prices (
-        symbol text NOT NULL,
-        date date NOT NULL,
-        open numeric, high numeric, low numeric,
-        close numeric NOT NULL CHECK (close > 0),
-        volume numeric,
-        source text NOT NULL DEFAULT 'manual',
-        fetched_at timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (symbol, date)
-    );
-    """,
-    2: """
-    -- market data: every write to `prices` also records which (symbol, from date) changed,
-    -- so the projector can re-mark the strategies concerned (an outbox it follows by id)
-    CREATE TABLE price_updates (
-        id bigserial PRIMARY KEY,
-        symbol text NOT NULL,
-        from_date date NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now()
-    );
-    """,
-    3: """
-    -- the market-data component's own bookkeeping: what it fetched from Polygon, and when
-    CREATE TABLE market_data_symbols (
-        symbol text PRIMARY KEY,
-        fetched_from date,
-        fetched_through date,
-        refreshed_at timestamptz,
-        last_error text
-    );
-    """,
-    5: """
-    -- /performance caches on (NAV version, benchmark price version)
-    CREATE INDEX price_updates_symbol_idx ON price_updates (symbol, id);
-    """,
-    9: """
-    -- stock splits (Polygon's /v3/reference/splits shape), owned by market data like prices: every
-    -- write also records (symbol, ex_date) in price_updates, so the projector re-derives every
-    -- strategy that held the symbol from the ex-date on
-    CREATE TABLE splits (
-        symbol text NOT NULL,
-        ex_date date NOT NULL,
-        split_from numeric NOT NULL CHECK (split_from > 0),
-        split_to numeric NOT NULL CHECK (split_to > 0),
-        source text NOT NULL DEFAULT 'manual',
-        fetched_at timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (symbol, ex_date)
-    );
-    """,
-}
