@@ -94,7 +94,7 @@ def fetch(
     recorded = db.prices.currencies(symbols)
     for symbol in symbols:
         if symbol not in recorded and not is_pair(symbol):
-            _record_currency(db, symbol, client.ticker_currency(symbol))
+            _record_currency(db, symbol, _ticker_currency(client, symbol))
         bars = client.daily_bars(symbol, start, end)
         splits = client.splits(symbol, splits_from)
         # splits first: a late split and the unadjusted bars around it land before the re-derivation
@@ -111,6 +111,18 @@ def fetch(
             end=end.isoformat(),
         )
     return changed, split_changes
+
+
+def _ticker_currency(client: PolygonClient, symbol: str) -> str | None:
+    """The stock's currency from Polygon; a refusal of the details alone (a plan without them: 4xx)
+    leaves it unknown (asked again next fetch) rather than failing the bars."""
+    try:
+        return client.ticker_currency(symbol)
+    except PolygonError as exc:
+        if exc.status_code is None or exc.status_code == 429 or exc.status_code >= 500:
+            raise
+        log.warning("currency_unknown", symbol=symbol, error=str(exc))
+        return None
 
 
 def _record_currency(db: Database, symbol: str, currency: str | None) -> None:

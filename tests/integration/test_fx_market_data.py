@@ -14,7 +14,7 @@ import pytest
 from devtools.stack import sql
 from libs.infra.db import Database
 from services.market_data.polygon import PolygonClient
-from services.market_data.service import MarketDataDaemon, import_files
+from services.market_data.service import MarketDataDaemon, fetch, import_files
 
 pytestmark = pytest.mark.integration
 
@@ -174,3 +174,19 @@ def test_a_yen_strategy_wants_pairs_into_yen(make_database):
         assert {"C:EURJPY", "C:USDJPY"} <= set(new) and due == []
     finally:
         db.close()
+
+
+def test_details_refused_leave_the_currency_unknown_and_the_bars_come(db):
+    requests: list[str] = []
+    inner = fake_polygon(requests)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/v3/reference/tickers/"):
+            requests.append("details refused")
+            return httpx.Response(403, json={"status": "NOT_AUTHORIZED", "message": "Not entitled to this data."})
+        return inner.handle_request(request)
+
+    client = PolygonClient("k", transport=httpx.MockTransport(handler), sleep=lambda s: None)
+    assert fetch(db, client, ["nodetx"], date(2024, 1, 2), date(2024, 1, 4)) == (3, 0)
+    assert requests == ["details refused", "bars NODETX", "splits NODETX"]
+    assert db.prices.currencies(["NODETX"]) == {} and len(closes(db, "NODETX")) == 3
