@@ -7,12 +7,22 @@ traded that day), plus the synthetic market's stock splits in the split table (o
 4-for-1 in June 2023, which the concentrated tech bot holds through; the ledger converts its
 holding at the ex-date, so its NAV has no jump there). Then every sample bot of
 ``SAMPLE_BOTS`` (momentum, mean reversion, index buy-and-hold, crypto trend, low-risk income,
-concentrated tech: different rules and risk) gets a **public** strategy of its own, so the
+concentrated tech, a scalper, a trend follower, and a EUR-based bot: different rules and risk)
+gets a **public** strategy of its own, in its base currency, so the
 leaderboard at ``/`` shows a ranking right away (the momentum bot and the tech bot, which holds
 DEMO-NVDA through its split, publish their positions and orders live, the index bot with the 24 h
 delay, the others not at all), and its cash events and orders go through
 the public HTTP API with that strategy's keys, exactly as a real bot's would. The bots are
 replayed side by side (one thread each; each bot's own payloads in time order).
+
+A second currency: ``DEMO-SAP`` is a synthetic stock quoted in EUR (its currency recorded in the
+price cache), and the "Euro balanced (demo)" bot keeps its cash and NAV in EUR while trading SAP
+and two USD stocks, converted at the EUR/USD rate. The ledger reads that rate from the FX symbol
+``C:EURUSD`` (no ``DEMO-`` name can be one), so this is the one exception to the rule above, and a
+narrow one: the demo writes its synthetic EUR/USD (``synthetic_fx.synthetic_eurusd``, source
+``synthetic-demo``) only into a price cache that has no ``C:EURUSD`` (nor ``C:USDEUR``) close but
+its own from an earlier demo run; when real rates are there, it writes none and the EUR bot trades
+at the real ones (the rates the ledger will use, so it never spends more EUR than it holds).
 
 One key allows 60 requests a minute: each replay rotates keys of its own, and the key printed
 for the user is a fresh one, with its whole rate budget left.
@@ -21,8 +31,10 @@ The replay is a back-fill of history: every order reaches the API long after its
 ``executed_at``, so the demo bots' live-reporting share is (truthfully) about 0 %.
 
 The output keeps the single-bot shape (``strategy_id``, ``api_key``, ``name``, ``replayed``,
-``try`` of the first bot, the momentum bot) and lists every bot under ``bots``; ``prices`` says
-what was written, the splits included (``splits``: symbol, ex-date, ratio new:old).
+``try`` of the first bot, the momentum bot) and lists every bot under ``bots`` (with its
+``base_currency``); ``prices`` says what was written, the splits included (``splits``: symbol,
+ex-date, ratio new:old), the recorded quote currencies (``currencies``) and where the EUR/USD
+rate came from (``fx``: ``synthetic`` true when the demo wrote it).
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from typing import Any
 
 import httpx
 
+from botranks_domain.bars import Bar
 from libs.infra.db import Database
 from services.market_data.sample_bots import SAMPLE_BOTS, SampleBot
 from services.market_data.synthetic import (
@@ -40,6 +53,13 @@ from services.market_data.synthetic import (
     source,
     synthetic_bars,
     synthetic_splits,
+)
+from services.market_data.synthetic_fx import (
+    EUR_CURRENCIES,
+    FX_SYMBOL,
+    FX_SYMBOLS,
+    synthetic_eur_bars,
+    synthetic_eurusd,
 )
 
 DEMO_START = date(2022, 1, 3)
@@ -63,19 +83,43 @@ def _replay(api: str, payloads: list[dict[str, Any]], keys: list[str]) -> dict[s
     return {"orders": orders, "cash_events": cash}
 
 
+def _eurusd(db: Database, end: date) -> tuple[list[Bar], bool]:
+    """The EUR/USD rates the demo's bots trade at, and whether the demo writes them: the price
+    cache's own ``C:EURUSD`` / ``C:USDEUR`` closes when it has any that are not the synthetic walk's
+    (real rates: nothing invented is written under their symbol), else the synthetic walk."""
+    synthetic = synthetic_eurusd(DEMO_START, end)
+    walk = {(b.symbol, b.date): b.close for b in synthetic}
+    cached = [
+        Bar(symbol=symbol, date=day, close=close)
+        for symbol in FX_SYMBOLS
+        for day, close in db.prices.closes_between(symbol, date.min, date.max)
+    ]
+    if any(walk.get((b.symbol, b.date)) != b.close for b in cached):
+        return cached, False
+    return synthetic, True
+
+
 def run_demo(db: Database, base_url: str) -> dict[str, object]:
     base = base_url.rstrip("/")
     end = datetime.now(UTC).date() - timedelta(days=1)
-    bars = synthetic_bars(DEMO_START, end)
+    bars = synthetic_bars(DEMO_START, end) + synthetic_eur_bars(DEMO_START, end)
     splits = synthetic_splits(DEMO_START, end)
-    written = db.prices.write_bars(bars, source)
+    rates, invented = _eurusd(db, end)
+    db.prices.record_currencies(EUR_CURRENCIES, source)
+    written = db.prices.write_bars(bars + rates if invented else bars, source)
     db.prices.write_splits(splits, source)
+    market = bars + rates  # what the bots trade on: the EUR bot pays for USD stocks at these rates
 
     jobs: list[tuple[SampleBot, str, str, list[dict[str, Any]], list[str]]] = []
     for bot in SAMPLE_BOTS:
-        payloads = bot.orders(bars)
+        payloads = bot.orders(market)
         strategy_id, _ = db.identity.create_strategy(
-            bot.name, benchmark=bot.benchmark, visibility="public", show_positions=bot.show_positions, first_key=False
+            bot.name,
+            benchmark=bot.benchmark,
+            visibility="public",
+            show_positions=bot.show_positions,
+            first_key=False,
+            base_currency=bot.base_currency,
         )
         # the replay's keys, used KEY_BUDGET times each, then the key printed for the user: never used
         *replay_keys, key = db.identity.add_keys(
@@ -96,6 +140,7 @@ def run_demo(db: Database, base_url: str) -> dict[str, object]:
             "name": bot.name,
             "api_key": key,
             "benchmark": bot.benchmark,
+            "base_currency": bot.base_currency,
             "risk": bot.risk,
             "rules": bot.rules,
             "show_positions": bot.show_positions,
@@ -117,6 +162,8 @@ def run_demo(db: Database, base_url: str) -> dict[str, object]:
             "from": DEMO_START.isoformat(),
             "to": end.isoformat(),
             "splits": [{"symbol": sp.symbol, "ex_date": sp.ex_date.isoformat(), "ratio": sp.ratio} for sp in splits],
+            "currencies": EUR_CURRENCIES,
+            "fx": {"symbol": FX_SYMBOL, "synthetic": invented, "rows": len(rates)},
         },
         "replayed": first["replayed"],
         "leaderboard": f"{base}/",

@@ -1,17 +1,20 @@
 """The demo's sample trading bots, over the synthetic market of ``synthetic.py``. ``sample_bot_orders``
 replays a simple monthly momentum / short-term-reversal bot over those bars and returns the API
 payloads it would send, in time order; ``SAMPLE_BOTS`` are the demo's public bots (momentum, mean
-reversion, index buy-and-hold, crypto trend, low-risk income, concentrated tech, a scalper and a
-trend follower), each a deterministic function of the bars. They only go long and never spend more
-cash than they hold (the momentum bot's small shorts excepted). Their signals (momentum, look-backs,
-averages) read split-ADJUSTED closes, so a split is no crash to them; their orders carry the day's
-unadjusted close and quantities in the day's share units, and their holdings convert at the start of
-an ex-date exactly as the ledger does (quantity x to/from, no cash in lieu). The concentrated tech
-bot holds DEMO-NVDA through the split without trading it that day.
+reversion, index buy-and-hold, crypto trend, low-risk income, concentrated tech, a scalper, a
+trend follower and a EUR-based bot), each a deterministic function of the bars. They only go
+long and never spend more cash than they hold (the momentum bot's small shorts excepted). Their
+signals (momentum, look-backs, averages) read split-ADJUSTED closes, so a split is no crash to
+them; their orders carry the day's unadjusted close and quantities in the day's share units, and
+their holdings convert at the start of an ex-date exactly as the ledger does (quantity x to/from,
+no cash in lieu). The concentrated tech bot holds DEMO-NVDA through the split without trading it
+that day.
 
 The package: ``market`` (the bars as the bots see them), ``account`` (a bot's cash account and
 its payloads), ``momentum`` (the first bot), ``other_bots`` (five more), ``trade_styles`` (the
-scalper and the trend follower, whose trade statistics differ on purpose); here, the roster.
+scalper and the trend follower, whose trade statistics differ on purpose), ``euro_bot`` (the bot
+whose base currency is EUR: it trades a EUR stock and two USD ones at the ledger's EUR/USD rate);
+here, the roster.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from botranks_domain.bars import Bar
 
 from ..synthetic import DEMO_SPLIT
+from .euro_bot import euro_orders
 from .momentum import sample_bot_orders
 from .other_bots import crypto_trend_orders, income_orders, index_orders, mean_reversion_orders, tech_orders
 from .trade_styles import scalper_orders, trend_follower_orders
@@ -43,6 +47,8 @@ class SampleBot:
     orders: Callable[[list[Bar]], list[dict[str, Any]]]
     #: what its public page shows of its positions and orders (none, delayed, live)
     show_positions: str = "none"
+    #: the currency of its cash, fees and NAV (its strategy's base currency)
+    base_currency: str = "USD"
 
 
 SAMPLE_BOTS: tuple[SampleBot, ...] = (
@@ -116,6 +122,16 @@ SAMPLE_BOTS: tuple[SampleBot, ...] = (
         "daily: buys AAPL, NVDA, XOM or BTC at a 50-day high, sells at a 20-day low",
         trend_follower_orders,
         show_positions="live",
+    ),
+    SampleBot(
+        "euro",
+        "Euro balanced (demo)",
+        "DEMO-SPY",
+        "medium",
+        "in EUR, monthly: 40 % SAP (EUR), 30 % AAPL and 20 % KO (USD, bought at the day's EUR/USD), 10 % cash",
+        euro_orders,
+        show_positions="live",
+        base_currency="EUR",
     ),
 )
 

@@ -1,9 +1,11 @@
 """A sample bot's cash account: it trades at the day's close, converts its holdings at each split
-as the ledger does, and records the API payloads it would send."""
+as the ledger does, and records the API payloads it would send. Its cash is in its base currency;
+a bot whose symbols are quoted in another one is given the rate (``fx``) the ledger will use."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
@@ -50,13 +52,22 @@ def _split_quantity(quantity: Decimal, split: Split) -> Decimal:
     return converted
 
 
+#: one unit of ``symbol``'s quote currency in the bot's base currency on ``day``
+FxHook = Callable[[str, date], Decimal]
+
+
 class Bot:
     """A cash account that trades at the day's close and records what it would send to the API.
-    Its quantities are in the share units of the day it has reached (``as_of``)."""
+    Its quantities are in the share units of the day it has reached (``as_of``).
 
-    def __init__(self, market: Market, slug: str, label: str) -> None:
+    Cash, fees and equity are in the bot's base currency; ``fx`` (None: every symbol is quoted in it)
+    converts a price into it, as the ledger does: a fill moves cash by q x price x fx(day) (exactly),
+    fees are in the base currency."""
+
+    def __init__(self, market: Market, slug: str, label: str, fx: FxHook | None = None) -> None:
         self.market = market
         self.slug, self.label = slug, label
+        self.fx = fx
         self.cash = Decimal(0)
         self.qty: dict[str, Decimal] = defaultdict(Decimal)
         self.last: dict[str, Decimal] = {}
@@ -75,6 +86,13 @@ class Bot:
                 self.last[split.symbol] = self.last[split.symbol] * split.split_from / split.split_to
         self.as_of = day
         self.last.update(self.market.closes[day])
+
+    def in_base(self, symbol: str, day: date | None, amount: Decimal) -> Decimal:
+        """``amount`` in ``symbol``'s quote currency, in the base currency on ``day`` (exact)."""
+        if self.fx is None:
+            return amount
+        assert day is not None, "a rate needs a day"
+        return LEDGER_CONTEXT.multiply(amount, self.fx(symbol, day))
 
     def next_id(self) -> str:
         self.counter += 1
@@ -96,7 +114,8 @@ class Bot:
         self.items.append({"kind": "cash", "payload": payload})
 
     def equity(self) -> Decimal:
-        return self.cash + sum((q * self.last[s] for s, q in self.qty.items() if q), Decimal(0))
+        held = (self.in_base(s, self.as_of, q * self.last[s]) for s, q in self.qty.items() if q)
+        return self.cash + sum(held, Decimal(0))
 
     def dividend(self, day: date, symbol: str, per_share: Decimal) -> None:
         if self.qty[symbol] > 0:
@@ -118,7 +137,7 @@ class Bot:
             if symbol not in prices:
                 continue  # no bar today: leave it alone
             w = weights.get(symbol, Decimal(0))
-            raw = _floor(abs(w) * investable / prices[symbol], _step(symbol))
+            raw = _floor(abs(w) * investable / self.in_base(symbol, day, prices[symbol]), _step(symbol))
             target[symbol] = raw if w >= 0 else -raw
         small = min_trade * equity
         orders: list[dict[str, Any]] = []
@@ -127,7 +146,7 @@ class Bot:
             if quantity <= 0:
                 return
             price = prices[symbol]
-            notional = quantity * price
+            notional = self.in_base(symbol, day, quantity * price)
             fee = _fee(notional)
             self.cash += notional - fee if side == "sell" else -(notional + fee)
             self.qty[symbol] += quantity if side == "buy" else -quantity
@@ -153,14 +172,14 @@ class Bot:
             if have > 0 and want < 0:
                 trade(symbol, "sell", have, "close long")
                 trade(symbol, "sell", -want, "open short")
-            elif want == 0 or want < 0 or (have - want) * prices[symbol] >= small:
+            elif want == 0 or want < 0 or self.in_base(symbol, day, (have - want) * prices[symbol]) >= small:
                 trade(symbol, "sell", have - want, "open short" if have <= 0 else "rebalance")
 
         def affordable(symbol: str, wanted: Decimal) -> Decimal:
-            price, step = prices[symbol], _step(symbol)
+            price, step = self.in_base(symbol, day, prices[symbol]), _step(symbol)
             budget = self.cash - reserve
             q = min(wanted, _floor(budget / (price * (1 + FEE_RATE)), step))
-            while q > 0 and q * price + _fee(q * price) > budget:
+            while q > 0 and (cost := self.in_base(symbol, day, q * prices[symbol])) + _fee(cost) > budget:
                 q -= step
             return max(q, Decimal(0))
 
@@ -170,7 +189,7 @@ class Bot:
                 trade(symbol, "buy", affordable(symbol, min(-have, want - have)), "cover short")
         for symbol, want in target.items():
             have = self.qty[symbol]
-            if want > have >= 0 and ((want - have) * prices[symbol] >= small or have == 0):
+            if want > have >= 0 and (self.in_base(symbol, day, (want - have) * prices[symbol]) >= small or have == 0):
                 trade(symbol, "buy", affordable(symbol, want - have), "rebalance")
         for start in range(0, len(orders), MAX_BATCH):
             self.items.append({"kind": "orders", "payload": {"orders": orders[start : start + MAX_BATCH]}})
