@@ -412,7 +412,8 @@ class PageCache:
 
     def _trades(self, strategy_id: UUID, nav_version: datetime | None) -> trade_pages.TradeBook:
         # the projector writes the trades in the transaction that moves the NAV version
-        return trade_pages.book(self.db.ledger.trades.all_sums(strategy_id))
+        sums = self.db.ledger.trades.all_sums(strategy_id)
+        return trade_pages.book(sums, readers.trade_currencies(self.db, sums))
 
     def _activity(
         self, strategy_id: UUID, nav_version: datetime | None, publication: str, cutoff: datetime | None

@@ -16,7 +16,7 @@ import csv
 import io
 import math
 from collections.abc import Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +32,8 @@ MAX_TRADES_PAGE = 1_000_000
 #: the CSV's columns: every field of a published trade, in the API's order (as ``botranks trades --csv``)
 CSV_COLUMNS = (
     "id", "symbol", "direction", "status", "opened_at", "closed_at", "quantity_open", "max_quantity", "entry_price",
-    "exit_price", "quantity_closed", "fees", "realized_pnl", "return", "holding_days", "fills",
+    "exit_price", "quantity_closed", "fees", "realized_pnl", "return", "holding_days", "fills", "currency",
+    "realized_pnl_base",
 )  # fmt: skip
 CSV_ROWS_A_CHUNK = 500
 #: the histogram aims at this many bins; returns beyond the 1st/99th percentiles fall in the end bins
@@ -164,24 +165,30 @@ class TradeBook:
     histogram: Histogram | None
     closed: int
     reset: int
+    #: each symbol's quote currency (prices and realized_pnl are in it)
+    currencies: dict[str, str] = field(default_factory=dict)
+
+    def currency(self, t: TradeSums) -> str:
+        return self.currencies.get(t.symbol, "USD")
 
 
 def _ended_order(t: TradeSums) -> tuple[Any, ...]:
     return (t.closed_at, t.opened_at, t.id)
 
 
-def book(sums: list[TradeSums]) -> TradeBook:
-    """Every view of the trades the page needs, from one read of them (in the order opened)."""
+def book(sums: list[TradeSums], currencies: dict[str, str] | None = None) -> TradeBook:
+    """Every view of the trades the page needs, from one read of them (in the order opened), with each
+    symbol's quote currency (``currencies``; USD where not given)."""
     ended = sorted((t for t in sums if t.status != "open"), key=_ended_order, reverse=True)
     returns = []
     for t in ended:
         # the published return, realized / (entry price × quantity closed), in floats: only binned
         # (published_trade's exact division costs ~40 µs a trade: 0.4 s for 10,000)
         if t.status == "closed" and t.entry_value and t.exit_quantity:
-            pnl = t.realized_pnl
+            pnl, won = t.realized_pnl, t.realized_pnl_base  # the colour: won or lost in the base currency
             ret = float(pnl) * float(t.entry_quantity) / (float(t.entry_value) * float(t.exit_quantity))
             if math.isfinite(ret):
-                returns.append((ret, (pnl > 0) - (pnl < 0)))
+                returns.append((ret, (won > 0) - (won < 0)))
     return TradeBook(
         sums,
         ended,
@@ -189,6 +196,7 @@ def book(sums: list[TradeSums]) -> TradeBook:
         histogram(returns),
         sum(t.status == "closed" for t in ended),
         sum(t.status == "reset" for t in ended),
+        currencies or {},
     )
 
 
@@ -240,11 +248,11 @@ def view(b: TradeBook, stats: TradingStats | None, publication: str, cutoff: dat
         stats,
         b.histogram,
         publication,
-        [published_trade(t, now) for t in shown],
+        [published_trade(t, now, b.currency(t)) for t in shown],
         len(ended),
         page,
         max(1, -(-len(ended) // TRADES_PAGE_SIZE)),
-        None if still_open is None else [published_trade(t, now) for t in still_open],
+        None if still_open is None else [published_trade(t, now, b.currency(t)) for t in still_open],
         b.closed,
         b.reset,
     )
@@ -262,7 +270,7 @@ def csv_chunks(b: TradeBook, publication: str, cutoff: datetime | None) -> Gener
     writer.writerow(CSV_COLUMNS)
     for i in range(0, len(rows), CSV_ROWS_A_CHUNK):
         for t in rows[i : i + CSV_ROWS_A_CHUNK]:
-            row = msgspec.to_builtins(published_trade(t, now))
+            row = msgspec.to_builtins(published_trade(t, now, b.currency(t)))
             writer.writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
         yield out.getvalue().encode()
         out.seek(0)

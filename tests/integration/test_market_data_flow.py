@@ -125,10 +125,13 @@ def test_demo_replays_a_bot_with_state_and_nav_that_agree(stack):
     auth = {"Authorization": f"Bearer {demo['api_key']}"}
     sid = demo["strategy_id"]
     assert demo["replayed"]["orders"] > 100 and demo["prices"]["source"] == "synthetic-demo"
+    # the one exception: an instance without any EURUSD rate gets the demo's (its EUR bot needs one)
+    assert demo["prices"]["fx"]["synthetic"] is True and demo["prices"]["fx"]["symbol"] == "C:EURUSD"
     with stack.sql() as curs:  # invented prices stay under invented names
         assert (
             curs.execute(
                 "SELECT count(*) AS n FROM prices WHERE source = 'synthetic-demo' AND symbol NOT LIKE 'DEMO-%%'"
+                " AND symbol <> 'C:EURUSD'"
             ).fetchone()["n"]
             == 0
         )
