@@ -1,7 +1,8 @@
 """Numbers for people: the pages' Jinja2 filters (``FILTERS``) and the sign class of a figure.
 
 Signed percents with one decimal, thousands separators, a real minus sign, ``—`` for a figure
-that is missing or not finite (docs/NOTES.md "Numbers for people").
+that is missing or not finite (docs/NOTES.md "Numbers for people"). Money carries its currency
+(``amount``: Babel's en_US symbol and the currency's own digits, e.g. ``€1,234.50``, ``¥1,235``).
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
+
+from babel.numbers import format_currency, get_currency_precision
+from markupsafe import Markup
 
 DASH = "—"
 MINUS = "−"
@@ -47,6 +51,61 @@ def money(value: Decimal | float | None, digits: int = 2, signed: bool = False) 
     shown = f"{abs(number):,.{digits}f}"
     zero = Decimal(shown.replace(",", "")) == 0
     return _signed(shown, number < 0 and not zero, signed and number > 0 and not zero)
+
+
+def currency_digits(code: str) -> int:
+    """The decimal places an amount in ``code`` is shown with (CLDR: USD 2, JPY 0, BHD 3)."""
+    return int(get_currency_precision(code))
+
+
+def _amount_parts(value: Decimal | int | None, currency: str, signed: bool) -> tuple[str, str, str] | None:
+    """(sign, symbol, digits) of an amount in ``currency``, or None when there is no figure to show."""
+    if value is None:
+        return None
+    number = value if isinstance(value, Decimal) else Decimal(value)
+    if not number.is_finite():
+        return None
+    shown = abs(number).quantize(Decimal(1).scaleb(-currency_digits(currency)), ROUND_HALF_EVEN)
+    text = format_currency(shown, currency, locale="en_US")
+    digit = next((i for i, ch in enumerate(text) if ch.isdigit()), 0)
+    symbol = text[:digit]
+    if symbol[-1:].isalpha():  # CLDR's currency spacing: "CHF 12.00", not "CHF12.00"
+        symbol += "\u00a0"
+    zero = shown == 0
+    return _signed("", number < 0 and not zero, signed and number > 0 and not zero), symbol, text[digit:]
+
+
+def amount(value: Decimal | int | None, currency: str | None, signed: bool = False) -> str:
+    """An amount with its currency, as ``money`` signs it: ``€1,234.50``, ``−£3.10``, ``+¥1,235``;
+    a symbol of letters keeps a no-break space from the digits (``CHF 12.00``); None → ``—``.
+    Rounded half-even to the currency's digits; no currency: ``money``."""
+    if not currency:
+        return money(value, signed=signed)
+    parts = _amount_parts(value, currency, signed)
+    return DASH if parts is None else "".join(parts)
+
+
+def amount_html(value: Decimal | int | None, currency: str | None, signed: bool = False) -> Markup:
+    """``amount`` for a card: the same text, with a line break allowed between the currency and the
+    digits (a long figure in a narrow card wraps there, never inside the number)."""
+    if not currency:
+        return Markup.escape(money(value, signed=signed))
+    parts = _amount_parts(value, currency, signed)
+    if parts is None:
+        return Markup(DASH)
+    return Markup('<span class="ccy">{}{}</span><wbr>{}').format(parts[0], parts[1], parts[2])
+
+
+def quote_currencies(*groups: Iterable[Any] | None) -> dict[str, str]:
+    """{symbol: currency} of rows that carry both (positions, trades): what an order or a split of the
+    same symbol is priced in. Rows without a ``currency`` add nothing."""
+    out: dict[str, str] = {}
+    for rows in groups:
+        for row in rows or ():
+            symbol, currency = getattr(row, "symbol", None), getattr(row, "currency", None)
+            if symbol and currency:
+                out.setdefault(symbol, currency)
+    return out
 
 
 def quantity(value: Decimal | None) -> str:
@@ -105,6 +164,9 @@ FILTERS = {
     "prob": prob,
     "ratio": ratio,
     "money": money,
+    "amount": amount,
+    "amount_html": amount_html,
+    "quote_currencies": quote_currencies,
     "quantity": quantity,
     "integer": integer,
     "when": when,

@@ -42,6 +42,11 @@ def benchmark_symbol(raw: str) -> str:
     return normalize_symbol(raw, "benchmark") if raw else ""
 
 
+def currency_code(raw: str) -> str:
+    """A typed currency code as the API spells it (``eur `` → ``EUR``); checked by the struct it goes in."""
+    return raw.strip().upper()
+
+
 def choice(raw: str, allowed: tuple[str, ...], name: str) -> str:
     if raw not in allowed:
         raise FormError(422, f"`{name}` must be one of: {', '.join(allowed)}")

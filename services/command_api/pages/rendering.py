@@ -12,6 +12,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.utils.scope.state import ScopeState
 from markupsafe import Markup
 
+from botranks_domain.currency import CURRENCIES
 from libs.infra.web import SECURITY_HEADERS, error_response
 
 HERE = Path(__file__).resolve().parent.parent  # services/command_api: the templates and assets live there
@@ -27,6 +28,9 @@ CSRF_FIELD = "_csrf_token"  # the form field Litestar's CSRFMiddleware reads
 CSRF_REFUSED = "CSRF token verification failed"  # its 403's detail
 VISIBILITIES = ("private", "public")
 SHOW_POSITIONS = ("none", "delayed", "live")
+#: the base currencies a strategy may have: the common ones first, then every other code A-Z (the forms' datalist)
+COMMON_CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD")
+CURRENCY_CODES = (*COMMON_CURRENCIES, *sorted(CURRENCIES - set(COMMON_CURRENCIES)))
 #: the only status lines a redirect may ask a page to show (never text from the query string)
 NOTICES = {"created": "Strategy created.", "saved": "Settings saved.", "revoked": "Key revoked."}
 
@@ -48,6 +52,7 @@ def render(
         csrf_input=_csrf_input(request),
         visibilities=VISIBILITIES,
         show_positions_choices=SHOW_POSITIONS,
+        currency_codes=CURRENCY_CODES,
         **context,
     )
     return Response(html, status_code=status, media_type=MediaType.HTML, headers=headers)

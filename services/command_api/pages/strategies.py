@@ -16,14 +16,16 @@ from botranks_domain.accounts import StrategyIn, StrategySettingsIn
 from botranks_domain.errors import BadParameter, DomainError, NotFound, NotOwner
 from libs.infra.identity import Identity
 
-from .forms import FormError, benchmark_symbol, choice, convert_form, form_error, form_field
+from .forms import FormError, benchmark_symbol, choice, convert_form, currency_code, form_error, form_field
 from .rendering import NOTICES, SHOW_POSITIONS, VISIBILITIES, render
 from .sessions import require_user, signed_in_user, to_login
 
 log = structlog.get_logger(service="command_api")
 
 
-NEW_STRATEGY = {"name": "", "visibility": "private", "benchmark": "SPY", "show_positions": "none"}
+#: the fields of the create and settings forms
+FIELDS = ("name", "visibility", "benchmark", "show_positions", "base_currency")
+NEW_STRATEGY = dict(zip(FIELDS, ("", "private", "SPY", "none", "USD"), strict=True))
 #: strategies per page of /account (each carries its settings form)
 PAGE_SIZE = 20
 MAX_PAGE = 1_000_000
@@ -115,14 +117,15 @@ def _create(identity: Identity, owner: UUID, data: StrategyIn, show_positions: s
 async def create_strategy(request: Request, state: State) -> Response:
     user = await require_user(request)
     form = await request.form()
-    new = {k: form_field(form, k) for k in ("name", "visibility", "benchmark", "show_positions")}
+    new = {k: form_field(form, k) for k in FIELDS}
     try:
         visibility = choice(new["visibility"], VISIBILITIES, "visibility")
         show_positions = choice(new["show_positions"], SHOW_POSITIONS, "show_positions")
-        data = convert_form(
-            {"name": new["name"].strip(), "visibility": visibility, "benchmark": benchmark_symbol(new["benchmark"])},
-            StrategyIn,
-        )
+        fields = {"name": new["name"].strip(), "visibility": visibility}
+        fields["benchmark"] = benchmark_symbol(new["benchmark"])
+        if code := currency_code(new["base_currency"]):  # empty: the default, USD
+            fields["base_currency"] = code
+        data = convert_form(fields, StrategyIn)
         strategy_id = await to_thread.run_sync(
             _create, state.db.identity, user, data, show_positions, state.settings.max_strategies_per_account
         )
@@ -138,7 +141,7 @@ async def create_strategy(request: Request, state: State) -> Response:
 async def update_settings(request: Request, state: State, strategy_id: UUID) -> Response:
     user = await require_user(request)
     form = await request.form()
-    typed = {k: form_field(form, k) for k in ("name", "visibility", "benchmark", "show_positions")}
+    typed = {k: form_field(form, k) for k in FIELDS}
     try:
         changes = convert_form(
             {
@@ -146,6 +149,8 @@ async def update_settings(request: Request, state: State, strategy_id: UUID) -> 
                 "visibility": choice(typed["visibility"], VISIBILITIES, "visibility"),
                 "benchmark": benchmark_symbol(typed["benchmark"]),
                 "show_positions": choice(typed["show_positions"], SHOW_POSITIONS, "show_positions"),
+                # empty: unchanged; a new one re-derives every figure in it
+                "base_currency": currency_code(typed["base_currency"]) or None,
             },
             StrategySettingsIn,
         )
