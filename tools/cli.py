@@ -60,8 +60,20 @@ def cmd_strategy_create(args) -> None:
             owner = db.identity.user_id(args.owner_email)
             if owner is None:
                 sys.exit(f"no account with email {args.owner_email} (register first: POST /auth/register)")
-        strategy_id, key = db.identity.create_strategy(args.name, benchmark=args.benchmark, owner_id=owner)
+        strategy_id, key = db.identity.create_strategy(
+            args.name, benchmark=args.benchmark, owner_id=owner, base_currency=args.base_currency
+        )
     print(json.dumps({"strategy_id": str(strategy_id), "api_key": key}))
+
+
+def currency_flag(raw: str) -> str:
+    """``--base-currency``: an ISO 4217 code in tender, any case (``eur`` → ``EUR``)."""
+    from botranks_domain.currency import is_currency
+
+    code = raw.strip().upper()
+    if not is_currency(code):
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an ISO 4217 currency code in tender (e.g. USD, EUR, JPY)")
+    return code
 
 
 def cmd_strategy_list(args) -> None:
@@ -240,6 +252,12 @@ def main(argv: list[str] | None = None) -> None:
     c = ssub.add_parser("create", help="create a strategy and print its id and first API key")
     c.add_argument("--name", required=True)
     c.add_argument("--benchmark", default="SPY")
+    c.add_argument(
+        "--base-currency",
+        type=currency_flag,
+        default="USD",
+        help="the currency of its cash, fees and every figure (ISO 4217, default USD)",
+    )
     c.add_argument("--owner-email", help="an account that may then manage the strategy's keys over HTTP")
     c.set_defaults(func=cmd_strategy_create)
     c = ssub.add_parser("list", help="every strategy: id, name, owner, visibility, active keys, last use")

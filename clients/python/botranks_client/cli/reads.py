@@ -1,4 +1,8 @@
-"""``botranks state``, ``performance`` and ``nav``: one read of the API, as tables, JSON or CSV."""
+"""``botranks state``, ``performance`` and ``nav``: one read of the API, as tables, JSON or CSV.
+
+The tables name the currency of every money figure: the strategy's base currency in the titles
+("Cash (EUR)"), each position's own currency next to its cost basis. JSON and CSV are the API's.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +43,11 @@ def _ratio(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def in_ccy(label: str, currency: str | None) -> str:
+    """A money column's title with its currency: ``Cash (EUR)``; just the label when it is unknown."""
+    return f"{label} ({currency})" if currency else label
+
+
 def _when(value: datetime | date | None) -> str:
     if value is None:
         return "–"
@@ -61,19 +70,21 @@ def cmd_state(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     out = Console()
+    base = state.base_currency
     table = Table(title=f"Positions of {state.strategy_id}", title_justify="left")
-    for name in ("Symbol", "Quantity", "Cost basis", "Updated"):
-        table.add_column(name, justify="left" if name in ("Symbol", "Updated") else "right")
+    for name in ("Symbol", "Quantity", "Cost basis", "Currency", "Updated"):
+        table.add_column(name, justify="right" if name in ("Quantity", "Cost basis") else "left")
     for p in state.positions:
-        table.add_row(p.symbol, _num(p.quantity), _num(p.cost_basis), _when(p.updated_at))
+        table.add_row(p.symbol, _num(p.quantity), _num(p.cost_basis), p.currency, _when(p.updated_at))
     out.print(table if state.positions else "[dim]no open positions[/]")
     nav = Table(show_header=False, box=None)
     nav.add_column(style="bold")
     nav.add_column(justify="right")
+    nav.add_row("Base currency", base)
     if state.nav is not None:
-        nav.add_row("Total equity", _num(state.nav.total_equity, 2))
-        nav.add_row("Cash", _num(state.nav.cash_balance, 2))
-        nav.add_row("Market value", _num(state.nav.market_value, 2))
+        nav.add_row(in_ccy("Total equity", base), _num(state.nav.total_equity, 2))
+        nav.add_row(in_ccy("Cash", base), _num(state.nav.cash_balance, 2))
+        nav.add_row(in_ccy("Market value", base), _num(state.nav.market_value, 2))
         nav.add_row("Marked at", _when(state.nav.captured_at))
     nav.add_row("Last order", _when(state.last_order_at))
     out.print(nav)
@@ -90,6 +101,8 @@ def cmd_performance(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     out = Console()
+    base = perf.base_currency
+    converted = [c for c in perf.currencies if c != base]
     table = Table(title=f"Performance of {perf.strategy_id}", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -99,7 +112,8 @@ def cmd_performance(args: argparse.Namespace) -> None:
             f"{_when(perf.inception_date)} → {_when(perf.latest_date)}"
             f" ({perf.days or 0} days, {perf.years or 0:.2f} years)",
         ),
-        ("Equity", f"{_num(perf.starting_equity, 2)} → {_num(perf.ending_equity, 2)}"),
+        ("Base currency", base + (f" (converted from {', '.join(converted)})" if converted else "")),
+        (in_ccy("Equity", base), f"{_num(perf.starting_equity, 2)} → {_num(perf.ending_equity, 2)}"),
         ("Total return", _pct(perf.total_return)),
         ("CAGR", _pct(perf.cagr)),
         ("Volatility (ann.)", _pct(perf.volatility_annualized, sign=False)),
@@ -137,12 +151,12 @@ def cmd_performance(args: argparse.Namespace) -> None:
         rows += [
             ("Trades (closed / open)", f"{tr.trades} / {tr.open_trades}"),
             ("Win rate", f"{_pct(tr.win_rate, sign=False)} ({tr.wins} won, {tr.losses} lost)"),
-            ("Average win / loss", f"{_num(tr.average_win, 2)} / {_num(tr.average_loss, 2)}"),
+            (in_ccy("Average win / loss", base), f"{_num(tr.average_win, 2)} / {_num(tr.average_loss, 2)}"),
             ("Profit factor / payoff", f"{_ratio(tr.profit_factor)} / {_ratio(tr.payoff_ratio)}"),
-            ("Expectancy", _num(tr.expectancy, 2)),
+            (in_ccy("Expectancy", base), _num(tr.expectancy, 2)),
             ("Avg. holding", "–" if tr.average_holding_days is None else f"{tr.average_holding_days:.1f} days"),
             ("Exposure / turnover (ann.)", f"{_pct(tr.exposure, sign=False)} / {_ratio(tr.turnover_annualized)}"),
-            ("Realized / unrealized P&L", f"{_num(tr.realized_pnl, 2)} / {_num(tr.unrealized_pnl, 2)}"),
+            (in_ccy("Realized / unrealized P&L", base), f"{_num(tr.realized_pnl, 2)} / {_num(tr.unrealized_pnl, 2)}"),
         ]
     for row in rows:
         table.add_row(*row)
@@ -205,9 +219,10 @@ def cmd_nav(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Daily NAV of {series.strategy_id}", title_justify="left")
-    for name in ("Date", "Cash", "Market value", "Total equity", "External flow"):
-        table.add_column(name, justify="left" if name == "Date" else "right")
+    table = Table(title=f"Daily NAV of {series.strategy_id} in {series.base_currency}", title_justify="left")
+    table.add_column("Date")
+    for name in ("Cash", "Market value", "Total equity", "External flow"):
+        table.add_column(in_ccy(name, series.base_currency), justify="right")
     for row in series.series:
         table.add_row(
             row.date.isoformat(),

@@ -8,14 +8,14 @@ import sys
 
 import msgspec
 
-from .common import guarded
-from .reads import _num, _pct, _reader, _when
+from botranks_domain.trade_stats import Trade
 
-#: the CSV's columns: every field of a published trade, in the API's order
-CSV_COLUMNS = (
-    "id", "symbol", "direction", "status", "opened_at", "closed_at", "quantity_open", "max_quantity", "entry_price",
-    "exit_price", "quantity_closed", "fees", "realized_pnl", "return", "holding_days", "fills",
-)  # fmt: skip
+from .common import guarded
+from .reads import _num, _pct, _reader, _when, in_ccy
+
+#: the CSV's columns: every field of a published trade, in the API's order (``currency`` and
+#: ``realized_pnl_base`` included: entry, exit and ``realized_pnl`` in the former, fees in the base)
+CSV_COLUMNS = tuple(f.encode_name for f in msgspec.structs.fields(Trade))
 
 
 @guarded
@@ -23,6 +23,8 @@ def cmd_trades(args: argparse.Namespace) -> None:
     filters = {"status": args.status, "symbol": args.symbol, "from_": args.from_, "to": args.to}
     with _reader(args) as client:
         trades = list(client.trades(**filters))
+        # the table's P&L is in the base currency: say which (one more read; JSON and CSV need none)
+        base = None if args.json or args.csv or not trades else client.state().base_currency
     if args.json:  # one trade a line: as the API sends it
         for t in trades:
             sys.stdout.write(msgspec.json.encode(t).decode() + "\n")
@@ -38,19 +40,23 @@ def cmd_trades(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     table = Table(title="Trades", title_justify="left")
-    for name in ("Opened", "Closed", "Symbol", "Side", "Status", "Max qty", "Entry", "Exit", "P&L", "Return", "Days"):
-        table.add_column(name, justify="left" if name in ("Opened", "Closed", "Symbol", "Side", "Status") else "right")
+    left = ("Opened", "Closed", "Symbol", "Currency", "Side", "Status")
+    names = (*left, "Max qty", "Entry", "Exit", in_ccy("P&L", base), "Return", "Days")
+    for name in names:
+        table.add_column(name, justify="left" if name in left else "right")
     for t in trades:
+        pnl = t.realized_pnl if t.realized_pnl_base is None else t.realized_pnl_base
         table.add_row(
             _when(t.opened_at),
             _when(t.closed_at),
             t.symbol,
+            t.currency,  # of the entry and exit prices
             t.direction,
             t.status,
             _num(t.max_quantity),
             _num(t.entry_price, 4),
             _num(t.exit_price, 4),
-            _num(t.realized_pnl, 2),
+            _num(pnl, 2),
             _pct(t.return_),
             f"{t.holding_days:.1f}",
         )
