@@ -26,6 +26,7 @@ class RateGuard:
         self.db = db
         self._bases: dict[UUID, tuple[float, str]] = {}
         self._currencies: dict[str, str] = {}  # recorded currencies never change: cached once seen
+        self._unrecorded: dict[str, float] = {}  # symbols without a row, when last asked (for BASE_TTL_S)
         self._lock = threading.Lock()
 
     def check(self, strategy_id: UUID, wanted: Iterable[tuple[str, date]]) -> None:
@@ -57,15 +58,19 @@ class RateGuard:
         return base
 
     def _recorded(self, symbols: set[str]) -> dict[str, str]:
+        now = time.monotonic()
         with self._lock:
             known = {s: self._currencies[s] for s in symbols if s in self._currencies}
-        unknown = symbols - known.keys()
+            fresh = {s for s in symbols if now - self._unrecorded.get(s, -BASE_TTL_S) < BASE_TTL_S}
+        unknown = symbols - known.keys() - fresh
         if unknown:
             found = self.db.prices.currencies(unknown)
             with self._lock:
-                if len(self._currencies) > 100_000:
+                if len(self._currencies) > 100_000 or len(self._unrecorded) > 100_000:
                     self._currencies.clear()
+                    self._unrecorded.clear()
                 self._currencies.update(found)
+                self._unrecorded.update({s: now for s in unknown - found.keys()})
             known.update(found)
         return known
 

@@ -260,7 +260,8 @@ PATHS: dict[str, Any] = {
         "A strategy's trades as CSV, as far as the owner publishes them",
         "Every field of GET /api/v1/strategies/{id}/trades (`id,symbol,direction,status,opened_at,closed_at,"
         "quantity_open,max_quantity,entry_price,exit_price,quantity_closed,fees,realized_pnl,return,holding_days,"
-        "fills,currency,realized_pnl_base`), one trade a line in the order opened, up to what `show_positions` publishes (`delayed`: trades"
+        "fills,currency,realized_pnl_base`), one trade a line in the order opened, up to what `show_positions`"
+        " publishes (`delayed`: trades"
         " that ended before the delay, no open ones; `none`: 403); the owner's session gets them all.",
         {
             200: {

@@ -228,3 +228,21 @@ def test_switching_the_base_currency_rederives_in_the_new_one(market):
             Q10, ROUND_HALF_EVEN
         )
     assert D(str(in_eur[0]["cash"])) == (D(20000) - D(15000) * _inverse(EURUSD[0])).quantize(Q10, ROUND_HALF_EVEN)
+
+
+def test_a_base_currency_without_rates_for_the_history_is_refused(market):
+    """The owner page's change (``pages.strategies._update``): 422 naming the missing rate, nothing changed."""
+    from botranks_domain.errors import NoFxRate
+    from services.command_api.pages.strategies import _update
+
+    stack = market
+    owner = stack.db.identity.insert_user("fx-refused@example.com", "not-a-real-hash")
+    strategy_id, key = stack.db.identity.create_strategy("stays", owner_id=owner.id, benchmark="SPYFX")
+    sid, auth = str(strategy_id), {"Authorization": f"Bearer {key}"}
+    assert stack.post(sid, "orders", {"orders": [_order("AAA", "buy", 1, "50", DAYS[1], "0")]}, auth).status_code == 200
+    wait_until(lambda: stack.db.ledger.first_uses(strategy_id) == {("AAA", DAYS[1])}, 30, "the fill projected")
+    with pytest.raises(NoFxRate, match=f"No FX rate for USD/SEK at {DAYS[1].isoformat()}"):
+        _update(stack.db, owner.id, strategy_id, StrategySettingsIn(base_currency="SEK"))
+    assert stack.db.identity.profile(strategy_id).base_currency == "USD"
+    _update(stack.db, owner.id, strategy_id, StrategySettingsIn(base_currency="EUR"))  # EURUSD is loaded
+    assert stack.db.identity.profile(strategy_id).base_currency == "EUR"

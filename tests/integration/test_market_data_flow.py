@@ -58,6 +58,8 @@ def test_a_late_price_re_marks_nav_from_its_date_on(stack):
 
 def polygon_transport(requests: list[str]):
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/v3/reference/tickers/"):  # every stock here is quoted in USD
+            return httpx.Response(200, json={"status": "OK", "results": {"currency_name": "usd"}})
         if request.url.path == "/v3/reference/splits":  # SPY split 2-for-1 once, in this made-up world
             ticker = request.url.params["ticker"]
             requests.append(f"splits of {ticker}")
@@ -215,6 +217,7 @@ def test_demo_performance_equals_the_pure_function_of_its_nav(stack):
         ).json()
         assert got.pop("strategy_id") == sid
         assert got.pop("trading")["trades"] >= 0  # the trades' statistics: not a function of the NAV alone
+        assert (got.pop("base_currency"), got.pop("currencies")) == ("USD", ["USD"])  # the strategy's, not the NAV's
         assert got == expected
     assert got["benchmark"]["symbol"] == "DEMO-SPY" and got["sharpe_ratio"] is not None
     assert len(got["monthly_returns"]) >= 36 and set(got["yearly_returns"]) >= {"2022", "2023", "2024", "2025"}

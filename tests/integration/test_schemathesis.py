@@ -55,6 +55,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-name-regex = "^GET /api/v1/strategies/\\{strategy_id\\}/(performance|nav)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+[[operations]]
+include-name-regex = "^GET /api/v1/fx$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "429"]
 """
 
 # CPython 3.11's ast.parse is not safe in two threads at once (python/cpython#106905: "AST constructor

@@ -99,7 +99,7 @@ def test_two_ways_in_and_tags_on_every_operation(doc):
     assert {t["name"] for t in doc["tags"]} == {"Ledger", "Accounts", "Public data"}
     for path, method, op in _operations(doc):
         assert op["tags"] and op["security"], (method, path)
-        if path.startswith("/api/v1/"):
+        if path.startswith("/api/v1/") and path != "/api/v1/fx":  # the FX rates are public data
             assert op["security"] == [{"apiKey": []}] and op["tags"] == ["Ledger"], (method, path)
         if path.startswith("/strategies"):
             assert op["security"] == [{"session": []}], (method, path)
@@ -108,6 +108,7 @@ def test_two_ways_in_and_tags_on_every_operation(doc):
 def test_the_public_json_is_documented(doc):
     public = {path for path, _, op in _operations(doc) if op["tags"] == ["Public data"]}
     assert public == {
+        "/api/v1/fx",
         "/p/leaderboard",
         "/p/strategies/{strategy_id}",
         "/p/strategies/{strategy_id}/series",

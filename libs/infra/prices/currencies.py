@@ -5,6 +5,7 @@ the stored one is refused, naming both."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 from botranks_domain.currency import is_currency
@@ -42,6 +43,12 @@ def record_currencies(curs: Any, currencies: Mapping[str, str], source: str) -> 
         " SELECT u.symbol, u.currency, %s FROM unnest(%s::text[], %s::text[]) AS u(symbol, currency)"
         " ON CONFLICT (symbol) DO NOTHING",
         (source, symbols, [new[s] for s in symbols]),
+    )
+    # a symbol folded before its currency was known was read as USD (or what its name says): the
+    # strategies that hold it re-derive their whole history, like after a late close
+    curs.execute(
+        "INSERT INTO price_updates (symbol, from_date) SELECT unnest(%s::text[]), %s",
+        (symbols, date(1, 1, 1)),
     )
     return len(new)
 

@@ -14,8 +14,10 @@ from litestar.response import Redirect
 
 from botranks_domain.accounts import StrategyIn, StrategySettingsIn
 from botranks_domain.errors import BadParameter, DomainError, NotFound, NotOwner
+from libs.infra.db import Database
 from libs.infra.identity import Identity
 
+from ..fx_check import check_base_change
 from .forms import FormError, benchmark_symbol, choice, convert_form, currency_code, form_error, form_field
 from .rendering import NOTICES, SHOW_POSITIONS, VISIBILITIES, render
 from .sessions import require_user, signed_in_user, to_login
@@ -137,6 +139,15 @@ async def create_strategy(request: Request, state: State) -> Response:
     return Redirect(f"{_page_link(page, 'created')}#strategy-{strategy_id}", status_code=303)
 
 
+def _update(db: Database, user: UUID, strategy_id: UUID, changes: StrategySettingsIn) -> None:
+    """The owner's change; a new base currency only when every fill and snapshot of the history has a rate
+    into it (else the 422 names the missing rate: the re-derivation in it could not convert them)."""
+    profile = db.identity.profile(strategy_id)
+    if profile is not None and profile.owner_id == user:  # another's strategy: update_strategy says not found
+        check_base_change(db, strategy_id, changes.base_currency)
+    db.identity.update_strategy(user, strategy_id, changes)
+
+
 @post("/strategies/{strategy_id:uuid}/settings")
 async def update_settings(request: Request, state: State, strategy_id: UUID) -> Response:
     user = await require_user(request)
@@ -154,7 +165,7 @@ async def update_settings(request: Request, state: State, strategy_id: UUID) -> 
             },
             StrategySettingsIn,
         )
-        await to_thread.run_sync(state.db.identity.update_strategy, user, strategy_id, changes)
+        await to_thread.run_sync(_update, state.db, user, strategy_id, changes)
     except (NotFound, NotOwner):
         raise NotFound(f"Strategy {strategy_id} not found") from None  # another's strategy: no existence leak
     except (DomainError, FormError) as exc:
