@@ -32,6 +32,7 @@ import msgspec
 import polars as pl
 
 from botranks_domain.accounts import StrategyProfile
+from botranks_domain.currency import quote_currency
 from botranks_domain.errors import BadParameter, NotSignedIn
 from botranks_domain.nav import NavRow
 from botranks_domain.series import closes_frame, daily_series, nav_frame
@@ -347,6 +348,8 @@ class Activity:
     cash: list[Any] | None
     #: the splits applied to its holdings (they show what it held: published like its orders)
     splits: list[Any] | None = None
+    #: the quote currency of every symbol of its orders and splits (their prices are in it)
+    currencies: dict[str, str] = field(default_factory=dict)
 
 
 def activity(db: Database, strategy_id: UUID, publication: str, cutoff: datetime | None) -> Activity:
@@ -357,11 +360,15 @@ def activity(db: Database, strategy_id: UUID, publication: str, cutoff: datetime
     splits = db.ledger.corporate_actions(strategy_id).items
     if cutoff is not None:
         splits = [a for a in splits if a.ex_date < cutoff.date()]
+    orders = _items(db.ledger.recent_orders(strategy_id, RECENT_EVENTS, cutoff))
+    symbols = {o.symbol for o in orders} | {a.symbol for a in splits}
+    recorded = db.prices.currencies(symbols)
     return Activity(
         holdings(db, strategy_id) if publication == "live" else None,
-        _items(db.ledger.recent_orders(strategy_id, RECENT_EVENTS, cutoff)),
+        orders,
         _items(db.ledger.recent_cash(strategy_id, RECENT_EVENTS, cutoff)),
         splits,
+        {s: quote_currency(s, recorded) for s in symbols},
     )
 
 
