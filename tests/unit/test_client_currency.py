@@ -269,9 +269,11 @@ def test_trades_show_the_instruments_currency_and_the_pnl_in_the_base(env, capsy
     seen.clear()
     cli.main(["trades", "--json"])
     (line,) = capsys.readouterr().out.splitlines()
-    # as before issue 23, decimals as exact strings; the new fields are simply there
-    assert json.loads(line) == json.loads(msgspec.json.encode(_trade(True)))
-    assert '"currency":"GBP"' in line and '"realized_pnl_base":"115.123456789012345678"' in line
+    # as the API sends it: decimals as exact JSON numbers (like every other --json); the new fields are there
+    assert json.loads(line, parse_float=Decimal) == json.loads(
+        msgspec.json.Encoder(decimal_format="number").encode(_trade(True)), parse_float=Decimal
+    )
+    assert '"currency":"GBP"' in line and '"realized_pnl_base":115.123456789012345678' in line
     cli.main(["trades", "--csv"])
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert tuple(rows[0]) == CSV_COLUMNS and set(NEW[2:]) < set(CSV_COLUMNS)

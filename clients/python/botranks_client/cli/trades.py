@@ -11,7 +11,7 @@ import msgspec
 from botranks_domain.trade_stats import Trade
 
 from .common import guarded
-from .reads import _num, _pct, _reader, _when, in_ccy
+from .reads import _json, _num, _pct, _reader, _when, in_ccy
 
 #: the CSV's columns: every field of a published trade, in the API's order (``currency`` and
 #: ``realized_pnl_base`` included: entry, exit and ``realized_pnl`` in the former, fees in the base)
@@ -25,9 +25,9 @@ def cmd_trades(args: argparse.Namespace) -> None:
         trades = list(client.trades(**filters))
         # the table's P&L is in the base currency: say which (one more read; JSON and CSV need none)
         base = None if args.json or args.csv or not trades else client.state().base_currency
-    if args.json:  # one trade a line: as the API sends it
+    if args.json:  # one trade a line: as the API sends it (decimals as exact JSON numbers)
         for t in trades:
-            sys.stdout.write(msgspec.json.encode(t).decode() + "\n")
+            sys.stdout.write(_json.encode(t).decode() + "\n")
         return
     if args.csv:
         out = csv.writer(sys.stdout, lineterminator="\n")
