@@ -131,6 +131,8 @@ BACKED_UP: tuple[str, ...] = (
     "strategies",
     "strategy_tombstones",
     "api_keys",
+    "follows",
+    "webhooks",
     "strategy_updates",
     "prices",
     "splits",

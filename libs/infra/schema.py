@@ -18,11 +18,11 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from . import identity, locks, prices, readmodel, store
+from . import follows, identity, locks, prices, readmodel, store
 from .pg import one
 
 #: whose DDL comes first within a version (foreign keys and functions only point to earlier owners)
-OWNERS = (store, identity, prices, readmodel)
+OWNERS = (store, identity, prices, readmodel, follows)
 
 MIGRATIONS: list[tuple[int, str]] = [
     (version, "".join(owner.MIGRATIONS[version] for owner in OWNERS if version in owner.MIGRATIONS))

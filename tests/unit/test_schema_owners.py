@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from libs.infra import identity, prices, readmodel, schema, store
+from libs.infra import follows, identity, prices, readmodel, schema, store
 
 BEFORE = {
     int(v): text for v, text in json.loads((Path(__file__).parent / "data" / "migrations_v15.json").read_text()).items()
@@ -57,7 +57,7 @@ def test_every_version_applies_the_same_statements_as_before() -> None:
 
 
 def test_each_owners_statements_keep_their_order_and_owners_come_in_a_fixed_order() -> None:
-    assert schema.OWNERS == (store, identity, prices, readmodel)
+    assert schema.OWNERS == (store, identity, prices, readmodel, follows)
     for version, text in schema.MIGRATIONS[:15]:
         before = statements(BEFORE[version])
         pieces = [statements(owner.MIGRATIONS[version]) for owner in schema.OWNERS if version in owner.MIGRATIONS]
@@ -90,3 +90,4 @@ def test_each_table_is_created_by_its_owner() -> None:
     }
     assert created[prices] == {"prices", "price_updates", "market_data_symbols", "splits", "symbol_currencies"}
     assert all(t.startswith(("rm_", "projector_")) for t in created[readmodel])
+    assert created[follows] == {"follows", "webhooks", "webhook_deliveries"}
