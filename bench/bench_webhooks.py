@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from devtools.stack import Stack, create_database, drop_database  # noqa: E402
 from devtools.webhook_receiver import Receiver  # noqa: E402
 from libs.infra.follows import Follows  # noqa: E402
-from services.notifier.notifier import ping_event  # noqa: E402
+from libs.infra.follows.events import ping_event  # noqa: E402
 
 
 def batch(i: int, tag: str) -> dict:

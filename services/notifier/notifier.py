@@ -16,11 +16,9 @@ receiver, however slow or hostile, holds up ingest or projection.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -32,7 +30,7 @@ import structlog
 from libs.infra.db import Database
 from libs.infra.follows import Follows
 from libs.infra.follows.delivery import TIMEOUT_S, Outcome, deliver
-from libs.infra.follows.events import FollowEvent, derive
+from libs.infra.follows.events import FollowEvent, body_of, derive
 from libs.infra.follows.guard import Resolver, system_resolver
 from libs.infra.follows.store import Due
 
@@ -57,18 +55,6 @@ def retry_at(due: Due, now: datetime, first_retry_s: float = FIRST_RETRY_S) -> d
     wait = backoff(due.attempts + 1) * first_retry_s / FIRST_RETRY_S
     when = now + timedelta(seconds=wait)
     return when if when <= due.created_at + RETRY_FOR else None
-
-
-def body_of(event: FollowEvent, site: str) -> str:
-    return json.dumps({**event.payload(), "url": f"{site}/s/{event.strategy_id}"}, separators=(",", ":"))
-
-
-def ping_event(webhook_id: UUID, site: str) -> tuple[UUID, str]:
-    """A "ping" event (the owner page's "send test event"): its id and body."""
-    event_id = uuid.uuid4()
-    at = datetime.now(UTC).isoformat()
-    body = {"id": str(event_id), "type": "ping", "webhook_id": str(webhook_id), "at": at, "url": site}
-    return event_id, json.dumps(body, separators=(",", ":"))
 
 
 class Notifier:

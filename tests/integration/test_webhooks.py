@@ -15,7 +15,8 @@ import pytest
 from devtools.stack import Stack
 from devtools.webhook_receiver import Receiver
 from libs.infra.follows import Follows, signing
-from services.notifier.notifier import Notifier, ping_event
+from libs.infra.follows.events import ping_event
+from services.notifier.notifier import Notifier
 
 pytestmark = pytest.mark.integration
 

@@ -15,6 +15,7 @@ the feed's entry ids and the webhooks' dedup key.
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -178,3 +179,16 @@ def derive(
     if idle is not None:
         events.append(idle)
     return newest(events, limit)
+
+
+def body_of(event: FollowEvent, site: str) -> str:
+    """A webhook delivery's body: the event, and the strategy page's URL under ``site``."""
+    return json.dumps({**event.payload(), "url": f"{site}/s/{event.strategy_id}"}, separators=(",", ":"))
+
+
+def ping_event(webhook_id: UUID, site: str) -> tuple[UUID, str]:
+    """A ``ping`` event (the owner page's "send test event"): its id and body."""
+    event_id = uuid.uuid4()
+    at = datetime.now(UTC).isoformat()
+    body = {"id": str(event_id), "type": "ping", "webhook_id": str(webhook_id), "at": at, "url": site}
+    return event_id, json.dumps(body, separators=(",", ":"))

@@ -101,6 +101,8 @@ def destination(url: str, resolver: Resolver = system_resolver, allow_private: b
     if not allow_private:
         for address in found:
             why = forbidden(address)
+            if why and literal is not None:
+                raise Refused(f"{host} is {why}: refused (BOTRANKS_WEBHOOKS_ALLOW_PRIVATE=1 allows it)")
             if why:
                 raise Refused(
                     f"{host} resolves to {address}, {why}: refused (BOTRANKS_WEBHOOKS_ALLOW_PRIVATE=1 allows it)"

@@ -31,6 +31,7 @@ from litestar.static_files import create_static_files_router
 
 from libs.infra.settings import Settings
 
+from . import follows
 from .keys import create_key, keys_page, revoke_key
 from .rendering import CSRF_COOKIE, PAGE_CSP, STATIC, page_error
 from .sign_in import login_page, login_submit, logout, register_page, register_submit
@@ -61,6 +62,7 @@ def routers(settings: Settings) -> list[Router]:
             keys_page,
             create_key,
             revoke_key,
+            *follows.HANDLERS,
         ],
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf_config(settings))],
         response_headers=[
