@@ -13,14 +13,12 @@ in, which FX symbols a conversion reads, and the rate of a day.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Protocol
-
-from babel.core import get_global
-from babel.numbers import get_territory_currencies
 
 from .ledger import LEDGER_CONTEXT, ONE
 
@@ -34,19 +32,29 @@ _PAIR = re.compile(r"^C:([A-Z]{3})([A-Z]{3})$")
 _CRYPTO_PAIR = re.compile(r"^[A-Z0-9]{2,10}-([A-Z]{3})$")
 
 
-def _tender_currencies() -> frozenset[str]:
+@functools.cache
+def currencies() -> frozenset[str]:
+    """The ISO 4217 codes a strategy's base currency (and a symbol's quote currency) may be.
+
+    Babel is imported here, when a code is first checked, not with the module: the domain package is
+    msgspec-only for the bots that install the client (its ``currencies`` extra brings Babel)."""
+    from babel.core import get_global
+    from babel.numbers import get_territory_currencies
+
     codes: set[str] = set()
     for territory in get_global("territory_currencies"):
         codes.update(get_territory_currencies(territory, TENDER_ON, tender=True))
     return frozenset(codes)
 
 
-#: ISO 4217 codes a strategy's base currency (and a symbol's quote currency) may be
-CURRENCIES: frozenset[str] = _tender_currencies()
+def __getattr__(name: str) -> frozenset[str]:
+    if name == "CURRENCIES":  # the same, as a module constant, computed on first use
+        return currencies()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_currency(code: str) -> bool:
-    return code in CURRENCIES
+    return code in currencies()
 
 
 def fx_symbol(from_currency: str, to_currency: str) -> str:
@@ -66,7 +74,7 @@ def implied_currency(symbol: str) -> str | None:
     if pair is not None:
         return pair[1]
     m = _CRYPTO_PAIR.match(symbol)
-    if m and m.group(1) in CURRENCIES:
+    if m and is_currency(m.group(1)):
         return m.group(1)
     return None
 
