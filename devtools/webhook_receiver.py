@@ -5,6 +5,7 @@ answers at all (``hang``). Nothing leaves loopback."""
 from __future__ import annotations
 
 import http.server
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,10 +25,12 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     server: Any = None
     released: threading.Event = field(default_factory=threading.Event)
+    #: serve HTTPS with this context (its certificate and key loaded)
+    tls: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def __enter__(self) -> Receiver:
         receiver = self
@@ -52,6 +55,8 @@ class Receiver:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if self.tls is not None:
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
+import ssl
+import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +144,40 @@ def test_a_receiver_that_never_answers_costs_one_deadline() -> None:
         took = time.monotonic() - started
         assert not out.delivered and out.status is None and "timed out" in (out.error or "")
         assert 0.4 <= took < 2.0
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``receiver.test`` (valid from now on, two days), and its key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=receiver.test", "-addext", "subjectAltName=DNS:receiver.test"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_https_to_the_checked_address_verifies_the_certificate_against_the_url_host(certificate) -> None:
+    cert, key = certificate
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert, key)
+    trust = ssl.create_default_context(cafile=str(cert))
+    with Receiver(tls=served) as rx:
+        port = rx.server.server_address[1]
+        dns = Resolver({"receiver.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+        out = deliver(
+            f"https://receiver.test:{port}/in", SECRET, BODY, kind="ping", delivery_id=uuid.uuid4(),
+            resolver=dns, allow_private=True, tls_context=trust,
+        )  # fmt: skip
+        assert out.delivered, out.error
+        assert signing.verify(SECRET, rx.requests[0].headers[signing.HEADER], rx.requests[0].body)
+        # the same address under another name: the certificate does not name it, nothing is posted
+        wrong = deliver(
+            f"https://other.test:{port}/in", SECRET, BODY, kind="ping", delivery_id=uuid.uuid4(),
+            resolver=dns, allow_private=True, tls_context=trust,
+        )  # fmt: skip
+        assert not wrong.delivered and "certificate" in (wrong.error or "").lower()
+        assert len(rx.requests) == 1

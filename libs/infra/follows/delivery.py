@@ -48,11 +48,18 @@ class _Pinned(http.client.HTTPConnection):
 
 
 class _PinnedTLS(_Pinned):
-    context = ssl.create_default_context()
+    """The same over TLS: the certificate is verified against the URL's host name (SNI too)."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float, context: ssl.SSLContext) -> None:
+        super().__init__(host, port, address, timeout)
+        self.context = context
 
     def connect(self) -> None:
         super().connect()
         self.sock = self.context.wrap_socket(self.sock, server_hostname=self.host)
+
+
+_DEFAULT_TLS = ssl.create_default_context()
 
 
 def deliver(
@@ -65,8 +72,10 @@ def deliver(
     resolver: Resolver = system_resolver,
     allow_private: bool = False,
     timeout_s: float = TIMEOUT_S,
+    tls_context: ssl.SSLContext | None = None,
 ) -> Outcome:
-    """POST ``body`` to ``url``; never raises (a refusal or a network error is the outcome's ``error``)."""
+    """POST ``body`` to ``url``; never raises (a refusal or a network error is the outcome's ``error``).
+    ``tls_context``: the trust store of https URLs (the system's by default)."""
     started = time.monotonic()
 
     def elapsed() -> int:
@@ -76,8 +85,11 @@ def deliver(
         dest = destination(url, resolver, allow_private)
     except Refused as exc:
         return Outcome(None, elapsed(), None, f"refused: {exc}")
-    kind_of = _PinnedTLS if dest.scheme == "https" else _Pinned
-    conn = kind_of(dest.host, dest.port, dest.address, timeout_s)
+    conn: _Pinned
+    if dest.scheme == "https":
+        conn = _PinnedTLS(dest.host, dest.port, dest.address, timeout_s, tls_context or _DEFAULT_TLS)
+    else:
+        conn = _Pinned(dest.host, dest.port, dest.address, timeout_s)
     deadline = threading.Timer(timeout_s, _shut, (conn,))
     deadline.daemon = True
     deadline.start()
