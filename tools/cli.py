@@ -236,7 +236,7 @@ def cmd_demo(args) -> None:
     from .demo import run_demo
 
     with _database(args.settings) as db:
-        print(json.dumps(run_demo(db, args.base_url or args.settings.url), indent=2))
+        print(json.dumps(run_demo(db, args.base_url or args.settings.url, reset=args.reset), indent=2))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -345,8 +345,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-rebuild", action="store_true", help="only load; run `botranks projector rebuild` later")
     p.set_defaults(func=cmd_restore)
 
-    p = sub.add_parser("demo", help="load synthetic prices and replay a sample bot through the API")
+    p = sub.add_parser(
+        "demo", help="load synthetic prices and replay the sample bots through the API (again: only what is new)"
+    )
     p.add_argument("--base-url", help="where `botranks up` listens (default: BOTRANKS_URL, else http://127.0.0.1:8000)")
+    p.add_argument("--reset", action="store_true", help="delete the demo's strategies first and start over")
     p.set_defaults(func=cmd_demo)
 
     from botranks_client.cli import add_commands  # orders import, state, performance, nav: over the HTTP API

@@ -30,6 +30,11 @@ for the user is a fresh one, with its whole rate budget left.
 The replay is a back-fill of history: every order reaches the API long after its
 ``executed_at``, so the demo bots' live-reporting share is (truthfully) about 0 %.
 
+A second run adds no bot: the demo's strategies are found by name (public, without an owner), their
+prices are brought up to yesterday and each bot sends only what came after its last stored order (its
+ids are deterministic, so anything sent twice is a duplicate, never a second fill); every bot says
+whether it ``existed``. ``--reset`` deletes the demo's strategies first and starts over.
+
 The output keeps the single-bot shape (``strategy_id``, ``api_key``, ``name``, ``replayed``,
 ``try`` of the first bot, the momentum bot) and lists every bot under ``bots`` (with its
 ``base_currency``); ``prices`` says what was written, the splits included (``splits``: symbol,
@@ -42,6 +47,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import httpx
 
@@ -99,8 +105,35 @@ def _eurusd(db: Database, end: date) -> tuple[list[Bar], bool]:
     return synthetic, True
 
 
-def run_demo(db: Database, base_url: str) -> dict[str, object]:
+def _stamp(item: dict[str, Any]) -> str:
+    """When a payload happened (ISO text, UTC 'Z'): its last order's execution, or the cash event's time."""
+    if item["kind"] == "orders":
+        return str(item["payload"]["orders"][-1]["executed_at"])
+    return str(item["payload"]["occurred_at"])
+
+
+def existing_bots(db: Database) -> dict[str, str]:
+    """The demo's strategies already here: name -> id (public, no owner, a sample bot's name)."""
+    names = {bot.name for bot in SAMPLE_BOTS}
+    return {
+        row["name"]: str(row["id"])
+        for row in db.identity.all_strategies()
+        if row["name"] in names and row["owner_email"] is None and row["visibility"] == "public"
+    }
+
+
+def _since(db: Database, strategy_id: str) -> str | None:
+    """The last stored order's execution time of an existing demo strategy (ISO, UTC 'Z'), or None."""
+    last = db.ledger.state(UUID(strategy_id)).last_order_at
+    return None if last is None else last.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def run_demo(db: Database, base_url: str, reset: bool = False) -> dict[str, object]:
     base = base_url.rstrip("/")
+    if reset:
+        for stale in existing_bots(db).values():
+            db.delete_strategy(UUID(stale))
+    existing = existing_bots(db)
     end = datetime.now(UTC).date() - timedelta(days=1)
     bars = synthetic_bars(DEMO_START, end) + synthetic_eur_bars(DEMO_START, end)
     splits = synthetic_splits(DEMO_START, end)
@@ -113,14 +146,19 @@ def run_demo(db: Database, base_url: str) -> dict[str, object]:
     jobs: list[tuple[SampleBot, str, str, list[dict[str, Any]], list[str]]] = []
     for bot in SAMPLE_BOTS:
         payloads = bot.orders(market)
-        strategy_id, _ = db.identity.create_strategy(
-            bot.name,
-            benchmark=bot.benchmark,
-            visibility="public",
-            show_positions=bot.show_positions,
-            first_key=False,
-            base_currency=bot.base_currency,
-        )
+        if bot.name in existing:  # sent before: only what came after its last stored order
+            strategy_id = UUID(existing[bot.name])
+            since = _since(db, existing[bot.name])
+            payloads = [item for item in payloads if since is None or _stamp(item) > since]
+        else:
+            strategy_id, _ = db.identity.create_strategy(
+                bot.name,
+                benchmark=bot.benchmark,
+                visibility="public",
+                show_positions=bot.show_positions,
+                first_key=False,
+                base_currency=bot.base_currency,
+            )
         # the replay's keys, used KEY_BUDGET times each, then the key printed for the user: never used
         *replay_keys, key = db.identity.add_keys(
             strategy_id, [f"demo-replay-{i}" for i in range(len(payloads) // KEY_BUDGET + 1)] + ["demo"]
@@ -145,6 +183,7 @@ def run_demo(db: Database, base_url: str) -> dict[str, object]:
             "rules": bot.rules,
             "show_positions": bot.show_positions,
             "replayed": counts,
+            "existed": bot.name in existing,
             "page": f"{base}/s/{sid}",
         }
         for (bot, sid, key, _, _), counts in zip(jobs, replayed, strict=True)
@@ -166,6 +205,7 @@ def run_demo(db: Database, base_url: str) -> dict[str, object]:
             "fx": {"symbol": FX_SYMBOL, "synthetic": invented, "rows": len(rates)},
         },
         "replayed": first["replayed"],
+        "existed": sum(1 for b in bots if b["existed"]),
         "leaderboard": f"{base}/",
         "bots": bots,
         "try": [

@@ -221,3 +221,30 @@ def test_demo_performance_equals_the_pure_function_of_its_nav(stack):
         assert got == expected
     assert got["benchmark"]["symbol"] == "DEMO-SPY" and got["sharpe_ratio"] is not None
     assert len(got["monthly_returns"]) >= 36 and set(got["yearly_returns"]) >= {"2022", "2023", "2024", "2025"}
+
+
+def test_a_second_demo_adds_no_bot_and_sends_only_what_is_new(stack):
+    """Issue 24: `botranks demo` again finds its bots by name and sends nothing already stored."""
+    from services.market_data.sample_bots import SAMPLE_BOTS
+
+    def demo() -> dict:
+        out = subprocess.run(
+            [sys.executable, "-m", "tools.cli", "demo", "--base-url", f"http://127.0.0.1:{stack.command_port}"],
+            cwd=ROOT,
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        return json.loads(out.stdout[out.stdout.index("{") :])
+
+    first = demo()  # the module's earlier tests may have run it already: then this one finds its bots too
+    with stack.sql() as curs:
+        before = curs.execute("SELECT count(*) AS n FROM strategies").fetchone()["n"]
+    again = demo()
+    assert again["existed"] == len(SAMPLE_BOTS)
+    assert [b["strategy_id"] for b in again["bots"]] == [b["strategy_id"] for b in first["bots"]]
+    assert all(b["replayed"]["orders"] == 0 for b in again["bots"]), [b["replayed"] for b in again["bots"]]
+    with stack.sql() as curs:
+        assert curs.execute("SELECT count(*) AS n FROM strategies").fetchone()["n"] == before
