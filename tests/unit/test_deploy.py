@@ -58,6 +58,7 @@ PROCESSES = {
     "projector": ["python", "-m", "services.projector.main", "run"],
     "relay": ["botranks", "relay"],
     "market_data": ["python", "-m", "services.market_data.main"],
+    "notifier": ["python", "-m", "services.notifier.main"],
 }
 
 
@@ -283,6 +284,7 @@ def test_build_context_builds_the_package(tmp_path):
         "services/query_api",
         "services/projector",
         "services/market_data",
+        "services/notifier",
         "libs/infra",
         "tools",
         "botranks_domain",
@@ -396,7 +398,7 @@ def test_compose_invariants(compose):
         assert environment.get("BOTRANKS_NATS_URL"), name
         assert service.get("read_only") and service.get("restart") == "unless-stopped", name
         assert "postgres" in service.get("depends_on", {}), name
-    assert replicas == {"command_api": 2, "query_api": 2, "projector": 2, "relay": 2, "market_data": 1}
+    assert replicas == {"command_api": 2, "query_api": 2, "projector": 2, "relay": 2, "market_data": 1, "notifier": 1}
     assert len(images) == 1 and len(database_urls) == 1, (images, database_urls)
     for service in services.values():
         if service_process(service) in ("projector", "relay"):
@@ -422,6 +424,7 @@ def test_compose_invariants(compose):
         "projector": "projector",
         "relay": "relay",
         "market_data": None,
+        "notifier": None,
     }
 
     # 3 NATS nodes: JetStream on a volume each, the cluster configuration, the alias clients use
@@ -1163,7 +1166,7 @@ def test_k8s_invariants():
                 assert "tcpSocket" in container["livenessProbe"], where
     # one image for every BotRanks process, and the same commands as compose.yaml's
     assert len(images) == 1, images
-    assert replicas == {"command_api": 2, "query_api": 2, "projector": 2, "relay": 2, "market_data": 1}
+    assert replicas == {"command_api": 2, "query_api": 2, "projector": 2, "relay": 2, "market_data": 1, "notifier": 1}
     assert deployments["market-data"]["spec"]["strategy"]["type"] == "Recreate"
 
     # PDBs for the replicated services, selecting their pods
