@@ -1,11 +1,12 @@
 """Static assets of the pages, served by query_api itself: no CDN, no npm, nothing fetched at run time.
 
-Every file comes from this package (``static/``) or from a PyPI package we depend on: plotly's
-bundled ``plotly.min.js`` (the charts) and openapi-ui-bundles' Swagger UI 5 (``/docs``). Only the
-files named here are served (a whitelist, never a directory listing). Each is read once, kept in
-memory with a gzip copy, and addressed by a versioned URL ``/static/<name>?v=<content hash>``:
-that URL never changes meaning, so it is cached for a year (``immutable``); the same name
-without (or with a stale) ``v`` answers the current file with a short cache lifetime.
+Every file comes from this package (``static/``) or from a PyPI package we depend on:
+openapi-ui-bundles' Swagger UI 5 (``/docs``). The strategy page's charts are drawn by the server
+(``charts.py``): no chart library is served (docs/notes/charts.md). Only the files named here are
+served (a whitelist, never a directory listing). Each is read once, kept in memory with a gzip copy,
+and addressed by a versioned URL ``/static/<name>?v=<content hash>``: that URL never changes
+meaning, so it is cached for a year (``immutable``); the same name without (or with a stale) ``v``
+answers the current file with a short cache lifetime.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import openapi_ui_bundles.swagger_ui
-import plotly
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
 TEMPLATES_DIR = HERE / "templates"
-PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 SWAGGER_DIR = Path(openapi_ui_bundles.swagger_ui.static_path)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -37,7 +36,6 @@ _TYPES = {
 
 #: public name -> file; nothing else under /static exists
 FILES: dict[str, Path] = {
-    "plotly.min.js": PLOTLY_JS,
     "swagger-ui.css": SWAGGER_DIR / "swagger-ui.css",
     "swagger-ui-bundle.js": SWAGGER_DIR / "swagger-ui-bundle.js",
     "swagger-ui-standalone-preset.js": SWAGGER_DIR / "swagger-ui-standalone-preset.js",
@@ -78,7 +76,7 @@ def asset(name: str) -> Asset | None:
 
 
 def preload() -> None:
-    """Read and compress every asset (~0.25 s, at start-up: never on the event loop of a request)."""
+    """Read and compress every asset (~0.05 s, at start-up: never on the event loop of a request)."""
     for name in FILES:
         asset(name)
 
@@ -98,5 +96,4 @@ def build_version() -> str:
     for path in sorted([*TEMPLATES_DIR.glob("*.html"), *STATIC_DIR.iterdir()]):
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    digest.update(plotly.__version__.encode())
     return digest.hexdigest()[:12]

@@ -35,7 +35,7 @@ from libs.infra.db import Database
 from libs.infra.readmodel import stream_chain_events, stream_nav_rows
 from libs.infra.web import page_security_headers
 
-from . import assets, formatting, page_data, trade_pages
+from . import assets, charts, formatting, page_data, trade_pages
 from .downloads import download_slots, idle_timeout, nav_csv_chunks, prime
 from .page_data import Access, LeaderboardQuery, PageCache
 from .readers import PerformanceKey
@@ -77,6 +77,7 @@ def template_config() -> TemplateConfig:
             asset_url=assets.url,
             sign_class=formatting.sign_class,
             ci_bar=formatting.ci_bar,
+            strategy_charts=charts.strategy_charts,
             record_hint=formatting.record_hint,
             PAGE_SIZE=page_data.PAGE_SIZE,
             LIVE_REPORTING_MIN=LIVE_REPORTING_S // 60,

@@ -12,13 +12,32 @@ import pytest
 from .conftest import DESKTOP, PHONE
 
 CHARTS = ("chart-equity", "chart-drawdown", "chart-rolling", "chart-monthly")
+# what each chart drew (server-side SVG paths and the heatmap table): every line's points decoded back
+# to values through its panel's y range, and every heatmap cell's value, colour and text
 READ_TRACES = """ids => Object.fromEntries(ids.map(id => {
     const node = document.getElementById(id);
-    return [id, (node && node.data || []).map(t => ({
-        type: t.type || 'scatter',
-        x: t.x ? t.x.length : null, y: t.y ? t.y.length : null,
-        z: t.z ? t.z.map(row => row.length) : null,
-        first_y: t.y && t.y.length ? t.y[0] : null}))];
+    if (node.querySelector('table.heatmap')) {
+        const rows = [...node.querySelectorAll('table.heatmap tbody tr')];
+        return [id, [{type: 'heatmap', x: node.querySelectorAll('table.heatmap thead th').length - 1, y: rows.length,
+            z: rows.map(r => r.querySelectorAll('td').length),
+            cells: rows.map(r => [...r.querySelectorAll('td')].map(td => ({
+                value: td.dataset.value, text: td.textContent,
+                background: getComputedStyle(td).backgroundColor})))}]];
+    }
+    return [id, [...node.querySelectorAll('.panel')].flatMap(panel => {
+        const low = Number(panel.dataset.low), high = Number(panel.dataset.high);
+        return [...panel.querySelectorAll('path.line')].map(path => {
+            // the path: "M x y" then each point's step from the one before, "l dx dy dx dy ..."
+            const numbers = (path.getAttribute('d').match(/-?(?:\\d+(?:\\.\\d*)?|\\.\\d+)/g) || []).map(Number);
+            const raw = numbers.length ? [numbers[1]] : [];
+            for (let i = 3; i < numbers.length; i += 2) { raw.push(raw[raw.length - 1] + numbers[i]); }
+            const ys = raw.map(y => high - y / 1000 * (high - low));
+            const box = path.getBoundingClientRect();
+            return {type: 'scatter', series: path.dataset.series, label: path.dataset.label,
+                    x: ys.length, y: ys.length, first_y: ys.length ? ys[0] : null, values: ys,
+                    resolution: (high - low) / 1000, visible: box.width > 100 && box.height > 0};
+        });
+    })];
 }))"""
 
 
@@ -27,6 +46,15 @@ def _number(raw: str | None) -> float | None:
         return None
     value = float(raw)
     return None if math.isnan(value) else value
+
+
+def _drawn(what: str, trace: dict, values: list[float | None]) -> None:
+    """Every point of the series drawn, each where its value is (within the SVG's resolution)."""
+    present = [v for v in values if v is not None]
+    assert trace["x"] == trace["y"] == len(present), (what, trace["series"], len(present), trace["x"])
+    assert trace["visible"], (what, trace["series"])
+    tolerance = trace["resolution"]  # one of the SVG's 1000 units: coordinates keep a tenth of one
+    assert all(abs(a - b) <= tolerance for a, b in zip(trace["values"], present, strict=True)), (what, trace["series"])
 
 
 def _column(page, column: str) -> list[float | None]:
@@ -78,7 +106,7 @@ def test_the_leaderboard_sorts_by_a_clicked_column(site, page, watch):
     checks.assert_clean("/ (sorting)")
 
 
-def test_the_strategy_page_draws_every_chart_with_every_point(site, page, watch):
+def test_the_strategy_page_draws_every_chart_with_every_point(site, page, watch, artifacts):
     checks = watch(page)
     for bot in site.demo["bots"]:
         sid = bot["strategy_id"]
@@ -98,18 +126,61 @@ def test_the_strategy_page_draws_every_chart_with_every_point(site, page, watch)
         )
         traces = page.evaluate(READ_TRACES, list(CHARTS))
         what = bot["name"]
+
         equity = traces["chart-equity"]
         assert len(equity) == 2, (what, equity)  # the strategy and its benchmark
-        assert all(t["x"] == t["y"] == n for t in equity), (what, n, equity)
-        assert equity[0]["first_y"] == pytest.approx(100), "rebased to 100"
-        assert [(t["x"], t["y"]) for t in traces["chart-drawdown"]] == [(n, n)], (what, n, traces)
-        assert [(t["x"], t["y"]) for t in traces["chart-rolling"]] == [(n, n), (n, n)], (what, n, traces)
+        assert [t["series"] for t in equity] == ["equity", "benchmark"], (what, equity)
+        assert equity[1]["label"] == series["benchmark_symbol"], (what, equity)
+        assert len(series["equity"]) == n and None not in series["equity"], what
+        _drawn(what, equity[0], series["equity"])
+        _drawn(what, equity[1], series["benchmark"])
+        assert equity[0]["first_y"] == pytest.approx(100, abs=equity[0]["resolution"]), "rebased to 100"
+        first_close = next(v for v in series["benchmark"] if v is not None)
+        assert first_close == pytest.approx(100), (what, first_close)
+        assert equity[1]["first_y"] == pytest.approx(100, abs=equity[1]["resolution"]), "the benchmark too"
+        assert [t["series"] for t in traces["chart-drawdown"]] == ["drawdown"], (what, traces)
+        _drawn(what, traces["chart-drawdown"][0], series["drawdown"])
+        rolling = traces["chart-rolling"]
+        assert [t["series"] for t in rolling] == ["rolling_sharpe", "rolling_volatility"], (what, rolling)
+        _drawn(what, rolling[0], series["rolling_sharpe"])
+        _drawn(what, rolling[1], series["rolling_volatility"])
         heatmap = traces["chart-monthly"]
         assert len(heatmap) == 1 and heatmap[0]["type"] == "heatmap", (what, heatmap)
         assert heatmap[0]["x"] == len(columns) and heatmap[0]["y"] == len(years), (what, heatmap)
         assert heatmap[0]["z"] == [len(columns)] * len(years), (what, heatmap)
+        returns = series["monthly"]["returns"]
+        scales = [max(abs(v) for row in returns for v in row[:-1] if v is not None)] * 12
+        scales.append(max(abs(row[-1]) for row in returns if row[-1] is not None))  # the years: a scale of their own
+        for row, cells in zip(returns, heatmap[0]["cells"], strict=True):
+            for value, cell, scale in zip(row, cells, scales, strict=True):
+                if value is None:
+                    assert cell["value"] == "" and cell["text"] == "", (what, cell)
+                    continue
+                assert float(cell["value"]) == pytest.approx(value), (what, cell, value)
+                figure = f"{value * 100:.1f}%"
+                assert cell["text"] == ("0.0%" if figure == "-0.0%" else figure.replace("-", "\u2212")), (what, cell)
+                red, green, blue = (int(c) for c in re.findall(r"\d+", cell["background"])[:3])
+                # red for a loss, green for a gain, white at 0, full colour for the largest (plotly's scale)
+                if abs(value) / scale > 0.02:
+                    assert (red > green) if value < 0 else (green > red), (what, cell, scale)
+                if abs(value) == scale:
+                    assert (red, green, blue) == ((185, 28, 28) if value < 0 else (21, 128, 61)), (what, cell)
         for chart in ("chart-equity", "chart-drawdown", "chart-rolling"):
             assert page.locator(f"#{chart}").get_attribute("data-points") == str(n)
+        # hovering reads out the day under the pointer and each line's value that day
+        page.locator("#chart-equity").scroll_into_view_if_needed()
+        box = page.locator("#chart-equity svg.lines").bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        tip = page.locator("#chart-equity .chart-tip")
+        assert tip.is_visible(), what
+        lines = tip.inner_text().splitlines()
+        day = series["dates"].index(lines[0])
+        shown = series["benchmark"][day]
+        assert lines[1] == f"Strategy {series['equity'][day]:.2f}", (what, lines)
+        assert shown is None or lines[2] == f"{series['benchmark_symbol']} {shown:.2f}", (what, lines)
+        if bot is site.demo["bots"][0]:
+            page.screenshot(path=str(artifacts / "strategy-charts-hover-1366x900.png"))
+        page.mouse.move(0, 0)
         # the figures people read are there, formatted for them
         cards = page.locator("#metrics .card")
         assert cards.count() >= 10

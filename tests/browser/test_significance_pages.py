@@ -18,21 +18,27 @@ from .conftest import DESKTOP, PHONE
 SHOTS = Path("/tmp/issue21-shots")
 PASSWORD = "significance browser secret"
 CHARTS = ("chart-equity", "chart-drawdown", "chart-rolling", "chart-monthly")
+# the rolling chart's two panels (server-drawn SVG, services/query_api/charts.py): each one's y range,
+# box and line, and the data it draws (the page's data island)
 PANELS = """() => {
     const node = document.getElementById('chart-rolling');
-    const full = node._fullLayout, box = node.getBoundingClientRect();
+    const box = node.getBoundingClientRect();
     const figure = node.closest('.chart-box').getBoundingClientRect();
-    const axis = name => {
-        const a = full[name];
-        const ys = node.data.filter(t => (t.yaxis || 'y') === (name === 'yaxis' ? 'y' : 'y2'))
-            .flatMap(t => t.y).filter(v => v !== null);
-        return {range: a.range.map(Number), length: a._length, offset: a._offset,
-                min: Math.min(...ys), max: Math.max(...ys), domain: a.domain};
+    const data = JSON.parse(document.getElementById('series-data').textContent);
+    const panels = [...node.querySelectorAll('.panel')];
+    const axis = panel => {
+        const r = panel.querySelector('svg.lines').getBoundingClientRect();
+        const path = panel.querySelector('path.line'), line = path.getBoundingClientRect();
+        const ys = data[path.dataset.series].filter(v => v !== null);
+        return {range: [Number(panel.dataset.low), Number(panel.dataset.high)], length: r.height, offset: r.top,
+                left: r.left, width: r.width, lineTop: line.top, lineBottom: line.bottom,
+                min: Math.min(...ys), max: Math.max(...ys), series: path.dataset.series};
     };
-    return {sharpe: axis('yaxis'), volatility: axis('yaxis2'),
+    const [sharpe, volatility] = panels.map(axis);
+    return {panels: panels.length, sharpe, volatility,
             inside: box.left >= figure.left - 1 && box.right <= figure.right + 1,
-            svgWidth: node.querySelector('svg.main-svg').getBoundingClientRect().width, width: box.width,
-            xAnchor: full.xaxis.anchor};
+            svgWidth: Math.max(...panels.map(p => p.querySelector('svg.lines').getBoundingClientRect().width)),
+            width: box.width, sharedX: sharpe.left === volatility.left && sharpe.width === volatility.width};
 }"""
 
 
@@ -119,13 +125,19 @@ def test_significance_pages_screenshots(site, owned, new_context, watch, tmp_pat
         else:
             assert page.locator("#owner-record").count() == 0  # the demo's bots have no owner
             panels = page.evaluate(PANELS)
+            assert panels["panels"] == 2, panels
+            assert (panels["sharpe"]["series"], panels["volatility"]["series"]) == (
+                "rolling_sharpe",
+                "rolling_volatility",
+            )
             for axis in ("sharpe", "volatility"):
                 p = panels[axis]
                 assert p["length"] > 60, (axis, p)  # a panel of its own, visible
                 lo, hi = sorted(p["range"])
                 assert lo <= p["min"] and p["max"] <= hi, (axis, p)  # autoranged: no line runs off its panel
+                assert p["offset"] - 1 <= p["lineTop"] and p["lineBottom"] <= p["offset"] + p["length"] + 1, (axis, p)
             assert panels["sharpe"]["offset"] + panels["sharpe"]["length"] <= panels["volatility"]["offset"], panels
-            assert panels["xAnchor"] == "y2" and panels["inside"], panels
+            assert panels["sharedX"] and panels["inside"], panels  # one time axis under both
             assert panels["svgWidth"] <= panels["width"] + 1, panels
             page.locator("#chart-rolling").scroll_into_view_if_needed()
             assert page.locator("#chart-rolling").is_visible()

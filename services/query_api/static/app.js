@@ -1,106 +1,115 @@
-// Charts of the strategy page: plotly.js (served from the plotly package by query_api) drawing the
-// page's JSON data island #series-data (the same document as /p/strategies/{id}/series).
+// The strategy page's charts are drawn by the server (services/query_api/charts.py, SVG and a table);
+// this adds their hover read-out: the day under the pointer, each line's value that day (from the
+// page's data island #series-data, the document of /p/strategies/{id}/series), a heatmap cell's return.
 (function () {
   "use strict";
   var island = document.getElementById("series-data");
   if (!island) { return; }
   var data = JSON.parse(island.textContent);
-  var config = { responsive: true, displaylogo: false, displayModeBar: false };
-  var font = { family: "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size: 12, color: "#1f2937" };
-  var STRATEGY = "#1d4ed8", BENCHMARK = "#9ca3af", LOSS = "#b91c1c", VOL = "#d97706";
+  var times = data.dates.map(function (d) { return Date.parse(d + "T00:00:00Z"); });
 
-  function layout(extra) {
-    var base = {
-      margin: { l: 52, r: 16, t: 8, b: 36 }, font: font, hovermode: "x unified",
-      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
-      xaxis: { type: "date", gridcolor: "#eef0f3" }, yaxis: { gridcolor: "#eef0f3", zerolinecolor: "#d1d5db" }
-    };
-    for (var k in extra) { if (Object.prototype.hasOwnProperty.call(extra, k)) { base[k] = extra[k]; } }
-    return base;
+  function el(tag, cls, parent) {
+    var node = document.createElement(tag);
+    node.className = cls;
+    parent.appendChild(node);
+    return node;
   }
 
-  function empty(id, text) {  // nothing to draw (yet): say so; data-drawn="empty" tells tests apart
-    var node = document.getElementById(id);
-    if (node) { node.classList.add("chart-empty"); node.textContent = text; node.setAttribute("data-drawn", "empty"); }
+  function format(v, fmt, digits) {
+    var text = fmt === "num" ? v.toFixed(2) : (v * 100).toFixed(digits === undefined ? 2 : digits) + "%";
+    return parseFloat(text) === 0 ? text.replace("-", "") : text.replace("-", "\u2212");
   }
 
-  function draw(id, traces, extra) {
-    var node = document.getElementById(id);
-    if (!node) { return; }
-    window.Plotly.newPlot(node, traces, layout(extra), config).then(function () {
-      node.setAttribute("data-drawn", "true");
+  function nearest(t) {  // the index of the day closest to time t (days are sorted)
+    var lo = 0, hi = times.length - 1;
+    while (hi - lo > 1) {
+      var mid = (lo + hi) >> 1;
+      if (times[mid] <= t) { lo = mid; } else { hi = mid; }
+    }
+    return Math.abs(times[hi] - t) < Math.abs(t - times[lo]) ? hi : lo;
+  }
+
+  function row(tip, cls, label, value) {
+    var line = el("div", "", tip);
+    el("span", "k " + cls, line);
+    line.appendChild(document.createTextNode(label + " "));
+    el("b", "", line).textContent = value;
+  }
+
+  function place(tip, box, x, y) {  // beside the pointer, inside the chart
+    tip.style.display = "block";
+    var left = x + 14;
+    if (left + tip.offsetWidth > box.clientWidth) { left = Math.max(0, x - 14 - tip.offsetWidth); }
+    tip.style.left = left + "px";
+    tip.style.top = Math.max(0, y - tip.offsetHeight / 2) + "px";
+  }
+
+  function plot(node) {
+    var panels = Array.prototype.slice.call(node.querySelectorAll(".panel"));
+    if (!panels.length || !times.length) { return; }
+    var tip = el("div", "chart-tip", node);
+    tip.style.display = "none";
+    var marks = panels.map(function (panel) {
+      var cursor = el("div", "cursor", panel);
+      var dots = Array.prototype.map.call(panel.querySelectorAll("path.line"), function (path) {
+        var cls = path.getAttribute("class").replace("line", "").trim();
+        return { path: path, dot: el("div", "dot " + cls, panel), cls: cls };
+      });
+      return { panel: panel, cursor: cursor, dots: dots, low: +panel.dataset.low, high: +panel.dataset.high,
+               fmt: panel.dataset.format };
     });
+    function hide() {
+      tip.style.display = "none";
+      marks.forEach(function (m) {
+        m.cursor.style.display = "none";
+        m.dots.forEach(function (d) { d.dot.style.display = "none"; });
+      });
+    }
+    function show(event) {
+      var svg = panels[0].querySelector("svg").getBoundingClientRect();
+      var fx = Math.min(1, Math.max(0, (event.clientX - svg.left) / svg.width));
+      var i = nearest(times[0] + fx * (times[times.length - 1] - times[0]));
+      var span = times[times.length - 1] - times[0];
+      var x = (span > 0 ? (times[i] - times[0]) / span : 0) * 100;
+      tip.textContent = "";
+      el("div", "", tip).textContent = data.dates[i];
+      marks.forEach(function (m) {
+        m.cursor.style.display = "block";
+        m.cursor.style.left = x + "%";
+        m.dots.forEach(function (d) {
+          var values = data[d.path.dataset.series], v = values ? values[i] : null;
+          if (v === null || v === undefined) { d.dot.style.display = "none"; return; }
+          d.dot.style.display = "block";
+          d.dot.style.left = x + "%";
+          d.dot.style.top = (m.high - v) / (m.high - m.low) * 100 + "%";
+          row(tip, d.cls, d.path.dataset.label, format(v, m.fmt));
+        });
+      });
+      var box = node.getBoundingClientRect();
+      place(tip, node, svg.left - box.left + x / 100 * svg.width, event.clientY - box.top);
+    }
+    hide();
+    node.addEventListener("pointermove", show);
+    node.addEventListener("pointerdown", show);
+    node.addEventListener("pointerleave", hide);
   }
 
-  if (!window.Plotly) { return; }
-  var noData = "Not enough history to draw this yet.";
-  if (!data.dates.length) {
-    ["chart-equity", "chart-drawdown", "chart-rolling", "chart-monthly"].forEach(function (id) { empty(id, noData); });
-    return;
+  function heatmap(node) {
+    var tip = el("div", "chart-tip", node);
+    tip.style.display = "none";
+    function show(event) {
+      var cell = event.target.closest ? event.target.closest("td[data-label]") : null;
+      if (!cell) { tip.style.display = "none"; return; }
+      var v = cell.dataset.value;
+      tip.textContent = cell.dataset.label + ": " + (v === "" ? "no return" : format(+v, "pct", 1));
+      var box = node.getBoundingClientRect(), rect = cell.getBoundingClientRect();
+      place(tip, node, rect.right - box.left, rect.top - box.top + rect.height / 2);
+    }
+    node.addEventListener("pointerover", show);
+    node.addEventListener("pointerdown", show);
+    node.addEventListener("pointerleave", function () { tip.style.display = "none"; });
   }
 
-  var equity = [{ x: data.dates, y: data.equity, name: "Strategy", type: "scatter", mode: "lines",
-                  line: { color: STRATEGY, width: 2 }, hovertemplate: "%{y:.2f}<extra>Strategy</extra>" }];
-  if (data.benchmark) {
-    equity.push({ x: data.dates, y: data.benchmark, name: data.benchmark_symbol, type: "scatter", mode: "lines",
-                  line: { color: BENCHMARK, width: 1.5 }, connectgaps: true,
-                  hovertemplate: "%{y:.2f}<extra>" + data.benchmark_symbol + "</extra>" });
-  }
-  draw("chart-equity", equity, {});
-
-  function percentFormat(values) {  // a shallow series needs decimals to tell its ticks apart
-    var span = 0;
-    values.forEach(function (v) { if (v !== null && Math.abs(v) > span) { span = Math.abs(v); } });
-    return span < 0.05 ? ".1%" : ".0%";
-  }
-
-  draw("chart-drawdown", [{ x: data.dates, y: data.drawdown, name: "Drawdown", type: "scatter", mode: "lines",
-                            fill: "tozeroy", line: { color: LOSS, width: 1 }, fillcolor: "rgba(185,28,28,0.25)",
-                            hovertemplate: "%{y:.2%}<extra>Drawdown</extra>" }],
-       { yaxis: { tickformat: percentFormat(data.drawdown), gridcolor: "#eef0f3", rangemode: "tozero" },
-         showlegend: false });
-
-  var hasRolling = data.rolling_sharpe.some(function (v) { return v !== null; });
-  if (hasRolling) {
-    // two stacked panels on one x axis (Sharpe above, volatility below), each autoranged to its own
-    // data, so neither squashes or clips the other as they did on twin y axes
-    draw("chart-rolling", [
-      { x: data.dates, y: data.rolling_sharpe, name: "Sharpe", type: "scatter", mode: "lines", yaxis: "y",
-        line: { color: STRATEGY, width: 1.5 }, hovertemplate: "%{y:.2f}<extra>Sharpe</extra>" },
-      { x: data.dates, y: data.rolling_volatility, name: "Volatility", type: "scatter", mode: "lines", yaxis: "y2",
-        line: { color: VOL, width: 1.5 }, hovertemplate: "%{y:.1%}<extra>Volatility</extra>" }
-    ], { showlegend: false,
-         xaxis: { type: "date", anchor: "y2", gridcolor: "#eef0f3" },
-         yaxis: { domain: [0.54, 1], autorange: true, automargin: true, title: { text: "Sharpe" },
-                  gridcolor: "#eef0f3", zerolinecolor: "#9ca3af" },
-         yaxis2: { domain: [0, 0.46], autorange: true, rangemode: "tozero", automargin: true,
-                   title: { text: "Volatility" }, tickformat: percentFormat(data.rolling_volatility),
-                   gridcolor: "#eef0f3", zerolinecolor: "#d1d5db" },
-         margin: { l: 52, r: 12, t: 8, b: 36 } });
-  } else {
-    empty("chart-rolling", "Rolling figures need " + data.rolling_window + " days of returns.");
-  }
-
-  var m = data.monthly;
-  if (m.years.length) {
-    var text = m.returns.map(function (row) {
-      return row.map(function (v) { return v === null ? "" : (v * 100).toFixed(1) + "%"; });
-    });
-    var node = document.getElementById("chart-monthly");
-    var narrow = node && node.clientWidth < 560;  // a phone: figures on tap (hover), not in 13 tiny cells
-    if (node) { node.style.height = Math.max(120, 48 + 30 * m.years.length) + "px"; }
-    draw("chart-monthly", [{
-      type: "heatmap", x: m.columns, y: m.years, z: m.returns, text: text, texttemplate: narrow ? "" : "%{text}",
-      textfont: { size: 11 }, zmid: 0, showscale: false, xgap: 2, ygap: 2, hoverongaps: false,
-      colorscale: [[0, "#b91c1c"], [0.5, "#f9fafb"], [1, "#15803d"]],
-      hovertemplate: "%{x} %{y}: %{text}<extra></extra>"
-    }], { xaxis: { type: "category", side: "top", fixedrange: true, tickangle: 0, tickvals: m.columns,
-                   // a phone: one letter a month ("Yr" for the year), so no label is clipped
-                   ticktext: narrow ? m.columns.map(function (c) { return c.length > 3 ? "Yr" : c.slice(0, 1); })
-                                    : m.columns }, hovermode: "closest",
-          yaxis: { type: "category", autorange: "reversed", fixedrange: true }, margin: { l: 48, r: 8, t: 28, b: 8 } });
-  } else {
-    empty("chart-monthly", noData);
-  }
+  Array.prototype.forEach.call(document.querySelectorAll(".chart.plot"), plot);
+  Array.prototype.forEach.call(document.querySelectorAll(".chart.chart-monthly[data-drawn='true']"), heatmap);
 }());
