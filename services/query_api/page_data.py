@@ -3,7 +3,7 @@
 - Access: a strategy is shown to everyone when public, and to its owner's session only when
   private; to anybody else a private strategy does not exist (the same 404 as an unknown id).
 - Publication (``show_positions``): ``none`` hides positions, orders and cash events from the
-  public; ``delayed`` shows orders and cash events that arrived more than 24 h ago (the cut-off
+  public; ``delayed`` shows orders and cash events executed more than 24 h ago (the cut-off
   is the start of the current UTC hour minus 24 h, so answers stay cacheable for an hour) and
   hides positions (positions as of 24 h ago are not kept in a read model, and re-folding the
   history per request is not cheap); ``live`` shows everything. The owner always sees
@@ -147,7 +147,7 @@ class Access:
     owner: bool
     #: "live", "delayed" or "none": what of the positions and events this viewer sees
     publication: str
-    #: delayed: only events that arrived before this instant
+    #: delayed: only orders and cash events executed before this instant (the events download: arrived before it)
     cutoff: datetime | None
 
     @property

@@ -129,7 +129,8 @@ def site(stack: Stack):
     create("Delta", "public", "delayed", owned=True)
     fund("Delta", d0)
     buy("Delta", DOWN, 1000, d0)
-    buy("Delta", UP, 10, days[-2])
+    # executed a minute ago: hidden by the delayed publication (executed less than 24 h ago)
+    buy("Delta", UP, 10, days[-1], executed_at=(now - timedelta(minutes=1)).isoformat())
     # Private: owned, private
     create("Private", "private", "none", owned=True)
     fund("Private", d0)
@@ -516,16 +517,18 @@ def test_etags_and_not_modified(site):
 def test_static_assets_are_versioned_and_cached(site):
     html = site.client.get(f"/s/{site.ids['Alpha']}").text
     urls = [u for u in local_assets(html) if u.startswith("/static/")]
-    assert any(u.startswith("/static/plotly.min.js?v=") for u in urls)
+    assert not any("plotly" in u for u in urls)  # the charts are drawn by the server (charts.py)
     assert any(u.startswith("/static/app.js?v=") for u in urls)
     assert any(u.startswith("/static/app.css?v=") for u in urls)
-    plotly_url = next(u for u in urls if "plotly.min.js" in u)
-    r = site.client.get(plotly_url, headers={"Accept-Encoding": "gzip"})
+    assert any(u.startswith("/static/charts.css?v=") for u in urls)
+    js_url = next(u for u in urls if "app.js" in u)
+    r = site.client.get(js_url, headers={"Accept-Encoding": "gzip"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
     assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
-    assert r.headers["content-encoding"] == "gzip" and b"plotly.js" in r.content[:400]
-    assert site.client.get(plotly_url, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
-    plain = site.client.get("/static/plotly.min.js", headers={"Accept-Encoding": "identity"})
+    assert r.headers["content-encoding"] == "gzip" and b"#series-data" in r.content[:400]
+    assert site.client.get(js_url, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+    assert site.client.get("/static/plotly.min.js").status_code == 404
+    plain = site.client.get("/static/app.js", headers={"Accept-Encoding": "identity"})
     assert plain.status_code == 200 and "content-encoding" not in plain.headers
     assert plain.headers["cache-control"] == "public, max-age=300"  # unversioned: short
     assert site.client.get("/static/nothing.js").status_code == 404

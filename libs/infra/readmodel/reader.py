@@ -326,20 +326,21 @@ class LedgerReader:
         return [_chain_line(row) for row in rows]
 
     def recent_orders(self, strategy_id: UUID, limit: int, before: datetime | None = None) -> list[Order]:
-        """The latest orders by execution time, newest first (``before``: only those that arrived before it)."""
+        """The latest orders by execution time, newest first (``before``: only those executed before it)."""
         return [order_of(decode_event(e)) for e in self._recent("rm_orders", "executed_at", strategy_id, limit, before)]
 
     def recent_cash(self, strategy_id: UUID, limit: int, before: datetime | None = None) -> list[CashEvent]:
-        """The latest cash events by occurrence, newest first (``before``: only those that arrived before it)."""
+        """The latest cash events by occurrence, newest first (``before``: only those that occurred before it)."""
         return [
             cash_of(decode_event(e)) for e in self._recent("rm_cash_events", "occurred_at", strategy_id, limit, before)
         ]
 
     def _recent(self, table: str, at: str, strategy_id: UUID, limit: int, before: datetime | None) -> list[bytes]:
-        arrived = "" if before is None else " AND created_at < %(before)s"
+        # delayed publication: what happened more than the delay ago (issue 24), whenever it was reported
+        happened = "" if before is None else f" AND {at} < %(before)s"
         with reading(self.datastore) as curs:
             rows = curs.execute(
-                f"SELECT event FROM {table} WHERE strategy_id = %(s)s{arrived}"
+                f"SELECT event FROM {table} WHERE strategy_id = %(s)s{happened}"
                 f" ORDER BY {at} DESC, notification_id DESC LIMIT %(limit)s",
                 {"s": strategy_id, "before": before, "limit": max(0, limit)},
             ).fetchall()
