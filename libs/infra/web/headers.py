@@ -7,8 +7,8 @@ from litestar.datastructures import ResponseHeader
 
 #: every API answer (JSON) loads nothing at all
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-#: HTML pages: scripts, styles and images from our own origin only (no inline script; plotly and
-#: Swagger UI set inline styles, hence 'unsafe-inline' for styles only), never framed
+#: HTML pages: scripts, styles and images from our own origin only (no inline script; Swagger UI
+#: and the server-drawn charts set inline styles, hence 'unsafe-inline' for styles only), never framed
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"
     " frame-ancestors 'none'"
