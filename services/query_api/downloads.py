@@ -47,7 +47,7 @@ DOWNLOAD_RETRY_AFTER_S = 5
 #: addresses whose page buckets are kept (least recently seen forgotten first: ~150 bytes each)
 MAX_ADDRESSES = 50_000
 #: path prefixes under the page rate limit ("/" itself too); /static/, /api/, /healthz... are not
-PAGE_PREFIXES = ("/p/", "/s/", "/docs", "/methodology")
+PAGE_PREFIXES = ("/p/", "/s/", "/docs", "/methodology", "/compare")
 _STREAMS = "botranks_download_streams"  # scope key: the streams a download middleware closes
 
 

@@ -18,6 +18,7 @@ from botranks_domain.views import (
 )
 from libs.infra.openapi import API_KEY, PUBLIC, SESSION
 
+from .compare import IDS_PATTERN, MAX_RAW
 from .page_data import MAX_MIN_DAYS, MAX_PAGE, PAGE_SIZE
 
 ERROR = {
@@ -295,3 +296,92 @@ PATHS: dict[str, Any] = {
         security=[*ANYONE, {API_KEY: []}],
     ),
 }
+
+NULLABLE_NUMBER = {"type": ["number", "null"]}
+CORRELATION: dict[str, Any] = {
+    "type": "object",
+    "required": ["value", "days", "warning"],
+    "properties": {
+        "value": {**NULLABLE_NUMBER, "minimum": -1, "maximum": 1},
+        "days": {"type": "integer", "minimum": 0, "description": "paired daily returns it is computed from"},
+        "warning": {"type": ["string", "null"], "description": "why `value` is null"},
+    },
+}
+COMPARE = {
+    "type": "object",
+    "required": ["ids", "common", "strategies", "correlation", "min_pairs", "warnings"],
+    "properties": {
+        "ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+        "common": {
+            "type": "object",
+            "description": "the dates on which every strategy has a NAV row",
+            "properties": {
+                "days": {"type": "integer", "minimum": 0},
+                "returns": {"type": "integer", "minimum": 0},
+                "first": {"type": ["string", "null"], "format": "date"},
+                "last": {"type": ["string", "null"], "format": "date"},
+                "dates": {"type": "array", "items": {"type": "string", "format": "date"}},
+            },
+        },
+        "strategies": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "name", "figures", "equity", "drawdown", "benchmark_correlation"],
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "name": {"type": "string"},
+                    "benchmark": {"type": ["string", "null"]},
+                    "figures": {
+                        "type": "object",
+                        "description": "its /performance figures and leaderboard row, over its whole history",
+                    },
+                    "warnings": {"type": "array", "items": {"type": "string"}},
+                    "equity": {
+                        "type": ["array", "null"],
+                        "items": {"type": "number"},
+                        "description": "growth index rebased to 100 on the first common date, one per common date",
+                    },
+                    "drawdown": {"type": ["array", "null"], "items": {"type": "number"}},
+                    "benchmark_correlation": {
+                        **CORRELATION,
+                        "properties": {**CORRELATION["properties"], "symbol": {"type": ["string", "null"]}},
+                    },
+                },
+            },
+        },
+        "correlation": {
+            "type": "array",
+            "description": "Pearson correlations of the daily returns on the common dates, row i column j",
+            "items": {"type": "array", "items": CORRELATION},
+        },
+        "min_pairs": {"type": "integer"},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+    },
+}
+PATHS["/p/compare"] = _get(
+    "Up to 6 public strategies side by side",
+    "What the compare page (`/compare`) shows, as JSON: each strategy's time-weighted equity rebased to 100 on"
+    " the common dates (every one has a NAV row), its drawdown there, its figures, and the correlation matrix of"
+    " the daily returns on the common dates, and each one's with its own benchmark (null with a warning under"
+    " 20 paired returns).",
+    {
+        200: _json("The comparison", COMPARE),
+        304: NOT_MODIFIED,
+        400: _error("`ids` missing, malformed, repeated or more than 6"),
+        404: _error("One of the ids is no public strategy (named)"),
+        429: TOO_MANY,
+    },
+    [
+        {
+            "name": "ids",
+            "in": "query",
+            "required": True,
+            "description": "1 to 6 distinct strategy ids, comma-separated",
+            "schema": {"type": "string", "maxLength": MAX_RAW, "pattern": IDS_PATTERN},
+        },
+        IF_NONE_MATCH,
+    ],
+    "publicCompare",
+    security=[{}],
+)

@@ -8,7 +8,8 @@ Bounded: ``ST_MAX_EXAMPLES`` (default 30) per operation, 2 workers, a fixed seed
 
 What is not checked, and why:
 - ``POST /auth/logout``: it would end the session the run signs in with (tests/integration/test_sessions.py).
-- ``positive_data_acceptance`` also takes 422 from the ledger writes and 400 from /performance and /nav:
+- ``positive_data_acceptance`` also takes 422 from the ledger writes and 400 from /performance and /nav (and
+  /p/compare: the same id twice):
   rules JSON Schema cannot state, all in the spec: a withdraw's amount < 0 and a deposit's > 0 (by
   ``event_type``), an open position's cost_basis > 0 (by ``quantity``), at most 18 digits after the
   point (a JSON Schema bound on a JSON number cannot say it exactly), a decimal given as a string is
@@ -59,6 +60,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 [[operations]]
 include-name-regex = "^GET /api/v1/fx$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "429"]
+
+[[operations]]
+include-name-regex = "^GET /p/compare$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404", "429"]
 """
 
 # CPython 3.11's ast.parse is not safe in two threads at once (python/cpython#106905: "AST constructor
