@@ -78,6 +78,7 @@ def site(stack: Stack):
     create("Short", benchmark="")  # too short for a correlation, and no benchmark
     cash("Short", days[-8], 10_000, "short-1")
     buy("Short", UP, 100, days[-8])
+    create("Empty")  # public, nothing reported yet
     create("Hidden", visibility="private")
     cash("Hidden", days[2], 100_000, "hidden-1")
     stack.wait_projected()
@@ -85,7 +86,7 @@ def site(stack: Stack):
         lambda: all(
             (row := stack.db.ledger.leaderboard_row(uuid.UUID(s))) is not None and row.track_days > 0
             for n, s in ids.items()
-            if n != "Hidden"
+            if n not in ("Hidden", "Empty")
         ),
         60,
         "the leaderboard rows",
@@ -243,3 +244,11 @@ def test_compare_links_on_the_board_and_the_strategy_page(site):
         assert f'href="/compare?ids={site.ids[name]}"' in board
     page = site.client.get(f"/s/{site.ids['Up']}").text
     assert f'href="/compare?ids={site.ids["Up"]}"' in page
+
+
+def test_a_strategy_without_history_is_compared_with_nothing_drawn(site):
+    out = _compare(site, "Up", "Empty")
+    assert out["common"]["days"] == 0 and "Empty: no NAV history yet" in out["warnings"]
+    assert out["strategies"][1]["equity"] is None and out["correlation"][0][1]["value"] is None
+    page = site.client.get("/compare", params={"ids": f"{site.ids['Up']},{site.ids['Empty']}"})
+    assert page.status_code == 200 and "no NAV history yet" in page.text and "No data" in page.text
