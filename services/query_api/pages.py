@@ -181,13 +181,19 @@ async def strategy_page(request: Request, strategy_id: str) -> Response:
         key = page_data.performance_key(db, acc.profile)
         record = db.identity.owner_record(acc.profile.id)  # one indexed query: read per request, in the tag
         board_version = db.ledger.leaderboard_version()
-        tag = page_data.strategy_etag(build, "strategy.html", acc, key, board_version, record, page)
+        tag = page_data.strategy_etag(build, "strategy.html", acc, key, board_version, record, page, request.base_url)
         headers = html_headers(tag, private=acc.owner or acc.profile.visibility != "public")
         if page_data.not_modified(request.headers.get("if-none-match"), tag):
             answer = not_modified_answer(tag, headers)
         else:
             body = cache.bodies.get(tag) or cache.bodies.put(
-                tag, render(request, "strategy.html", **_strategy_view(db, cache, acc, key, record, page))
+                tag,
+                render(
+                    request,
+                    "strategy.html",
+                    embed_base=request.base_url,
+                    **_strategy_view(db, cache, acc, key, record, page),
+                ),
             )
             answer = Answer(body, headers=headers)
         answer.strategy_id, answer.viewer = sid, acc.viewer
