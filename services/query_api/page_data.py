@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote_plus
 from uuid import UUID
 
 import msgspec
@@ -62,6 +63,8 @@ NAV_TABLE_ROWS = 20
 RECENT_EVENTS = 20
 CHAIN_DAYS_SHOWN = 90
 DELAY = timedelta(hours=24)
+#: the board's search text, at most (characters)
+MAX_SEARCH = 60
 
 
 class LeaderboardQuery(msgspec.Struct, frozen=True):
@@ -70,6 +73,11 @@ class LeaderboardQuery(msgspec.Struct, frozen=True):
     min_days: int
     live_only: bool
     page: int
+    #: the board's search and filters (issue 24): a piece of the name, at least this many closed trades,
+    #: a max drawdown no deeper than this many per cent (None: any)
+    text: str = ""
+    min_trades: int = 0
+    max_dd: int | None = None
 
     @property
     def offset(self) -> int:
@@ -81,6 +89,12 @@ class LeaderboardQuery(msgspec.Struct, frozen=True):
         parts = [f"sort={q.sort}", f"dir={'desc' if q.descending else 'asc'}", f"min_days={q.min_days}"]
         if q.live_only:
             parts.append("live_only=1")
+        if q.text:
+            parts.append(f"q={quote_plus(q.text)}")
+        if q.min_trades:
+            parts.append(f"min_trades={q.min_trades}")
+        if q.max_dd is not None:
+            parts.append(f"max_dd={q.max_dd}")
         if q.page != 1:
             parts.append(f"page={q.page}")
         return "?" + "&".join(parts)
@@ -105,9 +119,19 @@ def _int_param(raw: str | None, name: str, default: int, low: int, high: int) ->
 
 
 def leaderboard_query(
-    sort: str | None, direction: str | None, min_days: str | None, live_only: str | None, page: str | None
+    sort: str | None,
+    direction: str | None,
+    min_days: str | None,
+    live_only: str | None,
+    page: str | None,
+    text: str | None = None,
+    min_trades: str | None = None,
+    max_dd: str | None = None,
 ) -> LeaderboardQuery:
     """The leaderboard's query parameters, checked (BadParameter, a 400, names the one that is wrong)."""
+    searched = " ".join((text or "").split())
+    if len(searched) > MAX_SEARCH or "\x00" in searched:
+        raise BadParameter(f"`q` must be at most {MAX_SEARCH} characters of text, got {len(searched)}")
     column = (sort or LEADERBOARD_DEFAULT_SORT).strip()
     if column not in LEADERBOARD_SORTS:
         raise BadParameter(f"`sort` must be one of {', '.join(LEADERBOARD_SORTS)}; got {column[:40]!r}")
@@ -127,6 +151,9 @@ def leaderboard_query(
         _int_param(min_days, "min_days", LEADERBOARD_DEFAULT_MIN_DAYS, 0, MAX_MIN_DAYS),
         flags[live],
         _int_param(page, "page", 1, 1, MAX_PAGE),
+        searched,
+        _int_param(min_trades, "min_trades", 0, 0, 10_000_000),
+        None if max_dd is None or not max_dd.strip() else _int_param(max_dd, "max_dd", 100, 0, 100),
     )
 
 
@@ -451,7 +478,17 @@ def not_modified(if_none_match: str | None, tag: str) -> bool:
 
 
 def leaderboard(db: Database, q: LeaderboardQuery) -> LeaderboardPage:
-    return db.ledger.leaderboard(q.sort, q.descending, q.min_days, q.live_only, PAGE_SIZE, q.offset)
+    return db.ledger.leaderboard(
+        q.sort,
+        q.descending,
+        q.min_days,
+        q.live_only,
+        PAGE_SIZE,
+        q.offset,
+        text=q.text,
+        min_trades=q.min_trades,
+        max_drawdown=None if q.max_dd is None else -q.max_dd / 100,
+    )
 
 
 def pages(total: int) -> int:

@@ -117,6 +117,9 @@ async def leaderboard_page(request: Request) -> Response:
                 params.get("min_days"),
                 params.get("live_only"),
                 params.get("page"),
+                params.get("q"),
+                params.get("min_trades"),
+                params.get("max_dd"),
             )
         except BadParameter as exc:
             body = render(request, "error.html", title="Bad request", status=400, message=exc.detail)
@@ -246,7 +249,14 @@ async def leaderboard_json(request: Request) -> Response:
 
     def work() -> Answer:
         q = page_data.leaderboard_query(
-            params.get("sort"), params.get("dir"), params.get("min_days"), params.get("live_only"), params.get("page")
+            params.get("sort"),
+            params.get("dir"),
+            params.get("min_days"),
+            params.get("live_only"),
+            params.get("page"),
+            params.get("q"),
+            params.get("min_trades"),
+            params.get("max_dd"),
         )
         tag = page_data.etag(build, "leaderboard.json", db.ledger.leaderboard_version(), q)
         headers = json_headers(tag)
@@ -265,6 +275,9 @@ async def leaderboard_json(request: Request) -> Response:
                         "descending": board.descending,
                         "min_days": board.min_days,
                         "live_only": board.live_only,
+                        "q": q.text,
+                        "min_trades": q.min_trades,
+                        "max_dd": q.max_dd,
                         "page": q.page,
                         "pages": page_data.pages(board.total),
                         "page_size": page_data.PAGE_SIZE,

@@ -76,6 +76,9 @@ LEADERBOARD = {
         "descending": {"type": "boolean"},
         "min_days": {"type": "integer", "minimum": 0},
         "live_only": {"type": "boolean"},
+        "q": {"type": "string", "description": "the name search it answers (empty: none)"},
+        "min_trades": {"type": "integer", "minimum": 0},
+        "max_dd": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 100}, {"type": "null"}]},
         "page": {"type": "integer", "minimum": 1},
         "pages": {"type": "integer", "minimum": 1},
         "page_size": {"type": "integer", "const": PAGE_SIZE},
@@ -192,6 +195,27 @@ PATHS: dict[str, Any] = {
                 "description": "only strategies whose orders were reported live"
                 f" (within {LIVE_REPORTING_S // 60} minutes) at least {LIVE_ONLY_MIN_SHARE:.0%} of the time",
                 "schema": {"type": "string", "enum": ["", "0", "1", "false", "true", "off", "on"]},
+            },
+            {
+                "name": "q",
+                "in": "query",
+                "required": False,
+                "description": "a piece of the strategy's name, any case (spaces collapsed)",
+                "schema": {"type": "string", "maxLength": 60},
+            },
+            {
+                "name": "min_trades",
+                "in": "query",
+                "required": False,
+                "description": "at least this many closed trades",
+                "schema": {"type": "integer", "minimum": 0, "maximum": 10_000_000},
+            },
+            {
+                "name": "max_dd",
+                "in": "query",
+                "required": False,
+                "description": "a max drawdown no deeper than this many per cent (empty: any)",
+                "schema": {"type": "integer", "minimum": 0, "maximum": 100},
             },
             {
                 "name": "page",

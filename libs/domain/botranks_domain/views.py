@@ -192,6 +192,10 @@ class LeaderboardPage(msgspec.Struct):
     live_only: bool
     limit: int
     offset: int
+    #: the search and filters it was asked for (issue 24)
+    text: str = ""
+    min_trades: int = 0
+    max_drawdown: float | None = None
 
 
 class ChainDay(msgspec.Struct):
