@@ -32,7 +32,7 @@ from uuid import UUID
 import structlog
 
 from botranks_domain.performance import performance_with_moments
-from botranks_domain.series import nav_frame
+from botranks_domain.series import nav_frame, sparkline
 from botranks_domain.significance import Trials, deflated_sharpe, sharpe_std
 from botranks_domain.trade_stats import trading_stats
 from libs.infra.db import Database
@@ -94,6 +94,7 @@ def leaderboard_entry(
         "trades": trading.trades,
         "win_rate": trading.win_rate,
         "profit_factor": trading.profit_factor,
+        "sparkline": sparkline(inputs["nav"]),
     }
 
 

@@ -159,7 +159,28 @@ def prob(value: float | None) -> str:
     return f"{value * 100:.1f}%"
 
 
+def sparkline_svg(points: str | None, width: int = 96, height: int = 24) -> Markup:
+    """A board row's equity sparkline (``series.sparkline``'s text) as inline SVG: a polyline of the growth
+    index, green when it ends above where it started, red below; nothing without points."""
+    if not points:
+        return Markup("")
+    values = [float(v) for v in points.split(",")]
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    step = (width - 2) / max(1, len(values) - 1)
+    coords = " ".join(
+        f"{1 + i * step:.1f},{1 + (height - 2) * (1 - (v - lo) / span):.1f}" for i, v in enumerate(values)
+    )
+    tone = "up" if values[-1] >= values[0] else "down"
+    change = f"{(values[-1] / values[0] - 1) * 100:+.1f}%" if values[0] else ""
+    return Markup(
+        '<svg class="spark {}" width="{}" height="{}" viewBox="0 0 {} {}" role="img" aria-label="equity {}">'
+        '<polyline points="{}"/></svg>'
+    ).format(tone, width, height, width, height, change, coords)
+
+
 FILTERS = {
+    "sparkline": sparkline_svg,
     "pct": pct,
     "prob": prob,
     "ratio": ratio,

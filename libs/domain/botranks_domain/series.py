@@ -104,3 +104,21 @@ def daily_series(nav: pl.DataFrame, window: int) -> pl.LazyFrame:
             rolling_volatility=rolling_volatility(r, window),
         )
     )
+
+
+def sparkline(rows: Iterable[NavRow], points: int = 48) -> str | None:
+    """A strategy's growth index (time-weighted, as the figures: deposits are no gains) at up to ``points``
+    evenly spaced NAV days, the last included, each to 4 decimals, comma-separated: the board's
+    sparkline (None under two NAV days). An undefined day (an emptied account) keeps the index flat."""
+    navs = list(rows)
+    if len(navs) < 2:
+        return None
+    index, level = [1.0], 1.0
+    for prev, row in zip(navs, navs[1:], strict=False):
+        base = float(prev.total_equity) + float(row.external_flow)
+        if base > 0:
+            level *= float(row.total_equity) / base
+        index.append(level)
+    step = (len(index) - 1) / (min(points, len(index)) - 1)
+    picked = [index[round(i * step)] for i in range(min(points, len(index)))]
+    return ",".join(f"{v:.4f}" for v in picked)

@@ -181,6 +181,8 @@ class LeaderboardRow(msgspec.Struct):
     trades: int = 0
     win_rate: float | None = None
     profit_factor: float | None = None
+    #: the growth index at up to 48 NAV days, comma-separated (series.sparkline); None under two days
+    sparkline: str | None = None
 
 
 class LeaderboardPage(msgspec.Struct):

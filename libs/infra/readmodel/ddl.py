@@ -337,4 +337,10 @@ MIGRATIONS: dict[int, str] = {
         ADD COLUMN fees_local numeric,
         ADD COLUMN notional_base numeric;
     """,
+    20: """
+    -- the board's sparklines (issue 24): each row's growth index at up to 48 NAV days, written by the
+    -- projector with the row; every row is refreshed once to get one
+    ALTER TABLE rm_leaderboard ADD COLUMN sparkline text;
+    UPDATE rm_leaderboard SET nav_version = NULL;
+    """,
 }

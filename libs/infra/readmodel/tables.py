@@ -68,7 +68,7 @@ LEADERBOARD_ROW = (
     "strategy_id, name, total_return, cagr, sharpe, sortino, max_drawdown, volatility, track_days,"
     " inception_date, latest_date, last_activity, orders, live_share, observations, psr, dsr,"
     " CASE WHEN sharpe_ci_low IS NULL THEN NULL ELSE ARRAY[sharpe_ci_low, sharpe_ci_high] END AS sharpe_ci_95,"
-    " min_track_record_days, trades, win_rate, profit_factor"
+    " min_track_record_days, trades, win_rate, profit_factor, sparkline"
 )
 #: a sort's tie-breakers before the strategy id (same direction): DSR ties (e.g. all 1.0) by PSR
 LEADERBOARD_TIEBREAKS = {"dsr": ("psr",)}
@@ -103,6 +103,7 @@ LEADERBOARD_COLUMNS = (
     "trades",
     "win_rate",
     "profit_factor",
+    "sparkline",
 )
 EPOCH = datetime.min.replace(tzinfo=UTC)
 
