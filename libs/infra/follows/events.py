@@ -2,7 +2,8 @@
 derived from the read models on demand (nothing is stored for the feed).
 
 - ``order``: an order as the strategy's publication rule allows it (``live``: as it arrives;
-  ``delayed``: once it arrived more than 24 h ago, i.e. before the page's cut-off; ``none``: never);
+  ``delayed``: once it was executed more than 24 h ago, i.e. before the page's cut-off, and has arrived;
+  ``none``: never);
 - ``drawdown_record``: a NAV day whose drawdown of the growth index is a new all-time low;
 - ``new_high``: a NAV day whose growth index is a new all-time high after a drawdown of at least
   ``RECOVERY_DEPTH`` since the previous high;
@@ -122,7 +123,7 @@ def nav_events(strategy_id: UUID, rows: list[NavRow]) -> list[FollowEvent]:
 
 
 def order_event(order: Any, publication: str) -> FollowEvent:
-    """An order as its feed entry (``delayed``: seen from 24 h after it arrived)."""
+    """An order as its feed entry (``delayed``: seen from 24 h after its execution, once it has arrived)."""
     arrived = order.created_at
     side = str(getattr(order.side, "value", order.side))
     return FollowEvent(
@@ -130,7 +131,7 @@ def order_event(order: Any, publication: str) -> FollowEvent:
         "order",
         order.strategy_id,
         order.executed_at,
-        arrived + DELAY if publication == "delayed" else arrived,
+        max(arrived, order.executed_at + DELAY) if publication == "delayed" else arrived,
         f"{side.upper()} {order.quantity} {order.symbol} at {order.price}",
         {
             "order_id": str(order.id),
