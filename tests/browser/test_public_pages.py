@@ -186,7 +186,7 @@ def test_the_strategy_page_draws_every_chart_with_every_point(site, page, watch,
         assert cards.count() >= 10
         assert page.locator('#metrics [data-metric="total_return"] .value').inner_text().strip()[0] in "+-−0"
         assert int(page.locator("#chain-events").get_attribute("data-value")) > 0
-        # what the owner publishes, and nothing more (every demo event arrived less than 24 h ago)
+        # what the owner publishes, and nothing more (delayed: orders executed more than 24 h ago, no positions)
         if bot["show_positions"] == "live":
             state = httpx.get(
                 site.url(f"/api/v1/strategies/{sid}/state"),
@@ -196,6 +196,13 @@ def test_the_strategy_page_draws_every_chart_with_every_point(site, page, watch,
             held = [p for p in state["positions"] if Decimal(p["quantity"]) != 0]  # a trend follower may be all cash
             assert page.locator("#positions-table tbody tr").count() == len(held), (what, held)
             assert page.locator("#orders-table tbody tr").count() >= 1, what
+        elif bot["show_positions"] == "delayed":
+            assert page.locator("#positions-hidden").count() == 1 and page.locator("#positions-table").count() == 0
+            cutoff = page.locator("#orders h2 .hint").inner_text()
+            assert cutoff.startswith("(executed before "), (what, cutoff)
+            shown = page.locator("#orders-table tbody tr td:first-child").all_inner_texts()
+            limit = cutoff.removeprefix("(executed before ").removesuffix(")")
+            assert shown and all(day < limit for day in shown), (what, shown, limit)  # 'YYYY-MM-DD HH:MM UTC'
         else:
             assert page.locator("#positions-hidden").count() == 1, what
             assert page.locator("#positions-table, #orders-table tbody tr").count() == 0, what
