@@ -88,8 +88,12 @@ def test_trades_section_screenshots(site, trader, new_context, watch, tmp_path, 
     head = page.locator('#leaderboard thead th[data-col="trades"]')
     assert head.get_attribute("aria-sort") == "descending"
     assert head.locator("a.help").get_attribute("href") == "/methodology#trades"
-    for col in ("win_rate", "profit_factor"):
-        assert page.locator(f'#leaderboard thead th[data-col="{col}"] a.help').is_visible()
+    if viewport == PHONE:  # cards: the figure it is sorted by is on each card, labelled; the sort is a control
+        assert page.locator('#leaderboard tbody tr:first-child td[data-col="trades"]').is_visible()
+        assert page.locator("#filter-sort").input_value() == "trades"
+    else:
+        for col in ("win_rate", "profit_factor"):
+            assert page.locator(f'#leaderboard thead th[data-col="{col}"] a.help').is_visible()
     _shoot(page, "leaderboard", size, tmp_path, full_page=True)
     if viewport == DESKTOP:  # the whole board fits a laptop: no sideways scrolling
         width = page.evaluate(
