@@ -86,6 +86,7 @@ def test_botranks_up_embedded_quick_start(tmp_path):
             "relay",
             "projector",
             "market_data",
+            "notifier",
             "gateway",
             "nats",
             "postgres",

@@ -618,6 +618,9 @@ def test_the_demo_writes_the_splits_next_to_the_bars(monkeypatch):
             return len(currencies)
 
     class Identity:
+        def all_strategies(self):  # a first demo: none of its bots exists yet
+            return []
+
         def create_strategy(self, name, **kwargs):
             return uuid.uuid4(), None
 

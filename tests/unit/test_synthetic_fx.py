@@ -274,6 +274,9 @@ class _Db:
         self.created[str(sid)] = (name, kwargs)
         return sid, None
 
+    def all_strategies(self):  # a first demo: none of its bots exists yet
+        return []
+
     def add_keys(self, strategy_id, labels):
         return [f"key-{label}" for label in labels]
 
