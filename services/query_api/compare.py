@@ -131,7 +131,7 @@ def _charts(data: dict[str, Any]) -> tuple[Markup, Markup]:
 
 
 def _view(db: Database, ids: list[UUID], data: dict[str, Any] | None) -> dict[str, Any]:
-    board = page_data.leaderboard(db, page_data.leaderboard_query(None, None, None, None, None))
+    board = page_data.leaderboard(db, page_data.leaderboard_query({}))
     picks = [r for r in board.items[:PICK_FROM] if r.strategy_id not in ids]
     equity_svg, drawdown_svg = _charts(data) if data else (Markup(""), Markup(""))
     return {

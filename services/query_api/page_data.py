@@ -22,6 +22,7 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -118,17 +119,12 @@ def _int_param(raw: str | None, name: str, default: int, low: int, high: int) ->
     return value
 
 
-def leaderboard_query(
-    sort: str | None,
-    direction: str | None,
-    min_days: str | None,
-    live_only: str | None,
-    page: str | None,
-    text: str | None = None,
-    min_trades: str | None = None,
-    max_dd: str | None = None,
-) -> LeaderboardQuery:
-    """The leaderboard's query parameters, checked (BadParameter, a 400, names the one that is wrong)."""
+def leaderboard_query(params: Mapping[str, str]) -> LeaderboardQuery:
+    """The leaderboard's query parameters (``sort``, ``dir``, ``min_days``, ``live_only``, ``page``, ``q``,
+    ``min_trades``, ``max_dd``), checked (BadParameter, a 400, names the one that is wrong)."""
+    sort, direction, min_days, live_only, page, text, min_trades, max_dd = (
+        params.get(name) for name in ("sort", "dir", "min_days", "live_only", "page", "q", "min_trades", "max_dd")
+    )
     searched = " ".join((text or "").split())
     if len(searched) > MAX_SEARCH or "\x00" in searched:
         raise BadParameter(f"`q` must be at most {MAX_SEARCH} characters of text, got {len(searched)}")

@@ -111,16 +111,7 @@ async def leaderboard_page(request: Request) -> Response:
 
     def work() -> Answer:
         try:
-            q = page_data.leaderboard_query(
-                params.get("sort"),
-                params.get("dir"),
-                params.get("min_days"),
-                params.get("live_only"),
-                params.get("page"),
-                params.get("q"),
-                params.get("min_trades"),
-                params.get("max_dd"),
-            )
+            q = page_data.leaderboard_query(params)
         except BadParameter as exc:
             body = render(request, "error.html", title="Bad request", status=400, message=exc.detail)
             return Answer(body, 400, headers=html_headers())
@@ -248,16 +239,7 @@ async def leaderboard_json(request: Request) -> Response:
     params = request.query_params
 
     def work() -> Answer:
-        q = page_data.leaderboard_query(
-            params.get("sort"),
-            params.get("dir"),
-            params.get("min_days"),
-            params.get("live_only"),
-            params.get("page"),
-            params.get("q"),
-            params.get("min_trades"),
-            params.get("max_dd"),
-        )
+        q = page_data.leaderboard_query(params)
         tag = page_data.etag(build, "leaderboard.json", db.ledger.leaderboard_version(), q)
         headers = json_headers(tag)
         if page_data.not_modified(request.headers.get("if-none-match"), tag):

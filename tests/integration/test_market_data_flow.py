@@ -112,18 +112,22 @@ def test_polygon_daemon_fetches_history_of_new_symbols_and_benchmarks(stack):
     assert requests == []
 
 
-def test_demo_replays_a_bot_with_state_and_nav_that_agree(stack):
-    env = {**stack.env}
+def _demo(stack) -> dict:
+    """`botranks demo` against the stack's command_api, as a user runs it; its JSON output."""
     out = subprocess.run(
         [sys.executable, "-m", "tools.cli", "demo", "--base-url", f"http://127.0.0.1:{stack.command_port}"],
         cwd=ROOT,
-        env=env,
+        env=stack.env,
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     )
-    demo = json.loads(out.stdout[out.stdout.index("{") :])
+    return json.loads(out.stdout[out.stdout.index("{") :])
+
+
+def test_demo_replays_a_bot_with_state_and_nav_that_agree(stack):
+    demo = _demo(stack)
     auth = {"Authorization": f"Bearer {demo['api_key']}"}
     sid = demo["strategy_id"]
     assert demo["replayed"]["orders"] > 100 and demo["prices"]["source"] == "synthetic-demo"
@@ -182,16 +186,7 @@ def test_demo_performance_equals_the_pure_function_of_its_nav(stack):
     from botranks_domain.performance import compute_performance
     from botranks_domain.significance import Trials
 
-    out = subprocess.run(
-        [sys.executable, "-m", "tools.cli", "demo", "--base-url", f"http://127.0.0.1:{stack.command_port}"],
-        cwd=ROOT,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    demo = json.loads(out.stdout[out.stdout.index("{") :])
+    demo = _demo(stack)
     auth, sid = {"Authorization": f"Bearer {demo['api_key']}"}, demo["strategy_id"]
     series = stack.query.get(f"/api/v1/strategies/{sid}/nav", headers=auth).json()["series"]
     nav = pl.DataFrame(
@@ -227,22 +222,10 @@ def test_a_second_demo_adds_no_bot_and_sends_only_what_is_new(stack):
     """Issue 24: `botranks demo` again finds its bots by name and sends nothing already stored."""
     from services.market_data.sample_bots import SAMPLE_BOTS
 
-    def demo() -> dict:
-        out = subprocess.run(
-            [sys.executable, "-m", "tools.cli", "demo", "--base-url", f"http://127.0.0.1:{stack.command_port}"],
-            cwd=ROOT,
-            env=stack.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
-        return json.loads(out.stdout[out.stdout.index("{") :])
-
-    first = demo()  # the module's earlier tests may have run it already: then this one finds its bots too
+    first = _demo(stack)  # the module's earlier tests may have run it already: then this one finds its bots too
     with stack.sql() as curs:
         before = curs.execute("SELECT count(*) AS n FROM strategies").fetchone()["n"]
-    again = demo()
+    again = _demo(stack)
     assert again["existed"] == len(SAMPLE_BOTS)
     assert [b["strategy_id"] for b in again["bots"]] == [b["strategy_id"] for b in first["bots"]]
     assert all(b["replayed"]["orders"] == 0 for b in again["bots"]), [b["replayed"] for b in again["bots"]]
