@@ -4,22 +4,18 @@ its own. ``BOTRANKS_WEBHOOKS_ALLOW_PRIVATE=1`` lets deliveries reach loopback an
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 
 from libs.infra.db import Database
+from libs.infra.follows.guard import ALLOW_PRIVATE, allow_private
 from libs.infra.logs import configure_logging
 from libs.infra.serve import exit_by_deadline
 from libs.infra.settings import Settings
 
 from .notifier import Notifier
 
-ALLOW_PRIVATE = "BOTRANKS_WEBHOOKS_ALLOW_PRIVATE"
-
-
-def allow_private(env: dict[str, str] | None = None) -> bool:
-    return (os.environ if env is None else env).get(ALLOW_PRIVATE, "").strip().lower() in ("1", "true", "yes", "on")
+__all__ = ["ALLOW_PRIVATE", "allow_private", "main"]
 
 
 def main() -> None:

@@ -98,6 +98,7 @@ def site(tmp_path_factory) -> Iterator[Site]:
     home = tmp / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTRANKS_")}
     env["BOTRANKS_HOME"] = str(home)
+    env["BOTRANKS_WEBHOOKS_ALLOW_PRIVATE"] = "1"  # webhooks may reach the tests' receivers on 127.0.0.1
     port = free_port()
     log_path = tmp / "up.log"
     process = subprocess.Popen(

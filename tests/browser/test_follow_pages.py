@@ -1,15 +1,20 @@
 """Following in a real browser against ``botranks up`` + ``botranks demo``: the strategy page's
-"Follow" and "Atom feed" links, following, adding a webhook (its secret shown once), "send test
-event" delivered by the notifier that ``botranks up`` runs, which refuses the 127.0.0.1 receiver
-(``BOTRANKS_WEBHOOKS_ALLOW_PRIVATE`` is not set there: no packet is sent) and says so in the
-delivery log; desktop and phone screenshots, nothing wider than the screen."""
+"Follow" and "Atom feed" links, following, a cloud metadata URL refused (422 naming `url`), adding a
+webhook at a receiver on 127.0.0.1 (``botranks up`` runs with ``BOTRANKS_WEBHOOKS_ALLOW_PRIVATE=1``
+here, conftest.py) with its secret shown once, "send test event" delivered by the notifier that
+``botranks up`` runs, signed, and the delivery log showing the answer; desktop and phone screenshots,
+nothing wider than the screen. Nothing leaves loopback."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
 import pytest
+
+from devtools.webhook_receiver import Receiver
+from libs.infra.follows import signing
 
 from .conftest import DESKTOP, PHONE
 
@@ -54,32 +59,47 @@ def test_follow_add_a_webhook_and_send_a_test_event(site, new_context, follower,
     assert page.locator(f"#followed-{site.strategy_id}").count() == 1
     assert page.locator("#notice").inner_text() == "You follow this strategy now."
 
-    page.fill("#webhook-url", "http://127.0.0.1:9/botranks-hook")
+    seen.assert_clean("following")
+    page.fill("#webhook-url", "http://169.254.169.254/latest/meta-data/")
     with page.expect_navigation() as nav:
         page.click("#create-webhook")
-    assert nav.value.status == 201
-    secret = page.locator("#new-webhook-secret").inner_text()
-    assert secret.startswith("whsec_")
-    page.screenshot(path=str(artifacts / "follow-webhook-created-desktop.png"), full_page=True)
-    fits(page)
-    hook = page.locator("li.webhook").first.get_attribute("data-webhook-id")
+    assert nav.value.status == 422
+    refused = page.locator("#form-error").inner_text()
+    assert refused.startswith("`url`") and "cloud metadata" in refused
+    page.screenshot(path=str(artifacts / "follow-webhook-refused-desktop.png"), full_page=True)
+    assert seen.failed == [f"422 POST {site.url('/account/webhooks')}"]  # the refusal, and nothing else
+    seen.failed.clear()
+    seen.console.clear()  # the browser's own line about that 422
 
-    with page.expect_navigation():
-        page.click(f"#webhook-log-{hook}")
-    assert page.locator("#no-deliveries").count() == 1
-    with page.expect_navigation():
-        page.click("#send-test")
-    assert "Test event queued" in page.locator("#notice").inner_text()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    with Receiver() as rx:
+        page.fill("#webhook-url", rx.url)
+        with page.expect_navigation() as nav:
+            page.click("#create-webhook")
+        assert nav.value.status == 201
+        secret = page.locator("#new-webhook-secret").inner_text()
+        assert secret.startswith("whsec_")
+        page.screenshot(path=str(artifacts / "follow-webhook-created-desktop.png"), full_page=True)
+        fits(page)
+        hook = page.locator("li.webhook").first.get_attribute("data-webhook-id")
+
+        with page.expect_navigation():
+            page.click(f"#webhook-log-{hook}")
+        assert page.locator("#no-deliveries").count() == 1
+        with page.expect_navigation():
+            page.click("#send-test")
+        assert "Test event queued" in page.locator("#notice").inner_text()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            row = page.locator("tr.delivery").first
+            if row.count() and row.get_attribute("data-state") == "delivered":
+                break
+            time.sleep(0.5)
+            page.reload()
         row = page.locator("tr.delivery").first
-        if row.count() and "loopback" in row.inner_text():
-            break
-        time.sleep(0.5)
-        page.reload()
-    row = page.locator("tr.delivery").first
-    assert row.get_attribute("data-state") == "pending" and "no answer" in row.inner_text()
-    assert "refused" in row.inner_text() and "BOTRANKS_WEBHOOKS_ALLOW_PRIVATE" in row.inner_text()
+        assert row.get_attribute("data-state") == "delivered" and "HTTP 200" in row.inner_text()
+        (got,) = rx.requests
+        assert json.loads(got.body)["type"] == "ping"
+        assert signing.verify(secret, got.headers[signing.HEADER], got.body)
     page.screenshot(path=str(artifacts / "follow-webhook-log-desktop.png"), full_page=True)
     fits(page)
     seen.assert_clean("following pages")

@@ -1,7 +1,8 @@
 """The owner pages of following (issue 24, item 4) against real services, driven like a browser
 (GET the form, POST it back with its CSRF token): follow a public strategy (another's private one is
 a 404), add a webhook (a bad URL is a 422 naming `url`; the secret is shown once, ``no-store``),
-"send test event" delivered by the notifier to a receiver on 127.0.0.1 (allowed by the setting) with
+"send test event" delivered by the notifier to a receiver on 127.0.0.1 (allowed by the setting, which
+command_api applies at registration too: a cloud metadata URL is refused even so) with
 a signature that verifies under the secret the page showed, the delivery log, another user's
 webhook a 404, delete. Nothing leaves loopback."""
 
@@ -11,6 +12,7 @@ import json
 import re
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +20,7 @@ import pytest
 from devtools.stack import Stack
 from devtools.webhook_receiver import Receiver
 from libs.infra.follows import signing
+from libs.infra.follows.guard import ALLOW_PRIVATE
 from services.notifier.notifier import Notifier
 
 pytestmark = pytest.mark.integration
@@ -25,6 +28,17 @@ pytestmark = pytest.mark.integration
 PASSWORD = "follow pages password"
 TOKEN_RE = re.compile(r'name="_csrf_token" value="([^"]*)"')
 SECRET_RE = re.compile(r'<code id="new-webhook-secret" class="secret">(whsec_[A-Za-z0-9_\-]+)</code>')
+
+
+@pytest.fixture(scope="module")
+def stack(backends, make_database, tmp_path_factory):
+    """The services with BOTRANKS_WEBHOOKS_ALLOW_PRIVATE=1: the page refuses a loopback URL without it
+    (tests/integration/test_follow_api.py)."""
+    _, nats_url = backends
+    s = Stack(make_database(), nats_url, Path(tmp_path_factory.mktemp("follow-pages")), **{ALLOW_PRIVATE: "1"})
+    s.start()
+    yield s
+    s.stop()
 
 
 def browser(stack: Stack) -> httpx.Client:
@@ -63,6 +77,8 @@ def test_follow_webhook_test_event_and_the_delivery_log(stack: Stack) -> None:
 
     bad = submit(c, "/account/following", "/account/webhooks", {"url": "ftp://example.com/x"})
     assert bad.status_code == 422 and "`url`" in bad.text and 'value="ftp://example.com/x"' in bad.text
+    metadata = submit(c, "/account/following", "/account/webhooks", {"url": "http://169.254.169.254/latest"})
+    assert metadata.status_code == 422 and "`url`" in metadata.text and "cloud metadata" in metadata.text
 
     with Receiver() as rx:
         created = submit(c, "/account/following", "/account/webhooks", {"url": rx.url})

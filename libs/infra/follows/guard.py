@@ -7,6 +7,7 @@ private networks (``BOTRANKS_WEBHOOKS_ALLOW_PRIVATE=1``)."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: host, port → the addresses it resolves to
 Resolver = Callable[[str, int], list[str]]
 
+#: the operator's setting that lets webhooks reach loopback and private networks (never metadata)
+ALLOW_PRIVATE = "BOTRANKS_WEBHOOKS_ALLOW_PRIVATE"
 MAX_URL = 2000
 METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -35,6 +38,11 @@ class Destination:
     target: str
     #: the checked address to connect to
     address: str
+
+
+def allow_private(env: dict[str, str] | None = None) -> bool:
+    """``BOTRANKS_WEBHOOKS_ALLOW_PRIVATE`` (1, true, yes, on) in ``env`` (default: this process's)."""
+    return (os.environ if env is None else env).get(ALLOW_PRIVATE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def system_resolver(host: str, port: int) -> list[str]:

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
 
-from botranks_domain.errors import NotFound
+from botranks_domain.errors import Conflict, NotFound
 
 from ..pg import reading
 
@@ -93,10 +93,18 @@ class Follows:
         with self.datastore.transaction(commit=True) as curs:
             count = curs.execute("SELECT count(*) AS n FROM follows WHERE user_id = %s", (user,)).fetchone()
             if count is not None and count["n"] >= MAX_FOLLOWS:
-                raise NotFound(f"At most {MAX_FOLLOWS} follows per account")
+                raise Conflict(f"At most {MAX_FOLLOWS} follows per account: unfollow one first")
             curs.execute(
                 "INSERT INTO follows (user_id, strategy_id) VALUES (%s, %s) ON CONFLICT DO NOTHING", (user, strategy_id)
             )
+
+    def followed_since(self, user: UUID, strategy_id: UUID) -> datetime | None:
+        """Since when the user follows the strategy (None: not followed)."""
+        with reading(self.datastore) as curs:
+            row = curs.execute(
+                "SELECT created_at FROM follows WHERE user_id = %s AND strategy_id = %s", (user, strategy_id)
+            ).fetchone()
+        return None if row is None else row["created_at"]
 
     def unfollow(self, user: UUID, strategy_id: UUID) -> None:
         with self.datastore.transaction(commit=True) as curs:
@@ -121,7 +129,7 @@ class Follows:
                 "SELECT count(*) AS n FROM webhooks WHERE user_id = %s AND deleted_at IS NULL", (user,)
             ).fetchone()
             if count is not None and count["n"] >= MAX_WEBHOOKS:
-                raise NotFound(f"At most {MAX_WEBHOOKS} webhooks per account: delete one first")
+                raise Conflict(f"At most {MAX_WEBHOOKS} webhooks per account: delete one first")
             row = curs.execute(
                 "INSERT INTO webhooks (id, user_id, url, secret) VALUES (%s, %s, %s, %s)"
                 " RETURNING id, user_id, url, created_at",
@@ -242,21 +250,28 @@ class Follows:
                 },
             )
 
-    def deliveries(self, user: UUID, webhook_id: UUID, limit: int = 20) -> list[Delivery]:
+    def deliveries(self, user: UUID, webhook_id: UUID, limit: int = 20, offset: int = 0) -> list[Delivery]:
         """The user's webhook's latest deliveries, newest first (the owner's delivery log; another's
         webhook is NotFound)."""
         self.webhook(user, webhook_id)
-        return self.deliveries_of(webhook_id, limit)
+        return self.deliveries_of(webhook_id, limit, offset)
 
-    def deliveries_of(self, webhook_id: UUID, limit: int = 20) -> list[Delivery]:
+    def deliveries_of(self, webhook_id: UUID, limit: int = 20, offset: int = 0) -> list[Delivery]:
         """A webhook's latest deliveries, newest first, whoever owns it."""
         with reading(self.datastore) as curs:
             rows = curs.execute(
                 f"SELECT {_DELIVERY} FROM webhook_deliveries WHERE webhook_id = %s"
-                " ORDER BY created_at DESC, id LIMIT %s",
-                (webhook_id, limit),
+                " ORDER BY created_at DESC, id LIMIT %s OFFSET %s",
+                (webhook_id, limit, offset),
             ).fetchall()
         return [Delivery(**r) for r in rows]
+
+    def count_deliveries(self, webhook_id: UUID) -> int:
+        """How many rows a webhook's delivery log holds (finished ones are pruned after 7 days)."""
+        with reading(self.datastore) as curs:
+            row = curs.execute("SELECT count(*) AS n FROM webhook_deliveries WHERE webhook_id = %s", (webhook_id,))
+            found = row.fetchone()
+        return 0 if found is None else int(found["n"])
 
     def prune(self, older_than: timedelta) -> int:
         """Forget finished deliveries older than ``older_than`` (the log keeps the recent ones)."""

@@ -2,8 +2,8 @@
 shown this once), each webhook's delivery log and its "send test event" button. Deliveries are the
 notifier's (``services/notifier``); these pages only write the rows it reads (``libs.infra.follows``).
 
-A strategy may be followed when its page may be seen: public, or the user's own; any other id is
-the same 404 as an unknown one. Another user's webhook is a 404 too.
+The rules (who may follow what, the URL a webhook may have, the limits) are ``..following``'s, which
+the JSON API (``follow_routes``) applies too.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from litestar.datastructures import State
 from litestar.response import Redirect
 
 from botranks_domain.accounts import StrategyProfile
-from botranks_domain.errors import NotFound
+from botranks_domain.errors import RuleBroken
 from libs.infra.db import Database
 from libs.infra.follows import Follows
-from libs.infra.follows.events import ping_event
-from libs.infra.follows.guard import Refused, check_url
 
+from .. import following
 from .forms import form_field
 from .rendering import render
 from .sessions import require_user, signed_in_user, to_login
@@ -39,21 +38,12 @@ NOTICES = {
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _visible(db: Database, user: UUID, strategy_id: UUID) -> StrategyProfile:
-    profile = db.identity.profile(strategy_id)
-    if profile is None or (profile.visibility != "public" and profile.owner_id != user):
-        raise NotFound(f"Strategy {strategy_id} not found")
-    return profile
-
-
 def _overview(db: Database, user: UUID) -> dict[str, Any]:
-    follows = Follows(db.datastore)
-    followed = []
-    for strategy_id, since in follows.following(user):
-        profile = db.identity.profile(strategy_id)
-        if profile is not None:
-            followed.append({"profile": profile, "since": since})
-    return {"followed": followed, "webhooks": follows.webhooks(user)}
+    followed, _ = following.followed(db, user)
+    return {
+        "followed": [{"profile": profile, "since": since} for profile, since in followed],
+        "webhooks": Follows(db.datastore).webhooks(user),
+    }
 
 
 async def _following_page(request: Request, user: UUID, status: int = 200, **context: Any) -> Response:
@@ -89,12 +79,12 @@ async def follow_page(request: Request, state: State, strategy_id: UUID) -> Resp
         return to_login()
 
     def load() -> tuple[StrategyProfile, bool]:
-        profile = _visible(state.db, user, strategy_id)
-        return profile, any(s == strategy_id for s, _ in Follows(state.db.datastore).following(user))
+        profile = following.visible(state.db, user, strategy_id)
+        return profile, following.is_following(state.db, user, strategy_id)
 
-    profile, following = await to_thread.run_sync(load)
+    profile, already = await to_thread.run_sync(load)
     return render(
-        request, "follow.html", title=f"Follow {profile.name}", signed_in=True, strategy=profile, following=following
+        request, "follow.html", title=f"Follow {profile.name}", signed_in=True, strategy=profile, following=already
     )
 
 
@@ -102,11 +92,7 @@ async def follow_page(request: Request, state: State, strategy_id: UUID) -> Resp
 async def follow(request: Request, state: State, strategy_id: UUID) -> Response:
     user = await require_user(request)
 
-    def write() -> None:
-        _visible(state.db, user, strategy_id)
-        Follows(state.db.datastore).follow(user, strategy_id)
-
-    await to_thread.run_sync(write)
+    await to_thread.run_sync(following.follow, state.db, user, strategy_id)
     log.info("strategy_followed", strategy_id=str(strategy_id))
     return Redirect("/account/following?done=followed", status_code=303)
 
@@ -125,10 +111,9 @@ async def create_webhook(request: Request, state: State) -> Response:
     form = await request.form()
     url = form_field(form, "url").strip()
     try:
-        check_url(url)
-    except Refused as exc:
-        return await _following_page(request, user, status=422, error=f"`url`: {exc}", typed_url=url[:2000])
-    hook, secret = await to_thread.run_sync(Follows(state.db.datastore).create_webhook, user, url)
+        hook, secret = await to_thread.run_sync(following.create_webhook, state.db, user, url)
+    except RuleBroken as exc:
+        return await _following_page(request, user, status=422, error=exc.detail, typed_url=url[:2000])
     log.info("webhook_created", webhook_id=str(hook.id))
     return await _following_page(request, user, status=201, created=hook, secret=secret)
 
@@ -169,15 +154,7 @@ async def webhook_page(request: Request, state: State, webhook_id: UUID) -> Resp
 async def send_test_event(request: Request, state: State, webhook_id: UUID) -> Response:
     """Queue a ``ping`` event for the notifier to deliver like any other."""
     user = await require_user(request)
-    follows = Follows(state.db.datastore)
-    site = request.app.state.settings.url
-
-    def queue() -> None:
-        follows.webhook(user, webhook_id)
-        event_id, body = ping_event(webhook_id, site)
-        follows.enqueue(webhook_id, event_id, None, "ping", body)
-
-    await to_thread.run_sync(queue)
+    await to_thread.run_sync(following.send_test_event, state.db, user, webhook_id, request.app.state.settings.url)
     return Redirect(f"/account/webhooks/{webhook_id}?done=test", status_code=303)
 
 
