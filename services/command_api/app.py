@@ -15,6 +15,7 @@ from libs.infra.web import cross_site_guard
 from . import accounts, pages
 from .account_routes import AuthRoutes, StrategyRoutes
 from .consistency import ProjectionWaiter
+from .follow_routes import FollowRoutes
 from .fx_check import RateGuard
 from .group_commit import GroupCommit
 from .routes import LedgerCommands
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env().require_servers()
     # cookie-authenticated unsafe requests from another site: 403 (before guards and body); the
     # owner pages (/account) add CSRF tokens, their CSP and HTML errors on their own router
-    handlers = [LedgerCommands, AuthRoutes, StrategyRoutes, *pages.routers(settings)]
+    handlers = [LedgerCommands, AuthRoutes, StrategyRoutes, FollowRoutes, *pages.routers(settings)]
     return create_service_app(
         "command_api",
         settings,
