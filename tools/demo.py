@@ -28,12 +28,20 @@ One key allows 60 requests a minute: each replay rotates keys of its own, and th
 for the user is a fresh one, with its whole rate budget left.
 
 The replay is a back-fill of history: every order reaches the API long after its
-``executed_at``, so the demo bots' live-reporting share is (truthfully) about 0 %.
+``executed_at``, so these bots' live-reporting share starts (truthfully) at 0 %; while ``botranks
+up`` runs, its ``demo_live`` process sends each new daily close's orders as they happen (live).
+Two more bots, ``LIVE_BOTS`` (``services/market_data/sample_bots/live_bots.py``), trade the 24/7
+DEMO-BTC-USD every hour and report live: the first run sends their back-filled prelude and their
+first trade, executed at the run's clock and sent at once, so the board's "reported live only"
+filter lists the one whose every order was live (share 1) and the other shows a partial share; the
+``demo_live`` process keeps them trading each hour. They are listed under ``live_bots`` (not
+``bots``: their history is weeks, not years).
 
 A second run adds no bot: the demo's strategies are found by name (public, without an owner), their
 prices are brought up to yesterday and each bot sends only what came after its last stored order (its
 ids are deterministic, so anything sent twice is a duplicate, never a second fill); every bot says
-whether it ``existed``. ``--reset`` deletes the demo's strategies first and starts over.
+whether it ``existed`` (a live bot that exists is the live loop's: the demo sends it nothing).
+``--reset`` deletes the demo's strategies (the live bots' too) first and starts over.
 
 The output keeps the single-bot shape (``strategy_id``, ``api_key``, ``name``, ``replayed``,
 ``try`` of the first bot, the momentum bot) and lists every bot under ``bots`` (with its
@@ -44,112 +52,56 @@ rate came from (``fx``: ``synthetic`` true when the demo wrote it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import httpx
-
-from botranks_domain.bars import Bar
 from libs.infra.db import Database
+from services.demo_live.live import api_of, live_strategies, start_live_bot
+from services.demo_live.replay import (
+    DEMO_START,
+    KEY_BUDGET,
+    demo_strategies,
+    keys_needed,
+    new_payloads,
+    post,
+    write_market,
+)
 from services.market_data.sample_bots import SAMPLE_BOTS, SampleBot
-from services.market_data.synthetic import (
-    DEMO_PREFIX,
-    source,
-    synthetic_bars,
-    synthetic_splits,
-)
-from services.market_data.synthetic_fx import (
-    EUR_CURRENCIES,
-    FX_SYMBOL,
-    FX_SYMBOLS,
-    synthetic_eur_bars,
-    synthetic_eurusd,
-)
+from services.market_data.sample_bots.live_bots import LIVE_BOTS
+from services.market_data.synthetic import DEMO_PREFIX, source
+from services.market_data.synthetic_fx import EUR_CURRENCIES, FX_SYMBOL
 
-DEMO_START = date(2022, 1, 3)
+__all__ = ["DEMO_START", "KEY_BUDGET", "STRATEGY_NAME", "existing_bots", "run_demo"]
+
 STRATEGY_NAME = SAMPLE_BOTS[0].name
-KEY_BUDGET = 50  # requests per key, under the default limit of 60 a minute
-
-
-def _replay(api: str, payloads: list[dict[str, Any]], keys: list[str]) -> dict[str, int]:
-    orders = cash = 0
-    with httpx.Client(timeout=60) as client:
-        for i, item in enumerate(payloads):
-            path = "/orders" if item["kind"] == "orders" else "/cash"
-            headers = {"Authorization": f"Bearer {keys[i // KEY_BUDGET]}"}
-            response = client.post(api + path, json=item["payload"], headers=headers)
-            if response.status_code not in (200, 201):
-                raise RuntimeError(f"demo bot got {response.status_code} from {path}: {response.text}")
-            if item["kind"] == "orders":
-                orders += response.json()["counts"]["accepted"]
-            else:
-                cash += 1
-    return {"orders": orders, "cash_events": cash}
-
-
-def _eurusd(db: Database, end: date) -> tuple[list[Bar], bool]:
-    """The EUR/USD rates the demo's bots trade at, and whether the demo writes them: the price
-    cache's own ``C:EURUSD`` / ``C:USDEUR`` closes when it has any that are not the synthetic walk's
-    (real rates: nothing invented is written under their symbol), else the synthetic walk."""
-    synthetic = synthetic_eurusd(DEMO_START, end)
-    walk = {(b.symbol, b.date): b.close for b in synthetic}
-    cached = [
-        Bar(symbol=symbol, date=day, close=close)
-        for symbol in FX_SYMBOLS
-        for day, close in db.prices.closes_between(symbol, date.min, date.max)
-    ]
-    if any(walk.get((b.symbol, b.date)) != b.close for b in cached):
-        return cached, False
-    return synthetic, True
-
-
-def _stamp(item: dict[str, Any]) -> str:
-    """When a payload happened (ISO text, UTC 'Z'): its last order's execution, or the cash event's time."""
-    if item["kind"] == "orders":
-        return str(item["payload"]["orders"][-1]["executed_at"])
-    return str(item["payload"]["occurred_at"])
 
 
 def existing_bots(db: Database) -> dict[str, str]:
-    """The demo's strategies already here: name -> id (public, no owner, a sample bot's name)."""
-    names = {bot.name for bot in SAMPLE_BOTS}
-    return {
-        row["name"]: str(row["id"])
-        for row in db.identity.all_strategies()
-        if row["name"] in names and row["owner_email"] is None and row["visibility"] == "public"
-    }
+    """The demo's sample bots already here: name -> id (public, no owner, a sample bot's name)."""
+    return demo_strategies(db)
 
 
-def _since(db: Database, strategy_id: str) -> str | None:
-    """The last stored order's execution time of an existing demo strategy (ISO, UTC 'Z'), or None."""
-    last = db.ledger.state(UUID(strategy_id)).last_order_at
-    return None if last is None else last.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def run_demo(db: Database, base_url: str, reset: bool = False) -> dict[str, object]:
+def run_demo(
+    db: Database, base_url: str, reset: bool = False, clock: Callable[[], datetime] | None = None
+) -> dict[str, object]:
+    """The demo (see the module's text); ``clock``: now (the live bots' first trades), the real one by default."""
+    now = clock or (lambda: datetime.now(UTC))
     base = base_url.rstrip("/")
     if reset:
-        for stale in existing_bots(db).values():
+        for stale in [*existing_bots(db).values(), *live_strategies(db).values()]:
             db.delete_strategy(UUID(stale))
-    existing = existing_bots(db)
-    end = datetime.now(UTC).date() - timedelta(days=1)
-    bars = synthetic_bars(DEMO_START, end) + synthetic_eur_bars(DEMO_START, end)
-    splits = synthetic_splits(DEMO_START, end)
-    rates, invented = _eurusd(db, end)
-    db.prices.record_currencies(EUR_CURRENCIES, source)
-    written = db.prices.write_bars(bars + rates if invented else bars, source)
-    db.prices.write_splits(splits, source)
-    market = bars + rates  # what the bots trade on: the EUR bot pays for USD stocks at these rates
+    existing, live_existing = existing_bots(db), live_strategies(db)
+    market = write_market(db, now().date() - timedelta(days=1))
 
     jobs: list[tuple[SampleBot, str, str, list[dict[str, Any]], list[str]]] = []
     for bot in SAMPLE_BOTS:
-        payloads = bot.orders(market)
+        payloads = bot.orders(market.bars)
         if bot.name in existing:  # sent before: only what came after its last stored order
             strategy_id = UUID(existing[bot.name])
-            since = _since(db, existing[bot.name])
-            payloads = [item for item in payloads if since is None or _stamp(item) > since]
+            payloads = new_payloads(db, existing[bot.name], payloads)
         else:
             strategy_id, _ = db.identity.create_strategy(
                 bot.name,
@@ -161,16 +113,19 @@ def run_demo(db: Database, base_url: str, reset: bool = False) -> dict[str, obje
             )
         # the replay's keys, used KEY_BUDGET times each, then the key printed for the user: never used
         *replay_keys, key = db.identity.add_keys(
-            strategy_id, [f"demo-replay-{i}" for i in range(len(payloads) // KEY_BUDGET + 1)] + ["demo"]
+            strategy_id, [f"demo-replay-{i}" for i in range(keys_needed(payloads))] + ["demo"]
         )
         jobs.append((bot, str(strategy_id), key, payloads, replay_keys))
 
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        futures = [
-            pool.submit(_replay, f"{base}/api/v1/strategies/{sid}", payloads, keys)
-            for _, sid, _, payloads, keys in jobs
-        ]
+    with ThreadPoolExecutor(max_workers=len(jobs) + len(LIVE_BOTS)) as pool:
+        futures = [pool.submit(post, api_of(base, sid), payloads, keys) for _, sid, _, payloads, keys in jobs]
+        starting = {
+            bot.name: pool.submit(start_live_bot, db, base, bot, now)
+            for bot in LIVE_BOTS
+            if bot.name not in live_existing
+        }
         replayed = [f.result() for f in futures]
+        started = {name: f.result() for name, f in starting.items()}
 
     bots = [
         {
@@ -188,8 +143,30 @@ def run_demo(db: Database, base_url: str, reset: bool = False) -> dict[str, obje
         }
         for (bot, sid, key, _, _), counts in zip(jobs, replayed, strict=True)
     ]
+    live_bots = []
+    for live_bot in LIVE_BOTS:
+        if live_bot.name in started:
+            run = started[live_bot.name]
+        else:  # the live loop's now: a fresh key to read it with, nothing sent
+            sid = live_existing[live_bot.name]
+            (key,) = db.identity.add_keys(UUID(sid), ["demo"])
+            run = {"strategy_id": sid, "api_key": key, "replayed": {"orders": 0, "cash_events": 0}, "live_orders": 0}
+        live_bots.append(
+            {
+                **run,
+                "name": live_bot.name,
+                "benchmark": live_bot.benchmark,
+                "base_currency": live_bot.base_currency,
+                "risk": live_bot.risk,
+                "rules": live_bot.rules,
+                "show_positions": live_bot.show_positions,
+                "backfilled": live_bot.backfilled,
+                "existed": live_bot.name not in started,
+                "page": f"{base}/s/{run['strategy_id']}",
+            }
+        )
     first = bots[0]
-    api = f"{base}/api/v1/strategies/{first['strategy_id']}"
+    api = api_of(base, str(first["strategy_id"]))
     return {
         "strategy_id": first["strategy_id"],
         "api_key": first["api_key"],
@@ -197,17 +174,21 @@ def run_demo(db: Database, base_url: str, reset: bool = False) -> dict[str, obje
         "prices": {
             "source": source,
             "symbols": f"{DEMO_PREFIX}*",
-            "rows_written": written,
+            "rows_written": market.written,
             "from": DEMO_START.isoformat(),
-            "to": end.isoformat(),
-            "splits": [{"symbol": sp.symbol, "ex_date": sp.ex_date.isoformat(), "ratio": sp.ratio} for sp in splits],
+            "to": market.end.isoformat(),
+            "splits": [
+                {"symbol": sp.symbol, "ex_date": sp.ex_date.isoformat(), "ratio": sp.ratio} for sp in market.splits
+            ],
             "currencies": EUR_CURRENCIES,
-            "fx": {"symbol": FX_SYMBOL, "synthetic": invented, "rows": len(rates)},
+            "fx": {"symbol": FX_SYMBOL, "synthetic": market.invented, "rows": len(market.rates)},
         },
         "replayed": first["replayed"],
         "existed": sum(1 for b in bots if b["existed"]),
         "leaderboard": f"{base}/",
+        "live_only": f"{base}/?live_only=1",
         "bots": bots,
+        "live_bots": live_bots,
         "try": [
             f'curl -s -H "Authorization: Bearer {first["api_key"]}" {api}/{what}'
             for what in ("state", "nav", "performance")

@@ -56,7 +56,7 @@ MAX_BACKOFF_S = 5.0
 POLL_S = 0.25
 STOP_GRACE_S = 5.0  # how long the children get, all together, between SIGTERM and SIGKILL
 OPS_GRACE_S = 1  # (s) in-flight requests of the ops app when stopping
-SERVICES = ("command_api", "query_api", "relay", "projector", "market_data", "notifier")
+SERVICES = ("command_api", "query_api", "relay", "projector", "market_data", "notifier", "demo_live")
 GATEWAY = "gateway"  # Caddy, the front door
 
 
@@ -291,6 +291,7 @@ class System:
             ),
             Child("market_data", [py, "-m", "services.market_data.main"], env),
             Child("notifier", [py, "-m", "services.notifier.main"], env),
+            Child("demo_live", [py, "-m", "services.demo_live.main", "--api-port", str(command_port)], env),
             Child(GATEWAY, door.argv(config), door.environment(env)),
         ]
         for child in self.children:

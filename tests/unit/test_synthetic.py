@@ -15,6 +15,8 @@ import pytest
 from botranks_domain.bars import Bar, Split
 from botranks_domain.model import CashEvent, CashIn, CashRecorded, Order, OrderRecorded, OrdersBatchIn
 from botranks_domain.nav import LedgerState, PriceBook, derive
+from services.demo_live import live as demo_live
+from services.demo_live import replay as demo_replay
 from services.market_data.sample_bots import SAMPLE_BOTS, sample_bot_orders, sample_bots
 from services.market_data.sample_bots import market as sample_bots_market
 from services.market_data.synthetic import (
@@ -630,8 +632,11 @@ def test_the_demo_writes_the_splits_next_to_the_bars(monkeypatch):
     class Db:
         prices, identity = Prices(), Identity()
 
-    monkeypatch.setattr(demo, "synthetic_bars", lambda start, end: synthetic_bars(start, min(end, date(2023, 7, 31))))
-    monkeypatch.setattr(demo, "_replay", lambda api, payloads, keys: {"orders": 1, "cash_events": 1})
+    monkeypatch.setattr(
+        demo_replay, "synthetic_bars", lambda start, end: synthetic_bars(start, min(end, date(2023, 7, 31)))
+    )
+    for module in (demo, demo_live):  # the sample bots' replay and the live bots' first run
+        monkeypatch.setattr(module, "post", lambda api, payloads, keys: {"orders": 1, "cash_events": 1})
     out = demo.run_demo(Db(), "http://demo.invalid")
     assert written["splits"] == ([DEMO_SPLIT], source)
     assert written["bars"][1] == source

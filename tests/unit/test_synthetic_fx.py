@@ -18,6 +18,8 @@ from botranks_domain.bars import Bar
 from botranks_domain.currency import FxRates
 from botranks_domain.model import CashEvent, CashIn, CashRecorded, Order, OrderRecorded, OrdersBatchIn
 from botranks_domain.nav import LedgerState, PriceBook, derive
+from services.demo_live import live as demo_live
+from services.demo_live import replay as demo_replay
 from services.market_data.sample_bots import SAMPLE_BOTS, sample_bots
 from services.market_data.sample_bots.euro_bot import CASH_BUFFER, EURO_DEPOSIT, EURO_WEIGHTS, euro_orders
 from services.market_data.synthetic import SYMBOLS, is_us_trading_day, source, synthetic_bars
@@ -288,14 +290,15 @@ def _run(monkeypatch, cached):
         ("synthetic_eur_bars", synthetic_eur_bars),
         ("synthetic_eurusd", synthetic_eurusd),
     ):
-        monkeypatch.setattr(demo, name, lambda start, end, make=make: make(start, min(end, CAP)))
+        monkeypatch.setattr(demo_replay, name, lambda start, end, make=make: make(start, min(end, CAP)))
     sent: dict[str, list] = {}
 
     def replay(api, payloads, keys):
         sent[api.rsplit("/", 1)[1]] = payloads
         return {"orders": 1, "cash_events": 1}
 
-    monkeypatch.setattr(demo, "_replay", replay)
+    monkeypatch.setattr(demo, "post", replay)
+    monkeypatch.setattr(demo_live, "post", lambda api, payloads, keys: {"orders": 1, "cash_events": 1})  # live bots
     db = _Db(cached)
     out = demo.run_demo(db, "http://demo.invalid")
     [euro_bot] = [b for b in out["bots"] if b["base_currency"] == "EUR"]
