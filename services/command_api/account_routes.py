@@ -9,13 +9,25 @@ from uuid import UUID
 import msgspec
 import structlog
 from anyio import to_thread
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, State
 from litestar.handlers import BaseRouteHandler
 from litestar.params import Parameter
 
-from botranks_domain.accounts import ApiKeyCreated, ApiKeyIn, ApiKeyInfo, Credentials, Strategy, StrategyIn, User
+from botranks_domain.accounts import (
+    ApiKeyCreated,
+    ApiKeyIn,
+    ApiKeyInfo,
+    Credentials,
+    HandleIn,
+    Registration,
+    Strategy,
+    StrategyIn,
+    StrategyProfile,
+    StrategySettingsIn,
+    User,
+)
 from libs.infra.openapi import ACCOUNTS, NONE_REQUIRED, SESSION_REQUIRED
 from libs.infra.web import error_responses
 
@@ -55,9 +67,9 @@ class AuthRoutes(Controller):
         "/register",
         status_code=201,
         responses=error_responses(400, 403, 409, 415, 422, 429, 503),
-        summary="Create an account",
+        summary="Create an account (optionally with its public handle; 409 when the email or handle is taken)",
     )
-    async def register(self, request: Request, state: State, data: Credentials) -> User:
+    async def register(self, request: Request, state: State, data: Registration) -> User:
         user = await accounts.register(state.db.identity, data, state.settings, _client(request), state.hash_lane)
         log.info("user_registered", user_id=str(user.id))
         return user
@@ -136,6 +148,29 @@ class StrategyRoutes(Controller):
         )
         return Response(strategies, headers=headers)
 
+    @get(
+        "/{strategy_id:uuid}",
+        responses=error_responses(400, 401, 404, 503),
+        summary="One of the signed-in user's strategies: its settings and profile (description, tags, handle)",
+    )
+    async def one(self, request: Request, state: State, strategy_id: UUID) -> StrategyProfile:
+        return await to_thread.run_sync(accounts.own_profile, state.db.identity, request.state.user_id, strategy_id)
+
+    @patch(
+        "/{strategy_id:uuid}",
+        responses=error_responses(400, 401, 403, 404, 415, 422, 503),
+        summary="Change a strategy's settings or profile (any subset of the fields; its owner only)",
+        description='`description` is Markdown (raw HTML is shown as text; links get rel="nofollow ugc"),'
+        " at most 4,000 characters; `tags`: at most 8 of 1 to 24 of a-z, 0-9 and - (lower-cased, spaces"
+        " become -). A new `base_currency` or `benchmark` recomputes every figure (422 when a rate is missing).",
+    )
+    async def change(
+        self, request: Request, state: State, strategy_id: UUID, data: StrategySettingsIn
+    ) -> StrategyProfile:
+        profile = await to_thread.run_sync(accounts.change_strategy, state.db, request.state.user_id, strategy_id, data)
+        log.info("strategy_updated", strategy_id=str(strategy_id), user_id=str(request.state.user_id))
+        return profile
+
     @post(
         "/{strategy_id:uuid}/api-keys",
         status_code=201,
@@ -165,3 +200,25 @@ class StrategyRoutes(Controller):
         info = await to_thread.run_sync(state.db.identity.revoke_key, request.state.user_id, strategy_id, key_id)
         log.info("api_key_revoked", strategy_id=str(strategy_id), key_id=str(key_id))
         return info
+
+
+class ProfileRoutes(Controller):
+    """The signed-in account: who it is and its public handle."""
+
+    path = "/me"
+    guards = [session_guard]
+    tags, security = [ACCOUNTS], SESSION_REQUIRED
+
+    @get("/", responses=error_responses(401, 503), summary="The signed-in account (email, public handle)")
+    async def me(self, request: Request, state: State) -> User:
+        return await to_thread.run_sync(state.db.identity.user, request.state.user_id)
+
+    @put(
+        "/handle",
+        responses=error_responses(400, 401, 403, 409, 415, 422, 503),
+        summary="Choose, change or (null) drop the public handle (409 when another account has it)",
+    )
+    async def set_handle(self, request: Request, state: State, data: HandleIn) -> User:
+        user = await to_thread.run_sync(state.db.identity.set_handle, request.state.user_id, data.handle)
+        log.info("handle_changed", user_id=str(user.id), handle=user.handle)
+        return user

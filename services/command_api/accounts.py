@@ -16,11 +16,22 @@ from anyio import CapacityLimiter, to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from botranks_domain.accounts import Credentials, Strategy, StrategyIn, User
-from botranks_domain.errors import NotSignedIn, RuleBroken
+from botranks_domain.accounts import (
+    Credentials,
+    Registration,
+    Strategy,
+    StrategyIn,
+    StrategyProfile,
+    StrategySettingsIn,
+    User,
+)
+from botranks_domain.errors import NotFound, NotSignedIn, RuleBroken
 from botranks_domain.model import normalize_symbol
+from libs.infra.db import Database
 from libs.infra.identity import Identity, address_throttle, email_throttle, new_secret
 from libs.infra.settings import Settings
+
+from .fx_check import check_base_change
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 12
@@ -41,9 +52,10 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 async def register(
-    identity: Identity, creds: Credentials, settings: Settings, client: str | None, lane: CapacityLimiter
+    identity: Identity, creds: Registration, settings: Settings, client: str | None, lane: CapacityLimiter
 ) -> User:
-    """Validate (422), throttle per client address (429), hash in the lane, insert (409 if the email is taken)."""
+    """Validate (422), throttle per client address (429), hash in the lane, insert (409 if the email or
+    the handle is taken)."""
     email = creds.email.strip()
     if not EMAIL_RE.match(email):
         raise RuleBroken("`email` is not a valid email address")
@@ -51,7 +63,7 @@ async def register(
         raise RuleBroken(f"`password` must be at least {MIN_PASSWORD} characters")
     await to_thread.run_sync(identity.throttle, [address_throttle(client, settings.auth_attempts_per_minute_per_ip)])
     password_hash = await to_thread.run_sync(_hasher.hash, creds.password, limiter=lane)
-    return await to_thread.run_sync(identity.insert_user, email, password_hash)
+    return await to_thread.run_sync(identity.insert_user, email, password_hash, creds.handle)
 
 
 async def login(
@@ -74,7 +86,7 @@ async def login(
     token = new_secret()
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.session_ttl_s)
     await to_thread.run_sync(identity.open_session, row["id"], token, expires_at, per_email, hit)
-    return token, User(row["id"], row["email"], row["created_at"]), expires_at
+    return token, User(row["id"], row["email"], row["created_at"], row["handle"]), expires_at
 
 
 def new_strategy(identity: Identity, owner: UUID, data: StrategyIn, max_owned: int = 0) -> Strategy:
@@ -93,6 +105,25 @@ def new_strategy(identity: Identity, owner: UUID, data: StrategyIn, max_owned: i
         max_owned=max_owned,
     )
     return identity.strategies_of(owner, only=strategy_id)[0]
+
+
+def change_strategy(db: Database, user: UUID, strategy_id: UUID, changes: StrategySettingsIn) -> StrategyProfile:
+    """The owner's change to a strategy's settings or profile (``PATCH /strategies/{id}`` and the owner
+    page's form); another's strategy is not found (no existence leak). A new base currency only when
+    every fill and snapshot of the history has a rate into it (else the 422 names the missing rate)."""
+    profile = db.identity.profile(strategy_id)
+    if profile is None or profile.owner_id != user:
+        raise NotFound(f"Strategy {strategy_id} not found")
+    check_base_change(db, strategy_id, changes.base_currency)
+    return db.identity.update_strategy(user, strategy_id, changes)
+
+
+def own_profile(identity: Identity, user: UUID, strategy_id: UUID) -> StrategyProfile:
+    """A strategy of ``user``'s with its profile; another's is not found."""
+    profile = identity.profile(strategy_id)
+    if profile is None or profile.owner_id != user:
+        raise NotFound(f"Strategy {strategy_id} not found")
+    return profile
 
 
 #: the most strategies one answer of ``GET /strategies`` holds (and its default ``limit``)

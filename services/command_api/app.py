@@ -13,7 +13,7 @@ from libs.infra.surface import peers_of
 from libs.infra.web import cross_site_guard
 
 from . import accounts, pages
-from .account_routes import AuthRoutes, StrategyRoutes
+from .account_routes import AuthRoutes, ProfileRoutes, StrategyRoutes
 from .consistency import ProjectionWaiter
 from .follow_routes import FollowRoutes
 from .fx_check import RateGuard
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env().require_servers()
     # cookie-authenticated unsafe requests from another site: 403 (before guards and body); the
     # owner pages (/account) add CSRF tokens, their CSP and HTML errors on their own router
-    handlers = [LedgerCommands, AuthRoutes, StrategyRoutes, FollowRoutes, *pages.routers(settings)]
+    handlers = [LedgerCommands, AuthRoutes, ProfileRoutes, StrategyRoutes, FollowRoutes, *pages.routers(settings)]
     return create_service_app(
         "command_api",
         settings,

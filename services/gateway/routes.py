@@ -1,7 +1,7 @@
 """Where the front door sends each request: one table, for ``botranks up``'s Caddy and the checks of deploy/.
 
 Reads of the ledger (GET/HEAD under ``/api/v1/``) and the subscribers' pages (GET/HEAD of ``/``,
-``/docs``, ``/methodology``, ``/compare``, ``/s/*``, ``/p/*``, ``/static/*``) go to query_api; everything else
+``/docs``, ``/methodology``, ``/compare``, ``/s/*``, ``/p/*``, ``/static/*``, ``/u/*``) go to query_api; everything else
 (ledger writes, accounts, the owners' pages under ``/account``, strategies, API keys) to command_api. The
 operational paths are answered by the gateway's own ops app (``ops.py``): the aggregate
 ``/healthz``, ``/readyz`` and ``/metrics`` of every service and the union of both APIs' OpenAPI
@@ -15,7 +15,7 @@ from typing import Literal
 Target = Literal["query", "command"]
 
 PAGE_PATHS = frozenset({"/", "/docs", "/methodology", "/compare"})
-PAGE_PREFIXES = ("/s/", "/p/", "/static/")
+PAGE_PREFIXES = ("/s/", "/p/", "/static/", "/u/")
 #: answered by the ops app: (path, methods); None: every method
 OPS_ROUTES: dict[str, frozenset[str] | None] = {
     "/healthz": None,

@@ -4,7 +4,8 @@ A row is a function of the strategy's NAV rows (the /performance metrics with no
 and a risk-free rate of 0, through :func:`botranks_domain.performance.compute_performance`, with the
 significance of its Sharpe ratio: docs/METHODOLOGY.md), its
 orders (how many were reported live), its chain head (last activity = arrival time of its
-latest event) and its public face in ``strategies`` (name, visibility). So it is a function of
+latest event) and its public face in ``strategies`` (name, visibility, base currency, tags, the owner's
+handle; its markets come from the symbols it ordered). So it is a function of
 log + prices + identity, and a rebuild fills it like every other read model.
 
 What gets refreshed, in the projector daemon's loop after each catch-up:
@@ -23,7 +24,7 @@ What gets refreshed, in the projector daemon's loop after each catch-up:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,11 +32,14 @@ from uuid import UUID
 
 import structlog
 
+from botranks_domain.currency import quote_currency
 from botranks_domain.performance import performance_with_moments
+from botranks_domain.profiles import equity_bracket, markets_of
 from botranks_domain.series import nav_frame, sparkline
 from botranks_domain.significance import Trials, deflated_sharpe, sharpe_std
 from botranks_domain.trade_stats import trading_stats
 from libs.infra.db import Database
+from libs.infra.identity.tx import PublicFace
 from libs.infra.readmodel import LedgerWriter
 
 from .projection import quarantine, rederive
@@ -53,21 +57,29 @@ REJUDGE_BATCH = 5000
 
 
 def leaderboard_entry(
-    strategy_id: UUID, face: tuple[str, str] | None, inputs: dict[str, Any], trials: Trials, trials_version: int
+    strategy_id: UUID,
+    face: PublicFace | None,
+    inputs: dict[str, Any],
+    trials: Trials,
+    trials_version: int,
+    currencies: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """One ``rm_leaderboard`` row from a strategy's inputs (``BoardWriter.inputs``), its DSR judged
-    against the instance's ``trials`` (of ``trials_version``)."""
+    against the instance's ``trials`` (of ``trials_version``); ``currencies``: the recorded quote
+    currencies of its symbols (its markets)."""
     perf, observed = performance_with_moments(nav_frame(inputs["nav"]), None, None, 0.0, trials)
     sig = perf["significance"]
     nav = [(r.date, r.total_equity) for r in inputs["nav"]]
     trading = trading_stats(inputs.get("trades", []), nav, Decimal(0), datetime.now(UTC))
     orders, live = inputs["orders"], inputs["live_orders"]
-    name, visibility = face if face is not None else ("", "private")
+    face = face or PublicFace("", "private", "USD", None, [])
+    symbols = inputs.get("symbols") or []
+    recorded = currencies or {}
     interval = sig["sharpe_ci_95"] or (None, None)
     return {
         "strategy_id": strategy_id,
-        "name": name,
-        "visibility": visibility,
+        "name": face.name,
+        "visibility": face.visibility,
         "total_return": perf["total_return"],
         "cagr": perf["cagr"],
         "sharpe": perf["sharpe_ratio"],
@@ -95,6 +107,11 @@ def leaderboard_entry(
         "win_rate": trading.win_rate,
         "profit_factor": trading.profit_factor,
         "sparkline": sparkline(inputs["nav"]),
+        "owner_handle": face.owner_handle,
+        "base_currency": face.base_currency,
+        "markets": markets_of(symbols, {s: quote_currency(s, recorded) for s in symbols}),
+        "tags": list(face.tags),
+        "equity_bracket": equity_bracket(inputs["nav"][-1].total_equity if inputs["nav"] else None),
     }
 
 
@@ -112,11 +129,12 @@ def refresh_rows(writer: LedgerWriter, strategy_ids: Iterable[UUID], deadline: f
         if inputs is None:
             continue
         face = faces.get(strategy_id)
+        currencies = writer.prices.currencies(inputs["symbols"])
         try:
-            rows.append(leaderboard_entry(strategy_id, face, inputs, trials, version))
+            rows.append(leaderboard_entry(strategy_id, face, inputs, trials, version, currencies))
         except Exception as exc:  # noqa: BLE001 - never let one strategy stall the board: figures left null
             log.error("leaderboard_failed", strategy_id=str(strategy_id), error=f"{type(exc).__name__}: {exc}")
-            rows.append(leaderboard_entry(strategy_id, face, {**inputs, "nav": []}, trials, version))
+            rows.append(leaderboard_entry(strategy_id, face, {**inputs, "nav": []}, trials, version, currencies))
     writer.board.write(rows)
     return len(rows)
 

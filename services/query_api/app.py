@@ -14,7 +14,7 @@ from libs.infra.service_app import create_service_app
 from libs.infra.settings import Settings
 from libs.infra.surface import peers_of
 
-from . import assets, compare, downloads, embed, feed, fx_routes, methodology, pages, readers
+from . import assets, compare, downloads, embed, feed, fx_routes, methodology, pages, profiles, readers
 from .page_data import PageCache
 from .public_schema import PATHS as PUBLIC_PATHS
 from .routes import StrategyQueries
@@ -35,7 +35,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return create_service_app(
         "query_api",
         settings,
-        [StrategyQueries, fx_routes.get_fx, *pages.routes(), feed.strategy_feed, *compare.routes(), *embed.ROUTES],
+        [
+            StrategyQueries,
+            fx_routes.get_fx,
+            *pages.routes(),
+            feed.strategy_feed,
+            *compare.routes(),
+            *embed.ROUTES,
+            *profiles.routes(),
+        ],
         setup=_start,
         peers=peers_of("query_api", settings),
         openapi_paths=PUBLIC_PATHS,

@@ -29,7 +29,7 @@ from botranks_domain.errors import BadParameter
 from libs.infra.db import Database
 from libs.infra.web import page_security_headers
 
-from . import formatting, page_data, readers, svg_charts
+from . import board_query, formatting, page_data, readers, svg_charts
 from .compare_data import MIN_PAIRS, comparison, load, members_or_missing
 from .serving import Answer, html_headers, json_headers, not_modified_answer, render, serve, state
 
@@ -131,7 +131,7 @@ def _charts(data: dict[str, Any]) -> tuple[Markup, Markup]:
 
 
 def _view(db: Database, ids: list[UUID], data: dict[str, Any] | None) -> dict[str, Any]:
-    board = page_data.leaderboard(db, page_data.leaderboard_query({}))
+    board = board_query.leaderboard(db, board_query.leaderboard_query({}))
     picks = [r for r in board.items[:PICK_FROM] if r.strategy_id not in ids]
     equity_svg, drawdown_svg = _charts(data) if data else (Markup(""), Markup(""))
     return {

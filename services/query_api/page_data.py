@@ -22,12 +22,10 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote_plus
 from uuid import UUID
 
 import msgspec
@@ -35,16 +33,12 @@ import polars as pl
 
 from botranks_domain.accounts import StrategyProfile
 from botranks_domain.currency import quote_currency
-from botranks_domain.errors import BadParameter, NotSignedIn
+from botranks_domain.errors import NotSignedIn
 from botranks_domain.nav import NavRow
 from botranks_domain.series import closes_frame, daily_series, nav_frame
 from botranks_domain.trade_stats import TradeSums
 from botranks_domain.views import (
-    LEADERBOARD_DEFAULT_MIN_DAYS,
-    LEADERBOARD_DEFAULT_SORT,
-    LEADERBOARD_SORTS,
     ChainHead,
-    LeaderboardPage,
     Performance,
 )
 from libs.infra.db import Database
@@ -54,103 +48,11 @@ from .holdings import Holdings, holdings
 
 # ---------------------------------------------------------------- parameters
 
-PAGE_SIZE = 50
-MAX_MIN_DAYS = 100_000
-MAX_PAGE = 1_000_000
-#: the direction a column sorts in when first clicked: best first
-NATURAL_DESCENDING = {s: s not in ("volatility", "name") for s in LEADERBOARD_SORTS}
 ROLLING_WINDOW = 63
 NAV_TABLE_ROWS = 20
 RECENT_EVENTS = 20
 CHAIN_DAYS_SHOWN = 90
 DELAY = timedelta(hours=24)
-#: the board's search text, at most (characters)
-MAX_SEARCH = 60
-
-
-class LeaderboardQuery(msgspec.Struct, frozen=True):
-    sort: str
-    descending: bool
-    min_days: int
-    live_only: bool
-    page: int
-    #: the board's search and filters (issue 24): a piece of the name, at least this many closed trades,
-    #: a max drawdown no deeper than this many per cent (None: any)
-    text: str = ""
-    min_trades: int = 0
-    max_dd: int | None = None
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * PAGE_SIZE
-
-    def link(self, **changes: Any) -> str:
-        """The query string of this view with some fields changed (for header, filter and page links)."""
-        q = msgspec.structs.replace(self, **changes)
-        parts = [f"sort={q.sort}", f"dir={'desc' if q.descending else 'asc'}", f"min_days={q.min_days}"]
-        if q.live_only:
-            parts.append("live_only=1")
-        if q.text:
-            parts.append(f"q={quote_plus(q.text)}")
-        if q.min_trades:
-            parts.append(f"min_trades={q.min_trades}")
-        if q.max_dd is not None:
-            parts.append(f"max_dd={q.max_dd}")
-        if q.page != 1:
-            parts.append(f"page={q.page}")
-        return "?" + "&".join(parts)
-
-    def sort_link(self, column: str) -> str:
-        """Clicking a header: the same column again toggles the direction; another one sorts best first."""
-        if column == self.sort:
-            return self.link(descending=not self.descending, page=1)
-        return self.link(sort=column, descending=NATURAL_DESCENDING[column], page=1)
-
-
-def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise BadParameter(f"`{name}` must be a whole number, got {raw[:40]!r}") from None
-    if not low <= value <= high:
-        raise BadParameter(f"`{name}` must be between {low} and {high}, got {value}")
-    return value
-
-
-def leaderboard_query(params: Mapping[str, str]) -> LeaderboardQuery:
-    """The leaderboard's query parameters (``sort``, ``dir``, ``min_days``, ``live_only``, ``page``, ``q``,
-    ``min_trades``, ``max_dd``), checked (BadParameter, a 400, names the one that is wrong)."""
-    sort, direction, min_days, live_only, page, text, min_trades, max_dd = (
-        params.get(name) for name in ("sort", "dir", "min_days", "live_only", "page", "q", "min_trades", "max_dd")
-    )
-    searched = " ".join((text or "").split())
-    if len(searched) > MAX_SEARCH or "\x00" in searched:
-        raise BadParameter(f"`q` must be at most {MAX_SEARCH} characters of text, got {len(searched)}")
-    column = (sort or LEADERBOARD_DEFAULT_SORT).strip()
-    if column not in LEADERBOARD_SORTS:
-        raise BadParameter(f"`sort` must be one of {', '.join(LEADERBOARD_SORTS)}; got {column[:40]!r}")
-    if direction in (None, ""):
-        descending = NATURAL_DESCENDING[column]
-    elif direction in ("asc", "desc"):
-        descending = direction == "desc"
-    else:
-        raise BadParameter(f"`dir` must be asc or desc, got {direction[:40]!r}")
-    flags = {"": False, "0": False, "false": False, "off": False, "1": True, "true": True, "on": True}
-    live = (live_only or "").strip().lower()
-    if live not in flags:
-        raise BadParameter(f"`live_only` must be 1 or 0 (true/false), got {(live_only or '')[:40]!r}")
-    return LeaderboardQuery(
-        column,
-        descending,
-        _int_param(min_days, "min_days", LEADERBOARD_DEFAULT_MIN_DAYS, 0, MAX_MIN_DAYS),
-        flags[live],
-        _int_param(page, "page", 1, 1, MAX_PAGE),
-        searched,
-        _int_param(min_trades, "min_trades", 0, 0, 10_000_000),
-        None if max_dd is None or not max_dd.strip() else _int_param(max_dd, "max_dd", 100, 0, 100),
-    )
 
 
 def strategy_uuid(raw: str) -> UUID | None:
@@ -445,6 +347,9 @@ def strategy_etag(
         p.visibility,
         p.benchmark,
         p.show_positions,
+        p.description,
+        p.tags,
+        p.owner_handle,
         acc.viewer,
         acc.publication,
         acc.cutoff,
@@ -468,24 +373,3 @@ def not_modified(if_none_match: str | None, tag: str) -> bool:
         if candidate == "*" or candidate.removeprefix("W/") == wanted:
             return True
     return False
-
-
-# ---------------------------------------------------------------- the leaderboard
-
-
-def leaderboard(db: Database, q: LeaderboardQuery) -> LeaderboardPage:
-    return db.ledger.leaderboard(
-        q.sort,
-        q.descending,
-        q.min_days,
-        q.live_only,
-        PAGE_SIZE,
-        q.offset,
-        text=q.text,
-        min_trades=q.min_trades,
-        max_drawdown=None if q.max_dd is None else -q.max_dd / 100,
-    )
-
-
-def pages(total: int) -> int:
-    return max(1, -(-total // PAGE_SIZE))

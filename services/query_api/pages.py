@@ -29,15 +29,17 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template import TemplateConfig
 
 from botranks_domain.errors import BadParameter, NotFound, NotOwner
+from botranks_domain.profiles import MARKETS
 from botranks_domain.significance import Trials
 from botranks_domain.views import LIVE_ONLY_MIN_SHARE, LIVE_REPORTING_S
 from libs.infra.db import Database
 from libs.infra.readmodel import stream_chain_events, stream_nav_rows
 from libs.infra.web import page_security_headers
 
-from . import assets, charts, formatting, page_data, trade_pages
+from . import assets, board_query, charts, formatting, page_data, profiles, trade_pages
+from .board_query import LeaderboardQuery
 from .downloads import download_slots, idle_timeout, nav_csv_chunks, prime
-from .page_data import Access, LeaderboardQuery, PageCache
+from .page_data import Access, PageCache
 from .readers import PerformanceKey
 from .serving import Answer, html_headers, json_headers, not_modified_answer, render, serve, state
 
@@ -79,9 +81,10 @@ def template_config() -> TemplateConfig:
             ci_bar=formatting.ci_bar,
             strategy_charts=charts.strategy_charts,
             record_hint=formatting.record_hint,
-            PAGE_SIZE=page_data.PAGE_SIZE,
+            PAGE_SIZE=board_query.PAGE_SIZE,
             LIVE_REPORTING_MIN=LIVE_REPORTING_S // 60,
             LIVE_ONLY_MIN_SHARE=LIVE_ONLY_MIN_SHARE,
+            markets=MARKETS,
         )
 
     return TemplateConfig(directory=assets.TEMPLATES_DIR, engine=JinjaTemplateEngine, engine_callback=configure)
@@ -92,14 +95,14 @@ def template_config() -> TemplateConfig:
 
 def _leaderboard_view(request: Request, q: LeaderboardQuery, trials: Trials) -> dict[str, Any]:
     db, _, _ = state(request)
-    board = page_data.leaderboard(db, q)
+    board = board_query.leaderboard(db, q)
     return {
         "board": board,
         "ci_scale": formatting.ci_scale((row.sharpe_ci_95, row.sharpe) for row in board.items),
         "trials": trials,
         "q": q,
         "columns": COLUMNS,
-        "pages": page_data.pages(board.total),
+        "pages": board_query.pages(board.total),
         "first_rank": q.offset + 1,
     }
 
@@ -111,7 +114,7 @@ async def leaderboard_page(request: Request) -> Response:
 
     def work() -> Answer:
         try:
-            q = page_data.leaderboard_query(params)
+            q = board_query.leaderboard_query(params)
         except BadParameter as exc:
             body = render(request, "error.html", title="Bad request", status=400, message=exc.detail)
             return Answer(body, 400, headers=html_headers())
@@ -139,6 +142,7 @@ def _strategy_view(
     figures = cache.figures(key)
     sig = figures.performance.significance
     book = cache.trades(acc.profile.id, key.nav_version)
+    row = db.ledger.leaderboard_row(acc.profile.id)
     return {
         "trades": trade_pages.view(book, figures.performance.trading, acc.publication, acc.cutoff, trades_page),
         "owner_record": owner_record,
@@ -148,7 +152,8 @@ def _strategy_view(
         "perf": figures.performance,
         "figures": figures,
         "series_island": page_data.island(figures.series_json),
-        "row": db.ledger.leaderboard_row(acc.profile.id),
+        "row": row,
+        "about": profiles.about(acc.profile, row),
         "chain": cache.chain(acc.profile.id, key.nav_version),
         "chain_days_shown": page_data.CHAIN_DAYS_SHOWN,
         "activity": cache.activity(acc.profile.id, key.nav_version, acc.publication, acc.cutoff),
@@ -239,14 +244,14 @@ async def leaderboard_json(request: Request) -> Response:
     params = request.query_params
 
     def work() -> Answer:
-        q = page_data.leaderboard_query(params)
+        q = board_query.leaderboard_query(params)
         tag = page_data.etag(build, "leaderboard.json", db.ledger.leaderboard_version(), q)
         headers = json_headers(tag)
         if page_data.not_modified(request.headers.get("if-none-match"), tag):
             return not_modified_answer(tag, headers)
         body = cache.bodies.get(tag)
         if body is None:
-            board = page_data.leaderboard(db, q)
+            board = board_query.leaderboard(db, q)
             body = cache.bodies.put(
                 tag,
                 page_data.encode_json(
@@ -260,9 +265,12 @@ async def leaderboard_json(request: Request) -> Response:
                         "q": q.text,
                         "min_trades": q.min_trades,
                         "max_dd": q.max_dd,
+                        "market": q.market,
+                        "currency": q.currency,
+                        "min_live": q.min_live,
                         "page": q.page,
-                        "pages": page_data.pages(board.total),
-                        "page_size": page_data.PAGE_SIZE,
+                        "pages": board_query.pages(board.total),
+                        "page_size": board_query.PAGE_SIZE,
                     }
                 ),
             )
@@ -352,6 +360,7 @@ def _summary(db: Database, cache: PageCache, acc: Access, key) -> bytes:
                 "show_positions": p.show_positions,
                 "created_at": p.created_at,
             },
+            "profile": profiles.about_json(p, row),
             "viewer": acc.viewer,
             "publication": acc.publication,
             "published_before": acc.cutoff,

@@ -18,8 +18,8 @@ from botranks_domain.views import (
 )
 from libs.infra.openapi import API_KEY, PUBLIC, SESSION
 
+from .board_query import MAX_MIN_DAYS, MAX_PAGE, PAGE_SIZE
 from .compare import IDS_PATTERN, MAX_RAW
-from .page_data import MAX_MIN_DAYS, MAX_PAGE, PAGE_SIZE
 
 ERROR = {
     "type": "object",

@@ -53,7 +53,9 @@ def test_register_login_logout_and_session_expiry(replicas):
     c = httpx.Client(base_url=f"http://127.0.0.1:{replicas.command_port}", timeout=30)
     email = f"Mixed-{uuid.uuid4().hex[:6]}@Example.com"
     r = c.post("/auth/register", json={"email": email, "password": "a-long-enough-secret"})
-    assert r.status_code == 201 and set(r.json()) == {"id", "email", "created_at"}
+    assert (
+        r.status_code == 201 and set(r.json()) == {"id", "email", "created_at", "handle"} and r.json()["handle"] is None
+    )
     assert c.post("/auth/register", json={"email": email.lower(), "password": "another-long-secret"}).status_code == 409
     short = c.post("/auth/register", json={"email": "x" + email, "password": "short"})
     assert short.status_code == 422 and "password" in short.json()["detail"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -10,6 +10,7 @@ import msgspec
 
 from .currency import is_currency
 from .model import NO_NUL
+from .profiles import Description, Handle, Tags, check_description, normalize_tags
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
 
@@ -48,10 +49,37 @@ class ApiKeyIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
 
 
+class Registration(Credentials, forbid_unknown_fields=True):
+    """What ``/auth/register`` takes: credentials and, optionally, the public handle."""
+
+    handle: Handle | None = None
+
+
 class User(msgspec.Struct):
     id: UUID
     email: str
     created_at: datetime
+    #: the public name of the account (None: none chosen yet); never the email
+    handle: str | None = None
+
+
+class HandleIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new public handle (null: none)."""
+
+    handle: Handle | None
+
+
+class OwnerRecord(msgspec.Struct):
+    """An owner's public page: the handle, when they joined, how many strategies they started."""
+
+    handle: str
+    joined: date
+    #: every strategy they have started here: public + private + deleted
+    started: int
+    public: int
+    private: int
+    deleted: int
+    public_ids: list[UUID]
 
 
 class Strategy(msgspec.Struct):
@@ -96,6 +124,10 @@ class StrategyProfile(msgspec.Struct):
     created_at: datetime
     #: the currency every money amount of the strategy is in (ISO 4217)
     base_currency: str = "USD"
+    #: its profile: the owner's Markdown (no raw HTML), the owner's tags, the owner's public handle
+    description: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    owner_handle: str | None = None
 
 
 class StrategySettingsIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -107,6 +139,11 @@ class StrategySettingsIn(msgspec.Struct, forbid_unknown_fields=True):
     show_positions: ShowPositions | None = None
     #: a new base currency re-derives every read model in it
     base_currency: CurrencyCode | None = None
+    description: Description | None = None
+    tags: Tags | None = None
 
     def __post_init__(self) -> None:
         check_currency(self.base_currency)
+        check_description(self.description)
+        if self.tags is not None:
+            self.tags = normalize_tags(self.tags)

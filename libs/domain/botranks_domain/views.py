@@ -183,6 +183,13 @@ class LeaderboardRow(msgspec.Struct):
     profit_factor: float | None = None
     #: the growth index at up to 48 NAV days, comma-separated (series.sparkline); None under two days
     sparkline: str | None = None
+    #: its profile (botranks_domain.profiles): the owner's public handle (None: none chosen), the base
+    #: currency, the markets derived from its symbols, the owner's tags, the equity bracket's index
+    owner_handle: str | None = None
+    base_currency: str = "USD"
+    markets: list[str] = msgspec.field(default_factory=list)
+    tags: list[str] = msgspec.field(default_factory=list)
+    equity_bracket: int | None = None
 
 
 class LeaderboardPage(msgspec.Struct):
@@ -198,6 +205,9 @@ class LeaderboardPage(msgspec.Struct):
     text: str = ""
     min_trades: int = 0
     max_drawdown: float | None = None
+    market: str = ""
+    currency: str = ""
+    min_live_share: float | None = None
 
 
 class ChainDay(msgspec.Struct):

@@ -15,21 +15,24 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import psycopg
-from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore
 
-from botranks_domain.accounts import ApiKeyCreated, ApiKeyInfo, Strategy, StrategyProfile, StrategySettingsIn, User
+from botranks_domain.accounts import ApiKeyCreated, ApiKeyInfo, Strategy, StrategyProfile, StrategySettingsIn
 from botranks_domain.errors import Conflict, NotFound, NotOwner, NotSignedIn, TooManyRequests
 from botranks_domain.model import normalize_symbol
 
 from ..pg import one, reading
+from .profiles import ProfileStore
 from .tx import IdentityTx
 
 KEY_PREFIX = "fq_live_"
-_PROFILE_COLUMNS = (
-    "id, name, visibility, nullif(benchmark, '') AS benchmark, show_positions, owner_id, created_at, base_currency"
+_PROFILES = (
+    "SELECT s.id, s.name, s.visibility, nullif(s.benchmark, '') AS benchmark, s.show_positions, s.owner_id,"
+    " s.created_at, s.base_currency, s.description, s.tags, u.handle AS owner_handle"
+    " FROM strategies AS s LEFT JOIN users AS u ON u.id = s.owner_id"
 )
+#: what ``update_strategy`` may change
+_SETTINGS = ("name", "visibility", "benchmark", "show_positions", "base_currency", "description", "tags")
 KEY_RE = re.compile(r"^fq_live_[A-Za-z0-9_\-]{43}$")
 RATE_WINDOW_S = 60
 AUTH_IP_WINDOW_S = 60
@@ -114,8 +117,8 @@ def email_throttle(email: str, limit: int, window_s: float) -> Throttle:
     )
 
 
-class Identity:
-    """The accounts side of the database (see the module docstring)."""
+class Identity(ProfileStore):
+    """The accounts side of the database (see the module docstring); people's profiles: ``ProfileStore``."""
 
     def __init__(self, datastore: PostgresDatastore) -> None:
         self.datastore = datastore
@@ -194,16 +197,17 @@ class Identity:
     def profile(self, strategy_id: UUID) -> StrategyProfile | None:
         """A strategy's public face and owner (None for an unknown id); the pages decide who may see it."""
         with reading(self.datastore) as curs:
-            row = curs.execute(f"SELECT {_PROFILE_COLUMNS} FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
+            row = curs.execute(f"{_PROFILES} WHERE s.id = %s", (strategy_id,)).fetchone()
         return None if row is None else StrategyProfile(**row)
 
     def update_strategy(self, owner: UUID, strategy_id: UUID, changes: StrategySettingsIn) -> StrategyProfile:
-        """Change a strategy's name, visibility, benchmark, show_positions or base currency (its owner only).
+        """Change a strategy's name, visibility, benchmark, show_positions, base currency, description or
+        tags (its owner only).
 
-        The benchmark is normalized like a symbol (``""``: none). A change that changes something
-        is recorded in ``strategy_updates`` in the same transaction, for the projector (leaderboard;
-        a new benchmark or base currency re-derives every read model: ``benchmark_changed`` means
-        "re-derive").
+        The benchmark is normalized like a symbol (``""``: none), tags as ``StrategySettingsIn`` normalized them. A
+        change that changes something is recorded in ``strategy_updates`` in the same transaction, for the
+        projector (leaderboard; a new benchmark or base currency re-derives every read model:
+        ``benchmark_changed`` means "re-derive").
         """
         benchmark = changes.benchmark
         if benchmark is not None and benchmark.strip():
@@ -212,21 +216,14 @@ class Identity:
             benchmark = ""
         with self.datastore.transaction(commit=True) as curs:
             row = curs.execute(
-                "SELECT owner_id, name, visibility, benchmark, show_positions, base_currency FROM strategies"
-                " WHERE id = %s FOR UPDATE",
-                (strategy_id,),
+                f"SELECT owner_id, {', '.join(_SETTINGS)} FROM strategies WHERE id = %s FOR UPDATE", (strategy_id,)
             ).fetchone()
             if row is None:
                 raise NotFound(f"Strategy {strategy_id} not found")
             if row["owner_id"] is None or row["owner_id"] != owner:
                 raise NotOwner("Only the strategy's creator may change it")
-            new = {
-                "name": changes.name,
-                "visibility": changes.visibility,
-                "benchmark": benchmark,
-                "show_positions": changes.show_positions,
-                "base_currency": changes.base_currency,
-            }
+            new = {k: getattr(changes, k) for k in _SETTINGS}
+            new["benchmark"] = benchmark
             new = {k: v for k, v in new.items() if v is not None and v != row[k]}
             if new:
                 curs.execute(
@@ -235,7 +232,7 @@ class Identity:
                 )
                 self._record_update(curs, strategy_id, benchmark_changed="benchmark" in new or "base_currency" in new)
             # the row this transaction holds locked (FOR UPDATE above)
-            profile = one(curs.execute(f"SELECT {_PROFILE_COLUMNS} FROM strategies WHERE id = %s", (strategy_id,)))
+            profile = one(curs.execute(f"{_PROFILES} WHERE s.id = %s", (strategy_id,)))
         return StrategyProfile(**profile)
 
     def add_keys(self, strategy_id: UUID, names: Iterable[str]) -> list[str]:
@@ -261,8 +258,7 @@ class Identity:
         the owner has in all."""
         with reading(self.datastore) as curs:
             rows = curs.execute(
-                f"SELECT {_PROFILE_COLUMNS} FROM strategies WHERE owner_id = %s"
-                " ORDER BY created_at, id LIMIT %s OFFSET %s",
+                f"{_PROFILES} WHERE s.owner_id = %s ORDER BY s.created_at, s.id LIMIT %s OFFSET %s",
                 (owner, limit, offset),
             ).fetchall()
             total = self._owned_count(curs, owner)
@@ -413,23 +409,6 @@ class Identity:
 
     # ------------------------------------------------------------ people: accounts and sessions
 
-    def user_id(self, email: str) -> UUID | None:
-        with reading(self.datastore) as curs:
-            row = curs.execute("SELECT id FROM users WHERE lower(email) = lower(%s)", (email,)).fetchone()
-        return None if row is None else row["id"]
-
-    def insert_user(self, email: str, password_hash: str) -> User:
-        try:
-            with self.datastore.transaction(commit=True) as curs:
-                curs.execute(
-                    "INSERT INTO users (id, email, password_hash) VALUES (%s, %s, %s) RETURNING id, email, created_at",
-                    (uuid.uuid4(), email, password_hash),
-                )
-                row = one(curs)
-        except (IntegrityError, psycopg.errors.UniqueViolation):
-            raise Conflict("An account with this email already exists") from None
-        return User(**row)
-
     def throttle(self, throttles: list[Throttle]) -> datetime | None:
         """Record an attempt in every bucket, or 429 (Retry-After) when one is full; one round trip.
 
@@ -443,7 +422,8 @@ class Identity:
         with self.datastore.transaction(commit=True) as curs:
             hit = self._attempt(curs, throttles)
             row = curs.execute(
-                "SELECT id, email, created_at, password_hash FROM users WHERE lower(email) = lower(%s)", (email,)
+                "SELECT id, email, created_at, handle, password_hash FROM users WHERE lower(email) = lower(%s)",
+                (email,),
             ).fetchone()
         return hit, row
 

@@ -179,4 +179,12 @@ MIGRATIONS: dict[int, str] = {
     );
     ALTER TABLE users ADD COLUMN strategies_deleted int NOT NULL DEFAULT 0;
     """,
+    21: """
+    -- issue 24, profiles: an owner's public handle (stored lower-cased, unique; never the email), a
+    -- strategy's description (Markdown, shown without raw HTML) and the owner's tags for it
+    ALTER TABLE users ADD COLUMN handle text;
+    CREATE UNIQUE INDEX users_handle_idx ON users (handle);
+    ALTER TABLE strategies ADD COLUMN description text NOT NULL DEFAULT '';
+    ALTER TABLE strategies ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
+    """,
 }

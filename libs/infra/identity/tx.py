@@ -5,9 +5,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import NamedTuple
 from uuid import UUID
 
 from ..pg import DictCursor, one
+
+
+class PublicFace(NamedTuple):
+    """What the board shows of a strategy besides its figures (``rm_leaderboard``'s identity columns)."""
+
+    name: str
+    visibility: str
+    base_currency: str
+    owner_handle: str | None
+    tags: list[str]
 
 
 class IdentityTx:
@@ -36,12 +47,14 @@ class IdentityTx:
             ).fetchall()
         }
 
-    def public_faces(self, strategy_ids: Iterable[UUID]) -> dict[UUID, tuple[str, str]]:
-        """(name, visibility) of each of ``strategy_ids`` that exists, in the caller's transaction."""
+    def public_faces(self, strategy_ids: Iterable[UUID]) -> dict[UUID, PublicFace]:
+        """The public face of each of ``strategy_ids`` that exists, in the caller's transaction."""
         return {
-            r["id"]: (r["name"], r["visibility"])
+            r["id"]: PublicFace(r["name"], r["visibility"], r["base_currency"], r["handle"], r["tags"])
             for r in self._curs.execute(
-                "SELECT id, name, visibility FROM strategies WHERE id = ANY(%s)", (list(strategy_ids),)
+                "SELECT s.id, s.name, s.visibility, s.base_currency, u.handle, s.tags FROM strategies AS s"
+                " LEFT JOIN users AS u ON u.id = s.owner_id WHERE s.id = ANY(%s)",
+                (list(strategy_ids),),
             ).fetchall()
         }
 

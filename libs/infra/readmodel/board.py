@@ -47,13 +47,14 @@ class BoardWriter:
 
     def inputs(self, strategy_id: UUID) -> dict[str, Any] | None:
         """What a strategy's row is computed from (None without a ledger): its NAV version, NAV rows
-        (``NavRow``), trades (``TradeSums``), order counts, and its last arrival."""
+        (``NavRow``), trades (``TradeSums``), order counts, the symbols ordered, and its last arrival."""
         row = self._cursor.execute(
             "SELECT l.updated_at AS nav_version,"
             " (SELECT last_created_at FROM rm_chain_days WHERE strategy_id = %(s)s ORDER BY day DESC LIMIT 1)"
-            " AS last_activity, o.orders, o.live_orders FROM rm_ledger AS l,"
+            " AS last_activity, o.orders, o.live_orders, o.symbols FROM rm_ledger AS l,"
             " LATERAL (SELECT count(*) AS orders, count(*) FILTER (WHERE created_at - executed_at"
-            " <= make_interval(secs => %(live)s)) AS live_orders FROM rm_orders WHERE strategy_id = %(s)s) AS o"
+            " <= make_interval(secs => %(live)s)) AS live_orders,"
+            " coalesce(array_agg(DISTINCT symbol), '{}') AS symbols FROM rm_orders WHERE strategy_id = %(s)s) AS o"
             " WHERE l.strategy_id = %(s)s",
             {"s": strategy_id, "live": LIVE_REPORTING_S},
         ).fetchone()

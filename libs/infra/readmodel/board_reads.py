@@ -42,12 +42,16 @@ class BoardReads:
         text: str = "",
         min_trades: int = 0,
         max_drawdown: float | None = None,
+        market: str = "",
+        currency: str = "",
+        min_live_share: float | None = None,
     ) -> LeaderboardPage:
         """A page of public strategies with at least ``min_days`` of track record (``live_only``: at
-        least ``LIVE_ONLY_MIN_SHARE`` of their orders reported live; ``text``: in the name, any case;
-        ``min_trades`` closed trades; a max drawdown no deeper than ``max_drawdown``, e.g. -0.2), by
-        ``sort``, NULLs last in either direction, ties by strategy id; ``total`` counts the filtered
-        board. One indexed statement."""
+        least ``LIVE_ONLY_MIN_SHARE`` of their orders reported live, ``min_live_share``: at least that
+        share; ``text``: in the name, the owner's handle or a tag, any case (``@text``: in the handle
+        only); ``min_trades`` closed trades; a max drawdown no deeper than ``max_drawdown``, e.g. -0.2;
+        trading in ``market``; in base ``currency``), by ``sort``, NULLs last in either direction, ties
+        by strategy id; ``total`` counts the filtered board. One indexed statement."""
         # the HTTP layer checks what a stranger sent (``page_data.leaderboard_query``, 400s); ``sort`` is a
         # column name in the statement, so anything else here is a caller's bug
         if sort not in LEADERBOARD_SORTS or not 1 <= limit <= LEADERBOARD_MAX_LIMIT or offset < 0 or min_days < 0:
@@ -55,8 +59,21 @@ class BoardReads:
         filters = "visibility = 'public' AND track_days >= %(min_days)s" + (
             " AND live_share >= %(share)s" if live_only else ""
         )
-        if text:
-            filters += " AND name ILIKE %(text)s ESCAPE '\\'"
+        handle_only = text.startswith("@")
+        text = text.removeprefix("@")
+        if text and handle_only:
+            filters += " AND owner_handle ILIKE %(text)s ESCAPE '\\'"
+        elif text:
+            filters += (
+                " AND (name ILIKE %(text)s ESCAPE '\\' OR owner_handle ILIKE %(text)s ESCAPE '\\'"
+                " OR array_to_string(tags, ' ') ILIKE %(text)s ESCAPE '\\')"
+            )
+        if market:
+            filters += " AND %(market)s = ANY(markets)"
+        if currency:
+            filters += " AND base_currency = %(currency)s"
+        if min_live_share is not None:
+            filters += " AND live_share >= %(min_live)s"
         if min_trades:
             filters += " AND trades >= %(min_trades)s"
         if max_drawdown is not None:
@@ -77,6 +94,9 @@ class BoardReads:
                     "text": like,
                     "min_trades": min(min_trades, 2**31 - 1),
                     "max_drawdown": max_drawdown,
+                    "market": market,
+                    "currency": currency,
+                    "min_live": min_live_share,
                 },
             ).fetchall()
         items = [
@@ -92,9 +112,12 @@ class BoardReads:
             live_only,
             limit,
             offset,
-            text,
+            ("@" if handle_only else "") + text,
             min_trades,
             max_drawdown,
+            market,
+            currency,
+            min_live_share,
         )
 
     @contextmanager
@@ -131,6 +154,17 @@ class BoardReads:
                     )["n"]
                 )
         return LeaderboardRow(rank=rank, **{k: v for k, v in row.items() if k != "visibility"})
+
+    def public_rows(self, strategy_ids: list[UUID]) -> list[LeaderboardRow]:
+        """The rows of those of ``strategy_ids`` that are public and have one, in the order given (an
+        owner's page; ``rank`` 0: not looked up)."""
+        with reading(self.datastore) as curs:
+            rows = curs.execute(
+                f"SELECT {LEADERBOARD_ROW} FROM rm_leaderboard WHERE strategy_id = ANY(%s) AND visibility = 'public'",
+                (strategy_ids,),
+            ).fetchall()
+        found = {r["strategy_id"]: LeaderboardRow(rank=0, **r) for r in rows}
+        return [found[s] for s in strategy_ids if s in found]
 
     def trials(self) -> Trials:
         """The instance's trials every DSR is judged against (docs/METHODOLOGY.md#dsr), as last counted."""

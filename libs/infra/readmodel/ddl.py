@@ -343,4 +343,17 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE rm_leaderboard ADD COLUMN sparkline text;
     UPDATE rm_leaderboard SET nav_version = NULL;
     """,
+    22: """
+    -- profiles (issue 24): what the board searches and filters by besides its figures: the owner's
+    -- handle, the base currency, the markets derived from the symbols ordered, the owner's tags and
+    -- the equity bracket (botranks_domain.profiles); every row is refreshed once to get them
+    ALTER TABLE rm_leaderboard
+        ADD COLUMN owner_handle text,
+        ADD COLUMN base_currency text NOT NULL DEFAULT 'USD',
+        ADD COLUMN markets text[] NOT NULL DEFAULT '{}',
+        ADD COLUMN tags text[] NOT NULL DEFAULT '{}',
+        ADD COLUMN equity_bracket smallint;
+    CREATE INDEX rm_lb_owner_handle ON rm_leaderboard (owner_handle) WHERE visibility = 'public';
+    UPDATE rm_leaderboard SET nav_version = NULL;
+    """,
 }

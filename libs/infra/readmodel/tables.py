@@ -68,7 +68,8 @@ LEADERBOARD_ROW = (
     "strategy_id, name, total_return, cagr, sharpe, sortino, max_drawdown, volatility, track_days,"
     " inception_date, latest_date, last_activity, orders, live_share, observations, psr, dsr,"
     " CASE WHEN sharpe_ci_low IS NULL THEN NULL ELSE ARRAY[sharpe_ci_low, sharpe_ci_high] END AS sharpe_ci_95,"
-    " min_track_record_days, trades, win_rate, profit_factor, sparkline"
+    " min_track_record_days, trades, win_rate, profit_factor, sparkline, owner_handle, base_currency, markets,"
+    " tags, equity_bracket"
 )
 #: a sort's tie-breakers before the strategy id (same direction): DSR ties (e.g. all 1.0) by PSR
 LEADERBOARD_TIEBREAKS = {"dsr": ("psr",)}
@@ -104,6 +105,11 @@ LEADERBOARD_COLUMNS = (
     "win_rate",
     "profit_factor",
     "sparkline",
+    "owner_handle",
+    "base_currency",
+    "markets",
+    "tags",
+    "equity_bracket",
 )
 EPOCH = datetime.min.replace(tzinfo=UTC)
 

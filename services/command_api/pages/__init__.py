@@ -31,7 +31,7 @@ from litestar.static_files import create_static_files_router
 
 from libs.infra.settings import Settings
 
-from . import follows
+from . import follows, profile
 from .keys import create_key, keys_page, revoke_key
 from .rendering import CSRF_COOKIE, PAGE_CSP, STATIC, page_error
 from .sign_in import login_page, login_submit, logout, register_page, register_submit
@@ -59,6 +59,7 @@ def routers(settings: Settings) -> list[Router]:
             strategies_page,
             create_strategy,
             update_settings,
+            profile.set_handle,
             keys_page,
             create_key,
             revoke_key,

@@ -32,7 +32,12 @@ SHOW_POSITIONS = ("none", "delayed", "live")
 COMMON_CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD")
 CURRENCY_CODES = (*COMMON_CURRENCIES, *sorted(CURRENCIES - set(COMMON_CURRENCIES)))
 #: the only status lines a redirect may ask a page to show (never text from the query string)
-NOTICES = {"created": "Strategy created.", "saved": "Settings saved.", "revoked": "Key revoked."}
+NOTICES = {
+    "created": "Strategy created.",
+    "saved": "Settings saved.",
+    "revoked": "Key revoked.",
+    "handle": "Public handle saved.",
+}
 
 engine = JinjaTemplateEngine(directory=TEMPLATES)
 

@@ -9,7 +9,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie, State
 from litestar.response import Redirect
 
-from botranks_domain.accounts import Credentials
+from botranks_domain.accounts import Credentials, Registration
 from botranks_domain.errors import DomainError
 
 from .. import accounts
@@ -57,15 +57,18 @@ async def login_submit(request: Request, state: State) -> Response:
 async def register_page(request: Request) -> Response:
     if await signed_in_user(request) is not None:
         return Redirect("/account", status_code=303)
-    return render(request, "register.html", title="Create an account", email="", min_password=accounts.MIN_PASSWORD)
+    return render(
+        request, "register.html", title="Create an account", email="", handle="", min_password=accounts.MIN_PASSWORD
+    )
 
 
 @post("/register")
 async def register_submit(request: Request, state: State) -> Response:
     form = await request.form()
-    email = form_field(form, "email")
+    email, handle = form_field(form, "email"), form_field(form, "handle").strip().lstrip("@")
     try:
-        creds = convert_form({"email": email, "password": form_field(form, "password")}, Credentials)
+        fields = {"email": email, "password": form_field(form, "password"), "handle": handle or None}
+        creds = convert_form(fields, Registration)
         user = await accounts.register(state.db.identity, creds, state.settings, _client(request), state.hash_lane)
         token = await to_thread.run_sync(open_session, state.db.identity, state.settings, user.id, user.email)
     except (DomainError, FormError) as exc:
@@ -77,6 +80,7 @@ async def register_submit(request: Request, state: State) -> Response:
             headers=err.headers,
             title="Create an account",
             email=email,
+            handle=handle,
             min_password=accounts.MIN_PASSWORD,
             error=err.detail,
         )

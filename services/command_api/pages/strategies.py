@@ -14,10 +14,9 @@ from litestar.response import Redirect
 
 from botranks_domain.accounts import StrategyIn, StrategySettingsIn
 from botranks_domain.errors import BadParameter, DomainError, NotFound, NotOwner
-from libs.infra.db import Database
 from libs.infra.identity import Identity
 
-from ..fx_check import check_base_change
+from ..accounts import change_strategy
 from .forms import FormError, benchmark_symbol, choice, convert_form, currency_code, form_error, form_field
 from .rendering import NOTICES, SHOW_POSITIONS, VISIBILITIES, render
 from .sessions import require_user, signed_in_user, to_login
@@ -25,8 +24,9 @@ from .sessions import require_user, signed_in_user, to_login
 log = structlog.get_logger(service="command_api")
 
 
-#: the fields of the create and settings forms
+#: the fields of the create and settings forms (the settings form adds the profile's)
 FIELDS = ("name", "visibility", "benchmark", "show_positions", "base_currency")
+SETTINGS_FIELDS = (*FIELDS, "description", "tags")
 NEW_STRATEGY = dict(zip(FIELDS, ("", "private", "SPY", "none", "USD"), strict=True))
 #: strategies per page of /account (each carries its settings form)
 PAGE_SIZE = 20
@@ -52,7 +52,7 @@ def _page_link(page: int, done: str = "") -> str:
     return f"/account?{query}" if query else "/account"
 
 
-async def _strategies_page(
+async def strategies_page_for(
     request: Request,
     user: UUID,
     status: int = 200,
@@ -66,6 +66,7 @@ async def _strategies_page(
         page = _page_number(request.query_params.get("page"))
     identity, settings = request.app.state.db.identity, request.app.state.settings
     strategies, total = await to_thread.run_sync(identity.owned_profiles, user, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    context.setdefault("me", await to_thread.run_sync(identity.user, user))
     pages = max(1, -(-total // PAGE_SIZE))
     pager = {
         "page": page,
@@ -97,7 +98,7 @@ async def strategies_page(request: Request) -> Response:
     user = await signed_in_user(request)
     if user is None:
         return to_login()
-    return await _strategies_page(request, user)
+    return await strategies_page_for(request, user)
 
 
 def _create(identity: Identity, owner: UUID, data: StrategyIn, show_positions: str, max_owned: int) -> UUID:
@@ -133,26 +134,17 @@ async def create_strategy(request: Request, state: State) -> Response:
         )
     except (DomainError, FormError) as exc:
         err = form_error(exc)
-        return await _strategies_page(request, user, status=err.status, create_error=err.detail, new=new, page=1)
+        return await strategies_page_for(request, user, status=err.status, create_error=err.detail, new=new, page=1)
     log.info("strategy_created", strategy_id=str(strategy_id), user_id=str(user), via="page")
     page = await to_thread.run_sync(_page_of, state.db.identity, user, strategy_id)
     return Redirect(f"{_page_link(page, 'created')}#strategy-{strategy_id}", status_code=303)
-
-
-def _update(db: Database, user: UUID, strategy_id: UUID, changes: StrategySettingsIn) -> None:
-    """The owner's change; a new base currency only when every fill and snapshot of the history has a rate
-    into it (else the 422 names the missing rate: the re-derivation in it could not convert them)."""
-    profile = db.identity.profile(strategy_id)
-    if profile is not None and profile.owner_id == user:  # another's strategy: update_strategy says not found
-        check_base_change(db, strategy_id, changes.base_currency)
-    db.identity.update_strategy(user, strategy_id, changes)
 
 
 @post("/strategies/{strategy_id:uuid}/settings")
 async def update_settings(request: Request, state: State, strategy_id: UUID) -> Response:
     user = await require_user(request)
     form = await request.form()
-    typed = {k: form_field(form, k) for k in FIELDS}
+    typed = {k: form_field(form, k) for k in SETTINGS_FIELDS}
     try:
         changes = convert_form(
             {
@@ -162,16 +154,18 @@ async def update_settings(request: Request, state: State, strategy_id: UUID) -> 
                 "show_positions": choice(typed["show_positions"], SHOW_POSITIONS, "show_positions"),
                 # empty: unchanged; a new one re-derives every figure in it
                 "base_currency": currency_code(typed["base_currency"]) or None,
+                "description": typed["description"].replace("\r\n", "\n").strip(),
+                "tags": [t for t in typed["tags"].split(",") if t.strip()],
             },
             StrategySettingsIn,
         )
-        await to_thread.run_sync(_update, state.db, user, strategy_id, changes)
+        await to_thread.run_sync(change_strategy, state.db, user, strategy_id, changes)
     except (NotFound, NotOwner):
         raise NotFound(f"Strategy {strategy_id} not found") from None  # another's strategy: no existence leak
     except (DomainError, FormError) as exc:
         err = form_error(exc)
         page = await to_thread.run_sync(_page_of, state.db.identity, user, strategy_id)
-        return await _strategies_page(
+        return await strategies_page_for(
             request, user, status=err.status, settings_error=err.detail, failed_id=strategy_id, typed=typed, page=page
         )
     log.info("strategy_updated", strategy_id=str(strategy_id), user_id=str(user), via="page")
