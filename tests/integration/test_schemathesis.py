@@ -15,7 +15,7 @@ What is not checked, and why:
   point (a JSON Schema bound on a JSON number cannot say it exactly), a decimal given as a string is
   bounded like the number, an order without a price needs a close on its day, nothing more than 5
   minutes in the future; a benchmark symbol resolves only if it has prices, and ``from`` must not be
-  after ``to``.
+  after ``to``; a webhook's URL must be http(s) and its host must pass the SSRF guard (``POST /webhooks``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ CONFIG = r"""
 [parameters]
 "path.strategy_id" = "${ST_STRATEGY_ID}"
 "path.key_id" = "${ST_SPARE_KEY_ID}"
+"path.webhook_id" = "${ST_WEBHOOK_ID}"
 
 [generation]
 allow-x00 = false
@@ -64,6 +65,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "429"]
 [[operations]]
 # a base_currency of three capitals that is no ISO 4217 code in tender is a 422 naming the field
 include-name-regex = "^POST /strategies/?$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "409", "422", "429"]
+
+[[operations]]
+# a webhook's URL must be http(s) with a host whose every address passes the SSRF guard: else a 422 naming url
+include-name-regex = "^POST /webhooks$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "409", "422", "429"]
 
 [[operations]]
@@ -95,6 +101,8 @@ def up(tmp_path_factory):
         tmp_path_factory.mktemp("up"),
         BOTRANKS_RATE_LIMIT_PER_MINUTE="1000000",
         BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP="1000000",
+        # the run's webhook is at 127.0.0.1:9, where nothing listens: its test events never leave loopback
+        BOTRANKS_WEBHOOKS_ALLOW_PRIVATE="1",
     ) as system:
         yield system
 
@@ -109,11 +117,18 @@ def signed_in(up, tmp_path_factory):
     sid = client.post("/strategies", json={"name": "fuzzed"}).json()["id"]
     key = client.post(f"/strategies/{sid}/api-keys", json={"name": "st"}).json()["plaintext"]
     spare = client.post(f"/strategies/{sid}/api-keys", json={"name": "revoked by the run"}).json()["id"]
+    hook = client.post("/webhooks", json={"url": "http://127.0.0.1:9/schemathesis"}).json()["id"]
     # the strategy's benchmark (SPY) has prices, so /performance answers with its figures
     prices = tmp_path_factory.mktemp("prices") / "spy.csv"
     prices.write_text("symbol,date,close\n" + "".join(f"SPY,2025-03-{d:02d},{500 + d}\n" for d in (3, 4, 5, 6, 7)))
     up.cli("prices", "import", str(prices))
-    return {"ST_STRATEGY_ID": sid, "ST_API_KEY": key, "ST_SESSION": token, "ST_SPARE_KEY_ID": spare}
+    return {
+        "ST_STRATEGY_ID": sid,
+        "ST_API_KEY": key,
+        "ST_SESSION": token,
+        "ST_SPARE_KEY_ID": spare,
+        "ST_WEBHOOK_ID": hook,
+    }
 
 
 def test_the_whole_api_against_its_document(up, signed_in, tmp_path: Path):

@@ -18,13 +18,10 @@ WebhookUrl = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=2000,
-        description="where deliveries are POSTed: https:// or http://, no user name or password",
-        extra_json_schema={
-            "pattern": "^\\s*[hH][tT][tT][pP][sS]?://",
-            "x-refused": "loopback, link-local, private, CGNAT, multicast, reserved and cloud metadata"
-            " addresses (checked at registration and at every delivery) unless the operator sets"
-            " BOTRANKS_WEBHOOKS_ALLOW_PRIVATE=1 (metadata always)",
-        },
+        description="where deliveries are POSTed: https:// or http://, with a host and no user name or password;"
+        " refused (422 naming `url`) when the host is or resolves to a loopback, link-local, private, CGNAT,"
+        " multicast, unspecified or reserved address, unless the operator sets BOTRANKS_WEBHOOKS_ALLOW_PRIVATE=1,"
+        " and always when it is a cloud metadata address (checked at registration and at every delivery)",
     ),
 ]
 
