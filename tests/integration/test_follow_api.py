@@ -107,6 +107,9 @@ def test_follow_unfollow_and_the_list(stack: Stack) -> None:
     for params, name in (({"limit": 0}, "limit"), ({"limit": 101}, "limit"), ({"offset": -1}, "offset")):
         r = c.get("/following", params=params)
         assert r.status_code == 400 and name in detail(r)
+    for path in ("/following/not-a-uuid", "/following/not-a-uuid/unfollow"):
+        r = c.post(path)
+        assert r.status_code in (404, 405) and detail(r), (path, r.status_code)  # no route takes it
     anonymous = httpx.Client(base_url=f"http://127.0.0.1:{stack.command_port}", timeout=30)
     assert anonymous.get("/following").status_code == 401
     assert anonymous.post(f"/following/{public[1]}").status_code == 401
@@ -141,6 +144,8 @@ def test_a_webhook_gets_the_test_event_signed_and_logs_the_answer(stack: Stack, 
         ):
             assert r.status_code == 404 and detail(r).startswith("Webhook ") and detail(r).endswith(" not found")
         assert other.get("/webhooks").json() == []
+        assert c.get("/webhooks/not-a-uuid").status_code == 404
+        assert c.post("/webhooks/not-a-uuid/test").status_code in (404, 405)
 
         queued = c.post(f"/webhooks/{hook}/test")
         assert queued.status_code == 202, queued.text
