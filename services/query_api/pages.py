@@ -36,7 +36,7 @@ from libs.infra.db import Database
 from libs.infra.readmodel import stream_chain_events, stream_nav_rows
 from libs.infra.web import page_security_headers
 
-from . import assets, board_query, charts, formatting, page_data, profiles, trade_pages
+from . import assets, board_query, charts, formatting, order_pages, page_data, profiles, trade_pages
 from .board_query import LeaderboardQuery
 from .downloads import download_slots, idle_timeout, nav_csv_chunks, prime
 from .page_data import Access, PageCache
@@ -137,14 +137,15 @@ def _not_found_page(request: Request) -> Answer:
 
 
 def _strategy_view(
-    db: Database, cache: PageCache, acc: Access, key, owner_record: dict[str, int] | None, trades_page: int
+    db: Database, cache: PageCache, acc: Access, key, owner_record: dict[str, int] | None, asked: order_pages.PagesAsked
 ) -> dict[str, Any]:
     figures = cache.figures(key)
     sig = figures.performance.significance
     book = cache.trades(acc.profile.id, key.nav_version)
     row = db.ledger.leaderboard_row(acc.profile.id)
     return {
-        "trades": trade_pages.view(book, figures.performance.trading, acc.publication, acc.cutoff, trades_page),
+        "trades": trade_pages.view(book, figures.performance.trading, acc.publication, acc.cutoff, asked.trades),
+        "orders": order_pages.view(db, acc.profile.id, acc.publication, acc.cutoff, asked.orders),
         "owner_record": owner_record,
         "ci_scale": formatting.ci_scale([(sig.sharpe_ci_95 if sig else None, figures.performance.sharpe_ratio)]),
         "profile": acc.profile,
@@ -165,7 +166,7 @@ def _strategy_view(
 async def strategy_page(request: Request, strategy_id: str) -> Response:
     db, cache, build = state(request)
     token = request.cookies.get(SESSION_COOKIE)
-    raw_page = request.query_params.get("trades_page")
+    params = request.query_params
 
     def work() -> Answer:
         sid = page_data.strategy_uuid(strategy_id)
@@ -173,7 +174,7 @@ async def strategy_page(request: Request, strategy_id: str) -> Response:
         if acc is None:
             return _not_found_page(request)
         try:
-            page = trade_pages.trades_page(raw_page)
+            page = order_pages.pages_asked(params)
         except BadParameter as exc:
             body = render(request, "error.html", title="Bad request", status=400, message=exc.detail)
             return Answer(body, 400, headers=html_headers())

@@ -227,17 +227,23 @@ class TradesView:
     reset: int
 
 
-def trades_page(raw: str | None) -> int:
-    """``?trades_page=N`` (1 when absent); BadParameter (a 400) for anything but 1..1,000,000."""
+def page_number(raw: str | None, name: str) -> int:
+    """A page parameter of the strategy page (``?trades_page=N``, ``?orders_page=N``): 1 when absent;
+    BadParameter (a 400 naming it) for anything but 1..1,000,000."""
     if raw is None or raw.strip() == "":
         return 1
     try:
         page = int(raw.strip())
     except ValueError:
-        raise BadParameter(f"`trades_page` must be a whole number, got {raw[:40]!r}") from None
+        raise BadParameter(f"`{name}` must be a whole number, got {raw[:40]!r}") from None
     if not 1 <= page <= MAX_TRADES_PAGE:
-        raise BadParameter(f"`trades_page` must be between 1 and {MAX_TRADES_PAGE}, got {page}")
+        raise BadParameter(f"`{name}` must be between 1 and {MAX_TRADES_PAGE}, got {page}")
     return page
+
+
+def trades_page(raw: str | None) -> int:
+    """``?trades_page=N`` (1 when absent); BadParameter (a 400) for anything but 1..1,000,000."""
+    return page_number(raw, "trades_page")
 
 
 def view(b: TradeBook, stats: TradingStats | None, publication: str, cutoff: datetime | None, page: int) -> TradesView:

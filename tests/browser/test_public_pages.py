@@ -198,10 +198,11 @@ def test_the_strategy_page_draws_every_chart_with_every_point(site, page, watch,
             assert page.locator("#orders-table tbody tr").count() >= 1, what
         elif bot["show_positions"] == "delayed":
             assert page.locator("#positions-hidden").count() == 1 and page.locator("#positions-table").count() == 0
-            cutoff = page.locator("#orders h2 .hint").inner_text()
-            assert cutoff.startswith("(executed before "), (what, cutoff)
+            # "(delayed: those executed more than 24 hours ago, before …)"
+            cutoff = page.locator("#orders-delay").inner_text()
+            assert "executed more than 24 hours ago, before " in cutoff, (what, cutoff)
             shown = page.locator("#orders-table tbody tr td:first-child").all_inner_texts()
-            limit = cutoff.removeprefix("(executed before ").removesuffix(")")
+            limit = cutoff.split(", before ")[1].removesuffix(")")
             assert shown and all(day < limit for day in shown), (what, shown, limit)  # 'YYYY-MM-DD HH:MM UTC'
         else:
             assert page.locator("#positions-hidden").count() == 1, what

@@ -183,25 +183,54 @@ def test_register_create_configure_keys_revoke_logout(site):
     assert bad.status_code == 422 and "show_positions" in bad.text
     assert site.db.identity.profile(UUID(sid)).name == "Alpha v2"  # nothing changed
 
-    # a key: its plaintext on the answer page, once; the list shows its prefix only
+    # a key: created by a POST that redirects (303) to the key's page, the plaintext riding in a cookie
+    # for that page only; the page shows it once and clears the cookie; the list shows the prefix only
     keys_url = f"/account/strategies/{sid}/keys"
     assert 'id="no-keys"' in other.get(keys_url).text
     created = submit(other, keys_url, keys_url, {"name": "prod"})
-    assert created.status_code == 201 and created.headers["cache-control"] == "no-store"
-    [plaintext] = NEW_KEY_RE.findall(created.text)
-    prefix = plaintext[:10]
+    assert created.status_code == 303 and created.headers["cache-control"] == "no-store", created.text
     [info] = site.db.identity.list_keys(profile.owner_id, UUID(sid))
+    new_url = f"{keys_url}/{info.id}/new"
+    assert created.headers["location"] == new_url and "fq_live_" not in created.headers["location"]
+    carrier = created.headers["set-cookie"]
+    assert carrier.startswith("botranks_new_key=fq_live_") and f"Path={new_url}" in carrier
+    assert (
+        "HttpOnly" in carrier and "SameSite=Strict" in carrier.replace("strict", "Strict") and "Max-Age=300" in carrier
+    )
+    assert "Secure" not in carrier  # plain http here; over https (X-Forwarded-Proto of a trusted proxy) it is
+    zero = browser(site, 0)  # the same browser (its cookies), answered by the other replica: nothing is kept
+    zero.cookies = other.cookies
+    shown = zero.get(new_url)
+    assert shown.status_code == 200 and shown.headers["cache-control"] == "no-store"
+    [plaintext] = NEW_KEY_RE.findall(shown.text)
+    assert carrier.startswith(f"botranks_new_key={plaintext};")
+    assert 'botranks_new_key=""' in shown.headers["set-cookie"] and "Max-Age=0" in shown.headers["set-cookie"]
+    assert f"Path={new_url}" in shown.headers["set-cookie"]
+    prefix = plaintext[:10]
     assert info.key_prefix == prefix and info.last_used_at is None
-    assert f'id="revoke-{info.id}"' in created.text
+    again = zero.get(new_url)  # a reload: never the plaintext again, never another key
+    assert again.status_code == 200 and plaintext not in again.text and 'id="new-key"' not in again.text
+    assert 'id="key-shown-once"' in again.text and "shown once" in again.text
+    assert len(site.db.identity.list_keys(profile.owner_id, UUID(sid))) == 1
+    # a cookie that is not this key's plaintext (planted, or another key's) is never shown
+    zero.cookies.set("botranks_new_key", "fq_live_" + "A" * 43, domain="127.0.0.1", path=new_url)
+    assert "fq_live_AAAA" not in zero.get(new_url).text and 'id="key-shown-once"' in zero.get(new_url).text
     listing = other.get(keys_url)
     assert plaintext not in listing.text and plaintext[10:20] not in listing.text
     assert f'class="key-prefix">{prefix}</code>' in listing.text and 'id="new-key"' not in listing.text
+    assert f'id="revoke-{info.id}"' in listing.text
     assert "never" in listing.text
     assert key_status(site, sid, plaintext) == 422  # the key passes the guard (the empty body does not)
     assert "never" not in other.get(keys_url).text  # last used, now
 
-    # revoke it: the key is refused from then on, the list says so
-    r = submit(other, keys_url, f"{keys_url}/{info.id}/revoke", {})
+    # revoke it: a confirmation page first (a GET changes nothing), then its form's POST
+    confirm_url = f"{keys_url}/{info.id}/revoke"
+    assert f'href="{confirm_url}"' in listing.text
+    confirm = other.get(confirm_url)
+    assert confirm.status_code == 200 and 'id="revoke-form"' in confirm.text and "cannot be undone" in confirm.text
+    assert f'action="{confirm_url}"' in confirm.text and 'id="revoke-cancel"' in confirm.text
+    assert key_status(site, sid, plaintext) == 422  # still live after the confirmation page
+    r = submit(other, confirm_url, confirm_url, {})
     assert r.status_code == 303 and r.headers["location"] == f"{keys_url}?done=revoked"
     assert key_status(site, sid, plaintext) == 401
     listing = other.get(r.headers["location"])
@@ -210,6 +239,8 @@ def test_register_create_configure_keys_revoke_logout(site):
         and "revoked <time" in listing.text
         and f'id="revoke-{info.id}"' not in (listing.text)
     )
+    assert 'id="already-revoked"' in other.get(confirm_url).text  # no second form
+    assert other.get(f"{keys_url}/{uuid.uuid4()}/revoke").status_code == 404
 
     # sign out: the session is over on the server, the cookie cleared
     r = submit(other, "/account", "/account/logout", {})
@@ -222,7 +253,12 @@ def test_register_create_configure_keys_revoke_logout(site):
 def test_not_signed_in(site):
     c = browser(site)
     sid, kid = uuid.uuid4(), uuid.uuid4()
-    for url in ("/account", f"/account/strategies/{sid}/keys"):
+    for url in (
+        "/account",
+        f"/account/strategies/{sid}/keys",
+        f"/account/strategies/{sid}/keys/{kid}/new",
+        f"/account/strategies/{sid}/keys/{kid}/revoke",
+    ):
         r = c.get(url)
         assert r.status_code == 303 and r.headers["location"] == "/account/login", url
     csrf = token(c.get("/account/login"))
@@ -309,7 +345,7 @@ def test_a_foreign_origin_is_refused_even_with_the_token(site):
     # the site's own origin is fine
     own = f"http://127.0.0.1:{site.command_port}"
     r = submit(c, keys_url, keys_url, {"name": "x"}, Origin=own, **{"Sec-Fetch-Site": "same-origin"})
-    assert r.status_code == 201
+    assert r.status_code == 303 and r.headers["location"].endswith("/new")
 
 
 def test_json_api_keeps_its_curl_flows_and_strict_csp(site):

@@ -207,8 +207,8 @@ def board(html: str) -> Board:
 
 
 def local_assets(html: str) -> list[str]:
-    """Every src/href of a page; all must be local (no scheme, no //host)."""
-    return re.findall(r'(?:src|href)="([^"]+)"', html)
+    """Every src/href of a page but in-page anchors (``#main``); all must be local (no scheme, no //host)."""
+    return [u for u in re.findall(r'(?:src|href)="([^"]+)"', html) if not u.startswith("#")]
 
 
 # ---------------------------------------------------------------- the leaderboard

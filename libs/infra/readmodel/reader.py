@@ -251,6 +251,25 @@ class LedgerReader(BoardReads):
             cash_of(decode_event(e)) for e in self._recent("rm_cash_events", "occurred_at", strategy_id, limit, before)
         ]
 
+    def orders_by_execution(
+        self, strategy_id: UUID, offset: int, limit: int, before: datetime | None = None
+    ) -> tuple[list[Order], int]:
+        """A page of the orders, the latest executed first (ties: the latest arrived first, so the order
+        is total and pages never overlap), and how many there are in all, from one snapshot
+        (``before``: only those executed before it: delayed publication)."""
+        happened = "" if before is None else " AND executed_at < %(before)s"
+        args = {"s": strategy_id, "before": before, "limit": max(0, limit), "offset": max(0, offset)}
+        with self._snapshot() as curs:
+            total = curs.execute(
+                f"SELECT count(*) AS n FROM rm_orders WHERE strategy_id = %(s)s{happened}", args
+            ).fetchone()
+            rows = curs.execute(
+                f"SELECT event FROM rm_orders WHERE strategy_id = %(s)s{happened}"
+                " ORDER BY executed_at DESC, notification_id DESC LIMIT %(limit)s OFFSET %(offset)s",
+                args,
+            ).fetchall()
+        return [order_of(decode_event(bytes(r["event"]))) for r in rows], int(total["n"]) if total else 0
+
     def _recent(self, table: str, at: str, strategy_id: UUID, limit: int, before: datetime | None) -> list[bytes]:
         # delayed publication: what happened more than the delay ago (issue 24), whenever it was reported
         happened = "" if before is None else f" AND {at} < %(before)s"

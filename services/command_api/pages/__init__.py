@@ -15,7 +15,9 @@ JSON must not get:
 Not signed in: GET pages redirect (303) to ``/account/login``; POSTs are 401.
 
 The package: ``rendering`` (templates, the CSRF field, error pages), ``sessions``, ``forms``,
-and the pages: ``sign_in``, ``strategies`` (my strategies), ``keys`` (API keys); here, the router.
+and the pages: ``sign_in``, ``strategies`` (my strategies), ``keys`` (API keys: a new one shown once after a
+redirect, revoking after a confirmation); here, the router. The site's header, favicon and stylesheet are the
+public pages' (``rendering.SITE_TEMPLATES``, query_api's ``/static``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from litestar.static_files import create_static_files_router
 from libs.infra.settings import Settings
 
 from . import follows, profile
-from .keys import create_key, keys_page, revoke_key
+from .keys import create_key, keys_page, new_key_page, revoke_key, revoke_key_page
 from .rendering import CSRF_COOKIE, PAGE_CSP, STATIC, page_error
 from .sign_in import login_page, login_submit, logout, register_page, register_submit
 from .strategies import create_strategy, strategies_page, update_settings
@@ -62,6 +64,8 @@ def routers(settings: Settings) -> list[Router]:
             profile.set_handle,
             keys_page,
             create_key,
+            new_key_page,
+            revoke_key_page,
             revoke_key,
             *follows.HANDLERS,
         ],

@@ -14,10 +14,14 @@ from markupsafe import Markup
 
 from botranks_domain.currency import CURRENCIES
 from libs.infra.web import SECURITY_HEADERS, error_response
+from services.query_api import assets as site_assets
 
 HERE = Path(__file__).resolve().parent.parent  # services/command_api: the templates and assets live there
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
+#: the site's header (``_site_header.html``), favicon and stylesheet are the public pages' own (one copy):
+#: their templates are read after ours, their assets linked at query_api's ``/static`` (the front door's)
+SITE_TEMPLATES = site_assets.TEMPLATES_DIR
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self';"
@@ -39,7 +43,11 @@ NOTICES = {
     "handle": "Public handle saved.",
 }
 
-engine = JinjaTemplateEngine(directory=TEMPLATES)
+#: the header's link marked as the current page, by template (other signed-in pages: "My strategies")
+NAV_CURRENT = {"login.html": "login", "register.html": "register"}
+
+engine = JinjaTemplateEngine(directory=[TEMPLATES, SITE_TEMPLATES])
+engine.engine.globals["asset_url"] = site_assets.url
 
 
 def _csrf_input(request: Request) -> Markup:
@@ -52,6 +60,7 @@ def render(
     request: Request, template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any
 ) -> Response:
     context.setdefault("signed_in", False)
+    context.setdefault("nav_current", NAV_CURRENT.get(template, "account" if context["signed_in"] else None))
     html = engine.get_template(f"account/{template}").render(
         request=request,
         csrf_input=_csrf_input(request),
