@@ -92,7 +92,8 @@ MARKETS: dict[str, str] = {
     "options": "Options",
     "indices": "Indices",
 }
-_CRYPTO_PAIR = re.compile(r"^[A-Z0-9]{2,10}-([A-Z]{3})$")
+#: ``BTC-USD``, ``ETH-EUR``, a prefixed ``DEMO-BTC-USD``: a pair whose last part is its quote currency
+_CRYPTO_PAIR = re.compile(r"^(?:[A-Z0-9]+-)?[A-Z0-9]{2,10}-([A-Z]{3})$")
 
 
 def market_of(symbol: str, currency: str) -> str:
