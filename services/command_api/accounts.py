@@ -33,7 +33,8 @@ from libs.infra.settings import Settings
 
 from .fx_check import check_base_change
 
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+#: a local part, then a domain of dot-separated labels (letters of any script, digits, hyphens)
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W_](?:[\w-]*[^\W_])?$")
 MIN_PASSWORD = 12
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not-a-real-password-but-same-cost")

@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from botranks_domain.accounts import OwnerRecord
+from botranks_domain.profiles import MARKETS
 from botranks_domain.views import (
     LEADERBOARD_DEFAULT_MIN_DAYS,
     LEADERBOARD_DEFAULT_SORT,
@@ -79,6 +81,9 @@ LEADERBOARD = {
         "q": {"type": "string", "description": "the name search it answers (empty: none)"},
         "min_trades": {"type": "integer", "minimum": 0},
         "max_dd": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 100}, {"type": "null"}]},
+        "market": {"type": "string", "description": "the market filter (empty: any)"},
+        "currency": {"type": "string", "description": "the base currency filter (empty: any)"},
+        "min_live": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 100}, {"type": "null"}]},
         "page": {"type": "integer", "minimum": 1},
         "pages": {"type": "integer", "minimum": 1},
         "page_size": {"type": "integer", "const": PAGE_SIZE},
@@ -117,6 +122,21 @@ SUMMARY = {
         "performance": {
             "type": "object",
             "description": "as GET /api/v1/strategies/{id}/performance, with its `trading` statistics",
+        },
+        "profile": {
+            "type": "object",
+            "description": "its profile (docs/METHODOLOGY.md#profiles): the owner's Markdown description and"
+            " tags, the markets derived from its symbols, the start date, base currency, equity bracket and"
+            " the owner's public handle",
+            "properties": {
+                "description": {"type": "string"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "markets": {"type": "array", "items": {"type": "object"}},
+                "started": {"type": ["string", "null"], "format": "date"},
+                "base_currency": {"type": "string"},
+                "equity_bracket": {"type": ["string", "null"]},
+                "owner_handle": {"type": ["string", "null"]},
+            },
         },
         "rank": {"type": ["integer", "null"]},
         "live_share": {"type": ["number", "null"]},
@@ -200,8 +220,30 @@ PATHS: dict[str, Any] = {
                 "name": "q",
                 "in": "query",
                 "required": False,
-                "description": "a piece of the strategy's name, any case (spaces collapsed)",
+                "description": "a piece of the name, the owner's handle or a tag, any case (spaces collapsed);"
+                " `@text`: of the handle only",
                 "schema": {"type": "string", "maxLength": 60},
+            },
+            {
+                "name": "market",
+                "in": "query",
+                "required": False,
+                "description": "it has ordered a symbol of this market (docs/METHODOLOGY.md#markets)",
+                "schema": {"type": "string", "enum": ["", *MARKETS]},
+            },
+            {
+                "name": "currency",
+                "in": "query",
+                "required": False,
+                "description": "its base currency (ISO 4217, any case)",
+                "schema": {"type": "string", "pattern": "^([A-Za-z]{3})?$"},
+            },
+            {
+                "name": "min_live",
+                "in": "query",
+                "required": False,
+                "description": "at least this many per cent of its orders reported live (empty: any)",
+                "schema": {"type": "integer", "minimum": 0, "maximum": 100},
             },
             {
                 "name": "min_trades",
@@ -228,6 +270,33 @@ PATHS: dict[str, Any] = {
         "publicLeaderboard",
         security=[{}],
     ),
+    "/p/owners/{handle}": _get(
+        "An owner's public page",
+        "What `/u/{handle}` shows, as JSON: the handle, when they joined, how many strategies they have started"
+        " (public, private, deleted) and their public strategies' leaderboard rows.",
+        {
+            200: _json(
+                "The owner",
+                {
+                    "type": "object",
+                    "required": ["owner", "strategies"],
+                    "properties": {
+                        "owner": _struct(OwnerRecord),
+                        "strategies": {"type": "array", "items": _struct(LeaderboardRow)},
+                    },
+                },
+            ),
+            304: NOT_MODIFIED,
+            404: _error("No owner has this handle"),
+            429: TOO_MANY,
+        },
+        [
+            {"name": "handle", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}},
+            IF_NONE_MATCH,
+        ],
+        "publicOwner",
+        security=[{}],
+    ),
     "/p/strategies/{strategy_id}": _get(
         "A strategy's public summary",
         "What the strategy page (`/s/{id}`) shows, as JSON: performance, rank, the hash chain's head, and"
@@ -249,7 +318,7 @@ PATHS: dict[str, Any] = {
                     "properties": {
                         "dates": {"type": "array", "items": {"type": "string", "format": "date"}},
                         "equity": {"type": "array"},
-                        "benchmark": {"type": "array"},
+                        "benchmark": {"type": ["array", "null"], "description": "null without a benchmark"},
                         "benchmark_symbol": {"type": ["string", "null"]},
                         "drawdown": {"type": "array"},
                         "rolling_sharpe": {"type": "array"},

@@ -18,7 +18,7 @@ from litestar.params import Parameter
 from litestar.response import Stream
 
 from botranks_domain.errors import BadParameter, InvalidSymbol
-from botranks_domain.model import normalize_symbol
+from botranks_domain.model import SYMBOL_PATTERN, normalize_symbol
 from botranks_domain.trade_stats import (
     TRADE_CURSOR_PATTERN,
     TRADE_STATUSES,
@@ -232,7 +232,9 @@ class StrategyQueries(Controller):
             schema_extra={"enum": ["", *TRADE_STATUSES]},
             description="open, closed or reset",
         ),
-        symbol: str | None = Parameter(default=None, max_length=20, description="one symbol's trades"),
+        symbol: str | None = Parameter(
+            default=None, max_length=20, pattern=SYMBOL_PATTERN, description="one symbol's trades"
+        ),
         from_: str | None = Parameter(
             query="from", default=None, max_length=10, schema_extra=DATE, description="opened on or after (UTC day)"
         ),

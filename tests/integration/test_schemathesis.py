@@ -68,6 +68,16 @@ include-name-regex = "^POST /strategies/?$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "409", "422", "429"]
 
 [[operations]]
+# the same for a strategy's settings (and a new base currency with no FX rate for its history: 422 naming it)
+include-name-regex = "^PATCH /strategies/\\{strategy_id\\}$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+[[operations]]
+# a reserved handle (admin, api, ...) matches the pattern: a 422 naming handle; one another account has: 409
+include-name-regex = "^PUT /me/handle$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "409", "422", "429"]
+
+[[operations]]
 # a webhook's URL must be http(s) with a host whose every address passes the SSRF guard: else a 422 naming url
 include-name-regex = "^POST /webhooks$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "409", "422", "429"]

@@ -135,7 +135,9 @@ class StrategySettingsIn(msgspec.Struct, forbid_unknown_fields=True):
 
     name: Name | None = None
     visibility: Literal["public", "private"] | None = None
-    benchmark: Annotated[str, msgspec.Meta(max_length=20)] | None = None
+    benchmark: Annotated[str, msgspec.Meta(max_length=20, extra_json_schema={"pattern": BENCHMARK_PATTERN})] | None = (
+        None
+    )
     show_positions: ShowPositions | None = None
     #: a new base currency re-derives every read model in it
     base_currency: CurrencyCode | None = None
