@@ -233,9 +233,11 @@ def cmd_restore(args) -> None:
 
 
 def cmd_demo(args) -> None:
+    from services.demo_live.replay import exclusively
+
     from .demo import run_demo
 
-    with _database(args.settings) as db:
+    with _database(args.settings) as db, exclusively(db.url, 300):  # the live loop waits meanwhile
         print(json.dumps(run_demo(db, args.base_url or args.settings.url, reset=args.reset), indent=2))
 
 

@@ -16,3 +16,5 @@ PROJECTOR = 0x42_07_5A_03
 PROJECTOR_MEMBER = 0x42_07_5A_04
 #: (class, partition) session lock of a projector's lease on a partition
 PROJECTOR_LEASE = 0x42_07_5A_05
+#: session lock of the demo's writers: ``botranks demo`` holds it while it runs, the live loop for each round
+DEMO = 0x42_07_5A_06

@@ -5,7 +5,8 @@ Idle until ``botranks demo`` has made its bots; then, every ``POLL_S`` seconds, 
 their hour's slot (``live.live_tick``) and, once per new daily close of the demo market (20:00
 UTC), the sample bots get that day's bars and send its orders (``live.daily_close``), all through
 the public API (the command API at 127.0.0.1:``PORT``, or ``URL``), with the bots' own keys. A
-failed round is logged and retried at the next poll (every order is idempotent by its id)."""
+failed round is logged and retried at the next poll (every order is idempotent by its id). A round
+runs only under the demo's lock (``replay.exclusively``): while ``botranks demo`` runs, the loop waits."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from libs.infra.serve import exit_by_deadline
 from libs.infra.settings import Settings
 
 from .live import Keys, daily_close, last_close, live_tick
+from .replay import exclusively
 
 POLL_S = 30.0
 
@@ -48,14 +50,16 @@ def main() -> None:
         while not stopping.is_set():
             now = datetime.now(UTC)
             try:
-                traded = live_tick(db, base, now, keys)
-                if traded:
-                    log.info("demo_live_traded", bots=traded)
-                if closed != last_close(now):
-                    sent = daily_close(db, base, now, keys)
-                    if sent is not None:  # the demo is here: this close is done
-                        closed = last_close(now)
-                        log.info("demo_daily_close", day=closed.isoformat(), orders=sent)
+                with exclusively(settings.database_url, None) as mine:
+                    if mine:  # else `botranks demo` is running: next poll
+                        traded = live_tick(db, base, now, keys)
+                        if traded:
+                            log.info("demo_live_traded", bots=traded)
+                        if closed != last_close(now):
+                            sent = daily_close(db, base, now, keys)
+                            if sent is not None:  # the demo is here: this close is done
+                                closed = last_close(now)
+                                log.info("demo_daily_close", day=closed.isoformat(), orders=sent)
             except Exception as error:  # noqa: BLE001 - a round that failed is tried again at the next poll
                 log.warning("demo_live_round_failed", error=str(error)[:300])
             stopping.wait(POLL_S)

@@ -5,7 +5,9 @@ the demo already holds (``demo_strategies``, ``last_order_at``). Shared by ``bot
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date
 from typing import Any
@@ -14,7 +16,9 @@ from uuid import UUID
 import httpx
 
 from botranks_domain.bars import Bar, Split
+from libs.infra import locks
 from libs.infra.db import Database
+from libs.infra.pg import Leadership
 from services.market_data.sample_bots import SAMPLE_BOTS
 from services.market_data.synthetic import source, synthetic_bars, synthetic_splits
 from services.market_data.synthetic_fx import (
@@ -26,6 +30,25 @@ from services.market_data.synthetic_fx import (
 
 DEMO_START = date(2022, 1, 3)
 KEY_BUDGET = 50  # requests per key, under the default limit of 60 a minute
+
+
+@contextmanager
+def exclusively(database_url: str, wait_s: float | None) -> Iterator[bool]:
+    """Hold the demo's advisory lock (``locks.DEMO``) for the block, so that ``botranks demo`` and the
+    live loop never send the same bots' payloads side by side: the demo waits up to ``wait_s`` for it
+    (then TimeoutError); the loop (``wait_s`` None) gets False at once while the demo holds it."""
+    lock = Leadership(database_url, locks.DEMO)
+    try:
+        held = lock.try_acquire()
+        deadline = time.monotonic() + (wait_s or 0)
+        while not held and wait_s is not None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the demo's lock is still held after {wait_s:.0f}s (another botranks demo?)")
+            time.sleep(0.5)
+            held = lock.try_acquire()
+        yield held
+    finally:
+        lock.release()
 
 
 def post(api: str, payloads: list[dict[str, Any]], keys: list[str]) -> dict[str, int]:

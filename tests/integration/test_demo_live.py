@@ -17,7 +17,7 @@ import pytest
 from botranks_domain.views import LIVE_ONLY_MIN_SHARE
 from devtools.stack import ROOT, wait_until
 from services.demo_live.live import Keys, daily_close, last_close, live_tick, start_live_bot
-from services.demo_live.replay import new_payloads, write_market
+from services.demo_live.replay import exclusively, new_payloads, write_market
 from services.market_data.sample_bots import SAMPLE_BOTS
 from services.market_data.sample_bots.live_bots import LIVE_BOTS, dca_rule
 
@@ -142,3 +142,16 @@ def test_the_daily_close_brings_the_sample_bots_up_to_date_once(stack, demo):
     events = stack.event_count()
     again = daily_close(stack.db, base, now, keys)
     assert again is not None and all(n == 0 for n in again.values()) and stack.event_count() == events
+
+
+def test_the_loop_waits_while_a_demo_runs(stack):
+    """`botranks demo` holds the demo's lock while it runs: a loop round gets False (it skips), another
+    demo waits for it, and either gets it once it is free."""
+    with exclusively(stack.db.url, 5) as demo_holds:
+        assert demo_holds
+        with exclusively(stack.db.url, None) as loop_round:
+            assert loop_round is False
+        with pytest.raises(TimeoutError), exclusively(stack.db.url, 1):
+            pass
+    with exclusively(stack.db.url, None) as loop_round:
+        assert loop_round is True
