@@ -51,6 +51,8 @@ class Stack:
             "BOTRANKS_LOG_LEVEL": "warning",
             "BOTRANKS_RATE_LIMIT_PER_MINUTE": "1000000",
             "BOTRANKS_AUTH_ATTEMPTS_PER_MINUTE_PER_IP": "1000000",
+            # one worker per API, whatever the machine (the default is one per CPU): tests that want more say so
+            "BOTRANKS_API_WORKERS": "1",
             **self.extra_env,
         }
 

@@ -49,7 +49,8 @@ class Settings:
     ops_token: str = ""
     #: a request's headers, and then its body, must arrive within this long at the front door
     request_read_timeout_s: float = 10.0
-    #: uvicorn worker processes of command_api and query_api each
+    #: uvicorn worker processes of command_api and query_api each (BOTRANKS_API_WORKERS; unset or 0: one per
+    #: CPU this process may run on, so `botranks up` uses what the machine has)
     api_workers: int = 1
     #: where the projector and the relay answer /healthz, /readyz and /metrics (port 0: nowhere)
     health_host: str = "127.0.0.1"
@@ -89,7 +90,7 @@ class Settings:
             allowed_hosts=tuple(h.strip() for h in env.get("BOTRANKS_ALLOWED_HOSTS", "").split(",") if h.strip()),
             ops_token=env.get("BOTRANKS_OPS_TOKEN", "").strip(),
             request_read_timeout_s=max(0.1, float(env.get("BOTRANKS_REQUEST_READ_TIMEOUT_S", "10"))),
-            api_workers=max(1, int(env.get("BOTRANKS_API_WORKERS", "1"))),
+            api_workers=max(0, int(env.get("BOTRANKS_API_WORKERS", "0") or "0")) or available_cpus(),
             health_host=env.get("BOTRANKS_HEALTH_HOST", "127.0.0.1"),
             health_port=int(env.get("BOTRANKS_HEALTH_PORT", "0")),
             ready_max_lag=int(env.get("BOTRANKS_READY_MAX_LAG", "10000")),
@@ -121,3 +122,11 @@ class Settings:
             "BOTRANKS_NATS_URL": self.nats_url,
             "BOTRANKS_HOME": str(self.home),
         }
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's or a taskset's share), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
