@@ -1,7 +1,7 @@
 """The strategy page's orders table: every order the viewer may see, 50 a page (``?orders_page=N``),
 the latest executed first (ties: the latest reported first, so pages never overlap or skip).
 
-Publication (docs/NOTES.md "Pages", docs/notes/one-site.md): ``none`` — no table; ``delayed`` — the
+Publication (docs/NOTES.md "Pages" and "One site"): ``none`` — no table; ``delayed`` — the
 orders executed before the cut-off (the start of the current UTC hour minus 24 h: executed more than
 24 hours ago), all of them, paged; ``live`` (and the owner) — every order. The page parameter is read
 and checked like ``trades_page`` (``trade_pages.page_number``) and the pager is the trades' one
