@@ -96,18 +96,6 @@ def amount_html(value: Decimal | int | None, currency: str | None, signed: bool 
     return Markup('<span class="ccy">{}{}</span><wbr>{}').format(parts[0], parts[1], parts[2])
 
 
-def quote_currencies(*groups: Iterable[Any] | None) -> dict[str, str]:
-    """{symbol: currency} of rows that carry both (positions, trades): what an order or a split of the
-    same symbol is priced in. Rows without a ``currency`` add nothing."""
-    out: dict[str, str] = {}
-    for rows in groups:
-        for row in rows or ():
-            symbol, currency = getattr(row, "symbol", None), getattr(row, "currency", None)
-            if symbol and currency:
-                out.setdefault(symbol, currency)
-    return out
-
-
 def quantity(value: Decimal | None) -> str:
     if value is None:
         return DASH
@@ -187,7 +175,6 @@ FILTERS = {
     "money": money,
     "amount": amount,
     "amount_html": amount_html,
-    "quote_currencies": quote_currencies,
     "quantity": quantity,
     "integer": integer,
     "when": when,

@@ -1,11 +1,9 @@
 """Money on the pages (issue 23): ``amount`` shows a figure with its currency (Babel's en_US symbol
-and the currency's own digits), signed as ``money`` signs, ``—`` for nothing; ``quote_currencies``
-finds what a symbol is priced in from the rows that say it; the strategy template uses them."""
+and the currency's own digits), signed as ``money`` signs, ``—`` for nothing; the strategy template uses it."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from types import SimpleNamespace
 
 import pytest
 from jinja2 import Environment, FileSystemLoader
@@ -18,7 +16,6 @@ from services.query_api.formatting import (
     amount_html,
     currency_digits,
     money,
-    quote_currencies,
 )
 
 NBSP = "\u00a0"
@@ -78,20 +75,9 @@ def test_currency_digits():
     assert [currency_digits(c) for c in ("USD", "EUR", "JPY", "BHD", "KRW")] == [2, 2, 0, 3, 0]
 
 
-def test_quote_currencies_from_rows_that_say_it():
-    positions = [SimpleNamespace(symbol="SAP.DE", currency="EUR"), SimpleNamespace(symbol="AAPL", currency=None)]
-    trades = [SimpleNamespace(symbol="AAPL", currency="USD"), SimpleNamespace(symbol="SAP.DE", currency="GBP")]
-    legacy = [SimpleNamespace(symbol="7203.T")]  # no currency attribute at all
-    assert quote_currencies(positions, None, trades, legacy) == {"SAP.DE": "EUR", "AAPL": "USD"}
-    assert quote_currencies(None) == {}
-
-
 def test_the_filters_are_registered_for_the_templates():
-    assert formatting.FILTERS["amount"] is amount and formatting.FILTERS["quote_currencies"] is quote_currencies
+    assert formatting.FILTERS["amount"] is amount
     env = Environment(loader=FileSystemLoader(assets.TEMPLATES_DIR))
     env.filters.update(formatting.FILTERS)
-    source = env.from_string("{{ x|amount(c) }} {{ y|amount(c, True) }} {{ (rows|quote_currencies(more))['A'] }}")
-    shown = source.render(
-        x=Decimal("1500"), y=Decimal("-2"), c="JPY", rows=[], more=[SimpleNamespace(symbol="A", currency="EUR")]
-    )
-    assert shown == f"¥1,500 {MINUS}¥2 EUR"
+    source = env.from_string("{{ x|amount(c) }} {{ y|amount(c, True) }}")
+    assert source.render(x=Decimal("1500"), y=Decimal("-2"), c="JPY") == f"¥1,500 {MINUS}¥2"
