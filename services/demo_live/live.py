@@ -23,6 +23,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import httpx
+
 from libs.infra.db import Database
 from services.market_data.sample_bots import SAMPLE_BOTS
 from services.market_data.sample_bots.live_bots import (
@@ -96,10 +98,11 @@ class Keys:
 
 def live_tick(
     db: Database, base: str, now: datetime, keys: Keys, bots: Sequence[LiveBot] = LIVE_BOTS
-) -> dict[str, int]:
-    """Each existing live bot's trade of ``now``'s hour slot, sent at once (name -> orders accepted)."""
+) -> dict[str, int | str]:
+    """Each existing live bot's trade of ``now``'s hour slot, sent at once (name -> orders accepted, or
+    why the API refused it: the next poll tries the slot again)."""
     here = live_strategies(db, bots)
-    accepted: dict[str, int] = {}
+    accepted: dict[str, int | str] = {}
     for bot in bots:
         sid = here.get(bot.name)
         if sid is None:
@@ -110,8 +113,11 @@ def live_tick(
         order = live_order(bot, h, now)
         if order is None:
             continue
-        sent = post(api_of(base, sid), [{"kind": "orders", "payload": {"orders": [order]}}], keys.of(sid))
-        accepted[bot.name] = sent["orders"]
+        try:
+            sent = post(api_of(base, sid), [{"kind": "orders", "payload": {"orders": [order]}}], keys.of(sid))
+            accepted[bot.name] = sent["orders"]
+        except (RuntimeError, httpx.HTTPError) as error:
+            accepted[bot.name] = str(error)[:300]
     return accepted
 
 
@@ -122,20 +128,24 @@ def last_close(now: datetime) -> date:
     return today if now >= datetime.combine(today, time(CLOSE_HOUR), UTC) else today - timedelta(days=1)
 
 
-def daily_close(db: Database, base: str, now: datetime, keys: Keys) -> dict[str, int] | None:
+def daily_close(db: Database, base: str, now: datetime, keys: Keys) -> dict[str, int | str] | None:
     """Bring the existing sample bots to ``last_close(now)``: the market written up to that day and
-    each bot's orders since its last stored one sent at once (name -> orders accepted); None when
-    the demo has no sample bot here."""
+    each bot's orders since its last stored one sent at once (name -> orders accepted, or why the API
+    refused the bot's payloads: that bot sends them with a later close, late); None when the demo has
+    no sample bot here."""
     here = demo_strategies(db)
     if not here:
         return None
     market = write_market(db, last_close(now))
-    accepted: dict[str, int] = {}
+    accepted: dict[str, int | str] = {}
     for bot in SAMPLE_BOTS:
         sid = here.get(bot.name)
         if sid is None:
             continue
         payloads = new_payloads(db, sid, bot.orders(market.bars))
         if payloads:
-            accepted[bot.name] = post(api_of(base, sid), payloads, keys.of(sid, keys_needed(payloads)))["orders"]
+            try:
+                accepted[bot.name] = post(api_of(base, sid), payloads, keys.of(sid, keys_needed(payloads)))["orders"]
+            except (RuntimeError, httpx.HTTPError) as error:  # e.g. no EUR/USD rate of the day yet
+                accepted[bot.name] = str(error)[:300]
     return accepted
