@@ -13,9 +13,11 @@ import scipy.stats as st
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
+from botranks_domain import significance
 from botranks_domain.performance import compute_performance
 from botranks_domain.significance import (
     EULER_GAMMA,
+    MAX_TRACK_RECORD_DAYS,
     ReturnMoments,
     Trials,
     min_track_record,
@@ -119,7 +121,11 @@ def test_a_longer_record_of_the_same_positive_sharpe_is_surer(m: ReturnMoments, 
 def test_the_minimum_track_record_reaches_95_percent(m: ReturnMoments) -> None:
     needed = min_track_record(m)
     if needed is None:
-        assert m.sharpe is None or m.sharpe <= 0 or sharpe_std(m) is None
+        sr = m.sharpe
+        if sr is None or sr <= 0 or sharpe_std(m) is None:
+            return
+        term = significance._variance_term(sr, m)  # the rest: more than any record holds
+        assert term is None or 1 + term * (significance.Z_95_ONE_SIDED / sr) ** 2 > MAX_TRACK_RECORD_DAYS
         return
     at = ReturnMoments(needed, m.mean, m.std, m.skewness, m.kurtosis)
     assert probabilistic_sharpe(at) >= 0.95 - 1e-12  # type: ignore[operator]
@@ -182,3 +188,12 @@ def test_pooled_trials_are_the_trials_taken_together(groups: list[list[float]]) 
         assert pooled.sharpe_std is None
     else:
         assert pooled.sharpe_std == pytest.approx(together.sharpe_std, rel=1e-9, abs=1e-12)
+
+
+def test_a_sharpe_barely_above_zero_has_no_minimum_track_record() -> None:
+    """It would need more returns than any record (and than the board's integer column) holds: null, not
+    a number that overflows the projector's write (it did: ``integer out of range``)."""
+    tiny = ReturnMoments(observations=250, mean=1e-7, std=0.01, skewness=0.0, kurtosis=3.0)
+    assert tiny.sharpe is not None and tiny.sharpe > 0 and min_track_record(tiny) is None
+    fine = ReturnMoments(observations=250, mean=1e-3, std=0.01, skewness=0.0, kurtosis=3.0)
+    assert 0 < min_track_record(fine) <= MAX_TRACK_RECORD_DAYS < 2**31  # type: ignore[operator]

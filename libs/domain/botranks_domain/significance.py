@@ -134,6 +134,10 @@ def probabilistic_sharpe(m: ReturnMoments, benchmark_sharpe: float = 0.0) -> flo
     return _finite(_NORMAL.cdf((sr - benchmark_sharpe) / sigma))
 
 
+#: above this many daily returns (~40,000 years) the minimum track record is null: no record is that long
+MAX_TRACK_RECORD_DAYS = 10_000_000
+
+
 def min_track_record(m: ReturnMoments) -> int | None:
     """The daily returns needed for 95 % confidence that the true Sharpe is above 0 (None when SR ≤ 0)."""
     sr = m.sharpe
@@ -146,7 +150,8 @@ def min_track_record(m: ReturnMoments) -> int | None:
         needed = 1 + term * (Z_95_ONE_SIDED / sr) ** 2
     except OverflowError:  # a Sharpe of 1e-300: no record is long enough
         return None
-    return math.ceil(needed) if math.isfinite(needed) else None
+    # a Sharpe barely above 0: more daily returns than any record will have (and than a table column holds)
+    return math.ceil(needed) if math.isfinite(needed) and needed <= MAX_TRACK_RECORD_DAYS else None
 
 
 def significance(m: ReturnMoments, of_instance: Trials) -> dict[str, Any]:
