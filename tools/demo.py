@@ -69,7 +69,7 @@ from services.demo_live.replay import (
     post,
     write_market,
 )
-from services.market_data.sample_bots import SAMPLE_BOTS, SampleBot
+from services.market_data.sample_bots import SAMPLE_BOTS, SampleBot, bot_profile
 from services.market_data.sample_bots.live_bots import LIVE_BOTS
 from services.market_data.synthetic import DEMO_PREFIX, source
 from services.market_data.synthetic_fx import EUR_CURRENCIES, FX_SYMBOL
@@ -111,6 +111,7 @@ def run_demo(
                 first_key=False,
                 base_currency=bot.base_currency,
             )
+        db.identity.describe(strategy_id, *bot_profile(bot))  # its profile (a no-op when unchanged)
         # the replay's keys, used KEY_BUDGET times each, then the key printed for the user: never used
         *replay_keys, key = db.identity.add_keys(
             strategy_id, [f"demo-replay-{i}" for i in range(keys_needed(payloads))] + ["demo"]

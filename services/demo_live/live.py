@@ -26,7 +26,7 @@ from uuid import UUID
 import httpx
 
 from libs.infra.db import Database
-from services.market_data.sample_bots import SAMPLE_BOTS
+from services.market_data.sample_bots import SAMPLE_BOTS, bot_profile
 from services.market_data.sample_bots.live_bots import (
     CLOSE_HOUR,
     LIVE_BOTS,
@@ -70,6 +70,7 @@ def start_live_bot(db: Database, base: str, bot: LiveBot, clock: Clock) -> dict[
         first_key=False,
         base_currency=bot.base_currency,
     )
+    db.identity.describe(strategy_id, *bot_profile(bot))
     sid = str(strategy_id)
     items, h = prelude(bot, clock())
     *keys, key = db.identity.add_keys(strategy_id, [f"demo-replay-{i}" for i in range(keys_needed(items))] + ["demo"])

@@ -131,5 +131,27 @@ def test_the_board_finds_and_filters_profiles_on_a_phone(site, new_context, watc
     assert width <= PHONE["width"], f"the board is {width} px wide on a {PHONE['width']} px screen"
     page.screenshot(path=str(SHOTS / "profile-board-filtered-390x844.png"), full_page=True)
     page.goto(site.url(f"/?min_days=0&market=forex&q=%40{handle}"))
-    assert page.locator("#leaderboard tbody tr").count() == 0 and "trading Forex" in page.inner_text("#leaderboard-empty")
+    assert page.locator("#leaderboard tbody tr").count() == 0 and "trading Forex" in page.inner_text(
+        "#leaderboard-empty"
+    )
     checks.assert_clean("the filtered board")
+
+
+def test_the_demo_bots_have_profiles(site, new_context, watch):
+    """`botranks demo` describes and tags its bots; their markets are derived from what they trade."""
+    bots = {b["name"]: b["strategy_id"] for b in site.demo["bots"]}
+    page = new_context(viewport=DESKTOP).new_page()
+    checks = watch(page)
+    page.goto(site.url(f"/s/{bots['Momentum rotation (demo)']}"))
+    about = page.locator("#about")
+    assert about.locator("#description strong").first.inner_text() == "sample bot"
+    assert about.locator("#profile-tags .chip").all_inner_texts() == ["momentum", "rotation", "monthly"]
+    assert about.locator("#profile-markets .chip").all_inner_texts() == ["US equities", "Crypto"]  # BTC too
+    page.goto(site.url(f"/s/{bots['Euro balanced (demo)']}"))
+    markets = page.locator("#about #profile-markets .chip").all_inner_texts()
+    assert "Equities outside the US" in markets and "US equities" in markets  # SAP in EUR, AAPL and KO in USD
+    assert page.locator("#about #profile-currency").inner_text() == "EUR"
+    page.goto(site.url("/?min_days=0&q=trend-following"))
+    names = page.locator("#leaderboard tbody td.name > a").all_inner_texts()
+    assert {"Crypto trend (demo)", "Breakout trend (demo)"} <= set(names), names
+    checks.assert_clean("the demo bots' profiles")

@@ -15,7 +15,7 @@ from eventsourcing.postgres import PostgresDatastore
 
 from botranks_domain.accounts import OwnerRecord, User
 from botranks_domain.errors import Conflict, NotFound, RuleBroken
-from botranks_domain.profiles import normalize_handle
+from botranks_domain.profiles import check_description, normalize_handle, normalize_tags
 
 from ..pg import one, reading
 
@@ -88,6 +88,22 @@ class ProfileStore:
         except (IntegrityError, psycopg.errors.UniqueViolation) as err:
             raise _taken(err, handle) from None
         return User(**row)
+
+    def describe(self, strategy_id: UUID, description: str, tags: list[str]) -> None:
+        """The operator's side (``botranks demo``): set a strategy's description and tags, whoever owns it;
+        recorded in ``strategy_updates`` when it changes something (the board shows the tags)."""
+        check_description(description)
+        tags = normalize_tags(tags)
+        with self.datastore.transaction(commit=True) as curs:
+            changed = curs.execute(
+                "UPDATE strategies SET description = %s, tags = %s WHERE id = %s"
+                " AND (description <> %s OR tags <> %s::text[]) RETURNING id",
+                (description, tags, strategy_id, description, tags),
+            ).fetchone()
+            if changed is not None:
+                curs.execute(
+                    "INSERT INTO strategy_updates (strategy_id, benchmark_changed) VALUES (%s, false)", (strategy_id,)
+                )
 
     def owner_record_by_handle(self, handle: str) -> OwnerRecord | None:
         """An owner's public record: the handle, when they joined, how many strategies they have started

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from botranks_domain.bars import Bar
 
@@ -49,6 +49,44 @@ class SampleBot:
     show_positions: str = "none"
     #: the currency of its cash, fees and NAV (its strategy's base currency)
     base_currency: str = "USD"
+
+
+class Described(Protocol):
+    """A sample or a live demo bot (frozen dataclasses: read-only attributes)."""
+
+    @property
+    def slug(self) -> str: ...
+    @property
+    def risk(self) -> str: ...
+    @property
+    def rules(self) -> str: ...
+
+
+def bot_profile(bot: Described) -> tuple[str, list[str]]:
+    """A demo bot's profile (issue 24): its description (Markdown: its rules and risk, and that its prices
+    are synthetic) and its tags (what kind of bot it is)."""
+    description = (
+        f"A **sample bot** of `botranks demo`: {bot.rules}.\n\n"
+        f"Risk: *{bot.risk}*. It trades synthetic `DEMO-` prices, clearly not a market's, so its record"
+        " shows what the pages do, not what to buy."
+    )
+    return description, list(TAGS.get(bot.slug, ()))
+
+
+#: the demo bots' tags, by slug
+TAGS: dict[str, tuple[str, ...]] = {
+    "momentum": ("momentum", "rotation", "monthly"),
+    "meanrev": ("mean-reversion", "bi-weekly"),
+    "index": ("buy-and-hold", "index"),
+    "crypto": ("trend-following", "weekly"),
+    "income": ("dividends", "low-risk"),
+    "tech": ("concentrated", "tech"),
+    "scalper": ("dip-buying", "short-term"),
+    "trend": ("breakout", "trend-following"),
+    "euro": ("balanced", "multi-currency"),
+    "livedca": ("dollar-cost-averaging", "hourly", "reported-live"),
+    "live5050": ("rebalancing", "hourly", "reported-live"),
+}
 
 
 SAMPLE_BOTS: tuple[SampleBot, ...] = (
