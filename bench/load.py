@@ -114,13 +114,14 @@ def lag(
     start_at: float,
     tag: str,
     first_ts: float,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Open loop: ``rate`` orders a second as POSTs of ``per_post`` orders, round-robin over
     ``accounts``. For every ``sample_every``-th POST, from its 2xx on, GET /state every ``poll_s``
     (or every 5 % of the time waited so far, if longer; 25 % after a second: the polls must not load
     query_api) until ``last_order_at`` reaches its last order's ``executed_at``: the time from the 2xx
     to the answer that shows it is its lag (a sample still not visible after ``GIVE_UP_S`` counts
-    as the time waited, and as ``censored``)."""
+    as the time waited, and as ``censored``). ``headers``: added to every POST."""
     command, query = HttpClient.for_base(command_base), HttpClient.for_base(query_base)
     sent: dict[str, int] = {}
     posts_per_s = rate / per_post
@@ -135,7 +136,8 @@ def lag(
         executed = [first_ts + (i + j / per_post) / posts_per_s for j in range(per_post)]  # increasing per strategy
         body = msgspec.json.encode({"orders": [order(first + j, ts, tag) for j, ts in enumerate(executed)]})
         t = time.perf_counter()
-        await checked(command.post(f"/api/v1/strategies/{sid}/orders", body, _auth(key)), "POST orders")
+        post_headers = {**_auth(key), **(headers or {})}
+        await checked(command.post(f"/api/v1/strategies/{sid}/orders", body, post_headers), "POST orders")
         acked = time.perf_counter()
         out = {"POST": acked - t}
         if i % sample_every:

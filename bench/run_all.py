@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 
-from bench import bench_pages, bench_rebuild, load  # noqa: E402
+from bench import bench_pages, bench_rebuild, load, through_up  # noqa: E402
 from bench.ceilings import Ceilings, measure  # noqa: E402
 from bench.common import (  # noqa: E402
     ROOT,
@@ -198,6 +198,7 @@ class System:
         self.pool = LoadPool(profile.load_processes)
         self.meter = CpuMeter(self._cpu_groups)
         self.phase_number = 0
+        self.lag_headers: dict[str, str] = {}  # added to the lag phase's POSTs
 
     def _cpu_groups(self) -> dict[str, list[int]]:
         groups = {name: descendants(p.pid) for name, p in self.stack.processes.items()}
@@ -436,6 +437,7 @@ def lag_phase(system: System, c: Ceilings) -> list[Row]:
                 time.time() + 0.5,
                 system.tag(),
                 first_ts,
+                system.lag_headers,
             )
         ],
         settle=False,
@@ -833,6 +835,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a ~3-minute smoke run (smaller, shorter)")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--skip-rebuild", action="store_true", help="leave out the rebuild phase")
+    parser.add_argument("--skip-up", action="store_true", help="leave out the phases through `botranks up`")
     parser.add_argument(
         "--api-workers",
         type=int,
@@ -877,6 +880,9 @@ def main() -> None:
                 write_phases(system, c)
                 step("read phases")
                 read_phases(system, c)
+                if not args.skip_up:
+                    step("through botranks up")
+                    through_up.run(system, c, nats, Path(home), RATE_LIMIT, args.quick)
             except BaseException:
                 traceback.print_exc()
                 for log in sorted(Path(home).glob("*.log")):
