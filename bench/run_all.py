@@ -1,8 +1,8 @@
 """Every end-to-end figure of BotRanks in one run, each next to its target and to this machine's
 ceilings measured in the same run; prints a table and writes BENCHMARKS.md.
 
-    .venv/bin/python bench/run_all.py            # the full run (~20 minutes on 2 cores)
-    .venv/bin/python bench/run_all.py --quick    # a smoke run (~3 minutes), same figures, smaller
+    .venv/bin/python bench/run_all.py            # the full run (~15 minutes on 2 cores)
+    .venv/bin/python bench/run_all.py --quick    # a smoke run (~4 minutes), same figures, smaller
 
 1. Ceilings (bench/ceilings.py): PostgreSQL COPY and 500-row executemany of order-sized rows,
    JetStream pipelined publish and pull + ack, and round-trip floors.
@@ -13,7 +13,9 @@ ceilings measured in the same run; prints a table and writes BENCHMARKS.md.
 3. Load from separate spawned processes (bench/load.py) over loopback: batched ingest (read-your-
    writes off, then on), single-order POSTs, projection lag at a steady rate, GET /state,
    /performance and /p/leaderboard. After each write phase the projector catches up (timed).
-4. Rebuild of every read model from a log of 1,000,000 events (bench/bench_rebuild.py's fill,
+4. The same database through `botranks up`'s base URL on its defaults (bench/through_up.py: Caddy in
+   front, the limiters opened), the figures users meet, and the front door's cost per request.
+5. Rebuild of every read model from a log of 1,000,000 events (bench/bench_rebuild.py's fill,
    on a second fresh database), as a child process.
 Both databases and the NATS streams are removed at the end.
 """

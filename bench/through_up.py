@@ -25,6 +25,7 @@ from bench import backfill_spread, load
 from bench.ceilings import Ceilings
 from bench.common import CpuMeter, descendants, percentile_ms, pids_named, postgres_pids, vm_hwm_mb
 from devtools.stack import BotranksUp
+from libs.infra.settings import Settings
 
 if TYPE_CHECKING:
     from bench.run_all import System
@@ -287,7 +288,10 @@ def run(system: System, c: Ceilings, nats: str, workdir: Path, rate_limit: str, 
                 ratio=f"{rates['python'] / rates['state']:.2f} of wrk's",
             )
         )
-    report.notes.append(NOTE.format(how=how, keys=KEYS, conns=CONNECTIONS, rate=OPEN_RATE, limit=rate_limit))
+    workers = Settings.from_env(up.up.env).api_workers
+    report.notes.append(
+        NOTE.format(how=how, keys=KEYS, conns=CONNECTIONS, rate=OPEN_RATE, limit=rate_limit, workers=workers)
+    )
 
 
 def front_door_row(cpu: dict[str, dict[str, float]]) -> Any:
@@ -403,7 +407,8 @@ def writes(system: System, c: Ceilings, run_all: Any) -> list[Any]:
 NOTE = """**Through `botranks up`** (rows "up: …", bench/through_up.py): once the direct phases are done, their
   services stop and `botranks up` (devtools.stack.BotranksUp: `python -m tools.cli up`, Caddy as the front door
   and the services it starts: command_api, query_api, relay, projector, market_data, notifier, demo_live) starts
-  on the same database and NATS server, with every `BOTRANKS_*` setting at its default (API workers included)
+  on the same database and NATS server, with every `BOTRANKS_*` setting at its default (API workers included:
+  {workers} uvicorn worker(s) each for command_api and query_api in this run)
   except the limiters, opened so that the load measures the services, not the limiters:
   `BOTRANKS_RATE_LIMIT_PER_MINUTE={limit}` (per key), `BOTRANKS_PAGE_REQUESTS_PER_MINUTE_PER_IP=0` (the pages'
   per-address limit: 0 is none) and `BOTRANKS_DOWNLOADS_PER_ADDRESS=0` (0: no cap), all three read by
