@@ -17,6 +17,7 @@ from litestar.template import TemplateConfig
 
 from .db import Database
 from .health import DatabaseProbe, healthz_response
+from .key_gate import KeyGate
 from .metrics import CONTENT_TYPE_LATEST, exposition, http_metrics
 from .openapi import openapi_config
 from .settings import Settings
@@ -86,12 +87,18 @@ def create_service_app(
         app.state.db, app.state.settings = db, settings
         app.state.surface = Surface([app, *(await asyncio.to_thread(peers) if peers else ())])
         app.state.probe = DatabaseProbe(settings.database_url)
+        # the API-key checks' group commit; query_api's also reads the versions its read caches key on
+        app.state.key_gate = KeyGate(
+            settings.database_url, settings.rate_limit_per_minute, versions=service == "query_api"
+        )
+        app.state.key_gate.start()
         shutdown = await setup(app, db, settings) if setup else None
         try:
             yield
         finally:
             if shutdown is not None:
                 await shutdown()
+            await app.state.key_gate.close()
             await app.state.probe.close()
             await asyncio.to_thread(db.close)
 

@@ -17,12 +17,14 @@ from libs.infra.surface import peers_of
 from . import assets, compare, downloads, embed, feed, fx_routes, methodology, pages, profiles, readers
 from .page_data import PageCache
 from .public_schema import PATHS as PUBLIC_PATHS
+from .read_cache import ReadCache
 from .routes import StrategyQueries
 
 
 async def _start(app: Litestar, db: Database, settings: Settings) -> None:
     app.state.performance = functools.lru_cache(maxsize=4096)(functools.partial(readers.performance, db))
     app.state.pages = PageCache(db)
+    app.state.reads = ReadCache()  # /state and /performance under the versions the key check read
     app.state.build = assets.build_version()
     app.state.downloads = downloads.DownloadSlots(settings.downloads_per_process, settings.downloads_per_address)
     app.state.page_buckets = downloads.page_buckets(settings)

@@ -43,7 +43,7 @@ from libs.infra.openapi import KEY_REQUIRED, LEDGER
 from libs.infra.readmodel import stream_chain_events, stream_nav_rows
 from libs.infra.web import LEDGER_ERRORS, ExactJSONResponse
 
-from . import readers
+from . import read_cache, readers
 from .downloads import ThreadedChunks, download_slots, idle_timeout, nav_csv_chunks, prime, register
 
 log = structlog.get_logger(service="query_api")
@@ -124,8 +124,11 @@ class StrategyQueries(Controller):
     tags, security = [LEDGER], KEY_REQUIRED
 
     @get("/state", responses=LEDGER_ERRORS, summary="Current derived state")
-    async def get_state(self, state: State, strategy_id: UUID) -> StateView:
-        return await _read(state, strategy_id, "state_read", lambda sid: readers.state_view(state.db, sid))
+    async def get_state(self, request: Request, state: State, strategy_id: UUID) -> Response[StateView]:
+        # a hit is a dictionary lookup under the versions the key check read (read_cache.py)
+        key = read_cache.state_key(request.state.checked, strategy_id)
+        body, _ = await state.reads.answer(key, lambda: readers.state_view(state.db, strategy_id))
+        return ExactJSONResponse(body)
 
     @get(
         "/nav",
@@ -172,6 +175,7 @@ class StrategyQueries(Controller):
     @get("/performance", responses=LEDGER_ERRORS, summary="Return, risk and benchmark-relative metrics")
     async def get_performance(
         self,
+        request: Request,
         state: State,
         strategy_id: UUID,
         benchmark: str | None = Parameter(
@@ -183,10 +187,11 @@ class StrategyQueries(Controller):
         risk_free_rate: str | None = Parameter(
             default=None, max_length=40, schema_extra=RATE, description="annualized, a number in [-1, 1], e.g. 0.045"
         ),
-    ) -> Performance:
+    ) -> Response[Performance]:
         rate = _risk_free_rate(risk_free_rate)
         symbol = None if benchmark is None else _benchmark(benchmark)
         started = time.perf_counter()
+        cached = read_cache.performance_key(request.state.checked, strategy_id, symbol, rate)
 
         def work() -> Performance:
             key, known = readers.performance_key(state.db, strategy_id, symbol, rate)
@@ -199,14 +204,15 @@ class StrategyQueries(Controller):
             # cached per (strategy, NAV version, benchmark and its price version, rate): a NAV change is a new key
             return state.performance(key)
 
-        body = await to_thread.run_sync(work)
-        log.info(
-            "performance_read",
-            strategy_id=str(strategy_id),
-            benchmark=body.benchmark and body.benchmark.symbol,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        return body
+        body, computed = await state.reads.answer(cached, work)
+        if computed:  # a hit is a dictionary lookup: not logged
+            log.info(
+                "performance_read",
+                strategy_id=str(strategy_id),
+                benchmark=symbol,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+        return ExactJSONResponse(body)
 
     @get("/orders", responses=LEDGER_ERRORS, summary="The strategy's orders, in arrival order, paginated")
     async def list_orders(

@@ -187,4 +187,117 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE strategies ADD COLUMN description text NOT NULL DEFAULT '';
     ALTER TABLE strategies ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
     """,
+    23: """
+    -- issue 25: the key checks of many concurrent requests in ONE statement (a group commit of rate-limit
+    -- hits, docs/notes/read-path.md). Same rules as before, hit by hit in arrival order (p_hashes[i],
+    -- p_strategies[i]): each key's row is locked once, in key order (no deadlock between replicas'
+    -- batches), its window pruned, the batch's hits admitted while the window has room, written back once.
+    -- A window keeps hits per second of arrival (slots: the LAST hit's time of each wall-clock second,
+    -- ascending; slot_hits: how many), at most 61 slots whatever the limit (a timestamp per hit grew to
+    -- 60,000 at a limit of 1,000/min). A second's hits count until its last hit leaves the window: never
+    -- fewer hits than exact timestamps would count (the limit holds exactly), an earlier hit of the same
+    -- second leaves < 1 s late; Retry-After stays within the window.
+    -- The older hits array is no longer read (the window starts empty: ephemeral, like after a crash).
+    ALTER TABLE rate_windows
+        ADD COLUMN slots timestamptz[] NOT NULL DEFAULT '{}',
+        ADD COLUMN slot_hits int[] NOT NULL DEFAULT '{}';
+    UPDATE rate_windows SET hits = '{}';
+
+    CREATE FUNCTION botranks_check_keys(p_hashes bytea[], p_strategies uuid[], p_limit int, p_window_s float8)
+    RETURNS TABLE (i int, outcome text, remaining int, reset_s float8, base_currency text, benchmark text)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        now_ts timestamptz := clock_timestamp();
+        win interval := make_interval(secs => p_window_s);
+        oldest timestamptz := now_ts - make_interval(secs => p_window_s);
+        r record;
+        cur uuid;
+        admitted int := 0;
+        counted int := 0;
+        first_kept int;
+        pruned boolean := false;
+        s timestamptz[];
+        n int[];
+    BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
+        FOR r IN
+            SELECT h.ord::int AS ord, h.sid, k.id AS key_id, k.strategy_id AS key_strategy, k.revoked_at,
+                   st.id IS NOT NULL AS known, st.base_currency AS currency, nullif(st.benchmark, '') AS bench
+            FROM unnest(p_hashes, p_strategies) WITH ORDINALITY AS h(hash, sid, ord)
+            LEFT JOIN api_keys AS k ON k.key_hash = h.hash
+            LEFT JOIN strategies AS st ON st.id = h.sid
+            ORDER BY k.id NULLS FIRST, h.ord
+        LOOP
+            IF r.key_id IS NULL OR r.revoked_at IS NOT NULL THEN
+                RETURN QUERY SELECT r.ord, 'unauthorized'::text, 0, 0::float8, NULL::text, NULL::text;
+                CONTINUE;
+            END IF;
+            IF cur IS DISTINCT FROM r.key_id THEN
+                IF cur IS NOT NULL AND (admitted > 0 OR pruned) THEN
+                    PERFORM botranks_record_hits(cur, s, n, admitted, now_ts);
+                END IF;
+                cur := r.key_id;
+                admitted := 0;
+                SELECT w.slots, w.slot_hits INTO s, n FROM rate_windows AS w WHERE w.key_id = cur FOR UPDATE;
+                IF NOT FOUND THEN
+                    INSERT INTO rate_windows (key_id) VALUES (cur) ON CONFLICT DO NOTHING;
+                    SELECT w.slots, w.slot_hits INTO s, n FROM rate_windows AS w WHERE w.key_id = cur FOR UPDATE;
+                END IF;
+                first_kept := 1;
+                WHILE first_kept <= cardinality(s) AND s[first_kept] <= oldest LOOP
+                    first_kept := first_kept + 1;
+                END LOOP;
+                pruned := first_kept > 1;
+                s := s[first_kept:];
+                n := n[first_kept:];
+                counted := coalesce((SELECT sum(x) FROM unnest(n) AS x), 0);
+            END IF;
+            IF counted + admitted >= p_limit THEN
+                RETURN QUERY SELECT r.ord, 'limited'::text, 0,
+                    greatest(extract(epoch FROM coalesce(s[1], now_ts) + win - now_ts), 0)::float8,
+                    NULL::text, NULL::text;
+                CONTINUE;
+            END IF;
+            admitted := admitted + 1;
+            RETURN QUERY SELECT r.ord,
+                CASE WHEN NOT r.known THEN 'not_found' WHEN r.key_strategy <> r.sid THEN 'forbidden' ELSE 'ok' END,
+                p_limit - counted - admitted,
+                extract(epoch FROM coalesce(s[1], now_ts) + win - now_ts)::float8,
+                r.currency, r.bench;
+        END LOOP;
+        IF cur IS NOT NULL AND (admitted > 0 OR pruned) THEN
+            PERFORM botranks_record_hits(cur, s, n, admitted, now_ts);
+        END IF;
+    END $$;
+
+    -- a key's pruned window plus the hits a batch admitted at p_now (and when the key was last used)
+    CREATE FUNCTION botranks_record_hits(
+        p_key uuid, p_slots timestamptz[], p_hits int[], p_admitted int, p_now timestamptz)
+    RETURNS void LANGUAGE plpgsql AS $$
+    DECLARE
+        last int := cardinality(p_slots);
+    BEGIN
+        IF p_admitted > 0 THEN
+            -- into this second's slot, or a later one (a batch that waited for the row lock: counted later)
+            IF last > 0 AND date_trunc('second', p_slots[last]) >= date_trunc('second', p_now) THEN
+                p_hits[last] := p_hits[last] + p_admitted;
+                p_slots[last] := greatest(p_slots[last], p_now);
+            ELSE
+                p_slots := p_slots || p_now;
+                p_hits := p_hits || p_admitted;
+            END IF;
+            UPDATE api_keys SET last_used_at = p_now
+                WHERE id = p_key AND (last_used_at IS NULL OR last_used_at < p_now - interval '5 seconds');
+        END IF;
+        UPDATE rate_windows SET slots = p_slots, slot_hits = p_hits WHERE key_id = p_key;
+    END $$;
+
+    -- the one-request check (an API key on a page's download) shares the windows of the batched one
+    CREATE OR REPLACE FUNCTION botranks_check_key(p_hash bytea, p_strategy uuid, p_limit int, p_window_s float8)
+    RETURNS TABLE (outcome text, remaining int, reset_s float8)
+    LANGUAGE sql AS $$
+        SELECT c.outcome, c.remaining, c.reset_s
+        FROM botranks_check_keys(ARRAY[p_hash], ARRAY[p_strategy], p_limit, p_window_s) AS c
+    $$;
+    """,
 }

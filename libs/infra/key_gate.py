@@ -1,0 +1,127 @@
+"""The API-key check of every ``/api/v1/strategies/{id}/...`` request, as a group commit.
+
+Each process keeps one PostgreSQL connection for it. A request's hit (its key's hash, the strategy of
+its path) waits in a queue; whenever no statement is in flight, every waiting hit (at most ``MAX_BATCH``)
+goes in ONE round trip: ``botranks_check_keys`` (identity: the key looked up, its sliding window row-locked
+and written once for all its hits of the batch, so the limit stays exact across every replica) and, in the
+same pipeline, the versions the read caches key on (the read model's, the price cache's). Under load the
+batches grow by themselves (hits arrive while one is in flight); alone, a hit goes at once (no timer, no
+added latency); an idle key costs nothing. Nothing about a key is cached: a revoked key is refused from
+the next batch on. See docs/notes/read-path.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import psycopg
+import structlog
+
+from .identity import hash_secret
+from .identity.accounts import RateState
+from .identity.gate import KeyVerdict, bearer_token, rate_of, read_verdicts, send_check_keys
+from .prices.versions import read_price_version, send_price_version
+from .readmodel.versions import read_versions, send_versions
+
+log = structlog.get_logger(component="key_gate")
+
+MAX_BATCH = 512
+CONNECT_TIMEOUT_S = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A request that passed: its rate state, and the versions its reads may key a cache on (as of a
+    snapshot taken after the request arrived: a write acknowledged before it is in them)."""
+
+    rate: RateState
+    verdict: KeyVerdict
+    nav_version: datetime | None
+    trials_version: int
+    price_version: int
+
+
+class KeyGate:
+    """One process's group commit of key checks (``versions``: also read the read caches' versions)."""
+
+    def __init__(self, database_url: str, limit: int, *, versions: bool) -> None:
+        self.database_url, self.limit, self.versions = database_url, limit, versions
+        self._waiting: list[tuple[bytes, UUID, asyncio.Future]] = []
+        self._wake = asyncio.Event()
+        self._conn: psycopg.AsyncConnection | None = None
+        self._task: asyncio.Task | None = None
+        #: batches sent and hits checked (for the probe and the logs)
+        self.batches = self.hits = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def check(self, authorization: str | None, strategy_id: UUID) -> Checked:
+        """The request's verdict; raises the domain error of a refusal (401, 429, 404, 403)."""
+        token = bearer_token(authorization)
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._waiting.append((hash_secret(token), strategy_id, future))
+        self._wake.set()
+        verdict, navs, trials, prices = await future
+        rate = rate_of(verdict, self.limit, strategy_id)
+        return Checked(rate, verdict, navs.get(strategy_id), trials, prices)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+                try:
+                    answers = await self._send([(h, s) for h, s, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - each waiting request answers 503 (database unavailable)
+                    await self._drop_connection()
+                    error = exc if isinstance(exc, psycopg.Error) else psycopg.OperationalError(str(exc))
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, _, future), answer in zip(batch, answers, strict=True):
+                    if not future.done():  # its request may have gone (client disconnected)
+                        future.set_result(answer)
+
+    async def _send(self, hits: list[tuple[bytes, UUID]]) -> list[tuple]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self.database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+            )
+        conn = self._conn
+        navs: dict[UUID, datetime] = {}
+        trials = prices = 0
+        async with conn.pipeline():
+            keys = conn.cursor()
+            await send_check_keys(keys, hits, self.limit)
+            if self.versions:
+                versions, price = conn.cursor(), conn.cursor()
+                await send_versions(versions, [s for _, s in hits])
+                await send_price_version(price)
+        verdicts = await read_verdicts(keys, len(hits))
+        if self.versions:
+            navs, trials = await read_versions(versions)
+            prices = await read_price_version(price)
+        self.batches += 1
+        self.hits += len(hits)
+        return [(v, navs, trials, prices) for v in verdicts]
+
+    async def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                await self._conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+            self._conn = None
