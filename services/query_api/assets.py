@@ -2,7 +2,7 @@
 
 Every file comes from this package (``static/``) or from a PyPI package we depend on:
 openapi-ui-bundles' Swagger UI 5 (``/docs``). The strategy page's charts are drawn by the server
-(``charts.py``): no chart library is served (docs/notes/charts.md). Only the files named here are
+(``charts.py``): no chart library is served (docs/NOTES.md "Charts of the strategy page"). Only the files named here are
 served (a whitelist, never a directory listing). Each is read once, kept in memory with a gzip copy,
 and addressed by a versioned URL ``/static/<name>?v=<content hash>``: that URL never changes
 meaning, so it is cached for a year (``immutable``); the same name without (or with a stale) ``v``

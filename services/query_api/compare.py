@@ -1,5 +1,5 @@
 """Side-by-side comparison of up to six public strategies: ``/compare?ids=…`` (HTML) and
-``/p/compare?ids=…`` (JSON; described in ``public_schema``). Definitions: docs/notes/compare.md.
+``/p/compare?ids=…`` (JSON; described in ``public_schema``). Definitions: docs/NOTES.md "Compare".
 
 - Each strategy's equity is its time-weighted growth index (``botranks_domain.series``, the returns of
   /performance) on the *common dates* (the days on which every one has a NAV row), rebased to 100 on

@@ -1,7 +1,7 @@
 """The comparison's data (``compare``'s routes serve it): each strategy's growth index on the common
 dates rebased to 100, its drawdown there, its figures (its /performance and leaderboard row), and the
 Pearson correlations of the returns between consecutive common dates, with one another and with each
-one's own benchmark. Definitions: docs/notes/compare.md."""
+one's own benchmark. Definitions: docs/NOTES.md "Compare"."""
 
 from __future__ import annotations
 
