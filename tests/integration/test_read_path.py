@@ -161,3 +161,41 @@ def test_cached_reads_show_each_acknowledged_write_on_every_replica(replicas):
         for params in ({}, {"benchmark": ""})
     ]
     assert "benchmark_unpriced" in codes[0] and "benchmark_unpriced" not in codes[1]
+
+
+def test_the_window_slides_and_keeps_a_slot_per_second(replicas):
+    """``botranks_check_keys`` itself (what each process's batch sends): hits in arrival order, the
+    window's room shared among them, a busy second kept as one slot."""
+    from libs.infra.identity import hash_secret
+
+    owner = _owner(replicas)
+    sid = owner.post("/strategies", json={"name": "window", "visibility": "private"}).json()["id"]
+    kid, auth = _key(owner, sid)
+    _, other = _key(owner, sid, "other")
+    key, other_key = (hash_secret(a["Authorization"].split()[1]) for a in (auth, other))
+
+    def check(hashes: list[bytes], limit: int, window_s: float) -> list[tuple]:
+        with replicas.sql() as curs:
+            rows = curs.execute(
+                "SELECT i, outcome, remaining, reset_s FROM botranks_check_keys(%s, %s, %s, %s) ORDER BY i",
+                (hashes, [uuid.UUID(sid)] * len(hashes), limit, window_s),
+            ).fetchall()
+        return [(r["outcome"], r["remaining"], r["reset_s"]) for r in rows]
+
+    # interleaved keys: each key's hits in arrival order against its own window
+    first = check([key, other_key, key, key, other_key, key], 3, 1.5)
+    assert [(o, n) for o, n, _ in first] == [
+        ("ok", 2), ("ok", 2), ("ok", 1), ("ok", 0), ("ok", 1), ("limited", 0),
+    ]  # fmt: skip
+    assert 0 < first[-1][2] <= 1.5
+    time.sleep(first[-1][2] + 0.05)  # the window's hits have left it
+    assert [o for o, _, _ in check([key] * 4, 3, 1.5)] == ["ok", "ok", "ok", "limited"]
+    # a burst is one slot, whatever its size
+    assert {o for o, _, _ in check([other_key] * 1000, 1_000_000, 60)} == {"ok"}
+    with replicas.sql() as curs:
+        row = curs.execute(
+            "SELECT w.slots, w.slot_hits FROM rate_windows AS w JOIN api_keys AS k ON k.id = w.key_id"
+            " WHERE k.key_hash = %s",
+            (other_key,),
+        ).fetchone()
+    assert len(row["slots"]) <= 2 and sum(row["slot_hits"]) == 1002  # (the first call's two hits, maybe a second ago)

@@ -3,8 +3,9 @@
 
 Secrets (API keys, session tokens) carry 256 random bits; only their SHA-256 is stored and
 lookups go by that hash, so no plaintext is ever compared or kept. The per-key rate limit is
-a true sliding window in PostgreSQL (``botranks_check_key``: one round trip per request, shared
-by every replica of both APIs); so are the sign-in throttles (``botranks_auth_attempt``:
+a sliding window in PostgreSQL, shared by every replica of both APIs (``botranks_check_keys``: the
+hits of many requests in one statement, sent by ``libs.infra.key_gate`` through ``gate``; hits kept
+per second); so are the sign-in throttles (``botranks_auth_attempt``:
 attempts per client address, failed logins per email). Errors are domain errors
 (``botranks_domain.errors``); the web layer maps them to statuses. Nothing else runs SQL on
 these tables. ``accounts`` holds the reads and writes, ``tx`` what other owners' transactions use,
