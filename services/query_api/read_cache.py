@@ -1,4 +1,4 @@
-"""Per-process caches of the authenticated reads ``GET /state`` and ``GET /performance``.
+"""Per-process caches of the authenticated reads ``GET /state``, ``/performance`` and ``/nav`` (JSON).
 
 An answer is kept as its JSON bytes under the versions it depends on, as the key check of its request
 read them (``libs.infra.key_gate``: in the same round trip as the rate limit, in a snapshot taken after
@@ -26,15 +26,17 @@ from libs.infra.key_gate import Checked
 _encode = msgspec.json.Encoder(enc_hook=default_serializer, decimal_format="number").encode
 
 SIZE = 8192
+#: at most this many bytes of answers per process (a /nav of years of days is ~100 kB)
+MAX_BYTES = 64 * 1024 * 1024
 
 
 class ReadCache:
     """One LRU of encoded answers per kind of read (only touched on the event loop: no lock)."""
 
-    def __init__(self, size: int = SIZE) -> None:
-        self.size = size
+    def __init__(self, size: int = SIZE, max_bytes: int = MAX_BYTES) -> None:
+        self.size, self.max_bytes = size, max_bytes
         self._answers: OrderedDict[Hashable, bytes] = OrderedDict()
-        self.hits = self.misses = 0
+        self.bytes = self.hits = self.misses = 0
 
     async def answer(self, key: Hashable, compute: Callable[[], Any]) -> tuple[bytes, bool]:
         """The encoded answer under ``key``, computed by ``compute`` (in a worker thread) on a miss; and
@@ -46,9 +48,12 @@ class ReadCache:
             return found, False
         self.misses += 1
         body = await to_thread.run_sync(lambda: _encode(compute()))
-        self._answers[key] = body
-        if len(self._answers) > self.size:
-            self._answers.popitem(last=False)
+        if len(body) <= self.max_bytes // 8:  # a very long NAV history is served, not kept
+            previous = self._answers.pop(key, None)
+            self.bytes += len(body) - (len(previous) if previous is not None else 0)
+            self._answers[key] = body
+            while len(self._answers) > self.size or self.bytes > self.max_bytes:
+                self.bytes -= len(self._answers.popitem(last=False)[1])
         return body, True
 
 
@@ -56,6 +61,11 @@ def state_key(checked: Checked, strategy_id: Any) -> tuple:
     """What ``/state`` depends on: the ledger's rows (NAV version), the base currency, the positions'
     quote currencies (recorded with the price cache: its version)."""
     return ("state", strategy_id, checked.nav_version, checked.verdict.base_currency, checked.price_version)
+
+
+def nav_key(checked: Checked, strategy_id: Any, start: Any, end: Any) -> tuple:
+    """What ``/nav`` (JSON) depends on: the NAV rows (written with the NAV version), the base currency."""
+    return ("nav", strategy_id, checked.nav_version, checked.verdict.base_currency, start, end)
 
 
 def performance_key(checked: Checked, strategy_id: Any, benchmark: str | None, rate: float) -> tuple:

@@ -170,7 +170,15 @@ class StrategyQueries(Controller):
             series.base_currency = state.db.identity.base_currency(strategy_id)
             return series
 
-        return ExactJSONResponse(await _read(state, strategy_id, "nav_read", nav))
+        started = time.perf_counter()
+        body, computed = await state.reads.answer(
+            read_cache.nav_key(request.state.checked, strategy_id, start, end), lambda: nav(strategy_id)
+        )
+        if computed:  # a hit is a dictionary lookup: not logged
+            log.info(
+                "nav_read", strategy_id=str(strategy_id), duration_ms=round((time.perf_counter() - started) * 1000, 2)
+            )
+        return ExactJSONResponse(body)
 
     @get("/performance", responses=LEDGER_ERRORS, summary="Return, risk and benchmark-relative metrics")
     async def get_performance(

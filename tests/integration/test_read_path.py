@@ -1,7 +1,7 @@
 """Issue 25's read path against two replicas of each API (each its own process, its own key gate and
 read cache): the per-key rate limit stays exact when requests arrive together at every replica (each
 process sends its waiting hits in one statement), a revoked key is refused on every replica at once,
-and the cached reads (/state, /performance) never answer older than a write acknowledged before them."""
+and the cached reads (/state, /performance, /nav) never answer older than a write acknowledged before them."""
 
 from __future__ import annotations
 
@@ -145,6 +145,7 @@ def test_cached_reads_show_each_acknowledged_write_on_every_replica(replicas):
         for client in query:  # warm: the answers before the write are in both processes' caches
             assert client.get(f"{url}/state", headers=auth).status_code == 200
             assert client.get(f"{url}/performance", headers=auth).status_code == 200
+            assert client.get(f"{url}/nav", headers=auth).status_code == 200
         order = {"symbol": "AAPL", "side": "buy", "quantity": 1, "price": 100 + n, "external_order_id": f"o{n}",
                  "executed_at": f"2024-03-{n:02d}T15:00:00Z"}  # fmt: skip
         r = command.post(f"{url}/orders", json={"orders": [order]}, headers=auth)
@@ -155,6 +156,8 @@ def test_cached_reads_show_each_acknowledged_write_on_every_replica(replicas):
             perf = client.get(f"{url}/performance", headers=auth)
             # n fills at 101..100+n, marked at 100 on the last day: equity -(1 + ... + n)
             assert perf.status_code == 200 and perf.json()["ending_equity"] == -n * (n + 1) // 2, perf.text
+            nav = client.get(f"{url}/nav", headers=auth).json()["series"]
+            assert nav[-1]["date"] == "2024-03-12" and nav[-1]["total_equity"] == -n * (n + 1) // 2, nav
     # the parameters are part of the key: no benchmark is another answer than the (unpriced) own one
     codes = [
         {w["code"] for w in query[0].get(f"{url}/performance", params=params, headers=auth).json()["warnings"]}
