@@ -103,6 +103,9 @@ def main() -> None:
                     base = f"http://127.0.0.1:{port}"
                     wait_until(lambda b=base: httpx.get(f"{b}/p/strategies/{sid}").status_code == 200, 30, "query_api")
                     for path, auth in ((f"/api/v1/strategies/{sid}/state", key), (f"/p/strategies/{sid}", None)):
+                        first = httpx.get(base + path, headers={"Authorization": f"Bearer {key}"} if auth else {})
+                        if first.status_code != 200:
+                            raise SystemExit(f"{kind} {path}: {first.status_code} {first.text[:300]}")
                         _wrk(base + path, auth, 2, args.connections)  # warm
                         before = _cpu_s(server.pid)
                         rate, p99 = _wrk(base + path, auth, args.seconds, args.connections)

@@ -12,7 +12,6 @@ the next batch on. See docs/notes/read-path.md.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -20,6 +19,7 @@ from uuid import UUID
 import psycopg
 import structlog
 
+from .group_commit import GroupCommit
 from .identity import hash_secret
 from .identity.accounts import RateState
 from .identity.gate import KeyVerdict, bearer_token, rate_of, read_verdicts, send_check_keys
@@ -49,51 +49,35 @@ class KeyGate:
 
     def __init__(self, database_url: str, limit: int, *, versions: bool) -> None:
         self.database_url, self.limit, self.versions = database_url, limit, versions
-        self._waiting: list[tuple[bytes, UUID, asyncio.Future]] = []
-        self._wake = asyncio.Event()
         self._conn: psycopg.AsyncConnection | None = None
-        self._task: asyncio.Task | None = None
-        #: batches sent and hits checked (for the probe and the logs)
-        self.batches = self.hits = 0
+        self._batches: GroupCommit[tuple[bytes, UUID], tuple] = GroupCommit(
+            self._send, self._drop_connection, MAX_BATCH
+        )
+
+    @property
+    def batches(self) -> int:
+        """Batches sent (for the probe and the logs)."""
+        return self._batches.batches
+
+    @property
+    def hits(self) -> int:
+        """Hits checked."""
+        return self._batches.items
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        self._batches.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._batches.close()
         if self._conn is not None:
             await self._conn.close()
 
     async def check(self, authorization: str | None, strategy_id: UUID) -> Checked:
         """The request's verdict; raises the domain error of a refusal (401, 429, 404, 403)."""
         token = bearer_token(authorization)
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._waiting.append((hash_secret(token), strategy_id, future))
-        self._wake.set()
-        verdict, navs, trials, prices = await future
+        verdict, navs, trials, prices = await self._batches.submit((hash_secret(token), strategy_id))
         rate = rate_of(verdict, self.limit, strategy_id)
         return Checked(rate, verdict, navs.get(strategy_id), trials, prices)
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._waiting:
-                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
-                try:
-                    answers = await self._send([(h, s) for h, s, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - each waiting request answers 503 (database unavailable)
-                    await self._drop_connection()
-                    error = exc if isinstance(exc, psycopg.Error) else psycopg.OperationalError(str(exc))
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                for (_, _, future), answer in zip(batch, answers, strict=True):
-                    if not future.done():  # its request may have gone (client disconnected)
-                        future.set_result(answer)
 
     async def _send(self, hits: list[tuple[bytes, UUID]]) -> list[tuple]:
         if self._conn is None or self._conn.closed:
@@ -114,8 +98,6 @@ class KeyGate:
         if self.versions:
             navs, trials = await read_versions(versions)
             prices = await read_price_version(price)
-        self.batches += 1
-        self.hits += len(hits)
         return [(v, navs, trials, prices) for v in verdicts]
 
     async def _drop_connection(self) -> None:

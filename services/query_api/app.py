@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable, Callable
 
 from litestar import Litestar
 
 from libs.infra.db import Database
+from libs.infra.page_gate import PageGate
 from libs.infra.service_app import create_service_app
 from libs.infra.settings import Settings
 from libs.infra.surface import peers_of
@@ -21,7 +23,7 @@ from .read_cache import ReadCache
 from .routes import StrategyQueries
 
 
-async def _start(app: Litestar, db: Database, settings: Settings) -> None:
+async def _start(app: Litestar, db: Database, settings: Settings) -> Callable[[], Awaitable[None]]:
     app.state.performance = functools.lru_cache(maxsize=4096)(functools.partial(readers.performance, db))
     app.state.pages = PageCache(db)
     app.state.reads = ReadCache()  # /state and /performance under the versions the key check read
@@ -30,6 +32,10 @@ async def _start(app: Litestar, db: Database, settings: Settings) -> None:
     app.state.page_buckets = downloads.page_buckets(settings)
     await asyncio.to_thread(assets.preload)
     app.state.methodology = await asyncio.to_thread(methodology.load)
+    # the strategy pages' profile, session and versions: one round trip for all the requests of a moment
+    app.state.page_gate = PageGate(settings.database_url)
+    app.state.page_gate.start()
+    return app.state.page_gate.close
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

@@ -97,6 +97,13 @@ def access(db: Database, strategy_id: UUID, session_token: str | None, key_holde
             owner = db.identity.session_user(session_token) == profile.owner_id
         except NotSignedIn:
             owner = False
+    return access_of(profile, owner)
+
+
+def access_of(profile: StrategyProfile | None, owner: bool) -> Access | None:
+    """``access`` from what was read: the profile (None: no such strategy) and whether the viewer owns it."""
+    if profile is None:
+        return None
     if profile.visibility != "public" and not owner:
         return None
     publication = "live" if owner else (profile.show_positions or "none")

@@ -36,12 +36,12 @@ from libs.infra.db import Database
 from libs.infra.readmodel import stream_chain_events, stream_nav_rows
 from libs.infra.web import page_security_headers
 
-from . import assets, board_query, charts, formatting, order_pages, page_data, profiles, trade_pages
+from . import assets, board_query, charts, formatting, order_pages, page_answers, page_data, profiles, trade_pages
 from .board_query import LeaderboardQuery
 from .downloads import download_slots, idle_timeout, nav_csv_chunks, prime
 from .page_data import Access, PageCache
 from .readers import PerformanceKey
-from .serving import Answer, html_headers, json_headers, not_modified_answer, render, serve, state
+from .serving import Answer, html_headers, json_headers, not_modified_answer, render, respond, serve, state
 
 SESSION_COOKIE = "access_token"  # command_api's session cookie (services/command_api/account_routes.py)
 NOT_FOUND_DETAIL = "Strategy not found"
@@ -165,41 +165,25 @@ def _strategy_view(
 @get("/s/{strategy_id:str}", include_in_schema=False)
 async def strategy_page(request: Request, strategy_id: str) -> Response:
     db, cache, build = state(request)
-    token = request.cookies.get(SESSION_COOKIE)
-    params = request.query_params
+    looked = await page_answers.look_up(request, strategy_id)
+    acc = looked.access
+    if acc is None:
+        return respond(request, "strategy", _not_found_page(request), looked.started)
+    try:
+        page = order_pages.pages_asked(request.query_params)
+    except BadParameter as exc:
+        body = render(request, "error.html", title="Bad request", status=400, message=exc.detail)
+        return respond(request, "strategy", Answer(body, 400, headers=html_headers()), looked.started)
+    record = looked.look.owner_record if looked.look else None
+    tag = looked.tag(build, "strategy.html", page, request.base_url)
+    headers = html_headers(tag, private=acc.owner or acc.profile.visibility != "public")
 
-    def work() -> Answer:
-        sid = page_data.strategy_uuid(strategy_id)
-        acc = page_data.access(db, sid, token) if sid else None
-        if acc is None:
-            return _not_found_page(request)
-        try:
-            page = order_pages.pages_asked(params)
-        except BadParameter as exc:
-            body = render(request, "error.html", title="Bad request", status=400, message=exc.detail)
-            return Answer(body, 400, headers=html_headers())
+    def compute() -> bytes:
         key = page_data.performance_key(db, acc.profile)
-        record = db.identity.owner_record(acc.profile.id)  # one indexed query: read per request, in the tag
-        board_version = db.ledger.leaderboard_version()
-        tag = page_data.strategy_etag(build, "strategy.html", acc, key, board_version, record, page, request.base_url)
-        headers = html_headers(tag, private=acc.owner or acc.profile.visibility != "public")
-        if page_data.not_modified(request.headers.get("if-none-match"), tag):
-            answer = not_modified_answer(tag, headers)
-        else:
-            body = cache.bodies.get(tag) or cache.bodies.put(
-                tag,
-                render(
-                    request,
-                    "strategy.html",
-                    embed_base=request.base_url,
-                    **_strategy_view(db, cache, acc, key, record, page),
-                ),
-            )
-            answer = Answer(body, headers=headers)
-        answer.strategy_id, answer.viewer = sid, acc.viewer
-        return answer
+        view = _strategy_view(db, cache, acc, key, record, page)
+        return render(request, "strategy.html", embed_base=request.base_url, **view)
 
-    return await serve(request, "strategy", work)
+    return await page_answers.cached_answer(request, "strategy", looked, tag, headers, MediaType.HTML, compute)
 
 
 @get("/docs", include_in_schema=False)
@@ -416,14 +400,35 @@ TRADES_CSV = StreamedBody("text/csv", _attachment("trades", "csv"), _trades_csv)
 EVENTS = StreamedBody("application/jsonl", _attachment("events", "jsonl"), _events)
 
 
+async def _strategy_body(request: Request, strategy_id: str, page: str, what: str, made: Body) -> Response:
+    """A /p/strategies/{id}/… answer kept whole (the summary, the series): from the gate's look."""
+    db, cache, build = state(request)
+    looked = await page_answers.look_up(request, strategy_id)
+    acc = looked.access
+    if acc is None:
+        return respond(request, page, _json_not_found(), looked.started)
+    tag = looked.tag(build, what)
+    plain = json_headers(tag, acc.owner or acc.profile.visibility != "public")
+    return await page_answers.cached_answer(
+        request,
+        page,
+        looked,
+        tag,
+        {**plain, **made.headers(acc)},
+        made.media_type,
+        lambda: made.make(db, cache, acc, page_data.performance_key(db, acc.profile)),
+        not_modified_headers=plain,
+    )
+
+
 @get("/p/strategies/{strategy_id:str}", include_in_schema=False)
 async def strategy_json(request: Request, strategy_id: str) -> Response:
-    return await serve(request, "strategy.json", _strategy_json(request, strategy_id, "summary", SUMMARY))
+    return await _strategy_body(request, strategy_id, "strategy.json", "summary", SUMMARY)
 
 
 @get("/p/strategies/{strategy_id:str}/series", include_in_schema=False)
 async def series_json(request: Request, strategy_id: str) -> Response:
-    return await serve(request, "series.json", _strategy_json(request, strategy_id, "series", SERIES))
+    return await _strategy_body(request, strategy_id, "series.json", "series", SERIES)
 
 
 @get(

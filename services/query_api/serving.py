@@ -64,9 +64,10 @@ def not_modified_answer(tag: str, headers: dict[str, str]) -> Answer:
     return Answer(b"", 304, headers=headers)
 
 
-async def serve(request: Request, page: str, work: Callable[[], Answer]) -> Response:
-    """Run ``work`` in a worker thread, answer it, and log one event."""
-    started = time.perf_counter()
+async def serve(request: Request, page: str, work: Callable[[], Answer], started: float | None = None) -> Response:
+    """Run ``work`` in a worker thread, answer it, and log one event (``started``: when the request's
+    handling began, if before this)."""
+    started = time.perf_counter() if started is None else started
     status, answer = 500, None
     try:
         answer = await to_thread.run_sync(work)
@@ -75,15 +76,26 @@ async def serve(request: Request, page: str, work: Callable[[], Answer]) -> Resp
         status = domain_status(exc)
         raise
     finally:
-        log.info(
-            "page_served",
-            page=page,
-            path=request.url.path,
-            status=status,
-            strategy_id=str(answer.strategy_id) if answer and answer.strategy_id else None,
-            viewer=answer.viewer if answer else None,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
+        if answer is None:  # an error: logged here with its status (a finished answer: by respond)
+            _log(request, page, status, answer, started)
+    return respond(request, page, answer, started)
+
+
+def _log(request: Request, page: str, status: int, answer: Answer | None, started: float) -> None:
+    log.info(
+        "page_served",
+        page=page,
+        path=request.url.path,
+        status=status,
+        strategy_id=str(answer.strategy_id) if answer and answer.strategy_id else None,
+        viewer=answer.viewer if answer else None,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
+def respond(request: Request, page: str, answer: Answer, started: float) -> Response:
+    """The response of a finished ``answer`` (no worker thread: a cache hit answers from here), logged."""
+    _log(request, page, answer.status, answer, started)
     if answer.status == 304:
         return Response(b"", status_code=304, headers=answer.headers)
     if answer.chunks is not None:

@@ -231,9 +231,10 @@ def test_switching_the_base_currency_rederives_in_the_new_one(market):
 
 
 def test_a_base_currency_without_rates_for_the_history_is_refused(market):
-    """The owner page's change (``pages.strategies._update``): 422 naming the missing rate, nothing changed."""
+    """An owner's change (``accounts.change_strategy``: PATCH /strategies/{id} and the owner page's form): 422
+    naming the missing rate, nothing changed."""
     from botranks_domain.errors import NoFxRate
-    from services.command_api.pages.strategies import _update
+    from services.command_api.accounts import change_strategy as _update
 
     stack = market
     owner = stack.db.identity.insert_user("fx-refused@example.com", "not-a-real-hash")

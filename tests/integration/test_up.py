@@ -87,6 +87,7 @@ def test_botranks_up_embedded_quick_start(tmp_path):
             "projector",
             "market_data",
             "notifier",
+            "demo_live",
             "gateway",
             "nats",
             "postgres",

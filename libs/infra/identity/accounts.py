@@ -26,7 +26,8 @@ from .profiles import ProfileStore
 from .tx import IdentityTx
 
 KEY_PREFIX = "fq_live_"
-_PROFILES = (
+#: a strategy's profile (``StrategyProfile``'s columns), with its owner's handle; callers add the WHERE
+PROFILES_SQL = _PROFILES = (
     "SELECT s.id, s.name, s.visibility, nullif(s.benchmark, '') AS benchmark, s.show_positions, s.owner_id,"
     " s.created_at, s.base_currency, s.description, s.tags, u.handle AS owner_handle"
     " FROM strategies AS s LEFT JOIN users AS u ON u.id = s.owner_id"

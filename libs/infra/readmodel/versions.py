@@ -31,3 +31,16 @@ async def read_versions(curs: AsyncCursor) -> tuple[dict[UUID, datetime], int]:
         else:
             navs[strategy_id] = updated_at
     return navs, trials
+
+
+BOARD_VERSION_SQL = "SELECT 'rm_leaderboard'::regclass::oid, (SELECT max(refreshed_at) FROM rm_leaderboard)"
+
+
+async def send_board_version(curs: AsyncCursor) -> None:
+    """The leaderboard's version (``LedgerReader.leaderboard_version``'s), in the caller's pipeline."""
+    await curs.execute(BOARD_VERSION_SQL, prepare=True)
+
+
+async def read_board_version(curs: AsyncCursor) -> str:
+    table, newest = await curs.fetchone() or (0, None)
+    return f"{table}:{newest.isoformat() if newest else '-'}"

@@ -1,0 +1,68 @@
+"""A group commit of reads: requests' items wait in a queue, and whenever no round trip is in flight, every
+waiting item (at most ``max_batch``) goes in ONE call of ``send`` (one pipeline, one round trip). Under load
+the batches grow by themselves (items arrive while one is in flight); alone, an item goes at once (no timer,
+no added latency). What ``libs.infra.key_gate`` does for API keys and ``libs.infra.page_gate`` for pages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+import psycopg
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class GroupCommit(Generic[Item, Result]):
+    """Batches of ``Item`` sent by ``send`` (its results in the items' order); a failed batch fails each of
+    its waiters with the error (a database error: their requests answer 503) after ``reset`` ran."""
+
+    def __init__(
+        self,
+        send: Callable[[list[Item]], Awaitable[list[Result]]],
+        reset: Callable[[], Awaitable[None]],
+        max_batch: int = 512,
+    ) -> None:
+        self._send, self._reset, self.max_batch = send, reset, max_batch
+        self._waiting: list[tuple[Item, asyncio.Future]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        #: batches sent and items answered
+        self.batches = self.items = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def submit(self, item: Item) -> Result:
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        self._wake.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+                try:
+                    results = await self._send([item for item, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - each waiting request answers 503 (database unavailable)
+                    await self._reset()
+                    error = exc if isinstance(exc, psycopg.Error) else psycopg.OperationalError(str(exc))
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                self.batches += 1
+                self.items += len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():  # its request may have gone (client disconnected)
+                        future.set_result(result)
