@@ -7,7 +7,7 @@ and written once for all its hits of the batch, so the limit stays exact across 
 same pipeline, the versions the read caches key on (the read model's, the price cache's). Under load the
 batches grow by themselves (hits arrive while one is in flight); alone, a hit goes at once (no timer, no
 added latency); an idle key costs nothing. Nothing about a key is cached: a revoked key is refused from
-the next batch on. See docs/notes/read-path.md.
+the next batch on. See docs/NOTES.md "The authenticated read path".
 """
 
 from __future__ import annotations

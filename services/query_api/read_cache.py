@@ -7,7 +7,7 @@ projection or re-mark of the strategy: the pages' and /performance's version), i
 benchmark, the price cache's version and the trials' version. A change of any of them is a new key, so
 a hit is never older than what the database held when the request arrived: read-your-writes holds
 without waiting for anything. A miss computes the answer as before (in a worker thread, from data at
-least as new as the key) and keeps it; old keys fall out of an LRU. See docs/notes/read-path.md.
+least as new as the key) and keeps it; old keys fall out of an LRU. See docs/NOTES.md "The authenticated read path".
 """
 
 from __future__ import annotations
