@@ -425,4 +425,5 @@ NOTE = """**Through `botranks up`** (rows "up: …", bench/through_up.py): once 
   history posted as 500-order batches that each span three years (bench/bench_backfill.py's orders, AAPL and
   MSFT at real closes), one after the other, each timed from its POST until the projector has applied it; the
   figure is the median of the last three over that of the first batch (the same 500 orders posted into three
-  fresh strategies, each after its deposit: the one above and two that get nothing else)."""
+  fresh strategies, each after its deposit and once the system is idle: the one above and two that get nothing
+  else); the other batches follow each other back to back, as an import does."""
