@@ -46,6 +46,21 @@ class GroupCommit(Generic[Item, Result]):
         self._wake.set()
         return await future
 
+    async def _send_twice(self, items: list[Item]) -> list[Result]:
+        """``send``; when the connection turns out dead (the database restarted since the last batch: the
+        first use is what tells), ``reset`` and once more on a new one, so that no request pays for a
+        connection that died while it was idle (a batch whose answer was lost after its commit counts its
+        hits twice: the limit errs on the strict side). A second failure is the database's answer."""
+        try:
+            return await self._send(items)
+        except psycopg.OperationalError:
+            await self._reset()
+        try:
+            return await self._send(items)
+        except Exception:
+            await self._reset()
+            raise
+
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
@@ -53,9 +68,8 @@ class GroupCommit(Generic[Item, Result]):
             while self._waiting:
                 batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
                 try:
-                    results = await self._send([item for item, _ in batch])
+                    results = await self._send_twice([item for item, _ in batch])
                 except Exception as exc:  # noqa: BLE001 - each waiting request answers 503 (database unavailable)
-                    await self._reset()
                     error = exc if isinstance(exc, psycopg.Error) else psycopg.OperationalError(str(exc))
                     for _, future in batch:
                         if not future.done():

@@ -116,6 +116,7 @@ def test_the_public_json_is_documented(doc):
         "/p/strategies/{strategy_id}/trades.csv",
         "/p/strategies/{strategy_id}/events.jsonl",
         "/p/compare",
+        "/p/owners/{handle}",
     }
     refs = re.findall(r'"\$ref": "([^"]+)"', msgspec.json.encode(doc).decode().replace('":"', '": "'))
     assert all(ref.removeprefix("#/components/schemas/") in doc["components"]["schemas"] for ref in refs)

@@ -629,6 +629,9 @@ def test_the_demo_writes_the_splits_next_to_the_bars(monkeypatch):
         def add_keys(self, strategy_id, labels):
             return [f"key-{label}" for label in labels]
 
+        def describe(self, strategy_id, description, tags):  # each bot's profile
+            assert description and tags
+
     class Db:
         prices, identity = Prices(), Identity()
 

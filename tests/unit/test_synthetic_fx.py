@@ -282,6 +282,9 @@ class _Db:
     def add_keys(self, strategy_id, labels):
         return [f"key-{label}" for label in labels]
 
+    def describe(self, strategy_id, description, tags):  # each bot's profile
+        assert description and tags
+
 
 def _run(monkeypatch, cached):
     """``run_demo`` over a market capped at CAP (no dependence on today), with payloads captured."""
