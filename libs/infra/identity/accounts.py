@@ -55,12 +55,22 @@ class RateState:
     remaining: int
     reset_s: float
 
+    def reset_after(self) -> int:
+        """Whole seconds until the window's oldest hit leaves it, within ``[0, RATE_WINDOW_S]``.
+
+        A batch that waited for the window's row lock measures from the moment it started, so a hit
+        recorded meanwhile can lie just after "now": clamped, as that hit leaves within one window."""
+        return min(max(0, math.ceil(self.reset_s)), RATE_WINDOW_S)
+
+    def refused_headers(self) -> dict[str, str]:
+        """The headers of a 429: the RateLimit-* ones and a Retry-After of at least one second."""
+        return {**self.headers(), "Retry-After": str(max(1, self.reset_after()))}
+
     def headers(self) -> dict[str, str]:
-        reset = str(max(0, math.ceil(self.reset_s)))
         return {
             "RateLimit-Limit": str(self.limit),
             "RateLimit-Remaining": str(self.remaining),
-            "RateLimit-Reset": reset,
+            "RateLimit-Reset": str(self.reset_after()),
             "RateLimit-Policy": f"{self.limit};w={RATE_WINDOW_S}",
         }
 
@@ -148,7 +158,7 @@ class Identity(ProfileStore):
         if outcome == "limited":
             raise TooManyRequests(
                 f"Rate limit exceeded: {limit} requests per {RATE_WINDOW_S}s",
-                headers={**rate.headers(), "Retry-After": str(max(1, math.ceil(rate.reset_s)))},
+                headers=rate.refused_headers(),
             )
         if outcome == "not_found":
             raise NotFound(f"Strategy {strategy_id} not found")

@@ -4,7 +4,6 @@ outcome means for its request (the same statuses and headers as :meth:`Identity.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -64,7 +63,7 @@ def rate_of(verdict: KeyVerdict, limit: int, strategy_id: UUID) -> RateState:
     if verdict.outcome == "limited":
         raise TooManyRequests(
             f"Rate limit exceeded: {limit} requests per {RATE_WINDOW_S}s",
-            headers={**rate.headers(), "Retry-After": str(max(1, math.ceil(rate.reset_s)))},
+            headers=rate.refused_headers(),
         )
     if verdict.outcome == "not_found":
         raise NotFound(f"Strategy {strategy_id} not found")
