@@ -88,23 +88,32 @@ class EventStore:
     ) -> list[Notification]:
         """The events of ``partition`` (of ``partitions``) with notification id in (after, stop], in
         order, at most ``limit`` of them."""
+        return self.partitions_notifications([partition], partitions, after, limit, stop).get(partition, [])
+
+    def partitions_notifications(
+        self, wanted: Sequence[int], partitions: int, after: int, limit: int, stop: int
+    ) -> dict[int, list[Notification]]:
+        """The events of each of ``wanted`` (of ``partitions``) with notification id in (after, stop], in
+        order, at most ``limit`` of them in all; one statement."""
         with reading(self.datastore) as curs:
             rows = curs.execute(
-                f"SELECT notification_id, originator_id, originator_version, topic, state FROM {EVENTS_TABLE}"
-                " WHERE notification_id > %s AND notification_id <= %s AND strategy_key %% %s = %s"
-                " ORDER BY notification_id LIMIT %s",
-                (after, stop, partitions, partition, limit),
+                f"SELECT strategy_key %% %s AS partition, notification_id, originator_id, originator_version, topic,"
+                f" state FROM {EVENTS_TABLE} WHERE notification_id > %s AND notification_id <= %s"
+                " AND strategy_key %% %s = ANY(%s) ORDER BY notification_id LIMIT %s",
+                (partitions, after, stop, partitions, list(wanted), limit),
             ).fetchall()
-        return [
-            Notification(
-                id=r["notification_id"],
-                originator_id=r["originator_id"],
-                originator_version=r["originator_version"],
-                topic=r["topic"],
-                state=bytes(r["state"]),
+        found: dict[int, list[Notification]] = {}
+        for r in rows:
+            found.setdefault(r["partition"], []).append(
+                Notification(
+                    id=r["notification_id"],
+                    originator_id=r["originator_id"],
+                    originator_version=r["originator_version"],
+                    topic=r["topic"],
+                    state=bytes(r["state"]),
+                )
             )
-            for r in rows
-        ]
+        return found
 
     def partitions_with_events(self, partitions: int, after: int, stop: int) -> set[int]:
         """The partitions that have events with notification id in (after, stop]."""

@@ -27,21 +27,24 @@ from libs.infra import bus, locks
 from libs.infra.db import Database
 from libs.infra.pg import Leases
 
+from .leaderboard import BATCH as BOARD_BATCH
 from .leaderboard import BUDGET_S, SCAN_EVERY_S, refresh_leaderboard
-from .projection import LayoutChanged, advance_idle, apply_price_updates, project_partition
+from .projection import LayoutChanged, advance_idle, apply_price_updates, project_partition, project_partitions
 
 FETCH_BATCH = 500
 FETCH_TIMEOUT_S = 0.5
 DRAIN_TIMEOUT_S = 0.02
 REBIND_AFTER_IDLE_FETCHES = 100  # ~50 s of empty fetches: re-bind (pull subscriptions can stall)
 STORE_BATCH = 2000
+#: at most this many partitions share a projection transaction (its locks, its commit)
+TOGETHER = 16
 IDLE_POLL_S = 0.5
 RETRY_S = 1.0
 #: how often a daemon re-counts its peers and takes (or gives back) partitions; a dead peer's
 #: partitions move within about this long (its locks go with its connection)
 BALANCE_EVERY_S = 1.0
-#: the longest the leaderboard waits for its upkeep while events keep coming
-BOARD_DEFER_S = 1.0
+#: the time between two rounds of leaderboard upkeep (none when the last one left a backlog)
+BOARD_GAP_S = 0.5
 
 log = structlog.get_logger(component="projector")
 
@@ -66,7 +69,8 @@ class ProjectorDaemon:
         self._last_round = 0.0
         #: where the next leaderboard round starts (partitions take turns within the budget)
         self._board_next = 0
-        self._last_board = 0.0
+        #: the last upkeep stopped at its budget or a full batch (the next one need not wait BOARD_GAP_S)
+        self._board_backlog = False
         self._consumers: dict[int, asyncio.Task] = {}
         self._store_id = ""
 
@@ -80,17 +84,13 @@ class ProjectorDaemon:
 
     async def run(self) -> None:
         self._store_id = await asyncio.to_thread(lambda: self.db.events.store_id)
+        upkeep = asyncio.create_task(self._keep_leaderboard())
         try:
             while not self._stop.is_set():
                 self._wake.clear()
                 try:
                     await self.balance()
                     await self.work()
-                    # new events first: the leaderboard waits while partitions have news, at most BOARD_DEFER_S
-                    more = False
-                    if not self._dirty or time.monotonic() - self._last_board >= BOARD_DEFER_S:
-                        more = await self.refresh_leaderboard()
-                        self._last_board = time.monotonic()
                 except LayoutChanged:  # a rebuild laid the partitions out anew: take the new layout now
                     await self.balance(force=True)
                     continue
@@ -100,17 +100,34 @@ class ProjectorDaemon:
                     self._sync_consumers()
                     await self._sleep(RETRY_S)
                     continue
-                if more or self._dirty:
-                    continue  # more to do: new events first, then the leaderboard
+                if self._dirty:
+                    continue  # news arrived meanwhile
                 try:
                     await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
                 except TimeoutError:
                     pass
         finally:
+            upkeep.cancel()
             for task in self._consumers.values():
                 task.cancel()
-            await asyncio.gather(*self._consumers.values(), return_exceptions=True)
+            await asyncio.gather(upkeep, *self._consumers.values(), return_exceptions=True)
             await asyncio.to_thread(self.leases.close)
+
+    async def _keep_leaderboard(self) -> None:
+        """The leaderboard's upkeep, beside the projection rather than after each of its rounds: a writer
+        waiting for its projection never waits for the board too. A round every ``BOARD_GAP_S`` (at once
+        while a round leaves a backlog), each partition's share in its own short transaction."""
+        while not self._stop.is_set():
+            try:
+                await self.refresh_leaderboard()
+            except LayoutChanged:  # the projection loop takes the new layout; the next round follows it
+                pass
+            except Exception as exc:  # noqa: BLE001 - database trouble: keep trying
+                log.warning("leaderboard_retry", error=str(exc) or type(exc).__name__)
+                await self._sleep(RETRY_S)
+                continue
+            if not self._board_backlog:
+                await self._sleep(BOARD_GAP_S)
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -158,14 +175,7 @@ class ProjectorDaemon:
             if idle:
                 await asyncio.to_thread(advance_idle, self.db, sorted(idle), self.partitions, head)
             todo = behind - idle
-        total = 0
-        for partition in sorted(todo):
-            if self._stop.is_set():
-                break
-            projected = await self.catch_up(partition, positions.get(partition, 0), head)
-            if projected:
-                self._leaderboard_dirty.add(partition)
-            total += projected
+        total = await self.catch_up_together(todo, positions, head)
         if full_round:  # prices, for every owned partition whose cursor is behind the price outbox
             self._last_round = time.monotonic()
             latest = await asyncio.to_thread(self.db.prices.latest_update)
@@ -175,6 +185,32 @@ class ProjectorDaemon:
                     continue
                 if await asyncio.to_thread(apply_price_updates, self.db, partition):
                     self._leaderboard_dirty.add(partition)
+        return total
+
+    async def catch_up_together(self, todo: set[int], positions: dict[int, int], head: int) -> int:
+        """Project the events of ``todo``'s partitions up to ``head``: those with a few (live traffic) in
+        one transaction together, read in one statement; a partition with a backlog of ``STORE_BATCH`` or
+        more on its own, a batch at a time."""
+        total = 0
+        pending = sorted(todo)
+        while pending and not self._stop.is_set():
+            group = pending[:TOGETHER]
+            pending = pending[TOGETHER:]
+            after = min(positions.get(p, 0) for p in group)
+            shares = await asyncio.to_thread(
+                self.db.events.partitions_notifications, group, self.partitions, after, STORE_BATCH, head
+            )
+            if sum(len(events) for events in shares.values()) >= STORE_BATCH:  # a backlog: one at a time
+                for partition in group:
+                    total += await self.catch_up(partition, positions.get(partition, 0), head)
+                    self._leaderboard_dirty.add(partition)
+                continue
+            projected = await asyncio.to_thread(
+                project_partitions, self.db, {p: shares.get(p, []) for p in group}, self.partitions, head
+            )
+            if projected:
+                self._leaderboard_dirty.update(p for p in group if shares.get(p))
+            total += projected
         return total
 
     async def catch_up(self, partition: int, position: int, head: int) -> int:
@@ -194,8 +230,7 @@ class ProjectorDaemon:
     async def refresh_leaderboard(self) -> bool:
         """Leaderboard upkeep for the owned partitions that need it (stale rows to look for, or strategy
         updates they have not followed), one bounded transaction each, within one ``BUDGET_S`` for all of
-        them (then new events go first; the next call starts where this one stopped). True when there
-        may be more to do."""
+        them (the next call starts where this one stopped). True when there may be more to do."""
         scan_all = time.monotonic() - self._last_scan > SCAN_EVERY_S
         latest = await asyncio.to_thread(self.db.identity.latest_strategy_update)
         cursors = await asyncio.to_thread(self.db.projection.partition_cursors)
@@ -209,17 +244,20 @@ class ProjectorDaemon:
         ]
         todo = [p for p in todo if p >= self._board_next] + [p for p in todo if p < self._board_next]  # round robin
         deadline = time.monotonic() + BUDGET_S
-        more = False
+        more = self._board_backlog = False
         for partition in todo:
             left = deadline - time.monotonic()
             if left <= 0:
-                self._board_next, more = partition, True
+                self._board_next, more, self._board_backlog = partition, True, True
                 break
             scan = scan_all or partition in self._leaderboard_dirty
+            # unmarked first: events projected meanwhile (the projection runs beside) mark it again
+            self._leaderboard_dirty.discard(partition)
             done = await asyncio.to_thread(refresh_leaderboard, self.db, partition, scan=scan, budget_s=left)
-            if scan and not done:
-                self._leaderboard_dirty.discard(partition)
+            if scan and done:  # it did something: look again, there may be more
+                self._leaderboard_dirty.add(partition)
             more = more or done > 0
+            self._board_backlog = self._board_backlog or done >= BOARD_BATCH
         else:
             self._board_next = 0
             if scan_all:
@@ -273,11 +311,14 @@ class ProjectorDaemon:
             )
             idle = 0
             while not self._stop.is_set():
+                # nats-py raises its own TimeoutError, or asyncio's when a fetch's deadline passed while it
+                # waited for more: neither is a reason to reconnect (which left the partition without
+                # wake-ups for a second: the stalls of read-your-writes' slowest answers)
                 try:
                     # one message is enough to wake up: a bigger batch would linger until its timeout
                     # (nats-py waits for the whole batch once the first message of a long poll arrives)
                     msgs = await sub.fetch(1, timeout=FETCH_TIMEOUT_S)
-                except NatsTimeout:
+                except TimeoutError:
                     idle += 1
                     if idle >= REBIND_AFTER_IDLE_FETCHES:
                         return  # the caller connects and binds again
@@ -287,8 +328,14 @@ class ProjectorDaemon:
                 self._wake.set()  # what the messages say is read from the store, not from them
                 try:  # then whatever else is there already (no long poll), acknowledged in one go
                     msgs += await sub.fetch(FETCH_BATCH, timeout=DRAIN_TIMEOUT_S)
-                except NatsTimeout:
-                    pass
+                    drained = len(msgs) > 1
+                except NatsTimeout:  # nothing more arrived
+                    drained = False
+                except TimeoutError:  # asyncio's: it had some when its deadline passed (unacked: redelivered)
+                    drained = True
+                if drained:  # news, perhaps, to a catch-up that started since the first message woke it
+                    self._dirty.add(partition)
+                    self._wake.set()
                 await asyncio.gather(*(msg.ack() for msg in msgs))
         finally:
             await nc.close()

@@ -35,6 +35,7 @@ from .tables import (
     SHADOW_SCHEMA,
     TRACKING_TABLE,
     partitions_of,
+    positions_of,
 )
 from .trades import TradesWriter
 
@@ -113,6 +114,10 @@ class LedgerWriter:
         writer must hold)."""
         partition = self._mine() if partition is None else partition
         return self.tracking.tracked_in(self._cursor, PARTITION_TRACKING.format(partition))
+
+    def partition_positions(self) -> dict[int, int]:
+        """Every partition's position as this transaction sees it (current for those whose locks it holds)."""
+        return positions_of(self._cursor)
 
     def track(self, notification_id: int, partition: int | None = None) -> None:
         """Record the new position of the writer's partition (or of ``partition``, whose lock the writer
