@@ -112,6 +112,9 @@ def leaderboard_entry(
         "markets": markets_of(symbols, {s: quote_currency(s, recorded) for s in symbols}),
         "tags": list(face.tags),
         "equity_bracket": equity_bracket(inputs["nav"][-1].total_equity if inputs["nav"] else None),
+        # where the next refresh goes on counting from (0: count everything again)
+        "orders_counted_to": inputs.get("orders_counted_to", 0),
+        "order_symbols": list(symbols),
     }
 
 

@@ -47,14 +47,23 @@ class BoardWriter:
 
     def inputs(self, strategy_id: UUID) -> dict[str, Any] | None:
         """What a strategy's row is computed from (None without a ledger): its NAV version, NAV rows
-        (``NavRow``), trades (``TradeSums``), order counts, the symbols ordered, and its last arrival."""
+        (``NavRow``), trades (``TradeSums``), order counts, the symbols ordered (and the last order
+        counted, ``orders_counted_to``), and its last arrival."""
+        # the order counts and symbols go on from the row's last count (rm_orders only grows, in notification
+        # order, and goes with the row when a strategy is forgotten): O(new orders), not O(history)
         row = self._cursor.execute(
             "SELECT l.updated_at AS nav_version,"
             " (SELECT last_created_at FROM rm_chain_days WHERE strategy_id = %(s)s ORDER BY day DESC LIMIT 1)"
-            " AS last_activity, o.orders, o.live_orders, o.symbols FROM rm_ledger AS l,"
+            " AS last_activity, coalesce(b.orders, 0) + o.orders AS orders,"
+            " coalesce(b.live_orders, 0) + o.live_orders AS live_orders,"
+            " ARRAY(SELECT DISTINCT x FROM unnest(coalesce(b.order_symbols, '{}') || o.symbols) AS x ORDER BY x)"
+            " AS symbols, greatest(coalesce(b.orders_counted_to, 0), o.counted_to) AS orders_counted_to"
+            " FROM rm_ledger AS l LEFT JOIN rm_leaderboard AS b ON b.strategy_id = l.strategy_id"
+            " AND b.orders_counted_to > 0,"
             " LATERAL (SELECT count(*) AS orders, count(*) FILTER (WHERE created_at - executed_at"
             " <= make_interval(secs => %(live)s)) AS live_orders,"
-            " coalesce(array_agg(DISTINCT symbol), '{}') AS symbols FROM rm_orders WHERE strategy_id = %(s)s) AS o"
+            " coalesce(array_agg(DISTINCT symbol), '{}') AS symbols, coalesce(max(notification_id), 0) AS counted_to"
+            " FROM rm_orders WHERE strategy_id = %(s)s AND notification_id > coalesce(b.orders_counted_to, 0)) AS o"
             " WHERE l.strategy_id = %(s)s",
             {"s": strategy_id, "live": LIVE_REPORTING_S},
         ).fetchone()

@@ -356,4 +356,12 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX rm_lb_owner_handle ON rm_leaderboard (owner_handle) WHERE visibility = 'public';
     UPDATE rm_leaderboard SET nav_version = NULL;
     """,
+    24: """
+    -- speed (issue 25): a row's order counts and symbols go on from where its last refresh counted
+    -- (rm_orders' notification id) instead of counting every order of the strategy again; 0: not yet
+    -- counted that way (the next refresh counts everything once)
+    ALTER TABLE rm_leaderboard
+        ADD COLUMN orders_counted_to bigint NOT NULL DEFAULT 0,
+        ADD COLUMN order_symbols text[] NOT NULL DEFAULT '{}';
+    """,
 }

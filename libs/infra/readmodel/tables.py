@@ -110,6 +110,8 @@ LEADERBOARD_COLUMNS = (
     "markets",
     "tags",
     "equity_bracket",
+    "orders_counted_to",
+    "order_symbols",
 )
 EPOCH = datetime.min.replace(tzinfo=UTC)
 
