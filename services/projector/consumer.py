@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 
 import structlog
 from nats.errors import TimeoutError as NatsTimeout
@@ -205,12 +206,20 @@ class ProjectorDaemon:
                     total += await self.catch_up(partition, positions.get(partition, 0), head)
                     self._leaderboard_dirty.add(partition)
                 continue
-            projected = await asyncio.to_thread(
-                project_partitions, self.db, {p: shares.get(p, []) for p in group}, self.partitions, head
+            # without waiting for a lock the leaderboard's upkeep holds: those partitions go after, alone
+            projected, left = await asyncio.to_thread(
+                partial(project_partitions, wait=False),
+                self.db,
+                {p: shares.get(p, []) for p in group},
+                self.partitions,
+                head,
             )
             if projected:
-                self._leaderboard_dirty.update(p for p in group if shares.get(p))
+                self._leaderboard_dirty.update(p for p in group if shares.get(p) and p not in left)
             total += projected
+            for partition in left:
+                total += await self.catch_up(partition, positions.get(partition, 0), head)
+                self._leaderboard_dirty.add(partition)
         return total
 
     async def catch_up(self, partition: int, position: int, head: int) -> int:

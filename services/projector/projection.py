@@ -84,24 +84,32 @@ def project_partition(
     """Apply a partition's events (those after its position) and move it to ``up_to`` (every event of the
     partition up to there, under a layout of ``partitions``, must be among ``notifications``), in one
     transaction. Returns how many were new; ``LayoutChanged`` (nothing written) if the layout is not that."""
-    return project_partitions(db, {partition: notifications}, partitions, up_to)
+    return project_partitions(db, {partition: notifications}, partitions, up_to)[0]
 
 
-def project_partitions(db: Database, shares: Mapping[int, Sequence[Notification]], partitions: int, up_to: int) -> int:
+def project_partitions(
+    db: Database, shares: Mapping[int, Sequence[Notification]], partitions: int, up_to: int, *, wait: bool = True
+) -> tuple[int, list[int]]:
     """:func:`project_partition` for several partitions (``shares``: each one's events) in one transaction
-    holding all their locks; each moves to ``up_to``.
+    holding all their locks; each moves to ``up_to``. Without ``wait``, only those whose locks are free
+    (the leaderboard's upkeep may hold one). Returns how many events were new, and the partitions left.
 
     Live traffic leaves a few events in each of many partitions: one commit (and one round of reads) for
     all of them instead of one per partition is what keeps read-your-writes waits short."""
     started = time.perf_counter()
     wanted = sorted(shares)
-    with db.projection.writing(wanted[0]) if len(wanted) == 1 else db.projection.writing(partitions=wanted) as writer:
+    with (
+        db.projection.writing(wanted[0])
+        if len(wanted) == 1 and wait
+        else db.projection.writing(partitions=wanted, free_only=not wait)
+    ) as writer:
         if writer.partitions != partitions:
             raise LayoutChanged(f"the projection is laid out in {writer.partitions} partitions, not {partitions}")
+        left = [p for p in wanted if p not in writer.held]
         current = writer.partition_positions()
-        behind = [p for p in wanted if current.get(p, 0) < up_to]
+        behind = [p for p in writer.held if current.get(p, 0) < up_to]
         if not behind:
-            return 0
+            return 0, left
         fresh = {p: {n.id: n for n in shares[p] if current.get(p, 0) < n.id <= up_to} for p in behind}
         batch = sorted((n for events in fresh.values() for n in events.values()), key=lambda n: n.id)
         outcome = apply_batch(writer, batch) if batch else BatchOutcome()
@@ -122,7 +130,7 @@ def project_partitions(db: Database, shares: Mapping[int, Sequence[Notification]
             up_to=up_to,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
-    return len(batch)
+    return len(batch), left
 
 
 def apply_batch(writer: LedgerWriter, notifications: Sequence[Notification]) -> BatchOutcome:

@@ -105,10 +105,12 @@ class ReadModelTracking(PostgresTrackingRecorder):
         shadow: bool = False,
         lock: bool = True,
         partitions: Sequence[int] | None = None,
+        free_only: bool = False,
     ) -> Iterator[LedgerWriter]:
         """One committed transaction of projector writes, holding the lock of ``partition`` (None:
         of every partition, taken in order: a rebuild's swap, a change of layout; or of each of
-        ``partitions``, in order, for moving several positions at once).
+        ``partitions``, in order, for moving several positions at once; with ``free_only``, of those
+        of them no other transaction holds, without waiting: ``writer.held`` says which).
 
         ``shadow``: the unqualified read-model tables are the rebuild's new ones.
         """
@@ -117,7 +119,17 @@ class ReadModelTracking(PostgresTrackingRecorder):
             # may lose the last projections' commits, never half of one (the position rolls back with
             # them and they are applied again), so they need not wait for the disk
             curs.execute("SET LOCAL synchronous_commit = off")
-            if lock and partitions is not None:
+            held = [] if partition is None else [partition]
+            if lock and partitions is not None and free_only:
+                held = [
+                    r["p"]
+                    for r in curs.execute(
+                        "SELECT p FROM unnest(%s::int[]) AS p WHERE pg_try_advisory_xact_lock(%s, p) ORDER BY p",
+                        (sorted(partitions), locks.PROJECTOR),
+                    ).fetchall()
+                ]
+            elif lock and partitions is not None:
+                held = sorted(partitions)
                 curs.execute(
                     "SELECT pg_advisory_xact_lock(%s, p) FROM unnest(%s::int[]) AS p ORDER BY p",
                     (locks.PROJECTOR, sorted(partitions)),
@@ -131,7 +143,9 @@ class ReadModelTracking(PostgresTrackingRecorder):
                 )
             if shadow:
                 curs.execute(f"SET LOCAL search_path TO {SHADOW_SCHEMA}, public")
-            yield LedgerWriter(self, curs, partition)
+            writer = LedgerWriter(self, curs, partition)
+            writer.held = held
+            yield writer
 
     # ------------------------------------------------------------ rebuild
 

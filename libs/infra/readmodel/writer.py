@@ -93,6 +93,8 @@ class LedgerWriter:
         self.prices = PricesTx(curs)
         self.identity = IdentityTx(curs)
         self.partition = partition
+        #: the partitions whose locks this transaction holds (``ReadModelTracking.writing``)
+        self.held: list[int] = [] if partition is None else [partition]
         self.partitions = partitions_of(curs)
         self.board = BoardWriter(curs, partition, self.partitions)
         self.chain = ChainWriter(curs)
