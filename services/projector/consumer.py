@@ -28,7 +28,6 @@ from libs.infra import bus, locks
 from libs.infra.db import Database
 from libs.infra.pg import Leases
 
-from .leaderboard import BATCH as BOARD_BATCH
 from .leaderboard import BUDGET_S, SCAN_EVERY_S, refresh_leaderboard
 from .projection import LayoutChanged, advance_idle, apply_price_updates, project_partition, project_partitions
 
@@ -44,8 +43,8 @@ RETRY_S = 1.0
 #: how often a daemon re-counts its peers and takes (or gives back) partitions; a dead peer's
 #: partitions move within about this long (its locks go with its connection)
 BALANCE_EVERY_S = 1.0
-#: the time between two rounds of leaderboard upkeep (none when the last one left a backlog)
-BOARD_GAP_S = 0.5
+#: the longest the leaderboard waits for its upkeep while events keep coming
+BOARD_DEFER_S = 1.0
 
 log = structlog.get_logger(component="projector")
 
@@ -70,8 +69,7 @@ class ProjectorDaemon:
         self._last_round = 0.0
         #: where the next leaderboard round starts (partitions take turns within the budget)
         self._board_next = 0
-        #: the last upkeep stopped at its budget or a full batch (the next one need not wait BOARD_GAP_S)
-        self._board_backlog = False
+        self._last_board = 0.0
         self._consumers: dict[int, asyncio.Task] = {}
         self._store_id = ""
 
@@ -85,13 +83,18 @@ class ProjectorDaemon:
 
     async def run(self) -> None:
         self._store_id = await asyncio.to_thread(lambda: self.db.events.store_id)
-        upkeep = asyncio.create_task(self._keep_leaderboard())
         try:
             while not self._stop.is_set():
                 self._wake.clear()
                 try:
                     await self.balance()
                     await self.work()
+                    # new events first: the leaderboard waits while partitions have news, at most BOARD_DEFER_S
+                    # (an upkeep beside the projection was tried: its partition locks held the projection up)
+                    more = False
+                    if not self._dirty or time.monotonic() - self._last_board >= BOARD_DEFER_S:
+                        more = await self.refresh_leaderboard()
+                        self._last_board = time.monotonic()
                 except LayoutChanged:  # a rebuild laid the partitions out anew: take the new layout now
                     await self.balance(force=True)
                     continue
@@ -101,34 +104,17 @@ class ProjectorDaemon:
                     self._sync_consumers()
                     await self._sleep(RETRY_S)
                     continue
-                if self._dirty:
-                    continue  # news arrived meanwhile
+                if more or self._dirty:
+                    continue  # more to do: new events first, then the leaderboard
                 try:
                     await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
                 except TimeoutError:
                     pass
         finally:
-            upkeep.cancel()
             for task in self._consumers.values():
                 task.cancel()
-            await asyncio.gather(upkeep, *self._consumers.values(), return_exceptions=True)
+            await asyncio.gather(*self._consumers.values(), return_exceptions=True)
             await asyncio.to_thread(self.leases.close)
-
-    async def _keep_leaderboard(self) -> None:
-        """The leaderboard's upkeep, beside the projection rather than after each of its rounds: a writer
-        waiting for its projection never waits for the board too. A round every ``BOARD_GAP_S`` (at once
-        while a round leaves a backlog), each partition's share in its own short transaction."""
-        while not self._stop.is_set():
-            try:
-                await self.refresh_leaderboard()
-            except LayoutChanged:  # the projection loop takes the new layout; the next round follows it
-                pass
-            except Exception as exc:  # noqa: BLE001 - database trouble: keep trying
-                log.warning("leaderboard_retry", error=str(exc) or type(exc).__name__)
-                await self._sleep(RETRY_S)
-                continue
-            if not self._board_backlog:
-                await self._sleep(BOARD_GAP_S)
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -206,7 +192,8 @@ class ProjectorDaemon:
                     total += await self.catch_up(partition, positions.get(partition, 0), head)
                     self._leaderboard_dirty.add(partition)
                 continue
-            # without waiting for a lock the leaderboard's upkeep holds: those partitions go after, alone
+            # without waiting for a lock another transaction holds (another daemon's leaderboard upkeep, a
+            # strategy's deletion): those partitions go after, alone
             projected, left = await asyncio.to_thread(
                 partial(project_partitions, wait=False),
                 self.db,
@@ -253,11 +240,11 @@ class ProjectorDaemon:
         ]
         todo = [p for p in todo if p >= self._board_next] + [p for p in todo if p < self._board_next]  # round robin
         deadline = time.monotonic() + BUDGET_S
-        more = self._board_backlog = False
+        more = False
         for partition in todo:
             left = deadline - time.monotonic()
             if left <= 0:
-                self._board_next, more, self._board_backlog = partition, True, True
+                self._board_next, more = partition, True
                 break
             scan = scan_all or partition in self._leaderboard_dirty
             # unmarked first: events projected meanwhile (the projection runs beside) mark it again
@@ -266,7 +253,6 @@ class ProjectorDaemon:
             if scan and done:  # it did something: look again, there may be more
                 self._leaderboard_dirty.add(partition)
             more = more or done > 0
-            self._board_backlog = self._board_backlog or done >= BOARD_BATCH
         else:
             self._board_next = 0
             if scan_all:

@@ -8,7 +8,7 @@ latest event) and its public face in ``strategies`` (name, visibility, base curr
 handle; its markets come from the symbols it ordered). So it is a function of
 log + prices + identity, and a rebuild fills it like every other read model.
 
-What gets refreshed, by the projector daemon's upkeep task beside its projection (``consumer.py``):
+What gets refreshed, in the projector daemon's loop after each catch-up:
 
 - strategies whose ``rm_ledger.updated_at`` (moved by every projection and re-mark) is not the
   ``nav_version`` their row was computed from, or that have no row yet: found by a join of
