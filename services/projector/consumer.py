@@ -21,7 +21,6 @@ import time
 from functools import partial
 
 import structlog
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from libs.infra import bus, locks
@@ -306,9 +305,10 @@ class ProjectorDaemon:
             )
             idle = 0
             while not self._stop.is_set():
-                # nats-py raises its own TimeoutError, or asyncio's when a fetch's deadline passed while it
-                # waited for more: neither is a reason to reconnect (which left the partition without
-                # wake-ups for a second: the stalls of read-your-writes' slowest answers)
+                # nothing there: nats-py raises its own TimeoutError, or asyncio's when the server's "no
+                # messages" came back after the fetch's deadline (nats/js/client.py, _fetch_n); neither is a
+                # reason to reconnect (which left the partition without wake-ups for a second: the stalls
+                # behind read-your-writes' slowest answers)
                 try:
                     # one message is enough to wake up: a bigger batch would linger until its timeout
                     # (nats-py waits for the whole batch once the first message of a long poll arrives)
@@ -323,12 +323,9 @@ class ProjectorDaemon:
                 self._wake.set()  # what the messages say is read from the store, not from them
                 try:  # then whatever else is there already (no long poll), acknowledged in one go
                     msgs += await sub.fetch(FETCH_BATCH, timeout=DRAIN_TIMEOUT_S)
-                    drained = len(msgs) > 1
-                except NatsTimeout:  # nothing more arrived
-                    drained = False
-                except TimeoutError:  # asyncio's: it had some when its deadline passed (unacked: redelivered)
-                    drained = True
-                if drained:  # news, perhaps, to a catch-up that started since the first message woke it
+                except TimeoutError:  # nothing more (nats-py's, or asyncio's: see above)
+                    pass
+                if len(msgs) > 1:  # news, perhaps, to a catch-up that started since the first message woke it
                     self._dirty.add(partition)
                     self._wake.set()
                 await asyncio.gather(*(msg.ack() for msg in msgs))
