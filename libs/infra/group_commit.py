@@ -11,6 +11,9 @@ from typing import Generic, TypeVar
 
 import psycopg
 
+#: a gate's own connection gives up opening after this long (its requests answer 503)
+CONNECT_TIMEOUT_S = 3
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -80,3 +83,27 @@ class GroupCommit(Generic[Item, Result]):
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():  # its request may have gone (client disconnected)
                         future.set_result(result)
+
+
+class GateConnection:
+    """A gate's own autocommit connection for its batches: opened at first use, and again after ``drop``
+    (what a failed batch's ``reset`` does)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._conn: psycopg.AsyncConnection | None = None
+
+    async def get(self) -> psycopg.AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self.database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+            )
+        return self._conn
+
+    async def drop(self) -> None:
+        if self._conn is not None:
+            try:
+                await self._conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+            self._conn = None

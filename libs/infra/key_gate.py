@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-import psycopg
 import structlog
 
-from .group_commit import GroupCommit
+from .group_commit import GateConnection, GroupCommit
 from .identity import hash_secret
 from .identity.accounts import RateState
 from .identity.gate import KeyVerdict, bearer_token, rate_of, read_verdicts, send_check_keys
@@ -29,7 +28,6 @@ from .readmodel.versions import read_versions, send_versions
 log = structlog.get_logger(component="key_gate")
 
 MAX_BATCH = 512
-CONNECT_TIMEOUT_S = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +47,9 @@ class KeyGate:
 
     def __init__(self, database_url: str, limit: int, *, versions: bool) -> None:
         self.database_url, self.limit, self.versions = database_url, limit, versions
-        self._conn: psycopg.AsyncConnection | None = None
+        self._connection = GateConnection(database_url)
         self._batches: GroupCommit[tuple[bytes, UUID], tuple] = GroupCommit(
-            self._send, self._drop_connection, MAX_BATCH
+            self._send, self._connection.drop, MAX_BATCH
         )
 
     @property
@@ -69,8 +67,7 @@ class KeyGate:
 
     async def close(self) -> None:
         await self._batches.close()
-        if self._conn is not None:
-            await self._conn.close()
+        await self._connection.drop()
 
     async def check(self, authorization: str | None, strategy_id: UUID) -> Checked:
         """The request's verdict; raises the domain error of a refusal (401, 429, 404, 403)."""
@@ -80,11 +77,7 @@ class KeyGate:
         return Checked(rate, verdict, navs.get(strategy_id), trials, prices)
 
     async def _send(self, hits: list[tuple[bytes, UUID]]) -> list[tuple]:
-        if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(
-                self.database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-            )
-        conn = self._conn
+        conn = await self._connection.get()
         navs: dict[UUID, datetime] = {}
         trials = prices = 0
         async with conn.pipeline():
@@ -99,11 +92,3 @@ class KeyGate:
             navs, trials = await read_versions(versions)
             prices = await read_price_version(price)
         return [(v, navs, trials, prices) for v in verdicts]
-
-    async def _drop_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                await self._conn.close()
-            except Exception:  # noqa: BLE001 - already broken
-                pass
-            self._conn = None

@@ -12,17 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-import psycopg
-
 from botranks_domain.accounts import StrategyProfile
 
-from .group_commit import GroupCommit
+from .group_commit import GateConnection, GroupCommit
 from .identity import hash_secret
 from .identity.page_reads import read_page_reads, send_page_reads
 from .prices.versions import read_price_version, send_price_version
 from .readmodel.versions import read_board_version, read_versions, send_board_version, send_versions
-
-CONNECT_TIMEOUT_S = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,25 +48,21 @@ class PageGate:
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
-        self._conn: psycopg.AsyncConnection | None = None
-        self._batches: GroupCommit[tuple[UUID, bytes | None], PageLook] = GroupCommit(self._send, self._drop)
+        self._connection = GateConnection(database_url)
+        self._batches: GroupCommit[tuple[UUID, bytes | None], PageLook] = GroupCommit(self._send, self._connection.drop)
 
     def start(self) -> None:
         self._batches.start()
 
     async def close(self) -> None:
         await self._batches.close()
-        await self._drop()
+        await self._connection.drop()
 
     async def look(self, strategy_id: UUID, session_token: str | None) -> PageLook:
         return await self._batches.submit((strategy_id, hash_secret(session_token) if session_token else None))
 
     async def _send(self, items: list[tuple[UUID, bytes | None]]) -> list[PageLook]:
-        if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(
-                self.database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-            )
-        conn = self._conn
+        conn = await self._connection.get()
         ids = [s for s, _ in items]
         async with conn.pipeline():
             faces, records, sessions = conn.cursor(), conn.cursor(), conn.cursor()
@@ -90,11 +82,3 @@ class PageGate:
             user = users.get(token) if token is not None else None
             out.append(PageLook(profile, user, owner, navs.get(strategy_id), trials, price_version, board_version))
         return out
-
-    async def _drop(self) -> None:
-        if self._conn is not None:
-            try:
-                await self._conn.close()
-            except Exception:  # noqa: BLE001 - already broken
-                pass
-            self._conn = None

@@ -121,9 +121,10 @@ def partitions_of(curs: DictCursor) -> int:
     return one(curs.execute("SELECT partitions FROM projector_layout"))["partitions"]
 
 
-def positions_of(curs: DictCursor) -> dict[int, int]:
-    """Each partition's position in the event log (0 before its first projection)."""
-    partitions = partitions_of(curs)
+def positions_of(curs: DictCursor, partitions: int | None = None) -> dict[int, int]:
+    """Each partition's position in the event log (0 before its first projection); ``partitions``: the
+    layout, when the caller has read it already."""
+    partitions = partitions_of(curs) if partitions is None else partitions
     rows = curs.execute(
         f"SELECT application_name, notification_id FROM {TRACKING_TABLE} WHERE application_name LIKE 'projector.p%%'"
     ).fetchall()

@@ -119,7 +119,7 @@ class LedgerWriter:
 
     def partition_positions(self) -> dict[int, int]:
         """Every partition's position as this transaction sees it (current for those whose locks it holds)."""
-        return positions_of(self._cursor)
+        return positions_of(self._cursor, self.partitions)
 
     def track(self, notification_id: int, partition: int | None = None) -> None:
         """Record the new position of the writer's partition (or of ``partition``, whose lock the writer
