@@ -54,23 +54,6 @@ def _webhook(hook: follow_store.Webhook) -> Webhook:
     return Webhook(hook.id, hook.url, hook.created_at, list(EVENT_KINDS))
 
 
-def _delivery(row: follow_store.Delivery) -> Delivery:
-    return Delivery(
-        row.id,
-        row.event_id,
-        row.kind,
-        row.state,
-        row.attempts,
-        row.created_at,
-        row.next_attempt_at,
-        row.last_attempt_at,
-        row.last_status,
-        row.last_ms,
-        row.last_response,
-        row.last_error,
-    )
-
-
 def paging_headers(path: str, limit: int, offset: int, total: int) -> dict[str, str]:
     """``X-Total-Count`` and ``Link`` (RFC 8288) to the next and previous pages, as ``GET /strategies``."""
     links = []
@@ -185,13 +168,13 @@ class FollowRoutes(Controller):
     ) -> Response[list[Delivery]]:
         follows = Follows(state.db.datastore)
 
-        def load() -> tuple[list[follow_store.Delivery], int]:
+        def load() -> tuple[list[Delivery], int]:
             rows = follows.deliveries(request.state.user_id, webhook_id, limit, offset)
             return rows, follows.count_deliveries(webhook_id)
 
         rows, total = await to_thread.run_sync(load)
         headers = paging_headers(f"/webhooks/{webhook_id}/deliveries", limit, offset, total)
-        return Response([_delivery(r) for r in rows], headers=headers)
+        return Response(rows, headers=headers)
 
     @post(
         "/webhooks/{webhook_id:uuid}/test",

@@ -31,7 +31,7 @@ from markupsafe import Markup, escape
 
 from libs.infra.web import API_CSP, CSP_HEADER
 
-from . import formatting, page_data
+from . import formatting, page_data, svg_charts
 from .page_data import Access
 from .serving import HTML, Answer, headers_for, html_headers, not_modified_answer, render, serve, state
 
@@ -237,25 +237,6 @@ def badge_svg(rec: Record) -> bytes:
 # ---------------------------------------------------------------- the card's chart
 
 
-def thin(values: Sequence[float | None], max_points: int) -> list[tuple[int, float | None]]:
-    """(index, value) of at most about ``max_points`` points: each bucket's lowest and highest value
-    (a peak or a trough is never dropped); a None of a bucket is kept (it breaks the line)."""
-    n = len(values)
-    if n <= max_points:
-        return list(enumerate(values))
-    size = math.ceil(n / (max_points // 2))
-    out: list[tuple[int, float | None]] = []
-    for start in range(0, n, size):
-        bucket = [(i, values[i]) for i in range(start, min(n, start + size))]
-        present = [(i, v) for i, v in bucket if v is not None]
-        if len(present) < len(bucket):
-            out.append(next((i, v) for i, v in bucket if v is None))
-        if present:
-            low, high = min(present, key=lambda p: p[1]), max(present, key=lambda p: p[1])
-            out += sorted({low, high})
-    return sorted(out, key=lambda p: p[0])
-
-
 def equity_chart(equity: Sequence[float | None], width: int = CHART_W, height: int = CHART_H) -> Markup:
     """The NAV growth index (rebased to 100) as an inline SVG: a polyline per unbroken run, the 100
     line dashed; ``""`` when there is nothing to draw."""
@@ -272,7 +253,7 @@ def equity_chart(equity: Sequence[float | None], width: int = CHART_W, height: i
         return round(bottom - (v - low) / span * (bottom - top), 2)
 
     runs: list[list[str]] = [[]]
-    for i, v in thin(values, CHART_POINTS):
+    for i, v in svg_charts.thin(values, CHART_POINTS):
         if v is None:
             runs.append([])
         else:

@@ -13,6 +13,7 @@ from uuid import UUID
 from eventsourcing.postgres import PostgresDatastore
 
 from botranks_domain.errors import Conflict, NotFound
+from botranks_domain.follows import Delivery
 
 from ..pg import reading
 
@@ -54,24 +55,6 @@ class Due:
     body: str
     attempts: int
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A row of the delivery log as its owner sees it."""
-
-    id: UUID
-    event_id: UUID
-    kind: str
-    state: str
-    attempts: int
-    created_at: datetime
-    next_attempt_at: datetime
-    last_attempt_at: datetime | None
-    last_status: int | None
-    last_ms: int | None
-    last_response: str | None
-    last_error: str | None
 
 
 _DELIVERY = (
