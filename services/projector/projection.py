@@ -12,31 +12,28 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
-from decimal import Decimal
 from uuid import UUID
 
 import structlog
 
 from botranks_domain.chain import extend
 from botranks_domain.currency import FxRates, needed_rate_symbols, quote_currency
-from botranks_domain.ledger import LEDGER_CONTEXT, ZERO, Holding, published
+from botranks_domain.ledger import ZERO, Holding, published
 from botranks_domain.model import LedgerEvent, decode_event, stored_event_strategy
-from botranks_domain.nav import LedgerState, PriceBook, decode_state, derive, encode_state
+from botranks_domain.nav import LedgerState, PriceBook, decode_state, derive
 from botranks_domain.partition import event_partition
 from libs.infra.db import Database
 from libs.infra.metrics import PROJECTED
 from libs.infra.readmodel import UNKNOWN_STRATEGY, LedgerRow, LedgerWriter
 from libs.infra.store import IntegrityError, Notification
 
-#: NAV days are marked at the close; the spec shows captured_at as 16:00 (New York close, in UTC 21:00/20:00);
-#: we write 21:00Z of the NAV date.
-CLOSE_TIME = dtime(21, 0)
+from .current import ledger_row, mark_now
 
 log = structlog.get_logger(component="projector")
 
@@ -143,6 +140,7 @@ def apply_batch(writer: LedgerWriter, notifications: Sequence[Notification]) -> 
     outcome = BatchOutcome()
     by_strategy = log_batch(writer, notifications, writer.halted())
     outcome.strategies = len(by_strategy)
+    writer.prefetch(list(by_strategy), _symbols([e for events in by_strategy.values() for _, e in events]))
     for strategy_id, events in by_strategy.items():
         try:
             with writer.savepoint():  # a failing fold undoes only itself
@@ -224,14 +222,14 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
     """Fold a strategy's new events and maintain its NAV history; returns 1 if it had to re-derive."""
     new_events.sort(key=lambda item: _key(*item))
     symbols = _symbols([e for _, e in new_events])
-    if symbols:
-        writer.remember_symbols(strategy_id, symbols)
-    row = writer.ledger_row(strategy_id)
+    reads = writer.strategy_reads(strategy_id)
+    row, last_nav = reads.row, reads.last_nav
     first_day = new_events[0][1].effective_at.date()
-    last_nav = writer.last_nav_day(strategy_id)
     appended = row is None or _key(*new_events[0]) > row.last_key
     if row is not None and _before_trades(row):
-        rederive(writer, strategy_id, date.min, row=row, new_last=new_events[-1])
+        rederive(
+            writer, strategy_id, date.min, row=row, new_last=new_events[-1], positions=reads.positions, remember=symbols
+        )
         return 1
     if appended and (last_nav is None or first_day > last_nav) and (row is None or row.state is not None):
         # the common case: new events after everything folded, on days with no NAV row yet
@@ -249,8 +247,10 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
             start,
             [e for _, e in new_events],
             last_nav,
-            writer.last_checkpoint_day(strategy_id),
+            reads.last_checkpoint,
             new_last=new_events[-1],
+            positions=reads.positions,
+            remember=symbols,
         )
         return 0
     if (
@@ -263,7 +263,6 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
         # after everything folded, but on days already priced (a bot back-filling its history in
         # date order): continue from the state right after the last event, rewriting NAV from its day
         tail_day = row.tail_day
-        writer.forget_nav_from(strategy_id, tail_day)
         _derive_and_write(
             writer,
             strategy_id,
@@ -271,12 +270,17 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
             decode_state(row.tail_state).dated(tail_day),
             [e for _, e in new_events],
             tail_day - timedelta(days=1),
-            writer.last_checkpoint_day(strategy_id, tail_day + timedelta(days=1)),
+            reads.checkpoint_through_tail,
             new_last=new_events[-1],
-            nav_after=writer.last_nav_day(strategy_id, tail_day),
+            nav_after=reads.nav_before_tail,
+            positions=reads.positions,
+            remember=symbols,
+            nav_from=tail_day,
         )
         return 0
-    rederive(writer, strategy_id, first_day, row=row, new_last=new_events[-1])
+    rederive(
+        writer, strategy_id, first_day, row=row, new_last=new_events[-1], positions=reads.positions, remember=symbols
+    )
     return 1
 
 
@@ -292,11 +296,13 @@ def rederive(
     *,
     row: LedgerRow | None = None,
     new_last: tuple[int, LedgerEvent] | None = None,
+    positions: dict[str, Holding] | None = None,
+    remember: Set[str] = frozenset(),
 ) -> None:
     """Re-derive a strategy's state, checkpoints and NAV from ``from_day`` on (the general path).
 
     NAV rows after the last NAV day before ``from_day`` are rewritten; the fold restarts from
-    the latest checkpoint on or before that day.
+    the latest checkpoint on or before that day. ``row`` and ``positions``: as stored, when read already.
     """
     if row is None:
         row = writer.ledger_row(strategy_id)
@@ -316,7 +322,18 @@ def rederive(
     writer.forget_after(strategy_id, after, checkpoint_day, since)
     writer.trades.forget_ended(strategy_id, since)
     history = [event for _, event in writer.history(strategy_id, since)]
-    _derive_and_write(writer, strategy_id, row, start, history, after, checkpoint_day, new_last=new_last)
+    _derive_and_write(
+        writer,
+        strategy_id,
+        row,
+        start,
+        history,
+        after,
+        checkpoint_day,
+        new_last=new_last,
+        positions=positions,
+        remember=remember,
+    )
 
 
 def _derive_and_write(
@@ -330,10 +347,16 @@ def _derive_and_write(
     *,
     new_last: tuple[int, LedgerEvent] | None,
     nav_after: date | None = None,
+    positions: dict[str, Holding] | None = None,
+    remember: Set[str] = frozenset(),
+    nav_from: date | None = None,
 ) -> None:
     """Derive from ``start`` (the state at the end of day ``after``) and write every read model.
 
-    ``nav_after`` is the last NAV day kept, when ``after`` is not one (the tail path).
+    ``nav_after`` is the last NAV day kept, when ``after`` is not one (the tail path), whose NAV rows
+    from ``nav_from`` on are rewritten; ``positions`` the stored positions, when read already;
+    ``remember``: the symbols of the new events (``rm_strategy_symbols``). The writes read nothing: they
+    go in one pipeline when they are few.
     """
     today = datetime.now(UTC).date()
     benchmark = writer.identity.benchmark_of(strategy_id)
@@ -341,24 +364,16 @@ def _derive_and_write(
     base, recorded = writer.identity.base_currency_of(strategy_id), writer.prices.currencies(held)
     foreign = {s for s in held if quote_currency(s, recorded) != base}
     rate_symbols = needed_rate_symbols(foreign, base, recorded)
-    if rate_symbols:  # late rates re-derive it like late closes (apply_price_updates)
-        writer.remember_symbols(strategy_id, rate_symbols)
     prices = _price_book(writer, held | rate_symbols | ({benchmark} if benchmark else set()), after, today)
     fx = FxRates(prices, base, recorded) if foreign else None
     inception = row.inception_date if row is not None else None
     if events and (inception is None or events[0].effective_at.date() < inception):
         inception = events[0].effective_at.date()
     result = derive(start, events, prices, benchmark, after, today, inception, last_checkpoint, fx)
-    writer.write_derivation(strategy_id, result, published)
     final = result.final
     ledger = result.current  # in today's share units: a split whose ex-date has come is applied
     assert final is not None and ledger is not None  # derive() sets both
-    writer.trades.write(strategy_id, result.ended, ledger.trades.open.values())
-    writer.write_positions(
-        strategy_id,
-        writer.positions(strategy_id),
-        {s: Holding(published(h.quantity), published(h.cost_basis), h.updated_at) for s, h in ledger.positions.items()},
-    )
+    stored_positions = writer.positions(strategy_id) if positions is None else positions  # the writes read nothing
     if new_last is not None:
         last_key = _key(*new_last)
         if row is not None and row.last_key > last_key:
@@ -367,26 +382,23 @@ def _derive_and_write(
         assert row is not None  # without new events (a re-mark, a new benchmark): a strategy with a ledger
         last_key = row.last_key
     latest_nav = result.nav[-1].date if result.nav else (after if nav_after is None else nav_after)
-    market_value, captured = _mark_now(ledger.positions, prices, today, latest_nav, last_key[0], fx)
+    market_value, captured = mark_now(ledger.positions, prices, today, latest_nav, last_key[0], fx)
     tail = result.tail or _kept_tail(row, after)
-    writer.write_ledger(
-        LedgerRow(
-            strategy_id=strategy_id,
-            cash_balance=published(ledger.cash),
-            realized_pnl=published(ledger.realized_pnl),
-            external_flows=published(ledger.external_flows),
-            market_value=published(market_value),
-            total_equity=published(LEDGER_CONTEXT.add(ledger.cash, market_value)),
-            captured_at=captured,
-            last_order_at=ledger.last_order_at,
-            last_effective_at=last_key[0],
-            last_notification_id=last_key[1],
-            state=encode_state(final),
-            inception_date=inception,
-            tail_day=tail and tail[0],
-            tail_state=tail and encode_state(tail[1]),
-        )
-    )
+    with writer.writes_together(len(result.nav), len(result.checkpoints), len(result.ended) + len(ledger.trades.open)):
+        # late rates re-derive it like late closes (apply_price_updates): its rate symbols are remembered too
+        if remember or rate_symbols:
+            writer.remember_symbols(strategy_id, remember | rate_symbols)
+        if nav_from is not None:
+            writer.forget_nav_from(strategy_id, nav_from)
+        writer.write_derivation(strategy_id, result, published)
+        writer.trades.write(strategy_id, result.ended, ledger.trades.open.values())
+        writer.write_positions(
+            strategy_id,
+            stored_positions,
+            {s: Holding(published(h.quantity), published(h.cost_basis), h.updated_at)
+             for s, h in ledger.positions.items()},
+        )  # fmt: skip
+        writer.write_ledger(ledger_row(strategy_id, ledger, final, market_value, captured, last_key, inception, tail))
 
 
 #: a rebuild's price books of whole histories, by (symbols, last day): every strategy folded from
@@ -422,36 +434,6 @@ def _kept_tail(row: LedgerRow | None, after: date | None) -> tuple[date, LedgerS
     if row is None or row.tail_state is None or row.tail_day is None or after is None or row.tail_day > after:
         return None
     return row.tail_day, decode_state(row.tail_state)
-
-
-def _mark_now(
-    positions: dict[str, Holding],
-    prices: PriceBook,
-    today: date,
-    latest_nav: date | None,
-    last_event_at: datetime,
-    fx: FxRates | None = None,
-) -> tuple[Decimal, datetime]:
-    """Market value (in the base currency: each mark at the latest rate) at each symbol's latest close
-    (cost basis where none is known), and ``captured_at``.
-
-    ``captured_at`` is the close (21:00Z) of the latest priced day behind the marks, or of
-    the latest NAV day, or else the last event's time: a function of log and prices only.
-    """
-    market_value, latest = ZERO, None
-    for symbol, holding in positions.items():
-        close = prices.close(symbol, today)
-        value = LEDGER_CONTEXT.multiply(holding.quantity, holding.cost_basis if close is None else close)
-        if fx is not None:
-            value = LEDGER_CONTEXT.multiply(value, fx.required(symbol, today))
-        market_value = LEDGER_CONTEXT.add(market_value, value)
-        if close is not None:
-            day = prices.latest([symbol], today)
-            assert day is not None  # it has a close on or before today
-            latest = day if latest is None or day > latest else latest
-    if latest_nav is not None and (latest is None or latest_nav > latest):
-        latest = latest_nav
-    return market_value, datetime.combine(latest, CLOSE_TIME, tzinfo=UTC) if latest else last_event_at
 
 
 def apply_price_updates(db: Database, partition: int | None = None, limit: int = 10_000) -> int:

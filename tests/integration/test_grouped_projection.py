@@ -136,3 +136,29 @@ def test_all_free_partitions_move_together_in_one_transaction(make_database):
     assert all(db.projection.partition_positions()[p] == head for p in shares)
     assert project_partitions(db, shares, partitions, head, wait=False) == (0, [])  # nothing twice
     db.close()
+
+
+def test_a_write_failing_inside_a_strategys_pipeline_costs_that_strategy_only(make_database):
+    """A strategy's few writes go in one pipeline (libs/infra/readmodel/bulk.py), so an error comes back
+    only when the pipeline ends: still inside its savepoint, which undoes them all and quarantines it,
+    while the others of the same transaction are projected."""
+    db, partitions, sids, shares, head = _setup(make_database)
+    boom = sids[1]
+    with sql(db) as curs:  # the database refuses that strategy's positions (as a full disk or a bug would)
+        curs.execute(
+            "CREATE FUNCTION refuse_position() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            f" IF NEW.strategy_id = '{boom}' THEN RAISE EXCEPTION 'refused in the test'; END IF; RETURN NEW; END $$"
+        )
+        curs.execute(
+            "CREATE TRIGGER refuse_position BEFORE INSERT ON rm_positions FOR EACH ROW EXECUTE FUNCTION refuse_position()"
+        )
+    projected, left = project_partitions(db, shares, partitions, head, wait=False)
+    assert (projected, left) == (12, [])
+    assert set(db.ledger.quarantined()) == {boom}
+    models = _read_models(db)
+    ledgers = {r["strategy_id"] for r in models["rm_ledger"]}
+    assert ledgers == set(sids) - {boom}  # its ledger row (written in the same pipeline) was undone too
+    assert {r["strategy_id"] for r in models["rm_positions"]} == set(sids) - {boom}
+    assert {r["strategy_id"] for r in models["rm_nav_daily"]} == set(sids) - {boom}
+    assert all(db.projection.partition_positions()[p] == head for p in shares)
+    db.close()

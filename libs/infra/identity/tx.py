@@ -27,16 +27,33 @@ class IdentityTx:
 
     def __init__(self, curs: DictCursor) -> None:
         self._curs = curs
+        #: (benchmark, base currency) by strategy, read once a transaction (a projector's is short)
+        self._settings: dict[UUID, tuple[str | None, str]] = {}
+
+    def prefetch(self, strategy_ids: Iterable[UUID]) -> None:
+        """Read the benchmark and base currency of each of ``strategy_ids`` in one statement (a projection
+        batch's); :meth:`benchmark_of` and :meth:`base_currency_of` then answer them without a query."""
+        ids = sorted(set(strategy_ids))
+        found = {
+            r["id"]: (r["benchmark"] or None, r["base_currency"])
+            for r in self._curs.execute(
+                "SELECT id, benchmark, base_currency FROM strategies WHERE id = ANY(%s)", (ids,)
+            ).fetchall()
+        }
+        self._settings.update({sid: found.get(sid, (None, "USD")) for sid in ids})
+
+    def _settings_of(self, strategy_id: UUID) -> tuple[str | None, str]:
+        if strategy_id not in self._settings:
+            self.prefetch([strategy_id])
+        return self._settings[strategy_id]
 
     def benchmark_of(self, strategy_id: UUID) -> str | None:
         """The strategy's benchmark, in the caller's transaction (the projector's)."""
-        row = self._curs.execute("SELECT benchmark FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
-        return (row["benchmark"] or None) if row else None
+        return self._settings_of(strategy_id)[0]
 
     def base_currency_of(self, strategy_id: UUID) -> str:
         """The strategy's base currency (USD for an unknown id), in the caller's transaction."""
-        row = self._curs.execute("SELECT base_currency FROM strategies WHERE id = %s", (strategy_id,)).fetchone()
-        return row["base_currency"] if row else "USD"
+        return self._settings_of(strategy_id)[1]
 
     def strategies_benchmarking(self, symbols: Iterable[str]) -> dict[UUID, str]:
         """Strategies whose benchmark is one of ``symbols``, in the caller's transaction."""

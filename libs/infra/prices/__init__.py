@@ -135,13 +135,15 @@ def upsert_splits(curs: Any, splits: list[Split], source: str) -> int:
     )
 
 
+_SPLITS_OF = (
+    "SELECT symbol, ex_date, split_from, split_to FROM splits WHERE symbol = ANY(%s)"
+    " AND ex_date > %s AND ex_date <= %s ORDER BY symbol, ex_date"
+)
+
+
 def _splits_of(curs: Any, symbols: list[str], after: date, until: date) -> list[Split]:
     with curs.connection.cursor(row_factory=tuple_row) as tuples:
-        rows = tuples.execute(
-            "SELECT symbol, ex_date, split_from, split_to FROM splits WHERE symbol = ANY(%s)"
-            " AND ex_date > %s AND ex_date <= %s ORDER BY symbol, ex_date",
-            (symbols, after, until),
-        ).fetchall()
+        rows = tuples.execute(_SPLITS_OF, (symbols, after, until)).fetchall()
     return [Split(*row) for row in rows]
 
 
@@ -286,6 +288,8 @@ class PricesTx:
 
     def __init__(self, curs: DictCursor) -> None:
         self._curs = curs
+        #: symbol -> recorded currency (None: none recorded), read at most once a transaction
+        self._currencies: dict[str, str | None] = {}
 
     def price_book(self, symbols: set[str], after: date | None, until: date) -> PriceBook:
         """Closes after ``after`` (all when None) up to ``until``, plus each symbol's last close on or
@@ -293,27 +297,43 @@ class PricesTx:
         if not symbols:
             return PriceBook({})
         params = {"symbols": list(symbols), "after": after or date.min, "until": until}
-        # thousands of rows: skip dict building
-        with self._curs.connection.cursor(row_factory=tuple_row) as tuples:
-            rows = tuples.execute(
-                "SELECT symbol, date, close FROM prices WHERE symbol = ANY(%(symbols)s)"
-                " AND date > %(after)s AND date <= %(until)s"
-                # each symbol's last close on or before `after`: one index probe per symbol (a DISTINCT ON
-                # walked every earlier close of every symbol)
-                " UNION ALL SELECT s.symbol, last.date, last.close FROM unnest(%(symbols)s::text[]) AS s(symbol)"
-                " CROSS JOIN LATERAL (SELECT date, close FROM prices WHERE symbol = s.symbol"
-                " AND date <= least(%(after)s, %(until)s) ORDER BY date DESC LIMIT 1) AS last"
-                " ORDER BY 1, 2",
-                params,
-            ).fetchall()
+        conn = self._curs.connection
+        # thousands of rows: skip dict building; the closes and the splits in one round trip (a pipeline)
+        with conn.cursor(row_factory=tuple_row) as tuples, conn.cursor(row_factory=tuple_row) as split_rows:
+            with conn.pipeline():
+                tuples.execute(
+                    "SELECT symbol, date, close FROM prices WHERE symbol = ANY(%(symbols)s)"
+                    " AND date > %(after)s AND date <= %(until)s"
+                    # each symbol's last close on or before `after`: one index probe per symbol (a DISTINCT ON
+                    # walked every earlier close of every symbol)
+                    " UNION ALL SELECT s.symbol, last.date, last.close FROM unnest(%(symbols)s::text[]) AS s(symbol)"
+                    " CROSS JOIN LATERAL (SELECT date, close FROM prices WHERE symbol = s.symbol"
+                    " AND date <= least(%(after)s, %(until)s) ORDER BY date DESC LIMIT 1) AS last"
+                    " ORDER BY 1, 2",
+                    params,
+                )
+                split_rows.execute(_SPLITS_OF, (params["symbols"], date.min, until))
+            rows = tuples.fetchall()
+            splits = [Split(*row) for row in split_rows.fetchall()]
         closes: dict[str, list] = defaultdict(list)
         for symbol, day, close in rows:
             closes[symbol].append((day, close))
-        return PriceBook(closes, _splits_of(self._curs, list(symbols), date.min, until))
+        return PriceBook(closes, splits)
+
+    def prefetch_currencies(self, symbols: Iterable[str]) -> None:
+        """Read the recorded currencies of ``symbols`` in one statement; :meth:`currencies` then answers
+        for them without a query (for the rest of the caller's transaction: a projection batch's)."""
+        wanted = set(symbols)
+        found = recorded_currencies(self._curs, wanted)
+        self._currencies.update({s: found.get(s) for s in wanted})
 
     def currencies(self, symbols: Iterable[str]) -> dict[str, str]:
         """The recorded quote currency of each of ``symbols`` that has one. Caller's transaction."""
-        return recorded_currencies(self._curs, symbols)
+        wanted = set(symbols)
+        missing = wanted.difference(self._currencies)
+        if missing:
+            self.prefetch_currencies(missing)
+        return {s: c for s in wanted if (c := self._currencies[s]) is not None}
 
     def updates_after(self, update_id: int, limit: int) -> list[tuple[int, str, date]]:
         """Outbox rows (id, symbol, from date) after ``update_id``, in order. Caller's transaction."""

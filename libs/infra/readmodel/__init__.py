@@ -8,10 +8,11 @@ Nothing else runs SQL on these tables.
 """
 
 from .ddl import MIGRATIONS
+from .ledger_row import LedgerRow, StrategyReads
 from .reader import LedgerReader, stream_chain_events, stream_nav_rows
 from .tables import UNKNOWN_STRATEGY
 from .tracking import ReadModelTracking
-from .writer import LedgerRow, LedgerWriter
+from .writer import LedgerWriter
 
 __all__ = [
     "MIGRATIONS",
@@ -19,6 +20,7 @@ __all__ = [
     "LedgerRow",
     "LedgerWriter",
     "ReadModelTracking",
+    "StrategyReads",
     "UNKNOWN_STRATEGY",
     "stream_chain_events",
     "stream_nav_rows",

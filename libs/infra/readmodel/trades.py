@@ -12,6 +12,7 @@ from uuid import UUID
 from botranks_domain.trades import ClosedTrade, OpenTrade
 
 from ..pg import DictCursor
+from .bulk import put_rows
 
 #: rm_trades' columns as written, in order
 TRADE_COLUMNS = (
@@ -53,8 +54,4 @@ class TradesWriter:
         self._cursor.execute("DELETE FROM rm_trades WHERE strategy_id = %s AND status = 'open'", (strategy_id,))
         rows = [_row(strategy_id, c.trade, c.status, c.closed_at) for c in ended]
         rows += [_row(strategy_id, t, "open", None) for t in still_open]
-        if not rows:
-            return
-        with self._cursor.copy(f"COPY rm_trades ({TRADE_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        put_rows(self._cursor, "rm_trades", TRADE_COLUMNS, rows)

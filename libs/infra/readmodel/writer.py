@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Protocol
 from uuid import UUID
 
@@ -24,7 +23,9 @@ from ..pg import DictCursor, one
 from ..prices import PricesTx
 from ..store import EventsTx
 from .board import BoardWriter
+from .bulk import pipelined, put_rows
 from .chain import ChainWriter
+from .ledger_row import LEDGER_COLUMNS, LedgerRow, StrategyReads, read_strategies
 from .tables import (
     EPOCH,
     LOG_TABLES,
@@ -49,36 +50,6 @@ class TrackingHooks(Protocol):
     def track_in(self, curs: DictCursor, tracking: Tracking) -> None: ...
 
 
-class LedgerRow(msgspec.Struct, kw_only=True):
-    """A strategy's ``rm_ledger`` row: its current figures (what ``/state`` shows) and where its fold
-    stands. ``state``: the state after its last event; ``tail_state``: the state right after the last
-    event, before that day's NAV row (from ``tail_day``); both ``encode_state`` bytes."""
-
-    strategy_id: UUID
-    cash_balance: Decimal
-    realized_pnl: Decimal
-    external_flows: Decimal
-    market_value: Decimal
-    total_equity: Decimal
-    captured_at: datetime
-    last_order_at: datetime | None
-    last_effective_at: datetime
-    last_notification_id: int
-    state: bytes | None
-    inception_date: date | None
-    tail_day: date | None
-    tail_state: bytes | None
-
-    @property
-    def last_key(self) -> tuple[datetime, int]:
-        """Where its last event sits in fold order: (effective time, notification id)."""
-        return self.last_effective_at, self.last_notification_id
-
-
-#: rm_ledger's columns, as LedgerRow's fields (its ``updated_at`` is the clock of the write)
-_LEDGER_COLUMNS = ", ".join(LedgerRow.__struct_fields__)
-
-
 class LedgerWriter:
     """The projector's writes inside one transaction (see ``ReadModelTracking.writing``), for one
     partition (``partition``) or for all of them (None): the unit of work of that transaction, whose
@@ -98,6 +69,7 @@ class LedgerWriter:
         self.partitions = partitions_of(curs)
         self.board = BoardWriter(curs, partition, self.partitions)
         self.chain = ChainWriter(curs)
+        self._prefetched: dict[UUID, StrategyReads] = {}
         self.trades = TradesWriter(curs)
 
     def _mine(self) -> int:
@@ -242,10 +214,24 @@ class LedgerWriter:
             [(s, strategy_id) for s in sorted(symbols)],
         )
 
+    def prefetch(self, strategy_ids: Sequence[UUID], symbols: Iterable[str]) -> None:
+        """Read what the folds of a batch's strategies start from, for all of them at once: their
+        :class:`StrategyReads` (each handed out once by :meth:`strategy_reads`), their benchmarks and base
+        currencies, and the quote currencies of ``symbols`` and of what they hold."""
+        self._prefetched = read_strategies(self._cursor, strategy_ids)
+        self.identity.prefetch(strategy_ids)
+        held = {s for reads in self._prefetched.values() for s in reads.positions}
+        self.prices.prefetch_currencies(held.union(symbols))
+
+    def strategy_reads(self, strategy_id: UUID) -> StrategyReads:
+        """What the fold of the strategy's new events starts from: prefetched (once), else read now."""
+        reads = self._prefetched.pop(strategy_id, None)
+        return reads if reads is not None else read_strategies(self._cursor, [strategy_id])[strategy_id]
+
     def ledger_row(self, strategy_id: UUID) -> LedgerRow | None:
         """The strategy's ``rm_ledger`` row, locked for this transaction."""
         row = self._cursor.execute(
-            f"SELECT {_LEDGER_COLUMNS} FROM rm_ledger WHERE strategy_id = %s FOR UPDATE", (strategy_id,)
+            f"SELECT {LEDGER_COLUMNS} FROM rm_ledger WHERE strategy_id = %s FOR UPDATE", (strategy_id,)
         ).fetchone()
         return None if row is None else LedgerRow(**row)
 
@@ -312,29 +298,21 @@ class LedgerWriter:
 
         ``published`` rounds a derived number to the API's one precision.
         """
-        if result.nav:
-            with self._cursor.copy(
-                "COPY rm_nav_daily (strategy_id, date, cash, market_value, total_equity, external_flow) FROM STDIN"
-            ) as copy:
-                for n in result.nav:
-                    copy.write_row(
-                        (
-                            strategy_id,
-                            n.date,
-                            published(n.cash),
-                            published(n.market_value),
-                            published(n.total_equity),
-                            published(n.external_flow),
-                        )
-                    )
-        if result.checkpoints:  # replace from the first re-derived event day on (COPY: no conflicts left)
+        nav = [
+            (strategy_id, n.date, published(n.cash), published(n.market_value), published(n.total_equity),
+             published(n.external_flow))
+            for n in result.nav
+        ]  # fmt: skip
+        put_rows(
+            self._cursor, "rm_nav_daily", "strategy_id, date, cash, market_value, total_equity, external_flow", nav
+        )
+        if result.checkpoints:  # replace from the first re-derived event day on (no conflicts left)
             self._cursor.execute(
                 "DELETE FROM rm_checkpoints WHERE strategy_id = %s AND date >= %s",
                 (strategy_id, result.checkpoints[0][0]),
             )
-            with self._cursor.copy("COPY rm_checkpoints (strategy_id, date, state) FROM STDIN") as copy:
-                for d, st in result.checkpoints:
-                    copy.write_row((strategy_id, d, encode_state(st)))
+            checkpoints = [(strategy_id, d, encode_state(st)) for d, st in result.checkpoints]
+            put_rows(self._cursor, "rm_checkpoints", "strategy_id, date, state", checkpoints)
         if result.reconciliation:
             self._cursor.executemany(
                 "INSERT INTO rm_reconciliation_log (strategy_id, snapshot_id, symbol, derived_quantity,"
@@ -388,6 +366,10 @@ class LedgerWriter:
                 [(u, r, n, sid) for sid, u, r, n in result.snapshots],
             )
 
+    def writes_together(self, *row_counts: int) -> AbstractContextManager[None]:
+        """A strategy's writes in one pipeline when each table gets few rows (``row_counts``): see bulk.py."""
+        return pipelined(self._cursor, *row_counts)
+
     def positions(self, strategy_id: UUID) -> dict[str, Holding]:
         return {
             r["symbol"]: Holding(r["quantity"], r["cost_basis"], r["updated_at"])
@@ -420,7 +402,7 @@ class LedgerWriter:
     def write_ledger(self, row: LedgerRow) -> None:
         """Insert or replace the strategy's ``rm_ledger`` row."""
         self._cursor.execute(
-            f"INSERT INTO rm_ledger ({_LEDGER_COLUMNS}, updated_at)"
+            f"INSERT INTO rm_ledger ({LEDGER_COLUMNS}, updated_at)"
             " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, now()) ON CONFLICT (strategy_id) DO UPDATE SET"
             " cash_balance = EXCLUDED.cash_balance, realized_pnl = EXCLUDED.realized_pnl,"
             " external_flows = EXCLUDED.external_flows, market_value = EXCLUDED.market_value,"
