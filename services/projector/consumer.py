@@ -44,6 +44,8 @@ RETRY_S = 1.0
 BALANCE_EVERY_S = 1.0
 #: the longest the leaderboard waits for its upkeep while events keep coming
 BOARD_DEFER_S = 1.0
+#: the leaderboard's upkeep under news all along: this much at least every BOARD_DEFER_S
+BOARD_SLICE_S = 0.1
 
 log = structlog.get_logger(component="projector")
 
@@ -88,11 +90,17 @@ class ProjectorDaemon:
                 try:
                     await self.balance()
                     await self.work()
-                    # new events first: the leaderboard waits while partitions have news, at most BOARD_DEFER_S
-                    # (an upkeep beside the projection was tried: its partition locks held the projection up)
+                    # new events first: the leaderboard's upkeep runs while no partition has news and stops
+                    # when news arrives (between two rows); under news all along, a BOARD_SLICE_S of it at
+                    # least every BOARD_DEFER_S (an upkeep beside the projection was tried: its partition
+                    # locks held the projection up)
                     more = False
-                    if not self._dirty or time.monotonic() - self._last_board >= BOARD_DEFER_S:
-                        more = await self.refresh_leaderboard()
+                    if not self._dirty:
+                        more = await self.refresh_leaderboard(BUDGET_S, interruptible=True)
+                        if not self._dirty:  # not cut short
+                            self._last_board = time.monotonic()
+                    elif time.monotonic() - self._last_board >= BOARD_DEFER_S:
+                        more = await self.refresh_leaderboard(BOARD_SLICE_S, interruptible=False)
                         self._last_board = time.monotonic()
                 except LayoutChanged:  # a rebuild laid the partitions out anew: take the new layout now
                     await self.balance(force=True)
@@ -222,10 +230,11 @@ class ProjectorDaemon:
             position = up_to
         return total
 
-    async def refresh_leaderboard(self) -> bool:
+    async def refresh_leaderboard(self, budget_s: float = BUDGET_S, interruptible: bool = False) -> bool:
         """Leaderboard upkeep for the owned partitions that need it (stale rows to look for, or strategy
-        updates they have not followed), one bounded transaction each, within one ``BUDGET_S`` for all of
-        them (the next call starts where this one stopped). True when there may be more to do."""
+        updates they have not followed), one bounded transaction each, within one ``budget_s`` for all of
+        them (the next call starts where this one stopped), or (``interruptible``) until a partition has
+        news. True when there may be more to do."""
         scan_all = time.monotonic() - self._last_scan > SCAN_EVERY_S
         latest = await asyncio.to_thread(self.db.identity.latest_strategy_update)
         cursors = await asyncio.to_thread(self.db.projection.partition_cursors)
@@ -238,17 +247,20 @@ class ProjectorDaemon:
             if rejudge or scan_all or p in self._leaderboard_dirty or cursors.get(p, (0, 0))[1] < latest
         ]
         todo = [p for p in todo if p >= self._board_next] + [p for p in todo if p < self._board_next]  # round robin
-        deadline = time.monotonic() + BUDGET_S
+        deadline = time.monotonic() + budget_s
+        interrupt = (lambda: bool(self._dirty)) if interruptible else None
         more = False
         for partition in todo:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or (interrupt and interrupt()):
                 self._board_next, more = partition, True
                 break
             scan = scan_all or partition in self._leaderboard_dirty
             # unmarked first: events projected meanwhile (the projection runs beside) mark it again
             self._leaderboard_dirty.discard(partition)
-            done = await asyncio.to_thread(refresh_leaderboard, self.db, partition, scan=scan, budget_s=left)
+            done = await asyncio.to_thread(
+                partial(refresh_leaderboard, scan=scan, budget_s=left, interrupt=interrupt), self.db, partition
+            )
             if scan and done:  # it did something: look again, there may be more
                 self._leaderboard_dirty.add(partition)
             more = more or done > 0

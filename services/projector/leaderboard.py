@@ -24,7 +24,7 @@ What gets refreshed, in the projector daemon's loop after each catch-up:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -118,15 +118,20 @@ def leaderboard_entry(
     }
 
 
-def refresh_rows(writer: LedgerWriter, strategy_ids: Iterable[UUID], deadline: float | None = None) -> int:
+def refresh_rows(
+    writer: LedgerWriter,
+    strategy_ids: Iterable[UUID],
+    deadline: float | None = None,
+    interrupt: Callable[[], bool] | None = None,
+) -> int:
     """Recompute and write the rows of ``strategy_ids`` (those with a ledger); stops taking more after
-    ``deadline`` (``time.monotonic()``). Returns how many were written."""
+    ``deadline`` (``time.monotonic()``) or once ``interrupt()`` says so. Returns how many were written."""
     ids = list(dict.fromkeys(strategy_ids))
     faces = writer.identity.public_faces(ids)
     trials, version = writer.board.trials()
     rows: list[dict[str, Any]] = []
     for strategy_id in ids:
-        if deadline is not None and rows and time.monotonic() > deadline:
+        if rows and ((deadline is not None and time.monotonic() > deadline) or (interrupt and interrupt())):
             break
         inputs = writer.board.inputs(strategy_id)
         if inputs is None:
@@ -176,10 +181,17 @@ def apply_strategy_updates(writer: LedgerWriter, limit: int = BATCH) -> int:
 
 
 def refresh_leaderboard(
-    db: Database, partition: int | None = None, *, scan: bool = True, limit: int = BATCH, budget_s: float = BUDGET_S
+    db: Database,
+    partition: int | None = None,
+    *,
+    scan: bool = True,
+    limit: int = BATCH,
+    budget_s: float = BUDGET_S,
+    interrupt: Callable[[], bool] | None = None,
 ) -> int:
     """One transaction of leaderboard upkeep for a partition's strategies (None: each partition in turn):
-    strategy updates, then (``scan``) stale rows.
+    strategy updates, then (``scan``) stale rows, until ``budget_s`` is spent or ``interrupt()`` is true
+    (a row at least).
 
     Returns how much it did (0: nothing left to do); call again while it returns more than 0.
     """
@@ -193,7 +205,7 @@ def refresh_leaderboard(
         updates = apply_strategy_updates(writer, limit)
         refreshed = 0
         if scan:
-            refreshed = refresh_rows(writer, writer.board.stale(limit), started + budget_s)
+            refreshed = refresh_rows(writer, writer.board.stale(limit), started + budget_s, interrupt)
         rejudged = judge_against_trials(writer, recount=bool(updates or refreshed))
     if updates or refreshed or rejudged:
         log.info(

@@ -19,6 +19,7 @@ from botranks_domain.accounts import StrategySettingsIn
 from botranks_domain.bars import Bar
 from botranks_domain.errors import InvalidSymbol, NotFound, NotOwner
 from botranks_domain.model import CashEvent, CashRecorded, Order, OrderRecorded
+from botranks_domain.partition import partition_of
 from botranks_domain.views import (
     LEADERBOARD_DEFAULT_MIN_DAYS,
     LEADERBOARD_DEFAULT_SORT,
@@ -424,6 +425,30 @@ def test_version_moves_with_every_change_and_only_then(db):
     assert db.ledger.leaderboard_version() != second  # another table
     assert db.ledger.leaderboard_row(sid).name == "versioned-2"
     EXPECTED[sid] = {"orders": 0, "live": 0, "last_arrival": when}
+
+
+def test_an_interrupted_upkeep_refreshes_one_row_and_the_rest_later(db):
+    """The daemon's upkeep stops between two rows when a partition has news (``interrupt``): a row at
+    least, so that the board moves on even under news all along; the others stay stale for later."""
+    partitions = db.projection.partitions()
+    sids: list[uuid.UUID] = []
+    while len(sids) < 3:  # three strategies of one partition
+        sid, _ = db.identity.create_strategy(f"cut-{len(sids)}", owner_id=db.owner, first_key=False)
+        if not sids or partition_of(sid, partitions) == partition_of(sids[0], partitions):
+            sids.append(sid)
+    drain(db)  # their creation is followed first: no strategy update left to refresh them all at once
+    when = at(4, 0)
+    db.events.append(
+        [(e.cash.id, e) for sid in sids for e in [build_event(sid, ("cash", "deposit", D(100), when, when))]]
+    )
+    project_all(db)
+    asked = []
+    refresh_leaderboard(db, partition_of(sids[0], partitions), interrupt=lambda: asked.append(1) or True)
+    assert asked and sum(db.ledger.leaderboard_row(s) is not None for s in sids) == 1
+    drain(db)
+    assert all(db.ledger.leaderboard_row(s) is not None for s in sids)
+    for sid in sids:
+        EXPECTED[sid] = {"orders": 0, "live": 0, "last_arrival": when}
 
 
 def test_recent_orders_and_cash_newest_first_and_delayed(db):
