@@ -136,11 +136,21 @@ def apply_batch(writer: LedgerWriter, notifications: Sequence[Notification]) -> 
     A strategy whose events cannot be applied (undecodable, refused by the database, or
     failing the fold) is rolled back to a savepoint, recorded in the quarantine and skipped
     from then on; every other strategy of the batch is projected as usual.
+
+    The folds first go together under one savepoint (two round trips for the batch instead of two per
+    strategy); only when one of them fails is that undone and the batch folded again, each strategy
+    under its own savepoint.
     """
     outcome = BatchOutcome()
     by_strategy = log_batch(writer, notifications, writer.halted())
     outcome.strategies = len(by_strategy)
     writer.prefetch(list(by_strategy), _symbols([e for events in by_strategy.values() for _, e in events]))
+    try:
+        with writer.savepoint():
+            outcome.refolds = sum(project_strategy(writer, s, events) for s, events in by_strategy.items())
+        return outcome
+    except Exception:  # noqa: BLE001 - one of them failed: all undone, and again one by one below
+        outcome.refolds = 0
     for strategy_id, events in by_strategy.items():
         try:
             with writer.savepoint():  # a failing fold undoes only itself
