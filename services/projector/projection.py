@@ -30,7 +30,7 @@ from botranks_domain.nav import LedgerState, PriceBook, decode_state, derive
 from botranks_domain.partition import event_partition
 from libs.infra.db import Database
 from libs.infra.metrics import PROJECTED
-from libs.infra.readmodel import UNKNOWN_STRATEGY, LedgerRow, LedgerWriter
+from libs.infra.readmodel import UNKNOWN_STRATEGY, LedgerRow, LedgerWriter, StrategyReads
 from libs.infra.store import IntegrityError, Notification
 
 from .current import ledger_row, mark_now
@@ -237,9 +237,7 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
     first_day = new_events[0][1].effective_at.date()
     appended = row is None or _key(*new_events[0]) > row.last_key
     if row is not None and _before_trades(row):
-        rederive(
-            writer, strategy_id, date.min, row=row, new_last=new_events[-1], positions=reads.positions, remember=symbols
-        )
+        rederive(writer, strategy_id, date.min, reads=reads, new_last=new_events[-1], remember=symbols)
         return 1
     if appended and (last_nav is None or first_day > last_nav) and (row is None or row.state is not None):
         # the common case: new events after everything folded, on days with no NAV row yet
@@ -253,13 +251,12 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
         _derive_and_write(
             writer,
             strategy_id,
-            row,
+            reads,
             start,
             [e for _, e in new_events],
             last_nav,
             reads.last_checkpoint,
             new_last=new_events[-1],
-            positions=reads.positions,
             remember=symbols,
         )
         return 0
@@ -276,21 +273,18 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
         _derive_and_write(
             writer,
             strategy_id,
-            row,
+            reads,
             decode_state(row.tail_state).dated(tail_day),
             [e for _, e in new_events],
             tail_day - timedelta(days=1),
             reads.checkpoint_through_tail,
             new_last=new_events[-1],
             nav_after=reads.nav_before_tail,
-            positions=reads.positions,
             remember=symbols,
             nav_from=tail_day,
         )
         return 0
-    rederive(
-        writer, strategy_id, first_day, row=row, new_last=new_events[-1], positions=reads.positions, remember=symbols
-    )
+    rederive(writer, strategy_id, first_day, reads=reads, new_last=new_events[-1], remember=symbols)
     return 1
 
 
@@ -304,18 +298,17 @@ def rederive(
     strategy_id: UUID,
     from_day: date,
     *,
-    row: LedgerRow | None = None,
+    reads: StrategyReads | None = None,
     new_last: tuple[int, LedgerEvent] | None = None,
-    positions: dict[str, Holding] | None = None,
     remember: Set[str] = frozenset(),
 ) -> None:
     """Re-derive a strategy's state, checkpoints and NAV from ``from_day`` on (the general path).
 
     NAV rows after the last NAV day before ``from_day`` are rewritten; the fold restarts from
-    the latest checkpoint on or before that day. ``row`` and ``positions``: as stored, when read already.
+    the latest checkpoint on or before that day. ``reads``: what is stored of it, when read already.
     """
-    if row is None:
-        row = writer.ledger_row(strategy_id)
+    if reads is None:
+        reads = writer.strategy_reads(strategy_id)
     after = writer.last_nav_day(strategy_id, from_day)
     start, checkpoint_day = LedgerState(), None
     if after is not None:
@@ -335,13 +328,12 @@ def rederive(
     _derive_and_write(
         writer,
         strategy_id,
-        row,
+        reads,
         start,
         history,
         after,
         checkpoint_day,
         new_last=new_last,
-        positions=positions,
         remember=remember,
     )
 
@@ -349,7 +341,7 @@ def rederive(
 def _derive_and_write(
     writer: LedgerWriter,
     strategy_id: UUID,
-    row: LedgerRow | None,
+    reads: StrategyReads,
     start: LedgerState,
     events: list[LedgerEvent],
     after: date | None,
@@ -357,18 +349,17 @@ def _derive_and_write(
     *,
     new_last: tuple[int, LedgerEvent] | None,
     nav_after: date | None = None,
-    positions: dict[str, Holding] | None = None,
     remember: Set[str] = frozenset(),
     nav_from: date | None = None,
 ) -> None:
     """Derive from ``start`` (the state at the end of day ``after``) and write every read model.
 
     ``nav_after`` is the last NAV day kept, when ``after`` is not one (the tail path), whose NAV rows
-    from ``nav_from`` on are rewritten; ``positions`` the stored positions, when read already;
+    from ``nav_from`` on are rewritten; ``reads``: what is stored of it (ledger row, positions);
     ``remember``: the symbols of the new events (``rm_strategy_symbols``). The writes read nothing: they
     go in one pipeline when they are few.
     """
-    today = datetime.now(UTC).date()
+    today, row = datetime.now(UTC).date(), reads.row
     benchmark = writer.identity.benchmark_of(strategy_id)
     held = {p.symbol for p in start.positions} | set(start.pending_dq) | _symbols(events)
     base, recorded = writer.identity.base_currency_of(strategy_id), writer.prices.currencies(held)
@@ -383,7 +374,6 @@ def _derive_and_write(
     final = result.final
     ledger = result.current  # in today's share units: a split whose ex-date has come is applied
     assert final is not None and ledger is not None  # derive() sets both
-    stored_positions = writer.positions(strategy_id) if positions is None else positions  # the writes read nothing
     if new_last is not None:
         last_key = _key(*new_last)
         if row is not None and row.last_key > last_key:
@@ -404,7 +394,7 @@ def _derive_and_write(
         writer.trades.write(strategy_id, result.ended, ledger.trades.open.values())
         writer.write_positions(
             strategy_id,
-            stored_positions,
+            reads.positions,
             {s: Holding(published(h.quantity), published(h.cost_basis), h.updated_at)
              for s, h in ledger.positions.items()},
         )  # fmt: skip

@@ -228,24 +228,11 @@ class LedgerWriter:
         reads = self._prefetched.pop(strategy_id, None)
         return reads if reads is not None else read_strategies(self._cursor, [strategy_id])[strategy_id]
 
-    def ledger_row(self, strategy_id: UUID) -> LedgerRow | None:
-        """The strategy's ``rm_ledger`` row, locked for this transaction."""
-        row = self._cursor.execute(
-            f"SELECT {LEDGER_COLUMNS} FROM rm_ledger WHERE strategy_id = %s FOR UPDATE", (strategy_id,)
-        ).fetchone()
-        return None if row is None else LedgerRow(**row)
-
-    def last_nav_day(self, strategy_id: UUID, before: date | None = None) -> date | None:
-        return self._last_day("rm_nav_daily", strategy_id, before)
-
-    def last_checkpoint_day(self, strategy_id: UUID, before: date | None = None) -> date | None:
-        return self._last_day("rm_checkpoints", strategy_id, before)
-
-    def _last_day(self, table: str, strategy_id: UUID, before: date | None) -> date | None:
+    def last_nav_day(self, strategy_id: UUID, before: date) -> date | None:
+        """The strategy's last NAV day before ``before``."""
         return one(
             self._cursor.execute(
-                f"SELECT max(date) AS d FROM {table} WHERE strategy_id = %s AND date < %s",
-                (strategy_id, before or date.max),
+                "SELECT max(date) AS d FROM rm_nav_daily WHERE strategy_id = %s AND date < %s", (strategy_id, before)
             )
         )["d"]
 
@@ -369,15 +356,6 @@ class LedgerWriter:
     def writes_together(self, *row_counts: int) -> AbstractContextManager[None]:
         """A strategy's writes in one pipeline when each table gets few rows (``row_counts``): see bulk.py."""
         return pipelined(self._cursor, *row_counts)
-
-    def positions(self, strategy_id: UUID) -> dict[str, Holding]:
-        return {
-            r["symbol"]: Holding(r["quantity"], r["cost_basis"], r["updated_at"])
-            for r in self._cursor.execute(
-                "SELECT symbol, quantity, cost_basis, updated_at FROM rm_positions WHERE strategy_id = %s",
-                (strategy_id,),
-            ).fetchall()
-        }
 
     def write_positions(self, strategy_id: UUID, before: dict[str, Holding], after: dict[str, Holding]) -> None:
         """Make ``rm_positions`` go from ``before`` (as stored) to ``after``, touching only what changed."""
