@@ -1,13 +1,15 @@
 """The projector's cost per strategy for live single orders, without HTTP or the bus:
 
-    .venv/bin/python bench/projection_round.py [--strategies 16] [--rounds 40] [--profile]
+    .venv/bin/python bench/projection_round.py [--strategies 16] [--rounds 40] [--board] [--profile]
 
 A fresh database; ``--strategies`` strategies with a deposit and 47 orders over 200 days of closes,
 projected; then ``--rounds`` rounds in which each strategy appends one order (executed now) and all of
 them are projected together in one transaction (``project_partitions``, as the daemon does when
 read-your-writes clients each wait for their order). Prints the median transaction and its share per
 strategy; ``--profile`` adds cProfile's top functions (most of the time is waiting on PostgreSQL: the
-number of round trips a strategy costs is the figure to watch)."""
+number of round trips a strategy costs is the figure to watch). ``--board``: after each round, the
+leaderboard upkeep the daemon runs once idle (``refresh_leaderboard`` of those partitions: each strategy's
+row recomputed) is timed too, and profiled instead of the projection."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from botranks_domain.model import CashEvent, CashRecorded, Order, OrderRecorded 
 from botranks_domain.partition import partition_of  # noqa: E402
 from devtools.stack import sql  # noqa: E402
 from libs.infra.db import Database  # noqa: E402
+from services.projector.leaderboard import refresh_leaderboard  # noqa: E402
 from services.projector.projection import project_partitions  # noqa: E402
 
 SYMBOLS = ("AAA", "BBB")
@@ -54,6 +57,7 @@ def main() -> None:
     parser.add_argument("--strategies", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--board", action="store_true", help="time (and profile) the leaderboard upkeep too")
     args = parser.parse_args()
     now = datetime.now(UTC).replace(microsecond=0)
     first = now - timedelta(days=200)
@@ -82,25 +86,41 @@ def main() -> None:
             shares = db.events.partitions_notifications(wanted, partitions, 0, 1_000_000, head)
             project_partitions(db, shares, partitions, head, wait=False)
 
+        def board_all() -> None:
+            for p in wanted:
+                refresh_leaderboard(db, p, limit=len(sids), budget_s=60.0)
+
         project_all()
-        profile, times = cProfile.Profile(), []
+        board_all()
+        profile, times, board_times = cProfile.Profile(), [], []
         for r in range(args.rounds):
             for sid in sids:
                 order = _order(sid, r, now - timedelta(seconds=args.rounds - r))
                 db.events.append([(order.order.id, order)])
             started = time.perf_counter()
-            if args.profile:
+            if args.profile and not args.board:
                 profile.enable()
             project_all()
-            if args.profile:
+            if args.profile and not args.board:
                 profile.disable()
             times.append(time.perf_counter() - started)
+            if args.board:
+                started = time.perf_counter()
+                if args.profile:
+                    profile.enable()
+                board_all()
+                if args.profile:
+                    profile.disable()
+                board_times.append(time.perf_counter() - started)
         db.close()
     median = statistics.median(times) * 1000
     print(
         f"{args.strategies} strategies with one new order each, projected together: median {median:.1f} ms a"
         f" transaction, {median / args.strategies:.2f} ms a strategy ({args.rounds} rounds)"
     )
+    if board_times:
+        board = statistics.median(board_times) * 1000
+        print(f"then their leaderboard rows: median {board:.1f} ms a round, {board / args.strategies:.2f} ms a row")
     if args.profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
 

@@ -43,9 +43,10 @@ RETRY_S = 1.0
 #: partitions move within about this long (its locks go with its connection)
 BALANCE_EVERY_S = 1.0
 #: the longest the leaderboard waits for its upkeep while events keep coming
-BOARD_DEFER_S = 1.0
-#: the leaderboard's upkeep under news all along: this much at least every BOARD_DEFER_S
-BOARD_SLICE_S = 0.1
+BOARD_DEFER_S = 0.3
+#: the leaderboard's upkeep under news all along: this much at least every BOARD_DEFER_S (short: news that
+#: arrives during a forced slice waits for it; docs/NOTES.md "Leaderboard")
+BOARD_SLICE_S = 0.03
 
 log = structlog.get_logger(component="projector")
 

@@ -6,7 +6,9 @@ significance of its Sharpe ratio: docs/METHODOLOGY.md), its
 orders (how many were reported live), its chain head (last activity = arrival time of its
 latest event) and its public face in ``strategies`` (name, visibility, base currency, tags, the owner's
 handle; its markets come from the symbols it ordered). So it is a function of
-log + prices + identity, and a rebuild fills it like every other read model.
+log + prices + identity, and a rebuild fills it like every other read model. A refresh that finds the
+NAV rows' digest unchanged keeps the row's NAV figures (``BoardWriter.inputs``' ``kept``): the same
+function, not computed twice.
 
 What gets refreshed, in the projector daemon's loop after each catch-up:
 
@@ -36,7 +38,7 @@ from botranks_domain.currency import quote_currency
 from botranks_domain.performance import performance_with_moments
 from botranks_domain.profiles import equity_bracket, markets_of
 from botranks_domain.series import nav_frame, sparkline
-from botranks_domain.significance import Trials, deflated_sharpe, sharpe_std
+from botranks_domain.significance import NO_TRIALS, Trials, deflated_sharpe, sharpe_std
 from botranks_domain.trade_stats import trading_stats
 from libs.infra.db import Database
 from libs.infra.identity.tx import PublicFace
@@ -67,19 +69,48 @@ def leaderboard_entry(
     """One ``rm_leaderboard`` row from a strategy's inputs (``BoardWriter.inputs``), its DSR judged
     against the instance's ``trials`` (of ``trials_version``); ``currencies``: the recorded quote
     currencies of its symbols (its markets)."""
-    perf, observed = performance_with_moments(nav_frame(inputs["nav"]), None, None, 0.0, trials)
-    sig = perf["significance"]
+    kept = inputs.get("kept")
+    figures = _nav_figures(inputs["nav"]) if kept is None else dict(kept)
     nav = [(r.date, r.total_equity) for r in inputs["nav"]]
     trading = trading_stats(inputs.get("trades", []), nav, Decimal(0), datetime.now(UTC))
     orders, live = inputs["orders"], inputs["live_orders"]
     face = face or PublicFace("", "private", "USD", None, [])
     symbols = inputs.get("symbols") or []
     recorded = currencies or {}
-    interval = sig["sharpe_ci_95"] or (None, None)
     return {
         "strategy_id": strategy_id,
         "name": face.name,
         "visibility": face.visibility,
+        **figures,
+        "dsr": deflated_sharpe(figures["sharpe_daily"], figures["sharpe_daily_std"], trials),
+        "last_activity": inputs["last_activity"],
+        "orders": orders,
+        "live_orders": live,
+        "live_share": live / orders if orders else None,
+        "nav_version": inputs["nav_version"],
+        "trials_version": trials_version,
+        "trades": trading.trades,
+        "win_rate": trading.win_rate,
+        "profit_factor": trading.profit_factor,
+        "owner_handle": face.owner_handle,
+        "base_currency": face.base_currency,
+        "markets": markets_of(symbols, {s: quote_currency(s, recorded) for s in symbols}),
+        "tags": list(face.tags),
+        # where the next refresh goes on counting from (0: count everything again)
+        "orders_counted_to": inputs.get("orders_counted_to", 0),
+        "order_symbols": list(symbols),
+        "nav_digest": inputs.get("nav_digest"),
+    }
+
+
+def _nav_figures(rows: list[Any]) -> dict[str, Any]:
+    """The row's columns that are a function of its NAV rows alone (``NAV_FIGURES``; the DSR is judged
+    apart, against the instance's trials): the /performance figures with no benchmark and a risk-free
+    rate of 0, the significance of the Sharpe ratio, the sparkline and the equity bracket."""
+    perf, observed = performance_with_moments(nav_frame(rows), None, None, 0.0, NO_TRIALS)
+    sig = perf["significance"]
+    interval = sig["sharpe_ci_95"] or (None, None)
+    return {
         "total_return": perf["total_return"],
         "cagr": perf["cagr"],
         "sharpe": perf["sharpe_ratio"],
@@ -89,32 +120,15 @@ def leaderboard_entry(
         "track_days": perf["days"] or 0,
         "inception_date": perf["inception_date"],
         "latest_date": perf["latest_date"],
-        "last_activity": inputs["last_activity"],
-        "orders": orders,
-        "live_orders": live,
-        "live_share": live / orders if orders else None,
-        "nav_version": inputs["nav_version"],
         "observations": sig["observations"],
         "sharpe_daily": observed.sharpe,
         "sharpe_daily_std": sharpe_std(observed),
         "psr": sig["psr"],
-        "dsr": sig["dsr"],
         "sharpe_ci_low": interval[0],
         "sharpe_ci_high": interval[1],
         "min_track_record_days": sig["min_track_record_days"],
-        "trials_version": trials_version,
-        "trades": trading.trades,
-        "win_rate": trading.win_rate,
-        "profit_factor": trading.profit_factor,
-        "sparkline": sparkline(inputs["nav"]),
-        "owner_handle": face.owner_handle,
-        "base_currency": face.base_currency,
-        "markets": markets_of(symbols, {s: quote_currency(s, recorded) for s in symbols}),
-        "tags": list(face.tags),
-        "equity_bracket": equity_bracket(inputs["nav"][-1].total_equity if inputs["nav"] else None),
-        # where the next refresh goes on counting from (0: count everything again)
-        "orders_counted_to": inputs.get("orders_counted_to", 0),
-        "order_symbols": list(symbols),
+        "sparkline": sparkline(rows),
+        "equity_bracket": equity_bracket(rows[-1].total_equity if rows else None),
     }
 
 
@@ -142,7 +156,8 @@ def refresh_rows(
             rows.append(leaderboard_entry(strategy_id, face, inputs, trials, version, currencies))
         except Exception as exc:  # noqa: BLE001 - never let one strategy stall the board: figures left null
             log.error("leaderboard_failed", strategy_id=str(strategy_id), error=f"{type(exc).__name__}: {exc}")
-            rows.append(leaderboard_entry(strategy_id, face, {**inputs, "nav": []}, trials, version, currencies))
+            failed = {**inputs, "nav": [], "kept": None, "nav_digest": None}  # computed anew next time
+            rows.append(leaderboard_entry(strategy_id, face, failed, trials, version, currencies))
     writer.board.write(rows)
     return len(rows)
 

@@ -30,7 +30,7 @@ from botranks_domain.views import (
 )
 from devtools.stack import sql, wait_until
 from libs.infra.db import Database
-from libs.infra.readmodel.tables import LEADERBOARD_TIEBREAKS
+from libs.infra.readmodel.tables import LEADERBOARD_COLUMNS, LEADERBOARD_TIEBREAKS, NAV_FIGURES
 from services.projector.leaderboard import refresh_leaderboard
 from services.projector.projection import apply_price_updates, project
 from services.projector.rebuild import rebuild
@@ -449,6 +449,51 @@ def test_an_interrupted_upkeep_refreshes_one_row_and_the_rest_later(db):
     assert all(db.ledger.leaderboard_row(s) is not None for s in sids)
     for sid in sids:
         EXPECTED[sid] = {"orders": 0, "live": 0, "last_arrival": when}
+
+
+def test_an_order_after_the_last_priced_day_keeps_the_nav_figures_exactly(db):
+    """An order dated after the last close (a live bot between two closes) leaves the NAV rows as they
+    were: the refresh keeps the row's NAV figures (same digest) instead of computing them again, and
+    what it keeps equals a computation from scratch, column for column."""
+    sid, _ = db.identity.create_strategy("kept", owner_id=db.owner, visibility="public", first_key=False)
+    priced = [d for d in DAYS if d.weekday() < 5]
+    deposit = at(2, 0)
+    specs = [("cash", "deposit", D(10_000), deposit, deposit)]
+    specs += [("order", "SPY", "buy" if i % 3 else "sell", D(2), D(500), "filled", at(3 + 2 * i, 5), at(3 + 2 * i, 6))
+              for i in range(20)]  # fmt: skip
+    db.events.append([(event_id(e), e) for e in (build_event(sid, spec) for spec in specs)])
+    project_all(db)
+    drain(db)
+    columns = [c for c in LEADERBOARD_COLUMNS if c != "strategy_id"]
+
+    def row() -> dict:
+        with sql(db) as curs:
+            found = curs.execute(
+                f"SELECT {', '.join(columns)} FROM rm_leaderboard WHERE strategy_id = %s", (sid,)
+            ).fetchone()
+        assert found is not None
+        return found
+
+    before = row()
+    assert before["nav_digest"] and before["track_days"] > 0 and before["sharpe_daily"] is not None
+    late = datetime.combine(priced[-1] + timedelta(days=3), datetime.min.time(), UTC) + timedelta(hours=15)
+    db.events.append(
+        [(event_id(e), e) for e in [build_event(sid, ("order", "SPY", "buy", D(1), D(510), "filled", late, late))]]
+    )
+    project_all(db)
+    with db.projection.writing(partition_of(sid, db.projection.partitions())) as writer:
+        inputs = writer.board.inputs(sid)  # the NAV rows are not read again: the figures are kept
+    assert inputs is not None and inputs["nav"] == [] and inputs["kept"]["sharpe_daily"] == before["sharpe_daily"]
+    drain(db)
+    kept = row()
+    assert kept["orders"] == before["orders"] + 1 and kept["nav_version"] != before["nav_version"]
+    assert kept["nav_digest"] == before["nav_digest"]
+    assert {c: kept[c] for c in NAV_FIGURES} == {c: before[c] for c in NAV_FIGURES}
+    with sql(db) as curs:  # the same row computed from scratch
+        curs.execute("UPDATE rm_leaderboard SET nav_digest = NULL, nav_version = NULL WHERE strategy_id = %s", (sid,))
+    drain(db)
+    assert row() == kept
+    EXPECTED[sid] = {"orders": 21, "live": 21, "last_arrival": late}
 
 
 def test_recent_orders_and_cash_newest_first_and_delayed(db):

@@ -17,7 +17,7 @@ from botranks_domain.views import LIVE_REPORTING_S
 
 from ..identity import IdentityTx
 from ..pg import DictCursor, one
-from .tables import LEADERBOARD_COLUMNS
+from .tables import LEADERBOARD_COLUMNS, NAV_FIGURES
 from .trade_reads import TRADE_SUMS
 
 
@@ -48,7 +48,11 @@ class BoardWriter:
     def inputs(self, strategy_id: UUID) -> dict[str, Any] | None:
         """What a strategy's row is computed from (None without a ledger): its NAV version, NAV rows
         (``NavRow``), trades (``TradeSums``), order counts, the symbols ordered (and the last order
-        counted, ``orders_counted_to``), and its last arrival."""
+        counted, ``orders_counted_to``), its last arrival, and ``nav_digest``: a digest of every NAV row.
+
+        When the digest is the one the row was last computed from (an order dated after the last priced
+        day: what a live bot sends between two closes), the NAV rows are not read: ``kept`` holds the
+        row's figures computed from them (``NAV_FIGURES``) and ``nav`` is empty."""
         # the order counts and symbols go on from the row's last count (rm_orders only grows, in notification
         # order, and goes with the row when a strategy is forgotten): O(new orders), not O(history)
         row = self._cursor.execute(
@@ -57,7 +61,10 @@ class BoardWriter:
             " AS last_activity, coalesce(b.orders, 0) + o.orders AS orders,"
             " coalesce(b.live_orders, 0) + o.live_orders AS live_orders,"
             " ARRAY(SELECT DISTINCT x FROM unnest(coalesce(b.order_symbols, '{}') || o.symbols) AS x ORDER BY x)"
-            " AS symbols, greatest(coalesce(b.orders_counted_to, 0), o.counted_to) AS orders_counted_to"
+            " AS symbols, greatest(coalesce(b.orders_counted_to, 0), o.counted_to) AS orders_counted_to,"
+            " (SELECT md5(string_agg(concat_ws('|', date, cash, market_value, total_equity, external_flow), ','"
+            " ORDER BY date)) FROM rm_nav_daily WHERE strategy_id = %(s)s) AS nav_digest,"
+            " (SELECT nav_digest FROM rm_leaderboard WHERE strategy_id = %(s)s) AS kept_digest"
             " FROM rm_ledger AS l LEFT JOIN rm_leaderboard AS b ON b.strategy_id = l.strategy_id"
             " AND b.orders_counted_to > 0,"
             " LATERAL (SELECT count(*) AS orders, count(*) FILTER (WHERE created_at - executed_at"
@@ -69,12 +76,19 @@ class BoardWriter:
         ).fetchone()
         if row is None:
             return None
-        with self._cursor.connection.cursor(row_factory=args_row(NavRow)) as navs:
-            row["nav"] = navs.execute(
-                "SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
-                " WHERE strategy_id = %s ORDER BY date",
-                (strategy_id,),
-            ).fetchall()
+        if row["nav_digest"] is not None and row.pop("kept_digest") == row["nav_digest"]:
+            row["kept"] = self._cursor.execute(
+                f"SELECT {', '.join(NAV_FIGURES)} FROM rm_leaderboard WHERE strategy_id = %s", (strategy_id,)
+            ).fetchone()
+            row["nav"] = []
+        else:
+            row.pop("kept_digest", None)
+            with self._cursor.connection.cursor(row_factory=args_row(NavRow)) as navs:
+                row["nav"] = navs.execute(
+                    "SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"
+                    " WHERE strategy_id = %s ORDER BY date",
+                    (strategy_id,),
+                ).fetchall()
         with self._cursor.connection.cursor(row_factory=class_row(TradeSums)) as trades:
             row["trades"] = trades.execute(
                 f"SELECT {TRADE_SUMS} FROM rm_trades WHERE strategy_id = %s ORDER BY opened_at, trade_id",

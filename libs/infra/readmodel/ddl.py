@@ -364,4 +364,10 @@ MIGRATIONS: dict[int, str] = {
         ADD COLUMN orders_counted_to bigint NOT NULL DEFAULT 0,
         ADD COLUMN order_symbols text[] NOT NULL DEFAULT '{}';
     """,
+    25: """
+    -- speed (issue 25): the md5 of the NAV rows a row's figures were computed from; a refresh that finds
+    -- the same digest (an order after the last priced day) keeps those figures instead of computing them
+    -- again from the whole history; NULL: computed at the next refresh
+    ALTER TABLE rm_leaderboard ADD COLUMN nav_digest text;
+    """,
 }

@@ -112,6 +112,29 @@ LEADERBOARD_COLUMNS = (
     "equity_bracket",
     "orders_counted_to",
     "order_symbols",
+    "nav_digest",
+)
+#: the columns of a row that are a function of the strategy's NAV rows alone (the DSR is judged anew):
+#: what a refresh keeps when the NAV rows' digest (``nav_digest``) is the one they were computed from
+NAV_FIGURES = (
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "volatility",
+    "track_days",
+    "inception_date",
+    "latest_date",
+    "observations",
+    "sharpe_daily",
+    "sharpe_daily_std",
+    "psr",
+    "sharpe_ci_low",
+    "sharpe_ci_high",
+    "min_track_record_days",
+    "sparkline",
+    "equity_bracket",
 )
 EPOCH = datetime.min.replace(tzinfo=UTC)
 
