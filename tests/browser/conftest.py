@@ -207,9 +207,16 @@ class Watch:
         self.requests: list[str] = []
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.console.append(f"uncaught: {exc}"))
-        page.on("requestfailed", lambda r: self.failed.append(f"{r.method} {r.url}: {r.failure}"))
+        page.on("requestfailed", self._failed)
         page.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.status} {r.request.method} {r.url}"))
         page.on("request", self._request)
+
+    def _failed(self, request: Any) -> None:
+        # Chromium fetches the favicon on its own and cancels that fetch when the page navigates on
+        # (net::ERR_ABORTED): nothing a person sees; any other failed request counts
+        if "/favicon" in request.url and "ERR_ABORTED" in (request.failure or ""):
+            return
+        self.failed.append(f"{request.method} {request.url}: {request.failure}")
 
     def _console(self, message: Any) -> None:
         if message.type == "error":
