@@ -20,6 +20,9 @@ from ..pg import DictCursor, one
 from .tables import LEADERBOARD_COLUMNS, NAV_FIGURES
 from .trade_reads import TRADE_SUMS
 
+#: the row's NAV figures as stored, read with the refresh's first statement (kept when the digest holds)
+_KEPT = ", ".join(f"k.{c} AS kept_{c}" for c in NAV_FIGURES)
+
 
 class BoardWriter:
     """``rm_leaderboard`` and ``rm_trials`` for one partition's transaction (``partition`` None: all)."""
@@ -63,10 +66,10 @@ class BoardWriter:
             " ARRAY(SELECT DISTINCT x FROM unnest(coalesce(b.order_symbols, '{}') || o.symbols) AS x ORDER BY x)"
             " AS symbols, greatest(coalesce(b.orders_counted_to, 0), o.counted_to) AS orders_counted_to,"
             " (SELECT md5(string_agg(concat_ws('|', date, cash, market_value, total_equity, external_flow), ','"
-            " ORDER BY date)) FROM rm_nav_daily WHERE strategy_id = %(s)s) AS nav_digest,"
-            " (SELECT nav_digest FROM rm_leaderboard WHERE strategy_id = %(s)s) AS kept_digest"
+            " ORDER BY date)) FROM rm_nav_daily WHERE strategy_id = %(s)s) AS nav_digest, k.nav_digest AS kept_digest,"
+            f" {_KEPT}"
             " FROM rm_ledger AS l LEFT JOIN rm_leaderboard AS b ON b.strategy_id = l.strategy_id"
-            " AND b.orders_counted_to > 0,"
+            " AND b.orders_counted_to > 0 LEFT JOIN rm_leaderboard AS k ON k.strategy_id = l.strategy_id,"
             " LATERAL (SELECT count(*) AS orders, count(*) FILTER (WHERE created_at - executed_at"
             " <= make_interval(secs => %(live)s)) AS live_orders,"
             " coalesce(array_agg(DISTINCT symbol), '{}') AS symbols, coalesce(max(notification_id), 0) AS counted_to"
@@ -76,13 +79,10 @@ class BoardWriter:
         ).fetchone()
         if row is None:
             return None
-        if row["nav_digest"] is not None and row.pop("kept_digest") == row["nav_digest"]:
-            row["kept"] = self._cursor.execute(
-                f"SELECT {', '.join(NAV_FIGURES)} FROM rm_leaderboard WHERE strategy_id = %s", (strategy_id,)
-            ).fetchone()
-            row["nav"] = []
+        kept, kept_digest = {c: row.pop(f"kept_{c}") for c in NAV_FIGURES}, row.pop("kept_digest")
+        if row["nav_digest"] is not None and kept_digest == row["nav_digest"]:
+            row["kept"], row["nav"] = kept, []
         else:
-            row.pop("kept_digest", None)
             with self._cursor.connection.cursor(row_factory=args_row(NavRow)) as navs:
                 row["nav"] = navs.execute(
                     "SELECT date, cash, market_value, total_equity, external_flow FROM rm_nav_daily"

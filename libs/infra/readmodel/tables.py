@@ -73,47 +73,6 @@ LEADERBOARD_ROW = (
 )
 #: a sort's tie-breakers before the strategy id (same direction): DSR ties (e.g. all 1.0) by PSR
 LEADERBOARD_TIEBREAKS = {"dsr": ("psr",)}
-#: what the projector writes into rm_leaderboard (refreshed_at is the clock of the write)
-LEADERBOARD_COLUMNS = (
-    "strategy_id",
-    "name",
-    "visibility",
-    "total_return",
-    "cagr",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "volatility",
-    "track_days",
-    "inception_date",
-    "latest_date",
-    "last_activity",
-    "orders",
-    "live_orders",
-    "live_share",
-    "nav_version",
-    "observations",
-    "sharpe_daily",
-    "sharpe_daily_std",
-    "psr",
-    "dsr",
-    "sharpe_ci_low",
-    "sharpe_ci_high",
-    "min_track_record_days",
-    "trials_version",
-    "trades",
-    "win_rate",
-    "profit_factor",
-    "sparkline",
-    "owner_handle",
-    "base_currency",
-    "markets",
-    "tags",
-    "equity_bracket",
-    "orders_counted_to",
-    "order_symbols",
-    "nav_digest",
-)
 #: the columns of a row that are a function of the strategy's NAV rows alone (the DSR is judged anew):
 #: what a refresh keeps when the NAV rows' digest (``nav_digest``) is the one they were computed from
 NAV_FIGURES = (
@@ -135,6 +94,30 @@ NAV_FIGURES = (
     "min_track_record_days",
     "sparkline",
     "equity_bracket",
+)
+#: what the projector writes into rm_leaderboard (refreshed_at is the clock of the write)
+LEADERBOARD_COLUMNS = (
+    "strategy_id",
+    "name",
+    "visibility",
+    *NAV_FIGURES,
+    "last_activity",
+    "orders",
+    "live_orders",
+    "live_share",
+    "nav_version",
+    "dsr",
+    "trials_version",
+    "trades",
+    "win_rate",
+    "profit_factor",
+    "owner_handle",
+    "base_currency",
+    "markets",
+    "tags",
+    "orders_counted_to",
+    "order_symbols",
+    "nav_digest",
 )
 EPOCH = datetime.min.replace(tzinfo=UTC)
 
