@@ -67,6 +67,8 @@ class Settings:
     #: query_api pages and their data (not /static/) per client address: a minute's rate and a burst (0: no limit)
     page_requests_per_minute_per_ip: int = 600
     page_burst_per_ip: int = 300
+    #: decoded events the projector keeps of the histories it re-derives (about 1 kB each; 0: none kept)
+    projector_history_cache_events: int = 100_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -100,6 +102,7 @@ class Settings:
             download_send_timeout_s=max(0.0, float(env.get("BOTRANKS_DOWNLOAD_SEND_TIMEOUT_S", "60"))),
             page_requests_per_minute_per_ip=max(0, int(env.get("BOTRANKS_PAGE_REQUESTS_PER_MINUTE_PER_IP", "600"))),
             page_burst_per_ip=max(1, int(env.get("BOTRANKS_PAGE_BURST_PER_IP", "300"))),
+            projector_history_cache_events=max(0, int(env.get("BOTRANKS_PROJECTOR_HISTORY_CACHE_EVENTS", "100000"))),
         )
 
     def require_servers(self) -> Settings:

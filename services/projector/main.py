@@ -13,12 +13,14 @@ from libs.infra.serve import run_until_stopped
 from libs.infra.settings import Settings
 
 from .consumer import ProjectorDaemon
+from .history_cache import HISTORIES
 from .rebuild import rebuild
 
 
 async def run_daemon(settings: Settings) -> None:
     db = Database(settings.database_url, pool_size=2, max_overflow=4)
     await asyncio.to_thread(db.create_tables)
+    HISTORIES.max_events = settings.projector_history_cache_events
     daemon = ProjectorDaemon(db, settings.nats_url, settings.nats_stream_replicas)
 
     async def readiness() -> tuple[bool, dict]:

@@ -25,7 +25,7 @@ import structlog
 from botranks_domain.chain import extend
 from botranks_domain.currency import FxRates, needed_rate_symbols, quote_currency
 from botranks_domain.ledger import ZERO, Holding, published
-from botranks_domain.model import LedgerEvent, decode_event, stored_event_strategy
+from botranks_domain.model import LedgerEvent, decode_event, stored_event_strategy, symbols_of
 from botranks_domain.nav import LedgerState, PriceBook, decode_state, derive
 from botranks_domain.partition import event_partition
 from libs.infra.db import Database
@@ -34,6 +34,7 @@ from libs.infra.readmodel import UNKNOWN_STRATEGY, LedgerRow, LedgerWriter, Stra
 from libs.infra.store import IntegrityError, Notification
 
 from .current import ledger_row, mark_now
+from .history_cache import HISTORIES, Logged
 
 log = structlog.get_logger(component="projector")
 
@@ -141,20 +142,20 @@ def apply_batch(writer: LedgerWriter, notifications: Sequence[Notification]) -> 
     strategy); only when one of them fails is that undone and the batch folded again, each strategy
     under its own savepoint.
     """
-    outcome = BatchOutcome()
-    by_strategy = log_batch(writer, notifications, writer.halted())
+    outcome, logged = BatchOutcome(), dict[UUID, Logged]()
+    by_strategy = log_batch(writer, notifications, writer.halted(), logged)
     outcome.strategies = len(by_strategy)
-    writer.prefetch(list(by_strategy), _symbols([e for events in by_strategy.values() for _, e in events]))
+    writer.prefetch(list(by_strategy), symbols_of([e for events in by_strategy.values() for _, e in events]))
     try:
         with writer.savepoint():
-            outcome.refolds = sum(project_strategy(writer, s, events) for s, events in by_strategy.items())
+            outcome.refolds = sum(project_strategy(writer, s, ev, logged.get(s)) for s, ev in by_strategy.items())
         return outcome
     except Exception:  # noqa: BLE001 - one of them failed: all undone, and again one by one below
         outcome.refolds = 0
     for strategy_id, events in by_strategy.items():
         try:
             with writer.savepoint():  # a failing fold undoes only itself
-                outcome.refolds += project_strategy(writer, strategy_id, events)
+                outcome.refolds += project_strategy(writer, strategy_id, events, logged.get(strategy_id))
         except Exception as exc:  # noqa: BLE001 - any failure isolates this strategy only
             quarantine(writer, strategy_id, events[0][0], events[-1][0], len(events), exc)
             outcome.quarantined += 1
@@ -162,9 +163,13 @@ def apply_batch(writer: LedgerWriter, notifications: Sequence[Notification]) -> 
 
 
 def log_batch(
-    writer: LedgerWriter, notifications: Sequence[Notification], halted: set[UUID]
+    writer: LedgerWriter,
+    notifications: Sequence[Notification],
+    halted: set[UUID],
+    logged: dict[UUID, Logged] | None = None,
 ) -> dict[UUID, list[tuple[int, LedgerEvent]]]:
-    """Decode the notifications and append them to the log tables; returns them by strategy.
+    """Decode the notifications and append them to the log tables; returns them by strategy (and in
+    ``logged``, how each one's chain moved).
 
     Events of quarantined strategies (and undecodable ones) are left out. The log rows go
     in with one COPY per table; only if that fails are they retried strategy by strategy,
@@ -184,34 +189,43 @@ def log_batch(
     for strategy_id in [s for s in decoded if s in halted]:
         events = decoded.pop(strategy_id)
         writer.quarantine(strategy_id, events[0][0], events[-1][0], len(events), None)
+    moved: dict[UUID, Logged] = {} if logged is None else logged
     try:
         with writer.savepoint():
             writer.insert_log_rows([row for rows in decoded.values() for row in rows])
-            _extend_chains(writer, decoded)
+            chains = _extend_chains(writer, decoded)
+        moved.update(chains)
     except Exception:  # noqa: BLE001 - find the strategy that caused it
         for strategy_id in list(decoded):
             try:
                 with writer.savepoint():
                     writer.insert_log_rows(decoded[strategy_id])
-                    _extend_chains(writer, {strategy_id: decoded[strategy_id]})
+                    chains = _extend_chains(writer, {strategy_id: decoded[strategy_id]})
+                moved.update(chains)
             except Exception as exc:  # noqa: BLE001 - this strategy's events are the cause: quarantined
                 events = decoded.pop(strategy_id)
                 quarantine(writer, strategy_id, events[0][0], events[-1][0], len(events), exc)
     return {s: [(nid, e) for nid, e, _ in rows] for s, rows in decoded.items()}
 
 
-def _extend_chains(writer: LedgerWriter, decoded: dict[UUID, list[tuple[int, LedgerEvent, bytes]]]) -> None:
-    """Append the events (in arrival order) to their strategies' hash chains."""
+def _extend_chains(
+    writer: LedgerWriter, decoded: dict[UUID, list[tuple[int, LedgerEvent, bytes]]]
+) -> dict[UUID, Logged]:
+    """Append the events (in arrival order) to their strategies' hash chains; returns how each head moved."""
     if not decoded:
-        return
+        return {}
     heads = writer.chain.heads(decoded)
-    writer.chain.append(
-        {
-            strategy_id: extend(heads.get(strategy_id), [(nid, event.arrived_at, raw) for nid, event, raw in rows])
-            for strategy_id, rows in decoded.items()
-            if rows
-        }
-    )
+    links = {
+        strategy_id: extend(heads.get(strategy_id), [(nid, event.arrived_at, raw) for nid, event, raw in rows])
+        for strategy_id, rows in decoded.items()
+        if rows
+    }
+    writer.chain.append(links)
+    return {
+        s: Logged(heads[s].digest if s in heads else None, chain[-1].digest, chain[-1].seq)
+        for s, chain in links.items()
+        if chain
+    }
 
 
 def quarantine(writer: LedgerWriter, strategy_id: UUID, first: int, last: int, count: int, error: Exception) -> None:
@@ -224,20 +238,22 @@ def _key(nid: int, event: LedgerEvent) -> tuple[datetime, int]:
     return event.effective_at, nid
 
 
-def _symbols(events: Sequence[LedgerEvent]) -> set[str]:
-    return set().union(*(e.symbols() for e in events))
-
-
-def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[tuple[int, LedgerEvent]]) -> int:
-    """Fold a strategy's new events and maintain its NAV history; returns 1 if it had to re-derive."""
+def project_strategy(
+    writer: LedgerWriter, strategy_id: UUID, new_events: list[tuple[int, LedgerEvent]], logged: Logged | None = None
+) -> int:
+    """Fold a strategy's new events and maintain its NAV history; returns 1 if it had to re-derive.
+    ``logged``: how logging them moved its chain (when known, a re-derivation may take the history from
+    memory)."""
     new_events.sort(key=lambda item: _key(*item))
-    symbols = _symbols([e for _, e in new_events])
+    if logged is not None:  # its remembered history, if any, follows
+        HISTORIES.advance(strategy_id, logged, new_events)
+    symbols = symbols_of([e for _, e in new_events])
     reads = writer.strategy_reads(strategy_id)
     row, last_nav = reads.row, reads.last_nav
     first_day = new_events[0][1].effective_at.date()
     appended = row is None or _key(*new_events[0]) > row.last_key
     if row is not None and _before_trades(row):
-        rederive(writer, strategy_id, date.min, reads=reads, new_last=new_events[-1], remember=symbols)
+        rederive(writer, strategy_id, date.min, reads=reads, new=new_events, logged=logged, remember=symbols)
         return 1
     if appended and (last_nav is None or first_day > last_nav) and (row is None or row.state is not None):
         # the common case: new events after everything folded, on days with no NAV row yet
@@ -284,7 +300,7 @@ def project_strategy(writer: LedgerWriter, strategy_id: UUID, new_events: list[t
             nav_from=tail_day,
         )
         return 0
-    rederive(writer, strategy_id, first_day, reads=reads, new_last=new_events[-1], remember=symbols)
+    rederive(writer, strategy_id, first_day, reads=reads, new=new_events, logged=logged, remember=symbols)
     return 1
 
 
@@ -299,13 +315,15 @@ def rederive(
     from_day: date,
     *,
     reads: StrategyReads | None = None,
-    new_last: tuple[int, LedgerEvent] | None = None,
+    new: Sequence[tuple[int, LedgerEvent]] = (),
+    logged: Logged | None = None,
     remember: Set[str] = frozenset(),
 ) -> None:
     """Re-derive a strategy's state, checkpoints and NAV from ``from_day`` on (the general path).
 
     NAV rows after the last NAV day before ``from_day`` are rewritten; the fold restarts from
-    the latest checkpoint on or before that day. ``reads``: what is stored of it, when read already.
+    the latest checkpoint on or before that day. ``reads``: what is stored of it, when read already;
+    ``new``: its events of this batch (sorted), whose logging moved its chain as ``logged`` says.
     """
     if reads is None:
         reads = writer.strategy_reads(strategy_id)
@@ -324,7 +342,7 @@ def rederive(
     )
     writer.forget_after(strategy_id, after, checkpoint_day, since)
     writer.trades.forget_ended(strategy_id, since)
-    history = [event for _, event in writer.history(strategy_id, since)]
+    history = [event for _, event in HISTORIES.history(strategy_id, since, logged, new, writer.history)]
     _derive_and_write(
         writer,
         strategy_id,
@@ -333,7 +351,7 @@ def rederive(
         history,
         after,
         checkpoint_day,
-        new_last=new_last,
+        new_last=new[-1] if new else None,
         remember=remember,
     )
 
@@ -361,7 +379,7 @@ def _derive_and_write(
     """
     today, row = datetime.now(UTC).date(), reads.row
     benchmark = writer.identity.benchmark_of(strategy_id)
-    held = {p.symbol for p in start.positions} | set(start.pending_dq) | _symbols(events)
+    held = {p.symbol for p in start.positions} | set(start.pending_dq) | symbols_of(events)
     base, recorded = writer.identity.base_currency_of(strategy_id), writer.prices.currencies(held)
     foreign = {s for s in held if quote_currency(s, recorded) != base}
     rate_symbols = needed_rate_symbols(foreign, base, recorded)

@@ -121,10 +121,15 @@ class Ledger:
         """Apply one event (``fx``: an order's rate into the base currency); a snapshot returns its
         reconciliation deltas (anything else None)."""
         with localcontext(LEDGER_CONTEXT):
-            if fx is not ONE and isinstance(event, OrderRecorded):
-                self.apply_order(event.order, fx)
-                return None
-            return _apply(event, self)
+            return self.apply_in_context(event, fx)
+
+    def apply_in_context(self, event: LedgerEvent, fx: Decimal = ONE) -> list[Delta] | None:
+        """:meth:`apply`, for a caller that holds ``LEDGER_CONTEXT`` already (a fold's loop: entering the
+        context for each event, and dispatching an order through singledispatch, cost a fifth of a fold)."""
+        if type(event) is OrderRecorded:
+            self.apply_order(event.order, fx)
+            return None
+        return _apply(event, self)
 
     def apply_order(self, order: Order, fx: Decimal = ONE) -> None:
         if self.last_order_at is None or order.executed_at > self.last_order_at:
@@ -250,6 +255,7 @@ def _(event: PositionsSnapshotted, ledger: Ledger) -> list[Delta]:
 def fold(events: Iterable[LedgerEvent], ledger: Ledger | None = None) -> Ledger:
     """Fold events (already in effective-time, then arrival, order) onto ``ledger``."""
     ledger = ledger if ledger is not None else Ledger()
-    for event in events:
-        ledger.apply(event)
+    with localcontext(LEDGER_CONTEXT):
+        for event in events:
+            ledger.apply_in_context(event)
     return ledger

@@ -8,6 +8,7 @@ quantities are ``Decimal`` end to end so that sums are exact to the cent.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -174,9 +175,12 @@ class SnapshotIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 # ---------------------------------------------------------------- events / outputs
+# The stored events and their parts are msgspec structs with gc=False: they hold values only (never a
+# reference back), so they cannot be in a cycle, and the cyclic GC need not walk the histories the
+# projector keeps in memory (services/projector/history_cache.py) on every collection.
 
 
-class Order(msgspec.Struct, kw_only=True):
+class Order(msgspec.Struct, kw_only=True, gc=False):
     id: UUID
     strategy_id: UUID
     symbol: str
@@ -192,7 +196,7 @@ class Order(msgspec.Struct, kw_only=True):
     details: dict[str, Any] | None
 
 
-class CashEvent(msgspec.Struct, kw_only=True):
+class CashEvent(msgspec.Struct, kw_only=True, gc=False):
     id: UUID
     strategy_id: UUID
     event_type: CashEventType
@@ -205,13 +209,13 @@ class CashEvent(msgspec.Struct, kw_only=True):
     created_at: datetime
 
 
-class SnapshotPosition(msgspec.Struct):
+class SnapshotPosition(msgspec.Struct, gc=False):
     symbol: str
     quantity: Decimal
     cost_basis: Decimal
 
 
-class PositionsSnapshot(msgspec.Struct, kw_only=True):
+class PositionsSnapshot(msgspec.Struct, kw_only=True, gc=False):
     id: UUID
     strategy_id: UUID
     positions: list[SnapshotPosition]
@@ -227,7 +231,7 @@ _details_encoder = msgspec.json.Encoder()
 LogRow = tuple[object, ...]
 
 
-class OrderRecorded(msgspec.Struct, tag="OrderRecorded.v1"):
+class OrderRecorded(msgspec.Struct, tag="OrderRecorded.v1", gc=False):
     """An order, as stored.
 
     Every event (``LedgerEvent``) answers the same accessors, so nothing outside this module
@@ -285,7 +289,7 @@ class OrderRecorded(msgspec.Struct, tag="OrderRecorded.v1"):
         )
 
 
-class CashRecorded(msgspec.Struct, tag="CashRecorded.v1"):
+class CashRecorded(msgspec.Struct, tag="CashRecorded.v1", gc=False):
     cash: CashEvent
 
     @property
@@ -331,7 +335,7 @@ class CashRecorded(msgspec.Struct, tag="CashRecorded.v1"):
         return self.cash.amount if self.cash.event_type in ("deposit", "withdraw") else Decimal(0)
 
 
-class PositionsSnapshotted(msgspec.Struct, tag="PositionsSnapshotted.v1"):
+class PositionsSnapshotted(msgspec.Struct, tag="PositionsSnapshotted.v1", gc=False):
     snapshot: PositionsSnapshot
 
     @property
@@ -366,6 +370,19 @@ class PositionsSnapshotted(msgspec.Struct, tag="PositionsSnapshotted.v1"):
 
 
 LedgerEvent = OrderRecorded | CashRecorded | PositionsSnapshotted
+
+
+def symbols_of(events: Iterable[LedgerEvent]) -> set[str]:
+    """Every symbol the events name (the union of their ``symbols()``), in one pass: a re-derivation
+    asks it of a whole history, where a set per event costs more than the answer."""
+    out: set[str] = set()
+    for event in events:
+        if type(event) is OrderRecorded:
+            out.add(event.order.symbol)
+        else:
+            out |= event.symbols()
+    return out
+
 
 _event_encoder = msgspec.json.Encoder(decimal_format="number")
 _event_decoder = msgspec.json.Decoder(LedgerEvent)

@@ -35,7 +35,7 @@ import msgspec
 from .bars import Split
 from .currency import FxRates
 from .ledger import LEDGER_CONTEXT, ONE, ZERO, Delta, Holding, Ledger, SplitApplied
-from .model import EFFECTIVE_STATUSES, LedgerEvent, OrderRecorded, PositionsSnapshotted
+from .model import EFFECTIVE_STATUSES, LedgerEvent, OrderRecorded, PositionsSnapshotted, symbols_of
 from .trades import ClosedTrade, OpenTrade, TradeBook
 
 CHECKPOINT_EVERY = timedelta(days=28)
@@ -281,9 +281,7 @@ def _derive(
 
     has_splits = prices.has_splits()
     event_days = [e.effective_at.date() for e in events]
-    symbols = set(ledger.positions) | set(pending_dq) | ({benchmark} if benchmark else set())
-    for e in events:
-        symbols |= e.symbols()
+    symbols = set(ledger.positions) | set(pending_dq) | ({benchmark} if benchmark else set()) | symbols_of(events)
     if inception is None:
         candidates: set[date] = set()
     else:
@@ -300,9 +298,9 @@ def _derive(
             event = events[i]
             had_events = True
             if fx is not None and isinstance(event, OrderRecorded) and event.order.status in EFFECTIVE_STATUSES:
-                deltas = ledger.apply(event, rate(event.order.symbol, day))
+                deltas = ledger.apply_in_context(event, rate(event.order.symbol, day))
             else:
-                deltas = ledger.apply(event)
+                deltas = ledger.apply_in_context(event)
             pending_flow += event.external_flow
             if deltas is not None and isinstance(event, PositionsSnapshotted):
                 # a snapshot: the market value it adds or removes is a flow
