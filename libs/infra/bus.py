@@ -18,12 +18,23 @@ DUPLICATE_WINDOW_S = 600.0
 
 
 class Envelope(msgspec.Struct, frozen=True):
-    """What travels on the bus: one notification of the event store."""
+    """One notification of the event store, as it travels on the bus."""
 
     notification_id: int
     originator_id: str
     topic: str
     state: msgspec.Raw
+
+
+class Notifications(msgspec.Struct, frozen=True):
+    """What travels on the bus: one strategy's notifications of one relay batch, in id order (a POST of 500
+    orders is one message, not 500: a publish, its ack and its delivery cost the same for one event or many)."""
+
+    notifications: list[Envelope]
+
+
+#: a message's payload stays below this (NATS refuses more than max_payload, 1 MB by default)
+MAX_MESSAGE_BYTES = 256 * 1024
 
 
 def stream_name(store_id: str) -> str:
@@ -48,8 +59,9 @@ def partition_consumer(store_id: str, partition: int) -> str:
     return f"projector_{store_id}_p{partition}"
 
 
-def message_id(store_id: str, notification_id: int) -> str:
-    return f"{store_id}:{notification_id}"
+def message_id(store_id: str, first: int, last: int | None = None) -> str:
+    """The ``Nats-Msg-Id`` of a message carrying notifications ``first``..``last`` (JetStream's dedupe)."""
+    return f"{store_id}:{first}" if last is None or last == first else f"{store_id}:{first}-{last}"
 
 
 FIRST_CONNECT_TIMEOUT_S = 5.0

@@ -3,12 +3,14 @@
 Its own process (``botranks relay``); one relay is active per event store, elected by a
 PostgreSQL advisory lock among all that run (the others wait for the lock: failover is the
 lock passing to one of them when the leader's connection goes). It records how far it got in
-``relay_position``; a crash between publish and that record re-publishes, and JetStream's
-duplicate window (message id = store id + notification id) plus the projector's own tracking
-make that harmless. Each event goes to its partition's subject (``bus.subject_for``), so every
-partition is its own ordered stream of work. It wakes on the store's ``NOTIFY`` of every
-append (and polls every ``IDLE_POLL_S``); NATS being down only delays publication: ingest never
-waits for the bus.
+``relay_position``. A batch's events go out as one message per strategy (``bus.Notifications``, in
+id order, split only past ``bus.MAX_MESSAGE_BYTES``) on the strategy's subject under its partition
+(``bus.subject_for``), so every partition is its own ordered stream of work. A crash between
+publish and that record re-publishes: JetStream's duplicate window (message id = store id + the
+first and last notification ids) drops the messages that come out the same, and a batch cut
+differently only wakes the projector once more (it reads the store, never the message). It wakes on
+the store's ``NOTIFY`` of every append (and polls every ``IDLE_POLL_S``); NATS being down only
+delays publication: ingest never waits for the bus.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from libs.infra.db import Database
 from libs.infra.metrics import PUBLISHED
 from libs.infra.pg import Leadership
 from libs.infra.readmodel import UNKNOWN_STRATEGY
+from libs.infra.store import Notification
 
 BATCH = 1000
 IDLE_POLL_S = 0.25
@@ -138,26 +141,20 @@ class Relay:
             return 0
         started = time.perf_counter()
         partitions = await self._partitions()
-        publishes = []
+        by_strategy: dict[tuple[int, str], list[Notification]] = {}
         for n in notifications:
             strategy = str(stored_event_strategy(n.state) or UNKNOWN_STRATEGY)
-            partition = event_partition(n.state, partitions)
-            payload = msgspec.json.encode(
-                bus.Envelope(
-                    notification_id=n.id,
-                    originator_id=str(n.originator_id),
-                    topic=n.topic,
-                    state=msgspec.Raw(n.state),
-                )
+            by_strategy.setdefault((event_partition(n.state, partitions), strategy), []).append(n)
+        publishes = [
+            js.publish(
+                bus.subject_for(store_id, partition, strategy),
+                msgspec.json.encode(bus.Notifications([_envelope(n) for n in chunk])),
+                headers={"Nats-Msg-Id": bus.message_id(store_id, chunk[0].id, chunk[-1].id)},
+                timeout=5,
             )
-            publishes.append(
-                js.publish(
-                    bus.subject_for(store_id, partition, strategy),
-                    payload,
-                    headers={"Nats-Msg-Id": bus.message_id(store_id, n.id)},
-                    timeout=5,
-                )
-            )
+            for (partition, strategy), members in by_strategy.items()
+            for chunk in _chunks(members)
+        ]
         await asyncio.gather(*publishes)  # pipelined: all in flight, then all acks
         last = notifications[-1].id
         await asyncio.to_thread(self.events.record_relay_position, last)
@@ -166,7 +163,29 @@ class Relay:
         log.info(
             "relay_published",
             count=len(notifications),
+            messages=len(publishes),
             up_to=last,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
         return len(notifications)
+
+
+def _envelope(n: Notification) -> bus.Envelope:
+    return bus.Envelope(
+        notification_id=n.id, originator_id=str(n.originator_id), topic=n.topic, state=msgspec.Raw(n.state)
+    )
+
+
+def _chunks(members: list[Notification]) -> list[list[Notification]]:
+    """A strategy's notifications of a batch as messages of at most ``bus.MAX_MESSAGE_BYTES`` (an event over
+    that travels alone: the store, not the bus, is what the projector reads)."""
+    chunks: list[list[Notification]] = [[]]
+    size = 0
+    for n in members:
+        cost = len(n.state) + 200  # the envelope around it
+        if chunks[-1] and size + cost > bus.MAX_MESSAGE_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(n)
+        size += cost
+    return chunks

@@ -121,14 +121,13 @@ def test_forged_bus_message_is_not_truth(stack):
     async def forge() -> None:
         nc = await bus.connect(stack.nats_url, "attacker")
         try:
-            payload = msgspec.json.encode(
-                bus.Envelope(
-                    notification_id=next_id,
-                    originator_id=str(fake.order.id),
-                    topic="OrderRecorded.v1",
-                    state=msgspec.Raw(msgspec.json.encode(fake)),
-                )
+            envelope = bus.Envelope(
+                notification_id=next_id,
+                originator_id=str(fake.order.id),
+                topic="OrderRecorded.v1",
+                state=msgspec.Raw(msgspec.json.encode(fake)),
             )
+            payload = msgspec.json.encode(bus.Notifications([envelope]))
             partition = partition_of(uuid.UUID(sid), stack.db.projection.partitions())
             await nc.jetstream().publish(
                 bus.subject_for(store_id, partition, sid),

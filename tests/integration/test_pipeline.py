@@ -269,10 +269,12 @@ def test_bad_cash_events_are_rejected(stack, payload, needle):
 
 
 def test_events_travel_over_jetstream_not_only_by_store_polling(stack):
-    """The bus path is live: the partitions' durable consumers received every published event, each on
-    its strategy's partition subject."""
+    """The bus path is live: the stream carries every stored event exactly once, a strategy's events of a
+    relay batch in one message on its partition's subject, and the partitions' durable consumers received
+    every message."""
     import asyncio
 
+    import msgspec
     from nats.js.errors import NotFoundError
 
     from botranks_domain.partition import partition_of
@@ -281,29 +283,41 @@ def test_events_travel_over_jetstream_not_only_by_store_polling(stack):
     sid, auth = stack.new_strategy()
     for i in range(3):
         stack.post(sid, "cash", {"event_type": "deposit", "amount": 1 + i}, auth)
-    with stack.sql() as curs:  # ids have gaps (rolled-back inserts): count the stored events
-        target = curs.execute("SELECT count(*) AS n FROM botranks_events").fetchone()["n"]
+    orders = [{"symbol": "AAPL", "side": "buy", "quantity": 1 + i, "price": 10} for i in range(5)]
+    assert stack.post(sid, "orders", {"orders": orders}, auth).status_code in (200, 201, 202)
+    with stack.sql() as curs:  # ids have gaps (rolled-back inserts): the stored ones
+        stored = [r["notification_id"] for r in curs.execute("SELECT notification_id FROM botranks_events")]
     store_id, partitions = stack.db.events.store_id, stack.db.projection.partitions()
+    stream = bus.stream_name(store_id)
 
-    async def delivered() -> tuple[int, int]:
+    async def on_the_bus() -> tuple[int, int, list[int], list[int]]:
+        """(messages the consumers received, messages in the stream, the notification ids they carry, those of
+        the last message on the strategy's subject)."""
         nc = await bus.connect(stack.nats_url, "test")
         try:
             js = nc.jetstream()
-            total = 0
+            delivered = 0
             for p in range(partitions):
                 try:
-                    info = await js.consumer_info(bus.stream_name(store_id), bus.partition_consumer(store_id, p))
+                    info = await js.consumer_info(stream, bus.partition_consumer(store_id, p))
                 except NotFoundError:
                     continue
-                total += info.delivered.consumer_seq
-            stream = await js.stream_info(bus.stream_name(store_id))
-            mine = await js.get_last_msg(
-                bus.stream_name(store_id), bus.subject_for(store_id, partition_of(UUID(sid), partitions), sid)
-            )
-            assert mine.data  # the strategy's events are on its partition's subject
-            return total, stream.state.messages
+                delivered += info.delivered.consumer_seq
+            state = (await js.stream_info(stream)).state
+            carried = []
+            for seq in range(state.first_seq, state.last_seq + 1):
+                message = await js.get_msg(stream, seq)
+                carried += [
+                    e.notification_id for e in msgspec.json.decode(message.data, type=bus.Notifications).notifications
+                ]
+            mine = await js.get_last_msg(stream, bus.subject_for(store_id, partition_of(UUID(sid), partitions), sid))
+            last = [e.notification_id for e in msgspec.json.decode(mine.data, type=bus.Notifications).notifications]
+            return delivered, state.messages, carried, last
         finally:
             await nc.close()
 
-    wait_until(lambda: asyncio.run(delivered())[0] >= target, 20, "the consumers to receive every event")
-    assert asyncio.run(delivered())[1] == target  # one message per stored event, no duplicates
+    wait_until(lambda: sorted(asyncio.run(on_the_bus())[2]) == sorted(stored), 20, "every stored event on the bus")
+    delivered, messages, carried, last = asyncio.run(on_the_bus())
+    assert sorted(carried) == sorted(stored)  # each stored event once: no duplicates, none lost
+    assert len(last) == 5 and last == sorted(last)  # the POST of 5 orders: one message, in id order
+    wait_until(lambda: asyncio.run(on_the_bus())[0] >= messages, 20, "the consumers to receive every message")
