@@ -423,7 +423,8 @@ NOTE = """**Through `botranks up`** (rows "up: …", bench/through_up.py): once 
   writes on (up's default, 2 s); the lag phase again with `BotRanks-Read-Your-Writes: off` on its POSTs (so
   the 2xx comes at commit, as in the direct run). The back-dated batches: a new strategy, a deposit, then its
   history posted as 500-order batches that each span three years (bench/bench_backfill.py's orders, AAPL and
-  MSFT at real closes), one after the other, each timed from its POST until the projector has applied it; the
+  MSFT at real closes), one after the other, each timed from its POST until the projector has applied it (the
+  2xx, which says so with read-your-writes on; else its strategy's partition's position); the
   figure is the median of the last three over that of the first batch (the same 500 orders posted into three
   fresh strategies, each after its deposit and once the system is idle: the one above and two that get nothing
   else); the other batches follow each other back to back, as an import does."""
