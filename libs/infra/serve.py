@@ -44,6 +44,15 @@ _deadline_lock = threading.Lock()
 _deadline_armed = False
 
 
+def freeze_startup_heap() -> None:
+    """Put what is alive once a service has started (its modules and their objects: ~84,000 in the
+    projector) out of the cyclic GC's reach: it is never garbage, and every full collection walked all of
+    it, ~50 ms with that process's loop stopped, a stall that lands on whatever request or projection is
+    in flight. What the service makes afterwards is collected as usual (``gc.freeze``)."""
+    gc.collect()
+    gc.freeze()
+
+
 def exit_by_deadline(signum: int = signal.SIGTERM, seconds: float = STOP_DEADLINE_S) -> None:
     """From the first call on, the process ends within ``seconds``: if it is still there then (the
     graceful stop ran out of time), it exits at once with status 128 + ``signum``."""

@@ -20,6 +20,7 @@ from .health import DatabaseProbe, healthz_response
 from .key_gate import KeyGate
 from .metrics import CONTENT_TYPE_LATEST, exposition, http_metrics
 from .openapi import openapi_config
+from .serve import freeze_startup_heap
 from .settings import Settings
 from .surface import Surface
 from .web import ExactJSONResponse, api_app_kwargs
@@ -93,6 +94,7 @@ def create_service_app(
         )
         app.state.key_gate.start()
         shutdown = await setup(app, db, settings) if setup else None
+        freeze_startup_heap()
         try:
             yield
         finally:

@@ -9,7 +9,7 @@ from libs.infra.db import Database
 from libs.infra.health import DatabaseProbe, HealthServer, health_app
 from libs.infra.logs import configure_logging
 from libs.infra.metrics import StoreCollector
-from libs.infra.serve import run_until_stopped
+from libs.infra.serve import freeze_startup_heap, run_until_stopped
 from libs.infra.settings import Settings
 
 from .consumer import ProjectorDaemon
@@ -36,6 +36,7 @@ async def run_daemon(settings: Settings) -> None:
     health = HealthServer(
         health_app("projector", readiness, probe, [StoreCollector(db)]), settings.health_host, settings.health_port
     ).start()
+    freeze_startup_heap()
     try:
         await run_until_stopped(daemon.run, daemon.stop)
     finally:  # together: each waits a little (uvicorn's ticks, a cancelled statement's thread)

@@ -10,7 +10,7 @@ import asyncio
 from libs.infra.db import Database
 from libs.infra.health import DatabaseProbe, HealthServer, health_app
 from libs.infra.logs import configure_logging
-from libs.infra.serve import run_until_stopped
+from libs.infra.serve import freeze_startup_heap, run_until_stopped
 from libs.infra.settings import Settings
 
 from .relay import Relay
@@ -40,6 +40,7 @@ async def run_relay(settings: Settings) -> None:
 
     probe = DatabaseProbe(settings.database_url)
     health = HealthServer(health_app("relay", readiness, probe), settings.health_host, settings.health_port).start()
+    freeze_startup_heap()
     try:
         await run_until_stopped(relay.run, relay.stop)
     finally:  # together: each waits a little (uvicorn's ticks, a cancelled statement's thread)
