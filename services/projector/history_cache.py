@@ -18,6 +18,7 @@ from the log tables as before.
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class HistoryCache:
         self._size = 0
         self.hits = 0
         self.misses = 0
+        # the daemon projects one batch at a time, but a process may project from several threads
+        self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return self._size
@@ -79,6 +82,17 @@ class HistoryCache:
         (None: not known here, e.g. a re-mark: read from the log tables, ``read``, and nothing kept)."""
         if logged is None or self.max_events <= 0:
             return read(strategy_id, since)
+        with self._lock:
+            return self._history(strategy_id, since, logged, new, read)
+
+    def _history(
+        self,
+        strategy_id: UUID,
+        since: datetime | None,
+        logged: Logged,
+        new: Sequence[tuple[int, LedgerEvent]],
+        read: Callable[[UUID, datetime | None], History],
+    ) -> History:
         self.advance(strategy_id, logged, new)
         entry = self._entries.get(strategy_id)
         if entry is None or entry.digest != logged.after:
@@ -97,9 +111,10 @@ class HistoryCache:
     def advance(self, strategy_id: UUID, logged: Logged, new: Sequence[tuple[int, LedgerEvent]]) -> None:
         """Logging ``new`` moved the strategy's chain as ``logged`` says: its entry, if it is at the head
         before, follows with them merged in (an entry at another head stays until it is asked for)."""
-        entry = self._entries.get(strategy_id)
-        if entry is not None and entry.digest == logged.before and logged.before != logged.after:
-            self._merge(entry, new, logged.after)
+        with self._lock:
+            entry = self._entries.get(strategy_id)
+            if entry is not None and entry.digest == logged.before and logged.before != logged.after:
+                self._merge(entry, new, logged.after)
 
     def _merge(self, entry: _Entry, new: Sequence[tuple[int, LedgerEvent]], digest: bytes) -> None:
         # one pass of slices (a back-dated batch lands all over the history: an insert each would move it all)
@@ -143,8 +158,9 @@ class HistoryCache:
             self._drop(oldest)
 
     def clear(self) -> None:
-        self._entries.clear()
-        self._size = 0
+        with self._lock:
+            self._entries.clear()
+            self._size = 0
 
 
 #: this process's cache (the projector daemon sets its bound from BOTRANKS_PROJECTOR_HISTORY_CACHE_EVENTS)
