@@ -31,6 +31,8 @@ from botranks_domain.model import LedgerEvent
 DEFAULT_MAX_EVENTS = 100_000
 
 History = list[tuple[int, LedgerEvent]]
+#: reads a strategy's history from the log tables from a time on (``LedgerWriter.history``)
+Reader = Callable[[UUID, datetime | None], History]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,27 +75,19 @@ class HistoryCache:
         strategy_id: UUID,
         since: datetime | None,
         logged: Logged | None,
-        new: Sequence[tuple[int, LedgerEvent]],
-        read: Callable[[UUID, datetime | None], History],
+        read: Reader,
     ) -> History:
         """The strategy's (notification id, event) pairs with effective time >= ``since``, in fold order.
 
-        ``logged``: what logging ``new`` (its events of this batch) did to its chain, in this transaction
-        (None: not known here, e.g. a re-mark: read from the log tables, ``read``, and nothing kept)."""
+        ``logged``: how logging this batch's events moved its chain, in this transaction (its entry has
+        followed through :meth:`advance`; None: not known here, e.g. a re-mark: read from the log tables,
+        ``read``, and nothing kept)."""
         if logged is None or self.max_events <= 0:
             return read(strategy_id, since)
         with self._lock:
-            return self._history(strategy_id, since, logged, new, read)
+            return self._history(strategy_id, since, logged, read)
 
-    def _history(
-        self,
-        strategy_id: UUID,
-        since: datetime | None,
-        logged: Logged,
-        new: Sequence[tuple[int, LedgerEvent]],
-        read: Callable[[UUID, datetime | None], History],
-    ) -> History:
-        self.advance(strategy_id, logged, new)
+    def _history(self, strategy_id: UUID, since: datetime | None, logged: Logged, read: Reader) -> History:
         entry = self._entries.get(strategy_id)
         if entry is None or entry.digest != logged.after:
             self.misses += 1
@@ -110,7 +104,8 @@ class HistoryCache:
 
     def advance(self, strategy_id: UUID, logged: Logged, new: Sequence[tuple[int, LedgerEvent]]) -> None:
         """Logging ``new`` moved the strategy's chain as ``logged`` says: its entry, if it is at the head
-        before, follows with them merged in (an entry at another head stays until it is asked for)."""
+        before, follows with them merged in (an entry at another head stays until it is asked for). The
+        projector calls it for every strategy it logs events of, re-derived or not."""
         with self._lock:
             entry = self._entries.get(strategy_id)
             if entry is not None and entry.digest == logged.before and logged.before != logged.after:

@@ -253,7 +253,7 @@ def project_strategy(
     first_day = new_events[0][1].effective_at.date()
     appended = row is None or _key(*new_events[0]) > row.last_key
     if row is not None and _before_trades(row):
-        rederive(writer, strategy_id, date.min, reads=reads, new=new_events, logged=logged, remember=symbols)
+        rederive(writer, strategy_id, date.min, reads=reads, new_last=new_events[-1], logged=logged, remember=symbols)
         return 1
     if appended and (last_nav is None or first_day > last_nav) and (row is None or row.state is not None):
         # the common case: new events after everything folded, on days with no NAV row yet
@@ -300,7 +300,7 @@ def project_strategy(
             nav_from=tail_day,
         )
         return 0
-    rederive(writer, strategy_id, first_day, reads=reads, new=new_events, logged=logged, remember=symbols)
+    rederive(writer, strategy_id, first_day, reads=reads, new_last=new_events[-1], logged=logged, remember=symbols)
     return 1
 
 
@@ -315,7 +315,7 @@ def rederive(
     from_day: date,
     *,
     reads: StrategyReads | None = None,
-    new: Sequence[tuple[int, LedgerEvent]] = (),
+    new_last: tuple[int, LedgerEvent] | None = None,
     logged: Logged | None = None,
     remember: Set[str] = frozenset(),
 ) -> None:
@@ -323,7 +323,7 @@ def rederive(
 
     NAV rows after the last NAV day before ``from_day`` are rewritten; the fold restarts from
     the latest checkpoint on or before that day. ``reads``: what is stored of it, when read already;
-    ``new``: its events of this batch (sorted), whose logging moved its chain as ``logged`` says.
+    ``logged``: how logging this batch's events moved its chain (its history may then come from memory).
     """
     if reads is None:
         reads = writer.strategy_reads(strategy_id)
@@ -342,7 +342,7 @@ def rederive(
     )
     writer.forget_after(strategy_id, after, checkpoint_day, since)
     writer.trades.forget_ended(strategy_id, since)
-    history = [event for _, event in HISTORIES.history(strategy_id, since, logged, new, writer.history)]
+    history = [event for _, event in HISTORIES.history(strategy_id, since, logged, writer.history)]
     _derive_and_write(
         writer,
         strategy_id,
@@ -351,7 +351,7 @@ def rederive(
         history,
         after,
         checkpoint_day,
-        new_last=new[-1] if new else None,
+        new_last=new_last,
         remember=remember,
     )
 

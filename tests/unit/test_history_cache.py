@@ -55,7 +55,8 @@ def test_back_dated_batches_are_merged_in_fold_order_and_read_once():
     for batch in range(20):
         logged, new = log.append([rng.randrange(0, 5000) for _ in range(rng.randrange(1, 40))])
         since = T0 + timedelta(minutes=rng.randrange(0, 5000)) if batch % 3 else None
-        got = cache.history(SID, since, logged, new, log.read)
+        cache.advance(SID, logged, new)
+        got = cache.history(SID, since, logged, log.read)
         reads = log.reads
         assert ids(got) == ids(log.read(SID, since))
         log.reads = reads
@@ -66,23 +67,25 @@ def test_back_dated_batches_are_merged_in_fold_order_and_read_once():
 def test_an_entry_at_another_head_is_not_used():
     log, cache = Log(), HistoryCache(10_000)
     logged, new = log.append([10, 20, 30])
-    cache.history(SID, None, logged, new, log.read)
+    cache.history(SID, None, logged, log.read)
     log.append([5])  # logged by another process: this cache never saw it
     logged, new = log.append([1])
-    assert ids(cache.history(SID, None, logged, new, log.read)) == ids(log.read(SID, None))
+    cache.advance(SID, logged, new)
+    assert ids(cache.history(SID, None, logged, log.read)) == ids(log.read(SID, None))
     assert cache.misses == 2
     # a batch whose transaction rolled back and is projected again: the entry is already at its head
-    assert ids(cache.history(SID, None, logged, new, log.read)) == ids(log.read(SID, None))
+    cache.advance(SID, logged, new)
+    assert ids(cache.history(SID, None, logged, log.read)) == ids(log.read(SID, None))
     assert cache.hits == 1
 
 
 def test_without_a_known_head_or_over_the_bound_the_log_is_read_and_nothing_kept():
     log, cache = Log(), HistoryCache(5)
     logged, new = log.append([1, 2, 3])
-    assert ids(cache.history(SID, None, None, new, log.read)) == [1, 2, 3]
+    assert ids(cache.history(SID, None, None, log.read)) == [1, 2, 3]
     assert len(cache) == 0
     logged, new = log.append([4, 5, 6])  # 6 events: more than the bound
-    assert ids(cache.history(SID, None, logged, new, log.read)) == [1, 2, 3, 4, 5, 6]
+    assert ids(cache.history(SID, None, logged, log.read)) == [1, 2, 3, 4, 5, 6]
     assert len(cache) == 0 and log.reads == 2
 
 
@@ -93,9 +96,9 @@ def test_the_least_recently_used_history_goes_first():
         log = Log()
         logs[sid] = log
         logged, new = log.append([1, 2, 3])
-        cache.history(sid, None, logged, new, lambda _s, since, log=log: log.read(SID, since))
+        cache.history(sid, None, logged, lambda _s, since, log=log: log.read(SID, since))
     assert len(cache) == 6  # the first strategy's 3 events went
     first = next(iter(logs))
     log = logs[first]
-    cache.history(first, None, Logged(None, log.head or b"", 3), [], lambda _s, since: log.read(SID, since))
+    cache.history(first, None, Logged(None, log.head or b"", 3), lambda _s, since: log.read(SID, since))
     assert cache.misses == 4
