@@ -132,7 +132,9 @@ class StoreCollector(Collector):
         yield position
         yield lag
         yield GaugeMetricFamily(
-            "botranks_relay_lag_events", "Events stored but not yet published to JetStream", value=max(0, head - relay)
+            "botranks_relay_lag_events",
+            "Events stored past the relay's recorded position (recorded every 0.5 s while it publishes)",
+            value=max(0, head - relay),
         )
         done = GaugeMetricFamily(
             "botranks_rebuild_progress_ratio", "A running rebuild's progress (0..1; 1: none running)"

@@ -27,10 +27,7 @@ async def run_relay(settings: Settings) -> None:
         if not relay.is_leader:
             await asyncio.to_thread(db.events.max_notification_id)  # the database answers
             return True, {"role": "standby"}
-        lag = max(
-            0,
-            await asyncio.to_thread(db.events.max_notification_id) - await asyncio.to_thread(db.events.relay_position),
-        )
+        lag = max(0, await asyncio.to_thread(db.events.max_notification_id) - relay.position)
         return relay.publishing and lag <= settings.ready_max_lag, {
             "role": "leader",
             "nats": "up" if relay.publishing else "down",

@@ -1,16 +1,16 @@
 """The relay: publishes every stored event, in notification order, to JetStream.
 
-Its own process (``botranks relay``); one relay is active per event store, elected by a
-PostgreSQL advisory lock among all that run (the others wait for the lock: failover is the
-lock passing to one of them when the leader's connection goes). It records how far it got in
-``relay_position``. A batch's events go out as one message per strategy (``bus.Notifications``, in
-id order, split only past ``bus.MAX_MESSAGE_BYTES``) on the strategy's subject under its partition
-(``bus.subject_for``), so every partition is its own ordered stream of work. A crash between
-publish and that record re-publishes: JetStream's duplicate window (message id = store id + the
-first and last notification ids) drops the messages that come out the same, and a batch cut
-differently only wakes the projector once more (it reads the store, never the message). It wakes on
-the store's ``NOTIFY`` of every append (and polls every ``IDLE_POLL_S``); NATS being down only
-delays publication: ingest never waits for the bus.
+Its own process (``botranks relay``); one relay is active per event store, elected by a PostgreSQL
+advisory lock among all that run (the others wait for the lock: failover is the lock passing to one
+of them when the leader's connection goes). It records how far it got in ``relay_position`` (at most
+every ``RECORD_EVERY_S``, and within it after the last publish). A batch's events go out as one
+message per strategy (``bus.Notifications``, in id order, split only past ``bus.MAX_MESSAGE_BYTES``)
+on the strategy's subject under its partition (``bus.subject_for``), so every partition is its own
+ordered stream of work. A crash between publish and that record re-publishes: JetStream's duplicate
+window (message id = store id + the first and last notification ids) drops the messages that come
+out the same, and a batch cut differently only wakes the projector once more (it reads the store,
+never the message). It wakes on the store's ``NOTIFY`` of every append (and polls every
+``IDLE_POLL_S``); NATS being down only delays publication: ingest never waits for the bus.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ from libs.infra.store import Notification
 BATCH = 1000
 IDLE_POLL_S = 0.25
 LAYOUT_TTL_S = 5.0
+#: the position is recorded at most this often (within it after the last publish): under live traffic a
+#: transaction per batch was a tenth of the relay's work, and what a crash re-publishes past the record is
+#: dropped by JetStream's duplicate window or wakes a projector once more
+RECORD_EVERY_S = 0.5
 
 log = structlog.get_logger(component="relay")
 
@@ -50,6 +54,8 @@ class Relay:
         #: leading with a live JetStream connection
         self.publishing = False
         self._position = 0
+        #: the position as last recorded in ``relay_position``, and when
+        self._recorded, self._recorded_at = 0, 0.0
         self._layout, self._layout_read = 0, -LAYOUT_TTL_S
 
     def poke(self) -> None:
@@ -115,17 +121,32 @@ class Relay:
                 self.publishing = True
                 js = nc.jetstream()
                 # the leader alone moves the position: read it once, then keep it in memory
-                self._position = await asyncio.to_thread(self.events.relay_position)
+                self._position = self._recorded = await asyncio.to_thread(self.events.relay_position)
                 while not self._stop.is_set():
                     moved = await self._publish_batch(js, store_id)
+                    if time.monotonic() - self._recorded_at >= RECORD_EVERY_S:
+                        await self._record_position()
                     if not moved:
                         await self._sleep(IDLE_POLL_S)
+                await self._record_position()  # stopping
             finally:
                 self.publishing = False
                 await nc.close()
         finally:
             self.is_leader = False
             await asyncio.to_thread(leadership.release)
+
+    @property
+    def position(self) -> int:
+        """The last notification id published (recorded in ``relay_position`` within ``RECORD_EVERY_S``)."""
+        return self._position
+
+    async def _record_position(self) -> None:
+        """Record the position published so far, if it moved since the last record."""
+        if self._position > self._recorded:
+            await asyncio.to_thread(self.events.record_relay_position, self._position)
+            self._recorded = self._position
+        self._recorded_at = time.monotonic()
 
     async def _partitions(self) -> int:
         """The projection's layout (re-read every ``LAYOUT_TTL_S``: only a rebuild changes it, and a
@@ -157,7 +178,6 @@ class Relay:
         ]
         await asyncio.gather(*publishes)  # pipelined: all in flight, then all acks
         last = notifications[-1].id
-        await asyncio.to_thread(self.events.record_relay_position, last)
         self._position = last
         PUBLISHED.inc(len(notifications))
         log.info(
