@@ -27,7 +27,7 @@ from libs.infra import bus, locks
 from libs.infra.db import Database
 from libs.infra.pg import Leases
 
-from .leaderboard import BUDGET_S, SCAN_EVERY_S, refresh_leaderboard
+from .leaderboard import BUDGET_S, SCAN_EVERY_S, refresh_leaderboard, refresh_partitions
 from .projection import LayoutChanged, advance_idle, apply_price_updates, project_partition, project_partitions
 
 FETCH_BATCH = 500
@@ -47,6 +47,10 @@ BOARD_DEFER_S = 0.3
 #: the leaderboard's upkeep under news all along: this much at least every BOARD_DEFER_S (short: news that
 #: arrives during a forced slice waits for it; docs/NOTES.md "Leaderboard")
 BOARD_SLICE_S = 0.03
+#: a new round of the leaderboard's upkeep starts at most this often (a round cut short goes on at once):
+#: the rows of the strategies projected meanwhile go together, in a transaction for up to TOGETHER
+#: partitions, instead of a transaction after each projection (docs/NOTES.md "Leaderboard")
+BOARD_ROUND_EVERY_S = 1.0
 
 log = structlog.get_logger(component="projector")
 
@@ -72,6 +76,9 @@ class ProjectorDaemon:
         #: where the next leaderboard round starts (partitions take turns within the budget)
         self._board_next = 0
         self._last_board = 0.0
+        #: when the current round of the leaderboard's upkeep started, and whether it has more to do
+        self._board_round = 0.0
+        self._board_more = False
         self._consumers: dict[int, asyncio.Task] = {}
         self._store_id = ""
 
@@ -94,13 +101,13 @@ class ProjectorDaemon:
                     # new events first: the leaderboard's upkeep runs while no partition has news and stops
                     # when news arrives (between two rows); under news all along, a BOARD_SLICE_S of it at
                     # least every BOARD_DEFER_S (an upkeep beside the projection was tried: its partition
-                    # locks held the projection up)
-                    more = False
-                    if not self._dirty:
+                    # locks held the projection up); a round starts at most every BOARD_ROUND_EVERY_S
+                    more, due = False, self._board_due()
+                    if due and not self._dirty:
                         more = await self.refresh_leaderboard(BUDGET_S, interruptible=True)
                         if not self._dirty:  # not cut short
                             self._last_board = time.monotonic()
-                    elif time.monotonic() - self._last_board >= BOARD_DEFER_S:
+                    elif due and time.monotonic() - self._last_board >= BOARD_DEFER_S:
                         more = await self.refresh_leaderboard(BOARD_SLICE_S, interruptible=False)
                         self._last_board = time.monotonic()
                 except LayoutChanged:  # a rebuild laid the partitions out anew: take the new layout now
@@ -115,7 +122,7 @@ class ProjectorDaemon:
                 if more or self._dirty:
                     continue  # more to do: new events first, then the leaderboard
                 try:
-                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
+                    await asyncio.wait_for(self._wake.wait(), self._idle_wait())
                 except TimeoutError:
                     pass
         finally:
@@ -123,6 +130,18 @@ class ProjectorDaemon:
                 task.cancel()
             await asyncio.gather(*self._consumers.values(), return_exceptions=True)
             await asyncio.to_thread(self.leases.close)
+
+    def _board_due(self) -> bool:
+        """Whether the leaderboard's upkeep may run now: a round goes on, or the last one started
+        ``BOARD_ROUND_EVERY_S`` ago."""
+        return self._board_more or time.monotonic() - self._board_round >= BOARD_ROUND_EVERY_S
+
+    def _idle_wait(self) -> float:
+        """How long the loop waits for news: until the next round of the leaderboard's upkeep if some
+        partition needs one, else ``IDLE_POLL_S``."""
+        if not self._leaderboard_dirty:
+            return IDLE_POLL_S
+        return min(IDLE_POLL_S, max(0.001, self._board_round + BOARD_ROUND_EVERY_S - time.monotonic()))
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -233,44 +252,58 @@ class ProjectorDaemon:
 
     async def refresh_leaderboard(self, budget_s: float = BUDGET_S, interruptible: bool = False) -> bool:
         """Leaderboard upkeep for the owned partitions that need it (stale rows to look for, or strategy
-        updates they have not followed), one bounded transaction each, within one ``budget_s`` for all of
-        them (the next call starts where this one stopped), or (``interruptible``) until a partition has
-        news. True when there may be more to do."""
+        updates they have not followed), within one ``budget_s`` for all of them (the next call starts
+        where this one stopped), or (``interruptible``) until a partition has news. A partition with
+        strategy updates goes alone (its cursor moves with them); the others go together, up to
+        ``TOGETHER`` in a transaction (``refresh_partitions``: one count of the trials for all their
+        rows). True when there may be more to do."""
+        if not self._board_more:  # a new round
+            self._board_round = time.monotonic()
         scan_all = time.monotonic() - self._last_scan > SCAN_EVERY_S
         latest = await asyncio.to_thread(self.db.identity.latest_strategy_update)
         cursors = await asyncio.to_thread(self.db.projection.partition_cursors)
         trials_version = (await asyncio.to_thread(self.db.ledger.trials_counted))[1]
         rejudge = trials_version != self._trials_seen
         owned = sorted(self.owned)
-        todo = [
-            p
-            for p in owned
-            if rejudge or scan_all or p in self._leaderboard_dirty or cursors.get(p, (0, 0))[1] < latest
-        ]
-        todo = [p for p in todo if p >= self._board_next] + [p for p in todo if p < self._board_next]  # round robin
+        updated = {p for p in owned if cursors.get(p, (0, 0))[1] < latest}
+        todo = [p for p in owned if rejudge or scan_all or p in self._leaderboard_dirty or p in updated]
+        pending = [p for p in todo if p >= self._board_next] + [p for p in todo if p < self._board_next]  # round robin
         deadline = time.monotonic() + budget_s
         interrupt = (lambda: bool(self._dirty)) if interruptible else None
-        more = False
-        for partition in todo:
+        more = skipped = False
+        while pending:
             left = deadline - time.monotonic()
             if left <= 0 or (interrupt and interrupt()):
-                self._board_next, more = partition, True
+                self._board_next, more = pending[0], True
                 break
-            scan = scan_all or partition in self._leaderboard_dirty
-            # unmarked first: events projected meanwhile (the projection runs beside) mark it again
-            self._leaderboard_dirty.discard(partition)
-            done = await asyncio.to_thread(
-                partial(refresh_leaderboard, scan=scan, budget_s=left, interrupt=interrupt), self.db, partition
-            )
-            if scan and done:  # it did something: look again, there may be more
-                self._leaderboard_dirty.add(partition)
+            if pending[0] in updated:
+                group = pending[:1]
+                scan = scan_all or group[0] in self._leaderboard_dirty
+                self._leaderboard_dirty.discard(group[0])  # unmarked first: a projection meanwhile marks it again
+                done = await asyncio.to_thread(
+                    partial(refresh_leaderboard, scan=scan, budget_s=left, interrupt=interrupt), self.db, group[0]
+                )
+                held = group
+            else:
+                group = [p for p in pending if p not in updated][:TOGETHER]
+                self._leaderboard_dirty.difference_update(group)
+                done, held = await asyncio.to_thread(
+                    partial(refresh_partitions, budget_s=left, interrupt=interrupt), self.db, group
+                )
+                if len(held) < len(group):  # locks another transaction held: at the next round
+                    self._leaderboard_dirty.update(p for p in group if p not in held)
+                    skipped = True
+            if done:  # it did something: look again, there may be more
+                self._leaderboard_dirty.update(held)
             more = more or done > 0
+            pending = [p for p in pending if p not in group]
         else:
             self._board_next = 0
-            if scan_all:
+            if scan_all and not skipped:
                 self._last_scan = time.monotonic()
-            if not more:
+            if not more and not skipped:
                 self._trials_seen = trials_version
+        self._board_more = more
         return more
 
     # ------------------------------------------------------------ wake-ups from JetStream

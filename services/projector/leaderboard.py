@@ -26,7 +26,7 @@ What gets refreshed, in the projector daemon's loop after each catch-up:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -232,6 +232,37 @@ def refresh_leaderboard(
             duration_ms=round((time.monotonic() - started) * 1000, 2),
         )
     return updates + refreshed + rejudged
+
+
+def refresh_partitions(
+    db: Database,
+    partitions: Sequence[int],
+    *,
+    limit: int = BATCH,
+    budget_s: float = BUDGET_S,
+    interrupt: Callable[[], bool] | None = None,
+) -> tuple[int, list[int]]:
+    """One transaction of leaderboard upkeep for several partitions together (those of ``partitions``
+    whose locks are free): their stale rows, then their rows judged against older trials, with one count
+    of the trials. A strategy's row costs a few statements, the transaction around them a dozen: live
+    traffic leaves a row or two in each of many partitions, and a transaction each cost more than the
+    rows. Strategy updates stay with :func:`refresh_leaderboard` (a partition's cursor moves with them).
+    Returns how much it did and the partitions it held."""
+    started = time.monotonic()
+    with db.projection.writing(partitions=partitions, free_only=True) as writer:
+        if not writer.held:
+            return 0, []
+        refreshed = refresh_rows(writer, writer.board.stale(limit), started + budget_s, interrupt)
+        rejudged = judge_against_trials(writer, recount=bool(refreshed))
+    if refreshed or rejudged:
+        log.info(
+            "leaderboard_refreshed",
+            partitions=len(writer.held),
+            rows=refreshed,
+            rejudged=rejudged,
+            duration_ms=round((time.monotonic() - started) * 1000, 2),
+        )
+    return refreshed + rejudged, writer.held
 
 
 def fill_stale(writer: LedgerWriter, limit: int = BATCH) -> int:

@@ -31,7 +31,7 @@ from botranks_domain.views import (
 from devtools.stack import sql, wait_until
 from libs.infra.db import Database
 from libs.infra.readmodel.tables import LEADERBOARD_COLUMNS, LEADERBOARD_TIEBREAKS, NAV_FIGURES
-from services.projector.leaderboard import refresh_leaderboard
+from services.projector.leaderboard import refresh_leaderboard, refresh_partitions
 from services.projector.projection import apply_price_updates, project
 from services.projector.rebuild import rebuild
 from services.query_api import readers
@@ -448,6 +448,54 @@ def test_an_interrupted_upkeep_refreshes_one_row_and_the_rest_later(db):
     drain(db)
     assert all(db.ledger.leaderboard_row(s) is not None for s in sids)
     for sid in sids:
+        EXPECTED[sid] = {"orders": 0, "live": 0, "last_arrival": when}
+
+
+def test_several_partitions_rows_in_one_transaction_and_a_busy_lock_left_for_later(db):
+    """The daemon's rounds refresh the stale rows of several partitions in one transaction
+    (``refresh_partitions``): exactly those partitions' rows, the same rows as a partition at a time;
+    a partition whose lock another transaction holds is left out, stale, for the next round."""
+    partitions = db.projection.partitions()
+    by_partition: dict[int, uuid.UUID] = {}
+    while len(by_partition) < 3:  # a strategy in each of three partitions
+        sid, _ = db.identity.create_strategy(f"grouped-{len(by_partition)}", owner_id=db.owner, first_key=False)
+        by_partition.setdefault(partition_of(sid, partitions), sid)
+    drain(db)  # their creation is followed first (strategy updates)
+    when = at(5, 0)
+    db.events.append(
+        [
+            (e.cash.id, e)
+            for sid in by_partition.values()
+            for e in [build_event(sid, ("cash", "deposit", D(250), when, when))]
+        ]
+    )
+    project_all(db)
+    (a, sa), (b, sb), (c, sc) = sorted(by_partition.items())
+    with db.projection.writing(c):  # another transaction holds c's lock
+        done, held = refresh_partitions(db, [a, b, c])
+    assert sorted(held) == [a, b] and done >= 2
+    assert db.ledger.leaderboard_row(sa) is not None and db.ledger.leaderboard_row(sb) is not None
+    assert db.ledger.leaderboard_row(sc) is None  # left stale: its partition was not held
+    with sql(db) as curs:  # rows computed a partition at a time are the same
+        grouped = {
+            r["strategy_id"]: r
+            for r in curs.execute("SELECT * FROM rm_leaderboard WHERE strategy_id = ANY(%s)", ([sa, sb],)).fetchall()
+        }
+        curs.execute("DELETE FROM rm_leaderboard WHERE strategy_id = ANY(%s)", ([sa, sb],))
+    for partition in (a, b):
+        refresh_leaderboard(db, partition)
+    with sql(db) as curs:
+        alone = {
+            r["strategy_id"]: r
+            for r in curs.execute("SELECT * FROM rm_leaderboard WHERE strategy_id = ANY(%s)", ([sa, sb],)).fetchall()
+        }
+    volatile = {"refreshed_at", "trials_version", "dsr"}  # stamped by each write; the DSR follows the count
+    assert {s: {k: v for k, v in r.items() if k not in volatile} for s, r in grouped.items()} == {
+        s: {k: v for k, v in r.items() if k not in volatile} for s, r in alone.items()
+    }
+    drain(db)
+    assert db.ledger.leaderboard_row(sc) is not None
+    for sid in by_partition.values():
         EXPECTED[sid] = {"orders": 0, "live": 0, "last_arrival": when}
 
 

@@ -25,26 +25,29 @@ _KEPT = ", ".join(f"k.{c} AS kept_{c}" for c in NAV_FIGURES)
 
 
 class BoardWriter:
-    """``rm_leaderboard`` and ``rm_trials`` for one partition's transaction (``partition`` None: all)."""
+    """``rm_leaderboard`` and ``rm_trials`` for one partition's transaction (``partition`` None: all), or
+    for the partitions ``among`` names (a transaction holding several partitions' locks)."""
 
     def __init__(self, curs: DictCursor, partition: int | None, partitions: int) -> None:
         self._cursor = curs
         self.partition = partition
         self.partitions = partitions
+        #: the partitions whose rows this writer keeps (None: every partition)
+        self.among: list[int] | None = None if partition is None else [partition]
 
     def _mine(self, alias: str) -> str:
-        if self.partition is None:
+        if self.among is None:
             return ""
-        return f" AND botranks_strategy_partition({alias}.strategy_id::text, %(p)s) = %(mine)s"
+        return f" AND botranks_strategy_partition({alias}.strategy_id::text, %(p)s) = ANY(%(mine)s)"
 
     def stale(self, limit: int) -> list[UUID]:
-        """Strategies (of the writer's partition) whose row is missing or was computed from another NAV version."""
+        """Strategies (of the writer's partitions) whose row is missing or was computed from another NAV version."""
         return [
             r["strategy_id"]
             for r in self._cursor.execute(
                 "SELECT l.strategy_id FROM rm_ledger AS l LEFT JOIN rm_leaderboard AS b USING (strategy_id)"
                 f" WHERE b.nav_version IS DISTINCT FROM l.updated_at{self._mine('l')} LIMIT %(limit)s",
-                {"limit": limit, "p": self.partitions, "mine": self.partition},
+                {"limit": limit, "p": self.partitions, "mine": self.among},
             ).fetchall()
         ]
 
@@ -144,11 +147,11 @@ class BoardWriter:
         return True
 
     def misjudged(self, version: int, limit: int) -> list[tuple[UUID, float | None, float | None]]:
-        """Rows (of the writer's partition) judged against older trials: (id, per-day Sharpe, its std error)."""
+        """Rows (of the writer's partitions) judged against older trials: (id, per-day Sharpe, its std error)."""
         rows = self._cursor.execute(
             "SELECT b.strategy_id, b.sharpe_daily, b.sharpe_daily_std FROM rm_leaderboard AS b"
             f" WHERE b.trials_version < %(v)s{self._mine('b')} LIMIT %(limit)s",
-            {"v": version, "limit": limit, "p": self.partitions, "mine": self.partition},
+            {"v": version, "limit": limit, "p": self.partitions, "mine": self.among},
         ).fetchall()
         return [(r["strategy_id"], r["sharpe_daily"], r["sharpe_daily_std"]) for r in rows]
 

@@ -145,6 +145,8 @@ class ReadModelTracking(PostgresTrackingRecorder):
                 curs.execute(f"SET LOCAL search_path TO {SHADOW_SCHEMA}, public")
             writer = LedgerWriter(self, curs, partition)
             writer.held = held
+            if partitions is not None:  # the leaderboard's part keeps the rows of the partitions it holds
+                writer.board.among = list(held)
             yield writer
 
     # ------------------------------------------------------------ rebuild
