@@ -30,7 +30,6 @@ class BoardWriter:
 
     def __init__(self, curs: DictCursor, partition: int | None, partitions: int) -> None:
         self._cursor = curs
-        self.partition = partition
         self.partitions = partitions
         #: the partitions whose rows this writer keeps (None: every partition)
         self.among: list[int] | None = None if partition is None else [partition]
